@@ -1,0 +1,170 @@
+/* attn/attention.h: the attention mechanisms as functions over flat arrays.
+ *
+ * Conventions (all of them hold for every function here):
+ *  - Arrays are row-major float32; the shape of each is given in the comment, e.g.
+ *    q: (B, Lq, D) means q[(b * Lq + i) * D + d].
+ *  - Every differentiable operation is a pair attn_<op>_forward / attn_<op>_backward.
+ *    Backward ADDS into its gradient buffers (+=), as PyTorch does; the caller zeroes
+ *    them. A gradient pointer may be NULL when that gradient is not wanted.
+ *  - Inputs are not modified. Outputs must not overlap inputs unless stated.
+ *  - A row whose keys are all masked out gets weights 0, context 0 and zero
+ *    gradients; NaN never comes from masking. (A finite fill, see attn_mask, makes
+ *    such a row uniform instead, exactly as PyTorch's masked_fill does.)
+ *  - NaN or Inf in q, k, v or scores propagates to the outputs that depend on it,
+ *    as in PyTorch; nothing is checked or replaced (a -inf score is a masked key).
+ */
+#ifndef ATTN_ATTENTION_H
+#define ATTN_ATTENTION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "attn/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- masks ---------------------------------------------------------------------
+ * A mask is read as if it had the shape (B, H, Lq, Lk) of the scores it applies to;
+ * it is stored with any shape that broadcasts to that one under PyTorch's rules
+ * (shapes aligned on the right, each dimension equal or 1, missing leading
+ * dimensions broadcast). Functions with fewer dimensions say which ones they use:
+ * soft attention sees (B, 1, Lq, Lk), softmax (1, 1, rows, n). */
+typedef enum attn_mask_type {
+    ATTN_MASK_BOOL,      /* uint8_t; nonzero = excluded (nn.MultiheadAttention's
+                          * attn_mask and key_padding_mask) */
+    ATTN_MASK_BOOL_KEEP, /* uint8_t; nonzero = may be attended, zero = excluded
+                          * (F.scaled_dot_product_attention; the seed's mask == 0) */
+    ATTN_MASK_FLOAT      /* float; added to the scaled scores (-inf excludes) */
+} attn_mask_type;
+
+typedef struct attn_mask {
+    attn_mask_type type;
+    const void *data;
+    int64_t stride[4]; /* elements per step of b, h, i, j; 0 where broadcast */
+    /* For the bool types: false gives excluded scores -inf; true replaces them with
+     * fill_value (PyTorch's masked_fill; the seed fills -1e20 before scaling). */
+    bool fill;
+    float fill_value;
+} attn_mask;
+
+/* Describes `data` of shape shape[0..ndim) (1 <= ndim <= 4) broadcast to
+ * target = (B, H, Lq, Lk). Fails, naming both shapes, if they do not broadcast. */
+attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *data, int ndim,
+                           const int64_t *shape, const int64_t target[4]);
+
+/* The masked score at (b, h, i, j): score plus the float term, -inf where a bool
+ * mask excludes, or fill_value there if mask->fill is set. */
+float attn_mask_apply(const attn_mask *mask, float score, int64_t b, int64_t h, int64_t i,
+                      int64_t j);
+
+/* ---- softmax over the last axis -------------------------------------------------
+ * x, y: (rows, n); mask: optional, seen as (1, 1, rows, n).
+ * y = softmax(x + mask) computed as exp(x - max) / sum, stable for any finite x. */
+attn_status attn_softmax_forward(float *y, const float *x, const attn_mask *mask, int rows,
+                                 int n);
+/* dx += y * (dy - sum_j dy_j y_j); masked entries have y = 0 and get nothing. */
+attn_status attn_softmax_backward(float *dx, const float *dy, const float *y, int rows, int n);
+
+/* ---- score functions of soft attention -----------------------------------------
+ * q: (B, Lq, Dq), k: (B, Lk, Dk), scores: (B, Lq, Lk). */
+
+/* Dot (Luong; scale = 1) and scaled dot (Transformer; scale = 1/sqrt(D)):
+ * scores[b,i,j] = scale * q[b,i,:] . k[b,j,:]; Dq = Dk = D. */
+attn_status attn_score_dot_forward(float *scores, const float *q, const float *k, int B, int Lq,
+                                   int Lk, int D, float scale);
+attn_status attn_score_dot_backward(float *dq, float *dk, const float *dscores, const float *q,
+                                    const float *k, int B, int Lq, int Lk, int D, float scale);
+
+/* General / bilinear (Luong): scores[b,i,j] = q[b,i,:] W k[b,j,:]^T, W: (Dq, Dk). */
+attn_status attn_score_general_forward(float *scores, const float *q, const float *w,
+                                       const float *k, int B, int Lq, int Lk, int Dq, int Dk);
+attn_status attn_score_general_backward(float *dq, float *dw, float *dk, const float *dscores,
+                                        const float *q, const float *w, const float *k, int B,
+                                        int Lq, int Lk, int Dq, int Dk);
+
+/* Additive / concat (Bahdanau), A hidden units:
+ * scores[b,i,j] = v . tanh(Wq q[b,i,:] + Wk k[b,j,:] + bias)
+ * wq: (A, Dq), wk: (A, Dk), bias: (A) or NULL, v: (A). */
+typedef struct attn_additive_weights {
+    const float *wq, *wk, *bias, *v;
+    int hidden; /* A */
+} attn_additive_weights;
+typedef struct attn_additive_grads {
+    float *wq, *wk, *bias, *v; /* each NULL or shaped as its weight */
+} attn_additive_grads;
+
+attn_status attn_score_additive_forward(float *scores, const float *q, const float *k,
+                                        const attn_additive_weights *w, int B, int Lq, int Lk,
+                                        int Dq, int Dk);
+attn_status attn_score_additive_backward(float *dq, float *dk, const attn_additive_grads *dw,
+                                         const float *dscores, const float *q, const float *k,
+                                         const attn_additive_weights *w, int B, int Lq, int Lk,
+                                         int Dq, int Dk);
+
+/* ---- soft attention --------------------------------------------------------------
+ * scores: (B, Lq, Lk), mask: optional, seen as (B, 1, Lq, Lk), values: (B, Lk, Dv)
+ * weights: (B, Lq, Lk) = softmax(scores + mask) over Lk; each row sums to 1 over
+ * the keys not masked out (or is all 0 when every key is).
+ * context: (B, Lq, Dv) = weights @ values.
+ * weights is required: backward needs it. */
+attn_status attn_soft_attention_forward(float *context, float *weights, const float *scores,
+                                        const attn_mask *mask, const float *values, int B,
+                                        int Lq, int Lk, int Dv);
+attn_status attn_soft_attention_backward(float *dscores, float *dvalues, const float *dcontext,
+                                         const float *weights, const float *values, int B,
+                                         int Lq, int Lk, int Dv);
+
+/* ---- hard attention (inference) --------------------------------------------------
+ * One key per query: the argmax of the masked scores (the first on ties), or one
+ * sampled from softmax(scores + mask) with the uniform number
+ * attn_uniform_at(seed, b * Lq + i). scores: (B, Lq, Lk), mask as in soft
+ * attention, values: (B, Lk, Dv) -> index: (B, Lq), context: (B, Lq, Dv) =
+ * values[b, index[b,i], :]. A row with every key masked gets index -1 and
+ * context 0. Training comes with the sequence models. */
+typedef enum attn_hard_mode { ATTN_HARD_ARGMAX, ATTN_HARD_SAMPLE } attn_hard_mode;
+
+attn_status attn_hard_attention_forward(int32_t *index, float *context, const float *scores,
+                                        const attn_mask *mask, const float *values, int B,
+                                        int Lq, int Lk, int Dv, attn_hard_mode mode,
+                                        uint64_t seed);
+
+/* ---- scaled dot-product attention ---------------------------------------------------
+ * q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv), out: (B, H, Lq, Dv),
+ * lse: (B, H, Lq) the log-sum-exp of each row of masked, scaled scores (-inf for a
+ * fully masked row), kept for backward.
+ * weights (optional): (B, H, Lq, Lk) the attention actually applied to v, i.e.
+ * after dropout, as nn.MultiheadAttention returns it.
+ *   S = scale * q k^T, masked by `causal` (key j is excluded when j > i, aligned at
+ *   the top left as in PyTorch), then by attn_mask and key_padding_mask;
+ *   P = softmax(S); P' = dropout(P) with keep probability 1 - dropout_p, kept
+ *   entries scaled by 1 / (1 - dropout_p), the keep decision for (b, h, i, j) drawn
+ *   as attn_uniform_at(dropout_seed, ((b * H + h) * Lq + i) * Lk + j) >= dropout_p;
+ *   out = P' v. */
+typedef struct attn_sdpa_config {
+    int batch, heads, len_q, len_k, dim_qk, dim_v; /* B, H, Lq, Lk, D, Dv */
+    float scale;                  /* 0 means 1 / sqrt(D) */
+    bool causal;
+    const attn_mask *attn_mask;        /* optional */
+    const attn_mask *key_padding_mask; /* optional; a second mask, usually (B, 1, 1, Lk) */
+    float dropout_p;                   /* in [0, 1) */
+    uint64_t dropout_seed;
+} attn_sdpa_config;
+
+/* Checks sizes, scale and dropout_p; names the offending field. */
+attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
+
+attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const float *q,
+                              const float *k, const float *v, const attn_sdpa_config *cfg);
+
+/* dq: (B, H, Lq, D), dk: (B, H, Lk, D), dv: (B, H, Lk, Dv), dout like out; out and
+ * lse are those the forward produced for the same inputs and config. */
+attn_status attn_sdpa_backward(float *dq, float *dk, float *dv, const float *dout,
+                               const float *q, const float *k, const float *v, const float *out,
+                               const float *lse, const attn_sdpa_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

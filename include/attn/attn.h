@@ -1,0 +1,18 @@
+/* attn.h: the whole public API of libattn.
+ *
+ *   #include <attn/attn.h>      cc app.c $(pkg-config --cflags --libs attn)
+ *
+ * Layers, from the bottom up: core (status, RNG, threads, CPU), kernels (GEMM),
+ * io (safetensors), attention (the mechanisms as functions), nn (modules with
+ * parameters). Each header documents shapes, ownership and failure.
+ */
+#ifndef ATTN_ATTN_H
+#define ATTN_ATTN_H
+
+#include "attn/core.h"
+#include "attn/kernels.h"
+#include "attn/io.h"
+#include "attn/attention.h"
+#include "attn/nn.h"
+
+#endif

@@ -1,0 +1,101 @@
+/* attn/core.h: status codes and error messages, the counter-based random
+ * generator, thread count and CPU features.
+ *
+ * Every public function that can fail returns an attn_status (ATTN_OK == 0) and,
+ * on failure, leaves a message for the calling thread in attn_last_error() that
+ * names the problem and the offending value, e.g.
+ * "embed_dim 10 is not divisible by num_heads 3". The library never exits or
+ * prints; the caller decides what to do with the message.
+ */
+#ifndef ATTN_CORE_H
+#define ATTN_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATTN_VERSION_MAJOR 0
+#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_PATCH 0
+#define ATTN_VERSION_STRING "0.1.0"
+
+typedef enum attn_status {
+    ATTN_OK = 0,
+    ATTN_ERR_INVALID_ARGUMENT, /* null pointer, bad size, inconsistent shapes */
+    ATTN_ERR_OUT_OF_MEMORY,
+    ATTN_ERR_IO,               /* a file could not be opened, read, written or renamed */
+    ATTN_ERR_FORMAT,           /* a file's contents are malformed */
+    ATTN_ERR_NOT_FOUND,        /* a named tensor or key is missing */
+    ATTN_ERR_NUMERIC,          /* NaN or Inf where a finite value is required */
+    ATTN_ERR_UNSUPPORTED       /* valid, but not implemented (e.g. a dtype) */
+} attn_status;
+
+/* A short constant name for a status, e.g. "invalid argument". */
+const char *attn_status_string(attn_status status);
+
+/* The message of the last failure in the calling thread ("" if none). The
+ * pointer stays valid until the next failing call in the same thread. */
+const char *attn_last_error(void);
+
+/* Forgets the calling thread's last message. */
+void attn_clear_error(void);
+
+/* ---- random numbers ---------------------------------------------------------
+ * Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
+ * SC 2011): the value at (seed, index) is a pure function of the two, so any
+ * parallel loop that draws by index gets the same numbers whatever the thread
+ * count or order. A stream (attn_rng) is a seed and a position in it. */
+
+/* One Philox block: four 32-bit words for the 64-bit key `seed` and the 128-bit
+ * counter (counter_hi, counter_lo). */
+void attn_philox4x32(uint32_t out[4], uint64_t seed, uint64_t counter_hi, uint64_t counter_lo);
+
+/* The index-th uniform number in [0, 1) of the stream `seed` (24 random bits). */
+float attn_uniform_at(uint64_t seed, uint64_t index);
+
+typedef struct attn_rng {
+    uint64_t seed;
+    uint64_t position; /* index of the next 32-bit word */
+} attn_rng;
+
+void attn_rng_init(attn_rng *rng, uint64_t seed);
+uint32_t attn_rng_u32(attn_rng *rng);
+/* Uniform in [0, 1), the same numbers as attn_uniform_at(seed, position++). */
+float attn_rng_uniform(attn_rng *rng);
+/* Standard normal (Box-Muller on two uniforms). */
+float attn_rng_normal(attn_rng *rng);
+/* x[i] = uniform in [lo, hi), i < n. */
+void attn_rng_fill_uniform(attn_rng *rng, float *x, size_t n, float lo, float hi);
+/* x[i] = mean + std * standard normal, i < n. */
+void attn_rng_fill_normal(attn_rng *rng, float *x, size_t n, float mean, float std);
+/* An integer in [0, n) without modulo bias; n > 0. */
+uint32_t attn_rng_below(attn_rng *rng, uint32_t n);
+
+/* ---- threads ------------------------------------------------------------------
+ * The count starts from the environment variable ATTN_NUM_THREADS if it is set
+ * (a positive integer), else from OpenMP's default. Results do not depend on it. */
+attn_status attn_set_num_threads(int n);
+int attn_get_num_threads(void);
+
+/* ---- CPU features -------------------------------------------------------------- */
+typedef struct attn_cpu_features {
+    bool sse42, avx, avx2, fma, f16c;
+    bool avx512f, avx512bw, avx512vl, avx512dq, avx512bf16;
+} attn_cpu_features;
+
+/* The features of the CPU this process runs on, with OS support for the wide
+ * registers checked (XGETBV). All false on non-x86 machines. */
+attn_cpu_features attn_cpu_detect(void);
+
+/* A space-separated list of the features that are present, e.g.
+ * "sse4.2 avx avx2 fma avx512f". Written into buf (always terminated). */
+void attn_cpu_describe(const attn_cpu_features *features, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

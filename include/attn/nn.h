@@ -1,0 +1,184 @@
+/* attn/nn.h: modules with parameters.
+ *
+ * A module keeps all its parameters in one contiguous block and all their
+ * gradients in another of the same layout (attn_params), with one named view per
+ * parameter. Names are PyTorch state_dict keys, so a module loads a state_dict
+ * saved as safetensors and saves one that PyTorch's load_state_dict accepts.
+ *
+ * Backward adds into the parameter gradients and into the input gradients it is
+ * given (+=); attn_params_zero_grad clears the former, the caller the latter.
+ */
+#ifndef ATTN_NN_H
+#define ATTN_NN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/attention.h"
+#include "attn/core.h"
+#include "attn/io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- parameters ------------------------------------------------------------------ */
+#define ATTN_PARAM_NAME_MAX 128
+#define ATTN_PARAM_MAX_DIMS 4
+
+typedef struct attn_param {
+    char name[ATTN_PARAM_NAME_MAX]; /* state_dict key, e.g. "out_proj.weight" */
+    int ndim;
+    int64_t shape[ATTN_PARAM_MAX_DIMS];
+    size_t numel;  /* filled by attn_params_init */
+    size_t offset; /* into data and grad; filled by attn_params_init */
+} attn_param;
+
+typedef struct attn_params {
+    float *data;  /* every parameter, one block of `total` floats; each starts 64-byte aligned */
+    float *grad;  /* their gradients, the same layout, zeroed at first */
+    size_t total;
+    attn_param *items;
+    int count;
+} attn_params;
+
+/* Lays out `count` parameters given by name, ndim and shape (numel and offset are
+ * computed), allocates data (zeroed) and grad (zeroed). Names must be unique. */
+attn_status attn_params_init(attn_params *p, const attn_param *specs, int count);
+void attn_params_free(attn_params *p);
+
+/* The parameter named `name`, or NULL. */
+const attn_param *attn_params_find(const attn_params *p, const char *name);
+/* Its values / its gradient, or NULL if there is no such parameter. */
+float *attn_params_data(const attn_params *p, const char *name);
+float *attn_params_grad(const attn_params *p, const char *name);
+
+void attn_params_zero_grad(attn_params *p);
+
+/* Loads a state_dict: the file must hold exactly the module's keys, each with the
+ * module's shape (F32, or F64/F16/BF16 converted). A missing, unexpected or
+ * mis-shaped key fails naming the key (and both shapes); on failure the
+ * parameters are unchanged. */
+attn_status attn_params_load(attn_params *p, const char *path);
+attn_status attn_params_load_from(attn_params *p, const attn_safetensors *st);
+
+/* Saves every parameter as F32 under its name, with optional metadata. */
+attn_status attn_params_save(const attn_params *p, const char *path,
+                             const attn_metadata_pair *meta, int meta_count);
+
+/* ---- initialisation, as PyTorch's defaults ----------------------------------------- */
+
+/* w: (out, in), b: (out) or NULL; both uniform in +-1/sqrt(in), which is what
+ * nn.Linear's kaiming_uniform_(a=sqrt(5)) and its bias init come to. */
+void attn_init_linear(float *w, float *b, int out, int in, attn_rng *rng);
+
+/* w: (fan_out, fan_in) uniform in +-sqrt(6 / (fan_in + fan_out)). */
+void attn_init_xavier_uniform(float *w, int fan_out, int fan_in, attn_rng *rng);
+
+/* ---- linear --------------------------------------------------------------------------
+ * x: (N, in), w: (out, in), b: (out) or NULL -> y: (N, out) = x w^T + b. */
+attn_status attn_linear_forward(float *y, const float *x, const float *w, const float *b, int N,
+                                int in, int out);
+/* dx: (N, in) += dy w; dw: (out, in) += dy^T x; db: (out) += sum over N of dy.
+ * Any of dx, dw, db may be NULL. */
+attn_status attn_linear_backward(float *dx, float *dw, float *db, const float *dy,
+                                 const float *x, const float *w, int N, int in, int out);
+
+/* ---- multi-head attention, torch.nn.MultiheadAttention --------------------------------
+ * Parameters (state_dict keys), E = embed_dim:
+ *   kdim == vdim == E:  in_proj_weight (3E, E)
+ *   otherwise:          q_proj_weight (E, E), k_proj_weight (E, kdim),
+ *                       v_proj_weight (E, vdim)
+ *   bias:               in_proj_bias (3E), out_proj.bias (E)
+ *   always:             out_proj.weight (E, E)
+ * Initialised as PyTorch does: the input projections xavier_uniform, biases 0,
+ * out_proj.weight as nn.Linear. */
+typedef struct attn_mha_config {
+    int embed_dim;
+    int num_heads;
+    int kdim, vdim; /* 0 means embed_dim */
+    bool bias;
+    bool batch_first;
+    float dropout; /* on the attention weights, in training only */
+} attn_mha_config;
+
+/* One forward call's inputs. Masks follow nn.MultiheadAttention: a bool mask is
+ * true where attention is NOT allowed; a float mask is added to the scores. When
+ * several masks are given they combine (bool as -inf, float added), which is what
+ * PyTorch does. */
+typedef struct attn_mha_input {
+    const float *query; /* (B, Lq, E) if batch_first, else (Lq, B, E) */
+    const float *key;   /* (B, Lk, kdim) or (Lk, B, kdim) */
+    const float *value; /* (B, Lk, vdim) or (Lk, B, vdim) */
+    int batch, len_q, len_k;
+
+    const void *key_padding_mask; /* optional, (B, Lk) */
+    attn_mask_type key_padding_mask_type; /* ATTN_MASK_BOOL or ATTN_MASK_FLOAT */
+    const void *attn_mask;        /* optional, (Lq, Lk) if ndim is 2, (B*H, Lq, Lk) if 3 */
+    attn_mask_type attn_mask_type;        /* ATTN_MASK_BOOL or ATTN_MASK_FLOAT */
+    int attn_mask_ndim;
+    bool is_causal; /* also exclude key j > query i */
+
+    bool training;  /* dropout applies only in training */
+    uint64_t dropout_seed;
+
+    /* need_weights: if non-NULL, receives the attention weights (after dropout),
+     * (B, Lq, Lk) averaged over heads if average_attn_weights, else (B, H, Lq, Lk). */
+    float *weights;
+    bool average_attn_weights;
+} attn_mha_input;
+
+typedef struct attn_mha attn_mha;
+
+/* Creates the module with parameters initialised from `seed`. Fails on a bad
+ * config, e.g. "embed_dim 10 is not divisible by num_heads 3". */
+attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg, uint64_t seed);
+void attn_mha_free(attn_mha *m);
+attn_params *attn_mha_params(attn_mha *m);
+const attn_mha_config *attn_mha_get_config(const attn_mha *m);
+
+/* out: (B, Lq, E) if batch_first, else (Lq, B, E). The module keeps what backward
+ * needs; query, key, value and the masks must stay unchanged until backward. */
+attn_status attn_mha_forward(attn_mha *m, float *out, const attn_mha_input *in);
+
+/* Backward of the last forward: dout shaped as out; dquery, dkey, dvalue shaped as
+ * query, key, value (each may be NULL, and they may be the same buffer for
+ * self-attention); parameter gradients go to attn_mha_params(m)->grad. */
+attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dvalue,
+                              const float *dout);
+
+/* ---- the seed's MultiHeadAttention, exactly -------------------------------------------
+ * class MultiHeadAttention(nn.Module) of the seed article, quirks included:
+ *  - one Linear(head_dim, head_dim, bias=False) each for values, keys, queries,
+ *    shared by all heads (applied to each head's slice of the embedding);
+ *  - energy = einsum(queries, keys), masked_fill(mask == 0, -1e20), then divided
+ *    by sqrt(embed_size) (not sqrt(head_dim)) before the softmax; a fully masked
+ *    row is therefore uniform, not zero;
+ *  - fc_out = Linear(embed_size, embed_size) with bias.
+ * Keys: values.weight (hd, hd), keys.weight (hd, hd), queries.weight (hd, hd),
+ * fc_out.weight (E, E), fc_out.bias (E); initialised as nn.Linear. */
+typedef struct attn_seed_mha attn_seed_mha;
+
+attn_status attn_seed_mha_create(attn_seed_mha **out, int embed_size, int heads, uint64_t seed);
+void attn_seed_mha_free(attn_seed_mha *m);
+attn_params *attn_seed_mha_params(attn_seed_mha *m);
+
+/* forward(values, keys, query, mask):
+ * values: (N, Lk, E), keys: (N, Lk, E), query: (N, Lq, E) -> out: (N, Lq, E).
+ * mask: NULL, or an ATTN_MASK_BOOL_KEEP mask over (N, heads, Lq, Lk) (zero =
+ * masked), e.g. shaped (N, 1, 1, Lk) for padding or (N, 1, Lq, Lk) for causal;
+ * the module applies it with the seed's -1e20 fill. weights: optional
+ * (N, heads, Lq, Lk). Inputs and mask data must stay unchanged until backward. */
+attn_status attn_seed_mha_forward(attn_seed_mha *m, float *out, float *weights,
+                                  const float *values, const float *keys, const float *query,
+                                  int N, int len_k, int len_q, const attn_mask *mask);
+
+/* dvalues, dkeys, dquery shaped as the inputs (each may be NULL; they may alias). */
+attn_status attn_seed_mha_backward(attn_seed_mha *m, float *dvalues, float *dkeys,
+                                   float *dquery, const float *dout);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

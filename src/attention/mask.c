@@ -1,0 +1,68 @@
+/* Masks read through PyTorch's broadcasting rules. */
+#include <math.h>
+#include <stdio.h>
+
+#include "attn/attention.h"
+#include "core/error.h"
+
+static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
+{
+    size_t used = (size_t)snprintf(buf, size, "(");
+    for (int d = 0; d < ndim && used < size; d++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "",
+                                 (long long)shape[d]);
+    if (used < size) snprintf(buf + used, size - used, ")");
+}
+
+attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *data, int ndim,
+                           const int64_t *shape, const int64_t target[4])
+{
+    attn_status s;
+    if ((s = attn_check_not_null(mask, "mask")) || (s = attn_check_not_null(data, "mask data")) ||
+        (s = attn_check_not_null(shape, "mask shape")) ||
+        (s = attn_check_not_null(target, "mask target shape")))
+        return s;
+    if (type != ATTN_MASK_BOOL && type != ATTN_MASK_BOOL_KEEP && type != ATTN_MASK_FLOAT)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mask type %d is not an attn_mask_type",
+                          (int)type);
+    if (ndim < 1 || ndim > 4)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mask has %d dimensions; it needs 1 to 4",
+                          ndim);
+    int64_t stride[4] = {0, 0, 0, 0};
+    int64_t step = 1;
+    for (int d = 3, m = ndim - 1; d >= 0; d--, m--) {
+        if (m < 0) continue; /* a missing leading dimension broadcasts */
+        if (shape[m] < 1)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mask dimension %d is %lld", m,
+                              (long long)shape[m]);
+        if (shape[m] == target[d]) {
+            stride[d] = target[d] == 1 ? 0 : step;
+        } else if (shape[m] != 1) {
+            char have[96], want[96];
+            format_shape(have, sizeof have, ndim, shape);
+            format_shape(want, sizeof want, 4, target);
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                              "mask of shape %s does not broadcast to the scores' shape %s", have,
+                              want);
+        }
+        step *= shape[m];
+    }
+    mask->type = type;
+    mask->data = data;
+    for (int d = 0; d < 4; d++) mask->stride[d] = stride[d];
+    mask->fill = false;
+    mask->fill_value = 0.0f;
+    return ATTN_OK;
+}
+
+float attn_mask_apply(const attn_mask *mask, float score, int64_t b, int64_t h, int64_t i,
+                      int64_t j)
+{
+    int64_t at = b * mask->stride[0] + h * mask->stride[1] + i * mask->stride[2] +
+                 j * mask->stride[3];
+    if (mask->type == ATTN_MASK_FLOAT) return score + ((const float *)mask->data)[at];
+    bool flag = ((const uint8_t *)mask->data)[at] != 0;
+    bool excluded = mask->type == ATTN_MASK_BOOL ? flag : !flag;
+    if (!excluded) return score;
+    return mask->fill ? mask->fill_value : -INFINITY;
+}

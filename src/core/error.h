@@ -1,0 +1,23 @@
+/* Internal: setting the thread's error message. */
+#ifndef ATTN_SRC_CORE_ERROR_H
+#define ATTN_SRC_CORE_ERROR_H
+
+#include "attn/core.h"
+
+#if defined(__GNUC__)
+#define ATTN_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define ATTN_PRINTF(fmt_index, first_arg)
+#endif
+
+/* Records a printf-style message for attn_last_error() and returns status, so that
+ * a failure reads: return attn_error(ATTN_ERR_INVALID_ARGUMENT, "heads %d < 1", h); */
+attn_status attn_error(attn_status status, const char *fmt, ...) ATTN_PRINTF(2, 3);
+
+/* ATTN_ERR_INVALID_ARGUMENT naming `what` when p is NULL, else ATTN_OK. */
+attn_status attn_check_not_null(const void *p, const char *what);
+
+/* ATTN_ERR_INVALID_ARGUMENT naming `what` and its value unless value >= min. */
+attn_status attn_check_at_least(long long value, long long min, const char *what);
+
+#endif

@@ -1,0 +1,131 @@
+/* Status messages, the Philox generator, threads, CPU features, GEMM. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "testutil.h"
+
+static void test_error_message_names_value(void **state)
+{
+    (void)state;
+    attn_clear_error();
+    assert_string_equal(attn_last_error(), "");
+    attn_status s = attn_check_at_least(-3, 1, "heads");
+    assert_int_equal(s, ATTN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(attn_last_error(), "heads is -3"));
+    assert_int_equal(attn_check_not_null(NULL, "q"), ATTN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(attn_last_error(), "q is NULL");
+    assert_string_equal(attn_status_string(ATTN_ERR_FORMAT), "malformed file");
+}
+
+/* Known-answer values of Philox4x32-10 from the Random123 distribution's kat_vectors. */
+static void test_philox_known_answers(void **state)
+{
+    (void)state;
+    uint32_t out[4];
+    attn_philox4x32(out, 0, 0, 0);
+    assert_int_equal(out[0], 0x6627e8d5u);
+    assert_int_equal(out[1], 0xe169c58du);
+    assert_int_equal(out[2], 0xbc57ac4cu);
+    assert_int_equal(out[3], 0x9b00dbd8u);
+    attn_philox4x32(out, 0xffffffffffffffffull, 0xffffffffffffffffull, 0xffffffffffffffffull);
+    assert_int_equal(out[0], 0x408f276du);
+    assert_int_equal(out[1], 0x41c83b0eu);
+    assert_int_equal(out[2], 0xa20bc7c6u);
+    assert_int_equal(out[3], 0x6d5451fdu);
+}
+
+static void test_streams_match_index_access(void **state)
+{
+    (void)state;
+    uint64_t seed = test_seed();
+    attn_rng rng;
+    attn_rng_init(&rng, seed);
+    double sum = 0.0;
+    for (uint64_t i = 0; i < 10000; i++) {
+        float u = attn_rng_uniform(&rng);
+        assert_true(u == attn_uniform_at(seed, i));
+        assert_true(u >= 0.0f && u < 1.0f);
+        sum += u;
+    }
+    assert_true(fabs(sum / 10000.0 - 0.5) < 0.02);
+    for (int i = 0; i < 1000; i++) assert_true(attn_rng_below(&rng, 7) < 7);
+    double mean = 0.0, sq = 0.0;
+    for (int i = 0; i < 20000; i++) {
+        double x = attn_rng_normal(&rng);
+        assert_true(isfinite(x));
+        mean += x;
+        sq += x * x;
+    }
+    mean /= 20000.0;
+    assert_true(fabs(mean) < 0.05);
+    assert_true(fabs(sq / 20000.0 - 1.0) < 0.05);
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    assert_true(attn_get_num_threads() >= 1);
+    assert_int_equal(attn_set_num_threads(0), ATTN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(attn_set_num_threads(2), ATTN_OK);
+    assert_int_equal(attn_get_num_threads(), 2);
+}
+
+static void test_cpu_describe(void **state)
+{
+    (void)state;
+    attn_cpu_features f = attn_cpu_detect();
+    char buf[256];
+    attn_cpu_describe(&f, buf, sizeof buf);
+    if (f.avx512f) assert_non_null(strstr(buf, "avx512f"));
+    if (f.avx2) assert_true(f.avx);
+    char tiny[4];
+    attn_cpu_describe(&f, tiny, sizeof tiny);
+    assert_true(strlen(tiny) < sizeof tiny);
+}
+
+static void test_gemm_matches_reference(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 40; c++) {
+        attn_rng rng = test_rng((uint64_t)c);
+        int m = 1 + (int)attn_rng_below(&rng, 70), n = 1 + (int)attn_rng_below(&rng, 70);
+        int k = 1 + (int)attn_rng_below(&rng, 130);
+        bool ta = attn_rng_below(&rng, 2), tb = attn_rng_below(&rng, 2);
+        float alpha = attn_rng_uniform(&rng) + 0.5f, beta = (float)attn_rng_below(&rng, 2);
+        float *a = test_random(&rng, (size_t)m * k, -1, 1);
+        float *b = test_random(&rng, (size_t)k * n, -1, 1);
+        float *c1 = test_random(&rng, (size_t)m * n, -1, 1);
+        float *c2 = malloc((size_t)m * n * sizeof *c2);
+        memcpy(c2, c1, (size_t)m * n * sizeof *c2);
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        attn_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, n);
+        attn_sgemm_reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c2, n);
+        double err = test_rel_error(c1, c2, (size_t)m * n);
+        if (err > 1e-5) print_error("case %d m=%d n=%d k=%d err %g\n", c, m, n, k, err);
+        assert_true(err <= 1e-5);
+        free(a), free(b), free(c1), free(c2);
+    }
+    assert_non_null(attn_gemm_backend());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_message_names_value),
+        cmocka_unit_test(test_philox_known_answers),
+        cmocka_unit_test(test_streams_match_index_access),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_cpu_describe),
+        cmocka_unit_test(test_gemm_matches_reference),
+    };
+    test_seed();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

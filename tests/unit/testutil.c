@@ -1,0 +1,104 @@
+#include "testutil.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t test_seed(void)
+{
+    static uint64_t seed;
+    static int ready;
+    if (!ready) {
+        const char *env = getenv("ATTN_TEST_SEED");
+        if (env != NULL && *env != '\0') {
+            seed = strtoull(env, NULL, 10);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            seed = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec;
+        }
+        ready = 1;
+        printf("test seed %" PRIu64 " (repeat with ATTN_TEST_SEED=%" PRIu64 ")\n", seed, seed);
+    }
+    return seed;
+}
+
+attn_rng test_rng(uint64_t case_number)
+{
+    attn_rng rng;
+    attn_rng_init(&rng, test_seed() ^ (case_number * 0x9E3779B97F4A7C15ull));
+    return rng;
+}
+
+float *test_random(attn_rng *rng, size_t n, float lo, float hi)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    if (x == NULL) abort();
+    attn_rng_fill_uniform(rng, x, n, lo, hi);
+    return x;
+}
+
+float *test_zeros(size_t n)
+{
+    float *x = calloc(n ? n : 1, sizeof *x);
+    if (x == NULL) abort();
+    return x;
+}
+
+double test_rel_error(const float *a, const float *b, size_t n)
+{
+    double diff = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > diff || isnan(d)) diff = d;
+        if (fabs((double)b[i]) > scale) scale = fabs((double)b[i]);
+    }
+    if (isnan(diff)) return INFINITY;
+    if (scale == 0.0) return diff == 0.0 ? 0.0 : INFINITY;
+    return diff / scale;
+}
+
+double test_rel_error_f64(const float *a, const double *b, size_t n)
+{
+    double diff = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > diff || isnan(d)) diff = d;
+        if (fabs(b[i]) > scale) scale = fabs(b[i]);
+    }
+    if (isnan(diff)) return INFINITY;
+    if (scale == 0.0) return diff == 0.0 ? 0.0 : INFINITY;
+    return diff / scale;
+}
+
+double test_dot(const float *out, const float *probe, size_t n)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += (double)out[i] * (double)probe[i];
+    return sum;
+}
+
+double test_gradcheck(float *x, size_t n, const float *analytic, double (*loss)(void *ctx),
+                      void *ctx, float h)
+{
+    double worst = 0.0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)analytic[i]) > scale) scale = fabs((double)analytic[i]);
+    for (size_t i = 0; i < n; i++) {
+        float saved = x[i];
+        double l[4];
+        const float steps[4] = {2.0f * h, h, -h, -2.0f * h};
+        for (int s = 0; s < 4; s++) {
+            x[i] = saved + steps[s];
+            l[s] = loss(ctx);
+        }
+        x[i] = saved;
+        double fd = (-l[0] + 8.0 * l[1] - 8.0 * l[2] + l[3]) / (12.0 * (double)h);
+        double err = fabs(fd - (double)analytic[i]);
+        if (err > worst || isnan(err)) worst = isnan(err) ? INFINITY : err;
+    }
+    return worst / scale;
+}

@@ -1,0 +1,42 @@
+/* Shared helpers of the unit tests: random inputs with a printed seed, and
+ * finite-difference gradient checks. */
+#ifndef ATTN_TESTUTIL_H
+#define ATTN_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/attn.h"
+
+/* The seed of this test run: ATTN_TEST_SEED if set, else fresh from the clock.
+ * Printed once, so that a failing run can be repeated. */
+uint64_t test_seed(void);
+
+/* A generator for one case: derived from test_seed() and the case number. */
+attn_rng test_rng(uint64_t case_number);
+
+/* n floats uniform in [lo, hi), freshly allocated (free with free()). */
+float *test_random(attn_rng *rng, size_t n, float lo, float hi);
+/* n zeroed floats, freshly allocated. */
+float *test_zeros(size_t n);
+
+/* max |a - b| / max |b| (0 when both are all zero): the error measure of every
+ * comparison in the tests, relative to the scale of the reference tensor. */
+double test_rel_error(const float *a, const float *b, size_t n);
+double test_rel_error_f64(const float *a, const double *b, size_t n);
+
+/* Finite-difference gradient check. `loss` recomputes the forward pass and
+ * returns sum(output * probe) accumulated in float64 (probe is a fixed random
+ * tensor the caller keeps in ctx). For each of the n entries of x it takes the
+ * fourth-order central difference
+ *   (-L(x+2h) + 8 L(x+h) - 8 L(x-h) + L(x-2h)) / 12h
+ * and returns max |fd - analytic| / max(max |analytic|, 1e-6). The forward runs in
+ * float32, so the result carries rounding noise of about 1e-7 |L| / h; checks
+ * hold it to 1e-3 with h = 1e-2 on inputs of order 1. */
+double test_gradcheck(float *x, size_t n, const float *analytic, double (*loss)(void *ctx),
+                      void *ctx, float h);
+
+/* sum(out * probe) in float64, for writing `loss` callbacks. */
+double test_dot(const float *out, const float *probe, size_t n);
+
+#endif
