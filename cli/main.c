@@ -1,3 +1,92 @@
+/* attn: the command-line tool. Dispatches to one command per file. */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "attn/attn.h"
-int main(void) { printf("attn %s\n", ATTN_VERSION_STRING); return 0; }
+#include "cli.h"
+
+static const cli_command commands[] = {
+    {"demo", "run the seed's multi-head attention on an example sentence", cmd_demo},
+    {"info", "version, CPU features, threads and GEMM backend", cmd_info},
+};
+enum { COMMAND_COUNT = sizeof commands / sizeof commands[0] };
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: attn <command> [options]\n"
+            "\n"
+            "Attention mechanisms of deep learning, fast on a CPU.\n"
+            "\n"
+            "commands:\n");
+    for (int i = 0; i < COMMAND_COUNT; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\n"
+            "options:\n"
+            "  -h, --help     this help; 'attn <command> --help' for a command's\n"
+            "  -V, --version  the version\n"
+            "\n"
+            "Exit status: 0 ok, 1 runtime error, 2 usage error.\n");
+}
+
+int cli_fail(const char *what)
+{
+    fprintf(stderr, "attn: %s: %s\n", what, attn_last_error());
+    return EXIT_RUNTIME;
+}
+
+int cli_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list args;
+    fprintf(stderr, "attn %s: ", command);
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+    fprintf(stderr, "\nTry 'attn %s --help'.\n", command);
+    return EXIT_USAGE;
+}
+
+bool cli_parse_int(const char *text, long min, long max, long *out)
+{
+    if (text == NULL || *text == '\0') return false;
+    char *end = NULL;
+    long value = strtol(text, &end, 10);
+    if (*end != '\0' || value < min || value > max) return false;
+    *out = value;
+    return true;
+}
+
+void cli_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
+        else if (*p < 0x20) fprintf(out, "\\u%04x", *p);
+        else fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        print_help(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(name, "-V") == 0 || strcmp(name, "--version") == 0) {
+        printf("attn %s\n", ATTN_VERSION_STRING);
+        return EXIT_OK;
+    }
+    for (int i = 0; i < COMMAND_COUNT; i++)
+        if (strcmp(name, commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "attn: unknown command '%s'\nTry 'attn --help'.\n", name);
+    return EXIT_USAGE;
+}

@@ -80,6 +80,8 @@ uint32_t attn_rng_below(attn_rng *rng, uint32_t n);
  * (a positive integer), else from OpenMP's default. Results do not depend on it. */
 attn_status attn_set_num_threads(int n);
 int attn_get_num_threads(void);
+/* Whether the library was built with OpenMP (else everything runs on one thread). */
+bool attn_built_with_openmp(void);
 
 /* ---- CPU features -------------------------------------------------------------- */
 typedef struct attn_cpu_features {

@@ -40,3 +40,12 @@ int attn_get_num_threads(void)
     if (configured_threads == 0) attn_set_num_threads(default_threads());
     return configured_threads;
 }
+
+bool attn_built_with_openmp(void)
+{
+#ifdef _OPENMP
+    return true;
+#else
+    return false;
+#endif
+}

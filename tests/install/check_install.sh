@@ -1,1 +1,32 @@
-exit 0
+#!/usr/bin/env bash
+# Installs the build into a scratch prefix, then builds and runs examples/ against
+# the installed library twice: with pkg-config, and with CMake's find_package
+# (shared and static).
+#   check_install.sh SOURCE_DIR BUILD_DIR WORK_DIR
+set -euo pipefail
+source_dir=$1 build_dir=$2 work=$3
+prefix=$work/prefix
+rm -rf "$work"
+mkdir -p "$work"
+
+cmake --install "$build_dir" --prefix "$prefix" >/dev/null
+libdir=$(dirname "$(find "$prefix" -name attn.pc -print -quit)")/..
+libdir=$(cd "$libdir" && pwd)
+
+"$prefix/bin/attn" --version
+
+echo "-- pkg-config"
+PKG_CONFIG_PATH=$libdir/pkgconfig ${CC:-cc} -std=c11 -Wall -Werror \
+  "$source_dir/examples/attention.c" \
+  $(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --cflags --libs attn) -o "$work/attention_pc"
+LD_LIBRARY_PATH=$libdir "$work/attention_pc" | tee "$work/pc.txt"
+grep -q "query 1: weights" "$work/pc.txt"
+
+echo "-- find_package"
+cmake -S "$source_dir/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/examples" >/dev/null
+"$work/examples/attention" | tee "$work/shared.txt"
+"$work/examples/attention_static" >"$work/static.txt"
+cmp "$work/shared.txt" "$work/pc.txt"
+cmp "$work/shared.txt" "$work/static.txt"
+echo "installed library works through pkg-config and find_package (shared and static)"

@@ -1,0 +1,59 @@
+/* attn info: what this build and this machine offer. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "attn/attn.h"
+#include "cli.h"
+
+static void print_help(void)
+{
+    printf("usage: attn info [--json]\n"
+           "\n"
+           "Prints the version, the CPU features found, the thread count and the GEMM\n"
+           "backend in use.\n"
+           "\n"
+           "  --json      machine-readable output\n"
+           "  -h, --help  this help\n");
+}
+
+int cmd_info(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool json = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = true; break;
+        case 'h': print_help(); return EXIT_OK;
+        default: return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("info", "unexpected argument '%s'", argv[optind]);
+
+    attn_cpu_features cpu = attn_cpu_detect();
+    char features[256];
+    attn_cpu_describe(&cpu, features, sizeof features);
+    int threads = attn_get_num_threads();
+    const char *openmp = attn_built_with_openmp() ? "yes" : "no";
+    if (json) {
+        printf("{\"version\": ");
+        cli_json_string(stdout, ATTN_VERSION_STRING);
+        printf(", \"cpu_features\": ");
+        cli_json_string(stdout, features);
+        printf(", \"threads\": %d, \"openmp\": %s, \"gemm\": ", threads,
+               attn_built_with_openmp() ? "true" : "false");
+        cli_json_string(stdout, attn_gemm_backend());
+        printf("}\n");
+        return EXIT_OK;
+    }
+    printf("attn %s\n", ATTN_VERSION_STRING);
+    printf("cpu features  %s\n", features[0] ? features : "(none detected)");
+    printf("threads       %d (OpenMP: %s; set with ATTN_NUM_THREADS)\n", threads, openmp);
+    printf("gemm          %s\n", attn_gemm_backend());
+    return EXIT_OK;
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every test: unit tests, conformance with PyTorch and the installed-library check
+# in a -Werror build; the unit tests again under AddressSanitizer+UBSan and without
+# OpenMP; the safetensors loader fuzzed for FUZZ_SECONDS (default 60).
+# Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+scripts/setup.sh test
+
+echo "== unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DATTN_WERROR=ON -DATTN_SANITIZE=ON >/dev/null
+cmake --build build-sanitize -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-sanitize -L unit --output-on-failure
+
+echo "== unit tests without OpenMP"
+cmake -S . -B build-noomp -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON -DATTN_OPENMP=OFF >/dev/null
+cmake --build build-noomp -j"$jobs"
+ctest --test-dir build-noomp -L unit --output-on-failure
+
+echo "== fuzzing the safetensors loader for ${FUZZ_SECONDS:-60} s"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DATTN_BUILD_FUZZ=ON \
+  -DATTN_BUILD_TESTS=OFF -DATTN_OPENMP=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors
+rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
+python3 fuzz/make_seed_corpus.py build-fuzz/corpus
+./build-fuzz/fuzz/fuzz_safetensors -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 \
+  build-fuzz/corpus 2>&1 | tail -n 12
+
+echo "== every test, -Werror build"
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON >/dev/null
+cmake --build build-test -j"$jobs"
+ctest --test-dir build-test --output-on-failure

@@ -1,0 +1,99 @@
+/* Soft attention: a masked softmax over the keys, then a weighted sum of the
+ * values. Per batch entry: the softmax of attention/softmax.c and one GEMM. */
+#include <stdlib.h>
+
+#include "attn/attention.h"
+#include "attn/kernels.h"
+#include "core/error.h"
+
+static attn_status check_sizes(int B, int Lq, int Lk, int Dv)
+{
+    attn_status s;
+    if ((s = attn_check_at_least(B, 1, "B")) || (s = attn_check_at_least(Lq, 1, "Lq")) ||
+        (s = attn_check_at_least(Lk, 1, "Lk")) || (s = attn_check_at_least(Dv, 1, "Dv")))
+        return s;
+    return ATTN_OK;
+}
+
+static attn_status check_mask(const attn_mask *mask)
+{
+    if (mask == NULL) return ATTN_OK;
+    if (mask->type != ATTN_MASK_BOOL && mask->type != ATTN_MASK_BOOL_KEEP &&
+        mask->type != ATTN_MASK_FLOAT)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mask type %d is not an attn_mask_type",
+                          (int)mask->type);
+    return attn_check_not_null(mask->data, "mask data");
+}
+
+/* The mask seen as (B, 1, Lq, Lk), moved to batch entry b so that the softmax, which
+ * reads it as (1, 1, rows, n), sees entry b's (Lq, Lk) slice. */
+static attn_mask mask_of_batch(const attn_mask *mask, int b)
+{
+    attn_mask slice = *mask;
+    size_t element = mask->type == ATTN_MASK_FLOAT ? sizeof(float) : sizeof(uint8_t);
+    slice.data = (const char *)mask->data + (size_t)(b * mask->stride[0]) * element;
+    return slice;
+}
+
+/* context: (B, Lq, Dv), weights: (B, Lq, Lk), scores: (B, Lq, Lk),
+ * mask: optional, seen as (B, 1, Lq, Lk), values: (B, Lk, Dv). */
+attn_status attn_soft_attention_forward(float *context, float *weights, const float *scores,
+                                        const attn_mask *mask, const float *values, int B,
+                                        int Lq, int Lk, int Dv)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(context, "context")) ||
+        (s = attn_check_not_null(weights, "weights")) ||
+        (s = attn_check_not_null(scores, "scores")) ||
+        (s = attn_check_not_null(values, "values")) || (s = check_mask(mask)) ||
+        (s = check_sizes(B, Lq, Lk, Dv)))
+        return s;
+    for (int b = 0; b < B; b++) {
+        float *wb = weights + (size_t)b * Lq * Lk;
+        attn_mask slice;
+        if (mask) slice = mask_of_batch(mask, b);
+        if ((s = attn_softmax_forward(wb, scores + (size_t)b * Lq * Lk, mask ? &slice : NULL, Lq,
+                                      Lk)))
+            return s;
+        attn_sgemm(false, false, Lq, Dv, Lk, 1.0f, wb, Lk, values + (size_t)b * Lk * Dv, Dv,
+                   0.0f, context + (size_t)b * Lq * Dv, Dv);
+    }
+    return ATTN_OK;
+}
+
+/* dscores: (B, Lq, Lk), dvalues: (B, Lk, Dv), each optional; dcontext: (B, Lq, Dv);
+ * weights: (B, Lq, Lk) from the forward; values: (B, Lk, Dv).
+ * Differentiates context = weights @ values: dvalues += weights^T dcontext and
+ * dweights = dcontext values^T; then weights = softmax(scores + mask) through
+ * attn_softmax_backward, which leaves masked keys and fully masked rows at zero. */
+attn_status attn_soft_attention_backward(float *dscores, float *dvalues, const float *dcontext,
+                                         const float *weights, const float *values, int B,
+                                         int Lq, int Lk, int Dv)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(dcontext, "dcontext")) ||
+        (s = attn_check_not_null(weights, "weights")) ||
+        (s = attn_check_not_null(values, "values")) || (s = check_sizes(B, Lq, Lk, Dv)))
+        return s;
+    float *dweights = NULL; /* (Lq, Lk), one batch entry at a time */
+    if (dscores) {
+        dweights = malloc((size_t)Lq * Lk * sizeof *dweights);
+        if (dweights == NULL)
+            return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for dweights of %d x %d", Lq,
+                              Lk);
+    }
+    for (int b = 0; b < B; b++) {
+        const float *wb = weights + (size_t)b * Lq * Lk;
+        const float *dcb = dcontext + (size_t)b * Lq * Dv;
+        const float *vb = values + (size_t)b * Lk * Dv;
+        if (dvalues)
+            attn_sgemm(true, false, Lk, Dv, Lq, 1.0f, wb, Lk, dcb, Dv, 1.0f,
+                       dvalues + (size_t)b * Lk * Dv, Dv);
+        if (dscores) {
+            attn_sgemm(false, true, Lq, Lk, Dv, 1.0f, dcb, Dv, vb, Dv, 0.0f, dweights, Lk);
+            attn_softmax_backward(dscores + (size_t)b * Lq * Lk, dweights, wb, Lq, Lk);
+        }
+    }
+    free(dweights);
+    return ATTN_OK;
+}

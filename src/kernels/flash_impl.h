@@ -1,0 +1,794 @@
+/* Internal: the body of the fused attention kernels, compiled once per instruction
+ * set by flash_avx512.c, flash_avx2.c and flash_scalar.c, each of which defines
+ * its ATTN_SIMD_* macro (see simd.h), includes this file and exports one
+ * attn_flash_kernels table. Everything here is static.
+ *
+ * The algorithm is FlashAttention-2 (T. Dao, "FlashAttention-2: Faster Attention
+ * with Better Parallelism and Work Partitioning", 2023), itself built on
+ * FlashAttention (T. Dao, D. Y. Fu, S. Ermon, A. Rudra, C. Ré, NeurIPS 2022) and the
+ * online softmax (M. Milakov, N. Gimelshein, "Online normalizer calculation for
+ * softmax", 2018), laid out for a CPU's caches and vector registers:
+ *
+ *  - Forward, one task per (b, h, block of QUERY_BLOCK query rows): the scores of
+ *    the block against one block of KEY_BLOCK keys at a time, an online softmax
+ *    that keeps a running max and sum per row and rescales the output accumulator,
+ *    and the row's log-sum-exp at the end (algorithm 1 of FlashAttention-2).
+ *  - Backward, recomputing the probabilities from q, k and the log-sum-exp
+ *    (algorithm 2; see row_terms for rows where lse is not precise enough): one pass with a task per (b, h, key block) that gathers dk and
+ *    dv over every query block, and a second pass with a task per (b, h, query
+ *    block) that gathers dq over every key block. Each output element is written
+ *    by one task, whose order of additions is fixed, so there are no atomics and
+ *    the bits do not depend on the thread count. (The dq pass recomputes the
+ *    scores and dP: 7 tile products instead of 5, the price of determinism
+ *    without O(L^2) memory.)
+ *
+ * Tiles are laid out so that every product is "C += A B" with B read as whole
+ * vectors along its rows and A read one element at a time (broadcast), the
+ * outer-product form that keeps a MICRO_ROWS x MICRO_VECS block of C in registers
+ * (micro_tile). The forward and the dq pass hold scores transposed, keys x
+ * queries, so the softmax statistics of QUERY_BLOCK rows are vectors; the dk/dv
+ * pass holds them queries x keys. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attention.h"
+#include "core/error.h"
+#include "kernels/flash.h"
+#include "kernels/simd.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum {
+    QUERY_BLOCK = 64, /* query rows per tile: a multiple of every VF_WIDTH */
+    KEY_BLOCK = 64,   /* keys per tile: a multiple of every VF_WIDTH */
+    TILE_ALIGN = 16   /* floats: every tile starts on a 64-byte line */
+};
+
+/* The register block of micro_tile: MICRO_ROWS x MICRO_VECS accumulators plus
+ * MICRO_VECS vectors of B and one broadcast must fit in the register file
+ * (32 zmm for AVX-512: 16 + 4 + 1; 16 ymm for AVX2: 8 + 2 + 1). */
+#if defined(ATTN_SIMD_AVX2)
+#define MICRO_ROWS 4
+#define MICRO_VECS 2
+#else
+#define MICRO_ROWS 4
+#define MICRO_VECS 4
+#endif
+
+static int min_int(int64_t a, int64_t b) { return (int)(a < b ? a : b); }
+
+static int round_up(int n, int multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+static int thread_index(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static float effective_scale(const attn_sdpa_config *cfg)
+{
+    return cfg->scale != 0.0f ? cfg->scale : 1.0f / sqrtf((float)cfg->dim_qk);
+}
+
+/* ---- tile products ------------------------------------------------------------ */
+
+/* C[r][0, nvec * VF_WIDTH) (+)= sum_k A(r, k) B[k][0, nvec * VF_WIDTH) for r < rows.
+ * A(r, k) = a[r * a_row + k * a_k], so A may be read as stored (a_row = lda,
+ * a_k = 1) or transposed (a_row = 1, a_k = lda). Rows from `rows` to MICRO_ROWS
+ * repeat the last row of A, which keeps every read in bounds and the register
+ * block full; they are not stored. nvec is a constant at every call, so the
+ * accumulators unroll into registers. */
+VF_INLINE void micro_tile(const int nvec, int rows, int kdim, const float *a, ptrdiff_t a_row,
+                          ptrdiff_t a_k, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                          bool accumulate)
+{
+    const float *a_rows[MICRO_ROWS];
+    vf acc[MICRO_ROWS][MICRO_VECS];
+    for (int r = 0; r < MICRO_ROWS; r++) {
+        a_rows[r] = a + (r < rows ? r : rows - 1) * a_row;
+        for (int v = 0; v < nvec; v++)
+            acc[r][v] = accumulate && r < rows ? vf_load(c + r * ldc + v * VF_WIDTH) : vf_zero();
+    }
+    for (int k = 0; k < kdim; k++) {
+        vf b_k[MICRO_VECS];
+        for (int v = 0; v < nvec; v++) b_k[v] = vf_load(b + k * ldb + v * VF_WIDTH);
+        for (int r = 0; r < MICRO_ROWS; r++) {
+            vf a_rk = vf_set1(a_rows[r][k * a_k]);
+            for (int v = 0; v < nvec; v++) acc[r][v] = vf_fma(a_rk, b_k[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nvec; v++) vf_store(c + r * ldc + v * VF_WIDTH, acc[r][v]);
+}
+
+/* C (rows x cols) (+)= A (rows x kdim) B (kdim x cols), A strided as in micro_tile,
+ * B and C row-major with leading dimensions ldb and ldc; cols is a multiple of
+ * VF_WIDTH. Overwrites C unless `accumulate`. */
+static void tile_product(int rows, int cols, int kdim, const float *a, ptrdiff_t a_row,
+                         ptrdiff_t a_k, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                         bool accumulate)
+{
+    const int vectors = cols / VF_WIDTH;
+    for (int v0 = 0; v0 < vectors;) {
+        const int left = vectors - v0;
+        const int nvec = left >= MICRO_VECS ? MICRO_VECS : left >= 2 ? 2 : 1;
+        for (int r0 = 0; r0 < rows; r0 += MICRO_ROWS) {
+            const int nrows = min_int(MICRO_ROWS, rows - r0);
+            const float *a_r = a + r0 * a_row;
+            const float *b_v = b + v0 * VF_WIDTH;
+            float *c_rv = c + r0 * ldc + v0 * VF_WIDTH;
+            if (nvec == MICRO_VECS)
+                micro_tile(MICRO_VECS, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc,
+                           accumulate);
+            else if (nvec == 2)
+                micro_tile(2, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc, accumulate);
+            else
+                micro_tile(1, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc, accumulate);
+        }
+        v0 += nvec;
+    }
+}
+
+/* dst (cols x rows_pad) = factor * src^T for a row-major src (rows x cols, leading
+ * dimension lds); the lanes from rows to rows_pad are zero. */
+static void pack_transposed(float *dst, int rows_pad, const float *src, int rows, int cols,
+                            ptrdiff_t lds, float factor)
+{
+    for (int c = 0; c < cols; c++) {
+        float *dst_c = dst + (ptrdiff_t)c * rows_pad;
+        for (int r = 0; r < rows; r++) dst_c[r] = factor * src[r * lds + c];
+        for (int r = rows; r < rows_pad; r++) dst_c[r] = 0.0f;
+    }
+}
+
+/* dst (rows x cols_pad) = src (rows x cols, leading dimension lds), zero padded. */
+static void pack_padded(float *dst, int cols_pad, const float *src, int rows, int cols,
+                        ptrdiff_t lds)
+{
+    for (int r = 0; r < rows; r++) {
+        memcpy(dst + (ptrdiff_t)r * cols_pad, src + r * lds, (size_t)cols * sizeof *dst);
+        for (int c = cols; c < cols_pad; c++) dst[(ptrdiff_t)r * cols_pad + c] = 0.0f;
+    }
+}
+
+/* A row-major operand read as whole vectors: in place when its rows already are a
+ * multiple of VF_WIDTH long, else a zero-padded copy in `spare`. */
+static const float *vector_rows(float *spare, int cols_pad, const float *src, int rows, int cols,
+                                ptrdiff_t *ld)
+{
+    if (cols == cols_pad) {
+        *ld = cols;
+        return src;
+    }
+    pack_padded(spare, cols_pad, src, rows, cols, cols);
+    *ld = cols_pad;
+    return spare;
+}
+
+/* ---- masks and dropout on a tile of scores ---------------------------------------- */
+
+/* Scores (or their gradients) of queries i0 .. i0 + rows against keys j0 .. j0 + keys
+ * of head (b, h); entry (r, c) is data[r * row_step + c * key_step]. */
+typedef struct score_tile {
+    float *data;
+    ptrdiff_t row_step, key_step;
+    int64_t b, h, i0, j0;
+    int rows, keys;
+} score_tile;
+
+/* Key j is excluded from query i when j > i (top-left aligned causal mask). */
+static void mask_causal(const score_tile *t)
+{
+    for (int r = 0; r < t->rows; r++) {
+        int64_t first_future = t->i0 + r + 1 - t->j0;
+        for (int64_t c = first_future < 0 ? 0 : first_future; c < t->keys; c++)
+            t->data[r * t->row_step + c * t->key_step] = -INFINITY;
+    }
+}
+
+static bool mask_excludes(const attn_mask *m, int64_t at)
+{
+    bool flag = ((const uint8_t *)m->data)[at] != 0;
+    return m->type == ATTN_MASK_BOOL ? flag : !flag;
+}
+
+/* The scores through attn_mask_apply's rule: plus the float term; -inf, or
+ * fill_value, where a bool mask excludes. A mask constant along the queries
+ * (stride[2] == 0, e.g. key padding of shape (B, 1, 1, Lk)) is read once per key. */
+static void mask_scores(const score_tile *t, const attn_mask *m)
+{
+    const int64_t *stride = m->stride;
+    const int64_t base = t->b * stride[0] + t->h * stride[1] + t->i0 * stride[2] + t->j0 * stride[3];
+    const float excluded_score = m->fill ? m->fill_value : -INFINITY;
+    for (int c = 0; c < t->keys; c++) {
+        float *col = t->data + c * t->key_step;
+        const int64_t at = base + c * stride[3];
+        if (m->type == ATTN_MASK_FLOAT) {
+            const float *add = (const float *)m->data + at;
+            if (stride[2] == 0)
+                for (int r = 0; r < t->rows; r++) col[r * t->row_step] += add[0];
+            else
+                for (int r = 0; r < t->rows; r++) col[r * t->row_step] += add[r * stride[2]];
+        } else if (stride[2] == 0) {
+            if (mask_excludes(m, at))
+                for (int r = 0; r < t->rows; r++) col[r * t->row_step] = excluded_score;
+        } else {
+            for (int r = 0; r < t->rows; r++)
+                if (mask_excludes(m, at + r * stride[2])) col[r * t->row_step] = excluded_score;
+        }
+    }
+}
+
+/* Zeroes the score gradients where a filling bool mask replaced the score: such a
+ * score is a constant (PyTorch's masked_fill) and passes nothing to q and k. */
+static void zero_filled(const score_tile *t, const attn_mask *m)
+{
+    if (m == NULL || m->type == ATTN_MASK_FLOAT || !m->fill) return;
+    const int64_t *stride = m->stride;
+    const int64_t base = t->b * stride[0] + t->h * stride[1] + t->i0 * stride[2] + t->j0 * stride[3];
+    for (int c = 0; c < t->keys; c++)
+        for (int r = 0; r < t->rows; r++)
+            if (mask_excludes(m, base + c * stride[3] + r * stride[2]))
+                t->data[r * t->row_step + c * t->key_step] = 0.0f;
+}
+
+static bool fills(const attn_mask *m)
+{
+    return m != NULL && m->type != ATTN_MASK_FLOAT && m->fill;
+}
+
+/* Causal masking first, then attn_mask, then key_padding_mask: the reference's order. */
+static void mask_tile(const score_tile *t, const attn_sdpa_config *cfg)
+{
+    if (cfg->causal && t->j0 + t->keys - 1 > t->i0) mask_causal(t);
+    if (cfg->attn_mask != NULL) mask_scores(t, cfg->attn_mask);
+    if (cfg->key_padding_mask != NULL) mask_scores(t, cfg->key_padding_mask);
+}
+
+/* The last key (exclusive) any query of rows i0 .. i0 + rows can attend. Causal
+ * masking ends the row at key i, unless a fill may put a finite score back in
+ * place of a causally masked one. */
+static bool skips_future_keys(const attn_sdpa_config *cfg)
+{
+    return cfg->causal && !fills(cfg->attn_mask) && !fills(cfg->key_padding_mask);
+}
+
+static int64_t key_end(const attn_sdpa_config *cfg, int64_t i0, int rows)
+{
+    int64_t end = skips_future_keys(cfg) ? i0 + rows : cfg->len_k;
+    return end < cfg->len_k ? end : cfg->len_k;
+}
+
+/* Dropout's factor for the probability (i, j): 0 when dropped, 1 / (1 - p) when kept,
+ * from the same counter-based draw as the reference. */
+static float dropout_factor(const attn_sdpa_config *cfg, int64_t b, int64_t h, int64_t i, int64_t j)
+{
+    uint64_t index = (uint64_t)(((b * cfg->heads + h) * cfg->len_q + i) * cfg->len_k + j);
+    if (attn_uniform_at(cfg->dropout_seed, index) < cfg->dropout_p) return 0.0f;
+    return 1.0f / (1.0f - cfg->dropout_p);
+}
+
+static void apply_dropout(const score_tile *t, const attn_sdpa_config *cfg)
+{
+    for (int r = 0; r < t->rows; r++)
+        for (int c = 0; c < t->keys; c++)
+            t->data[r * t->row_step + c * t->key_step] *=
+                dropout_factor(cfg, t->b, t->h, t->i0 + r, t->j0 + c);
+}
+
+/* With dropout (Z the keep mask), from P and dP' = dout . v_j in the same layout:
+ *   dS = P (Z dP' / (1 - p) - delta_i)  into dp,   P' = Z P / (1 - p)  into p. */
+static void dropout_softmax_gradient(const score_tile *p, float *dp, const float *delta,
+                                     const attn_sdpa_config *cfg)
+{
+    for (int r = 0; r < p->rows; r++)
+        for (int c = 0; c < p->keys; c++) {
+            ptrdiff_t e = r * p->row_step + c * p->key_step;
+            float factor = dropout_factor(cfg, p->b, p->h, p->i0 + r, p->j0 + c);
+            dp[e] = p->data[e] * (factor * dp[e] - delta[r]);
+            p->data[e] *= factor;
+        }
+}
+
+/* ---- scratch: per-thread tiles carved from one allocation ------------------------ */
+
+/* Hands out n floats at *used, aligned; with base NULL only counts. */
+static float *carve(float *base, size_t *used, size_t n)
+{
+    float *p = base != NULL ? base + *used : NULL;
+    *used += (n + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
+    return p;
+}
+
+typedef struct forward_tiles {
+    float *q_t;      /* (D, QUERY_BLOCK): scale * q of the block, transposed */
+    float *s_t;      /* (KEY_BLOCK, QUERY_BLOCK): scores, then probabilities */
+    float *o_acc;    /* (QUERY_BLOCK, Dv padded): unnormalised output */
+    float *v_padded; /* (KEY_BLOCK, Dv padded): v when Dv is not a whole vector */
+    float *row_max, *row_sum, *rescale; /* (QUERY_BLOCK) */
+} forward_tiles;
+
+static size_t forward_tiles_at(forward_tiles *t, float *base, const attn_sdpa_config *cfg)
+{
+    const size_t D = (size_t)cfg->dim_qk, dv_pad = (size_t)round_up(cfg->dim_v, VF_WIDTH);
+    size_t used = 0;
+    t->q_t = carve(base, &used, D * QUERY_BLOCK);
+    t->s_t = carve(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
+    t->o_acc = carve(base, &used, QUERY_BLOCK * dv_pad);
+    t->v_padded = carve(base, &used, cfg->dim_v % VF_WIDTH ? KEY_BLOCK * dv_pad : 0);
+    t->row_max = carve(base, &used, QUERY_BLOCK);
+    t->row_sum = carve(base, &used, QUERY_BLOCK);
+    t->rescale = carve(base, &used, QUERY_BLOCK);
+    return used;
+}
+
+typedef struct key_pass_tiles { /* the dk, dv pass */
+    float *k_t, *v_t;         /* (D | Dv, KEY_BLOCK): scale * k and v of the block, transposed */
+    float *p, *ds;            /* (QUERY_BLOCK, KEY_BLOCK): P (then P'), dP (then dS) */
+    float *dk_acc, *dv_acc;   /* (KEY_BLOCK, D | Dv padded) */
+    float *q_padded, *dout_padded; /* (QUERY_BLOCK, D | Dv padded) when not whole vectors */
+} key_pass_tiles;
+
+static size_t key_pass_tiles_at(key_pass_tiles *t, float *base, const attn_sdpa_config *cfg)
+{
+    const size_t D = (size_t)cfg->dim_qk, Dv = (size_t)cfg->dim_v;
+    const size_t d_pad = (size_t)round_up(cfg->dim_qk, VF_WIDTH);
+    const size_t dv_pad = (size_t)round_up(cfg->dim_v, VF_WIDTH);
+    size_t used = 0;
+    t->k_t = carve(base, &used, D * KEY_BLOCK);
+    t->v_t = carve(base, &used, Dv * KEY_BLOCK);
+    t->p = carve(base, &used, (size_t)QUERY_BLOCK * KEY_BLOCK);
+    t->ds = carve(base, &used, (size_t)QUERY_BLOCK * KEY_BLOCK);
+    t->dk_acc = carve(base, &used, KEY_BLOCK * d_pad);
+    t->dv_acc = carve(base, &used, KEY_BLOCK * dv_pad);
+    t->q_padded = carve(base, &used, D != d_pad ? QUERY_BLOCK * d_pad : 0);
+    t->dout_padded = carve(base, &used, Dv != dv_pad ? QUERY_BLOCK * dv_pad : 0);
+    return used;
+}
+
+typedef struct query_pass_tiles { /* the dq pass */
+    float *q_t, *dout_t;  /* (D | Dv, QUERY_BLOCK): scale * q and dout, transposed */
+    float *p_t, *ds_t;    /* (KEY_BLOCK, QUERY_BLOCK): P, dP (then dS), transposed */
+    float *dq_acc;        /* (QUERY_BLOCK, D padded) */
+    float *k_padded;      /* (KEY_BLOCK, D padded) when D is not whole vectors */
+    float *shift, *inv_sum, *delta; /* (QUERY_BLOCK): the row_terms of the block */
+} query_pass_tiles;
+
+static size_t query_pass_tiles_at(query_pass_tiles *t, float *base, const attn_sdpa_config *cfg)
+{
+    const size_t D = (size_t)cfg->dim_qk, Dv = (size_t)cfg->dim_v;
+    const size_t d_pad = (size_t)round_up(cfg->dim_qk, VF_WIDTH);
+    size_t used = 0;
+    t->q_t = carve(base, &used, D * QUERY_BLOCK);
+    t->dout_t = carve(base, &used, Dv * QUERY_BLOCK);
+    t->p_t = carve(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
+    t->ds_t = carve(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
+    t->dq_acc = carve(base, &used, QUERY_BLOCK * d_pad);
+    t->k_padded = carve(base, &used, D != d_pad ? KEY_BLOCK * d_pad : 0);
+    t->shift = carve(base, &used, QUERY_BLOCK);
+    t->inv_sum = carve(base, &used, QUERY_BLOCK);
+    t->delta = carve(base, &used, QUERY_BLOCK);
+    return used;
+}
+
+/* Floats of one thread's tiles. Backward uses the forward's tiles too, to
+ * recompute the softmax statistics of some rows (see row_terms). */
+static size_t tiles_per_thread(const attn_sdpa_config *cfg, bool backward)
+{
+    forward_tiles f;
+    key_pass_tiles kp;
+    query_pass_tiles qp;
+    size_t most = forward_tiles_at(&f, NULL, cfg);
+    if (!backward) return most;
+    size_t key_pass = key_pass_tiles_at(&kp, NULL, cfg);
+    size_t query_pass = query_pass_tiles_at(&qp, NULL, cfg);
+    if (key_pass > most) most = key_pass;
+    return query_pass > most ? query_pass : most;
+}
+
+/* Backward's per-row terms: three floats for each of the B H Lq rows. */
+enum { ROW_TERMS = 3 };
+
+static size_t flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward)
+{
+    size_t floats = (size_t)threads * tiles_per_thread(cfg, backward);
+    if (backward) floats += ROW_TERMS * (size_t)cfg->batch * cfg->heads * cfg->len_q;
+    return floats * sizeof(float);
+}
+
+static float *alloc_tiles(size_t floats)
+{
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+/* ---- forward ----------------------------------------------------------------------- */
+
+/* The online softmax of query rows i0 .. i0 + rows of head bh = b * H + h over all
+ * the keys they see, leaving each row's max and sum in t->row_max and t->row_sum
+ * and, `with_values`, the unnormalised output sum_j exp(s_ij - m_i) P'_ij v_j in
+ * t->o_acc. */
+static void online_softmax(const float *q, const float *k, const float *v,
+                           const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                           const forward_tiles *t, bool with_values)
+{
+    const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int D = cfg->dim_qk, Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
+    const int rows = min_int(QUERY_BLOCK, Lq - i0);
+    const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
+
+    /* Q of the block, transposed so that a query row is a vector lane, with the
+     * scale folded in (S = scale q k^T). */
+    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, effective_scale(cfg));
+    /* Running statistics of the online softmax: m_i = -inf (nothing seen yet),
+     * l_i = 0, and the accumulator of sum_j exp(s_ij - m_i) v_j is 0. */
+    for (int r = 0; r < QUERY_BLOCK; r++) {
+        t->row_max[r] = -INFINITY;
+        t->row_sum[r] = 0.0f;
+    }
+    if (with_values) memset(t->o_acc, 0, (size_t)QUERY_BLOCK * dv_pad * sizeof *t->o_acc);
+
+    const int64_t end = key_end(cfg, i0, rows);
+    for (int64_t j0 = 0; j0 < end; j0 += KEY_BLOCK) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        /* S^T (keys x QUERY_BLOCK) = K_j (scale Q)^T, then the masks. */
+        tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->s_t,
+                     QUERY_BLOCK, false);
+        score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
+        mask_tile(&tile, cfg);
+
+        /* The online softmax update, QUERY_BLOCK rows at once (one per lane):
+         *   m_new = max(m_old, max_j s_ij)
+         *   p_ij = exp(s_ij - m_new)                    (every p <= 1: no overflow)
+         *   l_new = exp(m_old - m_new) l_old + sum_j p_ij
+         *   O_new = exp(m_old - m_new) O_old + P V_j     (below, after dropout)
+         * A row with no finite score yet has m_new = -inf; exponents are then taken
+         * relative to 0 instead, so that exp(-inf - (-inf)) never makes a NaN:
+         * its p are exp(-inf) = 0 and the rescale factor exp(-inf - 0) is 0. */
+        for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
+            const vf m_old = vf_load(t->row_max + lane);
+            vf m_new = m_old;
+            for (int j = 0; j < keys; j++)
+                m_new = vf_max(vf_load(t->s_t + j * QUERY_BLOCK + lane), m_new);
+            const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
+            const vf rescale = vf_exp(vf_sub(m_old, m_ref));
+            vf sum = vf_zero();
+            for (int j = 0; j < keys; j++) {
+                float *s = t->s_t + j * QUERY_BLOCK + lane;
+                vf p = vf_exp(vf_sub(vf_load(s), m_ref));
+                vf_store(s, p);
+                sum = vf_add(sum, p);
+            }
+            vf_store(t->row_sum + lane, vf_fma(vf_load(t->row_sum + lane), rescale, sum));
+            vf_store(t->row_max + lane, m_new);
+            vf_store(t->rescale + lane, rescale);
+        }
+        if (!with_values) continue;
+        /* Dropout acts on the probabilities that multiply v, not on the sum l,
+         * which normalises the undropped softmax. */
+        if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
+
+        /* O = diag(rescale) O + P V_j. */
+        for (int r = 0; r < rows; r++) {
+            const vf factor = vf_set1(t->rescale[r]);
+            float *o_r = t->o_acc + r * dv_pad;
+            for (int c = 0; c < dv_pad; c += VF_WIDTH)
+                vf_store(o_r + c, vf_mul(vf_load(o_r + c), factor));
+        }
+        ptrdiff_t ldv;
+        const float *v_j = vector_rows(t->v_padded, dv_pad, v_head + j0 * Dv, keys, Dv, &ldv);
+        tile_product(rows, dv_pad, keys, t->s_t, 1, QUERY_BLOCK, v_j, ldv, t->o_acc, dv_pad, true);
+    }
+}
+
+/* out and lse of query rows i0 .. i0 + QUERY_BLOCK of head bh. */
+static void forward_block(float *out, float *lse, const float *q, const float *k, const float *v,
+                          const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                          const forward_tiles *t)
+{
+    const int64_t Lq = cfg->len_q;
+    const int Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
+    online_softmax(q, k, v, cfg, bh, i0, t, true);
+    /* out_i = O_i / l_i and lse_i = m_i + log l_i; a row that saw no finite score
+     * has l_i = 0 and gets zeros and -inf. */
+    for (int r = 0; r < min_int(QUERY_BLOCK, Lq - i0); r++) {
+        const float l = t->row_sum[r];
+        float *out_r = out + (bh * Lq + i0 + r) * Dv;
+        const float *o_r = t->o_acc + r * dv_pad;
+        lse[bh * Lq + i0 + r] = l == 0.0f ? -INFINITY : t->row_max[r] + logf(l);
+        for (int c = 0; c < Dv; c++) out_r[c] = l == 0.0f ? 0.0f : o_r[c] / l;
+    }
+}
+
+static attn_status flash_forward(float *out, float *lse, const float *q, const float *k,
+                                 const float *v, const attn_sdpa_config *cfg)
+{
+    const int64_t heads = (int64_t)cfg->batch * cfg->heads;
+    const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
+    const int threads = attn_get_num_threads();
+    forward_tiles layout;
+    const size_t per_thread = forward_tiles_at(&layout, NULL, cfg);
+    float *scratch = alloc_tiles((size_t)threads * per_thread);
+    if (scratch == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d threads' attention tiles",
+                          threads);
+
+#pragma omp parallel num_threads(threads)
+    {
+        forward_tiles tiles;
+        forward_tiles_at(&tiles, scratch + (size_t)thread_index() * per_thread, cfg);
+        /* Later query blocks see more keys under a causal mask: hand them out first. */
+#pragma omp for schedule(dynamic)
+        for (int64_t task = 0; task < heads * query_blocks; task++) {
+            int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+            forward_block(out, lse, q, k, v, cfg, bh, block * QUERY_BLOCK, &tiles);
+        }
+    }
+    free(scratch);
+    return ATTN_OK;
+}
+
+/* ---- backward ---------------------------------------------------------------------- */
+
+/* Where |lse| is below this, exp(s - lse) recomputes P to within the rounding of
+ * lse, half an ulp of 16 = 5e-7 relative. Above it (a row scored in the hundreds,
+ * or filled with the seed's -1e20: lse = m + log l then loses log l entirely and
+ * exp(s - lse) would be 1 for every key) the block's rows get their max and sum
+ * recomputed, as the reference does for every row. */
+#define LSE_EXACT_BELOW 16.0f
+
+/* For every query row of every head (B H Lq each), what both passes need:
+ *   P_ij = exp(s_ij - shift_i) * inv_sum_i,  delta_i = dout_i . out_i
+ * with shift = lse and inv_sum = 1 where lse is exact enough, shift = m_i and
+ * inv_sum = 1 / l_i where the statistics were recomputed, and shift = +inf (P = 0:
+ * no gradient) for a fully masked row. delta_i is the sum_j P_ij dP_ij of the
+ * softmax gradient (the D_i of FlashAttention-2), which holds with dropout too. */
+typedef struct row_terms {
+    float *shift, *inv_sum, *delta;
+} row_terms;
+
+static void block_row_terms(const row_terms *terms, const float *dout, const float *q,
+                            const float *k, const float *v, const float *out, const float *lse,
+                            const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                            const forward_tiles *t)
+{
+    const int Dv = cfg->dim_v;
+    const int rows = min_int(QUERY_BLOCK, cfg->len_q - i0);
+    const int64_t first = bh * cfg->len_q + i0;
+    bool exact = true;
+    for (int r = 0; r < rows; r++) {
+        const float *g = dout + (first + r) * Dv, *o = out + (first + r) * Dv;
+        vf acc = vf_zero();
+        int c = 0;
+        for (; c + VF_WIDTH <= Dv; c += VF_WIDTH) acc = vf_fma(vf_load(g + c), vf_load(o + c), acc);
+        float delta = vf_sum(acc);
+        for (; c < Dv; c++) delta += g[c] * o[c];
+        terms->delta[first + r] = delta;
+
+        const float lse_r = lse[first + r];
+        terms->shift[first + r] = lse_r == -INFINITY ? INFINITY : lse_r;
+        terms->inv_sum[first + r] = 1.0f;
+        if (lse_r != -INFINITY && !(fabsf(lse_r) < LSE_EXACT_BELOW)) exact = false;
+    }
+    if (exact) return;
+    online_softmax(q, k, v, cfg, bh, i0, t, false);
+    for (int r = 0; r < rows; r++) {
+        if (lse[first + r] == -INFINITY || t->row_sum[r] == 0.0f) continue;
+        terms->shift[first + r] = t->row_max[r];
+        terms->inv_sum[first + r] = 1.0f / t->row_sum[r];
+    }
+}
+
+/* dk, dv of keys j0 .. j0 + keys of head bh, over every query block that sees them. */
+static void key_block_gradients(float *dk, float *dv, const float *dout, const float *q,
+                                const float *k, const float *v, const row_terms *terms,
+                                const attn_sdpa_config *cfg, int64_t bh, int64_t j0,
+                                const key_pass_tiles *t)
+{
+    const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int D = cfg->dim_qk, Dv = cfg->dim_v;
+    const int d_pad = round_up(D, VF_WIDTH), dv_pad = round_up(Dv, VF_WIDTH);
+    const int keys = min_int(KEY_BLOCK, Lk - j0);
+    const float scale = effective_scale(cfg);
+
+    pack_transposed(t->k_t, KEY_BLOCK, k + (bh * Lk + j0) * D, keys, D, D, scale);
+    pack_transposed(t->v_t, KEY_BLOCK, v + (bh * Lk + j0) * Dv, keys, Dv, Dv, 1.0f);
+    memset(t->dk_acc, 0, (size_t)KEY_BLOCK * d_pad * sizeof *t->dk_acc);
+    memset(t->dv_acc, 0, (size_t)KEY_BLOCK * dv_pad * sizeof *t->dv_acc);
+
+    /* Under a causal mask the query blocks that end before key j0 see none of it. */
+    const int64_t first = skips_future_keys(cfg) ? j0 / QUERY_BLOCK * QUERY_BLOCK : 0;
+    for (int64_t i0 = first; i0 < Lq; i0 += QUERY_BLOCK) {
+        const int rows = min_int(QUERY_BLOCK, Lq - i0);
+        const float *q_i = q + (bh * Lq + i0) * D, *dout_i = dout + (bh * Lq + i0) * Dv;
+        const float *shift = terms->shift + bh * Lq + i0, *inv_sum = terms->inv_sum + bh * Lq + i0;
+        const float *delta = terms->delta + bh * Lq + i0;
+
+        /* S (rows x KEY_BLOCK) = Q_i (scale K_j)^T, masked as in the forward;
+         * P = exp(S - shift_i) inv_sum_i, the forward's probabilities. */
+        tile_product(rows, KEY_BLOCK, D, q_i, D, 1, t->k_t, KEY_BLOCK, t->p, KEY_BLOCK, false);
+        score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
+        mask_tile(&tile, cfg);
+        for (int r = 0; r < rows; r++) {
+            const vf shift_r = vf_set1(shift[r]), inv_sum_r = vf_set1(inv_sum[r]);
+            float *p_r = t->p + r * KEY_BLOCK;
+            for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
+                vf_store(p_r + c, vf_mul(vf_exp(vf_sub(vf_load(p_r + c), shift_r)), inv_sum_r));
+        }
+        /* dP' (rows x KEY_BLOCK) = dout_i V_j^T. */
+        tile_product(rows, KEY_BLOCK, Dv, dout_i, Dv, 1, t->v_t, KEY_BLOCK, t->ds, KEY_BLOCK,
+                     false);
+        /* dS = P (dP - delta_i), P' = P, or their dropout forms. */
+        if (cfg->dropout_p > 0.0f) {
+            dropout_softmax_gradient(&tile, t->ds, delta, cfg);
+        } else {
+            for (int r = 0; r < rows; r++) {
+                const vf delta_r = vf_set1(delta[r]);
+                float *p_r = t->p + r * KEY_BLOCK, *ds_r = t->ds + r * KEY_BLOCK;
+                for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
+                    vf_store(ds_r + c, vf_mul(vf_load(p_r + c), vf_sub(vf_load(ds_r + c), delta_r)));
+            }
+        }
+        score_tile ds_tile = tile;
+        ds_tile.data = t->ds;
+        zero_filled(&ds_tile, cfg->attn_mask);
+        zero_filled(&ds_tile, cfg->key_padding_mask);
+
+        /* dV_j += P'^T dout_i and dK_j += dS^T Q_i (scale applied at the end). */
+        ptrdiff_t ld;
+        if (dv != NULL) {
+            const float *dout_rows = vector_rows(t->dout_padded, dv_pad, dout_i, rows, Dv, &ld);
+            tile_product(keys, dv_pad, rows, t->p, 1, KEY_BLOCK, dout_rows, ld, t->dv_acc, dv_pad,
+                         true);
+        }
+        if (dk != NULL) {
+            const float *q_rows = vector_rows(t->q_padded, d_pad, q_i, rows, D, &ld);
+            tile_product(keys, d_pad, rows, t->ds, 1, KEY_BLOCK, q_rows, ld, t->dk_acc, d_pad,
+                         true);
+        }
+    }
+    for (int c = 0; c < keys; c++) {
+        if (dk != NULL)
+            for (int d = 0; d < D; d++)
+                dk[(bh * Lk + j0 + c) * D + d] += scale * t->dk_acc[c * d_pad + d];
+        if (dv != NULL)
+            for (int d = 0; d < Dv; d++)
+                dv[(bh * Lk + j0 + c) * Dv + d] += t->dv_acc[c * dv_pad + d];
+    }
+}
+
+/* dq of query rows i0 .. i0 + rows of head bh, over every key block they see. */
+static void query_block_gradient(float *dq, const float *dout, const float *q, const float *k,
+                                 const float *v, const row_terms *terms,
+                                 const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                                 const query_pass_tiles *t)
+{
+    const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int D = cfg->dim_qk, Dv = cfg->dim_v, d_pad = round_up(D, VF_WIDTH);
+    const int rows = min_int(QUERY_BLOCK, Lq - i0);
+    const float scale = effective_scale(cfg);
+    const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
+
+    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, scale);
+    pack_transposed(t->dout_t, QUERY_BLOCK, dout + (bh * Lq + i0) * Dv, rows, Dv, Dv, 1.0f);
+    /* The row terms as lanes; lanes past the last row get P = 0. */
+    for (int r = 0; r < QUERY_BLOCK; r++) {
+        t->shift[r] = r < rows ? terms->shift[bh * Lq + i0 + r] : INFINITY;
+        t->inv_sum[r] = r < rows ? terms->inv_sum[bh * Lq + i0 + r] : 1.0f;
+        t->delta[r] = r < rows ? terms->delta[bh * Lq + i0 + r] : 0.0f;
+    }
+    memset(t->dq_acc, 0, (size_t)QUERY_BLOCK * d_pad * sizeof *t->dq_acc);
+
+    const int64_t end = key_end(cfg, i0, rows);
+    for (int64_t j0 = 0; j0 < end; j0 += KEY_BLOCK) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        /* S^T = K_j (scale Q_i)^T, masked; P^T = exp(S^T - shift) inv_sum. */
+        tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->p_t,
+                     QUERY_BLOCK, false);
+        score_tile tile = {t->p_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
+        mask_tile(&tile, cfg);
+        for (int j = 0; j < keys; j++) {
+            float *p_j = t->p_t + j * QUERY_BLOCK;
+            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
+                vf_store(p_j + lane, vf_mul(vf_exp(vf_sub(vf_load(p_j + lane), vf_load(t->shift + lane))),
+                                            vf_load(t->inv_sum + lane)));
+        }
+        /* dP'^T = V_j dout_i^T; dS^T = P^T (dP^T - delta). */
+        tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK,
+                     t->ds_t, QUERY_BLOCK, false);
+        if (cfg->dropout_p > 0.0f) {
+            dropout_softmax_gradient(&tile, t->ds_t, t->delta, cfg);
+        } else {
+            for (int j = 0; j < keys; j++) {
+                float *p_j = t->p_t + j * QUERY_BLOCK, *ds_j = t->ds_t + j * QUERY_BLOCK;
+                for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
+                    vf_store(ds_j + lane,
+                             vf_mul(vf_load(p_j + lane),
+                                    vf_sub(vf_load(ds_j + lane), vf_load(t->delta + lane))));
+            }
+        }
+        score_tile ds_tile = tile;
+        ds_tile.data = t->ds_t;
+        zero_filled(&ds_tile, cfg->attn_mask);
+        zero_filled(&ds_tile, cfg->key_padding_mask);
+
+        /* dQ_i += dS K_j (scale applied at the end). */
+        ptrdiff_t ldk;
+        const float *k_rows = vector_rows(t->k_padded, d_pad, k_head + j0 * D, keys, D, &ldk);
+        tile_product(rows, d_pad, keys, t->ds_t, 1, QUERY_BLOCK, k_rows, ldk, t->dq_acc, d_pad,
+                     true);
+    }
+    for (int r = 0; r < rows; r++)
+        for (int d = 0; d < D; d++)
+            dq[(bh * Lq + i0 + r) * D + d] += scale * t->dq_acc[r * d_pad + d];
+}
+
+static attn_status flash_backward(float *dq, float *dk, float *dv, const float *dout,
+                                  const float *q, const float *k, const float *v, const float *out,
+                                  const float *lse, const attn_sdpa_config *cfg)
+{
+    const int64_t heads = (int64_t)cfg->batch * cfg->heads;
+    const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
+    const int64_t key_blocks = (cfg->len_k + KEY_BLOCK - 1) / KEY_BLOCK;
+    const int threads = attn_get_num_threads();
+    const size_t per_thread = tiles_per_thread(cfg, true);
+    const size_t rows = (size_t)heads * cfg->len_q;
+    float *scratch = alloc_tiles((size_t)threads * per_thread + ROW_TERMS * rows);
+    if (scratch == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY,
+                          "no memory for %d threads' attention tiles and %zu rows", threads, rows);
+    float *row_area = scratch + (size_t)threads * per_thread;
+    const row_terms terms = {row_area, row_area + rows, row_area + 2 * rows};
+
+#pragma omp parallel num_threads(threads)
+    {
+        float *mine = scratch + (size_t)thread_index() * per_thread;
+        forward_tiles softmax_tiles;
+        forward_tiles_at(&softmax_tiles, mine, cfg);
+#pragma omp for schedule(dynamic)
+        for (int64_t task = 0; task < heads * query_blocks; task++)
+            block_row_terms(&terms, dout, q, k, v, out, lse, cfg, task % heads,
+                            task / heads * QUERY_BLOCK, &softmax_tiles);
+        /* (the implicit barrier of `omp for`: every row's terms are ready) */
+        if (dk != NULL || dv != NULL) {
+            key_pass_tiles tiles;
+            key_pass_tiles_at(&tiles, mine, cfg);
+            /* Earlier key blocks are seen by more queries under a causal mask. */
+#pragma omp for schedule(dynamic)
+            for (int64_t task = 0; task < heads * key_blocks; task++)
+                key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, task % heads,
+                                    task / heads * KEY_BLOCK, &tiles);
+        }
+        if (dq != NULL) {
+            query_pass_tiles tiles;
+            query_pass_tiles_at(&tiles, mine, cfg);
+#pragma omp for schedule(dynamic)
+            for (int64_t task = 0; task < heads * query_blocks; task++) {
+                int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+                query_block_gradient(dq, dout, q, k, v, &terms, cfg, bh, block * QUERY_BLOCK,
+                                     &tiles);
+            }
+        }
+    }
+    free(scratch);
+    return ATTN_OK;
+}
+
+/* y = e^x with this variant's vector exponential and a scalar tail. */
+static void flash_exp(float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + VF_WIDTH <= n; i += VF_WIDTH) vf_store(y + i, vf_exp(vf_load(x + i)));
+    for (; i < n; i++) {
+        float lanes[VF_WIDTH] = {0};
+        lanes[0] = x[i];
+        vf_store(lanes, vf_exp(vf_load(lanes)));
+        y[i] = lanes[0];
+    }
+}

@@ -1,0 +1,181 @@
+/* Internal: the vector primitives the fused attention kernels are written on, for
+ * one instruction set chosen by the macro the including file defines first:
+ *   ATTN_SIMD_AVX512  16 floats per vector (compile with -mavx512f -mfma)
+ *   ATTN_SIMD_AVX2     8 floats per vector (compile with -mavx2 -mfma)
+ *   ATTN_SIMD_SCALAR   1 float per "vector", portable C
+ * This is the only file with intrinsics. Every kernel loop walks whole vectors;
+ * the kernels pad their own tiles so that no partial vector is ever needed.
+ *
+ *   vf                          one vector of VF_WIDTH floats
+ *   vf_load(p), vf_store(p, x)  unaligned load / store of VF_WIDTH floats
+ *   vf_set1(x), vf_zero()       broadcast / all zero
+ *   vf_add, vf_sub, vf_mul, vf_max
+ *   vf_fma(a, b, c)             a * b + c, rounded once
+ *   vf_replace(x, match, with)  lanes of x equal to `match` become `with`
+ *   vf_exp(x)                   e^x to about 1 ulp; see below
+ *   vf_sum(x)                   the sum of the lanes
+ */
+#ifndef ATTN_SRC_KERNELS_SIMD_H
+#define ATTN_SRC_KERNELS_SIMD_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(ATTN_SIMD_AVX512) + defined(ATTN_SIMD_AVX2) + defined(ATTN_SIMD_SCALAR) != 1
+#error "define exactly one of ATTN_SIMD_AVX512, ATTN_SIMD_AVX2, ATTN_SIMD_SCALAR"
+#endif
+
+#define VF_INLINE static inline __attribute__((always_inline))
+
+/* e^x = 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 in [-ln2/2, ln2/2]
+ * (Cody and Waite's reduction: ln 2 split in a short high part, exact in n * hi,
+ * and a low part). e^r = 1 + r + r^2 g(r) with g a degree-4 polynomial fitted to
+ * (e^r - 1 - r) / r^2 by least squares on Chebyshev nodes, weighted for relative
+ * error: the fit's own error is below 0.1 ulp, so the result is within about 1 ulp
+ * (checked against exp() by the unit tests). 2^n is built in the exponent bits.
+ * Below ln(FLT_MIN) the result is 0 (so -inf gives 0, and no subnormals), above
+ * ln(FLT_MAX) it is +inf, NaN stays NaN. */
+#define VF_EXP_LOG2E 1.44269504088896341f
+#define VF_EXP_LN2_HI 0.693359375f
+#define VF_EXP_LN2_LO -2.12194440e-4f
+#define VF_EXP_C0 5.000000000e-01f
+#define VF_EXP_C1 1.666651666e-01f
+#define VF_EXP_C2 4.166626185e-02f
+#define VF_EXP_C3 8.369151503e-03f
+#define VF_EXP_C4 1.394644612e-03f
+#define VF_EXP_MIN_ARG -87.3365402f /* ln(FLT_MIN) */
+#define VF_EXP_MAX_ARG 88.3762589f  /* largest x with n <= 127 */
+
+#if defined(ATTN_SIMD_AVX512)
+
+#include <immintrin.h>
+
+#define VF_WIDTH 16
+typedef __m512 vf;
+
+VF_INLINE vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+VF_INLINE void vf_store(float *p, vf x) { _mm512_storeu_ps(p, x); }
+VF_INLINE vf vf_set1(float x) { return _mm512_set1_ps(x); }
+VF_INLINE vf vf_zero(void) { return _mm512_setzero_ps(); }
+VF_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+VF_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+VF_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+VF_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+VF_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+VF_INLINE vf vf_replace(vf x, float match, float with)
+{
+    __mmask16 hit = _mm512_cmp_ps_mask(x, _mm512_set1_ps(match), _CMP_EQ_OQ);
+    return _mm512_mask_blend_ps(hit, x, _mm512_set1_ps(with));
+}
+VF_INLINE float vf_sum(vf x) { return _mm512_reduce_add_ps(x); }
+
+VF_INLINE vf vf_exp(vf x)
+{
+    __m512i n = _mm512_cvtps_epi32(_mm512_mul_ps(x, _mm512_set1_ps(VF_EXP_LOG2E)));
+    __m512 nf = _mm512_cvtepi32_ps(n);
+    __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(VF_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(VF_EXP_LN2_LO), r);
+    __m512 g = _mm512_set1_ps(VF_EXP_C4);
+    g = _mm512_fmadd_ps(g, r, _mm512_set1_ps(VF_EXP_C3));
+    g = _mm512_fmadd_ps(g, r, _mm512_set1_ps(VF_EXP_C2));
+    g = _mm512_fmadd_ps(g, r, _mm512_set1_ps(VF_EXP_C1));
+    g = _mm512_fmadd_ps(g, r, _mm512_set1_ps(VF_EXP_C0));
+    __m512 er = _mm512_add_ps(_mm512_fmadd_ps(g, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    __m512 two_n = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
+    __m512 y = _mm512_mul_ps(er, two_n);
+    __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(VF_EXP_MIN_ARG), _CMP_LT_OQ);
+    __mmask16 huge = _mm512_cmp_ps_mask(x, _mm512_set1_ps(VF_EXP_MAX_ARG), _CMP_GT_OQ);
+    y = _mm512_mask_blend_ps(tiny, y, _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(huge, y, _mm512_set1_ps(INFINITY));
+}
+
+#elif defined(ATTN_SIMD_AVX2)
+
+#include <immintrin.h>
+
+#define VF_WIDTH 8
+typedef __m256 vf;
+
+VF_INLINE vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+VF_INLINE void vf_store(float *p, vf x) { _mm256_storeu_ps(p, x); }
+VF_INLINE vf vf_set1(float x) { return _mm256_set1_ps(x); }
+VF_INLINE vf vf_zero(void) { return _mm256_setzero_ps(); }
+VF_INLINE vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+VF_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+VF_INLINE vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+VF_INLINE vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+VF_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+VF_INLINE vf vf_replace(vf x, float match, float with)
+{
+    __m256 hit = _mm256_cmp_ps(x, _mm256_set1_ps(match), _CMP_EQ_OQ);
+    return _mm256_blendv_ps(x, _mm256_set1_ps(with), hit);
+}
+VF_INLINE float vf_sum(vf x)
+{
+    __m128 half = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    half = _mm_add_ss(half, _mm_movehdup_ps(half));
+    return _mm_cvtss_f32(half);
+}
+
+VF_INLINE vf vf_exp(vf x)
+{
+    __m256i n = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(VF_EXP_LOG2E)));
+    __m256 nf = _mm256_cvtepi32_ps(n);
+    __m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(VF_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(VF_EXP_LN2_LO), r);
+    __m256 g = _mm256_set1_ps(VF_EXP_C4);
+    g = _mm256_fmadd_ps(g, r, _mm256_set1_ps(VF_EXP_C3));
+    g = _mm256_fmadd_ps(g, r, _mm256_set1_ps(VF_EXP_C2));
+    g = _mm256_fmadd_ps(g, r, _mm256_set1_ps(VF_EXP_C1));
+    g = _mm256_fmadd_ps(g, r, _mm256_set1_ps(VF_EXP_C0));
+    __m256 er = _mm256_add_ps(_mm256_fmadd_ps(g, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256 two_n = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+    __m256 y = _mm256_mul_ps(er, two_n);
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(VF_EXP_MIN_ARG), _CMP_LT_OQ);
+    __m256 huge = _mm256_cmp_ps(x, _mm256_set1_ps(VF_EXP_MAX_ARG), _CMP_GT_OQ);
+    y = _mm256_andnot_ps(tiny, y);
+    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), huge);
+}
+
+#else /* ATTN_SIMD_SCALAR */
+
+#define VF_WIDTH 1
+typedef float vf;
+
+VF_INLINE vf vf_load(const float *p) { return *p; }
+VF_INLINE void vf_store(float *p, vf x) { *p = x; }
+VF_INLINE vf vf_set1(float x) { return x; }
+VF_INLINE vf vf_zero(void) { return 0.0f; }
+VF_INLINE vf vf_add(vf a, vf b) { return a + b; }
+VF_INLINE vf vf_sub(vf a, vf b) { return a - b; }
+VF_INLINE vf vf_mul(vf a, vf b) { return a * b; }
+/* Like the instructions: the second operand when either is NaN. */
+VF_INLINE vf vf_max(vf a, vf b) { return a > b ? a : b; }
+/* Two roundings: fmaf is a slow library call on CPUs without FMA. */
+VF_INLINE vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
+VF_INLINE vf vf_replace(vf x, float match, float with) { return x == match ? with : x; }
+VF_INLINE float vf_sum(vf x) { return x; }
+
+VF_INLINE vf vf_exp(vf x)
+{
+    if (x < VF_EXP_MIN_ARG) return 0.0f;
+    if (x > VF_EXP_MAX_ARG) return INFINITY;
+    if (x != x) return x;
+    float nf = rintf(x * VF_EXP_LOG2E);
+    float r = x - nf * VF_EXP_LN2_HI; /* exact: the high part has few bits */
+    r = r - nf * VF_EXP_LN2_LO;
+    float g = (((VF_EXP_C4 * r + VF_EXP_C3) * r + VF_EXP_C2) * r + VF_EXP_C1) * r + VF_EXP_C0;
+    float er = (g * (r * r) + r) + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return er * two_n;
+}
+
+#endif
+
+#endif

@@ -1,0 +1,34 @@
+/* Per-head layout of attention inputs: the (b, h) blocks SDPA works on. */
+#include "nn/heads.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* The first float of row (b, l) of a (L, B, E) or (B, L, E) array, in units of E. */
+static size_t row_index(int b, int l, int B, int L, bool batch_first)
+{
+    return batch_first ? (size_t)b * (size_t)L + (size_t)l : (size_t)l * (size_t)B + (size_t)b;
+}
+
+void attn_heads_split(float *heads, const float *rows, int B, int L, int H, int hd,
+                      bool batch_first)
+{
+    const size_t E = (size_t)H * (size_t)hd;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int l = 0; l < L; l++)
+                memcpy(heads + (((size_t)b * H + h) * L + l) * hd,
+                       rows + row_index(b, l, B, L, batch_first) * E + (size_t)h * hd,
+                       (size_t)hd * sizeof *heads);
+}
+
+void attn_heads_merge(float *rows, const float *heads, int B, int L, int H, int hd,
+                      bool batch_first)
+{
+    const size_t E = (size_t)H * (size_t)hd;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int l = 0; l < L; l++)
+                memcpy(rows + row_index(b, l, B, L, batch_first) * E + (size_t)h * hd,
+                       heads + (((size_t)b * H + h) * L + l) * hd, (size_t)hd * sizeof *rows);
+}

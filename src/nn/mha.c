@@ -1,0 +1,355 @@
+/* torch.nn.MultiheadAttention: input projections, scaled dot-product attention
+ * per head, output projection. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/nn.h"
+#include "core/error.h"
+#include "nn/activations.h"
+#include "nn/heads.h"
+
+/* Views of the parameters (or of their gradients) by role; the biases are NULL
+ * without bias. With the packed in_proj_weight, w_q, w_k, w_v are its three
+ * row blocks, as PyTorch's _in_projection_packed splits it. */
+typedef struct mha_weights {
+    float *w_q, *w_k, *w_v; /* (E, E), (E, kdim), (E, vdim) */
+    float *b_q, *b_k, *b_v; /* (E) each */
+    float *w_out, *b_out;   /* (E, E), (E) */
+} mha_weights;
+
+struct attn_mha {
+    attn_mha_config cfg; /* kdim and vdim resolved */
+    int head_dim;
+    attn_params params;
+    mha_weights data, grad;
+
+    /* The last forward, kept for backward. */
+    bool has_forward;
+    const float *query, *key, *value;
+    int batch, len_q, len_k;
+    attn_mask attn_mask, key_padding_mask;
+    attn_sdpa_config sdpa; /* its mask pointers point at the two above */
+
+    attn_activations acts;
+    float *q_heads, *k_heads, *v_heads; /* (B, H, Lq, hd), (B, H, Lk, hd) x 2 */
+    float *attn_heads;                  /* (B, H, Lq, hd): SDPA's output */
+    float *lse;                         /* (B, H, Lq) */
+    float *merged;                      /* (rows_q, E): out_proj's input */
+    float *rows;                        /* (max(rows_q, rows_k), E): projection scratch */
+    float *d_attn_heads, *dq_heads;     /* (B, H, Lq, hd) */
+    float *dk_heads, *dv_heads;         /* (B, H, Lk, hd) */
+    float *head_weights;                /* (B, H, Lq, Lk), only when averaging */
+};
+
+static attn_status check_config(const attn_mha_config *cfg)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(cfg, "mha config")) ||
+        (s = attn_check_at_least(cfg->embed_dim, 1, "embed_dim")) ||
+        (s = attn_check_at_least(cfg->num_heads, 1, "num_heads")) ||
+        (s = attn_check_at_least(cfg->kdim, 0, "kdim")) ||
+        (s = attn_check_at_least(cfg->vdim, 0, "vdim")))
+        return s;
+    if (cfg->embed_dim % cfg->num_heads != 0)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "embed_dim %d is not divisible by num_heads %d",
+                          cfg->embed_dim, cfg->num_heads);
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "dropout %g is outside [0, 1)",
+                          (double)cfg->dropout);
+    return ATTN_OK;
+}
+
+static bool is_packed(const attn_mha_config *cfg)
+{
+    return cfg->kdim == cfg->embed_dim && cfg->vdim == cfg->embed_dim;
+}
+
+/* The state_dict keys and shapes, in PyTorch's order. */
+static int parameter_specs(attn_param specs[6], const attn_mha_config *cfg)
+{
+    const int64_t E = cfg->embed_dim;
+    int n = 0;
+    if (is_packed(cfg)) {
+        specs[n++] = (attn_param){.name = "in_proj_weight", .ndim = 2, .shape = {3 * E, E}};
+    } else {
+        specs[n++] = (attn_param){.name = "q_proj_weight", .ndim = 2, .shape = {E, E}};
+        specs[n++] = (attn_param){.name = "k_proj_weight", .ndim = 2, .shape = {E, cfg->kdim}};
+        specs[n++] = (attn_param){.name = "v_proj_weight", .ndim = 2, .shape = {E, cfg->vdim}};
+    }
+    if (cfg->bias) specs[n++] = (attn_param){.name = "in_proj_bias", .ndim = 1, .shape = {3 * E}};
+    specs[n++] = (attn_param){.name = "out_proj.weight", .ndim = 2, .shape = {E, E}};
+    if (cfg->bias) specs[n++] = (attn_param){.name = "out_proj.bias", .ndim = 1, .shape = {E}};
+    return n;
+}
+
+/* The start of parameter `name` in `base` (params->data or params->grad). */
+static float *view_at(const attn_params *p, float *base, const char *name)
+{
+    const attn_param *it = attn_params_find(p, name);
+    return it ? base + it->offset : NULL;
+}
+
+/* The role views into `base`. */
+static mha_weights point_weights(const attn_params *p, float *base, const attn_mha_config *cfg)
+{
+    const size_t E = (size_t)cfg->embed_dim;
+    mha_weights w = {0};
+    if (is_packed(cfg)) {
+        w.w_q = view_at(p, base, "in_proj_weight");
+        w.w_k = w.w_q + E * E;
+        w.w_v = w.w_q + 2 * E * E;
+    } else {
+        w.w_q = view_at(p, base, "q_proj_weight");
+        w.w_k = view_at(p, base, "k_proj_weight");
+        w.w_v = view_at(p, base, "v_proj_weight");
+    }
+    if (cfg->bias) {
+        w.b_q = view_at(p, base, "in_proj_bias");
+        w.b_k = w.b_q + E;
+        w.b_v = w.b_q + 2 * E;
+        w.b_out = view_at(p, base, "out_proj.bias");
+    }
+    w.w_out = view_at(p, base, "out_proj.weight");
+    return w;
+}
+
+/* As MultiheadAttention._reset_parameters: xavier_uniform_ on in_proj_weight as
+ * one (3E, E) matrix (or on each separate weight), biases 0, out_proj.weight as
+ * nn.Linear. */
+static void init_parameters(attn_mha *m, uint64_t seed)
+{
+    const attn_mha_config *cfg = &m->cfg;
+    const int E = cfg->embed_dim;
+    attn_rng rng;
+    attn_rng_init(&rng, seed);
+    if (is_packed(cfg)) {
+        attn_init_xavier_uniform(m->data.w_q, 3 * E, E, &rng);
+    } else {
+        attn_init_xavier_uniform(m->data.w_q, E, E, &rng);
+        attn_init_xavier_uniform(m->data.w_k, E, cfg->kdim, &rng);
+        attn_init_xavier_uniform(m->data.w_v, E, cfg->vdim, &rng);
+    }
+    attn_init_linear(m->data.w_out, NULL, E, E, &rng);
+}
+
+attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg, uint64_t seed)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(out, "out")) || (s = check_config(cfg))) return s;
+    *out = NULL;
+    attn_mha *m = calloc(1, sizeof *m);
+    if (m == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the module");
+    m->cfg = *cfg;
+    if (m->cfg.kdim == 0) m->cfg.kdim = cfg->embed_dim;
+    if (m->cfg.vdim == 0) m->cfg.vdim = cfg->embed_dim;
+    m->head_dim = cfg->embed_dim / cfg->num_heads;
+    attn_param specs[6];
+    int count = parameter_specs(specs, &m->cfg);
+    if ((s = attn_params_init(&m->params, specs, count))) {
+        free(m);
+        return s;
+    }
+    m->data = point_weights(&m->params, m->params.data, &m->cfg);
+    m->grad = point_weights(&m->params, m->params.grad, &m->cfg);
+    init_parameters(m, seed);
+    *out = m;
+    return ATTN_OK;
+}
+
+void attn_mha_free(attn_mha *m)
+{
+    if (m == NULL) return;
+    attn_params_free(&m->params);
+    attn_activations_free(&m->acts);
+    free(m);
+}
+
+attn_params *attn_mha_params(attn_mha *m) { return m ? &m->params : NULL; }
+
+const attn_mha_config *attn_mha_get_config(const attn_mha *m) { return m ? &m->cfg : NULL; }
+
+static attn_status check_input(const attn_mha_input *in)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(in, "mha input")) ||
+        (s = attn_check_not_null(in->query, "query")) ||
+        (s = attn_check_not_null(in->key, "key")) ||
+        (s = attn_check_not_null(in->value, "value")) ||
+        (s = attn_check_at_least(in->batch, 1, "batch")) ||
+        (s = attn_check_at_least(in->len_q, 1, "len_q")) ||
+        (s = attn_check_at_least(in->len_k, 1, "len_k")))
+        return s;
+    if (in->key_padding_mask && in->key_padding_mask_type != ATTN_MASK_BOOL &&
+        in->key_padding_mask_type != ATTN_MASK_FLOAT)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "key_padding_mask_type %d must be ATTN_MASK_BOOL or ATTN_MASK_FLOAT",
+                          (int)in->key_padding_mask_type);
+    if (in->attn_mask && in->attn_mask_type != ATTN_MASK_BOOL &&
+        in->attn_mask_type != ATTN_MASK_FLOAT)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "attn_mask_type %d must be ATTN_MASK_BOOL or ATTN_MASK_FLOAT",
+                          (int)in->attn_mask_type);
+    if (in->attn_mask && in->attn_mask_ndim != 2 && in->attn_mask_ndim != 3)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "attn_mask_ndim %d must be 2 (Lq, Lk) or 3 (B*H, Lq, Lk)",
+                          in->attn_mask_ndim);
+    return ATTN_OK;
+}
+
+/* key_padding_mask (B, Lk) is read as (B, 1, 1, Lk); attn_mask (Lq, Lk) broadcasts
+ * and (B*H, Lq, Lk) is (B, H, Lq, Lk) in memory. */
+static attn_status prepare_sdpa(attn_mha *m, const attn_mha_input *in)
+{
+    const int64_t B = in->batch, H = m->cfg.num_heads, Lq = in->len_q, Lk = in->len_k;
+    const int64_t target[4] = {B, H, Lq, Lk};
+    attn_sdpa_config *c = &m->sdpa;
+    *c = (attn_sdpa_config){.batch = in->batch, .heads = m->cfg.num_heads, .len_q = in->len_q,
+                            .len_k = in->len_k, .dim_qk = m->head_dim, .dim_v = m->head_dim,
+                            .scale = 1.0f / sqrtf((float)m->head_dim), .causal = in->is_causal};
+    if (in->training) {
+        c->dropout_p = m->cfg.dropout;
+        c->dropout_seed = in->dropout_seed;
+    }
+    attn_status s;
+    if (in->key_padding_mask) {
+        const int64_t shape[4] = {B, 1, 1, Lk};
+        if ((s = attn_mask_init(&m->key_padding_mask, in->key_padding_mask_type,
+                                in->key_padding_mask, 4, shape, target)))
+            return s;
+        c->key_padding_mask = &m->key_padding_mask;
+    }
+    if (in->attn_mask) {
+        const int64_t shape2[2] = {Lq, Lk};
+        if ((s = attn_mask_init(&m->attn_mask, in->attn_mask_type, in->attn_mask,
+                                in->attn_mask_ndim == 2 ? 2 : 4,
+                                in->attn_mask_ndim == 2 ? shape2 : target, target)))
+            return s;
+        c->attn_mask = &m->attn_mask;
+    }
+    return ATTN_OK;
+}
+
+static attn_status layout_activations(attn_mha *m, const attn_mha_input *in)
+{
+    const size_t E = (size_t)m->cfg.embed_dim;
+    const size_t rows_q = (size_t)in->batch * (size_t)in->len_q;
+    const size_t rows_k = (size_t)in->batch * (size_t)in->len_k;
+    const size_t weights = in->weights && in->average_attn_weights
+                               ? rows_q * (size_t)m->cfg.num_heads * (size_t)in->len_k
+                               : 0;
+    const attn_activation_view views[] = {
+        {&m->q_heads, rows_q * E},
+        {&m->k_heads, rows_k * E},
+        {&m->v_heads, rows_k * E},
+        {&m->attn_heads, rows_q * E},
+        {&m->lse, rows_q * (size_t)m->cfg.num_heads},
+        {&m->merged, rows_q * E},
+        {&m->rows, (rows_q > rows_k ? rows_q : rows_k) * E},
+        {&m->d_attn_heads, rows_q * E},
+        {&m->dq_heads, rows_q * E},
+        {&m->dk_heads, rows_k * E},
+        {&m->dv_heads, rows_k * E},
+        {&m->head_weights, weights},
+    };
+    return attn_activations_layout(&m->acts, views, (int)(sizeof views / sizeof views[0]));
+}
+
+/* weights: (B, Lq, Lk) = sum over h of head_weights (B, H, Lq, Lk), divided by H
+ * (PyTorch's sum(dim=1) / num_heads). */
+static void average_heads(float *weights, const float *head_weights, int B, int H, int Lq, int Lk)
+{
+    const size_t plane = (size_t)Lq * (size_t)Lk;
+    for (int b = 0; b < B; b++) {
+        for (size_t e = 0; e < plane; e++) {
+            float sum = 0.0f;
+            for (int h = 0; h < H; h++) sum += head_weights[((size_t)b * H + h) * plane + e];
+            weights[(size_t)b * plane + e] = sum / (float)H;
+        }
+    }
+}
+
+/* query: (Lq, B, E) [or (B, Lq, E)], key: (Lk, B, kdim), value: (Lk, B, vdim)
+ *   q = query Wq^T + bq, k = key Wk^T + bk, v = value Wv^T + bv, split into heads
+ *   attn = SDPA(q, k, v) with scale 1/sqrt(hd) and the masks
+ *   out: (Lq, B, E) = merge(attn) Wout^T + bout */
+attn_status attn_mha_forward(attn_mha *m, float *out, const attn_mha_input *in)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(m, "mha")) || (s = attn_check_not_null(out, "out")) ||
+        (s = check_input(in)))
+        return s;
+    m->has_forward = false;
+    if ((s = prepare_sdpa(m, in)) || (s = layout_activations(m, in))) return s;
+    const attn_mha_config *cfg = &m->cfg;
+    const int B = in->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
+    const int Lq = in->len_q, Lk = in->len_k, bf = cfg->batch_first;
+    const mha_weights *w = &m->data;
+
+    attn_linear_forward(m->rows, in->query, w->w_q, w->b_q, B * Lq, E, E);
+    attn_heads_split(m->q_heads, m->rows, B, Lq, H, hd, bf);
+    attn_linear_forward(m->rows, in->key, w->w_k, w->b_k, B * Lk, cfg->kdim, E);
+    attn_heads_split(m->k_heads, m->rows, B, Lk, H, hd, bf);
+    attn_linear_forward(m->rows, in->value, w->w_v, w->b_v, B * Lk, cfg->vdim, E);
+    attn_heads_split(m->v_heads, m->rows, B, Lk, H, hd, bf);
+
+    float *weights = in->weights && in->average_attn_weights ? m->head_weights : in->weights;
+    if ((s = attn_sdpa_forward(m->attn_heads, m->lse, weights, m->q_heads, m->k_heads,
+                               m->v_heads, &m->sdpa)))
+        return s;
+    if (in->weights && in->average_attn_weights)
+        average_heads(in->weights, m->head_weights, B, H, Lq, Lk);
+
+    attn_heads_merge(m->merged, m->attn_heads, B, Lq, H, hd, bf);
+    attn_linear_forward(out, m->merged, w->w_out, w->b_out, B * Lq, E, E);
+
+    m->query = in->query;
+    m->key = in->key;
+    m->value = in->value;
+    m->batch = B;
+    m->len_q = Lq;
+    m->len_k = Lk;
+    m->has_forward = true;
+    return ATTN_OK;
+}
+
+/* Backward of the forward above, in reverse:
+ *   d merged = dout Wout, dWout += dout^T merged, dbout += sum dout
+ *   dq, dk, dv (heads) from SDPA's backward
+ *   dquery += dq Wq, dWq += dq^T query, dbq += sum dq (and so for k, v)
+ * dquery, dkey, dvalue may be one buffer: each step only adds into it. */
+attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dvalue,
+                              const float *dout)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(m, "mha")) || (s = attn_check_not_null(dout, "dout"))) return s;
+    if (!m->has_forward)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "attn_mha_backward needs a successful attn_mha_forward first");
+    const attn_mha_config *cfg = &m->cfg;
+    const int B = m->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
+    const int Lq = m->len_q, Lk = m->len_k, bf = cfg->batch_first;
+    const size_t n_q = (size_t)B * Lq * E, n_k = (size_t)B * Lk * E;
+    const mha_weights *w = &m->data, *g = &m->grad;
+
+    memset(m->rows, 0, n_q * sizeof *m->rows);
+    attn_linear_backward(m->rows, g->w_out, g->b_out, dout, m->merged, w->w_out, B * Lq, E, E);
+    attn_heads_split(m->d_attn_heads, m->rows, B, Lq, H, hd, bf);
+
+    memset(m->dq_heads, 0, n_q * sizeof *m->dq_heads);
+    memset(m->dk_heads, 0, n_k * sizeof *m->dk_heads);
+    memset(m->dv_heads, 0, n_k * sizeof *m->dv_heads);
+    if ((s = attn_sdpa_backward(m->dq_heads, m->dk_heads, m->dv_heads, m->d_attn_heads,
+                                m->q_heads, m->k_heads, m->v_heads, m->attn_heads, m->lse,
+                                &m->sdpa)))
+        return s;
+
+    attn_heads_merge(m->rows, m->dq_heads, B, Lq, H, hd, bf);
+    attn_linear_backward(dquery, g->w_q, g->b_q, m->rows, m->query, w->w_q, B * Lq, E, E);
+    attn_heads_merge(m->rows, m->dk_heads, B, Lk, H, hd, bf);
+    attn_linear_backward(dkey, g->w_k, g->b_k, m->rows, m->key, w->w_k, B * Lk, cfg->kdim, E);
+    attn_heads_merge(m->rows, m->dv_heads, B, Lk, H, hd, bf);
+    attn_linear_backward(dvalue, g->w_v, g->b_v, m->rows, m->value, w->w_v, B * Lk, cfg->vdim,
+                         E);
+    return ATTN_OK;
+}

@@ -1,0 +1,274 @@
+"""Helpers shared by the conformance scripts.
+
+Each script makes random cases, writes each case's inputs (and a module's weights)
+as safetensors files, runs attn_conform on them, and compares what it wrote with a
+float64 PyTorch reference. The error of a tensor is max|attn - reference| divided
+by max|reference| (the largest absolute difference when the reference is all
+zeros). A case passes when every compared tensor is within TOLERANCE.
+
+A run's case seeds come from the run seed (os.urandom unless --seed); a single
+case repeats with --case-seed.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import st
+
+TOLERANCE = 1e-5
+
+
+class DriverError(Exception):
+    """attn_conform failed or wrote something unreadable."""
+
+
+def parse_args(description, default_cases=100):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--driver", required=True, help="path of attn_conform")
+    parser.add_argument("--cases", type=int, default=default_cases,
+                        help=f"number of random cases (default {default_cases})")
+    parser.add_argument("--seed", type=int, help="run seed, to repeat a run")
+    parser.add_argument("--case-seed", type=int, help="run only the case with this seed")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="copy the files of failing cases into DIR")
+    parser.add_argument("--verbose", action="store_true", help="print every case")
+    return parser.parse_args()
+
+
+def new_seed():
+    return int.from_bytes(os.urandom(8), "little") >> 1
+
+
+def case_seeds(run_seed, count):
+    rng = np.random.default_rng(run_seed)
+    return [int(s) for s in rng.integers(0, 2**62, size=count)]
+
+
+# ---- numbers ----
+
+def f32(x):
+    """x as a float32 numpy array (the values attn sees)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def f64(x, grad=False):
+    """A float64 torch tensor holding exactly the values of x."""
+    t = torch.from_numpy(np.asarray(x, dtype=np.float64).copy())
+    return t.requires_grad_(grad)
+
+
+def normal32(rng, shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def rel_error(got, want):
+    """max|got - want| / max|want| over the finite entries of want; entries that
+    are -inf or +inf in want must be the same in got. The absolute difference
+    when want is all zeros; inf on a shape mismatch or a NaN."""
+    got = np.asarray(got, dtype=np.float64)
+    if isinstance(want, torch.Tensor):
+        want = want.detach().cpu().numpy()
+    want = np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return float("inf")
+    if got.size == 0:
+        return 0.0
+    if np.isnan(got).any() or np.isnan(want).any():
+        return float("inf")
+    finite = np.isfinite(want)
+    if (got[~finite] != want[~finite]).any() or not np.isfinite(got[finite]).all():
+        return float("inf")
+    if not finite.any():
+        return 0.0
+    diff = np.abs(got[finite] - want[finite]).max()
+    scale = np.abs(want[finite]).max()
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+def masked_softmax(scores):
+    """softmax over the last axis where a row whose every entry is -inf gives
+    weights 0 (and gradient 0) instead of NaN: attn's rule for fully masked rows."""
+    empty = torch.isneginf(scores).all(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1)
+    return weights.masked_fill(empty, 0.0)
+
+
+def bits_equal(a, b):
+    """True if two float32 arrays are equal bit for bit."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    b = np.ascontiguousarray(b, dtype=np.float32)
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+# ---- one case ----
+
+class Case:
+    """The seed, config and results of one case."""
+
+    def __init__(self, index, seed, directory):
+        self.index = index
+        self.seed = seed
+        self.dir = directory
+        self.rng = np.random.default_rng(seed)
+        self.config = {}
+        self.errors = {}    # tensor name -> relative error
+        self.problems = []  # messages of failed checks
+
+    def compare(self, name, got, want, tolerance=TOLERANCE):
+        err = rel_error(got, want)
+        self.errors[name] = max(err, self.errors.get(name, 0.0))
+        if not err <= tolerance:
+            self.problems.append(f"{name}: relative error {err:.3g} > {tolerance:g}")
+
+    def require(self, condition, message):
+        if not condition:
+            self.problems.append(message)
+
+    def write_inputs(self, tensors):
+        """inputs.safetensors: the tensors and the config, one JSON value per key."""
+        metadata = {k: json.dumps(v) for k, v in self.config.items()}
+        st.save(os.path.join(self.dir, "inputs.safetensors"), tensors, metadata)
+
+    def write_weights(self, state_dict):
+        st.save(os.path.join(self.dir, "weights.safetensors"),
+                {k: f32(v) for k, v in state_dict.items()})
+
+    def run_driver(self, driver, kind):
+        """Runs attn_conform and returns the tensors of outputs.safetensors."""
+        try:
+            proc = subprocess.run([driver, kind, self.dir], capture_output=True,
+                                  text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise DriverError("attn_conform did not finish in 120 s") from None
+        if proc.returncode != 0:
+            how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
+                   else f"exited with status {proc.returncode}")
+            raise DriverError(f"attn_conform {how}: {proc.stderr.strip()}")
+        try:
+            outputs, _ = st.load(os.path.join(self.dir, "outputs.safetensors"))
+        except (OSError, ValueError, KeyError) as e:
+            raise DriverError(f"outputs.safetensors is unreadable: {e}") from None
+        return outputs
+
+    def output(self, outputs, name):
+        if name not in outputs:
+            self.problems.append(f"outputs.safetensors has no tensor {name!r}")
+            return None
+        return outputs[name]
+
+    def check_saved_state(self, make_module, original):
+        """saved_weights.safetensors must load into a fresh float32 module with
+        load_state_dict(strict=True) and give back the original values bit for bit."""
+        path = os.path.join(self.dir, "saved_weights.safetensors")
+        try:
+            saved, _ = st.load(path)
+        except (OSError, ValueError, KeyError) as e:
+            self.problems.append(f"saved_weights.safetensors is unreadable: {e}")
+            return
+        for name, array in saved.items():
+            self.require(array.dtype == np.float32,
+                         f"saved_weights: {name} has dtype {array.dtype}, not float32")
+        module = make_module().float()
+        try:
+            module.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32))
+                                    for k, v in saved.items()}, strict=True)
+        except (RuntimeError, KeyError) as e:
+            self.problems.append(f"saved_weights: load_state_dict(strict=True) failed: {e}")
+            return
+        for name, value in module.state_dict().items():
+            self.require(bits_equal(value.numpy(), original[name]),
+                         f"saved_weights: {name} differs from the weights loaded")
+        self.errors["saved_weights"] = 0.0 if not any(
+            p.startswith("saved_weights") for p in self.problems) else float("inf")
+
+
+# ---- the run ----
+
+class Report:
+    """The largest error of each tensor name over the cases, and how many cases
+    compared it."""
+
+    def __init__(self):
+        self.worst = {}
+        self.count = {}
+
+    def add(self, case):
+        for name, err in case.errors.items():
+            self.worst[name] = max(err, self.worst.get(name, 0.0))
+            self.count[name] = self.count.get(name, 0) + 1
+
+    def print_table(self):
+        width = max([len(n) for n in self.worst] + [6])
+        print(f"{'tensor':<{width}}  {'max rel error':>13}  {'cases':>5}")
+        for name in sorted(self.worst):
+            print(f"{name:<{width}}  {self.worst[name]:>13.3e}  {self.count[name]:>5}")
+
+
+def main(kind, description, make_config, run_case, default_cases=100):
+    """Runs the cases: make_config(case) fills case.config from case.rng, then
+    run_case(case, driver) writes the files, runs the driver and compares."""
+    args = parse_args(description, default_cases)
+    torch.set_num_threads(1)
+    run_seed = args.seed if args.seed is not None else new_seed()
+    if args.case_seed is not None:
+        seeds = [args.case_seed]
+        print(f"{kind}: one case, seed {args.case_seed}")
+    else:
+        seeds = case_seeds(run_seed, args.cases)
+        print(f"{kind}: {len(seeds)} cases, run seed {run_seed} (repeat with --seed {run_seed})")
+    sys.stdout.flush()
+
+    report = Report()
+    failed = []
+    start = time.time()
+    with tempfile.TemporaryDirectory(prefix=f"attn_conform_{kind}_") as tmp:
+        for index, seed in enumerate(seeds):
+            directory = os.path.join(tmp, f"case{index}")
+            os.mkdir(directory)
+            case = Case(index, seed, directory)
+            make_config(case)
+            try:
+                run_case(case, args.driver)
+            except DriverError as e:
+                case.problems.append(str(e))
+            report.add(case)
+            if case.problems:
+                failed.append(case)
+                print(f"FAIL case {index}, seed {seed} (repeat with --case-seed {seed})")
+                print(f"  config: {json.dumps(case.config, sort_keys=True)}")
+                for problem in case.problems:
+                    print(f"  {problem}")
+                if args.keep:
+                    kept = os.path.join(args.keep, f"{kind}_{seed}")
+                    shutil.copytree(directory, kept, dirs_exist_ok=True)
+                    print(f"  files kept in {kept}")
+            elif args.verbose:
+                worst = max(case.errors, key=case.errors.get, default="-")
+                print(f"ok   case {index}, seed {seed}, worst {worst} "
+                      f"{case.errors.get(worst, 0.0):.2e}: "
+                      f"{json.dumps(case.config, sort_keys=True)}")
+            sys.stdout.flush()
+            shutil.rmtree(directory)
+
+    print()
+    report.print_table()
+    elapsed = time.time() - start
+    print(f"\n{kind}: {len(seeds) - len(failed)} of {len(seeds)} cases passed "
+          f"(tolerance {TOLERANCE:g}) in {elapsed:.1f} s")
+    if failed:
+        print(f"{kind}: FAILED, case seeds: {' '.join(str(c.seed) for c in failed)}")
+        if args.case_seed is None:
+            print(f"{kind}: repeat the run with --seed {run_seed}")
+        return 1
+    return 0

@@ -1,0 +1,166 @@
+"""Conformance of attn_sdpa_forward / attn_sdpa_backward with a float64 PyTorch
+reference: out = softmax(scale * q k^T + masks) v, with autograd for dq, dk, dv.
+
+Cases: batch 1-4, heads 1-8, head dims 1-96 (dim_v equal to dim_qk or not),
+Lq != Lk and odd lengths, the default or an explicit scale, causal or not, an
+attn_mask (none, bool with True excluded, bool_keep with False excluded, float
+added) of a random broadcast shape, and a key_padding_mask (B, 1, 1, Lk) of any
+kind, alone or together with the attn_mask. Fully masked rows (forced in about a
+third of the masks) must give out, weights, lse = -inf and gradients exactly as
+attn documents: zeros, which the reference implements (torch itself gives NaN).
+"""
+
+import sys
+
+import numpy as np
+import torch
+
+import common
+from common import f32, f64
+
+MASK_KINDS = ["none", "bool", "bool_keep", "float"]
+
+
+def random_dim(rng):
+    """A head dim in 1-96, small ones more often."""
+    band = rng.integers(3)
+    return int(rng.integers(1, 9) if band == 0 else
+               rng.integers(9, 33) if band == 1 else rng.integers(33, 97))
+
+
+def random_mask_shape(rng, target):
+    """A shape that broadcasts to target = (B, H, Lq, Lk): each dimension full or
+    1, leading dimensions of 1 sometimes left out."""
+    shape = [n if rng.random() < 0.5 else 1 for n in target]
+    leading_ones = 0
+    while leading_ones < 3 and shape[leading_ones] == 1:
+        leading_ones += 1
+    drop = int(rng.integers(0, leading_ones + 1))
+    return shape[drop:]
+
+
+def make_config(case):
+    rng = case.rng
+    B, H = int(rng.integers(1, 5)), int(rng.integers(1, 9))
+    D = random_dim(rng)
+    Dv = D if rng.random() < 0.5 else random_dim(rng)
+    Lq = int(rng.integers(1, 34))
+    Lk = Lq if rng.random() < 0.2 else int(rng.integers(1, 34))
+    # Keep each case small: a few hundred thousand floats at most.
+    while B * H * max(Lq, Lk) * max(D, Dv, Lk) > 100_000:
+        if H > 1:
+            H -= 1
+        elif B > 1:
+            B -= 1
+        else:
+            Lq, Lk = max(1, Lq // 2), max(1, Lk // 2)
+    attn_mask = MASK_KINDS[rng.integers(4)]
+    padding = MASK_KINDS[rng.integers(4)] if rng.random() < 0.4 else "none"
+    case.config = {
+        "batch": B, "heads": H, "len_q": Lq, "len_k": Lk, "dim_qk": D, "dim_v": Dv,
+        # An explicit scale stays near 1/sqrt(D): scores of a few units, where
+        # float32 itself (attn or torch) can meet the tolerance; far larger
+        # scores make the softmax so peaked that the gradients cancel.
+        "scale": 0.0 if rng.random() < 0.6 else
+        float(np.float32(rng.uniform(0.25, 1.5) / np.sqrt(D))),
+        "causal": bool(rng.random() < 0.3),
+        "dropout_p": 0.0, "dropout_seed": 0,
+        "attn_mask": attn_mask,
+        "attn_mask_shape": random_mask_shape(rng, [B, H, Lq, Lk]) if attn_mask != "none" else [],
+        "key_padding_mask": padding,
+        "need_weights": bool(rng.random() < 0.7),
+        "mask_density": float(rng.choice([0.1, 0.3, 0.6, 0.9])),
+    }
+
+
+def random_mask(rng, kind, shape, density):
+    """(array for attn, excluded as a bool array): a mask of `kind` whose entries
+    are excluded with probability `density`; in a third of the masks one whole row
+    (the last axis) is excluded as well."""
+    excluded = rng.random(shape) < density
+    if rng.random() < 0.35 and excluded.size:
+        row = tuple(int(rng.integers(n)) for n in shape[:-1])
+        excluded[row] = True
+    if kind == "bool":
+        return excluded.copy(), excluded
+    if kind == "bool_keep":
+        return ~excluded, excluded
+    values = (rng.standard_normal(shape) * 1.5).astype(np.float32)
+    values[excluded] = -np.inf
+    return values, excluded
+
+
+def apply_mask(scores, kind, data):
+    if kind == "float":
+        return scores + f64(data)
+    excluded = torch.from_numpy(np.asarray(data, dtype=bool))
+    if kind == "bool_keep":
+        excluded = ~excluded
+    return scores.masked_fill(excluded, float("-inf"))
+
+
+def run_case(case, driver):
+    cfg, rng = case.config, case.rng
+    B, H, Lq, Lk = cfg["batch"], cfg["heads"], cfg["len_q"], cfg["len_k"]
+    D, Dv = cfg["dim_qk"], cfg["dim_v"]
+    q = common.normal32(rng, (B, H, Lq, D))
+    k = common.normal32(rng, (B, H, Lk, D))
+    v = common.normal32(rng, (B, H, Lk, Dv))
+    dout = common.normal32(rng, (B, H, Lq, Dv))
+    tensors = {"q": q, "k": k, "v": v, "dout": dout}
+    masks = []
+    if cfg["attn_mask"] != "none":
+        data, _ = random_mask(rng, cfg["attn_mask"], cfg["attn_mask_shape"],
+                              cfg["mask_density"])
+        tensors["attn_mask"] = data
+        masks.append((cfg["attn_mask"], data))
+    if cfg["key_padding_mask"] != "none":
+        data, _ = random_mask(rng, cfg["key_padding_mask"], [B, 1, 1, Lk],
+                              cfg["mask_density"] / 2)
+        tensors["key_padding_mask"] = data
+        masks.append((cfg["key_padding_mask"], data))
+    case.write_inputs(tensors)
+    outputs = case.run_driver(driver, "sdpa")
+
+    # The reference in float64.
+    q64, k64, v64 = f64(q, True), f64(k, True), f64(v, True)
+    scale = cfg["scale"] if cfg["scale"] != 0 else 1.0 / np.sqrt(D)
+    scores = (q64 @ k64.transpose(-1, -2)) * scale
+    if cfg["causal"]:
+        above = torch.ones(Lq, Lk, dtype=torch.bool).triu(diagonal=1)
+        scores = scores.masked_fill(above, float("-inf"))
+    for kind, data in masks:
+        scores = apply_mask(scores, kind, data)
+    weights = common.masked_softmax(scores)
+    out = weights @ v64
+    lse = torch.logsumexp(scores.detach(), dim=-1)
+    out.backward(f64(dout))
+
+    got = {name: case.output(outputs, name)
+           for name in ["out", "lse", "grad.q", "grad.k", "grad.v"]
+           + (["weights"] if cfg["need_weights"] else [])}
+    if any(x is None for x in got.values()):
+        return
+    case.compare("out", got["out"], out)
+    case.compare("lse", got["lse"], lse)
+    if cfg["need_weights"]:
+        case.compare("weights", got["weights"], weights)
+    case.compare("grad.q", got["grad.q"], q64.grad)
+    case.compare("grad.k", got["grad.k"], k64.grad)
+    case.compare("grad.v", got["grad.v"], v64.grad)
+
+    # Fully masked rows: exactly zero, not merely small.
+    empty = torch.isneginf(scores.detach()).all(dim=-1).numpy()
+    if empty.any():
+        case.errors["fully_masked_rows"] = 0.0
+        zero = (not got["out"][empty].any() and not got["grad.q"][empty].any()
+                and np.all(got["lse"][empty] == -np.inf)
+                and (not cfg["need_weights"] or not got["weights"][empty].any()))
+        if not zero:
+            case.errors["fully_masked_rows"] = float("inf")
+            case.problems.append(f"fully masked rows ({int(empty.sum())}) are not exactly "
+                                 "0 in out / weights / grad.q, or lse is not -inf")
+
+
+if __name__ == "__main__":
+    sys.exit(common.main("sdpa", __doc__, make_config, run_case))

@@ -1,0 +1,560 @@
+/* The fused attention kernels (src/kernels/flash*.c) against the reference
+ * attn_sdpa_forward / attn_sdpa_backward, on fresh random shapes each run, for
+ * every instruction-set variant this CPU runs, and 1 against 2 threads.
+ *
+ * Limit: out, lse, dq, dk, dv agree with the reference to a relative error
+ * (test_rel_error: max |a - b| / max |b|) below 1e-5; fp32 rounding of the two
+ * different summation orders gives about 1e-6 at these sizes. dq and dk are
+ * measured against the size of the terms they sum (see score_gradient_scales).
+ * Thread counts must agree bit for bit. */
+#define _POSIX_C_SOURCE 200112L /* setenv */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/flash.h"
+#include "testutil.h"
+
+#define REL_LIMIT 1e-5
+#define EXP_ULP_LIMIT 2.0
+
+static const attn_flash_kernels *const all_variants[] = {&attn_flash_avx512, &attn_flash_avx2,
+                                                         &attn_flash_scalar};
+enum { VARIANTS = sizeof all_variants / sizeof all_variants[0] };
+
+/* ---- the vector exponential ----------------------------------------------------- */
+
+static double ulp_error(float got, double want)
+{
+    if (want < 1.17549435e-38) return got == 0.0f ? 0.0 : INFINITY; /* flushed below FLT_MIN */
+    int exponent;
+    frexp(want, &exponent);
+    return fabs((double)got - want) / ldexp(1.0, exponent - 24);
+}
+
+static void test_exp_accuracy(void **state)
+{
+    (void)state;
+    enum { N = 200003 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    assert_non_null(x);
+    assert_non_null(y);
+    for (int i = 0; i < N; i++) x[i] = -87.3f + (88.3f + 87.3f) * (float)i / (N - 1);
+    for (int v = 0; v < VARIANTS; v++) {
+        const attn_flash_kernels *kern = all_variants[v];
+        if (!kern->supported()) continue;
+        kern->exp(y, x, N);
+        double worst = 0.0;
+        for (int i = 0; i < N; i++) {
+            double e = ulp_error(y[i], exp((double)x[i]));
+            if (e > worst) worst = e;
+        }
+        print_message("exp %s: max error %.2f ulp\n", kern->name, worst);
+        assert_true(worst <= EXP_ULP_LIMIT);
+        const float special[] = {-INFINITY, -1000.0f, -88.0f, 0.0f, 100.0f, INFINITY, NAN};
+        float got[7];
+        kern->exp(got, special, 7);
+        assert_true(got[0] == 0.0f && got[1] == 0.0f && got[2] == 0.0f);
+        assert_true(got[3] == 1.0f);
+        assert_true(isinf(got[4]) && isinf(got[5]));
+        assert_true(isnan(got[6]));
+    }
+    free(x);
+    free(y);
+}
+
+/* ---- random cases ------------------------------------------------------------------- */
+
+/* What each case masks; every run walks all of them. */
+typedef enum mask_kind {
+    MASK_NONE,
+    MASK_CAUSAL,
+    MASK_KEY_PADDING,      /* bool (B, 1, 1, Lk); the last batch fully padded */
+    MASK_BOOL_2D,          /* bool (Lq, Lk), excluded = nonzero; row 0 fully masked */
+    MASK_KEEP_4D,          /* bool_keep (B, H, Lq, Lk) */
+    MASK_FLOAT_2D,         /* float (Lq, Lk) with -inf entries and a fully -inf row */
+    MASK_FLOAT_KEYS,       /* float (B, 1, 1, Lk) */
+    MASK_FLOAT_HEADS,      /* float (H, 1, Lk) */
+    MASK_CAUSAL_FILL,      /* causal + bool (Lq, Lk) with a finite fill */
+    MASK_CAUSAL_PADDING,   /* causal + key padding */
+    MASK_PADDING_FILL,     /* key padding with a finite fill + float (Lq, Lk) */
+    MASK_KINDS
+} mask_kind;
+
+static const char *const mask_names[MASK_KINDS] = {
+    "none",         "causal",          "key padding",      "bool (Lq,Lk)",
+    "keep (B,H,Lq,Lk)", "float (Lq,Lk)", "float (B,1,1,Lk)", "float (H,1,Lk)",
+    "causal+fill",  "causal+padding",  "padding fill+float"};
+
+static const int dims[] = {8, 16, 32, 48, 64, 80, 96, 128, 256};
+enum { DIMS = sizeof dims / sizeof dims[0] };
+
+typedef struct flash_case {
+    char label[200];
+    int B, H, Lq, Lk, D, Dv;
+    attn_sdpa_config cfg;
+    attn_mask mask[2];
+    void *mask_data[2];
+    float *q, *k, *v, *dout;
+    float *out, *lse, *dq, *dk, *dv; /* the reference's */
+} flash_case;
+
+static size_t q_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lq * c->D; }
+static size_t k_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lk * c->D; }
+static size_t v_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lk * c->Dv; }
+static size_t out_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lq * c->Dv; }
+static size_t lse_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lq; }
+
+static int random_below(attn_rng *rng, int n) { return (int)attn_rng_below(rng, (uint32_t)n); }
+
+/* A length in 1..600: often small or prime, sometimes up to 600. */
+static int random_length(attn_rng *rng)
+{
+    static const int primes[] = {1, 2, 3, 5, 7, 13, 31, 61, 67, 97, 127, 131, 257, 263, 509, 599};
+    switch (random_below(rng, 3)) {
+    case 0: return primes[random_below(rng, sizeof primes / sizeof primes[0])];
+    case 1: return 1 + random_below(rng, 96);
+    default: return 1 + random_below(rng, 600);
+    }
+}
+
+/* Builds mask slot `slot` (0: attn_mask, 1: key_padding_mask) of the given type and
+ * shape, excluding entries with probability 1/4 (bool) or adding -inf likewise
+ * (float). */
+static void make_mask(flash_case *c, attn_rng *rng, int slot, attn_mask_type type, int ndim,
+                      const int64_t *shape)
+{
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    if (type == ATTN_MASK_FLOAT) {
+        float *m = test_random(rng, n, -2.0f, 2.0f);
+        for (size_t e = 0; e < n; e++)
+            if (attn_rng_uniform(rng) < 0.25f) m[e] = -INFINITY;
+        c->mask_data[slot] = m;
+    } else {
+        uint8_t *m = malloc(n);
+        assert_non_null(m);
+        for (size_t e = 0; e < n; e++) {
+            bool excluded = attn_rng_uniform(rng) < 0.25f;
+            m[e] = (uint8_t)(type == ATTN_MASK_BOOL ? excluded : !excluded);
+        }
+        c->mask_data[slot] = m;
+    }
+    const int64_t target[4] = {c->B, c->H, c->Lq, c->Lk};
+    assert_int_equal(attn_mask_init(&c->mask[slot], type, c->mask_data[slot], ndim, shape, target),
+                     ATTN_OK);
+    if (slot == 0)
+        c->cfg.attn_mask = &c->mask[0];
+    else
+        c->cfg.key_padding_mask = &c->mask[1];
+}
+
+/* Excludes every key of the last row of a 2-D (Lq, Lk) mask, or of the last batch
+ * of a (B, 1, 1, Lk) one, so that fully masked rows occur. */
+static void mask_all_of_last(flash_case *c, int slot, int64_t count)
+{
+    attn_mask *m = &c->mask[slot];
+    int64_t first = (int64_t)0;
+    if (m->stride[2] != 0) first = (int64_t)(c->Lq - 1) * m->stride[2];
+    else if (m->stride[0] != 0) first = (int64_t)(c->B - 1) * m->stride[0];
+    for (int64_t j = 0; j < count; j++) {
+        if (m->type == ATTN_MASK_FLOAT)
+            ((float *)c->mask_data[slot])[first + j] = -INFINITY;
+        else
+            ((uint8_t *)c->mask_data[slot])[first + j] = m->type == ATTN_MASK_BOOL ? 1 : 0;
+    }
+}
+
+static void make_masks(flash_case *c, attn_rng *rng, mask_kind kind)
+{
+    const int64_t keys[4] = {c->B, 1, 1, c->Lk}, scores2[2] = {c->Lq, c->Lk};
+    const int64_t scores4[4] = {c->B, c->H, c->Lq, c->Lk}, heads[3] = {c->H, 1, c->Lk};
+    switch (kind) {
+    case MASK_NONE: break;
+    case MASK_CAUSAL: c->cfg.causal = true; break;
+    case MASK_KEY_PADDING:
+        make_mask(c, rng, 1, ATTN_MASK_BOOL, 4, keys);
+        if (c->B > 1) mask_all_of_last(c, 1, c->Lk);
+        break;
+    case MASK_BOOL_2D:
+        make_mask(c, rng, 0, ATTN_MASK_BOOL, 2, scores2);
+        mask_all_of_last(c, 0, c->Lk);
+        break;
+    case MASK_KEEP_4D: make_mask(c, rng, 0, ATTN_MASK_BOOL_KEEP, 4, scores4); break;
+    case MASK_FLOAT_2D:
+        make_mask(c, rng, 0, ATTN_MASK_FLOAT, 2, scores2);
+        mask_all_of_last(c, 0, c->Lk);
+        break;
+    case MASK_FLOAT_KEYS: make_mask(c, rng, 1, ATTN_MASK_FLOAT, 4, keys); break;
+    case MASK_FLOAT_HEADS: make_mask(c, rng, 0, ATTN_MASK_FLOAT, 3, heads); break;
+    case MASK_CAUSAL_FILL:
+        c->cfg.causal = true;
+        make_mask(c, rng, 0, ATTN_MASK_BOOL, 2, scores2);
+        c->mask[0].fill = true;
+        c->mask[0].fill_value = -3.0f;
+        break;
+    case MASK_CAUSAL_PADDING:
+        c->cfg.causal = true;
+        make_mask(c, rng, 1, ATTN_MASK_BOOL, 4, keys);
+        if (c->B > 1) mask_all_of_last(c, 1, c->Lk);
+        break;
+    case MASK_PADDING_FILL:
+        make_mask(c, rng, 0, ATTN_MASK_FLOAT, 2, scores2);
+        make_mask(c, rng, 1, ATTN_MASK_BOOL_KEEP, 4, keys);
+        c->mask[1].fill = true;
+        c->mask[1].fill_value = -1e9f;
+        break;
+    case MASK_KINDS: fail();
+    }
+}
+
+/* Case number n: mask kind and D cycle so that every run sees all of them;
+ * lengths, Dv, batch, heads, dropout and scale are random. The reference's cost,
+ * B H Lq Lk (D + Dv), is kept under `budget`. */
+static void make_case(flash_case *c, uint64_t n, double budget)
+{
+    memset(c, 0, sizeof *c);
+    attn_rng rng = test_rng(n);
+    mask_kind kind = (mask_kind)(n % MASK_KINDS);
+    c->D = dims[n % DIMS];
+    do {
+        c->Dv = random_below(&rng, 2) ? c->D : dims[random_below(&rng, DIMS)];
+        c->B = 1 + random_below(&rng, 2);
+        c->H = 1 + random_below(&rng, 3);
+        c->Lq = random_length(&rng);
+        c->Lk = random_below(&rng, 3) ? random_length(&rng) : c->Lq;
+    } while ((double)c->B * c->H * c->Lq * c->Lk * (c->D + c->Dv) > budget);
+    c->cfg = (attn_sdpa_config){.batch = c->B, .heads = c->H, .len_q = c->Lq, .len_k = c->Lk,
+                                .dim_qk = c->D, .dim_v = c->Dv};
+    if (random_below(&rng, 4) == 0) c->cfg.scale = 2.0f / sqrtf((float)c->D);
+    if (random_below(&rng, 4) == 0) {
+        c->cfg.dropout_p = 0.2f;
+        c->cfg.dropout_seed = attn_rng_u32(&rng);
+    }
+    make_masks(c, &rng, kind);
+    snprintf(c->label, sizeof c->label,
+             "case %llu: B=%d H=%d Lq=%d Lk=%d D=%d Dv=%d mask=%s dropout=%g scale=%g",
+             (unsigned long long)n, c->B, c->H, c->Lq, c->Lk, c->D, c->Dv, mask_names[kind],
+             (double)c->cfg.dropout_p, (double)c->cfg.scale);
+
+    c->q = test_random(&rng, q_size(c), -2.0f, 2.0f);
+    c->k = test_random(&rng, k_size(c), -2.0f, 2.0f);
+    c->v = test_random(&rng, v_size(c), -1.0f, 1.0f);
+    c->dout = test_random(&rng, out_size(c), -1.0f, 1.0f);
+    c->out = test_zeros(out_size(c));
+    c->lse = test_zeros(lse_size(c));
+    c->dq = test_zeros(q_size(c));
+    c->dk = test_zeros(k_size(c));
+    c->dv = test_zeros(v_size(c));
+    assert_int_equal(attn_sdpa_forward(c->out, c->lse, NULL, c->q, c->k, c->v, &c->cfg), ATTN_OK);
+    assert_int_equal(attn_sdpa_backward(c->dq, c->dk, c->dv, c->dout, c->q, c->k, c->v, c->out,
+                                        c->lse, &c->cfg),
+                     ATTN_OK);
+}
+
+static void free_case(flash_case *c)
+{
+    float *arrays[] = {c->q, c->k, c->v, c->dout, c->out, c->lse, c->dq, c->dk, c->dv};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+    free(c->mask_data[0]);
+    free(c->mask_data[1]);
+}
+
+/* The log-sum-exp: -inf in the same rows, else the relative error. */
+static double lse_error(const float *got, const float *want, size_t n)
+{
+    double diff = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (isinf(want[i]) || isinf(got[i])) {
+            if (got[i] != want[i]) return INFINITY;
+            continue;
+        }
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (d > diff || isnan(d)) diff = d;
+        if (fabs((double)want[i]) > scale) scale = fabs((double)want[i]);
+    }
+    if (isnan(diff)) return INFINITY;
+    return scale == 0.0 ? diff : diff / scale;
+}
+
+/* dq and dk are sums of dS_ij = P_ij (Z_ij dP_ij / (1 - p) - delta_i) times k_j or
+ * q_i, where dP_ij and delta_i (both about sqrt(Dv) in size) cancel: whatever the
+ * summation order, fp32 leaves an error of about 1e-7 of the terms, not of the
+ * result, which may be far smaller (one key gives dS = 0 in real numbers). So their
+ * error is measured relative to the size of the terms,
+ *   scale * max_i sum_j P_ij (|dP_ij| / (1 - p) + |delta_i|) * max |k|
+ * for dq (and over i for each j, times max |q|, for dk), or to the largest
+ * reference value if that is larger. P comes from the reference without dropout. */
+static void score_gradient_scales(const flash_case *c, double *dq_scale, double *dk_scale)
+{
+    attn_sdpa_config plain = c->cfg;
+    plain.dropout_p = 0.0f;
+    const size_t scores = lse_size(c) * (size_t)c->Lk;
+    float *p = test_zeros(scores), *out = test_zeros(out_size(c)), *lse = test_zeros(lse_size(c));
+    assert_int_equal(attn_sdpa_forward(out, lse, p, c->q, c->k, c->v, &plain), ATTN_OK);
+    double *key_sum = calloc((size_t)c->Lk, sizeof *key_sum);
+    assert_non_null(key_sum);
+    double row_max = 0.0, key_max = 0.0;
+    for (int64_t bh = 0; bh < (int64_t)c->B * c->H; bh++) {
+        memset(key_sum, 0, (size_t)c->Lk * sizeof *key_sum);
+        for (int64_t i = 0; i < c->Lq; i++) {
+            const float *g = c->dout + (bh * c->Lq + i) * c->Dv;
+            const float *o = c->out + (bh * c->Lq + i) * c->Dv;
+            double delta = 0.0, row = 0.0;
+            for (int d = 0; d < c->Dv; d++) delta += (double)g[d] * o[d];
+            for (int64_t j = 0; j < c->Lk; j++) {
+                const float *v = c->v + (bh * c->Lk + j) * c->Dv;
+                double dp = 0.0;
+                for (int d = 0; d < c->Dv; d++) dp += (double)g[d] * v[d];
+                double term = p[(bh * c->Lq + i) * c->Lk + j] *
+                              (fabs(dp) / (1.0 - c->cfg.dropout_p) + fabs(delta));
+                row += term;
+                key_sum[j] += term;
+            }
+            if (row > row_max) row_max = row;
+        }
+        for (int64_t j = 0; j < c->Lk; j++)
+            if (key_sum[j] > key_max) key_max = key_sum[j];
+    }
+    double q_max = 0.0, k_max = 0.0;
+    for (size_t e = 0; e < q_size(c); e++) q_max = fmax(q_max, fabs((double)c->q[e]));
+    for (size_t e = 0; e < k_size(c); e++) k_max = fmax(k_max, fabs((double)c->k[e]));
+    const double scale = c->cfg.scale != 0.0f ? c->cfg.scale : 1.0 / sqrt((double)c->D);
+    *dq_scale = scale * row_max * k_max;
+    *dk_scale = scale * key_max * q_max;
+    free(key_sum);
+    free(p);
+    free(out);
+    free(lse);
+}
+
+/* max |got - want| / max(max |want|, terms). */
+static double error_against(const float *got, const float *want, size_t n, double terms)
+{
+    double diff = 0.0, size = terms;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (!(d <= diff)) diff = d;
+        if (fabs((double)want[i]) > size) size = fabs((double)want[i]);
+    }
+    if (isnan(diff)) return INFINITY;
+    if (size == 0.0) return diff == 0.0 ? 0.0 : INFINITY;
+    return diff / size;
+}
+
+typedef struct results {
+    float *out, *lse, *dq, *dk, *dv;
+} results;
+
+static results run_kernels(const attn_flash_kernels *kern, const flash_case *c)
+{
+    results r = {test_zeros(out_size(c)), test_zeros(lse_size(c)), test_zeros(q_size(c)),
+                 test_zeros(k_size(c)), test_zeros(v_size(c))};
+    assert_int_equal(kern->forward(r.out, r.lse, c->q, c->k, c->v, &c->cfg), ATTN_OK);
+    /* Backward from the reference's out and lse, so that only backward is measured. */
+    assert_int_equal(kern->backward(r.dq, r.dk, r.dv, c->dout, c->q, c->k, c->v, c->out, c->lse,
+                                    &c->cfg),
+                     ATTN_OK);
+    return r;
+}
+
+static void free_results(results *r)
+{
+    free(r->out);
+    free(r->lse);
+    free(r->dq);
+    free(r->dk);
+    free(r->dv);
+}
+
+static const char *const quantities[] = {"out", "lse", "dq", "dk", "dv"};
+enum { QUANTITIES = sizeof quantities / sizeof quantities[0] };
+static double worst_seen[VARIANTS][QUANTITIES];
+
+static void check_close(int quantity, double err, const flash_case *c, int v)
+{
+    const char *what = quantities[quantity], *variant = all_variants[v]->name;
+    if (err > worst_seen[v][quantity]) worst_seen[v][quantity] = err;
+    if (err < REL_LIMIT) return;
+    print_error("%s [%s]: %s relative error %.3g exceeds %.0e\n", c->label, variant, what, err,
+                REL_LIMIT);
+    fail();
+}
+
+static void check_identical(const char *what, const float *a, const float *b, size_t n,
+                            const flash_case *c, const char *variant)
+{
+    if (memcmp(a, b, n * sizeof *a) == 0) return;
+    print_error("%s [%s]: %s differs between 1 and 2 threads\n", c->label, variant, what);
+    fail();
+}
+
+static void check_case(const flash_case *c)
+{
+    double dq_scale, dk_scale;
+    score_gradient_scales(c, &dq_scale, &dk_scale);
+    for (int v = 0; v < VARIANTS; v++) {
+        const attn_flash_kernels *kern = all_variants[v];
+        if (!kern->supported()) continue;
+        assert_int_equal(attn_set_num_threads(2), ATTN_OK);
+        results two = run_kernels(kern, c);
+        check_close(0, test_rel_error(two.out, c->out, out_size(c)), c, v);
+        check_close(1, lse_error(two.lse, c->lse, lse_size(c)), c, v);
+        check_close(2, error_against(two.dq, c->dq, q_size(c), dq_scale), c, v);
+        check_close(3, error_against(two.dk, c->dk, k_size(c), dk_scale), c, v);
+        check_close(4, test_rel_error(two.dv, c->dv, v_size(c)), c, v);
+
+        assert_int_equal(attn_set_num_threads(1), ATTN_OK);
+        results one = run_kernels(kern, c);
+        check_identical("out", one.out, two.out, out_size(c), c, kern->name);
+        check_identical("lse", one.lse, two.lse, lse_size(c), c, kern->name);
+        check_identical("dq", one.dq, two.dq, q_size(c), c, kern->name);
+        check_identical("dk", one.dk, two.dk, k_size(c), c, kern->name);
+        check_identical("dv", one.dv, two.dv, v_size(c), c, kern->name);
+        free_results(&one);
+        free_results(&two);
+    }
+    assert_int_equal(attn_set_num_threads(2), ATTN_OK);
+}
+
+/* Many small and medium cases: every mask kind with every D. */
+static void test_random_cases_match_reference(void **state)
+{
+    (void)state;
+    const int cases = 2 * MASK_KINDS * 3;
+    for (int n = 0; n < cases; n++) {
+        flash_case c;
+        make_case(&c, (uint64_t)n, 4e6);
+        check_case(&c);
+        free_case(&c);
+    }
+    for (int v = 0; v < VARIANTS; v++) {
+        if (!all_variants[v]->supported()) continue;
+        print_message("%s: worst errors (limit %.0e):", all_variants[v]->name, REL_LIMIT);
+        for (int w = 0; w < QUANTITIES; w++)
+            print_message(" %s %.1e", quantities[w], worst_seen[v][w]);
+        print_message("\n");
+    }
+}
+
+/* A few cases at the top of the length range. */
+static void test_long_cases_match_reference(void **state)
+{
+    (void)state;
+    for (uint64_t n = 1000; n < 1000 + 4; n++) {
+        flash_case c;
+        make_case(&c, n, 6e7);
+        check_case(&c);
+        free_case(&c);
+    }
+}
+
+/* Backward adds into its gradients: a second call doubles them exactly. */
+static void test_backward_accumulates(void **state)
+{
+    (void)state;
+    flash_case c;
+    make_case(&c, 77, 1e6);
+    float *dq = test_zeros(q_size(&c)), *dk = test_zeros(k_size(&c)), *dv = test_zeros(v_size(&c));
+    assert_int_equal(attn_flash_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.out, c.lse, &c.cfg),
+                     ATTN_OK);
+    float *once = malloc(q_size(&c) * sizeof *once);
+    assert_non_null(once);
+    memcpy(once, dq, q_size(&c) * sizeof *once);
+    assert_int_equal(attn_flash_backward(dq, NULL, NULL, c.dout, c.q, c.k, c.v, c.out, c.lse, &c.cfg),
+                     ATTN_OK);
+    for (size_t i = 0; i < q_size(&c); i++) assert_true(dq[i] == 2.0f * once[i]);
+    free(once);
+    free(dq);
+    free(dk);
+    free(dv);
+    free_case(&c);
+}
+
+/* ATTN_SIMD forces a variant; the entry points then give that variant's bits. */
+static void test_simd_variable_selects_variant(void **state)
+{
+    (void)state;
+    flash_case c;
+    make_case(&c, 5, 1e6);
+    for (int v = 0; v < VARIANTS; v++) {
+        const attn_flash_kernels *kern = all_variants[v];
+        setenv("ATTN_SIMD", kern->name, 1);
+        float *out = test_zeros(out_size(&c)), *lse = test_zeros(lse_size(&c));
+        attn_status s = attn_flash_forward(out, lse, c.q, c.k, c.v, &c.cfg);
+        if (!kern->supported()) {
+            assert_int_equal(s, ATTN_ERR_UNSUPPORTED);
+        } else {
+            assert_int_equal(s, ATTN_OK);
+            assert_string_equal(attn_flash_variant(), kern->name);
+            results direct = run_kernels(kern, &c);
+            assert_memory_equal(out, direct.out, out_size(&c) * sizeof *out);
+            free_results(&direct);
+        }
+        free(out);
+        free(lse);
+    }
+    setenv("ATTN_SIMD", "sse9", 1);
+    float out[1], lse[1];
+    assert_int_equal(attn_flash_forward(out, lse, c.q, c.k, c.v, &c.cfg), ATTN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(attn_last_error(), "ATTN_SIMD=sse9"));
+    unsetenv("ATTN_SIMD");
+    const char *best = attn_flash_variant();
+    if (attn_flash_avx512.supported()) assert_string_equal(best, "avx512");
+    print_message("default variant: %s\n", best);
+    free_case(&c);
+}
+
+static void test_bad_arguments_are_reported(void **state)
+{
+    (void)state;
+    float x[64] = {0};
+    attn_sdpa_config cfg = {.batch = 1, .heads = 1, .len_q = 2, .len_k = 2, .dim_qk = 4, .dim_v = 4};
+    assert_int_equal(attn_flash_forward(x, x, NULL, x, x, &cfg), ATTN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(attn_last_error(), "q is NULL");
+    cfg.dim_qk = 0;
+    assert_int_equal(attn_flash_forward(x, x, x, x, x, &cfg), ATTN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(attn_last_error(), "dim_qk"));
+    cfg.dim_qk = 4;
+    attn_mask broken = {.type = ATTN_MASK_BOOL, .data = NULL};
+    cfg.key_padding_mask = &broken;
+    assert_int_equal(attn_flash_backward(x, x, x, x, x, x, x, x, x, &cfg),
+                     ATTN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(attn_last_error(), "key_padding_mask data is NULL");
+}
+
+/* Scratch grows with L, not L^2: L = 16384, D = 64, 8 heads. */
+static void test_workspace_is_linear_in_length(void **state)
+{
+    (void)state;
+    attn_sdpa_config cfg = {.batch = 1, .heads = 8, .len_q = 16384, .len_k = 16384, .dim_qk = 64,
+                            .dim_v = 64, .causal = true};
+    size_t forward = attn_flash_workspace_bytes(&cfg, 2, false);
+    size_t backward = attn_flash_workspace_bytes(&cfg, 2, true);
+    print_message("L=16384: forward scratch %zu KiB, backward %zu KiB\n", forward / 1024,
+                  backward / 1024);
+    assert_true(forward > 0 && forward < (1u << 20));
+    assert_true(backward > 0 && backward < (1u << 20) + 8u * 16384u * sizeof(float));
+}
+
+int main(void)
+{
+    test_seed();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exp_accuracy),
+        cmocka_unit_test(test_random_cases_match_reference),
+        cmocka_unit_test(test_long_cases_match_reference),
+        cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_simd_variable_selects_variant),
+        cmocka_unit_test(test_bad_arguments_are_reported),
+        cmocka_unit_test(test_workspace_is_linear_in_length),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
