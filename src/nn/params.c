@@ -7,6 +7,40 @@
 
 enum { PARAM_ALIGN_FLOATS = 16 }; /* each parameter starts on a 64-byte boundary */
 
+static size_t param_numel(const attn_param *it)
+{
+    size_t numel = 1;
+    for (int d = 0; d < it->ndim; d++) numel *= (size_t)it->shape[d];
+    return numel;
+}
+
+/* Rounds a parameter's size up so that the next one starts on a cache line. */
+static size_t padded(size_t numel)
+{
+    return (numel + PARAM_ALIGN_FLOATS - 1) / PARAM_ALIGN_FLOATS * PARAM_ALIGN_FLOATS;
+}
+
+/* Checks one parameter's name (set, terminated, not used by an earlier one) and
+ * shape. */
+static attn_status check_spec(const attn_param *specs, int i)
+{
+    const attn_param *it = &specs[i];
+    if (memchr(it->name, '\0', sizeof it->name) == NULL || it->name[0] == '\0')
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter %d has no valid name", i);
+    for (int j = 0; j < i; j++)
+        if (strcmp(specs[j].name, it->name) == 0)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter name '%s' appears twice",
+                              it->name);
+    if (it->ndim < 1 || it->ndim > ATTN_PARAM_MAX_DIMS)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter '%s' has %d dimensions", it->name,
+                          it->ndim);
+    for (int d = 0; d < it->ndim; d++)
+        if (it->shape[d] < 1)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter '%s' dimension %d is %lld",
+                              it->name, d, (long long)it->shape[d]);
+    return ATTN_OK;
+}
+
 attn_status attn_params_init(attn_params *p, const attn_param *specs, int count)
 {
     attn_status s;
@@ -14,56 +48,30 @@ attn_status attn_params_init(attn_params *p, const attn_param *specs, int count)
         (s = attn_check_at_least(count, 1, "parameter count")))
         return s;
     memset(p, 0, sizeof *p);
-    attn_param *items = calloc((size_t)count, sizeof *items);
-    if (items == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d parameters", count);
     size_t total = 0;
     for (int i = 0; i < count; i++) {
-        items[i] = specs[i];
-        attn_param *it = &items[i];
-        if (memchr(it->name, '\0', sizeof it->name) == NULL || it->name[0] == '\0') {
-            free(items);
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter %d has no valid name", i);
-        }
-        for (int j = 0; j < i; j++) {
-            if (strcmp(items[j].name, it->name) == 0) {
-                free(items);
-                return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter name '%s' appears twice",
-                                  it->name);
-            }
-        }
-        if (it->ndim < 1 || it->ndim > ATTN_PARAM_MAX_DIMS) {
-            free(items);
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter '%s' has %d dimensions",
-                              it->name, it->ndim);
-        }
-        size_t numel = 1;
-        for (int d = 0; d < it->ndim; d++) {
-            if (it->shape[d] < 1) {
-                free(items);
-                return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter '%s' dimension %d is %lld",
-                                  it->name, d, (long long)it->shape[d]);
-            }
-            numel *= (size_t)it->shape[d];
-        }
-        it->numel = numel;
-        it->offset = total;
-        total += (numel + PARAM_ALIGN_FLOATS - 1) / PARAM_ALIGN_FLOATS * PARAM_ALIGN_FLOATS;
+        if ((s = check_spec(specs, i))) return s;
+        total += padded(param_numel(&specs[i]));
     }
+    attn_param *items = calloc((unsigned)count, sizeof *items);
     size_t bytes = total * sizeof(float);
-    p->data = aligned_alloc(64, bytes);
-    p->grad = aligned_alloc(64, bytes);
-    if (p->data == NULL || p->grad == NULL) {
-        free(p->data);
-        free(p->grad);
+    float *data = aligned_alloc(64, bytes), *grad = aligned_alloc(64, bytes);
+    if (items == NULL || data == NULL || grad == NULL) {
         free(items);
-        memset(p, 0, sizeof *p);
+        free(data);
+        free(grad);
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu parameter floats", total);
     }
-    memset(p->data, 0, bytes);
-    memset(p->grad, 0, bytes);
-    p->total = total;
-    p->items = items;
-    p->count = count;
+    size_t offset = 0;
+    for (int i = 0; i < count; i++) {
+        items[i] = specs[i];
+        items[i].numel = param_numel(&specs[i]);
+        items[i].offset = offset;
+        offset += padded(items[i].numel);
+    }
+    memset(data, 0, bytes);
+    memset(grad, 0, bytes);
+    *p = (attn_params){.data = data, .grad = grad, .total = total, .items = items, .count = count};
     return ATTN_OK;
 }
 
