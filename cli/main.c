@@ -9,7 +9,7 @@
 
 static const cli_command commands[] = {
     {"demo", "run the seed's multi-head attention on an example sentence", cmd_demo},
-    {"info", "version, CPU features, threads and GEMM backend", cmd_info},
+    {"info", "version, CPU features, threads, GEMM backend, attention kernel", cmd_info},
 };
 enum { COMMAND_COUNT = sizeof commands / sizeof commands[0] };
 

@@ -155,6 +155,12 @@ typedef struct attn_sdpa_config {
 /* Checks sizes, scale and dropout_p; names the offending field. */
 attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
 
+/* attn_sdpa_forward and attn_sdpa_backward run the fused kernel (tiled, online
+ * softmax, O(B·H·Lq) extra memory, SIMD chosen at run time) whenever weights is
+ * NULL, and the reference otherwise. The reference functions below are the plain
+ * row-at-a-time version the fused kernel is tested against; their results agree
+ * up to rounding. */
+
 attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const float *q,
                               const float *k, const float *v, const attn_sdpa_config *cfg);
 
@@ -163,6 +169,18 @@ attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const floa
 attn_status attn_sdpa_backward(float *dq, float *dk, float *dv, const float *dout,
                                const float *q, const float *k, const float *v, const float *out,
                                const float *lse, const attn_sdpa_config *cfg);
+
+attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, const float *q,
+                                        const float *k, const float *v,
+                                        const attn_sdpa_config *cfg);
+attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const float *dout,
+                                         const float *q, const float *k, const float *v,
+                                         const float *out, const float *lse,
+                                         const attn_sdpa_config *cfg);
+
+/* The fused kernel's instruction set in use: "avx512", "avx2" or "scalar"
+ * (ATTN_SIMD forces one), or why none can run (a bad ATTN_SIMD). */
+const char *attn_sdpa_kernel(void);
 
 #ifdef __cplusplus
 }

@@ -84,9 +84,9 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
     return kernels->forward(out, lse, q, k, v, cfg);
 }
 
-attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *dout,
-                                const float *q, const float *k, const float *v, const float *out,
-                                const float *lse, const attn_sdpa_config *cfg)
+attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                const float *k, const float *v, const float *out, const float *lse,
+                                const attn_sdpa_config *cfg)
 {
     attn_status s;
     if ((s = check_config(cfg)) || (s = attn_check_not_null(dout, "dout")) ||

@@ -29,9 +29,9 @@
 attn_status attn_flash_forward(float *out, float *lse, const float *q, const float *k,
                                const float *v, const attn_sdpa_config *cfg);
 
-attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *dout,
-                                const float *q, const float *k, const float *v, const float *out,
-                                const float *lse, const attn_sdpa_config *cfg);
+attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                const float *k, const float *v, const float *out, const float *lse,
+                                const attn_sdpa_config *cfg);
 
 /* The variant the calls above use now: "avx512", "avx2" or "scalar", or a
  * sentence saying why none can be used (a bad ATTN_SIMD). */
@@ -46,8 +46,8 @@ size_t attn_flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool
 typedef struct attn_flash_kernels {
     const char *name;
     bool (*supported)(void); /* whether this CPU runs the variant */
-    attn_status (*forward)(float *out, float *lse, const float *q, const float *k,
-                           const float *v, const attn_sdpa_config *cfg);
+    attn_status (*forward)(float *out, float *lse, const float *q, const float *k, const float *v,
+                           const attn_sdpa_config *cfg);
     attn_status (*backward)(float *dq, float *dk, float *dv, const float *dout, const float *q,
                             const float *k, const float *v, const float *out, const float *lse,
                             const attn_sdpa_config *cfg);

@@ -14,11 +14,14 @@ static bool cpu_has_avx2_fma(void)
     return features.avx2 && features.fma;
 }
 
-const attn_flash_kernels attn_flash_avx2 = {"avx2",         cpu_has_avx2_fma,
-                                            flash_forward,  flash_backward,
-                                            flash_workspace_bytes, flash_exp};
+const attn_flash_kernels attn_flash_avx2 = {.name = "avx2",
+                                            .supported = cpu_has_avx2_fma,
+                                            .forward = flash_forward,
+                                            .backward = flash_backward,
+                                            .workspace_bytes = flash_workspace_bytes,
+                                            .exp = flash_exp};
 #else
 static bool not_built(void) { return false; }
 
-const attn_flash_kernels attn_flash_avx2 = {"avx2", not_built, NULL, NULL, NULL, NULL};
+const attn_flash_kernels attn_flash_avx2 = {.name = "avx2", .supported = not_built};
 #endif

@@ -10,11 +10,14 @@
 
 static bool cpu_has_avx512(void) { return attn_cpu_detect().avx512f; }
 
-const attn_flash_kernels attn_flash_avx512 = {"avx512",       cpu_has_avx512,
-                                              flash_forward,  flash_backward,
-                                              flash_workspace_bytes, flash_exp};
+const attn_flash_kernels attn_flash_avx512 = {.name = "avx512",
+                                              .supported = cpu_has_avx512,
+                                              .forward = flash_forward,
+                                              .backward = flash_backward,
+                                              .workspace_bytes = flash_workspace_bytes,
+                                              .exp = flash_exp};
 #else
 static bool not_built(void) { return false; }
 
-const attn_flash_kernels attn_flash_avx512 = {"avx512", not_built, NULL, NULL, NULL, NULL};
+const attn_flash_kernels attn_flash_avx512 = {.name = "avx512", .supported = not_built};
 #endif

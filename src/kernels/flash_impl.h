@@ -14,9 +14,10 @@
  *    that keeps a running max and sum per row and rescales the output accumulator,
  *    and the row's log-sum-exp at the end (algorithm 1 of FlashAttention-2).
  *  - Backward, recomputing the probabilities from q, k and the log-sum-exp
- *    (algorithm 2; see row_terms for rows where lse is not precise enough): one pass with a task per (b, h, key block) that gathers dk and
- *    dv over every query block, and a second pass with a task per (b, h, query
- *    block) that gathers dq over every key block. Each output element is written
+ *    (algorithm 2; see row_terms for the rows where lse is not precise enough):
+ *    one pass with a task per (b, h, key block) that gathers dk and dv over every
+ *    query block, and a second pass with a task per (b, h, query block) that
+ *    gathers dq over every key block. Each output element is written
  *    by one task, whose order of additions is fixed, so there are no atomics and
  *    the bits do not depend on the thread count. (The dq pass recomputes the
  *    scores and dP: 7 tile products instead of 5, the price of determinism
@@ -50,11 +51,10 @@ enum {
 /* The register block of micro_tile: MICRO_ROWS x MICRO_VECS accumulators plus
  * MICRO_VECS vectors of B and one broadcast must fit in the register file
  * (32 zmm for AVX-512: 16 + 4 + 1; 16 ymm for AVX2: 8 + 2 + 1). */
-#if defined(ATTN_SIMD_AVX2)
 #define MICRO_ROWS 4
+#if defined(ATTN_SIMD_AVX2)
 #define MICRO_VECS 2
 #else
-#define MICRO_ROWS 4
 #define MICRO_VECS 4
 #endif
 
@@ -204,7 +204,8 @@ static bool mask_excludes(const attn_mask *m, int64_t at)
 static void mask_scores(const score_tile *t, const attn_mask *m)
 {
     const int64_t *stride = m->stride;
-    const int64_t base = t->b * stride[0] + t->h * stride[1] + t->i0 * stride[2] + t->j0 * stride[3];
+    const int64_t base =
+        t->b * stride[0] + t->h * stride[1] + t->i0 * stride[2] + t->j0 * stride[3];
     const float excluded_score = m->fill ? m->fill_value : -INFINITY;
     for (int c = 0; c < t->keys; c++) {
         float *col = t->data + c * t->key_step;
@@ -231,17 +232,15 @@ static void zero_filled(const score_tile *t, const attn_mask *m)
 {
     if (m == NULL || m->type == ATTN_MASK_FLOAT || !m->fill) return;
     const int64_t *stride = m->stride;
-    const int64_t base = t->b * stride[0] + t->h * stride[1] + t->i0 * stride[2] + t->j0 * stride[3];
+    const int64_t base =
+        t->b * stride[0] + t->h * stride[1] + t->i0 * stride[2] + t->j0 * stride[3];
     for (int c = 0; c < t->keys; c++)
         for (int r = 0; r < t->rows; r++)
             if (mask_excludes(m, base + c * stride[3] + r * stride[2]))
                 t->data[r * t->row_step + c * t->key_step] = 0.0f;
 }
 
-static bool fills(const attn_mask *m)
-{
-    return m != NULL && m->type != ATTN_MASK_FLOAT && m->fill;
-}
+static bool fills(const attn_mask *m) { return m != NULL && m->type != ATTN_MASK_FLOAT && m->fill; }
 
 /* Causal masking first, then attn_mask, then key_padding_mask: the reference's order. */
 static void mask_tile(const score_tile *t, const attn_sdpa_config *cfg)
@@ -329,9 +328,9 @@ static size_t forward_tiles_at(forward_tiles *t, float *base, const attn_sdpa_co
 }
 
 typedef struct key_pass_tiles { /* the dk, dv pass */
-    float *k_t, *v_t;         /* (D | Dv, KEY_BLOCK): scale * k and v of the block, transposed */
-    float *p, *ds;            /* (QUERY_BLOCK, KEY_BLOCK): P (then P'), dP (then dS) */
-    float *dk_acc, *dv_acc;   /* (KEY_BLOCK, D | Dv padded) */
+    float *k_t, *v_t;           /* (D | Dv, KEY_BLOCK): scale * k and v of the block, transposed */
+    float *p, *ds;              /* (QUERY_BLOCK, KEY_BLOCK): P (then P'), dP (then dS) */
+    float *dk_acc, *dv_acc;     /* (KEY_BLOCK, D | Dv padded) */
     float *q_padded, *dout_padded; /* (QUERY_BLOCK, D | Dv padded) when not whole vectors */
 } key_pass_tiles;
 
@@ -352,11 +351,11 @@ static size_t key_pass_tiles_at(key_pass_tiles *t, float *base, const attn_sdpa_
     return used;
 }
 
-typedef struct query_pass_tiles { /* the dq pass */
-    float *q_t, *dout_t;  /* (D | Dv, QUERY_BLOCK): scale * q and dout, transposed */
-    float *p_t, *ds_t;    /* (KEY_BLOCK, QUERY_BLOCK): P, dP (then dS), transposed */
-    float *dq_acc;        /* (QUERY_BLOCK, D padded) */
-    float *k_padded;      /* (KEY_BLOCK, D padded) when D is not whole vectors */
+typedef struct query_pass_tiles {   /* the dq pass */
+    float *q_t, *dout_t;            /* (D | Dv, QUERY_BLOCK): scale * q and dout, transposed */
+    float *p_t, *ds_t;              /* (KEY_BLOCK, QUERY_BLOCK): P, dP (then dS), transposed */
+    float *dq_acc;                  /* (QUERY_BLOCK, D padded) */
+    float *k_padded;                /* (KEY_BLOCK, D padded) when D is not whole vectors */
     float *shift, *inv_sum, *delta; /* (QUERY_BLOCK): the row_terms of the block */
 } query_pass_tiles;
 
@@ -632,7 +631,8 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
                 const vf delta_r = vf_set1(delta[r]);
                 float *p_r = t->p + r * KEY_BLOCK, *ds_r = t->ds + r * KEY_BLOCK;
                 for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
-                    vf_store(ds_r + c, vf_mul(vf_load(p_r + c), vf_sub(vf_load(ds_r + c), delta_r)));
+                    vf_store(ds_r + c,
+                             vf_mul(vf_load(p_r + c), vf_sub(vf_load(ds_r + c), delta_r)));
             }
         }
         score_tile ds_tile = tile;
@@ -696,8 +696,9 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
         for (int j = 0; j < keys; j++) {
             float *p_j = t->p_t + j * QUERY_BLOCK;
             for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
-                vf_store(p_j + lane, vf_mul(vf_exp(vf_sub(vf_load(p_j + lane), vf_load(t->shift + lane))),
-                                            vf_load(t->inv_sum + lane)));
+                vf_store(p_j + lane,
+                         vf_mul(vf_exp(vf_sub(vf_load(p_j + lane), vf_load(t->shift + lane))),
+                                vf_load(t->inv_sum + lane)));
         }
         /* dP'^T = V_j dout_i^T; dS^T = P^T (dP^T - delta). */
         tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK,

@@ -6,6 +6,5 @@
 
 static bool always(void) { return true; }
 
-const attn_flash_kernels attn_flash_scalar = {"scalar",       always,
-                                              flash_forward,  flash_backward,
-                                              flash_workspace_bytes, flash_exp};
+const attn_flash_kernels attn_flash_scalar = {
+    "scalar", always, flash_forward, flash_backward, flash_workspace_bytes, flash_exp};

@@ -82,8 +82,8 @@ VF_INLINE vf vf_exp(vf x)
     g = _mm512_fmadd_ps(g, r, _mm512_set1_ps(VF_EXP_C1));
     g = _mm512_fmadd_ps(g, r, _mm512_set1_ps(VF_EXP_C0));
     __m512 er = _mm512_add_ps(_mm512_fmadd_ps(g, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    __m512 two_n = _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
+    __m512 two_n =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
     __m512 y = _mm512_mul_ps(er, two_n);
     __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(VF_EXP_MIN_ARG), _CMP_LT_OQ);
     __mmask16 huge = _mm512_cmp_ps_mask(x, _mm512_set1_ps(VF_EXP_MAX_ARG), _CMP_GT_OQ);
@@ -132,8 +132,8 @@ VF_INLINE vf vf_exp(vf x)
     g = _mm256_fmadd_ps(g, r, _mm256_set1_ps(VF_EXP_C1));
     g = _mm256_fmadd_ps(g, r, _mm256_set1_ps(VF_EXP_C0));
     __m256 er = _mm256_add_ps(_mm256_fmadd_ps(g, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256 two_n = _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+    __m256 two_n =
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
     __m256 y = _mm256_mul_ps(er, two_n);
     __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(VF_EXP_MIN_ARG), _CMP_LT_OQ);
     __m256 huge = _mm256_cmp_ps(x, _mm256_set1_ps(VF_EXP_MAX_ARG), _CMP_GT_OQ);

@@ -1,5 +1,6 @@
 /* torch.nn.MultiheadAttention: input projections, scaled dot-product attention
  * per head, output projection. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,11 @@ static attn_status check_input(const attn_mha_input *in)
         (s = attn_check_at_least(in->len_q, 1, "len_q")) ||
         (s = attn_check_at_least(in->len_k, 1, "len_k")))
         return s;
+    /* The projections are GEMMs over batch * len rows, counted in int. */
+    if ((int64_t)in->batch * in->len_q > INT_MAX || (int64_t)in->batch * in->len_k > INT_MAX)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "batch %d times len_q %d or len_k %d exceeds %d rows", in->batch,
+                          in->len_q, in->len_k, INT_MAX);
     if (in->key_padding_mask && in->key_padding_mask_type != ATTN_MASK_BOOL &&
         in->key_padding_mask_type != ATTN_MASK_FLOAT)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,

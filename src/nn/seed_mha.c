@@ -2,6 +2,7 @@
  * Linear(head_dim, head_dim, bias=False) per role shared by every head, scores
  * divided by sqrt(embed_size), masked_fill(mask == 0, -1e20) before that division,
  * fc_out with bias. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,12 @@ attn_status attn_seed_mha_forward(attn_seed_mha *m, float *out, float *weights,
         (s = attn_check_at_least(N, 1, "N")) || (s = attn_check_at_least(len_k, 1, "len_k")) ||
         (s = attn_check_at_least(len_q, 1, "len_q")))
         return s;
+    /* The per-head projections are GEMMs over N * len * heads rows, counted in int. */
+    const int64_t longest = len_k > len_q ? len_k : len_q;
+    if ((int64_t)N * longest * m->heads > INT_MAX)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "N %d times length %lld times heads %d exceeds %d rows", N,
+                          (long long)longest, m->heads, INT_MAX);
     m->has_forward = false;
     if ((s = prepare_sdpa(m, mask, N, len_k, len_q)) ||
         (s = layout_activations(m, N, len_k, len_q)))

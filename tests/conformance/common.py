@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import numpy as np
 import torch
@@ -124,6 +125,7 @@ class Case:
         self.config = {}
         self.errors = {}    # tensor name -> relative error
         self.problems = []  # messages of failed checks
+        self.tags = set()   # what the case covers, counted in the report
 
     def compare(self, name, got, want, tolerance=TOLERANCE):
         err = rel_error(got, want)
@@ -202,17 +204,22 @@ class Report:
     def __init__(self):
         self.worst = {}
         self.count = {}
+        self.tags = {}
 
     def add(self, case):
         for name, err in case.errors.items():
             self.worst[name] = max(err, self.worst.get(name, 0.0))
             self.count[name] = self.count.get(name, 0) + 1
+        for tag in case.tags:
+            self.tags[tag] = self.tags.get(tag, 0) + 1
 
     def print_table(self):
         width = max([len(n) for n in self.worst] + [6])
         print(f"{'tensor':<{width}}  {'max rel error':>13}  {'cases':>5}")
         for name in sorted(self.worst):
             print(f"{name:<{width}}  {self.worst[name]:>13.3e}  {self.count[name]:>5}")
+        if self.tags:
+            print("cases with: " + ", ".join(f"{tag} {n}" for tag, n in sorted(self.tags.items())))
 
 
 def main(kind, description, make_config, run_case, default_cases=100):
@@ -242,6 +249,8 @@ def main(kind, description, make_config, run_case, default_cases=100):
                 run_case(case, args.driver)
             except DriverError as e:
                 case.problems.append(str(e))
+            except Exception:  # a bug in the script or an unexpected output: report the case
+                case.problems.append("exception:\n" + traceback.format_exc())
             report.add(case)
             if case.problems:
                 failed.append(case)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import common
-from common import f32, f64
+from common import f64
 
 TRANSCRIPTION_TOLERANCE = 1e-10  # float64 against float64
 
@@ -60,14 +60,14 @@ def make_config(case):
         return random_dim(rng, 1, 64)
 
     kdim, vdim = other_dim(), other_dim()
-    attn_mask = ["none", "bool", "float"][rng.integers(3)]
+    attn_mask = str(rng.choice(["none", "bool", "float"], p=[0.35, 0.35, 0.3]))
     case.config = {
         "embed_dim": E, "num_heads": H, "kdim": kdim, "vdim": vdim,
         "bias": bool(rng.random() < 0.7), "batch_first": bool(rng.random() < 0.5),
         "batch": B, "len_q": Lq, "len_k": Lk,
         "self_attention": self_attention,
         "alias_grads": bool(self_attention and rng.random() < 0.5),
-        "key_padding_mask": ["none", "bool", "float"][rng.integers(3)],
+        "key_padding_mask": str(rng.choice(["none", "bool", "float"], p=[0.4, 0.35, 0.25])),
         "attn_mask": attn_mask,
         "attn_mask_ndim": int(rng.integers(2, 4)) if attn_mask != "none" else 0,
         "is_causal": bool(rng.random() < 0.25),
@@ -102,11 +102,11 @@ def as_torch_mask(kind, data):
     return torch.from_numpy(data) if kind == "bool" else f64(data)
 
 
-def additive(mask):
-    """A bool mask as 0 / -inf, a float one as it is (float64)."""
+def additive(mask, dtype=torch.float64):
+    """A bool mask as 0 / -inf, a float one as it is."""
     if mask.dtype == torch.bool:
-        return torch.zeros(mask.shape, dtype=torch.float64).masked_fill(mask, float("-inf"))
-    return mask
+        return torch.zeros(mask.shape, dtype=dtype).masked_fill(mask, float("-inf"))
+    return mask.to(dtype)
 
 
 def transcription(module, query, key, value, key_padding_mask, attn_mask, is_causal,
@@ -132,9 +132,9 @@ def transcription(module, query, key, value, key_padding_mask, attn_mask, is_cau
     scores = q @ k.transpose(-1, -2) / math.sqrt(hd)
     if attn_mask is not None:
         shape = (1, 1, Lq, Lk) if attn_mask.dim() == 2 else (B, H, Lq, Lk)
-        scores = scores + additive(attn_mask).view(shape)
+        scores = scores + additive(attn_mask, scores.dtype).view(shape)
     if key_padding_mask is not None:
-        scores = scores + additive(key_padding_mask).view(B, 1, 1, Lk)
+        scores = scores + additive(key_padding_mask, scores.dtype).view(B, 1, 1, Lk)
     if is_causal:
         above = torch.ones(Lq, Lk, dtype=torch.bool).triu(diagonal=1)
         scores = scores.masked_fill(above, float("-inf"))
@@ -152,7 +152,7 @@ def torch_forward(module, query, key, value, key_padding_mask, attn_mask, is_cau
                   need_weights, average_attn_weights):
     """nn.MultiheadAttention itself, is_causal given as an explicit mask."""
     if is_causal:
-        Lq, Lk = attn_mask_size(module, query, key)
+        Lq, Lk = sequence_lengths(module, query, key)
         above = torch.ones(Lq, Lk, dtype=torch.bool).triu(diagonal=1)
         if attn_mask is None:
             attn_mask = above
@@ -165,7 +165,7 @@ def torch_forward(module, query, key, value, key_padding_mask, attn_mask, is_cau
                   average_attn_weights=average_attn_weights)
 
 
-def attn_mask_size(module, query, key):
+def sequence_lengths(module, query, key):
     axis = 1 if module.batch_first else 0
     return query.shape[axis], key.shape[axis]
 
@@ -245,6 +245,17 @@ def run_case(case, driver):
     cfg["reference"] = "nn.MultiheadAttention" if use_torch else "transcription"
     cfg["fully_masked_rows"] = fully_masked
 
+    case.tags.add("reference " + cfg["reference"])
+    if fully_masked:
+        case.tags.add("fully masked rows")
+    if float_padding_with_mask:
+        case.tags.add("float key_padding_mask + attn_mask")
+    if cfg["self_attention"]:
+        case.tags.add("self-attention" + (" (one gradient buffer)" if cfg["alias_grads"] else ""))
+    if kdim != E or vdim != E:
+        case.tags.add("kdim/vdim != embed_dim")
+    if cfg["is_causal"]:
+        case.tags.add("is_causal")
     case.write_inputs(tensors)
     outputs = case.run_driver(driver, "mha")
 
@@ -284,4 +295,4 @@ def run_case(case, driver):
 
 
 if __name__ == "__main__":
-    sys.exit(common.main("mha", __doc__, make_config, run_case))
+    sys.exit(common.main("mha", __doc__, make_config, run_case, default_cases=150))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import common
-from common import f32, f64
+from common import f64
 
 MASK_KINDS = ["none", "bool", "bool_keep", "float"]
 
@@ -119,6 +119,14 @@ def run_case(case, driver):
                               cfg["mask_density"] / 2)
         tensors["key_padding_mask"] = data
         masks.append((cfg["key_padding_mask"], data))
+    case.tags.add(f"attn_mask {cfg['attn_mask']}")
+    case.tags.add(f"key_padding_mask {cfg['key_padding_mask']}")
+    if len(masks) == 2:
+        case.tags.add("both masks")
+    if cfg["causal"]:
+        case.tags.add("causal")
+    if Lq != Lk:
+        case.tags.add("Lq != Lk")
     case.write_inputs(tensors)
     outputs = case.run_driver(driver, "sdpa")
 
@@ -152,6 +160,7 @@ def run_case(case, driver):
     # Fully masked rows: exactly zero, not merely small.
     empty = torch.isneginf(scores.detach()).all(dim=-1).numpy()
     if empty.any():
+        case.tags.add("fully masked rows")
         case.errors["fully_masked_rows"] = 0.0
         zero = (not got["out"][empty].any() and not got["grad.q"][empty].any()
                 and np.all(got["lse"][empty] == -np.inf)
@@ -163,4 +172,4 @@ def run_case(case, driver):
 
 
 if __name__ == "__main__":
-    sys.exit(common.main("sdpa", __doc__, make_config, run_case))
+    sys.exit(common.main("sdpa", __doc__, make_config, run_case, default_cases=300))

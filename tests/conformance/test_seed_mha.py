@@ -18,12 +18,11 @@ import copy
 import sys
 
 import numpy as np
-import torch
 
 import common
 from common import f64
 
-# ---- the seed's class, verbatim -------------------------------------------------
+# ---- the seed's class, verbatim, with its imports ------------------------------
 import torch
 import torch.nn as nn
 
@@ -149,6 +148,11 @@ def run_case(case, driver):
         tensors["mask"] = mask
         empty = ~np.broadcast_to(mask != 0, (N, H, Lq, Lk)).any(axis=-1)
         cfg["fully_masked_rows"] = int(empty.sum())
+        case.tags.add(f"mask {cfg['mask_shape']}")
+        if empty.any():
+            case.tags.add("fully masked rows")
+    if cfg["self_attention"]:
+        case.tags.add("self-attention" + (" (one gradient buffer)" if cfg["alias_grads"] else ""))
     case.write_inputs(tensors)
     outputs = case.run_driver(driver, "seed_mha")
 
@@ -192,4 +196,4 @@ def run_case(case, driver):
 
 
 if __name__ == "__main__":
-    sys.exit(common.main("seed_mha", __doc__, make_config, run_case))
+    sys.exit(common.main("seed_mha", __doc__, make_config, run_case, default_cases=150))

@@ -25,8 +25,9 @@ typedef struct hard_case {
     float *context;         /* (B, Lq, Dv) */
 } hard_case;
 
-/* Scores are uniform in [-2, 2), or small integers when ties are wanted. */
-static void make_case(hard_case *c, attn_rng *rng, bool ties)
+/* Scores are uniform in [-2, 2), or small integers when ties are wanted; a mask of
+ * type mask_kind (an attn_mask_type, or 3 for none). */
+static void make_case(hard_case *c, attn_rng *rng, int mask_kind, bool ties)
 {
     c->B = 1 + (int)attn_rng_below(rng, 3);
     c->Lq = 1 + (int)attn_rng_below(rng, 10);
@@ -39,10 +40,10 @@ static void make_case(hard_case *c, attn_rng *rng, bool ties)
     c->values = test_random(rng, (size_t)c->B * c->Lk * c->Dv, -1.0f, 1.0f);
     c->index = calloc((size_t)c->B * c->Lq, sizeof *c->index);
     c->context = test_zeros((size_t)c->B * c->Lq * c->Dv);
-    uint32_t kind = attn_rng_below(rng, 4);
-    c->masked = kind < 3;
+    c->masked = mask_kind < 3;
     if (c->masked)
-        assert_int_equal(mask_case_make(&c->mc, rng, (attn_mask_type)kind, c->B, c->Lq, c->Lk),
+        assert_int_equal(mask_case_make(&c->mc, rng, (attn_mask_type)mask_kind, c->B, c->Lq,
+                                        c->Lk),
                          ATTN_OK);
 }
 
@@ -99,13 +100,13 @@ static void check_rows(const hard_case *c, attn_hard_mode mode, uint64_t seed, i
             int want = mode == ATTN_HARD_ARGMAX
                            ? manual_argmax(c, b, i)
                            : manual_sample(c, b, i, attn_uniform_at(seed, r));
+            const mask_case *mc = c->masked ? &c->mc : NULL;
             if (c->index[r] != want)
                 print_error("case %d B=%d Lq=%d Lk=%d mask %s mode %d: row %zu index %d, want %d\n",
-                            number, c->B, c->Lq, c->Lk, c->masked ? mask_type_name(c->mc.type) : "none",
+                            number, c->B, c->Lq, c->Lk, mc ? mask_type_name(mc->type) : "none",
                             (int)mode, r, c->index[r], want);
             assert_int_equal(c->index[r], want);
-            if (want >= 0)
-                assert_true(mask_case_apply(c->masked ? &c->mc : NULL, 0.0, b, i, want) > -INFINITY);
+            if (want >= 0) assert_true(mask_case_apply(mc, 0.0, b, i, want) > -INFINITY);
             for (int d = 0; d < c->Dv; d++) {
                 float expect = want < 0 ? 0.0f : c->values[((size_t)b * c->Lk + want) * c->Dv + d];
                 assert_true(c->context[r * c->Dv + d] == expect);
@@ -119,7 +120,7 @@ static void test_choices_match_manual(void **state)
     for (int k = 0; k < CASES; k++) {
         attn_rng rng = test_rng((uint64_t)k);
         hard_case c;
-        make_case(&c, &rng, k % 2 == 1);
+        make_case(&c, &rng, k / 2 % 4, k % 2 == 1);
         uint64_t seed = attn_rng_u32(&rng);
         assert_int_equal(run(&c, ATTN_HARD_ARGMAX, seed), ATTN_OK);
         check_rows(&c, ATTN_HARD_ARGMAX, seed, k);
@@ -180,6 +181,7 @@ static void test_sample_frequencies_follow_softmax(void **state)
         double expected = DRAWS * p[j] / total;
         chi2 += (counts[j] - expected) * (counts[j] - expected) / expected;
     }
+    printf("hard attention: chi-square %.3g over %d draws (4 degrees of freedom)\n", chi2, DRAWS);
     if (chi2 > 35.0) print_error("chi-square %g over %d draws\n", chi2, DRAWS);
     assert_true(chi2 <= 35.0);
     free(scores);

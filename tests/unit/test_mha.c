@@ -276,9 +276,10 @@ static double mha_loss(void *ctx)
 static double worst_fd;
 
 static void check_gradient(mha_case *c, int n, const char *name, float *x, const float *grad,
-                           size_t count)
+                           size_t count, double magnitude)
 {
-    double err = gradcheck_error(test_gradcheck(x, count, grad, mha_loss, c, 1e-2f), grad, count);
+    double err = gradcheck_error(test_gradcheck(x, count, grad, mha_loss, c, 1e-2f), grad, count,
+                                 magnitude);
     if (err > worst_fd) worst_fd = err;
     if (!(err <= 1e-3))
         print_error("case %d (%s): %s finite-difference error %g\n", n, c->desc, name, err);
@@ -293,17 +294,18 @@ static void test_gradients_match_finite_differences(void **state)
         mha_case c;
         make_case(&c, &rng, 3, 3, 5, n % 3 == 1);
         run_forward(&c);
+        const double magnitude = loss_magnitude(c.out, c.probe, query_size(&c));
         attn_params *p = attn_mha_params(c.m);
         attn_params_zero_grad(p);
         float *dq = test_zeros(query_size(&c)), *dk = test_zeros(key_size(&c));
         float *dv = test_zeros(value_size(&c));
         assert_int_equal(attn_mha_backward(c.m, dq, dk, dv, c.probe), ATTN_OK);
-        check_gradient(&c, n, "dquery", c.query, dq, query_size(&c));
-        check_gradient(&c, n, "dkey", c.key, dk, key_size(&c));
-        check_gradient(&c, n, "dvalue", c.value, dv, value_size(&c));
+        check_gradient(&c, n, "dquery", c.query, dq, query_size(&c), magnitude);
+        check_gradient(&c, n, "dkey", c.key, dk, key_size(&c), magnitude);
+        check_gradient(&c, n, "dvalue", c.value, dv, value_size(&c), magnitude);
         for (int t = 0; t < p->count; t++)
             check_gradient(&c, n, p->items[t].name, p->data + p->items[t].offset,
-                           p->grad + p->items[t].offset, p->items[t].numel);
+                           p->grad + p->items[t].offset, p->items[t].numel, magnitude);
         free(dq), free(dk), free(dv);
         free_case(&c);
     }
@@ -604,6 +606,8 @@ static void test_bad_input_is_rejected(void **state)
     expect_invalid(attn_mha_forward(m, out, &in), "batch is 0");
     in = good, in.len_k = -1;
     expect_invalid(attn_mha_forward(m, out, &in), "len_k is -1");
+    in = good, in.batch = 1 << 20, in.len_k = 1 << 12;
+    expect_invalid(attn_mha_forward(m, out, &in), "exceeds");
     in = good, in.attn_mask = mask, in.attn_mask_ndim = 4;
     expect_invalid(attn_mha_forward(m, out, &in), "attn_mask_ndim 4");
     in = good, in.attn_mask = mask, in.attn_mask_ndim = 2, in.attn_mask_type = ATTN_MASK_BOOL_KEEP;

@@ -40,11 +40,12 @@ static void describe(char *buf, size_t size, const score_case *c)
              c->x[P_BIAS] != NULL);
 }
 
-/* Inputs, v and the bias uniform in [-1, 1); projection weights in +-1/sqrt(fan in),
- * as nn.Linear starts them, so that tanh works in its curved range and is not
- * saturated (where its gradient would vanish). The bias is left out one time in 4. */
+/* Inputs, v and the bias uniform in [lo, 1); projection weights in [lo, 1) / sqrt(fan
+ * in), as nn.Linear starts them (lo = -1), so that tanh works in its curved range and
+ * is not saturated (where its gradient would vanish). The bias is left out one time
+ * in 4. */
 static void make_sized_case(score_case *c, attn_rng *rng, score_kind kind, int B, int Lq, int Lk,
-                            int Dq, int Dk, int A)
+                            int Dq, int Dk, int A, float lo)
 {
     memset(c, 0, sizeof *c);
     c->kind = kind;
@@ -63,22 +64,30 @@ static void make_sized_case(score_case *c, attn_rng *rng, score_kind kind, int B
     float fan_in[PARAMS] = {1, 1, (float)Dq, (float)Dq, (float)Dk, 1, 1};
     for (int p = 0; p < PARAMS; p++) {
         float bound = 1.0f / sqrtf(fan_in[p]);
-        if (c->size[p]) c->x[p] = test_random(rng, c->size[p], -bound, bound);
+        if (c->size[p]) c->x[p] = test_random(rng, c->size[p], lo * bound, bound);
     }
 }
 
-/* Lengths in [1, max_len], dimensions in [1, max_dim], hidden units in
- * [min_hidden, max_dim]. */
-static void make_case(score_case *c, attn_rng *rng, score_kind kind, int max_len, int min_hidden,
+/* Lengths in [min_size, max_len], dimensions in [min_size, max_dim], hidden units in
+ * [max(min_size, 4), max_dim], inputs of both signs.
+ * With min_size >= 2 no output or gradient is a lone sum: a lone sum of terms of
+ * both signs can cancel far below its float32 rounding, and the max relative error
+ * of the comparisons would then measure the cancellation (test_size_one_dimensions
+ * covers sizes of 1 with inputs of one sign). A single hidden unit makes dv and
+ * dbias lone sums, hence at least 4. */
+static void make_case(score_case *c, attn_rng *rng, score_kind kind, int min_size, int max_len,
                       int max_dim)
 {
+    uint32_t lengths = (uint32_t)(max_len - min_size + 1);
+    uint32_t dims = (uint32_t)(max_dim - min_size + 1);
     int B = 1 + (int)attn_rng_below(rng, 3);
-    int Lq = 1 + (int)attn_rng_below(rng, (uint32_t)max_len);
-    int Lk = 1 + (int)attn_rng_below(rng, (uint32_t)max_len);
-    int Dq = 1 + (int)attn_rng_below(rng, (uint32_t)max_dim);
-    int Dk = 1 + (int)attn_rng_below(rng, (uint32_t)max_dim);
+    int Lq = min_size + (int)attn_rng_below(rng, lengths);
+    int Lk = min_size + (int)attn_rng_below(rng, lengths);
+    int Dq = min_size + (int)attn_rng_below(rng, dims);
+    int Dk = min_size + (int)attn_rng_below(rng, dims);
+    int min_hidden = min_size > 4 ? min_size : 4;
     int A = min_hidden + (int)attn_rng_below(rng, (uint32_t)(max_dim - min_hidden + 1));
-    make_sized_case(c, rng, kind, B, Lq, Lk, Dq, Dk, A);
+    make_sized_case(c, rng, kind, B, Lq, Lk, Dq, Dk, A, -1.0f);
 }
 
 static void free_case(score_case *c)
@@ -136,7 +145,8 @@ static void ref_dot(const score_case *c, const float *ds, double *s, double *g[P
     for (int b = 0; b < c->B; b++)
         for (int i = 0; i < c->Lq; i++)
             for (int j = 0; j < c->Lk; j++) {
-                const float *qi = q + ((size_t)b * c->Lq + i) * D, *kj = k + ((size_t)b * c->Lk + j) * D;
+                const float *qi = q + ((size_t)b * c->Lq + i) * D;
+                const float *kj = k + ((size_t)b * c->Lk + j) * D;
                 size_t e = ((size_t)b * c->Lq + i) * c->Lk + j;
                 double sum = 0.0;
                 for (int d = 0; d < D; d++) sum += (double)qi[d] * kj[d];
@@ -190,7 +200,8 @@ static void ref_additive(const score_case *c, const float *ds, double *s, double
     for (int b = 0; b < c->B; b++)
         for (int i = 0; i < c->Lq; i++)
             for (int j = 0; j < c->Lk; j++) {
-                const float *qi = q + ((size_t)b * c->Lq + i) * Dq, *kj = k + ((size_t)b * c->Lk + j) * Dk;
+                const float *qi = q + ((size_t)b * c->Lq + i) * Dq;
+                const float *kj = k + ((size_t)b * c->Lk + j) * Dk;
                 size_t e = ((size_t)b * c->Lq + i) * c->Lk + j;
                 for (int a = 0; a < A; a++) {
                     qp[a] = bias ? bias[a] : 0.0;
@@ -217,6 +228,44 @@ static void ref_additive(const score_case *c, const float *ds, double *s, double
     free(qp), free(kp);
 }
 
+/* Forward and backward against the float64 reference, each at most 1e-5 off. */
+static void check_against_float64(const score_case *c, const float *ds, int number,
+                                  double *worst_s, double *worst_g)
+{
+    char what[160];
+    describe(what, sizeof what, c);
+    size_t ns = score_count(c);
+    float *s = malloc(ns * sizeof *s);
+    for (size_t e = 0; e < ns; e++) s[e] = NAN; /* forward must overwrite, not read */
+    double *s_ref = calloc(ns, sizeof *s_ref);
+    float *g[PARAMS] = {0};
+    double *g_ref[PARAMS] = {0};
+    for (int p = 0; p < PARAMS; p++) {
+        if (!c->size[p]) continue;
+        g[p] = test_zeros(c->size[p]);
+        g_ref[p] = calloc(c->size[p], sizeof *g_ref[p]);
+    }
+    assert_int_equal(forward(c, s), ATTN_OK);
+    assert_int_equal(backward(c, g, ds), ATTN_OK);
+    if (c->kind == DOT) ref_dot(c, ds, s_ref, g_ref);
+    if (c->kind == GENERAL) ref_general(c, ds, s_ref, g_ref);
+    if (c->kind == ADDITIVE) ref_additive(c, ds, s_ref, g_ref);
+    double err = test_rel_error_f64(s, s_ref, ns);
+    if (err > 1e-5) print_error("case %d %s: scores error %g\n", number, what, err);
+    assert_true(err <= 1e-5);
+    *worst_s = fmax(*worst_s, err);
+    for (int p = 0; p < PARAMS; p++) {
+        if (!c->size[p]) continue;
+        err = test_rel_error_f64(g[p], g_ref[p], c->size[p]);
+        if (err > 1e-5)
+            print_error("case %d %s: d%s error %g\n", number, what, param_names[p], err);
+        assert_true(err <= 1e-5);
+        *worst_g = fmax(*worst_g, err);
+        free(g[p]), free(g_ref[p]);
+    }
+    free(s), free(s_ref);
+}
+
 static void test_match_float64(void **state)
 {
     (void)state;
@@ -226,47 +275,40 @@ static void test_match_float64(void **state)
             int number = kind * 1000 + n;
             attn_rng rng = test_rng((uint64_t)number);
             score_case c;
-            /* The last cases are large enough for the threaded additive loops. At
-             * least 4 hidden units: dv and dbias of a single unit are each one sum
-             * that can cancel far below its float32 rounding. */
-            make_case(&c, &rng, (score_kind)kind, n < CASES - 3 ? 12 : 40, 4, 24);
-            char what[160];
-            describe(what, sizeof what, &c);
-            size_t ns = score_count(&c);
-            float *s = test_random(&rng, ns, -1.0f, 1.0f); /* overwritten: forward must not read */
-            float *ds = test_random(&rng, ns, -1.0f, 1.0f);
-            double *s_ref = calloc(ns, sizeof *s_ref);
-            float *g[PARAMS] = {0};
-            double *g_ref[PARAMS] = {0};
-            for (int p = 0; p < PARAMS; p++) {
-                if (!c.size[p]) continue;
-                g[p] = test_zeros(c.size[p]);
-                g_ref[p] = calloc(c.size[p], sizeof *g_ref[p]);
-            }
-            assert_int_equal(forward(&c, s), ATTN_OK);
-            assert_int_equal(backward(&c, g, ds), ATTN_OK);
-            if (kind == DOT) ref_dot(&c, ds, s_ref, g_ref);
-            if (kind == GENERAL) ref_general(&c, ds, s_ref, g_ref);
-            if (kind == ADDITIVE) ref_additive(&c, ds, s_ref, g_ref);
-            double err = test_rel_error_f64(s, s_ref, ns);
-            if (err > 1e-5) print_error("case %d %s: scores error %g\n", number, what, err);
-            assert_true(err <= 1e-5);
-            worst_s[kind] = fmax(worst_s[kind], err);
-            for (int p = 0; p < PARAMS; p++) {
-                if (!c.size[p]) continue;
-                err = test_rel_error_f64(g[p], g_ref[p], c.size[p]);
-                if (err > 1e-5)
-                    print_error("case %d %s: d%s error %g\n", number, what, param_names[p], err);
-                assert_true(err <= 1e-5);
-                worst_g[kind] = fmax(worst_g[kind], err);
-                free(g[p]), free(g_ref[p]);
-            }
-            free(s), free(ds), free(s_ref);
+            /* the last cases are large enough for the threaded additive loops */
+            make_case(&c, &rng, (score_kind)kind, 2, n < CASES - 3 ? 12 : 40, 24);
+            float *ds = test_random(&rng, score_count(&c), -1.0f, 1.0f);
+            check_against_float64(&c, ds, number, &worst_s[kind], &worst_g[kind]);
+            free(ds);
             free_case(&c);
         }
         printf("%s: largest relative error scores %.3g, gradients %.3g\n", kind_names[kind],
                worst_s[kind], worst_g[kind]);
     }
+}
+
+/* Every combination of sizes 1 and 3, with inputs and dscores of one sign so that
+ * no lone sum cancels. */
+static void test_size_one_dimensions(void **state)
+{
+    (void)state;
+    double worst_s = 0.0, worst_g = 0.0;
+    for (int kind = 0; kind < KINDS; kind++)
+        for (int bits = 0; bits < 64; bits++) {
+            int number = 5000 + kind * 100 + bits;
+            attn_rng rng = test_rng((uint64_t)number);
+            int size[6];
+            for (int d = 0; d < 6; d++) size[d] = (bits >> d) & 1 ? 3 : 1;
+            score_case c;
+            make_sized_case(&c, &rng, (score_kind)kind, size[0], size[1], size[2], size[3],
+                            size[4], size[5], 0.2f);
+            float *ds = test_random(&rng, score_count(&c), 0.2f, 1.0f);
+            check_against_float64(&c, ds, number, &worst_s, &worst_g);
+            free(ds);
+            free_case(&c);
+        }
+    printf("sizes of one: largest relative error scores %.3g, gradients %.3g\n", worst_s,
+           worst_g);
 }
 
 typedef struct loss_ctx {
@@ -290,9 +332,10 @@ static void test_gradients_match_finite_differences(void **state)
             int number = 10000 + kind * 1000 + n;
             attn_rng rng = test_rng((uint64_t)number);
             score_case c;
-            /* At least 4 hidden units: dv of a single unit is one sum that can
-             * cancel to near zero, below the float32 rounding of the loss. */
-            make_case(&c, &rng, (score_kind)kind, 5, 4, 6);
+            /* Sizes of at least 3: with fewer rows, every gradient entry of a tensor
+             * is now and then a small sum, where the float32 rounding of the loss
+             * (~1e-5 after differencing) reaches the 1e-3 limit. */
+            make_case(&c, &rng, (score_kind)kind, 3, 5, 6);
             char what[160];
             describe(what, sizeof what, &c);
             size_t ns = score_count(&c);
@@ -327,7 +370,7 @@ static void test_accumulation_and_null_gradients(void **state)
         int number = 20000 + kind;
         attn_rng rng = test_rng((uint64_t)number);
         score_case c;
-        make_case(&c, &rng, (score_kind)kind, 8, 1, 10);
+        make_case(&c, &rng, (score_kind)kind, 2, 8, 10);
         char what[160];
         describe(what, sizeof what, &c);
         float *ds = test_random(&rng, score_count(&c), -1.0f, 1.0f);
@@ -376,7 +419,7 @@ static void test_additive_same_on_any_thread_count(void **state)
     (void)state;
     attn_rng rng = test_rng(40000);
     score_case c;
-    make_sized_case(&c, &rng, ADDITIVE, 4, 30, 40, 9, 7, 16); /* above the threading limit */
+    make_sized_case(&c, &rng, ADDITIVE, 4, 30, 40, 9, 7, 16, -1.0f); /* above the threading limit */
     size_t ns = score_count(&c);
     float *ds = test_random(&rng, ns, -1.0f, 1.0f);
     float *s[2], *g[2][PARAMS] = {{0}};
@@ -407,13 +450,14 @@ static void test_nan_in_a_query_stays_in_its_row(void **state)
     for (int kind = 0; kind < KINDS; kind++) {
         attn_rng rng = test_rng(30000 + (uint64_t)kind);
         score_case c;
-        make_case(&c, &rng, (score_kind)kind, 6, 1, 6);
+        make_case(&c, &rng, (score_kind)kind, 1, 6, 6);
         int row = (int)attn_rng_below(&rng, (uint32_t)(c.B * c.Lq));
         c.x[P_Q][(size_t)row * c.Dq + attn_rng_below(&rng, (uint32_t)c.Dq)] = NAN;
         float *s = test_zeros(score_count(&c));
         assert_int_equal(forward(&c, s), ATTN_OK);
         for (int r = 0; r < c.B * c.Lq; r++)
-            for (int j = 0; j < c.Lk; j++) assert_true(isnan(s[(size_t)r * c.Lk + j]) == (r == row));
+            for (int j = 0; j < c.Lk; j++)
+                assert_true(isnan(s[(size_t)r * c.Lk + j]) == (r == row));
         free(s);
         free_case(&c);
     }
@@ -472,6 +516,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_match_float64),
+        cmocka_unit_test(test_size_one_dimensions),
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_accumulation_and_null_gradients),
         cmocka_unit_test(test_additive_same_on_any_thread_count),

@@ -204,6 +204,7 @@ static void test_gradients_match_finite_differences(void **state)
         seed_case c;
         make_case(&c, &rng, 3, 3, 5);
         run_forward(&c);
+        const double magnitude = loss_magnitude(c.out, c.probe, q_size(&c));
         attn_params *p = attn_seed_mha_params(c.m);
         attn_params_zero_grad(p);
         float *dv = test_zeros(k_size(&c)), *dk = test_zeros(k_size(&c));
@@ -226,7 +227,7 @@ static void test_gradients_match_finite_differences(void **state)
         for (int t = 0; t < count; t++) {
             double err = gradcheck_error(test_gradcheck(checks[t].x, checks[t].n, checks[t].grad,
                                                         seed_loss, &c, 1e-2f),
-                                         checks[t].grad, checks[t].n);
+                                         checks[t].grad, checks[t].n, magnitude);
             worst = fmax(worst, err);
             if (!(err <= 1e-3))
                 print_error("case %d (%s): %s finite-difference error %g\n", n, c.desc,
@@ -360,6 +361,8 @@ static void test_bad_input_is_rejected(void **state)
     expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 0, 3, 3, NULL), "N is 0");
     expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 0, 3, NULL), "len_k is 0");
     expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 3, -1, NULL), "len_q is -1");
+    expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 1 << 20, 1 << 10, 3, NULL),
+                   "exceeds");
     uint8_t data[9] = {0};
     const int64_t shape[2] = {3, 3}, target[4] = {2, 2, 3, 3};
     attn_mask mask;

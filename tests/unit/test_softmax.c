@@ -23,17 +23,17 @@ typedef struct softmax_case {
     float *x;     /* (rows, n) */
 } softmax_case;
 
-/* Random sizes, inputs in [-range, range) and, three times in four, a mask of a
- * random type. */
-static void make_case(softmax_case *c, attn_rng *rng, int max_rows, int max_n, float range)
+/* Random sizes, inputs in [-range, range) and a mask of type mask_kind (an
+ * attn_mask_type, or 3 for none). */
+static void make_case(softmax_case *c, attn_rng *rng, int mask_kind, int max_rows, int max_n,
+                      float range)
 {
     c->rows = 1 + (int)attn_rng_below(rng, (uint32_t)max_rows);
     c->n = 1 + (int)attn_rng_below(rng, (uint32_t)max_n);
     c->x = test_random(rng, (size_t)c->rows * c->n, -range, range);
-    uint32_t kind = attn_rng_below(rng, 4);
-    c->masked = kind < 3;
+    c->masked = mask_kind < 3;
     if (c->masked)
-        assert_int_equal(mask_case_make(&c->mc, rng, (attn_mask_type)kind, 1, c->rows, c->n),
+        assert_int_equal(mask_case_make(&c->mc, rng, (attn_mask_type)mask_kind, 1, c->rows, c->n),
                          ATTN_OK);
 }
 
@@ -55,7 +55,7 @@ static void test_forward_and_backward_match_float64(void **state)
     for (int k = 0; k < CASES; k++) {
         attn_rng rng = test_rng((uint64_t)k);
         softmax_case c;
-        make_case(&c, &rng, 12, 40, 4.0f);
+        make_case(&c, &rng, k % 4, 12, 40, 4.0f);
         size_t total = (size_t)c.rows * c.n;
         const mask_case *mc = c.masked ? &c.mc : NULL;
         float *y = test_zeros(total);
@@ -103,7 +103,8 @@ static float *spread_probe(attn_rng *rng, int rows, int n)
     float *probe = test_zeros((size_t)rows * n);
     for (int r = 0; r < rows; r++) {
         float *row = probe + (size_t)r * n;
-        for (int j = 0; j < n; j++) row[j] = n == 1 ? 0.0f : -1.0f + 2.0f * (float)j / (float)(n - 1);
+        for (int j = 0; j < n; j++)
+            row[j] = n == 1 ? 0.0f : -1.0f + 2.0f * (float)j / (float)(n - 1);
         for (int j = n - 1; j > 0; j--) {
             int other = (int)attn_rng_below(rng, (uint32_t)j + 1);
             float t = row[j];
@@ -130,12 +131,13 @@ static double softmax_loss(void *p)
 static void test_gradient_matches_finite_differences(void **state)
 {
     (void)state;
+    double worst = 0.0;
     for (int k = 0; k < CASES; k++) {
         attn_rng rng = test_rng(1000 + (uint64_t)k);
         softmax_case c;
         /* Moderate scores: a nearly one-hot row has gradients so small that the
          * float32 rounding of the loss (~1e-5 after differencing) would dominate. */
-        make_case(&c, &rng, 5, 12, 1.0f);
+        make_case(&c, &rng, k % 4, 5, 12, 1.0f);
         size_t total = (size_t)c.rows * c.n;
         loss_ctx ctx = {&c, test_zeros(total), spread_probe(&rng, c.rows, c.n)};
         float *dx = test_zeros(total);
@@ -146,9 +148,11 @@ static void test_gradient_matches_finite_differences(void **state)
             print_error("case %d rows=%d n=%d mask=%s: gradcheck error %g\n", k, c.rows, c.n,
                         case_mask_name(&c), err);
         assert_true(err <= 1e-3);
+        worst = fmax(worst, err);
         free(ctx.y), free(ctx.probe), free(dx);
         free_case(&c);
     }
+    printf("softmax: largest gradcheck error %.3g\n", worst);
 }
 
 static void test_backward_accumulates(void **state)

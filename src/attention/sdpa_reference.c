@@ -1,0 +1,264 @@
+/* Scaled dot-product attention, the reference version: one query row at a time,
+ * every score materialised, written to be read rather than to be fast. The fused
+ * kernel is tested against it.
+ *
+ * Backward follows FlashAttention-2 (Dao, 2023, algorithm 2) in recomputing the
+ * probabilities instead of storing them, and in D_i = dout_i . out_i replacing the
+ * softmax's row sum of P * dP. It recomputes them as the forward does, from the
+ * row's max and sum, not as exp(S - lse): lse = max + log(sum) loses log(sum) when
+ * |max| is huge, as in a row the seed's -1e20 fill masks completely (max about
+ * -1e19, so exp(S - lse) would give 1 for every key instead of 1/Lk). lse is used
+ * only to skip fully masked rows. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "attn/attention.h"
+#include "attn/core.h"
+#include "core/error.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static float effective_scale(const attn_sdpa_config *cfg)
+{
+    return cfg->scale != 0.0f ? cfg->scale : 1.0f / sqrtf((float)cfg->dim_qk);
+}
+
+static float dot(const float *a, const float *b, int n)
+{
+    float sum = 0.0f;
+    for (int d = 0; d < n; d++) sum += a[d] * b[d];
+    return sum;
+}
+
+/* True where a filling bool mask put its fill_value in place of the score. Such a
+ * score no longer depends on q or k (PyTorch's masked_fill). attn_mask_apply
+ * returns a kept score unchanged, so a NaN probe comes back NaN exactly where the
+ * mask keeps the key. */
+static bool replaced_by_fill(const attn_mask *mask, int64_t b, int64_t h, int64_t i, int64_t j)
+{
+    if (mask == NULL || !mask->fill || mask->type == ATTN_MASK_FLOAT) return false;
+    return !isnan(attn_mask_apply(mask, NAN, b, h, i, j));
+}
+
+/* The score of query i against key j after causal masking and both masks, in that
+ * order; *from_fill tells whether a fill replaced it. */
+static float masked_score(const attn_sdpa_config *cfg, float scale, const float *q_i,
+                          const float *k_j, int64_t b, int64_t h, int64_t i, int64_t j,
+                          bool *from_fill)
+{
+    float s = (cfg->causal && j > i) ? -INFINITY : scale * dot(q_i, k_j, cfg->dim_qk);
+    if (cfg->attn_mask != NULL) s = attn_mask_apply(cfg->attn_mask, s, b, h, i, j);
+    if (cfg->key_padding_mask != NULL) s = attn_mask_apply(cfg->key_padding_mask, s, b, h, i, j);
+    *from_fill = replaced_by_fill(cfg->attn_mask, b, h, i, j) ||
+                 replaced_by_fill(cfg->key_padding_mask, b, h, i, j);
+    return s;
+}
+
+/* The factor dropout applies to P[b,h,i,j]: 0 if dropped, 1/(1-p) if kept. */
+static float dropout_factor(const attn_sdpa_config *cfg, uint64_t flat_index)
+{
+    if (cfg->dropout_p == 0.0f) return 1.0f;
+    if (attn_uniform_at(cfg->dropout_seed, flat_index) < cfg->dropout_p) return 0.0f;
+    return 1.0f / (1.0f - cfg->dropout_p);
+}
+
+/* P of row i of one (b, h): row[j] = softmax_j of the masked scores, from_fill[j]
+ * as in masked_score; *lse = max + log(sum). False (with *lse = -inf and row
+ * undefined) when every key is masked out. k_bh: (Lk, D). */
+static bool row_softmax(float *row, bool *from_fill, float *lse, const attn_sdpa_config *cfg,
+                        float scale, const float *q_i, const float *k_bh, int64_t b, int64_t h,
+                        int64_t i)
+{
+    const int64_t Lk = cfg->len_k, D = cfg->dim_qk;
+    bool any_key = false;
+    float max = -INFINITY;
+    for (int64_t j = 0; j < Lk; j++) {
+        row[j] = masked_score(cfg, scale, q_i, k_bh + j * D, b, h, i, j, &from_fill[j]);
+        if (row[j] != -INFINITY) any_key = true; /* NaN counts: it must propagate */
+        if (row[j] > max) max = row[j];
+    }
+    if (!any_key) { /* every key masked out: zeros, not 0/0 */
+        *lse = -INFINITY;
+        return false;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < Lk; j++) {
+        row[j] = expf(row[j] - max);
+        sum += row[j];
+    }
+    for (int64_t j = 0; j < Lk; j++) row[j] /= sum;
+    *lse = max + logf(sum);
+    return true;
+}
+
+/* Per-thread rows of probabilities and fill flags, allocated once per call. */
+typedef struct row_scratch {
+    float *p;
+    bool *from_fill;
+} row_scratch;
+
+static attn_status row_scratch_alloc(row_scratch *s, int threads, int64_t len)
+{
+    s->p = malloc((size_t)threads * (size_t)len * sizeof *s->p);
+    s->from_fill = malloc((size_t)threads * (size_t)len * sizeof *s->from_fill);
+    if (s->p == NULL || s->from_fill == NULL) {
+        free(s->p);
+        free(s->from_fill);
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d rows of %lld scores",
+                          threads, (long long)len);
+    }
+    return ATTN_OK;
+}
+
+static void row_scratch_free(row_scratch *s)
+{
+    free(s->p);
+    free(s->from_fill);
+}
+
+/* Below this many multiply-adds, waking threads costs more than it saves. */
+static bool worth_threads(const attn_sdpa_config *cfg)
+{
+    enum { MIN_PARALLEL_WORK = 1 << 16 };
+    double work = (double)cfg->batch * cfg->heads * cfg->len_q * cfg->len_k *
+                  (double)(cfg->dim_qk + cfg->dim_v);
+    return work >= MIN_PARALLEL_WORK;
+}
+
+static int thread_index(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static attn_status check_masks(const attn_sdpa_config *cfg)
+{
+    const attn_mask *masks[2] = {cfg->attn_mask, cfg->key_padding_mask};
+    const char *names[2] = {"attn_mask", "key_padding_mask"};
+    for (int m = 0; m < 2; m++) {
+        if (masks[m] == NULL) continue;
+        if (masks[m]->data == NULL)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s data is NULL", names[m]);
+        attn_mask_type t = masks[m]->type;
+        if (t != ATTN_MASK_BOOL && t != ATTN_MASK_BOOL_KEEP && t != ATTN_MASK_FLOAT)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s type %d is not an attn_mask_type",
+                              names[m], (int)t);
+    }
+    return ATTN_OK;
+}
+
+/* q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv)
+ * -> out: (B, H, Lq, Dv), lse: (B, H, Lq), weights: (B, H, Lq, Lk) or NULL. */
+attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, const float *q,
+                                        const float *k, const float *v,
+                                        const attn_sdpa_config *cfg)
+{
+    attn_status s;
+    if ((s = attn_sdpa_check(cfg)) || (s = check_masks(cfg)) ||
+        (s = attn_check_not_null(out, "out")) || (s = attn_check_not_null(lse, "lse")) ||
+        (s = attn_check_not_null(q, "q")) || (s = attn_check_not_null(k, "k")) ||
+        (s = attn_check_not_null(v, "v")))
+        return s;
+    const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
+    const float scale = effective_scale(cfg);
+    const int threads = worth_threads(cfg) ? attn_get_num_threads() : 1;
+    row_scratch scratch;
+    if ((s = row_scratch_alloc(&scratch, threads, Lk))) return s;
+
+    /* Each (b, h) is independent and computed by one thread in the same order,
+     * so the result does not depend on the thread count. */
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        float *p = scratch.p + (size_t)thread_index() * (size_t)Lk;
+        bool *from_fill = scratch.from_fill + (size_t)thread_index() * (size_t)Lk;
+        for (int64_t i = 0; i < Lq; i++) {
+            float *out_i = out + (bh * Lq + i) * Dv;
+            float *w_i = weights ? weights + (bh * Lq + i) * Lk : NULL;
+            for (int64_t c = 0; c < Dv; c++) out_i[c] = 0.0f;
+            if (!row_softmax(p, from_fill, &lse[bh * Lq + i], cfg, scale, q + (bh * Lq + i) * D,
+                             k + bh * Lk * D, bh / H, bh % H, i)) {
+                if (w_i)
+                    for (int64_t j = 0; j < Lk; j++) w_i[j] = 0.0f;
+                continue;
+            }
+            for (int64_t j = 0; j < Lk; j++) {
+                float p_dropped = p[j] * dropout_factor(cfg, (uint64_t)((bh * Lq + i) * Lk + j));
+                if (w_i) w_i[j] = p_dropped;
+                const float *v_j = v + (bh * Lk + j) * Dv;
+                for (int64_t c = 0; c < Dv; c++) out_i[c] += p_dropped * v_j[c];
+            }
+        }
+    }
+    row_scratch_free(&scratch);
+    return ATTN_OK;
+}
+
+/* Differentiates, per row i of one (b, h):
+ *   P = softmax(S), P' = Z P / (1 - p), out_i = sum_j P'_ij v_j
+ * with Z the keep mask of dropout:
+ *   dP'_ij = dout_i . v_j          dv_j += P'_ij dout_i
+ *   dS_ij = P_ij (Z_ij dP'_ij / (1 - p) - D_i),   D_i = dout_i . out_i
+ *   dq_i += scale sum_j dS_ij k_j  dk_j += scale dS_ij q_i
+ * Scores replaced by a fill do not depend on q or k and pass no gradient to them. */
+attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const float *dout,
+                                         const float *q, const float *k, const float *v,
+                                         const float *out, const float *lse,
+                                         const attn_sdpa_config *cfg)
+{
+    attn_status s;
+    if ((s = attn_sdpa_check(cfg)) || (s = check_masks(cfg)) ||
+        (s = attn_check_not_null(dout, "dout")) || (s = attn_check_not_null(q, "q")) ||
+        (s = attn_check_not_null(k, "k")) || (s = attn_check_not_null(v, "v")) ||
+        (s = attn_check_not_null(out, "out")) || (s = attn_check_not_null(lse, "lse")))
+        return s;
+    const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
+    const float scale = effective_scale(cfg);
+    const int threads = worth_threads(cfg) ? attn_get_num_threads() : 1;
+    row_scratch scratch;
+    if ((s = row_scratch_alloc(&scratch, threads, Lk))) return s;
+
+    /* dk and dv of one (b, h) gather over its own rows only: one thread each. */
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        float *p = scratch.p + (size_t)thread_index() * (size_t)Lk;
+        bool *from_fill = scratch.from_fill + (size_t)thread_index() * (size_t)Lk;
+        for (int64_t i = 0; i < Lq; i++) {
+            const float *q_i = q + (bh * Lq + i) * D;
+            float lse_again;
+            if (lse[bh * Lq + i] == -INFINITY || /* fully masked row: no gradient */
+                !row_softmax(p, from_fill, &lse_again, cfg, scale, q_i, k + bh * Lk * D, bh / H,
+                             bh % H, i))
+                continue;
+            const float *dout_i = dout + (bh * Lq + i) * Dv;
+            const float delta_i = dot(dout_i, out + (bh * Lq + i) * Dv, (int)Dv);
+            for (int64_t j = 0; j < Lk; j++) {
+                const float *k_j = k + (bh * Lk + j) * D;
+                const float *v_j = v + (bh * Lk + j) * Dv;
+                float keep = dropout_factor(cfg, (uint64_t)((bh * Lq + i) * Lk + j));
+                if (dv) {
+                    float *dv_j = dv + (bh * Lk + j) * Dv;
+                    for (int64_t c = 0; c < Dv; c++) dv_j[c] += p[j] * keep * dout_i[c];
+                }
+                if (from_fill[j]) continue;
+                float ds = p[j] * (keep * dot(dout_i, v_j, (int)Dv) - delta_i);
+                if (dq) {
+                    float *dq_i = dq + (bh * Lq + i) * D;
+                    for (int64_t d = 0; d < D; d++) dq_i[d] += scale * ds * k_j[d];
+                }
+                if (dk) {
+                    float *dk_j = dk + (bh * Lk + j) * D;
+                    for (int64_t d = 0; d < D; d++) dk_j[d] += scale * ds * q_i[d];
+                }
+            }
+        }
+    }
+    row_scratch_free(&scratch);
+    return ATTN_OK;
+}
