@@ -563,11 +563,13 @@ static void block_row_terms(const row_terms *terms, const float *dout, const flo
     bool exact = true;
     for (int r = 0; r < rows; r++) {
         const float *g = dout + (first + r) * Dv, *o = out + (first + r) * Dv;
-        vf acc = vf_zero();
-        int c = 0;
-        for (; c + VF_WIDTH <= Dv; c += VF_WIDTH) acc = vf_fma(vf_load(g + c), vf_load(o + c), acc);
-        float delta = vf_sum(acc);
-        for (; c < Dv; c++) delta += g[c] * o[c];
+        /* The same chain of roundings as every dP_ij of the tile products (one
+         * fused multiply-add per term, in the order of c): in a row with a single
+         * live key out_i is exactly v_j, so dP_ij - delta_i is exactly 0, as in
+         * exact arithmetic, instead of rounding noise that no true gradient
+         * outweighs. */
+        float delta = 0.0f;
+        for (int c = 0; c < Dv; c++) delta = sf_fma(g[c], o[c], delta);
         terms->delta[first + r] = delta;
 
         const float lse_r = lse[first + r];

@@ -505,6 +505,50 @@ static void test_backward_accumulates(void **state)
 }
 
 /* ATTN_SIMD forces a variant; the entry points then give that variant's bits. */
+/* A row with one live key has P = 1 whatever its score: dq and dk get nothing, in
+ * exact arithmetic and so here, bit for bit (not rounding noise, which a tensor of
+ * otherwise tiny gradients would not outweigh). Here key padding leaves one key in
+ * batch 0, and the causal mask leaves one key in row 0 of batch 1. */
+static void test_single_key_rows_pass_no_score_gradient(void **state)
+{
+    (void)state;
+    enum { B = 2, H = 2, L = 37, D = 19, DV = 23, LIVE_KEY = 5 };
+    attn_rng rng = test_rng(9001);
+    float *q = test_random(&rng, (size_t)B * H * L * D, -2, 2);
+    float *k = test_random(&rng, (size_t)B * H * L * D, -2, 2);
+    float *v = test_random(&rng, (size_t)B * H * L * DV, -2, 2);
+    float *dout = test_random(&rng, (size_t)B * H * L * DV, -2, 2);
+    uint8_t keep[B * L];
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < L; j++) keep[b * L + j] = b == 1 || j == LIVE_KEY;
+    attn_mask padding;
+    const int64_t shape[4] = {B, 1, 1, L}, target[4] = {B, H, L, L};
+    assert_int_equal(attn_mask_init(&padding, ATTN_MASK_BOOL_KEEP, keep, 4, shape, target),
+                     ATTN_OK);
+    attn_sdpa_config cfg = {.batch = B, .heads = H, .len_q = L, .len_k = L, .dim_qk = D,
+                            .dim_v = DV, .causal = true, .key_padding_mask = &padding};
+    float *out = test_zeros((size_t)B * H * L * DV), *lse = test_zeros((size_t)B * H * L);
+    for (int variant = 0; variant < VARIANTS; variant++) {
+        const attn_flash_kernels *kern = all_variants[variant];
+        if (!kern->supported()) continue;
+        float *dq = test_zeros((size_t)B * H * L * D), *dk = test_zeros((size_t)B * H * L * D);
+        float *dv = test_zeros((size_t)B * H * L * DV);
+        assert_int_equal(kern->forward(out, lse, q, k, v, &cfg), ATTN_OK);
+        assert_int_equal(kern->backward(dq, dk, dv, dout, q, k, v, out, lse, &cfg), ATTN_OK);
+        for (int h = 0; h < H; h++) {
+            /* batch 0: rows from LIVE_KEY on see exactly one key; earlier rows none */
+            for (size_t e = 0; e < (size_t)L * D; e++) {
+                assert_true(dq[(size_t)h * L * D + e] == 0.0f);
+                assert_true(dk[(size_t)h * L * D + e] == 0.0f);
+            }
+            /* batch 1, row 0 sees key 0 only */
+            for (int d = 0; d < D; d++) assert_true(dq[((size_t)(H + h) * L) * D + d] == 0.0f);
+        }
+        free(dq), free(dk), free(dv);
+    }
+    free(q), free(k), free(v), free(dout), free(out), free(lse);
+}
+
 static void test_simd_variable_selects_variant(void **state)
 {
     (void)state;
@@ -586,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_random_cases_match_reference),
         cmocka_unit_test(test_long_cases_match_reference),
         cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_single_key_rows_pass_no_score_gradient),
         cmocka_unit_test(test_simd_variable_selects_variant),
         cmocka_unit_test(test_bad_arguments_are_reported),
         cmocka_unit_test(test_workspace_is_linear_in_length),
