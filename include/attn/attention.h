@@ -155,6 +155,9 @@ typedef struct attn_sdpa_config {
 /* Checks sizes, scale and dropout_p; names the offending field. */
 attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
 
+/* The scale in use: cfg->scale, or 1 / sqrt(D) when it is 0. */
+float attn_sdpa_scale(const attn_sdpa_config *cfg);
+
 /* attn_sdpa_forward and attn_sdpa_backward run the fused kernel (tiled, online
  * softmax, O(B·H·Lq) extra memory, SIMD chosen at run time) whenever weights is
  * NULL, and the reference otherwise. The reference functions below are the plain

@@ -27,6 +27,11 @@ attn_status attn_sdpa_check(const attn_sdpa_config *cfg)
     return ATTN_OK;
 }
 
+float attn_sdpa_scale(const attn_sdpa_config *cfg)
+{
+    return cfg->scale != 0.0f ? cfg->scale : 1.0f / sqrtf((float)cfg->dim_qk);
+}
+
 attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const float *q,
                               const float *k, const float *v, const attn_sdpa_config *cfg)
 {

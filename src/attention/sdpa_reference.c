@@ -15,15 +15,7 @@
 #include "attn/attention.h"
 #include "attn/core.h"
 #include "core/error.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-static float effective_scale(const attn_sdpa_config *cfg)
-{
-    return cfg->scale != 0.0f ? cfg->scale : 1.0f / sqrtf((float)cfg->dim_qk);
-}
+#include "core/threads.h"
 
 static float dot(const float *a, const float *b, int n)
 {
@@ -127,15 +119,6 @@ static bool worth_threads(const attn_sdpa_config *cfg)
     return work >= MIN_PARALLEL_WORK;
 }
 
-static int thread_index(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 static attn_status check_masks(const attn_sdpa_config *cfg)
 {
     const attn_mask *masks[2] = {cfg->attn_mask, cfg->key_padding_mask};
@@ -166,7 +149,7 @@ attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, 
         return s;
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
-    const float scale = effective_scale(cfg);
+    const float scale = attn_sdpa_scale(cfg);
     const int threads = worth_threads(cfg) ? attn_get_num_threads() : 1;
     row_scratch scratch;
     if ((s = row_scratch_alloc(&scratch, threads, Lk))) return s;
@@ -175,8 +158,8 @@ attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, 
      * so the result does not depend on the thread count. */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
-        float *p = scratch.p + (size_t)thread_index() * (size_t)Lk;
-        bool *from_fill = scratch.from_fill + (size_t)thread_index() * (size_t)Lk;
+        float *p = scratch.p + (size_t)attn_thread_index() * (size_t)Lk;
+        bool *from_fill = scratch.from_fill + (size_t)attn_thread_index() * (size_t)Lk;
         for (int64_t i = 0; i < Lq; i++) {
             float *out_i = out + (bh * Lq + i) * Dv;
             float *w_i = weights ? weights + (bh * Lq + i) * Lk : NULL;
@@ -219,7 +202,7 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
         return s;
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
-    const float scale = effective_scale(cfg);
+    const float scale = attn_sdpa_scale(cfg);
     const int threads = worth_threads(cfg) ? attn_get_num_threads() : 1;
     row_scratch scratch;
     if ((s = row_scratch_alloc(&scratch, threads, Lk))) return s;
@@ -227,8 +210,8 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
     /* dk and dv of one (b, h) gather over its own rows only: one thread each. */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
-        float *p = scratch.p + (size_t)thread_index() * (size_t)Lk;
-        bool *from_fill = scratch.from_fill + (size_t)thread_index() * (size_t)Lk;
+        float *p = scratch.p + (size_t)attn_thread_index() * (size_t)Lk;
+        bool *from_fill = scratch.from_fill + (size_t)attn_thread_index() * (size_t)Lk;
         for (int64_t i = 0; i < Lq; i++) {
             const float *q_i = q + (bh * Lq + i) * D;
             float lse_again;

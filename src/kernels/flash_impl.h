@@ -35,12 +35,9 @@
 
 #include "attn/attention.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "kernels/flash.h"
 #include "kernels/simd.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 enum {
     QUERY_BLOCK = 64, /* query rows per tile: a multiple of every VF_WIDTH */
@@ -61,20 +58,6 @@ enum {
 static int min_int(int64_t a, int64_t b) { return (int)(a < b ? a : b); }
 
 static int round_up(int n, int multiple) { return (n + multiple - 1) / multiple * multiple; }
-
-static int thread_index(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static float effective_scale(const attn_sdpa_config *cfg)
-{
-    return cfg->scale != 0.0f ? cfg->scale : 1.0f / sqrtf((float)cfg->dim_qk);
-}
 
 /* ---- tile products ------------------------------------------------------------ */
 
@@ -424,7 +407,7 @@ static void online_softmax(const float *q, const float *k, const float *v,
 
     /* Q of the block, transposed so that a query row is a vector lane, with the
      * scale folded in (S = scale q k^T). */
-    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, effective_scale(cfg));
+    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, attn_sdpa_scale(cfg));
     /* Running statistics of the online softmax: m_i = -inf (nothing seen yet),
      * l_i = 0, and the accumulator of sum_j exp(s_ij - m_i) v_j is 0. */
     for (int r = 0; r < QUERY_BLOCK; r++) {
@@ -521,7 +504,7 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
 #pragma omp parallel num_threads(threads)
     {
         forward_tiles tiles;
-        forward_tiles_at(&tiles, scratch + (size_t)thread_index() * per_thread, cfg);
+        forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
         /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < heads * query_blocks; task++) {
@@ -596,7 +579,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
     const int D = cfg->dim_qk, Dv = cfg->dim_v;
     const int d_pad = round_up(D, VF_WIDTH), dv_pad = round_up(Dv, VF_WIDTH);
     const int keys = min_int(KEY_BLOCK, Lk - j0);
-    const float scale = effective_scale(cfg);
+    const float scale = attn_sdpa_scale(cfg);
 
     pack_transposed(t->k_t, KEY_BLOCK, k + (bh * Lk + j0) * D, keys, D, D, scale);
     pack_transposed(t->v_t, KEY_BLOCK, v + (bh * Lk + j0) * Dv, keys, Dv, Dv, 1.0f);
@@ -674,7 +657,7 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
     const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int D = cfg->dim_qk, Dv = cfg->dim_v, d_pad = round_up(D, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
-    const float scale = effective_scale(cfg);
+    const float scale = attn_sdpa_scale(cfg);
     const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
 
     pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, scale);
@@ -751,7 +734,7 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
 
 #pragma omp parallel num_threads(threads)
     {
-        float *mine = scratch + (size_t)thread_index() * per_thread;
+        float *mine = scratch + (size_t)attn_thread_index() * per_thread;
         forward_tiles softmax_tiles;
         forward_tiles_at(&softmax_tiles, mine, cfg);
 #pragma omp for schedule(dynamic)

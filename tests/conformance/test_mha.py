@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 
 import common
-from common import f64
 
 TRANSCRIPTION_TOLERANCE = 1e-10  # float64 against float64
 
@@ -98,8 +97,8 @@ def random_mask(rng, kind, shape, density):
     return values
 
 
-def as_torch_mask(kind, data):
-    return torch.from_numpy(data) if kind == "bool" else f64(data)
+def as_torch_mask(kind, data, dtype=torch.float64):
+    return torch.from_numpy(data) if kind == "bool" else common.tensor(data, dtype)
 
 
 def additive(mask, dtype=torch.float64):
@@ -170,18 +169,21 @@ def sequence_lengths(module, query, key):
     return query.shape[axis], key.shape[axis]
 
 
-def run_reference(forward, module, cfg, query, key, value, dout, masks):
-    """Runs forward (float64) and backward; returns the tensors to compare."""
-    module.zero_grad()
-    q = f64(query, True)
+def run_reference(forward, module32, cfg, tensors, dtype):
+    """Runs forward and backward on a copy of the module in dtype (float64 or
+    float32); returns the tensors to compare."""
+    module = copy.deepcopy(module32).to(dtype)
+    q = common.tensor(tensors["query"], dtype, True)
     if cfg["self_attention"]:
         k = v = q
     else:
-        k, v = f64(key, True), f64(value, True)
+        k, v = (common.tensor(tensors[n], dtype, True) for n in ["key", "value"])
+    masks = {name: as_torch_mask(cfg[name], tensors[name], dtype) if name in tensors else None
+             for name in ["key_padding_mask", "attn_mask"]}
     out, weights = forward(module, q, k, v, masks["key_padding_mask"], masks["attn_mask"],
                            cfg["is_causal"], cfg["need_weights"],
                            cfg["average_attn_weights"])
-    out.backward(f64(dout))
+    out.backward(common.tensor(tensors["dout"], dtype))
     result = {"out": out.detach()}
     if cfg["need_weights"]:
         result["weights"] = weights.detach()
@@ -211,30 +213,25 @@ def run_case(case, driver):
     def shaped(L, dim):
         return (B, L, dim) if cfg["batch_first"] else (L, B, dim)
 
-    query = common.normal32(rng, shaped(Lq, E))
-    key = value = None
-    tensors = {"query": query}
+    tensors = {"query": common.normal32(rng, shaped(Lq, E))}
     if not cfg["self_attention"]:
-        key = common.normal32(rng, shaped(Lk, kdim))
-        value = common.normal32(rng, shaped(Lk, vdim))
-        tensors.update({"key": key, "value": value})
-    dout = common.normal32(rng, shaped(Lq, E))
-    tensors["dout"] = dout
+        tensors["key"] = common.normal32(rng, shaped(Lk, kdim))
+        tensors["value"] = common.normal32(rng, shaped(Lk, vdim))
+    tensors["dout"] = common.normal32(rng, shaped(Lq, E))
 
-    masks = {"key_padding_mask": None, "attn_mask": None}
     combined = torch.zeros(B, H, Lq, Lk, dtype=torch.float64)
     if cfg["key_padding_mask"] != "none":
         data = random_mask(rng, cfg["key_padding_mask"], (B, Lk), cfg["mask_density"] / 2)
         tensors["key_padding_mask"] = data
-        masks["key_padding_mask"] = as_torch_mask(cfg["key_padding_mask"], data)
-        combined = combined + additive(masks["key_padding_mask"]).view(B, 1, 1, Lk)
+        mask = as_torch_mask(cfg["key_padding_mask"], data)
+        combined = combined + additive(mask).view(B, 1, 1, Lk)
     if cfg["attn_mask"] != "none":
         shape = (Lq, Lk) if cfg["attn_mask_ndim"] == 2 else (B * H, Lq, Lk)
         data = random_mask(rng, cfg["attn_mask"], shape, cfg["mask_density"])
         tensors["attn_mask"] = data
-        masks["attn_mask"] = as_torch_mask(cfg["attn_mask"], data)
+        mask = as_torch_mask(cfg["attn_mask"], data)
         view = (1, 1, Lq, Lk) if cfg["attn_mask_ndim"] == 2 else (B, H, Lq, Lk)
-        combined = combined + additive(masks["attn_mask"]).view(view)
+        combined = combined + additive(mask).view(view)
     if cfg["is_causal"]:
         combined = combined.masked_fill(torch.ones(Lq, Lk, dtype=torch.bool).triu(1),
                                         float("-inf"))
@@ -256,18 +253,21 @@ def run_case(case, driver):
         case.tags.add("kdim/vdim != embed_dim")
     if cfg["is_causal"]:
         case.tags.add("is_causal")
-    case.write_inputs(tensors)
-    outputs = case.run_driver(driver, "mha")
 
-    module = copy.deepcopy(module32).double()
-    written = run_reference(transcription, module, cfg, query, key, value, dout, masks)
+    forward = torch_forward if use_torch else transcription
+    reference = run_reference(forward, module32, cfg, tensors, torch.float64)
+    case.measure_condition(
+        reference, run_reference(forward, module32, cfg, tensors, torch.float32),
+        lambda perturb: run_reference(forward, common.perturbed_module(module32, perturb), cfg,
+                                      common.perturbed_tensors(tensors, perturb), torch.float64))
     if use_torch:
-        reference = run_reference(torch_forward, module, cfg, query, key, value, dout, masks)
+        written = run_reference(transcription, module32, cfg, tensors, torch.float64)
         for name, want in reference.items():
             case.compare("transcription." + name, written[name].numpy(), want,
                          TRANSCRIPTION_TOLERANCE)
-    else:
-        reference = written
+
+    case.write_inputs(tensors)
+    outputs = case.run_driver(driver, "mha")
 
     got = {}
     for name in ["out", "grad.query"] + (["weights"] if cfg["need_weights"] else []):
@@ -283,7 +283,7 @@ def run_case(case, driver):
     else:
         got["grad.key"] = case.output(outputs, "grad.key")
         got["grad.value"] = case.output(outputs, "grad.value")
-    for name, _ in module.named_parameters():
+    for name, _ in module32.named_parameters():
         got["grad." + name] = case.output(outputs, "grad." + name)
     extra = set(outputs) - set(got) - {"grad.query", "grad.key", "grad.value"}
     case.require(not extra, f"unexpected outputs: {sorted(extra)}")

@@ -20,7 +20,6 @@ import sys
 import numpy as np
 
 import common
-from common import f64
 
 # ---- the seed's class, verbatim, with its imports ------------------------------
 import torch
@@ -125,6 +124,32 @@ def random_keep_mask(rng, cfg):
     return keep.astype(np.uint8) if cfg["mask_dtype"] == "uint8" else keep
 
 
+def run_reference(module32, cfg, tensors, dtype):
+    """The seed's class on a copy of the module in dtype (float64, or float32 for
+    the condition measure): out, the attention it computes, the gradients."""
+    module = copy.deepcopy(module32).to(dtype)
+    query = common.tensor(tensors["query"], dtype, True)
+    if cfg["self_attention"]:
+        keys = values = query
+    else:
+        keys, values = (common.tensor(tensors[n], dtype, True) for n in ["keys", "values"])
+    mask = torch.from_numpy(tensors["mask"]) if "mask" in tensors else None
+    with RecordSoftmax() as record:
+        out = module(values, keys, query, mask)
+    out.backward(common.tensor(tensors["dout"], dtype))
+    result = {"out": out.detach()}
+    if cfg["need_weights"]:
+        result["weights"] = record.result.detach()
+    if cfg["self_attention"]:
+        result["grad.self"] = query.grad
+    else:
+        result.update({"grad.query": query.grad, "grad.keys": keys.grad,
+                       "grad.values": values.grad})
+    for name, p in module.named_parameters():
+        result["grad." + name] = p.grad
+    return result
+
+
 def run_case(case, driver):
     cfg, rng = case.config, case.rng
     E, H, N, Lq, Lk = (cfg[n] for n in ["embed_size", "heads", "batch", "len_q", "len_k"])
@@ -134,15 +159,11 @@ def run_case(case, driver):
     state32 = {k: v.detach().numpy().copy() for k, v in module32.state_dict().items()}
     case.write_weights(state32)
 
-    query = common.normal32(rng, (N, Lq, E))
-    tensors = {"query": query}
+    tensors = {"query": common.normal32(rng, (N, Lq, E))}
     if not cfg["self_attention"]:
-        keys = common.normal32(rng, (N, Lk, E))
-        values = common.normal32(rng, (N, Lk, E))
-        tensors.update({"keys": keys, "values": values})
-    dout = common.normal32(rng, (N, Lq, E))
-    tensors["dout"] = dout
-    mask = None
+        tensors["keys"] = common.normal32(rng, (N, Lk, E))
+        tensors["values"] = common.normal32(rng, (N, Lk, E))
+    tensors["dout"] = common.normal32(rng, (N, Lq, E))
     if cfg["mask"] != "none":
         mask = random_keep_mask(rng, cfg)
         tensors["mask"] = mask
@@ -153,29 +174,13 @@ def run_case(case, driver):
             case.tags.add("fully masked rows")
     if cfg["self_attention"]:
         case.tags.add("self-attention" + (" (one gradient buffer)" if cfg["alias_grads"] else ""))
+    reference = run_reference(module32, cfg, tensors, torch.float64)
+    case.measure_condition(
+        reference, run_reference(module32, cfg, tensors, torch.float32),
+        lambda perturb: run_reference(common.perturbed_module(module32, perturb), cfg,
+                                      common.perturbed_tensors(tensors, perturb), torch.float64))
     case.write_inputs(tensors)
     outputs = case.run_driver(driver, "seed_mha")
-
-    # The reference: the seed's class in float64.
-    module = copy.deepcopy(module32).double()
-    q64 = f64(query, True)
-    if cfg["self_attention"]:
-        k64 = v64 = q64
-    else:
-        k64, v64 = f64(keys, True), f64(values, True)
-    with RecordSoftmax() as record:
-        out = module(v64, k64, q64, None if mask is None else torch.from_numpy(mask))
-    out.backward(f64(dout))
-    reference = {"out": out.detach()}
-    if cfg["need_weights"]:
-        reference["weights"] = record.result.detach()
-    if cfg["self_attention"]:
-        reference["grad.self"] = q64.grad
-    else:
-        reference.update({"grad.query": q64.grad, "grad.keys": k64.grad,
-                          "grad.values": v64.grad})
-    for name, p in module.named_parameters():
-        reference["grad." + name] = p.grad
 
     got = {name: case.output(outputs, name) for name in reference
            if name != "grad.self"}

@@ -231,38 +231,30 @@ static void test_nan_and_inf_scores(void **state)
     }
 }
 
-static void expect_invalid(attn_status status, const char *name)
-{
-    assert_int_equal(status, ATTN_ERR_INVALID_ARGUMENT);
-    if (strstr(attn_last_error(), name) == NULL)
-        print_error("message \"%s\" does not name %s\n", attn_last_error(), name);
-    assert_non_null(strstr(attn_last_error(), name));
-}
-
 static void test_bad_arguments(void **state)
 {
     (void)state;
     float x[16] = {0}, o[16];
     int32_t index[4];
     const attn_hard_mode am = ATTN_HARD_ARGMAX;
-    expect_invalid(attn_hard_attention_forward(NULL, o, x, NULL, x, 1, 2, 2, 2, am, 0),
+    test_expect_invalid(attn_hard_attention_forward(NULL, o, x, NULL, x, 1, 2, 2, 2, am, 0),
                    "index is NULL");
-    expect_invalid(attn_hard_attention_forward(index, NULL, x, NULL, x, 1, 2, 2, 2, am, 0),
+    test_expect_invalid(attn_hard_attention_forward(index, NULL, x, NULL, x, 1, 2, 2, 2, am, 0),
                    "context is NULL");
-    expect_invalid(attn_hard_attention_forward(index, o, NULL, NULL, x, 1, 2, 2, 2, am, 0),
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, NULL, x, 1, 2, 2, 2, am, 0),
                    "scores is NULL");
-    expect_invalid(attn_hard_attention_forward(index, o, x, NULL, NULL, 1, 2, 2, 2, am, 0),
+    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, NULL, 1, 2, 2, 2, am, 0),
                    "values is NULL");
-    expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 0, 2, 2, 2, am, 0), "B is 0");
-    expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 0, 2, 2, am, 0), "Lq is 0");
-    expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 0, 2, am, 0), "Lk is 0");
-    expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 2, -4, am, 0),
+    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 0, 2, 2, 2, am, 0), "B is 0");
+    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 0, 2, 2, am, 0), "Lq is 0");
+    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 0, 2, am, 0), "Lk is 0");
+    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 2, -4, am, 0),
                    "Dv is -4");
-    expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 2, 2, (attn_hard_mode)7,
+    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 2, 2, (attn_hard_mode)7,
                                                0),
                    "mode 7");
     attn_mask mask = {.type = (attn_mask_type)3, .data = x};
-    expect_invalid(attn_hard_attention_forward(index, o, x, &mask, x, 1, 2, 2, 2, am, 0),
+    test_expect_invalid(attn_hard_attention_forward(index, o, x, &mask, x, 1, 2, 2, 2, am, 0),
                    "mask type 3");
 }
 

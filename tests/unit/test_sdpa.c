@@ -699,15 +699,6 @@ static void test_nan_propagates(void **state)
 
 /* ---- bad input ------------------------------------------------------------------ */
 
-static void expect_invalid(attn_status s, const char *fragment)
-{
-    if (s != ATTN_ERR_INVALID_ARGUMENT || strstr(attn_last_error(), fragment) == NULL)
-        print_error("expected an error naming '%s', got status %d: '%s'\n", fragment, (int)s,
-                    attn_last_error());
-    assert_int_equal(s, ATTN_ERR_INVALID_ARGUMENT);
-    assert_non_null(strstr(attn_last_error(), fragment));
-}
-
 static void test_bad_input_is_rejected(void **state)
 {
     (void)state;
@@ -742,23 +733,23 @@ static void test_bad_input_is_rejected(void **state)
           .scale = NAN}},
     };
     for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
-        expect_invalid(attn_sdpa_check(&bad[t].cfg), bad[t].field);
-        expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, buf, &bad[t].cfg),
+        test_expect_invalid(attn_sdpa_check(&bad[t].cfg), bad[t].field);
+        test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, buf, &bad[t].cfg),
                        bad[t].field);
-        expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, buf, lse, &bad[t].cfg),
+        test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, buf, lse, &bad[t].cfg),
                        bad[t].field);
     }
-    expect_invalid(attn_sdpa_check(NULL), "config");
-    expect_invalid(attn_sdpa_reference_forward(NULL, lse, NULL, buf, buf, buf, &good), "out");
-    expect_invalid(attn_sdpa_reference_forward(buf, NULL, NULL, buf, buf, buf, &good), "lse");
-    expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, NULL, buf, buf, &good), "q is NULL");
-    expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, NULL, buf, &good), "k is NULL");
-    expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, NULL, &good), "v is NULL");
-    expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, NULL, buf, buf, buf, buf, lse, &good),
+    test_expect_invalid(attn_sdpa_check(NULL), "config");
+    test_expect_invalid(attn_sdpa_reference_forward(NULL, lse, NULL, buf, buf, buf, &good), "out");
+    test_expect_invalid(attn_sdpa_reference_forward(buf, NULL, NULL, buf, buf, buf, &good), "lse");
+    test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, NULL, buf, buf, &good), "q is NULL");
+    test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, NULL, buf, &good), "k is NULL");
+    test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, NULL, &good), "v is NULL");
+    test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, NULL, buf, buf, buf, buf, lse, &good),
                    "dout");
-    expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, NULL, lse, &good),
+    test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, NULL, lse, &good),
                    "out is NULL");
-    expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, buf, NULL, &good),
+    test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, buf, NULL, &good),
                    "lse");
     /* Gradients are optional. */
     assert_int_equal(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, buf, &good), ATTN_OK);
@@ -767,7 +758,7 @@ static void test_bad_input_is_rejected(void **state)
     attn_mask no_data = {.type = ATTN_MASK_BOOL};
     attn_sdpa_config masked = good;
     masked.attn_mask = &no_data;
-    expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, buf, &masked), "attn_mask");
+    test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, buf, &masked), "attn_mask");
 }
 
 int main(void)

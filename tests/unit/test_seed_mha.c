@@ -332,46 +332,37 @@ static void test_parameters_are_the_seeds(void **state)
     attn_seed_mha_free(m);
 }
 
-static void expect_invalid(attn_status s, const char *fragment)
-{
-    if (s != ATTN_ERR_INVALID_ARGUMENT || strstr(attn_last_error(), fragment) == NULL)
-        print_error("expected an error naming '%s', got status %d: '%s'\n", fragment, (int)s,
-                    attn_last_error());
-    assert_int_equal(s, ATTN_ERR_INVALID_ARGUMENT);
-    assert_non_null(strstr(attn_last_error(), fragment));
-}
-
 static void test_bad_input_is_rejected(void **state)
 {
     (void)state;
     attn_seed_mha *m = NULL;
-    expect_invalid(attn_seed_mha_create(&m, 10, 3, 1), "embed_size 10 is not divisible by heads 3");
+    test_expect_invalid(attn_seed_mha_create(&m, 10, 3, 1), "embed_size 10 is not divisible by heads 3");
     assert_null(m);
-    expect_invalid(attn_seed_mha_create(&m, 0, 1, 1), "embed_size is 0");
-    expect_invalid(attn_seed_mha_create(&m, 4, 0, 1), "heads is 0");
-    expect_invalid(attn_seed_mha_create(NULL, 4, 2, 1), "out is NULL");
+    test_expect_invalid(attn_seed_mha_create(&m, 0, 1, 1), "embed_size is 0");
+    test_expect_invalid(attn_seed_mha_create(&m, 4, 0, 1), "heads is 0");
+    test_expect_invalid(attn_seed_mha_create(NULL, 4, 2, 1), "out is NULL");
     assert_int_equal(attn_seed_mha_create(&m, 4, 2, 1), ATTN_OK);
     float x[64] = {0}, out[64];
-    expect_invalid(attn_seed_mha_backward(m, x, x, x, x), "needs a successful");
-    expect_invalid(attn_seed_mha_forward(m, out, NULL, NULL, x, x, 2, 3, 3, NULL),
+    test_expect_invalid(attn_seed_mha_backward(m, x, x, x, x), "needs a successful");
+    test_expect_invalid(attn_seed_mha_forward(m, out, NULL, NULL, x, x, 2, 3, 3, NULL),
                    "values is NULL");
-    expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, NULL, 2, 3, 3, NULL),
+    test_expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, NULL, 2, 3, 3, NULL),
                    "query is NULL");
-    expect_invalid(attn_seed_mha_forward(m, NULL, NULL, x, x, x, 2, 3, 3, NULL), "out is NULL");
-    expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 0, 3, 3, NULL), "N is 0");
-    expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 0, 3, NULL), "len_k is 0");
-    expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 3, -1, NULL), "len_q is -1");
-    expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 1 << 20, 1 << 10, 3, NULL),
+    test_expect_invalid(attn_seed_mha_forward(m, NULL, NULL, x, x, x, 2, 3, 3, NULL), "out is NULL");
+    test_expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 0, 3, 3, NULL), "N is 0");
+    test_expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 0, 3, NULL), "len_k is 0");
+    test_expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 3, -1, NULL), "len_q is -1");
+    test_expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 1 << 20, 1 << 10, 3, NULL),
                    "exceeds");
     uint8_t data[9] = {0};
     const int64_t shape[2] = {3, 3}, target[4] = {2, 2, 3, 3};
     attn_mask mask;
     assert_int_equal(attn_mask_init(&mask, ATTN_MASK_BOOL, data, 2, shape, target), ATTN_OK);
-    expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 3, 3, &mask),
+    test_expect_invalid(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 3, 3, &mask),
                    "ATTN_MASK_BOOL_KEEP");
-    expect_invalid(attn_seed_mha_backward(m, x, x, x, x), "needs a successful");
+    test_expect_invalid(attn_seed_mha_backward(m, x, x, x, x), "needs a successful");
     assert_int_equal(attn_seed_mha_forward(m, out, NULL, x, x, x, 2, 3, 3, NULL), ATTN_OK);
-    expect_invalid(attn_seed_mha_backward(m, x, x, x, NULL), "dout is NULL");
+    test_expect_invalid(attn_seed_mha_backward(m, x, x, x, NULL), "dout is NULL");
     assert_int_equal(attn_seed_mha_backward(m, NULL, NULL, NULL, x), ATTN_OK);
     attn_seed_mha_free(m);
     attn_seed_mha_free(NULL);

@@ -1,6 +1,11 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "testutil.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -102,4 +107,13 @@ double test_gradcheck(float *x, size_t n, const float *analytic, double (*loss)(
         if (err > worst || isnan(err)) worst = isnan(err) ? INFINITY : err;
     }
     return worst / scale;
+}
+
+void test_expect_invalid(attn_status status, const char *fragment)
+{
+    if (status != ATTN_ERR_INVALID_ARGUMENT || strstr(attn_last_error(), fragment) == NULL)
+        print_error("expected an error naming '%s', got status %d: '%s'\n", fragment,
+                    (int)status, attn_last_error());
+    assert_int_equal(status, ATTN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(attn_last_error(), fragment));
 }

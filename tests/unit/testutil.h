@@ -36,6 +36,10 @@ double test_rel_error_f64(const float *a, const double *b, size_t n);
 double test_gradcheck(float *x, size_t n, const float *analytic, double (*loss)(void *ctx),
                       void *ctx, float h);
 
+/* Asserts that status is ATTN_ERR_INVALID_ARGUMENT and that attn_last_error()
+ * contains fragment (the argument it must name), printing both if not. */
+void test_expect_invalid(attn_status status, const char *fragment);
+
 /* sum(out * probe) in float64, for writing `loss` callbacks. */
 double test_dot(const float *out, const float *probe, size_t n);
 
