@@ -15,6 +15,7 @@ typedef struct cli_command {
 
 int cmd_info(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Prints "attn: <what>: <attn_last_error()>" to stderr and returns EXIT_RUNTIME. */
 int cli_fail(const char *what);

@@ -8,6 +8,7 @@
 #include "cli.h"
 
 static const cli_command commands[] = {
+    {"bench", "time the attention kernel and the MultiheadAttention module", cmd_bench},
     {"demo", "run the seed's multi-head attention on an example sentence", cmd_demo},
     {"info", "version, CPU features, threads, GEMM backend, attention kernel", cmd_info},
 };

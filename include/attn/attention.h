@@ -136,8 +136,10 @@ attn_status attn_hard_attention_forward(int32_t *index, float *context, const fl
  * fully masked row), kept for backward.
  * weights (optional): (B, H, Lq, Lk) the attention actually applied to v, i.e.
  * after dropout, as nn.MultiheadAttention returns it.
- *   S = scale * q k^T, masked by `causal` (key j is excluded when j > i, aligned at
- *   the top left as in PyTorch), then by attn_mask and key_padding_mask;
+ *   S = scale * q k^T, plus the ALiBi bias -alibi_slopes[h] * |i - j| if slopes
+ *   are given, masked by `causal` (key j is excluded when j > i, aligned at the top
+ *   left as in PyTorch), then by `window` (key j is excluded when i - j >= window,
+ *   aligned likewise), then by attn_mask and key_padding_mask;
  *   P = softmax(S); P' = dropout(P) with keep probability 1 - dropout_p, kept
  *   entries scaled by 1 / (1 - dropout_p), the keep decision for (b, h, i, j) drawn
  *   as attn_uniform_at(dropout_seed, ((b * H + h) * Lq + i) * Lk + j) >= dropout_p;
@@ -146,13 +148,23 @@ typedef struct attn_sdpa_config {
     int batch, heads, len_q, len_k, dim_qk, dim_v; /* B, H, Lq, Lk, D, Dv */
     float scale;                  /* 0 means 1 / sqrt(D) */
     bool causal;
+    /* Sliding window (Mistral, Longformer): 0 = none; when > 0 a query sees itself
+     * and the window - 1 keys before it (keys after it are governed by `causal`),
+     * so with `causal` at most `window` keys ending at itself. Computed, not read. */
+    int window;
+    /* ALiBi (Press et al., 2022): NULL = none, else (H) finite slopes m_h, and the
+     * score of (b, h, i, j) gets -m_h * |i - j| after scaling, before the masks
+     * (|i - j| as FlashAttention-2 defines it for non-causal attention; under
+     * `causal` it is the paper's -m_h (i - j)). Computed, not read; not owned. */
+    const float *alibi_slopes;
     const attn_mask *attn_mask;        /* optional */
     const attn_mask *key_padding_mask; /* optional; a second mask, usually (B, 1, 1, Lk) */
     float dropout_p;                   /* in [0, 1) */
     uint64_t dropout_seed;
 } attn_sdpa_config;
 
-/* Checks sizes, scale and dropout_p; names the offending field. */
+/* Checks sizes, scale, dropout_p, window (>= 0) and alibi_slopes (finite); names
+ * the offending field (and head). */
 attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
 
 /* The scale in use: cfg->scale, or 1 / sqrt(D) when it is 0. */
@@ -167,23 +179,36 @@ float attn_sdpa_scale(const attn_sdpa_config *cfg);
 attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const float *q,
                               const float *k, const float *v, const attn_sdpa_config *cfg);
 
-/* dq: (B, H, Lq, D), dk: (B, H, Lk, D), dv: (B, H, Lk, Dv), dout like out; out and
- * lse are those the forward produced for the same inputs and config. */
+/* dq: (B, H, Lq, D), dk: (B, H, Lk, D), dv: (B, H, Lk, Dv), dout like out; lse is
+ * what the forward produced for the same inputs and config (it marks the fully
+ * masked rows). Backward recomputes P from q and k, each row's max and sum as the
+ * forward finds them, rather than storing it (FlashAttention-2), and sums
+ * D_i = sum_j P'_ij dP'_ij from the same recomputed values rather than from
+ * dout . out, as PyTorch's softmax backward does: each row of the score gradient
+ * then sums to zero up to one rounding, which keeps a gradient that is a small
+ * difference of large terms (a nearly one-hot row) as accurate as PyTorch's. */
 attn_status attn_sdpa_backward(float *dq, float *dk, float *dv, const float *dout,
-                               const float *q, const float *k, const float *v, const float *out,
-                               const float *lse, const attn_sdpa_config *cfg);
+                               const float *q, const float *k, const float *v, const float *lse,
+                               const attn_sdpa_config *cfg);
 
 attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, const float *q,
                                         const float *k, const float *v,
                                         const attn_sdpa_config *cfg);
 attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const float *dout,
                                          const float *q, const float *k, const float *v,
-                                         const float *out, const float *lse,
-                                         const attn_sdpa_config *cfg);
+                                         const float *lse, const attn_sdpa_config *cfg);
 
 /* The fused kernel's instruction set in use: "avx512", "avx2" or "scalar"
  * (ATTN_SIMD forces one), or why none can run (a bad ATTN_SIMD). */
 const char *attn_sdpa_kernel(void);
+
+/* The memory, in bytes, that a fused attn_sdpa_forward (backward false) or
+ * attn_sdpa_forward then attn_sdpa_backward (backward true) needs beyond q, k, v,
+ * out and their gradients: the lse buffer (B·H·Lq floats) the caller allocates,
+ * plus the scratch the kernel allocates and frees inside each call at the current
+ * thread count (attn_get_num_threads). It grows as B·H·Lq, never as Lq·Lk.
+ * Returns 0 if cfg fails attn_sdpa_check or no kernel can run (a bad ATTN_SIMD). */
+size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool backward);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,13 @@ attn_status attn_sdpa_check(const attn_sdpa_config *cfg)
                           (double)cfg->dropout_p);
     if (!isfinite(cfg->scale))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "scale %g is not finite", (double)cfg->scale);
+    if (cfg->window < 0)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "window %d is negative (0 means none)",
+                          cfg->window);
+    for (int h = 0; cfg->alibi_slopes != NULL && h < cfg->heads; h++)
+        if (!isfinite(cfg->alibi_slopes[h]))
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "alibi_slopes[%d] %g is not finite", h,
+                              (double)cfg->alibi_slopes[h]);
     return ATTN_OK;
 }
 
@@ -40,10 +47,19 @@ attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const floa
 }
 
 attn_status attn_sdpa_backward(float *dq, float *dk, float *dv, const float *dout,
-                               const float *q, const float *k, const float *v, const float *out,
-                               const float *lse, const attn_sdpa_config *cfg)
+                               const float *q, const float *k, const float *v, const float *lse,
+                               const attn_sdpa_config *cfg)
 {
-    return attn_flash_backward(dq, dk, dv, dout, q, k, v, out, lse, cfg);
+    return attn_flash_backward(dq, dk, dv, dout, q, k, v, lse, cfg);
 }
 
 const char *attn_sdpa_kernel(void) { return attn_flash_variant(); }
+
+size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool backward)
+{
+    if (cfg == NULL || attn_sdpa_check(cfg) != ATTN_OK) return 0;
+    size_t scratch = attn_flash_workspace_bytes(cfg, attn_get_num_threads(), backward);
+    if (scratch == 0) return 0; /* no kernel can run */
+    size_t lse = (size_t)cfg->batch * cfg->heads * cfg->len_q * sizeof(float);
+    return scratch + lse;
+}

@@ -3,12 +3,12 @@
  * kernel is tested against it.
  *
  * Backward follows FlashAttention-2 (Dao, 2023, algorithm 2) in recomputing the
- * probabilities instead of storing them, and in D_i = dout_i . out_i replacing the
- * softmax's row sum of P * dP. It recomputes them as the forward does, from the
- * row's max and sum, not as exp(S - lse): lse = max + log(sum) loses log(sum) when
- * |max| is huge, as in a row the seed's -1e20 fill masks completely (max about
- * -1e19, so exp(S - lse) would give 1 for every key instead of 1/Lk). lse is used
- * only to skip fully masked rows. */
+ * probabilities instead of storing them, but sums the softmax's D_i from the
+ * recomputed P and dP (see attention.h for why). It recomputes P as the forward
+ * does, from the row's max and sum, not as exp(S - lse): lse = max + log(sum)
+ * loses log(sum) when |max| is huge, as in a row the seed's -1e20 fill masks
+ * completely (max about -1e19, so exp(S - lse) would give 1 for every key instead
+ * of 1/Lk). lse is used only to skip fully masked rows. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -34,15 +34,45 @@ static bool replaced_by_fill(const attn_mask *mask, int64_t b, int64_t h, int64_
     return !isnan(attn_mask_apply(mask, NAN, b, h, i, j));
 }
 
-/* The score of query i against key j after causal masking and both masks, in that
- * order; *from_fill tells whether a fill replaced it. */
+/* ALiBi adds -m_h |i - j| to the scores. A query past the last key (i >= Lk)
+ * has every bias at least m_h d_i, d_i = i - (Lk - 1), which float32 cannot add
+ * to a score without losing its low bits (a score of -500 rounds by 3e-5). Rows
+ * are therefore scored shifted by the constant m_h d_i: the bias becomes
+ * -m_h (|i - j| - d_i), exact in its integer part, the softmax is unchanged and
+ * lse adds the shift back. This returns m_h d_i (0 without ALiBi). */
+static float alibi_row_shift(const attn_sdpa_config *cfg, int64_t h, int64_t i)
+{
+    if (cfg->alibi_slopes == NULL || i < cfg->len_k) return 0.0f;
+    return cfg->alibi_slopes[h] * (float)(i - (cfg->len_k - 1));
+}
+
+/* One mask on a score of row i shifted by `shift`: a fill stands for the unshifted
+ * score fill_value. */
+static float apply_mask(const attn_mask *mask, float s, float shift, int64_t b, int64_t h,
+                        int64_t i, int64_t j)
+{
+    if (mask == NULL) return s;
+    if (replaced_by_fill(mask, b, h, i, j)) return mask->fill_value + shift;
+    return attn_mask_apply(mask, s, b, h, i, j);
+}
+
+/* The score of query i against key j: scaled, plus the ALiBi bias (shifted as
+ * alibi_row_shift says), then causal masking, the sliding window and both masks,
+ * in that order; *from_fill tells whether a fill replaced it. */
 static float masked_score(const attn_sdpa_config *cfg, float scale, const float *q_i,
                           const float *k_j, int64_t b, int64_t h, int64_t i, int64_t j,
                           bool *from_fill)
 {
-    float s = (cfg->causal && j > i) ? -INFINITY : scale * dot(q_i, k_j, cfg->dim_qk);
-    if (cfg->attn_mask != NULL) s = attn_mask_apply(cfg->attn_mask, s, b, h, i, j);
-    if (cfg->key_padding_mask != NULL) s = attn_mask_apply(cfg->key_padding_mask, s, b, h, i, j);
+    const float shift = alibi_row_shift(cfg, h, i);
+    float s = scale * dot(q_i, k_j, cfg->dim_qk);
+    if (cfg->alibi_slopes != NULL) {
+        const int64_t nearest = i < cfg->len_k ? 0 : i - (cfg->len_k - 1);
+        s -= cfg->alibi_slopes[h] * (float)((i > j ? i - j : j - i) - nearest);
+    }
+    if (cfg->causal && j > i) s = -INFINITY;
+    if (cfg->window > 0 && i - j >= cfg->window) s = -INFINITY;
+    s = apply_mask(cfg->attn_mask, s, shift, b, h, i, j);
+    s = apply_mask(cfg->key_padding_mask, s, shift, b, h, i, j);
     *from_fill = replaced_by_fill(cfg->attn_mask, b, h, i, j) ||
                  replaced_by_fill(cfg->key_padding_mask, b, h, i, j);
     return s;
@@ -57,7 +87,7 @@ static float dropout_factor(const attn_sdpa_config *cfg, uint64_t flat_index)
 }
 
 /* P of row i of one (b, h): row[j] = softmax_j of the masked scores, from_fill[j]
- * as in masked_score; *lse = max + log(sum). False (with *lse = -inf and row
+ * as in masked_score; *lse = max + log(sum) of the unshifted scores. False (with *lse = -inf and row
  * undefined) when every key is masked out. k_bh: (Lk, D). */
 static bool row_softmax(float *row, bool *from_fill, float *lse, const attn_sdpa_config *cfg,
                         float scale, const float *q_i, const float *k_bh, int64_t b, int64_t h,
@@ -81,22 +111,25 @@ static bool row_softmax(float *row, bool *from_fill, float *lse, const attn_sdpa
         sum += row[j];
     }
     for (int64_t j = 0; j < Lk; j++) row[j] /= sum;
-    *lse = max + logf(sum);
+    *lse = (max - alibi_row_shift(cfg, h, i)) + logf(sum);
     return true;
 }
 
 /* Per-thread rows of probabilities and fill flags, allocated once per call. */
 typedef struct row_scratch {
     float *p;
+    float *dp; /* backward only: dP'_ij scaled by dropout's factor */
     bool *from_fill;
 } row_scratch;
 
 static attn_status row_scratch_alloc(row_scratch *s, int threads, int64_t len)
 {
     s->p = malloc((size_t)threads * (size_t)len * sizeof *s->p);
+    s->dp = malloc((size_t)threads * (size_t)len * sizeof *s->dp);
     s->from_fill = malloc((size_t)threads * (size_t)len * sizeof *s->from_fill);
-    if (s->p == NULL || s->from_fill == NULL) {
+    if (s->p == NULL || s->dp == NULL || s->from_fill == NULL) {
         free(s->p);
+        free(s->dp);
         free(s->from_fill);
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d rows of %lld scores",
                           threads, (long long)len);
@@ -107,6 +140,7 @@ static attn_status row_scratch_alloc(row_scratch *s, int threads, int64_t len)
 static void row_scratch_free(row_scratch *s)
 {
     free(s->p);
+    free(s->dp);
     free(s->from_fill);
 }
 
@@ -186,19 +220,18 @@ attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, 
  *   P = softmax(S), P' = Z P / (1 - p), out_i = sum_j P'_ij v_j
  * with Z the keep mask of dropout:
  *   dP'_ij = dout_i . v_j          dv_j += P'_ij dout_i
- *   dS_ij = P_ij (Z_ij dP'_ij / (1 - p) - D_i),   D_i = dout_i . out_i
+ *   dS_ij = P_ij (Z_ij dP'_ij / (1 - p) - D_i),   D_i = sum_j P_ij Z_ij dP'_ij / (1 - p)
  *   dq_i += scale sum_j dS_ij k_j  dk_j += scale dS_ij q_i
  * Scores replaced by a fill do not depend on q or k and pass no gradient to them. */
 attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const float *dout,
                                          const float *q, const float *k, const float *v,
-                                         const float *out, const float *lse,
-                                         const attn_sdpa_config *cfg)
+                                         const float *lse, const attn_sdpa_config *cfg)
 {
     attn_status s;
     if ((s = attn_sdpa_check(cfg)) || (s = check_masks(cfg)) ||
         (s = attn_check_not_null(dout, "dout")) || (s = attn_check_not_null(q, "q")) ||
         (s = attn_check_not_null(k, "k")) || (s = attn_check_not_null(v, "v")) ||
-        (s = attn_check_not_null(out, "out")) || (s = attn_check_not_null(lse, "lse")))
+        (s = attn_check_not_null(lse, "lse")))
         return s;
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
@@ -211,6 +244,7 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
         float *p = scratch.p + (size_t)attn_thread_index() * (size_t)Lk;
+        float *dp = scratch.dp + (size_t)attn_thread_index() * (size_t)Lk;
         bool *from_fill = scratch.from_fill + (size_t)attn_thread_index() * (size_t)Lk;
         for (int64_t i = 0; i < Lq; i++) {
             const float *q_i = q + (bh * Lq + i) * D;
@@ -220,17 +254,21 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
                              bh % H, i))
                 continue;
             const float *dout_i = dout + (bh * Lq + i) * Dv;
-            const float delta_i = dot(dout_i, out + (bh * Lq + i) * Dv, (int)Dv);
+            float delta_i = 0.0f;
+            for (int64_t j = 0; j < Lk; j++) {
+                float keep = dropout_factor(cfg, (uint64_t)((bh * Lq + i) * Lk + j));
+                dp[j] = keep * dot(dout_i, v + (bh * Lk + j) * Dv, (int)Dv);
+                delta_i += p[j] * dp[j];
+            }
             for (int64_t j = 0; j < Lk; j++) {
                 const float *k_j = k + (bh * Lk + j) * D;
-                const float *v_j = v + (bh * Lk + j) * Dv;
                 float keep = dropout_factor(cfg, (uint64_t)((bh * Lq + i) * Lk + j));
                 if (dv) {
                     float *dv_j = dv + (bh * Lk + j) * Dv;
                     for (int64_t c = 0; c < Dv; c++) dv_j[c] += p[j] * keep * dout_i[c];
                 }
                 if (from_fill[j]) continue;
-                float ds = p[j] * (keep * dot(dout_i, v_j, (int)Dv) - delta_i);
+                float ds = p[j] * (dp[j] - delta_i);
                 if (dq) {
                     float *dq_i = dq + (bh * Lq + i) * D;
                     for (int64_t d = 0; d < D; d++) dq_i[d] += scale * ds * k_j[d];

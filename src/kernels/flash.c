@@ -85,16 +85,16 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
 }
 
 attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                                const float *k, const float *v, const float *out, const float *lse,
+                                const float *k, const float *v, const float *lse,
                                 const attn_sdpa_config *cfg)
 {
     attn_status s;
     if ((s = check_config(cfg)) || (s = attn_check_not_null(dout, "dout")) ||
         (s = attn_check_not_null(q, "q")) || (s = attn_check_not_null(k, "k")) ||
-        (s = attn_check_not_null(v, "v")) || (s = attn_check_not_null(out, "out")) ||
+        (s = attn_check_not_null(v, "v")) ||
         (s = attn_check_not_null(lse, "lse")))
         return s;
     const attn_flash_kernels *kernels;
     if ((s = select_kernels(&kernels))) return s;
-    return kernels->backward(dq, dk, dv, dout, q, k, v, out, lse, cfg);
+    return kernels->backward(dq, dk, dv, dout, q, k, v, lse, cfg);
 }

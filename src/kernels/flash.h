@@ -30,7 +30,7 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
                                const float *v, const attn_sdpa_config *cfg);
 
 attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                                const float *k, const float *v, const float *out, const float *lse,
+                                const float *k, const float *v, const float *lse,
                                 const attn_sdpa_config *cfg);
 
 /* The variant the calls above use now: "avx512", "avx2" or "scalar", or a
@@ -49,7 +49,7 @@ typedef struct attn_flash_kernels {
     attn_status (*forward)(float *out, float *lse, const float *q, const float *k, const float *v,
                            const attn_sdpa_config *cfg);
     attn_status (*backward)(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                            const float *k, const float *v, const float *out, const float *lse,
+                            const float *k, const float *v, const float *lse,
                             const attn_sdpa_config *cfg);
     size_t (*workspace_bytes)(const attn_sdpa_config *cfg, int threads, bool backward);
     /* y[i] = e^x[i] with the variant's vector exponential (for its tests). */

@@ -175,6 +175,44 @@ static void mask_causal(const score_tile *t)
     }
 }
 
+/* ALiBi's bias -m_h |i - j|, shifted per row as the reference shifts it: a query
+ * past the last key (i >= Lk) has every bias at least m_h d_i, d_i = i - (Lk - 1),
+ * more than a float32 score can absorb without losing its low bits, so its row is
+ * scored plus the constant m_h d_i, which the softmax does not see and lse takes
+ * back off. The row's shift m_h d_i, 0 without ALiBi: */
+static float alibi_row_shift(const attn_sdpa_config *cfg, int64_t h, int64_t i)
+{
+    if (cfg->alibi_slopes == NULL || i < cfg->len_k) return 0.0f;
+    return cfg->alibi_slopes[h] * (float)(i - (cfg->len_k - 1));
+}
+
+/* Adds -m_h (|i - j| - d_i) to every score of the tile (Press et al., 2022, in
+ * FlashAttention-2's symmetric form), computed from the positions alone and
+ * rounded as the reference rounds it. */
+static void add_alibi(const score_tile *t, const attn_sdpa_config *cfg)
+{
+    const float slope = cfg->alibi_slopes[t->h];
+    for (int r = 0; r < t->rows; r++) {
+        const int64_t i = t->i0 + r, nearest = i < cfg->len_k ? 0 : i - (cfg->len_k - 1);
+        for (int c = 0; c < t->keys; c++) {
+            const int64_t j = t->j0 + c, distance = i > j ? i - j : j - i;
+            t->data[r * t->row_step + c * t->key_step] -= slope * (float)(distance - nearest);
+        }
+    }
+}
+
+/* Key j is excluded from query i when i - j >= window (the sliding window, aligned
+ * at the top left like the causal mask): row r loses the keys up to
+ * i0 + r - window. */
+static void mask_window(const score_tile *t, int window)
+{
+    for (int r = 0; r < t->rows; r++) {
+        const int64_t past_last_excluded = t->i0 + r - window + 1 - t->j0;
+        const int64_t end = past_last_excluded < t->keys ? past_last_excluded : t->keys;
+        for (int64_t c = 0; c < end; c++) t->data[r * t->row_step + c * t->key_step] = -INFINITY;
+    }
+}
+
 static bool mask_excludes(const attn_mask *m, int64_t at)
 {
     bool flag = ((const uint8_t *)m->data)[at] != 0;
@@ -182,14 +220,18 @@ static bool mask_excludes(const attn_mask *m, int64_t at)
 }
 
 /* The scores through attn_mask_apply's rule: plus the float term; -inf, or
- * fill_value, where a bool mask excludes. A mask constant along the queries
- * (stride[2] == 0, e.g. key padding of shape (B, 1, 1, Lk)) is read once per key. */
-static void mask_scores(const score_tile *t, const attn_mask *m)
+ * fill_value (plus the row's ALiBi shift), where a bool mask excludes. A mask
+ * constant along the queries (stride[2] == 0, e.g. key padding of shape
+ * (B, 1, 1, Lk)) is read once per key. */
+static void mask_scores(const score_tile *t, const attn_mask *m, const attn_sdpa_config *cfg)
 {
     const int64_t *stride = m->stride;
     const int64_t base =
         t->b * stride[0] + t->h * stride[1] + t->i0 * stride[2] + t->j0 * stride[3];
-    const float excluded_score = m->fill ? m->fill_value : -INFINITY;
+    float excluded_score[QUERY_BLOCK];
+    for (int r = 0; r < t->rows; r++)
+        excluded_score[r] = m->fill ? m->fill_value + alibi_row_shift(cfg, t->h, t->i0 + r)
+                                    : -INFINITY;
     for (int c = 0; c < t->keys; c++) {
         float *col = t->data + c * t->key_step;
         const int64_t at = base + c * stride[3];
@@ -201,10 +243,10 @@ static void mask_scores(const score_tile *t, const attn_mask *m)
                 for (int r = 0; r < t->rows; r++) col[r * t->row_step] += add[r * stride[2]];
         } else if (stride[2] == 0) {
             if (mask_excludes(m, at))
-                for (int r = 0; r < t->rows; r++) col[r * t->row_step] = excluded_score;
+                for (int r = 0; r < t->rows; r++) col[r * t->row_step] = excluded_score[r];
         } else {
             for (int r = 0; r < t->rows; r++)
-                if (mask_excludes(m, at + r * stride[2])) col[r * t->row_step] = excluded_score;
+                if (mask_excludes(m, at + r * stride[2])) col[r * t->row_step] = excluded_score[r];
         }
     }
 }
@@ -225,26 +267,64 @@ static void zero_filled(const score_tile *t, const attn_mask *m)
 
 static bool fills(const attn_mask *m) { return m != NULL && m->type != ATTN_MASK_FLOAT && m->fill; }
 
-/* Causal masking first, then attn_mask, then key_padding_mask: the reference's order. */
+/* The ALiBi bias, then causal masking, the sliding window, attn_mask and
+ * key_padding_mask: the reference's order. The causal and window masks are only
+ * applied to tiles they reach: a tile with a key after its first query, or with a
+ * key `window` or more before its last query. */
 static void mask_tile(const score_tile *t, const attn_sdpa_config *cfg)
 {
+    if (cfg->alibi_slopes != NULL) add_alibi(t, cfg);
     if (cfg->causal && t->j0 + t->keys - 1 > t->i0) mask_causal(t);
-    if (cfg->attn_mask != NULL) mask_scores(t, cfg->attn_mask);
-    if (cfg->key_padding_mask != NULL) mask_scores(t, cfg->key_padding_mask);
+    if (cfg->window > 0 && t->j0 <= t->i0 + t->rows - 1 - cfg->window) mask_window(t, cfg->window);
+    if (cfg->attn_mask != NULL) mask_scores(t, cfg->attn_mask, cfg);
+    if (cfg->key_padding_mask != NULL) mask_scores(t, cfg->key_padding_mask, cfg);
 }
 
-/* The last key (exclusive) any query of rows i0 .. i0 + rows can attend. Causal
- * masking ends the row at key i, unless a fill may put a finite score back in
- * place of a causally masked one. */
+/* ---- which blocks can see which: skipping what the causal mask and the window
+ * exclude. Skipping is exact only when an excluded score stays -inf; a filling
+ * mask may put a finite score back in place of an excluded one (masked_fill
+ * replaces it whatever it was), so with one the kernels visit every block. */
+static bool may_skip_excluded(const attn_sdpa_config *cfg)
+{
+    return !fills(cfg->attn_mask) && !fills(cfg->key_padding_mask);
+}
+
 static bool skips_future_keys(const attn_sdpa_config *cfg)
 {
-    return cfg->causal && !fills(cfg->attn_mask) && !fills(cfg->key_padding_mask);
+    return cfg->causal && may_skip_excluded(cfg);
 }
 
+static bool skips_past_keys(const attn_sdpa_config *cfg)
+{
+    return cfg->window > 0 && may_skip_excluded(cfg);
+}
+
+/* The first key any query of rows i0 .. i0 + rows can attend: the window of the
+ * first row starts at key i0 - window + 1. */
+static int64_t key_begin(const attn_sdpa_config *cfg, int64_t i0)
+{
+    int64_t begin = skips_past_keys(cfg) ? i0 - cfg->window + 1 : 0;
+    return begin > 0 ? begin : 0;
+}
+
+/* The last key (exclusive) any query of rows i0 .. i0 + rows can attend: causal
+ * masking ends the last row at its own key. */
 static int64_t key_end(const attn_sdpa_config *cfg, int64_t i0, int rows)
 {
     int64_t end = skips_future_keys(cfg) ? i0 + rows : cfg->len_k;
     return end < cfg->len_k ? end : cfg->len_k;
+}
+
+/* The query rows [*begin, *end) of blocks that can see a key of j0 .. j0 + keys,
+ * *begin at a QUERY_BLOCK boundary: causally, no row before j0 sees one; in the
+ * window, no row from j0 + keys - 1 + window on does. */
+static void query_range(const attn_sdpa_config *cfg, int64_t j0, int keys, int64_t *begin,
+                        int64_t *end)
+{
+    *begin = skips_future_keys(cfg) ? j0 / QUERY_BLOCK * QUERY_BLOCK : 0;
+    *end = cfg->len_q;
+    if (skips_past_keys(cfg) && j0 + keys - 1 + cfg->window < *end)
+        *end = j0 + keys - 1 + cfg->window;
 }
 
 /* Dropout's factor for the probability (i, j): 0 when dropped, 1 / (1 - p) when kept,
@@ -392,6 +472,19 @@ static float *alloc_tiles(size_t floats)
 
 /* ---- forward ----------------------------------------------------------------------- */
 
+/* S = scale (q . k): the scale multiplies the finished dot product, never one
+ * operand, in the forward and in both gradient passes. Their tile products run in
+ * either orientation, but each element is the same fused multiply-add chain over
+ * d, so all three get the same bits for every score: the backward's P is then the
+ * forward's exactly (a row with one live key has P = 1, and passes no gradient to
+ * q and k, bit for bit). */
+static void scale_tile(float *data, int rows, int cols_padded, float scale)
+{
+    const vf scale_v = vf_set1(scale);
+    for (ptrdiff_t e = 0; e < (ptrdiff_t)rows * cols_padded; e += VF_WIDTH)
+        vf_store(data + e, vf_mul(vf_load(data + e), scale_v));
+}
+
 /* The online softmax of query rows i0 .. i0 + rows of head bh = b * H + h over all
  * the keys they see, leaving each row's max and sum in t->row_max and t->row_sum
  * and, `with_values`, the unnormalised output sum_j exp(s_ij - m_i) P'_ij v_j in
@@ -405,9 +498,8 @@ static void online_softmax(const float *q, const float *k, const float *v,
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
     const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
 
-    /* Q of the block, transposed so that a query row is a vector lane, with the
-     * scale folded in (S = scale q k^T). */
-    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, attn_sdpa_scale(cfg));
+    /* Q of the block, transposed so that a query row is a vector lane. */
+    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, 1.0f);
     /* Running statistics of the online softmax: m_i = -inf (nothing seen yet),
      * l_i = 0, and the accumulator of sum_j exp(s_ij - m_i) v_j is 0. */
     for (int r = 0; r < QUERY_BLOCK; r++) {
@@ -416,12 +508,15 @@ static void online_softmax(const float *q, const float *k, const float *v,
     }
     if (with_values) memset(t->o_acc, 0, (size_t)QUERY_BLOCK * dv_pad * sizeof *t->o_acc);
 
+    /* Only the keys some row of the block can see (see key_begin, key_end): with a
+     * causal window, O(window) keys instead of O(Lk). */
     const int64_t end = key_end(cfg, i0, rows);
-    for (int64_t j0 = 0; j0 < end; j0 += KEY_BLOCK) {
+    for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        /* S^T (keys x QUERY_BLOCK) = K_j (scale Q)^T, then the masks. */
+        /* S^T (keys x QUERY_BLOCK) = scale K_j Q^T, then the bias and masks. */
         tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->s_t,
                      QUERY_BLOCK, false);
+        scale_tile(t->s_t, keys, QUERY_BLOCK, attn_sdpa_scale(cfg));
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
 
@@ -477,13 +572,14 @@ static void forward_block(float *out, float *lse, const float *q, const float *k
     const int64_t Lq = cfg->len_q;
     const int Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
     online_softmax(q, k, v, cfg, bh, i0, t, true);
-    /* out_i = O_i / l_i and lse_i = m_i + log l_i; a row that saw no finite score
-     * has l_i = 0 and gets zeros and -inf. */
+    /* out_i = O_i / l_i and lse_i = m_i + log l_i (less the row's ALiBi shift); a
+     * row that saw no finite score has l_i = 0 and gets zeros and -inf. */
     for (int r = 0; r < min_int(QUERY_BLOCK, Lq - i0); r++) {
         const float l = t->row_sum[r];
         float *out_r = out + (bh * Lq + i0 + r) * Dv;
         const float *o_r = t->o_acc + r * dv_pad;
-        lse[bh * Lq + i0 + r] = l == 0.0f ? -INFINITY : t->row_max[r] + logf(l);
+        const float shift = alibi_row_shift(cfg, bh % cfg->heads, i0 + r);
+        lse[bh * Lq + i0 + r] = l == 0.0f ? -INFINITY : (t->row_max[r] - shift) + logf(l);
         for (int c = 0; c < Dv; c++) out_r[c] = l == 0.0f ? 0.0f : o_r[c] / l;
     }
 }
@@ -518,54 +614,30 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
 
 /* ---- backward ---------------------------------------------------------------------- */
 
-/* Where |lse| is below this, exp(s - lse) recomputes P to within the rounding of
- * lse, half an ulp of 16 = 5e-7 relative. Above it (a row scored in the hundreds,
- * or filled with the seed's -1e20: lse = m + log l then loses log l entirely and
- * exp(s - lse) would be 1 for every key) the block's rows get their max and sum
- * recomputed, as the reference does for every row. */
-#define LSE_EXACT_BELOW 16.0f
-
-/* For every query row of every head (B H Lq each), what both passes need:
- *   P_ij = exp(s_ij - shift_i) * inv_sum_i,  delta_i = dout_i . out_i
- * with shift = lse and inv_sum = 1 where lse is exact enough, shift = m_i and
- * inv_sum = 1 / l_i where the statistics were recomputed, and shift = +inf (P = 0:
- * no gradient) for a fully masked row. delta_i is the sum_j P_ij dP_ij of the
- * softmax gradient (the D_i of FlashAttention-2), which holds with dropout too. */
+/* For every query row of every head (B H Lq each), what both gradient passes need:
+ *   P_ij = exp(s_ij - shift_i) * inv_sum_i,  delta_i = sum_j P'_ij dP'_ij
+ * with shift = m_i and inv_sum = 1 / l_i, the row's max and sum recomputed as the
+ * forward computes them (so P is the forward's P bit for bit; exp(s - lse) would
+ * carry the rounding of lse, and lose log l entirely when |m| is huge, as in a row
+ * the seed's -1e20 fill masks completely), and shift = +inf (P = 0: no gradient)
+ * for a fully masked row. delta_i is the D_i of FlashAttention-2, there computed
+ * as dout_i . out_i; here it is summed from the very P and dP the gradient passes
+ * use (see block_delta), as PyTorch's softmax backward does. */
 typedef struct row_terms {
     float *shift, *inv_sum, *delta;
 } row_terms;
 
-static void block_row_terms(const row_terms *terms, const float *dout, const float *q,
-                            const float *k, const float *v, const float *out, const float *lse,
-                            const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
-                            const forward_tiles *t)
+static void block_row_terms(const row_terms *terms, const float *q, const float *k,
+                            const float *v, const float *lse, const attn_sdpa_config *cfg,
+                            int64_t bh, int64_t i0, const forward_tiles *t)
 {
-    const int Dv = cfg->dim_v;
     const int rows = min_int(QUERY_BLOCK, cfg->len_q - i0);
     const int64_t first = bh * cfg->len_q + i0;
-    bool exact = true;
-    for (int r = 0; r < rows; r++) {
-        const float *g = dout + (first + r) * Dv, *o = out + (first + r) * Dv;
-        /* The same chain of roundings as every dP_ij of the tile products (one
-         * fused multiply-add per term, in the order of c): in a row with a single
-         * live key out_i is exactly v_j, so dP_ij - delta_i is exactly 0, as in
-         * exact arithmetic, instead of rounding noise that no true gradient
-         * outweighs. */
-        float delta = 0.0f;
-        for (int c = 0; c < Dv; c++) delta = sf_fma(g[c], o[c], delta);
-        terms->delta[first + r] = delta;
-
-        const float lse_r = lse[first + r];
-        terms->shift[first + r] = lse_r == -INFINITY ? INFINITY : lse_r;
-        terms->inv_sum[first + r] = 1.0f;
-        if (lse_r != -INFINITY && !(fabsf(lse_r) < LSE_EXACT_BELOW)) exact = false;
-    }
-    if (exact) return;
     online_softmax(q, k, v, cfg, bh, i0, t, false);
     for (int r = 0; r < rows; r++) {
-        if (lse[first + r] == -INFINITY || t->row_sum[r] == 0.0f) continue;
-        terms->shift[first + r] = t->row_max[r];
-        terms->inv_sum[first + r] = 1.0f / t->row_sum[r];
+        bool masked = lse[first + r] == -INFINITY || t->row_sum[r] == 0.0f;
+        terms->shift[first + r] = masked ? INFINITY : t->row_max[r];
+        terms->inv_sum[first + r] = masked ? 1.0f : 1.0f / t->row_sum[r];
     }
 }
 
@@ -581,22 +653,25 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
     const int keys = min_int(KEY_BLOCK, Lk - j0);
     const float scale = attn_sdpa_scale(cfg);
 
-    pack_transposed(t->k_t, KEY_BLOCK, k + (bh * Lk + j0) * D, keys, D, D, scale);
+    pack_transposed(t->k_t, KEY_BLOCK, k + (bh * Lk + j0) * D, keys, D, D, 1.0f);
     pack_transposed(t->v_t, KEY_BLOCK, v + (bh * Lk + j0) * Dv, keys, Dv, Dv, 1.0f);
     memset(t->dk_acc, 0, (size_t)KEY_BLOCK * d_pad * sizeof *t->dk_acc);
     memset(t->dv_acc, 0, (size_t)KEY_BLOCK * dv_pad * sizeof *t->dv_acc);
 
-    /* Under a causal mask the query blocks that end before key j0 see none of it. */
-    const int64_t first = skips_future_keys(cfg) ? j0 / QUERY_BLOCK * QUERY_BLOCK : 0;
-    for (int64_t i0 = first; i0 < Lq; i0 += QUERY_BLOCK) {
+    /* Only the query blocks that see a key of this block: under a causal mask not
+     * those that end before key j0, in a window not those that start past it. */
+    int64_t first, last;
+    query_range(cfg, j0, keys, &first, &last);
+    for (int64_t i0 = first; i0 < last; i0 += QUERY_BLOCK) {
         const int rows = min_int(QUERY_BLOCK, Lq - i0);
         const float *q_i = q + (bh * Lq + i0) * D, *dout_i = dout + (bh * Lq + i0) * Dv;
         const float *shift = terms->shift + bh * Lq + i0, *inv_sum = terms->inv_sum + bh * Lq + i0;
         const float *delta = terms->delta + bh * Lq + i0;
 
-        /* S (rows x KEY_BLOCK) = Q_i (scale K_j)^T, masked as in the forward;
+        /* S (rows x KEY_BLOCK) = scale Q_i K_j^T, masked as in the forward;
          * P = exp(S - shift_i) inv_sum_i, the forward's probabilities. */
         tile_product(rows, KEY_BLOCK, D, q_i, D, 1, t->k_t, KEY_BLOCK, t->p, KEY_BLOCK, false);
+        scale_tile(t->p, rows, KEY_BLOCK, scale);
         score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
         for (int r = 0; r < rows; r++) {
@@ -648,46 +723,105 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
     }
 }
 
+/* Loads query rows i0 .. i0 + rows of head bh into the dq pass's tiles: q and
+ * dout transposed, and the row terms as lanes (lanes past the last row get P = 0). */
+static void load_query_block(const query_pass_tiles *t, const float *dout, const float *q,
+                             const row_terms *terms, const attn_sdpa_config *cfg, int64_t bh,
+                             int64_t i0, int rows)
+{
+    const int64_t Lq = cfg->len_q;
+    const int D = cfg->dim_qk, Dv = cfg->dim_v;
+    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, 1.0f);
+    pack_transposed(t->dout_t, QUERY_BLOCK, dout + (bh * Lq + i0) * Dv, rows, Dv, Dv, 1.0f);
+    for (int r = 0; r < QUERY_BLOCK; r++) {
+        t->shift[r] = r < rows ? terms->shift[bh * Lq + i0 + r] : INFINITY;
+        t->inv_sum[r] = r < rows ? terms->inv_sum[bh * Lq + i0 + r] : 1.0f;
+        t->delta[r] = r < rows ? terms->delta[bh * Lq + i0 + r] : 0.0f;
+    }
+}
+
+/* For the loaded query block and keys j0 .. j0 + keys, transposed:
+ *   P^T = exp(S^T - shift) inv_sum with S^T = scale K_j Q_i^T, masked,
+ *   dP'^T = V_j dout_i^T.
+ * Returns the tile of P^T (its data is t->p_t; dP'^T is in t->ds_t). */
+static score_tile query_block_probabilities(const query_pass_tiles *t, const float *k_head,
+                                            const float *v_head, const attn_sdpa_config *cfg,
+                                            int64_t bh, int64_t i0, int rows, int64_t j0,
+                                            int keys)
+{
+    const int D = cfg->dim_qk, Dv = cfg->dim_v;
+    tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->p_t,
+                 QUERY_BLOCK, false);
+    scale_tile(t->p_t, keys, QUERY_BLOCK, attn_sdpa_scale(cfg));
+    score_tile tile = {t->p_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads,
+                       i0, j0, rows, keys};
+    mask_tile(&tile, cfg);
+    for (int j = 0; j < keys; j++) {
+        float *p_j = t->p_t + j * QUERY_BLOCK;
+        for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
+            vf_store(p_j + lane, vf_mul(vf_exp(vf_sub(vf_load(p_j + lane), vf_load(t->shift + lane))),
+                                        vf_load(t->inv_sum + lane)));
+    }
+    tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK, t->ds_t,
+                 QUERY_BLOCK, false);
+    return tile;
+}
+
+/* delta_i = sum_j P'_ij dP'_ij of query rows i0 .. i0 + rows of head bh (P' and dP'
+ * with dropout's factor Z / (1 - p) on one of them), from the same P and dP as the
+ * gradient passes. So each row of dS = P (dP - delta) sums to zero up to one
+ * rounding, as it does in exact arithmetic; delta from dout . out would carry the
+ * forward's roundings instead, which a gradient that is a small difference of
+ * large terms (a nearly one-hot row) cannot absorb. */
+static void block_delta(const row_terms *terms, const float *dout, const float *q,
+                        const float *k, const float *v, const attn_sdpa_config *cfg, int64_t bh,
+                        int64_t i0, const query_pass_tiles *t)
+{
+    const int64_t Lq = cfg->len_q, Lk = cfg->len_k;
+    const int rows = min_int(QUERY_BLOCK, Lq - i0);
+    const float *k_head = k + bh * Lk * cfg->dim_qk, *v_head = v + bh * Lk * cfg->dim_v;
+    load_query_block(t, dout, q, terms, cfg, bh, i0, rows);
+    for (int lane = 0; lane < QUERY_BLOCK; lane++) t->delta[lane] = 0.0f;
+
+    const int64_t end = key_end(cfg, i0, rows);
+    for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        score_tile tile = query_block_probabilities(t, k_head, v_head, cfg, bh, i0, rows, j0, keys);
+        if (cfg->dropout_p > 0.0f) {
+            score_tile dp_tile = tile;
+            dp_tile.data = t->ds_t;
+            apply_dropout(&dp_tile, cfg);
+        }
+        for (int j = 0; j < keys; j++) {
+            const float *p_j = t->p_t + j * QUERY_BLOCK, *dp_j = t->ds_t + j * QUERY_BLOCK;
+            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
+                vf_store(t->delta + lane, vf_fma(vf_load(p_j + lane), vf_load(dp_j + lane),
+                                                 vf_load(t->delta + lane)));
+        }
+    }
+    for (int r = 0; r < rows; r++) terms->delta[bh * Lq + i0 + r] = t->delta[r];
+}
+
 /* dq of query rows i0 .. i0 + rows of head bh, over every key block they see. */
 static void query_block_gradient(float *dq, const float *dout, const float *q, const float *k,
                                  const float *v, const row_terms *terms,
                                  const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
                                  const query_pass_tiles *t)
 {
-    const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
-    const int D = cfg->dim_qk, Dv = cfg->dim_v, d_pad = round_up(D, VF_WIDTH);
+    const int64_t Lq = cfg->len_q, Lk = cfg->len_k;
+    const int D = cfg->dim_qk, d_pad = round_up(D, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
     const float scale = attn_sdpa_scale(cfg);
-    const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
+    const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * cfg->dim_v;
 
-    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, scale);
-    pack_transposed(t->dout_t, QUERY_BLOCK, dout + (bh * Lq + i0) * Dv, rows, Dv, Dv, 1.0f);
-    /* The row terms as lanes; lanes past the last row get P = 0. */
-    for (int r = 0; r < QUERY_BLOCK; r++) {
-        t->shift[r] = r < rows ? terms->shift[bh * Lq + i0 + r] : INFINITY;
-        t->inv_sum[r] = r < rows ? terms->inv_sum[bh * Lq + i0 + r] : 1.0f;
-        t->delta[r] = r < rows ? terms->delta[bh * Lq + i0 + r] : 0.0f;
-    }
+    load_query_block(t, dout, q, terms, cfg, bh, i0, rows);
     memset(t->dq_acc, 0, (size_t)QUERY_BLOCK * d_pad * sizeof *t->dq_acc);
 
     const int64_t end = key_end(cfg, i0, rows);
-    for (int64_t j0 = 0; j0 < end; j0 += KEY_BLOCK) {
+    for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        /* S^T = K_j (scale Q_i)^T, masked; P^T = exp(S^T - shift) inv_sum. */
-        tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->p_t,
-                     QUERY_BLOCK, false);
-        score_tile tile = {t->p_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
-        mask_tile(&tile, cfg);
-        for (int j = 0; j < keys; j++) {
-            float *p_j = t->p_t + j * QUERY_BLOCK;
-            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
-                vf_store(p_j + lane,
-                         vf_mul(vf_exp(vf_sub(vf_load(p_j + lane), vf_load(t->shift + lane))),
-                                vf_load(t->inv_sum + lane)));
-        }
-        /* dP'^T = V_j dout_i^T; dS^T = P^T (dP^T - delta). */
-        tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK,
-                     t->ds_t, QUERY_BLOCK, false);
+        score_tile tile = query_block_probabilities(t, k_head, v_head, cfg, bh, i0, rows, j0, keys);
+        /* dS^T = P^T (dP^T - delta), or its dropout form. */
         if (cfg->dropout_p > 0.0f) {
             dropout_softmax_gradient(&tile, t->ds_t, t->delta, cfg);
         } else {
@@ -716,8 +850,8 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
 }
 
 static attn_status flash_backward(float *dq, float *dk, float *dv, const float *dout,
-                                  const float *q, const float *k, const float *v, const float *out,
-                                  const float *lse, const attn_sdpa_config *cfg)
+                                  const float *q, const float *k, const float *v, const float *lse,
+                                  const attn_sdpa_config *cfg)
 {
     const int64_t heads = (int64_t)cfg->batch * cfg->heads;
     const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
@@ -739,9 +873,15 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
         forward_tiles_at(&softmax_tiles, mine, cfg);
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < heads * query_blocks; task++)
-            block_row_terms(&terms, dout, q, k, v, out, lse, cfg, task % heads,
-                            task / heads * QUERY_BLOCK, &softmax_tiles);
-        /* (the implicit barrier of `omp for`: every row's terms are ready) */
+            block_row_terms(&terms, q, k, v, lse, cfg, task % heads, task / heads * QUERY_BLOCK,
+                            &softmax_tiles);
+        /* (the implicit barrier of `omp for`: every row's shift and sum are ready) */
+        query_pass_tiles delta_tiles;
+        query_pass_tiles_at(&delta_tiles, mine, cfg);
+#pragma omp for schedule(dynamic)
+        for (int64_t task = 0; task < heads * query_blocks; task++)
+            block_delta(&terms, dout, q, k, v, cfg, task % heads, task / heads * QUERY_BLOCK,
+                        &delta_tiles);
         if (dk != NULL || dv != NULL) {
             key_pass_tiles tiles;
             key_pass_tiles_at(&tiles, mine, cfg);

@@ -11,7 +11,6 @@
  *   vf_set1(x), vf_zero()       broadcast / all zero
  *   vf_add, vf_sub, vf_mul, vf_max
  *   vf_fma(a, b, c)             a * b + c, rounded once
- *   sf_fma(a, b, c)             one lane of vf_fma, rounded the same way
  *   vf_replace(x, match, with)  lanes of x equal to `match` become `with`
  *   vf_exp(x)                   e^x to about 1 ulp; see below
  *   vf_sum(x)                   the sum of the lanes
@@ -64,10 +63,7 @@ VF_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 VF_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 VF_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
 VF_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
-VF_INLINE float sf_fma(float a, float b, float c)
-{
-    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
+
 VF_INLINE vf vf_replace(vf x, float match, float with)
 {
     __mmask16 hit = _mm512_cmp_ps_mask(x, _mm512_set1_ps(match), _CMP_EQ_OQ);
@@ -112,10 +108,7 @@ VF_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 VF_INLINE vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 VF_INLINE vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
 VF_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
-VF_INLINE float sf_fma(float a, float b, float c)
-{
-    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
+
 VF_INLINE vf vf_replace(vf x, float match, float with)
 {
     __m256 hit = _mm256_cmp_ps(x, _mm256_set1_ps(match), _CMP_EQ_OQ);
@@ -166,7 +159,7 @@ VF_INLINE vf vf_mul(vf a, vf b) { return a * b; }
 VF_INLINE vf vf_max(vf a, vf b) { return a > b ? a : b; }
 /* Two roundings: fmaf is a slow library call on CPUs without FMA. */
 VF_INLINE vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
-VF_INLINE float sf_fma(float a, float b, float c) { return a * b + c; }
+
 VF_INLINE vf vf_replace(vf x, float match, float with) { return x == match ? with : x; }
 VF_INLINE float vf_sum(vf x) { return x; }
 

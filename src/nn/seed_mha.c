@@ -222,7 +222,7 @@ attn_status attn_seed_mha_backward(attn_seed_mha *m, float *dvalues, float *dkey
     memset(m->dk_heads, 0, n_k * sizeof *m->dk_heads);
     memset(m->dv_heads, 0, n_k * sizeof *m->dv_heads);
     if ((s = attn_sdpa_backward(m->dq_heads, m->dk_heads, m->dv_heads, m->d_attn_heads,
-                                m->q_heads, m->k_heads, m->v_heads, m->attn_heads, m->lse,
+                                m->q_heads, m->k_heads, m->v_heads, m->lse,
                                 &m->sdpa)))
         return s;
 

@@ -40,6 +40,41 @@ expect 2 "--heads takes 1 to 4096, not 'x'" -- "$attn" demo --heads x
 expect 2 "option .--seed. needs a value" -- "$attn" demo --seed
 expect 2 "has no words" -- "$attn" demo --sentence "   "
 
+# attn bench: tiny sizes and --min-time 0 (two runs a row), so nothing is really timed.
+expect 0 "usage: attn bench <attention\|mha>" -- "$attn" bench --help
+expect 0 "usage: attn bench attention" -- "$attn" bench attention --help
+expect 0 "^ +16 +64 no +fwd +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9.]+$" -- \
+  "$attn" bench attention --lengths 64 --dims 16 --min-time 0 --gemm-size 64
+expect 0 '^\{"bench": "attention", .*"causal": true, "pass": "fwd\+bwd", .*\}$' -- \
+  "$attn" bench attention --lengths 33 --dims 8 --min-time 0 --gemm-size 64 --json
+expect 2 "--lengths takes up to 32 comma-separated integers from 1 to [0-9]+, not 'x'" -- \
+  "$attn" bench attention --lengths x
+expect 2 "--causal takes both, yes or no, not 'maybe'" -- "$attn" bench attention --causal maybe
+expect 2 "--pass takes fwd, fwd\+bwd or both, not 'back'" -- "$attn" bench attention --pass back
+expect 2 "--min-time takes 0 to 3600 seconds, not '-1'" -- "$attn" bench attention --min-time -1
+expect 2 "unknown benchmark 'gemm'" -- "$attn" bench gemm
+expect 2 "unknown option .--bogus." -- "$attn" bench mha --bogus
+expect 1 "out of memory" -- "$attn" bench attention --lengths 1048576 --dims 4096 --gemm-size 8
+expect 0 "usage: attn bench mha" -- "$attn" bench mha --help
+expect 0 "^ +32 fwd\+bwd +[0-9.]+ +[0-9.]+$" -- "$attn" bench mha --lengths 32 --min-time 0
+expect 0 '^\{"bench": "mha", .*"length": 16, "pass": "fwd", .*\}$' -- \
+  "$attn" bench mha --lengths 16 --embed 32 --heads 4 --min-time 0 --json
+expect 2 "--embed 10 is not divisible by --heads 3" -- "$attn" bench mha --embed 10 --heads 3
+
+# every line of --json output is one JSON object (checked where a Python is found)
+python=$(command -v python3 || true)
+if [ -n "$python" ]; then
+  expect 0 "^4 rows ok$" -- bash -c "'$attn' bench attention --lengths 17 --dims 8 \
+    --min-time 0 --gemm-size 32 --json | '$python' -c 'import json, sys
+rows = [json.loads(line) for line in sys.stdin]
+assert all(r[\"ms\"] > 0 and r[\"extra_bytes\"] > 0 for r in rows), rows
+print(len(rows), \"rows ok\")'"
+  expect 0 "^2 rows ok$" -- bash -c "'$attn' bench mha --lengths 8 --embed 16 --heads 2 \
+    --min-time 0 --json | '$python' -c 'import json, sys
+rows = [json.loads(line) for line in sys.stdin]
+print(len(rows), \"rows ok\")'"
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures CLI check(s) failed"
   exit 1

@@ -16,8 +16,9 @@ more. Every case is measured for it, and a tensor is ill-conditioned when
     weight moves the float64 result by more than TOLERANCE / 10 (the largest
     change over SENSITIVITY_TRIALS random perturbations).
 Such a tensor is still compared, against CONDITION_FACTOR times the larger of the
-two, or TOLERANCE if that is larger; the report counts these tensors and the
-largest ratio of attn's error to the case's condition measure.
+two, or TOLERANCE if that is larger. The error table shows the tensors held to
+TOLERANCE; a line after it counts the ill-conditioned ones and gives the largest
+ratio of attn's error to their condition measure.
 
 A run's case seeds come from the run seed (os.urandom unless --seed); a single
 case repeats with --case-seed.
@@ -171,11 +172,12 @@ class Case:
 
     def compare(self, name, got, want, tolerance=None):
         err = rel_error(got, want)
-        self.errors[name] = max(err, self.errors.get(name, 0.0))
         if tolerance is None:
             tolerance = self.tolerance.get(name, TOLERANCE)
-        if name in self.condition:
+        if name in self.condition:  # reported as a ratio, not in the error table
             self.ratio = max(self.ratio, err / self.condition[name])
+        else:
+            self.errors[name] = max(err, self.errors.get(name, 0.0))
         if not err <= tolerance:
             self.problems.append(f"{name}: relative error {err:.3g} > {tolerance:g}")
 

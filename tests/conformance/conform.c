@@ -265,6 +265,7 @@ static void run_sdpa(const char *dir)
     cfg.dim_v = meta_int("dim_v");
     cfg.scale = (float)meta_double("scale");
     cfg.causal = meta_bool("causal");
+    cfg.window = meta_int("window");
     cfg.dropout_p = (float)meta_double("dropout_p");
     cfg.dropout_seed = (uint64_t)meta_int("dropout_seed");
     bool need_weights = meta_bool("need_weights");
@@ -287,6 +288,10 @@ static void run_sdpa(const char *dir)
               "attn_mask_init(key_padding_mask)");
         cfg.key_padding_mask = &padding;
     }
+    if (meta_bool("alibi")) {
+        const int64_t slopes_shape[1] = {H};
+        cfg.alibi_slopes = input_f32("alibi_slopes", 1, slopes_shape);
+    }
     check(attn_sdpa_check(&cfg), "attn_sdpa_check");
 
     const int64_t q_shape[4] = {B, H, Lq, D}, k_shape[4] = {B, H, Lk, D};
@@ -304,7 +309,7 @@ static void run_sdpa(const char *dir)
     float *dk = alloc((size_t)(B * H * Lk * D), sizeof(float));
     float *dv = alloc((size_t)(B * H * Lk * Dv), sizeof(float));
     check(attn_sdpa_forward(out, lse, weights, q, k, v, &cfg), "attn_sdpa_forward");
-    check(attn_sdpa_backward(dq, dk, dv, dout, q, k, v, out, lse, &cfg), "attn_sdpa_backward");
+    check(attn_sdpa_backward(dq, dk, dv, dout, q, k, v, lse, &cfg), "attn_sdpa_backward");
 
     add_output("out", out, 4, out_shape);
     add_output("lse", lse, 3, lse_shape);

@@ -5,7 +5,10 @@ Cases: batch 1-4, heads 1-8, head dims 1-96 (dim_v equal to dim_qk or not),
 Lq != Lk and odd lengths, the default or an explicit scale, causal or not, an
 attn_mask (none, bool with True excluded, bool_keep with False excluded, float
 added) of a random broadcast shape, and a key_padding_mask (B, 1, 1, Lk) of any
-kind, alone or together with the attn_mask. Fully masked rows (forced in about a
+kind, alone or together with the attn_mask; a sliding window (key j excluded
+from query i when i - j >= window) and ALiBi slopes (the score of head h gets
+-slope_h |i - j|; slopes geometric 2^(-8 (h + 1) / H) as in the paper, or random
+in (0, 1]), each in about a third of the cases. Fully masked rows (forced in about a
 third of the masks) must give out, weights, lse = -inf and gradients exactly as
 attn documents: zeros, which the reference implements (torch itself gives NaN).
 """
@@ -62,6 +65,10 @@ def make_config(case):
         "scale": 0.0 if rng.random() < 0.6 else
         float(np.float32(rng.uniform(0.25, 4.0) / np.sqrt(D))),
         "causal": bool(rng.random() < 0.3),
+        # From 1 (a query sees only its own key) to past the longest row.
+        "window": int(rng.integers(1, max(Lq, Lk) + 3)) if rng.random() < 0.35 else 0,
+        "alibi": bool(rng.random() < 0.35),
+        "alibi_geometric": bool(rng.random() < 0.5),
         "dropout_p": 0.0, "dropout_seed": 0,
         "attn_mask": attn_mask,
         "attn_mask_shape": random_mask_shape(rng, [B, H, Lq, Lk]) if attn_mask != "none" else [],
@@ -104,9 +111,16 @@ def reference(cfg, tensors, masks, dtype):
     Lq, Lk = cfg["len_q"], cfg["len_k"]
     scale = cfg["scale"] if cfg["scale"] != 0 else 1.0 / np.sqrt(cfg["dim_qk"])
     scores = (q @ k.transpose(-1, -2)) * scale
+    i = torch.arange(Lq).view(Lq, 1)
+    j = torch.arange(Lk).view(1, Lk)
+    if cfg["alibi"]:
+        slopes = common.tensor(tensors["alibi_slopes"], dtype).view(-1, 1, 1)
+        scores = scores - slopes * (i - j).abs().to(dtype)
     if cfg["causal"]:
         above = torch.ones(Lq, Lk, dtype=torch.bool).triu(diagonal=1)
         scores = scores.masked_fill(above, float("-inf"))
+    if cfg["window"] > 0:
+        scores = scores.masked_fill(i - j >= cfg["window"], float("-inf"))
     for kind, data in masks:
         scores = apply_mask(scores, kind, data)
     weights = common.masked_softmax(scores)
@@ -129,6 +143,12 @@ def run_case(case, driver):
         "v": common.normal32(rng, (B, H, Lk, Dv)),
         "dout": common.normal32(rng, (B, H, Lq, Dv)),
     }
+    if cfg["alibi"]:
+        if cfg["alibi_geometric"]:
+            slopes = 2.0 ** (-8.0 * np.arange(1, H + 1) / H)
+        else:
+            slopes = 1.0 - rng.random(H)
+        tensors["alibi_slopes"] = slopes.astype(np.float32)
     masks = []
     if cfg["attn_mask"] != "none":
         data, _ = random_mask(rng, cfg["attn_mask"], cfg["attn_mask_shape"],
@@ -146,6 +166,10 @@ def run_case(case, driver):
         case.tags.add("both masks")
     if cfg["causal"]:
         case.tags.add("causal")
+    if cfg["window"] > 0:
+        case.tags.add("window")
+    if cfg["alibi"]:
+        case.tags.add("alibi")
     if Lq != Lk:
         case.tags.add("Lq != Lk")
 

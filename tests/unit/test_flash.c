@@ -1,7 +1,8 @@
 /* The fused attention kernels (src/kernels/flash*.c) against the reference
  * attn_sdpa_reference_forward / attn_sdpa_reference_backward, on fresh random
- * shapes each run, for
- * every instruction-set variant this CPU runs, and 1 against 2 threads.
+ * shapes each run, with every mask kind, with and without a sliding window and
+ * ALiBi slopes, for every instruction-set variant this CPU runs, and 1 against 2
+ * threads.
  *
  * Limit: out, lse, dq, dk, dv agree with the reference to a relative error
  * (test_rel_error: max |a - b| / max |b|) below 1e-5; fp32 rounding of the two
@@ -114,6 +115,7 @@ typedef struct flash_case {
     attn_sdpa_config cfg;
     attn_mask mask[2];
     void *mask_data[2];
+    float *slopes; /* (H) ALiBi slopes, or NULL */
     float *q, *k, *v, *dout;
     float *out, *lse, *dq, *dk, *dv; /* the reference's */
 } flash_case;
@@ -123,6 +125,13 @@ static size_t k_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lk *
 static size_t v_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lk * c->Dv; }
 static size_t out_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lq * c->Dv; }
 static size_t lse_size(const flash_case *c) { return (size_t)c->B * c->H * c->Lq; }
+
+static bool all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
 
 static int random_below(attn_rng *rng, int n) { return (int)attn_rng_below(rng, (uint32_t)n); }
 
@@ -235,10 +244,27 @@ static void make_masks(flash_case *c, attn_rng *rng, mask_kind kind)
     }
 }
 
+/* A sliding window for rows of up to `length` keys: the query's own key only,
+ * around a block boundary, small, or anything up to past the end. */
+static int random_window(attn_rng *rng, int length)
+{
+    switch (random_below(rng, 4)) {
+    case 0: return 1 + random_below(rng, 2);
+    case 1: return 63 + random_below(rng, 3);
+    case 2: return 1 + random_below(rng, 20);
+    default: return 1 + random_below(rng, length + 8);
+    }
+}
+
+/* What a case adds to its mask kind (bits). */
+enum { WITH_WINDOW = 1, WITH_ALIBI = 2, FORCE_CAUSAL = 4 };
+
 /* Case number n: mask kind and D cycle so that every run sees all of them;
- * lengths, Dv, batch, heads, dropout and scale are random. The reference's cost,
+ * lengths (at least min_length), Dv, batch, heads, dropout and scale are random,
+ * and `extras` adds a window, ALiBi slopes (random in (0, 1], or the geometric
+ * 2^(-8 (h + 1) / H) of the paper) or the causal mask. The reference's cost,
  * B H Lq Lk (D + Dv), is kept under `budget`. */
-static void make_case(flash_case *c, uint64_t n, double budget)
+static void make_case_with(flash_case *c, uint64_t n, double budget, int extras, int min_length)
 {
     memset(c, 0, sizeof *c);
     attn_rng rng = test_rng(n);
@@ -250,7 +276,8 @@ static void make_case(flash_case *c, uint64_t n, double budget)
         c->H = 1 + random_below(&rng, 3);
         c->Lq = random_length(&rng);
         c->Lk = random_below(&rng, 3) ? random_length(&rng) : c->Lq;
-    } while ((double)c->B * c->H * c->Lq * c->Lk * (c->D + c->Dv) > budget);
+    } while ((double)c->B * c->H * c->Lq * c->Lk * (c->D + c->Dv) > budget ||
+             c->Lq < min_length || c->Lk < min_length);
     c->cfg = (attn_sdpa_config){.batch = c->B,
                                 .heads = c->H,
                                 .len_q = c->Lq,
@@ -263,10 +290,20 @@ static void make_case(flash_case *c, uint64_t n, double budget)
         c->cfg.dropout_seed = attn_rng_u32(&rng);
     }
     make_masks(c, &rng, kind);
+    if (extras & FORCE_CAUSAL) c->cfg.causal = true;
+    if (extras & WITH_WINDOW) c->cfg.window = random_window(&rng, c->Lq > c->Lk ? c->Lq : c->Lk);
+    if (extras & WITH_ALIBI) {
+        c->slopes = test_random(&rng, (size_t)c->H, 0.0f, 1.0f);
+        if (random_below(&rng, 2))
+            for (int h = 0; h < c->H; h++) c->slopes[h] = exp2f(-8.0f * (float)(h + 1) / c->H);
+        c->cfg.alibi_slopes = c->slopes;
+    }
     snprintf(c->label, sizeof c->label,
-             "case %llu: B=%d H=%d Lq=%d Lk=%d D=%d Dv=%d mask=%s dropout=%g scale=%g",
+             "case %llu: B=%d H=%d Lq=%d Lk=%d D=%d Dv=%d mask=%s%s window=%d alibi=%s "
+             "dropout=%g scale=%g",
              (unsigned long long)n, c->B, c->H, c->Lq, c->Lk, c->D, c->Dv, mask_names[kind],
-             (double)c->cfg.dropout_p, (double)c->cfg.scale);
+             c->cfg.causal && kind != MASK_CAUSAL ? "+causal" : "", c->cfg.window,
+             c->slopes ? "yes" : "no", (double)c->cfg.dropout_p, (double)c->cfg.scale);
 
     c->q = test_random(&rng, q_size(c), -2.0f, 2.0f);
     c->k = test_random(&rng, k_size(c), -2.0f, 2.0f);
@@ -279,8 +316,15 @@ static void make_case(flash_case *c, uint64_t n, double budget)
     c->dv = test_zeros(v_size(c));
     assert_int_equal(attn_sdpa_reference_forward(c->out, c->lse, NULL, c->q, c->k, c->v, &c->cfg), ATTN_OK);
     assert_int_equal(
-        attn_sdpa_reference_backward(c->dq, c->dk, c->dv, c->dout, c->q, c->k, c->v, c->out, c->lse, &c->cfg),
+        attn_sdpa_reference_backward(c->dq, c->dk, c->dv, c->dout, c->q, c->k, c->v, c->lse, &c->cfg),
         ATTN_OK);
+}
+
+/* Case n with the extras cycling over rounds of the mask kinds: none, a window,
+ * ALiBi, both. */
+static void make_case(flash_case *c, uint64_t n, double budget)
+{
+    make_case_with(c, n, budget, (int)(n / MASK_KINDS % 4), 1);
 }
 
 static void free_case(flash_case *c)
@@ -289,6 +333,7 @@ static void free_case(flash_case *c)
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
     free(c->mask_data[0]);
     free(c->mask_data[1]);
+    free(c->slopes);
 }
 
 /* The log-sum-exp: -inf in the same rows, else the error relative to
@@ -386,7 +431,7 @@ static results run_kernels(const attn_flash_kernels *kern, const flash_case *c)
     assert_int_equal(kern->forward(r.out, r.lse, c->q, c->k, c->v, &c->cfg), ATTN_OK);
     /* Backward from the reference's out and lse, so that only backward is measured. */
     assert_int_equal(
-        kern->backward(r.dq, r.dk, r.dv, c->dout, c->q, c->k, c->v, c->out, c->lse, &c->cfg),
+        kern->backward(r.dq, r.dk, r.dv, c->dout, c->q, c->k, c->v, c->lse, &c->cfg),
         ATTN_OK);
     return r;
 }
@@ -482,6 +527,86 @@ static void test_long_cases_match_reference(void **state)
     }
 }
 
+/* Causal sliding windows over rows long enough for the kernels to skip whole
+ * blocks outside the window in every pass, with any mask kind (the filling ones
+ * turn skipping off) and ALiBi in half of them. */
+static void test_causal_window_cases_match_reference(void **state)
+{
+    (void)state;
+    for (uint64_t n = 2000; n < 2000 + MASK_KINDS; n++) {
+        flash_case c;
+        make_case_with(&c, n, 8e6, FORCE_CAUSAL | WITH_WINDOW | (n % 2 ? WITH_ALIBI : 0), 130);
+        check_case(&c);
+        free_case(&c);
+    }
+}
+
+/* The blocks a causal window skips are never read: with NaN in the keys and values
+ * of the first key block, the query blocks whose windows start after it (and the
+ * keys they alone see) get the same bits as with finite numbers there. Without
+ * skipping, 0 * NaN would reach them through P V. */
+static void test_causal_window_skips_keys_outside_it(void **state)
+{
+    (void)state;
+    enum { H = 2, L = 300, D = 24, DV = 40, POISONED = 64, CLEAN = 128 };
+    const float slopes[H] = {0.25f, 0.0625f};
+    attn_rng rng = test_rng(9100);
+    const size_t nq = (size_t)H * L * D, nv = (size_t)H * L * DV;
+    float *q = test_random(&rng, nq, -2, 2), *k = test_random(&rng, nq, -2, 2);
+    float *v = test_random(&rng, nv, -1, 1), *dout = test_random(&rng, nv, -1, 1);
+    float *k_nan = malloc(nq * sizeof *k_nan), *v_nan = malloc(nv * sizeof *v_nan);
+    assert_non_null(k_nan);
+    assert_non_null(v_nan);
+    memcpy(k_nan, k, nq * sizeof *k);
+    memcpy(v_nan, v, nv * sizeof *v);
+    for (int h = 0; h < H; h++)
+        for (int j = 0; j < POISONED; j++) {
+            for (int d = 0; d < D; d++) k_nan[((size_t)h * L + j) * D + d] = NAN;
+            for (int d = 0; d < DV; d++) v_nan[((size_t)h * L + j) * DV + d] = NAN;
+        }
+    const int windows[] = {1, 50, 64};
+    for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++) {
+        /* Row blocks from CLEAN on start their windows at CLEAN - window + 1 >= 64. */
+        attn_sdpa_config cfg = {.batch = 1, .heads = H, .len_q = L, .len_k = L, .dim_qk = D,
+                                .dim_v = DV, .causal = true, .window = windows[w],
+                                .alibi_slopes = slopes};
+        for (int variant = 0; variant < VARIANTS; variant++) {
+            const attn_flash_kernels *kern = all_variants[variant];
+            if (!kern->supported()) continue;
+            results r[2];
+            for (int poisoned = 0; poisoned < 2; poisoned++) {
+                const float *kk = poisoned ? k_nan : k, *vv = poisoned ? v_nan : v;
+                r[poisoned] = (results){test_zeros(nv), test_zeros((size_t)H * L),
+                                        test_zeros(nq), test_zeros(nq), test_zeros(nv)};
+                assert_int_equal(kern->forward(r[poisoned].out, r[poisoned].lse, q, kk, vv, &cfg),
+                                 ATTN_OK);
+                assert_int_equal(kern->backward(r[poisoned].dq, r[poisoned].dk, r[poisoned].dv,
+                                                dout, q, kk, vv,
+                                                r[poisoned].lse, &cfg),
+                                 ATTN_OK);
+            }
+            for (int h = 0; h < H; h++) {
+                const size_t row = (size_t)h * L + CLEAN, rows = L - CLEAN;
+                assert_true(isnan(r[1].out[(size_t)h * L * DV + (size_t)(POISONED - 1) * DV]));
+                assert_true(all_finite(r[1].out + row * DV, rows * DV));
+                assert_memory_equal(r[0].out + row * DV, r[1].out + row * DV,
+                                    rows * DV * sizeof(float));
+                assert_memory_equal(r[0].lse + row, r[1].lse + row, rows * sizeof(float));
+                assert_memory_equal(r[0].dq + row * D, r[1].dq + row * D,
+                                    rows * D * sizeof(float));
+                assert_true(all_finite(r[1].dk + row * D, rows * D));
+                assert_memory_equal(r[0].dk + row * D, r[1].dk + row * D,
+                                    rows * D * sizeof(float));
+                assert_memory_equal(r[0].dv + row * DV, r[1].dv + row * DV,
+                                    rows * DV * sizeof(float));
+            }
+            free_results(&r[0]);
+            free_results(&r[1]);
+        }
+    }
+    free(q), free(k), free(v), free(dout), free(k_nan), free(v_nan);
+}
+
 /* Backward adds into its gradients: a second call doubles them exactly. */
 static void test_backward_accumulates(void **state)
 {
@@ -489,13 +614,13 @@ static void test_backward_accumulates(void **state)
     flash_case c;
     make_case(&c, 77, 1e6);
     float *dq = test_zeros(q_size(&c)), *dk = test_zeros(k_size(&c)), *dv = test_zeros(v_size(&c));
-    assert_int_equal(attn_flash_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.out, c.lse, &c.cfg),
+    assert_int_equal(attn_flash_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.lse, &c.cfg),
                      ATTN_OK);
     float *once = malloc(q_size(&c) * sizeof *once);
     assert_non_null(once);
     memcpy(once, dq, q_size(&c) * sizeof *once);
     assert_int_equal(
-        attn_flash_backward(dq, NULL, NULL, c.dout, c.q, c.k, c.v, c.out, c.lse, &c.cfg), ATTN_OK);
+        attn_flash_backward(dq, NULL, NULL, c.dout, c.q, c.k, c.v, c.lse, &c.cfg), ATTN_OK);
     for (size_t i = 0; i < q_size(&c); i++) assert_true(dq[i] == 2.0f * once[i]);
     free(once);
     free(dq);
@@ -534,7 +659,7 @@ static void test_single_key_rows_pass_no_score_gradient(void **state)
         float *dq = test_zeros((size_t)B * H * L * D), *dk = test_zeros((size_t)B * H * L * D);
         float *dv = test_zeros((size_t)B * H * L * DV);
         assert_int_equal(kern->forward(out, lse, q, k, v, &cfg), ATTN_OK);
-        assert_int_equal(kern->backward(dq, dk, dv, dout, q, k, v, out, lse, &cfg), ATTN_OK);
+        assert_int_equal(kern->backward(dq, dk, dv, dout, q, k, v, lse, &cfg), ATTN_OK);
         for (int h = 0; h < H; h++) {
             /* batch 0: rows from LIVE_KEY on see exactly one key; earlier rows none */
             for (size_t e = 0; e < (size_t)L * D; e++) {
@@ -597,7 +722,7 @@ static void test_bad_arguments_are_reported(void **state)
     cfg.dim_qk = 4;
     attn_mask broken = {.type = ATTN_MASK_BOOL, .data = NULL};
     cfg.key_padding_mask = &broken;
-    assert_int_equal(attn_flash_backward(x, x, x, x, x, x, x, x, x, &cfg),
+    assert_int_equal(attn_flash_backward(x, x, x, x, x, x, x, x, &cfg),
                      ATTN_ERR_INVALID_ARGUMENT);
     assert_string_equal(attn_last_error(), "key_padding_mask data is NULL");
 }
@@ -629,6 +754,8 @@ int main(void)
         cmocka_unit_test(test_exp_accuracy),
         cmocka_unit_test(test_random_cases_match_reference),
         cmocka_unit_test(test_long_cases_match_reference),
+        cmocka_unit_test(test_causal_window_cases_match_reference),
+        cmocka_unit_test(test_causal_window_skips_keys_outside_it),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_single_key_rows_pass_no_score_gradient),
         cmocka_unit_test(test_simd_variable_selects_variant),

@@ -1,5 +1,6 @@
 /* The reference scaled dot-product attention against a float64 triple loop written
- * here, finite differences, dropout, threads and bad input. */
+ * here, finite differences, dropout, the sliding window and ALiBi, threads and bad
+ * input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,7 @@ typedef struct sdpa_case {
     test_mask attn, padding;
     float *q, *k, *v, *dout, *probe;
     float *out, *lse, *weights;
+    float *slopes; /* (H) ALiBi slopes, or NULL */
     char desc[256];
 } sdpa_case;
 
@@ -91,7 +93,7 @@ static void free_case(sdpa_case *c)
 {
     free(c->q), free(c->k), free(c->v), free(c->dout), free(c->probe);
     free(c->out), free(c->lse), free(c->weights);
-    free(c->attn.data), free(c->padding.data);
+    free(c->attn.data), free(c->padding.data), free(c->slopes);
     memset(c, 0, sizeof *c);
 }
 
@@ -165,13 +167,20 @@ static void make_case(sdpa_case *c, attn_rng *rng, int kind, int min_len, int ma
         break;
     }
     attach_masks(c);
+    /* Independently of the kind: a sliding window in a third of the cases (from 1,
+     * only the query's own key, to past the longest row), ALiBi slopes in a third. */
+    if (attn_rng_below(rng, 3) == 0) g->window = 1 + (int)attn_rng_below(rng, (uint32_t)max_len + 1);
+    if (attn_rng_below(rng, 3) == 0) {
+        c->slopes = test_random(rng, (size_t)g->heads, 0.0f, 1.0f);
+        g->alibi_slopes = c->slopes;
+    }
     alloc_tensors(c, rng);
     snprintf(c->desc, sizeof c->desc,
-             "kind %d B=%d H=%d Lq=%d Lk=%d D=%d Dv=%d scale=%g causal=%d p=%g attn_mask ndim %d "
-             "padding %d",
+             "kind %d B=%d H=%d Lq=%d Lk=%d D=%d Dv=%d scale=%g causal=%d window=%d alibi=%d "
+             "p=%g attn_mask ndim %d padding %d",
              kind, g->batch, g->heads, g->len_q, g->len_k, g->dim_qk, g->dim_v, (double)g->scale,
-             g->causal, (double)g->dropout_p, c->attn.present ? c->attn.ndim : 0,
-             c->padding.present);
+             g->causal, g->window, g->alibi_slopes != NULL, (double)g->dropout_p,
+             c->attn.present ? c->attn.ndim : 0, c->padding.present);
 }
 
 /* ---- the float64 reference ---------------------------------------------------- */
@@ -230,8 +239,10 @@ static reference run_reference(const sdpa_case *c)
                     for (int d = 0; d < D; d++)
                         dot += (double)c->q[row * D + d] * (double)c->k[(kv0 + j) * D + d];
                     s[j] = scale * dot;
+                    if (g->alibi_slopes) s[j] -= (double)g->alibi_slopes[h] * abs(i - j);
                     constant[j] = false;
                     if (g->causal && j > i) s[j] = -INFINITY;
+                    if (g->window > 0 && i - j >= g->window) s[j] = -INFINITY;
                     const int64_t at[4] = {b, h, i, j};
                     s[j] = ref_apply(&c->attn, s[j], at, &constant[j]);
                     s[j] = ref_apply(&c->padding, s[j], at, &constant[j]);
@@ -356,7 +367,7 @@ static void check_against_reference(int case_number, bool dropout)
     run_forward(&c);
     float *dq = test_zeros(n_q(g) * g->dim_qk), *dk = test_zeros(n_k(g) * g->dim_qk);
     float *dv = test_zeros(n_k(g) * g->dim_v);
-    assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.out, c.lse, g),
+    assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.lse, g),
                      ATTN_OK);
     reference r = run_reference(&c);
     expect_close("out", compare(c.out, r.out, r.out_mag, n_q(g) * g->dim_v), 1e-5, case_number,
@@ -408,7 +419,7 @@ static void test_gradients_match_finite_differences(void **state)
         const double magnitude = loss_magnitude(c.out, c.probe, n_q(g) * g->dim_v);
         float *dq = test_zeros(n_q(g) * g->dim_qk), *dk = test_zeros(n_k(g) * g->dim_qk);
         float *dv = test_zeros(n_k(g) * g->dim_v);
-        assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c.probe, c.q, c.k, c.v, c.out, c.lse, g),
+        assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c.probe, c.q, c.k, c.v, c.lse, g),
                          ATTN_OK);
         struct {
             const char *name;
@@ -473,7 +484,7 @@ static void test_fully_masked_row_gives_zeros(void **state)
         run_forward(&c);
         float *dq = test_zeros(n_q(g) * 3), *dk = test_zeros(n_k(g) * 3);
         float *dv = test_zeros(n_k(g) * 6);
-        assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.out, c.lse, g),
+        assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.lse, g),
                          ATTN_OK);
         for (int bh = 0; bh < 4; bh++) {
             const size_t row0 = (size_t)bh * 4;
@@ -503,7 +514,7 @@ static void test_filling_mask_gives_uniform_rows(void **state)
     const attn_sdpa_config *g = &c.cfg;
     run_forward(&c);
     float *dq = test_zeros(n_q(g) * 3), *dk = test_zeros(n_k(g) * 3), *dv = test_zeros(n_k(g) * 6);
-    assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.out, c.lse, g),
+    assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c.dout, c.q, c.k, c.v, c.lse, g),
                      ATTN_OK);
     for (int bh = 0; bh < 4; bh++) {
         const size_t row0 = (size_t)bh * 4;
@@ -558,6 +569,60 @@ static void test_default_scale_is_inverse_sqrt_dim(void **state)
     free_case(&c);
 }
 
+/* ---- the sliding window and ALiBi -------------------------------------------------- */
+
+/* With q = 0 every score is the ALiBi bias alone, so the weights are known in
+ * closed form: w_ij = exp(-m_h |i - j|) / Z_i over the keys the causal mask and
+ * the window leave (i - window < j, and j <= i under causal). Checked for the
+ * reference's weights and for out of both implementations (attn_sdpa_forward
+ * without weights runs the fused kernel). */
+static void test_window_and_alibi_follow_their_definitions(void **state)
+{
+    (void)state;
+    enum { H = 2, LQ = 11, LK = 9, D = 3, DV = 4 };
+    const float slopes[H] = {0.5f, 0.125f};
+    const struct {
+        bool causal;
+        int window;
+    } variants[] = {{false, 0}, {false, 1}, {false, 3}, {true, 1}, {true, 4}, {true, 20}};
+    attn_rng rng = test_rng(3400);
+    float q[H * LQ * D] = {0}, k[H * LK * D], v[H * LK * DV];
+    for (int e = 0; e < H * LK * D; e++) k[e] = 2.0f * attn_rng_uniform(&rng) - 1.0f;
+    for (int e = 0; e < H * LK * DV; e++) v[e] = 2.0f * attn_rng_uniform(&rng) - 1.0f;
+    for (size_t n = 0; n < sizeof variants / sizeof variants[0]; n++) {
+        attn_sdpa_config cfg = {.batch = 1, .heads = H, .len_q = LQ, .len_k = LK, .dim_qk = D,
+                                .dim_v = DV, .causal = variants[n].causal,
+                                .window = variants[n].window, .alibi_slopes = slopes};
+        float out[H * LQ * DV], fused_out[H * LQ * DV], lse[H * LQ], weights[H * LQ * LK];
+        assert_int_equal(attn_sdpa_reference_forward(out, lse, weights, q, k, v, &cfg), ATTN_OK);
+        assert_int_equal(attn_sdpa_forward(fused_out, lse, NULL, q, k, v, &cfg), ATTN_OK);
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < LQ; i++) {
+                double want[LK], z = 0.0;
+                for (int j = 0; j < LK; j++) {
+                    bool seen = (!cfg.causal || j <= i) && (cfg.window == 0 || i - j < cfg.window);
+                    want[j] = seen ? exp(-(double)slopes[h] * abs(i - j)) : 0.0;
+                    z += want[j];
+                }
+                for (int e = 0; e < DV; e++) {
+                    double o = 0.0;
+                    for (int j = 0; j < LK; j++)
+                        o += (z > 0.0 ? want[j] / z : 0.0) * v[(h * LK + j) * DV + e];
+                    assert_true(fabs(out[(h * LQ + i) * DV + e] - o) <= 1e-6);
+                    assert_true(fabs(fused_out[(h * LQ + i) * DV + e] - o) <= 1e-6);
+                }
+                for (int j = 0; j < LK; j++) {
+                    double w = z > 0.0 ? want[j] / z : 0.0;
+                    if (!(fabs(weights[(h * LQ + i) * LK + j] - w) <= 1e-6))
+                        print_error("causal %d window %d: w[%d][%d][%d] = %g, want %g\n",
+                                    cfg.causal, cfg.window, h, i, j,
+                                    (double)weights[(h * LQ + i) * LK + j], w);
+                    assert_true(fabs(weights[(h * LQ + i) * LK + j] - w) <= 1e-6);
+                }
+            }
+    }
+}
+
 /* ---- dropout ------------------------------------------------------------------- */
 
 static void test_dropout_is_a_function_of_the_seed(void **state)
@@ -606,7 +671,7 @@ static void run_all(sdpa_case *c, float *dq, float *dk, float *dv, int threads)
     memset(dq, 0, n_q(g) * g->dim_qk * sizeof *dq);
     memset(dk, 0, n_k(g) * g->dim_qk * sizeof *dk);
     memset(dv, 0, n_k(g) * g->dim_v * sizeof *dv);
-    assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c->dout, c->q, c->k, c->v, c->out, c->lse, g),
+    assert_int_equal(attn_sdpa_reference_backward(dq, dk, dv, c->dout, c->q, c->k, c->v, c->lse, g),
                      ATTN_OK);
 }
 
@@ -704,6 +769,7 @@ static void test_bad_input_is_rejected(void **state)
     (void)state;
     const attn_sdpa_config good = {.batch = 1, .heads = 1, .len_q = 2, .len_k = 2, .dim_qk = 2,
                                    .dim_v = 2};
+    const float nan_slope[2] = {0.5f, NAN}, inf_slope[2] = {-INFINITY, 0.5f};
     float buf[16] = {0}, lse[2];
     assert_int_equal(attn_sdpa_check(&good), ATTN_OK);
     struct {
@@ -731,12 +797,21 @@ static void test_bad_input_is_rejected(void **state)
         {"scale",
          {.batch = 1, .heads = 1, .len_q = 2, .len_k = 2, .dim_qk = 2, .dim_v = 2,
           .scale = NAN}},
+        {"window",
+         {.batch = 1, .heads = 1, .len_q = 2, .len_k = 2, .dim_qk = 2, .dim_v = 2,
+          .window = -1}},
+        {"alibi_slopes[1]",
+         {.batch = 1, .heads = 2, .len_q = 2, .len_k = 2, .dim_qk = 2, .dim_v = 2,
+          .alibi_slopes = nan_slope}},
+        {"alibi_slopes[0]",
+         {.batch = 1, .heads = 2, .len_q = 2, .len_k = 2, .dim_qk = 2, .dim_v = 2,
+          .alibi_slopes = inf_slope}},
     };
     for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
         test_expect_invalid(attn_sdpa_check(&bad[t].cfg), bad[t].field);
         test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, buf, &bad[t].cfg),
                        bad[t].field);
-        test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, buf, lse, &bad[t].cfg),
+        test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, lse, &bad[t].cfg),
                        bad[t].field);
     }
     test_expect_invalid(attn_sdpa_check(NULL), "config");
@@ -745,15 +820,13 @@ static void test_bad_input_is_rejected(void **state)
     test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, NULL, buf, buf, &good), "q is NULL");
     test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, NULL, buf, &good), "k is NULL");
     test_expect_invalid(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, NULL, &good), "v is NULL");
-    test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, NULL, buf, buf, buf, buf, lse, &good),
+    test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, NULL, buf, buf, buf, lse, &good),
                    "dout");
-    test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, NULL, lse, &good),
-                   "out is NULL");
-    test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, buf, NULL, &good),
+    test_expect_invalid(attn_sdpa_reference_backward(buf, buf, buf, buf, buf, buf, buf, NULL, &good),
                    "lse");
     /* Gradients are optional. */
     assert_int_equal(attn_sdpa_reference_forward(buf, lse, NULL, buf, buf, buf, &good), ATTN_OK);
-    assert_int_equal(attn_sdpa_reference_backward(NULL, NULL, NULL, buf, buf, buf, buf, buf, lse, &good),
+    assert_int_equal(attn_sdpa_reference_backward(NULL, NULL, NULL, buf, buf, buf, buf, lse, &good),
                      ATTN_OK);
     attn_mask no_data = {.type = ATTN_MASK_BOOL};
     attn_sdpa_config masked = good;
@@ -771,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_filling_mask_gives_uniform_rows),
         cmocka_unit_test(test_weights_rows_sum_to_one),
         cmocka_unit_test(test_default_scale_is_inverse_sqrt_dim),
+        cmocka_unit_test(test_window_and_alibi_follow_their_definitions),
         cmocka_unit_test(test_dropout_is_a_function_of_the_seed),
         cmocka_unit_test(test_thread_count_does_not_change_results),
         cmocka_unit_test(test_nan_propagates),

@@ -1,0 +1,697 @@
+/* attn bench: how fast the attention kernels and modules run on this machine.
+ *
+ *   attn bench attention  the fused SDPA kernel, forward and forward+backward, against
+ *                         the reference kernel and the SGEMM rate of the same run
+ *   attn bench mha        attn_mha (torch.nn.MultiheadAttention), self-attention
+ *
+ * Each time is the best of repeated runs lasting --min-time seconds in all (at least
+ * two runs; the reference kernel once, it is slow). The machine may be shared, so
+ * only ratios within one run mean much; bench/compare.py puts these numbers beside
+ * PyTorch's measured in the same run. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, sysconf */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attn/attn.h"
+#include "cli.h"
+
+enum { MAX_LIST = 32, MAX_LENGTH = 1 << 20, MAX_DIM = 4096, MAX_COUNT = 4096 };
+
+/* ---- shared helpers ------------------------------------------------------------------ */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* "a,b,c" of integers in [1, max] into list; false on anything else. */
+static bool parse_list(const char *text, int *list, int *count, long max)
+{
+    *count = 0;
+    for (const char *p = text;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        long value;
+        if (n == 0 || n >= sizeof item || *count == MAX_LIST) return false;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (!cli_parse_int(item, 1, max, &value)) return false;
+        list[(*count)++] = (int)value;
+        if (comma == NULL) return true;
+        p = comma + 1;
+    }
+}
+
+/* A number of seconds in [0, 3600]. */
+static bool parse_seconds(const char *text, double *out)
+{
+    char *end = NULL;
+    double value = strtod(text, &end);
+    if (end == text || *end != '\0' || !(value >= 0.0 && value <= 3600.0)) return false;
+    *out = value;
+    return true;
+}
+
+/* The options both benchmarks take; returns EXIT_OK, EXIT_USAGE (message printed)
+ * or -1 if c is not one of them. */
+typedef struct common_options {
+    long threads; /* 0: the library's default */
+    double min_time;
+    bool json;
+} common_options;
+
+enum { OPT_THREADS = 1000, OPT_MIN_TIME, OPT_JSON, OPT_LENGTHS, OPT_DIMS, OPT_HEADS, OPT_BATCH,
+       OPT_CAUSAL, OPT_PASS, OPT_REFERENCE_MAX, OPT_GEMM_SIZE, OPT_EMBED };
+
+static int parse_common(int c, const char *command, common_options *o)
+{
+    switch (c) {
+    case OPT_THREADS:
+        if (!cli_parse_int(optarg, 1, 1024, &o->threads))
+            return cli_usage_error(command, "--threads takes 1 to 1024, not '%s'", optarg);
+        return EXIT_OK;
+    case OPT_MIN_TIME:
+        if (!parse_seconds(optarg, &o->min_time))
+            return cli_usage_error(command, "--min-time takes 0 to 3600 seconds, not '%s'",
+                                   optarg);
+        return EXIT_OK;
+    case OPT_JSON: o->json = true; return EXIT_OK;
+    default: return -1;
+    }
+}
+
+static int parse_list_option(const char *command, const char *name, long max, int *list,
+                             int *count)
+{
+    if (!parse_list(optarg, list, count, max))
+        return cli_usage_error(command,
+                               "--%s takes up to %d comma-separated integers from 1 to %ld, "
+                               "not '%s'",
+                               name, MAX_LIST, max, optarg);
+    return EXIT_OK;
+}
+
+static int unknown_option(const char *command, int c, char **argv)
+{
+    if (c == ':') return cli_usage_error(command, "option '%s' needs a value", argv[optind - 1]);
+    return cli_usage_error(command, "unknown option '%s'", argv[optind - 1]);
+}
+
+/* Fails, with a message, when `bytes` more than the machine's physical memory: a
+ * larger allocation may succeed under overcommit and then kill the process. */
+static bool fits_in_memory(const char *command, double bytes)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double total = pages > 0 && page > 0 ? (double)pages * (double)page : INFINITY;
+    if (bytes <= total) return true;
+    fprintf(stderr, "attn %s: out of memory: the arrays need %.1f GiB, the machine has %.1f GiB\n",
+            command, bytes / 1073741824.0, total / 1073741824.0);
+    return false;
+}
+
+/* n floats uniform in [-1, 1), or NULL after printing a message. */
+static float *random_floats(const char *command, attn_rng *rng, size_t n)
+{
+    float *x = n <= SIZE_MAX / sizeof *x ? malloc(n * sizeof *x) : NULL;
+    if (x == NULL) {
+        fprintf(stderr, "attn %s: out of memory for %zu floats\n", command, n);
+        return NULL;
+    }
+    attn_rng_fill_uniform(rng, x, n, -1.0f, 1.0f);
+    return x;
+}
+
+static int set_threads(const char *command, long threads)
+{
+    if (threads > 0 && attn_set_num_threads((int)threads) != ATTN_OK) return cli_fail(command);
+    return EXIT_OK;
+}
+
+/* Said after the thread count when the library cannot use it. */
+static const char *no_openmp_note(void)
+{
+    return attn_built_with_openmp() ? "" : " (built without OpenMP: runs on 1)";
+}
+
+/* One run of whatever is timed; returns a status. */
+typedef attn_status (*bench_fn)(void *ctx);
+
+/* The best time of runs lasting min_time seconds in all, at least `min_runs`. */
+static attn_status time_best(bench_fn fn, void *ctx, double min_time, int min_runs,
+                             double *seconds)
+{
+    double best = INFINITY, spent = 0.0;
+    for (int runs = 0; runs < min_runs || spent < min_time; runs++) {
+        double start = now();
+        attn_status s = fn(ctx);
+        double t = now() - start;
+        if (s != ATTN_OK) return s;
+        if (t < best) best = t;
+        spent += t;
+    }
+    *seconds = best;
+    return ATTN_OK;
+}
+
+/* ---- attn bench attention --------------------------------------------------------------- */
+
+#define ATTENTION "bench attention"
+
+typedef struct attention_options {
+    common_options common;
+    int lengths[MAX_LIST], length_count;
+    int dims[MAX_LIST], dim_count;
+    long heads, batch, reference_max, gemm_size;
+    bool causal[2];  /* run non-causal [0], causal [1] */
+    bool passes[2];  /* run forward [0], forward+backward [1] */
+} attention_options;
+
+static void attention_help(void)
+{
+    printf("usage: attn bench attention [options]\n"
+           "\n"
+           "Times the fused scaled dot-product attention kernel (attn_sdpa_forward and\n"
+           "attn_sdpa_backward without weights) for every D and L, causal or not,\n"
+           "forward and forward+backward, and prints per row: ms; GFLOP/s counting\n"
+           "forward 4*B*H*L^2*D, backward 2.5x that, halved when causal; the speed-up\n"
+           "over the reference kernel (x ref); the fraction of the SGEMM rate measured\n"
+           "at the start of the same run (/ GEMM); and the memory needed beyond q, k, v,\n"
+           "out and their gradients (attn_sdpa_workspace_bytes). The kernel's\n"
+           "instruction set follows ATTN_SIMD, as in the library.\n"
+           "\n"
+           "  --lengths L,...      sequence lengths (default 128,256,...,16384)\n"
+           "  --dims D,...         head dimensions (default 64,128)\n"
+           "  --heads N            heads H (default 8)\n"
+           "  --batch N            batch B (default 1)\n"
+           "  --causal WHICH       both, yes or no (default both)\n"
+           "  --pass WHICH         fwd, fwd+bwd or both (default both)\n"
+           "  --reference-max L    time the reference kernel up to this length (default\n"
+           "                       1024; 0 never)\n"
+           "  --gemm-size N        the SGEMM rate is measured on N^3 (default 2048)\n"
+           "  --threads N          threads (default: ATTN_NUM_THREADS or OpenMP's)\n"
+           "  --min-time S         seconds of runs per row, best one counts (default 0.5;\n"
+           "                       0 runs each row twice)\n"
+           "  --json               one JSON object per row, one per line\n"
+           "  -h, --help           this help\n");
+}
+
+static int attention_parse(int argc, char **argv, attention_options *o)
+{
+    static const struct option options[] = {
+        {"lengths", required_argument, NULL, OPT_LENGTHS},
+        {"dims", required_argument, NULL, OPT_DIMS},
+        {"heads", required_argument, NULL, OPT_HEADS},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {"causal", required_argument, NULL, OPT_CAUSAL},
+        {"pass", required_argument, NULL, OPT_PASS},
+        {"reference-max", required_argument, NULL, OPT_REFERENCE_MAX},
+        {"gemm-size", required_argument, NULL, OPT_GEMM_SIZE},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"min-time", required_argument, NULL, OPT_MIN_TIME},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const int default_lengths[] = {128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+    *o = (attention_options){.common = {.min_time = 0.5},
+                             .length_count = sizeof default_lengths / sizeof default_lengths[0],
+                             .dims = {64, 128},
+                             .dim_count = 2,
+                             .heads = 8,
+                             .batch = 1,
+                             .reference_max = 1024,
+                             .gemm_size = 2048,
+                             .causal = {true, true},
+                             .passes = {true, true}};
+    memcpy(o->lengths, default_lengths, sizeof default_lengths);
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        int status = parse_common(c, ATTENTION, &o->common);
+        if (status >= 0) {
+            if (status != EXIT_OK) return status;
+            continue;
+        }
+        status = EXIT_OK;
+        switch (c) {
+        case OPT_LENGTHS:
+            status = parse_list_option(ATTENTION, "lengths", MAX_LENGTH, o->lengths,
+                                       &o->length_count);
+            break;
+        case OPT_DIMS:
+            status = parse_list_option(ATTENTION, "dims", MAX_DIM, o->dims, &o->dim_count);
+            break;
+        case OPT_HEADS:
+            if (!cli_parse_int(optarg, 1, MAX_COUNT, &o->heads))
+                return cli_usage_error(ATTENTION, "--heads takes 1 to %d, not '%s'", MAX_COUNT,
+                                       optarg);
+            break;
+        case OPT_BATCH:
+            if (!cli_parse_int(optarg, 1, MAX_COUNT, &o->batch))
+                return cli_usage_error(ATTENTION, "--batch takes 1 to %d, not '%s'", MAX_COUNT,
+                                       optarg);
+            break;
+        case OPT_CAUSAL:
+            if (strcmp(optarg, "both") == 0 || strcmp(optarg, "yes") == 0 ||
+                strcmp(optarg, "no") == 0) {
+                o->causal[0] = strcmp(optarg, "yes") != 0;
+                o->causal[1] = strcmp(optarg, "no") != 0;
+            } else {
+                return cli_usage_error(ATTENTION, "--causal takes both, yes or no, not '%s'",
+                                       optarg);
+            }
+            break;
+        case OPT_PASS:
+            if (strcmp(optarg, "both") == 0 || strcmp(optarg, "fwd") == 0 ||
+                strcmp(optarg, "fwd+bwd") == 0) {
+                o->passes[0] = strcmp(optarg, "fwd+bwd") != 0;
+                o->passes[1] = strcmp(optarg, "fwd") != 0;
+            } else {
+                return cli_usage_error(ATTENTION, "--pass takes fwd, fwd+bwd or both, not '%s'",
+                                       optarg);
+            }
+            break;
+        case OPT_REFERENCE_MAX:
+            if (!cli_parse_int(optarg, 0, MAX_LENGTH, &o->reference_max))
+                return cli_usage_error(ATTENTION, "--reference-max takes 0 to %d, not '%s'",
+                                       MAX_LENGTH, optarg);
+            break;
+        case OPT_GEMM_SIZE:
+            if (!cli_parse_int(optarg, 1, 16384, &o->gemm_size))
+                return cli_usage_error(ATTENTION, "--gemm-size takes 1 to 16384, not '%s'",
+                                       optarg);
+            break;
+        case 'h': attention_help(); return -1;
+        default: return unknown_option(ATTENTION, c, argv);
+        }
+        if (status != EXIT_OK) return status;
+    }
+    if (optind < argc)
+        return cli_usage_error(ATTENTION, "unexpected argument '%s'", argv[optind]);
+    return EXIT_OK;
+}
+
+typedef struct gemm_problem {
+    int n;
+    float *a, *b, *c;
+} gemm_problem;
+
+static attn_status gemm_once(void *ctx)
+{
+    gemm_problem *g = ctx;
+    attn_sgemm(false, false, g->n, g->n, g->n, 1.0f, g->a, g->n, g->b, g->n, 0.0f, g->c, g->n);
+    return ATTN_OK;
+}
+
+/* GFLOP/s of attn_sgemm on n^3: the best of three runs after one to warm up. */
+static int gemm_rate(int n, double *gflops)
+{
+    const size_t nn = (size_t)n * n;
+    attn_rng rng;
+    attn_rng_init(&rng, 1);
+    gemm_problem g = {n, random_floats(ATTENTION, &rng, nn), random_floats(ATTENTION, &rng, nn),
+                      random_floats(ATTENTION, &rng, nn)};
+    int status = EXIT_RUNTIME;
+    double seconds;
+    if (g.a != NULL && g.b != NULL && g.c != NULL) {
+        gemm_once(&g);
+        time_best(gemm_once, &g, 0.0, 3, &seconds);
+        *gflops = 2.0 * (double)n * n * n / seconds * 1e-9;
+        status = EXIT_OK;
+    }
+    free(g.a);
+    free(g.b);
+    free(g.c);
+    return status;
+}
+
+typedef struct sdpa_problem {
+    attn_sdpa_config cfg;
+    bool backward, reference;
+    float *q, *k, *v, *dout, *out, *lse, *dq, *dk, *dv;
+} sdpa_problem;
+
+static attn_status sdpa_once(void *ctx)
+{
+    sdpa_problem *p = ctx;
+    attn_status s;
+    if (p->reference) {
+        if ((s = attn_sdpa_reference_forward(p->out, p->lse, NULL, p->q, p->k, p->v, &p->cfg)) ||
+            !p->backward)
+            return s;
+        return attn_sdpa_reference_backward(p->dq, p->dk, p->dv, p->dout, p->q, p->k, p->v, p->lse, &p->cfg);
+    }
+    if ((s = attn_sdpa_forward(p->out, p->lse, NULL, p->q, p->k, p->v, &p->cfg)) || !p->backward)
+        return s;
+    return attn_sdpa_backward(p->dq, p->dk, p->dv, p->dout, p->q, p->k, p->v, p->lse,
+                              &p->cfg);
+}
+
+static void sdpa_free(sdpa_problem *p)
+{
+    float *arrays[] = {p->q, p->k, p->v, p->dout, p->out, p->lse, p->dq, p->dk, p->dv};
+    for (size_t a = 0; a < sizeof arrays / sizeof arrays[0]; a++) free(arrays[a]);
+}
+
+/* Allocates and fills every array of p->cfg's problem; false after a message. */
+static bool sdpa_alloc(sdpa_problem *p)
+{
+    const attn_sdpa_config *cfg = &p->cfg;
+    const size_t qn = (size_t)cfg->batch * cfg->heads * cfg->len_q * cfg->dim_qk;
+    const size_t rows = (size_t)cfg->batch * cfg->heads * cfg->len_q;
+    if (!fits_in_memory(ATTENTION, (8.0 * (double)qn + (double)rows) * sizeof(float)))
+        return false;
+    attn_rng rng;
+    attn_rng_init(&rng, (uint64_t)cfg->len_q * 1000 + (uint64_t)cfg->dim_qk);
+    float **arrays[] = {&p->q, &p->k, &p->v, &p->dout, &p->out, &p->dq, &p->dk, &p->dv};
+    for (size_t a = 0; a < sizeof arrays / sizeof arrays[0]; a++)
+        if ((*arrays[a] = random_floats(ATTENTION, &rng, qn)) == NULL) return false;
+    return (p->lse = random_floats(ATTENTION, &rng, rows)) != NULL;
+}
+
+typedef struct attention_row {
+    int dim, length;
+    bool causal, backward;
+    double ms, gflops, vs_reference, vs_gemm, extra_bytes; /* vs_reference < 0: not run */
+} attention_row;
+
+static void attention_print(const attention_row *r, const attention_options *o, double gemm,
+                            int threads)
+{
+    if (o->common.json) {
+        printf("{\"bench\": \"attention\", \"batch\": %ld, \"heads\": %ld, \"dim\": %d, "
+               "\"length\": %d, \"causal\": %s, \"pass\": \"%s\", \"ms\": %.4f, "
+               "\"gflops\": %.2f, ",
+               o->batch, o->heads, r->dim, r->length, r->causal ? "true" : "false",
+               r->backward ? "fwd+bwd" : "fwd", r->ms, r->gflops);
+        if (r->vs_reference >= 0.0) printf("\"vs_reference\": %.2f, ", r->vs_reference);
+        else printf("\"vs_reference\": null, ");
+        printf("\"vs_gemm\": %.4f, \"gemm_gflops\": %.1f, \"extra_bytes\": %.0f, "
+               "\"threads\": %d, \"kernel\": ",
+               r->vs_gemm, gemm, r->extra_bytes, threads);
+        cli_json_string(stdout, attn_sdpa_kernel());
+        printf("}\n");
+    } else {
+        char reference[16] = "-";
+        if (r->vs_reference >= 0.0)
+            snprintf(reference, sizeof reference, "%.0f", r->vs_reference);
+        printf("%4d %6d %-6s %-8s %10.2f %9.1f %8s %7.2f %9.2f\n", r->dim, r->length,
+               r->causal ? "yes" : "no", r->backward ? "fwd+bwd" : "fwd", r->ms, r->gflops,
+               reference, r->vs_gemm, r->extra_bytes / 1048576.0);
+    }
+    fflush(stdout);
+}
+
+/* Every row of one (D, L); EXIT_OK or EXIT_RUNTIME after a message. */
+static int attention_rows(const attention_options *o, int D, int L, double gemm, int threads)
+{
+    sdpa_problem p = {.cfg = {.batch = (int)o->batch,
+                              .heads = (int)o->heads,
+                              .len_q = L,
+                              .len_k = L,
+                              .dim_qk = D,
+                              .dim_v = D}};
+    if (!sdpa_alloc(&p)) {
+        sdpa_free(&p);
+        return EXIT_RUNTIME;
+    }
+    for (int causal = 0; causal <= 1; causal++) {
+        for (int backward = 0; backward <= 1; backward++) {
+            if (!o->causal[causal] || !o->passes[backward]) continue;
+            p.cfg.causal = causal;
+            p.backward = backward;
+            attention_row r = {.dim = D, .length = L, .causal = causal, .backward = backward,
+                               .vs_reference = -1.0};
+            double flop = 4.0 * o->batch * o->heads * (double)L * L * D;
+            if (backward) flop *= 3.5;
+            if (causal) flop /= 2;
+            double fused, reference;
+            p.reference = false;
+            if (time_best(sdpa_once, &p, o->common.min_time, 2, &fused) != ATTN_OK) {
+                sdpa_free(&p);
+                return cli_fail(ATTENTION);
+            }
+            if (L <= o->reference_max) {
+                p.reference = true;
+                if (time_best(sdpa_once, &p, 0.0, 1, &reference) != ATTN_OK) {
+                    sdpa_free(&p);
+                    return cli_fail(ATTENTION);
+                }
+                r.vs_reference = reference / fused;
+            }
+            r.ms = fused * 1e3;
+            r.gflops = flop / fused * 1e-9;
+            r.vs_gemm = r.gflops / gemm;
+            r.extra_bytes = (double)attn_sdpa_workspace_bytes(&p.cfg, backward);
+            attention_print(&r, o, gemm, threads);
+        }
+    }
+    sdpa_free(&p);
+    return EXIT_OK;
+}
+
+static int bench_attention(int argc, char **argv)
+{
+    attention_options o;
+    int status = attention_parse(argc, argv, &o);
+    if (status != EXIT_OK) return status < 0 ? EXIT_OK : status;
+    if ((status = set_threads(ATTENTION, o.common.threads)) != EXIT_OK) return status;
+    const int threads = attn_get_num_threads();
+    double gemm;
+    if ((status = gemm_rate((int)o.gemm_size, &gemm)) != EXIT_OK) return status;
+    if (!o.common.json) {
+        printf("fused attention: %s kernels, %d threads%s; GEMM %s: %.0f GFLOP/s on %ld^3\n",
+               attn_sdpa_kernel(), threads, no_openmp_note(), attn_gemm_backend(), gemm,
+               o.gemm_size);
+        printf("B=%ld H=%ld; GFLOP/s counts forward 4 B H L^2 D, backward 2.5x that, "
+               "halved when causal;\nextra MiB: memory beyond q, k, v, out and their gradients"
+               "\n\n",
+               o.batch, o.heads);
+        printf("%4s %6s %-6s %-8s %10s %9s %8s %7s %9s\n", "D", "L", "causal", "pass", "ms",
+               "GFLOP/s", "x ref", "/ GEMM", "extra MiB");
+    }
+    for (int di = 0; di < o.dim_count; di++)
+        for (int li = 0; li < o.length_count; li++)
+            if ((status = attention_rows(&o, o.dims[di], o.lengths[li], gemm, threads)) !=
+                EXIT_OK)
+                return status;
+    return EXIT_OK;
+}
+
+/* ---- attn bench mha ------------------------------------------------------------------ */
+
+#define MHA "bench mha"
+
+typedef struct mha_options {
+    common_options common;
+    int lengths[MAX_LIST], length_count;
+    long embed, heads, batch;
+} mha_options;
+
+static void mha_help(void)
+{
+    printf("usage: attn bench mha [options]\n"
+           "\n"
+           "Times attn_mha, the module equivalent to torch.nn.MultiheadAttention(E, H,\n"
+           "batch_first=True), on self-attention (query = key = value, no masks, weights\n"
+           "not requested, so the fused kernel runs): forward, and forward+backward with\n"
+           "every input and parameter gradient. GFLOP/s counts the projections\n"
+           "(8*B*L*E^2 forward, twice that backward) and the attention (4*B*L^2*E forward,\n"
+           "2.5x that backward).\n"
+           "\n"
+           "  --lengths L,...  sequence lengths (default 512,1024,2048,4096)\n"
+           "  --embed N        embed_dim E (default 512)\n"
+           "  --heads N        num_heads H; must divide E (default 8)\n"
+           "  --batch N        batch B (default 1)\n"
+           "  --threads N      threads (default: ATTN_NUM_THREADS or OpenMP's)\n"
+           "  --min-time S     seconds of runs per row, best one counts (default 0.5)\n"
+           "  --json           one JSON object per row, one per line\n"
+           "  -h, --help       this help\n");
+}
+
+static int mha_parse(int argc, char **argv, mha_options *o)
+{
+    static const struct option options[] = {
+        {"lengths", required_argument, NULL, OPT_LENGTHS},
+        {"embed", required_argument, NULL, OPT_EMBED},
+        {"heads", required_argument, NULL, OPT_HEADS},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"min-time", required_argument, NULL, OPT_MIN_TIME},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (mha_options){.common = {.min_time = 0.5},
+                       .lengths = {512, 1024, 2048, 4096},
+                       .length_count = 4,
+                       .embed = 512,
+                       .heads = 8,
+                       .batch = 1};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        int status = parse_common(c, MHA, &o->common);
+        if (status >= 0) {
+            if (status != EXIT_OK) return status;
+            continue;
+        }
+        switch (c) {
+        case OPT_LENGTHS:
+            status =
+                parse_list_option(MHA, "lengths", MAX_LENGTH, o->lengths, &o->length_count);
+            if (status != EXIT_OK) return status;
+            break;
+        case OPT_EMBED:
+            if (!cli_parse_int(optarg, 1, 65536, &o->embed))
+                return cli_usage_error(MHA, "--embed takes 1 to 65536, not '%s'", optarg);
+            break;
+        case OPT_HEADS:
+            if (!cli_parse_int(optarg, 1, MAX_COUNT, &o->heads))
+                return cli_usage_error(MHA, "--heads takes 1 to %d, not '%s'", MAX_COUNT,
+                                       optarg);
+            break;
+        case OPT_BATCH:
+            if (!cli_parse_int(optarg, 1, MAX_COUNT, &o->batch))
+                return cli_usage_error(MHA, "--batch takes 1 to %d, not '%s'", MAX_COUNT,
+                                       optarg);
+            break;
+        case 'h': mha_help(); return -1;
+        default: return unknown_option(MHA, c, argv);
+        }
+    }
+    if (optind < argc) return cli_usage_error(MHA, "unexpected argument '%s'", argv[optind]);
+    if (o->embed % o->heads != 0)
+        return cli_usage_error(MHA, "--embed %ld is not divisible by --heads %ld", o->embed,
+                               o->heads);
+    return EXIT_OK;
+}
+
+typedef struct mha_problem {
+    attn_mha *module;
+    attn_mha_input in;
+    bool backward;
+    float *x, *out, *dout, *dx;
+} mha_problem;
+
+static attn_status mha_once(void *ctx)
+{
+    mha_problem *p = ctx;
+    attn_status s = attn_mha_forward(p->module, p->out, &p->in);
+    if (s != ATTN_OK || !p->backward) return s;
+    return attn_mha_backward(p->module, p->dx, p->dx, p->dx, p->dout);
+}
+
+/* Both rows of one L; EXIT_OK or EXIT_RUNTIME after a message. */
+static int mha_rows(const mha_options *o, attn_mha *module, int L, int threads)
+{
+    const size_t n = (size_t)o->batch * L * o->embed;
+    const double E = (double)o->embed, BL = (double)o->batch * L;
+    mha_problem p = {.module = module,
+                     .in = {.batch = (int)o->batch, .len_q = L, .len_k = L}};
+    int status = EXIT_RUNTIME;
+    /* the module keeps q, k, v, heads and outputs: about 12 activations of x's size */
+    if (!fits_in_memory(MHA, 16.0 * (double)n * sizeof(float))) return EXIT_RUNTIME;
+    attn_rng rng;
+    attn_rng_init(&rng, (uint64_t)L);
+    if ((p.x = random_floats(MHA, &rng, n)) == NULL ||
+        (p.out = random_floats(MHA, &rng, n)) == NULL ||
+        (p.dout = random_floats(MHA, &rng, n)) == NULL ||
+        (p.dx = random_floats(MHA, &rng, n)) == NULL)
+        goto done;
+    p.in.query = p.in.key = p.in.value = p.x;
+    for (int backward = 0; backward <= 1; backward++) {
+        p.backward = backward;
+        double seconds;
+        if (time_best(mha_once, &p, o->common.min_time, 2, &seconds) != ATTN_OK) {
+            status = cli_fail(MHA);
+            goto done;
+        }
+        const double linear = 8.0 * BL * E * E, attention = 4.0 * BL * L * E;
+        const double flop = backward ? 3.0 * linear + 3.5 * attention : linear + attention;
+        const double ms = seconds * 1e3, gflops = flop / seconds * 1e-9;
+        if (o->common.json) {
+            printf("{\"bench\": \"mha\", \"batch\": %ld, \"embed\": %ld, \"heads\": %ld, "
+                   "\"length\": %d, \"pass\": \"%s\", \"ms\": %.4f, \"gflops\": %.2f, "
+                   "\"threads\": %d, \"kernel\": ",
+                   o->batch, o->embed, o->heads, L, backward ? "fwd+bwd" : "fwd", ms, gflops,
+                   threads);
+            cli_json_string(stdout, attn_sdpa_kernel());
+            printf("}\n");
+        } else {
+            printf("%6d %-8s %10.2f %9.1f\n", L, backward ? "fwd+bwd" : "fwd", ms, gflops);
+        }
+        fflush(stdout);
+    }
+    status = EXIT_OK;
+done:
+    free(p.x);
+    free(p.out);
+    free(p.dout);
+    free(p.dx);
+    return status;
+}
+
+static int bench_mha(int argc, char **argv)
+{
+    mha_options o;
+    int status = mha_parse(argc, argv, &o);
+    if (status != EXIT_OK) return status < 0 ? EXIT_OK : status;
+    if ((status = set_threads(MHA, o.common.threads)) != EXIT_OK) return status;
+    const int threads = attn_get_num_threads();
+    const attn_mha_config cfg = {.embed_dim = (int)o.embed,
+                                 .num_heads = (int)o.heads,
+                                 .bias = true,
+                                 .batch_first = true};
+    attn_mha *module = NULL;
+    if (attn_mha_create(&module, &cfg, 1) != ATTN_OK) return cli_fail(MHA);
+    if (!o.common.json) {
+        printf("attn_mha = nn.MultiheadAttention(%ld, %ld, batch_first=True), self-attention, "
+               "B=%ld;\n%s kernels, %d threads%s, GEMM %s\n\n",
+               o.embed, o.heads, o.batch, attn_sdpa_kernel(), threads, no_openmp_note(),
+               attn_gemm_backend());
+        printf("%6s %-8s %10s %9s\n", "L", "pass", "ms", "GFLOP/s");
+    }
+    for (int li = 0; li < o.length_count && status == EXIT_OK; li++)
+        status = mha_rows(&o, module, o.lengths[li], threads);
+    attn_mha_free(module);
+    return status;
+}
+
+/* ---- attn bench ----------------------------------------------------------------------- */
+
+static void bench_help(FILE *out)
+{
+    fprintf(out, "usage: attn bench <attention|mha> [options]\n"
+                 "\n"
+                 "  attention   the fused attention kernel against the reference and the\n"
+                 "              SGEMM rate of the same run\n"
+                 "  mha         the nn.MultiheadAttention module, forward and backward\n"
+                 "\n"
+                 "'attn bench <name> --help' lists each one's options; bench/compare.py\n"
+                 "runs both beside PyTorch.\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc < 2) {
+        bench_help(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
+        bench_help(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(name, "attention") == 0) return bench_attention(argc - 1, argv + 1);
+    if (strcmp(name, "mha") == 0) return bench_mha(argc - 1, argv + 1);
+    return cli_usage_error("bench", "unknown benchmark '%s' (attention or mha)", name);
+}
