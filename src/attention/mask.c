@@ -5,15 +5,6 @@
 #include "attn/attention.h"
 #include "core/error.h"
 
-static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
-{
-    size_t used = (size_t)snprintf(buf, size, "(");
-    for (int d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "",
-                                 (long long)shape[d]);
-    if (used < size) snprintf(buf + used, size - used, ")");
-}
-
 attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *data, int ndim,
                            const int64_t *shape, const int64_t target[4])
 {
@@ -39,8 +30,8 @@ attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *dat
             stride[d] = target[d] == 1 ? 0 : step;
         } else if (shape[m] != 1) {
             char have[96], want[96];
-            format_shape(have, sizeof have, ndim, shape);
-            format_shape(want, sizeof want, 4, target);
+            attn_format_shape(have, sizeof have, shape, ndim);
+            attn_format_shape(want, sizeof want, target, 4);
             return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                               "mask of shape %s does not broadcast to the scores' shape %s", have,
                               want);

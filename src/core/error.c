@@ -47,3 +47,13 @@ attn_status attn_check_at_least(long long value, long long min, const char *what
                           value, min);
     return ATTN_OK;
 }
+
+void attn_format_shape(char *buf, size_t size, const int64_t *shape, int ndim)
+{
+    if (size == 0) return;
+    size_t used = (size_t)snprintf(buf, size, "(");
+    for (int d = 0; d < ndim && used < size; d++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "",
+                                 (long long)shape[d]);
+    if (used < size) snprintf(buf + used, size - used, ")");
+}

@@ -2,6 +2,9 @@
 #ifndef ATTN_SRC_CORE_ERROR_H
 #define ATTN_SRC_CORE_ERROR_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "attn/core.h"
 
 #if defined(__GNUC__)
@@ -19,5 +22,8 @@ attn_status attn_check_not_null(const void *p, const char *what);
 
 /* ATTN_ERR_INVALID_ARGUMENT naming `what` and its value unless value >= min. */
 attn_status attn_check_at_least(long long value, long long min, const char *what);
+
+/* Writes a shape as "(2, 3)" into buf (always terminated), for messages. */
+void attn_format_shape(char *buf, size_t size, const int64_t *shape, int ndim);
 
 #endif

@@ -69,16 +69,6 @@ static bool json_exact_count(const cJSON *item, uint64_t *out)
     return true;
 }
 
-/* Writes "(2, 3)" into buf; for messages. */
-static void format_shape(char *buf, size_t size, const int64_t *shape, int ndim)
-{
-    size_t used = (size_t)snprintf(buf, size, "(");
-    for (int d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, d ? ", %lld" : "%lld",
-                                 (long long)shape[d]);
-    if (used < size) snprintf(buf + used, size - used, ")");
-}
-
 /* A short description of a JSON value for messages: the number, or its type. */
 static void describe_json(char *buf, size_t size, const cJSON *item)
 {
@@ -193,7 +183,7 @@ static attn_status parse_offsets(attn_tensor_view *t, extent *ext, const cJSON *
     /* Compare by division so that numel * size cannot overflow. */
     if (nbytes % size != 0 || nbytes / size != t->numel) {
         char shape[160];
-        format_shape(shape, sizeof shape, t->shape, t->ndim);
+        attn_format_shape(shape, sizeof shape, t->shape, t->ndim);
         return attn_error(ATTN_ERR_FORMAT,
                           "tensor '%s': data_offsets [%llu, %llu] span %zu bytes but %s shape %s "
                           "needs %zu elements of %zu bytes",

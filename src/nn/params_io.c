@@ -11,15 +11,6 @@
 #include "attn/nn.h"
 #include "core/error.h"
 
-static void format_shape(char *buf, size_t size, const int64_t *shape, int ndim)
-{
-    size_t used = (size_t)snprintf(buf, size, "(");
-    for (int d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, d ? ", %lld" : "%lld",
-                                 (long long)shape[d]);
-    if (used < size) snprintf(buf + used, size - used, ")");
-}
-
 static bool same_shape(const attn_param *param, const attn_tensor_view *t)
 {
     if (param->ndim != t->ndim) return false;
@@ -70,8 +61,8 @@ static attn_status check_tensor_fits(const attn_param *param, const attn_tensor_
 {
     if (!same_shape(param, t)) {
         char in_file[160], in_module[160];
-        format_shape(in_file, sizeof in_file, t->shape, t->ndim);
-        format_shape(in_module, sizeof in_module, param->shape, param->ndim);
+        attn_format_shape(in_file, sizeof in_file, t->shape, t->ndim);
+        attn_format_shape(in_module, sizeof in_module, param->shape, param->ndim);
         return attn_error(ATTN_ERR_FORMAT,
                           "key '%s' has shape %s in the file but %s in the module", param->name,
                           in_file, in_module);

@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "attn/attn.h"
+#include "core/error.h"
 
 enum { MAX_TRACKED = 256, MAX_OUTPUTS = 64 };
 
@@ -155,15 +156,6 @@ static const attn_tensor_view *input_view(const char *name)
     return t;
 }
 
-static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
-{
-    size_t used = (size_t)snprintf(buf, size, "(");
-    for (int d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "",
-                                 (long long)shape[d]);
-    if (used < size) snprintf(buf + used, size - used, ")");
-}
-
 /* The tensor `name`, which must have exactly `shape`, as float32. */
 static float *input_f32(const char *name, int ndim, const int64_t *shape)
 {
@@ -172,8 +164,8 @@ static float *input_f32(const char *name, int ndim, const int64_t *shape)
     for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
     if (!same) {
         char have[128], want[128];
-        format_shape(have, sizeof have, t->ndim, t->shape);
-        format_shape(want, sizeof want, ndim, shape);
+        attn_format_shape(have, sizeof have, t->shape, t->ndim);
+        attn_format_shape(want, sizeof want, shape, ndim);
         die("input '%s' has shape %s, but the config implies %s", name, have, want);
     }
     float *x = alloc(t->numel, sizeof(float));
@@ -332,8 +324,8 @@ static const void *mha_mask(const char *key, int ndim, const int64_t *shape, att
     for (int d = 0; same && d < ndim; d++) same = m.shape[d] == shape[d];
     if (!same) {
         char have[128], want[128];
-        format_shape(have, sizeof have, m.ndim, m.shape);
-        format_shape(want, sizeof want, ndim, shape);
+        attn_format_shape(have, sizeof have, m.shape, m.ndim);
+        attn_format_shape(want, sizeof want, shape, ndim);
         die("mask '%s' has shape %s, but the config implies %s", key, have, want);
     }
     return m.data;
