@@ -96,19 +96,6 @@ static cJSON *meta_value(const char *key)
     return value;
 }
 
-static int meta_int(const char *key)
-{
-    cJSON *v = meta_value(key);
-    if (!cJSON_IsNumber(v)) {
-        cJSON_Delete(v);
-        die("__metadata__ '%s' is not a number", key);
-    }
-    double d = v->valuedouble;
-    cJSON_Delete(v);
-    if (d != (double)(int)d) die("__metadata__ '%s' = %g is not an int", key, d);
-    return (int)d;
-}
-
 static double meta_double(const char *key)
 {
     cJSON *v = meta_value(key);
@@ -119,6 +106,13 @@ static double meta_double(const char *key)
     double d = v->valuedouble;
     cJSON_Delete(v);
     return d;
+}
+
+static int meta_int(const char *key)
+{
+    double d = meta_double(key);
+    if (d != (double)(int)d) die("__metadata__ '%s' = %g is not an int", key, d);
+    return (int)d;
 }
 
 static bool meta_bool(const char *key)
