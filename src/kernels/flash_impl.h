@@ -15,13 +15,16 @@
  *    and the row's log-sum-exp at the end (algorithm 1 of FlashAttention-2).
  *  - Backward, recomputing the probabilities from q, k and the log-sum-exp
  *    (algorithm 2; see row_terms for the rows where lse is not precise enough):
- *    one pass with a task per (b, h, key block) that gathers dk and dv over every
- *    query block, and a second pass with a task per (b, h, query block) that
- *    gathers dq over every key block. Each output element is written
- *    by one task, whose order of additions is fixed, so there are no atomics and
- *    the bits do not depend on the thread count. (The dq pass recomputes the
- *    scores and dP: 7 tile products instead of 5, the price of determinism
- *    without O(L^2) memory.)
+ *    one pass with a task per (b, h, query block) that computes the block's row
+ *    terms and gathers dq over every key block, keeping the block's score and dP
+ *    tiles meanwhile (query_block_fused), then one with a task per (b, h, key
+ *    block) that gathers dk and dv over every query block. Each output element is
+ *    written by one task, whose order of additions is fixed, so there are no
+ *    atomics and the bits do not depend on the thread count. (The dk, dv pass
+ *    recomputes the scores and dP: 7 tile products instead of 5 per pair of
+ *    blocks, the price of determinism without O(L^2) memory. Past a per-thread
+ *    cache limit the row terms, delta and dq are recomputed in three passes
+ *    instead, 10 products.)
  *
  * Tiles are laid out so that every product is "C += A B" with B read as whole
  * vectors along its rows and A read one element at a time (broadcast), the
@@ -439,16 +442,66 @@ static size_t query_pass_tiles_at(query_pass_tiles *t, float *base, const attn_s
     return used;
 }
 
-/* Floats of one thread's tiles. Backward uses the forward's tiles too, to
- * recompute the softmax statistics of some rows (see row_terms). */
+/* The most key blocks one query block visits (see key_begin, key_end). */
+static int64_t visible_key_blocks(const attn_sdpa_config *cfg)
+{
+    int64_t most = 0;
+    for (int64_t i0 = 0; i0 < cfg->len_q; i0 += QUERY_BLOCK) {
+        const int rows = min_int(QUERY_BLOCK, cfg->len_q - i0);
+        const int64_t begin = key_begin(cfg, i0), end = key_end(cfg, i0, rows);
+        const int64_t blocks = end > begin ? (end - begin + KEY_BLOCK - 1) / KEY_BLOCK : 0;
+        if (blocks > most) most = blocks;
+    }
+    return most;
+}
+
+/* The fused query pass (see query_block_fused) keeps two tiles, S^T then P^T and
+ * dP'^T then dS^T, for every key block a query block sees, as long as they take
+ * at most FUSED_CACHE_BYTES per thread; past that the backward recomputes them
+ * in three passes instead. */
+enum { FUSED_CACHE_BYTES = 8 << 20 };
+
+/* Floats of one fused query pass cache, 0 when the backward recomputes instead. */
+static size_t fused_cache_floats(const attn_sdpa_config *cfg)
+{
+    const size_t floats = 2 * (size_t)visible_key_blocks(cfg) * KEY_BLOCK * QUERY_BLOCK;
+    return floats * sizeof(float) <= FUSED_CACHE_BYTES ? floats : 0;
+}
+
+/* The fused query pass: the dq pass's tiles and, for each of up to `blocks` key
+ * blocks, a tile of scores (then probabilities) and one of dP' (then dS), each
+ * (KEY_BLOCK, QUERY_BLOCK), transposed. */
+typedef struct fused_tiles {
+    query_pass_tiles pass;
+    float *s_cache, *dp_cache;
+} fused_tiles;
+
+static size_t fused_tiles_at(fused_tiles *t, float *base, const attn_sdpa_config *cfg)
+{
+    const size_t tiles = fused_cache_floats(cfg) / 2;
+    size_t used = query_pass_tiles_at(&t->pass, base, cfg);
+    t->s_cache = carve(base, &used, tiles);
+    t->dp_cache = carve(base, &used, tiles);
+    return used;
+}
+
+/* Floats of one thread's tiles. The backward either runs the fused query pass
+ * then the dk, dv pass, or (when the fused pass's cache would be too large)
+ * uses the forward's tiles to recompute the softmax statistics of the rows (see
+ * row_terms), then the dq pass's tiles for delta and dq, and the dk, dv pass. */
 static size_t tiles_per_thread(const attn_sdpa_config *cfg, bool backward)
 {
     forward_tiles f;
     key_pass_tiles kp;
     query_pass_tiles qp;
+    fused_tiles ft;
     size_t most = forward_tiles_at(&f, NULL, cfg);
     if (!backward) return most;
     size_t key_pass = key_pass_tiles_at(&kp, NULL, cfg);
+    if (fused_cache_floats(cfg) > 0) {
+        size_t fused = fused_tiles_at(&ft, NULL, cfg);
+        return fused > key_pass ? fused : key_pass;
+    }
     size_t query_pass = query_pass_tiles_at(&qp, NULL, cfg);
     if (key_pass > most) most = key_pass;
     return query_pass > most ? query_pass : most;
@@ -849,6 +902,129 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
             dq[(bh * Lq + i0 + r) * D + d] += scale * t->dq_acc[r * d_pad + d];
 }
 
+/* Row terms and dq of query rows i0 .. i0 + rows of head bh in one task, with each
+ * of the score tiles computed once and kept (t->s_cache, t->dp_cache) instead of
+ * recomputed by block_row_terms, block_delta and query_block_gradient: 2 tile
+ * products per key block instead of 6, every value the same bits as theirs.
+ *   A: S^T = scale K_j Q_i^T, masked, into the cache, and the online softmax's
+ *      running max and sum, by online_softmax's operations in its order;
+ *   B: P^T = exp(S^T - shift) inv_sum in place, dP'^T = V_j dout_i^T (with
+ *      dropout's factor), and delta_i = sum_j P'_ij dP'_ij, as block_delta sums it;
+ *   C: dS^T = P^T (dP'^T - delta) and dQ_i += dS K_j, as query_block_gradient. */
+static void query_block_fused(const row_terms *terms, float *dq, const float *dout,
+                              const float *q, const float *k, const float *v, const float *lse,
+                              const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                              const fused_tiles *ft)
+{
+    const query_pass_tiles *t = &ft->pass;
+    const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int D = cfg->dim_qk, Dv = cfg->dim_v, d_pad = round_up(D, VF_WIDTH);
+    const int rows = min_int(QUERY_BLOCK, Lq - i0);
+    const float scale = attn_sdpa_scale(cfg);
+    const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
+    const int64_t first = bh * Lq + i0;
+    const ptrdiff_t tile_floats = (ptrdiff_t)KEY_BLOCK * QUERY_BLOCK;
+    const int64_t begin = key_begin(cfg, i0), end = key_end(cfg, i0, rows);
+
+    pack_transposed(t->q_t, QUERY_BLOCK, q + first * D, rows, D, D, 1.0f);
+    pack_transposed(t->dout_t, QUERY_BLOCK, dout + first * Dv, rows, Dv, Dv, 1.0f);
+
+    /* A: t->shift and t->inv_sum hold the running max and sum meanwhile. */
+    float *row_max = t->shift, *row_sum = t->inv_sum;
+    for (int r = 0; r < QUERY_BLOCK; r++) {
+        row_max[r] = -INFINITY;
+        row_sum[r] = 0.0f;
+    }
+    float *s_t = ft->s_cache;
+    for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, s_t,
+                     QUERY_BLOCK, false);
+        scale_tile(s_t, keys, QUERY_BLOCK, scale);
+        score_tile tile = {s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
+        mask_tile(&tile, cfg);
+        for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
+            const vf m_old = vf_load(row_max + lane);
+            vf m_new = m_old;
+            for (int j = 0; j < keys; j++)
+                m_new = vf_max(vf_load(s_t + j * QUERY_BLOCK + lane), m_new);
+            const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
+            const vf rescale = vf_exp(vf_sub(m_old, m_ref));
+            vf sum = vf_zero();
+            for (int j = 0; j < keys; j++)
+                sum = vf_add(sum, vf_exp(vf_sub(vf_load(s_t + j * QUERY_BLOCK + lane), m_ref)));
+            vf_store(row_sum + lane, vf_fma(vf_load(row_sum + lane), rescale, sum));
+            vf_store(row_max + lane, m_new);
+        }
+    }
+    /* The row terms, as block_row_terms and load_query_block set them. */
+    for (int r = 0; r < QUERY_BLOCK; r++) {
+        const bool masked = r >= rows || lse[first + r] == -INFINITY || row_sum[r] == 0.0f;
+        t->shift[r] = masked ? INFINITY : row_max[r];
+        t->inv_sum[r] = masked ? 1.0f : 1.0f / row_sum[r];
+        t->delta[r] = 0.0f;
+        if (r < rows) {
+            terms->shift[first + r] = t->shift[r];
+            terms->inv_sum[first + r] = t->inv_sum[r];
+        }
+    }
+
+    /* B. */
+    s_t = ft->s_cache;
+    float *dp_t = ft->dp_cache;
+    for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats, dp_t += tile_floats) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        for (int j = 0; j < keys; j++) {
+            float *p_j = s_t + j * QUERY_BLOCK;
+            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
+                const vf s = vf_load(p_j + lane);
+                vf_store(p_j + lane, vf_mul(vf_exp(vf_sub(s, vf_load(t->shift + lane))),
+                                            vf_load(t->inv_sum + lane)));
+            }
+        }
+        tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK, dp_t,
+                     QUERY_BLOCK, false);
+        if (cfg->dropout_p > 0.0f) {
+            score_tile dp_tile = {dp_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
+            apply_dropout(&dp_tile, cfg);
+        }
+        for (int j = 0; j < keys; j++) {
+            const float *p_j = s_t + j * QUERY_BLOCK, *dp_j = dp_t + j * QUERY_BLOCK;
+            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
+                vf_store(t->delta + lane, vf_fma(vf_load(p_j + lane), vf_load(dp_j + lane),
+                                                 vf_load(t->delta + lane)));
+        }
+    }
+    for (int r = 0; r < rows; r++) terms->delta[first + r] = t->delta[r];
+    if (dq == NULL) return;
+
+    /* C: with dropout the cached dP' already carries the factor Z / (1 - p), so
+     * P (dP' - delta) is dropout_softmax_gradient's P (Z dP / (1 - p) - delta). */
+    memset(t->dq_acc, 0, (size_t)QUERY_BLOCK * d_pad * sizeof *t->dq_acc);
+    s_t = ft->s_cache;
+    dp_t = ft->dp_cache;
+    for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats, dp_t += tile_floats) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        for (int j = 0; j < keys; j++) {
+            const float *p_j = s_t + j * QUERY_BLOCK;
+            float *ds_j = dp_t + j * QUERY_BLOCK;
+            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
+                vf_store(ds_j + lane,
+                         vf_mul(vf_load(p_j + lane),
+                                vf_sub(vf_load(ds_j + lane), vf_load(t->delta + lane))));
+        }
+        score_tile ds_tile = {dp_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
+        zero_filled(&ds_tile, cfg->attn_mask);
+        zero_filled(&ds_tile, cfg->key_padding_mask);
+        ptrdiff_t ldk;
+        const float *k_rows = vector_rows(t->k_padded, d_pad, k_head + j0 * D, keys, D, &ldk);
+        tile_product(rows, d_pad, keys, dp_t, 1, QUERY_BLOCK, k_rows, ldk, t->dq_acc, d_pad, true);
+    }
+    for (int r = 0; r < rows; r++)
+        for (int d = 0; d < D; d++)
+            dq[(first + r) * D + d] += scale * t->dq_acc[r * d_pad + d];
+}
+
 static attn_status flash_backward(float *dq, float *dk, float *dv, const float *dout,
                                   const float *q, const float *k, const float *v, const float *lse,
                                   const attn_sdpa_config *cfg)
@@ -866,39 +1042,62 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
     float *row_area = scratch + (size_t)threads * per_thread;
     const row_terms terms = {row_area, row_area + rows, row_area + 2 * rows};
 
+    const bool fused = fused_cache_floats(cfg) > 0;
+
 #pragma omp parallel num_threads(threads)
     {
         float *mine = scratch + (size_t)attn_thread_index() * per_thread;
-        forward_tiles softmax_tiles;
-        forward_tiles_at(&softmax_tiles, mine, cfg);
-#pragma omp for schedule(dynamic)
-        for (int64_t task = 0; task < heads * query_blocks; task++)
-            block_row_terms(&terms, q, k, v, lse, cfg, task % heads, task / heads * QUERY_BLOCK,
-                            &softmax_tiles);
-        /* (the implicit barrier of `omp for`: every row's shift and sum are ready) */
-        query_pass_tiles delta_tiles;
-        query_pass_tiles_at(&delta_tiles, mine, cfg);
-#pragma omp for schedule(dynamic)
-        for (int64_t task = 0; task < heads * query_blocks; task++)
-            block_delta(&terms, dout, q, k, v, cfg, task % heads, task / heads * QUERY_BLOCK,
-                        &delta_tiles);
-        if (dk != NULL || dv != NULL) {
-            key_pass_tiles tiles;
-            key_pass_tiles_at(&tiles, mine, cfg);
-            /* Earlier key blocks are seen by more queries under a causal mask. */
-#pragma omp for schedule(dynamic)
-            for (int64_t task = 0; task < heads * key_blocks; task++)
-                key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, task % heads,
-                                    task / heads * KEY_BLOCK, &tiles);
-        }
-        if (dq != NULL) {
-            query_pass_tiles tiles;
-            query_pass_tiles_at(&tiles, mine, cfg);
+        if (fused) {
+            fused_tiles tiles;
+            fused_tiles_at(&tiles, mine, cfg);
+            /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
             for (int64_t task = 0; task < heads * query_blocks; task++) {
                 int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
-                query_block_gradient(dq, dout, q, k, v, &terms, cfg, bh, block * QUERY_BLOCK,
-                                     &tiles);
+                query_block_fused(&terms, dq, dout, q, k, v, lse, cfg, bh, block * QUERY_BLOCK,
+                                  &tiles);
+            }
+            /* (the implicit barrier: every row's terms are ready for the dk, dv pass) */
+            if (dk != NULL || dv != NULL) {
+                key_pass_tiles key_tiles;
+                key_pass_tiles_at(&key_tiles, mine, cfg);
+#pragma omp for schedule(dynamic)
+                for (int64_t task = 0; task < heads * key_blocks; task++)
+                    key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, task % heads,
+                                        task / heads * KEY_BLOCK, &key_tiles);
+            }
+        } else {
+            forward_tiles softmax_tiles;
+            forward_tiles_at(&softmax_tiles, mine, cfg);
+#pragma omp for schedule(dynamic)
+            for (int64_t task = 0; task < heads * query_blocks; task++)
+                block_row_terms(&terms, q, k, v, lse, cfg, task % heads, task / heads * QUERY_BLOCK,
+                                &softmax_tiles);
+            /* (the implicit barrier of `omp for`: every row's shift and sum are ready) */
+            query_pass_tiles delta_tiles;
+            query_pass_tiles_at(&delta_tiles, mine, cfg);
+#pragma omp for schedule(dynamic)
+            for (int64_t task = 0; task < heads * query_blocks; task++)
+                block_delta(&terms, dout, q, k, v, cfg, task % heads, task / heads * QUERY_BLOCK,
+                            &delta_tiles);
+            if (dk != NULL || dv != NULL) {
+                key_pass_tiles tiles;
+                key_pass_tiles_at(&tiles, mine, cfg);
+                /* Earlier key blocks are seen by more queries under a causal mask. */
+#pragma omp for schedule(dynamic)
+                for (int64_t task = 0; task < heads * key_blocks; task++)
+                    key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, task % heads,
+                                        task / heads * KEY_BLOCK, &tiles);
+            }
+            if (dq != NULL) {
+                query_pass_tiles tiles;
+                query_pass_tiles_at(&tiles, mine, cfg);
+#pragma omp for schedule(dynamic)
+                for (int64_t task = 0; task < heads * query_blocks; task++) {
+                    int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+                    query_block_gradient(dq, dout, q, k, v, &terms, cfg, bh, block * QUERY_BLOCK,
+                                         &tiles);
+                }
             }
         }
     }
