@@ -264,6 +264,25 @@ enum { WITH_WINDOW = 1, WITH_ALIBI = 2, FORCE_CAUSAL = 4 };
  * and `extras` adds a window, ALiBi slopes (random in (0, 1], or the geometric
  * 2^(-8 (h + 1) / H) of the paper) or the causal mask. The reference's cost,
  * B H Lq Lk (D + Dv), is kept under `budget`. */
+/* Random q, k, v, dout for the case's config, and the reference's results. */
+static void fill_case(flash_case *c, attn_rng *rng)
+{
+    c->q = test_random(rng, q_size(c), -2.0f, 2.0f);
+    c->k = test_random(rng, k_size(c), -2.0f, 2.0f);
+    c->v = test_random(rng, v_size(c), -1.0f, 1.0f);
+    c->dout = test_random(rng, out_size(c), -1.0f, 1.0f);
+    c->out = test_zeros(out_size(c));
+    c->lse = test_zeros(lse_size(c));
+    c->dq = test_zeros(q_size(c));
+    c->dk = test_zeros(k_size(c));
+    c->dv = test_zeros(v_size(c));
+    assert_int_equal(attn_sdpa_reference_forward(c->out, c->lse, NULL, c->q, c->k, c->v, &c->cfg),
+                     ATTN_OK);
+    assert_int_equal(attn_sdpa_reference_backward(c->dq, c->dk, c->dv, c->dout, c->q, c->k, c->v,
+                                                  c->lse, &c->cfg),
+                     ATTN_OK);
+}
+
 static void make_case_with(flash_case *c, uint64_t n, double budget, int extras, int min_length)
 {
     memset(c, 0, sizeof *c);
@@ -305,19 +324,7 @@ static void make_case_with(flash_case *c, uint64_t n, double budget, int extras,
              c->cfg.causal && kind != MASK_CAUSAL ? "+causal" : "", c->cfg.window,
              c->slopes ? "yes" : "no", (double)c->cfg.dropout_p, (double)c->cfg.scale);
 
-    c->q = test_random(&rng, q_size(c), -2.0f, 2.0f);
-    c->k = test_random(&rng, k_size(c), -2.0f, 2.0f);
-    c->v = test_random(&rng, v_size(c), -1.0f, 1.0f);
-    c->dout = test_random(&rng, out_size(c), -1.0f, 1.0f);
-    c->out = test_zeros(out_size(c));
-    c->lse = test_zeros(lse_size(c));
-    c->dq = test_zeros(q_size(c));
-    c->dk = test_zeros(k_size(c));
-    c->dv = test_zeros(v_size(c));
-    assert_int_equal(attn_sdpa_reference_forward(c->out, c->lse, NULL, c->q, c->k, c->v, &c->cfg), ATTN_OK);
-    assert_int_equal(
-        attn_sdpa_reference_backward(c->dq, c->dk, c->dv, c->dout, c->q, c->k, c->v, c->lse, &c->cfg),
-        ATTN_OK);
+    fill_case(c, &rng);
 }
 
 /* Case n with the extras cycling over rounds of the mask kinds: none, a window,
@@ -608,6 +615,29 @@ static void test_causal_window_skips_keys_outside_it(void **state)
 }
 
 /* Backward adds into its gradients: a second call doubles them exactly. */
+/* More keys than the backward's tile cache holds for one query block (16384): the
+ * backward recomputes the score tiles of such a block instead of keeping them. */
+static void test_long_key_ranges_match_reference(void **state)
+{
+    (void)state;
+    flash_case c;
+    memset(&c, 0, sizeof c);
+    attn_rng rng = test_rng(2000);
+    c.B = 1;
+    c.H = 1;
+    c.Lq = 70;
+    c.Lk = 16385 + random_below(&rng, 200);
+    c.D = 8;
+    c.Dv = 16;
+    c.cfg = (attn_sdpa_config){.batch = c.B, .heads = c.H, .len_q = c.Lq, .len_k = c.Lk,
+                               .dim_qk = c.D, .dim_v = c.Dv};
+    snprintf(c.label, sizeof c.label, "long key range: Lq=%d Lk=%d D=%d Dv=%d", c.Lq, c.Lk, c.D,
+             c.Dv);
+    fill_case(&c, &rng);
+    check_case(&c);
+    free_case(&c);
+}
+
 static void test_backward_accumulates(void **state)
 {
     (void)state;
@@ -756,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_exp_accuracy),
         cmocka_unit_test(test_random_cases_match_reference),
         cmocka_unit_test(test_long_cases_match_reference),
+        cmocka_unit_test(test_long_key_ranges_match_reference),
         cmocka_unit_test(test_causal_window_cases_match_reference),
         cmocka_unit_test(test_causal_window_skips_keys_outside_it),
         cmocka_unit_test(test_backward_accumulates),
