@@ -1057,15 +1057,6 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
                 query_block_fused(&terms, dq, dout, q, k, v, lse, cfg, bh, block * QUERY_BLOCK,
                                   &tiles);
             }
-            /* (the implicit barrier: every row's terms are ready for the dk, dv pass) */
-            if (dk != NULL || dv != NULL) {
-                key_pass_tiles key_tiles;
-                key_pass_tiles_at(&key_tiles, mine, cfg);
-#pragma omp for schedule(dynamic)
-                for (int64_t task = 0; task < heads * key_blocks; task++)
-                    key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, task % heads,
-                                        task / heads * KEY_BLOCK, &key_tiles);
-            }
         } else {
             forward_tiles softmax_tiles;
             forward_tiles_at(&softmax_tiles, mine, cfg);
@@ -1080,24 +1071,25 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
             for (int64_t task = 0; task < heads * query_blocks; task++)
                 block_delta(&terms, dout, q, k, v, cfg, task % heads, task / heads * QUERY_BLOCK,
                             &delta_tiles);
-            if (dk != NULL || dv != NULL) {
-                key_pass_tiles tiles;
-                key_pass_tiles_at(&tiles, mine, cfg);
-                /* Earlier key blocks are seen by more queries under a causal mask. */
+        }
+        /* (the implicit barrier: every row's terms are ready for the dk, dv pass) */
+        if (dk != NULL || dv != NULL) {
+            key_pass_tiles tiles;
+            key_pass_tiles_at(&tiles, mine, cfg);
+            /* Earlier key blocks are seen by more queries under a causal mask. */
 #pragma omp for schedule(dynamic)
-                for (int64_t task = 0; task < heads * key_blocks; task++)
-                    key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, task % heads,
-                                        task / heads * KEY_BLOCK, &tiles);
-            }
-            if (dq != NULL) {
-                query_pass_tiles tiles;
-                query_pass_tiles_at(&tiles, mine, cfg);
+            for (int64_t task = 0; task < heads * key_blocks; task++)
+                key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, task % heads,
+                                    task / heads * KEY_BLOCK, &tiles);
+        }
+        if (!fused && dq != NULL) {
+            query_pass_tiles tiles;
+            query_pass_tiles_at(&tiles, mine, cfg);
 #pragma omp for schedule(dynamic)
-                for (int64_t task = 0; task < heads * query_blocks; task++) {
-                    int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
-                    query_block_gradient(dq, dout, q, k, v, &terms, cfg, bh, block * QUERY_BLOCK,
-                                         &tiles);
-                }
+            for (int64_t task = 0; task < heads * query_blocks; task++) {
+                int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+                query_block_gradient(dq, dout, q, k, v, &terms, cfg, bh, block * QUERY_BLOCK,
+                                     &tiles);
             }
         }
     }
