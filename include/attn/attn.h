@@ -14,5 +14,9 @@
 #include "attn/io.h"
 #include "attn/attention.h"
 #include "attn/nn.h"
+#include "attn/rnn.h"
+#include "attn/train.h"
+#include "attn/data.h"
+#include "attn/seq2seq.h"
 
 #endif

@@ -85,6 +85,54 @@ attn_status attn_linear_forward(float *y, const float *x, const float *w, const 
 attn_status attn_linear_backward(float *dx, float *dw, float *db, const float *dy,
                                  const float *x, const float *w, int N, int in, int out);
 
+/* ---- embedding, nn.Embedding ----------------------------------------------------------
+ * weight: (num, dim), ids: (N) -> y: (N, dim) = weight[ids]. An id outside
+ * [0, num) fails, naming the id and its position. */
+attn_status attn_embedding_forward(float *y, const int32_t *ids, const float *weight, int N,
+                                   int num, int dim);
+/* dweight: (num, dim) += dy rows scattered to their ids; dy: (N, dim). The row
+ * padding_idx (or none if -1) gets no gradient, as nn.Embedding(padding_idx=...). */
+attn_status attn_embedding_backward(float *dweight, const float *dy, const int32_t *ids, int N,
+                                    int num, int dim, int padding_idx);
+
+/* ---- layer normalisation, nn.LayerNorm over the last axis --------------------------------
+ * x: (N, D), weight, bias: (D) or NULL (elementwise_affine=False) -> y: (N, D);
+ * mean, rstd: (N) kept for backward (rstd = 1 / sqrt(biased variance + eps)). */
+attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
+                                   const float *weight, const float *bias, int N, int D,
+                                   float eps);
+/* dx: (N, D) +=, dweight, dbias: (D) += (each may be NULL); dy: (N, D). */
+attn_status attn_layernorm_backward(float *dx, float *dweight, float *dbias, const float *dy,
+                                    const float *x, const float *mean, const float *rstd,
+                                    const float *weight, int N, int D);
+
+/* ---- dropout, inverted as nn.Dropout -------------------------------------------------------
+ * x, y: (n) -> y[i] = x[i] / (1 - p) if attn_uniform_at(seed, i) >= p, else 0.
+ * Nothing is stored: backward draws the same numbers from the same seed. p = 0
+ * copies; p must be in [0, 1), and y may be x. */
+attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t seed);
+/* dx: (n) += dy kept and scaled the same way. */
+attn_status attn_dropout_backward(float *dx, const float *dy, size_t n, float p, uint64_t seed);
+
+/* ---- pointwise activations ----------------------------------------------------------------
+ * ATTN_ACT_GELU is the exact erf form (nn.GELU()), ATTN_ACT_GELU_TANH the tanh
+ * approximation (nn.GELU(approximate="tanh")). x, y: (n); y may be x. */
+typedef enum attn_activation {
+    ATTN_ACT_RELU,
+    ATTN_ACT_GELU,
+    ATTN_ACT_GELU_TANH,
+    ATTN_ACT_TANH,
+} attn_activation;
+
+attn_status attn_activation_forward(attn_activation f, float *y, const float *x, size_t n);
+/* dx: (n) += f'(x) dy, where x is the forward's input. */
+attn_status attn_activation_backward(attn_activation f, float *dx, const float *dy,
+                                     const float *x, size_t n);
+/* The name PyTorch gives it ("relu", "gelu", "gelu_tanh", "tanh"), and back; the
+ * latter fails naming the unknown word. */
+const char *attn_activation_name(attn_activation f);
+attn_status attn_activation_parse(attn_activation *f, const char *name);
+
 /* ---- multi-head attention, torch.nn.MultiheadAttention --------------------------------
  * Parameters (state_dict keys), E = embed_dim:
  *   kdim == vdim == E:  in_proj_weight (3E, E)
