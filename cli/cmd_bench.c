@@ -24,13 +24,6 @@ enum { MAX_LIST = 32, MAX_LENGTH = 1 << 20, MAX_DIM = 4096, MAX_COUNT = 4096 };
 
 /* ---- shared helpers ------------------------------------------------------------------ */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* "a,b,c" of integers in [1, max] into list; false on anything else. */
 static bool parse_list(const char *text, int *list, int *count, long max)
 {
@@ -150,9 +143,9 @@ static attn_status time_best(bench_fn fn, void *ctx, double min_time, int min_ru
 {
     double best = INFINITY, spent = 0.0;
     for (int runs = 0; runs < min_runs || spent < min_time; runs++) {
-        double start = now();
+        double start = cli_now();
         attn_status s = fn(ctx);
-        double t = now() - start;
+        double t = cli_now() - start;
         if (s != ATTN_OK) return s;
         if (t < best) best = t;
         spent += t;

@@ -87,17 +87,6 @@ static double worst_row_sum_error(const float *w, int rows, int n)
     return worst;
 }
 
-/* One cell: a shade for the weight and the weight in percent. */
-static void print_cell(float w)
-{
-    static const char *const shades[] = {" ", "\u2591", "\u2592", "\u2593", "\u2588"};
-    int level = (int)(w * 4.0f + 0.5f);
-    if (level < 0) level = 0;
-    if (level > 4) level = 4;
-    if (w > 0.0f && level == 0) level = 1;
-    printf(" %s%3d", shades[level], (int)(w * 100.0f + 0.5f));
-}
-
 static void print_table(const float *w, char *const *words, int n)
 {
     printf("%*s", LABEL_WIDTH, "");
@@ -105,7 +94,7 @@ static void print_table(const float *w, char *const *words, int n)
     printf("\n");
     for (int i = 0; i < n; i++) {
         printf("%-*.*s", LABEL_WIDTH, LABEL_WIDTH, words[i]);
-        for (int j = 0; j < n; j++) print_cell(w[(size_t)i * n + j]);
+        for (int j = 0; j < n; j++) cli_print_shade(stdout, w[(size_t)i * n + j]);
         printf("\n");
     }
 }

@@ -9,8 +9,12 @@
 
 static const cli_command commands[] = {
     {"bench", "time the attention kernel and the MultiheadAttention module", cmd_bench},
+    {"data", "print examples of a built-in task (dates, reverse, sort, copy)", cmd_data},
     {"demo", "run the seed's multi-head attention on an example sentence", cmd_demo},
+    {"eval", "exact-match accuracy of a trained model on its task", cmd_eval},
     {"info", "version, CPU features, threads, GEMM backend, attention kernel", cmd_info},
+    {"train", "train a sequence model with attention on a built-in task", cmd_train},
+    {"translate", "run a trained model on texts and show what it attends to", cmd_translate},
 };
 enum { COMMAND_COUNT = sizeof commands / sizeof commands[0] };
 
@@ -23,7 +27,7 @@ static void print_help(FILE *out)
             "\n"
             "commands:\n");
     for (int i = 0; i < COMMAND_COUNT; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\n"
             "options:\n"
@@ -58,6 +62,21 @@ bool cli_parse_int(const char *text, long min, long max, long *out)
     if (*end != '\0' || value < min || value > max) return false;
     *out = value;
     return true;
+}
+
+const char *cli_shade(float w)
+{
+    static const char *const shades[] = {" ", "\u2591", "\u2592", "\u2593", "\u2588"};
+    int level = (int)(w * 4.0f + 0.5f);
+    if (level < 0) level = 0;
+    if (level > 4) level = 4;
+    if (w >= 0.05f && level == 0) level = 1;
+    return shades[level];
+}
+
+void cli_print_shade(FILE *out, float w)
+{
+    fprintf(out, " %s%3d", cli_shade(w), (int)(w * 100.0f + 0.5f));
 }
 
 void cli_json_string(FILE *out, const char *s)

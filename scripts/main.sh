@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main job: build attn and run it. Installs what is missing first.
+# The main job: build attn, train the default model on the built-in dates task
+# (human-written dates -> ISO dates), then translate a few dates and show what
+# the model attended to. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,4 +11,7 @@ cmake --build build -j"$(nproc)"
 
 ./build/attn info
 echo
-./build/attn demo "$@"
+./build/attn train --out dates.safetensors "$@"
+echo
+./build/attn translate --model dates.safetensors --grid \
+  "Tuesday, November 24, 2026" "24-NOV-26" "the 3rd of March 1999" "2000.02.29"

@@ -1,12 +1,23 @@
 /* attn/data.h: character vocabularies and the built-in sequence-to-sequence tasks,
  * generated in code from a seed (nothing is downloaded):
- *   dates    human-written dates in many formats -> ISO "2026-11-24"
- *   reverse, sort, copy   of digit strings
+ *   dates    a day from 1900-01-01 to 2099-12-31 in one of 18 human formats ->
+ *            ISO "2026-11-24": "24 November 2026", "Nov 24, 2026", "Tue, 24 Nov
+ *            2026", "the 24th of November 2026", "24/11/2026", "2026.11.24",
+ *            "20261124", "24-NOV-26", ... in lower, UPPER, Title case or as written,
+ *            with occasional doubled spaces or spaces around separators. Every format
+ *            reads one way: numbers before a four-digit year are day first (slashes
+ *            always), weekdays are the real ones, and the one two-digit year is written
+ *            only for 1950-2049 (50-99 -> 19xx, 00-49 -> 20xx). Sources of at most 32
+ *            characters; valid 1000, test 2000 examples.
+ *   reverse, sort, copy   1 to 20 random digits -> reversed, sorted ascending or
+ *            copied; valid 1000, test 1000 examples.
  *
- * Every example belongs to one split by a hash of its source string, so the train,
- * valid and test splits never share a source string. The valid and test sets are
- * fixed (the same for every training seed); training examples are drawn from a
- * stream keyed by (seed, index), so a batch depends only on its step number. */
+ * Every example belongs to one split by a hash of its source string (90 % train, 5 %
+ * valid, 5 % test), so the train, valid and test splits never share a source string.
+ * The valid and test sets are fixed (the same for every training seed, no source
+ * twice); training examples are drawn from a stream keyed by (seed, index), so a
+ * batch depends only on its step number. A task's fixed sets are built on their first
+ * use, once per process (a few milliseconds; safe from any number of threads). */
 #ifndef ATTN_DATA_H
 #define ATTN_DATA_H
 
@@ -31,7 +42,8 @@ enum {
 
 typedef struct attn_vocab {
     int size;                          /* ids in use, special ones included */
-    uint32_t chars[ATTN_VOCAB_MAX];    /* chars[id] for id >= ATTN_TOKEN_FIRST_CHAR */
+    uint32_t chars[ATTN_VOCAB_MAX];    /* chars[id] for id >= ATTN_TOKEN_FIRST_CHAR, in
+                                          ascending order (encoding relies on it) */
 } attn_vocab;
 
 /* The vocabulary of the characters of a UTF-8 string, in code-point order.

@@ -97,17 +97,19 @@ attn_status attn_embedding_backward(float *dweight, const float *dy, const int32
 
 /* ---- layer normalisation, nn.LayerNorm over the last axis --------------------------------
  * x: (N, D), weight, bias: (D) or NULL (elementwise_affine=False) -> y: (N, D);
- * mean, rstd: (N) kept for backward (rstd = 1 / sqrt(biased variance + eps)). */
+ * mean, rstd: (N) kept for backward (rstd = 1 / sqrt(biased variance + eps)).
+ * eps must be finite and > 0 (PyTorch's default is 1e-5); y may be x. */
 attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
                                    const float *weight, const float *bias, int N, int D,
                                    float eps);
-/* dx: (N, D) +=, dweight, dbias: (D) += (each may be NULL); dy: (N, D). */
+/* dx: (N, D) +=, dweight, dbias: (D) += (each may be NULL); dy: (N, D); x, mean,
+ * rstd, weight as given to and kept by the forward. */
 attn_status attn_layernorm_backward(float *dx, float *dweight, float *dbias, const float *dy,
                                     const float *x, const float *mean, const float *rstd,
                                     const float *weight, int N, int D);
 
 /* ---- dropout, inverted as nn.Dropout -------------------------------------------------------
- * x, y: (n) -> y[i] = x[i] / (1 - p) if attn_uniform_at(seed, i) >= p, else 0.
+ * x, y: (n) -> y[i] = x[i] * (1 / (1 - p)) if attn_uniform_at(seed, i) >= p, else 0.
  * Nothing is stored: backward draws the same numbers from the same seed. p = 0
  * copies; p must be in [0, 1), and y may be x. */
 attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t seed);
@@ -128,8 +130,9 @@ attn_status attn_activation_forward(attn_activation f, float *y, const float *x,
 /* dx: (n) += f'(x) dy, where x is the forward's input. */
 attn_status attn_activation_backward(attn_activation f, float *dx, const float *dy,
                                      const float *x, size_t n);
-/* The name PyTorch gives it ("relu", "gelu", "gelu_tanh", "tanh"), and back; the
- * latter fails naming the unknown word. */
+/* The name PyTorch gives it ("relu", "gelu", "gelu_tanh", "tanh"; "unknown" for a
+ * value that is no attn_activation), and back; the latter fails naming the
+ * unknown word. */
 const char *attn_activation_name(attn_activation f);
 attn_status attn_activation_parse(attn_activation *f, const char *name);
 

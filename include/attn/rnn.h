@@ -31,7 +31,8 @@ typedef enum attn_rnn_mode {
     ATTN_GRU,
 } attn_rnn_mode;
 
-/* G, the number of gates: 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n). */
+/* G, the number of gates: 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n); 0 for a
+ * value that is no attn_rnn_mode. */
 int attn_rnn_gates(attn_rnn_mode mode);
 
 /* ---- one time step --------------------------------------------------------------------
@@ -40,16 +41,23 @@ int attn_rnn_gates(attn_rnn_mode mode);
  * h: (B, H) the previous state; c: (B, H) the previous cell state (LSTM; else NULL);
  * w_hh: (G*H, H), b_hh: (G*H) or NULL.
  * -> h_out: (B, H), c_out: (B, H) (LSTM; else NULL),
- *    saved: (B, attn_rnn_cell_saved_size(mode, H)) what backward needs. */
+ *    saved: (B, attn_rnn_cell_saved_size(mode, H)) what backward needs.
+ * h_out may be h and c_out may be c (an update in place); saved aliases nothing.
+ * Fails, naming the argument, on a NULL pointer, B or H below 1, or a bad mode. */
 size_t attn_rnn_cell_saved_size(attn_rnn_mode mode, int H);
 attn_status attn_rnn_cell_forward(attn_rnn_mode mode, float *h_out, float *c_out, float *saved,
                                   const float *gx, const float *h, const float *c,
                                   const float *w_hh, const float *b_hh, int B, int H);
 /* dh_out: (B, H) the gradient of h_out; dc_out: (B, H) of c_out (LSTM; may be NULL).
+ * saved, h, c, w_hh as the forward had them.
  * -> dgx: (B, G*H) the gradient of gx (overwritten, not added: the caller takes it
  *    back through its input projection); dh: (B, H) += of h; dc: (B, H) += of c
- *    (LSTM); dw_hh, db_hh +=. dh, dc, dw_hh, db_hh may be NULL.
- * scratch: (B, G*H) floats. */
+ *    (LSTM); dw_hh, db_hh +=. dh, dc, dw_hh, db_hh may be NULL. dh and dc are
+ *    added to, so they must not be dh_out or dc_out.
+ * scratch: (B, G*H) floats, used by GRU only (RNN and LSTM accept NULL). On return
+ *    it holds dgh, the gradient of gh = h W_hh^T + b_hh, which differs from dgx in
+ *    the n gate (for RNN and LSTM dgh is dgx). A caller that sums dw_hh over many
+ *    steps in one GEMM passes dw_hh = db_hh = NULL and keeps dgh (or dgx) per step. */
 attn_status attn_rnn_cell_backward(attn_rnn_mode mode, float *dgx, float *dh, float *dc,
                                    float *dw_hh, float *db_hh, float *scratch,
                                    const float *dh_out, const float *dc_out, const float *saved,
@@ -75,15 +83,17 @@ typedef struct attn_rnn_input {
     /* optional (B), each in [1, T]: packed sequences, as pack_padded_sequence with
      * enforce_sorted=False: row b runs only over its first lengths[b] steps (the
      * reverse direction starts at step lengths[b] - 1), its outputs past that are
-     * 0 and its final state is the one at its last step. */
+     * 0 and its final state is the one at its last step. x and dy past a row's
+     * length are never read, and dx there is left unchanged. */
     const int32_t *lengths;
     const float *h0, *c0; /* optional (layers * dirs, B, H); c0 for LSTM only; zeros if NULL */
     bool training;
-    uint64_t dropout_seed;
+    uint64_t dropout_seed; /* the masks are a function of it: same seed, same masks */
 } attn_rnn_input;
 
 typedef struct attn_rnn attn_rnn;
 
+/* Fails on a bad config naming the field and value, e.g. "hidden_size is 0". */
 attn_status attn_rnn_create(attn_rnn **out, const attn_rnn_config *cfg, uint64_t seed);
 void attn_rnn_free(attn_rnn *m);
 attn_params *attn_rnn_params(attn_rnn *m);
@@ -91,7 +101,8 @@ const attn_rnn_config *attn_rnn_get_config(const attn_rnn *m);
 
 /* -> y: (B, T, dirs*H) or (T, B, dirs*H); h_n, c_n: optional (layers * dirs, B, H)
  * (c_n for LSTM only). The module keeps what backward needs; the inputs must
- * stay unchanged until backward. */
+ * stay unchanged until backward. Fails naming the value on bad input (a length
+ * outside [1, T], c0 or c_n for a mode without cell state, ...). */
 attn_status attn_rnn_forward(attn_rnn *m, float *y, float *h_n, float *c_n,
                              const attn_rnn_input *in);
 /* dy shaped as y (or NULL: no gradient from y); dh_n, dc_n shaped as h_n, c_n (or

@@ -16,12 +16,67 @@
  * Attention of the RNN decoders:
  *   soft            the softmax weights, as above;
  *   hard-reinforce  one encoder position sampled per output step; trained with
- *                   REINFORCE: reward = the log-likelihood of the target, a
- *                   moving-average baseline and an entropy bonus (Xu et al., 2015);
+ *                   REINFORCE: reward = the target's log-likelihood per token,
+ *                   a moving-average baseline and an entropy bonus (Xu et al.,
+ *                   2015);
  *   hard-gumbel     straight-through Gumbel-softmax: the forward uses the one-hot
  *                   argmax of softmax((scores + g) / tau), the backward the soft
  *                   sample's gradient; tau anneals from tau_start to tau_end.
- * At inference hard attention takes the argmax position, or samples one. */
+ * At inference hard attention takes the argmax position, or samples one.
+ *
+ * ---- the RNN models, exactly ----------------------------------------------------------
+ * E = embed_dim, H = hidden_dim, L = dec_layers, V = tgt_vocab; the cells are
+ * torch.nn.RNN (tanh) / GRU / LSTM. Parameters are the state_dict of this PyTorch
+ * module (the conformance test transcribes it and loads the same state_dict):
+ *   encoder.embed.weight (src_vocab, E)   nn.Embedding(padding_idx=PAD)
+ *   encoder.rnn.*                         nn.GRU(E, H, enc_layers, bidirectional,
+ *                                         batch_first, dropout) over packed lengths
+ *   decoder.embed.weight (V, E)           nn.Embedding(padding_idx=PAD)
+ *   decoder.init.weight (L*H, 2H), decoder.init.bias (L*H)
+ *       the initial decoder state of every layer from the encoder's top layer:
+ *       s0 = tanh(init([h_fwd at the last step; h_bwd at the first])), row
+ *       block l for layer l; an LSTM decoder's cell starts at 0.
+ *   decoder.rnn.*                         nn.GRU(in0, H, L, dropout), stepped one
+ *                                         token at a time
+ * Bahdanau (in0 = E + 2H; A = H attention units):
+ *   decoder.attention.query.weight (A, H), decoder.attention.key.weight (A, 2H),
+ *   decoder.attention.key.bias (A), decoder.attention.v (A):
+ *     score_tj = v . tanh(query(s_{t-1}) + key(h_j)), s the top layer's state;
+ *   the cell input is [embed(y_{t-1}); c_t];
+ *   decoder.out.weight (V, 3H), decoder.out.bias (V): logits = out([s_t; c_t]).
+ * Luong (in0 = E + H):
+ *   general: decoder.attention.weight (H, 2H): score_tj = h_t . (W h_j), and the
+ *     context is over the encoder states h_j (2H);
+ *   dot: decoder.bridge.weight (H, 2H), decoder.bridge.bias (H): the encoder
+ *     states are first brought to the decoder's width, m_j = bridge(h_j); then
+ *     score_tj = h_t . m_j and the context is over the m_j (H);
+ *   decoder.combine.weight (H, Dv + H) (no bias): h~_t = tanh(combine([c_t; h_t]));
+ *   decoder.out.weight (V, H), decoder.out.bias (V): logits = out(h~_t);
+ *   the cell input is [embed(y_{t-1}); h~_{t-1}] with h~_{-1} = 0.
+ * Padded source positions are excluded from attention. Dropout (training only)
+ * applies to both embeddings, between stacked layers of the encoder and the
+ * decoder, and to the output layer's input; each draw is keyed by (seed, step).
+ * Buffers: hard-reinforce keeps "decoder.baseline" (1), the moving average of the
+ * reward; 0 means not yet set (the first batch's mean reward sets it).
+ *
+ * Hard attention in training (RNN models), per output step t of sequence b:
+ *   pi = the softmax of the scores. hard-reinforce samples j_t ~ pi (Philox,
+ *   keyed by (seed, step, b, t)) and uses the state at j_t as the context (the
+ *   encoder's, or for luong-dot its bridged m_j).
+ *   The objective is
+ *     mean token CE - (1/B) sum_b (R_b - baseline) sum_t log pi(j_t)
+ *                   - entropy_weight * (mean over counted steps of H(pi)),
+ *   with R_b = minus the mean of sequence b's token losses (its log-likelihood
+ *   of the target per token, label smoothing included; detached) and the sums
+ *   over the steps with a target. (A mean rather than a sum keeps the surrogate's gradient on the
+ *   scale of the cross-entropy's.) Backward then moves the baseline:
+ *   baseline = decay * baseline + (1 - decay) mean R.
+ *   hard-gumbel adds Gumbel noise g (keyed likewise) and uses the state at the
+ *   argmax of y = softmax((scores + g) / tau); the gradient flows back as if the
+ *   context were sum_j y_j h_j (straight-through). tau anneals
+ *   exponentially: tau = tau_start (tau_end / tau_start)^min(1, step /
+ *   gumbel_anneal_steps).
+ */
 #ifndef ATTN_SEQ2SEQ_H
 #define ATTN_SEQ2SEQ_H
 
@@ -52,11 +107,15 @@ typedef enum attn_attention_kind {
 } attn_attention_kind;
 
 /* Names as the command line spells them ("gru-bahdanau", "hard-gumbel"); parsing
- * an unknown name fails listing the known ones. */
+ * an unknown name fails listing the known ones. A value that is no arch or kind
+ * is named "unknown". */
 const char *attn_seq2seq_arch_name(attn_seq2seq_arch arch);
 attn_status attn_seq2seq_arch_parse(attn_seq2seq_arch *arch, const char *name);
 const char *attn_attention_kind_name(attn_attention_kind kind);
 attn_status attn_attention_kind_parse(attn_attention_kind *kind, const char *name);
+
+/* At most this many encoder or decoder layers. */
+#define ATTN_SEQ2SEQ_MAX_LAYERS 8
 
 typedef struct attn_seq2seq_config {
     attn_seq2seq_arch arch;
@@ -66,13 +125,13 @@ typedef struct attn_seq2seq_config {
     int embed_dim;                 /* token embeddings (RNN models) */
     int hidden_dim;                /* RNN hidden size; the transformer's d_model */
     int enc_layers, dec_layers;
-    int heads, ff_dim;             /* transformer */
-    float dropout;
+    int heads, ff_dim; /* transformer */
+    float dropout;     /* in [0, 1) */
     /* hard attention */
-    float entropy_weight;  /* REINFORCE entropy bonus */
-    float baseline_decay;  /* of the moving-average reward baseline */
-    float gumbel_tau_start, gumbel_tau_end;
-    int64_t gumbel_anneal_steps;
+    float entropy_weight;                   /* REINFORCE entropy bonus, >= 0 */
+    float baseline_decay;                   /* of the moving-average reward baseline, in [0, 1) */
+    float gumbel_tau_start, gumbel_tau_end; /* > 0 */
+    int64_t gumbel_anneal_steps;            /* >= 0; 0 means tau_end throughout */
 } attn_seq2seq_config;
 
 /* Sensible sizes for the built-in tasks, for arch and attention; the caller sets
@@ -82,13 +141,12 @@ attn_seq2seq_config attn_seq2seq_defaults(attn_seq2seq_arch arch, attn_attention
 typedef struct attn_seq2seq attn_seq2seq;
 
 /* Fails on a bad config, naming the field and value. */
-attn_status attn_seq2seq_create(attn_seq2seq **out, const attn_seq2seq_config *cfg,
-                                uint64_t seed);
+attn_status attn_seq2seq_create(attn_seq2seq **out, const attn_seq2seq_config *cfg, uint64_t seed);
 void attn_seq2seq_free(attn_seq2seq *m);
 const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m);
-/* The trained parameters, named by state_dict keys (e.g. "encoder.weight_ih_l0",
- * "decoder.attention.v"), and the state that is saved but not trained (the
- * REINFORCE baseline; possibly empty), as PyTorch's buffers. */
+/* The trained parameters, named by state_dict keys (above), and the state that is
+ * saved but not trained (the REINFORCE baseline; possibly empty, count 0), as
+ * PyTorch's buffers. */
 attn_params *attn_seq2seq_params(attn_seq2seq *m);
 attn_params *attn_seq2seq_buffers(attn_seq2seq *m);
 
@@ -98,6 +156,7 @@ typedef struct attn_seq2seq_pass {
     bool training;
     int64_t step;
     uint64_t seed;
+    float label_smoothing; /* of the cross-entropy, in [0, 1]; 0 is plain */
 } attn_seq2seq_pass;
 
 typedef struct attn_seq2seq_stats {
@@ -106,32 +165,44 @@ typedef struct attn_seq2seq_stats {
     int64_t correct; /* of which the teacher-forced argmax is right */
 } attn_seq2seq_stats;
 
-/* Teacher-forced forward over a batch (attn/data.h). */
+/* Teacher-forced forward over a batch (attn/data.h): src_len in
+ * [1, min(src_cap, max_src_len)], tgt_len in [1, min(tgt_cap, max_tgt_len)],
+ * every id inside its vocabulary; a bad one fails naming it. */
 attn_status attn_seq2seq_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
                                  const attn_batch *batch, const attn_seq2seq_pass *pass);
 /* The gradient of the last training forward's objective (the mean cross-entropy,
  * plus the REINFORCE surrogate for hard-reinforce) into attn_seq2seq_params(m)->grad
- * (+=); updates the buffers (the baseline). */
+ * (+=); updates the buffers (the baseline). The batch must be unchanged since the
+ * forward. Fails if there was no training forward since the last backward or
+ * decode. */
 attn_status attn_seq2seq_backward(attn_seq2seq *m);
 
 /* Decoding. beam 1 is greedy. For hard attention, sample_hard draws the position
- * from the weights (with seed) instead of taking the argmax. */
+ * from the weights (with seed) instead of taking the argmax.
+ * Beam search keeps `beam` hypotheses per source, scored by the sum of their
+ * tokens' log-probabilities (not normalised by length); a hypothesis ends when
+ * EOS is among the beam's best candidates of a step, and a source is done when
+ * its best ended hypothesis scores at least its best open one. It returns the
+ * best-scoring ended hypothesis (or open one, at max_len), or the greedy output
+ * if that scores higher: plain beam search can prune the greedy path, so
+ * without this a wider beam could do worse. PAD and BOS are never produced. */
 typedef struct attn_decode_options {
     int beam;
     bool sample_hard;
     uint64_t seed;
-    int max_len; /* output tokens at most, EOS included; at most max_tgt_len */
+    int max_len; /* output tokens at most, EOS included; in [1, max_tgt_len] */
 } attn_decode_options;
 
-/* src: (B, S) ids padded with PAD, src_len: (B)
+/* src: (B, S) ids padded with PAD, src_len: (B) each in [1, min(S, max_src_len)]
  * -> out: (B, max_len) ids, EOS-terminated unless max_len was reached, PAD after;
  *    out_len: (B) tokens before EOS;
  *    attention: optional (B, max_len, S), the weights each output step gave the
  *    source (the chosen position as one-hot for hard attention; the transformer's
- *    last decoder layer, averaged over heads), 0 past the end. */
-attn_status attn_seq2seq_decode(attn_seq2seq *m, int32_t *out, int32_t *out_len,
-                                float *attention, const int32_t *src, const int32_t *src_len,
-                                int B, int S, const attn_decode_options *opt);
+ *    last decoder layer, averaged over heads), 0 past the end.
+ * Decoding replaces what the last forward kept: backward needs a new forward. */
+attn_status attn_seq2seq_decode(attn_seq2seq *m, int32_t *out, int32_t *out_len, float *attention,
+                                const int32_t *src, const int32_t *src_len, int B, int S,
+                                const attn_decode_options *opt);
 
 #ifdef __cplusplus
 }

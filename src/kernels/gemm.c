@@ -4,6 +4,9 @@
 #if defined(ATTN_GEMM_DNNL)
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_version.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #elif defined(ATTN_GEMM_CBLAS)
 #include <cblas.h>
 #endif
@@ -26,16 +29,45 @@ void attn_sgemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float
     }
 }
 
+#if defined(ATTN_GEMM_DNNL)
+/* Below this many multiply-adds a product takes a few microseconds, less than
+ * waking and joining a second thread costs (recurrent steps are such products). */
+#define GEMM_PARALLEL_MIN_MACS (1.0 * (1 << 20))
+
+/* Runs a product on the calling thread alone: in a team of one thread whose own
+ * thread setting, which oneDNN reads, is 1. */
+static dnnl_status_t dnnl_sgemm_one_thread(char transa, char transb, dnnl_dim_t m, dnnl_dim_t n,
+                                           dnnl_dim_t k, float alpha, const float *a,
+                                           dnnl_dim_t lda, const float *b, dnnl_dim_t ldb,
+                                           float beta, float *c, dnnl_dim_t ldc)
+{
+#ifdef _OPENMP
+    dnnl_status_t status = dnnl_success;
+#pragma omp parallel num_threads(1)
+    {
+        omp_set_num_threads(1);
+        status = dnnl_sgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+    return status;
+#else
+    return dnnl_sgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+#endif
+
 void attn_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (m <= 0 || n <= 0) return;
 #if defined(ATTN_GEMM_DNNL)
-    if (k > 0) {
-        dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha,
-                                          a, lda, b, ldb, beta, c, ldc);
-        if (status == dnnl_success) return;
-    }
+    /* With a single row or column oneDNN splits the sum over k between threads,
+     * so the result's bits would depend on the thread count: those run on one
+     * thread too. */
+    bool one_thread = m == 1 || n == 1 || (double)m * n * k < GEMM_PARALLEL_MIN_MACS;
+    if (k > 0 && (one_thread ? dnnl_sgemm_one_thread : dnnl_sgemm)(
+                     trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb,
+                     beta, c, ldc) == dnnl_success)
+        return;
 #elif defined(ATTN_GEMM_CBLAS)
     if (k > 0) {
         cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,

@@ -163,20 +163,28 @@ VF_INLINE vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
 VF_INLINE vf vf_replace(vf x, float match, float with) { return x == match ? with : x; }
 VF_INLINE float vf_sum(vf x) { return x; }
 
+/* 1.5 * 2^23: adding and subtracting it rounds |t| < 2^22 to the nearest integer
+ * (ties to even), as rintf does. */
+#define VF_EXP_ROUNDER 12582912.0f
+
+/* Selects rather than early returns, so that loops calling it vectorise (the
+ * recurrent cells' gates rely on that). */
 VF_INLINE vf vf_exp(vf x)
 {
-    if (x < VF_EXP_MIN_ARG) return 0.0f;
-    if (x > VF_EXP_MAX_ARG) return INFINITY;
-    if (x != x) return x;
-    float nf = rintf(x * VF_EXP_LOG2E);
-    float r = x - nf * VF_EXP_LN2_HI; /* exact: the high part has few bits */
+    float c = x < VF_EXP_MIN_ARG ? VF_EXP_MIN_ARG : x;
+    c = c > VF_EXP_MAX_ARG ? VF_EXP_MAX_ARG : c; /* so that 2^n below is a normal float */
+    float nf = (c * VF_EXP_LOG2E + VF_EXP_ROUNDER) - VF_EXP_ROUNDER;
+    float r = c - nf * VF_EXP_LN2_HI; /* exact: the high part has few bits */
     r = r - nf * VF_EXP_LN2_LO;
     float g = (((VF_EXP_C4 * r + VF_EXP_C3) * r + VF_EXP_C2) * r + VF_EXP_C1) * r + VF_EXP_C0;
     float er = (g * (r * r) + r) + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
+    int32_t bits = ((int32_t)nf + 127) * (1 << 23);
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
-    return er * two_n;
+    float y = er * two_n;
+    y = x < VF_EXP_MIN_ARG ? 0.0f : y;
+    y = x > VF_EXP_MAX_ARG ? INFINITY : y;
+    return x != x ? x : y;
 }
 
 #endif

@@ -1,24 +1,27 @@
 /* Internal: what each architecture of attn_seq2seq implements. seq2seq.c checks
- * configs and dispatches; seq2seq_decode.c runs greedy and beam search once for
- * all architectures through encode / step / reorder. */
+ * configs and arguments and dispatches; seq2seq_decode.c runs greedy and beam
+ * search once for all architectures through encode / step / reorder. */
 #ifndef ATTN_SRC_MODELS_SEQ2SEQ_IMPL_H
 #define ATTN_SRC_MODELS_SEQ2SEQ_IMPL_H
 
 #include "attn/seq2seq.h"
 
 typedef struct attn_seq2seq_ops {
+    /* The batch and pass are checked (ids are checked where they are used). */
     attn_status (*forward)(attn_seq2seq *m, attn_seq2seq_stats *stats, const attn_batch *batch,
                            const attn_seq2seq_pass *pass);
     attn_status (*backward)(attn_seq2seq *m);
     /* Decoding rows = B * beam: encodes src (B, S) once and starts every row of
-     * source b (rows b * beam .. b * beam + beam - 1) from BOS. */
-    attn_status (*encode)(attn_seq2seq *m, const int32_t *src, const int32_t *src_len, int B,
-                          int S, int beam);
-    /* Feeds tokens: (rows) -> logprobs: (rows, tgt_vocab) of the next token,
+     * source b (rows b * beam .. b * beam + beam - 1) from BOS. src_len is checked. */
+    attn_status (*encode)(attn_seq2seq *m, const int32_t *src, const int32_t *src_len, int B, int S,
+                          int beam);
+    /* Feeds tokens: (rows), the tokens output at position - 1 (BOS at position 0)
+     * -> logprobs: (rows, tgt_vocab) of the token at `position`,
      * attention: (rows, S) or NULL, what each row attended to. */
-    attn_status (*step)(attn_seq2seq *m, float *logprobs, float *attention,
-                        const int32_t *tokens, const attn_decode_options *opt, int position);
-    /* Row r continues from row parent[r]'s state: (rows). */
+    attn_status (*step)(attn_seq2seq *m, float *logprobs, float *attention, const int32_t *tokens,
+                        const attn_decode_options *opt, int position);
+    /* Row r continues from row parent[r]'s state: (rows); parent[r] is a row of
+     * the same source. */
     attn_status (*reorder)(attn_seq2seq *m, const int32_t *parent);
     void (*destroy)(attn_seq2seq *m);
 } attn_seq2seq_ops;
@@ -34,5 +37,17 @@ struct attn_seq2seq {
 /* Each architecture's constructor fills m->ops, m->params, m->buffers and m->impl. */
 attn_status attn_seq2seq_rnn_init(attn_seq2seq *m, uint64_t seed);
 attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed);
+
+/* The two searches behind attn_seq2seq_decode (seq2seq_decode.c), on checked
+ * arguments: greedy, and beam search without the greedy fallback (so that with
+ * beam 1 it must agree with greedy, which the tests hold it to).
+ * scores: optional (B), the sum of each output's token log-probabilities. */
+attn_status attn_seq2seq_greedy(attn_seq2seq *m, int32_t *out, int32_t *out_len, float *attention,
+                                float *scores, const int32_t *src, const int32_t *src_len, int B,
+                                int S, const attn_decode_options *opt);
+attn_status attn_seq2seq_beam_search(attn_seq2seq *m, int32_t *out, int32_t *out_len,
+                                     float *attention, float *scores, const int32_t *src,
+                                     const int32_t *src_len, int B, int S,
+                                     const attn_decode_options *opt);
 
 #endif

@@ -1,10 +1,531 @@
-/* The transformer architecture of attn_seq2seq (being written). */
+/* The "transformer" architecture of attn_seq2seq: nn.Transformer between token
+ * embeddings and a linear generator, as PyTorch's translation tutorial builds it.
+ *
+ * Parameters (state_dict keys), E = hidden_dim (d_model), V = tgt_vocab:
+ *   src_embed.weight (src_vocab, E), tgt_embed.weight (V, E)   nn.Embedding(padding_idx=PAD)
+ *   transformer.*     nn.Transformer(E, heads, enc_layers, dec_layers, ff_dim, dropout,
+ *                     relu, batch_first=True, norm_first=True), attn/transformer.h
+ *   generator.weight (V, E), generator.bias (V)
+ * A sequence enters as dropout(embed(ids) * sqrt(E) + PE), PE the sinusoidal table
+ * PE[pos, 2i] = sin(pos / 10000^(2i/E)), PE[pos, 2i+1] = cos(pos / 10000^(2i/E)).
+ * The encoder masks the padded source positions (src_key_padding_mask, and the
+ * same as memory_key_padding_mask); the decoder is causal. A target key padding
+ * mask would change nothing: under the causal mask a padded target position is
+ * seen only by later positions, which are padded too and carry no loss.
+ * logits = generator(decoder output); the loss is the mean cross-entropy over the
+ * target tokens that are not PAD.
+ *
+ * The layers are pre-norm (norm_first): with the stacks' final norms this is the
+ * arrangement that trains without a learning-rate warm-up.
+ *
+ * Initialised as the tutorial does: every matrix xavier_uniform_, the other
+ * parameters as their modules do; the embeddings' PAD rows are then zero.
+ *
+ * Decoding encodes the sources once; each step runs the decoder over the whole
+ * prefix so far (outputs are short) and reads its last position. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/train.h"
+#include "attn/transformer.h"
 #include "core/error.h"
 #include "models/seq2seq_impl.h"
+#include "nn/transformer_impl.h"
+
+typedef struct int_buffer {
+    int32_t *data;
+    size_t capacity;
+} int_buffer;
+
+typedef struct s2s_transformer {
+    attn_tf_transformer tf;
+    int E, src_vocab, tgt_vocab, positions;
+    float *pe;                      /* (positions, E) */
+    float *src_embed, *tgt_embed;   /* (src_vocab, E), (V, E) */
+    float *dsrc_embed, *dtgt_embed; /* their gradients */
+    float *gen_w, *gen_b, *dgen_w, *dgen_b;
+
+    /* The last training forward, kept for backward. */
+    bool has_forward;
+    int B, S, T; /* S, T: the longest source and target of the batch */
+    float p, label_smoothing;
+    uint64_t seed_src, seed_tgt;
+    int32_t *src_ids, *tgt_ids, *targets; /* (B, S), (B, T), (B, T) in ints */
+    float *src_pad;                       /* (B, S): 0, or -inf where padded */
+    float *src_x, *tgt_x;                 /* (B, S, E), (B, T, E): the transformer's inputs */
+    float *dec_out, *ddec_out;            /* (B, T, E) */
+    float *logits, *probs, *dlogits;      /* (B*T, V) */
+    float *dsrc_x, *dtgt_x;               /* (B, S, E), (B, T, E) */
+    float *scratch;                       /* (B * max(S, T), E) */
+    attn_activations acts;
+    int_buffer ints;
+
+    /* Decoding: B sources of S tokens (the longest), rows = B * beam. */
+    int rows, beam, dec_S, caller_S;
+    int32_t *enc_ids;          /* (B, S) */
+    float *enc_pad;            /* (B, S) */
+    float *enc_x, *enc_out;    /* (B, S, E) */
+    float *memory;             /* (rows, S, E): each source's encoding, repeated per beam row */
+    float *memory_pad;         /* (rows, S) */
+    float *step_x, *step_out;  /* (rows, positions, E) */
+    float *step_weights;       /* (rows, positions, S) */
+    float *last, *step_logits; /* (rows, E), (rows, V) */
+    int32_t *history, *history_spare, *step_ids; /* (rows, positions) each */
+    attn_activations decode_acts;
+    int_buffer decode_ints;
+} s2s_transformer;
+
+static s2s_transformer *impl(attn_seq2seq *m) { return m->impl; }
+
+static attn_status grow_ints(int_buffer *b, size_t count)
+{
+    if (count <= b->capacity) return ATTN_OK;
+    int32_t *grown = realloc(b->data, count * sizeof *grown);
+    if (grown == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu ids", count);
+    b->data = grown;
+    b->capacity = count;
+    return ATTN_OK;
+}
+
+/* ---- construction ---- */
+
+static void fill_positions(float *pe, int positions, int E)
+{
+    for (int pos = 0; pos < positions; pos++)
+        for (int i = 0; i < E; i += 2) {
+            double angle = pos * exp(-(double)i * log(10000.0) / E);
+            pe[(size_t)pos * E + i] = (float)sin(angle);
+            if (i + 1 < E) pe[(size_t)pos * E + i + 1] = (float)cos(angle);
+        }
+}
+
+static void destroy(attn_seq2seq *m)
+{
+    s2s_transformer *t = impl(m);
+    if (t != NULL) {
+        attn_tf_transformer_free(&t->tf);
+        free(t->pe);
+        attn_activations_free(&t->acts);
+        attn_activations_free(&t->decode_acts);
+        free(t->ints.data);
+        free(t->decode_ints.data);
+        free(t);
+    }
+    m->impl = NULL;
+}
+
+/* The parameter specs of the whole model, in the order of the keys above. */
+static attn_status model_specs(attn_tf_specs *specs, const s2s_transformer *t)
+{
+    attn_status s;
+    if ((s = attn_tf_specs_add(specs, "", "src_embed.weight", 2, t->src_vocab, t->E)) ||
+        (s = attn_tf_specs_add(specs, "", "tgt_embed.weight", 2, t->tgt_vocab, t->E)) ||
+        (s = attn_tf_transformer_specs(&t->tf, specs, "transformer.")) ||
+        (s = attn_tf_specs_add(specs, "", "generator.weight", 2, t->tgt_vocab, t->E)) ||
+        (s = attn_tf_specs_add(specs, "", "generator.bias", 1, t->tgt_vocab, 0)))
+        return s;
+    return ATTN_OK;
+}
+
+static attn_status bind_and_init(s2s_transformer *t, const attn_params *p, uint64_t seed)
+{
+    attn_rng rng;
+    attn_rng_init(&rng, attn_tf_seed(seed, 3, 3));
+    attn_status s = attn_tf_transformer_bind(&t->tf, p, "transformer.", &rng);
+    if (s) return s;
+    t->src_embed = attn_params_data(p, "src_embed.weight");
+    t->dsrc_embed = attn_params_grad(p, "src_embed.weight");
+    t->tgt_embed = attn_params_data(p, "tgt_embed.weight");
+    t->dtgt_embed = attn_params_grad(p, "tgt_embed.weight");
+    t->gen_w = attn_params_data(p, "generator.weight");
+    t->dgen_w = attn_params_grad(p, "generator.weight");
+    t->gen_b = attn_params_data(p, "generator.bias");
+    t->dgen_b = attn_params_grad(p, "generator.bias");
+    attn_init_xavier_uniform(t->src_embed, t->src_vocab, t->E, &rng);
+    attn_init_xavier_uniform(t->tgt_embed, t->tgt_vocab, t->E, &rng);
+    attn_init_xavier_uniform(t->gen_w, t->tgt_vocab, t->E, &rng);
+    const float bound = 1.0f / sqrtf((float)t->E); /* nn.Linear's bias */
+    attn_rng_fill_uniform(&rng, t->gen_b, (size_t)t->tgt_vocab, -bound, bound);
+    memset(t->src_embed + (size_t)ATTN_TOKEN_PAD * t->E, 0, (size_t)t->E * sizeof(float));
+    memset(t->tgt_embed + (size_t)ATTN_TOKEN_PAD * t->E, 0, (size_t)t->E * sizeof(float));
+    return ATTN_OK;
+}
+
+static const attn_seq2seq_ops transformer_ops;
 
 attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed)
 {
-    (void)m;
-    (void)seed;
-    return attn_error(ATTN_ERR_UNSUPPORTED, "the transformer seq2seq model is not built yet");
+    const attn_seq2seq_config *c = &m->cfg; /* checked by seq2seq.c */
+    attn_status s = ATTN_OK;
+    s2s_transformer *t = calloc(1, sizeof *t);
+    if (t == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the model");
+    m->impl = t;
+    t->E = c->hidden_dim;
+    t->src_vocab = c->src_vocab;
+    t->tgt_vocab = c->tgt_vocab;
+    t->positions = c->max_src_len > c->max_tgt_len ? c->max_src_len : c->max_tgt_len;
+    const attn_transformer_config tc = {
+        .layer = {.d_model = c->hidden_dim,
+                  .nhead = c->heads,
+                  .dim_feedforward = c->ff_dim,
+                  .dropout = c->dropout,
+                  .activation = ATTN_ACT_RELU,
+                  .layer_norm_eps = 1e-5f,
+                  .batch_first = true,
+                  .norm_first = true},
+        .num_encoder_layers = c->enc_layers,
+        .num_decoder_layers = c->dec_layers,
+    };
+    attn_tf_specs specs = {0};
+    t->pe = malloc((size_t)t->positions * (size_t)t->E * sizeof *t->pe);
+    if (t->pe == NULL)
+        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d positions", t->positions);
+    if (!s) s = attn_tf_transformer_init(&t->tf, &tc, seed);
+    if (!s) s = model_specs(&specs, t);
+    if (!s) s = attn_params_init(&m->params, specs.items, specs.count);
+    attn_tf_specs_free(&specs);
+    if (!s) s = bind_and_init(t, &m->params, seed);
+    if (s) { /* seq2seq.c frees m->params */
+        destroy(m);
+        return s;
+    }
+    fill_positions(t->pe, t->positions, t->E);
+    m->ops = &transformer_ops;
+    return ATTN_OK;
 }
+
+/* ---- embedding: x = dropout(embed(ids) * sqrt(E) + PE) ---- */
+
+/* ids: (N, L) -> x: (N, L, E). */
+static attn_status embed_forward(const s2s_transformer *t, float *x, const int32_t *ids,
+                                 const float *table, int vocab, int N, int L, float p,
+                                 uint64_t seed)
+{
+    const int E = t->E;
+    const size_t n = (size_t)N * L * E;
+    attn_status s = attn_embedding_forward(x, ids, table, N * L, vocab, E);
+    if (s) return s;
+    const float scale = sqrtf((float)E);
+    for (int r = 0; r < N; r++)
+        for (int l = 0; l < L; l++) {
+            float *row = x + ((size_t)r * L + l) * E;
+            const float *pe = t->pe + (size_t)l * E;
+            for (int e = 0; e < E; e++) row[e] = row[e] * scale + pe[e];
+        }
+    return p > 0.0f ? attn_dropout_forward(x, x, n, p, seed) : ATTN_OK;
+}
+
+/* dx: (N, L, E), the gradient of x -> dtable (+=); scratch: (N, L, E). */
+static attn_status embed_backward(const s2s_transformer *t, float *dtable, const float *dx,
+                                  const int32_t *ids, int vocab, int N, int L, float p,
+                                  uint64_t seed, float *scratch)
+{
+    const size_t n = (size_t)N * L * t->E;
+    memset(scratch, 0, n * sizeof *scratch);
+    attn_status s = attn_dropout_backward(scratch, dx, n, p, seed);
+    if (s) return s;
+    const float scale = sqrtf((float)t->E);
+    for (size_t i = 0; i < n; i++) scratch[i] *= scale;
+    return attn_embedding_backward(dtable, scratch, ids, N * L, vocab, t->E, ATTN_TOKEN_PAD);
+}
+
+/* ---- teacher-forced training ---- */
+
+static attn_status layout_forward(s2s_transformer *t)
+{
+    const size_t B = (size_t)t->B, S = (size_t)t->S, T = (size_t)t->T, E = (size_t)t->E;
+    const size_t V = (size_t)t->tgt_vocab, longest = S > T ? S : T;
+    const attn_activation_view views[] = {
+        {&t->src_pad, B * S},     {&t->src_x, B * S * E},         {&t->tgt_x, B * T * E},
+        {&t->dec_out, B * T * E}, {&t->ddec_out, B * T * E},      {&t->logits, B * T * V},
+        {&t->probs, B * T * V},   {&t->dlogits, B * T * V},       {&t->dsrc_x, B * S * E},
+        {&t->dtgt_x, B * T * E},  {&t->scratch, B * longest * E},
+    };
+    attn_status s = attn_activations_layout(&t->acts, views, (int)(sizeof views / sizeof *views));
+    if (s || (s = grow_ints(&t->ints, B * S + 2 * B * T))) return s;
+    t->src_ids = t->ints.data;
+    t->tgt_ids = t->src_ids + B * S;
+    t->targets = t->tgt_ids + B * T;
+    return ATTN_OK;
+}
+
+/* The batch's first S source and T target columns, and the source padding mask. */
+static attn_status gather_batch(s2s_transformer *t, const attn_batch *b)
+{
+    const int B = t->B, S = t->S, T = t->T;
+    for (int r = 0; r < B; r++) {
+        for (int j = 0; j < S; j++) {
+            const int32_t id = b->src[(size_t)r * b->src_cap + j];
+            if (id < 0 || id >= t->src_vocab)
+                return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                                  "source id %d at row %d, position %d is outside [0, %d)", (int)id,
+                                  r, j, t->src_vocab);
+            t->src_ids[(size_t)r * S + j] = id;
+            t->src_pad[(size_t)r * S + j] = j < b->src_len[r] ? 0.0f : -INFINITY;
+        }
+        for (int j = 0; j < T; j++) {
+            const int32_t id = b->tgt_in[(size_t)r * b->tgt_cap + j];
+            if (id < 0 || id >= t->tgt_vocab)
+                return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                                  "target input id %d at row %d, position %d is outside [0, %d)",
+                                  (int)id, r, j, t->tgt_vocab);
+            t->tgt_ids[(size_t)r * T + j] = id;
+            t->targets[(size_t)r * T + j] = b->tgt_out[(size_t)r * b->tgt_cap + j];
+        }
+    }
+    return ATTN_OK;
+}
+
+static void count_correct(const s2s_transformer *t, attn_seq2seq_stats *stats)
+{
+    const int N = t->B * t->T, V = t->tgt_vocab;
+    int64_t tokens = 0, correct = 0;
+    for (int n = 0; n < N; n++) {
+        if (t->targets[n] == ATTN_TOKEN_PAD) continue;
+        const float *row = t->logits + (size_t)n * V;
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (row[v] > row[best]) best = v;
+        tokens++;
+        correct += best == t->targets[n];
+    }
+    stats->tokens = tokens;
+    stats->correct = correct;
+}
+
+static attn_status forward(attn_seq2seq *m, attn_seq2seq_stats *stats, const attn_batch *batch,
+                           const attn_seq2seq_pass *pass)
+{
+    s2s_transformer *t = impl(m);
+    attn_status s;
+    t->has_forward = false;
+    t->B = batch->batch;
+    t->S = t->T = 1;
+    for (int r = 0; r < t->B; r++) {
+        if (batch->src_len[r] > t->S) t->S = batch->src_len[r];
+        if (batch->tgt_len[r] > t->T) t->T = batch->tgt_len[r];
+    }
+    if ((s = layout_forward(t)) || (s = gather_batch(t, batch))) return s;
+    const int B = t->B, S = t->S, T = t->T, E = t->E, V = t->tgt_vocab;
+    const uint64_t base = attn_tf_seed(pass->seed, (uint64_t)pass->step, 4);
+    t->p = pass->training ? m->cfg.dropout : 0.0f;
+    t->label_smoothing = pass->label_smoothing;
+    t->seed_src = attn_tf_seed(base, 0, 0);
+    t->seed_tgt = attn_tf_seed(base, 1, 0);
+    if ((s = embed_forward(t, t->src_x, t->src_ids, t->src_embed, t->src_vocab, B, S, t->p,
+                           t->seed_src)) ||
+        (s = embed_forward(t, t->tgt_x, t->tgt_ids, t->tgt_embed, V, B, T, t->p, t->seed_tgt)))
+        return s;
+    const attn_transformer_input in = {
+        .src = t->src_x,
+        .tgt = t->tgt_x,
+        .batch = B,
+        .src_len = S,
+        .tgt_len = T,
+        .src_mask = {.key_padding_mask = t->src_pad, .key_padding_mask_type = ATTN_MASK_FLOAT},
+        .tgt_mask = {.is_causal = true},
+        .memory_mask = {.key_padding_mask = t->src_pad, .key_padding_mask_type = ATTN_MASK_FLOAT},
+        .training = pass->training,
+        .dropout_seed = attn_tf_seed(base, 2, 0),
+    };
+    float loss;
+    if ((s = attn_tf_transformer_forward(&t->tf, t->dec_out, &in)) ||
+        (s = attn_linear_forward(t->logits, t->dec_out, t->gen_w, t->gen_b, B * T, E, V)) ||
+        (s = attn_cross_entropy_forward(&loss, t->probs, NULL, t->logits, t->targets, B * T, V,
+                                        ATTN_TOKEN_PAD, t->label_smoothing)))
+        return s;
+    if (stats != NULL) {
+        stats->loss = loss;
+        count_correct(t, stats);
+    }
+    t->has_forward = pass->training;
+    return ATTN_OK;
+}
+
+static attn_status backward(attn_seq2seq *m)
+{
+    s2s_transformer *t = impl(m);
+    if (!t->has_forward)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "backward needs a training forward since the last backward or decode");
+    t->has_forward = false;
+    const int B = t->B, S = t->S, T = t->T, E = t->E, V = t->tgt_vocab;
+    const size_t logits = (size_t)B * T * V, tgt = (size_t)B * T * E, src = (size_t)B * S * E;
+    memset(t->dlogits, 0, logits * sizeof *t->dlogits);
+    memset(t->ddec_out, 0, tgt * sizeof *t->ddec_out);
+    memset(t->dsrc_x, 0, src * sizeof *t->dsrc_x);
+    memset(t->dtgt_x, 0, tgt * sizeof *t->dtgt_x);
+    attn_status s;
+    if ((s = attn_cross_entropy_backward(t->dlogits, t->probs, t->targets, B * T, V, ATTN_TOKEN_PAD,
+                                         t->label_smoothing, 1.0f)) ||
+        (s = attn_linear_backward(t->ddec_out, t->dgen_w, t->dgen_b, t->dlogits, t->dec_out,
+                                  t->gen_w, B * T, E, V)) ||
+        (s = attn_tf_transformer_backward(&t->tf, t->dsrc_x, t->dtgt_x, t->ddec_out)) ||
+        (s = embed_backward(t, t->dsrc_embed, t->dsrc_x, t->src_ids, t->src_vocab, B, S, t->p,
+                            t->seed_src, t->scratch)) ||
+        (s = embed_backward(t, t->dtgt_embed, t->dtgt_x, t->tgt_ids, V, B, T, t->p, t->seed_tgt,
+                            t->scratch)))
+        return s;
+    return ATTN_OK;
+}
+
+/* ---- decoding ---- */
+
+static attn_status layout_decode(s2s_transformer *t, int B, int S)
+{
+    const size_t rows = (size_t)t->rows, P = (size_t)t->positions, E = (size_t)t->E;
+    const size_t V = (size_t)t->tgt_vocab, Sz = (size_t)S;
+    const attn_activation_view views[] = {
+        {&t->enc_x, (size_t)B * Sz * E},
+        {&t->enc_pad, (size_t)B * Sz},
+        {&t->enc_out, (size_t)B * Sz * E},
+        {&t->memory, rows * Sz * E},
+        {&t->memory_pad, rows * Sz},
+        {&t->step_x, rows * P * E},
+        {&t->step_out, rows * P * E},
+        {&t->step_weights, rows * P * Sz},
+        {&t->last, rows * E},
+        {&t->step_logits, rows * V},
+    };
+    attn_status s =
+        attn_activations_layout(&t->decode_acts, views, (int)(sizeof views / sizeof *views));
+    if (s || (s = grow_ints(&t->decode_ints, 3 * rows * P + (size_t)B * Sz))) return s;
+    t->history = t->decode_ints.data;
+    t->history_spare = t->history + rows * P;
+    t->step_ids = t->history_spare + rows * P;
+    t->enc_ids = t->step_ids + rows * P;
+    return ATTN_OK;
+}
+
+static attn_status encode(attn_seq2seq *m, const int32_t *src, const int32_t *src_len, int B, int S,
+                          int beam)
+{
+    s2s_transformer *t = impl(m);
+    t->has_forward = false;
+    int longest = 1;
+    for (int b = 0; b < B; b++)
+        if (src_len[b] > longest) longest = src_len[b];
+    t->rows = B * beam;
+    t->beam = beam;
+    t->dec_S = longest;
+    t->caller_S = S;
+    attn_status s = layout_decode(t, B, longest);
+    if (s) return s;
+    const int E = t->E;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < longest; j++) {
+            const int32_t id = src[(size_t)b * S + j];
+            if (id < 0 || id >= t->src_vocab)
+                return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                                  "source id %d at row %d, position %d is outside [0, %d)", (int)id,
+                                  b, j, t->src_vocab);
+            t->enc_ids[(size_t)b * longest + j] = id;
+            t->enc_pad[(size_t)b * longest + j] = j < src_len[b] ? 0.0f : -INFINITY;
+        }
+    if ((s = embed_forward(t, t->enc_x, t->enc_ids, t->src_embed, t->src_vocab, B, longest, 0.0f,
+                           0)))
+        return s;
+    const attn_transformer_input in = {
+        .src = t->enc_x,
+        .batch = B,
+        .src_len = longest,
+        .src_mask = {.key_padding_mask = t->enc_pad, .key_padding_mask_type = ATTN_MASK_FLOAT},
+    };
+    if ((s = attn_tf_transformer_encode(&t->tf, t->enc_out, &in))) return s;
+    const size_t plane = (size_t)longest * E;
+    for (int r = 0; r < t->rows; r++) {
+        memcpy(t->memory + r * plane, t->enc_out + (size_t)(r / beam) * plane,
+               plane * sizeof *t->memory);
+        memcpy(t->memory_pad + (size_t)r * longest, t->enc_pad + (size_t)(r / beam) * longest,
+               (size_t)longest * sizeof *t->memory_pad);
+    }
+    return ATTN_OK;
+}
+
+/* logprobs: (rows, V) = log_softmax of logits (rows, V). */
+static void log_softmax(float *logprobs, const float *logits, int rows, int V)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *x = logits + (size_t)r * V;
+        float *y = logprobs + (size_t)r * V;
+        float max = x[0];
+        for (int v = 1; v < V; v++)
+            if (x[v] > max) max = x[v];
+        double sum = 0.0;
+        for (int v = 0; v < V; v++) sum += exp((double)(x[v] - max));
+        const float shift = max + (float)log(sum);
+        for (int v = 0; v < V; v++) y[v] = x[v] - shift;
+    }
+}
+
+static attn_status step(attn_seq2seq *m, float *logprobs, float *attention, const int32_t *tokens,
+                        const attn_decode_options *opt, int position)
+{
+    (void)opt;
+    s2s_transformer *t = impl(m);
+    const int rows = t->rows, P = t->positions, E = t->E, V = t->tgt_vocab, S = t->dec_S;
+    if (position < 0 || position >= P)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "decoding position %d is outside [0, %d)",
+                          position, P);
+    const int L = position + 1;
+    for (int r = 0; r < rows; r++) {
+        t->history[(size_t)r * P + position] = tokens[r];
+        for (int l = 0; l < L; l++) t->step_ids[(size_t)r * L + l] = t->history[(size_t)r * P + l];
+    }
+    attn_status s = embed_forward(t, t->step_x, t->step_ids, t->tgt_embed, V, rows, L, 0.0f, 0);
+    if (s) return s;
+    const attn_transformer_input in = {
+        .tgt = t->step_x,
+        .memory = t->memory,
+        .batch = rows,
+        .src_len = S,
+        .tgt_len = L,
+        .tgt_mask = {.is_causal = true},
+        .memory_mask = {.key_padding_mask = t->memory_pad,
+                        .key_padding_mask_type = ATTN_MASK_FLOAT},
+        .cross_weights = attention ? t->step_weights : NULL,
+    };
+    if ((s = attn_tf_transformer_decode(&t->tf, t->step_out, &in))) return s;
+    for (int r = 0; r < rows; r++)
+        memcpy(t->last + (size_t)r * E, t->step_out + ((size_t)r * L + position) * E,
+               (size_t)E * sizeof *t->last);
+    if ((s = attn_linear_forward(t->step_logits, t->last, t->gen_w, t->gen_b, rows, E, V)))
+        return s;
+    log_softmax(logprobs, t->step_logits, rows, V);
+    if (attention != NULL)
+        for (int r = 0; r < rows; r++) {
+            const float *w = t->step_weights + ((size_t)r * L + position) * S;
+            float *a = attention + (size_t)r * t->caller_S;
+            for (int j = 0; j < t->caller_S; j++) a[j] = j < S ? w[j] : 0.0f;
+        }
+    return ATTN_OK;
+}
+
+/* The prefixes move with their rows; the memory is the same within a source. */
+static attn_status reorder(attn_seq2seq *m, const int32_t *parent)
+{
+    s2s_transformer *t = impl(m);
+    const size_t P = (size_t)t->positions;
+    for (int r = 0; r < t->rows; r++) {
+        if (parent[r] < 0 || parent[r] >= t->rows || parent[r] / t->beam != r / t->beam)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                              "parent %d of row %d is not a row of the same source", (int)parent[r],
+                              r);
+        memcpy(t->history_spare + r * P, t->history + (size_t)parent[r] * P,
+               P * sizeof *t->history);
+    }
+    int32_t *swap = t->history;
+    t->history = t->history_spare;
+    t->history_spare = swap;
+    return ATTN_OK;
+}
+
+static const attn_seq2seq_ops transformer_ops = {
+    .forward = forward,
+    .backward = backward,
+    .encode = encode,
+    .step = step,
+    .reorder = reorder,
+    .destroy = destroy,
+};

@@ -4,24 +4,8 @@
 #   check_cli.sh PATH_TO_ATTN
 set -uo pipefail
 attn=$1
-failures=0
 
-# expect STATUS PATTERN -- COMMAND...: the command exits with STATUS and its
-# stdout+stderr match the extended regular expression PATTERN.
-expect() {
-  local want=$1 pattern=$2
-  shift 3
-  local output status
-  output=$("$@" 2>&1)
-  status=$?
-  if [ "$status" -ne "$want" ] || ! grep -Eq -- "$pattern" <<<"$output"; then
-    echo "FAIL: $* -> status $status (want $want), output:"
-    sed 's/^/    /' <<<"$output" | head -20
-    failures=$((failures + 1))
-  else
-    echo "ok:   $*"
-  fi
-}
+source "$(dirname "$0")/expect.sh"
 
 expect 0 "usage: attn <command>" -- "$attn" --help
 expect 0 "^attn [0-9]+\.[0-9]+\.[0-9]+$" -- "$attn" --version

@@ -116,6 +116,36 @@ static void test_gemm_matches_reference(void **state)
     assert_non_null(attn_gemm_backend());
 }
 
+/* The same product on 1 and 2 threads gives the same bits, single rows and
+ * columns (which the GEMM backend would split over k) included. */
+static void test_sgemm_bits_do_not_depend_on_threads(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{1, 96, 256}, {96, 1, 256}, {1, 1, 300}, {64, 192, 64},
+                                    {192, 64, 1920}, {13, 64, 1920}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
+        for (int t = 0; t < 4; t++) {
+            bool ta = t & 1, tb = t >> 1;
+            int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            attn_rng rng = test_rng((uint64_t)(4 * s + t));
+            float *a = test_random(&rng, (size_t)m * k, -1, 1);
+            float *b = test_random(&rng, (size_t)k * n, -1, 1);
+            float *one = test_zeros((size_t)m * n), *two = test_zeros((size_t)m * n);
+            int lda = ta ? m : k, ldb = tb ? k : n;
+            assert_int_equal(attn_set_num_threads(1), ATTN_OK);
+            attn_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, one, n);
+            assert_int_equal(attn_set_num_threads(2), ATTN_OK);
+            attn_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, two, n);
+            if (memcmp(one, two, (size_t)m * n * sizeof *one) != 0)
+                fail_msg("m %d n %d k %d trans_a %d trans_b %d: 1 and 2 threads differ", m, n, k,
+                         ta, tb);
+            free(a);
+            free(b);
+            free(one);
+            free(two);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -125,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_cpu_describe),
         cmocka_unit_test(test_gemm_matches_reference),
+        cmocka_unit_test(test_sgemm_bits_do_not_depend_on_threads),
     };
     test_seed();
     return cmocka_run_group_tests(tests, NULL, NULL);

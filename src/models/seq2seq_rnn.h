@@ -1,0 +1,236 @@
+/* Internal: the RNN encoder-decoder models of attn_seq2seq (see attn/seq2seq.h for
+ * the architecture), shared by
+ *   seq2seq_rnn.c          parameters, the encoder, the operations table
+ *   seq2seq_rnn_train.c    the teacher-forced forward and backward
+ *   seq2seq_rnn_decode.c   encode / step / reorder for decoding
+ *   seq2seq_rnn_attend.c   attention weights (soft, sampled, Gumbel) and context
+ *   seq2seq_bahdanau.c, seq2seq_luong.c   each family's decoder step.
+ *
+ * Decoder arrays are time-major, (T, R, X), so that every step's rows are one
+ * block and a whole sequence's projections are one GEMM. Training has R = B rows
+ * of B sources; decoding has R = B * beam rows, row r reading source r / beam,
+ * and runs the same step code with T = 1. */
+#ifndef ATTN_SRC_MODELS_SEQ2SEQ_RNN_H
+#define ATTN_SRC_MODELS_SEQ2SEQ_RNN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/rnn.h"
+#include "models/seq2seq_impl.h"
+#include "nn/activations.h"
+
+enum { S2S_MAX_LAYERS = ATTN_SEQ2SEQ_MAX_LAYERS };
+
+typedef struct s2s_dims {
+    attn_rnn_mode mode;
+    int G, GH;       /* gates, G * H */
+    int E, H, L, Le; /* embedding, hidden, decoder and encoder layers */
+    int Vs, V;       /* source and target vocabularies */
+    bool luong, dot; /* Luong (else Bahdanau); Luong with dot scores and the bridge */
+    attn_attention_kind kind;
+    int Ka;       /* key width: H (Bahdanau's A, and Luong's) */
+    int Dv;       /* value and context width: 2H, or H for luong-dot */
+    int in0;      /* decoder layer 0's input: E + Dv (Bahdanau) or E + H (Luong) */
+    int F;        /* the output layer's input: H + Dv (Bahdanau) or H (Luong) */
+    size_t saved; /* attn_rnn_cell_saved_size per row */
+} s2s_dims;
+
+/* Views of the parameters (or of their gradients) by role; NULL where the
+ * architecture has no such parameter. */
+typedef struct s2s_weights {
+    float *src_embed, *tgt_embed;                       /* (Vs, E), (V, E) */
+    float *init_w, *init_b;                             /* (L*H, 2H), (L*H) */
+    float *w_ih[S2S_MAX_LAYERS];                        /* (GH, in0) for layer 0, else (GH, H) */
+    float *w_hh[S2S_MAX_LAYERS];                        /* (GH, H) */
+    float *b_ih[S2S_MAX_LAYERS], *b_hh[S2S_MAX_LAYERS]; /* (GH) */
+    float *query;                                       /* (A, H) Bahdanau */
+    float *key, *key_b;                                 /* (A, 2H), (A) Bahdanau */
+    float *v;                                           /* (A) Bahdanau */
+    float *general;                                     /* (H, 2H) luong-general */
+    float *bridge, *bridge_b;                           /* (H, 2H), (H) luong-dot */
+    float *combine;                                     /* (H, Dv + H) Luong */
+    float *out_w, *out_b;                               /* (V, F), (V) */
+} s2s_weights;
+
+/* How attention picks its weights at a step. */
+typedef enum s2s_pick {
+    S2S_PICK_SOFT,   /* the softmax */
+    S2S_PICK_SAMPLE, /* one position drawn from the softmax */
+    S2S_PICK_GUMBEL, /* the argmax of the Gumbel-perturbed softmax at temperature tau */
+    S2S_PICK_ARGMAX, /* the most likely position */
+} s2s_pick;
+
+/* Sites of random draws: each (seed, step, site, t) keys its own stream. */
+enum {
+    S2S_SITE_SRC_EMBED,
+    S2S_SITE_TGT_EMBED,
+    S2S_SITE_ENCODER,
+    S2S_SITE_OUTPUT,
+    S2S_SITE_ATTENTION,
+    S2S_SITE_DEC_LAYER, /* + layer */
+};
+
+/* One forward's sizes, settings and activations. */
+typedef struct s2s_run {
+    int R, Bs, beam, S, T; /* rows, sources, rows per source, source positions, steps */
+    bool training;         /* keeps what backward needs; dropout and sampling on */
+    float p;               /* dropout in effect */
+    uint64_t seed;         /* with step, keys dropout and sampling */
+    int64_t step;
+    s2s_pick pick;
+    float tau; /* Gumbel temperature */
+    float label_smoothing;
+
+    int32_t *src;              /* (Bs, S) ids */
+    int32_t *src_len;          /* (Bs) */
+    int32_t *tgt_in, *tgt_out; /* (T, R) */
+    int32_t *choice;           /* (T, R) hard attention's positions */
+
+    float *src_emb;   /* (Bs, S, E) after dropout */
+    float *enc;       /* (Bs, S, 2H) */
+    float *h_n;       /* (2 Le, Bs, H) */
+    float *final;     /* (Bs, 2H) */
+    float *init;      /* (Bs, L*H) the initial states, after tanh */
+    float *keys;      /* (Bs, S, Ka) */
+    float *values;    /* (Bs, S, Dv): enc, or the bridge's output (= keys) */
+    float *emb;       /* (T, R, E) after dropout */
+    float *gx0;       /* (T, R, GH) layer 0's input projection */
+    float *gx;        /* (R, GH) the other layers' */
+    float *x;         /* (L, T, R, H) inputs of layers 1.. after dropout */
+    float *hs, *cs;   /* (L, T + 1, R, H) states, index 0 the initial one; cs LSTM */
+    float *saved;     /* (L, T, R, saved) */
+    float *qp;        /* (T, R, A) Bahdanau's projected queries */
+    float *u;         /* (T, R, S, A) Bahdanau's tanh terms */
+    float *scores;    /* (R, S) */
+    float *weights;   /* (T, R, S) softmax, or the Gumbel soft sample */
+    float *ctx;       /* (T, R, Dv) */
+    float *z;         /* (T, R, Dv + H) Luong's [c; h] */
+    float *ht;        /* (T + 1, R, H) Luong's h~, index 0 zeros */
+    float *feat;      /* (T, R, F) the output layer's input */
+    float *feat_drop; /* (T, R, F) after dropout (= feat without) */
+    float *logits;    /* (T * R, V) */
+    float *probs;     /* (T * R, V) */
+    float *row_loss;  /* (T * R) */
+    float *tmp;       /* (R, max(H, S)) scratch */
+
+    /* backward */
+    float *dlogits;                  /* (T * R, V) */
+    float *dfeat_drop;               /* (T, R, F) */
+    float *dfeat;                    /* (T, R, F); Luong: dht + R * H */
+    float *dht;                      /* (T + 1, R, H) Luong */
+    float *dgx;                      /* (L, T, R, GH) */
+    float *dgh;                      /* (L, T, R, GH) GRU's gradient of h W_hh^T + b_hh */
+    float *dh, *dh_prev;             /* (L, R, H) of the states at t and t - 1 */
+    float *dc, *dc_prev;             /* (L, R, H) LSTM */
+    float *dctx;                     /* (T, R, Dv) */
+    float *dscores;                  /* (R, S) */
+    float *dqp;                      /* (T, R, A) Bahdanau */
+    float *dpre;                     /* (T, R, H) Luong: of combine's output before tanh */
+    float *dz;                       /* (R, Dv + H) Luong */
+    float *dkeys;                    /* (Bs, S, Ka) */
+    float *dvalues;                  /* (Bs, S, Dv): denc, or the bridge's output gradient */
+    float *denc;                     /* (Bs, S, 2H) */
+    float *dh_n;                     /* (2 Le, Bs, H) */
+    float *dinit;                    /* (Bs, L*H) */
+    float *dfinal;                   /* (Bs, 2H) */
+    float *demb, *demb_drop;         /* (T, R, E) */
+    float *dsrc_emb, *dsrc_emb_drop; /* (Bs, S, E) */
+    float *advantage;                /* (R) REINFORCE's reward minus the baseline */
+    float *pg, *ent;                 /* (R) REINFORCE's coefficients at a step */
+} s2s_run;
+
+typedef struct s2s_rnn {
+    s2s_dims d;
+    attn_params *params; /* the model's */
+    attn_rnn *encoder;
+    size_t *encoder_offsets; /* per encoder parameter, its offset in the model's block */
+    s2s_weights w, g;        /* parameters, gradients */
+    float *baseline;         /* hard-reinforce's buffer, else NULL */
+    attn_activations acts;
+    int32_t *ints;
+    size_t int_capacity;
+    s2s_run run;
+    int decode_S;     /* the source width decoding reports attention over */
+    bool has_forward; /* a training forward that backward may use */
+} s2s_rnn;
+
+static inline s2s_rnn *attn_s2s_rnn(attn_seq2seq *m) { return (s2s_rnn *)m->impl; }
+
+/* Array views at (layer, t) of (L, T + 1, R, H) states and (L, T, R, X) arrays. */
+static inline float *attn_s2s_state(const s2s_run *run, float *states, int l, int t, int H)
+{
+    return states + (((size_t)l * (run->T + 1) + t) * run->R) * H;
+}
+static inline float *attn_s2s_at(const s2s_run *run, float *a, int l, int t, size_t width)
+{
+    return a + (((size_t)l * run->T + t) * run->R) * width;
+}
+
+/* A key for the stream of draws at (seed, step, site, t). */
+uint64_t attn_s2s_key(uint64_t seed, int64_t step, unsigned site, int t);
+
+/* Lays out run's arrays for R rows of Bs sources (beam rows each), S positions
+ * and T steps; the backward's only if `backward`. */
+attn_status attn_s2s_layout(s2s_rnn *r, int Bs, int beam, int S, int T, bool backward);
+
+/* Encodes run->src (Bs, S) with run->src_len: the encoder states, keys and values
+ * and the initial decoder state of every row. */
+attn_status attn_s2s_encode(s2s_rnn *r);
+/* Of the encoder given run->dkeys, run->dvalues / denc and dinit: into the
+ * parameter gradients. */
+attn_status attn_s2s_encode_backward(s2s_rnn *r);
+
+/* The decoder's input tokens (T, R) -> emb (after dropout) and gx0, layer 0's
+ * projection of the embeddings with its bias; the attention or input-feeding
+ * part of layer 0's input is added by the family's step. */
+attn_status attn_s2s_embed_targets(s2s_rnn *r, const int32_t *tokens);
+/* feat -> feat_drop (dropout) -> logits. */
+attn_status attn_s2s_output(s2s_rnn *r);
+
+/* Decoder layers at step t: layer 0 from gx0[t] (complete), the others from the
+ * layer below (with dropout); states hs/cs [l][t] -> [l][t + 1]. */
+attn_status attn_s2s_cells_forward(s2s_rnn *r, int t);
+/* Of the cells at step t given dh (and dc) of the states at t + 1: dgx[l][t]
+ * (and dgh), dh_prev / dc_prev += of the states at t. */
+attn_status attn_s2s_cells_backward(s2s_rnn *r, int t);
+
+/* Attention weights and context from run->scores (R, S) at step t (positions past
+ * a source's length excluded): weights[t], choice[t] (hard picks), ctx[t]. */
+attn_status attn_s2s_attend(s2s_rnn *r, int t);
+/* Of attn_s2s_attend given dctx[t]: dvalues +=, run->dscores (overwritten);
+ * for hard-reinforce the surrogate's terms with run->pg and run->ent. */
+attn_status attn_s2s_attend_backward(s2s_rnn *r, int t);
+
+/* The family's decoder step t: attention, cells, feat[t]; and its backward. */
+attn_status attn_s2s_bahdanau_step(s2s_rnn *r, int t);
+attn_status attn_s2s_bahdanau_step_backward(s2s_rnn *r, int t);
+attn_status attn_s2s_luong_step(s2s_rnn *r, int t);
+attn_status attn_s2s_luong_step_backward(s2s_rnn *r, int t);
+
+/* A dot product summed in eight lanes, in a fixed order (the compiler may keep
+ * the lanes in one vector register; the result is the same either way). */
+static inline float attn_s2s_dot(const float *a, const float *b, int n)
+{
+    float lane[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) lane[k] += a[i + k] * b[i + k];
+    float sum =
+        ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+/* Operations (seq2seq_impl.h). */
+attn_status attn_s2s_rnn_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
+                                 const attn_batch *batch, const attn_seq2seq_pass *pass);
+attn_status attn_s2s_rnn_backward(attn_seq2seq *m);
+attn_status attn_s2s_rnn_encode(attn_seq2seq *m, const int32_t *src, const int32_t *src_len, int B,
+                                int S, int beam);
+attn_status attn_s2s_rnn_step(attn_seq2seq *m, float *logprobs, float *attention,
+                              const int32_t *tokens, const attn_decode_options *opt, int position);
+attn_status attn_s2s_rnn_reorder(attn_seq2seq *m, const int32_t *parent);
+
+#endif

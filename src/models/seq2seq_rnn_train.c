@@ -1,0 +1,405 @@
+/* The RNN models' teacher-forced forward and its backward, and the decoder
+ * pieces that decoding shares: target embeddings, the layers of cells, the
+ * output layer.
+ *
+ * The backward walks the steps in reverse, carrying the gradients of the states;
+ * each step keeps its gate gradients so that every weight gradient of the
+ * recurrence is one GEMM over all steps after the walk. */
+#include <math.h>
+#include <string.h>
+
+#include "attn/kernels.h"
+#include "attn/train.h"
+#include "core/error.h"
+#include "models/seq2seq_rnn.h"
+
+attn_status attn_s2s_embed_targets(s2s_rnn *r, const int32_t *tokens)
+{
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int rows = run->T * run->R;
+    attn_status s;
+    if ((s = attn_embedding_forward(run->emb, tokens, r->w.tgt_embed, rows, d->V, d->E))) return s;
+    if (run->p > 0.0f &&
+        (s = attn_dropout_forward(run->emb, run->emb, (size_t)rows * d->E, run->p,
+                                  attn_s2s_key(run->seed, run->step, S2S_SITE_TGT_EMBED, 0))))
+        return s;
+    /* gx0 = emb W_ih0[:, :E]^T + b_ih0: the embedding columns of layer 0's weight. */
+    for (int i = 0; i < rows; i++)
+        memcpy(run->gx0 + (size_t)i * d->GH, r->w.b_ih[0], (size_t)d->GH * sizeof(float));
+    attn_sgemm(false, true, rows, d->GH, d->E, 1.0f, run->emb, d->E, r->w.w_ih[0], d->in0, 1.0f,
+               run->gx0, d->GH);
+    return ATTN_OK;
+}
+
+attn_status attn_s2s_output(s2s_rnn *r)
+{
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int rows = run->T * run->R;
+    const float *in = run->feat;
+    attn_status s;
+    if (run->p > 0.0f) {
+        if ((s = attn_dropout_forward(run->feat_drop, run->feat, (size_t)rows * d->F, run->p,
+                                      attn_s2s_key(run->seed, run->step, S2S_SITE_OUTPUT, 0))))
+            return s;
+        in = run->feat_drop;
+    }
+    return attn_linear_forward(run->logits, in, r->w.out_w, r->w.out_b, rows, d->F, d->V);
+}
+
+attn_status attn_s2s_cells_forward(s2s_rnn *r, int t)
+{
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int R = run->R, H = d->H;
+    const bool lstm = d->mode == ATTN_LSTM;
+    attn_status s;
+    for (int l = 0; l < d->L; l++) {
+        const float *gx = attn_s2s_at(run, run->gx0, 0, t, (size_t)d->GH);
+        if (l > 0) {
+            float *x = attn_s2s_at(run, run->x, l, t, (size_t)H);
+            const float *below = attn_s2s_state(run, run->hs, l - 1, t + 1, H);
+            if ((s = attn_dropout_forward(
+                     x, below, (size_t)R * H, run->p,
+                     attn_s2s_key(run->seed, run->step, S2S_SITE_DEC_LAYER + (unsigned)l, t))) ||
+                (s = attn_linear_forward(run->gx, x, r->w.w_ih[l], r->w.b_ih[l], R, H, d->GH)))
+                return s;
+            gx = run->gx;
+        }
+        if ((s = attn_rnn_cell_forward(d->mode, attn_s2s_state(run, run->hs, l, t + 1, H),
+                                       lstm ? attn_s2s_state(run, run->cs, l, t + 1, H) : NULL,
+                                       attn_s2s_at(run, run->saved, l, t, d->saved), gx,
+                                       attn_s2s_state(run, run->hs, l, t, H),
+                                       lstm ? attn_s2s_state(run, run->cs, l, t, H) : NULL,
+                                       r->w.w_hh[l], r->w.b_hh[l], R, H)))
+            return s;
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_s2s_cells_backward(s2s_rnn *r, int t)
+{
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int R = run->R, H = d->H;
+    const size_t RH = (size_t)R * H;
+    const bool lstm = d->mode == ATTN_LSTM;
+    attn_status s;
+    for (int l = d->L - 1; l >= 0; l--) {
+        float *dgx = attn_s2s_at(run, run->dgx, l, t, (size_t)d->GH);
+        /* GRU leaves the gradient of h W_hh^T + b_hh in its scratch: kept per step
+         * for the W_hh gradient; for RNN and LSTM it is dgx. */
+        float *dgh = d->mode == ATTN_GRU ? attn_s2s_at(run, run->dgh, l, t, (size_t)d->GH) : NULL;
+        if ((s = attn_rnn_cell_backward(
+                 d->mode, dgx, run->dh_prev + l * RH, lstm ? run->dc_prev + l * RH : NULL, NULL,
+                 NULL, dgh, run->dh + l * RH, lstm ? run->dc + l * RH : NULL,
+                 attn_s2s_at(run, run->saved, l, t, d->saved),
+                 attn_s2s_state(run, run->hs, l, t, H),
+                 lstm ? attn_s2s_state(run, run->cs, l, t, H) : NULL, r->w.w_hh[l], R, H)))
+            return s;
+        if (l > 0) {
+            /* Back through layer l's input: the layer below's output, dropped out. */
+            attn_sgemm(false, false, R, H, d->GH, 1.0f, dgx, d->GH, r->w.w_ih[l], H, 0.0f, run->tmp,
+                       H);
+            if ((s = attn_dropout_backward(
+                     run->dh + (l - 1) * RH, run->tmp, RH, run->p,
+                     attn_s2s_key(run->seed, run->step, S2S_SITE_DEC_LAYER + (unsigned)l, t))))
+                return s;
+        }
+    }
+    return ATTN_OK;
+}
+
+/* ---- the forward ---------------------------------------------------------------------- */
+
+/* Exponential annealing from tau_start to tau_end over gumbel_anneal_steps. */
+static float gumbel_tau(const attn_seq2seq_config *c, int64_t step)
+{
+    if (c->gumbel_anneal_steps <= 0) return c->gumbel_tau_end;
+    double progress = (double)step / (double)c->gumbel_anneal_steps;
+    if (progress > 1.0) progress = 1.0;
+    return (float)(c->gumbel_tau_start *
+                   pow((double)c->gumbel_tau_end / c->gumbel_tau_start, progress));
+}
+
+static s2s_pick training_pick(attn_attention_kind kind, bool training)
+{
+    if (kind == ATTN_ATTEND_SOFT) return S2S_PICK_SOFT;
+    if (!training) return S2S_PICK_ARGMAX;
+    return kind == ATTN_ATTEND_HARD_REINFORCE ? S2S_PICK_SAMPLE : S2S_PICK_GUMBEL;
+}
+
+static int max_of(const int32_t *a, int n)
+{
+    int m = a[0];
+    for (int i = 1; i < n; i++)
+        if (a[i] > m) m = a[i];
+    return m;
+}
+
+/* The batch's ids, sources trimmed to their longest and targets time-major. */
+static void gather_batch(s2s_run *run, const attn_batch *batch)
+{
+    const int B = run->R;
+    for (int b = 0; b < B; b++) {
+        memcpy(run->src + (size_t)b * run->S, batch->src + (size_t)b * batch->src_cap,
+               (size_t)run->S * sizeof(int32_t));
+        run->src_len[b] = batch->src_len[b];
+        for (int t = 0; t < run->T; t++) {
+            run->tgt_in[(size_t)t * B + b] = batch->tgt_in[(size_t)b * batch->tgt_cap + t];
+            run->tgt_out[(size_t)t * B + b] = batch->tgt_out[(size_t)b * batch->tgt_cap + t];
+        }
+    }
+}
+
+static void count_correct(attn_seq2seq_stats *stats, const s2s_run *run, int V)
+{
+    int64_t tokens = 0, correct = 0;
+    for (size_t i = 0; i < (size_t)run->T * run->R; i++) {
+        if (run->tgt_out[i] == ATTN_TOKEN_PAD) continue;
+        const float *x = run->logits + i * V;
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (x[v] > x[best]) best = v;
+        tokens++;
+        correct += best == run->tgt_out[i];
+    }
+    stats->tokens = tokens;
+    stats->correct = correct;
+}
+
+attn_status attn_s2s_rnn_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
+                                 const attn_batch *batch, const attn_seq2seq_pass *pass)
+{
+    s2s_rnn *r = attn_s2s_rnn(m);
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int B = batch->batch;
+    attn_status s;
+    r->has_forward = false;
+    if ((s = attn_s2s_layout(r, B, 1, max_of(batch->src_len, B), max_of(batch->tgt_len, B),
+                             pass->training)))
+        return s;
+    run->training = pass->training;
+    run->p = pass->training ? m->cfg.dropout : 0.0f;
+    run->seed = pass->seed;
+    run->step = pass->step;
+    run->pick = training_pick(d->kind, pass->training);
+    run->tau = gumbel_tau(&m->cfg, pass->step);
+    run->label_smoothing = pass->label_smoothing;
+    gather_batch(run, batch);
+    if ((s = attn_s2s_encode(r)) || (s = attn_s2s_embed_targets(r, run->tgt_in))) return s;
+    for (int t = 0; t < run->T; t++)
+        if ((s = d->luong ? attn_s2s_luong_step(r, t) : attn_s2s_bahdanau_step(r, t))) return s;
+    if ((s = attn_s2s_output(r)) ||
+        (s = attn_cross_entropy_forward(&stats->loss, run->probs, run->row_loss, run->logits,
+                                        run->tgt_out, run->T * B, d->V, ATTN_TOKEN_PAD,
+                                        run->label_smoothing)))
+        return s;
+    count_correct(stats, run, d->V);
+    r->has_forward = pass->training;
+    return ATTN_OK;
+}
+
+/* ---- the backward --------------------------------------------------------------------- */
+
+/* db: (cols) += the column sums of d: (rows, cols), summed in double. */
+static void add_column_sums(float *db, const float *d, size_t rows, int cols)
+{
+    for (int c = 0; c < cols; c++) {
+        double sum = 0.0;
+        for (size_t i = 0; i < rows; i++) sum += d[i * cols + c];
+        db[c] += (float)sum;
+    }
+}
+
+/* The weight gradients of the recurrence, each one GEMM over all steps. */
+static void recurrence_weight_grads(s2s_rnn *r)
+{
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int rows = run->T * run->R, H = d->H, GH = d->GH;
+    for (int l = 0; l < d->L; l++) {
+        const float *dgx = attn_s2s_at(run, run->dgx, l, 0, (size_t)GH);
+        const float *dgh = d->mode == ATTN_GRU ? attn_s2s_at(run, run->dgh, l, 0, (size_t)GH) : dgx;
+        /* States t = 0 .. T-1 of layer l are contiguous: the cells' h inputs. */
+        const float *h_in = attn_s2s_state(run, run->hs, l, 0, H);
+        attn_sgemm(true, false, GH, H, rows, 1.0f, dgh, GH, h_in, H, 1.0f, r->g.w_hh[l], H);
+        add_column_sums(r->g.b_hh[l], dgh, (size_t)rows, GH);
+        add_column_sums(r->g.b_ih[l], dgx, (size_t)rows, GH);
+        if (l > 0) {
+            attn_sgemm(true, false, GH, H, rows, 1.0f, dgx, GH, attn_s2s_at(run, run->x, l, 0, H),
+                       H, 1.0f, r->g.w_ih[l], H);
+            continue;
+        }
+        /* Layer 0's input is [emb; ctx] (Bahdanau) or [emb; h~ of the step before]. */
+        attn_sgemm(true, false, GH, d->E, rows, 1.0f, dgx, GH, run->emb, d->E, 1.0f, r->g.w_ih[0],
+                   d->in0);
+        const float *rest = d->luong ? run->ht : run->ctx;
+        const int width = d->in0 - d->E;
+        attn_sgemm(true, false, GH, width, rows, 1.0f, dgx, GH, rest, width, 1.0f,
+                   r->g.w_ih[0] + d->E, d->in0);
+    }
+}
+
+static attn_status target_embedding_grads(s2s_rnn *r)
+{
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int rows = run->T * run->R;
+    attn_sgemm(false, false, rows, d->E, d->GH, 1.0f, run->dgx, d->GH, r->w.w_ih[0], d->in0, 0.0f,
+               run->demb, d->E);
+    const float *demb = run->demb;
+    attn_status s;
+    if (run->p > 0.0f) {
+        memset(run->demb_drop, 0, (size_t)rows * d->E * sizeof(float));
+        if ((s = attn_dropout_backward(run->demb_drop, run->demb, (size_t)rows * d->E, run->p,
+                                       attn_s2s_key(run->seed, run->step, S2S_SITE_TGT_EMBED, 0))))
+            return s;
+        demb = run->demb_drop;
+    }
+    return attn_embedding_backward(r->g.tgt_embed, demb, run->tgt_in, rows, d->V, d->E,
+                                   ATTN_TOKEN_PAD);
+}
+
+/* Of the output layer and the cross-entropy: dfeat. */
+static attn_status output_backward(s2s_rnn *r)
+{
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int rows = run->T * run->R;
+    const size_t feat = (size_t)rows * d->F;
+    attn_status s;
+    memset(run->dlogits, 0, (size_t)rows * d->V * sizeof(float));
+    if ((s = attn_cross_entropy_backward(run->dlogits, run->probs, run->tgt_out, rows, d->V,
+                                         ATTN_TOKEN_PAD, run->label_smoothing, 1.0f)))
+        return s;
+    if (d->luong)
+        memset(run->dht, 0, (size_t)(run->T + 1) * run->R * d->H * sizeof(float));
+    else
+        memset(run->dfeat, 0, feat * sizeof(float));
+    if (run->p == 0.0f)
+        return attn_linear_backward(run->dfeat, r->g.out_w, r->g.out_b, run->dlogits, run->feat,
+                                    r->w.out_w, rows, d->F, d->V);
+    memset(run->dfeat_drop, 0, feat * sizeof(float));
+    if ((s = attn_linear_backward(run->dfeat_drop, r->g.out_w, r->g.out_b, run->dlogits,
+                                  run->feat_drop, r->w.out_w, rows, d->F, d->V)))
+        return s;
+    return attn_dropout_backward(run->dfeat, run->dfeat_drop, feat, run->p,
+                                 attn_s2s_key(run->seed, run->step, S2S_SITE_OUTPUT, 0));
+}
+
+/* REINFORCE: each sequence's reward is minus its mean token loss; its advantage
+ * over the baseline weighs the log-probabilities of its picks. Returns the mean
+ * reward, for the baseline's update.
+ * The reward is a mean, not a sum, over the sequence's tokens: summed, the
+ * surrogate's gradient is about T times the cross-entropy's, takes over the
+ * clipped gradient norm and slows everything else down (on the dates task
+ * lstm-bahdanau reached 58% instead of 98% in 3000 steps). */
+static double reinforce_advantages(s2s_rnn *r, float *advantage)
+{
+    s2s_run *run = &r->run;
+    const int B = run->R;
+    double mean = 0.0;
+    for (int b = 0; b < B; b++) {
+        double loss = 0.0;
+        int tokens = 0;
+        for (int t = 0; t < run->T; t++) {
+            loss += run->row_loss[(size_t)t * B + b];
+            tokens += run->tgt_out[(size_t)t * B + b] != ATTN_TOKEN_PAD;
+        }
+        advantage[b] = (float)(-loss / tokens);
+        mean += advantage[b];
+    }
+    mean /= B;
+    const double baseline = *r->baseline != 0.0f ? *r->baseline : mean;
+    for (int b = 0; b < B; b++) advantage[b] = (float)(advantage[b] - baseline);
+    return mean;
+}
+
+/* The surrogate's coefficients at step t, for the rows whose target counts:
+ * pg = advantage / B, ent = entropy_weight / tokens. */
+static void reinforce_step(s2s_rnn *r, const float *advantage, int t, float ent, int64_t tokens)
+{
+    s2s_run *run = &r->run;
+    const int B = run->R;
+    for (int b = 0; b < B; b++) {
+        const bool counted = run->tgt_out[(size_t)t * B + b] != ATTN_TOKEN_PAD;
+        run->pg[b] = counted ? advantage[b] / (float)B : 0.0f;
+        run->ent[b] = counted ? ent / (float)tokens : 0.0f;
+    }
+}
+
+static void swap(float **a, float **b)
+{
+    float *t = *a;
+    *a = *b;
+    *b = t;
+}
+
+attn_status attn_s2s_rnn_backward(attn_seq2seq *m)
+{
+    s2s_rnn *r = attn_s2s_rnn(m);
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    if (!r->has_forward)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "backward needs a training forward first (none since the last "
+                          "backward or decode)");
+    r->has_forward = false;
+    const int R = run->R, H = d->H, LH = d->L * H;
+    const size_t carry = (size_t)d->L * R * H;
+    const bool reinforce = d->kind == ATTN_ATTEND_HARD_REINFORCE;
+    attn_status s;
+    if ((s = output_backward(r))) return s;
+    memset(run->dh, 0, carry * sizeof(float));
+    memset(run->dh_prev, 0, carry * sizeof(float));
+    if (d->mode == ATTN_LSTM) {
+        memset(run->dc, 0, carry * sizeof(float));
+        memset(run->dc_prev, 0, carry * sizeof(float));
+    }
+    memset(run->dkeys, 0, (size_t)run->Bs * run->S * d->Ka * sizeof(float));
+    memset(run->denc, 0, (size_t)run->Bs * run->S * 2 * H * sizeof(float));
+    float *advantage = run->advantage;
+    double mean_reward = 0.0;
+    int64_t tokens = 0;
+    if (reinforce) {
+        mean_reward = reinforce_advantages(r, advantage);
+        for (size_t i = 0; i < (size_t)run->T * R; i++) tokens += run->tgt_out[i] != ATTN_TOKEN_PAD;
+    }
+    for (int t = run->T - 1; t >= 0; t--) {
+        if (reinforce) reinforce_step(r, advantage, t, m->cfg.entropy_weight, tokens);
+        if ((s = d->luong ? attn_s2s_luong_step_backward(r, t)
+                          : attn_s2s_bahdanau_step_backward(r, t)))
+            return s;
+        swap(&run->dh, &run->dh_prev);
+        memset(run->dh_prev, 0, carry * sizeof(float));
+        if (d->mode == ATTN_LSTM) {
+            swap(&run->dc, &run->dc_prev);
+            memset(run->dc_prev, 0, carry * sizeof(float));
+        }
+    }
+    recurrence_weight_grads(r);
+    if ((s = target_embedding_grads(r))) return s;
+    const int rows = run->T * R;
+    if (d->luong)
+        attn_sgemm(true, false, H, d->Dv + H, rows, 1.0f, run->dpre, H, run->z, d->Dv + H, 1.0f,
+                   r->g.combine, d->Dv + H);
+    else
+        attn_sgemm(true, false, d->Ka, H, rows, 1.0f, run->dqp, d->Ka,
+                   attn_s2s_state(run, run->hs, d->L - 1, 0, H), H, 1.0f, r->g.query, H);
+    /* The initial states: row block l of init is layer l's (the LSTM's cell starts
+     * at the constant 0). */
+    for (int b = 0; b < R; b++)
+        for (int l = 0; l < d->L; l++)
+            memcpy(run->dinit + (size_t)b * LH + l * H, run->dh + ((size_t)l * R + b) * H,
+                   (size_t)H * sizeof(float));
+    if ((s = attn_s2s_encode_backward(r))) return s;
+    if (reinforce) {
+        const float decay = m->cfg.baseline_decay;
+        const double used = *r->baseline != 0.0f ? *r->baseline : mean_reward;
+        *r->baseline = (float)(decay * used + (1.0 - decay) * mean_reward);
+    }
+    return ATTN_OK;
+}

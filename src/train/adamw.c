@@ -1,0 +1,117 @@
+/* AdamW (Loshchilov and Hutter, "Decoupled weight decay regularization", ICLR
+ * 2019), step for step as torch.optim.AdamW of PyTorch 1.13 with foreach=False:
+ * the scalars are formed in double as Python does, then rounded to float where
+ * torch hands them to a float32 kernel, and the elementwise operations run in
+ * float32 in torch's order, so that a step from the same state agrees with
+ * torch's to float32 rounding. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/train.h"
+#include "core/error.h"
+
+enum { PARALLEL_MIN_ELEMENTS = 1 << 16 }; /* below this a parallel region costs more */
+
+attn_adamw_config attn_adamw_defaults(void)
+{
+    return (attn_adamw_config){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+}
+
+/* torch.optim.AdamW's own checks, with the value named. */
+static attn_status check_config(const attn_adamw_config *cfg)
+{
+    if (!(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "AdamW beta1 %g is not in [0, 1)",
+                          (double)cfg->beta1);
+    if (!(cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "AdamW beta2 %g is not in [0, 1)",
+                          (double)cfg->beta2);
+    if (!(cfg->eps >= 0.0f) || isinf(cfg->eps))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "AdamW eps %g is not finite and >= 0",
+                          (double)cfg->eps);
+    if (!(cfg->weight_decay >= 0.0f) || isinf(cfg->weight_decay))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "AdamW weight_decay %g is not finite and >= 0",
+                          (double)cfg->weight_decay);
+    return ATTN_OK;
+}
+
+attn_status attn_adamw_init(attn_adamw *opt, size_t n, const attn_adamw_config *cfg)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(opt, "AdamW optimiser")) ||
+        (s = attn_check_not_null(cfg, "AdamW config")) ||
+        (s = attn_check_at_least((long long)n, 1, "AdamW parameter count")) ||
+        (s = check_config(cfg)))
+        return s;
+    memset(opt, 0, sizeof *opt);
+    opt->m = calloc(n, sizeof *opt->m);
+    opt->v = calloc(n, sizeof *opt->v);
+    if (opt->m == NULL || opt->v == NULL) {
+        attn_adamw_free(opt);
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for AdamW moments of %zu parameters",
+                          n);
+    }
+    opt->cfg = *cfg;
+    opt->n = n;
+    return ATTN_OK;
+}
+
+void attn_adamw_free(attn_adamw *opt)
+{
+    if (opt == NULL) return;
+    free(opt->m);
+    free(opt->v);
+    memset(opt, 0, sizeof *opt);
+}
+
+/* params, grads, decay: (n), with t = step after increment:
+ *   p *= 1 - lr wd                                   (where decay applies)
+ *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g
+ *   p += -(lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Each element is independent, so threads do not change the result. */
+attn_status attn_adamw_step(attn_adamw *opt, float *params, const float *grads,
+                            const uint8_t *decay, float lr)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(opt, "AdamW optimiser")) ||
+        (s = attn_check_not_null(opt->m, "AdamW moments (call attn_adamw_init)")) ||
+        (s = attn_check_not_null(params, "AdamW params")) ||
+        (s = attn_check_not_null(grads, "AdamW grads")))
+        return s;
+    if (!(lr >= 0.0f) || isinf(lr))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "AdamW learning rate %g is not finite and >= 0", (double)lr);
+    const attn_adamw_config c = opt->cfg;
+    const int64_t t = ++opt->step;
+    /* The scalars as torch.optim.AdamW forms them from Python floats. */
+    const float decay_factor = (float)(1.0 - (double)lr * c.weight_decay);
+    const float b1 = c.beta1, b2 = c.beta2;
+    const float one_minus_b1 = (float)(1.0 - (double)c.beta1);
+    const float one_minus_b2 = (float)(1.0 - (double)c.beta2);
+    const double bias_correction1 = 1.0 - pow(c.beta1, (double)t);
+    const double bias_correction2 = 1.0 - pow(c.beta2, (double)t);
+    const float neg_step_size = (float)(-((double)lr / bias_correction1));
+    const float bias_correction2_sqrt = (float)sqrt(bias_correction2);
+    const float eps = c.eps;
+    float *m = opt->m, *v = opt->v;
+    const size_t n = opt->n;
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS) \
+    num_threads(attn_get_num_threads())
+    for (size_t i = 0; i < n; i++) {
+        const float g = grads[i];
+        float p = params[i];
+        if (decay == NULL || decay[i]) p *= decay_factor;
+        /* torch's kernels fuse the last multiply and add of each moment into
+         * one rounding (an FMA). In double the product of two floats is exact,
+         * so the double sum rounded to float is the FMA's result but for rare
+         * double-rounding ties; measured, the moments and parameters come out
+         * bit for bit as torch's float32 AdamW. */
+        m[i] = (float)((double)(m[i] * b1) + (double)one_minus_b1 * g);
+        v[i] = (float)((double)(v[i] * b2) + (double)(one_minus_b2 * g) * g);
+        const float denom = sqrtf(v[i]) / bias_correction2_sqrt + eps;
+        params[i] = p + neg_step_size * m[i] / denom;
+    }
+    return ATTN_OK;
+}

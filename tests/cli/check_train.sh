@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# attn train, eval and translate: their options and messages, exact resume, an
+# interrupted run's checkpoint, and files that are not good models. The models
+# are tiny and train for a few steps: this checks behaviour, not learning.
+#   check_train.sh PATH_TO_ATTN
+set -uo pipefail
+attn=$1
+source "$(dirname "$0")/expect.sh"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tiny=(--embed 8 --hidden 16 --batch 8 --eval-every 10 --threads 2)
+
+expect 0 "usage: attn train" -- "$attn" train --help
+expect 0 "usage: attn eval" -- "$attn" eval --help
+expect 0 "usage: attn translate" -- "$attn" translate --help
+expect 2 "unknown option '--bogus'" -- "$attn" train --bogus
+expect 2 "--model: .*'gru-bahdnau'.*gru-bahdanau" -- "$attn" train --model gru-bahdnau
+expect 2 "--attention: .*'hard'.*hard-reinforce" -- "$attn" train --attention hard
+expect 2 "--task: .*'dats'.*dates" -- "$attn" train --task dats
+expect 2 "--steps takes 1 to 1e8, not '0'" -- "$attn" train --steps 0
+expect 2 "--lr takes 1e-8 to 10, not 'fast'" -- "$attn" train --lr fast
+expect 2 "--resume continues a run with its own model" -- \
+  "$attn" train --resume "$work/none.safetensors" --hidden 8
+expect 2 "--model FILE is required" -- "$attn" eval
+expect 2 "--model FILE is required" -- "$attn" translate "Nov 24, 2026"
+
+# A run in one go, and the same run stopped after 13 steps and resumed: the
+# checkpoints must be the same bytes.
+expect 0 "test exact match: [0-9.]+% \(-?[0-9]+ of 2000\)" -- \
+  "$attn" train "${tiny[@]}" --steps 30 --out "$work/whole.safetensors"
+expect 0 "stopped after step 13 of 30; continue with: attn train --resume" -- \
+  "$attn" train "${tiny[@]}" --steps 30 --stop-at 13 --out "$work/parts.safetensors"
+expect 0 "test exact match" -- "$attn" train --resume "$work/parts.safetensors" --threads 2
+if cmp -s "$work/whole.safetensors" "$work/parts.safetensors"; then
+  echo "ok:   a resumed run ends with the same checkpoint as one run"
+else
+  echo "FAIL: the resumed run's checkpoint differs from the uninterrupted run's"
+  failures=$((failures + 1))
+fi
+
+expect 0 '"test_examples": 1000, "test_exact": [0-9]+' -- \
+  "$attn" train "${tiny[@]}" --task reverse --steps 5 --json --out "$work/reverse.safetensors"
+expect 0 "^test exact match: [0-9.]+% \([0-9]+ of 2000\), beam 1" -- \
+  "$attn" eval --model "$work/whole.safetensors"
+expect 0 '"split": "valid", "beam": 3, "examples": 1000' -- \
+  "$attn" eval --model "$work/whole.safetensors" --split valid --beam 3 --json
+expect 0 $'^Nov 24, 2026 \u2192 [0-9-]*$' -- \
+  "$attn" translate --model "$work/whole.safetensors" "Nov 24, 2026"
+expect 0 '"source": "24/11/2026", "output": "[0-9-]*", "source_tokens": \["2", "4", "/"' -- \
+  "$attn" translate --model "$work/whole.safetensors" --json "24/11/2026"
+expect 0 "^ +2 4 / 1 1 / 2 0 2 6 $" -- \
+  "$attn" translate --model "$work/whole.safetensors" --grid "24/11/2026"
+expect 1 "24 déc 2026.*'é'" -- "$attn" translate --model "$work/whole.safetensors" "24 déc 2026"
+expect 1 "invalid UTF-8" -- "$attn" translate --model "$work/whole.safetensors" $'24 d\xe9c 2026'
+expect 1 "longer than" -- "$attn" translate --model "$work/whole.safetensors" \
+  "24 November 2026 24 November 2026 24 November 2026"
+
+# Files that are not good models.
+expect 1 "missing.safetensors" -- "$attn" eval --model "$work/missing.safetensors"
+printf 'not a safetensors file' >"$work/junk.safetensors"
+expect 1 "junk.safetensors" -- "$attn" eval --model "$work/junk.safetensors"
+head -c 2000 "$work/whole.safetensors" >"$work/cut.safetensors"
+expect 1 "cut.safetensors" -- "$attn" translate --model "$work/cut.safetensors" "1/1/2000"
+header='{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+printf "$(printf '\\x%02x' ${#header})\\0\\0\\0\\0\\0\\0\\0%s\\0\\0\\200\\77" "$header" \
+  >"$work/tensor.safetensors"
+expect 1 "not an attn model file" -- "$attn" eval --model "$work/tensor.safetensors"
+expect 2 "--resume continues a run with its own model" -- \
+  "$attn" train --resume "$work/reverse.safetensors" --task dates
+
+# Ctrl-C: the run stops after the current step, saves, and says how to resume;
+# the checkpoint is whole and loads.
+"$attn" train "${tiny[@]}" --steps 100000 --out "$work/interrupted.safetensors" \
+  >"$work/int.out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$work/interrupted.safetensors" ] && break; sleep 0.1; done
+kill -INT "$pid"
+wait "$pid"
+status=$?
+if [ "$status" -eq 130 ] && grep -q "interrupted after step" "$work/int.out"; then
+  echo "ok:   SIGINT stops training with status 130"
+else
+  echo "FAIL: SIGINT -> status $status, output:"
+  sed 's/^/    /' "$work/int.out" | tail -5
+  failures=$((failures + 1))
+fi
+expect 0 "exact match" -- "$attn" eval --model "$work/interrupted.safetensors" --split valid
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures train check(s) failed"
+  exit 1
+fi
+echo "every train check passed"
