@@ -56,8 +56,12 @@ def run_torch(default_report, threads):
                "--test-count", str(default_report["test_examples"])]
     if ARGS.torch_steps:
         command += ["--steps", str(ARGS.torch_steps)]
+    # attn's tool waits passively for work unless told otherwise (cli/main.c);
+    # PyTorch's OpenMP gets the same setting.
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "passive")
     start = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.monotonic() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")

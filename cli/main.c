@@ -1,8 +1,10 @@
 /* attn: the command-line tool. Dispatches to one command per file. */
+#define _POSIX_C_SOURCE 200809L /* setenv, execv */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attn/attn.h"
 #include "cli.h"
@@ -90,8 +92,22 @@ void cli_json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* OpenMP's threads spin while they wait for work by default. When another
+ * process holds a core, a training step's many short parallel regions then wait
+ * on threads that are not running, and a step takes tens of times longer (a
+ * 6-second run took 150). Waiting passively costs a few microseconds a region.
+ * libgomp reads the policy once, as the process starts, so unless the user chose
+ * one the tool sets it and starts itself again; if that fails it goes on. */
+static void wait_passively(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") != NULL || setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+    wait_passively(argv);
     if (argc < 2) {
         print_help(stderr);
         return EXIT_USAGE;

@@ -15,6 +15,8 @@
 #include "attn/attention.h"
 #include "attn/nn.h"
 #include "attn/rnn.h"
+#include "attn/transformer.h"
+#include "attn/checkpoint.h"
 #include "attn/train.h"
 #include "attn/data.h"
 #include "attn/seq2seq.h"

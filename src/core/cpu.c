@@ -2,6 +2,7 @@
  * read from XCR0 (a CPU may support AVX-512 that the kernel does not save). */
 #include <stdio.h>
 #include <string.h>
+#include <threads.h>
 
 #include "attn/core.h"
 
@@ -15,12 +16,15 @@ static unsigned long long read_xcr0(void)
     return ((unsigned long long)edx << 32) | eax;
 }
 
-attn_cpu_features attn_cpu_detect(void)
+static attn_cpu_features detected;
+static once_flag detect_once = ONCE_FLAG_INIT;
+
+static void detect(void)
 {
     attn_cpu_features f;
     memset(&f, 0, sizeof f);
     unsigned int eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return;
     bool osxsave = (ecx >> 27) & 1;
     unsigned long long xcr0 = osxsave ? read_xcr0() : 0;
     bool ymm_saved = (xcr0 & 0x6) == 0x6;    /* SSE and AVX state */
@@ -41,7 +45,15 @@ attn_cpu_features attn_cpu_detect(void)
         __cpuid_count(7, 1, eax, ebx, ecx, edx);
         f.avx512bf16 = f.avx512f && ((eax >> 5) & 1);
     }
-    return f;
+    detected = f;
+}
+
+/* CPUID can trap to the hypervisor in a virtual machine, costing microseconds, and
+ * the kernels ask on every call: the answer is found once. */
+attn_cpu_features attn_cpu_detect(void)
+{
+    call_once(&detect_once, detect);
+    return detected;
 }
 
 #else

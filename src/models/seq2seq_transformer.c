@@ -15,8 +15,10 @@
  * logits = generator(decoder output); the loss is the mean cross-entropy over the
  * target tokens that are not PAD.
  *
- * The layers are pre-norm (norm_first): with the stacks' final norms this is the
- * arrangement that trains without a learning-rate warm-up.
+ * The layers are pre-norm (norm_first), which keeps the gradients of every layer
+ * of the same scale at initialisation, so that training needs little or no
+ * learning-rate warm-up (Xiong et al., "On Layer Normalization in the Transformer
+ * Architecture", 2020); the stacks' final norms normalise their outputs.
  *
  * Initialised as the tutorial does: every matrix xavier_uniform_, the other
  * parameters as their modules do; the embeddings' PAD rows are then zero.
@@ -270,8 +272,13 @@ static attn_status gather_batch(s2s_transformer *t, const attn_batch *b)
                 return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                                   "target input id %d at row %d, position %d is outside [0, %d)",
                                   (int)id, r, j, t->tgt_vocab);
+            const int32_t target = b->tgt_out[(size_t)r * b->tgt_cap + j];
+            if (target < 0 || target >= t->tgt_vocab)
+                return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                                  "target id %d at row %d, position %d is outside [0, %d)",
+                                  (int)target, r, j, t->tgt_vocab);
             t->tgt_ids[(size_t)r * T + j] = id;
-            t->targets[(size_t)r * T + j] = b->tgt_out[(size_t)r * b->tgt_cap + j];
+            t->targets[(size_t)r * T + j] = target;
         }
     }
     return ATTN_OK;

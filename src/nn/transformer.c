@@ -13,7 +13,7 @@ struct attn_transformer {
     attn_params params;
 };
 
-attn_status attn_tf_check_config(const attn_transformer_config *cfg)
+static attn_status check_config(const attn_transformer_config *cfg)
 {
     attn_status s;
     if ((s = attn_check_not_null(cfg, "transformer config")) ||
@@ -29,7 +29,7 @@ attn_status attn_tf_transformer_init(attn_tf_transformer *t, const attn_transfor
 {
     memset(t, 0, sizeof *t);
     attn_status s;
-    if ((s = attn_tf_check_config(cfg))) return s;
+    if ((s = check_config(cfg))) return s;
     t->cfg = *cfg;
     if ((s = attn_tf_stack_init(&t->encoder, &cfg->layer, false, true, cfg->num_encoder_layers,
                                 attn_tf_seed(seed, 0, 2))) ||

@@ -84,7 +84,7 @@ typedef struct attn_tf_sublayer {
 /* What one sublayer forward reads besides its input. */
 typedef struct attn_tf_call {
     int batch, len, memory_len;
-    const float *memory;               /* (B, S, E) or (S, B, E): the cross-attention's keys */
+    const float *memory;               /* (B, S, E) or (S, B, E): cross-attention's keys */
     const attn_transformer_mask *mask; /* the attention's */
     bool training;
     uint64_t seed;  /* the sublayer's own stream */
@@ -157,7 +157,6 @@ typedef struct attn_tf_transformer {
     bool has_forward;
 } attn_tf_transformer;
 
-attn_status attn_tf_check_config(const attn_transformer_config *cfg);
 attn_status attn_tf_transformer_init(attn_tf_transformer *t, const attn_transformer_config *cfg,
                                      uint64_t seed);
 void attn_tf_transformer_free(attn_tf_transformer *t);

@@ -241,7 +241,7 @@ static attn_status layout(attn_tf_sublayer *s)
 
 /* out: (rows, E) = the attention of u (rows, E) over itself or over the memory. */
 static attn_status attention_forward(attn_tf_sublayer *s, float *out, const float *u,
-                                     const attn_tf_call *c, uint64_t seed)
+                                     const attn_tf_call *c)
 {
     attn_params *own = attn_mha_params(s->mha);
     memcpy(own->data, s->mha_data, own->total * sizeof *own->data);
@@ -261,7 +261,7 @@ static attn_status attention_forward(attn_tf_sublayer *s, float *out, const floa
         .attn_mask_ndim = m->attn_mask_ndim,
         .is_causal = m->is_causal,
         .training = c->training,
-        .dropout_seed = seed,
+        .dropout_seed = s->seed_inner,
         .weights = c->weights,
         .average_attn_weights = true,
     };
@@ -302,8 +302,7 @@ attn_status attn_tf_sublayer_forward(attn_tf_sublayer *s, const float *x, const 
         u = s->z;
     }
     float *f = pre ? s->y : s->z; /* f's output, then the residual sum */
-    st = is_attention(s) ? attention_forward(s, f, u, c, s->seed_inner)
-                         : feedforward_forward(s, f, u);
+    st = is_attention(s) ? attention_forward(s, f, u, c) : feedforward_forward(s, f, u);
     if (st) return st;
     if (s->p > 0.0f && (st = attn_dropout_forward(f, f, n, s->p, s->seed_residual))) return st;
     for (size_t i = 0; i < n; i++) f[i] += x[i];
@@ -376,7 +375,8 @@ attn_status attn_tf_sublayer_backward(attn_tf_sublayer *s, float *dx, float *dme
         if ((st = attn_dropout_backward(scratch->ds, dsum, n, s->p, s->seed_residual))) return st;
         df = scratch->ds;
     }
-    /* f's input gradient goes straight into dx after norm, or through the norm before */
+    /* f's input is x after norm, so its gradient adds into dx; before norm it is
+     * norm(x), whose gradient then goes through the norm into dx */
     float *du = dx;
     const float *u = s->x;
     if (pre) {

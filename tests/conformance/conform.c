@@ -161,6 +161,20 @@ float *input_f32(const char *name, int ndim, const int64_t *shape)
     return x;
 }
 
+/* An int32 tensor `name` of exactly `shape`. */
+int32_t *input_i32(const char *name, int ndim, const int64_t *shape)
+{
+    const attn_tensor_view *t = input_view(name);
+    if (t->dtype != ATTN_DTYPE_I32)
+        die("input '%s' has dtype %s, not I32", name, attn_dtype_name(t->dtype));
+    bool same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+    if (!same) die("input '%s' does not have the shape the config implies", name);
+    int32_t *x = alloc(t->numel, sizeof(int32_t));
+    memcpy(x, t->data, t->numel * sizeof(int32_t));
+    return x;
+}
+
 /* A mask tensor of any shape: BOOL or U8 for the bool kinds (copied as bytes 0/1),
  * F32 (or anything convertible) for float. */
 mask_input input_mask(const char *name, bool is_float)

@@ -35,6 +35,8 @@ const char *meta_string(const char *key);
 const attn_tensor_view *input_view(const char *name);
 /* The tensor `name`, which must have exactly `shape`, as float32. */
 float *input_f32(const char *name, int ndim, const int64_t *shape);
+/* The I32 tensor `name`, which must have exactly `shape`. */
+int32_t *input_i32(const char *name, int ndim, const int64_t *shape);
 
 typedef struct mask_input {
     const void *data; /* uint8_t for bool kinds, float for float */

@@ -12,20 +12,6 @@ static attn_seq2seq *model;
 
 static void free_model(void) { attn_seq2seq_free(model); }
 
-/* An int32 tensor `name` of exactly `shape`. */
-static int32_t *input_i32(const char *name, int ndim, const int64_t *shape)
-{
-    const attn_tensor_view *t = input_view(name);
-    if (t->dtype != ATTN_DTYPE_I32)
-        die("input '%s' has dtype %s, not I32", name, attn_dtype_name(t->dtype));
-    bool same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
-    if (!same) die("input '%s' does not have the shape the config implies", name);
-    int32_t *x = alloc(t->numel, sizeof(int32_t));
-    memcpy(x, t->data, t->numel * sizeof(int32_t));
-    return x;
-}
-
 static float *as_float(const int32_t *x, size_t n)
 {
     float *f = alloc(n, sizeof(float));

@@ -1,7 +1,9 @@
 /* Conformance kind "transformer": attn_transformer_encoder_layer_*,
  * attn_transformer_decoder_layer_* or attn_transformer_* (the config's "module":
  * encoder_layer, decoder_layer, transformer) with a state_dict of
- * torch.nn.TransformerEncoderLayer, TransformerDecoderLayer or Transformer. */
+ * torch.nn.TransformerEncoderLayer, TransformerDecoderLayer or Transformer; or
+ * the attn_seq2seq model "transformer" (module "seq2seq"): its training loss on
+ * one batch and the gradient of every parameter. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +15,58 @@
 static attn_transformer_encoder_layer *encoder_layer;
 static attn_transformer_decoder_layer *decoder_layer;
 static attn_transformer *transformer;
+static attn_seq2seq *seq2seq;
 
 static void free_modules(void)
 {
     attn_transformer_encoder_layer_free(encoder_layer);
     attn_transformer_decoder_layer_free(decoder_layer);
     attn_transformer_free(transformer);
+    attn_seq2seq_free(seq2seq);
+}
+
+/* One training step's loss and gradients of the seq2seq model, dropout 0. */
+static void run_seq2seq(const char *dir)
+{
+    attn_seq2seq_config cfg = attn_seq2seq_defaults(ATTN_S2S_TRANSFORMER, ATTN_ATTEND_SOFT);
+    cfg.src_vocab = meta_int("src_vocab");
+    cfg.tgt_vocab = meta_int("tgt_vocab");
+    cfg.max_src_len = meta_int("max_src_len");
+    cfg.max_tgt_len = meta_int("max_tgt_len");
+    cfg.hidden_dim = meta_int("hidden_dim");
+    cfg.heads = meta_int("heads");
+    cfg.ff_dim = meta_int("ff_dim");
+    cfg.enc_layers = meta_int("enc_layers");
+    cfg.dec_layers = meta_int("dec_layers");
+    cfg.dropout = 0.0f;
+    atexit(free_modules);
+    check(attn_seq2seq_create(&seq2seq, &cfg, 12345), "attn_seq2seq_create");
+    attn_params *p = attn_seq2seq_params(seq2seq);
+    check(attn_params_load(p, join(dir, "weights.safetensors")), "attn_params_load");
+    attn_params_zero_grad(p);
+
+    attn_batch b = {
+        .batch = meta_int("batch"), .src_cap = meta_int("src_cap"), .tgt_cap = meta_int("tgt_cap")};
+    b.capacity = b.batch;
+    const int64_t src_shape[2] = {b.batch, b.src_cap}, tgt_shape[2] = {b.batch, b.tgt_cap};
+    const int64_t len_shape[1] = {b.batch};
+    b.src = input_i32("src", 2, src_shape);
+    b.src_len = input_i32("src_len", 1, len_shape);
+    b.tgt_in = input_i32("tgt_in", 2, tgt_shape);
+    b.tgt_out = input_i32("tgt_out", 2, tgt_shape);
+    b.tgt_len = input_i32("tgt_len", 1, len_shape);
+    const attn_seq2seq_pass pass = {.training = true,
+                                    .label_smoothing = (float)meta_double("label_smoothing")};
+    attn_seq2seq_stats stats;
+    check(attn_seq2seq_forward(seq2seq, &stats, &b, &pass), "attn_seq2seq_forward");
+    check(attn_seq2seq_backward(seq2seq), "attn_seq2seq_backward");
+    float *loss = alloc(1, sizeof *loss);
+    *loss = stats.loss;
+    const int64_t one[1] = {1};
+    add_output("loss", loss, 1, one);
+    add_param_grads(p);
+    write_outputs(dir);
+    check(attn_params_save(p, join(dir, "saved_weights.safetensors"), NULL, 0), "attn_params_save");
 }
 
 /* The config key "<which><suffix>". */
@@ -70,6 +118,10 @@ static attn_transformer_mask read_masks(const char *which, int B, int H, int Lq,
 
 void conform_transformer(const char *dir)
 {
+    if (strcmp(meta_string("module"), "seq2seq") == 0) {
+        run_seq2seq(dir);
+        return;
+    }
     attn_transformer_layer_config layer = {0};
     layer.d_model = meta_int("d_model");
     layer.nhead = meta_int("nhead");

@@ -22,15 +22,24 @@ combine them), and the weights. On the cases PyTorch runs, the transcription is
 checked against it in the same run. is_causal goes to PyTorch as an explicit
 mask (1.13's layers take none).
 
+Module "seq2seq" is attn's seq2seq model "transformer" (attn/seq2seq.h): its
+training loss on a random batch (dropout 0, label smoothing 0 or 0.1) and the
+gradient of every parameter, against Seq2SeqTransformer below, a transcription
+of src/models/seq2seq_transformer.c with nn.Transformer inside. The
+transcription also passes the target key padding mask, which the model leaves
+out because it cannot change the loss.
+
 The driver writes at most 64 outputs (conform.c), so a Transformer has at most
 three layers in all (a 2+2 one has 64 parameters alone).
 """
 
 import copy
+import math
 import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import common
 import test_mha
@@ -40,14 +49,18 @@ ATTENTIONS = {"encoder_layer": ["src"], "decoder_layer": ["tgt", "memory"],
               "transformer": ["src", "tgt", "memory"]}
 
 
+PAD, BOS, EOS, FIRST_CHAR = 0, 1, 2, 3  # attn/data.h
+
+
 def make_config(case):
     rng = case.rng
-    module = str(rng.choice(["encoder_layer", "decoder_layer", "transformer"], p=[0.35, 0.35, 0.3]))
+    module = str(rng.choice(["encoder_layer", "decoder_layer", "transformer", "seq2seq"],
+                            p=[0.3, 0.3, 0.25, 0.15]))
+    if module == "seq2seq":
+        make_seq2seq_config(case)
+        return
     H = int(rng.integers(1, 5))
-    # d_model >= 2: a LayerNorm over one feature outputs its bias whatever its input,
-    # and PyTorch's float32 LayerNorm then returns noise, which would leave the
-    # condition bound of every tensor behind it meaningless.
-    head_dim = int(rng.integers(2 if H == 1 else 1, 17 if module != "transformer" else 9))
+    head_dim = int(rng.integers(min_head_dim(H), 17 if module != "transformer" else 9))
     cfg = {
         "module": module,
         "d_model": H * head_dim, "nhead": H,
@@ -74,6 +87,133 @@ def make_config(case):
         cfg[which + "_key_padding_mask"] = str(rng.choice(["none", "bool", "float"],
                                                           p=[0.4, 0.35, 0.25]))
     case.config = cfg
+
+
+def min_head_dim(heads):
+    """d_model >= 3: a LayerNorm over one feature outputs its bias whatever its
+    input, over two a sign function of their difference; the gradient through it
+    is then float32 rounding noise (PyTorch's own float32 is off by orders of
+    magnitude), which no condition bound can hold."""
+    return -(-3 // heads)
+
+
+def make_seq2seq_config(case):
+    rng = case.rng
+    heads = int(rng.integers(1, 4))
+    layers = [(1, 1), (1, 2), (2, 1)][int(rng.integers(3))]
+    case.config = {
+        "module": "seq2seq",
+        "src_vocab": int(rng.integers(5, 13)), "tgt_vocab": int(rng.integers(5, 13)),
+        "max_src_len": int(rng.integers(2, 9)), "max_tgt_len": int(rng.integers(2, 8)),
+        "hidden_dim": heads * int(rng.integers(min_head_dim(heads), 9)), "heads": heads,
+        "ff_dim": int(rng.integers(1, 33)),
+        "enc_layers": layers[0], "dec_layers": layers[1],
+        "label_smoothing": float(rng.choice([0.0, 0.1])),
+        "batch": int(rng.integers(1, 5)),
+    }
+
+
+class Seq2SeqTransformer(torch.nn.Module):
+    """src/models/seq2seq_transformer.c: dropout(embed * sqrt(E) + PE) into
+    nn.Transformer(batch_first=True, norm_first=True), a linear generator, the
+    mean cross-entropy over the targets that are not PAD."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        E = cfg["hidden_dim"]
+        self.src_embed = torch.nn.Embedding(cfg["src_vocab"], E, padding_idx=PAD)
+        self.tgt_embed = torch.nn.Embedding(cfg["tgt_vocab"], E, padding_idx=PAD)
+        self.transformer = torch.nn.Transformer(
+            E, cfg["heads"], cfg["enc_layers"], cfg["dec_layers"], cfg["ff_dim"], dropout=0.0,
+            batch_first=True, norm_first=True)
+        self.generator = torch.nn.Linear(E, cfg["tgt_vocab"])
+        positions = max(cfg["max_src_len"], cfg["max_tgt_len"])
+        angle = (torch.arange(positions, dtype=torch.float64)[:, None]
+                 * torch.exp(-torch.arange(0, E, 2, dtype=torch.float64) * math.log(10000.0) / E))
+        pe = torch.zeros(positions, E, dtype=torch.float64)
+        pe[:, 0::2] = torch.sin(angle)
+        pe[:, 1::2] = torch.cos(angle)[:, :E // 2]
+        self.register_buffer("pe", pe, persistent=False)
+        self.label_smoothing = cfg["label_smoothing"]
+
+    def forward(self, src, src_len, tgt_in, tgt_out, tgt_len):
+        S, T = int(src_len.max()), int(tgt_len.max())
+        src, tgt_in, tgt_out = src[:, :S], tgt_in[:, :T], tgt_out[:, :T]
+        scale = math.sqrt(self.pe.shape[1])
+        x = self.src_embed(src) * scale + self.pe[:S]
+        y = self.tgt_embed(tgt_in) * scale + self.pe[:T]
+        src_padding = torch.arange(S)[None, :] >= src_len[:, None]
+        tgt_padding = torch.arange(T)[None, :] >= tgt_len[:, None]
+        causal = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
+        out = self.transformer(x, y, tgt_mask=causal, src_key_padding_mask=src_padding,
+                               tgt_key_padding_mask=tgt_padding,
+                               memory_key_padding_mask=src_padding)
+        logits = self.generator(out)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
+                               ignore_index=PAD, label_smoothing=self.label_smoothing)
+
+
+def random_batch(rng, cfg):
+    """Sources of 1 to max_src_len tokens and targets of 1 to max_tgt_len (EOS
+    included), padded with PAD to the maximum lengths, as attn_batch holds them."""
+    B, S, T = cfg["batch"], cfg["max_src_len"], cfg["max_tgt_len"]
+    src = np.full((B, S), PAD, np.int32)
+    tgt_in = np.full((B, T), PAD, np.int32)
+    tgt_out = np.full((B, T), PAD, np.int32)
+    src_len = rng.integers(1, S + 1, size=B).astype(np.int32)
+    tgt_len = rng.integers(1, T + 1, size=B).astype(np.int32)
+    for b in range(B):
+        src[b, :src_len[b]] = rng.integers(FIRST_CHAR, cfg["src_vocab"], size=src_len[b])
+        y = rng.integers(FIRST_CHAR, cfg["tgt_vocab"], size=tgt_len[b] - 1)
+        tgt_in[b, :tgt_len[b]] = np.concatenate([[BOS], y])
+        tgt_out[b, :tgt_len[b]] = np.concatenate([y, [EOS]])
+    return {"src": src, "src_len": src_len, "tgt_in": tgt_in, "tgt_out": tgt_out,
+            "tgt_len": tgt_len}
+
+
+def run_seq2seq_reference(module32, tensors, dtype):
+    module = copy.deepcopy(module32).to(dtype)
+    ids = {name: torch.from_numpy(np.asarray(tensors[name], np.int64))
+           for name in ["src", "src_len", "tgt_in", "tgt_out", "tgt_len"]}
+    loss = module(ids["src"], ids["src_len"], ids["tgt_in"], ids["tgt_out"], ids["tgt_len"])
+    loss.backward()
+    result = {"loss": loss.detach().reshape(1)}
+    for name, p in module.named_parameters():
+        result["grad." + name] = p.grad.clone()
+    return result
+
+
+def run_seq2seq_case(case, driver):
+    cfg, rng = case.config, case.rng
+    cfg["src_cap"], cfg["tgt_cap"] = cfg["max_src_len"], cfg["max_tgt_len"]
+    torch.manual_seed(case.seed % 2**63)
+    module32 = Seq2SeqTransformer(cfg)
+    with torch.no_grad():
+        for name, p in module32.named_parameters():
+            if name.endswith("bias"):
+                p.uniform_(-0.5, 0.5)
+            elif "norm" in name:
+                p.uniform_(0.5, 1.5)
+            elif "embed" in name:
+                p.uniform_(-0.5, 0.5)
+    state32 = {k: v.detach().numpy().copy() for k, v in module32.state_dict().items()}
+    case.write_weights(state32)
+    tensors = random_batch(rng, cfg)
+    case.tags.add("seq2seq model")
+    reference = run_seq2seq_reference(module32, tensors, torch.float64)
+    case.measure_condition(
+        reference, run_seq2seq_reference(module32, tensors, torch.float32),
+        lambda perturb: run_seq2seq_reference(common.perturbed_module(module32, perturb),
+                                              tensors, torch.float64))
+    case.write_inputs(tensors)
+    outputs = case.run_driver(driver, "transformer")
+    got = {name: case.output(outputs, name) for name in reference}
+    extra = set(outputs) - set(got)
+    case.require(not extra, f"unexpected outputs: {sorted(extra)}")
+    for name, want in reference.items():
+        if got.get(name) is not None:
+            case.compare(name, got[name], want)
+    case.check_saved_state(lambda: Seq2SeqTransformer(cfg), state32)
 
 
 def make_module(cfg):
@@ -233,6 +373,9 @@ def random_masks(case, tensors):
 
 
 def run_case(case, driver):
+    if case.config["module"] == "seq2seq":
+        run_seq2seq_case(case, driver)
+        return
     cfg, rng = case.config, case.rng
     B, E, S, T = cfg["batch"], cfg["d_model"], cfg["src_len"], cfg["tgt_len"]
 

@@ -419,16 +419,6 @@ static void test_dropout_only_in_training(void **state)
 
 /* ---- parameters ---------------------------------------------------------------- */
 
-static void expect_param(attn_params *p, const char *name, int64_t rows, int64_t cols)
-{
-    const attn_param *it = attn_params_find(p, name);
-    if (it == NULL) print_error("no parameter '%s'\n", name);
-    assert_non_null(it);
-    assert_int_equal(it->ndim, cols ? 2 : 1);
-    assert_int_equal(it->shape[0], rows);
-    if (cols) assert_int_equal(it->shape[1], cols);
-}
-
 static void test_parameters_are_pytorchs(void **state)
 {
     (void)state;
@@ -437,10 +427,10 @@ static void test_parameters_are_pytorchs(void **state)
     assert_int_equal(attn_mha_create(&m, &cfg, test_seed()), ATTN_OK);
     attn_params *p = attn_mha_params(m);
     assert_int_equal(p->count, 4);
-    expect_param(p, "in_proj_weight", 96, 32);
-    expect_param(p, "in_proj_bias", 96, 0);
-    expect_param(p, "out_proj.weight", 32, 32);
-    expect_param(p, "out_proj.bias", 32, 0);
+    test_expect_param(p, "in_proj_weight", 96, 32);
+    test_expect_param(p, "in_proj_bias", 96, 0);
+    test_expect_param(p, "out_proj.weight", 32, 32);
+    test_expect_param(p, "out_proj.bias", 32, 0);
     assert_int_equal(attn_mha_get_config(m)->kdim, 32);
     const float xavier = sqrtf(6.0f / (96 + 32)), linear = 1.0f / sqrtf(32.0f);
     float *w = attn_params_data(p, "in_proj_weight");
@@ -460,10 +450,10 @@ static void test_parameters_are_pytorchs(void **state)
     assert_int_equal(attn_mha_create(&m, &cfg, test_seed()), ATTN_OK);
     p = attn_mha_params(m);
     assert_int_equal(p->count, 4);
-    expect_param(p, "q_proj_weight", 6, 6);
-    expect_param(p, "k_proj_weight", 6, 5);
-    expect_param(p, "v_proj_weight", 6, 7);
-    expect_param(p, "out_proj.weight", 6, 6);
+    test_expect_param(p, "q_proj_weight", 6, 6);
+    test_expect_param(p, "k_proj_weight", 6, 5);
+    test_expect_param(p, "v_proj_weight", 6, 7);
+    test_expect_param(p, "out_proj.weight", 6, 6);
     assert_null(attn_params_find(p, "in_proj_weight"));
     assert_null(attn_params_find(p, "out_proj.bias"));
     w = attn_params_data(p, "k_proj_weight");

@@ -740,16 +740,6 @@ static void test_dropout_between_layers(void **state)
 
 /* ---- parameters, threads, reuse -------------------------------------------------------- */
 
-static void expect_param(attn_params *p, const char *name, int64_t rows, int64_t cols)
-{
-    const attn_param *it = attn_params_find(p, name);
-    if (it == NULL) print_error("no parameter '%s'\n", name);
-    assert_non_null(it);
-    assert_int_equal(it->ndim, cols ? 2 : 1);
-    assert_int_equal(it->shape[0], rows);
-    if (cols) assert_int_equal(it->shape[1], cols);
-}
-
 static void test_parameters_are_pytorchs(void **state)
 {
     (void)state;
@@ -763,10 +753,10 @@ static void test_parameters_are_pytorchs(void **state)
                            "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse",
                            "bias_hh_l0_reverse", "weight_ih_l1", "weight_hh_l1"};
     for (int i = 0; i < 10; i++) assert_string_equal(p->items[i].name, order[i]);
-    expect_param(p, "weight_ih_l0", 64, 10);
-    expect_param(p, "weight_hh_l0_reverse", 64, 16);
-    expect_param(p, "weight_ih_l1", 64, 32);
-    expect_param(p, "bias_hh_l1_reverse", 64, 0);
+    test_expect_param(p, "weight_ih_l0", 64, 10);
+    test_expect_param(p, "weight_hh_l0_reverse", 64, 16);
+    test_expect_param(p, "weight_ih_l1", 64, 32);
+    test_expect_param(p, "bias_hh_l1_reverse", 64, 0);
     const float bound = 0.25f;
     float lo = 0, hi = 0;
     for (int i = 0; i < p->count; i++)
@@ -783,8 +773,8 @@ static void test_parameters_are_pytorchs(void **state)
     assert_int_equal(attn_rnn_create(&m, &cfg, test_seed()), ATTN_OK);
     p = attn_rnn_params(m);
     assert_int_equal(p->count, 6);
-    expect_param(p, "weight_ih_l0", 15, 3);
-    expect_param(p, "weight_ih_l2", 15, 5);
+    test_expect_param(p, "weight_ih_l0", 15, 3);
+    test_expect_param(p, "weight_ih_l2", 15, 5);
     assert_null(attn_params_find(p, "bias_ih_l0"));
     assert_null(attn_params_find(p, "weight_ih_l0_reverse"));
     attn_rnn_free(m);

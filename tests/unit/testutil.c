@@ -117,3 +117,13 @@ void test_expect_invalid(attn_status status, const char *fragment)
     assert_int_equal(status, ATTN_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(attn_last_error(), fragment));
 }
+
+void test_expect_param(attn_params *p, const char *name, int64_t rows, int64_t cols)
+{
+    const attn_param *it = attn_params_find(p, name);
+    if (it == NULL) print_error("no parameter '%s'\n", name);
+    assert_non_null(it);
+    assert_int_equal(it->ndim, cols ? 2 : 1);
+    assert_int_equal(it->shape[0], rows);
+    if (cols) assert_int_equal(it->shape[1], cols);
+}

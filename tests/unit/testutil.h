@@ -40,6 +40,10 @@ double test_gradcheck(float *x, size_t n, const float *analytic, double (*loss)(
  * contains fragment (the argument it must name), printing both if not. */
 void test_expect_invalid(attn_status status, const char *fragment);
 
+/* Asserts that p has a parameter `name` shaped (rows) if cols is 0, else
+ * (rows, cols). */
+void test_expect_param(attn_params *p, const char *name, int64_t rows, int64_t cols);
+
 /* sum(out * probe) in float64, for writing `loss` callbacks. */
 double test_dot(const float *out, const float *probe, size_t n);
 
