@@ -171,8 +171,9 @@ VF_INLINE float vf_sum(vf x) { return x; }
  * recurrent cells' gates rely on that). */
 VF_INLINE vf vf_exp(vf x)
 {
-    float c = x < VF_EXP_MIN_ARG ? VF_EXP_MIN_ARG : x;
-    c = c > VF_EXP_MAX_ARG ? VF_EXP_MAX_ARG : c; /* so that 2^n below is a normal float */
+    /* Clamped, NaN included, so that 2^n below is a normal float. */
+    float c = x > VF_EXP_MIN_ARG ? x : VF_EXP_MIN_ARG;
+    c = c < VF_EXP_MAX_ARG ? c : VF_EXP_MAX_ARG;
     float nf = (c * VF_EXP_LOG2E + VF_EXP_ROUNDER) - VF_EXP_ROUNDER;
     float r = c - nf * VF_EXP_LN2_HI; /* exact: the high part has few bits */
     r = r - nf * VF_EXP_LN2_LO;
