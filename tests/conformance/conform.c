@@ -214,6 +214,26 @@ bool mask_kind(const char *key, attn_mask_type *type)
     return true;
 }
 
+/* A mask input of nn.MultiheadAttention or nn.Transformer named `key`: "bool" or
+ * "float" by the config, exactly `shape`; NULL for "none". `module` names the
+ * module in the message when the config asks for bool_keep, which it lacks. */
+const void *read_mask(const char *key, int ndim, const int64_t *shape, attn_mask_type *type,
+                      const char *module)
+{
+    if (!mask_kind(key, type)) return NULL;
+    if (*type == ATTN_MASK_BOOL_KEEP) die("'%s': %s has no bool_keep masks", key, module);
+    mask_input m = input_mask(key, *type == ATTN_MASK_FLOAT);
+    bool same = m.ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = m.shape[d] == shape[d];
+    if (!same) {
+        char have[128], want[128];
+        attn_format_shape(have, sizeof have, m.shape, m.ndim);
+        attn_format_shape(want, sizeof want, shape, ndim);
+        die("mask '%s' has shape %s, but the config implies %s", key, have, want);
+    }
+    return m.data;
+}
+
 /* ---- outputs ---- */
 
 void add_output(const char *name, const float *data, int ndim, const int64_t *shape)

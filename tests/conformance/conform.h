@@ -49,6 +49,10 @@ typedef struct mask_input {
 mask_input input_mask(const char *name, bool is_float);
 /* The config value `key`: "none", "bool", "bool_keep" or "float"; false for "none". */
 bool mask_kind(const char *key, attn_mask_type *type);
+/* A mask of nn.MultiheadAttention or nn.Transformer (module names it in messages):
+ * bool or float by the config `key`, exactly `shape`; NULL for "none". */
+const void *read_mask(const char *key, int ndim, const int64_t *shape, attn_mask_type *type,
+                      const char *module);
 
 /* Outputs, written to outputs.safetensors by write_outputs. */
 void add_output(const char *name, const float *data, int ndim, const int64_t *shape);

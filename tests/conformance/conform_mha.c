@@ -8,25 +8,6 @@ static attn_mha *mha;
 
 static void free_mha(void) { attn_mha_free(mha); }
 
-/* An nn.MultiheadAttention mask, "bool" or "float" by the config, which must have
- * exactly `shape`: (B, Lk) for key_padding_mask, (Lq, Lk) or (B*H, Lq, Lk) for
- * attn_mask. NULL for "none". */
-static const void *mha_mask(const char *key, int ndim, const int64_t *shape, attn_mask_type *type)
-{
-    if (!mask_kind(key, type)) return NULL;
-    if (*type == ATTN_MASK_BOOL_KEEP) die("nn.MultiheadAttention has no bool_keep masks");
-    mask_input m = input_mask(key, *type == ATTN_MASK_FLOAT);
-    bool same = m.ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = m.shape[d] == shape[d];
-    if (!same) {
-        char have[128], want[128];
-        attn_format_shape(have, sizeof have, m.shape, m.ndim);
-        attn_format_shape(want, sizeof want, shape, ndim);
-        die("mask '%s' has shape %s, but the config implies %s", key, have, want);
-    }
-    return m.data;
-}
-
 void conform_mha(const char *dir)
 {
     attn_mha_config cfg = {0};
@@ -74,14 +55,17 @@ void conform_mha(const char *dir)
     const float *dout = input_f32("dout", 3, q_shape);
 
     const int64_t kpm_shape[2] = {B, Lk};
-    in.key_padding_mask = mha_mask("key_padding_mask", 2, kpm_shape, &in.key_padding_mask_type);
+    in.key_padding_mask = read_mask("key_padding_mask", 2, kpm_shape, &in.key_padding_mask_type,
+                                    "nn.MultiheadAttention");
     in.attn_mask_ndim = meta_int("attn_mask_ndim");
     if (in.attn_mask_ndim == 2) {
         const int64_t shape[2] = {Lq, Lk};
-        in.attn_mask = mha_mask("attn_mask", 2, shape, &in.attn_mask_type);
+        in.attn_mask = read_mask("attn_mask", 2, shape, &in.attn_mask_type,
+                                 "nn.MultiheadAttention");
     } else if (in.attn_mask_ndim == 3) {
         const int64_t shape[3] = {B * H, Lq, Lk};
-        in.attn_mask = mha_mask("attn_mask", 3, shape, &in.attn_mask_type);
+        in.attn_mask = read_mask("attn_mask", 3, shape, &in.attn_mask_type,
+                                 "nn.MultiheadAttention");
     } else {
         attn_mask_type unused;
         if (mask_kind("attn_mask", &unused))

@@ -77,23 +77,6 @@ static const char *key_of(const char *which, const char *suffix)
     return key;
 }
 
-/* A mask input named `key` that must have exactly `shape`; NULL for "none". */
-static const void *read_mask(const char *key, int ndim, const int64_t *shape, attn_mask_type *type)
-{
-    if (!mask_kind(key, type)) return NULL;
-    if (*type == ATTN_MASK_BOOL_KEEP) die("'%s': nn.Transformer has no bool_keep masks", key);
-    mask_input m = input_mask(key, *type == ATTN_MASK_FLOAT);
-    bool same = m.ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = m.shape[d] == shape[d];
-    if (!same) {
-        char have[128], want[128];
-        attn_format_shape(have, sizeof have, m.shape, m.ndim);
-        attn_format_shape(want, sizeof want, shape, ndim);
-        die("mask '%s' has shape %s, but the config implies %s", key, have, want);
-    }
-    return m.data;
-}
-
 /* The masks of one attention, "<which>_mask", "<which>_mask_ndim",
  * "<which>_is_causal", "<which>_key_padding_mask"; which is src, tgt or memory. */
 static attn_transformer_mask read_masks(const char *which, int B, int H, int Lq, int Lk)
@@ -104,7 +87,7 @@ static attn_transformer_mask read_masks(const char *which, int B, int H, int Lq,
     const char *key = key_of(which, "_mask");
     if (m.attn_mask_ndim == 2 || m.attn_mask_ndim == 3) {
         m.attn_mask = read_mask(key, m.attn_mask_ndim, m.attn_mask_ndim == 2 ? shape2 : shape3,
-                                &m.attn_mask_type);
+                                &m.attn_mask_type, "nn.Transformer");
     } else {
         attn_mask_type unused;
         if (mask_kind(key, &unused)) die("%s_mask_ndim must be 2 or 3 with a mask", which);
@@ -112,7 +95,8 @@ static attn_transformer_mask read_masks(const char *which, int B, int H, int Lq,
     m.is_causal = meta_bool(key_of(which, "_is_causal"));
     const int64_t kpm_shape[2] = {B, Lk};
     m.key_padding_mask =
-        read_mask(key_of(which, "_key_padding_mask"), 2, kpm_shape, &m.key_padding_mask_type);
+        read_mask(key_of(which, "_key_padding_mask"), 2, kpm_shape, &m.key_padding_mask_type,
+                  "nn.Transformer");
     return m;
 }
 
