@@ -80,9 +80,8 @@ static void print_help(void)
 
 /* Steps that reach the accuracy targets on the dates task: REINFORCE's sampled
  * gradient needs about three times as many as soft attention. */
-static int64_t default_steps(attn_seq2seq_arch arch, attn_attention_kind kind)
+static int64_t default_steps(attn_attention_kind kind)
 {
-    (void)arch;
     switch (kind) {
     case ATTN_ATTEND_HARD_REINFORCE: return 3000;
     case ATTN_ATTEND_HARD_GUMBEL: return 1500;
@@ -97,7 +96,7 @@ static void set_defaults(train_options *o)
     *o = (train_options){0};
     o->task = ATTN_TASK_DATES;
     o->model = attn_seq2seq_defaults(ATTN_S2S_GRU_BAHDANAU, ATTN_ATTEND_SOFT);
-    o->train = (cli_train_options){.steps = default_steps(o->model.arch, o->model.attention),
+    o->train = (cli_train_options){.steps = default_steps(o->model.attention),
                                    .batch = 64,
                                    .warmup = 100,
                                    .eval_every = 250,
@@ -174,7 +173,7 @@ static int parse_options(int argc, char **argv, train_options *o)
             return cli_usage_error("train", "--attention: %s", attn_last_error());
     }
     o->model = attn_seq2seq_defaults(arch, kind);
-    o->train.steps = default_steps(arch, kind);
+    o->train.steps = default_steps(kind);
     long v;
     for (optind = 1; (c = getopt_long(argc, argv, ":h", options, NULL)) != -1;) {
         attn_seq2seq_config *m = &o->model;
