@@ -40,6 +40,9 @@ typedef struct cli_model {
     int64_t step; /* training steps done */
 } cli_model;
 
+/* AdamW's settings for a run: PyTorch's defaults with the run's weight decay. */
+attn_adamw_config cli_adamw_config(const cli_train_options *t);
+
 /* Writes the model (and opt's state if given) atomically as an attn checkpoint;
  * prints the error and returns EXIT_RUNTIME on failure. */
 int cli_model_save(const char *path, const cli_model *m, const attn_adamw *opt);

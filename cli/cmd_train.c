@@ -307,8 +307,7 @@ static int start_run(const train_options *o, cli_model *run, attn_adamw *opt)
     run->train = o->train;
     if (attn_seq2seq_create(&run->model, &cfg, o->train.seed) != ATTN_OK)
         return cli_fail("train: the model");
-    attn_adamw_config adamw = attn_adamw_defaults();
-    adamw.weight_decay = o->train.weight_decay;
+    attn_adamw_config adamw = cli_adamw_config(&o->train);
     if (attn_adamw_init(opt, attn_seq2seq_params(run->model)->total, &adamw) != ATTN_OK) {
         cli_model_free(run);
         return cli_fail("train");

@@ -82,6 +82,13 @@ static char *train_json(const cli_train_options *t)
     return text;
 }
 
+attn_adamw_config cli_adamw_config(const cli_train_options *t)
+{
+    attn_adamw_config c = attn_adamw_defaults();
+    c.weight_decay = t->weight_decay;
+    return c;
+}
+
 int cli_model_save(const char *path, const cli_model *m, const attn_adamw *opt)
 {
     char src_chars[4 * ATTN_VOCAB_MAX + 1], tgt_chars[4 * ATTN_VOCAB_MAX + 1], step[32];
@@ -288,6 +295,7 @@ int cli_model_load(const char *path, cli_model *m, attn_adamw *opt)
     const char *step = meta(&r, "step");
     attn_task_kind task_kind;
     attn_seq2seq_config cfg = {0};
+    attn_adamw_config adamw = {0};
     char *end = NULL;
     if (kind == NULL) {
         bad(&r, "not an attn model file (no 'attn.kind' in its metadata)");
@@ -302,14 +310,14 @@ int cli_model_load(const char *path, cli_model *m, attn_adamw *opt)
     } else if (read_config(&r, &cfg) && read_train(&r, &m->train) &&
                check_vocab(&r, "src_vocab", &m->task.src_vocab) &&
                check_vocab(&r, "tgt_vocab", &m->task.tgt_vocab)) {
+        adamw = cli_adamw_config(&m->train);
         if (cfg.src_vocab != m->task.src_vocab.size || cfg.tgt_vocab != m->task.tgt_vocab.size) {
             bad(&r, "the model's vocabulary sizes (%d, %d) differ from the task's (%d, %d)",
                 cfg.src_vocab, cfg.tgt_vocab, m->task.src_vocab.size, m->task.tgt_vocab.size);
         } else if (attn_seq2seq_create(&m->model, &cfg, m->train.seed) != ATTN_OK) {
             bad(&r, "metadata 'model': %s", attn_last_error());
         } else if (opt && attn_adamw_init(opt, attn_seq2seq_params(m->model)->total,
-                                          &(attn_adamw_config){0.9f, 0.999f, 1e-8f,
-                                                               m->train.weight_decay}) != ATTN_OK) {
+                                          &adamw) != ATTN_OK) {
             cli_fail(path);
         } else if (attn_checkpoint_load(st, attn_seq2seq_params(m->model),
                                         attn_seq2seq_buffers(m->model), opt) != ATTN_OK) {
