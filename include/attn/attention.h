@@ -210,6 +210,29 @@ const char *attn_sdpa_kernel(void);
  * Returns 0 if cfg fails attn_sdpa_check or no kernel can run (a bad ATTN_SIMD). */
 size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool backward);
 
+/* ---- positions --------------------------------------------------------------------------
+ * The sinusoidal table of "Attention Is All You Need": pe: (L, E),
+ * pe[t, 2i] = sin(t / 10000^(2i/E)), pe[t, 2i+1] = cos(t / 10000^(2i/E)),
+ * computed in double. */
+attn_status attn_sinusoidal_positions(float *pe, int L, int E);
+
+/* Rotary position embedding (RoPE, Su et al., 2021) in the "rotate half" layout of
+ * GPT-NeoX and LLaMA: x, y: (B, H, L, D), D even; the row at index t is at position
+ * pos0 + t, and its dimensions i and i + D/2 (i < D/2) rotate by the angle
+ * (pos0 + t) * theta^(-2i/D) (computed in double):
+ *   y_i = x_i cos - x_{i+D/2} sin,   y_{i+D/2} = x_{i+D/2} cos + x_i sin.
+ * y may be x. theta must be finite and > 0, pos0 >= 0. */
+attn_status attn_rope_forward(float *y, const float *x, int B, int H, int L, int D, int pos0,
+                              float theta);
+/* dx: (B, H, L, D) += the inverse rotation of dy (a rotation's transpose). */
+attn_status attn_rope_backward(float *dx, const float *dy, int B, int H, int L, int D, int pos0,
+                               float theta);
+
+/* ALiBi's head slopes (Press et al., 2022), slopes: (H): for H a power of two
+ * m_h = 2^(-8 (h + 1) / H); otherwise the slopes for the power of two n just
+ * below H, then every other slope for 2n, as the paper's code does. */
+attn_status attn_alibi_slopes(float *slopes, int H);
+
 #ifdef __cplusplus
 }
 #endif

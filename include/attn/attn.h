@@ -20,5 +20,6 @@
 #include "attn/train.h"
 #include "attn/data.h"
 #include "attn/seq2seq.h"
+#include "attn/gpt.h"
 
 #endif

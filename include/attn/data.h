@@ -104,6 +104,89 @@ void attn_batch_free(attn_batch *b);
 attn_status attn_task_batch(const attn_task *t, attn_split split, uint64_t seed,
                             uint64_t first_index, attn_batch *b);
 
+/* ---- text for language models ------------------------------------------------------------
+ * Any UTF-8 text as token ids, either one id per distinct character (in code-point
+ * order, ids 0 .. V-1, no special ids) or one per byte (V = 256, id = byte). The
+ * first 90 % of the tokens (n * 9 / 10, rounded down) train, the rest validate. */
+typedef enum attn_text_unit { ATTN_TEXT_CHARS, ATTN_TEXT_BYTES } attn_text_unit;
+
+enum { ATTN_TEXT_VOCAB_MAX = 4096 };
+
+typedef struct attn_text_vocab {
+    attn_text_unit unit;
+    int size;                           /* V */
+    uint32_t chars[ATTN_TEXT_VOCAB_MAX]; /* ATTN_TEXT_CHARS: the code point of each id,
+                                           ascending */
+} attn_text_vocab;
+
+/* "chars" or "bytes"; an unknown name fails listing both. */
+attn_status attn_text_unit_parse(attn_text_unit *unit, const char *name);
+const char *attn_text_unit_name(attn_text_unit unit);
+
+/* The vocabulary of text: (n bytes): its distinct characters, or all 256 bytes.
+ * Fails on invalid UTF-8 in chars mode (naming the byte offset), or more than
+ * ATTN_TEXT_VOCAB_MAX distinct characters (suggesting bytes). */
+attn_status attn_text_vocab_build(attn_text_vocab *v, attn_text_unit unit, const char *text,
+                                  size_t n);
+/* A chars vocabulary from its code points: (count), which must ascend strictly and
+ * be valid Unicode scalar values (what a checkpoint stores). */
+attn_status attn_text_vocab_from_chars(attn_text_vocab *v, const uint32_t *chars, int count);
+
+/* text: (n bytes) -> ids: (cap); *count the ids written. Fails on invalid UTF-8
+ * (naming the byte offset), a character outside the vocabulary (naming it, e.g.
+ * "character 'é' (U+00E9) at character 4 is not in the vocabulary"), or more
+ * than cap ids. */
+attn_status attn_text_encode(const attn_text_vocab *v, const char *text, size_t n, int32_t *ids,
+                             size_t cap, size_t *count);
+/* ids: (n) -> out: the text (UTF-8 for chars; the raw bytes for bytes), NUL-
+ * terminated (a text may hold NULs of its own), *len bytes without the NUL. Fails
+ * on an id outside [0, V) or when cap is too small. */
+attn_status attn_text_decode(const attn_text_vocab *v, const int32_t *ids, size_t n, char *out,
+                             size_t cap, size_t *len);
+
+typedef struct attn_text {
+    attn_text_vocab vocab;
+    int32_t *ids;        /* (count) */
+    int64_t count;       /* tokens */
+    int64_t train_count; /* the first train_count tokens train, the rest validate */
+} attn_text;
+
+/* Reads a file whole (or, _from_memory, a buffer of n bytes that `name` names in
+ * messages) and encodes it with the vocabulary of its own characters (or bytes).
+ * Both splits must hold at least block_size + 1 tokens, which takes 10 block_size
+ * + 1 tokens in all. A missing file fails naming it and the system's reason; an
+ * empty one, invalid UTF-8 (naming the byte offset), or one too short fails with
+ * a message naming the file and the sizes, e.g. "tiny.txt has 40 characters: a
+ * block size of 64 needs at least 641"; texts over 1 GiB are refused. On failure
+ * *t is left empty (attn_text_free is safe on it). */
+attn_status attn_text_load(attn_text *t, const char *path, attn_text_unit unit, int block_size);
+attn_status attn_text_from_memory(attn_text *t, const char *name, const char *text, size_t n,
+                                  attn_text_unit unit, int block_size);
+void attn_text_free(attn_text *t);
+
+/* Training batch of a step: B windows of T + 1 tokens from the training split, the
+ * b-th starting at attn_text_train_start(t, seed, step, b, T); x: (B, T) the window's
+ * first T tokens, y: (B, T) its last T (the next token of each). T in
+ * [1, train_count - 1], step >= 0.
+ * The start is, with w = attn_philox4x32(seed, step, b) (the key is the seed, the
+ * counter's high word the step and its low word b):
+ *   start = (((uint64_t)w[0] << 32) | w[1]) % (train_count - T)
+ * (-1 for a NULL text, step < 0, b < 0 or T outside that range). */
+int64_t attn_text_train_start(const attn_text *t, uint64_t seed, int64_t step, int b, int T);
+attn_status attn_text_train_batch(const attn_text *t, uint64_t seed, int64_t step, int B, int T,
+                                  int32_t *x, int32_t *y);
+
+/* Validation windows: count = min(max_windows, (n_valid - 1) / T) of them (n_valid
+ * the validation tokens; 0 if T < 1 or max_windows < 1), window k starting at
+ * k * (n_valid - 1 - T) / (count - 1) tokens into the split (int64 arithmetic,
+ * integer division; 0 if count is 1), so they spread over the whole split, from
+ * its first token to its last, and their inputs never overlap. */
+int64_t attn_text_valid_windows(const attn_text *t, int T, int64_t max_windows);
+/* Windows first .. first + B - 1 of those count: x, y: (B, T) as for training.
+ * count must be in [1, (n_valid - 1) / T]. */
+attn_status attn_text_valid_batch(const attn_text *t, int T, int64_t count, int64_t first, int B,
+                                  int32_t *x, int32_t *y);
+
 #ifdef __cplusplus
 }
 #endif

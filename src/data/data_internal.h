@@ -3,6 +3,7 @@
 #define ATTN_SRC_DATA_DATA_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "attn/core.h"
@@ -12,6 +13,14 @@
 /* Decodes the character at s into *cp and returns its length in bytes, or 0 if s does
  * not start a well-formed UTF-8 sequence (a NUL inside it included). s[0] != 0. */
 int attn_utf8_decode(const char *s, uint32_t *cp);
+
+/* Writes cp as UTF-8 into out (4 bytes at most); returns the length, or 0 for a
+ * surrogate or a value past U+10FFFF. */
+int attn_utf8_encode(uint32_t cp, char *out);
+
+/* The character as it reads in a message: 'x' (U+0078), or U+0009 alone for a
+ * control character; at: its n bytes of UTF-8. */
+void attn_describe_char(char *buf, size_t size, const char *at, int n, uint32_t cp);
 
 /* ---- dates: human-written dates -> ISO "YYYY-MM-DD" --------------------------------------
  * Days are counted from 1900-01-01 (day 0, a Monday) to 2099-12-31 (day 73048). A

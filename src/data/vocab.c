@@ -26,9 +26,7 @@ int attn_utf8_decode(const char *s, uint32_t *cp)
     return n;
 }
 
-/* Writes cp as UTF-8 into out (4 bytes at most); returns the length, or 0 for a
- * surrogate or a value past U+10FFFF. */
-static int utf8_encode(uint32_t cp, char *out)
+int attn_utf8_encode(uint32_t cp, char *out)
 {
     unsigned char *p = (unsigned char *)out;
     if (cp < 0x80) {
@@ -120,7 +118,7 @@ attn_status attn_vocab_chars(const attn_vocab *v, char *out, size_t cap)
     size_t used = 0;
     for (int id = ATTN_TOKEN_FIRST_CHAR; id < v->size; id++) {
         char bytes[4];
-        int n = utf8_encode(v->chars[id], bytes);
+        int n = attn_utf8_encode(v->chars[id], bytes);
         if (n == 0)
             return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                               "vocab id %d holds U+%04X, which is not a Unicode character", id,
@@ -136,9 +134,7 @@ attn_status attn_vocab_chars(const attn_vocab *v, char *out, size_t cap)
     return ATTN_OK;
 }
 
-/* The character as it reads in a message: 'x' (U+0078), or U+0009 alone for a
- * control character. */
-static void describe_char(char *buf, size_t size, const char *at, int n, uint32_t cp)
+void attn_describe_char(char *buf, size_t size, const char *at, int n, uint32_t cp)
 {
     if (cp < 0x20 || cp == 0x7f) snprintf(buf, size, "U+%04X", (unsigned)cp);
     else snprintf(buf, size, "'%.*s' (U+%04X)", n, at, (unsigned)cp);
@@ -161,7 +157,7 @@ attn_status attn_vocab_encode(const attn_vocab *v, const char *text, int32_t *id
             int id = lower_bound(v, cp);
             if (id == v->size || v->chars[id] != cp) {
                 char what[48];
-                describe_char(what, sizeof what, p, n, cp);
+                attn_describe_char(what, sizeof what, p, n, cp);
                 return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                                   "character %s at position %d is not in the vocabulary", what,
                                   count);
@@ -195,7 +191,7 @@ attn_status attn_vocab_decode(const attn_vocab *v, const int32_t *ids, int n, ch
                               "id %d at position %d is outside the vocabulary of %d ids",
                               (int)ids[i], i, v->size);
         char bytes[4];
-        int len = utf8_encode(v->chars[ids[i]], bytes);
+        int len = attn_utf8_encode(v->chars[ids[i]], bytes);
         if (len == 0)
             return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                               "vocab id %d holds U+%04X, which is not a Unicode character",

@@ -92,16 +92,6 @@ static attn_status grow_ints(int_buffer *b, size_t count)
 
 /* ---- construction ---- */
 
-static void fill_positions(float *pe, int positions, int E)
-{
-    for (int pos = 0; pos < positions; pos++)
-        for (int i = 0; i < E; i += 2) {
-            double angle = pos * exp(-(double)i * log(10000.0) / E);
-            pe[(size_t)pos * E + i] = (float)sin(angle);
-            if (i + 1 < E) pe[(size_t)pos * E + i + 1] = (float)cos(angle);
-        }
-}
-
 static void destroy(attn_seq2seq *m)
 {
     s2s_transformer *t = impl(m);
@@ -188,11 +178,11 @@ attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed)
     if (!s) s = attn_params_init(&m->params, specs.items, specs.count);
     attn_tf_specs_free(&specs);
     if (!s) s = bind_and_init(t, &m->params, seed);
+    if (!s) s = attn_sinusoidal_positions(t->pe, t->positions, t->E);
     if (s) { /* seq2seq.c frees m->params */
         destroy(m);
         return s;
     }
-    fill_positions(t->pe, t->positions, t->E);
     m->ops = &transformer_ops;
     return ATTN_OK;
 }

@@ -1,0 +1,185 @@
+/* attn/gpt.h: a decoder-only Transformer language model (GPT), trained on text
+ * and sampled with a key-value cache.
+ *
+ * The model, for ids x: (B, T) with T <= block_size, C = n_embd, H = n_head,
+ * Hkv = n_kv_head (H divisible by it), hd = C / H:
+ *   h = drop(wte[x] + pos)       pos: wpe[t] (learned), the sinusoidal table of
+ *                                "Attention Is All You Need" (sinusoidal), or 0
+ *   for each block:              (RoPE and ALiBi act inside attention)
+ *     h = h + drop(attn(ln_1(h)))
+ *     h = h + drop(mlp(ln_2(h)))
+ *   logits = lm_head(ln_f(h))    lm_head.weight is wte's when weights are tied
+ * attn: qkv = c_attn(x) split into q (H heads), k and v (Hkv heads each); RoPE,
+ *   if chosen, rotates q and k; causal scaled dot-product attention through the
+ *   fused kernel (query head h reads key/value head h / (H / Hkv): grouped-query
+ *   attention, multi-query when Hkv = 1), with ALiBi slopes and the sliding
+ *   window if chosen, dropout on the weights; heads concatenated, then c_proj.
+ * mlp: c_proj(gelu(c_fc(x))), c_fc C -> 4C, exact (erf) GELU.
+ * RoPE (Su et al., 2021) in the "rotate half" layout of GPT-NeoX and LLaMA: for
+ *   each head, dimension i < hd/2 pairs with i + hd/2, rotated by the angle
+ *   t * rope_theta^(-2i / hd) at position t.
+ * ALiBi (Press et al., 2022): head h (0-based) adds -m_h (i - j) to the score of
+ *   query i and key j, m_h = 2^(-8 (h + 1) / H) for H a power of two; otherwise
+ *   the slopes of the nearest lower power of two n, followed by every other slope
+ *   of 2n (the paper's code).
+ * Sliding window (window > 0): a query sees itself and the window - 1 tokens
+ *   before it.
+ *
+ * Parameters (state_dict keys of the PyTorch transcription in the conformance
+ * test, named as nanoGPT names them; biases only with cfg.bias):
+ *   transformer.wte.weight (V, C)
+ *   transformer.wpe.weight (block_size, C)          learned positions only
+ *   transformer.h.<i>.ln_1.weight, .bias (C)
+ *   transformer.h.<i>.attn.c_attn.weight ((H + 2 Hkv) hd, C), .bias
+ *                                   rows: the q heads, then k heads, then v heads
+ *   transformer.h.<i>.attn.c_proj.weight (C, C), .bias
+ *   transformer.h.<i>.ln_2.weight, .bias (C)
+ *   transformer.h.<i>.mlp.c_fc.weight (4C, C), .bias
+ *   transformer.h.<i>.mlp.c_proj.weight (C, 4C), .bias
+ *   transformer.ln_f.weight, .bias (C)
+ *   lm_head.weight (V, C)                           untied weights only
+ * Initialised as nanoGPT: weights normal(0, 0.02), the two c_proj weights
+ * normal(0, 0.02 / sqrt(2 n_layer)), biases 0, LayerNorms 1 and 0.
+ */
+#ifndef ATTN_GPT_H
+#define ATTN_GPT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "attn/core.h"
+#include "attn/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum attn_position_kind {
+    ATTN_POS_LEARNED,
+    ATTN_POS_SINUSOIDAL,
+    ATTN_POS_ROPE,
+    ATTN_POS_ALIBI,
+} attn_position_kind;
+
+/* "learned", "sinusoidal", "rope", "alibi"; parsing an unknown name fails listing
+ * the known ones; a value that is no kind is named "unknown". */
+const char *attn_position_name(attn_position_kind kind);
+attn_status attn_position_parse(attn_position_kind *kind, const char *name);
+
+#define ATTN_GPT_MAX_LAYERS 64
+
+typedef struct attn_gpt_config {
+    int vocab_size;  /* V */
+    int block_size;  /* the longest context, in tokens */
+    int n_layer, n_head, n_kv_head, n_embd; /* n_kv_head 0 means n_head */
+    attn_position_kind position;
+    float rope_theta; /* RoPE's base, > 0 (10000) */
+    int window;       /* sliding-window attention; 0 = full causal */
+    bool bias;        /* biases in the Linears and LayerNorms */
+    bool tie_weights; /* lm_head shares wte's weight */
+    float dropout;    /* in [0, 1), training only */
+} attn_gpt_config;
+
+/* 4 layers, 4 heads (n_kv_head 0), 128 wide, block 64, learned positions,
+ * rope_theta 10000, no window, biases, tied weights, dropout 0; the caller sets
+ * vocab_size. */
+attn_gpt_config attn_gpt_defaults(void);
+
+/* Fails naming the bad field and value, e.g. "n_embd 100 is not divisible by
+ * n_head 3" or "n_head 6 is not divisible by n_kv_head 4". */
+attn_status attn_gpt_check_config(const attn_gpt_config *cfg);
+
+typedef struct attn_gpt attn_gpt;
+
+attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t seed);
+void attn_gpt_free(attn_gpt *m);
+const attn_gpt_config *attn_gpt_get_config(const attn_gpt *m);
+attn_params *attn_gpt_params(attn_gpt *m);
+
+/* One pass; dropout is drawn from (seed, step) so a step repeats exactly.
+ * reference_attention runs attention through attn_sdpa_reference_* (the oracle
+ * the fused kernel is tested against) instead of the fused kernel. */
+typedef struct attn_gpt_pass {
+    bool training;
+    int64_t step;
+    uint64_t seed;
+    bool reference_attention;
+} attn_gpt_pass;
+
+/* ids: (B, T) in [0, V), 1 <= T <= block_size; targets: (B, T) in [0, V), or NULL.
+ * -> *loss (if targets; may be NULL otherwise): the mean cross-entropy over all
+ * B T positions. The logits of every position are kept: attn_gpt_logits. A bad id
+ * or T fails naming it ("context of 80 tokens exceeds the block size 64"). */
+attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const int32_t *targets,
+                             int B, int T, const attn_gpt_pass *pass);
+/* The last forward's logits, (B, T, V); valid until the next forward or free. */
+const float *attn_gpt_logits(const attn_gpt *m);
+/* The gradient of the last forward's loss into attn_gpt_params(m)->grad (+=).
+ * Fails if the last forward had no targets or was followed by a backward. */
+attn_status attn_gpt_backward(attn_gpt *m);
+
+/* ---- inference with a key-value cache ----------------------------------------------------
+ * One sequence's keys and values of every layer for positions 0 .. length - 1, so
+ * a new token costs O(length), not a pass over the whole context. Dropout is off. */
+typedef struct attn_gpt_cache attn_gpt_cache;
+
+/* Room for `capacity` tokens, 1 <= capacity <= block_size. */
+attn_status attn_gpt_cache_create(attn_gpt_cache **out, const attn_gpt *m, int capacity);
+void attn_gpt_cache_free(attn_gpt_cache *c);
+int attn_gpt_cache_length(const attn_gpt_cache *c);
+/* Empties it (length 0). */
+void attn_gpt_cache_reset(attn_gpt_cache *c);
+
+/* Runs n tokens at positions length .. length + n - 1, appending their keys and
+ * values -> logits: (n, V) (may be NULL). Fails, changing nothing, if the cache
+ * lacks room ("context of 65 tokens exceeds the cache's 64") or an id is bad. The
+ * logits equal attn_gpt_forward's over the whole context up to rounding. */
+attn_status attn_gpt_cache_forward(attn_gpt *m, attn_gpt_cache *c, float *logits,
+                                   const int32_t *ids, int n);
+
+/* ---- sampling ------------------------------------------------------------------------------ */
+typedef struct attn_sampling {
+    float temperature; /* 0 = greedy (argmax, the first on ties); else > 0 */
+    int top_k;         /* keep the k most likely tokens; 0 = all */
+    float top_p;       /* keep the smallest set whose probability reaches top_p
+                        * (nucleus); in (0, 1], 1 = all */
+} attn_sampling;
+
+/* logits: (V) -> *token, drawn with the uniform number u in [0, 1) from
+ * softmax(logits / temperature) restricted by top_k, then top_p (renormalised).
+ * The tokens are ranked by probability, ties by id; the token drawn is the first
+ * in that order at which the running sum of the kept probabilities passes u times
+ * their total (so a small u draws the most likely token). Infinite logits make a
+ * uniform draw among the +inf ones. Fails on a bad option (naming it), or with
+ * ATTN_ERR_NUMERIC on a NaN logit (naming its id) or when every logit is -inf. */
+attn_status attn_sample(int32_t *token, const float *logits, int V, const attn_sampling *s,
+                        float u);
+
+/* ---- generation ----------------------------------------------------------------------------
+ * Continues prompt: (n_prompt >= 1) by n_new tokens -> out: (n_new). Token i is
+ * drawn with attn_uniform_at(seed, i). With use_cache the prompt runs once and
+ * each new token once; without, every new token reruns the whole context (the
+ * reference the cache is checked against). When the context would exceed
+ * block_size, the oldest tokens are dropped: uncached, the context is always the
+ * last block_size tokens (nanoGPT's crop); cached, the last block_size / 2 are kept
+ * and run again, so the cache refills without a pass per token.
+ * on_token, if not NULL, is called with each new token as it is drawn; returning
+ * false stops generation early (*produced tells how many were made). */
+typedef bool (*attn_token_callback)(int32_t token, void *user);
+
+typedef struct attn_generate_options {
+    int n_new;
+    attn_sampling sampling;
+    uint64_t seed;
+    bool use_cache;
+    attn_token_callback on_token;
+    void *user;
+} attn_generate_options;
+
+attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const int32_t *prompt,
+                              int n_prompt, const attn_generate_options *opt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,248 @@
+/* The language model's forward pass over a batch of sequences, keeping what
+ * backward needs. Attention runs through the fused kernel: causal, with the
+ * sliding window and ALiBi computed inside it. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/kernels.h"
+#include "attn/train.h"
+#include "core/error.h"
+#include "models/gpt_impl.h"
+#include "nn/transformer_impl.h"
+
+enum { ALIGN_FLOATS = 16 };
+
+static size_t aligned(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+/* Carves the arena into the buffers of a B x T pass; with base NULL only counts. */
+static size_t layout(attn_gpt *m, float *base, int B, int T)
+{
+    const size_t N = (size_t)B * T, C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
+    const size_t H = (size_t)m->cfg.n_head, L = (size_t)m->cfg.n_layer;
+    size_t used = 0;
+#define TAKE(ptr, count)                                                                          \
+    do {                                                                                         \
+        if (base) (ptr) = base + used;                                                          \
+        used += aligned(count);                                                                 \
+    } while (0)
+    TAKE(m->stream, (L + 1) * N * C);
+    for (size_t l = 0; l < L; l++) {
+        gpt_layer_acts *a = &m->acts[l];
+        TAKE(a->mid, N * C);
+        TAKE(a->ln1, N * C);
+        TAKE(a->ln1_mean, N);
+        TAKE(a->ln1_rstd, N);
+        TAKE(a->q, N * C);
+        TAKE(a->k, N * C);
+        TAKE(a->v, N * C);
+        TAKE(a->att, N * C);
+        TAKE(a->lse, N * H);
+        TAKE(a->merged, N * C);
+        TAKE(a->ln2, N * C);
+        TAKE(a->ln2_mean, N);
+        TAKE(a->ln2_rstd, N);
+        TAKE(a->fc, 4 * N * C);
+        TAKE(a->gelu, 4 * N * C);
+    }
+    TAKE(m->lnf, N * C);
+    TAKE(m->lnf_mean, N);
+    TAKE(m->lnf_rstd, N);
+    TAKE(m->logits, N * V);
+    TAKE(m->probs, N * V);
+    TAKE(m->qkv, N * (size_t)m->qkv_width);
+    TAKE(m->dstream, N * C);
+    TAKE(m->dln, N * C);
+    TAKE(m->dwide, 4 * N * C);
+    TAKE(m->dwide2, 4 * N * C);
+    TAKE(m->dqkv, N * (size_t)m->qkv_width);
+    TAKE(m->dq, N * C);
+    TAKE(m->dk, N * C);
+    TAKE(m->dv, N * C);
+    TAKE(m->drot, N * C);
+    TAKE(m->dlogits, N * V);
+#undef TAKE
+    return used;
+}
+
+static attn_status prepare(attn_gpt *m, int B, int T)
+{
+    const size_t need = layout(m, NULL, B, T);
+    if (need > m->capacity) {
+        free(m->arena);
+        m->capacity = 0;
+        m->arena = aligned_alloc(64, need * sizeof(float));
+        if (m->arena == NULL)
+            return attn_error(ATTN_ERR_OUT_OF_MEMORY,
+                              "no memory for a batch of %d x %d tokens (%zu MB)", B, T,
+                              need * sizeof(float) >> 20);
+        m->capacity = need;
+    }
+    layout(m, m->arena, B, T);
+    m->B = B;
+    m->T = T;
+    return ATTN_OK;
+}
+
+uint64_t gpt_dropout_seed(const attn_gpt *m, uint64_t site)
+{
+    return attn_tf_seed(m->pass.seed, (uint64_t)m->pass.step, site);
+}
+
+float gpt_dropout(const attn_gpt *m)
+{
+    return m->pass.training ? m->cfg.dropout : 0.0f;
+}
+
+attn_sdpa_config gpt_sdpa_config(const attn_gpt *m, int l)
+{
+    return (attn_sdpa_config){
+        .batch = m->B,
+        .heads = m->cfg.n_head,
+        .len_q = m->T,
+        .len_k = m->T,
+        .dim_qk = m->head_dim,
+        .dim_v = m->head_dim,
+        .causal = true,
+        .window = m->cfg.window,
+        .alibi_slopes = m->slopes,
+        .dropout_p = gpt_dropout(m),
+        .dropout_seed = gpt_dropout_seed(m, GPT_SITE_ATTENTION(l)),
+    };
+}
+
+/* qkv: (B, T, (H + 2 Hkv) hd) -> q: (B, H, T, hd), and k, v: (B, H, T, hd) with
+ * key/value head h / (H / Hkv) repeated for every query head of its group. */
+static void split_heads(const attn_gpt *m, float *q, float *k, float *v, const float *qkv)
+{
+    const int B = m->B, T = m->T, H = m->cfg.n_head, group = H / m->cfg.n_kv_head;
+    const int hd = m->head_dim, W = m->qkv_width;
+    const size_t bytes = (size_t)hd * sizeof(float);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const int g = h / group;
+            for (int t = 0; t < T; t++) {
+                const float *row = qkv + ((size_t)b * T + t) * W;
+                const size_t dst = (((size_t)b * H + h) * T + t) * hd;
+                memcpy(q + dst, row + (size_t)h * hd, bytes);
+                memcpy(k + dst, row + (size_t)(H + g) * hd, bytes);
+                memcpy(v + dst, row + (size_t)(H + m->cfg.n_kv_head + g) * hd, bytes);
+            }
+        }
+}
+
+/* att: (B, H, T, hd) -> merged: (B, T, H hd). */
+static void merge_heads(const attn_gpt *m, float *merged, const float *att)
+{
+    const int B = m->B, T = m->T, H = m->cfg.n_head, hd = m->head_dim;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++)
+                memcpy(merged + ((size_t)b * T + t) * H * hd + (size_t)h * hd,
+                       att + (((size_t)b * H + h) * T + t) * hd, (size_t)hd * sizeof(float));
+}
+
+/* y = residual + dropout(x w^T + b). */
+static attn_status residual_branch(const attn_gpt *m, float *y, const float *residual,
+                                   const float *x, const gpt_affine *a, int in, int out,
+                                   uint64_t site)
+{
+    const int N = m->B * m->T;
+    const float p = gpt_dropout(m);
+    if (p == 0.0f) {
+        gpt_residual_linear(y, residual, x, a, N, in, out);
+        return ATTN_OK;
+    }
+    attn_status s;
+    const size_t n = (size_t)N * out;
+    if ((s = attn_linear_forward(y, x, a->w, a->b, N, in, out)) ||
+        (s = attn_dropout_forward(y, y, n, p, gpt_dropout_seed(m, site))))
+        return s;
+    for (size_t i = 0; i < n; i++) y[i] += residual[i];
+    return ATTN_OK;
+}
+
+static attn_status block_forward(attn_gpt *m, int l)
+{
+    const int N = m->B * m->T, C = m->cfg.n_embd;
+    const gpt_layer *L = &m->layers[l];
+    gpt_layer_acts *a = &m->acts[l];
+    const float *x = m->stream + (size_t)l * N * C;
+    float *y = m->stream + (size_t)(l + 1) * N * C;
+    attn_status s;
+
+    if ((s = attn_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, L->ln_1.w, L->ln_1.b, N,
+                                    C, GPT_LN_EPS)) ||
+        (s = attn_linear_forward(m->qkv, a->ln1, L->c_attn.w, L->c_attn.b, N, C, m->qkv_width)))
+        return s;
+    split_heads(m, a->q, a->k, a->v, m->qkv);
+    if (m->cfg.position == ATTN_POS_ROPE &&
+        ((s = attn_rope_forward(a->q, a->q, m->B, m->cfg.n_head, m->T, m->head_dim, 0,
+                                m->cfg.rope_theta)) ||
+         (s = attn_rope_forward(a->k, a->k, m->B, m->cfg.n_head, m->T, m->head_dim, 0,
+                                m->cfg.rope_theta))))
+        return s;
+    const attn_sdpa_config sc = gpt_sdpa_config(m, l);
+    s = m->pass.reference_attention
+            ? attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc)
+            : attn_sdpa_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
+    if (s) return s;
+    merge_heads(m, a->merged, a->att);
+    if ((s = residual_branch(m, a->mid, x, a->merged, &L->attn_proj, C, C,
+                             GPT_SITE_ATTENTION_OUT(l))) ||
+        (s = attn_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, L->ln_2.w,
+                                    L->ln_2.b, N, C, GPT_LN_EPS)) ||
+        (s = attn_linear_forward(a->fc, a->ln2, L->c_fc.w, L->c_fc.b, N, C, 4 * C)))
+        return s;
+    gpt_gelu(a->gelu, a->fc, (size_t)N * 4 * C);
+    return residual_branch(m, y, a->mid, a->gelu, &L->mlp_proj, 4 * C, C, GPT_SITE_MLP_OUT(l));
+}
+
+attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const int32_t *targets,
+                             int B, int T, const attn_gpt_pass *pass)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(m, "gpt")) || (s = attn_check_not_null(ids, "gpt ids")) ||
+        (s = attn_check_not_null(pass, "gpt pass")) || (s = attn_check_at_least(B, 1, "batch")) ||
+        (s = attn_check_at_least(T, 1, "context length")))
+        return s;
+    if (targets && (s = attn_check_not_null(loss, "gpt loss"))) return s;
+    if (T > m->cfg.block_size)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "context of %d tokens exceeds the block size %d", T,
+                          m->cfg.block_size);
+    const int64_t N = (int64_t)B * T;
+    if ((s = gpt_check_ids(m, ids, N, "token")) ||
+        (targets && (s = gpt_check_ids(m, targets, N, "target"))))
+        return s;
+    m->has_targets = false;
+    m->has_backward_input = false;
+    if ((s = prepare(m, B, T))) return s;
+    m->pass = *pass;
+    m->ids = ids;
+    m->targets = targets;
+
+    const int C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    for (int b = 0; b < B; b++) gpt_embed(m, m->stream + (size_t)b * T * C, ids + (size_t)b * T, T, 0);
+    const float p = gpt_dropout(m);
+    if (p > 0.0f && (s = attn_dropout_forward(m->stream, m->stream, (size_t)N * C, p,
+                                              gpt_dropout_seed(m, GPT_SITE_EMBEDDING))))
+        return s;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        if ((s = block_forward(m, l))) return s;
+    const float *top = m->stream + (size_t)m->cfg.n_layer * N * C;
+    if ((s = attn_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, top, m->ln_f.w, m->ln_f.b,
+                                    (int)N, C, GPT_LN_EPS)))
+        return s;
+    attn_sgemm(false, true, (int)N, V, C, 1.0f, m->lnf, C, m->head, C, 0.0f, m->logits, V);
+    if (targets) {
+        if ((s = attn_cross_entropy_forward(loss, m->probs, NULL, m->logits, targets, (int)N, V,
+                                            GPT_IGNORE_NONE, 0.0f)))
+            return s;
+        m->has_targets = true;
+        m->has_backward_input = true;
+    }
+    return ATTN_OK;
+}
+
+const float *attn_gpt_logits(const attn_gpt *m) { return m && m->B > 0 ? m->logits : NULL; }

@@ -1,0 +1,100 @@
+/* Generation: sample a token from the last position's logits, append it, run the
+ * model on it, repeat; with the key-value cache or by rerunning the context. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "models/gpt_impl.h"
+
+typedef struct generator {
+    attn_gpt *m;
+    attn_gpt_cache *cache; /* NULL without the cache */
+    int32_t *context;      /* every token so far, prompt included */
+    int length;
+    float *logits; /* (V) of the last position */
+} generator;
+
+/* Uncached: the logits after the last block_size tokens of the context. */
+static attn_status rerun(generator *g)
+{
+    const int block = g->m->cfg.block_size, V = g->m->cfg.vocab_size;
+    const int T = g->length < block ? g->length : block;
+    const attn_gpt_pass pass = {.training = false};
+    attn_status s = attn_gpt_forward(g->m, NULL, g->context + g->length - T, NULL, 1, T, &pass);
+    if (!s) memcpy(g->logits, attn_gpt_logits(g->m) + (size_t)(T - 1) * V, (size_t)V * sizeof(float));
+    return s;
+}
+
+/* Cached: runs the tokens from `first` on; when they do not fit, starts the
+ * cache again from the last block_size / 2 tokens (at least the new ones). */
+static attn_status advance(generator *g, int first)
+{
+    const int block = g->m->cfg.block_size, V = g->m->cfg.vocab_size;
+    int n = g->length - first;
+    if (attn_gpt_cache_length(g->cache) + n > block) {
+        attn_gpt_cache_reset(g->cache);
+        const int keep = block / 2 > n ? block / 2 : n;
+        n = keep < block ? keep : block;
+        n = n < g->length ? n : g->length;
+    }
+    float *all = malloc((size_t)n * V * sizeof *all);
+    if (all == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d logits rows", n);
+    attn_status s = attn_gpt_cache_forward(g->m, g->cache, all, g->context + g->length - n, n);
+    if (!s) memcpy(g->logits, all + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
+    free(all);
+    return s;
+}
+
+static attn_status step(generator *g, int first)
+{
+    return g->cache ? advance(g, first) : rerun(g);
+}
+
+static attn_status check_options(const attn_gpt *m, const int32_t *out, const int32_t *prompt,
+                                 int n_prompt, const attn_generate_options *opt)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(m, "gpt")) || (s = attn_check_not_null(opt, "options")) ||
+        (s = attn_check_not_null(prompt, "prompt")) ||
+        (s = attn_check_at_least(n_prompt, 1, "prompt tokens")) ||
+        (s = attn_check_at_least(opt->n_new, 0, "new tokens")) ||
+        (opt->n_new > 0 && (s = attn_check_not_null(out, "output tokens"))))
+        return s;
+    return gpt_check_ids(m, prompt, n_prompt, "prompt");
+}
+
+attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const int32_t *prompt,
+                              int n_prompt, const attn_generate_options *opt)
+{
+    attn_status s;
+    if ((s = check_options(m, out, prompt, n_prompt, opt))) return s;
+    if (produced) *produced = 0;
+    if (opt->n_new == 0) return ATTN_OK;
+
+    generator g = {.m = m};
+    g.context = malloc(((size_t)n_prompt + opt->n_new) * sizeof *g.context);
+    g.logits = malloc((size_t)m->cfg.vocab_size * sizeof *g.logits);
+    if (g.context == NULL || g.logits == NULL)
+        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d tokens", n_prompt + opt->n_new);
+    if (!s && opt->use_cache) s = attn_gpt_cache_create(&g.cache, m, m->cfg.block_size);
+    if (!s) {
+        memcpy(g.context, prompt, (size_t)n_prompt * sizeof *g.context);
+        g.length = n_prompt;
+        s = step(&g, 0);
+    }
+    for (int i = 0; !s && i < opt->n_new; i++) {
+        int32_t token;
+        if ((s = attn_sample(&token, g.logits, m->cfg.vocab_size, &opt->sampling,
+                             attn_uniform_at(opt->seed, (uint64_t)i))))
+            break;
+        out[i] = token;
+        if (produced) *produced = i + 1;
+        g.context[g.length++] = token;
+        if (opt->on_token && !opt->on_token(token, opt->user)) break;
+        if (i + 1 < opt->n_new) s = step(&g, g.length - 1);
+    }
+    attn_gpt_cache_free(g.cache);
+    free(g.context);
+    free(g.logits);
+    return s;
+}

@@ -1,0 +1,94 @@
+/* Internal: the language model's state, shared by its construction (gpt.c), the
+ * training passes (gpt_forward.c, gpt_backward.c) and inference with the key-value
+ * cache (gpt_cache.c, gpt_generate.c). */
+#ifndef ATTN_SRC_MODELS_GPT_IMPL_H
+#define ATTN_SRC_MODELS_GPT_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "attn/gpt.h"
+
+/* A Linear's or LayerNorm's weight and bias (b and db NULL without biases). */
+typedef struct gpt_affine {
+    float *w, *b, *dw, *db;
+} gpt_affine;
+
+typedef struct gpt_layer {
+    gpt_affine ln_1, c_attn, attn_proj, ln_2, c_fc, mlp_proj;
+} gpt_layer;
+
+/* What a training forward keeps of one block, for N = B T rows. */
+typedef struct gpt_layer_acts {
+    float *mid;               /* (N, C) the stream after the attention sublayer */
+    float *ln1, *ln1_mean, *ln1_rstd; /* (N, C), (N), (N) */
+    float *q, *k, *v;         /* (B, H, T, hd) after RoPE; k and v repeated per group */
+    float *att, *lse;         /* (B, H, T, hd), (B, H, T) */
+    float *merged;            /* (N, C) the heads side by side */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc, *gelu;         /* (N, 4C) */
+} gpt_layer_acts;
+
+struct attn_gpt {
+    attn_gpt_config cfg; /* n_kv_head resolved */
+    int head_dim, qkv_width; /* hd, (H + 2 Hkv) hd */
+    attn_params params;
+    float *wte, *dwte, *wpe, *dwpe; /* wpe: learned positions, else NULL */
+    float *head, *dhead;            /* lm_head: wte's when tied */
+    gpt_affine ln_f;
+    gpt_layer layers[ATTN_GPT_MAX_LAYERS];
+    float *sinusoids; /* (block_size, C) for sinusoidal positions, else NULL */
+    float *slopes;    /* (H) for ALiBi, else NULL */
+
+    /* The last forward, sized for `capacity` rows. */
+    float *arena;
+    size_t capacity;
+    int B, T;
+    bool has_targets, has_backward_input;
+    attn_gpt_pass pass;
+    const int32_t *ids, *targets; /* the caller's, valid until backward */
+    float *stream;  /* (L + 1, N, C): the input of each block, then the last output */
+    gpt_layer_acts acts[ATTN_GPT_MAX_LAYERS];
+    float *lnf, *lnf_mean, *lnf_rstd;
+    float *logits, *probs; /* (N, V) */
+    float *qkv;             /* (N, qkv_width) scratch */
+    /* backward scratch */
+    float *dstream, *dln;   /* (N, C) */
+    float *dwide, *dwide2;  /* (N, 4C) */
+    float *dqkv;            /* (N, qkv_width) */
+    float *dq, *dk, *dv, *drot; /* (B, H, T, hd) */
+    float *dlogits;         /* (N, V) */
+};
+
+/* ---- shared by the passes ---- */
+
+#define GPT_LN_EPS 1e-5f
+enum { GPT_IGNORE_NONE = -100 }; /* no target is ignored */
+
+/* Dropout sites: each draws from its own stream of the pass's (seed, step). */
+#define GPT_SITE_EMBEDDING 0u
+#define GPT_SITE_ATTENTION(l) (3u * (uint64_t)(l) + 1u)
+#define GPT_SITE_ATTENTION_OUT(l) (3u * (uint64_t)(l) + 2u)
+#define GPT_SITE_MLP_OUT(l) (3u * (uint64_t)(l) + 3u)
+
+uint64_t gpt_dropout_seed(const attn_gpt *m, uint64_t site);
+/* The dropout probability of the last pass: the config's in training, else 0. */
+float gpt_dropout(const attn_gpt *m);
+/* Block l's attention over the last pass's B x T batch. */
+attn_sdpa_config gpt_sdpa_config(const attn_gpt *m, int l);
+
+/* Checks ids (N) are in [0, V), naming the first bad one and its position. */
+attn_status gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n, const char *what);
+
+/* x: (T, C) rows of one sequence at positions pos0 .. pos0 + T - 1:
+ * x = wte[ids] + the position term (learned or sinusoidal; none for RoPE and ALiBi). */
+void gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0);
+
+/* y: (N, out) = residual + x w^T + b. */
+void gpt_residual_linear(float *y, const float *residual, const float *x, const gpt_affine *a,
+                         int N, int in, int out);
+
+/* GELU (erf form) of n values, y may be x. */
+void gpt_gelu(float *y, const float *x, size_t n);
+
+#endif

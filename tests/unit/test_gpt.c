@@ -1,0 +1,365 @@
+/* The decoder-only language model: gradients against finite differences, the
+ * key-value cache against full passes, the fused attention path against the
+ * reference one, generation, and bad input. (Outputs and gradients against
+ * PyTorch are the conformance test's job.) */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+/* Small models covering every position kind and attention variant. */
+static attn_gpt_config small_config(int variant)
+{
+    attn_gpt_config c = attn_gpt_defaults();
+    c.vocab_size = 11;
+    c.block_size = 12;
+    c.n_layer = 2;
+    c.n_head = 4;
+    c.n_embd = 16;
+    switch (variant) {
+    case 0: break;
+    case 1: c.position = ATTN_POS_SINUSOIDAL; c.n_kv_head = 2; break;
+    case 2: c.position = ATTN_POS_ROPE; c.n_kv_head = 1; c.tie_weights = false; break;
+    case 3: c.position = ATTN_POS_ALIBI; c.window = 3; c.bias = false; break;
+    case 4: c.position = ATTN_POS_ROPE; c.n_head = 2; c.window = 4; c.n_kv_head = 2; break;
+    default: c.position = ATTN_POS_ALIBI; c.n_head = 3; c.n_embd = 18; c.n_kv_head = 1; break;
+    }
+    return c;
+}
+enum { VARIANTS = 6 };
+
+static int32_t *random_ids(attn_rng *rng, size_t n, int V)
+{
+    int32_t *ids = malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)attn_rng_below(rng, (uint32_t)V);
+    return ids;
+}
+
+/* Perturbs the parameters away from nanoGPT's init (biases 0, norms 1), so every
+ * term of the gradient matters. */
+static void randomise(attn_gpt *m, attn_rng *rng)
+{
+    attn_params *p = attn_gpt_params(m);
+    attn_rng_fill_uniform(rng, p->data, p->total, -0.5f, 0.5f);
+}
+
+typedef struct loss_ctx {
+    attn_gpt *m;
+    const int32_t *ids, *targets;
+    int B, T;
+} loss_ctx;
+
+static double model_loss(void *ctx)
+{
+    loss_ctx *c = ctx;
+    float loss = 0.0f;
+    attn_gpt_pass pass = {.training = false};
+    assert_int_equal(attn_gpt_forward(c->m, &loss, c->ids, c->targets, c->B, c->T, &pass), ATTN_OK);
+    return loss;
+}
+
+static void test_gradients_match_finite_differences(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < VARIANTS; variant++) {
+        attn_rng rng = test_rng((uint64_t)variant);
+        attn_gpt_config cfg = small_config(variant);
+        attn_gpt *m;
+        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
+        randomise(m, &rng);
+        const int B = 2, T = 7;
+        int32_t *ids = random_ids(&rng, (size_t)B * T, cfg.vocab_size);
+        int32_t *targets = random_ids(&rng, (size_t)B * T, cfg.vocab_size);
+        loss_ctx ctx = {m, ids, targets, B, T};
+        attn_params *p = attn_gpt_params(m);
+        attn_params_zero_grad(p);
+        model_loss(&ctx);
+        assert_int_equal(attn_gpt_backward(m), ATTN_OK);
+        float *analytic = malloc(p->total * sizeof *analytic);
+        memcpy(analytic, p->grad, p->total * sizeof *analytic);
+        /* Every tensor, through a slice of it (the whole model would take minutes); the
+         * error is relative to the largest gradient of the model. */
+        float scale = 0.0f;
+        for (size_t i = 0; i < p->total; i++) scale = fmaxf(scale, fabsf(analytic[i]));
+        for (int i = 0; i < p->count; i++) {
+            const attn_param *t = &p->items[i];
+            const size_t n = t->numel < 16 ? t->numel : 16;
+            float slice = 1e-6f;
+            for (size_t j = 0; j < n; j++) slice = fmaxf(slice, fabsf(analytic[t->offset + j]));
+            double err = test_gradcheck(p->data + t->offset, n, analytic + t->offset, model_loss,
+                                        &ctx, 1e-2f) * slice / scale;
+            if (err > 2e-3) print_error("variant %d, %s: gradient error %g\n", variant, t->name, err);
+            assert_true(err <= 2e-3);
+        }
+        free(analytic);
+        free(ids);
+        free(targets);
+        attn_gpt_free(m);
+    }
+}
+
+static void test_cache_matches_full_pass(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < VARIANTS; variant++) {
+        attn_rng rng = test_rng(100 + (uint64_t)variant);
+        attn_gpt_config cfg = small_config(variant);
+        attn_gpt *m;
+        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
+        randomise(m, &rng);
+        const int T = cfg.block_size, V = cfg.vocab_size;
+        int32_t *ids = random_ids(&rng, (size_t)T, V);
+        attn_gpt_pass pass = {.training = false};
+        assert_int_equal(attn_gpt_forward(m, NULL, ids, NULL, 1, T, &pass), ATTN_OK);
+        float *full = malloc((size_t)T * V * sizeof *full);
+        memcpy(full, attn_gpt_logits(m), (size_t)T * V * sizeof *full);
+
+        /* A prompt of 5 tokens, then one at a time. */
+        attn_gpt_cache *cache;
+        assert_int_equal(attn_gpt_cache_create(&cache, m, T), ATTN_OK);
+        float *cached = malloc((size_t)T * V * sizeof *cached);
+        assert_int_equal(attn_gpt_cache_forward(m, cache, cached, ids, 5), ATTN_OK);
+        for (int t = 5; t < T; t++)
+            assert_int_equal(attn_gpt_cache_forward(m, cache, cached + (size_t)t * V, ids + t, 1),
+                             ATTN_OK);
+        assert_int_equal(attn_gpt_cache_length(cache), T);
+        double err = test_rel_error(cached, full, (size_t)T * V);
+        if (err > 1e-5) print_error("variant %d: cached logits differ by %g\n", variant, err);
+        assert_true(err <= 1e-5);
+
+        /* Full: nothing more fits, and nothing changes. */
+        test_expect_invalid(attn_gpt_cache_forward(m, cache, cached, ids, 1), "exceeds the cache");
+        assert_int_equal(attn_gpt_cache_length(cache), T);
+        attn_gpt_cache_reset(cache);
+        assert_int_equal(attn_gpt_cache_length(cache), 0);
+
+        attn_gpt_cache_free(cache);
+        free(full);
+        free(cached);
+        free(ids);
+        attn_gpt_free(m);
+    }
+}
+
+static void test_fused_matches_reference(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < VARIANTS; variant++) {
+        attn_rng rng = test_rng(200 + (uint64_t)variant);
+        attn_gpt_config cfg = small_config(variant);
+        cfg.dropout = 0.2f;
+        attn_gpt *m;
+        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
+        randomise(m, &rng);
+        const int B = 3, T = cfg.block_size, V = cfg.vocab_size;
+        int32_t *ids = random_ids(&rng, (size_t)B * T, V);
+        int32_t *targets = random_ids(&rng, (size_t)B * T, V);
+        attn_params *p = attn_gpt_params(m);
+        float loss[2];
+        float *grads[2], *logits[2];
+        for (int reference = 0; reference < 2; reference++) {
+            attn_gpt_pass pass = {.training = true, .step = 3, .seed = rng.seed,
+                                  .reference_attention = reference};
+            attn_params_zero_grad(p);
+            assert_int_equal(attn_gpt_forward(m, &loss[reference], ids, targets, B, T, &pass),
+                             ATTN_OK);
+            assert_int_equal(attn_gpt_backward(m), ATTN_OK);
+            logits[reference] = malloc((size_t)B * T * V * sizeof(float));
+            memcpy(logits[reference], attn_gpt_logits(m), (size_t)B * T * V * sizeof(float));
+            grads[reference] = malloc(p->total * sizeof(float));
+            memcpy(grads[reference], p->grad, p->total * sizeof(float));
+        }
+        assert_true(fabsf(loss[0] - loss[1]) <= 1e-5f * fabsf(loss[1]));
+        assert_true(test_rel_error(logits[0], logits[1], (size_t)B * T * V) <= 1e-5);
+        double err = test_rel_error(grads[0], grads[1], p->total);
+        if (err > 1e-5) print_error("variant %d: fused gradients differ by %g\n", variant, err);
+        assert_true(err <= 1e-5);
+        for (int r = 0; r < 2; r++) {
+            free(grads[r]);
+            free(logits[r]);
+        }
+        free(ids);
+        free(targets);
+        attn_gpt_free(m);
+    }
+}
+
+static void test_dropout_repeats_per_step(void **state)
+{
+    (void)state;
+    attn_rng rng = test_rng(300);
+    attn_gpt_config cfg = small_config(0);
+    cfg.dropout = 0.3f;
+    attn_gpt *m;
+    assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
+    const int B = 2, T = 8;
+    int32_t *ids = random_ids(&rng, (size_t)B * T, cfg.vocab_size);
+    float a, b, c, eval;
+    attn_gpt_pass pass = {.training = true, .step = 5, .seed = 9};
+    assert_int_equal(attn_gpt_forward(m, &a, ids, ids, B, T, &pass), ATTN_OK);
+    assert_int_equal(attn_gpt_forward(m, &b, ids, ids, B, T, &pass), ATTN_OK);
+    pass.step = 6;
+    assert_int_equal(attn_gpt_forward(m, &c, ids, ids, B, T, &pass), ATTN_OK);
+    pass.training = false;
+    assert_int_equal(attn_gpt_forward(m, &eval, ids, ids, B, T, &pass), ATTN_OK);
+    assert_true(a == b);
+    assert_true(a != c);
+    assert_true(a != eval);
+    free(ids);
+    attn_gpt_free(m);
+}
+
+typedef struct collected {
+    int32_t tokens[64];
+    int count, stop_after;
+} collected;
+
+static bool collect(int32_t token, void *user)
+{
+    collected *c = user;
+    c->tokens[c->count++] = token;
+    return c->count != c->stop_after;
+}
+
+static void test_generation(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < VARIANTS; variant++) {
+        attn_rng rng = test_rng(400 + (uint64_t)variant);
+        attn_gpt_config cfg = small_config(variant);
+        attn_gpt *m;
+        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
+        randomise(m, &rng);
+        int32_t prompt[3] = {1, 2, 3};
+        /* Within the block, greedy decoding reads the same logits either way. */
+        const int n = cfg.block_size - 3;
+        int32_t cached[32], uncached[32];
+        attn_generate_options opt = {.n_new = n, .sampling = {.temperature = 0.0f, .top_p = 1.0f}, .use_cache = true};
+        int produced = 0;
+        assert_int_equal(attn_gpt_generate(m, cached, &produced, prompt, 3, &opt), ATTN_OK);
+        assert_int_equal(produced, n);
+        opt.use_cache = false;
+        assert_int_equal(attn_gpt_generate(m, uncached, &produced, prompt, 3, &opt), ATTN_OK);
+        assert_memory_equal(cached, uncached, (size_t)n * sizeof *cached);
+
+        /* Past the block: the context shifts, tokens stay valid, sampling repeats. */
+        opt = (attn_generate_options){.n_new = 40, .sampling = {.temperature = 1.0f, .top_k = 5,
+                                      .top_p = 0.9f}, .seed = 7, .use_cache = true};
+        int32_t first[40], second[40];
+        attn_status st = attn_gpt_generate(m, first, NULL, prompt, 3, &opt);
+        if (st) print_error("%s\n", attn_last_error());
+        assert_int_equal(st, ATTN_OK);
+        assert_int_equal(attn_gpt_generate(m, second, NULL, prompt, 3, &opt), ATTN_OK);
+        assert_memory_equal(first, second, sizeof first);
+        for (int i = 0; i < 40; i++) assert_true(first[i] >= 0 && first[i] < cfg.vocab_size);
+        opt.use_cache = false;
+        assert_int_equal(attn_gpt_generate(m, second, NULL, prompt, 3, &opt), ATTN_OK);
+
+        /* The callback sees every token and may stop early. */
+        collected seen = {.stop_after = 4};
+        opt.on_token = collect;
+        opt.user = &seen;
+        assert_int_equal(attn_gpt_generate(m, first, &produced, prompt, 3, &opt), ATTN_OK);
+        assert_int_equal(produced, 4);
+        assert_int_equal(seen.count, 4);
+        assert_memory_equal(seen.tokens, first, 4 * sizeof *first);
+        attn_gpt_free(m);
+    }
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    attn_gpt_config cfg = small_config(0);
+    cfg.n_embd = 10;
+    cfg.n_head = 3;
+    attn_gpt *m = NULL;
+    test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "n_embd 10 is not divisible by n_head 3");
+    cfg = small_config(0);
+    cfg.n_kv_head = 3;
+    test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "n_head 4 is not divisible by n_kv_head 3");
+    cfg = small_config(0);
+    cfg.position = ATTN_POS_ROPE;
+    cfg.n_embd = 12; /* head size 3 */
+    test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "even head size");
+    cfg = small_config(0);
+    cfg.dropout = 1.0f;
+    test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "dropout");
+    attn_position_kind kind;
+    test_expect_invalid(attn_position_parse(&kind, "absolute"), "learned, sinusoidal, rope, alibi");
+    assert_int_equal(attn_position_parse(&kind, "alibi"), ATTN_OK);
+    assert_int_equal(kind, ATTN_POS_ALIBI);
+    assert_string_equal(attn_position_name(ATTN_POS_ROPE), "rope");
+
+    cfg = small_config(0);
+    assert_int_equal(attn_gpt_create(&m, &cfg, 1), ATTN_OK);
+    int32_t ids[13] = {0};
+    float loss;
+    attn_gpt_pass pass = {0};
+    test_expect_invalid(attn_gpt_forward(m, &loss, ids, ids, 1, 13, &pass),
+                        "context of 13 tokens exceeds the block size 12");
+    ids[4] = 11;
+    test_expect_invalid(attn_gpt_forward(m, &loss, ids, ids, 1, 8, &pass), "token id 11 at position 4");
+    test_expect_invalid(attn_gpt_backward(m), "forward with targets");
+    ids[4] = 0;
+    assert_int_equal(attn_gpt_forward(m, NULL, ids, NULL, 1, 8, &pass), ATTN_OK);
+    test_expect_invalid(attn_gpt_backward(m), "forward with targets");
+    assert_int_equal(attn_gpt_forward(m, &loss, ids, ids, 1, 8, &pass), ATTN_OK);
+    assert_int_equal(attn_gpt_backward(m), ATTN_OK);
+    test_expect_invalid(attn_gpt_backward(m), "forward with targets");
+
+    attn_gpt_cache *cache;
+    test_expect_invalid(attn_gpt_cache_create(&cache, m, 13), "exceeds the block size 12");
+    int32_t out[4];
+    attn_generate_options opt = {.n_new = 4, .sampling = {.temperature = -1.0f}, .use_cache = true};
+    assert_int_not_equal(attn_gpt_generate(m, out, NULL, ids, 3, &opt), ATTN_OK);
+    opt.sampling.temperature = 0.0f;
+    ids[1] = -1;
+    test_expect_invalid(attn_gpt_generate(m, out, NULL, ids, 3, &opt), "prompt id -1 at position 1");
+    attn_gpt_free(m);
+}
+
+static void test_parameter_names(void **state)
+{
+    (void)state;
+    attn_gpt_config cfg = small_config(0);
+    attn_gpt *m;
+    assert_int_equal(attn_gpt_create(&m, &cfg, 1), ATTN_OK);
+    attn_params *p = attn_gpt_params(m);
+    test_expect_param(p, "transformer.wte.weight", 11, 16);
+    test_expect_param(p, "transformer.wpe.weight", 12, 16);
+    test_expect_param(p, "transformer.h.1.attn.c_attn.weight", 48, 16);
+    test_expect_param(p, "transformer.h.0.mlp.c_proj.weight", 16, 64);
+    test_expect_param(p, "transformer.ln_f.bias", 16, 0);
+    assert_null(attn_params_find(p, "lm_head.weight"));
+    attn_gpt_free(m);
+
+    cfg = small_config(2); /* rope, one kv head, untied */
+    assert_int_equal(attn_gpt_create(&m, &cfg, 1), ATTN_OK);
+    p = attn_gpt_params(m);
+    test_expect_param(p, "transformer.h.0.attn.c_attn.weight", (4 + 2) * 4, 16);
+    test_expect_param(p, "lm_head.weight", 11, 16);
+    assert_null(attn_params_find(p, "transformer.wpe.weight"));
+    attn_gpt_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradients_match_finite_differences),
+        cmocka_unit_test(test_cache_matches_full_pass),
+        cmocka_unit_test(test_fused_matches_reference),
+        cmocka_unit_test(test_dropout_repeats_per_step),
+        cmocka_unit_test(test_generation),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_parameter_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
