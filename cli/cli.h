@@ -6,7 +6,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+#include <cjson/cJSON.h>
+
+/* 130: stopped by SIGINT, as a shell reports a process that a signal ended. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
 typedef struct cli_command {
     const char *name;
@@ -21,6 +24,7 @@ int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_translate(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* ---- sequence-to-sequence models: training options and model files ---- */
 #include "attn/seq2seq.h"
@@ -42,6 +46,21 @@ typedef struct cli_model {
 
 /* AdamW's settings for a run: PyTorch's defaults with the run's weight decay. */
 attn_adamw_config cli_adamw_config(const cli_train_options *t);
+
+/* ---- training runs (cmd_train.c) ---- */
+
+/* From now on SIGINT sets a flag that cli_interrupted reports, so a run stops
+ * after its current step and saves; a second SIGINT ends the process at once. */
+void cli_catch_interrupt(void);
+bool cli_interrupted(void);
+/* Says that a run stopped (interrupted or at --stop-at) after `step` of `steps`
+ * and how to resume it from `out`; returns the exit status. */
+int cli_train_stopped(int64_t step, int64_t steps, const char *out);
+/* Clips the gradients' global norm to clip (clip <= 0: not at all) as
+ * torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping. */
+double cli_clip_gradients(attn_params *params, float clip);
+/* Says that a step's loss or gradient norm is not finite; returns EXIT_RUNTIME. */
+int cli_train_diverged(int64_t step, double loss, double norm, const char *out);
 
 /* Writes the model (and opt's state if given) atomically as an attn checkpoint;
  * prints the error and returns EXIT_RUNTIME on failure. */
@@ -92,8 +111,106 @@ int cli_usage_error(const char *command, const char *fmt, ...);
 
 /* Parses a whole decimal integer in [min, max] from text; false if it is not one. */
 bool cli_parse_int(const char *text, long min, long max, long *out);
+/* Parses a whole decimal number in [lo, hi] from text; false if it is not one. */
+bool cli_parse_float(const char *text, float lo, float hi, float *out);
 
-/* Writes s as a JSON string literal (quotes and escapes included). */
+/* Writes s as a JSON string literal (quotes and escapes included); a byte that
+ * does not belong to a valid UTF-8 character becomes U+FFFD, so the output is
+ * valid JSON whatever s holds. */
 void cli_json_string(FILE *out, const char *s);
+
+/* ---- model files: metadata as JSON (metadata.c) ---- */
+
+void cli_json_add_int(cJSON *o, const char *key, int64_t v);
+/* Written with 9 significant digits, so it reads back to the same float. */
+void cli_json_add_float(cJSON *o, const char *key, float v);
+/* The options every run has: steps, batch, lr, min_lr, warmup, weight_decay,
+ * clip, seed, eval_every (not label_smoothing). */
+void cli_json_add_train(cJSON *o, const cli_train_options *t);
+
+/* A model file being read. Every getter checks its value and, when it is
+ * missing or wrong, prints a message naming the file, the metadata object and
+ * the key, and returns false (or NULL). */
+typedef struct cli_reader {
+    const char *path;
+    const attn_safetensors *st;
+} cli_reader;
+
+/* Prints "attn: <path>: <message>" to stderr; returns EXIT_RUNTIME. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int cli_bad(const cli_reader *r, const char *fmt, ...);
+/* A metadata value, or NULL. */
+const char *cli_meta(const cli_reader *r, const char *key);
+/* The metadata value `key` parsed as a JSON object (cJSON_Delete it), or NULL. */
+cJSON *cli_meta_object(const cli_reader *r, const char *key);
+/* The metadata "step": the training steps done. */
+bool cli_meta_step(const cli_reader *r, int64_t *step);
+bool cli_get_int(const cli_reader *r, const cJSON *o, const char *object, const char *key,
+                 int64_t lo, int64_t hi, int64_t *out);
+bool cli_get_int32(const cli_reader *r, const cJSON *o, const char *object, const char *key,
+                   int *out);
+bool cli_get_float(const cli_reader *r, const cJSON *o, const char *object, const char *key,
+                   float *out);
+bool cli_get_bool(const cli_reader *r, const cJSON *o, const char *object, const char *key,
+                  bool *out);
+const char *cli_get_string(const cli_reader *r, const cJSON *o, const char *object,
+                           const char *key);
+/* What cli_json_add_train wrote; eval_every must be at least min_eval_every. */
+bool cli_get_train(const cli_reader *r, const cJSON *o, const char *object, int64_t min_eval_every,
+                   cli_train_options *t);
+
+/* ---- language models: model files (gpt_file.c), training (train_text.c) ---- */
+#include "attn/data.h"
+#include "attn/gpt.h"
+
+/* The "attn.kind" of a language model file. */
+#define CLI_GPT_KIND "gpt"
+
+enum { CLI_PATH_MAX = 4096 };
+
+/* How a language model is trained; saved in its file. */
+typedef struct cli_text_train {
+    cli_train_options opt; /* label_smoothing is not used */
+    int64_t eval_windows;  /* validation windows, attn_text_valid_windows's max_windows */
+    char data[CLI_PATH_MAX]; /* the text file, as an absolute path */
+} cli_text_train;
+
+/* A language model with its vocabulary and how it was trained. */
+typedef struct cli_gpt_model {
+    attn_gpt *model;
+    attn_text_vocab vocab;
+    cli_text_train train;
+    int64_t step; /* training steps done */
+} cli_gpt_model;
+
+/* AdamW's settings for a language model: betas (0.9, 0.99), eps 1e-8 and the
+ * run's weight decay, as nanoGPT trains its character models. */
+attn_adamw_config cli_gpt_adamw_config(const cli_train_options *t);
+/* Writes the model (and opt's state if given) atomically; prints the error and
+ * returns EXIT_RUNTIME on failure. */
+int cli_gpt_save(const char *path, const cli_gpt_model *m, const attn_adamw *opt);
+/* Reads a file written by cli_gpt_save, checking everything; with opt non-NULL,
+ * the optimizer state too (initialised here). Prints what is wrong and returns
+ * EXIT_RUNTIME on failure, with nothing left allocated. */
+int cli_gpt_load(const char *path, cli_gpt_model *m, attn_adamw *opt);
+void cli_gpt_free(cli_gpt_model *m);
+/* Whether path is a readable attn file whose "attn.kind" is CLI_GPT_KIND. */
+bool cli_is_gpt_file(const char *path);
+
+/* What attn train was asked for a language model (cmd_train.c parses it). */
+typedef struct cli_text_run {
+    attn_gpt_config model; /* vocab_size comes from the text */
+    cli_text_train train;  /* train.data unused: see data */
+    attn_text_unit unit;
+    const char *data, *out, *resume; /* each may be NULL */
+    int64_t stop_at;                 /* 0: run to the end */
+    bool json;
+    bool steps_given, eval_every_given, eval_windows_given;
+} cli_text_run;
+
+/* attn train --task text; returns the exit status. */
+int cli_train_text(const cli_text_run *o);
 
 #endif

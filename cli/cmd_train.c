@@ -1,6 +1,7 @@
 /* attn train: trains a sequence-to-sequence model with attention on a built-in
  * task, validating as it goes and checkpointing atomically, then reports the
- * test split's exact-match accuracy.
+ * test split's exact-match accuracy; with --task text it parses the options of a
+ * language model and hands the run to train_text.c.
  *
  * Every step's batch, dropout and sampling are keyed by (seed, step), and the
  * checkpoint holds the optimizer's state, so a run stopped after N steps and
@@ -16,12 +17,12 @@
 #include "attn/attn.h"
 #include "cli.h"
 
-enum { EXIT_INTERRUPTED = 130, OUT_PATH_MAX = 4096 };
-
 typedef struct train_options {
+    bool text; /* --task text, or --resume of a language model */
     attn_task_kind task;
     attn_seq2seq_config model; /* sizes; vocabularies and lengths come from the task */
     cli_train_options train;
+    cli_text_run lm; /* --task text; its train.opt is `train` once parsed */
     long threads, stop_at, beam;
     const char *out, *resume;
     bool json;
@@ -37,17 +38,76 @@ static void on_interrupt(int sig)
     interrupted = 1;
 }
 
+void cli_catch_interrupt(void)
+{
+    struct sigaction action = {0};
+    action.sa_handler = on_interrupt;
+    sigemptyset(&action.sa_mask);
+    /* A second Ctrl-C ends the process at once; the atomic write keeps the last
+     * checkpoint whole even then. */
+    action.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &action, NULL);
+}
+
+bool cli_interrupted(void) { return interrupted != 0; }
+
+int cli_train_stopped(int64_t step, int64_t steps, const char *out)
+{
+    fprintf(stderr, "%s after step %lld of %lld; continue with: attn train --resume %s\n",
+            interrupted ? "interrupted" : "stopped", (long long)step, (long long)steps, out);
+    return interrupted ? EXIT_INTERRUPTED : EXIT_OK;
+}
+
+double cli_clip_gradients(attn_params *params, float clip)
+{
+    return attn_clip_grad_norm(params->grad, params->total, clip > 0 ? clip : INFINITY);
+}
+
+int cli_train_diverged(int64_t step, double loss, double norm, const char *out)
+{
+    fprintf(stderr,
+            "attn train: diverged at step %lld (loss %g, gradient norm %g); the last good "
+            "checkpoint is %s\n",
+            (long long)step, loss, norm, out);
+    return EXIT_RUNTIME;
+}
+
 static void print_help(void)
 {
     printf("usage: attn train [options]\n"
+           "       attn train --task text --data FILE [options]\n"
            "\n"
            "Trains an encoder-decoder model with attention on a built-in task (by default\n"
-           "human-written dates -> ISO dates), validating every --eval-every steps and\n"
-           "saving a checkpoint each time, then prints the test split's exact-match\n"
-           "accuracy. Ctrl-C stops after the current step and saves a checkpoint that\n"
-           "--resume continues exactly.\n"
+           "human-written dates -> ISO dates), or with --task text a decoder-only\n"
+           "Transformer language model on a UTF-8 text file. It validates every\n"
+           "--eval-every steps and saves a checkpoint each time, then prints the test\n"
+           "split's exact-match accuracy (a language model: the validation loss). Ctrl-C\n"
+           "stops after the current step and saves a checkpoint that --resume continues\n"
+           "exactly.\n"
            "\n"
-           "  --task NAME        dates, reverse, sort or copy (default dates)\n"
+           "  --task NAME        dates, reverse, sort, copy, or text (default dates)\n"
+           "  --steps N          training steps, the length of the schedule (default\n"
+           "                     1000; 1500 for hard-gumbel, 3000 for hard-reinforce;\n"
+           "                     2000 for text)\n"
+           "  --batch N          examples per step (default 64; 12 for text)\n"
+           "  --lr F             peak learning rate (AdamW; default 3e-3; 1e-3 for text)\n"
+           "  --min-lr F         learning rate at the end of the cosine decay (1e-4)\n"
+           "  --warmup N         steps of linear warm-up (100)\n"
+           "  --weight-decay F   AdamW weight decay (0.01; 0.1 for text, on the weights\n"
+           "                     and embeddings only)\n"
+           "  --clip F           clip the gradient's global norm to F (0: no clipping; 1)\n"
+           "  --eval-every N     validate and checkpoint every N steps (250; for text 0\n"
+           "                     means only at the end)\n"
+           "  --seed N           seed of the weights, data, dropout and sampling (1)\n"
+           "  --threads N        threads (default: ATTN_NUM_THREADS or all cores)\n"
+           "  --out FILE         checkpoint file (default TASK.safetensors, or the\n"
+           "                     --resume file)\n"
+           "  --resume FILE      continue a checkpoint's run (its model and options)\n"
+           "  --stop-at N        stop after step N and save, as if interrupted\n"
+           "  --json             print the final report as JSON\n"
+           "  -h, --help         this help\n"
+           "\n"
+           "sequence-to-sequence tasks:\n"
            "  --model ARCH       rnn-bahdanau, gru-bahdanau, lstm-bahdanau, lstm-luong-dot,\n"
            "                     lstm-luong-general or transformer (default gru-bahdanau)\n"
            "  --attention KIND   soft, hard-reinforce or hard-gumbel (default soft)\n"
@@ -57,25 +117,27 @@ static void print_help(void)
            "  --heads N          transformer heads\n"
            "  --ff N             transformer feed-forward size\n"
            "  --dropout P        dropout probability\n"
-           "  --steps N          training steps, the length of the schedule (default\n"
-           "                     1000; 1500 for hard-gumbel, 3000 for hard-reinforce)\n"
-           "  --batch N          examples per step\n"
-           "  --lr F             peak learning rate (AdamW)\n"
-           "  --min-lr F         learning rate at the end of the cosine decay\n"
-           "  --warmup N         steps of linear warm-up\n"
-           "  --weight-decay F   AdamW weight decay\n"
-           "  --clip F           clip the gradient's global norm to F (0: no clipping)\n"
            "  --label-smoothing F\n"
-           "  --eval-every N     validate and checkpoint every N steps\n"
-           "  --seed N           seed of the weights, data, dropout and sampling\n"
-           "  --threads N        threads (default: ATTN_NUM_THREADS or all cores)\n"
-           "  --out FILE         checkpoint file (default TASK.safetensors, or the\n"
-           "                     --resume file)\n"
-           "  --resume FILE      continue a checkpoint's run (its model and options)\n"
-           "  --stop-at N        stop after step N and save, as if interrupted\n"
            "  --beam N           beam width of the final test decoding (default 1)\n"
-           "  --json             print the final report as JSON\n"
-           "  -h, --help         this help\n");
+           "\n"
+           "language model (--task text):\n"
+           "  --data FILE        the text: the first 90%% of its tokens train, the rest\n"
+           "                     validate (with --resume: instead of the checkpoint's file,\n"
+           "                     which must have the same vocabulary)\n"
+           "  --unit U           chars (a token per distinct character) or bytes\n"
+           "                     (default chars)\n"
+           "  --layers N         Transformer blocks (4)\n"
+           "  --heads N          attention heads (4)\n"
+           "  --kv-heads N       key/value heads, dividing --heads: grouped-query\n"
+           "                     attention, multi-query with 1 (0: as many as --heads)\n"
+           "  --embd N           embedding width (128)\n"
+           "  --block N          context length in tokens (64)\n"
+           "  --positions KIND   learned, sinusoidal, rope or alibi (learned)\n"
+           "  --window N         sliding-window attention over N tokens (0: all before)\n"
+           "  --no-bias          no biases in the Linears and LayerNorms\n"
+           "  --no-tie           an output layer of its own, not the token embedding\n"
+           "  --dropout P        dropout probability (0)\n"
+           "  --eval-windows N   validation windows of --block tokens (64)\n");
 }
 
 /* Steps that reach the accuracy targets on the dates task: REINFORCE's sampled
@@ -90,10 +152,12 @@ static int64_t default_steps(attn_attention_kind kind)
     return 1000;
 }
 
-/* The defaults of a run: the sizes come from attn_seq2seq_defaults. */
-static void set_defaults(train_options *o)
+/* The defaults of a run: the sizes come from attn_seq2seq_defaults, or for
+ * text from attn_gpt_defaults; the training options are nanoGPT's for text. */
+static void set_defaults(train_options *o, bool text)
 {
     *o = (train_options){0};
+    o->text = text;
     o->task = ATTN_TASK_DATES;
     o->model = attn_seq2seq_defaults(ATTN_S2S_GRU_BAHDANAU, ATTN_ATTEND_SOFT);
     o->train = (cli_train_options){.steps = default_steps(o->model.attention),
@@ -107,189 +171,346 @@ static void set_defaults(train_options *o)
                                    .label_smoothing = 0.0f,
                                    .seed = 1};
     o->beam = 1;
-}
-
-static bool parse_float(const char *text, float lo, float hi, float *out)
-{
-    char *end = NULL;
-    double v = strtod(text, &end);
-    if (end == text || *end != '\0' || !(v >= lo && v <= hi)) return false;
-    *out = (float)v;
-    return true;
+    o->lm.model = attn_gpt_defaults();
+    o->lm.unit = ATTN_TEXT_CHARS;
+    o->lm.train.eval_windows = 64;
+    if (text) {
+        o->train.steps = 2000;
+        o->train.batch = 12;
+        o->train.lr = 1e-3f;
+        o->train.weight_decay = 0.1f;
+    }
 }
 
 enum {
     OPT_TASK = 256, OPT_MODEL, OPT_ATTENTION, OPT_EMBED, OPT_HIDDEN, OPT_LAYERS, OPT_HEADS,
     OPT_FF, OPT_DROPOUT, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WD, OPT_CLIP,
     OPT_SMOOTHING, OPT_EVAL_EVERY, OPT_SEED, OPT_THREADS, OPT_OUT, OPT_RESUME, OPT_STOP_AT,
-    OPT_BEAM, OPT_JSON,
+    OPT_BEAM, OPT_JSON, OPT_DATA, OPT_UNIT, OPT_KV_HEADS, OPT_EMBD, OPT_BLOCK, OPT_POSITIONS,
+    OPT_WINDOW, OPT_NO_BIAS, OPT_NO_TIE, OPT_EVAL_WINDOWS,
 };
+
+static const struct option options[] = {
+    {"task", required_argument, NULL, OPT_TASK},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"attention", required_argument, NULL, OPT_ATTENTION},
+    {"embed", required_argument, NULL, OPT_EMBED},
+    {"hidden", required_argument, NULL, OPT_HIDDEN},
+    {"layers", required_argument, NULL, OPT_LAYERS},
+    {"heads", required_argument, NULL, OPT_HEADS},
+    {"ff", required_argument, NULL, OPT_FF},
+    {"dropout", required_argument, NULL, OPT_DROPOUT},
+    {"steps", required_argument, NULL, OPT_STEPS},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"min-lr", required_argument, NULL, OPT_MIN_LR},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"weight-decay", required_argument, NULL, OPT_WD},
+    {"clip", required_argument, NULL, OPT_CLIP},
+    {"label-smoothing", required_argument, NULL, OPT_SMOOTHING},
+    {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"resume", required_argument, NULL, OPT_RESUME},
+    {"stop-at", required_argument, NULL, OPT_STOP_AT},
+    {"beam", required_argument, NULL, OPT_BEAM},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"unit", required_argument, NULL, OPT_UNIT},
+    {"kv-heads", required_argument, NULL, OPT_KV_HEADS},
+    {"embd", required_argument, NULL, OPT_EMBD},
+    {"block", required_argument, NULL, OPT_BLOCK},
+    {"positions", required_argument, NULL, OPT_POSITIONS},
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"no-bias", no_argument, NULL, OPT_NO_BIAS},
+    {"no-tie", no_argument, NULL, OPT_NO_TIE},
+    {"eval-windows", required_argument, NULL, OPT_EVAL_WINDOWS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Which runs an option belongs to. */
+enum { FOR_SEQ2SEQ = 1, FOR_TEXT = 2, FOR_BOTH = 3 };
+
+static int option_runs(int c)
+{
+    switch (c) {
+    case OPT_MODEL:
+    case OPT_ATTENTION:
+    case OPT_EMBED:
+    case OPT_HIDDEN:
+    case OPT_FF:
+    case OPT_SMOOTHING:
+    case OPT_BEAM: return FOR_SEQ2SEQ;
+    case OPT_DATA:
+    case OPT_UNIT:
+    case OPT_KV_HEADS:
+    case OPT_EMBD:
+    case OPT_BLOCK:
+    case OPT_POSITIONS:
+    case OPT_WINDOW:
+    case OPT_NO_BIAS:
+    case OPT_NO_TIE:
+    case OPT_EVAL_WINDOWS: return FOR_TEXT;
+    default: return FOR_BOTH;
+    }
+}
 
 #define BAD_VALUE(opt, range) \
     cli_usage_error("train", "--%s takes %s, not '%s'", opt, range, optarg)
 
-static int parse_options(int argc, char **argv, train_options *o)
+/* Whether an option shapes the model or its training, which a resumed run
+ * takes from its file instead; --task text only names the kind of run. */
+static bool shapes_run(const train_options *o, int c)
 {
-    static const struct option options[] = {
-        {"task", required_argument, NULL, OPT_TASK},
-        {"model", required_argument, NULL, OPT_MODEL},
-        {"attention", required_argument, NULL, OPT_ATTENTION},
-        {"embed", required_argument, NULL, OPT_EMBED},
-        {"hidden", required_argument, NULL, OPT_HIDDEN},
-        {"layers", required_argument, NULL, OPT_LAYERS},
-        {"heads", required_argument, NULL, OPT_HEADS},
-        {"ff", required_argument, NULL, OPT_FF},
-        {"dropout", required_argument, NULL, OPT_DROPOUT},
-        {"steps", required_argument, NULL, OPT_STEPS},
-        {"batch", required_argument, NULL, OPT_BATCH},
-        {"lr", required_argument, NULL, OPT_LR},
-        {"min-lr", required_argument, NULL, OPT_MIN_LR},
-        {"warmup", required_argument, NULL, OPT_WARMUP},
-        {"weight-decay", required_argument, NULL, OPT_WD},
-        {"clip", required_argument, NULL, OPT_CLIP},
-        {"label-smoothing", required_argument, NULL, OPT_SMOOTHING},
-        {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"threads", required_argument, NULL, OPT_THREADS},
-        {"out", required_argument, NULL, OPT_OUT},
-        {"resume", required_argument, NULL, OPT_RESUME},
-        {"stop-at", required_argument, NULL, OPT_STOP_AT},
-        {"beam", required_argument, NULL, OPT_BEAM},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    set_defaults(o);
-    /* The architecture and attention set the defaults of the sizes, so they are
-     * read first and the size options applied over them. */
-    attn_seq2seq_arch arch = o->model.arch;
-    attn_attention_kind kind = o->model.attention;
+    switch (c) {
+    case OPT_STEPS:
+    case OPT_EVAL_EVERY:
+    case OPT_EVAL_WINDOWS:
+    case OPT_DATA:
+    case OPT_THREADS:
+    case OPT_OUT:
+    case OPT_RESUME:
+    case OPT_STOP_AT:
+    case OPT_BEAM:
+    case OPT_JSON: return false;
+    case OPT_TASK: return !o->text;
+    default: return true;
+    }
+}
+
+/* The options every run has, and those of a language model's run that do not
+ * shape the model. */
+static int parse_run(train_options *o, int c)
+{
+    cli_train_options *t = &o->train;
+    long v;
+    switch (c) {
+    case OPT_STEPS:
+        if (!cli_parse_int(optarg, 1, 100000000, &v)) return BAD_VALUE("steps", "1 to 1e8");
+        t->steps = v;
+        o->steps_given = true;
+        break;
+    case OPT_BATCH:
+        if (!cli_parse_int(optarg, 1, 65536, &v)) return BAD_VALUE("batch", "1 to 65536");
+        t->batch = v;
+        break;
+    case OPT_LR:
+        if (!cli_parse_float(optarg, 1e-8f, 10.0f, &t->lr)) return BAD_VALUE("lr", "1e-8 to 10");
+        break;
+    case OPT_MIN_LR:
+        if (!cli_parse_float(optarg, 0.0f, 10.0f, &t->min_lr))
+            return BAD_VALUE("min-lr", "0 to 10");
+        break;
+    case OPT_WARMUP:
+        if (!cli_parse_int(optarg, 0, 100000000, &v)) return BAD_VALUE("warmup", "0 to 1e8");
+        t->warmup = v;
+        break;
+    case OPT_WD:
+        if (!cli_parse_float(optarg, 0.0f, 10.0f, &t->weight_decay))
+            return BAD_VALUE("weight-decay", "0 to 10");
+        break;
+    case OPT_CLIP:
+        if (!cli_parse_float(optarg, 0.0f, 1e6f, &t->clip)) return BAD_VALUE("clip", "0 to 1e6");
+        break;
+    case OPT_EVAL_EVERY:
+        /* A language model can skip validation until the end (timing runs do). */
+        if (!cli_parse_int(optarg, o->text ? 0 : 1, 100000000, &v))
+            return BAD_VALUE("eval-every", o->text ? "0 to 1e8" : "1 to 1e8");
+        t->eval_every = v;
+        o->eval_every_given = true;
+        break;
+    case OPT_SEED:
+        if (!cli_parse_int(optarg, 0, 2147483647L, &v))
+            return BAD_VALUE("seed", "0 to 2147483647");
+        t->seed = (uint64_t)v;
+        break;
+    case OPT_THREADS:
+        if (!cli_parse_int(optarg, 1, 1024, &o->threads)) return BAD_VALUE("threads", "1 to 1024");
+        break;
+    case OPT_OUT: o->out = optarg; break;
+    case OPT_RESUME: o->resume = optarg; break;
+    case OPT_STOP_AT:
+        if (!cli_parse_int(optarg, 1, 100000000, &o->stop_at))
+            return BAD_VALUE("stop-at", "1 to 1e8");
+        break;
+    case OPT_BEAM:
+        if (!cli_parse_int(optarg, 1, 64, &o->beam)) return BAD_VALUE("beam", "1 to 64");
+        break;
+    case OPT_JSON: o->json = true; break;
+    case OPT_DATA: o->lm.data = optarg; break;
+    case OPT_EVAL_WINDOWS:
+        if (!cli_parse_int(optarg, 1, 1000000, &v)) return BAD_VALUE("eval-windows", "1 to 1e6");
+        o->lm.train.eval_windows = v;
+        o->lm.eval_windows_given = true;
+        break;
+    }
+    return EXIT_OK;
+}
+
+/* The options that shape a sequence-to-sequence model, then the others. */
+static int parse_seq2seq(train_options *o, int c)
+{
+    attn_seq2seq_config *m = &o->model;
+    long v;
+    switch (c) {
+    case OPT_TASK:
+        if (attn_task_parse(&o->task, optarg) != ATTN_OK)
+            return cli_usage_error("train", "--task: %s, or text for a language model",
+                                   attn_last_error());
+        break;
+    case OPT_MODEL:
+    case OPT_ATTENTION: break;
+    case OPT_EMBED:
+        if (!cli_parse_int(optarg, 1, 4096, &v)) return BAD_VALUE("embed", "1 to 4096");
+        m->embed_dim = (int)v;
+        break;
+    case OPT_HIDDEN:
+        if (!cli_parse_int(optarg, 1, 4096, &v)) return BAD_VALUE("hidden", "1 to 4096");
+        m->hidden_dim = (int)v;
+        break;
+    case OPT_LAYERS:
+        if (!cli_parse_int(optarg, 1, 16, &v)) return BAD_VALUE("layers", "1 to 16");
+        m->enc_layers = m->dec_layers = (int)v;
+        break;
+    case OPT_HEADS:
+        if (!cli_parse_int(optarg, 1, 64, &v)) return BAD_VALUE("heads", "1 to 64");
+        m->heads = (int)v;
+        break;
+    case OPT_FF:
+        if (!cli_parse_int(optarg, 1, 16384, &v)) return BAD_VALUE("ff", "1 to 16384");
+        m->ff_dim = (int)v;
+        break;
+    case OPT_DROPOUT:
+        if (!cli_parse_float(optarg, 0.0f, 0.95f, &m->dropout))
+            return BAD_VALUE("dropout", "0 to 0.95");
+        break;
+    case OPT_SMOOTHING:
+        if (!cli_parse_float(optarg, 0.0f, 0.5f, &o->train.label_smoothing))
+            return BAD_VALUE("label-smoothing", "0 to 0.5");
+        break;
+    default: return parse_run(o, c);
+    }
+    return EXIT_OK;
+}
+
+/* The options that shape a language model, then the others. */
+static int parse_text(train_options *o, int c)
+{
+    attn_gpt_config *m = &o->lm.model;
+    long v;
+    switch (c) {
+    case OPT_TASK: break; /* text, as scan_kind found */
+    case OPT_UNIT:
+        if (attn_text_unit_parse(&o->lm.unit, optarg) != ATTN_OK)
+            return cli_usage_error("train", "--unit: %s", attn_last_error());
+        break;
+    case OPT_LAYERS:
+        if (!cli_parse_int(optarg, 1, ATTN_GPT_MAX_LAYERS, &v))
+            return cli_usage_error("train", "--layers takes 1 to %d, not '%s'",
+                                   ATTN_GPT_MAX_LAYERS, optarg);
+        m->n_layer = (int)v;
+        break;
+    case OPT_HEADS:
+        if (!cli_parse_int(optarg, 1, 1024, &v)) return BAD_VALUE("heads", "1 to 1024");
+        m->n_head = (int)v;
+        break;
+    case OPT_KV_HEADS:
+        if (!cli_parse_int(optarg, 0, 1024, &v)) return BAD_VALUE("kv-heads", "0 to 1024");
+        m->n_kv_head = (int)v;
+        break;
+    case OPT_EMBD:
+        if (!cli_parse_int(optarg, 1, 65536, &v)) return BAD_VALUE("embd", "1 to 65536");
+        m->n_embd = (int)v;
+        break;
+    case OPT_BLOCK:
+        if (!cli_parse_int(optarg, 1, 1 << 20, &v)) return BAD_VALUE("block", "1 to 1048576");
+        m->block_size = (int)v;
+        break;
+    case OPT_POSITIONS:
+        if (attn_position_parse(&m->position, optarg) != ATTN_OK)
+            return cli_usage_error("train", "--positions: %s", attn_last_error());
+        break;
+    case OPT_WINDOW:
+        if (!cli_parse_int(optarg, 0, 1 << 20, &v)) return BAD_VALUE("window", "0 to 1048576");
+        m->window = (int)v;
+        break;
+    case OPT_NO_BIAS: m->bias = false; break;
+    case OPT_NO_TIE: m->tie_weights = false; break;
+    case OPT_DROPOUT:
+        if (!cli_parse_float(optarg, 0.0f, 0.95f, &m->dropout))
+            return BAD_VALUE("dropout", "0 to 0.95");
+        break;
+    default: return parse_run(o, c);
+    }
+    return EXIT_OK;
+}
+
+/* A first pass finds what kind of run this is, since that sets the defaults the
+ * other options change: the task (text, or the kind of the --resume file when no
+ * task is given), the architecture and the attention. */
+static int scan_kind(int argc, char **argv, train_options *o)
+{
+    const char *task = NULL, *resume = NULL;
+    attn_seq2seq_arch arch = ATTN_S2S_GRU_BAHDANAU;
+    attn_attention_kind kind = ATTN_ATTEND_SOFT;
     int c;
     opterr = 0;
     for (optind = 1; (c = getopt_long(argc, argv, ":h", options, NULL)) != -1;) {
+        if (c == OPT_TASK) task = optarg;
+        if (c == OPT_RESUME) resume = optarg;
         if (c == OPT_MODEL && attn_seq2seq_arch_parse(&arch, optarg) != ATTN_OK)
             return cli_usage_error("train", "--model: %s", attn_last_error());
         if (c == OPT_ATTENTION && attn_attention_kind_parse(&kind, optarg) != ATTN_OK)
             return cli_usage_error("train", "--attention: %s", attn_last_error());
     }
+    bool text = task ? strcmp(task, "text") == 0 : resume != NULL && cli_is_gpt_file(resume);
+    set_defaults(o, text);
     o->model = attn_seq2seq_defaults(arch, kind);
-    o->train.steps = default_steps(kind);
-    long v;
-    for (optind = 1; (c = getopt_long(argc, argv, ":h", options, NULL)) != -1;) {
-        attn_seq2seq_config *m = &o->model;
-        cli_train_options *t = &o->train;
-        switch (c) {
-        case OPT_TASK:
-            if (attn_task_parse(&o->task, optarg) != ATTN_OK)
-                return cli_usage_error("train", "--task: %s", attn_last_error());
-            o->model_given = true;
-            break;
-        case OPT_MODEL:
-        case OPT_ATTENTION: o->model_given = true; break;
-        case OPT_EMBED:
-            if (!cli_parse_int(optarg, 1, 4096, &v)) return BAD_VALUE("embed", "1 to 4096");
-            m->embed_dim = (int)v;
-            o->model_given = true;
-            break;
-        case OPT_HIDDEN:
-            if (!cli_parse_int(optarg, 1, 4096, &v)) return BAD_VALUE("hidden", "1 to 4096");
-            m->hidden_dim = (int)v;
-            o->model_given = true;
-            break;
-        case OPT_LAYERS:
-            if (!cli_parse_int(optarg, 1, 16, &v)) return BAD_VALUE("layers", "1 to 16");
-            m->enc_layers = m->dec_layers = (int)v;
-            o->model_given = true;
-            break;
-        case OPT_HEADS:
-            if (!cli_parse_int(optarg, 1, 64, &v)) return BAD_VALUE("heads", "1 to 64");
-            m->heads = (int)v;
-            o->model_given = true;
-            break;
-        case OPT_FF:
-            if (!cli_parse_int(optarg, 1, 16384, &v)) return BAD_VALUE("ff", "1 to 16384");
-            m->ff_dim = (int)v;
-            o->model_given = true;
-            break;
-        case OPT_DROPOUT:
-            if (!parse_float(optarg, 0.0f, 0.95f, &m->dropout))
-                return BAD_VALUE("dropout", "0 to 0.95");
-            o->model_given = true;
-            break;
-        case OPT_STEPS:
-            if (!cli_parse_int(optarg, 1, 100000000, &v)) return BAD_VALUE("steps", "1 to 1e8");
-            t->steps = v;
-            o->steps_given = true;
-            break;
-        case OPT_BATCH:
-            if (!cli_parse_int(optarg, 1, 65536, &v)) return BAD_VALUE("batch", "1 to 65536");
-            t->batch = v;
-            o->model_given = true;
-            break;
-        case OPT_LR:
-            if (!parse_float(optarg, 1e-8f, 10.0f, &t->lr)) return BAD_VALUE("lr", "1e-8 to 10");
-            o->model_given = true;
-            break;
-        case OPT_MIN_LR:
-            if (!parse_float(optarg, 0.0f, 10.0f, &t->min_lr))
-                return BAD_VALUE("min-lr", "0 to 10");
-            o->model_given = true;
-            break;
-        case OPT_WARMUP:
-            if (!cli_parse_int(optarg, 0, 100000000, &v)) return BAD_VALUE("warmup", "0 to 1e8");
-            t->warmup = v;
-            o->model_given = true;
-            break;
-        case OPT_WD:
-            if (!parse_float(optarg, 0.0f, 10.0f, &t->weight_decay))
-                return BAD_VALUE("weight-decay", "0 to 10");
-            o->model_given = true;
-            break;
-        case OPT_CLIP:
-            if (!parse_float(optarg, 0.0f, 1e6f, &t->clip)) return BAD_VALUE("clip", "0 to 1e6");
-            o->model_given = true;
-            break;
-        case OPT_SMOOTHING:
-            if (!parse_float(optarg, 0.0f, 0.5f, &t->label_smoothing))
-                return BAD_VALUE("label-smoothing", "0 to 0.5");
-            o->model_given = true;
-            break;
-        case OPT_EVAL_EVERY:
-            if (!cli_parse_int(optarg, 1, 100000000, &v))
-                return BAD_VALUE("eval-every", "1 to 1e8");
-            t->eval_every = v;
-            o->eval_every_given = true;
-            break;
-        case OPT_SEED:
-            if (!cli_parse_int(optarg, 0, 2147483647L, &v))
-                return BAD_VALUE("seed", "0 to 2147483647");
-            t->seed = (uint64_t)v;
-            o->model_given = true;
-            break;
-        case OPT_THREADS:
-            if (!cli_parse_int(optarg, 1, 1024, &o->threads)) return BAD_VALUE("threads", "1 to 1024");
-            break;
-        case OPT_OUT: o->out = optarg; break;
-        case OPT_RESUME: o->resume = optarg; break;
-        case OPT_STOP_AT:
-            if (!cli_parse_int(optarg, 1, 100000000, &o->stop_at))
-                return BAD_VALUE("stop-at", "1 to 1e8");
-            break;
-        case OPT_BEAM:
-            if (!cli_parse_int(optarg, 1, 64, &o->beam)) return BAD_VALUE("beam", "1 to 64");
-            break;
-        case OPT_JSON: o->json = true; break;
-        case 'h': print_help(); return -1;
-        case ':': return cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
+    if (!text) o->train.steps = default_steps(kind);
+    return EXIT_OK;
+}
+
+static int parse_options(int argc, char **argv, train_options *o)
+{
+    int status = scan_kind(argc, argv, o);
+    if (status != EXIT_OK) return status;
+    int c, index = -1;
+    for (optind = 1; (c = getopt_long(argc, argv, ":h", options, &index)) != -1; index = -1) {
+        if (c == 'h') {
+            print_help();
+            return -1;
         }
+        if (c == ':')
+            return cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
+        if (c == '?') return cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
+        int runs = option_runs(c);
+        if (o->text && !(runs & FOR_TEXT))
+            return cli_usage_error("train", "--%s is for the sequence-to-sequence tasks, not a "
+                                   "language model", options[index].name);
+        if (!o->text && !(runs & FOR_SEQ2SEQ))
+            return cli_usage_error("train", "--%s is for a language model: add --task text",
+                                   options[index].name);
+        status = o->text ? parse_text(o, c) : parse_seq2seq(o, c);
+        if (status != EXIT_OK) return status;
+        if (shapes_run(o, c)) o->model_given = true;
     }
     if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (o->resume && o->model_given)
-        return cli_usage_error("train",
-                               "--resume continues a run with its own model and options; only "
-                               "--steps, --eval-every, --out, --threads, --stop-at, --beam and "
-                               "--json may be given with it");
+        return cli_usage_error(
+            "train", "--resume continues a run with its own model and options; only %s may be "
+                     "given with it",
+            o->text ? "--data, --steps, --eval-every, --eval-windows, --out, --threads, "
+                      "--stop-at and --json"
+                    : "--steps, --eval-every, --out, --threads, --stop-at, --beam and --json");
+    o->lm.train.opt = o->train;
+    o->lm.out = o->out;
+    o->lm.resume = o->resume;
+    o->lm.stop_at = o->stop_at;
+    o->lm.json = o->json;
+    o->lm.steps_given = o->steps_given;
+    o->lm.eval_every_given = o->eval_every_given;
     return EXIT_OK;
 }
 
@@ -385,15 +606,10 @@ static int train(const train_options *o, cli_model *run, attn_adamw *opt, const 
             status = cli_fail("train");
             break;
         }
-        double norm = t->clip > 0 ? attn_clip_grad_norm(params->grad, params->total, t->clip)
-                                  : attn_clip_grad_norm(params->grad, params->total, INFINITY);
+        double norm = cli_clip_gradients(params, t->clip);
         if (!isfinite(stats.loss) || !isfinite(norm)) {
             cli_progress_clear(&progress);
-            fprintf(stderr,
-                    "attn train: diverged at step %lld (loss %g, gradient norm %g); the last "
-                    "good checkpoint is %s\n",
-                    (long long)run->step, (double)stats.loss, norm, out);
-            status = EXIT_RUNTIME;
+            status = cli_train_diverged(run->step, stats.loss, norm, out);
             break;
         }
         float lr = attn_lr_warmup_cosine(run->step, t->warmup, t->steps, t->lr, t->min_lr);
@@ -430,12 +646,7 @@ static int train(const train_options *o, cli_model *run, attn_adamw *opt, const 
     if (run->step % t->eval_every != 0 && run->step != t->steps &&
         (status = cli_model_save(out, run, opt)))
         return status;
-    if (interrupted || run->step < t->steps) {
-        fprintf(stderr, "%s after step %lld of %lld; continue with: attn train --resume %s\n",
-                interrupted ? "interrupted" : "stopped", (long long)run->step,
-                (long long)t->steps, out);
-        return interrupted ? EXIT_INTERRUPTED : EXIT_OK;
-    }
+    if (interrupted || run->step < t->steps) return cli_train_stopped(run->step, t->steps, out);
     cli_eval_result test;
     if ((status = cli_evaluate(model, &run->task, ATTN_SPLIT_TEST, (int)o->beam, &test)))
         return status;
@@ -449,10 +660,11 @@ int cmd_train(int argc, char **argv)
     int status = parse_options(argc, argv, &o);
     if (status != EXIT_OK) return status < 0 ? EXIT_OK : status;
     if (o.threads && attn_set_num_threads((int)o.threads) != ATTN_OK) return cli_fail("train");
+    if (o.text) return cli_train_text(&o.lm);
 
     cli_model run;
     attn_adamw opt;
-    char default_out[OUT_PATH_MAX];
+    char default_out[CLI_PATH_MAX];
     const char *out = o.out;
     if (o.resume) {
         if ((status = cli_model_load(o.resume, &run, &opt))) return status;
@@ -468,13 +680,7 @@ int cmd_train(int argc, char **argv)
             out = default_out;
         }
     }
-    struct sigaction action = {0};
-    action.sa_handler = on_interrupt;
-    sigemptyset(&action.sa_mask);
-    /* A second Ctrl-C ends the process at once; the atomic write keeps the last
-     * checkpoint whole even then. */
-    action.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &action, NULL);
+    cli_catch_interrupt();
     status = train(&o, &run, &opt, out);
     cli_model_free(&run);
     attn_adamw_free(&opt);

@@ -1,0 +1,286 @@
+/* attn generate: continues a prompt with a language model written by
+ * attn train --task text, streaming each token as it is drawn. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "cli.h"
+
+enum { MAX_TOKENS = 1000000, TOKEN_MAX_BYTES = 8 };
+
+typedef struct generate_options {
+    const char *path, *prompt, *prompt_file;
+    long tokens, seed, threads;
+    attn_sampling sampling;
+    bool no_cache, json;
+} generate_options;
+
+static void print_help(void)
+{
+    printf("usage: attn generate --model FILE (--prompt TEXT | --prompt-file FILE)\n"
+           "                     --tokens N [options]\n"
+           "\n"
+           "Continues the prompt with a language model written by attn train --task text,\n"
+           "printing the prompt and then each new token as it is drawn. A prompt longer\n"
+           "than the model's block size is cut to its last block-size tokens.\n"
+           "\n"
+           "  --model FILE        the model\n"
+           "  --prompt TEXT       the text to continue\n"
+           "  --prompt-file FILE  read it from a file, as it is (newlines included)\n"
+           "  --tokens N          tokens to generate, 1 to %d\n"
+           "  --temperature T     divide the logits by T; 0 takes the most likely token\n"
+           "                      (default 0.8)\n"
+           "  --top-k K           draw from the K most likely tokens only (default 0: all)\n"
+           "  --top-p P           draw from the fewest most likely tokens whose\n"
+           "                      probability reaches P (default 1: all)\n"
+           "  --seed N            seed of the sampling (default 1)\n"
+           "  --no-cache          recompute the whole context for every token instead of\n"
+           "                      keeping its keys and values (slower; the same tokens)\n"
+           "  --threads N         threads (default: ATTN_NUM_THREADS or all cores)\n"
+           "  --json              print one JSON object: the prompt, the generated text,\n"
+           "                      the token counts (prompt_tokens: those the model read)\n"
+           "                      and the speed (generation only, the prompt included)\n"
+           "  -h, --help          this help\n",
+           MAX_TOKENS);
+}
+
+static int parse_options(int argc, char **argv, generate_options *o)
+{
+    enum { OPT_PROMPT_FILE = 256, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_NO_CACHE };
+    static const struct option options[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"prompt", required_argument, NULL, 'p'},
+        {"prompt-file", required_argument, NULL, OPT_PROMPT_FILE},
+        {"tokens", required_argument, NULL, 'n'},
+        {"temperature", required_argument, NULL, OPT_TEMPERATURE},
+        {"top-k", required_argument, NULL, OPT_TOP_K},
+        {"top-p", required_argument, NULL, OPT_TOP_P},
+        {"seed", required_argument, NULL, 'S'},
+        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+        {"threads", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (generate_options){.seed = 1,
+                            .sampling = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f}};
+    long v;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->path = optarg; break;
+        case 'p': o->prompt = optarg; break;
+        case OPT_PROMPT_FILE: o->prompt_file = optarg; break;
+        case 'n':
+            if (!cli_parse_int(optarg, 1, MAX_TOKENS, &o->tokens))
+                return cli_usage_error("generate", "--tokens takes 1 to %d, not '%s'", MAX_TOKENS,
+                                       optarg);
+            break;
+        case OPT_TEMPERATURE:
+            if (!cli_parse_float(optarg, 0.0f, 1e6f, &o->sampling.temperature))
+                return cli_usage_error("generate", "--temperature takes 0 to 1e6, not '%s'",
+                                       optarg);
+            break;
+        case OPT_TOP_K:
+            if (!cli_parse_int(optarg, 0, 2147483647L, &v))
+                return cli_usage_error("generate", "--top-k takes 0 to 2147483647, not '%s'",
+                                       optarg);
+            o->sampling.top_k = (int)v;
+            break;
+        case OPT_TOP_P:
+            if (!cli_parse_float(optarg, 0.0f, 1.0f, &o->sampling.top_p) ||
+                !(o->sampling.top_p > 0.0f))
+                return cli_usage_error("generate", "--top-p takes a number in (0, 1], not '%s'",
+                                       optarg);
+            break;
+        case 'S':
+            if (!cli_parse_int(optarg, 0, 2147483647L, &o->seed))
+                return cli_usage_error("generate", "--seed takes 0 to 2147483647, not '%s'",
+                                       optarg);
+            break;
+        case OPT_NO_CACHE: o->no_cache = true; break;
+        case 't':
+            if (!cli_parse_int(optarg, 1, 1024, &o->threads))
+                return cli_usage_error("generate", "--threads takes 1 to 1024, not '%s'", optarg);
+            break;
+        case 'j': o->json = true; break;
+        case 'h': print_help(); return -1;
+        case ':':
+            return cli_usage_error("generate", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (o->path == NULL) return cli_usage_error("generate", "--model FILE is required");
+    if ((o->prompt == NULL) == (o->prompt_file == NULL))
+        return cli_usage_error("generate", "give the prompt as --prompt TEXT or --prompt-file "
+                                           "FILE (one of them)");
+    if (o->tokens == 0) return cli_usage_error("generate", "--tokens N is required");
+    return EXIT_OK;
+}
+
+/* The whole file, NUL-terminated (it may hold other NULs: *size says where it
+ * ends); NULL after printing why. */
+static char *read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "attn generate: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *text = malloc(cap);
+    while (text != NULL) {
+        n += fread(text + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        char *grown = realloc(text, cap * 2);
+        if (grown == NULL) free(text);
+        text = grown;
+        cap *= 2;
+    }
+    bool failed = text == NULL || ferror(f);
+    fclose(f);
+    if (failed) {
+        fprintf(stderr, "attn generate: cannot read %s\n", path);
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    *size = n;
+    return text;
+}
+
+/* Writes each new token's text (its raw bytes: with a bytes vocabulary one
+ * character may come in several tokens) and flushes, so it shows at once. */
+typedef struct stream {
+    const attn_text_vocab *vocab;
+    attn_status status;
+} stream;
+
+static bool on_token(int32_t token, void *user)
+{
+    stream *s = user;
+    char text[TOKEN_MAX_BYTES];
+    size_t len = 0;
+    s->status = attn_text_decode(s->vocab, &token, 1, text, sizeof text, &len);
+    if (s->status != ATTN_OK) return false;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return true;
+}
+
+static void print_json(const generate_options *o, const char *prompt, const char *text,
+                       int prompt_tokens, int produced, double seconds)
+{
+    printf("{\"model\": ");
+    cli_json_string(stdout, o->path);
+    printf(", \"prompt\": ");
+    cli_json_string(stdout, prompt);
+    printf(", \"text\": ");
+    cli_json_string(stdout, text);
+    printf(", \"prompt_tokens\": %d, \"tokens\": %d, \"cache\": %s, \"temperature\": %g, "
+           "\"top_k\": %d, \"top_p\": %g, \"seed\": %ld, \"seconds\": %.6f, "
+           "\"tokens_per_s\": %.2f}\n",
+           prompt_tokens, produced, o->no_cache ? "false" : "true",
+           (double)o->sampling.temperature, o->sampling.top_k, (double)o->sampling.top_p, o->seed,
+           seconds, seconds > 0 ? produced / seconds : 0.0);
+}
+
+/* Decodes the generated tokens: out (produced) and prints the JSON report. */
+static int report_json(const generate_options *o, const cli_gpt_model *m, const char *prompt,
+                       const int32_t *out, int produced, int prompt_tokens, double seconds)
+{
+    size_t cap = (size_t)produced * TOKEN_MAX_BYTES + 1, len = 0;
+    char *text = malloc(cap);
+    if (text == NULL) {
+        fprintf(stderr, "attn generate: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    int status = EXIT_OK;
+    if (attn_text_decode(&m->vocab, out, (size_t)produced, text, cap, &len) != ATTN_OK)
+        status = cli_fail("generate");
+    else
+        print_json(o, prompt, text, prompt_tokens, produced, seconds);
+    free(text);
+    return status;
+}
+
+/* Encodes the prompt: (size bytes) into ids: (size + 1) and generates into out:
+ * (o->tokens). */
+static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, size_t size,
+               int32_t *ids, int32_t *out)
+{
+    const attn_gpt_config *cfg = attn_gpt_get_config(m->model);
+    size_t count = 0;
+    if (attn_text_encode(&m->vocab, prompt, size, ids, size + 1, &count) != ATTN_OK) {
+        fprintf(stderr, "attn generate: the prompt: %s\n", attn_last_error());
+        return EXIT_RUNTIME;
+    }
+    if (count == 0) {
+        fprintf(stderr, "attn generate: the prompt is empty\n");
+        return EXIT_RUNTIME;
+    }
+    const int32_t *context = ids;
+    if (count > (size_t)cfg->block_size) {
+        fprintf(stderr,
+                "attn generate: the prompt's %zu tokens exceed the model's block size %d; it "
+                "continues the last %d\n",
+                count, cfg->block_size, cfg->block_size);
+        context = ids + (count - (size_t)cfg->block_size);
+        count = (size_t)cfg->block_size;
+    }
+    stream s = {.vocab = &m->vocab, .status = ATTN_OK};
+    attn_generate_options gen = {.n_new = (int)o->tokens,
+                                 .sampling = o->sampling,
+                                 .seed = (uint64_t)o->seed,
+                                 .use_cache = !o->no_cache,
+                                 .on_token = o->json ? NULL : on_token,
+                                 .user = &s};
+    if (!o->json) {
+        fwrite(prompt, 1, size, stdout);
+        fflush(stdout);
+    }
+    int produced = 0;
+    double start = cli_now();
+    attn_status generated = attn_gpt_generate(m->model, out, &produced, context, (int)count, &gen);
+    double seconds = cli_now() - start;
+    if (!o->json) printf("\n");
+    if (generated != ATTN_OK || s.status != ATTN_OK) return cli_fail("generate");
+    return o->json ? report_json(o, m, prompt, out, produced, (int)count, seconds) : EXIT_OK;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    generate_options o;
+    int status = parse_options(argc, argv, &o);
+    if (status != EXIT_OK) return status < 0 ? EXIT_OK : status;
+    if (o.threads && attn_set_num_threads((int)o.threads) != ATTN_OK) return cli_fail("generate");
+    size_t size = 0;
+    char *from_file = NULL;
+    if (o.prompt_file && (from_file = read_file(o.prompt_file, &size)) == NULL)
+        return EXIT_RUNTIME;
+    const char *prompt = from_file ? from_file : o.prompt;
+    if (from_file == NULL) size = strlen(prompt);
+    cli_gpt_model m;
+    int32_t *ids = malloc((size + 1) * sizeof *ids);
+    int32_t *out = malloc((size_t)o.tokens * sizeof *out);
+    if (ids == NULL || out == NULL) {
+        fprintf(stderr, "attn generate: out of memory\n");
+        status = EXIT_RUNTIME;
+    } else if ((status = cli_gpt_load(o.path, &m, NULL)) == EXIT_OK) {
+        status = run(&o, &m, prompt, size, ids, out);
+        cli_gpt_free(&m);
+    }
+    free(ids);
+    free(out);
+    free(from_file);
+    if (status == EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+        fprintf(stderr, "attn generate: could not write the text\n");
+        status = EXIT_RUNTIME;
+    }
+    return status;
+}

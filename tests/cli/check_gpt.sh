@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# attn train --task text, attn generate and attn data --task text: their options
+# and messages, the JSON reports, exact resume, an interrupted run's checkpoint,
+# cached and uncached generation, and bad text, prompts and model files. The
+# models are tiny and train for a few steps: this checks behaviour, not learning.
+#   check_gpt.sh PATH_TO_ATTN
+set -uo pipefail
+attn=$1
+source "$(dirname "$0")/expect.sh"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# A text of 3000 lines of words drawn by a seeded $RANDOM: the same every run.
+RANDOM=42
+words=(attention query key value model token the a of to and is in that layer head)
+for _ in $(seq 3000); do
+  line=""
+  for _ in 1 2 3 4 5 6; do line+="${words[RANDOM % 16]} "; done
+  echo "$line."
+done >"$work/words.txt"
+text=(--task text --data "$work/words.txt")
+tiny=(--layers 1 --embd 32 --heads 2 --block 16 --batch 4 --lr 1e-2 --warmup 5 --threads 2)
+
+expect 0 "attn train --task text --data FILE" -- "$attn" train --help
+expect 0 "usage: attn generate --model FILE" -- "$attn" generate --help
+expect 0 "attn data --task text --data FILE" -- "$attn" data --help
+expect 0 "generate +continue a text" -- "$attn" --help
+
+# The JSON report, and a run in one go against the same run stopped after 13
+# steps and resumed (dropout on, so its masks must repeat too): the checkpoints
+# must be the same bytes.
+expect 0 '^\{"task": "text", .*"steps": 20, "parameters": [0-9]+, "train_loss": [0-9.]+, "valid_loss": [0-9.]+,.*"ms_per_step": [0-9.]+, "tokens_per_s": [0-9.]+, .*"wall_seconds": [0-9.]+' -- \
+  "$attn" train "${text[@]}" "${tiny[@]}" --steps 20 --json --out "$work/lm.safetensors"
+expect 0 "saved .*whole.safetensors" -- "$attn" train "${text[@]}" "${tiny[@]}" --dropout 0.1 \
+  --steps 30 --eval-every 10 --out "$work/whole.safetensors"
+expect 0 "stopped after step 13 of 30; continue with: attn train --resume" -- \
+  "$attn" train "${text[@]}" "${tiny[@]}" --dropout 0.1 --steps 30 --eval-every 10 \
+  --stop-at 13 --out "$work/parts.safetensors"
+expect 0 "step +30/30 +loss [0-9.]+ +valid loss [0-9.]+" -- \
+  "$attn" train --resume "$work/parts.safetensors" --threads 2
+if cmp -s "$work/whole.safetensors" "$work/parts.safetensors"; then
+  echo "ok:   a resumed run ends with the same checkpoint as one run"
+else
+  echo "FAIL: the resumed run's checkpoint differs from the uninterrupted run's"
+  failures=$((failures + 1))
+fi
+expect 2 "--resume continues a run with its own model" -- \
+  "$attn" train --resume "$work/parts.safetensors" --embd 64
+
+# Generation: greedy is deterministic, and the cache changes nothing while the
+# context fits the block (a 4-token prompt and 12 new tokens in a block of 16).
+model=(--model "$work/whole.safetensors")
+greedy=(--prompt "the " --tokens 12 --temperature 0)
+first=$("$attn" generate "${model[@]}" "${greedy[@]}" 2>&1)
+second=$("$attn" generate "${model[@]}" "${greedy[@]}" 2>&1)
+uncached=$("$attn" generate "${model[@]}" "${greedy[@]}" --no-cache 2>&1)
+if [ "$first" = "$second" ] && [ "$first" = "$uncached" ] && [ "${first:0:4}" = "the " ]; then
+  echo "ok:   greedy generation repeats, with and without the cache: '$first'"
+else
+  echo "FAIL: greedy generation: '$first', again '$second', without the cache '$uncached'"
+  failures=$((failures + 1))
+fi
+expect 0 '^\{"model": .*"prompt": "the ", "text": ".*", "prompt_tokens": 4, "tokens": 12, "cache": true, .*"seconds": [0-9.]+, "tokens_per_s": [0-9.]+\}$' -- \
+  "$attn" generate "${model[@]}" --prompt "the " --tokens 12 --top-k 5 --top-p 0.9 --json
+expect 0 '"cache": false' -- \
+  "$attn" generate "${model[@]}" --prompt "the " --tokens 3 --no-cache --json
+printf 'a model of' >"$work/prompt.txt"
+expect 0 "^a model of" -- "$attn" generate "${model[@]}" --prompt-file "$work/prompt.txt" --tokens 5
+expect 0 "the prompt's 31 tokens exceed the model's block size 16; it continues the last 16" -- \
+  "$attn" generate "${model[@]}" --prompt "the model is the value of a key" --tokens 3
+
+# Past the block size: the cached context drops its oldest half and refills.
+expect 0 '"tokens": 40, "cache": true' -- \
+  "$attn" generate "${model[@]}" --prompt "the " --tokens 40 --json
+expect 0 '"tokens": 40, "cache": false' -- \
+  "$attn" generate "${model[@]}" --prompt "the " --tokens 40 --no-cache --json
+
+# The other model options, and bytes for tokens.
+expect 0 '"positions": "rope", "window": 8' -- "$attn" train "${text[@]}" "${tiny[@]}" \
+  --positions rope --kv-heads 1 --window 8 --no-bias --no-tie --steps 3 --json \
+  --out "$work/rope.safetensors"
+expect 0 "^the " -- "$attn" generate --model "$work/rope.safetensors" --prompt "the " --tokens 20
+expect 0 '"unit": "bytes", "vocab_size": 256, .*"positions": "alibi"' -- \
+  "$attn" train "${text[@]}" "${tiny[@]}" --unit bytes --positions alibi --steps 3 --json \
+  --out "$work/bytes.safetensors"
+expect 0 '"prompt": "th\\ufffd", "text": ".*", "prompt_tokens": 3' -- \
+  "$attn" generate --model "$work/bytes.safetensors" --prompt $'th\xe9' --tokens 20 --json
+
+# attn data --task text: a line per step, a window start per batch row.
+starts=$("$attn" data "${text[@]}" --block 16 --batch 4 --steps 7 --first-step 3)
+if [ "$(wc -l <<<"$starts")" -eq 7 ] && ! grep -Evq '^[0-9]+( [0-9]+){3}$' <<<"$starts"; then
+  echo "ok:   attn data --task text prints 7 lines of 4 window starts"
+else
+  echo "FAIL: attn data --task text printed:"
+  sed 's/^/    /' <<<"$starts" | head -10
+  failures=$((failures + 1))
+fi
+
+# Ctrl-C: the run stops after the current step, saves, and says how to resume;
+# the checkpoint is whole and generates.
+"$attn" train "${text[@]}" "${tiny[@]}" --steps 100000 --eval-every 20 \
+  --out "$work/interrupted.safetensors" >"$work/int.out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$work/interrupted.safetensors" ] && break; sleep 0.1; done
+kill -INT "$pid"
+wait "$pid"
+status=$?
+if [ "$status" -eq 130 ] && grep -q "interrupted after step" "$work/int.out"; then
+  echo "ok:   SIGINT stops training with status 130"
+else
+  echo "FAIL: SIGINT -> status $status, output:"
+  sed 's/^/    /' "$work/int.out" | tail -5
+  failures=$((failures + 1))
+fi
+expect 0 "^the " -- "$attn" generate --model "$work/interrupted.safetensors" --prompt "the " \
+  --tokens 4
+
+# Bad text.
+: >"$work/empty.txt"
+head -c 100 "$work/words.txt" >"$work/short.txt"
+printf '\xff\xfe' >"$work/invalid.txt"
+expect 1 "missing.txt" -- "$attn" train --task text --data "$work/missing.txt" "${tiny[@]}"
+expect 1 "empty.txt is empty" -- "$attn" train --task text --data "$work/empty.txt" "${tiny[@]}"
+expect 1 "short.txt has 100 characters: a block size of 16 needs at least" -- \
+  "$attn" train --task text --data "$work/short.txt" "${tiny[@]}"
+expect 1 "invalid.txt.*invalid UTF-8 at byte 0" -- \
+  "$attn" train --task text --data "$work/invalid.txt" "${tiny[@]}"
+expect 1 "words.txt has [0-9]+ characters: a block size of 100000 needs at least" -- \
+  "$attn" train "${text[@]}" --block 100000
+expect 1 "invalid UTF-8" -- "$attn" data --task text --data "$work/invalid.txt"
+head -c 30000 "$work/words.txt" | tr 'y' 'Y' >"$work/other.txt"
+expect 1 "other.txt has a vocabulary of [0-9]+ chars, not the [0-9]+ of the model" -- \
+  "$attn" train --resume "$work/lm.safetensors" --data "$work/other.txt" --steps 40
+
+# Bad options.
+expect 2 "--positions: .*'rotary'.*learned, sinusoidal, rope, alibi" -- \
+  "$attn" train "${text[@]}" --positions rotary
+expect 2 "n_embd 32 is not divisible by n_head 3" -- \
+  "$attn" train "${text[@]}" --embd 32 --heads 3
+expect 2 "n_head 4 is not divisible by n_kv_head 3" -- \
+  "$attn" train "${text[@]}" --heads 4 --kv-heads 3
+expect 2 "--unit: .*'words'" -- "$attn" train "${text[@]}" --unit words
+expect 2 "--task text needs --data FILE" -- "$attn" train --task text
+expect 2 "--hidden is for the sequence-to-sequence tasks, not a language model" -- \
+  "$attn" train "${text[@]}" --hidden 16
+expect 2 "--beam is for the sequence-to-sequence tasks, not a language model" -- \
+  "$attn" train --resume "$work/lm.safetensors" --beam 2
+expect 2 "--block is for a language model: add --task text" -- "$attn" train --block 16
+expect 2 "--count is for the built-in tasks, not --task text" -- \
+  "$attn" data "${text[@]}" --count 3
+expect 2 "--model FILE is required" -- "$attn" generate --prompt "the " --tokens 3
+expect 2 "--tokens N is required" -- "$attn" generate "${model[@]}" --prompt "the "
+expect 2 "--tokens takes 1 to 1000000, not '0'" -- \
+  "$attn" generate "${model[@]}" --prompt "the " --tokens 0
+expect 2 "one of them" -- "$attn" generate "${model[@]}" --tokens 3
+expect 2 "--top-p takes a number in \(0, 1\], not '0'" -- \
+  "$attn" generate "${model[@]}" --prompt "the " --tokens 3 --top-p 0
+
+# Bad prompts and model files.
+expect 1 "the prompt: character 'é' \(U\+00E9\) at character 4 is not in the vocabulary" -- \
+  "$attn" generate "${model[@]}" --prompt "the é" --tokens 3
+expect 1 "the prompt is empty" -- "$attn" generate "${model[@]}" --prompt "" --tokens 3
+expect 1 "nothing.txt" -- "$attn" generate "${model[@]}" --prompt-file "$work/nothing.txt" \
+  --tokens 3
+expect 1 "missing.safetensors" -- \
+  "$attn" generate --model "$work/missing.safetensors" --prompt "the " --tokens 3
+expect 0 "stopped after step 1" -- "$attn" train --embed 8 --hidden 16 --batch 8 --steps 2 \
+  --stop-at 1 --threads 2 --out "$work/dates.safetensors"
+expect 1 "dates.safetensors: holds a 'seq2seq' model, not a language model; use attn translate" -- \
+  "$attn" generate --model "$work/dates.safetensors" --prompt "the " --tokens 3
+expect 1 "lm.safetensors: a language model, not a sequence-to-sequence one; use attn generate" -- \
+  "$attn" translate --model "$work/lm.safetensors" "1/1/2000"
+expect 1 "lm.safetensors: a language model.*use attn generate" -- \
+  "$attn" eval --model "$work/lm.safetensors"
+head -c 3000 "$work/lm.safetensors" >"$work/cut.safetensors"
+expect 1 "cut.safetensors" -- "$attn" generate --model "$work/cut.safetensors" --prompt "the " \
+  --tokens 3
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures language model check(s) failed"
+  exit 1
+fi
+echo "every language model check passed"
