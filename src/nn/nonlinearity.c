@@ -122,20 +122,44 @@ static inline float normal_cdf(float x)
     return x < 0.0f ? half_tail : 1.0f - half_tail;
 }
 
-GELU_CLONES static void gelu_forward(float *y, const float *x, size_t n)
+/* Elements per task when the GELU loops are split across threads. */
+enum { GELU_CHUNK = 1 << 14 };
+
+/* y may be x: element i is read before it is written. */
+GELU_CLONES static void gelu_forward_chunk(float *y, const float *x, size_t n)
 {
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
     for (size_t i = 0; i < n; i++) y[i] = x[i] * normal_cdf(x[i]);
 }
 
 /* The density at x is 0 beyond |x| of about 14 (e^-98 underflows), so x phi(x)
  * never meets 0 * inf. */
-GELU_CLONES static void gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+GELU_CLONES static void gelu_backward_chunk(float *restrict dx, const float *restrict dy,
+                                            const float *restrict x, size_t n)
 {
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
     for (size_t i = 0; i < n; i++) {
         float pdf = INV_SQRT_2PI * vf_exp(-0.5f * x[i] * x[i]);
         dx[i] += dy[i] * (normal_cdf(x[i]) + x[i] * pdf);
+    }
+}
+
+static void gelu_forward(float *y, const float *x, size_t n)
+{
+    const long chunks = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+    for (long c = 0; c < chunks; c++) {
+        const size_t first = (size_t)c * GELU_CHUNK;
+        gelu_forward_chunk(y + first, x + first, n - first < GELU_CHUNK ? n - first : GELU_CHUNK);
+    }
+}
+
+static void gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+{
+    const long chunks = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+    for (long c = 0; c < chunks; c++) {
+        const size_t first = (size_t)c * GELU_CHUNK;
+        gelu_backward_chunk(dx + first, dy + first, x + first,
+                            n - first < GELU_CHUNK ? n - first : GELU_CHUNK);
     }
 }
 
