@@ -1,0 +1,369 @@
+#!/usr/bin/python3
+"""attn's language model (GPT) against PyTorch on this CPU, side by side in one run:
+training speed, generation speed with and without the KV cache, and what 2000 steps
+of training reach.
+
+    bench/gpt.py build/attn [--threads 2] [--scale 1] [--gen-tokens 32]
+                            [--no-quality] [--quality-steps 2000] [--torch-blas DIR]
+                            [--json]
+
+The corpus is about 1 MB of English text that every Debian machine has: the files
+under /usr/share/common-licenses, then /usr/share/doc/*/copyright, in sorted order,
+regular UTF-8 files only, each distinct file once (a path that resolves to a file
+already taken, or a file whose bytes equal one already taken, is skipped), until
+the text reaches 1,000,000 bytes. It is written to a temporary directory and
+encoded by characters (attn train's default).
+
+1. Training speed, (layers, heads, embd, block, batch) = (4, 4, 128, 64, 12) and
+   (6, 6, 384, 256, 8): `attn train --task text ... --eval-every 0 --json` for
+   30 and 10 steps (times --scale), and bench/torch_gpt.py train with the same
+   model, batches (`attn data`), AdamW and schedule. Both sides time whole
+   training steps (forward, backward, clipping, AdamW; attn's also gather the
+   step's batch), every step included, and report the mean.
+2. Generation with the larger model at block size 1024 (its weights from a 1-step
+   `attn train --block 1024`): for contexts 64, 256 and 1024, a prompt of
+   (context - n) characters of the corpus and n new tokens, greedy: attn generate
+   with and without the cache, and PyTorch's nanoGPT-style uncached loop on the
+   same weights. Tokens/s counts the new tokens per second of generation, the
+   prompt's prefill included.
+3. Learning quality (skip with --no-quality; it takes minutes): the small model
+   trained --quality-steps steps on both sides (lr 1e-3, warm-up 100, cosine to
+   1e-4, dropout 0, the same batches); the validation loss over the same 64
+   windows of attn_text_valid_windows.
+
+Goals (issue 6): training at least 4x PyTorch's speed for the small model and 3x
+for the larger; the cache at least 5x faster than no cache at context 1024; the
+validation losses within 0.05. The machine may be shared: compare within one run.
+
+PyTorch does its matrix products in whatever libblas.so.3 it loads. Debian's
+default is the reference BLAS, 15-30 times slower here than OpenBLAS; the script
+loads Debian's OpenBLAS for OpenMP (libopenblas0-openmp) where it is installed, or
+the libblas.so.3 in --torch-blas DIR, and the table names the BLAS PyTorch ran on.
+Progress goes to stderr; the tables (Markdown) to stdout, or with --json one JSON
+object per measurement.
+"""
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TORCH_SCRIPT = os.path.join(HERE, "torch_gpt.py")
+CORPUS_BYTES = 1_000_000
+CORPUS_SOURCES = ["/usr/share/common-licenses/*", "/usr/share/doc/*/copyright"]
+OPENBLAS_DIRS = "/usr/lib/*-linux-gnu/openblas-openmp"
+
+# name, model options, batch, steps at --scale 1, goal (attn speed / PyTorch speed)
+SPEED_CONFIGS = [
+    ("small", {"layers": 4, "heads": 4, "embd": 128, "block": 64}, 12, 30, 4.0),
+    ("large", {"layers": 6, "heads": 6, "embd": 384, "block": 256}, 8, 10, 3.0),
+]
+GEN_MODEL = {"layers": 6, "heads": 6, "embd": 384, "block": 1024}
+GEN_CONTEXTS = [64, 256, 1024]
+CACHE_GOAL = 5.0
+QUALITY_GOAL = 0.05
+WARM_STEPS = 3  # PyTorch's steady state is also shown without its first steps
+# The schedule and optimizer of every training run, on both sides.
+TRAIN_OPTIONS = {"lr": 1e-3, "min-lr": 1e-4, "warmup": 100, "weight-decay": 0.1, "clip": 1.0,
+                 "seed": 1, "eval-windows": 64}
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_corpus(path):
+    """Writes the corpus to path; returns (files used, bytes, characters, distinct
+    characters)."""
+    seen_paths, seen_digests, parts, size = set(), set(), [], 0
+    for pattern in CORPUS_SOURCES:
+        for name in sorted(glob.glob(pattern)):
+            real = os.path.realpath(name)
+            if real in seen_paths or not os.path.isfile(real):
+                continue
+            seen_paths.add(real)
+            with open(real, "rb") as f:
+                data = f.read()
+            digest = hashlib.sha256(data).digest()
+            if not data or digest in seen_digests:
+                continue
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            seen_digests.add(digest)
+            parts.append(data)
+            size += len(data)
+            if size >= CORPUS_BYTES:
+                break
+        if size >= CORPUS_BYTES:
+            break
+    if size < CORPUS_BYTES:
+        sys.exit(f"gpt.py: the text files found hold {size} bytes, fewer than {CORPUS_BYTES}")
+    blob = b"".join(parts)
+    with open(path, "wb") as f:
+        f.write(blob)
+    text = blob.decode("utf-8")
+    return len(parts), len(blob), len(text), len(set(text))
+
+
+def options(model, batch, steps, extra=None):
+    """The command-line options shared by attn train and torch_gpt.py train."""
+    values = {**model, "batch": batch, "steps": steps, **TRAIN_OPTIONS, **(extra or {})}
+    return [a for k, v in values.items() for a in (f"--{k}", str(v))]
+
+
+def run_json(command, env_extra):
+    """Runs command (echoed to stderr, its stderr passed through); returns its last
+    stdout line parsed as JSON, and the wall seconds."""
+    log("+ " + " ".join(command))
+    env = {**os.environ, **env_extra}
+    start = time.monotonic()
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
+    wall = time.monotonic() - start
+    if done.returncode != 0:
+        sys.exit(f"gpt.py: {command[0]} exited with status {done.returncode}")
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if not lines:
+        sys.exit(f"gpt.py: {' '.join(command)} printed nothing")
+    return json.loads(lines[-1]), wall
+
+
+def attn_env():
+    return {"ATTN_NUM_THREADS": str(ARGS.threads)}
+
+
+def torch_env():
+    # Both sides get the same OpenMP setting: the attn tool waits passively
+    # (cli/main.c), so PyTorch's OpenMP does too.
+    threads = str(ARGS.threads)
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+           "OPENBLAS_NUM_THREADS": threads,
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
+    if ARGS.torch_blas:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (ARGS.torch_blas, os.environ.get("LD_LIBRARY_PATH")) if p)
+    return env
+
+
+def torch_blas_default():
+    """OpenBLAS built on OpenMP where it is installed, so PyTorch's BLAS shares its
+    OpenMP threads; else the system's libblas.so.3."""
+    for directory in sorted(glob.glob(OPENBLAS_DIRS)):
+        if os.path.exists(os.path.join(directory, "libblas.so.3")):
+            return directory
+    return None
+
+
+def blas_note(blas):
+    if "openblas" in blas:
+        return f"PyTorch's matrix products ran in OpenBLAS ({blas})."
+    return (f"PyTorch's matrix products ran in {blas}, not OpenBLAS: on Debian's "
+            f"reference BLAS PyTorch trains 15-30 times slower than on OpenBLAS; install "
+            f"libopenblas0-openmp (or pass --torch-blas DIR) for a fair comparison.")
+
+
+def attn_train(corpus, model, batch, steps, out, extra=None):
+    command = [ARGS.attn, "train", "--task", "text", "--data", corpus,
+               *options(model, batch, steps, extra), "--eval-every", "0",
+               "--threads", str(ARGS.threads), "--out", out, "--json"]
+    return run_json(command, attn_env())[0]
+
+
+def torch_train(corpus, model, batch, steps, extra=None):
+    command = ["/usr/bin/python3", TORCH_SCRIPT, "train", "--attn", ARGS.attn, "--data", corpus,
+               *options(model, batch, steps, extra), "--threads", str(ARGS.threads)]
+    report, wall = run_json(command, torch_env())
+    report["wall_seconds"] = wall
+    return report
+
+
+def emit(kind, report):
+    if ARGS.json:
+        print(json.dumps({"measurement": kind, **report}), flush=True)
+
+
+def describe(model, batch=None):
+    text = (f"{model['layers']} layers, {model['heads']} heads, embd {model['embd']}, "
+            f"block {model['block']}")
+    return text if batch is None else f"{text}, batch {batch}"
+
+
+def speed(corpus, directory):
+    rows = []
+    for name, model, batch, steps, goal in SPEED_CONFIGS:
+        steps = max(3, round(steps * ARGS.scale))
+        log(f"training speed, {name}: {describe(model, batch)}, {steps} steps")
+        a = attn_train(corpus, model, batch, steps, os.path.join(directory, f"{name}.st"),
+                       {"eval-windows": 1})
+        t = torch_train(corpus, model, batch, steps, {"eval-windows": 0})
+        if a["parameters"] != t["parameters"]:
+            sys.exit(f"gpt.py: attn's model has {a['parameters']} parameters, PyTorch's "
+                     f"{t['parameters']}: not the same model")
+        emit("train_speed", {"config": name, "attn": a, "torch": t})
+        rows.append((name, model, batch, steps, goal, a, t))
+    if ARGS.json:
+        return
+    print(f"### Training speed ({ARGS.threads} threads, PyTorch {rows[0][6]['torch_version']})")
+    print()
+    print("| config | parameters | steps | attn ms/step | attn tokens/s | PyTorch ms/step "
+          "| PyTorch tokens/s | speed-up | goal | met? |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name, model, batch, steps, goal, a, t in rows:
+        ratio = t["ms_per_step"] / a["ms_per_step"]
+        print(f"| {describe(model, batch)} | {a['parameters']:,} | {steps} "
+              f"| {a['ms_per_step']:.1f} | {a['tokens_per_s']:,.0f} | {t['ms_per_step']:.1f} "
+              f"| {t['tokens_per_s']:,.0f} | {ratio:.1f}x | {goal:g}x "
+              f"| {'yes' if ratio >= goal else 'no'} |")
+    print()
+    steady = ", ".join(
+        f"{sum(t['step_ms'][WARM_STEPS:]) / (len(t['step_ms']) - WARM_STEPS):.1f} ({name})"
+        for name, _, _, _, _, _, t in rows if len(t["step_ms"]) > WARM_STEPS)
+    print("ms/step: the mean over every step, the first included, of forward, backward, "
+          "clipping and AdamW (attn's steps also gather their batch); tokens/s = batch x "
+          "block / that. Same model (parameter "
+          "counts checked), batches, optimizer and schedule on both sides. "
+          f"PyTorch's ms/step without its first {WARM_STEPS} steps: {steady}. "
+          + blas_note(rows[0][6]["blas"]))
+    print()
+
+
+def generation(corpus, directory):
+    n_new = ARGS.gen_tokens
+    log(f"generation: {describe(GEN_MODEL)}, weights from one training step")
+    model_file = os.path.join(directory, "gen.st")
+    attn_train(corpus, GEN_MODEL, 1, 1, model_file, {"eval-windows": 1, "warmup": 1})
+    with open(corpus, encoding="utf-8") as f:
+        text = f.read(max(GEN_CONTEXTS))
+    rows = []
+    for context in GEN_CONTEXTS:
+        if context <= n_new:
+            sys.exit(f"gpt.py: --gen-tokens {n_new} leaves no prompt at context {context}")
+        prompt_file = os.path.join(directory, f"prompt{context}.txt")
+        with open(prompt_file, "w", encoding="utf-8") as f:
+            f.write(text[:context - n_new])
+        base = [ARGS.attn, "generate", "--model", model_file, "--prompt-file", prompt_file,
+                "--tokens", str(n_new), "--temperature", "0", "--threads", str(ARGS.threads),
+                "--json"]
+        cached, _ = run_json(base, attn_env())
+        uncached, _ = run_json(base + ["--no-cache"], attn_env())
+        t, _ = run_json(["/usr/bin/python3", TORCH_SCRIPT, "generate", "--model", model_file,
+                         "--prompt-file", prompt_file, "--tokens", str(n_new),
+                         "--threads", str(ARGS.threads)], torch_env())
+        emit("generation", {"context": context, "attn_cached": cached,
+                            "attn_uncached": uncached, "torch": t})
+        rows.append((context, cached, uncached, t))
+    if ARGS.json:
+        return
+    print(f"### Generation ({describe(GEN_MODEL)}, "
+          f"greedy, {n_new} new tokens, {ARGS.threads} threads)")
+    print()
+    print("| context | prompt tokens | attn cached tokens/s | attn uncached tokens/s "
+          "| cache speed-up | PyTorch uncached tokens/s | attn cached / PyTorch "
+          "| same tokens as PyTorch |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for context, c, u, t in rows:
+        ratio = c["tokens_per_s"] / u["tokens_per_s"]
+        goal = (f" (goal {CACHE_GOAL:g}x: {'met' if ratio >= CACHE_GOAL else 'not met'})"
+                if context == max(GEN_CONTEXTS) else "")
+        same = "yes" if c["text"] == u["text"] == t["text"] else (
+            "cached = uncached only" if c["text"] == u["text"] else "no")
+        print(f"| {context} | {c['prompt_tokens']} | {c['tokens_per_s']:,.1f} "
+              f"| {u['tokens_per_s']:,.1f} | {ratio:.1f}x{goal} | {t['tokens_per_s']:,.1f} "
+              f"| {c['tokens_per_s'] / t['tokens_per_s']:.1f}x | {same} |")
+    print()
+    print("Tokens/s: new tokens per second of generation, the prompt's prefill included, "
+          "model loading excluded. Uncached, every token reruns the whole context "
+          "(nanoGPT's generate on the PyTorch side).")
+    print()
+
+
+def quality(corpus, directory):
+    name, model, batch, _, _ = SPEED_CONFIGS[0]
+    steps = ARGS.quality_steps
+    log(f"learning quality: {describe(model, batch)}, {steps} steps on each side")
+    model_file = os.path.join(directory, "quality.st")
+    a = attn_train(corpus, model, batch, steps, model_file)
+    t = torch_train(corpus, model, batch, steps)
+    # PyTorch's loss of attn's trained weights: equal to attn's own figure when both
+    # sides measure the same windows the same way.
+    check, _ = run_json(["/usr/bin/python3", TORCH_SCRIPT, "eval", "--model", model_file,
+                         "--data", corpus, "--eval-windows", str(TRAIN_OPTIONS["eval-windows"]),
+                         "--threads", str(ARGS.threads)], torch_env())
+    if check["valid_windows"] != a["valid_windows"] or \
+            abs(check["valid_loss"] - a["valid_loss"]) > 1e-4:
+        sys.exit(f"gpt.py: attn's model scores {a['valid_loss']:.5f} over "
+                 f"{a['valid_windows']} windows in attn, {check['valid_loss']:.5f} over "
+                 f"{check['valid_windows']} in PyTorch: the two do not measure the same")
+    emit("quality", {"config": name, "attn": a, "torch": t, "torch_eval_of_attn": check})
+    if ARGS.json:
+        return
+    diff = a["valid_loss"] - t["valid_loss"]
+    print(f"### Learning quality ({describe(model, batch)}, {steps} steps, lr "
+          f"{TRAIN_OPTIONS['lr']:g} warm-up {TRAIN_OPTIONS['warmup']} cosine to "
+          f"{TRAIN_OPTIONS['min-lr']:g}, dropout 0)")
+    print()
+    print("| | last train loss | validation loss | training s |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| attn | {a['train_loss']:.4f} | {a['valid_loss']:.4f} "
+          f"| {a['train_seconds']:.1f} |")
+    print(f"| PyTorch | {t['train_loss']:.4f} | {t['valid_loss']:.4f} "
+          f"| {t['train_seconds']:.1f} |")
+    print()
+    print(f"Validation loss: the mean cross-entropy (nats per character) over the same "
+          f"{t['valid_windows']} windows of the last 10 % of the corpus (PyTorch gives "
+          f"attn's trained model {check['valid_loss']:.4f}, the loss attn reports for it). "
+          f"attn - PyTorch = {diff:+.4f} (goal |difference| <= {QUALITY_GOAL:g}: "
+          f"{'met' if abs(diff) <= QUALITY_GOAL else 'not met'}).")
+    print()
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("attn", help="path of the attn tool")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiplies the steps of the speed runs (30 and 10)")
+    parser.add_argument("--gen-tokens", type=int, default=32,
+                        help="new tokens per generation (default 32)")
+    parser.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
+                        help="train the small model --quality-steps steps on both sides "
+                             "(default on; minutes)")
+    parser.add_argument("--quality-steps", type=int, default=2000)
+    parser.add_argument("--torch-blas", metavar="DIR", default=torch_blas_default(),
+                        help="a directory holding the libblas.so.3 that PyTorch loads "
+                             "(default: Debian's OpenBLAS for OpenMP if installed, else "
+                             "the system's)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per measurement instead of the tables")
+    ARGS = parser.parse_args()
+    ARGS.attn = os.path.abspath(ARGS.attn)
+    if ARGS.threads < 1 or ARGS.gen_tokens < 1 or ARGS.quality_steps < 1 or ARGS.scale <= 0:
+        sys.exit("gpt.py: --threads, --gen-tokens, --quality-steps and --scale must be positive")
+
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="attn-gpt-bench-") as directory:
+        corpus = os.path.join(directory, "corpus.txt")
+        files, size, chars, vocab = build_corpus(corpus)
+        emit("corpus", {"files": files, "bytes": size, "characters": chars, "vocab": vocab})
+        if not ARGS.json:
+            print(f"Corpus: {files} files from /usr/share/common-licenses and "
+                  f"/usr/share/doc/*/copyright, {size:,} bytes, {chars:,} characters, "
+                  f"vocabulary of {vocab} characters.")
+            print()
+        speed(corpus, directory)
+        generation(corpus, directory)
+        if ARGS.quality:
+            quality(corpus, directory)
+    log(f"gpt.py: done in {time.monotonic() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
