@@ -169,11 +169,12 @@ static void bind_all(attn_gpt *m)
 
 /* nanoGPT's initialisation: every matrix normal(0, 0.02), the projections back
  * into the residual stream scaled down by sqrt(2 n_layer) (two per block), biases
- * 0 and LayerNorm weights 1. */
+ * 0 and LayerNorm weights 1. The draws come from a stream derived from the seed,
+ * not the seed's own, which the text batches of the same seed use. */
 static void init_params(attn_gpt *m, uint64_t seed)
 {
     attn_rng rng;
-    attn_rng_init(&rng, seed);
+    attn_rng_init(&rng, attn_tf_seed(seed, 0x677074 /* "gpt" */, 0));
     const float residual_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
     for (int i = 0; i < m->params.count; i++) {
         const attn_param *p = &m->params.items[i];
