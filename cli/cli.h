@@ -25,6 +25,8 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_translate(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 /* ---- sequence-to-sequence models: training options and model files ---- */
 #include "attn/seq2seq.h"
@@ -118,6 +120,11 @@ bool cli_parse_float(const char *text, float lo, float hi, float *out);
  * does not belong to a valid UTF-8 character becomes U+FFFD, so the output is
  * valid JSON whatever s holds. */
 void cli_json_string(FILE *out, const char *s);
+
+/* The length of the UTF-8 character at p (1 to 4), or 0 if its bytes are not
+ * one: a stray continuation byte, an overlong form, a surrogate, a code point
+ * past U+10FFFF or a character cut short (a NUL ends it). */
+int cli_utf8_length(const unsigned char *p);
 
 /* ---- model files: metadata as JSON (metadata.c) ---- */
 

@@ -1,5 +1,6 @@
 /* attn generate: continues a prompt with a language model written by
- * attn train --task text, streaming each token as it is drawn. */
+ * attn train --task text, streaming each token as it is drawn; --attention FILE
+ * records what the model attends to over the final context (attn/capture.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,10 +10,10 @@
 #include "attn/attn.h"
 #include "cli.h"
 
-enum { MAX_TOKENS = 1000000, TOKEN_MAX_BYTES = 8 };
+enum { MAX_TOKENS = 1000000, TOKEN_MAX_BYTES = 8, TOKEN_LABEL_BYTES = 16 };
 
 typedef struct generate_options {
-    const char *path, *prompt, *prompt_file;
+    const char *path, *prompt, *prompt_file, *attention;
     long tokens, seed, threads;
     attn_sampling sampling;
     bool no_cache, json;
@@ -40,6 +41,10 @@ static void print_help(void)
            "  --no-cache          recompute the whole context for every token instead of\n"
            "                      keeping its keys and values (slower; the same tokens)\n"
            "  --threads N         threads (default: ATTN_NUM_THREADS or all cores)\n"
+           "  --attention FILE    record what every head of every layer attends to over\n"
+           "                      the final context (the last block-size tokens of the\n"
+           "                      prompt and the text) in FILE: safetensors or, for a\n"
+           "                      name ending in .json, JSON (for attn show, attn analyze)\n"
            "  --json              print one JSON object: the prompt, the generated text,\n"
            "                      the token counts (prompt_tokens: those the model read)\n"
            "                      and the speed (generation only, the prompt included)\n"
@@ -49,7 +54,14 @@ static void print_help(void)
 
 static int parse_options(int argc, char **argv, generate_options *o)
 {
-    enum { OPT_PROMPT_FILE = 256, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_NO_CACHE };
+    enum {
+        OPT_PROMPT_FILE = 256,
+        OPT_TEMPERATURE,
+        OPT_TOP_K,
+        OPT_TOP_P,
+        OPT_NO_CACHE,
+        OPT_ATTENTION
+    };
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},
         {"prompt", required_argument, NULL, 'p'},
@@ -60,6 +72,7 @@ static int parse_options(int argc, char **argv, generate_options *o)
         {"top-p", required_argument, NULL, OPT_TOP_P},
         {"seed", required_argument, NULL, 'S'},
         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+        {"attention", required_argument, NULL, OPT_ATTENTION},
         {"threads", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
@@ -103,6 +116,7 @@ static int parse_options(int argc, char **argv, generate_options *o)
                                        optarg);
             break;
         case OPT_NO_CACHE: o->no_cache = true; break;
+        case OPT_ATTENTION: o->attention = optarg; break;
         case 't':
             if (!cli_parse_int(optarg, 1, 1024, &o->threads))
                 return cli_usage_error("generate", "--threads takes 1 to 1024, not '%s'", optarg);
@@ -209,6 +223,56 @@ static int report_json(const generate_options *o, const cli_gpt_model *m, const 
     return status;
 }
 
+/* A token's text as a record's label: a character, or for a byte that is no
+ * character by itself (bytes vocabularies) and for NUL, "<0xNN>" / "<U+0000>". */
+static void token_label(const attn_text_vocab *v, int32_t id, char *label, size_t size)
+{
+    size_t len = 0;
+    if (v->unit == ATTN_TEXT_BYTES && (id == 0 || id >= 0x80))
+        snprintf(label, size, "<0x%02X>", (unsigned)id);
+    else if (v->unit == ATTN_TEXT_CHARS && v->chars[id] == 0)
+        snprintf(label, size, "<U+0000>");
+    else if (attn_text_decode(v, &id, 1, label, size, &len) != ATTN_OK)
+        snprintf(label, size, "?");
+}
+
+/* Records the attention over the last block_size tokens of context: (count) and
+ * out: (produced) into o->attention, the tokens as labels. */
+static int record_attention(const generate_options *o, const cli_gpt_model *m,
+                            const int32_t *context, int count, const int32_t *out, int produced)
+{
+    const int block = attn_gpt_get_config(m->model)->block_size;
+    const int n = count + produced < block ? count + produced : block;
+    const int skip = count + produced - n; /* the oldest tokens, dropped */
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    char *text = malloc((size_t)n * TOKEN_LABEL_BYTES);
+    const char **labels = malloc((size_t)n * sizeof *labels);
+    attn_record r;
+    attn_record_init(&r, "gpt", "text");
+    int status = EXIT_OK;
+    if (ids == NULL || text == NULL || labels == NULL) {
+        fprintf(stderr, "attn generate: out of memory\n");
+        status = EXIT_RUNTIME;
+    } else {
+        for (int i = 0; i < n; i++) {
+            const int k = skip + i;
+            ids[i] = k < count ? context[k] : out[k - count];
+            labels[i] = text + (size_t)i * TOKEN_LABEL_BYTES;
+            token_label(&m->vocab, ids[i], text + (size_t)i * TOKEN_LABEL_BYTES, TOKEN_LABEL_BYTES);
+        }
+        if (attn_gpt_record(m->model, ids, n, NULL, &r) != ATTN_OK ||
+            attn_record_set_queries(&r, labels, n) != ATTN_OK ||
+            attn_record_set_keys(&r, labels, n) != ATTN_OK ||
+            attn_record_save(&r, o->attention) != ATTN_OK)
+            status = cli_fail("generate");
+    }
+    attn_record_free(&r);
+    free(ids);
+    free(text);
+    free(labels);
+    return status;
+}
+
 /* Encodes the prompt: (size bytes) into ids: (size + 1) and generates into out:
  * (o->tokens). */
 static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, size_t size,
@@ -250,7 +314,10 @@ static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, 
     double seconds = cli_now() - start;
     if (!o->json) printf("\n");
     if (generated != ATTN_OK || s.status != ATTN_OK) return cli_fail("generate");
-    return o->json ? report_json(o, m, prompt, out, produced, (int)count, seconds) : EXIT_OK;
+    int status = o->json ? report_json(o, m, prompt, out, produced, (int)count, seconds) : EXIT_OK;
+    if (status == EXIT_OK && o->attention)
+        status = record_attention(o, m, context, (int)count, out, produced);
+    return status;
 }
 
 int cmd_generate(int argc, char **argv)

@@ -1,5 +1,6 @@
 /* attn translate: runs a trained model on texts and shows, for each output
- * character, which input characters it attended to. */
+ * character, which input characters it attended to; --attention FILE records
+ * every attention map of the model for one text (attn/capture.h). */
 #define _POSIX_C_SOURCE 200809L /* isatty, fileno */
 #include <getopt.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 enum { LINE_MAX_BYTES = 4096, CHAR_MAX_BYTES = 8 };
 
 typedef struct translate_options {
-    const char *path;
+    const char *path, *attention; /* attention: the record's file, or NULL */
     long beam, seed, threads;
     bool sample, json;
     int grid; /* 1 draw, 0 don't, -1 when stdout is a terminal */
@@ -36,6 +37,9 @@ static void print_help(void)
            "  --grid           draw the attention even when not on a terminal\n"
            "  --no-grid        never draw it\n"
            "  --json           print each translation with its attention as JSON\n"
+           "  --attention FILE record what the model attended to (every layer and head)\n"
+           "                   in FILE, safetensors or, for a name ending in .json, JSON\n"
+           "                   (for attn show and attn analyze); one TEXT only, greedy\n"
            "  --threads N      threads (default: ATTN_NUM_THREADS or all cores)\n"
            "  -h, --help       this help\n");
 }
@@ -47,7 +51,8 @@ static int parse_options(int argc, char **argv, translate_options *o)
         {"sample", no_argument, NULL, 's'},       {"seed", required_argument, NULL, 'S'},
         {"grid", no_argument, NULL, 'g'},         {"no-grid", no_argument, NULL, 'G'},
         {"json", no_argument, NULL, 'j'},         {"threads", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"attention", required_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     *o = (translate_options){.beam = 1, .seed = 1, .grid = -1};
     int c;
@@ -68,6 +73,7 @@ static int parse_options(int argc, char **argv, translate_options *o)
         case 'g': o->grid = 1; break;
         case 'G': o->grid = 0; break;
         case 'j': o->json = true; break;
+        case 'a': o->attention = optarg; break;
         case 't':
             if (!cli_parse_int(optarg, 1, 1024, &o->threads))
                 return cli_usage_error("translate", "--threads takes 1 to 1024, not '%s'",
@@ -80,6 +86,13 @@ static int parse_options(int argc, char **argv, translate_options *o)
         }
     }
     if (o->path == NULL) return cli_usage_error("translate", "--model FILE is required");
+    /* A record holds one text's attention, so it takes exactly one. */
+    if (o->attention && argc - optind != 1)
+        return cli_usage_error("translate", "--attention FILE records one TEXT; %d given",
+                               argc - optind);
+    if (o->attention && o->beam != 1)
+        return cli_usage_error("translate", "--attention records greedy decoding; --beam %ld "
+                                            "must be 1", o->beam);
     if (o->grid < 0) o->grid = isatty(fileno(stdout)) == 1;
     return EXIT_OK;
 }
@@ -151,6 +164,54 @@ typedef struct work {
     int S, max_len;
 } work;
 
+/* Records the model's attention on src: (src_len ids) into o->attention:
+ * queries the output characters and "</s>" for EOS, keys the source characters. */
+static int record_attention(const cli_model *m, const translate_options *o, const work *w,
+                            const attn_decode_options *opt, int src_len)
+{
+    attn_record r;
+    attn_record_init(&r, attn_seq2seq_arch_name(attn_seq2seq_get_config(m->model)->arch),
+                     attn_task_name(m->task.kind));
+    int32_t out_len = 0;
+    const int most = w->max_len > w->S ? w->max_len : w->S; /* labels at a time */
+    char *text = malloc((size_t)most * CHAR_MAX_BYTES);
+    const char **labels = malloc((size_t)most * sizeof *labels);
+    int status = EXIT_OK;
+    if (text == NULL || labels == NULL) {
+        fprintf(stderr, "attn translate: out of memory\n");
+        status = EXIT_RUNTIME;
+        goto done;
+    }
+    if (attn_seq2seq_decode_record(m->model, w->out, &out_len, w->src, w->S, src_len, opt, &r) !=
+        ATTN_OK) {
+        status = cli_fail("translate");
+        goto done;
+    }
+    /* EOS is a step of its own unless max_len ended the output first */
+    const int rows = out_len < w->max_len ? out_len + 1 : w->max_len;
+    for (int i = 0; i < rows; i++) {
+        char *label = text + (size_t)i * CHAR_MAX_BYTES;
+        if (i < out_len) token_text(&m->task.tgt_vocab, w->out[i], label);
+        labels[i] = i < out_len ? label : "</s>";
+    }
+    if (attn_record_set_queries(&r, labels, rows) != ATTN_OK) {
+        status = cli_fail("translate");
+        goto done;
+    }
+    for (int j = 0; j < src_len; j++) {
+        labels[j] = text + (size_t)j * CHAR_MAX_BYTES;
+        token_text(&m->task.src_vocab, w->src[j], text + (size_t)j * CHAR_MAX_BYTES);
+    }
+    if (attn_record_set_keys(&r, labels, src_len) != ATTN_OK ||
+        attn_record_save(&r, o->attention) != ATTN_OK)
+        status = cli_fail("translate");
+done:
+    free(text);
+    free(labels);
+    attn_record_free(&r);
+    return status;
+}
+
 static int translate_one(const cli_model *m, const translate_options *o, work *w,
                          const char *source)
 {
@@ -177,14 +238,14 @@ static int translate_one(const cli_model *m, const translate_options *o, work *w
         return cli_fail("translate");
     if (o->json) {
         print_json(m, source, output, w->src, src_len, w->out, out_len, w->attention, w->S);
-        return EXIT_OK;
+        return o->attention ? record_attention(m, o, w, &opt, src_len) : EXIT_OK;
     }
     printf("%s \u2192 %s\n", source, output);
     if (o->grid) {
         print_grid(m, w->src, src_len, w->out, out_len, w->attention, w->S);
         printf("\n");
     }
-    return EXIT_OK;
+    return o->attention ? record_attention(m, o, w, &opt, src_len) : EXIT_OK;
 }
 
 int cmd_translate(int argc, char **argv)

@@ -10,12 +10,14 @@
 #include "cli.h"
 
 static const cli_command commands[] = {
+    {"analyze", "entropy, rollout and alignment of recorded attention", cmd_analyze},
     {"bench", "time the attention kernel and the MultiheadAttention module", cmd_bench},
     {"data", "print a built-in task's examples or a text's training windows", cmd_data},
     {"demo", "run the seed's multi-head attention on an example sentence", cmd_demo},
     {"eval", "exact-match accuracy of a trained model on its task", cmd_eval},
     {"generate", "continue a text with a trained language model", cmd_generate},
     {"info", "version, CPU features, threads, GEMM backend, attention kernel", cmd_info},
+    {"show", "draw recorded attention as a heatmap: PNG, SVG or PDF", cmd_show},
     {"train", "train a sequence model on a built-in task, or a language model on text",
      cmd_train},
     {"translate", "run a trained model on texts and show what it attends to", cmd_translate},
@@ -93,33 +95,11 @@ void cli_print_shade(FILE *out, float w)
     fprintf(out, " %s%3d", cli_shade(w), (int)(w * 100.0f + 0.5f));
 }
 
-/* The length of the UTF-8 character at p (1 to 4), or 0 if its bytes are not
- * one: a stray continuation byte, an overlong form, a surrogate, a code point
- * past U+10FFFF or a character cut short. */
-static int utf8_length(const unsigned char *p)
-{
-    int n;
-    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
-    if (p[0] < 0x80) return 1;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF) n = 2;
-    else if (p[0] >= 0xE0 && p[0] <= 0xEF) n = 3;
-    else if (p[0] >= 0xF0 && p[0] <= 0xF4) n = 4;
-    else return 0;
-    if (p[0] == 0xE0) lo = 0xA0;
-    if (p[0] == 0xED) hi = 0x9F;
-    if (p[0] == 0xF0) lo = 0x90;
-    if (p[0] == 0xF4) hi = 0x8F;
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (int i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-    return n;
-}
-
 void cli_json_string(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int n = utf8_length(p);
+        int n = cli_utf8_length(p);
         if (n == 0) {
             fputs("\\ufffd", out);
             p++;

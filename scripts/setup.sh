@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages attn needs that are missing, and nothing else.
 #   scripts/setup.sh build   compiler, CMake and the libraries the tool links
-#   scripts/setup.sh test    the above, plus cmocka, PyTorch and clang's fuzzer
+#   scripts/setup.sh test    the above, plus cmocka, PyTorch, clang's fuzzer and Chromium
+#                            (the interactive attention page's test)
 set -euo pipefail
 
-build_packages=(gcc make cmake pkg-config libdnnl-dev libcjson-dev)
-test_packages=(libcmocka-dev python3 python3-numpy python3-torch clang libclang-rt-dev)
+build_packages=(gcc make cmake pkg-config libdnnl-dev libcjson-dev libcairo2-dev)
+test_packages=(libcmocka-dev python3 python3-numpy python3-torch clang libclang-rt-dev chromium)
 
 case "${1:-build}" in
   build) wanted=("${build_packages[@]}") ;;

@@ -19,6 +19,7 @@
 #include "attn/checkpoint.h"
 #include "attn/train.h"
 #include "attn/data.h"
+#include "attn/capture.h"
 #include "attn/seq2seq.h"
 #include "attn/gpt.h"
 

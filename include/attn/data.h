@@ -104,6 +104,30 @@ void attn_batch_free(attn_batch *b);
 attn_status attn_task_batch(const attn_task *t, attn_split split, uint64_t seed,
                             uint64_t first_index, attn_batch *b);
 
+/* ---- the fields of a dates source ------------------------------------------------------------
+ * Which characters of a source written in one of the dates task's formats hold the day,
+ * the month and the year: the characters the field wrote, so "24th" is all day, "Nov"
+ * and "November" are month, a weekday and the words "the" and "of" are none, as are
+ * spaces and separators. The source is read by its structure, in any letter case and
+ * spacing: words are runs of letters or of digits; a month name or its first three
+ * letters is the month; "st", "nd", "rd" or "th" right after digits make them an
+ * ordinal day; eight digits are year, month, day; four digits are the year; of the
+ * one- and two-digit numbers, the one with a named month is the day (two of them: day,
+ * then a two-digit year), and the two with a four-digit year are month and day after
+ * the year or day and month before it. */
+typedef enum attn_date_field {
+    ATTN_DATE_NONE,
+    ATTN_DATE_DAY,
+    ATTN_DATE_MONTH,
+    ATTN_DATE_YEAR,
+} attn_date_field;
+
+/* src: a dates source (ASCII); field_of_char: (n), n >= strlen(src), gets an
+ * attn_date_field for each of src's characters (entries past them are untouched).
+ * Fails naming src and what does not fit (a character or word no format writes, a
+ * missing or second day, month or year, a day outside 1-31 or a month outside 1-12). */
+attn_status attn_dates_fields(const char *src, int *field_of_char, int n);
+
 /* ---- text for language models ------------------------------------------------------------
  * Any UTF-8 text as token ids, either one id per distinct character (in code-point
  * order, ids 0 .. V-1, no special ids) or one per byte (V = 256, id = byte). The

@@ -47,6 +47,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attn/capture.h"
 #include "attn/core.h"
 #include "attn/nn.h"
 
@@ -178,6 +179,16 @@ typedef struct attn_generate_options {
 
 attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const int32_t *prompt,
                               int n_prompt, const attn_generate_options *opt);
+
+/* ---- recording attention ---------------------------------------------------------------
+ * Runs ids: (n), 1 <= n <= block_size, through the model from position 0 and adds
+ * to `record` one self-attention map per block, "transformer.h.<l>.attn", (H, n, n):
+ * the causal weights every query head gave every earlier token (0 above the
+ * diagonal and outside the window). logits: (n, V) or NULL, bit for bit what
+ * attn_gpt_cache_forward gives for the same ids on an empty cache. The caller
+ * sets the record's tokens. */
+attn_status attn_gpt_record(attn_gpt *m, const int32_t *ids, int n, float *logits,
+                            attn_record *record);
 
 #ifdef __cplusplus
 }

@@ -83,6 +83,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attn/capture.h"
 #include "attn/core.h"
 #include "attn/data.h"
 #include "attn/nn.h"
@@ -203,6 +204,18 @@ typedef struct attn_decode_options {
 attn_status attn_seq2seq_decode(attn_seq2seq *m, int32_t *out, int32_t *out_len, float *attention,
                                 const int32_t *src, const int32_t *src_len, int B, int S,
                                 const attn_decode_options *opt);
+
+/* Decodes one source (src: (S) ids, src_len in [1, min(S, max_src_len)]) as
+ * attn_seq2seq_decode does with B = 1, and adds to `record` every attention map
+ * the model used (attn/capture.h): the RNN decoders' "decoder.attention" (1 head,
+ * hard for hard attention), or the transformer's encoder self-attention, decoder
+ * self-attention and cross-attention of every layer, every head. Rows are the
+ * output steps (EOS included), columns the source (or output) positions. The
+ * caller sets the record's tokens. out and out_len are bit for bit what
+ * attn_seq2seq_decode gives; opt->beam must be 1 (greedy). */
+attn_status attn_seq2seq_decode_record(attn_seq2seq *m, int32_t *out, int32_t *out_len,
+                                       const int32_t *src, int S, int src_len,
+                                       const attn_decode_options *opt, attn_record *record);
 
 #ifdef __cplusplus
 }

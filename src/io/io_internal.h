@@ -24,4 +24,15 @@ bool attn_utf8_valid(const char *s, size_t len);
 float attn_f16_to_f32(uint16_t bits);
 float attn_bf16_to_f32(uint16_t bits);
 
+/* One piece of a file's contents. */
+typedef struct attn_file_part {
+    const void *bytes;
+    size_t size;
+} attn_file_part;
+
+/* Writes the parts in order to "<path>.tmp.<pid>", syncs it, renames it over path
+ * and syncs the directory, so that readers find the old file or the whole new one.
+ * On failure the temporary file is removed and path is untouched. */
+attn_status attn_write_file_atomically(const char *path, const attn_file_part *parts, int count);
+
 #endif

@@ -1,16 +1,12 @@
 /* Writing safetensors files: validate everything first, build the header with
- * cJSON, then write to "<path>.tmp.<pid>", fsync and rename, so that readers see
- * either the old file or the complete new one. */
+ * cJSON, then write the file atomically (attn_write_file_atomically), so that
+ * readers see either the old file or the complete new one. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -197,74 +193,16 @@ static unsigned char *build_header(const char *json, size_t *size)
     return header;
 }
 
-/* ---- writing the file -------------------------------------------------------------- */
-
-static attn_status write_all(int fd, const void *bytes, size_t n, const char *path)
+/* The header, then every tensor's bytes, written atomically. */
+static attn_status write_file(const char *path, const unsigned char *header, size_t header_size,
+                              const attn_tensor_out *tensors, int count, const size_t *nbytes)
 {
-    const unsigned char *p = bytes;
-    while (n > 0) {
-        ssize_t written = write(fd, p, n);
-        if (written < 0 && errno == EINTR) continue;
-        if (written < 0)
-            return attn_error(ATTN_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-        p += written;
-        n -= (size_t)written;
-    }
-    return ATTN_OK;
-}
-
-static attn_status write_contents(int fd, const char *tmp, const unsigned char *header,
-                                  size_t header_size, const attn_tensor_out *tensors, int count,
-                                  const size_t *nbytes)
-{
-    attn_status s = write_all(fd, header, header_size, tmp);
-    for (int i = 0; i < count && s == ATTN_OK; i++)
-        if (nbytes[i] > 0) s = write_all(fd, tensors[i].data, nbytes[i], tmp);
-    if (s == ATTN_OK && fsync(fd) != 0)
-        s = attn_error(ATTN_ERR_IO, "cannot sync '%s': %s", tmp, strerror(errno));
-    return s;
-}
-
-/* Makes the rename itself durable; a failure here loses nothing already
- * written, so it is not reported. */
-static void sync_parent_directory(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (slash == NULL) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else return;
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
-static attn_status write_atomically(const char *path, const unsigned char *header,
-                                    size_t header_size, const attn_tensor_out *tensors, int count,
-                                    const size_t *nbytes)
-{
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp = malloc(tmp_size);
-    if (tmp == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for a file name");
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    attn_status s = ATTN_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        s = attn_error(ATTN_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        free(tmp);
-        return s;
-    }
-    s = write_contents(fd, tmp, header, header_size, tensors, count, nbytes);
-    if (close(fd) != 0 && s == ATTN_OK)
-        s = attn_error(ATTN_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
-    if (s == ATTN_OK && rename(tmp, path) != 0)
-        s = attn_error(ATTN_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (s != ATTN_OK) unlink(tmp);
-    else sync_parent_directory(path);
-    free(tmp);
+    attn_file_part *parts = malloc(((size_t)count + 1) * sizeof *parts);
+    if (parts == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d parts", count);
+    parts[0] = (attn_file_part){header, header_size};
+    for (int i = 0; i < count; i++) parts[i + 1] = (attn_file_part){tensors[i].data, nbytes[i]};
+    attn_status s = attn_write_file_atomically(path, parts, count + 1);
+    free(parts);
     return s;
 }
 
@@ -287,7 +225,7 @@ attn_status attn_safetensors_save(const char *path, const attn_tensor_out *tenso
         (s = check_metadata(meta, meta_count)) == ATTN_OK) {
         json = build_header_json(tensors, count, nbytes, meta, meta_count);
         header = json ? build_header(json, &header_size) : NULL;
-        s = header ? write_atomically(path, header, header_size, tensors, count, nbytes)
+        s = header ? write_file(path, header, header_size, tensors, count, nbytes)
                    : attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the header of '%s'", path);
     }
     free(header);

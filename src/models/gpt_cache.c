@@ -105,8 +105,10 @@ static attn_status ensure_scratch(attn_gpt_cache *c, const attn_gpt *m, int rows
 
 /* Block l's attention for n new rows at positions pos0 .. pos0 + n - 1: their
  * keys and values join the cache, then each head's rows attend to every cached
- * row they may see -> c->merged: (n, C). */
-static attn_status attend(attn_gpt_cache *c, const attn_gpt *m, int l, int n, int pos0)
+ * row they may see -> c->merged: (n, C); weights: (H, n, pos0 + n) or NULL, a
+ * copy of the softmax each head took. */
+static attn_status attend(attn_gpt_cache *c, const attn_gpt *m, int l, int n, int pos0,
+                          float *weights)
 {
     const int H = m->cfg.n_head, Hkv = m->cfg.n_kv_head, hd = m->head_dim, W = m->qkv_width;
     const int C = m->cfg.n_embd, group = H / Hkv, ctx = pos0 + n;
@@ -148,6 +150,8 @@ static attn_status attend(attn_gpt_cache *c, const attn_gpt *m, int l, int n, in
             }
         }
         if ((s = attn_softmax_forward(c->scores, c->scores, NULL, n, ctx))) return s;
+        if (weights)
+            memcpy(weights + (size_t)h * n * ctx, c->scores, (size_t)n * ctx * sizeof(float));
         attn_sgemm(false, false, n, hd, ctx, 1.0f, c->scores, ctx, v, hd, 0.0f,
                    c->merged + (size_t)h * hd, C);
     }
@@ -156,6 +160,12 @@ static attn_status attend(attn_gpt_cache *c, const attn_gpt *m, int l, int n, in
 
 attn_status attn_gpt_cache_forward(attn_gpt *m, attn_gpt_cache *c, float *logits,
                                    const int32_t *ids, int n)
+{
+    return gpt_cache_forward_weights(m, c, logits, ids, n, NULL);
+}
+
+attn_status gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *logits,
+                                      const int32_t *ids, int n, float *const *weights)
 {
     attn_status s;
     if ((s = attn_check_not_null(m, "gpt")) || (s = attn_check_not_null(c, "cache")) ||
@@ -178,7 +188,7 @@ attn_status attn_gpt_cache_forward(attn_gpt *m, attn_gpt_cache *c, float *logits
                                         GPT_LN_EPS)) ||
             (s = attn_linear_forward(c->qkv, c->ln, L->c_attn.w, L->c_attn.b, n, C,
                                      m->qkv_width)) ||
-            (s = attend(c, m, l, n, pos0)))
+            (s = attend(c, m, l, n, pos0, weights ? weights[l] : NULL)))
             return s;
         gpt_residual_linear(c->x, c->x, c->merged, &L->attn_proj, n, C, C);
         if ((s = attn_layernorm_forward(c->ln, c->mean, c->rstd, c->x, L->ln_2.w, L->ln_2.b, n, C,

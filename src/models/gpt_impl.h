@@ -91,4 +91,10 @@ void gpt_residual_linear(float *y, const float *residual, const float *x, const 
 /* GELU (erf form) of n values, y may be x. */
 void gpt_gelu(float *y, const float *x, size_t n);
 
+/* attn_gpt_cache_forward, also copying into weights[l] (if weights is not NULL)
+ * the softmax every head of block l took: (H, n, length + n), length the
+ * cache's before the call. */
+attn_status gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *logits,
+                                      const int32_t *ids, int n, float *const *weights);
+
 #endif

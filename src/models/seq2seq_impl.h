@@ -38,6 +38,12 @@ struct attn_seq2seq {
 attn_status attn_seq2seq_rnn_init(attn_seq2seq *m, uint64_t seed);
 attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed);
 
+/* After attn_seq2seq_greedy decoded one source (B = 1, beam 1), adds the
+ * transformer's maps to record (attn_seq2seq_decode_record): the last step ran
+ * the decoder over every output position, steps of them, and the layers keep
+ * what they read, so each attention runs again asking for its weights. */
+attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, int steps);
+
 /* The two searches behind attn_seq2seq_decode (seq2seq_decode.c), on checked
  * arguments: greedy, and beam search without the greedy fallback (so that with
  * beam 1 it must agree with greedy, which the tests hold it to).

@@ -24,8 +24,12 @@
  * parameters as their modules do; the embeddings' PAD rows are then zero.
  *
  * Decoding encodes the sources once; each step runs the decoder over the whole
- * prefix so far (outputs are short) and reads its last position. */
+ * prefix so far (outputs are short) and reads its last position. It never asks
+ * the layers for attention weights, so it takes the fused attention path and
+ * gives the same bits whether or not anyone looks: weights are computed apart,
+ * by running an attention again on what its layer read. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +76,8 @@ typedef struct s2s_transformer {
     float *memory_pad;         /* (rows, S) */
     float *step_x, *step_out;  /* (rows, positions, E) */
     float *step_weights;       /* (rows, positions, S) */
+    float *att_out;            /* (rows, positions, E): an attention run again for its weights */
+    int decoded_len;           /* the positions the decoder last ran over */
     float *last, *step_logits; /* (rows, E), (rows, V) */
     int32_t *history, *history_spare, *step_ids; /* (rows, positions) each */
     attn_activations decode_acts;
@@ -382,6 +388,7 @@ static attn_status layout_decode(s2s_transformer *t, int B, int S)
         {&t->step_x, rows * P * E},
         {&t->step_out, rows * P * E},
         {&t->step_weights, rows * P * Sz},
+        {&t->att_out, rows * P * E},
         {&t->last, rows * E},
         {&t->step_logits, rows * V},
     };
@@ -456,6 +463,40 @@ static void log_softmax(float *logprobs, const float *logits, int rows, int V)
     }
 }
 
+/* The sublayer j of layer l of a stack: 0 its self-attention, 1 a decoder
+ * layer's cross-attention. */
+static attn_tf_sublayer *sublayer(attn_tf_stack *st, int l, int j)
+{
+    return &st->sub[l * (st->decoder ? 3 : 2) + j];
+}
+
+/* Sublayer s's attention run again on what its last forward read (its norm's
+ * output when norm_first, else its input), over itself or the decoding memory,
+ * with mask -> weights: (B, H, Lq, Lk), or (B, Lq, Lk) averaged over heads. The
+ * attention still holds the parameters its sublayer gave it for that forward;
+ * its output goes to att_out. */
+static attn_status attention_weights(s2s_transformer *t, attn_tf_sublayer *s, float *weights,
+                                     bool average, int batch, int len, int memory_len,
+                                     const attn_transformer_mask *mask)
+{
+    const bool self = s->role == ATTN_TF_SELF_ATTENTION;
+    const float *u = s->cfg.norm_first ? s->z : s->x;
+    const attn_mha_input in = {
+        .query = u,
+        .key = self ? u : t->memory,
+        .value = self ? u : t->memory,
+        .batch = batch,
+        .len_q = len,
+        .len_k = self ? len : memory_len,
+        .key_padding_mask = mask->key_padding_mask,
+        .key_padding_mask_type = mask->key_padding_mask_type,
+        .is_causal = mask->is_causal,
+        .weights = weights,
+        .average_attn_weights = average,
+    };
+    return attn_mha_forward(s->mha, t->att_out, &in);
+}
+
 static attn_status step(attn_seq2seq *m, float *logprobs, float *attention, const int32_t *tokens,
                         const attn_decode_options *opt, int position)
 {
@@ -481,21 +522,63 @@ static attn_status step(attn_seq2seq *m, float *logprobs, float *attention, cons
         .tgt_mask = {.is_causal = true},
         .memory_mask = {.key_padding_mask = t->memory_pad,
                         .key_padding_mask_type = ATTN_MASK_FLOAT},
-        .cross_weights = attention ? t->step_weights : NULL,
     };
     if ((s = attn_tf_transformer_decode(&t->tf, t->step_out, &in))) return s;
+    t->decoded_len = L;
     for (int r = 0; r < rows; r++)
         memcpy(t->last + (size_t)r * E, t->step_out + ((size_t)r * L + position) * E,
                (size_t)E * sizeof *t->last);
     if ((s = attn_linear_forward(t->step_logits, t->last, t->gen_w, t->gen_b, rows, E, V)))
         return s;
     log_softmax(logprobs, t->step_logits, rows, V);
-    if (attention != NULL)
-        for (int r = 0; r < rows; r++) {
-            const float *w = t->step_weights + ((size_t)r * L + position) * S;
-            float *a = attention + (size_t)r * t->caller_S;
-            for (int j = 0; j < t->caller_S; j++) a[j] = j < S ? w[j] : 0.0f;
-        }
+    if (attention == NULL) return ATTN_OK;
+    attn_tf_stack *dec = &t->tf.decoder;
+    if ((s = attention_weights(t, sublayer(dec, dec->layers - 1, 1), t->step_weights, true, rows, L,
+                               S, &in.memory_mask)))
+        return s;
+    for (int r = 0; r < rows; r++) {
+        const float *w = t->step_weights + ((size_t)r * L + position) * S;
+        float *a = attention + (size_t)r * t->caller_S;
+        for (int j = 0; j < t->caller_S; j++) a[j] = j < S ? w[j] : 0.0f;
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, int steps)
+{
+    s2s_transformer *t = impl(m);
+    if (t->rows != 1 || steps != t->decoded_len)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "recording needs the decoder's last run over one source's %d steps; "
+                          "it ran %d rows over %d",
+                          steps, t->rows, t->decoded_len);
+    const int S = t->dec_S, T = steps, H = m->cfg.heads;
+    const attn_transformer_mask source = {.key_padding_mask = t->enc_pad,
+                                          .key_padding_mask_type = ATTN_MASK_FLOAT},
+                                causal = {.is_causal = true},
+                                memory = {.key_padding_mask = t->memory_pad,
+                                          .key_padding_mask_type = ATTN_MASK_FLOAT};
+    attn_tf_stack *enc = &t->tf.encoder, *dec = &t->tf.decoder;
+    char name[ATTN_RECORD_NAME_MAX];
+    float *w;
+    attn_status s;
+    for (int l = 0; l < enc->layers; l++) {
+        snprintf(name, sizeof name, "transformer.encoder.layers.%d.self_attn", l);
+        if ((s = attn_record_add_map(record, name, l, ATTN_MAP_SELF, false, H, S, S, &w)) ||
+            (s = attention_weights(t, sublayer(enc, l, 0), w, false, 1, S, S, &source)))
+            return s;
+    }
+    for (int l = 0; l < dec->layers; l++) {
+        snprintf(name, sizeof name, "transformer.decoder.layers.%d.self_attn", l);
+        if ((s = attn_record_add_map(record, name, l, ATTN_MAP_SELF, false, H, T, T, &w)))
+            return s;
+        record->maps[record->n_maps - 1].over_queries = true;
+        if ((s = attention_weights(t, sublayer(dec, l, 0), w, false, 1, T, T, &causal))) return s;
+        snprintf(name, sizeof name, "transformer.decoder.layers.%d.multihead_attn", l);
+        if ((s = attn_record_add_map(record, name, l, ATTN_MAP_CROSS, false, H, T, S, &w)) ||
+            (s = attention_weights(t, sublayer(dec, l, 1), w, false, 1, T, S, &memory)))
+            return s;
+    }
     return ATTN_OK;
 }
 

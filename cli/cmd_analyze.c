@@ -1,0 +1,574 @@
+/* attn analyze: what recorded attention says. For every map and head the mean
+ * entropy of its rows; for self-attention over several layers the rollout (Abnar and
+ * Zuidema, 2020); for the dates task the alignment of the cross-attention with the
+ * source's day, month and year. Several records of one model are aggregated: maps
+ * of the same name pool their rows, and the alignment its digits. */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "cli.h"
+
+/* "YYYY-MM-DD": the output characters that are digits, and the field each reads. */
+enum { ISO_LENGTH = 10, FIELD_COUNT = ATTN_DATE_YEAR + 1 };
+static const attn_date_field iso_fields[ISO_LENGTH] = {
+    ATTN_DATE_YEAR,  ATTN_DATE_YEAR,  ATTN_DATE_YEAR, ATTN_DATE_YEAR, ATTN_DATE_NONE,
+    ATTN_DATE_MONTH, ATTN_DATE_MONTH, ATTN_DATE_NONE, ATTN_DATE_DAY,  ATTN_DATE_DAY,
+};
+static const char *const field_names[FIELD_COUNT] = {"", "day", "month", "year"};
+
+/* One map, by name, over every record that has it. */
+typedef struct map_stats {
+    char name[ATTN_RECORD_NAME_MAX];
+    int layer, heads;
+    attn_map_kind kind;
+    bool hard;
+    int records;
+    int64_t rows, relative_rows; /* rows counted; those with more than one key to see */
+    double *entropy, *relative;  /* (heads): sums over the rows, nats and / log(keys) */
+    /* Output digits scored, and those whose strongest key lies in their field: by
+     * field, [ATTN_DATE_NONE] holding all fields. */
+    int64_t digits[FIELD_COUNT], aligned[FIELD_COUNT];
+} map_stats;
+
+typedef struct analysis {
+    bool json;
+    char model[64], task[32];
+    int records;
+    map_stats maps[ATTN_RECORD_MAPS_MAX];
+    int n_maps;
+    /* Dates: records scored, and those left out and why. */
+    int scored, not_iso, not_a_date;
+    float *scratch; /* (scratch_cap): entropies, rollouts */
+    size_t scratch_cap;
+    FILE *rollout; /* the rollout section, printed after the summary */
+    char *rollout_text;
+    size_t rollout_size;
+    int rollouts;
+} analysis;
+
+static void print_help(void)
+{
+    printf("usage: attn analyze [--json] FILE...\n"
+           "\n"
+           "Analyses attention records written by 'attn translate --attention FILE' or\n"
+           "'attn generate --attention FILE' (JSON or safetensors). Several records of\n"
+           "one model are pooled: each map's rows over all of them.\n"
+           "\n"
+           "For every map and head: the mean entropy of its rows in nats, and relative\n"
+           "to the most a row can have, log of the keys it could see (all keys; for a\n"
+           "causal map, one with nothing above its diagonal, the keys up to the query).\n"
+           "Rows with a single key to see count towards the entropy only.\n"
+           "\n"
+           "For self-attention at the same place of several layers: the attention\n"
+           "rollout (Abnar and Zuidema, 2020) of each record, as the key each query\n"
+           "draws most on through all the layers, and the most of the other keys (the\n"
+           "residual connections keep much of each token on itself).\n"
+           "\n"
+           "For the dates task, every cross-attention map's alignment: the share of\n"
+           "output digits (of outputs of the form YYYY-MM-DD) whose strongest key is a\n"
+           "character of the right field of the source: the year's digits in the year,\n"
+           "the month's in the month (digits or name), the day's in the day. A\n"
+           "multi-head map is averaged over its heads before taking the strongest key.\n"
+           "\n"
+           "  --json      print one JSON object\n"
+           "  -h, --help  this help\n");
+}
+
+static float *scratch(analysis *a, size_t n)
+{
+    if (n > a->scratch_cap) {
+        float *grown = realloc(a->scratch, n * sizeof *grown);
+        if (grown == NULL) return NULL;
+        a->scratch = grown;
+        a->scratch_cap = n;
+    }
+    return a->scratch;
+}
+
+static int out_of_memory(void)
+{
+    fprintf(stderr, "attn analyze: out of memory\n");
+    return EXIT_RUNTIME;
+}
+
+/* The stats of map m, set up on its first sight; NULL (after a message) when m
+ * disagrees with the map of that name in an earlier record, or on no memory. */
+static map_stats *stats_of(analysis *a, const attn_attention_map *m, const char *path)
+{
+    for (int k = 0; k < a->n_maps; k++) {
+        map_stats *s = &a->maps[k];
+        if (strcmp(s->name, m->name) != 0) continue;
+        if (s->heads != m->heads || s->kind != m->kind || s->layer != m->layer ||
+            s->hard != m->hard) {
+            fprintf(stderr,
+                    "attn analyze: %s: map %s is %s%s, layer %d, with %d heads; in an earlier "
+                    "record %s%s, layer %d, with %d\n",
+                    path, m->name, m->hard ? "hard " : "", attn_map_kind_name(m->kind),
+                    m->layer, m->heads, s->hard ? "hard " : "", attn_map_kind_name(s->kind),
+                    s->layer, s->heads);
+            return NULL;
+        }
+        return s;
+    }
+    if (a->n_maps == ATTN_RECORD_MAPS_MAX) {
+        fprintf(stderr, "attn analyze: %s: the records hold more than %d maps in all\n", path,
+                ATTN_RECORD_MAPS_MAX);
+        return NULL;
+    }
+    map_stats *s = &a->maps[a->n_maps];
+    *s = (map_stats){.layer = m->layer, .heads = m->heads, .kind = m->kind, .hard = m->hard};
+    snprintf(s->name, sizeof s->name, "%s", m->name);
+    s->entropy = calloc((size_t)m->heads, sizeof *s->entropy);
+    s->relative = calloc((size_t)m->heads, sizeof *s->relative);
+    if (s->entropy == NULL || s->relative == NULL) {
+        free(s->entropy);
+        free(s->relative);
+        out_of_memory();
+        return NULL;
+    }
+    a->n_maps++;
+    return s;
+}
+
+/* A self-attention map with nothing above its diagonal in any head is causal. */
+static bool is_causal(const attn_attention_map *m)
+{
+    if (m->kind != ATTN_MAP_SELF || m->rows != m->cols) return false;
+    for (int h = 0; h < m->heads; h++)
+        for (int i = 0; i < m->rows; i++)
+            for (int j = i + 1; j < m->cols; j++)
+                if (m->weights[((size_t)h * m->rows + i) * m->cols + j] != 0.0f) return false;
+    return true;
+}
+
+static int add_entropy(analysis *a, map_stats *s, const attn_attention_map *m)
+{
+    float *entropy = scratch(a, (size_t)m->heads * m->rows);
+    if (entropy == NULL) return out_of_memory();
+    if (attn_map_entropy(m, entropy) != ATTN_OK) return cli_fail("analyze");
+    bool causal = is_causal(m);
+    for (int i = 0; i < m->rows; i++) {
+        int keys = causal ? i + 1 : m->cols;
+        for (int h = 0; h < m->heads; h++) {
+            double e = entropy[(size_t)h * m->rows + i];
+            s->entropy[h] += e;
+            if (keys > 1) s->relative[h] += e / log(keys);
+        }
+        s->relative_rows += keys > 1;
+    }
+    s->rows += m->rows;
+    s->records++;
+    return EXIT_OK;
+}
+
+/* Whether the record's output is "YYYY-MM-DD" (and its EOS). */
+static bool iso_output(const attn_record *r)
+{
+    if (r->n_queries < ISO_LENGTH || r->n_queries > ISO_LENGTH + 1) return false;
+    for (int i = 0; i < ISO_LENGTH; i++) {
+        const char *q = r->queries[i];
+        bool digit = q[0] >= '0' && q[0] <= '9' && q[1] == '\0';
+        bool dash = q[0] == '-' && q[1] == '\0';
+        if (iso_fields[i] == ATTN_DATE_NONE ? !dash : !digit) return false;
+    }
+    return true;
+}
+
+/* The fields of the record's source characters (keys), or false if its keys are not
+ * one date of the task, one character each. fields: (n_keys). */
+static bool source_fields(const attn_record *r, char *text, int *fields)
+{
+    for (int j = 0; j < r->n_keys; j++) {
+        if (strlen(r->keys[j]) != 1) return false;
+        text[j] = r->keys[j][0];
+    }
+    text[r->n_keys] = '\0';
+    return attn_dates_fields(text, fields, r->n_keys) == ATTN_OK;
+}
+
+/* Scores every digit of the output: the key with the most weight, over the heads'
+ * mean, against the field the digit reads. A loaded record's cross maps are
+ * (n_queries, n_keys). */
+static void add_alignment(map_stats *s, const attn_attention_map *m, const int *fields)
+{
+    for (int i = 0; i < ISO_LENGTH; i++) {
+        attn_date_field want = iso_fields[i];
+        if (want == ATTN_DATE_NONE) continue;
+        int best = 0;
+        double best_weight = -1.0;
+        for (int j = 0; j < m->cols; j++) {
+            double w = 0.0;
+            for (int h = 0; h < m->heads; h++)
+                w += m->weights[((size_t)h * m->rows + i) * m->cols + j];
+            if (w > best_weight) {
+                best_weight = w;
+                best = j;
+            }
+        }
+        bool hit = fields[best] == (int)want;
+        s->digits[want]++;
+        s->digits[ATTN_DATE_NONE]++;
+        s->aligned[want] += hit;
+        s->aligned[ATTN_DATE_NONE] += hit;
+    }
+}
+
+/* The map's name with its layer number as "*": its place in every layer. */
+static void site_of(const attn_attention_map *m, char *site)
+{
+    char number[16];
+    int len = snprintf(number, sizeof number, "%d", m->layer);
+    const char *name = m->name;
+    for (const char *p = strchr(name, '.'); p != NULL; p = strchr(p + 1, '.')) {
+        if (strncmp(p + 1, number, (size_t)len) != 0 || (p[1 + len] != '.' && p[1 + len] != '\0'))
+            continue;
+        size_t head = (size_t)(p + 1 - name), tail = strlen(p + 1 + len);
+        if (head + 1 + tail >= ATTN_RECORD_NAME_MAX) break;
+        memcpy(site, name, head);
+        site[head] = '*';
+        memcpy(site + head + 1, p + 1 + len, tail + 1);
+        return;
+    }
+    memcpy(site, name, strlen(name) + 1);
+}
+
+/* The key of row (n) with the most weight, leaving out `skip`; -1 if none has any. */
+static int top_key(const float *row, int n, int skip)
+{
+    int best = -1;
+    for (int j = 0; j < n; j++)
+        if (j != skip && row[j] > 0.0f && (best < 0 || row[j] > row[best])) best = j;
+    return best;
+}
+
+static void print_top_json(FILE *out, const float *row, int key, bool first)
+{
+    if (key < 0) fprintf(out, "%snull", first ? "" : ", ");
+    else fprintf(out, "%s[%d, %.6g]", first ? "" : ", ", key, (double)row[key]);
+}
+
+/* "i 'token'" in a column of fixed width, so spaces show. */
+static void print_token(FILE *out, char *const *tokens, int i)
+{
+    char quoted[40];
+    snprintf(quoted, sizeof quoted, "'%s'", tokens[i]);
+    fprintf(out, "  %4d %-7s", i, quoted);
+}
+
+static void print_top_text(FILE *out, char *const *tokens, const float *row, int key)
+{
+    if (key < 0) {
+        fprintf(out, "  %4s -", "");
+        return;
+    }
+    print_token(out, tokens, key);
+    fprintf(out, " %.3f", (double)row[key]);
+}
+
+/* For every query the key it draws on most through all the layers, and the most of
+ * the others. tokens: (n). */
+static void print_rollout(analysis *a, const char *path, char *const *tokens, const char *site,
+                          int n_layers, const float *rollout, int n)
+{
+    FILE *out = a->rollout;
+    if (a->json) {
+        fprintf(out, "%s{\"file\": ", a->rollouts ? ", " : "");
+        cli_json_string(out, path);
+        fprintf(out, ", \"site\": ");
+        cli_json_string(out, site);
+        fprintf(out, ", \"layers\": %d, \"tokens\": [", n_layers);
+        for (int i = 0; i < n; i++) {
+            fprintf(out, "%s", i ? ", " : "");
+            cli_json_string(out, tokens[i]);
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            fprintf(out, pass ? "], \"top_other_key\": [" : "], \"top_key\": [");
+            for (int i = 0; i < n; i++) {
+                const float *row = rollout + (size_t)i * n;
+                print_top_json(out, row, top_key(row, n, pass ? i : -1), i == 0);
+            }
+        }
+        fprintf(out, "]}");
+    } else {
+        fprintf(out, "\nrollout of %s over %d layers, %s:\n", site, n_layers, path);
+        fprintf(out, "  %-12s  %-18s  %s\n", "query", "top key", "top other key");
+        for (int i = 0; i < n; i++) {
+            const float *row = rollout + (size_t)i * n;
+            print_token(out, tokens, i);
+            print_top_text(out, tokens, row, top_key(row, n, -1));
+            print_top_text(out, tokens, row, top_key(row, n, i));
+            fprintf(out, "\n");
+        }
+    }
+    a->rollouts++;
+}
+
+/* The rollout of every place that holds self-attention in two layers or more. */
+static int add_rollouts(analysis *a, const attn_record *r, const char *path)
+{
+    bool done[ATTN_RECORD_MAPS_MAX] = {false};
+    const attn_attention_map *layers[ATTN_RECORD_MAPS_MAX];
+    char site[ATTN_RECORD_NAME_MAX], other[ATTN_RECORD_NAME_MAX];
+    for (int k = 0; k < r->n_maps; k++) {
+        const attn_attention_map *m = &r->maps[k];
+        if (done[k] || m->kind != ATTN_MAP_SELF) continue;
+        site_of(m, site);
+        int n_layers = 0;
+        for (int q = k; q < r->n_maps; q++) {
+            const attn_attention_map *o = &r->maps[q];
+            if (done[q] || o->kind != ATTN_MAP_SELF) continue;
+            site_of(o, other);
+            if (strcmp(site, other) != 0) continue;
+            done[q] = true;
+            /* In layer order, for attn_rollout. */
+            int at = n_layers++;
+            for (; at > 0 && layers[at - 1]->layer > o->layer; at--) layers[at] = layers[at - 1];
+            layers[at] = o;
+        }
+        if (n_layers < 2) continue;
+        int n = m->rows;
+        float *rollout = scratch(a, (size_t)n * n);
+        if (rollout == NULL) return out_of_memory();
+        if (attn_rollout(layers, n_layers, rollout) != ATTN_OK) return cli_fail("analyze");
+        print_rollout(a, path, attn_map_row_tokens(r, m), site, n_layers, rollout, n);
+    }
+    return EXIT_OK;
+}
+
+static int analyze_record(analysis *a, const attn_record *r, const char *path)
+{
+    if (a->records == 0) {
+        snprintf(a->model, sizeof a->model, "%s", r->model);
+        snprintf(a->task, sizeof a->task, "%s", r->task);
+    } else if (strcmp(a->model, r->model) != 0 || strcmp(a->task, r->task) != 0) {
+        fprintf(stderr,
+                "attn analyze: %s is a record of %s on %s, but the first was of %s on %s: "
+                "analyse one model's records at a time\n",
+                path, r->model, r->task, a->model, a->task);
+        return EXIT_RUNTIME;
+    }
+    a->records++;
+    bool dates = strcmp(r->task, "dates") == 0, scored = false;
+    char *text = NULL;
+    int *fields = NULL;
+    if (dates && !iso_output(r)) {
+        a->not_iso++;
+    } else if (dates) {
+        text = malloc((size_t)r->n_keys + 1);
+        fields = malloc((size_t)(r->n_keys > 0 ? r->n_keys : 1) * sizeof *fields);
+        if (text == NULL || fields == NULL) {
+            free(text);
+            free(fields);
+            return out_of_memory();
+        }
+        scored = source_fields(r, text, fields);
+        a->scored += scored;
+        a->not_a_date += !scored;
+    }
+    int status = EXIT_OK;
+    for (int k = 0; k < r->n_maps && status == EXIT_OK; k++) {
+        const attn_attention_map *m = &r->maps[k];
+        map_stats *s = stats_of(a, m, path);
+        if (s == NULL) status = EXIT_RUNTIME;
+        else status = add_entropy(a, s, m);
+        if (status == EXIT_OK && scored && m->kind == ATTN_MAP_CROSS) add_alignment(s, m, fields);
+    }
+    free(text);
+    free(fields);
+    return status ? status : add_rollouts(a, r, path);
+}
+
+/* part / whole, NaN when there is no whole. */
+static double ratio(double part, double whole) { return whole > 0 ? part / whole : NAN; }
+
+/* Head h's mean, or with h = -1 the mean over the heads, of the row sums v: (heads). */
+static double head_mean(const map_stats *s, const double *v, int64_t rows, int h)
+{
+    double sum = 0.0;
+    for (int k = h < 0 ? 0 : h; k < (h < 0 ? s->heads : h + 1); k++) sum += v[k];
+    return ratio(sum, (double)rows * (h < 0 ? s->heads : 1));
+}
+
+static double entropy_of(const map_stats *s, int h)
+{
+    return head_mean(s, s->entropy, s->rows, h);
+}
+
+static double relative_of(const map_stats *s, int h)
+{
+    return head_mean(s, s->relative, s->relative_rows, h);
+}
+
+static double alignment_of(const map_stats *s, attn_date_field f)
+{
+    return ratio((double)s->aligned[f], (double)s->digits[f]);
+}
+
+static void print_json_number(double v)
+{
+    if (isnan(v)) printf("null");
+    else printf("%.6g", v);
+}
+
+static void print_map_json(const map_stats *s, bool dates)
+{
+    printf("{\"name\": ");
+    cli_json_string(stdout, s->name);
+    printf(", \"layer\": %d, \"kind\": \"%s\", \"hard\": %s, \"heads\": %d, \"records\": %d, "
+           "\"rows\": %lld, \"entropy\": [",
+           s->layer, attn_map_kind_name(s->kind), s->hard ? "true" : "false", s->heads,
+           s->records, (long long)s->rows);
+    for (int h = 0; h < s->heads; h++) {
+        printf("%s", h ? ", " : "");
+        print_json_number(entropy_of(s, h));
+    }
+    printf("], \"relative_entropy\": [");
+    for (int h = 0; h < s->heads; h++) {
+        printf("%s", h ? ", " : "");
+        print_json_number(relative_of(s, h));
+    }
+    printf("], \"mean_entropy\": ");
+    print_json_number(entropy_of(s, -1));
+    printf(", \"mean_relative_entropy\": ");
+    print_json_number(relative_of(s, -1));
+    printf(", \"alignment\": ");
+    if (!dates || s->kind != ATTN_MAP_CROSS) {
+        printf("null}");
+        return;
+    }
+    for (int f = 0; f < FIELD_COUNT; f++) {
+        printf("%s\"%s\": {\"digits\": %lld, \"aligned\": %lld, \"score\": ", f ? ", " : "{",
+               f == ATTN_DATE_NONE ? "all" : field_names[f], (long long)s->digits[f],
+               (long long)s->aligned[f]);
+        print_json_number(alignment_of(s, (attn_date_field)f));
+        printf("}");
+    }
+    printf("}}");
+}
+
+/* v with `decimals` decimals in `width` columns, or "-" for NaN. */
+static void print_text_number(double v, int width, int decimals)
+{
+    if (isnan(v)) printf("%*s", width, "-");
+    else printf("%*.*f", width, decimals, v);
+}
+
+static void print_map_text(const map_stats *s, bool dates)
+{
+    printf("\n%s: %s%s, layer %d, %d head%s, %lld rows in %d record%s\n", s->name,
+           s->hard ? "hard " : "", attn_map_kind_name(s->kind), s->layer, s->heads,
+           s->heads == 1 ? "" : "s", (long long)s->rows, s->records, s->records == 1 ? "" : "s");
+    printf("  head  entropy  relative\n");
+    for (int h = s->heads > 1 ? -1 : 0; h < s->heads; h++) {
+        if (h < 0) printf("  mean");
+        else printf("  %4d", h);
+        print_text_number(entropy_of(s, h), 9, 3);
+        print_text_number(relative_of(s, h), 10, 3);
+        printf("\n");
+    }
+    if (!dates || s->kind != ATTN_MAP_CROSS) return;
+    printf("  alignment: ");
+    print_text_number(100.0 * alignment_of(s, ATTN_DATE_NONE), 0, 1);
+    printf("%% of %lld digits (year ", (long long)s->digits[ATTN_DATE_NONE]);
+    print_text_number(100.0 * alignment_of(s, ATTN_DATE_YEAR), 0, 1);
+    printf("%%, month ");
+    print_text_number(100.0 * alignment_of(s, ATTN_DATE_MONTH), 0, 1);
+    printf("%%, day ");
+    print_text_number(100.0 * alignment_of(s, ATTN_DATE_DAY), 0, 1);
+    printf("%%)\n");
+}
+
+static void print_summary(const analysis *a)
+{
+    bool dates = strcmp(a->task, "dates") == 0;
+    if (a->json) {
+        printf("{\"records\": %d, \"model\": ", a->records);
+        cli_json_string(stdout, a->model);
+        printf(", \"task\": ");
+        cli_json_string(stdout, a->task);
+        printf(", \"maps\": [");
+        for (int k = 0; k < a->n_maps; k++) {
+            printf("%s", k ? ", " : "");
+            print_map_json(&a->maps[k], dates);
+        }
+        printf("], \"alignment\": ");
+        if (dates)
+            printf("{\"scored\": %d, \"not_iso\": %d, \"not_a_date\": %d}", a->scored, a->not_iso,
+                   a->not_a_date);
+        else
+            printf("null");
+        printf(", \"rollout\": [");
+        fwrite(a->rollout_text, 1, a->rollout_size, stdout);
+        printf("]}\n");
+        return;
+    }
+    printf("%d record%s of %s on %s\n", a->records, a->records == 1 ? "" : "s", a->model, a->task);
+    for (int k = 0; k < a->n_maps; k++) print_map_text(&a->maps[k], dates);
+    if (dates)
+        printf("\nalignment scored on %d of %d records (%d outputs not of the form YYYY-MM-DD, "
+               "%d sources not a date)\n",
+               a->scored, a->records, a->not_iso, a->not_a_date);
+    fwrite(a->rollout_text, 1, a->rollout_size, stdout);
+}
+
+static void analysis_free(analysis *a)
+{
+    for (int k = 0; k < a->n_maps; k++) {
+        free(a->maps[k].entropy);
+        free(a->maps[k].relative);
+    }
+    if (a->rollout) fclose(a->rollout);
+    free(a->rollout_text);
+    free(a->scratch);
+    free(a);
+}
+
+int cmd_analyze(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool json = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = true; break;
+        case 'h': print_help(); return EXIT_OK;
+        default: return cli_usage_error("analyze", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind == argc) return cli_usage_error("analyze", "give one or more record FILEs");
+    analysis *a = calloc(1, sizeof *a);
+    attn_record *r = malloc(sizeof *r);
+    if (a == NULL || r == NULL) {
+        free(a);
+        free(r);
+        return out_of_memory();
+    }
+    a->json = json;
+    a->rollout = open_memstream(&a->rollout_text, &a->rollout_size);
+    int status = a->rollout ? EXIT_OK : out_of_memory();
+    for (int i = optind; i < argc && status == EXIT_OK; i++) {
+        if (attn_record_load(r, argv[i]) != ATTN_OK) {
+            status = cli_fail("analyze");
+            break;
+        }
+        status = analyze_record(a, r, argv[i]);
+        attn_record_free(r);
+    }
+    /* Closing the stream settles rollout_text and rollout_size. */
+    if (a->rollout && fclose(a->rollout) != 0 && status == EXIT_OK) status = out_of_memory();
+    a->rollout = NULL;
+    if (status == EXIT_OK) print_summary(a);
+    free(r);
+    analysis_free(a);
+    return status;
+}

@@ -1,0 +1,80 @@
+/* Pictures of attention maps (attn/capture.h) through cairo: PNG, SVG or PDF.
+ *
+ * A picture holds a title, one panel per drawn matrix (one head, the mean over
+ * the heads, or every head side by side) with the query tokens down the left and
+ * the key tokens along the top (turned upright when they are wider than a cell),
+ * and a colour bar from 0 to the largest weight drawn. Soft weights shade whole
+ * cells from white (0) to dark blue (the largest); hard attention draws each
+ * chosen cell as a filled square with a dark outline on a faint grid.
+ *
+ * The labels of a map's rows and columns are attn_map_row_tokens and
+ * attn_map_col_tokens.
+ *
+ * Nothing here prints; failures return false with a message in err that names
+ * the bad value or file. */
+#ifndef ATTN_CLI_HEATMAP_H
+#define ATTN_CLI_HEATMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "attn/capture.h"
+
+enum {
+    HEATMAP_PANELS_MAX = 64, /* heads a grid can draw */
+    HEATMAP_SIDE_MAX = 16384 /* pixels (points for PDF) on either side of a picture */
+};
+
+typedef enum heatmap_view {
+    HEATMAP_HEAD,    /* one head */
+    HEATMAP_AVERAGE, /* the mean over the heads */
+    HEATMAP_GRID     /* every head, side by side, up to four a row (more for > 16) */
+} heatmap_view;
+
+typedef enum heatmap_format { HEATMAP_PNG, HEATMAP_SVG, HEATMAP_PDF } heatmap_format;
+
+typedef struct heatmap_options {
+    heatmap_view view;
+    int head;          /* HEATMAP_HEAD: 0 .. heads - 1 */
+    double cell;       /* a cell's side in pixels; 0: 28, smaller for long sequences */
+    const char *title; /* NULL: the model, the map and the head */
+} heatmap_options;
+
+typedef struct heatmap_rect {
+    double x, y, w, h;
+} heatmap_rect;
+
+/* Where everything goes, in pixels from the top left (points in a PDF). */
+typedef struct heatmap_layout {
+    double width, height;
+    double cell;
+    double vmax; /* the weight at the top of the colour bar: the largest drawn (1 if none) */
+    int panels;
+    heatmap_rect cells[HEATMAP_PANELS_MAX];      /* a panel's rows x cols cells */
+    heatmap_rect row_labels[HEATMAP_PANELS_MAX]; /* the query tokens, left of the cells */
+    heatmap_rect col_labels[HEATMAP_PANELS_MAX]; /* the key tokens, above the cells */
+    heatmap_rect bar;                            /* the colour bar (ticks to its right) */
+} heatmap_layout;
+
+/* The format named by path's extension (.png, .svg or .pdf, any case). */
+bool heatmap_format_from_path(const char *path, heatmap_format *format);
+
+/* The colour of t in [0, 1] (clamped) on the scale: rgb in [0, 1], darker as t grows. */
+void heatmap_colour(double t, double rgb[3]);
+
+/* Checks that m (a map of r) can be drawn with o and lays the picture out. */
+bool heatmap_layout_compute(const attn_record *r, const attn_attention_map *m,
+                            const heatmap_options *o, heatmap_layout *layout, char *err,
+                            size_t err_size);
+
+/* Draws map m of record r as o says and writes it to path in the given format,
+ * through a temporary file renamed at the end, so a failure leaves no partial
+ * picture behind. */
+bool heatmap_write(const attn_record *r, const attn_attention_map *m, const heatmap_options *o,
+                   const char *path, heatmap_format format, char *err, size_t err_size);
+
+/* Frees the caches cairo and fontconfig keep for the process's life, so that a
+ * leak checker sees only what is left of ours; nothing may be drawn after it. */
+void heatmap_release_caches(void);
+
+#endif

@@ -1,0 +1,130 @@
+/* attn/capture.h: what a model attended to, recorded as it ran, and its files.
+ *
+ * A record holds the tokens a model read (keys) and wrote (queries) and one map
+ * per attention site of the model:
+ *   name     where it is, by the model's state_dict prefix: "decoder.attention"
+ *            (the RNN decoders), "transformer.encoder.layers.0.self_attn",
+ *            "transformer.decoder.layers.1.multihead_attn", "transformer.h.2.attn"
+ *   layer    the layer it belongs to, from 0 (0 for the RNN decoders)
+ *   kind     self-attention (queries and keys are the same sequence) or cross
+ *            (queries are output steps, keys the source)
+ *   hard     the model attended to one position per query: each row is one-hot
+ *            (hard-reinforce and hard-gumbel at inference)
+ *   weights  (heads, rows, cols): row i holds the weights query i gave the keys;
+ *            rows = the query tokens, cols = the key tokens (a self map's tokens
+ *            both ways, see over_queries); each row sums to 1 over the keys it may
+ *            see (0 elsewhere: causal, padding)
+ * The query tokens are `queries` (for cross attention the output tokens, EOS
+ * included; for self-attention the same as `keys`), the key tokens `keys`.
+ * A record of an encoder-decoder holds both sequences at once: its encoder's
+ * self-attention runs over the keys (the source) and its decoder's over the
+ * queries (the output), which such a map says with over_queries;
+ * attn_map_row_tokens and attn_map_col_tokens give any map's labels.
+ *
+ * Recording never changes what a model computes: outputs are bit for bit the same
+ * with and without a record, and a NULL record costs nothing.
+ *
+ * Files (attn_record_save picks the format by the extension, ".json" or else
+ * safetensors; attn_record_load reads either, whatever the name, by its bytes):
+ *   safetensors: one F32 tensor per map, named "attention.<name>", shaped
+ *     (heads, rows, cols); metadata "attn.kind": "attention", and "record": the JSON
+ *     below without the weights.
+ *   JSON: {"format": "attn-attention", "version": 1, "model": "...", "task": "...",
+ *     "queries": ["2", "0", ...], "keys": ["2", "4", "-", ...],
+ *     "maps": [{"name": "...", "layer": 0, "kind": "cross"|"self", "hard": false,
+ *               "tokens": "keys"|"queries",   (self maps only; "keys" if absent)
+ *               "heads": H, "rows": R, "cols": C,
+ *               "weights": [[[w, ...], ...], ...]}]}   (weights only in JSON)
+ *   Weights are written with 9 significant digits, which read back to the same
+ *   float.
+ * Loaders check every size against the tensors and the token counts (a cross
+ * map is n_queries x n_keys, a self map n x n over its tokens), every weight
+ * (finite, in [0, 1]; a hard map's rows hold at most one 1 and zeros), and
+ * unique map names; attn_record_save refuses a record that would not load.
+ */
+#ifndef ATTN_CAPTURE_H
+#define ATTN_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "attn/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATTN_RECORD_NAME_MAX 96
+#define ATTN_RECORD_MAPS_MAX 256
+
+typedef enum attn_map_kind { ATTN_MAP_SELF, ATTN_MAP_CROSS } attn_map_kind;
+
+typedef struct attn_attention_map {
+    char name[ATTN_RECORD_NAME_MAX];
+    int layer;
+    attn_map_kind kind;
+    bool hard;
+    bool over_queries; /* self-attention over the query tokens (a decoder's); else
+                          over the keys. Cross maps: false. */
+    int heads, rows, cols;
+    float *weights; /* (heads, rows, cols), owned by the record */
+} attn_attention_map;
+
+typedef struct attn_record {
+    char model[64]; /* e.g. "gru-bahdanau", "transformer", "gpt" */
+    char task[32];  /* e.g. "dates", "text" */
+    char **queries; /* n_queries UTF-8 strings, owned */
+    char **keys;    /* n_keys UTF-8 strings, owned */
+    int n_queries, n_keys;
+    attn_attention_map maps[ATTN_RECORD_MAPS_MAX];
+    int n_maps;
+} attn_record;
+
+/* An empty record (no tokens, no maps). */
+void attn_record_init(attn_record *r, const char *model, const char *task);
+void attn_record_free(attn_record *r);
+
+/* Sets the query or key tokens (copies them); n >= 0. */
+attn_status attn_record_set_queries(attn_record *r, const char *const *tokens, int n);
+attn_status attn_record_set_keys(attn_record *r, const char *const *tokens, int n);
+
+/* Adds a map (over_queries false) and returns its zeroed weights (heads, rows,
+ * cols) in *weights, for the caller to fill. Fails on a full record, a duplicate
+ * name or bad sizes. */
+attn_status attn_record_add_map(attn_record *r, const char *name, int layer, attn_map_kind kind,
+                                bool hard, int heads, int rows, int cols, float **weights);
+
+/* The map named `name`, or NULL. */
+const attn_attention_map *attn_record_find(const attn_record *r, const char *name);
+
+/* "self" / "cross". */
+const char *attn_map_kind_name(attn_map_kind kind);
+
+/* The tokens labelling a map's rows (m->rows of them) and columns (m->cols):
+ * a cross map's rows are the queries and its columns the keys; a self map's are
+ * the keys both ways, or the queries if over_queries. The counts match in any
+ * record that attn_record_save accepts or attn_record_load returns. */
+char *const *attn_map_row_tokens(const attn_record *r, const attn_attention_map *m);
+char *const *attn_map_col_tokens(const attn_record *r, const attn_attention_map *m);
+
+/* Writes path atomically (a temporary file renamed over it). Fails, writing
+ * nothing, on a record that would not load (naming the map and the value). */
+attn_status attn_record_save(const attn_record *r, const char *path);
+/* Fills *r (not freed first: pass a fresh or freed record). Fails naming the file
+ * and the problem (a missing tensor, a size that disagrees, a bad JSON field); on
+ * failure *r is empty. */
+attn_status attn_record_load(attn_record *r, const char *path);
+
+/* ---- analysis ------------------------------------------------------------------------
+ * entropy: (heads, rows) the Shannon entropy (nats) of each row of a map. */
+attn_status attn_map_entropy(const attn_attention_map *m, float *entropy);
+
+/* Attention rollout (Abnar and Zuidema, 2020) over self-attention maps of equal
+ * size, layer by layer from the first: each layer's heads averaged, A' = (A + I)
+ * / 2 with rows renormalised, and rollout = A'_L ... A'_2 A'_1 -> out: (n, n). */
+attn_status attn_rollout(const attn_attention_map *const *layers, int n_layers, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

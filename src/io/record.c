@@ -1,0 +1,237 @@
+/* The attention record (attn/capture.h): its tokens and maps, and the checks a
+ * record must pass before it is written or after it is read. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/io_internal.h"
+#include "io/record_internal.h"
+
+void attn_record_init(attn_record *r, const char *model, const char *task)
+{
+    if (r == NULL) return;
+    memset(r, 0, sizeof *r);
+    snprintf(r->model, sizeof r->model, "%s", model ? model : "");
+    snprintf(r->task, sizeof r->task, "%s", task ? task : "");
+}
+
+static void free_tokens(char **tokens, int n)
+{
+    if (tokens == NULL) return;
+    for (int i = 0; i < n; i++) free(tokens[i]);
+    free(tokens);
+}
+
+void attn_record_free(attn_record *r)
+{
+    if (r == NULL) return;
+    free_tokens(r->queries, r->n_queries);
+    free_tokens(r->keys, r->n_keys);
+    for (int i = 0; i < r->n_maps; i++) free(r->maps[i].weights);
+    memset(r, 0, sizeof *r);
+}
+
+/* *out: a copy of tokens[0..n), each checked to be UTF-8; what: "query" or "key". */
+static attn_status copy_tokens(char ***out, const char *const *tokens, int n, const char *what)
+{
+    char label[32];
+    snprintf(label, sizeof label, "%s token count", what);
+    attn_status s = attn_check_at_least(n, 0, label);
+    if (s) return s;
+    if (n > 0 && (s = attn_check_not_null(tokens, label))) return s;
+    char **copy = calloc((size_t)n + 1, sizeof *copy);
+    if (copy == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d %s tokens", n, what);
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] == NULL) {
+            s = attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s token %d is NULL", what, i);
+            break;
+        }
+        const size_t length = strlen(tokens[i]);
+        if (!attn_utf8_valid(tokens[i], length)) {
+            s = attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s token %d is not valid UTF-8", what, i);
+            break;
+        }
+        if ((copy[i] = malloc(length + 1)) == NULL) {
+            s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %s token %d", what, i);
+            break;
+        }
+        memcpy(copy[i], tokens[i], length + 1);
+    }
+    if (s) {
+        free_tokens(copy, n);
+        return s;
+    }
+    *out = copy;
+    return ATTN_OK;
+}
+
+attn_status attn_record_set_queries(attn_record *r, const char *const *tokens, int n)
+{
+    char **copy = NULL;
+    attn_status s;
+    if ((s = attn_check_not_null(r, "record")) ||
+        (s = copy_tokens(&copy, tokens, n, "query")))
+        return s;
+    free_tokens(r->queries, r->n_queries);
+    r->queries = copy;
+    r->n_queries = n;
+    return ATTN_OK;
+}
+
+attn_status attn_record_set_keys(attn_record *r, const char *const *tokens, int n)
+{
+    char **copy = NULL;
+    attn_status s;
+    if ((s = attn_check_not_null(r, "record")) || (s = copy_tokens(&copy, tokens, n, "key")))
+        return s;
+    free_tokens(r->keys, r->n_keys);
+    r->keys = copy;
+    r->n_keys = n;
+    return ATTN_OK;
+}
+
+static attn_status check_name(const attn_record *r, const char *name)
+{
+    attn_status s = attn_check_not_null(name, "map name");
+    if (s) return s;
+    const size_t length = strlen(name);
+    if (length == 0) return attn_error(ATTN_ERR_INVALID_ARGUMENT, "a map name is empty");
+    if (length >= ATTN_RECORD_NAME_MAX)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "map name '%.40s...' has %zu bytes; at most %d fit", name, length,
+                          ATTN_RECORD_NAME_MAX - 1);
+    if (!attn_utf8_valid(name, length))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "map name '%s' is not valid UTF-8", name);
+    if (attn_record_find(r, name) != NULL)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "the record already has a map '%s'", name);
+    return ATTN_OK;
+}
+
+attn_status attn_record_add_map(attn_record *r, const char *name, int layer, attn_map_kind kind,
+                                bool hard, int heads, int rows, int cols, float **weights)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(r, "record")) || (s = attn_check_not_null(weights, "weights")) ||
+        (s = check_name(r, name)) || (s = attn_check_at_least(layer, 0, "layer")) ||
+        (s = attn_check_at_least(heads, 1, "heads")) ||
+        (s = attn_check_at_least(rows, 1, "rows")) || (s = attn_check_at_least(cols, 1, "cols")))
+        return s;
+    if (kind != ATTN_MAP_SELF && kind != ATTN_MAP_CROSS)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "map '%s' has kind %d, not self or cross",
+                          name, (int)kind);
+    if (r->n_maps >= ATTN_RECORD_MAPS_MAX)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "the record holds %d maps already; '%s' does not fit", r->n_maps, name);
+    const unsigned long long count = (unsigned long long)heads * rows * cols;
+    if (count > ATTN_RECORD_MAX_WEIGHTS)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "map '%s' of %d heads x %d rows x %d cols has more than %llu weights",
+                          name, heads, rows, cols, ATTN_RECORD_MAX_WEIGHTS);
+    float *w = calloc((size_t)count, sizeof *w);
+    if (w == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the %llu weights of map '%s'",
+                          count, name);
+    attn_attention_map *m = &r->maps[r->n_maps++];
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->layer = layer;
+    m->kind = kind;
+    m->hard = hard;
+    m->heads = heads;
+    m->rows = rows;
+    m->cols = cols;
+    m->weights = w;
+    *weights = w;
+    return ATTN_OK;
+}
+
+void attn_record_drop_maps(attn_record *r, int n_maps)
+{
+    for (; r->n_maps > n_maps; r->n_maps--) {
+        attn_attention_map *m = &r->maps[r->n_maps - 1];
+        free(m->weights);
+        memset(m, 0, sizeof *m);
+    }
+}
+
+const attn_attention_map *attn_record_find(const attn_record *r, const char *name)
+{
+    if (r == NULL || name == NULL) return NULL;
+    for (int i = 0; i < r->n_maps; i++)
+        if (strcmp(r->maps[i].name, name) == 0) return &r->maps[i];
+    return NULL;
+}
+
+const char *attn_map_kind_name(attn_map_kind kind)
+{
+    switch (kind) {
+    case ATTN_MAP_SELF: return "self";
+    case ATTN_MAP_CROSS: return "cross";
+    }
+    return "unknown";
+}
+
+static bool rows_are_queries(const attn_attention_map *m)
+{
+    return m->kind == ATTN_MAP_CROSS || m->over_queries;
+}
+
+char *const *attn_map_row_tokens(const attn_record *r, const attn_attention_map *m)
+{
+    if (r == NULL || m == NULL) return NULL;
+    return rows_are_queries(m) ? r->queries : r->keys;
+}
+
+char *const *attn_map_col_tokens(const attn_record *r, const attn_attention_map *m)
+{
+    if (r == NULL || m == NULL) return NULL;
+    return m->kind == ATTN_MAP_SELF && m->over_queries ? r->queries : r->keys;
+}
+
+/* One row of weights: each finite and in [0, 1]; a hard row holds zeros and at
+ * most one 1. Returns the index of the first bad weight, or -1. */
+static int bad_weight(const float *row, int cols, bool hard)
+{
+    int ones = 0;
+    for (int j = 0; j < cols; j++) {
+        const float w = row[j];
+        if (!(w >= 0.0f && w <= 1.0f)) return j; /* also NaN */
+        if (hard && w != 0.0f && (w != 1.0f || ++ones > 1)) return j;
+    }
+    return -1;
+}
+
+attn_status attn_record_check_map(const attn_record *r, int i, attn_status status)
+{
+    const attn_attention_map *m = &r->maps[i];
+    const bool queries_down = rows_are_queries(m);
+    const int rows_want = queries_down ? r->n_queries : r->n_keys;
+    const int cols_want = m->kind == ATTN_MAP_SELF ? rows_want : r->n_keys;
+    const char *rows_what = queries_down ? "query" : "key";
+    const char *cols_what = m->kind == ATTN_MAP_SELF ? rows_what : "key";
+    if (m->kind == ATTN_MAP_CROSS && m->over_queries)
+        return attn_error(status, "map '%s' is cross-attention but marked as over the queries",
+                          m->name);
+    if (m->rows != rows_want)
+        return attn_error(status, "map '%s' has %d rows but the record has %d %s tokens", m->name,
+                          m->rows, rows_want, rows_what);
+    if (m->cols != cols_want)
+        return attn_error(status, "map '%s' has %d columns but the record has %d %s tokens",
+                          m->name, m->cols, cols_want, cols_what);
+    if (m->weights == NULL) return attn_error(status, "map '%s' has no weights", m->name);
+    for (int h = 0; h < m->heads; h++)
+        for (int row = 0; row < m->rows; row++) {
+            const float *w = m->weights + ((size_t)h * m->rows + row) * m->cols;
+            const int j = bad_weight(w, m->cols, m->hard);
+            if (j >= 0)
+                return attn_error(status,
+                                  "map '%s' head %d row %d column %d: weight %g is not %s",
+                                  m->name, h, row, j, (double)w[j],
+                                  m->hard ? "0 or the row's single 1 of a hard map"
+                                          : "a probability in [0, 1]");
+        }
+    return ATTN_OK;
+}

@@ -1,0 +1,499 @@
+/* Attention records on disk (attn/capture.h): safetensors with the record's JSON
+ * in the metadata, or one JSON document with the weights inline.
+ *
+ * Loading trusts nothing: the JSON is read field by field, every count and size
+ * is bounded before anything is allocated for it, each map's tensor must have
+ * exactly its shape, and the finished record passes the same checks that saving
+ * requires (attn_record_check_map). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "attn/io.h"
+#include "core/error.h"
+#include "io/io_internal.h"
+#include "io/record_internal.h"
+
+#define FORMAT_NAME "attn-attention"
+#define FORMAT_VERSION 1
+#define TENSOR_PREFIX "attention."
+#define KIND_KEY "attn.kind"
+#define KIND_VALUE "attention"
+#define RECORD_KEY "record"
+/* Larger token lists or files are corrupt sizes, not recordings. */
+#define MAX_TOKENS (1 << 20)
+#define MAX_FILE_BYTES (1ull << 32)
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static bool has_json_extension(const char *path)
+{
+    const size_t n = strlen(path);
+    if (n < 5) return false;
+    const char *ext = path + n - 5;
+    for (int i = 0; i < 5; i++)
+        if (tolower((unsigned char)ext[i]) != ".json"[i]) return false;
+    return true;
+}
+
+static bool add_tokens(cJSON *root, const char *key, char *const *tokens, int n)
+{
+    cJSON *array = cJSON_AddArrayToObject(root, key);
+    if (array == NULL) return false;
+    for (int i = 0; i < n; i++) {
+        cJSON *item = cJSON_CreateString(tokens[i]);
+        if (item == NULL || !cJSON_AddItemToArray(array, item)) {
+            cJSON_Delete(item);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The map's weights as JSON text, [[[w, ...], ...], ...] (heads, rows, cols), each
+ * with 9 significant digits, enough to read back the same float. NULL when out
+ * of memory. */
+static char *weights_text(const attn_attention_map *m)
+{
+    enum { NUMBER_MAX = 16 }; /* "-1.23456789e-38," */
+    const size_t count = (size_t)m->heads * m->rows * m->cols;
+    const size_t size = count * NUMBER_MAX + (size_t)m->heads * (3 * (size_t)m->rows + 3) + 3;
+    char *text = malloc(size);
+    if (text == NULL) return NULL;
+    char *p = text;
+    *p++ = '[';
+    for (int h = 0; h < m->heads; h++) {
+        *p++ = h ? ',' : '[';
+        if (h) *p++ = '[';
+        for (int i = 0; i < m->rows; i++) {
+            *p++ = i ? ',' : '[';
+            if (i) *p++ = '[';
+            const float *row = m->weights + ((size_t)h * m->rows + i) * m->cols;
+            for (int j = 0; j < m->cols; j++)
+                p += snprintf(p, NUMBER_MAX + 1, "%s%.9g", j ? "," : "", (double)row[j]);
+            *p++ = ']';
+        }
+        *p++ = ']';
+    }
+    *p++ = ']';
+    *p = '\0';
+    return text;
+}
+
+static bool add_map(cJSON *maps, const attn_attention_map *m, bool with_weights)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToArray(maps, o)) {
+        cJSON_Delete(o);
+        return false;
+    }
+    bool ok = cJSON_AddStringToObject(o, "name", m->name) &&
+              cJSON_AddNumberToObject(o, "layer", m->layer) &&
+              cJSON_AddStringToObject(o, "kind", attn_map_kind_name(m->kind)) &&
+              cJSON_AddBoolToObject(o, "hard", m->hard) &&
+              (m->kind != ATTN_MAP_SELF ||
+               cJSON_AddStringToObject(o, "tokens", m->over_queries ? "queries" : "keys")) &&
+              cJSON_AddNumberToObject(o, "heads", m->heads) &&
+              cJSON_AddNumberToObject(o, "rows", m->rows) &&
+              cJSON_AddNumberToObject(o, "cols", m->cols);
+    if (!ok || !with_weights) return ok;
+    char *text = weights_text(m);
+    ok = text != NULL && cJSON_AddRawToObject(o, "weights", text) != NULL;
+    free(text);
+    return ok;
+}
+
+/* The record as JSON text (free with cJSON_free), or NULL when out of memory. */
+static char *record_json(const attn_record *r, bool with_weights)
+{
+    cJSON *root = cJSON_CreateObject();
+    bool ok = root && cJSON_AddStringToObject(root, "format", FORMAT_NAME) &&
+              cJSON_AddNumberToObject(root, "version", FORMAT_VERSION) &&
+              cJSON_AddStringToObject(root, "model", r->model) &&
+              cJSON_AddStringToObject(root, "task", r->task) &&
+              add_tokens(root, "queries", r->queries, r->n_queries) &&
+              add_tokens(root, "keys", r->keys, r->n_keys);
+    cJSON *maps = ok ? cJSON_AddArrayToObject(root, "maps") : NULL;
+    ok = maps != NULL;
+    for (int i = 0; i < r->n_maps && ok; i++) ok = add_map(maps, &r->maps[i], with_weights);
+    char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return text;
+}
+
+/* Writes text and a newline atomically (attn_write_file_atomically). */
+static attn_status write_text_atomically(const char *path, const char *text)
+{
+    const attn_file_part parts[2] = {{text, strlen(text)}, {"\n", 1}};
+    return attn_write_file_atomically(path, parts, 2);
+}
+
+static attn_status save_safetensors(const attn_record *r, const char *path, const char *json)
+{
+    const int n = r->n_maps;
+    attn_tensor_out *tensors = calloc((size_t)n + 1, sizeof *tensors);
+    char (*names)[sizeof TENSOR_PREFIX + ATTN_RECORD_NAME_MAX] =
+        calloc((size_t)n + 1, sizeof *names);
+    int64_t(*shapes)[3] = calloc((size_t)n + 1, sizeof *shapes);
+    attn_status s;
+    if (tensors == NULL || names == NULL || shapes == NULL) {
+        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to write %d maps", n);
+    } else {
+        for (int i = 0; i < n; i++) {
+            const attn_attention_map *m = &r->maps[i];
+            snprintf(names[i], sizeof names[i], "%s%s", TENSOR_PREFIX, m->name);
+            shapes[i][0] = m->heads, shapes[i][1] = m->rows, shapes[i][2] = m->cols;
+            tensors[i] = (attn_tensor_out){.name = names[i],
+                                           .dtype = ATTN_DTYPE_F32,
+                                           .ndim = 3,
+                                           .shape = shapes[i],
+                                           .data = m->weights};
+        }
+        const attn_metadata_pair meta[] = {{KIND_KEY, KIND_VALUE}, {RECORD_KEY, json}};
+        s = attn_safetensors_save(path, tensors, n, meta, 2);
+    }
+    free(tensors);
+    free(names);
+    free(shapes);
+    return s;
+}
+
+attn_status attn_record_save(const attn_record *r, const char *path)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(r, "record")) || (s = attn_check_not_null(path, "path")))
+        return s;
+    for (int i = 0; i < r->n_maps; i++)
+        if ((s = attn_record_check_map(r, i, ATTN_ERR_INVALID_ARGUMENT))) return s;
+    const bool json = has_json_extension(path);
+    char *text = record_json(r, json);
+    if (text == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the JSON of '%s'", path);
+    s = json ? write_text_atomically(path, text) : save_safetensors(r, path, text);
+    cJSON_free(text);
+    return s;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+/* What a load is reading: the file for messages, and its tensors (safetensors) or
+ * NULL (JSON, weights inline). */
+typedef struct loader {
+    const char *path;
+    const attn_safetensors *st;
+} loader;
+
+/* ATTN_ERR_FORMAT with the file's name before the message. */
+static attn_status fail(const loader *ld, const char *fmt, ...) ATTN_PRINTF(2, 3);
+static attn_status fail(const loader *ld, const char *fmt, ...)
+{
+    char message[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+    return attn_error(ATTN_ERR_FORMAT, "'%s': %s", ld->path, message);
+}
+
+/* The message of the last failure, as a format error of the file. */
+static attn_status fail_with_last(const loader *ld, attn_status status)
+{
+    if (status == ATTN_ERR_OUT_OF_MEMORY) return status;
+    char message[512];
+    snprintf(message, sizeof message, "%s", attn_last_error());
+    return fail(ld, "%s", message);
+}
+
+static const cJSON *field(const cJSON *object, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(object, key);
+}
+
+/* An integer in [lo, hi] that a double holds exactly. */
+static bool json_int(const cJSON *item, int lo, int hi, int *out)
+{
+    if (!cJSON_IsNumber(item)) return false;
+    const double v = item->valuedouble;
+    if (!(v >= lo && v <= hi) || v != (double)(int)v) return false;
+    *out = (int)v;
+    return true;
+}
+
+static attn_status read_string(const loader *ld, const cJSON *object, const char *key, char *out,
+                               size_t size)
+{
+    const cJSON *item = field(object, key);
+    if (!cJSON_IsString(item)) return fail(ld, "\"%s\" is missing or not a string", key);
+    if (strlen(item->valuestring) >= size)
+        return fail(ld, "\"%s\" has %zu bytes; at most %zu fit", key, strlen(item->valuestring),
+                    size - 1);
+    snprintf(out, size, "%s", item->valuestring);
+    return ATTN_OK;
+}
+
+static attn_status read_tokens(const loader *ld, attn_record *r, const cJSON *root, bool queries)
+{
+    const char *key = queries ? "queries" : "keys";
+    const cJSON *array = field(root, key);
+    if (!cJSON_IsArray(array)) return fail(ld, "\"%s\" is missing or not an array", key);
+    const int n = cJSON_GetArraySize(array);
+    if (n > MAX_TOKENS) return fail(ld, "\"%s\" holds %d tokens; at most %d", key, n, MAX_TOKENS);
+    const char **tokens = calloc((size_t)n + 1, sizeof *tokens);
+    if (tokens == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d tokens", n);
+    attn_status s = ATTN_OK;
+    int i = 0;
+    for (const cJSON *item = array->child; item != NULL; item = item->next, i++)
+        if (!cJSON_IsString(item)) {
+            s = fail(ld, "\"%s\"[%d] is not a string", key, i);
+            break;
+        } else {
+            tokens[i] = item->valuestring;
+        }
+    if (s == ATTN_OK) {
+        s = queries ? attn_record_set_queries(r, tokens, n) : attn_record_set_keys(r, tokens, n);
+        if (s) s = fail_with_last(ld, s);
+    }
+    free(tokens);
+    return s;
+}
+
+/* The map's sizes as the file claims them, checked against its data before
+ * anything is allocated for them. */
+typedef struct map_sizes {
+    const char *name;
+    int heads, rows, cols;
+} map_sizes;
+
+/* o's "weights" must be an array of heads arrays of rows arrays of cols numbers. */
+static attn_status check_inline_weights(const loader *ld, const map_sizes *z, const cJSON *o)
+{
+    const cJSON *heads = field(o, "weights");
+    if (!cJSON_IsArray(heads) || cJSON_GetArraySize(heads) != z->heads)
+        return fail(ld, "map '%s': \"weights\" is not an array of %d heads", z->name, z->heads);
+    int h = 0;
+    for (const cJSON *head = heads->child; head != NULL; head = head->next, h++) {
+        if (!cJSON_IsArray(head) || cJSON_GetArraySize(head) != z->rows)
+            return fail(ld, "map '%s': head %d of \"weights\" is not an array of %d rows",
+                        z->name, h, z->rows);
+        int i = 0;
+        for (const cJSON *row = head->child; row != NULL; row = row->next, i++) {
+            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != z->cols)
+                return fail(ld, "map '%s': head %d row %d is not an array of %d weights",
+                            z->name, h, i, z->cols);
+            int j = 0;
+            for (const cJSON *w = row->child; w != NULL; w = w->next, j++)
+                if (!cJSON_IsNumber(w))
+                    return fail(ld, "map '%s': head %d row %d column %d is not a number",
+                                z->name, h, i, j);
+        }
+    }
+    return ATTN_OK;
+}
+
+/* weights: (heads, rows, cols) from the checked arrays of o's "weights". */
+static void read_inline_weights(float *weights, const cJSON *o)
+{
+    float *out = weights;
+    for (const cJSON *head = field(o, "weights")->child; head != NULL; head = head->next)
+        for (const cJSON *row = head->child; row != NULL; row = row->next)
+            for (const cJSON *w = row->child; w != NULL; w = w->next)
+                *out++ = (float)w->valuedouble;
+}
+
+/* The tensor "attention.<name>", shaped (heads, rows, cols). */
+static attn_status find_tensor(const loader *ld, const map_sizes *z, const attn_tensor_view **out)
+{
+    char name[sizeof TENSOR_PREFIX + ATTN_RECORD_NAME_MAX];
+    snprintf(name, sizeof name, "%s%s", TENSOR_PREFIX, z->name);
+    const attn_tensor_view *t = attn_safetensors_find(ld->st, name);
+    if (t == NULL) return fail(ld, "map '%s' has no tensor '%s'", z->name, name);
+    if (t->ndim != 3 || t->shape[0] != z->heads || t->shape[1] != z->rows ||
+        t->shape[2] != z->cols) {
+        char shape[160];
+        attn_format_shape(shape, sizeof shape, t->shape, t->ndim);
+        return fail(ld, "tensor '%s' is shaped %s, but its map is (%d, %d, %d)", name, shape,
+                    z->heads, z->rows, z->cols);
+    }
+    *out = t;
+    return ATTN_OK;
+}
+
+static attn_status read_map(const loader *ld, attn_record *r, const cJSON *o, int index)
+{
+    if (!cJSON_IsObject(o)) return fail(ld, "map %d is not an object", index);
+    const cJSON *name = field(o, "name"), *kind = field(o, "kind"), *hard = field(o, "hard");
+    const cJSON *tokens = field(o, "tokens");
+    if (!cJSON_IsString(name)) return fail(ld, "map %d has no \"name\" string", index);
+    map_sizes z = {.name = name->valuestring};
+    int layer;
+    if (!json_int(field(o, "layer"), 0, 1 << 20, &layer))
+        return fail(ld, "map '%s': \"layer\" is not an integer in [0, %d]", z.name, 1 << 20);
+    if (!cJSON_IsString(kind) ||
+        (strcmp(kind->valuestring, "self") != 0 && strcmp(kind->valuestring, "cross") != 0))
+        return fail(ld, "map '%s': \"kind\" is not \"self\" or \"cross\"", z.name);
+    const attn_map_kind k = kind->valuestring[0] == 's' ? ATTN_MAP_SELF : ATTN_MAP_CROSS;
+    if (!cJSON_IsBool(hard)) return fail(ld, "map '%s': \"hard\" is not true or false", z.name);
+    bool over_queries = false;
+    if (k == ATTN_MAP_SELF && tokens != NULL) {
+        if (!cJSON_IsString(tokens) || (strcmp(tokens->valuestring, "keys") != 0 &&
+                                        strcmp(tokens->valuestring, "queries") != 0))
+            return fail(ld, "map '%s': \"tokens\" is not \"keys\" or \"queries\"", z.name);
+        over_queries = tokens->valuestring[0] == 'q';
+    }
+    if (!json_int(field(o, "heads"), 1, MAX_TOKENS, &z.heads) ||
+        !json_int(field(o, "rows"), 1, MAX_TOKENS, &z.rows) ||
+        !json_int(field(o, "cols"), 1, MAX_TOKENS, &z.cols))
+        return fail(ld, "map '%s': \"heads\", \"rows\" and \"cols\" must be integers in [1, %d]",
+                    z.name, MAX_TOKENS);
+    const attn_tensor_view *t = NULL;
+    attn_status s = ld->st ? find_tensor(ld, &z, &t) : check_inline_weights(ld, &z, o);
+    if (s) return s;
+    float *weights;
+    if ((s = attn_record_add_map(r, z.name, layer, k, cJSON_IsTrue(hard), z.heads, z.rows, z.cols,
+                                 &weights)))
+        return fail_with_last(ld, s);
+    r->maps[r->n_maps - 1].over_queries = over_queries;
+    if (t == NULL) {
+        read_inline_weights(weights, o);
+        return ATTN_OK;
+    }
+    s = attn_tensor_read_f32(t, weights, (size_t)z.heads * z.rows * z.cols);
+    return s ? fail_with_last(ld, s) : ATTN_OK;
+}
+
+/* Every tensor of a safetensors record belongs to one of its maps. */
+static attn_status check_no_stray_tensors(const loader *ld, const attn_record *r)
+{
+    const int count = attn_safetensors_count(ld->st);
+    for (int i = 0; i < count; i++) {
+        const char *name = attn_safetensors_at(ld->st, i)->name;
+        const size_t prefix = strlen(TENSOR_PREFIX);
+        if (strncmp(name, TENSOR_PREFIX, prefix) != 0 || attn_record_find(r, name + prefix) == NULL)
+            return fail(ld, "tensor '%s' belongs to no map of the record", name);
+    }
+    return ATTN_OK;
+}
+
+static attn_status read_record(const loader *ld, attn_record *r, const cJSON *root)
+{
+    if (!cJSON_IsObject(root)) return fail(ld, "the record is not a JSON object");
+    const cJSON *format = field(root, "format");
+    if (!cJSON_IsString(format) || strcmp(format->valuestring, FORMAT_NAME) != 0)
+        return fail(ld, "not an attention record (\"format\" is not \"%s\")", FORMAT_NAME);
+    int version;
+    if (!json_int(field(root, "version"), 0, 1 << 30, &version) || version != FORMAT_VERSION)
+        return fail(ld, "\"version\" is not %d", FORMAT_VERSION);
+    attn_status s;
+    if ((s = read_string(ld, root, "model", r->model, sizeof r->model)) ||
+        (s = read_string(ld, root, "task", r->task, sizeof r->task)) ||
+        (s = read_tokens(ld, r, root, true)) || (s = read_tokens(ld, r, root, false)))
+        return s;
+    const cJSON *maps = field(root, "maps");
+    if (!cJSON_IsArray(maps)) return fail(ld, "\"maps\" is missing or not an array");
+    const int n = cJSON_GetArraySize(maps);
+    if (n > ATTN_RECORD_MAPS_MAX)
+        return fail(ld, "%d maps; a record holds at most %d", n, ATTN_RECORD_MAPS_MAX);
+    int i = 0;
+    for (const cJSON *o = maps->child; o != NULL; o = o->next, i++)
+        if ((s = read_map(ld, r, o, i))) return s;
+    if (ld->st && (s = check_no_stray_tensors(ld, r))) return s;
+    for (i = 0; i < r->n_maps; i++)
+        if ((s = attn_record_check_map(r, i, ATTN_ERR_FORMAT))) return fail_with_last(ld, s);
+    return ATTN_OK;
+}
+
+static attn_status parse_json(const loader *ld, attn_record *r, const char *text, size_t size)
+{
+    cJSON *root = cJSON_ParseWithLength(text, size);
+    if (root == NULL) {
+        const char *at = cJSON_GetErrorPtr();
+        return fail(ld, "not valid JSON (at byte %td)", at && at >= text ? at - text : (ptrdiff_t)0);
+    }
+    attn_status s = read_record(ld, r, root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static attn_status parse_safetensors(loader *ld, attn_record *r, const void *bytes, size_t size)
+{
+    attn_safetensors *st;
+    attn_status s = attn_safetensors_parse(&st, bytes, size);
+    if (s) return fail_with_last(ld, s);
+    ld->st = st;
+    const char *kind = attn_safetensors_metadata(st, KIND_KEY);
+    const char *json = attn_safetensors_metadata(st, RECORD_KEY);
+    if (kind == NULL || strcmp(kind, KIND_VALUE) != 0)
+        s = fail(ld, "not an attention record (metadata \"%s\" is not \"%s\")", KIND_KEY,
+                 KIND_VALUE);
+    else if (json == NULL)
+        s = fail(ld, "the metadata has no \"%s\"", RECORD_KEY);
+    else
+        s = parse_json(ld, r, json, strlen(json));
+    attn_safetensors_close(st);
+    return s;
+}
+
+/* The whole file in memory (free with free()); *size its length. */
+static attn_status read_file(const char *path, char **out, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return attn_error(ATTN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    attn_status s = ATTN_OK;
+    long length = -1;
+    if (fseek(f, 0, SEEK_END) != 0 || (length = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        s = attn_error(ATTN_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+    else if ((unsigned long long)length > MAX_FILE_BYTES)
+        s = attn_error(ATTN_ERR_FORMAT, "'%s' has %ld bytes; a record has at most %llu", path,
+                       length, MAX_FILE_BYTES);
+    char *bytes = s ? NULL : malloc((size_t)length + 1);
+    if (s == ATTN_OK && bytes == NULL)
+        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to read the %ld bytes of '%s'", length,
+                       path);
+    if (s == ATTN_OK && fread(bytes, 1, (size_t)length, f) != (size_t)length)
+        s = attn_error(ATTN_ERR_IO, "cannot read '%s': %s", path,
+                       ferror(f) ? strerror(errno) : "it changed while being read");
+    fclose(f);
+    if (s) {
+        free(bytes);
+        return s;
+    }
+    bytes[length] = '\0';
+    *out = bytes;
+    *size = (size_t)length;
+    return ATTN_OK;
+}
+
+/* A safetensors file starts with its header's length, little-endian in 8 bytes,
+ * which must fit in the file; text never does (it has no NUL bytes to make the
+ * number small). */
+static bool looks_like_safetensors(const char *bytes, size_t size)
+{
+    if (size < 8) return false;
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | (unsigned char)bytes[i];
+    return n <= size - 8;
+}
+
+attn_status attn_record_load(attn_record *r, const char *path)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(r, "record")) || (s = attn_check_not_null(path, "path")))
+        return s;
+    attn_record_init(r, "", "");
+    char *bytes = NULL;
+    size_t size = 0;
+    if ((s = read_file(path, &bytes, &size))) return s;
+    loader ld = {.path = path};
+    s = looks_like_safetensors(bytes, size) ? parse_safetensors(&ld, r, bytes, size)
+                                            : parse_json(&ld, r, bytes, size);
+    free(bytes);
+    if (s) attn_record_free(r);
+    return s;
+}

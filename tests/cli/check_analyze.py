@@ -1,0 +1,239 @@
+#!/usr/bin/python3
+"""attn analyze on records written here with known weights: each map's entropy
+against sums in Python (causal maps relative to the keys up to the query), the
+dates alignment (heads averaged, outputs not of the form YYYY-MM-DD and sources
+that are not dates left out), the rollout against a product in Python, several
+files pooled, and usage and runtime errors. Debian's Python, standard library only.
+
+    check_analyze.py PATH_TO_ATTN
+"""
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+ATTN = sys.argv[1]
+SEED = int(os.environ.get("ATTN_TEST_SEED", random.randrange(1 << 30)))
+RNG = random.Random(SEED)
+FAILURES = []
+
+
+def check(condition, what):
+    if not condition:
+        FAILURES.append(what)
+        print(f"FAIL: {what}")
+
+
+def close(a, b, what, tol=1e-5):
+    check(a is not None and abs(a - b) <= tol * max(1.0, abs(b)), f"{what}: {a} != {b}")
+
+
+def peaked_row(cols, peak, mass):
+    """A row with `mass` at peak and the rest spread at random over the others."""
+    rest = [RNG.random() + 0.1 for _ in range(cols - 1)]
+    total = sum(rest)
+    row = [(1 - mass) * r / total for r in rest]
+    row.insert(peak, mass)
+    return row
+
+
+def random_row(cols, visible=None):
+    visible = cols if visible is None else visible
+    row = [RNG.random() + 0.05 for _ in range(visible)]
+    total = sum(row)
+    return [w / total for w in row] + [0.0] * (cols - visible)
+
+
+def entropy(row):
+    return -sum(w * math.log(w) for w in row if w > 0)
+
+
+def record(path, model, queries, keys, maps):
+    with open(path, "w") as f:
+        json.dump({"format": "attn-attention", "version": 1, "model": model, "task": "dates",
+                   "queries": queries, "keys": keys, "maps": maps}, f)
+    return path
+
+
+def cross_map(name, layer, weights, hard=False):
+    return {"name": name, "layer": layer, "kind": "cross", "hard": hard,
+            "heads": len(weights), "rows": len(weights[0]), "cols": len(weights[0][0]),
+            "weights": weights}
+
+
+def self_map(name, layer, weights, tokens="keys"):
+    m = cross_map(name, layer, weights)
+    m["kind"] = "self"
+    m["tokens"] = tokens
+    return m
+
+
+def analyze(*files):
+    done = subprocess.run([ATTN, "analyze", "--json", *files], capture_output=True, text=True)
+    check(done.returncode == 0, f"analyze {files}: status {done.returncode}: {done.stderr}")
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def expect(status, fragment, *arguments):
+    done = subprocess.run([ATTN, "analyze", *arguments], capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    check(done.returncode == status and fragment in output,
+          f"analyze {arguments}: status {done.returncode} (want {status}), output {output!r} "
+          f"(want {fragment!r})")
+
+
+def rnn_records(directory):
+    """Three records of one RNN model: an aligned one with one digit astray, one whose
+    output is not a date, one whose source is not. Returns the files and their rows."""
+    source = list("24/11/2026")  # day 0-1, month 3-4, year 6-9
+    output = list("2026-11-24") + ["</s>"]
+    # The key each output step looks at most: the year's digits at the year, the
+    # month's at the month, the first day digit at the day, the second at the month.
+    peaks = [6, 7, 8, 9, 5, 3, 4, 2, 0, 4, 9]
+    first = [peaked_row(len(source), p, 0.6 + 0.3 * RNG.random()) for p in peaks]
+    second = [random_row(len(source)) for _ in range(9)]
+    third = [random_row(5) for _ in range(11)]
+    files = [
+        record(os.path.join(directory, "a.json"), "gru-bahdanau", output, source,
+               [cross_map("decoder.attention", 0, [first])]),
+        record(os.path.join(directory, "b.json"), "gru-bahdanau", list("2026-1-2") + ["</s>"],
+               source, [cross_map("decoder.attention", 0, [second])]),
+        record(os.path.join(directory, "c.json"), "gru-bahdanau", output, list("hello"),
+               [cross_map("decoder.attention", 0, [third])]),
+    ]
+    return files, first + second + third
+
+
+def check_rnn(directory):
+    files, rows = rnn_records(directory)
+    got = analyze(*files)
+    if got is None:
+        return
+    check(got["records"] == 3 and got["model"] == "gru-bahdanau", f"header {got}")
+    check(got["alignment"] == {"scored": 1, "not_iso": 1, "not_a_date": 1},
+          f"alignment counts {got['alignment']}")
+    (m,) = got["maps"]
+    check(m["rows"] == 31 and m["records"] == 3 and m["heads"] == 1, f"map {m}")
+    close(m["entropy"][0], sum(entropy(r) for r in rows) / len(rows), "pooled entropy")
+    close(m["relative_entropy"][0], sum(entropy(r) / math.log(len(r)) for r in rows) / len(rows),
+          "pooled relative entropy")
+    a = m["alignment"]
+    check((a["all"]["digits"], a["all"]["aligned"]) == (8, 7), f"alignment {a['all']}")
+    check((a["year"]["aligned"], a["month"]["aligned"], a["day"]["aligned"]) == (4, 2, 1),
+          f"alignment by field {a}")
+    close(a["all"]["score"], 7 / 8, "alignment score")
+    check(got["rollout"] == [], "no rollout for one cross map")
+    text = subprocess.run([ATTN, "analyze", files[0]], capture_output=True, text=True).stdout
+    check("alignment: 87.5% of 8 digits (year 100.0%, month 100.0%, day 50.0%)" in text,
+          f"text output {text!r}")
+
+
+def matmul(a, b):
+    return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))]
+            for i in range(len(a))]
+
+
+def residual_mean(heads):
+    n = len(heads[0])
+    a = [[sum(h[i][j] for h in heads) / len(heads) + (i == j) for j in range(n)]
+         for i in range(n)]
+    return [[w / sum(row) for w in row] for row in a]
+
+
+def check_transformer(directory):
+    source = list("Nov 24, 2026")  # month 0-2, day 4-5, year 8-11
+    output = list("2026-11-24") + ["</s>"]
+    S, T, H = len(source), len(output), 2
+    encoder = [[[random_row(S) for _ in range(S)] for _ in range(H)] for _ in range(2)]
+    decoder = [[[random_row(T, i + 1) for i in range(T)] for _ in range(H)] for _ in range(2)]
+    # Head 0 looks hard at the wrong place, head 1 harder at the right one: their
+    # mean looks at the right one.
+    right = [8, 9, 10, 11, 3, 0, 1, 7, 4, 5, 11]
+    wrong = [(p + 6) % S for p in right]
+    cross = [[[peaked_row(S, p, 0.55) for p in wrong], [peaked_row(S, p, 0.9) for p in right]],
+             [[random_row(S) for _ in range(T)] for _ in range(H)]]
+    maps = []
+    for layer in range(2):
+        maps.append(self_map(f"transformer.encoder.layers.{layer}.self_attn", layer,
+                             encoder[layer]))
+        maps.append(self_map(f"transformer.decoder.layers.{layer}.self_attn", layer,
+                             decoder[layer], "queries"))
+        maps.append(cross_map(f"transformer.decoder.layers.{layer}.multihead_attn", layer,
+                              cross[layer]))
+    path = record(os.path.join(directory, "t.json"), "transformer", output, source, maps)
+    got = analyze(path)
+    if got is None:
+        return
+    by_name = {m["name"]: m for m in got["maps"]}
+    dec = by_name["transformer.decoder.layers.1.self_attn"]
+    for h in range(H):
+        rows = decoder[1][h]
+        close(dec["entropy"][h], sum(entropy(r) for r in rows) / T, f"causal entropy head {h}")
+        close(dec["relative_entropy"][h],
+              sum(entropy(rows[i]) / math.log(i + 1) for i in range(1, T)) / (T - 1),
+              f"causal relative entropy head {h}")
+    enc = by_name["transformer.encoder.layers.0.self_attn"]
+    close(enc["mean_relative_entropy"],
+          sum(entropy(r) / math.log(S) for h in encoder[0] for r in h) / (H * S),
+          "encoder relative entropy")
+    first = by_name["transformer.decoder.layers.0.multihead_attn"]["alignment"]["all"]
+    check((first["digits"], first["aligned"]) == (8, 8), f"heads' mean alignment {first}")
+    check(by_name["transformer.encoder.layers.0.self_attn"]["alignment"] is None,
+          "self maps have no alignment")
+    rollouts = {r["site"]: r for r in got["rollout"]}
+    check(sorted(rollouts) == ["transformer.decoder.layers.*.self_attn",
+                               "transformer.encoder.layers.*.self_attn"],
+          f"rollout sites {sorted(rollouts)}")
+    for site, layers, tokens in (("transformer.encoder.layers.*.self_attn", encoder, source),
+                                 ("transformer.decoder.layers.*.self_attn", decoder, output)):
+        r = rollouts.get(site)
+        if r is None:
+            continue
+        want = matmul(residual_mean(layers[1]), residual_mean(layers[0]))
+        check(r["layers"] == 2 and r["tokens"] == tokens, f"rollout {site} tokens {r}")
+        for i, row in enumerate(want):
+            others = [j for j in range(len(row)) if j != i and row[j] > 0]
+            for top, keys in ((r["top_key"][i], range(len(row))),
+                              (r["top_other_key"][i], others)):
+                if not keys:
+                    check(top is None, f"rollout {site} query {i}: {top}, want none")
+                    continue
+                best = max(keys, key=row.__getitem__)
+                check(top is not None and top[0] in keys and row[top[0]] >= row[best] - 1e-6,
+                      f"rollout {site} query {i}: key {top}, want {best}")
+                close(top and top[1], row[best], f"rollout {site} query {i} weight")
+
+
+def check_errors(directory):
+    files, _ = rnn_records(directory)
+    other = record(os.path.join(directory, "o.json"), "lstm-bahdanau", list("1999-01-02"),
+                   list("2/1/1999"), [cross_map("decoder.attention", 0,
+                                                [[random_row(8) for _ in range(10)]])])
+    expect(0, "usage: attn analyze", "--help")
+    expect(2, "give one or more record FILEs")
+    expect(2, "unknown option '--bogus'", "--bogus", files[0])
+    expect(1, "missing.json", os.path.join(directory, "missing.json"))
+    expect(1, "analyse one model's records at a time", files[0], other)
+    broken = os.path.join(directory, "broken.json")
+    with open(broken, "w") as f:
+        f.write('{"format": "attn-attention", "version": 1, "model"')
+    expect(1, "broken.json", broken)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as directory:
+        for part in (check_rnn, check_transformer, check_errors):
+            os.makedirs(os.path.join(directory, part.__name__))
+            part(os.path.join(directory, part.__name__))
+    if FAILURES:
+        print(f"{len(FAILURES)} failures (repeat with ATTN_TEST_SEED={SEED})")
+        sys.exit(1)
+    print("all analyze checks passed")
+
+
+if __name__ == "__main__":
+    main()
