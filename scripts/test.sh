@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: unit tests, conformance with PyTorch and the installed-library check
 # in a -Werror build; the unit tests again under AddressSanitizer+UBSan and without
-# OpenMP; the safetensors loader fuzzed for FUZZ_SECONDS (default 60).
+# OpenMP; the safetensors loader fuzzed for FUZZ_SECONDS (default 60) and the
+# attention-record loader for RECORD_FUZZ_SECONDS (default 30).
 # Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,13 @@ rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
 python3 fuzz/make_seed_corpus.py build-fuzz/corpus
 ./build-fuzz/fuzz/fuzz_safetensors -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 \
   build-fuzz/corpus 2>&1 | tail -n 12
+
+echo "== fuzzing the attention-record loader for ${RECORD_FUZZ_SECONDS:-30} s"
+cmake --build build-fuzz -j"$jobs" --target fuzz_record
+rm -rf build-fuzz/record-corpus && mkdir -p build-fuzz/record-corpus
+python3 fuzz/make_record_corpus.py build-fuzz/record-corpus
+./build-fuzz/fuzz/fuzz_record -max_total_time="${RECORD_FUZZ_SECONDS:-30}" -print_final_stats=1 \
+  build-fuzz/record-corpus 2>&1 | tail -n 12
 
 echo "== every test, -Werror build"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON >/dev/null

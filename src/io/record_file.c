@@ -170,6 +170,8 @@ attn_status attn_record_save(const attn_record *r, const char *path)
     attn_status s;
     if ((s = attn_check_not_null(r, "record")) || (s = attn_check_not_null(path, "path")))
         return s;
+    if (!attn_utf8_valid(r->model, strlen(r->model)) || !attn_utf8_valid(r->task, strlen(r->task)))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "the record's model or task is not UTF-8");
     for (int i = 0; i < r->n_maps; i++)
         if ((s = attn_record_check_map(r, i, ATTN_ERR_INVALID_ARGUMENT))) return s;
     const bool json = has_json_extension(path);
@@ -234,6 +236,8 @@ static attn_status read_string(const loader *ld, const cJSON *object, const char
     if (strlen(item->valuestring) >= size)
         return fail(ld, "\"%s\" has %zu bytes; at most %zu fit", key, strlen(item->valuestring),
                     size - 1);
+    if (!attn_utf8_valid(item->valuestring, strlen(item->valuestring)))
+        return fail(ld, "\"%s\" is not UTF-8", key);
     snprintf(out, size, "%s", item->valuestring);
     return ATTN_OK;
 }

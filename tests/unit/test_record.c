@@ -291,6 +291,10 @@ static void test_corrupt_json(void **state)
         {HEAD "\"queries\": 3}", "\"queries\" is missing or not an array"},
         {HEAD "\"queries\": [\"a\", 7], \"keys\": []}", "\"queries\"[1] is not a string"},
         {HEAD "\"queries\": [\"\xff\"], \"keys\": []}", "query token 0 is not valid UTF-8"},
+        /* saving as safetensors would refuse it, so loading does too */
+        {"{\"format\": \"attn-attention\", \"version\": 1, \"model\": \"m\xe8\", "
+         "\"task\": \"t\", \"queries\": [], \"keys\": [], \"maps\": []}",
+         "\"model\" is not UTF-8"},
         {HEAD TOKENS "\"maps\": {}}", "\"maps\" is missing or not an array"},
         {HEAD TOKENS "\"maps\": [3]}", "map 0 is not an object"},
         {HEAD TOKENS "\"maps\": [{\"name\": \"n\", \"layer\": -1, \"kind\": \"cross\"}]}",

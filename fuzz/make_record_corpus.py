@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""Writes a few small, valid attention records (attn/capture.h) into a directory,
+as JSON and as safetensors, to seed fuzz_record. Standard library only.
+
+    /usr/bin/python3 fuzz/make_record_corpus.py corpus/
+"""
+import json
+import os
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_seed_corpus import safetensors_bytes  # noqa: E402
+
+
+def one_hot_rows(rows, cols):
+    return [[1.0 if j == i % cols else 0.0 for j in range(cols)] for i in range(rows)]
+
+
+def uniform_rows(rows, cols, causal=False):
+    out = []
+    for i in range(rows):
+        seen = i + 1 if causal else cols
+        out.append([1.0 / seen if j < seen else 0.0 for j in range(cols)])
+    return out
+
+
+RECORDS = {
+    "cross": {
+        "model": "gru-bahdanau", "task": "dates",
+        "queries": ["2", "0", "</s>"], "keys": ["2", "4", "-", "N"],
+        "maps": [{"name": "decoder.attention", "layer": 0, "kind": "cross", "hard": False,
+                  "heads": 1, "rows": 3, "cols": 4, "weights": [uniform_rows(3, 4)]}],
+    },
+    "hard": {
+        "model": "gru-bahdanau", "task": "dates",
+        "queries": ["1", "</s>"], "keys": ["a", "b", "c"],
+        "maps": [{"name": "decoder.attention", "layer": 0, "kind": "cross", "hard": True,
+                  "heads": 1, "rows": 2, "cols": 3, "weights": [one_hot_rows(2, 3)]}],
+    },
+    "self": {
+        "model": "gpt", "task": "text",
+        "queries": ["t", "h", "e"], "keys": ["t", "h", "e"],
+        "maps": [{"name": "transformer.h.%d.attn" % layer, "layer": layer, "kind": "self",
+                  "hard": False, "heads": 2, "rows": 3, "cols": 3,
+                  "weights": [uniform_rows(3, 3, causal=True)] * 2} for layer in range(2)],
+    },
+}
+
+
+def record_json(record):
+    return dict({"format": "attn-attention", "version": 1}, **record)
+
+
+def record_safetensors(record):
+    header = record_json(record)
+    tensors = []
+    for m in header["maps"]:
+        flat = [w for head in m.pop("weights") for row in head for w in row]
+        tensors.append(("attention." + m["name"], "F32", [m["heads"], m["rows"], m["cols"]],
+                        struct.pack("<%df" % len(flat), *flat)))
+    return safetensors_bytes(tensors, {"attn.kind": "attention", "record": json.dumps(header)})
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_record_corpus.py DIR")
+    os.makedirs(sys.argv[1], exist_ok=True)
+    for name, record in RECORDS.items():
+        with open(os.path.join(sys.argv[1], name + ".json"), "w") as f:
+            json.dump(record_json(json.loads(json.dumps(record))), f)
+        with open(os.path.join(sys.argv[1], name + ".safetensors"), "wb") as f:
+            f.write(record_safetensors(json.loads(json.dumps(record))))
+
+
+if __name__ == "__main__":
+    main()
