@@ -479,21 +479,15 @@ static attn_status attention_weights(s2s_transformer *t, attn_tf_sublayer *s, fl
                                      bool average, int batch, int len, int memory_len,
                                      const attn_transformer_mask *mask)
 {
-    const bool self = s->role == ATTN_TF_SELF_ATTENTION;
     const float *u = s->cfg.norm_first ? s->z : s->x;
-    const attn_mha_input in = {
-        .query = u,
-        .key = self ? u : t->memory,
-        .value = self ? u : t->memory,
-        .batch = batch,
-        .len_q = len,
-        .len_k = self ? len : memory_len,
-        .key_padding_mask = mask->key_padding_mask,
-        .key_padding_mask_type = mask->key_padding_mask_type,
-        .is_causal = mask->is_causal,
-        .weights = weights,
-        .average_attn_weights = average,
-    };
+    const attn_tf_call call = {.batch = batch,
+                               .len = len,
+                               .memory_len = memory_len,
+                               .memory = t->memory,
+                               .mask = mask,
+                               .weights = weights};
+    attn_mha_input in = attn_tf_attention_input(s, u, &call);
+    in.average_attn_weights = average;
     return attn_mha_forward(s->mha, t->att_out, &in);
 }
 

@@ -108,6 +108,10 @@ attn_status attn_tf_sublayer_specs_norm(const attn_tf_sublayer *s, attn_tf_specs
 /* Points the views into p under prefix and writes the initial values. */
 attn_status attn_tf_sublayer_bind(attn_tf_sublayer *s, const attn_params *p, const char *prefix,
                                   attn_rng *rng);
+/* The multi-head attention input of an attention sublayer for its attention's
+ * input u (rows, E) and the call (weights, if asked for, averaged over heads). */
+attn_mha_input attn_tf_attention_input(const attn_tf_sublayer *s, const float *u,
+                                       const attn_tf_call *c);
 /* x: (rows, E), unchanged until backward -> s->y. */
 attn_status attn_tf_sublayer_forward(attn_tf_sublayer *s, const float *x, const attn_tf_call *c);
 /* dy: (rows, E) -> dx: (rows, E) overwritten; dmemory (+=, or NULL). */

@@ -239,15 +239,12 @@ static attn_status layout(attn_tf_sublayer *s)
     return attn_activations_layout(&s->acts, views, (int)(sizeof views / sizeof views[0]));
 }
 
-/* out: (rows, E) = the attention of u (rows, E) over itself or over the memory. */
-static attn_status attention_forward(attn_tf_sublayer *s, float *out, const float *u,
-                                     const attn_tf_call *c)
+attn_mha_input attn_tf_attention_input(const attn_tf_sublayer *s, const float *u,
+                                       const attn_tf_call *c)
 {
-    attn_params *own = attn_mha_params(s->mha);
-    memcpy(own->data, s->mha_data, own->total * sizeof *own->data);
     const bool self = s->role == ATTN_TF_SELF_ATTENTION;
     const attn_transformer_mask *m = c->mask;
-    const attn_mha_input in = {
+    return (attn_mha_input){
         .query = u,
         .key = self ? u : c->memory,
         .value = self ? u : c->memory,
@@ -265,6 +262,15 @@ static attn_status attention_forward(attn_tf_sublayer *s, float *out, const floa
         .weights = c->weights,
         .average_attn_weights = true,
     };
+}
+
+/* out: (rows, E) = the attention of u (rows, E) over itself or over the memory. */
+static attn_status attention_forward(attn_tf_sublayer *s, float *out, const float *u,
+                                     const attn_tf_call *c)
+{
+    attn_params *own = attn_mha_params(s->mha);
+    memcpy(own->data, s->mha_data, own->total * sizeof *own->data);
+    const attn_mha_input in = attn_tf_attention_input(s, u, c);
     return attn_mha_forward(s->mha, out, &in);
 }
 
