@@ -14,26 +14,6 @@
 
 #include "testutil.h"
 
-/* Small models covering every position kind and attention variant. */
-static attn_gpt_config small_config(int variant)
-{
-    attn_gpt_config c = attn_gpt_defaults();
-    c.vocab_size = 11;
-    c.block_size = 12;
-    c.n_layer = 2;
-    c.n_head = 4;
-    c.n_embd = 16;
-    switch (variant) {
-    case 0: break;
-    case 1: c.position = ATTN_POS_SINUSOIDAL; c.n_kv_head = 2; break;
-    case 2: c.position = ATTN_POS_ROPE; c.n_kv_head = 1; c.tie_weights = false; break;
-    case 3: c.position = ATTN_POS_ALIBI; c.window = 3; c.bias = false; break;
-    case 4: c.position = ATTN_POS_ROPE; c.n_head = 2; c.window = 4; c.n_kv_head = 2; break;
-    default: c.position = ATTN_POS_ALIBI; c.n_head = 3; c.n_embd = 18; c.n_kv_head = 1; break;
-    }
-    return c;
-}
-enum { VARIANTS = 6 };
 
 static int32_t *random_ids(attn_rng *rng, size_t n, int V)
 {
@@ -68,9 +48,9 @@ static double model_loss(void *ctx)
 static void test_gradients_match_finite_differences(void **state)
 {
     (void)state;
-    for (int variant = 0; variant < VARIANTS; variant++) {
+    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng((uint64_t)variant);
-        attn_gpt_config cfg = small_config(variant);
+        attn_gpt_config cfg = test_gpt_variant(variant);
         attn_gpt *m;
         assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
         randomise(m, &rng);
@@ -108,9 +88,9 @@ static void test_gradients_match_finite_differences(void **state)
 static void test_cache_matches_full_pass(void **state)
 {
     (void)state;
-    for (int variant = 0; variant < VARIANTS; variant++) {
+    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng(100 + (uint64_t)variant);
-        attn_gpt_config cfg = small_config(variant);
+        attn_gpt_config cfg = test_gpt_variant(variant);
         attn_gpt *m;
         assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
         randomise(m, &rng);
@@ -151,9 +131,9 @@ static void test_cache_matches_full_pass(void **state)
 static void test_fused_matches_reference(void **state)
 {
     (void)state;
-    for (int variant = 0; variant < VARIANTS; variant++) {
+    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng(200 + (uint64_t)variant);
-        attn_gpt_config cfg = small_config(variant);
+        attn_gpt_config cfg = test_gpt_variant(variant);
         cfg.dropout = 0.2f;
         attn_gpt *m;
         assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
@@ -195,7 +175,7 @@ static void test_dropout_repeats_per_step(void **state)
 {
     (void)state;
     attn_rng rng = test_rng(300);
-    attn_gpt_config cfg = small_config(0);
+    attn_gpt_config cfg = test_gpt_variant(0);
     cfg.dropout = 0.3f;
     attn_gpt *m;
     assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
@@ -231,9 +211,9 @@ static bool collect(int32_t token, void *user)
 static void test_generation(void **state)
 {
     (void)state;
-    for (int variant = 0; variant < VARIANTS; variant++) {
+    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng(400 + (uint64_t)variant);
-        attn_gpt_config cfg = small_config(variant);
+        attn_gpt_config cfg = test_gpt_variant(variant);
         attn_gpt *m;
         assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
         randomise(m, &rng);
@@ -277,19 +257,19 @@ static void test_generation(void **state)
 static void test_bad_input(void **state)
 {
     (void)state;
-    attn_gpt_config cfg = small_config(0);
+    attn_gpt_config cfg = test_gpt_variant(0);
     cfg.n_embd = 10;
     cfg.n_head = 3;
     attn_gpt *m = NULL;
     test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "n_embd 10 is not divisible by n_head 3");
-    cfg = small_config(0);
+    cfg = test_gpt_variant(0);
     cfg.n_kv_head = 3;
     test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "n_head 4 is not divisible by n_kv_head 3");
-    cfg = small_config(0);
+    cfg = test_gpt_variant(0);
     cfg.position = ATTN_POS_ROPE;
     cfg.n_embd = 12; /* head size 3 */
     test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "even head size");
-    cfg = small_config(0);
+    cfg = test_gpt_variant(0);
     cfg.dropout = 1.0f;
     test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "dropout");
     attn_position_kind kind;
@@ -298,7 +278,7 @@ static void test_bad_input(void **state)
     assert_int_equal(kind, ATTN_POS_ALIBI);
     assert_string_equal(attn_position_name(ATTN_POS_ROPE), "rope");
 
-    cfg = small_config(0);
+    cfg = test_gpt_variant(0);
     assert_int_equal(attn_gpt_create(&m, &cfg, 1), ATTN_OK);
     int32_t ids[13] = {0};
     float loss;
@@ -329,7 +309,7 @@ static void test_bad_input(void **state)
 static void test_parameter_names(void **state)
 {
     (void)state;
-    attn_gpt_config cfg = small_config(0);
+    attn_gpt_config cfg = test_gpt_variant(0);
     attn_gpt *m;
     assert_int_equal(attn_gpt_create(&m, &cfg, 1), ATTN_OK);
     attn_params *p = attn_gpt_params(m);
@@ -341,7 +321,7 @@ static void test_parameter_names(void **state)
     assert_null(attn_params_find(p, "lm_head.weight"));
     attn_gpt_free(m);
 
-    cfg = small_config(2); /* rope, one kv head, untied */
+    cfg = test_gpt_variant(2); /* rope, one kv head, untied */
     assert_int_equal(attn_gpt_create(&m, &cfg, 1), ATTN_OK);
     p = attn_gpt_params(m);
     test_expect_param(p, "transformer.h.0.attn.c_attn.weight", (4 + 2) * 4, 16);

@@ -764,23 +764,6 @@ static void test_seq2seq_record(void **state)
 
 /* ---- recording in the language model ------------------------------------------------------- */
 
-static attn_gpt_config gpt_config(int variant)
-{
-    attn_gpt_config c = attn_gpt_defaults();
-    c.vocab_size = 13;
-    c.block_size = 12;
-    c.n_layer = 2;
-    c.n_head = 4;
-    c.n_embd = 16;
-    switch (variant) {
-    case 0: break;
-    case 1: c.position = ATTN_POS_SINUSOIDAL; c.n_kv_head = 2; break;
-    case 2: c.position = ATTN_POS_ROPE; c.n_kv_head = 1; c.tie_weights = false; break;
-    default: c.position = ATTN_POS_ALIBI; c.window = 3; c.bias = false; break;
-    }
-    return c;
-}
-
 /* Block 0's weights in float64 for learned positions: x = wte[ids] + wpe,
  * u = ln_1(x), q and k from c_attn, the causal softmax of q k^T / sqrt(hd). */
 static void gpt_first_block_f64(double *want, attn_gpt *m, const int32_t *ids, int n)
@@ -829,9 +812,9 @@ static void test_gpt_record(void **state)
 {
     (void)state;
     double worst = 0.0;
-    for (int variant = 0; variant < 4; variant++) {
+    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng(400 + (uint64_t)variant);
-        attn_gpt_config cfg = gpt_config(variant);
+        attn_gpt_config cfg = test_gpt_variant(variant);
         attn_gpt *m;
         assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
         attn_params *p = attn_gpt_params(m);

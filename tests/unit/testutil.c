@@ -127,3 +127,22 @@ void test_expect_param(attn_params *p, const char *name, int64_t rows, int64_t c
     assert_int_equal(it->shape[0], rows);
     if (cols) assert_int_equal(it->shape[1], cols);
 }
+
+attn_gpt_config test_gpt_variant(int variant)
+{
+    attn_gpt_config c = attn_gpt_defaults();
+    c.vocab_size = 11;
+    c.block_size = 12;
+    c.n_layer = 2;
+    c.n_head = 4;
+    c.n_embd = 16;
+    switch (variant) {
+    case 0: break;
+    case 1: c.position = ATTN_POS_SINUSOIDAL; c.n_kv_head = 2; break;
+    case 2: c.position = ATTN_POS_ROPE; c.n_kv_head = 1; c.tie_weights = false; break;
+    case 3: c.position = ATTN_POS_ALIBI; c.window = 3; c.bias = false; break;
+    case 4: c.position = ATTN_POS_ROPE; c.n_head = 2; c.window = 4; c.n_kv_head = 2; break;
+    default: c.position = ATTN_POS_ALIBI; c.n_head = 3; c.n_embd = 18; c.n_kv_head = 1; break;
+    }
+    return c;
+}

@@ -44,6 +44,12 @@ void test_expect_invalid(attn_status status, const char *fragment);
  * (rows, cols). */
 void test_expect_param(attn_params *p, const char *name, int64_t rows, int64_t cols);
 
+/* Small language models (vocabulary 11, block 12, 2 layers) covering every
+ * position kind, grouped- and multi-query attention, sliding windows, untied
+ * weights and no biases: variant 0 .. TEST_GPT_VARIANTS - 1. */
+enum { TEST_GPT_VARIANTS = 6 };
+attn_gpt_config test_gpt_variant(int variant);
+
 /* sum(out * probe) in float64, for writing `loss` callbacks. */
 double test_dot(const float *out, const float *probe, size_t n);
 
