@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch prefix, then builds and runs examples/ against
-# the installed library twice: with pkg-config, and with CMake's find_package
-# (shared and static).
+# the installed library four ways: with pkg-config and with CMake's find_package,
+# each shared and static. Neither the pkg-config file nor the CMake package may
+# ask for OpenCL (Debian's oneDNN package file would; see cmake/FindDNNL.cmake).
 #   check_install.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 source_dir=$1 build_dir=$2 work=$3
@@ -14,6 +15,11 @@ libdir=$(dirname "$(find "$prefix" -name attn.pc -print -quit)")/..
 libdir=$(cd "$libdir" && pwd)
 
 "$prefix/bin/attn" --version
+if cat "$libdir/pkgconfig/attn.pc" "$libdir"/cmake/attn/*.cmake | grep -v '^\s*#' |
+   grep -i -e opencl -e 'dnnl CONFIG'; then
+  echo "check_install: the installed attn.pc or CMake package asks for OpenCL" >&2
+  exit 1
+fi
 
 echo "-- pkg-config"
 PKG_CONFIG_PATH=$libdir/pkgconfig ${CC:-cc} -std=c11 -Wall -Werror \
@@ -22,6 +28,19 @@ PKG_CONFIG_PATH=$libdir/pkgconfig ${CC:-cc} -std=c11 -Wall -Werror \
 LD_LIBRARY_PATH=$libdir "$work/attention_pc" | tee "$work/pc.txt"
 grep -q "query 1: weights" "$work/pc.txt"
 
+echo "-- pkg-config --static"
+# libattn.a by name (-l:), its private dependencies from Libs.private and Requires.private.
+static_libs=$(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --static --libs attn)
+${CC:-cc} -std=c11 -Wall -Werror "$source_dir/examples/attention.c" \
+  $(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --cflags attn) \
+  ${static_libs/-lattn/-l:libattn.a} -o "$work/attention_pc_static"
+if ldd "$work/attention_pc_static" | grep -q libattn; then
+  echo "check_install: attention_pc_static loads the shared libattn" >&2
+  exit 1
+fi
+"$work/attention_pc_static" >"$work/pc_static.txt"
+cmp "$work/pc.txt" "$work/pc_static.txt"
+
 echo "-- find_package"
 cmake -S "$source_dir/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/examples" >/dev/null
@@ -29,4 +48,4 @@ cmake --build "$work/examples" >/dev/null
 "$work/examples/attention_static" >"$work/static.txt"
 cmp "$work/shared.txt" "$work/pc.txt"
 cmp "$work/shared.txt" "$work/static.txt"
-echo "installed library works through pkg-config and find_package (shared and static)"
+echo "installed library works through pkg-config and find_package, shared and static"
