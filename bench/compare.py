@@ -6,6 +6,7 @@ Usage, from the source tree after building (cmake -S . -B build && cmake --build
     bench/compare.py build/attn                         # D=64, L=1024,2048,4096, 2 threads
     bench/compare.py build/attn --lengths 512,1024 --dims 64,128 --threads 1
     bench/compare.py build/attn --torch-max-length 4096 # let PyTorch run longer sequences
+    bench/compare.py build/attn --torch-blas DIR        # PyTorch on DIR/libblas.so.3
 
 It runs, one after the other,
     ATTN bench attention --json   (the fused kernel; the SGEMM rate of the same run)
@@ -14,8 +15,11 @@ It runs, one after the other,
                                                           nn.MultiheadAttention)
 with the same lengths, head dimensions, --threads and --min-time, and prints two tables:
 attn's ms and fraction of the GEMM rate, PyTorch's ms, and the speed-up (PyTorch ms /
-attn ms). PyTorch needs O(L^2) memory per head and runs at about 10 GFLOP/s here, so it
-runs only lengths up to --torch-max-length (default 2048); longer rows show '-'.
+attn ms). PyTorch needs O(L^2) memory and time per head, so it runs only lengths up
+to --torch-max-length (default 2048); longer rows show '-'.
+PyTorch runs on Debian's OpenBLAS for OpenMP (libopenblas0-openmp) with
+OPENBLAS_CORETYPE=SkylakeX by default (bench/torch_setup.py); the header names the
+BLAS it ran on.
 The machine may be shared: compare within one run, not across runs.
 """
 import argparse
@@ -25,12 +29,14 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from torch_setup import add_blas_option, blas_note, torch_env  # noqa: E402
 
 
-def run_json(command):
+def run_json(command, env=None):
     """Runs command, echoing it to stderr; returns its stdout lines parsed as JSON."""
     print("+ " + " ".join(command), file=sys.stderr, flush=True)
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
     if result.returncode != 0:
         sys.exit(f"compare.py: {command[0]} exited with status {result.returncode}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -57,6 +63,7 @@ def main():
     parser.add_argument("--torch-max-length", type=int, default=2048)
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="the Python with torch (default /usr/bin/python3)")
+    add_blas_option(parser)
     args = parser.parse_args()
     mha_lengths = args.mha_lengths or args.lengths
 
@@ -77,7 +84,7 @@ def main():
         torch_cmd += ["--lengths", t_lengths] if t_lengths else ["--what", "mha"]
         torch_cmd += ["--mha-lengths", t_mha_lengths] if t_mha_lengths else ["--what",
                                                                              "attention"]
-        torch_rows = run_json(torch_cmd)
+        torch_rows = run_json(torch_cmd, torch_env(args.threads, args.torch_blas))
 
     def key(row):
         return (row["bench"], row.get("dim"), row["length"], row.get("causal"), row["pass"])
@@ -86,12 +93,15 @@ def main():
     attention = [row for row in attn_rows if row["bench"] == "attention"]
     mha = [row for row in attn_rows if row["bench"] == "mha"]
     gemm = attention[0]["gemm_gflops"] if attention else None
-    torch_version = subprocess.run([args.python, "-c", "import torch; print(torch.__version__)"],
-                                   stdout=subprocess.PIPE, text=True).stdout.strip()
 
-    print(f"\nattn ({attention[0]['kernel'] if attention else '?'} kernels) against PyTorch "
-          f"{torch_version}, {args.threads} threads, fp32; SGEMM rate of this run: "
-          f"{fmt(gemm, '.0f')} GFLOP/s\n")
+    print(f"\nattn ({attention[0]['kernel'] if attention else '?'} kernels) against PyTorch, "
+          f"{args.threads} threads, fp32; SGEMM rate of this run: {fmt(gemm, '.0f')} GFLOP/s")
+    if torch_rows:
+        print(blas_note(torch_rows[0]["torch_version"], torch_rows[0]["blas"]))
+    else:
+        print(f"PyTorch not run: every length is above --torch-max-length "
+              f"{args.torch_max_length}")
+    print()
     print("Scaled dot-product attention, B=1 H=8 (PyTorch: matmul-softmax-matmul)\n")
     print(f"{'D':>4} {'L':>6} {'causal':<6} {'pass':<8} {'attn ms':>9} {'GFLOP/s':>8} "
           f"{'/ GEMM':>6} {'torch ms':>9} {'GFLOP/s':>8} {'speed-up':>8}")

@@ -35,10 +35,12 @@ Goals (issue 6): training at least 4x PyTorch's speed for the small model and 3x
 for the larger; the cache at least 5x faster than no cache at context 1024; the
 validation losses within 0.05. The machine may be shared: compare within one run.
 
-PyTorch does its matrix products in whatever libblas.so.3 it loads. Debian's
-default is the reference BLAS, 15-30 times slower here than OpenBLAS; the script
-loads Debian's OpenBLAS for OpenMP (libopenblas0-openmp) where it is installed, or
-the libblas.so.3 in --torch-blas DIR, and the table names the BLAS PyTorch ran on.
+PyTorch does its matrix products in whatever libblas.so.3 it loads; Debian's default,
+the reference BLAS, is 15-30 times slower here than OpenBLAS. By default PyTorch runs
+on Debian's OpenBLAS for OpenMP (libopenblas0-openmp, which `scripts/setup.sh bench`
+installs) with OPENBLAS_CORETYPE=SkylakeX; --torch-blas DIR loads the libblas.so.3 in
+DIR instead (bench/torch_setup.py). A note above the first table names the BLAS
+PyTorch ran on.
 Progress goes to stderr; the tables (Markdown) to stdout, or with --json one JSON
 object per measurement.
 """
@@ -54,10 +56,12 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from torch_setup import add_blas_option, blas_note, torch_env  # noqa: E402
+
 TORCH_SCRIPT = os.path.join(HERE, "torch_gpt.py")
 CORPUS_BYTES = 1_000_000
 CORPUS_SOURCES = ["/usr/share/common-licenses/*", "/usr/share/doc/*/copyright"]
-OPENBLAS_DIRS = "/usr/lib/*-linux-gnu/openblas-openmp"
 
 # name, model options, batch, steps at --scale 1, goal (attn speed / PyTorch speed)
 SPEED_CONFIGS = [
@@ -119,11 +123,10 @@ def options(model, batch, steps, extra=None):
     return [a for k, v in values.items() for a in (f"--{k}", str(v))]
 
 
-def run_json(command, env_extra):
-    """Runs command (echoed to stderr, its stderr passed through); returns its last
-    stdout line parsed as JSON, and the wall seconds."""
+def run_json(command, env):
+    """Runs command in the environment env (echoed to stderr, its stderr passed
+    through); returns its last stdout line parsed as JSON, and the wall seconds."""
     log("+ " + " ".join(command))
-    env = {**os.environ, **env_extra}
     start = time.monotonic()
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
     wall = time.monotonic() - start
@@ -136,37 +139,11 @@ def run_json(command, env_extra):
 
 
 def attn_env():
-    return {"ATTN_NUM_THREADS": str(ARGS.threads)}
+    return {**os.environ, "ATTN_NUM_THREADS": str(ARGS.threads)}
 
 
-def torch_env():
-    # Both sides get the same OpenMP setting: the attn tool waits passively
-    # (cli/main.c), so PyTorch's OpenMP does too.
-    threads = str(ARGS.threads)
-    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-           "OPENBLAS_NUM_THREADS": threads,
-           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
-    if ARGS.torch_blas:
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in (ARGS.torch_blas, os.environ.get("LD_LIBRARY_PATH")) if p)
-    return env
-
-
-def torch_blas_default():
-    """OpenBLAS built on OpenMP where it is installed, so PyTorch's BLAS shares its
-    OpenMP threads; else the system's libblas.so.3."""
-    for directory in sorted(glob.glob(OPENBLAS_DIRS)):
-        if os.path.exists(os.path.join(directory, "libblas.so.3")):
-            return directory
-    return None
-
-
-def blas_note(blas):
-    if "openblas" in blas:
-        return f"PyTorch's matrix products ran in OpenBLAS ({blas})."
-    return (f"PyTorch's matrix products ran in {blas}, not OpenBLAS: on Debian's "
-            f"reference BLAS PyTorch trains 15-30 times slower than on OpenBLAS; install "
-            f"libopenblas0-openmp (or pass --torch-blas DIR) for a fair comparison.")
+def pytorch_env():
+    return torch_env(ARGS.threads, ARGS.torch_blas)
 
 
 def attn_train(corpus, model, batch, steps, out, extra=None):
@@ -179,7 +156,7 @@ def attn_train(corpus, model, batch, steps, out, extra=None):
 def torch_train(corpus, model, batch, steps, extra=None):
     command = ["/usr/bin/python3", TORCH_SCRIPT, "train", "--attn", ARGS.attn, "--data", corpus,
                *options(model, batch, steps, extra), "--threads", str(ARGS.threads)]
-    report, wall = run_json(command, torch_env())
+    report, wall = run_json(command, pytorch_env())
     report["wall_seconds"] = wall
     return report
 
@@ -210,7 +187,9 @@ def speed(corpus, directory):
         rows.append((name, model, batch, steps, goal, a, t))
     if ARGS.json:
         return
-    print(f"### Training speed ({ARGS.threads} threads, PyTorch {rows[0][6]['torch_version']})")
+    print(f"### Training speed ({ARGS.threads} threads)")
+    print()
+    print(blas_note(rows[0][6]["torch_version"], rows[0][6]["blas"]))
     print()
     print("| config | parameters | steps | attn ms/step | attn tokens/s | PyTorch ms/step "
           "| PyTorch tokens/s | speed-up | goal | met? |")
@@ -229,8 +208,7 @@ def speed(corpus, directory):
           "clipping and AdamW (attn's steps also gather their batch); tokens/s = batch x "
           "block / that. Same model (parameter "
           "counts checked), batches, optimizer and schedule on both sides. "
-          f"PyTorch's ms/step without its first {WARM_STEPS} steps: {steady}. "
-          + blas_note(rows[0][6]["blas"]))
+          f"PyTorch's ms/step without its first {WARM_STEPS} steps: {steady}.")
     print()
 
 
@@ -255,7 +233,7 @@ def generation(corpus, directory):
         uncached, _ = run_json(base + ["--no-cache"], attn_env())
         t, _ = run_json(["/usr/bin/python3", TORCH_SCRIPT, "generate", "--model", model_file,
                          "--prompt-file", prompt_file, "--tokens", str(n_new),
-                         "--threads", str(ARGS.threads)], torch_env())
+                         "--threads", str(ARGS.threads)], pytorch_env())
         emit("generation", {"context": context, "attn_cached": cached,
                             "attn_uncached": uncached, "torch": t})
         rows.append((context, cached, uncached, t))
@@ -295,7 +273,7 @@ def quality(corpus, directory):
     # sides measure the same windows the same way.
     check, _ = run_json(["/usr/bin/python3", TORCH_SCRIPT, "eval", "--model", model_file,
                          "--data", corpus, "--eval-windows", str(TRAIN_OPTIONS["eval-windows"]),
-                         "--threads", str(ARGS.threads)], torch_env())
+                         "--threads", str(ARGS.threads)], pytorch_env())
     if check["valid_windows"] != a["valid_windows"] or \
             abs(check["valid_loss"] - a["valid_loss"]) > 1e-4:
         sys.exit(f"gpt.py: attn's model scores {a['valid_loss']:.5f} over "
@@ -337,10 +315,7 @@ def main():
                         help="train the small model --quality-steps steps on both sides "
                              "(default on; minutes)")
     parser.add_argument("--quality-steps", type=int, default=2000)
-    parser.add_argument("--torch-blas", metavar="DIR", default=torch_blas_default(),
-                        help="a directory holding the libblas.so.3 that PyTorch loads "
-                             "(default: Debian's OpenBLAS for OpenMP if installed, else "
-                             "the system's)")
+    add_blas_option(parser)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per measurement instead of the tables")
     ARGS = parser.parse_args()

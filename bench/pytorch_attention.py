@@ -16,17 +16,26 @@ GFLOP/s counts what `attn bench` counts: forward 4*B*H*L^2*D, backward 2.5x that
 halved when causal; for the module also 8*B*L*E^2 for the projections forward and
 twice that backward.
 
-PyTorch forms the (L, L) scores of every head, O(B*H*L^2) memory, and runs at about
-10 GFLOP/s here, so the default lengths stop at 2048 (about a minute on 2 cores).
---json prints one JSON object per row, one per line, with the keys of `attn bench`.
+PyTorch forms the (L, L) scores of every head, O(B*H*L^2) memory, so the default
+lengths stop at 2048.
+--json prints one JSON object per row, one per line, with the keys of `attn bench`
+and the PyTorch version and BLAS file (torch_version, blas).
+
+bench/compare.py runs it on Debian's OpenBLAS for OpenMP with
+OPENBLAS_CORETYPE=SkylakeX by default (bench/torch_setup.py); run alone, PyTorch
+loads the system's libblas.so.3.
 """
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_setup import blas_library  # noqa: E402
 
 
 def int_list(text):
@@ -153,20 +162,22 @@ def main():
         torch.set_num_threads(args.threads)
 
     header = {"attention": False, "mha": False}
+    blas = blas_library()
 
     def emit(row):
         if args.json:
-            print(json.dumps(row), flush=True)
+            print(json.dumps({**row, "torch_version": torch.__version__, "blas": blas}),
+                  flush=True)
             return
         if not header[row["bench"]]:
             header[row["bench"]] = True
             if row["bench"] == "attention":
-                print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads: "
-                      f"matmul-softmax-matmul, B={args.batch} H={args.heads}\n")
+                print(f"PyTorch {torch.__version__} on {blas}, {torch.get_num_threads()} "
+                      f"threads: matmul-softmax-matmul, B={args.batch} H={args.heads}\n")
                 print(f"{'D':>4} {'L':>6} {'causal':<6} {'pass':<8} {'ms':>10} {'GFLOP/s':>9}")
             else:
-                print(f"\nPyTorch {torch.__version__}, {torch.get_num_threads()} threads: "
-                      f"nn.MultiheadAttention({args.embed}, {args.mha_heads}, "
+                print(f"\nPyTorch {torch.__version__} on {blas}, {torch.get_num_threads()} "
+                      f"threads: nn.MultiheadAttention({args.embed}, {args.mha_heads}, "
                       f"batch_first=True), B={args.batch}\n")
                 print(f"{'L':>6} {'pass':<8} {'ms':>10} {'GFLOP/s':>9}")
         if row["bench"] == "attention":

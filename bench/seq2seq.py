@@ -5,10 +5,15 @@ a PyTorch script of the default model trained on the same examples with the same
 sizes, steps and schedule (bench/torch_seq2seq.py), with the speed ratio.
 
     bench/seq2seq.py build/attn [--threads 2] [--only gru-bahdanau/soft,...]
-                                [--no-torch] [--json]
+                                [--no-torch] [--torch-steps N] [--torch-blas DIR]
+                                [--json]
 
 Each row is one `attn train --json` run in a scratch directory; its wall time is
 the whole process (model setup, training, validation, test decoding).
+
+PyTorch runs on Debian's OpenBLAS for OpenMP (libopenblas0-openmp) with
+OPENBLAS_CORETYPE=SkylakeX by default, or on the libblas.so.3 in --torch-blas DIR
+(bench/torch_setup.py); the header names the BLAS it ran on.
 """
 
 import argparse
@@ -18,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_setup import add_blas_option, blas_note, torch_env  # noqa: E402
 
 # (model, attention, extra options); the first row is the default `attn train`.
 ROWS = [
@@ -56,12 +64,9 @@ def run_torch(default_report, threads):
                "--test-count", str(default_report["test_examples"])]
     if ARGS.torch_steps:
         command += ["--steps", str(ARGS.torch_steps)]
-    # attn's tool waits passively for work unless told otherwise (cli/main.c);
-    # PyTorch's OpenMP gets the same setting.
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "passive")
     start = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env=torch_env(threads, ARGS.torch_blas))
     wall = time.monotonic() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
@@ -80,7 +85,8 @@ def main():
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch run")
     parser.add_argument("--torch-steps", type=int,
                         help="train PyTorch for only the first N steps: its speed, not its "
-                             "accuracy (Debian's PyTorch takes about a second a step)")
+                             "accuracy")
+    add_blas_option(parser)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON lines")
     ARGS = parser.parse_args()
     rows = ROWS
@@ -108,6 +114,8 @@ def main():
         return
 
     print(f"task {ARGS.task}, {ARGS.threads} threads")
+    if torch_report:
+        print(blas_note(torch_report["torch_version"], torch_report["blas"]))
     print(f"{'model':<20} {'attention':<15} {'steps':>6} {'test exact':>10} {'target':>7} "
           f"{'wall s':>7} {'train s':>8} {'tokens/s':>9}")
     for i, r in enumerate(reports):
@@ -124,8 +132,7 @@ def main():
               f"{accuracy} {'':>7} {t['wall_seconds']:>7.1f} "
               f"{t['train_seconds']:>8.1f} {t['tokens_per_second']:>9.0f}")
         ratio = reports[0]["tokens_per_second"] / t["tokens_per_second"]
-        print(f"training speed of the default model, attn / PyTorch {t['torch_version']}: "
-              f"{ratio:.1f}x")
+        print(f"training speed of the default model, attn / PyTorch: {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ the generation loop only, as attn generate's do.
 eval: the validation loss of an attn model file on its text, computed as train
 computes its own; equal to what attn train reported for that model, it shows that
 both sides measure the same windows the same way.
+
+bench/gpt.py runs it on OpenBLAS with OPENBLAS_CORETYPE=SkylakeX by default
+(bench/torch_setup.py); train and generate report the BLAS file PyTorch loaded.
 """
 
 import argparse
@@ -46,9 +49,11 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "conformance"))
 import st  # noqa: E402
 from gpt_model import GPT, configure_optimizer, lr_at  # noqa: E402
+from torch_setup import blas_library  # noqa: E402
 
 BETAS = (0.9, 0.99)
 
@@ -122,17 +127,6 @@ def attn_starts(args):
         sys.exit(f"attn data printed {starts.shape} starts, expected "
                  f"({args.steps}, {args.batch})")
     return starts
-
-
-def blas_library():
-    """The file of the BLAS that PyTorch loaded, which runs its matrix products (Debian
-    picks it with the libblas.so.3 alternative: the reference BLAS or OpenBLAS)."""
-    with open("/proc/self/maps") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 6 and os.path.basename(fields[5]).startswith("libblas"):
-                return os.path.realpath(fields[5])
-    return "none"
 
 
 def parameter_count(model):

@@ -10,7 +10,9 @@ The model is the PyTorch transcription that tests/conformance/test_seq2seq.py
 holds attn to (same structure and parameter names); PyTorch initialises it. The
 examples come from `attn data`, so step t trains on the batch attn trained on
 at step t. Tokens/s counts source and target tokens (EOS included) per second
-of training, as attn train does.
+of training, as attn train does. bench/seq2seq.py runs it on OpenBLAS with
+OPENBLAS_CORETYPE=SkylakeX by default (bench/torch_setup.py); the JSON line names
+the BLAS file PyTorch loaded.
 """
 
 import argparse
@@ -26,9 +28,11 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "conformance"))
 import st  # noqa: E402
 from test_seq2seq import BOS, EOS, PAD, Seq2Seq  # noqa: E402
+from torch_setup import blas_library  # noqa: E402
 
 FIRST_CHAR = 3
 
@@ -146,7 +150,7 @@ def main():
         "test_examples": len(test), "test_exact": exact,
         "test_accuracy": 100.0 * exact / len(test), "train_seconds": seconds,
         "tokens_per_second": tokens / seconds, "final_loss": float(loss),
-        "torch_version": torch.__version__,
+        "torch_version": torch.__version__, "blas": blas_library(),
     }))
 
 
