@@ -10,14 +10,13 @@
  * in the JSON is written as \u003c, so no token can end the element early
  * ("</script>") or open a comment ("<!--"). */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
-#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "attn/io.h"
 #include "cli.h"
 #include "html_page.h"
 
@@ -598,51 +597,44 @@ static bool write_record(FILE *out, const attn_record *r, const char *path)
 }
 
 /* The JSON as the content of a <script> element: each "<" (only ever inside a
- * string) becomes the escape \u003c, which JSON.parse reads back as "<". */
-static void write_script_text(FILE *out, const char *json, size_t size)
+ * string) becomes the escape \u003c, which JSON.parse reads back as "<". A
+ * malloc'd copy of *size bytes (not terminated), or NULL without memory. */
+static char *script_text(const char *json, size_t *size)
 {
-    const char *end = json + size;
-    for (const char *p = json; p < end;) {
-        const char *lt = memchr(p, '<', (size_t)(end - p));
-        size_t n = (size_t)((lt != NULL ? lt : end) - p);
-        fwrite(p, 1, n, out);
-        p += n;
-        if (lt != NULL) {
-            fputs("\\u003c", out);
-            p++;
+    static const char escape[] = "\\u003c";
+    const char *end = json + *size;
+    size_t lt = 0;
+    for (const char *p = json; (p = memchr(p, '<', (size_t)(end - p))) != NULL; p++) lt++;
+    char *text = malloc(*size + lt * (sizeof escape - 2) + 1);
+    if (text == NULL) return NULL;
+    char *out = text;
+    for (const char *p = json; p < end; p++) {
+        if (*p != '<') {
+            *out++ = *p;
+        } else {
+            memcpy(out, escape, sizeof escape - 1);
+            out += sizeof escape - 1;
         }
     }
+    *size = (size_t)(out - text);
+    return text;
 }
 
-/* Writes the page to "<path>.tmp.<pid>" and renames it over path. */
+/* Writes the page around the record's JSON, atomically. */
 static int write_page(const char *path, const char *json, size_t size)
 {
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp = malloc(tmp_size);
-    if (tmp == NULL) {
-        fprintf(stderr, "attn: no memory to write '%s'\n", path);
+    char *text = script_text(json, &size);
+    if (text == NULL) {
+        fprintf(stderr, "attn: no memory for the page '%s'\n", path);
         return EXIT_RUNTIME;
     }
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    FILE *out = fopen(tmp, "w");
-    if (out == NULL) {
-        fprintf(stderr, "attn: cannot create '%s': %s\n", tmp, strerror(errno));
-        free(tmp);
-        return EXIT_RUNTIME;
-    }
-    fputs(page_head, out);
-    write_script_text(out, json, size);
-    fputs(page_tail, out);
-    bool ok = !ferror(out);
-    if (fclose(out) != 0) ok = false;
-    if (!ok) fprintf(stderr, "attn: cannot write '%s': %s\n", tmp, strerror(errno));
-    else if (rename(tmp, path) != 0) {
-        ok = false;
-        fprintf(stderr, "attn: cannot rename '%s' to '%s': %s\n", tmp, path, strerror(errno));
-    }
-    if (!ok) unlink(tmp);
-    free(tmp);
-    return ok ? EXIT_OK : EXIT_RUNTIME;
+    const attn_file_part parts[] = {
+        {page_head, sizeof page_head - 1}, {text, size}, {page_tail, sizeof page_tail - 1}};
+    attn_status s = attn_write_file_atomically(path, parts, 3);
+    free(text);
+    if (s == ATTN_OK) return EXIT_OK;
+    fprintf(stderr, "attn: %s\n", attn_last_error());
+    return EXIT_RUNTIME;
 }
 
 int cli_show_html(const attn_record *r, const char *path)
