@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include "heatmap.h"
 
+#include "attn/core.h"
 #include "attn/io.h"
 #include "cli.h"
 
@@ -66,8 +67,9 @@ static void drawable_text(const char *s, bool token, int max_chars, char *out, s
     static const char ellipsis[] = "\u2026";
     size_t used = 0;
     int chars = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int n = cli_utf8_length(p);
+    const unsigned char *end = (const unsigned char *)s + strlen(s);
+    for (const unsigned char *p = (const unsigned char *)s; p < end;) {
+        int n = attn_utf8_char((const char *)p, (size_t)(end - p), NULL);
         const char *piece = (const char *)p;
         size_t piece_len = (size_t)n;
         if (n == 0) {

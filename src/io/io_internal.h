@@ -16,11 +16,6 @@ bool attn_dtype_from_name(const char *name, attn_dtype *dtype);
 /* True if dtype is one of the enum's values (a caller may pass any int). */
 bool attn_dtype_is_valid(attn_dtype dtype);
 
-/* True if s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or
- * code points past U+10FFFF): the safetensors header is a UTF-8 string, and
- * names we write must read back. */
-bool attn_utf8_valid(const char *s, size_t len);
-
 /* The exact float32 value of an IEEE half / bfloat16 bit pattern. */
 float attn_f16_to_f32(uint16_t bits);
 float attn_bf16_to_f32(uint16_t bits);
