@@ -11,6 +11,7 @@
 
 #include "attn/data.h"
 #include "core/error.h"
+#include "core/names.h"
 #include "core/utf8.h"
 #include "data/data_internal.h"
 
@@ -19,28 +20,9 @@
 
 enum { BYTE_VOCAB_SIZE = 256 };
 
-attn_status attn_text_unit_parse(attn_text_unit *unit, const char *name)
-{
-    attn_status s;
-    if ((s = attn_check_not_null(unit, "text unit")) ||
-        (s = attn_check_not_null(name, "text unit name")))
-        return s;
-    if (strcmp(name, "chars") == 0) *unit = ATTN_TEXT_CHARS;
-    else if (strcmp(name, "bytes") == 0) *unit = ATTN_TEXT_BYTES;
-    else
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                          "unknown text unit '%s'; the units are chars and bytes", name);
-    return ATTN_OK;
-}
-
-const char *attn_text_unit_name(attn_text_unit unit)
-{
-    switch (unit) {
-    case ATTN_TEXT_CHARS: return "chars";
-    case ATTN_TEXT_BYTES: return "bytes";
-    }
-    return "unknown";
-}
+static const attn_name UNIT_TABLE[] = {{ATTN_TEXT_CHARS, "chars"}, {ATTN_TEXT_BYTES, "bytes"}};
+static const attn_names UNIT_NAMES = ATTN_NAMES("text unit", "units", UNIT_TABLE);
+ATTN_NAMES_FUNCTIONS(attn_text_unit, UNIT_NAMES, attn_text_unit_name, attn_text_unit_parse)
 
 /* What one token is, in messages about sizes. */
 static const char *token_noun(attn_text_unit unit)
@@ -88,7 +70,7 @@ attn_status attn_text_vocab_build(attn_text_vocab *v, attn_text_unit unit, const
     if ((s = attn_check_not_null(v, "text vocab")) ||
         (n > 0 && (s = attn_check_not_null(text, "text"))))
         return s;
-    if (unit != ATTN_TEXT_CHARS && unit != ATTN_TEXT_BYTES)
+    if (!attn_names_has(&UNIT_NAMES, (int)unit))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "text unit %d is neither chars nor bytes",
                           (int)unit);
     memset(v, 0, sizeof *v);
