@@ -121,11 +121,6 @@ bool cli_parse_float(const char *text, float lo, float hi, float *out);
  * valid JSON whatever s holds. */
 void cli_json_string(FILE *out, const char *s);
 
-/* The length of the UTF-8 character at p (1 to 4), or 0 if its bytes are not
- * one: a stray continuation byte, an overlong form, a surrogate, a code point
- * past U+10FFFF or a character cut short (a NUL ends it). */
-int cli_utf8_length(const unsigned char *p);
-
 /* ---- model files: metadata as JSON (metadata.c) ---- */
 
 void cli_json_add_int(cJSON *o, const char *key, int64_t v);

@@ -2,15 +2,16 @@
  * (points in a PDF); text uses cairo's own font selection ("sans-serif" through
  * fontconfig), measured with metric hinting off so that every format lays out
  * alike. */
-#define _POSIX_C_SOURCE 200809L /* getpid */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include "heatmap.h"
 
+#include "attn/core.h"
+#include "attn/io.h"
 #include "cli.h"
 
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
 #include <cairo.h>
-#include <errno.h>
 #include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdarg.h>
@@ -18,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 /* Layout, in pixels. */
 #define MARGIN 14.0
@@ -67,8 +67,9 @@ static void drawable_text(const char *s, bool token, int max_chars, char *out, s
     static const char ellipsis[] = "\u2026";
     size_t used = 0;
     int chars = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int n = cli_utf8_length(p);
+    const unsigned char *end = (const unsigned char *)s + strlen(s);
+    for (const unsigned char *p = (const unsigned char *)s; p < end;) {
+        int n = attn_utf8_char((const char *)p, (size_t)(end - p), NULL);
         const char *piece = (const char *)p;
         size_t piece_len = (size_t)n;
         if (n == 0) {
@@ -588,21 +589,12 @@ static void draw(cairo_t *cr, const picture *p)
 
 /* ---- files ------------------------------------------------------------------------ */
 
-/* Where cairo's output goes: a file, or memory for an SVG that gets its text. */
+/* cairo's output, gathered in memory so that the file is written in one go
+ * (attn_write_file_atomically) once the picture is whole. */
 typedef struct sink {
-    FILE *file;
-    int error; /* errno of a failed write */
-    char *bytes;
+    unsigned char *bytes;
     size_t size, capacity;
 } sink;
-
-static cairo_status_t write_file(void *closure, const unsigned char *data, unsigned int length)
-{
-    sink *s = closure;
-    if (fwrite(data, 1, length, s->file) == length) return CAIRO_STATUS_SUCCESS;
-    s->error = errno;
-    return CAIRO_STATUS_WRITE_ERROR;
-}
 
 static cairo_status_t write_memory(void *closure, const unsigned char *data, unsigned int length)
 {
@@ -610,7 +602,7 @@ static cairo_status_t write_memory(void *closure, const unsigned char *data, uns
     if (s->size + length > s->capacity) {
         size_t capacity = s->capacity ? s->capacity : 65536;
         while (capacity < s->size + length) capacity *= 2;
-        char *bytes = realloc(s->bytes, capacity);
+        unsigned char *bytes = realloc(s->bytes, capacity);
         if (bytes == NULL) return CAIRO_STATUS_NO_MEMORY;
         s->bytes = bytes;
         s->capacity = capacity;
@@ -645,16 +637,13 @@ static void xml_tokens(FILE *f, const char *what, char *const *tokens, int n)
 
 /* cairo draws an SVG's text as glyph outlines; the title and the tokens go in as
  * text too, in <title> and <desc> after the <svg> tag, for search and screen
- * readers. */
-static bool write_svg_text(const picture *p, const sink *svg, FILE *f)
+ * readers. The elements as a malloc'd string of *size bytes, or NULL without
+ * memory. */
+static char *svg_text(const picture *p, size_t *size)
 {
-    const char *start = NULL, *end = NULL;
-    for (size_t k = 0; k + 4 <= svg->size && start == NULL; k++)
-        if (memcmp(svg->bytes + k, "<svg", 4) == 0) start = svg->bytes + k;
-    if (start != NULL) end = memchr(start, '>', (size_t)(svg->bytes + svg->size - start));
-    if (end == NULL) return false;
-    size_t head = (size_t)(end + 1 - svg->bytes);
-    fwrite(svg->bytes, 1, head, f);
+    char *text = NULL;
+    FILE *f = open_memstream(&text, size);
+    if (f == NULL) return NULL;
     fputs("\n<title>", f);
     xml_text(f, p->title);
     fputs("</title>\n<desc>", f);
@@ -662,25 +651,26 @@ static bool write_svg_text(const picture *p, const sink *svg, FILE *f)
     fputs("; ", f);
     xml_tokens(f, "columns", p->col_tokens, p->m->cols);
     fputs("</desc>", f);
-    fwrite(svg->bytes + head, 1, svg->size - head, f);
-    return true;
+    bool ok = !ferror(f);
+    if (fclose(f) != 0 || !ok) {
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
-/* Draws p in the format into f; a cairo status, with *svg_ok false if an SVG
- * lacked its <svg> tag. */
-static cairo_status_t render(const picture *p, heatmap_format format, sink *out, bool *svg_ok)
+/* Draws p in the format into out. */
+static cairo_status_t render(const picture *p, heatmap_format format, sink *out)
 {
     int w = (int)p->layout.width, h = (int)p->layout.height;
-    sink svg = {0};
     cairo_surface_t *surface;
-    *svg_ok = true;
     if (format == HEATMAP_PNG) {
         surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
     } else if (format == HEATMAP_SVG) {
-        surface = cairo_svg_surface_create_for_stream(write_memory, &svg, w, h);
+        surface = cairo_svg_surface_create_for_stream(write_memory, out, w, h);
         cairo_svg_surface_set_document_unit(surface, CAIRO_SVG_UNIT_PX);
     } else {
-        surface = cairo_pdf_surface_create_for_stream(write_file, out, w, h);
+        surface = cairo_pdf_surface_create_for_stream(write_memory, out, w, h);
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, p->title);
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "attn show");
     }
@@ -689,14 +679,40 @@ static cairo_status_t render(const picture *p, heatmap_format format, sink *out,
     cairo_status_t s = cairo_status(cr);
     cairo_destroy(cr);
     if (s == CAIRO_STATUS_SUCCESS && format == HEATMAP_PNG)
-        s = cairo_surface_write_to_png_stream(surface, write_file, out);
+        s = cairo_surface_write_to_png_stream(surface, write_memory, out);
     cairo_surface_finish(surface);
     if (s == CAIRO_STATUS_SUCCESS) s = cairo_surface_status(surface);
     cairo_surface_destroy(surface);
-    if (s == CAIRO_STATUS_SUCCESS && format == HEATMAP_SVG)
-        *svg_ok = write_svg_text(p, &svg, out->file);
-    free(svg.bytes);
     return s;
+}
+
+/* Writes the drawing of p to path, an SVG with its text (svg_text) after the
+ * <svg> tag. */
+static bool write_picture(const picture *p, heatmap_format format, const sink *drawing,
+                          const char *path, char *err, size_t err_size)
+{
+    attn_file_part parts[3] = {{drawing->bytes, drawing->size}};
+    int count = 1;
+    char *text = NULL;
+    if (format == HEATMAP_SVG) {
+        const unsigned char *start = NULL, *end = NULL;
+        for (size_t k = 0; k + 4 <= drawing->size && start == NULL; k++)
+            if (memcmp(drawing->bytes + k, "<svg", 4) == 0) start = drawing->bytes + k;
+        if (start != NULL)
+            end = memchr(start, '>', (size_t)(drawing->bytes + drawing->size - start));
+        if (end == NULL)
+            return fail(err, err_size, "cannot draw '%s': cairo wrote no <svg> tag", path);
+        size_t head = (size_t)(end + 1 - drawing->bytes), size;
+        if ((text = svg_text(p, &size)) == NULL)
+            return fail(err, err_size, "out of memory for the text of '%s'", path);
+        parts[0].size = head;
+        parts[1] = (attn_file_part){text, size};
+        parts[2] = (attn_file_part){drawing->bytes + head, drawing->size - head};
+        count = 3;
+    }
+    bool ok = attn_write_file_atomically(path, parts, count) == ATTN_OK;
+    free(text);
+    return ok || fail(err, err_size, "%s", attn_last_error());
 }
 
 bool heatmap_write(const attn_record *r, const attn_attention_map *m, const heatmap_options *o,
@@ -704,35 +720,12 @@ bool heatmap_write(const attn_record *r, const attn_attention_map *m, const heat
 {
     picture p;
     if (!picture_init(&p, r, m, o, err, err_size)) return false;
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp = malloc(tmp_size);
-    if (tmp == NULL) {
-        picture_free(&p);
-        return fail(err, err_size, "out of memory for a file name");
-    }
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    bool ok = false;
-    sink out = {.file = fopen(tmp, "wb")};
-    if (out.file == NULL) {
-        fail(err, err_size, "cannot create '%s': %s", tmp, strerror(errno));
-    } else {
-        bool svg_ok;
-        cairo_status_t s = render(&p, format, &out, &svg_ok);
-        if (out.error == 0 && ferror(out.file)) out.error = EIO;
-        if (fclose(out.file) != 0 && out.error == 0) out.error = errno;
-        if (out.error != 0)
-            fail(err, err_size, "cannot write '%s': %s", tmp, strerror(out.error));
-        else if (s != CAIRO_STATUS_SUCCESS)
-            fail(err, err_size, "cannot draw '%s': %s", path, cairo_status_to_string(s));
-        else if (!svg_ok)
-            fail(err, err_size, "cannot draw '%s': cairo wrote no <svg> tag", path);
-        else if (rename(tmp, path) != 0)
-            fail(err, err_size, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        else
-            ok = true;
-        if (!ok) unlink(tmp);
-    }
-    free(tmp);
+    sink drawing = {0};
+    cairo_status_t s = render(&p, format, &drawing);
+    bool ok = s == CAIRO_STATUS_SUCCESS
+                  ? write_picture(&p, format, &drawing, path, err, err_size)
+                  : fail(err, err_size, "cannot draw '%s': %s", path, cairo_status_to_string(s));
+    free(drawing.bytes);
     picture_free(&p);
     return ok;
 }

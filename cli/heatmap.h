@@ -68,7 +68,7 @@ bool heatmap_layout_compute(const attn_record *r, const attn_attention_map *m,
                             size_t err_size);
 
 /* Draws map m of record r as o says and writes it to path in the given format,
- * through a temporary file renamed at the end, so a failure leaves no partial
+ * atomically (attn_write_file_atomically), so a failure leaves no partial
  * picture behind. */
 bool heatmap_write(const attn_record *r, const attn_attention_map *m, const heatmap_options *o,
                    const char *path, heatmap_format format, char *err, size_t err_size);

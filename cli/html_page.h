@@ -12,7 +12,7 @@
 
 #include "attn/capture.h"
 
-/* Writes the page of r to path (through a temporary file renamed over it, so a
+/* Writes the page of r to path atomically (attn_write_file_atomically, so a
  * failure leaves no partial page). Prints nothing on success; on failure (a
  * map whose sizes disagree with the tokens, a weight outside [0, 1], a file
  * that cannot be written) prints why to stderr. Returns EXIT_OK or

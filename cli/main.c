@@ -98,8 +98,9 @@ void cli_print_shade(FILE *out, float w)
 void cli_json_string(FILE *out, const char *s)
 {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int n = cli_utf8_length(p);
+    const unsigned char *end = (const unsigned char *)s + strlen(s);
+    for (const unsigned char *p = (const unsigned char *)s; p < end;) {
+        int n = attn_utf8_char((const char *)p, (size_t)(end - p), NULL);
         if (n == 0) {
             fputs("\\ufffd", out);
             p++;

@@ -1,5 +1,5 @@
 /* attn/core.h: status codes and error messages, the counter-based random
- * generator, thread count and CPU features.
+ * generator, thread count, CPU features and reading UTF-8.
  *
  * Every public function that can fail returns an attn_status (ATTN_OK == 0) and,
  * on failure, leaves a message for the calling thread in attn_last_error() that
@@ -96,6 +96,15 @@ attn_cpu_features attn_cpu_detect(void);
 /* A space-separated list of the features that are present, e.g.
  * "sse4.2 avx avx2 fma avx512f". Written into buf (always terminated). */
 void attn_cpu_describe(const attn_cpu_features *features, char *buf, size_t size);
+
+/* ---- UTF-8 ---- */
+
+/* The length (1 to 4) of the well-formed UTF-8 character that starts at s, of
+ * which at most n bytes are read, and its code point in *cp (unless cp is NULL);
+ * 0 if none starts there: a stray continuation byte, an overlong form, a
+ * surrogate, a code point past U+10FFFF or a character cut short by n. A NUL
+ * byte is the character U+0000. */
+int attn_utf8_char(const char *s, size_t n, uint32_t *cp);
 
 #ifdef __cplusplus
 }

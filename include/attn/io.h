@@ -13,7 +13,8 @@
  * tensor and the values. Files are memory-mapped, not copied.
  *
  * Writing goes to "<path>.tmp.<pid>" and is renamed over path only when complete,
- * so a crash never leaves a half-written file behind.
+ * so a crash never leaves a half-written file behind. Every file the library and
+ * the attn tool write goes through attn_write_file_atomically, at the end.
  */
 #ifndef ATTN_IO_H
 #define ATTN_IO_H
@@ -102,6 +103,20 @@ typedef struct attn_metadata_pair {
  * Names must be unique and not "__metadata__". */
 attn_status attn_safetensors_save(const char *path, const attn_tensor_out *tensors, int count,
                                   const attn_metadata_pair *meta, int meta_count);
+
+/* ---- any file, written atomically ---- */
+
+/* One piece of a file's contents. */
+typedef struct attn_file_part {
+    const void *bytes;
+    size_t size;
+} attn_file_part;
+
+/* Writes the `count` parts in order to "<path>.tmp.<pid>", syncs it, renames it
+ * over path and syncs the directory, so that readers find the old file or the
+ * whole new one, even after a crash. On failure the temporary file is removed and
+ * path is untouched. */
+attn_status attn_write_file_atomically(const char *path, const attn_file_part *parts, int count);
 
 #ifdef __cplusplus
 }

@@ -9,15 +9,7 @@
 #include "attn/core.h"
 #include "attn/data.h"
 
-/* ---- UTF-8 ------------------------------------------------------------------------------ */
-/* Decodes the character at s into *cp and returns its length in bytes, or 0 if s does
- * not start a well-formed UTF-8 sequence (a NUL inside it included). s[0] != 0. */
-int attn_utf8_decode(const char *s, uint32_t *cp);
-
-/* Writes cp as UTF-8 into out (4 bytes at most); returns the length, or 0 for a
- * surrogate or a value past U+10FFFF. */
-int attn_utf8_encode(uint32_t cp, char *out);
-
+/* ---- characters in messages ---------------------------------------------------------- */
 /* The character as it reads in a message: 'x' (U+0078), or U+0009 alone for a
  * control character; at: its n bytes of UTF-8. */
 void attn_describe_char(char *buf, size_t size, const char *at, int n, uint32_t cp);

@@ -7,6 +7,7 @@
 
 #include "attn/data.h"
 #include "core/error.h"
+#include "core/names.h"
 #include "data/data_internal.h"
 
 enum {
@@ -24,19 +25,26 @@ enum {
 };
 
 typedef struct task_spec {
-    const char *name;
     int max_src_len, max_tgt_len, valid_size, test_size;
     uint64_t fixed_seed; /* of the stream the valid and test sets are drawn from: the
                             task's name in ASCII */
 } task_spec;
 
 static const task_spec specs[TASK_COUNT] = {
-    [ATTN_TASK_DATES] = {"dates", DATES_MAX_SRC, DATES_MAX_TGT, 1000, 2000, 0x6461746573ull},
-    [ATTN_TASK_REVERSE] = {"reverse", DIGITS_MAX_LEN, DIGITS_MAX_LEN, 1000, 1000,
-                           0x72657665727365ull},
-    [ATTN_TASK_SORT] = {"sort", DIGITS_MAX_LEN, DIGITS_MAX_LEN, 1000, 1000, 0x736f7274ull},
-    [ATTN_TASK_COPY] = {"copy", DIGITS_MAX_LEN, DIGITS_MAX_LEN, 1000, 1000, 0x636f7079ull},
+    [ATTN_TASK_DATES] = {DATES_MAX_SRC, DATES_MAX_TGT, 1000, 2000, 0x6461746573ull},
+    [ATTN_TASK_REVERSE] = {DIGITS_MAX_LEN, DIGITS_MAX_LEN, 1000, 1000, 0x72657665727365ull},
+    [ATTN_TASK_SORT] = {DIGITS_MAX_LEN, DIGITS_MAX_LEN, 1000, 1000, 0x736f7274ull},
+    [ATTN_TASK_COPY] = {DIGITS_MAX_LEN, DIGITS_MAX_LEN, 1000, 1000, 0x636f7079ull},
 };
+
+static const attn_name TASK_TABLE[] = {
+    {ATTN_TASK_DATES, "dates"},
+    {ATTN_TASK_REVERSE, "reverse"},
+    {ATTN_TASK_SORT, "sort"},
+    {ATTN_TASK_COPY, "copy"},
+};
+static const attn_names TASK_NAMES = ATTN_NAMES("task", "tasks", TASK_TABLE);
+ATTN_NAMES_FUNCTIONS(attn_task_kind, TASK_NAMES, attn_task_name, attn_task_parse)
 
 _Static_assert(1000 + 2000 <= FIXED_MAX, "FIXED_MAX holds the dates task's fixed sets");
 _Static_assert(SEEN_SLOTS >= 2 * FIXED_MAX, "the table of seen strings stays half empty");
@@ -153,27 +161,6 @@ static void example_strings(attn_task_kind kind, attn_split split, uint64_t seed
     memcpy(tgt, f->tgt[at], sizeof f->tgt[at]);
 }
 
-attn_status attn_task_parse(attn_task_kind *kind, const char *name)
-{
-    attn_status s;
-    if ((s = attn_check_not_null(kind, "task kind")) ||
-        (s = attn_check_not_null(name, "task name")))
-        return s;
-    for (int k = 0; k < TASK_COUNT; k++) {
-        if (strcmp(name, specs[k].name) == 0) {
-            *kind = (attn_task_kind)k;
-            return ATTN_OK;
-        }
-    }
-    return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                      "unknown task '%s'; the tasks are dates, reverse, sort and copy", name);
-}
-
-const char *attn_task_name(attn_task_kind kind)
-{
-    return (int)kind >= 0 && (int)kind < TASK_COUNT ? specs[kind].name : "unknown";
-}
-
 static attn_status check_kind(attn_task_kind kind)
 {
     if ((int)kind < 0 || (int)kind >= TASK_COUNT)
@@ -231,12 +218,12 @@ static attn_status check_range(const attn_task *t, attn_split split, uint64_t fi
         if (count == 1)
             return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                               "example %llu is past the end of the %s %s set of %llu",
-                              (unsigned long long)first, spec->name, split_name(split),
+                              (unsigned long long)first, attn_task_name(t->kind), split_name(split),
                               (unsigned long long)size);
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "examples %llu to %llu are past the end of the %s %s set of %llu",
                           (unsigned long long)first, (unsigned long long)(first + count - 1),
-                          spec->name, split_name(split), (unsigned long long)size);
+                          attn_task_name(t->kind), split_name(split), (unsigned long long)size);
     }
     return ATTN_OK;
 }
@@ -253,7 +240,7 @@ attn_status attn_task_example(const attn_task *t, attn_split split, uint64_t see
     if (src_cap < (size_t)spec->max_src_len + 1 || tgt_cap < (size_t)spec->max_tgt_len + 1)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "src_cap %zu and tgt_cap %zu: a %s example needs %d and %d bytes",
-                          src_cap, tgt_cap, spec->name, spec->max_src_len + 1,
+                          src_cap, tgt_cap, attn_task_name(t->kind), spec->max_src_len + 1,
                           spec->max_tgt_len + 1);
     char s_buf[MAX_SRC + 1], t_buf[MAX_TGT + 1];
     example_strings(t->kind, split, seed, index, s_buf, t_buf);
@@ -275,7 +262,7 @@ attn_status attn_batch_alloc(attn_batch *b, const attn_task *t, int batch)
     int32_t *block = malloc(B * ((size_t)S + 2 * (size_t)T + 2) * sizeof *block);
     if (block == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for a batch of %d %s examples",
-                          batch, specs[t->kind].name);
+                          batch, attn_task_name(t->kind));
     b->batch = b->capacity = batch;
     b->src_cap = S;
     b->tgt_cap = T;
@@ -306,7 +293,7 @@ attn_status attn_task_batch(const attn_task *t, attn_split split, uint64_t seed,
     if (b->src_cap != S || b->tgt_cap != T)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "a batch of (S, T) = (%d, %d) does not fit the %s task's (%d, %d)",
-                          b->src_cap, b->tgt_cap, spec->name, S, T);
+                          b->src_cap, b->tgt_cap, attn_task_name(t->kind), S, T);
     if (b->batch < 1 || b->batch > b->capacity)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "batch size %d is outside [1, %d]",
                           b->batch, b->capacity);

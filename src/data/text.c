@@ -11,6 +11,8 @@
 
 #include "attn/data.h"
 #include "core/error.h"
+#include "core/names.h"
+#include "core/utf8.h"
 #include "data/data_internal.h"
 
 /* Larger texts are refused: their ids alone would take 4 GiB. */
@@ -18,59 +20,14 @@
 
 enum { BYTE_VOCAB_SIZE = 256 };
 
-attn_status attn_text_unit_parse(attn_text_unit *unit, const char *name)
-{
-    attn_status s;
-    if ((s = attn_check_not_null(unit, "text unit")) ||
-        (s = attn_check_not_null(name, "text unit name")))
-        return s;
-    if (strcmp(name, "chars") == 0) *unit = ATTN_TEXT_CHARS;
-    else if (strcmp(name, "bytes") == 0) *unit = ATTN_TEXT_BYTES;
-    else
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                          "unknown text unit '%s'; the units are chars and bytes", name);
-    return ATTN_OK;
-}
-
-const char *attn_text_unit_name(attn_text_unit unit)
-{
-    switch (unit) {
-    case ATTN_TEXT_CHARS: return "chars";
-    case ATTN_TEXT_BYTES: return "bytes";
-    }
-    return "unknown";
-}
+static const attn_name UNIT_TABLE[] = {{ATTN_TEXT_CHARS, "chars"}, {ATTN_TEXT_BYTES, "bytes"}};
+static const attn_names UNIT_NAMES = ATTN_NAMES("text unit", "units", UNIT_TABLE);
+ATTN_NAMES_FUNCTIONS(attn_text_unit, UNIT_NAMES, attn_text_unit_name, attn_text_unit_parse)
 
 /* What one token is, in messages about sizes. */
 static const char *token_noun(attn_text_unit unit)
 {
     return unit == ATTN_TEXT_BYTES ? "bytes" : "characters";
-}
-
-/* ---- UTF-8 -------------------------------------------------------------------------------- */
-
-/* The character at text[i] of text: (n bytes) -> *cp; returns its length, or 0 if
- * no well-formed sequence starts there (one cut short by the end included). */
-static int decode_char(const char *text, size_t n, size_t i, uint32_t *cp)
-{
-    unsigned char lead = (unsigned char)text[i];
-    /* Before attn_utf8_decode, which wants s[0] != 0: U+0000 is a character here. */
-    if (lead < 0x80) {
-        *cp = lead;
-        return 1;
-    }
-    if (n - i >= 4) return attn_utf8_decode(text + i, cp);
-    /* attn_utf8_decode reads up to 4 bytes but stops at a NUL: near the end of the
-     * buffer it reads a NUL-padded copy, on whose padding a sequence cut short fails. */
-    char tail[5] = {0};
-    memcpy(tail, text + i, n - i);
-    return attn_utf8_decode(tail, cp);
-}
-
-static attn_status invalid_utf8(const char *text, size_t at)
-{
-    return attn_error(ATTN_ERR_INVALID_ARGUMENT, "invalid UTF-8 at byte %zu (0x%02x)", at,
-                      (unsigned)(unsigned char)text[at]);
 }
 
 /* ---- vocabularies ------------------------------------------------------------------------- */
@@ -113,7 +70,7 @@ attn_status attn_text_vocab_build(attn_text_vocab *v, attn_text_unit unit, const
     if ((s = attn_check_not_null(v, "text vocab")) ||
         (n > 0 && (s = attn_check_not_null(text, "text"))))
         return s;
-    if (unit != ATTN_TEXT_CHARS && unit != ATTN_TEXT_BYTES)
+    if (!attn_names_has(&UNIT_NAMES, (int)unit))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "text unit %d is neither chars nor bytes",
                           (int)unit);
     memset(v, 0, sizeof *v);
@@ -124,8 +81,8 @@ attn_status attn_text_vocab_build(attn_text_vocab *v, attn_text_unit unit, const
     }
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int len = decode_char(text, n, i, &cp);
-        if (len == 0) return invalid_utf8(text, i);
+        int len = attn_utf8_char(text + i, n - i, &cp);
+        if (len == 0) return attn_utf8_error(text, i);
         i += (size_t)len;
         int at = find_char(v, cp);
         if (at < v->size && v->chars[at] == cp) continue;
@@ -190,8 +147,8 @@ attn_status attn_text_encode(const attn_text_vocab *v, const char *text, size_t 
     size_t k = 0;
     for (size_t i = 0; i < n; k++) {
         uint32_t cp;
-        int len = decode_char(text, n, i, &cp);
-        if (len == 0) return invalid_utf8(text, i);
+        int len = attn_utf8_char(text + i, n - i, &cp);
+        if (len == 0) return attn_utf8_error(text, i);
         /* Past cap, only counting goes on, for the message. */
         if (k < cap) {
             int id = find_char(v, cp);

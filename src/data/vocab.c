@@ -4,59 +4,8 @@
 
 #include "attn/data.h"
 #include "core/error.h"
+#include "core/utf8.h"
 #include "data/data_internal.h"
-#include "io/io_internal.h"
-
-int attn_utf8_decode(const char *s, uint32_t *cp)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    if (p[0] < 0x80) {
-        *cp = p[0];
-        return 1;
-    }
-    /* The lead byte announces the length; attn_utf8_valid then rules out stray
-     * continuation bytes, overlong forms, surrogates and values past U+10FFFF. */
-    int n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-    for (int k = 1; k < n; k++)
-        if (p[k] == 0) return 0;
-    if (!attn_utf8_valid(s, (size_t)n)) return 0;
-    uint32_t value = p[0] & (0x7fu >> n); /* the lead byte's payload bits */
-    for (int k = 1; k < n; k++) value = (value << 6) | (p[k] & 0x3f);
-    *cp = value;
-    return n;
-}
-
-int attn_utf8_encode(uint32_t cp, char *out)
-{
-    unsigned char *p = (unsigned char *)out;
-    if (cp < 0x80) {
-        p[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        p[0] = (unsigned char)(0xc0 | (cp >> 6));
-        p[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if ((cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return 0;
-    if (cp < 0x10000) {
-        p[0] = (unsigned char)(0xe0 | (cp >> 12));
-        p[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        p[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    p[0] = (unsigned char)(0xf0 | (cp >> 18));
-    p[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-    p[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-    p[3] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-static attn_status invalid_utf8(const char *text, const char *at)
-{
-    return attn_error(ATTN_ERR_INVALID_ARGUMENT, "invalid UTF-8 at byte %zu (0x%02x)",
-                      (size_t)(at - text), (unsigned)(unsigned char)*at);
-}
 
 static attn_status check_vocab(const attn_vocab *v)
 {
@@ -91,10 +40,10 @@ attn_status attn_vocab_from_chars(attn_vocab *v, const char *chars)
         return s;
     memset(v, 0, sizeof *v);
     v->size = ATTN_TOKEN_FIRST_CHAR;
-    for (const char *p = chars; *p;) {
+    for (const char *p = chars, *end = chars + strlen(chars); p < end;) {
         uint32_t cp;
-        int n = attn_utf8_decode(p, &cp);
-        if (n == 0) return invalid_utf8(chars, p);
+        int n = attn_utf8_char(p, (size_t)(end - p), &cp);
+        if (n == 0) return attn_utf8_error(chars, (size_t)(p - chars));
         p += n;
         int at = lower_bound(v, cp);
         if (at < v->size && v->chars[at] == cp) continue;
@@ -149,10 +98,10 @@ attn_status attn_vocab_encode(const attn_vocab *v, const char *text, int32_t *id
         (s = attn_check_at_least(max, 0, "max")))
         return s;
     int count = 0;
-    for (const char *p = text; *p; count++) {
+    for (const char *p = text, *end = text + strlen(text); p < end; count++) {
         uint32_t cp;
-        int n = attn_utf8_decode(p, &cp);
-        if (n == 0) return invalid_utf8(text, p);
+        int n = attn_utf8_char(p, (size_t)(end - p), &cp);
+        if (n == 0) return attn_utf8_error(text, (size_t)(p - text));
         if (count < max) {
             int id = lower_bound(v, cp);
             if (id == v->size || v->chars[id] != cp) {

@@ -1,4 +1,5 @@
-/* Internal: helpers shared by the safetensors reader and writer. */
+/* Internal: helpers shared by the safetensors reader and writer. The atomic file
+ * writer they use is public (attn/io.h), since the tool writes its files with it too. */
 #ifndef ATTN_SRC_IO_IO_INTERNAL_H
 #define ATTN_SRC_IO_IO_INTERNAL_H
 
@@ -15,24 +16,8 @@ bool attn_dtype_from_name(const char *name, attn_dtype *dtype);
 /* True if dtype is one of the enum's values (a caller may pass any int). */
 bool attn_dtype_is_valid(attn_dtype dtype);
 
-/* True if s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or
- * code points past U+10FFFF): the safetensors header is a UTF-8 string, and
- * names we write must read back. */
-bool attn_utf8_valid(const char *s, size_t len);
-
 /* The exact float32 value of an IEEE half / bfloat16 bit pattern. */
 float attn_f16_to_f32(uint16_t bits);
 float attn_bf16_to_f32(uint16_t bits);
-
-/* One piece of a file's contents. */
-typedef struct attn_file_part {
-    const void *bytes;
-    size_t size;
-} attn_file_part;
-
-/* Writes the parts in order to "<path>.tmp.<pid>", syncs it, renames it over path
- * and syncs the directory, so that readers find the old file or the whole new one.
- * On failure the temporary file is removed and path is untouched. */
-attn_status attn_write_file_atomically(const char *path, const attn_file_part *parts, int count);
 
 #endif

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/io_internal.h"
+#include "core/utf8.h"
 #include "io/record_internal.h"
 
 void attn_record_init(attn_record *r, const char *model, const char *task)

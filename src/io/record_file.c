@@ -18,7 +18,7 @@
 
 #include "attn/io.h"
 #include "core/error.h"
-#include "io/io_internal.h"
+#include "core/utf8.h"
 #include "io/record_internal.h"
 
 #define FORMAT_NAME "attn-attention"

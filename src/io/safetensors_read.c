@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "io/io_internal.h"
 
 /* The reference implementation's limit; a larger header is a corrupt length. */

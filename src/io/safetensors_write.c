@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "io/io_internal.h"
 
 /* Tensor data is written as it lies in memory, and the format is little-endian. */

@@ -7,36 +7,19 @@
 
 #include "attn/kernels.h"
 #include "core/error.h"
+#include "core/names.h"
 #include "models/gpt_impl.h"
 #include "nn/transformer_impl.h"
 
-static const char *const position_names[] = {
-    [ATTN_POS_LEARNED] = "learned",
-    [ATTN_POS_SINUSOIDAL] = "sinusoidal",
-    [ATTN_POS_ROPE] = "rope",
-    [ATTN_POS_ALIBI] = "alibi",
+static const attn_name POSITION_TABLE[] = {
+    {ATTN_POS_LEARNED, "learned"},
+    {ATTN_POS_SINUSOIDAL, "sinusoidal"},
+    {ATTN_POS_ROPE, "rope"},
+    {ATTN_POS_ALIBI, "alibi"},
 };
-enum { POSITION_KINDS = sizeof position_names / sizeof position_names[0] };
-
-const char *attn_position_name(attn_position_kind kind)
-{
-    return (unsigned)kind < POSITION_KINDS ? position_names[kind] : "unknown";
-}
-
-attn_status attn_position_parse(attn_position_kind *kind, const char *name)
-{
-    attn_status s;
-    if ((s = attn_check_not_null(kind, "position kind")) ||
-        (s = attn_check_not_null(name, "position name")))
-        return s;
-    for (int k = 0; k < POSITION_KINDS; k++)
-        if (strcmp(name, position_names[k]) == 0) {
-            *kind = (attn_position_kind)k;
-            return ATTN_OK;
-        }
-    return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                      "unknown positions '%s' (known: learned, sinusoidal, rope, alibi)", name);
-}
+static const attn_names POSITION_NAMES =
+    ATTN_NAMES("position encoding", "position encodings", POSITION_TABLE);
+ATTN_NAMES_FUNCTIONS(attn_position_kind, POSITION_NAMES, attn_position_name, attn_position_parse)
 
 attn_gpt_config attn_gpt_defaults(void)
 {
@@ -77,7 +60,7 @@ attn_status attn_gpt_check_config(const attn_gpt_config *c)
     if (c->n_kv_head > 0 && c->n_head % c->n_kv_head != 0)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "n_head %d is not divisible by n_kv_head %d",
                           c->n_head, c->n_kv_head);
-    if ((unsigned)c->position >= POSITION_KINDS)
+    if (!attn_names_has(&POSITION_NAMES, (int)c->position))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "position kind %d is not an "
                           "attn_position_kind", (int)c->position);
     if (c->position == ATTN_POS_ROPE && (c->n_embd / c->n_head) % 2 != 0)

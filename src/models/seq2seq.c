@@ -6,72 +6,28 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/names.h"
 #include "models/seq2seq_impl.h"
 
-static const char *const ARCH_NAMES[] = {
-    [ATTN_S2S_RNN_BAHDANAU] = "rnn-bahdanau",
-    [ATTN_S2S_GRU_BAHDANAU] = "gru-bahdanau",
-    [ATTN_S2S_LSTM_BAHDANAU] = "lstm-bahdanau",
-    [ATTN_S2S_LSTM_LUONG_DOT] = "lstm-luong-dot",
-    [ATTN_S2S_LSTM_LUONG_GENERAL] = "lstm-luong-general",
-    [ATTN_S2S_TRANSFORMER] = "transformer",
+static const attn_name ARCH_TABLE[] = {
+    {ATTN_S2S_RNN_BAHDANAU, "rnn-bahdanau"},
+    {ATTN_S2S_GRU_BAHDANAU, "gru-bahdanau"},
+    {ATTN_S2S_LSTM_BAHDANAU, "lstm-bahdanau"},
+    {ATTN_S2S_LSTM_LUONG_DOT, "lstm-luong-dot"},
+    {ATTN_S2S_LSTM_LUONG_GENERAL, "lstm-luong-general"},
+    {ATTN_S2S_TRANSFORMER, "transformer"},
 };
-enum { ARCH_COUNT = sizeof ARCH_NAMES / sizeof ARCH_NAMES[0] };
+static const attn_names ARCH_NAMES = ATTN_NAMES("model", "models", ARCH_TABLE);
+ATTN_NAMES_FUNCTIONS(attn_seq2seq_arch, ARCH_NAMES, attn_seq2seq_arch_name, attn_seq2seq_arch_parse)
 
-static const char *const KIND_NAMES[] = {
-    [ATTN_ATTEND_SOFT] = "soft",
-    [ATTN_ATTEND_HARD_REINFORCE] = "hard-reinforce",
-    [ATTN_ATTEND_HARD_GUMBEL] = "hard-gumbel",
+static const attn_name KIND_TABLE[] = {
+    {ATTN_ATTEND_SOFT, "soft"},
+    {ATTN_ATTEND_HARD_REINFORCE, "hard-reinforce"},
+    {ATTN_ATTEND_HARD_GUMBEL, "hard-gumbel"},
 };
-enum { KIND_COUNT = sizeof KIND_NAMES / sizeof KIND_NAMES[0] };
-
-const char *attn_seq2seq_arch_name(attn_seq2seq_arch arch)
-{
-    return (unsigned)arch < ARCH_COUNT ? ARCH_NAMES[arch] : "unknown";
-}
-
-const char *attn_attention_kind_name(attn_attention_kind kind)
-{
-    return (unsigned)kind < KIND_COUNT ? KIND_NAMES[kind] : "unknown";
-}
-
-/* The index of name in names[0..count), or -1. */
-static int find_name(const char *const *names, int count, const char *name)
-{
-    for (int i = 0; i < count; i++)
-        if (strcmp(names[i], name) == 0) return i;
-    return -1;
-}
-
-attn_status attn_seq2seq_arch_parse(attn_seq2seq_arch *arch, const char *name)
-{
-    attn_status s;
-    if ((s = attn_check_not_null(arch, "arch")) || (s = attn_check_not_null(name, "arch name")))
-        return s;
-    int i = find_name(ARCH_NAMES, ARCH_COUNT, name);
-    if (i < 0)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                          "unknown model '%s' (expected rnn-bahdanau, gru-bahdanau, "
-                          "lstm-bahdanau, lstm-luong-dot, lstm-luong-general or transformer)",
-                          name);
-    *arch = (attn_seq2seq_arch)i;
-    return ATTN_OK;
-}
-
-attn_status attn_attention_kind_parse(attn_attention_kind *kind, const char *name)
-{
-    attn_status s;
-    if ((s = attn_check_not_null(kind, "attention kind")) ||
-        (s = attn_check_not_null(name, "attention name")))
-        return s;
-    int i = find_name(KIND_NAMES, KIND_COUNT, name);
-    if (i < 0)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                          "unknown attention '%s' (expected soft, hard-reinforce or hard-gumbel)",
-                          name);
-    *kind = (attn_attention_kind)i;
-    return ATTN_OK;
-}
+static const attn_names KIND_NAMES = ATTN_NAMES("attention", "attention kinds", KIND_TABLE);
+ATTN_NAMES_FUNCTIONS(attn_attention_kind, KIND_NAMES, attn_attention_kind_name,
+                     attn_attention_kind_parse)
 
 /* Sizes that learn the dates task (sources of up to 40 characters, 10-character
  * targets) in well under a minute on two cores; the hard-attention settings
@@ -144,10 +100,10 @@ static attn_status check_config(const attn_seq2seq_config *c)
 {
     attn_status s;
     if ((s = attn_check_not_null(c, "seq2seq config"))) return s;
-    if ((unsigned)c->arch >= ARCH_COUNT)
+    if (!attn_names_has(&ARCH_NAMES, (int)c->arch))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "arch %d is not an attn_seq2seq_arch",
                           (int)c->arch);
-    if ((unsigned)c->attention >= KIND_COUNT)
+    if (!attn_names_has(&KIND_NAMES, (int)c->attention))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "attention %d is not an attn_attention_kind",
                           (int)c->attention);
     if (c->arch == ATTN_S2S_TRANSFORMER && c->attention != ATTN_ATTEND_SOFT)

@@ -14,6 +14,7 @@
 
 #include "attn/nn.h"
 #include "core/error.h"
+#include "core/names.h"
 /* vf_exp, the scalar form of the attention kernels' exp, which vectorises. */
 #define ATTN_SIMD_SCALAR
 #include "kernels/simd.h"
@@ -34,45 +35,16 @@ enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
 #define SQRT_2_OVER_PI 0.79788456080286535588f
 #define GELU_TANH_CUBIC 0.044715f
 
-static const struct {
-    attn_activation f;
-    const char *name;
-} NAMES[] = {
+static const attn_name ACTIVATION_TABLE[] = {
     {ATTN_ACT_RELU, "relu"},
     {ATTN_ACT_GELU, "gelu"},
     {ATTN_ACT_GELU_TANH, "gelu_tanh"},
     {ATTN_ACT_TANH, "tanh"},
 };
-enum { NAME_COUNT = sizeof NAMES / sizeof NAMES[0] };
-
-/* The entry of f in NAMES, or -1 if f is no attn_activation. */
-static int name_index(attn_activation f)
-{
-    for (int i = 0; i < NAME_COUNT; i++)
-        if (NAMES[i].f == f) return i;
-    return -1;
-}
-
-const char *attn_activation_name(attn_activation f)
-{
-    int i = name_index(f);
-    return i < 0 ? "unknown" : NAMES[i].name;
-}
-
-attn_status attn_activation_parse(attn_activation *f, const char *name)
-{
-    attn_status s;
-    if ((s = attn_check_not_null(f, "activation")) ||
-        (s = attn_check_not_null(name, "activation name")))
-        return s;
-    for (int i = 0; i < NAME_COUNT; i++)
-        if (strcmp(NAMES[i].name, name) == 0) {
-            *f = NAMES[i].f;
-            return ATTN_OK;
-        }
-    return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                      "unknown activation '%s' (expected relu, gelu, gelu_tanh or tanh)", name);
-}
+static const attn_names ACTIVATION_NAMES =
+    ATTN_NAMES("activation", "activations", ACTIVATION_TABLE);
+ATTN_NAMES_FUNCTIONS(attn_activation, ACTIVATION_NAMES, attn_activation_name,
+                     attn_activation_parse)
 
 static attn_status check_args(attn_activation f, const void *out, const void *in)
 {
@@ -80,7 +52,7 @@ static attn_status check_args(attn_activation f, const void *out, const void *in
     if ((s = attn_check_not_null(out, "activation output")) ||
         (s = attn_check_not_null(in, "activation input")))
         return s;
-    if (name_index(f) < 0)
+    if (!attn_names_has(&ACTIVATION_NAMES, (int)f))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "activation %d is not an attn_activation",
                           (int)f);
     return ATTN_OK;

@@ -133,7 +133,7 @@ expect 1 "other.txt has a vocabulary of [0-9]+ chars, not the [0-9]+ of the mode
   "$attn" train --resume "$work/lm.safetensors" --data "$work/other.txt" --steps 40
 
 # Bad options.
-expect 2 "--positions: .*'rotary'.*learned, sinusoidal, rope, alibi" -- \
+expect 2 "--positions: .*'rotary'.*learned, sinusoidal, rope and alibi" -- \
   "$attn" train "${text[@]}" --positions rotary
 expect 2 "n_embd 32 is not divisible by n_head 3" -- \
   "$attn" train "${text[@]}" --embd 32 --heads 3

@@ -91,6 +91,52 @@ static void test_cpu_describe(void **state)
     assert_true(strlen(tiny) < sizeof tiny);
 }
 
+/* attn_utf8_char: the one decoder behind validation, the text vocabularies and
+ * the tool's output, at the edges RFC 3629 draws. */
+static void test_utf8_char(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *bytes;
+        size_t n;
+        int len;
+        uint32_t cp;
+    } cases[] = {
+        {"a", 1, 1, 0x61},
+        {"", 1, 1, 0},                  /* NUL is a character */
+        {"\x7f", 1, 1, 0x7f},
+        {"\xc2\x80", 2, 2, 0x80},
+        {"\xdf\xbf", 2, 2, 0x7ff},
+        {"\xe0\xa0\x80", 3, 3, 0x800},
+        {"\xe2\x86\x92", 3, 3, 0x2192},
+        {"\xef\xbf\xbf", 3, 3, 0xffff},
+        {"\xf0\x90\x80\x80", 4, 4, 0x10000},
+        {"\xf4\x8f\xbf\xbf", 4, 4, 0x10ffff},
+        {"\xe2\x86\x92", 2, 0, 0},      /* cut short by n */
+        {"\xc2", 1, 0, 0},
+        {"a", 0, 0, 0},
+        {"\x80", 1, 0, 0},              /* a stray continuation byte */
+        {"\xc0\x80", 2, 0, 0},          /* overlong */
+        {"\xc1\xbf", 2, 0, 0},
+        {"\xe0\x9f\xbf", 3, 0, 0},
+        {"\xf0\x8f\xbf\xbf", 4, 0, 0},
+        {"\xed\xa0\x80", 3, 0, 0},      /* a surrogate */
+        {"\xf4\x90\x80\x80", 4, 0, 0},  /* past U+10FFFF */
+        {"\xf5\x80\x80\x80", 4, 0, 0},
+        {"\xe2\x28\x92", 3, 0, 0},      /* not a continuation byte */
+        {"\xe2\x86\x28", 3, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint32_t cp = 0xdead;
+        int len = attn_utf8_char(cases[i].bytes, cases[i].n, &cp);
+        if (len != cases[i].len || (len > 0 && cp != cases[i].cp))
+            print_error("case %zu: length %d, U+%04X; expected %d, U+%04X\n", i, len,
+                        (unsigned)cp, cases[i].len, (unsigned)cases[i].cp);
+        assert_int_equal(len, cases[i].len);
+        assert_int_equal(attn_utf8_char(cases[i].bytes, cases[i].n, NULL), cases[i].len);
+    }
+}
+
 static void test_gemm_matches_reference(void **state)
 {
     (void)state;
@@ -154,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_streams_match_index_access),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_cpu_describe),
+        cmocka_unit_test(test_utf8_char),
         cmocka_unit_test(test_gemm_matches_reference),
         cmocka_unit_test(test_sgemm_bits_do_not_depend_on_threads),
     };

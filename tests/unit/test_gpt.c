@@ -273,7 +273,8 @@ static void test_bad_input(void **state)
     cfg.dropout = 1.0f;
     test_expect_invalid(attn_gpt_create(&m, &cfg, 1), "dropout");
     attn_position_kind kind;
-    test_expect_invalid(attn_position_parse(&kind, "absolute"), "learned, sinusoidal, rope, alibi");
+    test_expect_invalid(attn_position_parse(&kind, "absolute"),
+                        "learned, sinusoidal, rope and alibi");
     assert_int_equal(attn_position_parse(&kind, "alibi"), ATTN_OK);
     assert_int_equal(kind, ATTN_POS_ALIBI);
     assert_string_equal(attn_position_name(ATTN_POS_ROPE), "rope");
