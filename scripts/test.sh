@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every test: unit tests, conformance with PyTorch and the installed-library check
-# in a -Werror build; the unit tests again under AddressSanitizer+UBSan and without
-# OpenMP; the safetensors loader fuzzed for FUZZ_SECONDS (default 60) and the
-# attention-record loader for RECORD_FUZZ_SECONDS (default 30).
+# Every test: unit tests, conformance with PyTorch, the installed-library check,
+# the exported symbols and the import cycles in a -Werror build; the unit tests
+# again under AddressSanitizer+UBSan and without OpenMP; the safetensors loader
+# fuzzed for FUZZ_SECONDS (default 60) and the attention-record loader for
+# RECORD_FUZZ_SECONDS (default 30).
 # Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."

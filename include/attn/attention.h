@@ -51,38 +51,42 @@ typedef struct attn_mask {
 
 /* Describes `data` of shape shape[0..ndim) (1 <= ndim <= 4) broadcast to
  * target = (B, H, Lq, Lk). Fails, naming both shapes, if they do not broadcast. */
-attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *data, int ndim,
-                           const int64_t *shape, const int64_t target[4]);
+ATTN_API attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *data,
+                                    int ndim, const int64_t *shape, const int64_t target[4]);
 
 /* The masked score at (b, h, i, j): score plus the float term, -inf where a bool
  * mask excludes, or fill_value there if mask->fill is set. */
-float attn_mask_apply(const attn_mask *mask, float score, int64_t b, int64_t h, int64_t i,
-                      int64_t j);
+ATTN_API float attn_mask_apply(const attn_mask *mask, float score, int64_t b, int64_t h, int64_t i,
+                               int64_t j);
 
 /* ---- softmax over the last axis -------------------------------------------------
  * x, y: (rows, n); mask: optional, seen as (1, 1, rows, n).
  * y = softmax(x + mask) computed as exp(x - max) / sum, stable for any finite x. */
-attn_status attn_softmax_forward(float *y, const float *x, const attn_mask *mask, int rows,
-                                 int n);
+ATTN_API attn_status attn_softmax_forward(float *y, const float *x, const attn_mask *mask, int rows,
+                                          int n);
 /* dx += y * (dy - sum_j dy_j y_j); masked entries have y = 0 and get nothing. */
-attn_status attn_softmax_backward(float *dx, const float *dy, const float *y, int rows, int n);
+ATTN_API attn_status attn_softmax_backward(float *dx, const float *dy, const float *y, int rows,
+                                           int n);
 
 /* ---- score functions of soft attention -----------------------------------------
  * q: (B, Lq, Dq), k: (B, Lk, Dk), scores: (B, Lq, Lk). */
 
 /* Dot (Luong; scale = 1) and scaled dot (Transformer; scale = 1/sqrt(D)):
  * scores[b,i,j] = scale * q[b,i,:] . k[b,j,:]; Dq = Dk = D. */
-attn_status attn_score_dot_forward(float *scores, const float *q, const float *k, int B, int Lq,
-                                   int Lk, int D, float scale);
-attn_status attn_score_dot_backward(float *dq, float *dk, const float *dscores, const float *q,
-                                    const float *k, int B, int Lq, int Lk, int D, float scale);
+ATTN_API attn_status attn_score_dot_forward(float *scores, const float *q, const float *k, int B,
+                                            int Lq, int Lk, int D, float scale);
+ATTN_API attn_status attn_score_dot_backward(float *dq, float *dk, const float *dscores,
+                                             const float *q, const float *k, int B, int Lq, int Lk,
+                                             int D, float scale);
 
 /* General / bilinear (Luong): scores[b,i,j] = q[b,i,:] W k[b,j,:]^T, W: (Dq, Dk). */
-attn_status attn_score_general_forward(float *scores, const float *q, const float *w,
-                                       const float *k, int B, int Lq, int Lk, int Dq, int Dk);
-attn_status attn_score_general_backward(float *dq, float *dw, float *dk, const float *dscores,
-                                        const float *q, const float *w, const float *k, int B,
-                                        int Lq, int Lk, int Dq, int Dk);
+ATTN_API attn_status attn_score_general_forward(float *scores, const float *q, const float *w,
+                                                const float *k, int B, int Lq, int Lk, int Dq,
+                                                int Dk);
+ATTN_API attn_status attn_score_general_backward(float *dq, float *dw, float *dk,
+                                                 const float *dscores, const float *q,
+                                                 const float *w, const float *k, int B, int Lq,
+                                                 int Lk, int Dq, int Dk);
 
 /* Additive / concat (Bahdanau), A hidden units:
  * scores[b,i,j] = v . tanh(Wq q[b,i,:] + Wk k[b,j,:] + bias)
@@ -95,13 +99,14 @@ typedef struct attn_additive_grads {
     float *wq, *wk, *bias, *v; /* each NULL or shaped as its weight */
 } attn_additive_grads;
 
-attn_status attn_score_additive_forward(float *scores, const float *q, const float *k,
-                                        const attn_additive_weights *w, int B, int Lq, int Lk,
-                                        int Dq, int Dk);
-attn_status attn_score_additive_backward(float *dq, float *dk, const attn_additive_grads *dw,
-                                         const float *dscores, const float *q, const float *k,
-                                         const attn_additive_weights *w, int B, int Lq, int Lk,
-                                         int Dq, int Dk);
+ATTN_API attn_status attn_score_additive_forward(float *scores, const float *q, const float *k,
+                                                 const attn_additive_weights *w, int B, int Lq,
+                                                 int Lk, int Dq, int Dk);
+ATTN_API attn_status attn_score_additive_backward(float *dq, float *dk,
+                                                  const attn_additive_grads *dw,
+                                                  const float *dscores, const float *q,
+                                                  const float *k, const attn_additive_weights *w,
+                                                  int B, int Lq, int Lk, int Dq, int Dk);
 
 /* ---- soft attention --------------------------------------------------------------
  * scores: (B, Lq, Lk), mask: optional, seen as (B, 1, Lq, Lk), values: (B, Lk, Dv)
@@ -109,12 +114,14 @@ attn_status attn_score_additive_backward(float *dq, float *dk, const attn_additi
  * the keys not masked out (or is all 0 when every key is).
  * context: (B, Lq, Dv) = weights @ values.
  * weights is required: backward needs it. */
-attn_status attn_soft_attention_forward(float *context, float *weights, const float *scores,
-                                        const attn_mask *mask, const float *values, int B,
-                                        int Lq, int Lk, int Dv);
-attn_status attn_soft_attention_backward(float *dscores, float *dvalues, const float *dcontext,
-                                         const float *weights, const float *values, int B,
-                                         int Lq, int Lk, int Dv);
+ATTN_API attn_status attn_soft_attention_forward(float *context, float *weights,
+                                                 const float *scores, const attn_mask *mask,
+                                                 const float *values, int B, int Lq, int Lk,
+                                                 int Dv);
+ATTN_API attn_status attn_soft_attention_backward(float *dscores, float *dvalues,
+                                                  const float *dcontext, const float *weights,
+                                                  const float *values, int B, int Lq, int Lk,
+                                                  int Dv);
 
 /* ---- hard attention (inference) --------------------------------------------------
  * One key per query: the argmax of the masked scores (the first on ties), or one
@@ -125,10 +132,10 @@ attn_status attn_soft_attention_backward(float *dscores, float *dvalues, const f
  * context 0. Training comes with the sequence models. */
 typedef enum attn_hard_mode { ATTN_HARD_ARGMAX, ATTN_HARD_SAMPLE } attn_hard_mode;
 
-attn_status attn_hard_attention_forward(int32_t *index, float *context, const float *scores,
-                                        const attn_mask *mask, const float *values, int B,
-                                        int Lq, int Lk, int Dv, attn_hard_mode mode,
-                                        uint64_t seed);
+ATTN_API attn_status attn_hard_attention_forward(int32_t *index, float *context,
+                                                 const float *scores, const attn_mask *mask,
+                                                 const float *values, int B, int Lq, int Lk, int Dv,
+                                                 attn_hard_mode mode, uint64_t seed);
 
 /* ---- scaled dot-product attention ---------------------------------------------------
  * q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv), out: (B, H, Lq, Dv),
@@ -165,10 +172,10 @@ typedef struct attn_sdpa_config {
 
 /* Checks sizes, scale, dropout_p, window (>= 0) and alibi_slopes (finite); names
  * the offending field (and head). */
-attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
+ATTN_API attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
 
 /* The scale in use: cfg->scale, or 1 / sqrt(D) when it is 0. */
-float attn_sdpa_scale(const attn_sdpa_config *cfg);
+ATTN_API float attn_sdpa_scale(const attn_sdpa_config *cfg);
 
 /* attn_sdpa_forward and attn_sdpa_backward run the fused kernel (tiled, online
  * softmax, O(B·H·Lq) extra memory, SIMD chosen at run time) whenever weights is
@@ -176,8 +183,8 @@ float attn_sdpa_scale(const attn_sdpa_config *cfg);
  * row-at-a-time version the fused kernel is tested against; their results agree
  * up to rounding. */
 
-attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const float *q,
-                              const float *k, const float *v, const attn_sdpa_config *cfg);
+ATTN_API attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const float *q,
+                                       const float *k, const float *v, const attn_sdpa_config *cfg);
 
 /* dq: (B, H, Lq, D), dk: (B, H, Lk, D), dv: (B, H, Lk, Dv), dout like out; lse is
  * what the forward produced for the same inputs and config (it marks the fully
@@ -187,20 +194,21 @@ attn_status attn_sdpa_forward(float *out, float *lse, float *weights, const floa
  * dout . out, as PyTorch's softmax backward does: each row of the score gradient
  * then sums to zero up to one rounding, which keeps a gradient that is a small
  * difference of large terms (a nearly one-hot row) as accurate as PyTorch's. */
-attn_status attn_sdpa_backward(float *dq, float *dk, float *dv, const float *dout,
-                               const float *q, const float *k, const float *v, const float *lse,
-                               const attn_sdpa_config *cfg);
+ATTN_API attn_status attn_sdpa_backward(float *dq, float *dk, float *dv, const float *dout,
+                                        const float *q, const float *k, const float *v,
+                                        const float *lse, const attn_sdpa_config *cfg);
 
-attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, const float *q,
-                                        const float *k, const float *v,
-                                        const attn_sdpa_config *cfg);
-attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const float *dout,
-                                         const float *q, const float *k, const float *v,
-                                         const float *lse, const attn_sdpa_config *cfg);
+ATTN_API attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights,
+                                                 const float *q, const float *k, const float *v,
+                                                 const attn_sdpa_config *cfg);
+ATTN_API attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv,
+                                                  const float *dout, const float *q, const float *k,
+                                                  const float *v, const float *lse,
+                                                  const attn_sdpa_config *cfg);
 
 /* The fused kernel's instruction set in use: "avx512", "avx2" or "scalar"
  * (ATTN_SIMD forces one), or why none can run (a bad ATTN_SIMD). */
-const char *attn_sdpa_kernel(void);
+ATTN_API const char *attn_sdpa_kernel(void);
 
 /* The memory, in bytes, that a fused attn_sdpa_forward (backward false) or
  * attn_sdpa_forward then attn_sdpa_backward (backward true) needs beyond q, k, v,
@@ -208,13 +216,13 @@ const char *attn_sdpa_kernel(void);
  * plus the scratch the kernel allocates and frees inside each call at the current
  * thread count (attn_get_num_threads). It grows as B·H·Lq, never as Lq·Lk.
  * Returns 0 if cfg fails attn_sdpa_check or no kernel can run (a bad ATTN_SIMD). */
-size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool backward);
+ATTN_API size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool backward);
 
 /* ---- positions --------------------------------------------------------------------------
  * The sinusoidal table of "Attention Is All You Need": pe: (L, E),
  * pe[t, 2i] = sin(t / 10000^(2i/E)), pe[t, 2i+1] = cos(t / 10000^(2i/E)),
  * computed in double. */
-attn_status attn_sinusoidal_positions(float *pe, int L, int E);
+ATTN_API attn_status attn_sinusoidal_positions(float *pe, int L, int E);
 
 /* Rotary position embedding (RoPE, Su et al., 2021) in the "rotate half" layout of
  * GPT-NeoX and LLaMA: x, y: (B, H, L, D), D even; the row at index t is at position
@@ -222,16 +230,16 @@ attn_status attn_sinusoidal_positions(float *pe, int L, int E);
  * (pos0 + t) * theta^(-2i/D) (computed in double):
  *   y_i = x_i cos - x_{i+D/2} sin,   y_{i+D/2} = x_{i+D/2} cos + x_i sin.
  * y may be x. theta must be finite and > 0, pos0 >= 0. */
-attn_status attn_rope_forward(float *y, const float *x, int B, int H, int L, int D, int pos0,
-                              float theta);
+ATTN_API attn_status attn_rope_forward(float *y, const float *x, int B, int H, int L, int D,
+                                       int pos0, float theta);
 /* dx: (B, H, L, D) += the inverse rotation of dy (a rotation's transpose). */
-attn_status attn_rope_backward(float *dx, const float *dy, int B, int H, int L, int D, int pos0,
-                               float theta);
+ATTN_API attn_status attn_rope_backward(float *dx, const float *dy, int B, int H, int L, int D,
+                                        int pos0, float theta);
 
 /* ALiBi's head slopes (Press et al., 2022), slopes: (H): for H a power of two
  * m_h = 2^(-8 (h + 1) / H); otherwise the slopes for the power of two n just
  * below H, then every other slope for 2n, as the paper's code does. */
-attn_status attn_alibi_slopes(float *slopes, int H);
+ATTN_API attn_status attn_alibi_slopes(float *slopes, int H);
 
 #ifdef __cplusplus
 }

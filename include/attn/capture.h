@@ -81,48 +81,50 @@ typedef struct attn_record {
 } attn_record;
 
 /* An empty record (no tokens, no maps). */
-void attn_record_init(attn_record *r, const char *model, const char *task);
-void attn_record_free(attn_record *r);
+ATTN_API void attn_record_init(attn_record *r, const char *model, const char *task);
+ATTN_API void attn_record_free(attn_record *r);
 
 /* Sets the query or key tokens (copies them); n >= 0. */
-attn_status attn_record_set_queries(attn_record *r, const char *const *tokens, int n);
-attn_status attn_record_set_keys(attn_record *r, const char *const *tokens, int n);
+ATTN_API attn_status attn_record_set_queries(attn_record *r, const char *const *tokens, int n);
+ATTN_API attn_status attn_record_set_keys(attn_record *r, const char *const *tokens, int n);
 
 /* Adds a map (over_queries false) and returns its zeroed weights (heads, rows,
  * cols) in *weights, for the caller to fill. Fails on a full record, a duplicate
  * name or bad sizes. */
-attn_status attn_record_add_map(attn_record *r, const char *name, int layer, attn_map_kind kind,
-                                bool hard, int heads, int rows, int cols, float **weights);
+ATTN_API attn_status attn_record_add_map(attn_record *r, const char *name, int layer,
+                                         attn_map_kind kind, bool hard, int heads, int rows,
+                                         int cols, float **weights);
 
 /* The map named `name`, or NULL. */
-const attn_attention_map *attn_record_find(const attn_record *r, const char *name);
+ATTN_API const attn_attention_map *attn_record_find(const attn_record *r, const char *name);
 
 /* "self" / "cross". */
-const char *attn_map_kind_name(attn_map_kind kind);
+ATTN_API const char *attn_map_kind_name(attn_map_kind kind);
 
 /* The tokens labelling a map's rows (m->rows of them) and columns (m->cols):
  * a cross map's rows are the queries and its columns the keys; a self map's are
  * the keys both ways, or the queries if over_queries. The counts match in any
  * record that attn_record_save accepts or attn_record_load returns. */
-char *const *attn_map_row_tokens(const attn_record *r, const attn_attention_map *m);
-char *const *attn_map_col_tokens(const attn_record *r, const attn_attention_map *m);
+ATTN_API char *const *attn_map_row_tokens(const attn_record *r, const attn_attention_map *m);
+ATTN_API char *const *attn_map_col_tokens(const attn_record *r, const attn_attention_map *m);
 
 /* Writes path atomically (a temporary file renamed over it). Fails, writing
  * nothing, on a record that would not load (naming the map and the value). */
-attn_status attn_record_save(const attn_record *r, const char *path);
+ATTN_API attn_status attn_record_save(const attn_record *r, const char *path);
 /* Fills *r (not freed first: pass a fresh or freed record). Fails naming the file
  * and the problem (a missing tensor, a size that disagrees, a bad JSON field); on
  * failure *r is empty. */
-attn_status attn_record_load(attn_record *r, const char *path);
+ATTN_API attn_status attn_record_load(attn_record *r, const char *path);
 
 /* ---- analysis ------------------------------------------------------------------------
  * entropy: (heads, rows) the Shannon entropy (nats) of each row of a map. */
-attn_status attn_map_entropy(const attn_attention_map *m, float *entropy);
+ATTN_API attn_status attn_map_entropy(const attn_attention_map *m, float *entropy);
 
 /* Attention rollout (Abnar and Zuidema, 2020) over self-attention maps of equal
  * size, layer by layer from the first: each layer's heads averaged, A' = (A + I)
  * / 2 with rows renormalised, and rollout = A'_L ... A'_2 A'_1 -> out: (n, n). */
-attn_status attn_rollout(const attn_attention_map *const *layers, int n_layers, float *out);
+ATTN_API attn_status attn_rollout(const attn_attention_map *const *layers, int n_layers,
+                                  float *out);
 
 #ifdef __cplusplus
 }

@@ -21,17 +21,17 @@ extern "C" {
 #endif
 
 /* buffers and opt may be NULL (nothing of theirs is written). */
-attn_status attn_checkpoint_save(const char *path, const attn_params *params,
-                                 const attn_params *buffers, const attn_adamw *opt,
-                                 const attn_metadata_pair *meta, int meta_count);
+ATTN_API attn_status attn_checkpoint_save(const char *path, const attn_params *params,
+                                          const attn_params *buffers, const attn_adamw *opt,
+                                          const attn_metadata_pair *meta, int meta_count);
 
 /* Loads what attn_checkpoint_save wrote from an open file: the file must hold
  * exactly the keys implied by params, buffers and opt (each may be NULL; a NULL
  * opt accepts and ignores the optimizer's keys), with their shapes. Fails
  * naming the first missing, unexpected or mis-shaped key, or a bad
  * "optimizer.step"; on failure nothing is changed. */
-attn_status attn_checkpoint_load(const attn_safetensors *st, attn_params *params,
-                                 attn_params *buffers, attn_adamw *opt);
+ATTN_API attn_status attn_checkpoint_load(const attn_safetensors *st, attn_params *params,
+                                          attn_params *buffers, attn_adamw *opt);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks a function of the public API (every header of include/attn/ includes
+ * this one). The library is built with hidden visibility, so libattn.so exports
+ * the functions so marked and nothing else: its internal functions cannot
+ * collide with a program's own. */
+#if defined(__GNUC__)
+#define ATTN_API __attribute__((visibility("default")))
+#else
+#define ATTN_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,14 +45,14 @@ typedef enum attn_status {
 } attn_status;
 
 /* A short constant name for a status, e.g. "invalid argument". */
-const char *attn_status_string(attn_status status);
+ATTN_API const char *attn_status_string(attn_status status);
 
 /* The message of the last failure in the calling thread ("" if none). The
  * pointer stays valid until the next failing call in the same thread. */
-const char *attn_last_error(void);
+ATTN_API const char *attn_last_error(void);
 
 /* Forgets the calling thread's last message. */
-void attn_clear_error(void);
+ATTN_API void attn_clear_error(void);
 
 /* ---- random numbers ---------------------------------------------------------
  * Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
@@ -52,36 +62,37 @@ void attn_clear_error(void);
 
 /* One Philox block: four 32-bit words for the 64-bit key `seed` and the 128-bit
  * counter (counter_hi, counter_lo). */
-void attn_philox4x32(uint32_t out[4], uint64_t seed, uint64_t counter_hi, uint64_t counter_lo);
+ATTN_API void attn_philox4x32(uint32_t out[4], uint64_t seed, uint64_t counter_hi,
+                              uint64_t counter_lo);
 
 /* The index-th uniform number in [0, 1) of the stream `seed` (24 random bits). */
-float attn_uniform_at(uint64_t seed, uint64_t index);
+ATTN_API float attn_uniform_at(uint64_t seed, uint64_t index);
 
 typedef struct attn_rng {
     uint64_t seed;
     uint64_t position; /* index of the next 32-bit word */
 } attn_rng;
 
-void attn_rng_init(attn_rng *rng, uint64_t seed);
-uint32_t attn_rng_u32(attn_rng *rng);
+ATTN_API void attn_rng_init(attn_rng *rng, uint64_t seed);
+ATTN_API uint32_t attn_rng_u32(attn_rng *rng);
 /* Uniform in [0, 1), the same numbers as attn_uniform_at(seed, position++). */
-float attn_rng_uniform(attn_rng *rng);
+ATTN_API float attn_rng_uniform(attn_rng *rng);
 /* Standard normal (Box-Muller on two uniforms). */
-float attn_rng_normal(attn_rng *rng);
+ATTN_API float attn_rng_normal(attn_rng *rng);
 /* x[i] = uniform in [lo, hi), i < n. */
-void attn_rng_fill_uniform(attn_rng *rng, float *x, size_t n, float lo, float hi);
+ATTN_API void attn_rng_fill_uniform(attn_rng *rng, float *x, size_t n, float lo, float hi);
 /* x[i] = mean + std * standard normal, i < n. */
-void attn_rng_fill_normal(attn_rng *rng, float *x, size_t n, float mean, float std);
+ATTN_API void attn_rng_fill_normal(attn_rng *rng, float *x, size_t n, float mean, float std);
 /* An integer in [0, n) without modulo bias; n > 0. */
-uint32_t attn_rng_below(attn_rng *rng, uint32_t n);
+ATTN_API uint32_t attn_rng_below(attn_rng *rng, uint32_t n);
 
 /* ---- threads ------------------------------------------------------------------
  * The count starts from the environment variable ATTN_NUM_THREADS if it is set
  * (a positive integer), else from OpenMP's default. Results do not depend on it. */
-attn_status attn_set_num_threads(int n);
-int attn_get_num_threads(void);
+ATTN_API attn_status attn_set_num_threads(int n);
+ATTN_API int attn_get_num_threads(void);
 /* Whether the library was built with OpenMP (else everything runs on one thread). */
-bool attn_built_with_openmp(void);
+ATTN_API bool attn_built_with_openmp(void);
 
 /* ---- CPU features -------------------------------------------------------------- */
 typedef struct attn_cpu_features {
@@ -91,11 +102,11 @@ typedef struct attn_cpu_features {
 
 /* The features of the CPU this process runs on, with OS support for the wide
  * registers checked (XGETBV). All false on non-x86 machines. */
-attn_cpu_features attn_cpu_detect(void);
+ATTN_API attn_cpu_features attn_cpu_detect(void);
 
 /* A space-separated list of the features that are present, e.g.
  * "sse4.2 avx avx2 fma avx512f". Written into buf (always terminated). */
-void attn_cpu_describe(const attn_cpu_features *features, char *buf, size_t size);
+ATTN_API void attn_cpu_describe(const attn_cpu_features *features, char *buf, size_t size);
 
 /* ---- UTF-8 ---- */
 

@@ -48,17 +48,17 @@ typedef struct attn_vocab {
 
 /* The vocabulary of the characters of a UTF-8 string, in code-point order.
  * Fails on invalid UTF-8 (naming the byte offset) or too many distinct characters. */
-attn_status attn_vocab_from_chars(attn_vocab *v, const char *chars);
+ATTN_API attn_status attn_vocab_from_chars(attn_vocab *v, const char *chars);
 /* Its characters as one UTF-8 string (for checkpoint metadata), cap bytes at most. */
-attn_status attn_vocab_chars(const attn_vocab *v, char *out, size_t cap);
+ATTN_API attn_status attn_vocab_chars(const attn_vocab *v, char *out, size_t cap);
 
 /* text (UTF-8) -> ids: (max); *len the count. A character outside the vocabulary
  * fails naming it and its position; a text longer than max fails naming both. */
-attn_status attn_vocab_encode(const attn_vocab *v, const char *text, int32_t *ids, int max,
-                              int *len);
+ATTN_API attn_status attn_vocab_encode(const attn_vocab *v, const char *text, int32_t *ids, int max,
+                                       int *len);
 /* ids: (n) -> UTF-8 text, stopping at EOS or PAD, skipping BOS. */
-attn_status attn_vocab_decode(const attn_vocab *v, const int32_t *ids, int n, char *out,
-                              size_t cap);
+ATTN_API attn_status attn_vocab_decode(const attn_vocab *v, const int32_t *ids, int n, char *out,
+                                       size_t cap);
 
 /* ---- tasks ---------------------------------------------------------------------------------- */
 typedef enum attn_task_kind {
@@ -78,15 +78,15 @@ typedef struct attn_task {
 } attn_task;
 
 /* "dates", "reverse", "sort", "copy"; an unknown name fails listing the known ones. */
-attn_status attn_task_parse(attn_task_kind *kind, const char *name);
-const char *attn_task_name(attn_task_kind kind);
-attn_status attn_task_init(attn_task *t, attn_task_kind kind);
+ATTN_API attn_status attn_task_parse(attn_task_kind *kind, const char *name);
+ATTN_API const char *attn_task_name(attn_task_kind kind);
+ATTN_API attn_status attn_task_init(attn_task *t, attn_task_kind kind);
 
 /* One example as UTF-8 strings: of the training stream at (seed, index), or the
  * index-th of the fixed valid or test set (seed ignored; index < its size). */
-attn_status attn_task_example(const attn_task *t, attn_split split, uint64_t seed,
-                              uint64_t index, char *src, size_t src_cap, char *tgt,
-                              size_t tgt_cap);
+ATTN_API attn_status attn_task_example(const attn_task *t, attn_split split, uint64_t seed,
+                                       uint64_t index, char *src, size_t src_cap, char *tgt,
+                                       size_t tgt_cap);
 
 /* A batch as padded ids, examples first_index .. first_index + B - 1:
  *   src: (B, S) source ids padded with PAD, src_len: (B) each in [1, S];
@@ -97,12 +97,12 @@ typedef struct attn_batch {
     int32_t *src, *src_len, *tgt_in, *tgt_out, *tgt_len;
 } attn_batch;
 
-attn_status attn_batch_alloc(attn_batch *b, const attn_task *t, int batch);
-void attn_batch_free(attn_batch *b);
+ATTN_API attn_status attn_batch_alloc(attn_batch *b, const attn_task *t, int batch);
+ATTN_API void attn_batch_free(attn_batch *b);
 /* Fills b->batch examples; the caller may lower b->batch below the count it was
  * allocated for (a last, partial batch of a fixed split). */
-attn_status attn_task_batch(const attn_task *t, attn_split split, uint64_t seed,
-                            uint64_t first_index, attn_batch *b);
+ATTN_API attn_status attn_task_batch(const attn_task *t, attn_split split, uint64_t seed,
+                                     uint64_t first_index, attn_batch *b);
 
 /* ---- the fields of a dates source ------------------------------------------------------------
  * Which characters of a source written in one of the dates task's formats hold the day,
@@ -126,7 +126,7 @@ typedef enum attn_date_field {
  * attn_date_field for each of src's characters (entries past them are untouched).
  * Fails naming src and what does not fit (a character or word no format writes, a
  * missing or second day, month or year, a day outside 1-31 or a month outside 1-12). */
-attn_status attn_dates_fields(const char *src, int *field_of_char, int n);
+ATTN_API attn_status attn_dates_fields(const char *src, int *field_of_char, int n);
 
 /* ---- text for language models ------------------------------------------------------------
  * Any UTF-8 text as token ids, either one id per distinct character (in code-point
@@ -144,29 +144,30 @@ typedef struct attn_text_vocab {
 } attn_text_vocab;
 
 /* "chars" or "bytes"; an unknown name fails listing both. */
-attn_status attn_text_unit_parse(attn_text_unit *unit, const char *name);
-const char *attn_text_unit_name(attn_text_unit unit);
+ATTN_API attn_status attn_text_unit_parse(attn_text_unit *unit, const char *name);
+ATTN_API const char *attn_text_unit_name(attn_text_unit unit);
 
 /* The vocabulary of text: (n bytes): its distinct characters, or all 256 bytes.
  * Fails on invalid UTF-8 in chars mode (naming the byte offset), or more than
  * ATTN_TEXT_VOCAB_MAX distinct characters (suggesting bytes). */
-attn_status attn_text_vocab_build(attn_text_vocab *v, attn_text_unit unit, const char *text,
-                                  size_t n);
+ATTN_API attn_status attn_text_vocab_build(attn_text_vocab *v, attn_text_unit unit,
+                                           const char *text, size_t n);
 /* A chars vocabulary from its code points: (count), which must ascend strictly and
  * be valid Unicode scalar values (what a checkpoint stores). */
-attn_status attn_text_vocab_from_chars(attn_text_vocab *v, const uint32_t *chars, int count);
+ATTN_API attn_status attn_text_vocab_from_chars(attn_text_vocab *v, const uint32_t *chars,
+                                                int count);
 
 /* text: (n bytes) -> ids: (cap); *count the ids written. Fails on invalid UTF-8
  * (naming the byte offset), a character outside the vocabulary (naming it, e.g.
  * "character 'é' (U+00E9) at character 4 is not in the vocabulary"), or more
  * than cap ids. */
-attn_status attn_text_encode(const attn_text_vocab *v, const char *text, size_t n, int32_t *ids,
-                             size_t cap, size_t *count);
+ATTN_API attn_status attn_text_encode(const attn_text_vocab *v, const char *text, size_t n,
+                                      int32_t *ids, size_t cap, size_t *count);
 /* ids: (n) -> out: the text (UTF-8 for chars; the raw bytes for bytes), NUL-
  * terminated (a text may hold NULs of its own), *len bytes without the NUL. Fails
  * on an id outside [0, V) or when cap is too small. */
-attn_status attn_text_decode(const attn_text_vocab *v, const int32_t *ids, size_t n, char *out,
-                             size_t cap, size_t *len);
+ATTN_API attn_status attn_text_decode(const attn_text_vocab *v, const int32_t *ids, size_t n,
+                                      char *out, size_t cap, size_t *len);
 
 typedef struct attn_text {
     attn_text_vocab vocab;
@@ -183,10 +184,11 @@ typedef struct attn_text {
  * a message naming the file and the sizes, e.g. "tiny.txt has 40 characters: a
  * block size of 64 needs at least 641"; texts over 1 GiB are refused. On failure
  * *t is left empty (attn_text_free is safe on it). */
-attn_status attn_text_load(attn_text *t, const char *path, attn_text_unit unit, int block_size);
-attn_status attn_text_from_memory(attn_text *t, const char *name, const char *text, size_t n,
-                                  attn_text_unit unit, int block_size);
-void attn_text_free(attn_text *t);
+ATTN_API attn_status attn_text_load(attn_text *t, const char *path, attn_text_unit unit,
+                                    int block_size);
+ATTN_API attn_status attn_text_from_memory(attn_text *t, const char *name, const char *text,
+                                           size_t n, attn_text_unit unit, int block_size);
+ATTN_API void attn_text_free(attn_text *t);
 
 /* Training batch of a step: B windows of T + 1 tokens from the training split, the
  * b-th starting at attn_text_train_start(t, seed, step, b, T); x: (B, T) the window's
@@ -196,20 +198,21 @@ void attn_text_free(attn_text *t);
  * counter's high word the step and its low word b):
  *   start = (((uint64_t)w[0] << 32) | w[1]) % (train_count - T)
  * (-1 for a NULL text, step < 0, b < 0 or T outside that range). */
-int64_t attn_text_train_start(const attn_text *t, uint64_t seed, int64_t step, int b, int T);
-attn_status attn_text_train_batch(const attn_text *t, uint64_t seed, int64_t step, int B, int T,
-                                  int32_t *x, int32_t *y);
+ATTN_API int64_t attn_text_train_start(const attn_text *t, uint64_t seed, int64_t step, int b,
+                                       int T);
+ATTN_API attn_status attn_text_train_batch(const attn_text *t, uint64_t seed, int64_t step, int B,
+                                           int T, int32_t *x, int32_t *y);
 
 /* Validation windows: count = min(max_windows, (n_valid - 1) / T) of them (n_valid
  * the validation tokens; 0 if T < 1 or max_windows < 1), window k starting at
  * k * (n_valid - 1 - T) / (count - 1) tokens into the split (int64 arithmetic,
  * integer division; 0 if count is 1), so they spread over the whole split, from
  * its first token to its last, and their inputs never overlap. */
-int64_t attn_text_valid_windows(const attn_text *t, int T, int64_t max_windows);
+ATTN_API int64_t attn_text_valid_windows(const attn_text *t, int T, int64_t max_windows);
 /* Windows first .. first + B - 1 of those count: x, y: (B, T) as for training.
  * count must be in [1, (n_valid - 1) / T]. */
-attn_status attn_text_valid_batch(const attn_text *t, int T, int64_t count, int64_t first, int B,
-                                  int32_t *x, int32_t *y);
+ATTN_API attn_status attn_text_valid_batch(const attn_text *t, int T, int64_t count, int64_t first,
+                                           int B, int32_t *x, int32_t *y);
 
 #ifdef __cplusplus
 }

@@ -64,8 +64,8 @@ typedef enum attn_position_kind {
 
 /* "learned", "sinusoidal", "rope", "alibi"; parsing an unknown name fails listing
  * the known ones; a value that is no kind is named "unknown". */
-const char *attn_position_name(attn_position_kind kind);
-attn_status attn_position_parse(attn_position_kind *kind, const char *name);
+ATTN_API const char *attn_position_name(attn_position_kind kind);
+ATTN_API attn_status attn_position_parse(attn_position_kind *kind, const char *name);
 
 #define ATTN_GPT_MAX_LAYERS 64
 
@@ -84,18 +84,18 @@ typedef struct attn_gpt_config {
 /* 4 layers, 4 heads (n_kv_head 0), 128 wide, block 64, learned positions,
  * rope_theta 10000, no window, biases, tied weights, dropout 0; the caller sets
  * vocab_size. */
-attn_gpt_config attn_gpt_defaults(void);
+ATTN_API attn_gpt_config attn_gpt_defaults(void);
 
 /* Fails naming the bad field and value, e.g. "n_embd 100 is not divisible by
  * n_head 3" or "n_head 6 is not divisible by n_kv_head 4". */
-attn_status attn_gpt_check_config(const attn_gpt_config *cfg);
+ATTN_API attn_status attn_gpt_check_config(const attn_gpt_config *cfg);
 
 typedef struct attn_gpt attn_gpt;
 
-attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t seed);
-void attn_gpt_free(attn_gpt *m);
-const attn_gpt_config *attn_gpt_get_config(const attn_gpt *m);
-attn_params *attn_gpt_params(attn_gpt *m);
+ATTN_API attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t seed);
+ATTN_API void attn_gpt_free(attn_gpt *m);
+ATTN_API const attn_gpt_config *attn_gpt_get_config(const attn_gpt *m);
+ATTN_API attn_params *attn_gpt_params(attn_gpt *m);
 
 /* One pass; dropout is drawn from (seed, step) so a step repeats exactly.
  * reference_attention runs attention through attn_sdpa_reference_* (the oracle
@@ -111,13 +111,14 @@ typedef struct attn_gpt_pass {
  * -> *loss (if targets; may be NULL otherwise): the mean cross-entropy over all
  * B T positions. The logits of every position are kept: attn_gpt_logits. A bad id
  * or T fails naming it ("context of 80 tokens exceeds the block size 64"). */
-attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const int32_t *targets,
-                             int B, int T, const attn_gpt_pass *pass);
+ATTN_API attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids,
+                                      const int32_t *targets, int B, int T,
+                                      const attn_gpt_pass *pass);
 /* The last forward's logits, (B, T, V); valid until the next forward or free. */
-const float *attn_gpt_logits(const attn_gpt *m);
+ATTN_API const float *attn_gpt_logits(const attn_gpt *m);
 /* The gradient of the last forward's loss into attn_gpt_params(m)->grad (+=).
  * Fails if the last forward had no targets or was followed by a backward. */
-attn_status attn_gpt_backward(attn_gpt *m);
+ATTN_API attn_status attn_gpt_backward(attn_gpt *m);
 
 /* ---- inference with a key-value cache ----------------------------------------------------
  * One sequence's keys and values of every layer for positions 0 .. length - 1, so
@@ -125,18 +126,18 @@ attn_status attn_gpt_backward(attn_gpt *m);
 typedef struct attn_gpt_cache attn_gpt_cache;
 
 /* Room for `capacity` tokens, 1 <= capacity <= block_size. */
-attn_status attn_gpt_cache_create(attn_gpt_cache **out, const attn_gpt *m, int capacity);
-void attn_gpt_cache_free(attn_gpt_cache *c);
-int attn_gpt_cache_length(const attn_gpt_cache *c);
+ATTN_API attn_status attn_gpt_cache_create(attn_gpt_cache **out, const attn_gpt *m, int capacity);
+ATTN_API void attn_gpt_cache_free(attn_gpt_cache *c);
+ATTN_API int attn_gpt_cache_length(const attn_gpt_cache *c);
 /* Empties it (length 0). */
-void attn_gpt_cache_reset(attn_gpt_cache *c);
+ATTN_API void attn_gpt_cache_reset(attn_gpt_cache *c);
 
 /* Runs n tokens at positions length .. length + n - 1, appending their keys and
  * values -> logits: (n, V) (may be NULL). Fails, changing nothing, if the cache
  * lacks room ("context of 65 tokens exceeds the cache's 64") or an id is bad. The
  * logits equal attn_gpt_forward's over the whole context up to rounding. */
-attn_status attn_gpt_cache_forward(attn_gpt *m, attn_gpt_cache *c, float *logits,
-                                   const int32_t *ids, int n);
+ATTN_API attn_status attn_gpt_cache_forward(attn_gpt *m, attn_gpt_cache *c, float *logits,
+                                            const int32_t *ids, int n);
 
 /* ---- sampling ------------------------------------------------------------------------------ */
 typedef struct attn_sampling {
@@ -153,8 +154,8 @@ typedef struct attn_sampling {
  * their total (so a small u draws the most likely token). Infinite logits make a
  * uniform draw among the +inf ones. Fails on a bad option (naming it), or with
  * ATTN_ERR_NUMERIC on a NaN logit (naming its id) or when every logit is -inf. */
-attn_status attn_sample(int32_t *token, const float *logits, int V, const attn_sampling *s,
-                        float u);
+ATTN_API attn_status attn_sample(int32_t *token, const float *logits, int V, const attn_sampling *s,
+                                 float u);
 
 /* ---- generation ----------------------------------------------------------------------------
  * Continues prompt: (n_prompt >= 1) by n_new tokens -> out: (n_new). Token i is
@@ -177,8 +178,9 @@ typedef struct attn_generate_options {
     void *user;
 } attn_generate_options;
 
-attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const int32_t *prompt,
-                              int n_prompt, const attn_generate_options *opt);
+ATTN_API attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced,
+                                       const int32_t *prompt, int n_prompt,
+                                       const attn_generate_options *opt);
 
 /* ---- recording attention ---------------------------------------------------------------
  * Runs ids: (n), 1 <= n <= block_size, through the model from position 0 and adds
@@ -187,8 +189,8 @@ attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const in
  * diagonal and outside the window). logits: (n, V) or NULL, bit for bit what
  * attn_gpt_cache_forward gives for the same ids on an empty cache. The caller
  * sets the record's tokens. */
-attn_status attn_gpt_record(attn_gpt *m, const int32_t *ids, int n, float *logits,
-                            attn_record *record);
+ATTN_API attn_status attn_gpt_record(attn_gpt *m, const int32_t *ids, int n, float *logits,
+                                     attn_record *record);
 
 #ifdef __cplusplus
 }

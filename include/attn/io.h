@@ -44,8 +44,8 @@ typedef enum attn_dtype {
 } attn_dtype;
 
 /* "F32", "BF16", ... as safetensors spells them. */
-const char *attn_dtype_name(attn_dtype dtype);
-size_t attn_dtype_size(attn_dtype dtype);
+ATTN_API const char *attn_dtype_name(attn_dtype dtype);
+ATTN_API size_t attn_dtype_size(attn_dtype dtype);
 
 typedef struct attn_tensor_view {
     const char *name;
@@ -61,30 +61,32 @@ typedef struct attn_safetensors attn_safetensors;
 
 /* Maps and validates the file. On success *out owns the mapping; on failure
  * *out is NULL. */
-attn_status attn_safetensors_open(attn_safetensors **out, const char *path);
+ATTN_API attn_status attn_safetensors_open(attn_safetensors **out, const char *path);
 
 /* Validates bytes[0..size) already in memory; *out borrows them (they must
  * outlive it). */
-attn_status attn_safetensors_parse(attn_safetensors **out, const void *bytes, size_t size);
+ATTN_API attn_status attn_safetensors_parse(attn_safetensors **out, const void *bytes, size_t size);
 
-void attn_safetensors_close(attn_safetensors *st);
+ATTN_API void attn_safetensors_close(attn_safetensors *st);
 
-int attn_safetensors_count(const attn_safetensors *st);
+ATTN_API int attn_safetensors_count(const attn_safetensors *st);
 /* The i-th tensor in file order (0 <= i < count), or NULL. */
-const attn_tensor_view *attn_safetensors_at(const attn_safetensors *st, int i);
+ATTN_API const attn_tensor_view *attn_safetensors_at(const attn_safetensors *st, int i);
 /* The tensor named `name`, or NULL. */
-const attn_tensor_view *attn_safetensors_find(const attn_safetensors *st, const char *name);
+ATTN_API const attn_tensor_view *attn_safetensors_find(const attn_safetensors *st,
+                                                       const char *name);
 
 /* Converts the tensor's elements to float32 into dst, which holds exactly
  * `count` floats; fails if count != numel. Every dtype converts (F64 and the
  * integers by rounding to nearest, F16/BF16 exactly). */
-attn_status attn_tensor_read_f32(const attn_tensor_view *t, float *dst, size_t count);
+ATTN_API attn_status attn_tensor_read_f32(const attn_tensor_view *t, float *dst, size_t count);
 
 /* The value of a `__metadata__` key, or NULL. */
-const char *attn_safetensors_metadata(const attn_safetensors *st, const char *key);
-int attn_safetensors_metadata_count(const attn_safetensors *st);
+ATTN_API const char *attn_safetensors_metadata(const attn_safetensors *st, const char *key);
+ATTN_API int attn_safetensors_metadata_count(const attn_safetensors *st);
 /* The i-th metadata pair; returns the key and sets *value. NULL if out of range. */
-const char *attn_safetensors_metadata_at(const attn_safetensors *st, int i, const char **value);
+ATTN_API const char *attn_safetensors_metadata_at(const attn_safetensors *st, int i,
+                                                  const char **value);
 
 /* ---- writing ---- */
 typedef struct attn_tensor_out {
@@ -101,8 +103,9 @@ typedef struct attn_metadata_pair {
 
 /* Writes `count` tensors and `meta_count` metadata pairs to path atomically.
  * Names must be unique and not "__metadata__". */
-attn_status attn_safetensors_save(const char *path, const attn_tensor_out *tensors, int count,
-                                  const attn_metadata_pair *meta, int meta_count);
+ATTN_API attn_status attn_safetensors_save(const char *path, const attn_tensor_out *tensors,
+                                           int count, const attn_metadata_pair *meta,
+                                           int meta_count);
 
 /* ---- any file, written atomically ---- */
 

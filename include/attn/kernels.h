@@ -20,16 +20,17 @@
 extern "C" {
 #endif
 
-void attn_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
-                int lda, const float *b, int ldb, float beta, float *c, int ldc);
+ATTN_API void attn_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                         int ldc);
 
 /* The same product by plain loops; the oracle the backends are tested against. */
-void attn_sgemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                          int ldc);
+ATTN_API void attn_sgemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                                   const float *a, int lda, const float *b, int ldb, float beta,
+                                   float *c, int ldc);
 
 /* The backend in use, e.g. "oneDNN 2.6.3 (dnnl_sgemm)". */
-const char *attn_gemm_backend(void);
+ATTN_API const char *attn_gemm_backend(void);
 
 #ifdef __cplusplus
 }

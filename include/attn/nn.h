@@ -45,76 +45,78 @@ typedef struct attn_params {
 
 /* Lays out `count` parameters given by name, ndim and shape (numel and offset are
  * computed), allocates data (zeroed) and grad (zeroed). Names must be unique. */
-attn_status attn_params_init(attn_params *p, const attn_param *specs, int count);
-void attn_params_free(attn_params *p);
+ATTN_API attn_status attn_params_init(attn_params *p, const attn_param *specs, int count);
+ATTN_API void attn_params_free(attn_params *p);
 
 /* The parameter named `name`, or NULL. */
-const attn_param *attn_params_find(const attn_params *p, const char *name);
+ATTN_API const attn_param *attn_params_find(const attn_params *p, const char *name);
 /* Its values / its gradient, or NULL if there is no such parameter. */
-float *attn_params_data(const attn_params *p, const char *name);
-float *attn_params_grad(const attn_params *p, const char *name);
+ATTN_API float *attn_params_data(const attn_params *p, const char *name);
+ATTN_API float *attn_params_grad(const attn_params *p, const char *name);
 
-void attn_params_zero_grad(attn_params *p);
+ATTN_API void attn_params_zero_grad(attn_params *p);
 
 /* Loads a state_dict: the file must hold exactly the module's keys, each with the
  * module's shape (F32, or F64/F16/BF16 converted). A missing, unexpected or
  * mis-shaped key fails naming the key (and both shapes); on failure the
  * parameters are unchanged. */
-attn_status attn_params_load(attn_params *p, const char *path);
-attn_status attn_params_load_from(attn_params *p, const attn_safetensors *st);
+ATTN_API attn_status attn_params_load(attn_params *p, const char *path);
+ATTN_API attn_status attn_params_load_from(attn_params *p, const attn_safetensors *st);
 
 /* Saves every parameter as F32 under its name, with optional metadata. */
-attn_status attn_params_save(const attn_params *p, const char *path,
-                             const attn_metadata_pair *meta, int meta_count);
+ATTN_API attn_status attn_params_save(const attn_params *p, const char *path,
+                                      const attn_metadata_pair *meta, int meta_count);
 
 /* ---- initialisation, as PyTorch's defaults ----------------------------------------- */
 
 /* w: (out, in), b: (out) or NULL; both uniform in +-1/sqrt(in), which is what
  * nn.Linear's kaiming_uniform_(a=sqrt(5)) and its bias init come to. */
-void attn_init_linear(float *w, float *b, int out, int in, attn_rng *rng);
+ATTN_API void attn_init_linear(float *w, float *b, int out, int in, attn_rng *rng);
 
 /* w: (fan_out, fan_in) uniform in +-sqrt(6 / (fan_in + fan_out)). */
-void attn_init_xavier_uniform(float *w, int fan_out, int fan_in, attn_rng *rng);
+ATTN_API void attn_init_xavier_uniform(float *w, int fan_out, int fan_in, attn_rng *rng);
 
 /* ---- linear --------------------------------------------------------------------------
  * x: (N, in), w: (out, in), b: (out) or NULL -> y: (N, out) = x w^T + b. */
-attn_status attn_linear_forward(float *y, const float *x, const float *w, const float *b, int N,
-                                int in, int out);
+ATTN_API attn_status attn_linear_forward(float *y, const float *x, const float *w, const float *b,
+                                         int N, int in, int out);
 /* dx: (N, in) += dy w; dw: (out, in) += dy^T x; db: (out) += sum over N of dy.
  * Any of dx, dw, db may be NULL. */
-attn_status attn_linear_backward(float *dx, float *dw, float *db, const float *dy,
-                                 const float *x, const float *w, int N, int in, int out);
+ATTN_API attn_status attn_linear_backward(float *dx, float *dw, float *db, const float *dy,
+                                          const float *x, const float *w, int N, int in, int out);
 
 /* ---- embedding, nn.Embedding ----------------------------------------------------------
  * weight: (num, dim), ids: (N) -> y: (N, dim) = weight[ids]. An id outside
  * [0, num) fails, naming the id and its position. */
-attn_status attn_embedding_forward(float *y, const int32_t *ids, const float *weight, int N,
-                                   int num, int dim);
+ATTN_API attn_status attn_embedding_forward(float *y, const int32_t *ids, const float *weight,
+                                            int N, int num, int dim);
 /* dweight: (num, dim) += dy rows scattered to their ids; dy: (N, dim). The row
  * padding_idx (or none if -1) gets no gradient, as nn.Embedding(padding_idx=...). */
-attn_status attn_embedding_backward(float *dweight, const float *dy, const int32_t *ids, int N,
-                                    int num, int dim, int padding_idx);
+ATTN_API attn_status attn_embedding_backward(float *dweight, const float *dy, const int32_t *ids,
+                                             int N, int num, int dim, int padding_idx);
 
 /* ---- layer normalisation, nn.LayerNorm over the last axis --------------------------------
  * x: (N, D), weight, bias: (D) or NULL (elementwise_affine=False) -> y: (N, D);
  * mean, rstd: (N) kept for backward (rstd = 1 / sqrt(biased variance + eps)).
  * eps must be finite and > 0 (PyTorch's default is 1e-5); y may be x. */
-attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
-                                   const float *weight, const float *bias, int N, int D,
-                                   float eps);
+ATTN_API attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
+                                            const float *weight, const float *bias, int N, int D,
+                                            float eps);
 /* dx: (N, D) +=, dweight, dbias: (D) += (each may be NULL); dy: (N, D); x, mean,
  * rstd, weight as given to and kept by the forward. */
-attn_status attn_layernorm_backward(float *dx, float *dweight, float *dbias, const float *dy,
-                                    const float *x, const float *mean, const float *rstd,
-                                    const float *weight, int N, int D);
+ATTN_API attn_status attn_layernorm_backward(float *dx, float *dweight, float *dbias,
+                                             const float *dy, const float *x, const float *mean,
+                                             const float *rstd, const float *weight, int N, int D);
 
 /* ---- dropout, inverted as nn.Dropout -------------------------------------------------------
  * x, y: (n) -> y[i] = x[i] * (1 / (1 - p)) if attn_uniform_at(seed, i) >= p, else 0.
  * Nothing is stored: backward draws the same numbers from the same seed. p = 0
  * copies; p must be in [0, 1), and y may be x. */
-attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t seed);
+ATTN_API attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p,
+                                          uint64_t seed);
 /* dx: (n) += dy kept and scaled the same way. */
-attn_status attn_dropout_backward(float *dx, const float *dy, size_t n, float p, uint64_t seed);
+ATTN_API attn_status attn_dropout_backward(float *dx, const float *dy, size_t n, float p,
+                                           uint64_t seed);
 
 /* ---- pointwise activations ----------------------------------------------------------------
  * ATTN_ACT_GELU is the exact erf form (nn.GELU()), ATTN_ACT_GELU_TANH the tanh
@@ -126,15 +128,15 @@ typedef enum attn_activation {
     ATTN_ACT_TANH,
 } attn_activation;
 
-attn_status attn_activation_forward(attn_activation f, float *y, const float *x, size_t n);
+ATTN_API attn_status attn_activation_forward(attn_activation f, float *y, const float *x, size_t n);
 /* dx: (n) += f'(x) dy, where x is the forward's input. */
-attn_status attn_activation_backward(attn_activation f, float *dx, const float *dy,
-                                     const float *x, size_t n);
+ATTN_API attn_status attn_activation_backward(attn_activation f, float *dx, const float *dy,
+                                              const float *x, size_t n);
 /* The name PyTorch gives it ("relu", "gelu", "gelu_tanh", "tanh"; "unknown" for a
  * value that is no attn_activation), and back; the latter fails naming the
  * unknown word. */
-const char *attn_activation_name(attn_activation f);
-attn_status attn_activation_parse(attn_activation *f, const char *name);
+ATTN_API const char *attn_activation_name(attn_activation f);
+ATTN_API attn_status attn_activation_parse(attn_activation *f, const char *name);
 
 /* ---- multi-head attention, torch.nn.MultiheadAttention --------------------------------
  * Parameters (state_dict keys), E = embed_dim:
@@ -184,20 +186,20 @@ typedef struct attn_mha attn_mha;
 
 /* Creates the module with parameters initialised from `seed`. Fails on a bad
  * config, e.g. "embed_dim 10 is not divisible by num_heads 3". */
-attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg, uint64_t seed);
-void attn_mha_free(attn_mha *m);
-attn_params *attn_mha_params(attn_mha *m);
-const attn_mha_config *attn_mha_get_config(const attn_mha *m);
+ATTN_API attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg, uint64_t seed);
+ATTN_API void attn_mha_free(attn_mha *m);
+ATTN_API attn_params *attn_mha_params(attn_mha *m);
+ATTN_API const attn_mha_config *attn_mha_get_config(const attn_mha *m);
 
 /* out: (B, Lq, E) if batch_first, else (Lq, B, E). The module keeps what backward
  * needs; query, key, value and the masks must stay unchanged until backward. */
-attn_status attn_mha_forward(attn_mha *m, float *out, const attn_mha_input *in);
+ATTN_API attn_status attn_mha_forward(attn_mha *m, float *out, const attn_mha_input *in);
 
 /* Backward of the last forward: dout shaped as out; dquery, dkey, dvalue shaped as
  * query, key, value (each may be NULL, and they may be the same buffer for
  * self-attention); parameter gradients go to attn_mha_params(m)->grad. */
-attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dvalue,
-                              const float *dout);
+ATTN_API attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dvalue,
+                                       const float *dout);
 
 /* ---- the seed's MultiHeadAttention, exactly -------------------------------------------
  * class MultiHeadAttention(nn.Module) of the seed article, quirks included:
@@ -211,9 +213,10 @@ attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dv
  * fc_out.weight (E, E), fc_out.bias (E); initialised as nn.Linear. */
 typedef struct attn_seed_mha attn_seed_mha;
 
-attn_status attn_seed_mha_create(attn_seed_mha **out, int embed_size, int heads, uint64_t seed);
-void attn_seed_mha_free(attn_seed_mha *m);
-attn_params *attn_seed_mha_params(attn_seed_mha *m);
+ATTN_API attn_status attn_seed_mha_create(attn_seed_mha **out, int embed_size, int heads,
+                                          uint64_t seed);
+ATTN_API void attn_seed_mha_free(attn_seed_mha *m);
+ATTN_API attn_params *attn_seed_mha_params(attn_seed_mha *m);
 
 /* forward(values, keys, query, mask):
  * values: (N, Lk, E), keys: (N, Lk, E), query: (N, Lq, E) -> out: (N, Lq, E).
@@ -221,13 +224,14 @@ attn_params *attn_seed_mha_params(attn_seed_mha *m);
  * masked), e.g. shaped (N, 1, 1, Lk) for padding or (N, 1, Lq, Lk) for causal;
  * the module applies it with the seed's -1e20 fill. weights: optional
  * (N, heads, Lq, Lk). Inputs and mask data must stay unchanged until backward. */
-attn_status attn_seed_mha_forward(attn_seed_mha *m, float *out, float *weights,
-                                  const float *values, const float *keys, const float *query,
-                                  int N, int len_k, int len_q, const attn_mask *mask);
+ATTN_API attn_status attn_seed_mha_forward(attn_seed_mha *m, float *out, float *weights,
+                                           const float *values, const float *keys,
+                                           const float *query, int N, int len_k, int len_q,
+                                           const attn_mask *mask);
 
 /* dvalues, dkeys, dquery shaped as the inputs (each may be NULL; they may alias). */
-attn_status attn_seed_mha_backward(attn_seed_mha *m, float *dvalues, float *dkeys,
-                                   float *dquery, const float *dout);
+ATTN_API attn_status attn_seed_mha_backward(attn_seed_mha *m, float *dvalues, float *dkeys,
+                                            float *dquery, const float *dout);
 
 #ifdef __cplusplus
 }

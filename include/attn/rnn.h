@@ -33,7 +33,7 @@ typedef enum attn_rnn_mode {
 
 /* G, the number of gates: 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n); 0 for a
  * value that is no attn_rnn_mode. */
-int attn_rnn_gates(attn_rnn_mode mode);
+ATTN_API int attn_rnn_gates(attn_rnn_mode mode);
 
 /* ---- one time step --------------------------------------------------------------------
  * The input projection is the caller's, so that a layer projects every time step
@@ -44,10 +44,11 @@ int attn_rnn_gates(attn_rnn_mode mode);
  *    saved: (B, attn_rnn_cell_saved_size(mode, H)) what backward needs.
  * h_out may be h and c_out may be c (an update in place); saved aliases nothing.
  * Fails, naming the argument, on a NULL pointer, B or H below 1, or a bad mode. */
-size_t attn_rnn_cell_saved_size(attn_rnn_mode mode, int H);
-attn_status attn_rnn_cell_forward(attn_rnn_mode mode, float *h_out, float *c_out, float *saved,
-                                  const float *gx, const float *h, const float *c,
-                                  const float *w_hh, const float *b_hh, int B, int H);
+ATTN_API size_t attn_rnn_cell_saved_size(attn_rnn_mode mode, int H);
+ATTN_API attn_status attn_rnn_cell_forward(attn_rnn_mode mode, float *h_out, float *c_out,
+                                           float *saved, const float *gx, const float *h,
+                                           const float *c, const float *w_hh, const float *b_hh,
+                                           int B, int H);
 /* dh_out: (B, H) the gradient of h_out; dc_out: (B, H) of c_out (LSTM; may be NULL).
  * saved, h, c, w_hh as the forward had them.
  * -> dgx: (B, G*H) the gradient of gx (overwritten, not added: the caller takes it
@@ -58,11 +59,11 @@ attn_status attn_rnn_cell_forward(attn_rnn_mode mode, float *h_out, float *c_out
  *    it holds dgh, the gradient of gh = h W_hh^T + b_hh, which differs from dgx in
  *    the n gate (for RNN and LSTM dgh is dgx). A caller that sums dw_hh over many
  *    steps in one GEMM passes dw_hh = db_hh = NULL and keeps dgh (or dgx) per step. */
-attn_status attn_rnn_cell_backward(attn_rnn_mode mode, float *dgx, float *dh, float *dc,
-                                   float *dw_hh, float *db_hh, float *scratch,
-                                   const float *dh_out, const float *dc_out, const float *saved,
-                                   const float *h, const float *c, const float *w_hh, int B,
-                                   int H);
+ATTN_API attn_status attn_rnn_cell_backward(attn_rnn_mode mode, float *dgx, float *dh, float *dc,
+                                            float *dw_hh, float *db_hh, float *scratch,
+                                            const float *dh_out, const float *dc_out,
+                                            const float *saved, const float *h, const float *c,
+                                            const float *w_hh, int B, int H);
 
 /* ---- whole layers, torch.nn.RNN / LSTM / GRU ---------------------------------------------
  * Parameters (state_dict keys), k the layer, "_reverse" for the backward direction:
@@ -94,22 +95,22 @@ typedef struct attn_rnn_input {
 typedef struct attn_rnn attn_rnn;
 
 /* Fails on a bad config naming the field and value, e.g. "hidden_size is 0". */
-attn_status attn_rnn_create(attn_rnn **out, const attn_rnn_config *cfg, uint64_t seed);
-void attn_rnn_free(attn_rnn *m);
-attn_params *attn_rnn_params(attn_rnn *m);
-const attn_rnn_config *attn_rnn_get_config(const attn_rnn *m);
+ATTN_API attn_status attn_rnn_create(attn_rnn **out, const attn_rnn_config *cfg, uint64_t seed);
+ATTN_API void attn_rnn_free(attn_rnn *m);
+ATTN_API attn_params *attn_rnn_params(attn_rnn *m);
+ATTN_API const attn_rnn_config *attn_rnn_get_config(const attn_rnn *m);
 
 /* -> y: (B, T, dirs*H) or (T, B, dirs*H); h_n, c_n: optional (layers * dirs, B, H)
  * (c_n for LSTM only). The module keeps what backward needs; the inputs must
  * stay unchanged until backward. Fails naming the value on bad input (a length
  * outside [1, T], c0 or c_n for a mode without cell state, ...). */
-attn_status attn_rnn_forward(attn_rnn *m, float *y, float *h_n, float *c_n,
-                             const attn_rnn_input *in);
+ATTN_API attn_status attn_rnn_forward(attn_rnn *m, float *y, float *h_n, float *c_n,
+                                      const attn_rnn_input *in);
 /* dy shaped as y (or NULL: no gradient from y); dh_n, dc_n shaped as h_n, c_n (or
  * NULL). -> dx shaped as x, dh0 and dc0 shaped as h0 and c0 (each optional, +=);
  * parameter gradients go to attn_rnn_params(m)->grad. */
-attn_status attn_rnn_backward(attn_rnn *m, float *dx, float *dh0, float *dc0, const float *dy,
-                              const float *dh_n, const float *dc_n);
+ATTN_API attn_status attn_rnn_backward(attn_rnn *m, float *dx, float *dh0, float *dc0,
+                                       const float *dy, const float *dh_n, const float *dc_n);
 
 #ifdef __cplusplus
 }

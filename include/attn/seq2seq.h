@@ -110,10 +110,10 @@ typedef enum attn_attention_kind {
 /* Names as the command line spells them ("gru-bahdanau", "hard-gumbel"); parsing
  * an unknown name fails listing the known ones. A value that is no arch or kind
  * is named "unknown". */
-const char *attn_seq2seq_arch_name(attn_seq2seq_arch arch);
-attn_status attn_seq2seq_arch_parse(attn_seq2seq_arch *arch, const char *name);
-const char *attn_attention_kind_name(attn_attention_kind kind);
-attn_status attn_attention_kind_parse(attn_attention_kind *kind, const char *name);
+ATTN_API const char *attn_seq2seq_arch_name(attn_seq2seq_arch arch);
+ATTN_API attn_status attn_seq2seq_arch_parse(attn_seq2seq_arch *arch, const char *name);
+ATTN_API const char *attn_attention_kind_name(attn_attention_kind kind);
+ATTN_API attn_status attn_attention_kind_parse(attn_attention_kind *kind, const char *name);
 
 /* At most this many encoder or decoder layers. */
 #define ATTN_SEQ2SEQ_MAX_LAYERS 8
@@ -137,19 +137,21 @@ typedef struct attn_seq2seq_config {
 
 /* Sensible sizes for the built-in tasks, for arch and attention; the caller sets
  * the vocabulary sizes and lengths. */
-attn_seq2seq_config attn_seq2seq_defaults(attn_seq2seq_arch arch, attn_attention_kind attention);
+ATTN_API attn_seq2seq_config attn_seq2seq_defaults(attn_seq2seq_arch arch,
+                                                   attn_attention_kind attention);
 
 typedef struct attn_seq2seq attn_seq2seq;
 
 /* Fails on a bad config, naming the field and value. */
-attn_status attn_seq2seq_create(attn_seq2seq **out, const attn_seq2seq_config *cfg, uint64_t seed);
-void attn_seq2seq_free(attn_seq2seq *m);
-const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m);
+ATTN_API attn_status attn_seq2seq_create(attn_seq2seq **out, const attn_seq2seq_config *cfg,
+                                         uint64_t seed);
+ATTN_API void attn_seq2seq_free(attn_seq2seq *m);
+ATTN_API const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m);
 /* The trained parameters, named by state_dict keys (above), and the state that is
  * saved but not trained (the REINFORCE baseline; possibly empty, count 0), as
  * PyTorch's buffers. */
-attn_params *attn_seq2seq_params(attn_seq2seq *m);
-attn_params *attn_seq2seq_buffers(attn_seq2seq *m);
+ATTN_API attn_params *attn_seq2seq_params(attn_seq2seq *m);
+ATTN_API attn_params *attn_seq2seq_buffers(attn_seq2seq *m);
 
 /* One training or validation pass. Dropout, hard-attention samples and Gumbel
  * noise are drawn from (seed, step), so a step repeats exactly. */
@@ -169,14 +171,14 @@ typedef struct attn_seq2seq_stats {
 /* Teacher-forced forward over a batch (attn/data.h): src_len in
  * [1, min(src_cap, max_src_len)], tgt_len in [1, min(tgt_cap, max_tgt_len)],
  * every id inside its vocabulary; a bad one fails naming it. */
-attn_status attn_seq2seq_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
-                                 const attn_batch *batch, const attn_seq2seq_pass *pass);
+ATTN_API attn_status attn_seq2seq_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
+                                          const attn_batch *batch, const attn_seq2seq_pass *pass);
 /* The gradient of the last training forward's objective (the mean cross-entropy,
  * plus the REINFORCE surrogate for hard-reinforce) into attn_seq2seq_params(m)->grad
  * (+=); updates the buffers (the baseline). The batch must be unchanged since the
  * forward. Fails if there was no training forward since the last backward or
  * decode. */
-attn_status attn_seq2seq_backward(attn_seq2seq *m);
+ATTN_API attn_status attn_seq2seq_backward(attn_seq2seq *m);
 
 /* Decoding. beam 1 is greedy. For hard attention, sample_hard draws the position
  * from the weights (with seed) instead of taking the argmax.
@@ -201,9 +203,10 @@ typedef struct attn_decode_options {
  *    source (the chosen position as one-hot for hard attention; the transformer's
  *    last decoder layer, averaged over heads), 0 past the end.
  * Decoding replaces what the last forward kept: backward needs a new forward. */
-attn_status attn_seq2seq_decode(attn_seq2seq *m, int32_t *out, int32_t *out_len, float *attention,
-                                const int32_t *src, const int32_t *src_len, int B, int S,
-                                const attn_decode_options *opt);
+ATTN_API attn_status attn_seq2seq_decode(attn_seq2seq *m, int32_t *out, int32_t *out_len,
+                                         float *attention, const int32_t *src,
+                                         const int32_t *src_len, int B, int S,
+                                         const attn_decode_options *opt);
 
 /* Decodes one source (src: (S) ids, src_len in [1, min(S, max_src_len)]) as
  * attn_seq2seq_decode does with B = 1, and adds to `record` every attention map
@@ -213,9 +216,10 @@ attn_status attn_seq2seq_decode(attn_seq2seq *m, int32_t *out, int32_t *out_len,
  * output steps (EOS included), columns the source (or output) positions. The
  * caller sets the record's tokens. out and out_len are bit for bit what
  * attn_seq2seq_decode gives; opt->beam must be 1 (greedy). */
-attn_status attn_seq2seq_decode_record(attn_seq2seq *m, int32_t *out, int32_t *out_len,
-                                       const int32_t *src, int S, int src_len,
-                                       const attn_decode_options *opt, attn_record *record);
+ATTN_API attn_status attn_seq2seq_decode_record(attn_seq2seq *m, int32_t *out, int32_t *out_len,
+                                                const int32_t *src, int S, int src_len,
+                                                const attn_decode_options *opt,
+                                                attn_record *record);
 
 #ifdef __cplusplus
 }

@@ -23,13 +23,14 @@ extern "C" {
  * A target outside [0, C) that is not ignore_index fails naming it and its row.
  * A loss that is not finite (a NaN or infinite logit) fails with
  * ATTN_ERR_NUMERIC naming the first such logit; the outputs are still written. */
-attn_status attn_cross_entropy_forward(float *loss, float *probs, float *row_loss,
-                                       const float *logits, const int32_t *targets, int N,
-                                       int C, int ignore_index, float label_smoothing);
+ATTN_API attn_status attn_cross_entropy_forward(float *loss, float *probs, float *row_loss,
+                                                const float *logits, const int32_t *targets, int N,
+                                                int C, int ignore_index, float label_smoothing);
 /* dlogits: (N, C) += dloss * d(mean loss)/d(logits). */
-attn_status attn_cross_entropy_backward(float *dlogits, const float *probs,
-                                        const int32_t *targets, int N, int C, int ignore_index,
-                                        float label_smoothing, float dloss);
+ATTN_API attn_status attn_cross_entropy_backward(float *dlogits, const float *probs,
+                                                 const int32_t *targets, int N, int C,
+                                                 int ignore_index, float label_smoothing,
+                                                 float dloss);
 
 /* ---- AdamW, torch.optim.AdamW ---------------------------------------------------------------
  * For each parameter, with g its gradient and t the step after increment:
@@ -41,7 +42,7 @@ typedef struct attn_adamw_config {
 } attn_adamw_config;
 
 /* beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0.01. */
-attn_adamw_config attn_adamw_defaults(void);
+ATTN_API attn_adamw_config attn_adamw_defaults(void);
 
 typedef struct attn_adamw {
     attn_adamw_config cfg;
@@ -53,16 +54,16 @@ typedef struct attn_adamw {
 /* Allocates the zeroed moments of n parameters. A config value outside what
  * torch.optim.AdamW accepts (betas in [0, 1), eps and weight_decay >= 0) fails
  * naming it. */
-attn_status attn_adamw_init(attn_adamw *opt, size_t n, const attn_adamw_config *cfg);
-void attn_adamw_free(attn_adamw *opt);
+ATTN_API attn_status attn_adamw_init(attn_adamw *opt, size_t n, const attn_adamw_config *cfg);
+ATTN_API void attn_adamw_free(attn_adamw *opt);
 /* One step over the n parameters at learning rate lr (finite, >= 0). decay:
  * optional (n) mask, nonzero where weight decay applies (all of them if NULL),
  * as parameter groups with weight_decay 0 do in PyTorch. The float operations
  * are torch's, in its order: from the same state the result agrees with
  * torch.optim.AdamW(foreach=False) on float32 tensors to float32 rounding (bit
  * for bit in the conformance runs). step counts the steps that succeeded. */
-attn_status attn_adamw_step(attn_adamw *opt, float *params, const float *grads,
-                            const uint8_t *decay, float lr);
+ATTN_API attn_status attn_adamw_step(attn_adamw *opt, float *params, const float *grads,
+                                     const uint8_t *decay, float lr);
 
 /* ---- gradient clipping, torch.nn.utils.clip_grad_norm_ -----------------------------------
  * grads: (n). Returns the global L2 norm before clipping (computed in double) and,
@@ -71,7 +72,7 @@ attn_status attn_adamw_step(attn_adamw *opt, float *params, const float *grads,
  * as it is, so the caller can refuse the step. Bad arguments (grads NULL with
  * n > 0, max_norm negative or not finite) return NaN, grads unchanged, with the
  * reason in attn_last_error(). */
-double attn_clip_grad_norm(float *grads, size_t n, double max_norm);
+ATTN_API double attn_clip_grad_norm(float *grads, size_t n, double max_norm);
 
 /* ---- learning-rate schedule: linear warm-up, then cosine decay --------------------------------
  * step 0-based. lr_max * (step + 1) / warmup while step < warmup; then
@@ -79,8 +80,8 @@ double attn_clip_grad_norm(float *grads, size_t n, double max_norm);
  * (step - warmup) / (total - warmup) clamped to [0, 1]. A negative step counts
  * as 0; warmup <= 0 means no warm-up; total <= warmup gives lr_min after the
  * warm-up. */
-float attn_lr_warmup_cosine(int64_t step, int64_t warmup, int64_t total, float lr_max,
-                            float lr_min);
+ATTN_API float attn_lr_warmup_cosine(int64_t step, int64_t warmup, int64_t total, float lr_max,
+                                     float lr_min);
 
 #ifdef __cplusplus
 }

@@ -53,7 +53,7 @@ typedef struct attn_transformer_layer_config {
 
 /* PyTorch's defaults for d_model and nhead: dim_feedforward 2048, dropout 0.1,
  * relu, layer_norm_eps 1e-5, batch_first and norm_first false. */
-attn_transformer_layer_config attn_transformer_layer_defaults(int d_model, int nhead);
+ATTN_API attn_transformer_layer_config attn_transformer_layer_defaults(int d_model, int nhead);
 
 typedef struct attn_transformer_config {
     attn_transformer_layer_config layer;
@@ -99,66 +99,69 @@ typedef struct attn_transformer_encoder_layer attn_transformer_encoder_layer;
 
 /* Fails on a bad config naming the field, e.g. "d_model 10 is not divisible by
  * nhead 3". */
-attn_status attn_transformer_encoder_layer_create(attn_transformer_encoder_layer **out,
-                                                  const attn_transformer_layer_config *cfg,
-                                                  uint64_t seed);
-void attn_transformer_encoder_layer_free(attn_transformer_encoder_layer *l);
-attn_params *attn_transformer_encoder_layer_params(attn_transformer_encoder_layer *l);
+ATTN_API attn_status attn_transformer_encoder_layer_create(attn_transformer_encoder_layer **out,
+                                                           const attn_transformer_layer_config *cfg,
+                                                           uint64_t seed);
+ATTN_API void attn_transformer_encoder_layer_free(attn_transformer_encoder_layer *l);
+ATTN_API attn_params *attn_transformer_encoder_layer_params(attn_transformer_encoder_layer *l);
 
 /* forward(src, src_mask, src_key_padding_mask): reads src, batch, src_len,
  * src_mask, training, dropout_seed -> out shaped as src. */
-attn_status attn_transformer_encoder_layer_forward(attn_transformer_encoder_layer *l, float *out,
-                                                   const attn_transformer_input *in);
+ATTN_API attn_status attn_transformer_encoder_layer_forward(attn_transformer_encoder_layer *l,
+                                                            float *out,
+                                                            const attn_transformer_input *in);
 /* dout shaped as out -> dsrc (+=, or NULL). */
-attn_status attn_transformer_encoder_layer_backward(attn_transformer_encoder_layer *l, float *dsrc,
-                                                    const float *dout);
+ATTN_API attn_status attn_transformer_encoder_layer_backward(attn_transformer_encoder_layer *l,
+                                                             float *dsrc, const float *dout);
 
 /* ---- torch.nn.TransformerDecoderLayer -------------------------------------------------- */
 typedef struct attn_transformer_decoder_layer attn_transformer_decoder_layer;
 
-attn_status attn_transformer_decoder_layer_create(attn_transformer_decoder_layer **out,
-                                                  const attn_transformer_layer_config *cfg,
-                                                  uint64_t seed);
-void attn_transformer_decoder_layer_free(attn_transformer_decoder_layer *l);
-attn_params *attn_transformer_decoder_layer_params(attn_transformer_decoder_layer *l);
+ATTN_API attn_status attn_transformer_decoder_layer_create(attn_transformer_decoder_layer **out,
+                                                           const attn_transformer_layer_config *cfg,
+                                                           uint64_t seed);
+ATTN_API void attn_transformer_decoder_layer_free(attn_transformer_decoder_layer *l);
+ATTN_API attn_params *attn_transformer_decoder_layer_params(attn_transformer_decoder_layer *l);
 
 /* forward(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
  * memory_key_padding_mask): reads tgt, memory, batch, tgt_len, src_len (the
  * memory's length), tgt_mask, memory_mask, training, dropout_seed, cross_weights
  * -> out shaped as tgt. */
-attn_status attn_transformer_decoder_layer_forward(attn_transformer_decoder_layer *l, float *out,
-                                                   const attn_transformer_input *in);
+ATTN_API attn_status attn_transformer_decoder_layer_forward(attn_transformer_decoder_layer *l,
+                                                            float *out,
+                                                            const attn_transformer_input *in);
 /* dout shaped as out -> dtgt, dmemory (+=, each may be NULL). */
-attn_status attn_transformer_decoder_layer_backward(attn_transformer_decoder_layer *l, float *dtgt,
-                                                    float *dmemory, const float *dout);
+ATTN_API attn_status attn_transformer_decoder_layer_backward(attn_transformer_decoder_layer *l,
+                                                             float *dtgt, float *dmemory,
+                                                             const float *dout);
 
 /* ---- torch.nn.Transformer ------------------------------------------------------------------ */
 typedef struct attn_transformer attn_transformer;
 
-attn_status attn_transformer_create(attn_transformer **out, const attn_transformer_config *cfg,
-                                    uint64_t seed);
-void attn_transformer_free(attn_transformer *t);
-attn_params *attn_transformer_params(attn_transformer *t);
-const attn_transformer_config *attn_transformer_get_config(const attn_transformer *t);
+ATTN_API attn_status attn_transformer_create(attn_transformer **out,
+                                             const attn_transformer_config *cfg, uint64_t seed);
+ATTN_API void attn_transformer_free(attn_transformer *t);
+ATTN_API attn_params *attn_transformer_params(attn_transformer *t);
+ATTN_API const attn_transformer_config *attn_transformer_get_config(const attn_transformer *t);
 
 /* forward(src, tgt, src_mask, tgt_mask, memory_mask, src_key_padding_mask,
  * tgt_key_padding_mask, memory_key_padding_mask): reads every field but memory
  * -> out shaped as tgt. */
-attn_status attn_transformer_forward(attn_transformer *t, float *out,
-                                     const attn_transformer_input *in);
+ATTN_API attn_status attn_transformer_forward(attn_transformer *t, float *out,
+                                              const attn_transformer_input *in);
 /* Backward of the last attn_transformer_forward: dout shaped as out -> dsrc, dtgt
  * (+=, each may be NULL). */
-attn_status attn_transformer_backward(attn_transformer *t, float *dsrc, float *dtgt,
-                                      const float *dout);
+ATTN_API attn_status attn_transformer_backward(attn_transformer *t, float *dsrc, float *dtgt,
+                                               const float *dout);
 
 /* The two halves, for decoding: encode is transformer.encoder(src, ...) -> memory
  * shaped as src; decode is transformer.decoder(tgt, memory, ...) reading in->memory
  * -> out shaped as tgt. They reuse what forward keeps, so a backward must follow
  * a forward with neither in between. */
-attn_status attn_transformer_encode(attn_transformer *t, float *memory,
-                                    const attn_transformer_input *in);
-attn_status attn_transformer_decode(attn_transformer *t, float *out,
-                                    const attn_transformer_input *in);
+ATTN_API attn_status attn_transformer_encode(attn_transformer *t, float *memory,
+                                             const attn_transformer_input *in);
+ATTN_API attn_status attn_transformer_decode(attn_transformer *t, float *out,
+                                             const attn_transformer_input *in);
 
 #ifdef __cplusplus
 }

@@ -224,7 +224,7 @@ attn_params *attn_gpt_params(attn_gpt *m) { return m ? &m->params : NULL; }
 
 /* ---- pieces the passes share ---- */
 
-attn_status gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n, const char *what)
+attn_status attn_gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n, const char *what)
 {
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
@@ -234,7 +234,7 @@ attn_status gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n, cons
     return ATTN_OK;
 }
 
-void gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0)
+void attn_gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0)
 {
     const int C = m->cfg.n_embd;
     const float *table = m->wpe ? m->wpe : m->sinusoids;
@@ -250,8 +250,8 @@ void gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0)
     }
 }
 
-void gpt_residual_linear(float *y, const float *residual, const float *x, const gpt_affine *a,
-                         int N, int in, int out)
+void attn_gpt_residual_linear(float *y, const float *residual, const float *x,
+                              const gpt_affine *a, int N, int in, int out)
 {
     for (int n = 0; n < N; n++) {
         float *row = y + (size_t)n * out;
@@ -264,7 +264,7 @@ void gpt_residual_linear(float *y, const float *residual, const float *x, const 
     attn_sgemm(false, true, N, out, in, 1.0f, x, in, a->w, in, 1.0f, y, out);
 }
 
-void gpt_gelu(float *y, const float *x, size_t n)
+void attn_gpt_gelu(float *y, const float *x, size_t n)
 {
     attn_activation_forward(ATTN_ACT_GELU, y, x, n);
 }

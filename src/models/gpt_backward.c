@@ -21,10 +21,10 @@ static void linear_backward(float *dx, const gpt_affine *a, const float *dy, con
 static const float *through_dropout(const attn_gpt *m, float *scratch, const float *dy, size_t n,
                                     uint64_t site)
 {
-    const float p = gpt_dropout(m);
+    const float p = attn_gpt_dropout(m);
     if (p == 0.0f) return dy;
     memset(scratch, 0, n * sizeof *scratch);
-    attn_dropout_backward(scratch, dy, n, p, gpt_dropout_seed(m, site));
+    attn_dropout_backward(scratch, dy, n, p, attn_gpt_dropout_seed(m, site));
     return scratch;
 }
 
@@ -101,7 +101,7 @@ static attn_status block_backward(attn_gpt *m, int l)
     memset(m->dq, 0, NC * sizeof *m->dq);
     memset(m->dk, 0, NC * sizeof *m->dk);
     memset(m->dv, 0, NC * sizeof *m->dv);
-    const attn_sdpa_config sc = gpt_sdpa_config(m, l);
+    const attn_sdpa_config sc = attn_gpt_sdpa_config(m, l);
     s = m->pass.reference_attention
             ? attn_sdpa_reference_backward(m->dq, m->dk, m->dv, datt, a->q, a->k, a->v, a->lse,
                                            &sc)

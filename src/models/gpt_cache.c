@@ -161,11 +161,11 @@ static attn_status attend(attn_gpt_cache *c, const attn_gpt *m, int l, int n, in
 attn_status attn_gpt_cache_forward(attn_gpt *m, attn_gpt_cache *c, float *logits,
                                    const int32_t *ids, int n)
 {
-    return gpt_cache_forward_weights(m, c, logits, ids, n, NULL);
+    return attn_gpt_cache_forward_weights(m, c, logits, ids, n, NULL);
 }
 
-attn_status gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *logits,
-                                      const int32_t *ids, int n, float *const *weights)
+attn_status attn_gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *logits,
+                                           const int32_t *ids, int n, float *const *weights)
 {
     attn_status s;
     if ((s = attn_check_not_null(m, "gpt")) || (s = attn_check_not_null(c, "cache")) ||
@@ -178,10 +178,10 @@ attn_status gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *log
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "context of %d tokens exceeds the cache's %d", c->length + n,
                           c->capacity);
-    if ((s = gpt_check_ids(m, ids, n, "token")) || (s = ensure_scratch(c, m, n))) return s;
+    if ((s = attn_gpt_check_ids(m, ids, n, "token")) || (s = ensure_scratch(c, m, n))) return s;
 
     const int C = m->cfg.n_embd, pos0 = c->length;
-    gpt_embed(m, c->x, ids, n, pos0);
+    attn_gpt_embed(m, c->x, ids, n, pos0);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const gpt_layer *L = &m->layers[l];
         if ((s = attn_layernorm_forward(c->ln, c->mean, c->rstd, c->x, L->ln_1.w, L->ln_1.b, n, C,
@@ -190,13 +190,13 @@ attn_status gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *log
                                      m->qkv_width)) ||
             (s = attend(c, m, l, n, pos0, weights ? weights[l] : NULL)))
             return s;
-        gpt_residual_linear(c->x, c->x, c->merged, &L->attn_proj, n, C, C);
+        attn_gpt_residual_linear(c->x, c->x, c->merged, &L->attn_proj, n, C, C);
         if ((s = attn_layernorm_forward(c->ln, c->mean, c->rstd, c->x, L->ln_2.w, L->ln_2.b, n, C,
                                         GPT_LN_EPS)) ||
             (s = attn_linear_forward(c->wide, c->ln, L->c_fc.w, L->c_fc.b, n, C, 4 * C)))
             return s;
-        gpt_gelu(c->wide, c->wide, (size_t)n * 4 * C);
-        gpt_residual_linear(c->x, c->x, c->wide, &L->mlp_proj, n, 4 * C, C);
+        attn_gpt_gelu(c->wide, c->wide, (size_t)n * 4 * C);
+        attn_gpt_residual_linear(c->x, c->x, c->wide, &L->mlp_proj, n, 4 * C, C);
     }
     c->length += n;
     if (logits == NULL) return ATTN_OK;

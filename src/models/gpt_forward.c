@@ -84,17 +84,17 @@ static attn_status prepare(attn_gpt *m, int B, int T)
     return ATTN_OK;
 }
 
-uint64_t gpt_dropout_seed(const attn_gpt *m, uint64_t site)
+uint64_t attn_gpt_dropout_seed(const attn_gpt *m, uint64_t site)
 {
     return attn_tf_seed(m->pass.seed, (uint64_t)m->pass.step, site);
 }
 
-float gpt_dropout(const attn_gpt *m)
+float attn_gpt_dropout(const attn_gpt *m)
 {
     return m->pass.training ? m->cfg.dropout : 0.0f;
 }
 
-attn_sdpa_config gpt_sdpa_config(const attn_gpt *m, int l)
+attn_sdpa_config attn_gpt_sdpa_config(const attn_gpt *m, int l)
 {
     return (attn_sdpa_config){
         .batch = m->B,
@@ -106,8 +106,8 @@ attn_sdpa_config gpt_sdpa_config(const attn_gpt *m, int l)
         .causal = true,
         .window = m->cfg.window,
         .alibi_slopes = m->slopes,
-        .dropout_p = gpt_dropout(m),
-        .dropout_seed = gpt_dropout_seed(m, GPT_SITE_ATTENTION(l)),
+        .dropout_p = attn_gpt_dropout(m),
+        .dropout_seed = attn_gpt_dropout_seed(m, GPT_SITE_ATTENTION(l)),
     };
 }
 
@@ -148,15 +148,15 @@ static attn_status residual_branch(const attn_gpt *m, float *y, const float *res
                                    uint64_t site)
 {
     const int N = m->B * m->T;
-    const float p = gpt_dropout(m);
+    const float p = attn_gpt_dropout(m);
     if (p == 0.0f) {
-        gpt_residual_linear(y, residual, x, a, N, in, out);
+        attn_gpt_residual_linear(y, residual, x, a, N, in, out);
         return ATTN_OK;
     }
     attn_status s;
     const size_t n = (size_t)N * out;
     if ((s = attn_linear_forward(y, x, a->w, a->b, N, in, out)) ||
-        (s = attn_dropout_forward(y, y, n, p, gpt_dropout_seed(m, site))))
+        (s = attn_dropout_forward(y, y, n, p, attn_gpt_dropout_seed(m, site))))
         return s;
     for (size_t i = 0; i < n; i++) y[i] += residual[i];
     return ATTN_OK;
@@ -182,7 +182,7 @@ static attn_status block_forward(attn_gpt *m, int l)
          (s = attn_rope_forward(a->k, a->k, m->B, m->cfg.n_head, m->T, m->head_dim, 0,
                                 m->cfg.rope_theta))))
         return s;
-    const attn_sdpa_config sc = gpt_sdpa_config(m, l);
+    const attn_sdpa_config sc = attn_gpt_sdpa_config(m, l);
     s = m->pass.reference_attention
             ? attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc)
             : attn_sdpa_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
@@ -194,7 +194,7 @@ static attn_status block_forward(attn_gpt *m, int l)
                                     L->ln_2.b, N, C, GPT_LN_EPS)) ||
         (s = attn_linear_forward(a->fc, a->ln2, L->c_fc.w, L->c_fc.b, N, C, 4 * C)))
         return s;
-    gpt_gelu(a->gelu, a->fc, (size_t)N * 4 * C);
+    attn_gpt_gelu(a->gelu, a->fc, (size_t)N * 4 * C);
     return residual_branch(m, y, a->mid, a->gelu, &L->mlp_proj, 4 * C, C, GPT_SITE_MLP_OUT(l));
 }
 
@@ -212,8 +212,8 @@ attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const
                           "context of %d tokens exceeds the block size %d", T,
                           m->cfg.block_size);
     const int64_t N = (int64_t)B * T;
-    if ((s = gpt_check_ids(m, ids, N, "token")) ||
-        (targets && (s = gpt_check_ids(m, targets, N, "target"))))
+    if ((s = attn_gpt_check_ids(m, ids, N, "token")) ||
+        (targets && (s = attn_gpt_check_ids(m, targets, N, "target"))))
         return s;
     m->has_targets = false;
     m->has_backward_input = false;
@@ -223,10 +223,11 @@ attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const
     m->targets = targets;
 
     const int C = m->cfg.n_embd, V = m->cfg.vocab_size;
-    for (int b = 0; b < B; b++) gpt_embed(m, m->stream + (size_t)b * T * C, ids + (size_t)b * T, T, 0);
-    const float p = gpt_dropout(m);
+    for (int b = 0; b < B; b++)
+        attn_gpt_embed(m, m->stream + (size_t)b * T * C, ids + (size_t)b * T, T, 0);
+    const float p = attn_gpt_dropout(m);
     if (p > 0.0f && (s = attn_dropout_forward(m->stream, m->stream, (size_t)N * C, p,
-                                              gpt_dropout_seed(m, GPT_SITE_EMBEDDING))))
+                                              attn_gpt_dropout_seed(m, GPT_SITE_EMBEDDING))))
         return s;
     for (int l = 0; l < m->cfg.n_layer; l++)
         if ((s = block_forward(m, l))) return s;

@@ -60,7 +60,7 @@ static attn_status check_options(const attn_gpt *m, const int32_t *out, const in
         (s = attn_check_at_least(opt->n_new, 0, "new tokens")) ||
         (opt->n_new > 0 && (s = attn_check_not_null(out, "output tokens"))))
         return s;
-    return gpt_check_ids(m, prompt, n_prompt, "prompt");
+    return attn_gpt_check_ids(m, prompt, n_prompt, "prompt");
 }
 
 attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const int32_t *prompt,

@@ -71,30 +71,30 @@ enum { GPT_IGNORE_NONE = -100 }; /* no target is ignored */
 #define GPT_SITE_ATTENTION_OUT(l) (3u * (uint64_t)(l) + 2u)
 #define GPT_SITE_MLP_OUT(l) (3u * (uint64_t)(l) + 3u)
 
-uint64_t gpt_dropout_seed(const attn_gpt *m, uint64_t site);
+uint64_t attn_gpt_dropout_seed(const attn_gpt *m, uint64_t site);
 /* The dropout probability of the last pass: the config's in training, else 0. */
-float gpt_dropout(const attn_gpt *m);
+float attn_gpt_dropout(const attn_gpt *m);
 /* Block l's attention over the last pass's B x T batch. */
-attn_sdpa_config gpt_sdpa_config(const attn_gpt *m, int l);
+attn_sdpa_config attn_gpt_sdpa_config(const attn_gpt *m, int l);
 
 /* Checks ids (N) are in [0, V), naming the first bad one and its position. */
-attn_status gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n, const char *what);
+attn_status attn_gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n, const char *what);
 
 /* x: (T, C) rows of one sequence at positions pos0 .. pos0 + T - 1:
  * x = wte[ids] + the position term (learned or sinusoidal; none for RoPE and ALiBi). */
-void gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0);
+void attn_gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0);
 
 /* y: (N, out) = residual + x w^T + b. */
-void gpt_residual_linear(float *y, const float *residual, const float *x, const gpt_affine *a,
-                         int N, int in, int out);
+void attn_gpt_residual_linear(float *y, const float *residual, const float *x,
+                              const gpt_affine *a, int N, int in, int out);
 
 /* GELU (erf form) of n values, y may be x. */
-void gpt_gelu(float *y, const float *x, size_t n);
+void attn_gpt_gelu(float *y, const float *x, size_t n);
 
 /* attn_gpt_cache_forward, also copying into weights[l] (if weights is not NULL)
  * the softmax every head of block l took: (H, n, length + n), length the
  * cache's before the call. */
-attn_status gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *logits,
-                                      const int32_t *ids, int n, float *const *weights);
+attn_status attn_gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *logits,
+                                           const int32_t *ids, int n, float *const *weights);
 
 #endif

@@ -27,7 +27,7 @@ attn_status attn_gpt_record(attn_gpt *m, const int32_t *ids, int n, float *logit
     }
     attn_gpt_cache *cache = NULL;
     if (s == ATTN_OK && (s = attn_gpt_cache_create(&cache, m, n)) == ATTN_OK)
-        s = gpt_cache_forward_weights(m, cache, logits, ids, n, weights);
+        s = attn_gpt_cache_forward_weights(m, cache, logits, ids, n, weights);
     attn_gpt_cache_free(cache);
     if (s) attn_record_drop_maps(record, before);
     return s;
