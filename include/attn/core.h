@@ -115,7 +115,7 @@ ATTN_API void attn_cpu_describe(const attn_cpu_features *features, char *buf, si
  * 0 if none starts there: a stray continuation byte, an overlong form, a
  * surrogate, a code point past U+10FFFF or a character cut short by n. A NUL
  * byte is the character U+0000. */
-int attn_utf8_char(const char *s, size_t n, uint32_t *cp);
+ATTN_API int attn_utf8_char(const char *s, size_t n, uint32_t *cp);
 
 #ifdef __cplusplus
 }

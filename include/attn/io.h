@@ -119,7 +119,8 @@ typedef struct attn_file_part {
  * over path and syncs the directory, so that readers find the old file or the
  * whole new one, even after a crash. On failure the temporary file is removed and
  * path is untouched. */
-attn_status attn_write_file_atomically(const char *path, const attn_file_part *parts, int count);
+ATTN_API attn_status attn_write_file_atomically(const char *path, const attn_file_part *parts,
+                                               int count);
 
 #ifdef __cplusplus
 }
