@@ -97,6 +97,13 @@ attn_cpu_features attn_cpu_detect(void);
  * "sse4.2 avx avx2 fma avx512f". Written into buf (always terminated). */
 void attn_cpu_describe(const attn_cpu_features *features, char *buf, size_t size);
 
+/* The instruction set that all of the library's vector code runs (the fused
+ * attention kernels, activations, recurrent cells, AdamW, additive attention):
+ * "avx512", "avx2" or "scalar", chosen once per process, the one the environment
+ * variable ATTN_SIMD names, else the best this CPU runs; or a sentence saying why
+ * none can (a bad ATTN_SIMD, which makes those calls fail with a message). */
+const char *attn_simd_variant(void);
+
 #ifdef __cplusplus
 }
 #endif
