@@ -10,7 +10,7 @@ static void print_help(void)
     printf("usage: attn info [--json]\n"
            "\n"
            "Prints the version, the CPU features found, the thread count, the GEMM\n"
-           "backend and the attention kernel's instruction set.\n"
+           "backend and the instruction set that all vector code runs (ATTN_SIMD).\n"
            "\n"
            "  --json      machine-readable output\n"
            "  -h, --help  this help\n");
@@ -48,6 +48,8 @@ int cmd_info(int argc, char **argv)
         printf(", \"threads\": %d, \"openmp\": %s, \"gemm\": ", threads,
                attn_built_with_openmp() ? "true" : "false");
         cli_json_string(stdout, attn_gemm_backend());
+        printf(", \"simd\": ");
+        cli_json_string(stdout, attn_simd_variant());
         printf(", \"attention_kernel\": ");
         cli_json_string(stdout, attn_sdpa_kernel());
         printf("}\n");
@@ -57,7 +59,9 @@ int cmd_info(int argc, char **argv)
     printf("cpu features  %s\n", features[0] ? features : "(none detected)");
     printf("threads       %d (OpenMP: %s; set with ATTN_NUM_THREADS)\n", threads, openmp);
     printf("gemm          %s\n", attn_gemm_backend());
-    printf("attention     fused kernel, %s (set with ATTN_SIMD=avx512|avx2|scalar)\n",
-           attn_sdpa_kernel());
+    /* One choice covers every vector loop, the attention kernel's included. */
+    printf("simd          %s: all vector code (attention kernel, activations, RNN cells,\n"
+           "              AdamW, additive scores); set with ATTN_SIMD=avx512|avx2|scalar\n",
+           attn_simd_variant());
     return EXIT_OK;
 }

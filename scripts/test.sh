@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test: unit tests, conformance with PyTorch, the installed-library check,
 # the exported symbols and the import cycles in a -Werror build; the unit tests
-# again under AddressSanitizer+UBSan and without OpenMP; the safetensors loader
-# fuzzed for FUZZ_SECONDS (default 60) and the attention-record loader for
-# RECORD_FUZZ_SECONDS (default 30).
+# again under AddressSanitizer+UBSan, and without OpenMP once per instruction set
+# the CPU runs; the safetensors loader fuzzed for FUZZ_SECONDS (default 60) and the
+# attention-record loader for RECORD_FUZZ_SECONDS (default 30).
 # Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +17,17 @@ cmake --build build-sanitize -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-sanitize -L unit --output-on-failure
 
-echo "== unit tests without OpenMP"
+echo "== unit tests without OpenMP, under each instruction set (ATTN_SIMD)"
 cmake -S . -B build-noomp -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON -DATTN_OPENMP=OFF >/dev/null
 cmake --build build-noomp -j"$jobs"
-ctest --test-dir build-noomp -L unit --output-on-failure
+for isa in avx512 avx2 scalar; do
+  if ATTN_SIMD=$isa ./build-noomp/attn info --json | grep -q "\"simd\": \"$isa\""; then
+    echo "-- ATTN_SIMD=$isa"
+    ATTN_SIMD=$isa ctest --test-dir build-noomp -L unit --output-on-failure
+  else
+    echo "-- ATTN_SIMD=$isa skipped: this CPU or build cannot run it"
+  fi
+done
 
 echo "== fuzzing the safetensors loader for ${FUZZ_SECONDS:-60} s"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DATTN_BUILD_FUZZ=ON \

@@ -206,8 +206,8 @@ ATTN_API attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *d
                                                   const float *v, const float *lse,
                                                   const attn_sdpa_config *cfg);
 
-/* The fused kernel's instruction set in use: "avx512", "avx2" or "scalar"
- * (ATTN_SIMD forces one), or why none can run (a bad ATTN_SIMD). */
+/* The fused kernel's instruction set in use: the library's one choice,
+ * attn_simd_variant() of attn/core.h. */
 ATTN_API const char *attn_sdpa_kernel(void);
 
 /* The memory, in bytes, that a fused attn_sdpa_forward (backward false) or

@@ -117,6 +117,13 @@ ATTN_API void attn_cpu_describe(const attn_cpu_features *features, char *buf, si
  * byte is the character U+0000. */
 ATTN_API int attn_utf8_char(const char *s, size_t n, uint32_t *cp);
 
+/* The instruction set that all of the library's vector code runs (the fused
+ * attention kernels, activations, recurrent cells, AdamW, additive attention):
+ * "avx512", "avx2" or "scalar", chosen once per process, the one the environment
+ * variable ATTN_SIMD names, else the best this CPU runs; or a sentence saying why
+ * none can (a bad ATTN_SIMD, which makes those calls fail with a message). */
+ATTN_API const char *attn_simd_variant(void);
+
 #ifdef __cplusplus
 }
 #endif

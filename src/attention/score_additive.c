@@ -4,14 +4,15 @@
  * The projections Wq q (with the bias folded in) and Wk k are two GEMMs over all
  * queries and keys; only the B * Lq * Lk * A tanh terms remain, in a loop whose
  * (b, i) iterations are independent. Backward recomputes tanh instead of keeping
- * a (B, Lq, Lk, A) tensor from the forward: A times less memory for one more tanh. */
+ * a (B, Lq, Lk, A) tensor from the forward: A times less memory for one more tanh.
+ * tanh is the library's one (kernels/lane_math.h), as in the Bahdanau decoder. */
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 
 #include "attn/attention.h"
 #include "attn/kernels.h"
 #include "core/error.h"
+#include "kernels/lane_math.h"
 
 /* Below this many tanh terms, starting threads costs more than it saves. */
 enum { PARALLEL_MIN_TERMS = 1 << 15 };
@@ -77,7 +78,7 @@ attn_status attn_score_additive_forward(float *scores, const float *q, const flo
             for (int j = 0; j < Lk; j++) {
                 const float *krow = kp + ((size_t)b * Lk + j) * A;
                 float sum = 0.0f;
-                for (int a = 0; a < A; a++) sum += v[a] * tanhf(qrow[a] + krow[a]);
+                for (int a = 0; a < A; a++) sum += v[a] * lane_tanh(qrow[a] + krow[a]);
                 out[j] = sum;
             }
         }
@@ -131,7 +132,7 @@ attn_status attn_score_additive_backward(float *dq, float *dk, const attn_additi
                 const float *krow = kp + ((size_t)b * Lk + j) * A;
                 float *dkrow = dkp + ((size_t)b * Lk + j) * A;
                 for (int a = 0; a < A; a++) {
-                    float t = tanhf(qrow[a] + krow[a]);
+                    float t = lane_tanh(qrow[a] + krow[a]);
                     float g = ds[j] * v[a] * (1.0f - t * t);
                     dqrow[a] += g;
                     dkrow[a] += g;

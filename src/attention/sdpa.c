@@ -53,7 +53,7 @@ attn_status attn_sdpa_backward(float *dq, float *dk, float *dv, const float *dou
     return attn_flash_backward(dq, dk, dv, dout, q, k, v, lse, cfg);
 }
 
-const char *attn_sdpa_kernel(void) { return attn_flash_variant(); }
+const char *attn_sdpa_kernel(void) { return attn_simd_variant(); }
 
 size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool backward)
 {

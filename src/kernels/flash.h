@@ -13,10 +13,8 @@
  * Results are bitwise the same for any thread count; they differ between
  * instruction sets only by rounding.
  *
- * The instruction set is chosen at run time: AVX-512 when the CPU has it, else
- * AVX2 with FMA, else portable C. The environment variable ATTN_SIMD
- * (avx512, avx2 or scalar) forces one; forcing one the CPU lacks, or an unknown
- * name, makes the calls fail with a message.
+ * The instruction set is the library's one run-time choice (isa.h), which the
+ * environment variable ATTN_SIMD can force.
  */
 #ifndef ATTN_SRC_KERNELS_FLASH_H
 #define ATTN_SRC_KERNELS_FLASH_H
@@ -33,19 +31,14 @@ attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *do
                                 const float *k, const float *v, const float *lse,
                                 const attn_sdpa_config *cfg);
 
-/* The variant the calls above use now: "avx512", "avx2" or "scalar", or a
- * sentence saying why none can be used (a bad ATTN_SIMD). */
-const char *attn_flash_variant(void);
-
 /* The scratch memory one call allocates, in bytes, for `threads` threads: per-thread
  * tiles plus, for backward, one float per query row. */
 size_t attn_flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward);
 
-/* One instruction set's kernels. The entry points above check their arguments
- * and then call these; tests call each variant's table directly. */
+/* One instruction set's kernels (a member of its attn_isa). The entry points
+ * above check their arguments and then call these; tests call each variant's
+ * table directly. */
 typedef struct attn_flash_kernels {
-    const char *name;
-    bool (*supported)(void); /* whether this CPU runs the variant */
     attn_status (*forward)(float *out, float *lse, const float *q, const float *k, const float *v,
                            const attn_sdpa_config *cfg);
     attn_status (*backward)(float *dq, float *dk, float *dv, const float *dout, const float *q,
@@ -55,11 +48,5 @@ typedef struct attn_flash_kernels {
     /* y[i] = e^x[i] with the variant's vector exponential (for its tests). */
     void (*exp)(float *y, const float *x, size_t n);
 } attn_flash_kernels;
-
-/* Defined whatever the target; on a compiler or CPU family without the
- * instruction set, `supported` returns false and the kernels are not built. */
-extern const attn_flash_kernels attn_flash_avx512;
-extern const attn_flash_kernels attn_flash_avx2;
-extern const attn_flash_kernels attn_flash_scalar;
 
 #endif

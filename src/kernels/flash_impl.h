@@ -1,7 +1,7 @@
 /* Internal: the body of the fused attention kernels, compiled once per instruction
- * set by flash_avx512.c, flash_avx2.c and flash_scalar.c, each of which defines
- * its ATTN_SIMD_* macro (see simd.h), includes this file and exports one
- * attn_flash_kernels table. Everything here is static.
+ * set by isa_avx512.c, isa_avx2.c and isa_scalar.c, each of which defines its
+ * ATTN_SIMD_* macro (see simd.h), includes this file and puts flash_kernels in
+ * its variant's table (isa.h). Everything here is static.
  *
  * The algorithm is FlashAttention-2 (T. Dao, "FlashAttention-2: Faster Attention
  * with Better Parallelism and Work Partitioning", 2023), itself built on
@@ -1109,3 +1109,8 @@ static void flash_exp(float *y, const float *x, size_t n)
         y[i] = lanes[0];
     }
 }
+
+static const attn_flash_kernels flash_kernels = {.forward = flash_forward,
+                                                 .backward = flash_backward,
+                                                 .workspace_bytes = flash_workspace_bytes,
+                                                 .exp = flash_exp};

@@ -12,15 +12,13 @@
  *   vf_add, vf_sub, vf_mul, vf_max
  *   vf_fma(a, b, c)             a * b + c, rounded once
  *   vf_replace(x, match, with)  lanes of x equal to `match` become `with`
- *   vf_exp(x)                   e^x to about 1 ulp; see below
+ *   vf_exp(x)                   e^x to about 1 ulp (see lane_math.h)
  *   vf_sum(x)                   the sum of the lanes
  */
 #ifndef ATTN_SRC_KERNELS_SIMD_H
 #define ATTN_SRC_KERNELS_SIMD_H
 
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 #if defined(ATTN_SIMD_AVX512) + defined(ATTN_SIMD_AVX2) + defined(ATTN_SIMD_SCALAR) != 1
 #error "define exactly one of ATTN_SIMD_AVX512, ATTN_SIMD_AVX2, ATTN_SIMD_SCALAR"
@@ -28,24 +26,8 @@
 
 #define VF_INLINE static inline __attribute__((always_inline))
 
-/* e^x = 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 in [-ln2/2, ln2/2]
- * (Cody and Waite's reduction: ln 2 split in a short high part, exact in n * hi,
- * and a low part). e^r = 1 + r + r^2 g(r) with g a degree-4 polynomial fitted to
- * (e^r - 1 - r) / r^2 by least squares on Chebyshev nodes, weighted for relative
- * error: the fit's own error is below 0.1 ulp, so the result is within about 1 ulp
- * (checked against exp() by the unit tests). 2^n is built in the exponent bits.
- * Below ln(FLT_MIN) the result is 0 (so -inf gives 0, and no subnormals), above
- * ln(FLT_MAX) it is +inf, NaN stays NaN. */
-#define VF_EXP_LOG2E 1.44269504088896341f
-#define VF_EXP_LN2_HI 0.693359375f
-#define VF_EXP_LN2_LO -2.12194440e-4f
-#define VF_EXP_C0 5.000000000e-01f
-#define VF_EXP_C1 1.666651666e-01f
-#define VF_EXP_C2 4.166626185e-02f
-#define VF_EXP_C3 8.369151503e-03f
-#define VF_EXP_C4 1.394644612e-03f
-#define VF_EXP_MIN_ARG -87.3365402f /* ln(FLT_MIN) */
-#define VF_EXP_MAX_ARG 88.3762589f  /* largest x with n <= 127 */
+/* vf_exp's method and constants, and its scalar form: lane_math.h. */
+#include "kernels/lane_math.h"
 
 #if defined(ATTN_SIMD_AVX512)
 
@@ -163,30 +145,7 @@ VF_INLINE vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
 VF_INLINE vf vf_replace(vf x, float match, float with) { return x == match ? with : x; }
 VF_INLINE float vf_sum(vf x) { return x; }
 
-/* 1.5 * 2^23: adding and subtracting it rounds |t| < 2^22 to the nearest integer
- * (ties to even), as rintf does. */
-#define VF_EXP_ROUNDER 12582912.0f
-
-/* Selects rather than early returns, so that loops calling it vectorise (the
- * recurrent cells' gates rely on that). */
-VF_INLINE vf vf_exp(vf x)
-{
-    /* Clamped, NaN included, so that 2^n below is a normal float. */
-    float c = x > VF_EXP_MIN_ARG ? x : VF_EXP_MIN_ARG;
-    c = c < VF_EXP_MAX_ARG ? c : VF_EXP_MAX_ARG;
-    float nf = (c * VF_EXP_LOG2E + VF_EXP_ROUNDER) - VF_EXP_ROUNDER;
-    float r = c - nf * VF_EXP_LN2_HI; /* exact: the high part has few bits */
-    r = r - nf * VF_EXP_LN2_LO;
-    float g = (((VF_EXP_C4 * r + VF_EXP_C3) * r + VF_EXP_C2) * r + VF_EXP_C1) * r + VF_EXP_C0;
-    float er = (g * (r * r) + r) + 1.0f;
-    int32_t bits = ((int32_t)nf + 127) * (1 << 23);
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    float y = er * two_n;
-    y = x < VF_EXP_MIN_ARG ? 0.0f : y;
-    y = x > VF_EXP_MAX_ARG ? INFINITY : y;
-    return x != x ? x : y;
-}
+VF_INLINE vf vf_exp(vf x) { return lane_exp(x); }
 
 #endif
 

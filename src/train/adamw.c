@@ -3,13 +3,16 @@
  * the scalars are formed in double as Python does, then rounded to float where
  * torch hands them to a float32 kernel, and the elementwise operations run in
  * float32 in torch's order, so that a step from the same state agrees with
- * torch's to float32 rounding. */
+ * torch's to float32 rounding. The elementwise update is a vector kernel
+ * (kernels/vec_adamw_impl.h) of the instruction set the library chose
+ * (kernels/isa.h); every variant gives the same bits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn/train.h"
 #include "core/error.h"
+#include "kernels/isa.h"
 
 enum { PARALLEL_MIN_ELEMENTS = 1 << 16 }; /* below this a parallel region costs more */
 
@@ -66,58 +69,6 @@ void attn_adamw_free(attn_adamw *opt)
     memset(opt, 0, sizeof *opt);
 }
 
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define ADAMW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-#endif
-#ifndef ADAMW_CLONES
-#define ADAMW_CLONES
-#endif
-
-/* The scalars of one step, as torch.optim.AdamW forms them from Python floats. */
-typedef struct adamw_scalars {
-    float decay_factor, b1, b2, one_minus_b1, one_minus_b2, neg_step_size,
-        bias_correction2_sqrt, eps;
-} adamw_scalars;
-
-/* Parameter i after its weight decay (p, the decayed value). */
-static inline void adamw_update(float *restrict params, float *restrict m, float *restrict v,
-                                const float *restrict grads, size_t i, float p,
-                                const adamw_scalars *c)
-{
-    const float g = grads[i];
-    /* torch's kernels fuse the last multiply and add of each moment into one
-     * rounding (an FMA). In double the product of two floats is exact, so the
-     * double sum rounded to float is the FMA's result but for rare double-rounding
-     * ties; measured, the moments and parameters come out bit for bit as torch's
-     * float32 AdamW. */
-    m[i] = (float)((double)(m[i] * c->b1) + (double)c->one_minus_b1 * g);
-    v[i] = (float)((double)(v[i] * c->b2) + (double)(c->one_minus_b2 * g) * g);
-    const float denom = sqrtf(v[i]) / c->bias_correction2_sqrt + c->eps;
-    params[i] = p + c->neg_step_size * m[i] / denom;
-}
-
-/* One contiguous run of parameters. The pointers are restrict and the mask is
- * read as a select, so that the loops vectorise (compiled for AVX-512, AVX2 and
- * baseline x86-64, picked when the library loads); no instruction set contracts a
- * multiply and an add here (ISO C mode), so every version gives the same bits. */
-ADAMW_CLONES static void adamw_run(float *restrict params, float *restrict m,
-                                   float *restrict v, const float *restrict grads,
-                                   const uint8_t *restrict decay, size_t n,
-                                   const adamw_scalars *sc)
-{
-    const adamw_scalars c = *sc;
-    if (decay == NULL)
-        for (size_t i = 0; i < n; i++)
-            adamw_update(params, m, v, grads, i, params[i] * c.decay_factor, &c);
-    else
-        for (size_t i = 0; i < n; i++) {
-            const float p = params[i];
-            adamw_update(params, m, v, grads, i, decay[i] ? p * c.decay_factor : p, &c);
-        }
-}
-
 enum { ADAMW_CHUNK = 1 << 14 };
 
 /* params, grads, decay: (n), with t = step after increment:
@@ -137,11 +88,13 @@ attn_status attn_adamw_step(attn_adamw *opt, float *params, const float *grads,
     if (!(lr >= 0.0f) || isinf(lr))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "AdamW learning rate %g is not finite and >= 0", (double)lr);
+    const attn_isa *isa;
+    if ((s = attn_isa_current(&isa))) return s;
     const attn_adamw_config c = opt->cfg;
     const int64_t t = ++opt->step;
     const double bias_correction1 = 1.0 - pow(c.beta1, (double)t);
     const double bias_correction2 = 1.0 - pow(c.beta2, (double)t);
-    const adamw_scalars sc = {
+    const attn_adamw_scalars sc = {
         .decay_factor = (float)(1.0 - (double)lr * c.weight_decay),
         .b1 = c.beta1,
         .b2 = c.beta2,
@@ -158,8 +111,8 @@ attn_status attn_adamw_step(attn_adamw *opt, float *params, const float *grads,
     for (long k = 0; k < chunks; k++) {
         const size_t first = (size_t)k * ADAMW_CHUNK;
         const size_t count = n - first < ADAMW_CHUNK ? n - first : ADAMW_CHUNK;
-        adamw_run(params + first, opt->m + first, opt->v + first, grads + first,
-                  decay ? decay + first : NULL, count, &sc);
+        isa->vec->adamw_update(params + first, opt->m + first, opt->v + first, grads + first,
+                               decay ? decay + first : NULL, count, &sc);
     }
     return ATTN_OK;
 }

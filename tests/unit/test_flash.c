@@ -9,7 +9,6 @@
  * different summation orders gives about 1e-6 at these sizes. dq and dk are
  * measured against the size of the terms they sum (see score_gradient_scales).
  * Thread counts must agree bit for bit. */
-#define _POSIX_C_SOURCE 200112L /* setenv */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,13 +21,14 @@
 #include <string.h>
 
 #include "kernels/flash.h"
+#include "kernels/isa.h"
 #include "testutil.h"
 
 #define REL_LIMIT 1e-5
 #define EXP_ULP_LIMIT 2.0
 
-static const attn_flash_kernels *const all_variants[] = {&attn_flash_avx512, &attn_flash_avx2,
-                                                         &attn_flash_scalar};
+static const attn_isa *const all_variants[] = {&attn_isa_avx512, &attn_isa_avx2,
+                                              &attn_isa_scalar};
 enum { VARIANTS = sizeof all_variants / sizeof all_variants[0] };
 
 /* ---- the vector exponential ----------------------------------------------------- */
@@ -50,9 +50,9 @@ static void test_exp_accuracy(void **state)
     assert_non_null(y);
     for (int i = 0; i < N; i++) x[i] = -87.3f + (88.3f + 87.3f) * (float)i / (N - 1);
     for (int v = 0; v < VARIANTS; v++) {
-        const attn_flash_kernels *kern = all_variants[v];
+        const attn_isa *kern = all_variants[v];
         if (!kern->supported()) continue;
-        kern->exp(y, x, N);
+        kern->flash->exp(y, x, N);
         double worst = 0.0;
         for (int i = 0; i < N; i++) {
             double e = ulp_error(y[i], exp((double)x[i]));
@@ -62,7 +62,7 @@ static void test_exp_accuracy(void **state)
         assert_true(worst <= EXP_ULP_LIMIT);
         const float special[] = {-INFINITY, -1000.0f, -88.0f, 0.0f, 100.0f, INFINITY, NAN};
         float got[7];
-        kern->exp(got, special, 7);
+        kern->flash->exp(got, special, 7);
         assert_true(got[0] == 0.0f && got[1] == 0.0f && got[2] == 0.0f);
         assert_true(got[3] == 1.0f);
         assert_true(isinf(got[4]) && isinf(got[5]));
@@ -431,14 +431,14 @@ typedef struct results {
     float *out, *lse, *dq, *dk, *dv;
 } results;
 
-static results run_kernels(const attn_flash_kernels *kern, const flash_case *c)
+static results run_kernels(const attn_isa *kern, const flash_case *c)
 {
     results r = {test_zeros(out_size(c)), test_zeros(lse_size(c)), test_zeros(q_size(c)),
                  test_zeros(k_size(c)), test_zeros(v_size(c))};
-    assert_int_equal(kern->forward(r.out, r.lse, c->q, c->k, c->v, &c->cfg), ATTN_OK);
+    assert_int_equal(kern->flash->forward(r.out, r.lse, c->q, c->k, c->v, &c->cfg), ATTN_OK);
     /* Backward from the reference's out and lse, so that only backward is measured. */
     assert_int_equal(
-        kern->backward(r.dq, r.dk, r.dv, c->dout, c->q, c->k, c->v, c->lse, &c->cfg),
+        kern->flash->backward(r.dq, r.dk, r.dv, c->dout, c->q, c->k, c->v, c->lse, &c->cfg),
         ATTN_OK);
     return r;
 }
@@ -479,7 +479,7 @@ static void check_case(const flash_case *c)
     double dq_scale, dk_scale;
     score_gradient_scales(c, &dq_scale, &dk_scale);
     for (int v = 0; v < VARIANTS; v++) {
-        const attn_flash_kernels *kern = all_variants[v];
+        const attn_isa *kern = all_variants[v];
         if (!kern->supported()) continue;
         assert_int_equal(attn_set_num_threads(2), ATTN_OK);
         results two = run_kernels(kern, c);
@@ -578,16 +578,16 @@ static void test_causal_window_skips_keys_outside_it(void **state)
                                 .dim_v = DV, .causal = true, .window = windows[w],
                                 .alibi_slopes = slopes};
         for (int variant = 0; variant < VARIANTS; variant++) {
-            const attn_flash_kernels *kern = all_variants[variant];
+            const attn_isa *kern = all_variants[variant];
             if (!kern->supported()) continue;
             results r[2];
             for (int poisoned = 0; poisoned < 2; poisoned++) {
                 const float *kk = poisoned ? k_nan : k, *vv = poisoned ? v_nan : v;
                 r[poisoned] = (results){test_zeros(nv), test_zeros((size_t)H * L),
                                         test_zeros(nq), test_zeros(nq), test_zeros(nv)};
-                assert_int_equal(kern->forward(r[poisoned].out, r[poisoned].lse, q, kk, vv, &cfg),
+                assert_int_equal(kern->flash->forward(r[poisoned].out, r[poisoned].lse, q, kk, vv, &cfg),
                                  ATTN_OK);
-                assert_int_equal(kern->backward(r[poisoned].dq, r[poisoned].dk, r[poisoned].dv,
+                assert_int_equal(kern->flash->backward(r[poisoned].dq, r[poisoned].dk, r[poisoned].dv,
                                                 dout, q, kk, vv,
                                                 r[poisoned].lse, &cfg),
                                  ATTN_OK);
@@ -659,7 +659,6 @@ static void test_backward_accumulates(void **state)
     free_case(&c);
 }
 
-/* ATTN_SIMD forces a variant; the entry points then give that variant's bits. */
 /* A row with one live key has P = 1 whatever its score: dq and dk get nothing, in
  * exact arithmetic and so here, bit for bit (not rounding noise, which a tensor of
  * otherwise tiny gradients would not outweigh). Here key padding leaves one key in
@@ -684,12 +683,12 @@ static void test_single_key_rows_pass_no_score_gradient(void **state)
                             .dim_v = DV, .causal = true, .key_padding_mask = &padding};
     float *out = test_zeros((size_t)B * H * L * DV), *lse = test_zeros((size_t)B * H * L);
     for (int variant = 0; variant < VARIANTS; variant++) {
-        const attn_flash_kernels *kern = all_variants[variant];
+        const attn_isa *kern = all_variants[variant];
         if (!kern->supported()) continue;
         float *dq = test_zeros((size_t)B * H * L * D), *dk = test_zeros((size_t)B * H * L * D);
         float *dv = test_zeros((size_t)B * H * L * DV);
-        assert_int_equal(kern->forward(out, lse, q, k, v, &cfg), ATTN_OK);
-        assert_int_equal(kern->backward(dq, dk, dv, dout, q, k, v, lse, &cfg), ATTN_OK);
+        assert_int_equal(kern->flash->forward(out, lse, q, k, v, &cfg), ATTN_OK);
+        assert_int_equal(kern->flash->backward(dq, dk, dv, dout, q, k, v, lse, &cfg), ATTN_OK);
         for (int h = 0; h < H; h++) {
             /* batch 0: rows from LIVE_KEY on see exactly one key; earlier rows none */
             for (size_t e = 0; e < (size_t)L * D; e++) {
@@ -704,37 +703,24 @@ static void test_single_key_rows_pass_no_score_gradient(void **state)
     free(q), free(k), free(v), free(dout), free(out), free(lse);
 }
 
-static void test_simd_variable_selects_variant(void **state)
+/* The entry points run the variant the library chose (the one ATTN_SIMD names
+ * when set: CI runs the unit tests under each), bit for bit. */
+static void test_entry_points_run_the_chosen_variant(void **state)
 {
     (void)state;
     flash_case c;
     make_case(&c, 5, 1e6);
-    for (int v = 0; v < VARIANTS; v++) {
-        const attn_flash_kernels *kern = all_variants[v];
-        setenv("ATTN_SIMD", kern->name, 1);
-        float *out = test_zeros(out_size(&c)), *lse = test_zeros(lse_size(&c));
-        attn_status s = attn_flash_forward(out, lse, c.q, c.k, c.v, &c.cfg);
-        if (!kern->supported()) {
-            assert_int_equal(s, ATTN_ERR_UNSUPPORTED);
-        } else {
-            assert_int_equal(s, ATTN_OK);
-            assert_string_equal(attn_flash_variant(), kern->name);
-            results direct = run_kernels(kern, &c);
-            assert_memory_equal(out, direct.out, out_size(&c) * sizeof *out);
-            free_results(&direct);
-        }
-        free(out);
-        free(lse);
-    }
-    setenv("ATTN_SIMD", "sse9", 1);
-    float out[1], lse[1];
-    assert_int_equal(attn_flash_forward(out, lse, c.q, c.k, c.v, &c.cfg),
-                     ATTN_ERR_INVALID_ARGUMENT);
-    assert_non_null(strstr(attn_last_error(), "ATTN_SIMD=sse9"));
-    unsetenv("ATTN_SIMD");
-    const char *best = attn_flash_variant();
-    if (attn_flash_avx512.supported()) assert_string_equal(best, "avx512");
-    print_message("default variant: %s\n", best);
+    const attn_isa *chosen;
+    assert_int_equal(attn_isa_current(&chosen), ATTN_OK);
+    float *out = test_zeros(out_size(&c)), *lse = test_zeros(lse_size(&c));
+    assert_int_equal(attn_flash_forward(out, lse, c.q, c.k, c.v, &c.cfg), ATTN_OK);
+    results direct = run_kernels(chosen, &c);
+    assert_memory_equal(out, direct.out, out_size(&c) * sizeof *out);
+    assert_memory_equal(lse, direct.lse, lse_size(&c) * sizeof *lse);
+    print_message("variant: %s\n", chosen->name);
+    free_results(&direct);
+    free(out);
+    free(lse);
     free_case(&c);
 }
 
@@ -791,7 +777,7 @@ int main(void)
         cmocka_unit_test(test_causal_window_skips_keys_outside_it),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_single_key_rows_pass_no_score_gradient),
-        cmocka_unit_test(test_simd_variable_selects_variant),
+        cmocka_unit_test(test_entry_points_run_the_chosen_variant),
         cmocka_unit_test(test_bad_arguments_are_reported),
         cmocka_unit_test(test_workspace_is_linear_in_length),
     };

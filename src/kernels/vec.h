@@ -1,0 +1,52 @@
+/* Internal: the library's elementwise loops that are worth vectorising, as one
+ * table per instruction set (see isa.h for how one is chosen). They are written
+ * once, in plain C over lane_math.h (vec_*_impl.h), and compiled in each
+ * variant's translation unit with its -m flags, where the compiler vectorises
+ * them. Floating-point contraction is off, so every variant gives the same bits.
+ *
+ * The callers check the arguments and split the work across threads; each entry
+ * computes one contiguous run, and each element alone, so neither the split nor
+ * the variant changes a result. */
+#ifndef ATTN_SRC_KERNELS_VEC_H
+#define ATTN_SRC_KERNELS_VEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/nn.h"
+#include "attn/rnn.h"
+
+/* The scalars of one AdamW step, as torch.optim.AdamW forms them (adamw.c). */
+typedef struct attn_adamw_scalars {
+    float decay_factor, b1, b2, one_minus_b1, one_minus_b2, neg_step_size,
+        bias_correction2_sqrt, eps;
+} attn_adamw_scalars;
+
+typedef struct attn_vec_kernels {
+    /* y: (n) = f(x); y may be x. dx: (n) += f'(x) dy. (nonlinearity.c) */
+    void (*activation_forward)(attn_activation f, float *y, const float *x, size_t n);
+    void (*activation_backward)(attn_activation f, float *dx, const float *dy, const float *x,
+                                size_t n);
+    /* The recurrent cell's pass over the B rows of one step after the GEMM, and
+     * its backward before the GEMMs, with the layouts of rnn_cell.c; GH and S are
+     * the row lengths of gx and saved. Rows are split across threads here. */
+    void (*rnn_rows_forward)(attn_rnn_mode mode, float *h_out, float *c_out, float *saved,
+                             const float *gx, const float *h, const float *c, int B, int H,
+                             size_t GH, size_t S);
+    void (*rnn_rows_backward)(attn_rnn_mode mode, float *dgx, float *dgh, float *dh, float *dc,
+                              const float *dh_out, const float *dc_out, const float *saved,
+                              const float *h, const float *c, int B, int H, size_t GH, size_t S);
+    /* One AdamW step on n parameters; decay (n) may be NULL (decay all). */
+    void (*adamw_update)(float *params, float *m, float *v, const float *grads,
+                         const uint8_t *decay, size_t n, const attn_adamw_scalars *c);
+    /* Additive attention's tanh terms for one query: u: (S, A) = tanh(q + keys[j])
+     * for each of the S key rows (A units each); backward: with
+     * g = ds[j] v_a (1 - u[j,a]^2), dq: (A) = sum over j of g, dkeys: (S, A) += g;
+     * and dv: (A) += sum over the rows of ds u, in order. */
+    void (*additive_forward)(float *u, const float *q, const float *keys, int S, int A);
+    void (*additive_backward)(float *dq, float *dkeys, const float *ds, const float *u,
+                              const float *v, int S, int A);
+    void (*additive_v_gradient)(float *dv, const float *ds, const float *u, size_t rows, int A);
+} attn_vec_kernels;
+
+#endif

@@ -1,0 +1,20 @@
+/* Internal: the elementwise vector kernels, compiled once per instruction set by
+ * isa_avx512.c, isa_avx2.c and isa_scalar.c, each with its -m flags; each file
+ * includes this one and puts vec_kernels in its variant's table. Everything here
+ * is static. */
+#include "kernels/vec.h"
+#include "kernels/vec_activations_impl.h"
+#include "kernels/vec_adamw_impl.h"
+#include "kernels/vec_additive_impl.h"
+#include "kernels/vec_rnn_impl.h"
+
+static const attn_vec_kernels vec_kernels = {
+    .activation_forward = activation_forward,
+    .activation_backward = activation_backward,
+    .rnn_rows_forward = rnn_rows_forward,
+    .rnn_rows_backward = rnn_rows_backward,
+    .adamw_update = adamw_update,
+    .additive_forward = additive_forward,
+    .additive_backward = additive_backward,
+    .additive_v_gradient = additive_v_gradient,
+};
