@@ -170,8 +170,8 @@ typedef struct attn_sdpa_config {
     uint64_t dropout_seed;
 } attn_sdpa_config;
 
-/* Checks sizes, scale, dropout_p, window (>= 0) and alibi_slopes (finite); names
- * the offending field (and head). */
+/* Checks sizes, scale, dropout_p, window (>= 0), alibi_slopes (finite) and the two
+ * masks (a known type, with data); names the offending field (and head). */
 ATTN_API attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
 
 /* The scale in use: cfg->scale, or 1 / sqrt(D) when it is 0. */

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "attention/checks.h"
 #include "attn/attention.h"
 #include "core/error.h"
 
@@ -78,12 +79,7 @@ static attn_status check_args(const int32_t *index, const float *context, const 
     if (mode != ATTN_HARD_ARGMAX && mode != ATTN_HARD_SAMPLE)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mode %d is not an attn_hard_mode",
                           (int)mode);
-    if (mask == NULL) return ATTN_OK;
-    if (mask->type != ATTN_MASK_BOOL && mask->type != ATTN_MASK_BOOL_KEEP &&
-        mask->type != ATTN_MASK_FLOAT)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mask type %d is not an attn_mask_type",
-                          (int)mask->type);
-    return attn_check_not_null(mask->data, "mask data");
+    return attn_mask_check(mask, "mask");
 }
 
 /* index: (B, Lq), context: (B, Lq, Dv), scores: (B, Lq, Lk),

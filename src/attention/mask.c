@@ -2,8 +2,24 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "attention/checks.h"
 #include "attn/attention.h"
 #include "core/error.h"
+
+static bool known_type(attn_mask_type type)
+{
+    return type == ATTN_MASK_BOOL || type == ATTN_MASK_BOOL_KEEP || type == ATTN_MASK_FLOAT;
+}
+
+attn_status attn_mask_check(const attn_mask *mask, const char *name)
+{
+    if (mask == NULL) return ATTN_OK;
+    if (!known_type(mask->type))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s type %d is not an attn_mask_type", name,
+                          (int)mask->type);
+    if (mask->data == NULL) return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s data is NULL", name);
+    return ATTN_OK;
+}
 
 attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *data, int ndim,
                            const int64_t *shape, const int64_t target[4])
@@ -13,7 +29,7 @@ attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *dat
         (s = attn_check_not_null(shape, "mask shape")) ||
         (s = attn_check_not_null(target, "mask target shape")))
         return s;
-    if (type != ATTN_MASK_BOOL && type != ATTN_MASK_BOOL_KEEP && type != ATTN_MASK_FLOAT)
+    if (!known_type(type))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mask type %d is not an attn_mask_type",
                           (int)type);
     if (ndim < 1 || ndim > 4)

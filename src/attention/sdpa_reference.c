@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "attention/checks.h"
 #include "attn/attention.h"
 #include "attn/core.h"
 #include "core/error.h"
@@ -153,22 +154,6 @@ static bool worth_threads(const attn_sdpa_config *cfg)
     return work >= MIN_PARALLEL_WORK;
 }
 
-static attn_status check_masks(const attn_sdpa_config *cfg)
-{
-    const attn_mask *masks[2] = {cfg->attn_mask, cfg->key_padding_mask};
-    const char *names[2] = {"attn_mask", "key_padding_mask"};
-    for (int m = 0; m < 2; m++) {
-        if (masks[m] == NULL) continue;
-        if (masks[m]->data == NULL)
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s data is NULL", names[m]);
-        attn_mask_type t = masks[m]->type;
-        if (t != ATTN_MASK_BOOL && t != ATTN_MASK_BOOL_KEEP && t != ATTN_MASK_FLOAT)
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s type %d is not an attn_mask_type",
-                              names[m], (int)t);
-    }
-    return ATTN_OK;
-}
-
 /* q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv)
  * -> out: (B, H, Lq, Dv), lse: (B, H, Lq), weights: (B, H, Lq, Lk) or NULL. */
 attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, const float *q,
@@ -176,11 +161,7 @@ attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, 
                                         const attn_sdpa_config *cfg)
 {
     attn_status s;
-    if ((s = attn_sdpa_check(cfg)) || (s = check_masks(cfg)) ||
-        (s = attn_check_not_null(out, "out")) || (s = attn_check_not_null(lse, "lse")) ||
-        (s = attn_check_not_null(q, "q")) || (s = attn_check_not_null(k, "k")) ||
-        (s = attn_check_not_null(v, "v")))
-        return s;
+    if ((s = attn_sdpa_check_forward(cfg, out, lse, q, k, v))) return s;
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
     const float scale = attn_sdpa_scale(cfg);
@@ -228,11 +209,7 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
                                          const float *lse, const attn_sdpa_config *cfg)
 {
     attn_status s;
-    if ((s = attn_sdpa_check(cfg)) || (s = check_masks(cfg)) ||
-        (s = attn_check_not_null(dout, "dout")) || (s = attn_check_not_null(q, "q")) ||
-        (s = attn_check_not_null(k, "k")) || (s = attn_check_not_null(v, "v")) ||
-        (s = attn_check_not_null(lse, "lse")))
-        return s;
+    if ((s = attn_sdpa_check_backward(cfg, dout, q, k, v, lse))) return s;
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
     const float scale = attn_sdpa_scale(cfg);

@@ -2,6 +2,7 @@
  * values. Per batch entry: the softmax of attention/softmax.c and one GEMM. */
 #include <stdlib.h>
 
+#include "attention/checks.h"
 #include "attn/attention.h"
 #include "attn/kernels.h"
 #include "core/error.h"
@@ -13,16 +14,6 @@ static attn_status check_sizes(int B, int Lq, int Lk, int Dv)
         (s = attn_check_at_least(Lk, 1, "Lk")) || (s = attn_check_at_least(Dv, 1, "Dv")))
         return s;
     return ATTN_OK;
-}
-
-static attn_status check_mask(const attn_mask *mask)
-{
-    if (mask == NULL) return ATTN_OK;
-    if (mask->type != ATTN_MASK_BOOL && mask->type != ATTN_MASK_BOOL_KEEP &&
-        mask->type != ATTN_MASK_FLOAT)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mask type %d is not an attn_mask_type",
-                          (int)mask->type);
-    return attn_check_not_null(mask->data, "mask data");
 }
 
 /* The mask seen as (B, 1, Lq, Lk), moved to batch entry b so that the softmax, which
@@ -45,7 +36,7 @@ attn_status attn_soft_attention_forward(float *context, float *weights, const fl
     if ((s = attn_check_not_null(context, "context")) ||
         (s = attn_check_not_null(weights, "weights")) ||
         (s = attn_check_not_null(scores, "scores")) ||
-        (s = attn_check_not_null(values, "values")) || (s = check_mask(mask)) ||
+        (s = attn_check_not_null(values, "values")) || (s = attn_mask_check(mask, "mask")) ||
         (s = check_sizes(B, Lq, Lk, Dv)))
         return s;
     for (int b = 0; b < B; b++) {

@@ -1,18 +1,9 @@
 /* Softmax over the last axis, with an optional mask, and its backward. */
 #include <math.h>
 
+#include "attention/checks.h"
 #include "attn/attention.h"
 #include "core/error.h"
-
-static attn_status check_mask(const attn_mask *mask)
-{
-    if (mask == NULL) return ATTN_OK;
-    if (mask->type != ATTN_MASK_BOOL && mask->type != ATTN_MASK_BOOL_KEEP &&
-        mask->type != ATTN_MASK_FLOAT)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "mask type %d is not an attn_mask_type",
-                          (int)mask->type);
-    return attn_check_not_null(mask->data, "mask data");
-}
 
 /* One row: the masked scores are written to y first so that the mask is read once.
  * The running max lets NaN win, so a NaN score turns its whole row to NaN (as in
@@ -44,7 +35,7 @@ attn_status attn_softmax_forward(float *y, const float *x, const attn_mask *mask
 {
     attn_status s;
     if ((s = attn_check_not_null(y, "y")) || (s = attn_check_not_null(x, "x")) ||
-        (s = check_mask(mask)) || (s = attn_check_at_least(rows, 1, "rows")) ||
+        (s = attn_mask_check(mask, "mask")) || (s = attn_check_at_least(rows, 1, "rows")) ||
         (s = attn_check_at_least(n, 1, "n")))
         return s;
     for (int r = 0; r < rows; r++)

@@ -22,7 +22,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <math.h>
+
 #include "attn/attention.h"
+
+/* Every function here takes cfg as checked by the attention layer
+ * (attn_sdpa_check_forward / _backward of attention/checks.h): sizes, masks and
+ * pointers are not checked again. */
+
+/* The scale in use (attn_sdpa_scale of attn/attention.h): cfg->scale, or
+ * 1 / sqrt(D) when it is 0. */
+static inline float attn_flash_scale(const attn_sdpa_config *cfg)
+{
+    return cfg->scale != 0.0f ? cfg->scale : 1.0f / sqrtf((float)cfg->dim_qk);
+}
 
 attn_status attn_flash_forward(float *out, float *lse, const float *q, const float *k,
                                const float *v, const attn_sdpa_config *cfg);
@@ -36,8 +49,7 @@ attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *do
 size_t attn_flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward);
 
 /* One instruction set's kernels (a member of its attn_isa). The entry points
- * above check their arguments and then call these; tests call each variant's
- * table directly. */
+ * above call the chosen variant's; tests call each variant's table directly. */
 typedef struct attn_flash_kernels {
     attn_status (*forward)(float *out, float *lse, const float *q, const float *k, const float *v,
                            const attn_sdpa_config *cfg);

@@ -569,7 +569,7 @@ static void online_softmax(const float *q, const float *k, const float *v,
         /* S^T (keys x QUERY_BLOCK) = scale K_j Q^T, then the bias and masks. */
         tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->s_t,
                      QUERY_BLOCK, false);
-        scale_tile(t->s_t, keys, QUERY_BLOCK, attn_sdpa_scale(cfg));
+        scale_tile(t->s_t, keys, QUERY_BLOCK, attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
 
@@ -704,7 +704,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
     const int D = cfg->dim_qk, Dv = cfg->dim_v;
     const int d_pad = round_up(D, VF_WIDTH), dv_pad = round_up(Dv, VF_WIDTH);
     const int keys = min_int(KEY_BLOCK, Lk - j0);
-    const float scale = attn_sdpa_scale(cfg);
+    const float scale = attn_flash_scale(cfg);
 
     pack_transposed(t->k_t, KEY_BLOCK, k + (bh * Lk + j0) * D, keys, D, D, 1.0f);
     pack_transposed(t->v_t, KEY_BLOCK, v + (bh * Lk + j0) * Dv, keys, Dv, Dv, 1.0f);
@@ -805,7 +805,7 @@ static score_tile query_block_probabilities(const query_pass_tiles *t, const flo
     const int D = cfg->dim_qk, Dv = cfg->dim_v;
     tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->p_t,
                  QUERY_BLOCK, false);
-    scale_tile(t->p_t, keys, QUERY_BLOCK, attn_sdpa_scale(cfg));
+    scale_tile(t->p_t, keys, QUERY_BLOCK, attn_flash_scale(cfg));
     score_tile tile = {t->p_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads,
                        i0, j0, rows, keys};
     mask_tile(&tile, cfg);
@@ -864,7 +864,7 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
     const int64_t Lq = cfg->len_q, Lk = cfg->len_k;
     const int D = cfg->dim_qk, d_pad = round_up(D, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
-    const float scale = attn_sdpa_scale(cfg);
+    const float scale = attn_flash_scale(cfg);
     const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * cfg->dim_v;
 
     load_query_block(t, dout, q, terms, cfg, bh, i0, rows);
@@ -920,7 +920,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
     const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int D = cfg->dim_qk, Dv = cfg->dim_v, d_pad = round_up(D, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
-    const float scale = attn_sdpa_scale(cfg);
+    const float scale = attn_flash_scale(cfg);
     const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
     const int64_t first = bh * Lq + i0;
     const ptrdiff_t tile_floats = (ptrdiff_t)KEY_BLOCK * QUERY_BLOCK;

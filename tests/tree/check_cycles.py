@@ -21,10 +21,6 @@ from nm_symbols import global_symbols
 # The cycles of today, each given as file patterns: its files are exactly the
 # files these match. Issue 13 removes every one of them; this list only shrinks.
 KNOWN_CYCLES = [
-    # Issue 13 removes it: the fused kernels (flash*.c) and the reference call back
-    # into sdpa.c to check the config and find its scale, where they should take a
-    # config already checked.
-    ["src/attention/sdpa.c", "src/attention/sdpa_reference.c", "src/kernels/flash*.c"],
     # Issue 13 removes it: training and decoding (seq2seq_rnn_train.c, _decode.c)
     # call the Bahdanau and Luong steps, which call back into their cells and
     # attention, where one ops table chosen once should stand between them.

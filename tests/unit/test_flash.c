@@ -724,22 +724,23 @@ static void test_entry_points_run_the_chosen_variant(void **state)
     free_case(&c);
 }
 
+/* The kernels take a checked config: the fused path's checks are attn_sdpa_forward's
+ * and attn_sdpa_backward's. */
 static void test_bad_arguments_are_reported(void **state)
 {
     (void)state;
     float x[64] = {0};
     attn_sdpa_config cfg = {
         .batch = 1, .heads = 1, .len_q = 2, .len_k = 2, .dim_qk = 4, .dim_v = 4};
-    assert_int_equal(attn_flash_forward(x, x, NULL, x, x, &cfg), ATTN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(attn_sdpa_forward(x, x, NULL, NULL, x, x, &cfg), ATTN_ERR_INVALID_ARGUMENT);
     assert_string_equal(attn_last_error(), "q is NULL");
     cfg.dim_qk = 0;
-    assert_int_equal(attn_flash_forward(x, x, x, x, x, &cfg), ATTN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(attn_sdpa_forward(x, x, NULL, x, x, x, &cfg), ATTN_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(attn_last_error(), "dim_qk"));
     cfg.dim_qk = 4;
     attn_mask broken = {.type = ATTN_MASK_BOOL, .data = NULL};
     cfg.key_padding_mask = &broken;
-    assert_int_equal(attn_flash_backward(x, x, x, x, x, x, x, x, &cfg),
-                     ATTN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(attn_sdpa_backward(x, x, x, x, x, x, x, x, &cfg), ATTN_ERR_INVALID_ARGUMENT);
     assert_string_equal(attn_last_error(), "key_padding_mask data is NULL");
 }
 
