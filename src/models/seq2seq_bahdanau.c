@@ -1,7 +1,8 @@
-/* The Bahdanau decoder step: the previous top state attends with additive scores
- * v . tanh(W_q s + W_k h_j + b) over keys W_k h_j + b projected once per batch
- * (attn_s2s_encode); the context joins the embedding at layer 0's input, and
- * [s_t; c_t] feeds the output layer.
+/* The Bahdanau family (s2s_family): the previous top state attends with additive
+ * scores v . tanh(W_q s + W_k h_j + b) over keys W_k h_j + b projected once per
+ * batch (attn_s2s_encode); the context joins the embedding at layer 0's input,
+ * and [s_t; c_t] feeds the output layer. Nothing is fed from step to step
+ * besides the cells' states (Wf = 0).
  *
  * The scores do not go through attn_score_additive_*: that function projects
  * its keys on every call, while here the keys are projected once
@@ -37,7 +38,10 @@ static void additive_scores(s2s_rnn *r, const attn_vec_kernels *vec, int t)
     }
 }
 
-attn_status attn_s2s_bahdanau_step(s2s_rnn *r, int t)
+/* qp[t]: (R, A) = s_{t-1} W_q^T -> scores -> ctx[t]: (R, Dv) -> gx0[t] += ctx W_ih0[:, E:]^T
+ * -> cells -> feat[t]: (R, F = H + Dv) = [s_t; c_t]. The backward goes from
+ * dfeat[t] to dh of the states and dqp[t], dkeys, dvalues. */
+static attn_status step_forward(s2s_rnn *r, int t)
 {
     const s2s_dims *d = &r->d;
     s2s_run *run = &r->run;
@@ -80,7 +84,7 @@ static void additive_scores_backward(s2s_rnn *r, const attn_vec_kernels *vec, in
     vec->additive_v_gradient(r->g.v, run->dscores, u, (size_t)R * S, A);
 }
 
-attn_status attn_s2s_bahdanau_step_backward(s2s_rnn *r, int t)
+static attn_status step_backward(s2s_rnn *r, int t)
 {
     const s2s_dims *d = &r->d;
     s2s_run *run = &r->run;
@@ -109,3 +113,71 @@ attn_status attn_s2s_bahdanau_step_backward(s2s_rnn *r, int t)
                run->dh_prev + (size_t)(d->L - 1) * RH, H);
     return ATTN_OK;
 }
+
+/* dW_q += dqp^T [the top states at 0 .. T - 1], one GEMM over all steps. */
+static void weight_grads(s2s_rnn *r)
+{
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const int rows = run->T * run->R, H = d->H;
+    attn_sgemm(true, false, d->Ka, H, rows, 1.0f, run->dqp, d->Ka,
+               attn_s2s_state(run, run->hs, d->L - 1, 0, H), H, 1.0f, r->g.query, H);
+}
+
+static void dims(s2s_dims *d)
+{
+    d->Dv = 2 * d->H;
+    d->in0 = d->E + d->Dv;
+    d->F = d->H + d->Dv;
+    d->Wf = 0;
+}
+
+static void params(s2s_specs *l, const s2s_dims *d, s2s_param_group group)
+{
+    if (group != S2S_PARAMS_ATTENTION) return;
+    attn_s2s_add_spec(l, "decoder.attention.query.weight", 2, d->Ka, d->H);
+    attn_s2s_add_spec(l, "decoder.attention.key.weight", 2, d->Ka, 2 * d->H);
+    attn_s2s_add_spec(l, "decoder.attention.key.bias", 1, d->Ka, 0);
+    attn_s2s_add_spec(l, "decoder.attention.v", 1, d->Ka, 0);
+}
+
+/* v as a Linear(A, 1) would be. */
+static void init(const s2s_weights *w, const s2s_dims *d, attn_rng *rng, s2s_param_group group)
+{
+    if (group != S2S_PARAMS_ATTENTION) return;
+    attn_init_linear(w->query, NULL, d->Ka, d->H, rng);
+    attn_init_linear(w->key, w->key_b, d->Ka, 2 * d->H, rng);
+    attn_init_linear(w->v, NULL, 1, d->Ka, rng);
+}
+
+static int views(attn_activation_view *out, s2s_run *run, const s2s_dims *d, bool backward)
+{
+    const size_t TR = (size_t)run->T * run->R, A = (size_t)d->Ka, bw = backward ? 1 : 0;
+    out[0] = (attn_activation_view){&run->qp, TR * A};
+    out[1] = (attn_activation_view){&run->u, TR * run->S * A};
+    out[2] = (attn_activation_view){&run->feat, TR * d->F};
+    out[3] = (attn_activation_view){&run->dfeat, bw * TR * d->F};
+    out[4] = (attn_activation_view){&run->dqp, bw * TR * A};
+    return 5;
+}
+
+static void bind(s2s_run *run, const s2s_dims *d)
+{
+    (void)d;
+    run->values = run->enc;
+    run->dvalues = run->denc;
+    run->in0_rest = run->ctx;
+}
+
+const s2s_family attn_s2s_bahdanau = {
+    .dims = dims,
+    .key_weight = "decoder.attention.key.weight",
+    .key_bias = "decoder.attention.key.bias",
+    .params = params,
+    .init = init,
+    .views = views,
+    .bind = bind,
+    .step = step_forward,
+    .step_backward = step_backward,
+    .weight_grads = weight_grads,
+};

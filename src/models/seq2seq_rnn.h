@@ -1,10 +1,18 @@
 /* Internal: the RNN encoder-decoder models of attn_seq2seq (see attn/seq2seq.h for
- * the architecture), shared by
- *   seq2seq_rnn.c          parameters, the encoder, the operations table
+ * the architecture). The files depend downward only:
+ *   seq2seq_rnn.c          the model: its family chosen, created, the operations table
  *   seq2seq_rnn_train.c    the teacher-forced forward and backward
  *   seq2seq_rnn_decode.c   encode / step / reorder for decoding
- *   seq2seq_rnn_attend.c   attention weights (soft, sampled, Gumbel) and context
- *   seq2seq_bahdanau.c, seq2seq_luong.c   each family's decoder step.
+ *   seq2seq_bahdanau.c, seq2seq_luong.c   each family's s2s_family: its decoder
+ *                          step, parameters and activations
+ * and the pieces both families and both passes share:
+ *   seq2seq_rnn_params.c   the parameters: declared, viewed, initialised
+ *   seq2seq_rnn_run.c      one forward's activation layout and random streams
+ *   seq2seq_rnn_encoder.c  the bidirectional encoder, the keys, the initial states
+ *   seq2seq_rnn_cells.c    the decoder's layers of cells at one step
+ *   seq2seq_rnn_embed.c    the embedding of the decoder's input tokens
+ *   seq2seq_rnn_output.c   the output layer
+ *   seq2seq_rnn_attend.c   attention weights (soft, sampled, Gumbel) and context.
  *
  * Decoder arrays are time-major, (T, R, X), so that every step's rows are one
  * block and a whole sequence's projections are one GEMM. Training has R = B rows
@@ -28,12 +36,12 @@ typedef struct s2s_dims {
     int G, GH;       /* gates, G * H */
     int E, H, L, Le; /* embedding, hidden, decoder and encoder layers */
     int Vs, V;       /* source and target vocabularies */
-    bool luong, dot; /* Luong (else Bahdanau); Luong with dot scores and the bridge */
     attn_attention_kind kind;
     int Ka;       /* key width: H (Bahdanau's A, and Luong's) */
     int Dv;       /* value and context width: 2H, or H for luong-dot */
     int in0;      /* decoder layer 0's input: E + Dv (Bahdanau) or E + H (Luong) */
     int F;        /* the output layer's input: H + Dv (Bahdanau) or H (Luong) */
+    int Wf;       /* what a step feeds the next besides the cells: H (Luong's h~) or 0 */
     size_t saved; /* attn_rnn_cell_saved_size per row */
 } s2s_dims;
 
@@ -46,10 +54,10 @@ typedef struct s2s_weights {
     float *w_hh[S2S_MAX_LAYERS];                        /* (GH, H) */
     float *b_ih[S2S_MAX_LAYERS], *b_hh[S2S_MAX_LAYERS]; /* (GH) */
     float *query;                                       /* (A, H) Bahdanau */
-    float *key, *key_b;                                 /* (A, 2H), (A) Bahdanau */
+    /* The encoder states' projection to keys, (Ka, 2H) and (Ka) or NULL:
+     * Bahdanau's W_k + b, luong-general's W_a, luong-dot's bridge. */
+    float *key, *key_b;
     float *v;                                           /* (A) Bahdanau */
-    float *general;                                     /* (H, 2H) luong-general */
-    float *bridge, *bridge_b;                           /* (H, 2H), (H) luong-dot */
     float *combine;                                     /* (H, Dv + H) Luong */
     float *out_w, *out_b;                               /* (V, F), (V) */
 } s2s_weights;
@@ -107,7 +115,8 @@ typedef struct s2s_run {
     float *weights;   /* (T, R, S) softmax, or the Gumbel soft sample */
     float *ctx;       /* (T, R, Dv) */
     float *z;         /* (T, R, Dv + H) Luong's [c; h] */
-    float *ht;        /* (T + 1, R, H) Luong's h~, index 0 zeros */
+    float *feed;      /* (T + 1, R, Wf) what step t - 1 feeds step t (Luong's h~), index 0 zeros */
+    float *in0_rest;  /* (T, R, in0 - E) layer 0's input after the embedding: ctx or feed */
     float *feat;      /* (T, R, F) the output layer's input */
     float *feat_drop; /* (T, R, F) after dropout (= feat without) */
     float *logits;    /* (T * R, V) */
@@ -118,8 +127,8 @@ typedef struct s2s_run {
     /* backward */
     float *dlogits;                  /* (T * R, V) */
     float *dfeat_drop;               /* (T, R, F) */
-    float *dfeat;                    /* (T, R, F); Luong: dht + R * H */
-    float *dht;                      /* (T + 1, R, H) Luong */
+    float *dfeat;                    /* (T, R, F); Luong: dfeed + R * Wf */
+    float *dfeed;                    /* (T + 1, R, Wf) */
     float *dgx;                      /* (L, T, R, GH) */
     float *dgh;                      /* (L, T, R, GH) GRU's gradient of h W_hh^T + b_hh */
     float *dh, *dh_prev;             /* (L, R, H) of the states at t and t - 1 */
@@ -141,7 +150,59 @@ typedef struct s2s_run {
     float *pg, *ent;                 /* (R) REINFORCE's coefficients at a step */
 } s2s_run;
 
-typedef struct s2s_rnn {
+typedef struct s2s_rnn s2s_rnn;
+
+/* A list of parameter declarations being built (seq2seq_rnn_params.c). */
+typedef struct s2s_specs {
+    attn_param *items;
+    int count;
+} s2s_specs;
+
+/* Declares a parameter of shape (d0) (ndim 1) or (d0, d1). */
+void attn_s2s_add_spec(s2s_specs *l, const char *name, int ndim, int64_t d0, int64_t d1);
+
+/* A family's parameters come in two groups because the state_dict orders them
+ * around the decoder's layers: its attention's before, the rest after. */
+typedef enum s2s_param_group {
+    S2S_PARAMS_ATTENTION,
+    S2S_PARAMS_AFTER_LAYERS,
+} s2s_param_group;
+
+/* The most views a family adds to a run's layout (Bahdanau's). */
+enum { S2S_FAMILY_VIEWS_MAX = 5 };
+
+/* What differs between the decoder families, chosen once when the model is
+ * created: everything else (encoder, cells, embedding, output layer, attend,
+ * the loops of training and decoding) is shared and never tests the family.
+ * seq2seq_bahdanau.c and seq2seq_luong.c define the tables. */
+typedef struct s2s_family {
+    /* Sets d->Dv, in0, F and Wf from d->E and d->H. */
+    void (*dims)(s2s_dims *d);
+    /* The names of the key projection's weight and bias (NULL if none): see
+     * s2s_weights.key. */
+    const char *key_weight, *key_bias;
+    /* Declares group's parameters in state_dict order; init draws their initial
+     * values from rng in the same order. */
+    void (*params)(s2s_specs *specs, const s2s_dims *d, s2s_param_group group);
+    void (*init)(const s2s_weights *w, const s2s_dims *d, attn_rng *rng, s2s_param_group group);
+    /* Writes the views of the family's own arrays for run's sizes (R, S, T set)
+     * to out and returns their count (at most S2S_FAMILY_VIEWS_MAX); after the
+     * layout, bind points the arrays that alias others (values, in0_rest, ...). */
+    int (*views)(attn_activation_view *out, s2s_run *run, const s2s_dims *d, bool backward);
+    void (*bind)(s2s_run *run, const s2s_dims *d);
+    /* Decoder step t: attention, cells, feat[t] (and feed[t + 1]); its backward,
+     * given dfeat[t] and the states' gradients at t + 1. */
+    attn_status (*step)(s2s_rnn *r, int t);
+    attn_status (*step_backward)(s2s_rnn *r, int t);
+    /* After the backward's walk over the steps: the family's weight gradients
+     * that are one GEMM over all steps. */
+    void (*weight_grads)(s2s_rnn *r);
+} s2s_family;
+
+extern const s2s_family attn_s2s_bahdanau, attn_s2s_luong_dot, attn_s2s_luong_general;
+
+struct s2s_rnn {
+    const s2s_family *family;
     s2s_dims d;
     attn_params *params; /* the model's */
     attn_rnn *encoder;
@@ -154,7 +215,7 @@ typedef struct s2s_rnn {
     s2s_run run;
     int decode_S;     /* the source width decoding reports attention over */
     bool has_forward; /* a training forward that backward may use */
-} s2s_rnn;
+};
 
 static inline s2s_rnn *attn_s2s_rnn(attn_seq2seq *m) { return (s2s_rnn *)m->impl; }
 
@@ -167,6 +228,10 @@ static inline float *attn_s2s_at(const s2s_run *run, float *a, int l, int t, siz
 {
     return a + (((size_t)l * run->T + t) * run->R) * width;
 }
+
+/* Creates the encoder and the model's parameters (m->params, and m->buffers for
+ * hard-reinforce's baseline) for r->d and r->family, initialised from seed. */
+attn_status attn_s2s_params_create(attn_seq2seq *m, s2s_rnn *r, uint64_t seed);
 
 /* A key for the stream of draws at (seed, step, site, t). */
 uint64_t attn_s2s_key(uint64_t seed, int64_t step, unsigned site, int t);
@@ -186,8 +251,15 @@ attn_status attn_s2s_encode_backward(s2s_rnn *r);
  * projection of the embeddings with its bias; the attention or input-feeding
  * part of layer 0's input is added by the family's step. */
 attn_status attn_s2s_embed_targets(s2s_rnn *r, const int32_t *tokens);
-/* feat -> feat_drop (dropout) -> logits. */
+/* Of the embeddings given dgx of layer 0 at every step: into the target
+ * embedding's gradient. */
+attn_status attn_s2s_embed_targets_backward(s2s_rnn *r);
+
+/* feat: (T * R, F) -> feat_drop (dropout) -> logits: (T * R, V). */
 attn_status attn_s2s_output(s2s_rnn *r);
+/* Of the output layer and the cross-entropy against tgt_out: dfeat (zeroed
+ * first), the output layer's gradients +=. */
+attn_status attn_s2s_output_backward(s2s_rnn *r);
 
 /* Decoder layers at step t: layer 0 from gx0[t] (complete), the others from the
  * layer below (with dropout); states hs/cs [l][t] -> [l][t + 1]. */
@@ -202,12 +274,6 @@ attn_status attn_s2s_attend(s2s_rnn *r, int t);
 /* Of attn_s2s_attend given dctx[t]: dvalues +=, run->dscores (overwritten);
  * for hard-reinforce the surrogate's terms with run->pg and run->ent. */
 attn_status attn_s2s_attend_backward(s2s_rnn *r, int t);
-
-/* The family's decoder step t: attention, cells, feat[t]; and its backward. */
-attn_status attn_s2s_bahdanau_step(s2s_rnn *r, int t);
-attn_status attn_s2s_bahdanau_step_backward(s2s_rnn *r, int t);
-attn_status attn_s2s_luong_step(s2s_rnn *r, int t);
-attn_status attn_s2s_luong_step_backward(s2s_rnn *r, int t);
 
 /* A dot product summed in eight lanes, in a fixed order (the compiler may keep
  * the lanes in one vector register; the result is the same either way). */

@@ -1,6 +1,6 @@
 /* Decoding with the RNN models: encode once, then one step at a time with T = 1,
- * the new state copied back over the old so that the next step finds it at
- * index 0. */
+ * the new state (the cells', and what the family's step feeds the next) copied
+ * back over the old so that the next step finds it at index 0. */
 #include <math.h>
 #include <string.h>
 
@@ -75,7 +75,7 @@ attn_status attn_s2s_rnn_step(attn_seq2seq *m, float *logprobs, float *attention
     run->step = position;
     attn_status s;
     if ((s = attn_s2s_embed_targets(r, tokens)) ||
-        (s = d->luong ? attn_s2s_luong_step(r, 0) : attn_s2s_bahdanau_step(r, 0)) ||
+        (s = r->family->step(r, 0)) ||
         (s = attn_s2s_output(r)))
         return s;
     log_softmax(logprobs, run->logits, R, d->V);
@@ -87,16 +87,17 @@ attn_status attn_s2s_rnn_step(attn_seq2seq *m, float *logprobs, float *attention
             memcpy(attn_s2s_state(run, run->cs, l, 0, H), attn_s2s_state(run, run->cs, l, 1, H),
                    state);
     }
-    if (d->luong) memcpy(run->ht, run->ht + (size_t)R * H, state);
+    memcpy(run->feed, run->feed + (size_t)R * d->Wf, (size_t)R * d->Wf * sizeof(float));
     return ATTN_OK;
 }
 
-/* rows: (R, H) <- rows[parent]. */
-static void gather_rows(float *rows, float *tmp, const int32_t *parent, int R, int H)
+/* rows: (R, width) <- rows[parent]. */
+static void gather_rows(float *rows, float *tmp, const int32_t *parent, int R, int width)
 {
     for (int row = 0; row < R; row++)
-        memcpy(tmp + (size_t)row * H, rows + (size_t)parent[row] * H, (size_t)H * sizeof(float));
-    memcpy(rows, tmp, (size_t)R * H * sizeof(float));
+        memcpy(tmp + (size_t)row * width, rows + (size_t)parent[row] * width,
+               (size_t)width * sizeof(float));
+    memcpy(rows, tmp, (size_t)R * width * sizeof(float));
 }
 
 attn_status attn_s2s_rnn_reorder(attn_seq2seq *m, const int32_t *parent)
@@ -115,6 +116,6 @@ attn_status attn_s2s_rnn_reorder(attn_seq2seq *m, const int32_t *parent)
         if (d->mode == ATTN_LSTM)
             gather_rows(attn_s2s_state(run, run->cs, l, 0, H), run->tmp, parent, R, H);
     }
-    if (d->luong) gather_rows(run->ht, run->tmp, parent, R, H);
+    gather_rows(run->feed, run->tmp, parent, R, d->Wf);
     return ATTN_OK;
 }

@@ -1,6 +1,5 @@
-/* The RNN models' teacher-forced forward and its backward, and the decoder
- * pieces that decoding shares: target embeddings, the layers of cells, the
- * output layer.
+/* The RNN models' teacher-forced forward and its backward: the loops over the
+ * steps, each step the family's, and REINFORCE's rewards.
  *
  * The backward walks the steps in reverse, carrying the gradients of the states;
  * each step keeps its gate gradients so that every weight gradient of the
@@ -12,104 +11,6 @@
 #include "attn/train.h"
 #include "core/error.h"
 #include "models/seq2seq_rnn.h"
-
-attn_status attn_s2s_embed_targets(s2s_rnn *r, const int32_t *tokens)
-{
-    const s2s_dims *d = &r->d;
-    s2s_run *run = &r->run;
-    const int rows = run->T * run->R;
-    attn_status s;
-    if ((s = attn_embedding_forward(run->emb, tokens, r->w.tgt_embed, rows, d->V, d->E))) return s;
-    if (run->p > 0.0f &&
-        (s = attn_dropout_forward(run->emb, run->emb, (size_t)rows * d->E, run->p,
-                                  attn_s2s_key(run->seed, run->step, S2S_SITE_TGT_EMBED, 0))))
-        return s;
-    /* gx0 = emb W_ih0[:, :E]^T + b_ih0: the embedding columns of layer 0's weight. */
-    for (int i = 0; i < rows; i++)
-        memcpy(run->gx0 + (size_t)i * d->GH, r->w.b_ih[0], (size_t)d->GH * sizeof(float));
-    attn_sgemm(false, true, rows, d->GH, d->E, 1.0f, run->emb, d->E, r->w.w_ih[0], d->in0, 1.0f,
-               run->gx0, d->GH);
-    return ATTN_OK;
-}
-
-attn_status attn_s2s_output(s2s_rnn *r)
-{
-    const s2s_dims *d = &r->d;
-    s2s_run *run = &r->run;
-    const int rows = run->T * run->R;
-    const float *in = run->feat;
-    attn_status s;
-    if (run->p > 0.0f) {
-        if ((s = attn_dropout_forward(run->feat_drop, run->feat, (size_t)rows * d->F, run->p,
-                                      attn_s2s_key(run->seed, run->step, S2S_SITE_OUTPUT, 0))))
-            return s;
-        in = run->feat_drop;
-    }
-    return attn_linear_forward(run->logits, in, r->w.out_w, r->w.out_b, rows, d->F, d->V);
-}
-
-attn_status attn_s2s_cells_forward(s2s_rnn *r, int t)
-{
-    const s2s_dims *d = &r->d;
-    s2s_run *run = &r->run;
-    const int R = run->R, H = d->H;
-    const bool lstm = d->mode == ATTN_LSTM;
-    attn_status s;
-    for (int l = 0; l < d->L; l++) {
-        const float *gx = attn_s2s_at(run, run->gx0, 0, t, (size_t)d->GH);
-        if (l > 0) {
-            float *x = attn_s2s_at(run, run->x, l, t, (size_t)H);
-            const float *below = attn_s2s_state(run, run->hs, l - 1, t + 1, H);
-            if ((s = attn_dropout_forward(
-                     x, below, (size_t)R * H, run->p,
-                     attn_s2s_key(run->seed, run->step, S2S_SITE_DEC_LAYER + (unsigned)l, t))) ||
-                (s = attn_linear_forward(run->gx, x, r->w.w_ih[l], r->w.b_ih[l], R, H, d->GH)))
-                return s;
-            gx = run->gx;
-        }
-        if ((s = attn_rnn_cell_forward(d->mode, attn_s2s_state(run, run->hs, l, t + 1, H),
-                                       lstm ? attn_s2s_state(run, run->cs, l, t + 1, H) : NULL,
-                                       attn_s2s_at(run, run->saved, l, t, d->saved), gx,
-                                       attn_s2s_state(run, run->hs, l, t, H),
-                                       lstm ? attn_s2s_state(run, run->cs, l, t, H) : NULL,
-                                       r->w.w_hh[l], r->w.b_hh[l], R, H)))
-            return s;
-    }
-    return ATTN_OK;
-}
-
-attn_status attn_s2s_cells_backward(s2s_rnn *r, int t)
-{
-    const s2s_dims *d = &r->d;
-    s2s_run *run = &r->run;
-    const int R = run->R, H = d->H;
-    const size_t RH = (size_t)R * H;
-    const bool lstm = d->mode == ATTN_LSTM;
-    attn_status s;
-    for (int l = d->L - 1; l >= 0; l--) {
-        float *dgx = attn_s2s_at(run, run->dgx, l, t, (size_t)d->GH);
-        /* GRU leaves the gradient of h W_hh^T + b_hh in its scratch: kept per step
-         * for the W_hh gradient; for RNN and LSTM it is dgx. */
-        float *dgh = d->mode == ATTN_GRU ? attn_s2s_at(run, run->dgh, l, t, (size_t)d->GH) : NULL;
-        if ((s = attn_rnn_cell_backward(
-                 d->mode, dgx, run->dh_prev + l * RH, lstm ? run->dc_prev + l * RH : NULL, NULL,
-                 NULL, dgh, run->dh + l * RH, lstm ? run->dc + l * RH : NULL,
-                 attn_s2s_at(run, run->saved, l, t, d->saved),
-                 attn_s2s_state(run, run->hs, l, t, H),
-                 lstm ? attn_s2s_state(run, run->cs, l, t, H) : NULL, r->w.w_hh[l], R, H)))
-            return s;
-        if (l > 0) {
-            /* Back through layer l's input: the layer below's output, dropped out. */
-            attn_sgemm(false, false, R, H, d->GH, 1.0f, dgx, d->GH, r->w.w_ih[l], H, 0.0f, run->tmp,
-                       H);
-            if ((s = attn_dropout_backward(
-                     run->dh + (l - 1) * RH, run->tmp, RH, run->p,
-                     attn_s2s_key(run->seed, run->step, S2S_SITE_DEC_LAYER + (unsigned)l, t))))
-                return s;
-        }
-    }
-    return ATTN_OK;
-}
 
 /* ---- the forward ---------------------------------------------------------------------- */
 
@@ -191,7 +92,7 @@ attn_status attn_s2s_rnn_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
     gather_batch(run, batch);
     if ((s = attn_s2s_encode(r)) || (s = attn_s2s_embed_targets(r, run->tgt_in))) return s;
     for (int t = 0; t < run->T; t++)
-        if ((s = d->luong ? attn_s2s_luong_step(r, t) : attn_s2s_bahdanau_step(r, t))) return s;
+        if ((s = r->family->step(r, t))) return s;
     if ((s = attn_s2s_output(r)) ||
         (s = attn_cross_entropy_forward(&stats->loss, run->probs, run->row_loss, run->logits,
                                         run->tgt_out, run->T * B, d->V, ATTN_TOKEN_PAD,
@@ -236,58 +137,10 @@ static void recurrence_weight_grads(s2s_rnn *r)
         /* Layer 0's input is [emb; ctx] (Bahdanau) or [emb; h~ of the step before]. */
         attn_sgemm(true, false, GH, d->E, rows, 1.0f, dgx, GH, run->emb, d->E, 1.0f, r->g.w_ih[0],
                    d->in0);
-        const float *rest = d->luong ? run->ht : run->ctx;
         const int width = d->in0 - d->E;
-        attn_sgemm(true, false, GH, width, rows, 1.0f, dgx, GH, rest, width, 1.0f,
+        attn_sgemm(true, false, GH, width, rows, 1.0f, dgx, GH, run->in0_rest, width, 1.0f,
                    r->g.w_ih[0] + d->E, d->in0);
     }
-}
-
-static attn_status target_embedding_grads(s2s_rnn *r)
-{
-    const s2s_dims *d = &r->d;
-    s2s_run *run = &r->run;
-    const int rows = run->T * run->R;
-    attn_sgemm(false, false, rows, d->E, d->GH, 1.0f, run->dgx, d->GH, r->w.w_ih[0], d->in0, 0.0f,
-               run->demb, d->E);
-    const float *demb = run->demb;
-    attn_status s;
-    if (run->p > 0.0f) {
-        memset(run->demb_drop, 0, (size_t)rows * d->E * sizeof(float));
-        if ((s = attn_dropout_backward(run->demb_drop, run->demb, (size_t)rows * d->E, run->p,
-                                       attn_s2s_key(run->seed, run->step, S2S_SITE_TGT_EMBED, 0))))
-            return s;
-        demb = run->demb_drop;
-    }
-    return attn_embedding_backward(r->g.tgt_embed, demb, run->tgt_in, rows, d->V, d->E,
-                                   ATTN_TOKEN_PAD);
-}
-
-/* Of the output layer and the cross-entropy: dfeat. */
-static attn_status output_backward(s2s_rnn *r)
-{
-    const s2s_dims *d = &r->d;
-    s2s_run *run = &r->run;
-    const int rows = run->T * run->R;
-    const size_t feat = (size_t)rows * d->F;
-    attn_status s;
-    memset(run->dlogits, 0, (size_t)rows * d->V * sizeof(float));
-    if ((s = attn_cross_entropy_backward(run->dlogits, run->probs, run->tgt_out, rows, d->V,
-                                         ATTN_TOKEN_PAD, run->label_smoothing, 1.0f)))
-        return s;
-    if (d->luong)
-        memset(run->dht, 0, (size_t)(run->T + 1) * run->R * d->H * sizeof(float));
-    else
-        memset(run->dfeat, 0, feat * sizeof(float));
-    if (run->p == 0.0f)
-        return attn_linear_backward(run->dfeat, r->g.out_w, r->g.out_b, run->dlogits, run->feat,
-                                    r->w.out_w, rows, d->F, d->V);
-    memset(run->dfeat_drop, 0, feat * sizeof(float));
-    if ((s = attn_linear_backward(run->dfeat_drop, r->g.out_w, r->g.out_b, run->dlogits,
-                                  run->feat_drop, r->w.out_w, rows, d->F, d->V)))
-        return s;
-    return attn_dropout_backward(run->dfeat, run->dfeat_drop, feat, run->p,
-                                 attn_s2s_key(run->seed, run->step, S2S_SITE_OUTPUT, 0));
 }
 
 /* REINFORCE: each sequence's reward is minus its mean token loss; its advantage
@@ -352,7 +205,7 @@ attn_status attn_s2s_rnn_backward(attn_seq2seq *m)
     const size_t carry = (size_t)d->L * R * H;
     const bool reinforce = d->kind == ATTN_ATTEND_HARD_REINFORCE;
     attn_status s;
-    if ((s = output_backward(r))) return s;
+    if ((s = attn_s2s_output_backward(r))) return s;
     memset(run->dh, 0, carry * sizeof(float));
     memset(run->dh_prev, 0, carry * sizeof(float));
     if (d->mode == ATTN_LSTM) {
@@ -370,9 +223,7 @@ attn_status attn_s2s_rnn_backward(attn_seq2seq *m)
     }
     for (int t = run->T - 1; t >= 0; t--) {
         if (reinforce) reinforce_step(r, advantage, t, m->cfg.entropy_weight, tokens);
-        if ((s = d->luong ? attn_s2s_luong_step_backward(r, t)
-                          : attn_s2s_bahdanau_step_backward(r, t)))
-            return s;
+        if ((s = r->family->step_backward(r, t))) return s;
         swap(&run->dh, &run->dh_prev);
         memset(run->dh_prev, 0, carry * sizeof(float));
         if (d->mode == ATTN_LSTM) {
@@ -381,14 +232,8 @@ attn_status attn_s2s_rnn_backward(attn_seq2seq *m)
         }
     }
     recurrence_weight_grads(r);
-    if ((s = target_embedding_grads(r))) return s;
-    const int rows = run->T * R;
-    if (d->luong)
-        attn_sgemm(true, false, H, d->Dv + H, rows, 1.0f, run->dpre, H, run->z, d->Dv + H, 1.0f,
-                   r->g.combine, d->Dv + H);
-    else
-        attn_sgemm(true, false, d->Ka, H, rows, 1.0f, run->dqp, d->Ka,
-                   attn_s2s_state(run, run->hs, d->L - 1, 0, H), H, 1.0f, r->g.query, H);
+    r->family->weight_grads(r);
+    if ((s = attn_s2s_embed_targets_backward(r))) return s;
     /* The initial states: row block l of init is layer l's (the LSTM's cell starts
      * at the constant 0). */
     for (int b = 0; b < R; b++)

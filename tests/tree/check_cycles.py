@@ -21,11 +21,6 @@ from nm_symbols import global_symbols
 # The cycles of today, each given as file patterns: its files are exactly the
 # files these match. Issue 13 removes every one of them; this list only shrinks.
 KNOWN_CYCLES = [
-    # Issue 13 removes it: training and decoding (seq2seq_rnn_train.c, _decode.c)
-    # call the Bahdanau and Luong steps, which call back into their cells and
-    # attention, where one ops table chosen once should stand between them.
-    ["src/models/seq2seq_rnn*.c", "src/models/seq2seq_bahdanau.c",
-     "src/models/seq2seq_luong.c"],
     # Issue 13 removes it: cli/main.c defines helpers (cli_fail, cli_parse_int, ...)
     # for the commands it dispatches to, and cli/train_text.c uses training
     # helpers of cli/cmd_train.c, which calls it in turn.
