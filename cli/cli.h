@@ -49,7 +49,7 @@ typedef struct cli_model {
 /* AdamW's settings for a run: PyTorch's defaults with the run's weight decay. */
 attn_adamw_config cli_adamw_config(const cli_train_options *t);
 
-/* ---- training runs (cmd_train.c) ---- */
+/* ---- training runs: Ctrl-C (interrupt.c), what every run shares (train_loop.c) ---- */
 
 /* From now on SIGINT sets a flag that cli_interrupted reports, so a run stops
  * after its current step and saves; a second SIGINT ends the process at once. */
@@ -81,6 +81,8 @@ typedef struct cli_eval_result {
 int cli_evaluate(attn_seq2seq *model, const attn_task *task, attn_split split, int beam,
                  cli_eval_result *result);
 
+/* ---- the clock and the progress line (progress.c) ---- */
+
 /* Seconds of a monotonic clock. */
 double cli_now(void);
 
@@ -97,12 +99,16 @@ void cli_progress_update(cli_progress *p, int64_t step, float loss, float accura
 /* Erases the line, before other output. */
 void cli_progress_clear(cli_progress *p);
 
+/* ---- attention weights as block characters (shade.c) ---- */
+
 /* A block character whose density shows w in [0, 1] in quarters: blank below
  * 5 %, then the lightest shade up to 37.5 %, ..., full from 87.5 %. */
 const char *cli_shade(float w);
 /* One cell of a shaded table: a block whose density shows w in [0, 1], then w
  * in percent (5 columns). */
 void cli_print_shade(FILE *out, float w);
+
+/* ---- option parsing and messages (args.c) ---- */
 
 /* Prints "attn: <what>: <attn_last_error()>" to stderr and returns EXIT_RUNTIME. */
 int cli_fail(const char *what);
@@ -115,6 +121,8 @@ int cli_usage_error(const char *command, const char *fmt, ...);
 bool cli_parse_int(const char *text, long min, long max, long *out);
 /* Parses a whole decimal number in [lo, hi] from text; false if it is not one. */
 bool cli_parse_float(const char *text, float lo, float hi, float *out);
+
+/* ---- JSON reports (json_string.c) ---- */
 
 /* Writes s as a JSON string literal (quotes and escapes included); a byte that
  * does not belong to a valid UTF-8 character becomes U+FFFD, so the output is

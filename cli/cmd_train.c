@@ -6,10 +6,8 @@
  * Every step's batch, dropout and sampling are keyed by (seed, step), and the
  * checkpoint holds the optimizer's state, so a run stopped after N steps and
  * resumed ends with the same weights, bit for bit, as one that never stopped. */
-#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,48 +27,6 @@ typedef struct train_options {
     bool model_given; /* an option that shapes the model or its training was given */
     bool steps_given, eval_every_given;
 } train_options;
-
-static volatile sig_atomic_t interrupted;
-
-static void on_interrupt(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-void cli_catch_interrupt(void)
-{
-    struct sigaction action = {0};
-    action.sa_handler = on_interrupt;
-    sigemptyset(&action.sa_mask);
-    /* A second Ctrl-C ends the process at once; the atomic write keeps the last
-     * checkpoint whole even then. */
-    action.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &action, NULL);
-}
-
-bool cli_interrupted(void) { return interrupted != 0; }
-
-int cli_train_stopped(int64_t step, int64_t steps, const char *out)
-{
-    fprintf(stderr, "%s after step %lld of %lld; continue with: attn train --resume %s\n",
-            interrupted ? "interrupted" : "stopped", (long long)step, (long long)steps, out);
-    return interrupted ? EXIT_INTERRUPTED : EXIT_OK;
-}
-
-double cli_clip_gradients(attn_params *params, float clip)
-{
-    return attn_clip_grad_norm(params->grad, params->total, clip > 0 ? clip : INFINITY);
-}
-
-int cli_train_diverged(int64_t step, double loss, double norm, const char *out)
-{
-    fprintf(stderr,
-            "attn train: diverged at step %lld (loss %g, gradient norm %g); the last good "
-            "checkpoint is %s\n",
-            (long long)step, loss, norm, out);
-    return EXIT_RUNTIME;
-}
 
 static void print_help(void)
 {
@@ -592,7 +548,7 @@ static int train(const train_options *o, cli_model *run, attn_adamw *opt, const 
     window w = {0};
     double start = cli_now(), mark = start, all_tokens = 0.0;
     int status = EXIT_OK;
-    while (run->step < last && !interrupted) {
+    while (run->step < last && !cli_interrupted()) {
         attn_seq2seq_stats stats;
         attn_seq2seq_pass pass = {.training = true, .step = run->step, .seed = t->seed};
         if (attn_task_batch(&run->task, ATTN_SPLIT_TRAIN, t->seed, (uint64_t)(run->step * t->batch),
@@ -646,7 +602,8 @@ static int train(const train_options *o, cli_model *run, attn_adamw *opt, const 
     if (run->step % t->eval_every != 0 && run->step != t->steps &&
         (status = cli_model_save(out, run, opt)))
         return status;
-    if (interrupted || run->step < t->steps) return cli_train_stopped(run->step, t->steps, out);
+    if (cli_interrupted() || run->step < t->steps)
+        return cli_train_stopped(run->step, t->steps, out);
     cli_eval_result test;
     if ((status = cli_evaluate(model, &run->task, ATTN_SPLIT_TEST, (int)o->beam, &test)))
         return status;

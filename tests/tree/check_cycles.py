@@ -26,11 +26,6 @@ KNOWN_CYCLES = [
     # attention, where one ops table chosen once should stand between them.
     ["src/models/seq2seq_rnn*.c", "src/models/seq2seq_bahdanau.c",
      "src/models/seq2seq_luong.c"],
-    # Issue 13 removes it: cli/main.c defines helpers (cli_fail, cli_parse_int, ...)
-    # for the commands it dispatches to, and cli/train_text.c uses training
-    # helpers of cli/cmd_train.c, which calls it in turn.
-    ["cli/main.c", "cli/cmd_*.c", "cli/evaluate.c", "cli/gpt_file.c", "cli/html_page.c",
-     "cli/model_file.c", "cli/train_text.c"],
 ]
 
 
