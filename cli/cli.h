@@ -49,20 +49,14 @@ typedef struct cli_model {
 /* AdamW's settings for a run: PyTorch's defaults with the run's weight decay. */
 attn_adamw_config cli_adamw_config(const cli_train_options *t);
 
-/* ---- training runs: Ctrl-C (interrupt.c), what every run shares (train_loop.c) ---- */
+/* ---- Ctrl-C during a training run (interrupt.c; the loop: train_loop.h) ---- */
 
 /* From now on SIGINT sets a flag that cli_interrupted reports, so a run stops
  * after its current step and saves; a second SIGINT ends the process at once. */
 void cli_catch_interrupt(void);
 bool cli_interrupted(void);
-/* Says that a run stopped (interrupted or at --stop-at) after `step` of `steps`
- * and how to resume it from `out`; returns the exit status. */
-int cli_train_stopped(int64_t step, int64_t steps, const char *out);
-/* Clips the gradients' global norm to clip (clip <= 0: not at all) as
- * torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping. */
-double cli_clip_gradients(attn_params *params, float clip);
-/* Says that a step's loss or gradient norm is not finite; returns EXIT_RUNTIME. */
-int cli_train_diverged(int64_t step, double loss, double norm, const char *out);
+
+/* ---- sequence-to-sequence model files (model_file.c) ---- */
 
 /* Writes the model (and opt's state if given) atomically as an attn checkpoint;
  * prints the error and returns EXIT_RUNTIME on failure. */
