@@ -216,6 +216,30 @@ bool cli_fields_read(const cli_reader *r, const cJSON *o, const char *object,
 bool cli_meta_fields(const cli_reader *r, const char *key, const cli_field *fields, int count,
                      void *base);
 
+/* ---- reading a model file of any kind (model_loader.c) ---- */
+
+/* What differs between the kinds of model file; `model` is the kind's struct
+ * (cli_model, cli_gpt_model). */
+typedef struct cli_model_kind {
+    const char *name; /* its "attn.kind" */
+    /* Says that the file holds a model of the kind `name` instead. */
+    void (*wrong_kind)(const cli_reader *r, const char *name);
+    /* Reads and checks the metadata, and creates the model; false after
+     * saying what is wrong. */
+    bool (*create)(const cli_reader *r, void *model);
+    attn_params *(*params)(void *model);
+    attn_params *(*buffers)(void *model); /* NULL for a kind without buffers */
+    attn_adamw_config (*adamw_config)(const void *model);
+    void (*free)(void *model);
+} cli_model_kind;
+
+/* Reads the model file at path, of the given kind, checking everything: the
+ * model, the training steps done (*step) and, with opt non-NULL, the optimizer
+ * state (initialised here). Prints what is wrong and returns EXIT_RUNTIME on
+ * failure, with nothing left allocated. */
+int cli_load_model_file(const char *path, const cli_model_kind *kind, void *model, int64_t *step,
+                        attn_adamw *opt);
+
 /* ---- language models: model files (gpt_file.c), training (train_text.c) ---- */
 #include "attn/data.h"
 #include "attn/gpt.h"

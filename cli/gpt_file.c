@@ -163,46 +163,52 @@ static bool read_vocab(const cli_reader *r, attn_text_vocab *v)
     return ok;
 }
 
+static void wrong_kind(const cli_reader *r, const char *name)
+{
+    cli_bad(r, "holds a '%s' model, not a language model%s", name,
+            strcmp(name, "seq2seq") == 0 ? "; use attn translate or attn eval" : "");
+}
+
+static bool create(const cli_reader *r, void *model)
+{
+    cli_gpt_model *m = model;
+    attn_gpt_config cfg = {0};
+    if (!read_config(r, &cfg) || !read_vocab(r, &m->vocab) ||
+        !cli_meta_fields(r, "train", train_fields, CLI_FIELD_COUNT(train_fields), &m->train))
+        return false;
+    if (cfg.vocab_size != m->vocab.size) {
+        cli_bad(r, "the model's vocabulary size %d differs from its vocabulary's %d",
+                cfg.vocab_size, m->vocab.size);
+        return false;
+    }
+    if (attn_gpt_create(&m->model, &cfg, m->train.opt.seed) != ATTN_OK) {
+        cli_bad(r, "metadata 'model': %s", attn_last_error());
+        return false;
+    }
+    return true;
+}
+
+static attn_params *params(void *model) { return attn_gpt_params(((cli_gpt_model *)model)->model); }
+static attn_adamw_config adamw_config(const void *model)
+{
+    return cli_gpt_adamw_config(&((const cli_gpt_model *)model)->train.opt);
+}
+static void free_model(void *model) { cli_gpt_free(model); }
+
+static const cli_model_kind gpt_kind = {
+    .name = CLI_GPT_KIND,
+    .wrong_kind = wrong_kind,
+    .create = create,
+    .params = params,
+    .buffers = NULL,
+    .adamw_config = adamw_config,
+    .free = free_model,
+};
+
 int cli_gpt_load(const char *path, cli_gpt_model *m, attn_adamw *opt)
 {
     memset(m, 0, sizeof *m);
-    if (opt) memset(opt, 0, sizeof *opt);
-    attn_safetensors *st = NULL;
-    if (attn_safetensors_open(&st, path) != ATTN_OK) return cli_fail("reading the model");
-    cli_reader r = {path, st};
-    int status = EXIT_RUNTIME;
-    const char *kind = cli_meta(&r, "attn.kind");
-    attn_gpt_config cfg = {0};
-    if (kind == NULL) {
-        cli_bad(&r, "not an attn model file (no 'attn.kind' in its metadata)");
-    } else if (strcmp(kind, CLI_GPT_KIND) != 0) {
-        cli_bad(&r, "holds a '%s' model, not a language model%s", kind,
-                strcmp(kind, "seq2seq") == 0 ? "; use attn translate or attn eval" : "");
-    } else if (cli_meta_step(&r, &m->step) && read_config(&r, &cfg) &&
-               read_vocab(&r, &m->vocab) &&
-               cli_meta_fields(&r, "train", train_fields, CLI_FIELD_COUNT(train_fields),
-                               &m->train)) {
-        attn_adamw_config adamw = cli_gpt_adamw_config(&m->train.opt);
-        if (cfg.vocab_size != m->vocab.size) {
-            cli_bad(&r, "the model's vocabulary size %d differs from its vocabulary's %d",
-                    cfg.vocab_size, m->vocab.size);
-        } else if (attn_gpt_create(&m->model, &cfg, m->train.opt.seed) != ATTN_OK) {
-            cli_bad(&r, "metadata 'model': %s", attn_last_error());
-        } else if (opt &&
-                   attn_adamw_init(opt, attn_gpt_params(m->model)->total, &adamw) != ATTN_OK) {
-            cli_fail(path);
-        } else if (attn_checkpoint_load(st, attn_gpt_params(m->model), NULL, opt) != ATTN_OK) {
-            cli_bad(&r, "%s", attn_last_error());
-        } else {
-            status = EXIT_OK;
-        }
-    }
-    attn_safetensors_close(st);
-    if (status != EXIT_OK) {
-        cli_gpt_free(m);
-        if (opt) attn_adamw_free(opt);
-    }
-    return status;
+    return cli_load_model_file(path, &gpt_kind, m, &m->step, opt);
 }
 
 void cli_gpt_free(cli_gpt_model *m)

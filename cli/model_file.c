@@ -132,58 +132,71 @@ static bool check_vocab(const cli_reader *r, const char *key, const attn_vocab *
     return true;
 }
 
+static void wrong_kind(const cli_reader *r, const char *name)
+{
+    if (strcmp(name, CLI_GPT_KIND) == 0)
+        cli_bad(r, "a language model, not a sequence-to-sequence one; use attn generate");
+    else
+        cli_bad(r, "holds a '%s' model, not a sequence-to-sequence one", name);
+}
+
+/* The task first: the file's vocabularies must be its. */
+static bool create(const cli_reader *r, void *model)
+{
+    cli_model *m = model;
+    const char *task = cli_meta(r, "task");
+    attn_task_kind task_kind;
+    attn_seq2seq_config cfg = {0};
+    if (task == NULL || attn_task_parse(&task_kind, task) != ATTN_OK) {
+        cli_bad(r, "metadata 'task' is %s", task ? attn_last_error() : "missing");
+        return false;
+    }
+    if (attn_task_init(&m->task, task_kind) != ATTN_OK) {
+        cli_fail(r->path);
+        return false;
+    }
+    if (!cli_meta_fields(r, "model", config_fields, CLI_FIELD_COUNT(config_fields), &cfg) ||
+        !cli_meta_fields(r, "train", train_fields, CLI_FIELD_COUNT(train_fields), &m->train) ||
+        !check_vocab(r, "src_vocab", &m->task.src_vocab) ||
+        !check_vocab(r, "tgt_vocab", &m->task.tgt_vocab))
+        return false;
+    if (cfg.src_vocab != m->task.src_vocab.size || cfg.tgt_vocab != m->task.tgt_vocab.size) {
+        cli_bad(r, "the model's vocabulary sizes (%d, %d) differ from the task's (%d, %d)",
+                cfg.src_vocab, cfg.tgt_vocab, m->task.src_vocab.size, m->task.tgt_vocab.size);
+        return false;
+    }
+    if (attn_seq2seq_create(&m->model, &cfg, m->train.seed) != ATTN_OK) {
+        cli_bad(r, "metadata 'model': %s", attn_last_error());
+        return false;
+    }
+    return true;
+}
+
+static attn_params *params(void *model) { return attn_seq2seq_params(((cli_model *)model)->model); }
+static attn_params *buffers(void *model)
+{
+    return attn_seq2seq_buffers(((cli_model *)model)->model);
+}
+static attn_adamw_config adamw_config(const void *model)
+{
+    return cli_adamw_config(&((const cli_model *)model)->train);
+}
+static void free_model(void *model) { cli_model_free(model); }
+
+static const cli_model_kind seq2seq_kind = {
+    .name = KIND,
+    .wrong_kind = wrong_kind,
+    .create = create,
+    .params = params,
+    .buffers = buffers,
+    .adamw_config = adamw_config,
+    .free = free_model,
+};
+
 int cli_model_load(const char *path, cli_model *m, attn_adamw *opt)
 {
     memset(m, 0, sizeof *m);
-    if (opt) memset(opt, 0, sizeof *opt);
-    attn_safetensors *st = NULL;
-    if (attn_safetensors_open(&st, path) != ATTN_OK) return cli_fail("reading the model");
-    cli_reader r = {path, st};
-    int status = EXIT_RUNTIME;
-    const char *kind = cli_meta(&r, "attn.kind");
-    const char *task = cli_meta(&r, "task");
-    attn_task_kind task_kind;
-    attn_seq2seq_config cfg = {0};
-    attn_adamw_config adamw = {0};
-    if (kind == NULL) {
-        cli_bad(&r, "not an attn model file (no 'attn.kind' in its metadata)");
-    } else if (strcmp(kind, CLI_GPT_KIND) == 0) {
-        cli_bad(&r, "a language model, not a sequence-to-sequence one; use attn generate");
-    } else if (strcmp(kind, KIND) != 0) {
-        cli_bad(&r, "holds a '%s' model, not a sequence-to-sequence one", kind);
-    } else if (task == NULL || attn_task_parse(&task_kind, task) != ATTN_OK) {
-        cli_bad(&r, "metadata 'task' is %s", task ? attn_last_error() : "missing");
-    } else if (attn_task_init(&m->task, task_kind) != ATTN_OK) {
-        cli_fail(path);
-    } else if (cli_meta_step(&r, &m->step) &&
-               cli_meta_fields(&r, "model", config_fields, CLI_FIELD_COUNT(config_fields),
-                               &cfg) &&
-               cli_meta_fields(&r, "train", train_fields, CLI_FIELD_COUNT(train_fields),
-                               &m->train) &&
-               check_vocab(&r, "src_vocab", &m->task.src_vocab) &&
-               check_vocab(&r, "tgt_vocab", &m->task.tgt_vocab)) {
-        adamw = cli_adamw_config(&m->train);
-        if (cfg.src_vocab != m->task.src_vocab.size || cfg.tgt_vocab != m->task.tgt_vocab.size) {
-            cli_bad(&r, "the model's vocabulary sizes (%d, %d) differ from the task's (%d, %d)",
-                    cfg.src_vocab, cfg.tgt_vocab, m->task.src_vocab.size, m->task.tgt_vocab.size);
-        } else if (attn_seq2seq_create(&m->model, &cfg, m->train.seed) != ATTN_OK) {
-            cli_bad(&r, "metadata 'model': %s", attn_last_error());
-        } else if (opt && attn_adamw_init(opt, attn_seq2seq_params(m->model)->total,
-                                          &adamw) != ATTN_OK) {
-            cli_fail(path);
-        } else if (attn_checkpoint_load(st, attn_seq2seq_params(m->model),
-                                        attn_seq2seq_buffers(m->model), opt) != ATTN_OK) {
-            cli_bad(&r, "%s", attn_last_error());
-        } else {
-            status = EXIT_OK;
-        }
-    }
-    attn_safetensors_close(st);
-    if (status != EXIT_OK) {
-        cli_model_free(m);
-        if (opt) attn_adamw_free(opt);
-    }
-    return status;
+    return cli_load_model_file(path, &seq2seq_kind, m, &m->step, opt);
 }
 
 void cli_model_free(cli_model *m)
