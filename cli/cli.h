@@ -3,6 +3,7 @@
 #define ATTN_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -49,20 +50,14 @@ typedef struct cli_model {
 /* AdamW's settings for a run: PyTorch's defaults with the run's weight decay. */
 attn_adamw_config cli_adamw_config(const cli_train_options *t);
 
-/* ---- training runs (cmd_train.c) ---- */
+/* ---- Ctrl-C during a training run (interrupt.c; the loop: train_loop.h) ---- */
 
 /* From now on SIGINT sets a flag that cli_interrupted reports, so a run stops
  * after its current step and saves; a second SIGINT ends the process at once. */
 void cli_catch_interrupt(void);
 bool cli_interrupted(void);
-/* Says that a run stopped (interrupted or at --stop-at) after `step` of `steps`
- * and how to resume it from `out`; returns the exit status. */
-int cli_train_stopped(int64_t step, int64_t steps, const char *out);
-/* Clips the gradients' global norm to clip (clip <= 0: not at all) as
- * torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping. */
-double cli_clip_gradients(attn_params *params, float clip);
-/* Says that a step's loss or gradient norm is not finite; returns EXIT_RUNTIME. */
-int cli_train_diverged(int64_t step, double loss, double norm, const char *out);
+
+/* ---- sequence-to-sequence model files (model_file.c) ---- */
 
 /* Writes the model (and opt's state if given) atomically as an attn checkpoint;
  * prints the error and returns EXIT_RUNTIME on failure. */
@@ -81,6 +76,8 @@ typedef struct cli_eval_result {
 int cli_evaluate(attn_seq2seq *model, const attn_task *task, attn_split split, int beam,
                  cli_eval_result *result);
 
+/* ---- the clock and the progress line (progress.c) ---- */
+
 /* Seconds of a monotonic clock. */
 double cli_now(void);
 
@@ -97,12 +94,16 @@ void cli_progress_update(cli_progress *p, int64_t step, float loss, float accura
 /* Erases the line, before other output. */
 void cli_progress_clear(cli_progress *p);
 
+/* ---- attention weights as block characters (shade.c) ---- */
+
 /* A block character whose density shows w in [0, 1] in quarters: blank below
  * 5 %, then the lightest shade up to 37.5 %, ..., full from 87.5 %. */
 const char *cli_shade(float w);
 /* One cell of a shaded table: a block whose density shows w in [0, 1], then w
  * in percent (5 columns). */
 void cli_print_shade(FILE *out, float w);
+
+/* ---- option parsing and messages (args.c) ---- */
 
 /* Prints "attn: <what>: <attn_last_error()>" to stderr and returns EXIT_RUNTIME. */
 int cli_fail(const char *what);
@@ -116,6 +117,8 @@ bool cli_parse_int(const char *text, long min, long max, long *out);
 /* Parses a whole decimal number in [lo, hi] from text; false if it is not one. */
 bool cli_parse_float(const char *text, float lo, float hi, float *out);
 
+/* ---- JSON reports (json_string.c) ---- */
+
 /* Writes s as a JSON string literal (quotes and escapes included); a byte that
  * does not belong to a valid UTF-8 character becomes U+FFFD, so the output is
  * valid JSON whatever s holds. */
@@ -123,12 +126,66 @@ void cli_json_string(FILE *out, const char *s);
 
 /* ---- model files: metadata as JSON (metadata.c) ---- */
 
-void cli_json_add_int(cJSON *o, const char *key, int64_t v);
-/* Written with 9 significant digits, so it reads back to the same float. */
-void cli_json_add_float(cJSON *o, const char *key, float v);
-/* The options every run has: steps, batch, lr, min_lr, warmup, weight_decay,
- * clip, seed, eval_every (not label_smoothing). */
-void cli_json_add_train(cJSON *o, const cli_train_options *t);
+/* A config's fields, one table per config: the same table writes the JSON
+ * object and reads it back, so the two cannot drift apart. */
+typedef enum cli_field_type {
+    CLI_FIELD_INT,    /* int, in [lo, hi] */
+    CLI_FIELD_INT64,  /* int64_t, in [lo, hi] */
+    CLI_FIELD_UINT64, /* uint64_t, in [lo, hi] */
+    CLI_FIELD_FLOAT,  /* float, written with 9 digits so it reads back the same */
+    CLI_FIELD_BOOL,
+    CLI_FIELD_NAME,   /* an enum (int-sized), by its name */
+    CLI_FIELD_STRING, /* char[hi + 1] */
+} cli_field_type;
+
+/* The names of an enum, as a CLI_FIELD_NAME writes and reads them. */
+typedef struct cli_enum_names {
+    const char *(*name)(int value);
+    attn_status (*parse)(int *value, const char *name);
+} cli_enum_names;
+
+/* Defines `static const cli_enum_names var` from the library's name and parse
+ * functions of the enum `type`, which must be int-sized. */
+#define CLI_ENUM_NAMES(var, type, name_of, parse)                                               \
+    _Static_assert(sizeof(type) == sizeof(int), "CLI_FIELD_NAME reads enums as int");          \
+    static const char *var##_name(int v) { return name_of((type)v); }                           \
+    static attn_status var##_parse(int *v, const char *name)                                     \
+    {                                                                                            \
+        type value;                                                                              \
+        attn_status s = parse(&value, name);                                                     \
+        if (s == ATTN_OK) *v = (int)value;                                                       \
+        return s;                                                                                \
+    }                                                                                            \
+    static const cli_enum_names var = {var##_name, var##_parse}
+
+typedef struct cli_field {
+    const char *key;
+    cli_field_type type;
+    size_t offset; /* in the config's struct */
+    int64_t lo, hi;
+    const cli_enum_names *names; /* CLI_FIELD_NAME only */
+} cli_field;
+
+/* Adds the fields of the struct at base to o, in the table's order. */
+void cli_fields_write(cJSON *o, const void *base, const cli_field *fields, int count);
+/* The fields as a JSON object's text (cJSON_free it), or NULL out of memory. */
+char *cli_fields_json(const void *base, const cli_field *fields, int count);
+
+/* The rows of the options every run has (not eval_every, whose range differs
+ * between model kinds, nor label_smoothing), for a table of the struct `type`
+ * that holds a cli_train_options at `member` (e.g. opt.; nothing for a
+ * cli_train_options itself). */
+#define CLI_TRAIN_FIELDS(type, member)                                                          \
+    {"steps", CLI_FIELD_INT64, offsetof(type, member steps), 1, INT32_MAX, NULL},               \
+    {"batch", CLI_FIELD_INT64, offsetof(type, member batch), 1, 65536, NULL},                   \
+    {"lr", CLI_FIELD_FLOAT, offsetof(type, member lr), 0, 0, NULL},                             \
+    {"min_lr", CLI_FIELD_FLOAT, offsetof(type, member min_lr), 0, 0, NULL},                     \
+    {"warmup", CLI_FIELD_INT64, offsetof(type, member warmup), 0, INT32_MAX, NULL},             \
+    {"weight_decay", CLI_FIELD_FLOAT, offsetof(type, member weight_decay), 0, 0, NULL},         \
+    {"clip", CLI_FIELD_FLOAT, offsetof(type, member clip), 0, 0, NULL},                         \
+    {"seed", CLI_FIELD_UINT64, offsetof(type, member seed), 0, INT64_MAX, NULL}
+
+#define CLI_FIELD_COUNT(table) ((int)(sizeof(table) / sizeof((table)[0])))
 
 /* A model file being read. Every getter checks its value and, when it is
  * missing or wrong, prints a message naming the file, the metadata object and
@@ -149,19 +206,39 @@ const char *cli_meta(const cli_reader *r, const char *key);
 cJSON *cli_meta_object(const cli_reader *r, const char *key);
 /* The metadata "step": the training steps done. */
 bool cli_meta_step(const cli_reader *r, int64_t *step);
-bool cli_get_int(const cli_reader *r, const cJSON *o, const char *object, const char *key,
-                 int64_t lo, int64_t hi, int64_t *out);
-bool cli_get_int32(const cli_reader *r, const cJSON *o, const char *object, const char *key,
-                   int *out);
-bool cli_get_float(const cli_reader *r, const cJSON *o, const char *object, const char *key,
-                   float *out);
-bool cli_get_bool(const cli_reader *r, const cJSON *o, const char *object, const char *key,
-                  bool *out);
 const char *cli_get_string(const cli_reader *r, const cJSON *o, const char *object,
                            const char *key);
-/* What cli_json_add_train wrote; eval_every must be at least min_eval_every. */
-bool cli_get_train(const cli_reader *r, const cJSON *o, const char *object, int64_t min_eval_every,
-                   cli_train_options *t);
+/* Reads the fields of the table from o (the metadata object `object`) into
+ * the struct at base, checking each. */
+bool cli_fields_read(const cli_reader *r, const cJSON *o, const char *object,
+                     const cli_field *fields, int count, void *base);
+/* cli_fields_read of the metadata value `key`, a JSON object. */
+bool cli_meta_fields(const cli_reader *r, const char *key, const cli_field *fields, int count,
+                     void *base);
+
+/* ---- reading a model file of any kind (model_loader.c) ---- */
+
+/* What differs between the kinds of model file; `model` is the kind's struct
+ * (cli_model, cli_gpt_model). */
+typedef struct cli_model_kind {
+    const char *name; /* its "attn.kind" */
+    /* Says that the file holds a model of the kind `name` instead. */
+    void (*wrong_kind)(const cli_reader *r, const char *name);
+    /* Reads and checks the metadata, and creates the model; false after
+     * saying what is wrong. */
+    bool (*create)(const cli_reader *r, void *model);
+    attn_params *(*params)(void *model);
+    attn_params *(*buffers)(void *model); /* NULL for a kind without buffers */
+    attn_adamw_config (*adamw_config)(const void *model);
+    void (*free)(void *model);
+} cli_model_kind;
+
+/* Reads the model file at path, of the given kind, checking everything: the
+ * model, the training steps done (*step) and, with opt non-NULL, the optimizer
+ * state (initialised here). Prints what is wrong and returns EXIT_RUNTIME on
+ * failure, with nothing left allocated. */
+int cli_load_model_file(const char *path, const cli_model_kind *kind, void *model, int64_t *step,
+                        attn_adamw *opt);
 
 /* ---- language models: model files (gpt_file.c), training (train_text.c) ---- */
 #include "attn/data.h"

@@ -1,21 +1,17 @@
-/* attn train: trains a sequence-to-sequence model with attention on a built-in
- * task, validating as it goes and checkpointing atomically, then reports the
- * test split's exact-match accuracy; with --task text it parses the options of a
- * language model and hands the run to train_text.c.
+/* attn train: parses the options, and trains a sequence-to-sequence model with
+ * attention on a built-in task in the training loop (train_loop.c), then reports
+ * the test split's exact-match accuracy; with --task text it parses the options
+ * of a language model and hands the run to train_text.c.
  *
- * Every step's batch, dropout and sampling are keyed by (seed, step), and the
- * checkpoint holds the optimizer's state, so a run stopped after N steps and
- * resumed ends with the same weights, bit for bit, as one that never stopped. */
-#define _POSIX_C_SOURCE 200809L /* sigaction */
+ * Every step's batch, dropout and sampling are keyed by (seed, step), so that a
+ * resumed run repeats them. */
 #include <getopt.h>
-#include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn/attn.h"
-#include "cli.h"
+#include "train_loop.h"
 
 typedef struct train_options {
     bool text; /* --task text, or --resume of a language model */
@@ -29,48 +25,6 @@ typedef struct train_options {
     bool model_given; /* an option that shapes the model or its training was given */
     bool steps_given, eval_every_given;
 } train_options;
-
-static volatile sig_atomic_t interrupted;
-
-static void on_interrupt(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-void cli_catch_interrupt(void)
-{
-    struct sigaction action = {0};
-    action.sa_handler = on_interrupt;
-    sigemptyset(&action.sa_mask);
-    /* A second Ctrl-C ends the process at once; the atomic write keeps the last
-     * checkpoint whole even then. */
-    action.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &action, NULL);
-}
-
-bool cli_interrupted(void) { return interrupted != 0; }
-
-int cli_train_stopped(int64_t step, int64_t steps, const char *out)
-{
-    fprintf(stderr, "%s after step %lld of %lld; continue with: attn train --resume %s\n",
-            interrupted ? "interrupted" : "stopped", (long long)step, (long long)steps, out);
-    return interrupted ? EXIT_INTERRUPTED : EXIT_OK;
-}
-
-double cli_clip_gradients(attn_params *params, float clip)
-{
-    return attn_clip_grad_norm(params->grad, params->total, clip > 0 ? clip : INFINITY);
-}
-
-int cli_train_diverged(int64_t step, double loss, double norm, const char *out)
-{
-    fprintf(stderr,
-            "attn train: diverged at step %lld (loss %g, gradient norm %g); the last good "
-            "checkpoint is %s\n",
-            (long long)step, loss, norm, out);
-    return EXIT_RUNTIME;
-}
 
 static void print_help(void)
 {
@@ -536,20 +490,56 @@ static int start_run(const train_options *o, cli_model *run, attn_adamw *opt)
     return EXIT_OK;
 }
 
-/* Running sums between progress reports. */
-typedef struct window {
-    double loss_tokens, tokens, correct, all_tokens, seconds;
-} window;
+/* A sequence-to-sequence run as the training loop sees it. */
+typedef struct seq2seq_run {
+    const train_options *o;
+    cli_model *model;
+    attn_batch batch;
+    cli_eval_result valid; /* the last validation */
+} seq2seq_run;
 
-static void report_validation(const cli_model *run, const window *w, const cli_eval_result *v,
-                              double elapsed)
+static int seq2seq_step(void *run, int64_t step, bool count_correct, cli_step_stats *stats)
 {
-    fprintf(stderr,
-            "step %6lld/%lld  loss %.4f  token acc %6.2f%%  valid exact %6.2f%%  %6.1fk tok/s  "
-            "%.1f s\n",
-            (long long)run->step, (long long)run->train.steps, w->loss_tokens / w->tokens,
-            100.0 * w->correct / w->tokens, 100.0 * (double)v->exact / (double)v->examples,
-            w->all_tokens / w->seconds / 1000.0, elapsed);
+    (void)count_correct; /* the forward pass counts them anyway */
+    seq2seq_run *r = run;
+    const cli_train_options *t = &r->model->train;
+    attn_batch *batch = &r->batch;
+    if (attn_task_batch(&r->model->task, ATTN_SPLIT_TRAIN, t->seed, (uint64_t)(step * t->batch),
+                        batch) != ATTN_OK)
+        return cli_fail("train: the batch");
+    attn_seq2seq_stats s;
+    attn_seq2seq_pass pass = {.training = true, .step = step, .seed = t->seed};
+    if (attn_seq2seq_forward(r->model->model, &s, batch, &pass) != ATTN_OK ||
+        attn_seq2seq_backward(r->model->model) != ATTN_OK)
+        return cli_fail("train");
+    double tokens = 0.0;
+    for (int b = 0; b < batch->batch; b++) tokens += batch->src_len[b] + batch->tgt_len[b];
+    /* The loss is a mean over the target tokens, so steps weigh by their count. */
+    *stats = (cli_step_stats){.loss = s.loss,
+                              .loss_weight = (double)s.tokens,
+                              .correct = (double)s.correct,
+                              .predicted = (double)s.tokens,
+                              .tokens = tokens};
+    return EXIT_OK;
+}
+
+static int seq2seq_validate(void *run)
+{
+    seq2seq_run *r = run;
+    return cli_evaluate(r->model->model, &r->model->task, ATTN_SPLIT_VALID, 1, &r->valid);
+}
+
+static void seq2seq_print_validation(const void *run, const cli_train_window *w)
+{
+    const seq2seq_run *r = run;
+    fprintf(stderr, "token acc %6.2f%%  valid exact %6.2f%%  ", 100.0 * w->correct / w->predicted,
+            100.0 * (double)r->valid.exact / (double)r->valid.examples);
+}
+
+static int seq2seq_save(const void *run, const char *out, const attn_adamw *opt)
+{
+    const seq2seq_run *r = run;
+    return cli_model_save(out, r->model, opt);
 }
 
 static void print_report(const train_options *o, const cli_model *run, const cli_eval_result *test,
@@ -579,79 +569,46 @@ static void print_report(const train_options *o, const cli_model *run, const cli
     printf("saved %s\n", out);
 }
 
-static int train(const train_options *o, cli_model *run, attn_adamw *opt, const char *out)
+/* The test split's exact-match accuracy, decoded with --beam. */
+static int seq2seq_finish(void *run, const cli_train_totals *totals, const char *out)
 {
-    const cli_train_options *t = &run->train;
-    attn_seq2seq *model = run->model;
-    attn_params *params = attn_seq2seq_params(model);
-    attn_batch batch = {0};
-    if (attn_batch_alloc(&batch, &run->task, (int)t->batch) != ATTN_OK) return cli_fail("train");
-    int64_t last = o->stop_at && o->stop_at < t->steps ? o->stop_at : t->steps;
-    cli_progress progress;
-    cli_progress_init(&progress, run->step, t->steps);
-    window w = {0};
-    double start = cli_now(), mark = start, all_tokens = 0.0;
-    int status = EXIT_OK;
-    while (run->step < last && !interrupted) {
-        attn_seq2seq_stats stats;
-        attn_seq2seq_pass pass = {.training = true, .step = run->step, .seed = t->seed};
-        if (attn_task_batch(&run->task, ATTN_SPLIT_TRAIN, t->seed, (uint64_t)(run->step * t->batch),
-                            &batch) != ATTN_OK) {
-            status = cli_fail("train: the batch");
-            break;
-        }
-        attn_params_zero_grad(params);
-        if (attn_seq2seq_forward(model, &stats, &batch, &pass) != ATTN_OK ||
-            attn_seq2seq_backward(model) != ATTN_OK) {
-            status = cli_fail("train");
-            break;
-        }
-        double norm = cli_clip_gradients(params, t->clip);
-        if (!isfinite(stats.loss) || !isfinite(norm)) {
-            cli_progress_clear(&progress);
-            status = cli_train_diverged(run->step, stats.loss, norm, out);
-            break;
-        }
-        float lr = attn_lr_warmup_cosine(run->step, t->warmup, t->steps, t->lr, t->min_lr);
-        if (attn_adamw_step(opt, params->data, params->grad, NULL, lr) != ATTN_OK) {
-            status = cli_fail("train");
-            break;
-        }
-        run->step++;
-        double tokens = 0.0;
-        for (int b = 0; b < batch.batch; b++) tokens += batch.src_len[b] + batch.tgt_len[b];
-        w.loss_tokens += (double)stats.loss * (double)stats.tokens;
-        w.tokens += (double)stats.tokens;
-        w.correct += (double)stats.correct;
-        w.all_tokens += tokens;
-        all_tokens += tokens;
-        double now = cli_now();
-        w.seconds = now - mark;
-        cli_progress_update(&progress, run->step, (float)(w.loss_tokens / w.tokens),
-                            (float)(w.correct / w.tokens), w.all_tokens / w.seconds);
-        if (run->step % t->eval_every == 0 || run->step == t->steps) {
-            cli_eval_result valid;
-            if ((status = cli_evaluate(model, &run->task, ATTN_SPLIT_VALID, 1, &valid))) break;
-            cli_progress_clear(&progress);
-            report_validation(run, &w, &valid, cli_now() - start);
-            if ((status = cli_model_save(out, run, opt))) break;
-            w = (window){0};
-            mark = cli_now();
-        }
-    }
-    attn_batch_free(&batch);
-    cli_progress_clear(&progress);
-    if (status != EXIT_OK) return status;
-    double seconds = cli_now() - start;
-    if (run->step % t->eval_every != 0 && run->step != t->steps &&
-        (status = cli_model_save(out, run, opt)))
-        return status;
-    if (interrupted || run->step < t->steps) return cli_train_stopped(run->step, t->steps, out);
+    seq2seq_run *r = run;
     cli_eval_result test;
-    if ((status = cli_evaluate(model, &run->task, ATTN_SPLIT_TEST, (int)o->beam, &test)))
-        return status;
-    print_report(o, run, &test, seconds, all_tokens / seconds, out);
+    int status = cli_evaluate(r->model->model, &r->model->task, ATTN_SPLIT_TEST, (int)r->o->beam,
+                              &test);
+    if (status != EXIT_OK) return status;
+    print_report(r->o, r->model, &test, totals->loop_seconds,
+                 totals->tokens / totals->loop_seconds, out);
     return EXIT_OK;
+}
+
+/* AdamW decays every parameter, as torch.optim.AdamW does by default. */
+static const cli_train_ops seq2seq_ops = {
+    .decay_matrices_only = false,
+    .step = seq2seq_step,
+    .validate = seq2seq_validate,
+    .print_validation = seq2seq_print_validation,
+    .save = seq2seq_save,
+    .finish = seq2seq_finish,
+};
+
+static int train(const train_options *o, cli_model *model, attn_adamw *opt, const char *out)
+{
+    seq2seq_run run = {.o = o, .model = model};
+    if (attn_batch_alloc(&run.batch, &model->task, (int)model->train.batch) != ATTN_OK)
+        return cli_fail("train");
+    cli_trainer trainer = {.ops = &seq2seq_ops,
+                           .run = &run,
+                           .params = attn_seq2seq_params(model->model),
+                           .opt = opt,
+                           .train = &model->train,
+                           .step = &model->step,
+                           .stop_at = o->stop_at,
+                           .start = cli_now(),
+                           .out = out};
+    int status = cli_train(&trainer);
+    attn_batch_free(&run.batch);
+    return status;
 }
 
 int cmd_train(int argc, char **argv)
@@ -680,7 +637,6 @@ int cmd_train(int argc, char **argv)
             out = default_out;
         }
     }
-    cli_catch_interrupt();
     status = train(&o, &run, &opt, out);
     cli_model_free(&run);
     attn_adamw_free(&opt);

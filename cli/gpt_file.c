@@ -12,6 +12,7 @@
  *
  * Reading checks every field before anything is built from it. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,28 +20,38 @@
 #include "attn/checkpoint.h"
 #include "cli.h"
 
-/* ---- writing ---- */
+/* ---- the metadata's fields ---- */
 
-static char *config_json(const attn_gpt_config *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL) return NULL;
-    cli_json_add_int(o, "vocab_size", c->vocab_size);
-    cli_json_add_int(o, "block_size", c->block_size);
-    cli_json_add_int(o, "n_layer", c->n_layer);
-    cli_json_add_int(o, "n_head", c->n_head);
-    cli_json_add_int(o, "n_kv_head", c->n_kv_head);
-    cli_json_add_int(o, "n_embd", c->n_embd);
-    cJSON_AddStringToObject(o, "position", attn_position_name(c->position));
-    cli_json_add_float(o, "rope_theta", c->rope_theta);
-    cli_json_add_int(o, "window", c->window);
-    cJSON_AddBoolToObject(o, "bias", c->bias);
-    cJSON_AddBoolToObject(o, "tie_weights", c->tie_weights);
-    cli_json_add_float(o, "dropout", c->dropout);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return text;
-}
+CLI_ENUM_NAMES(position_names, attn_position_kind, attn_position_name, attn_position_parse);
+
+#define INT_FIELD(name) {#name, CLI_FIELD_INT, offsetof(attn_gpt_config, name), 0, INT32_MAX, NULL}
+#define FLOAT_FIELD(name) {#name, CLI_FIELD_FLOAT, offsetof(attn_gpt_config, name), 0, 0, NULL}
+#define BOOL_FIELD(name) {#name, CLI_FIELD_BOOL, offsetof(attn_gpt_config, name), 0, 0, NULL}
+
+static const cli_field config_fields[] = {
+    INT_FIELD(vocab_size),
+    INT_FIELD(block_size),
+    INT_FIELD(n_layer),
+    INT_FIELD(n_head),
+    INT_FIELD(n_kv_head),
+    INT_FIELD(n_embd),
+    {"position", CLI_FIELD_NAME, offsetof(attn_gpt_config, position), 0, 0, &position_names},
+    FLOAT_FIELD(rope_theta),
+    INT_FIELD(window),
+    BOOL_FIELD(bias),
+    BOOL_FIELD(tie_weights),
+    FLOAT_FIELD(dropout),
+};
+
+/* A language model may validate only at the end (eval_every 0). */
+static const cli_field train_fields[] = {
+    CLI_TRAIN_FIELDS(cli_text_train, opt.),
+    {"eval_every", CLI_FIELD_INT64, offsetof(cli_text_train, opt.eval_every), 0, INT32_MAX, NULL},
+    {"eval_windows", CLI_FIELD_INT64, offsetof(cli_text_train, eval_windows), 1, INT32_MAX, NULL},
+    {"data", CLI_FIELD_STRING, offsetof(cli_text_train, data), 0, CLI_PATH_MAX - 1, NULL},
+};
+
+/* ---- writing ---- */
 
 static char *vocab_json(const attn_text_vocab *v)
 {
@@ -51,18 +62,6 @@ static char *vocab_json(const attn_text_vocab *v)
     for (int i = 0; chars != NULL && v->unit == ATTN_TEXT_CHARS && i < v->size; i++)
         cJSON_AddItemToArray(chars, cJSON_CreateNumber((double)v->chars[i]));
     char *text = chars ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    return text;
-}
-
-static char *train_json(const cli_text_train *t)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL) return NULL;
-    cli_json_add_train(o, &t->opt);
-    cli_json_add_int(o, "eval_windows", t->eval_windows);
-    cJSON_AddStringToObject(o, "data", t->data);
-    char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
 }
@@ -78,9 +77,10 @@ int cli_gpt_save(const char *path, const cli_gpt_model *m, const attn_adamw *opt
 {
     char step[32];
     snprintf(step, sizeof step, "%" PRId64, m->step);
-    char *model = config_json(attn_gpt_get_config(m->model));
+    char *model = cli_fields_json(attn_gpt_get_config(m->model), config_fields,
+                                  CLI_FIELD_COUNT(config_fields));
     char *vocab = vocab_json(&m->vocab);
-    char *train = train_json(&m->train);
+    char *train = cli_fields_json(&m->train, train_fields, CLI_FIELD_COUNT(train_fields));
     int status = EXIT_OK;
     if (model == NULL || vocab == NULL || train == NULL) {
         fprintf(stderr, "attn: out of memory writing %s\n", path);
@@ -104,31 +104,13 @@ int cli_gpt_save(const char *path, const cli_gpt_model *m, const attn_adamw *opt
 
 static bool read_config(const cli_reader *r, attn_gpt_config *c)
 {
-    cJSON *o = cli_meta_object(r, "model");
-    if (o == NULL) return false;
-    const char *position = cli_get_string(r, o, "model", "position");
-    bool ok = position != NULL;
-    if (ok && attn_position_parse(&c->position, position) != ATTN_OK) {
+    if (!cli_meta_fields(r, "model", config_fields, CLI_FIELD_COUNT(config_fields), c))
+        return false;
+    if (attn_gpt_check_config(c) != ATTN_OK) {
         cli_bad(r, "metadata 'model': %s", attn_last_error());
-        ok = false;
+        return false;
     }
-    ok = ok && cli_get_int32(r, o, "model", "vocab_size", &c->vocab_size) &&
-         cli_get_int32(r, o, "model", "block_size", &c->block_size) &&
-         cli_get_int32(r, o, "model", "n_layer", &c->n_layer) &&
-         cli_get_int32(r, o, "model", "n_head", &c->n_head) &&
-         cli_get_int32(r, o, "model", "n_kv_head", &c->n_kv_head) &&
-         cli_get_int32(r, o, "model", "n_embd", &c->n_embd) &&
-         cli_get_float(r, o, "model", "rope_theta", &c->rope_theta) &&
-         cli_get_int32(r, o, "model", "window", &c->window) &&
-         cli_get_bool(r, o, "model", "bias", &c->bias) &&
-         cli_get_bool(r, o, "model", "tie_weights", &c->tie_weights) &&
-         cli_get_float(r, o, "model", "dropout", &c->dropout);
-    cJSON_Delete(o);
-    if (ok && attn_gpt_check_config(c) != ATTN_OK) {
-        cli_bad(r, "metadata 'model': %s", attn_last_error());
-        ok = false;
-    }
-    return ok;
+    return true;
 }
 
 /* The code points of a chars vocabulary, in id order. */
@@ -181,61 +163,52 @@ static bool read_vocab(const cli_reader *r, attn_text_vocab *v)
     return ok;
 }
 
-static bool read_train(const cli_reader *r, cli_text_train *t)
+static void wrong_kind(const cli_reader *r, const char *name)
 {
-    cJSON *o = cli_meta_object(r, "train");
-    if (o == NULL) return false;
-    bool ok = cli_get_train(r, o, "train", 0, &t->opt) &&
-              cli_get_int(r, o, "train", "eval_windows", 1, INT32_MAX, &t->eval_windows);
-    const char *data = ok ? cli_get_string(r, o, "train", "data") : NULL;
-    if (data != NULL && strlen(data) >= sizeof t->data) {
-        cli_bad(r, "'data' in metadata 'train' is a path longer than %zu bytes",
-                sizeof t->data - 1);
-        data = NULL;
-    }
-    if (data != NULL) strcpy(t->data, data);
-    cJSON_Delete(o);
-    return data != NULL;
+    cli_bad(r, "holds a '%s' model, not a language model%s", name,
+            strcmp(name, "seq2seq") == 0 ? "; use attn translate or attn eval" : "");
 }
+
+static bool create(const cli_reader *r, void *model)
+{
+    cli_gpt_model *m = model;
+    attn_gpt_config cfg = {0};
+    if (!read_config(r, &cfg) || !read_vocab(r, &m->vocab) ||
+        !cli_meta_fields(r, "train", train_fields, CLI_FIELD_COUNT(train_fields), &m->train))
+        return false;
+    if (cfg.vocab_size != m->vocab.size) {
+        cli_bad(r, "the model's vocabulary size %d differs from its vocabulary's %d",
+                cfg.vocab_size, m->vocab.size);
+        return false;
+    }
+    if (attn_gpt_create(&m->model, &cfg, m->train.opt.seed) != ATTN_OK) {
+        cli_bad(r, "metadata 'model': %s", attn_last_error());
+        return false;
+    }
+    return true;
+}
+
+static attn_params *params(void *model) { return attn_gpt_params(((cli_gpt_model *)model)->model); }
+static attn_adamw_config adamw_config(const void *model)
+{
+    return cli_gpt_adamw_config(&((const cli_gpt_model *)model)->train.opt);
+}
+static void free_model(void *model) { cli_gpt_free(model); }
+
+static const cli_model_kind gpt_kind = {
+    .name = CLI_GPT_KIND,
+    .wrong_kind = wrong_kind,
+    .create = create,
+    .params = params,
+    .buffers = NULL,
+    .adamw_config = adamw_config,
+    .free = free_model,
+};
 
 int cli_gpt_load(const char *path, cli_gpt_model *m, attn_adamw *opt)
 {
     memset(m, 0, sizeof *m);
-    if (opt) memset(opt, 0, sizeof *opt);
-    attn_safetensors *st = NULL;
-    if (attn_safetensors_open(&st, path) != ATTN_OK) return cli_fail("reading the model");
-    cli_reader r = {path, st};
-    int status = EXIT_RUNTIME;
-    const char *kind = cli_meta(&r, "attn.kind");
-    attn_gpt_config cfg = {0};
-    if (kind == NULL) {
-        cli_bad(&r, "not an attn model file (no 'attn.kind' in its metadata)");
-    } else if (strcmp(kind, CLI_GPT_KIND) != 0) {
-        cli_bad(&r, "holds a '%s' model, not a language model%s", kind,
-                strcmp(kind, "seq2seq") == 0 ? "; use attn translate or attn eval" : "");
-    } else if (cli_meta_step(&r, &m->step) && read_config(&r, &cfg) &&
-               read_vocab(&r, &m->vocab) && read_train(&r, &m->train)) {
-        attn_adamw_config adamw = cli_gpt_adamw_config(&m->train.opt);
-        if (cfg.vocab_size != m->vocab.size) {
-            cli_bad(&r, "the model's vocabulary size %d differs from its vocabulary's %d",
-                    cfg.vocab_size, m->vocab.size);
-        } else if (attn_gpt_create(&m->model, &cfg, m->train.opt.seed) != ATTN_OK) {
-            cli_bad(&r, "metadata 'model': %s", attn_last_error());
-        } else if (opt &&
-                   attn_adamw_init(opt, attn_gpt_params(m->model)->total, &adamw) != ATTN_OK) {
-            cli_fail(path);
-        } else if (attn_checkpoint_load(st, attn_gpt_params(m->model), NULL, opt) != ATTN_OK) {
-            cli_bad(&r, "%s", attn_last_error());
-        } else {
-            status = EXIT_OK;
-        }
-    }
-    attn_safetensors_close(st);
-    if (status != EXIT_OK) {
-        cli_gpt_free(m);
-        if (opt) attn_adamw_free(opt);
-    }
-    return status;
+    return cli_load_model_file(path, &gpt_kind, m, &m->step, opt);
 }
 
 void cli_gpt_free(cli_gpt_model *m)

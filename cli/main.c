@@ -1,6 +1,5 @@
 /* attn: the command-line tool. Dispatches to one command per file. */
 #define _POSIX_C_SOURCE 200809L /* setenv, execv */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,79 +40,6 @@ static void print_help(FILE *out)
             "  -V, --version  the version\n"
             "\n"
             "Exit status: 0 ok, 1 runtime error, 2 usage error.\n");
-}
-
-int cli_fail(const char *what)
-{
-    fprintf(stderr, "attn: %s: %s\n", what, attn_last_error());
-    return EXIT_RUNTIME;
-}
-
-int cli_usage_error(const char *command, const char *fmt, ...)
-{
-    va_list args;
-    fprintf(stderr, "attn %s: ", command);
-    va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
-    va_end(args);
-    fprintf(stderr, "\nTry 'attn %s --help'.\n", command);
-    return EXIT_USAGE;
-}
-
-bool cli_parse_int(const char *text, long min, long max, long *out)
-{
-    if (text == NULL || *text == '\0') return false;
-    char *end = NULL;
-    long value = strtol(text, &end, 10);
-    if (*end != '\0' || value < min || value > max) return false;
-    *out = value;
-    return true;
-}
-
-bool cli_parse_float(const char *text, float lo, float hi, float *out)
-{
-    if (text == NULL || *text == '\0') return false;
-    char *end = NULL;
-    double value = strtod(text, &end);
-    if (*end != '\0' || !(value >= lo && value <= hi)) return false;
-    *out = (float)value;
-    return true;
-}
-
-const char *cli_shade(float w)
-{
-    static const char *const shades[] = {" ", "\u2591", "\u2592", "\u2593", "\u2588"};
-    int level = (int)(w * 4.0f + 0.5f);
-    if (level < 0) level = 0;
-    if (level > 4) level = 4;
-    if (w >= 0.05f && level == 0) level = 1;
-    return shades[level];
-}
-
-void cli_print_shade(FILE *out, float w)
-{
-    fprintf(out, " %s%3d", cli_shade(w), (int)(w * 100.0f + 0.5f));
-}
-
-void cli_json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    const unsigned char *end = (const unsigned char *)s + strlen(s);
-    for (const unsigned char *p = (const unsigned char *)s; p < end;) {
-        int n = attn_utf8_char((const char *)p, (size_t)(end - p), NULL);
-        if (n == 0) {
-            fputs("\\ufffd", out);
-            p++;
-        } else if (*p == '"' || *p == '\\') {
-            fprintf(out, "\\%c", *p++);
-        } else if (*p < 0x20) {
-            fprintf(out, "\\u%04x", *p++);
-        } else {
-            fwrite(p, 1, (size_t)n, out);
-            p += n;
-        }
-    }
-    fputc('"', out);
 }
 
 /* OpenMP's threads spin while they wait for work by default. When another

@@ -1,9 +1,11 @@
 /* The metadata of model files: JSON objects written so that they read back to
- * the same values, and a reader that checks every field and names the file, the
- * object and the key of anything wrong. Shared by the sequence-to-sequence
+ * the same values, from one table of fields per config (cli_field) that both
+ * writes and reads, and a reader that checks every field and names the file,
+ * the object and the key of anything wrong. Shared by the sequence-to-sequence
  * (model_file.c) and language model (gpt_file.c) files. */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,30 +15,48 @@
 
 /* ---- writing ---- */
 
-void cli_json_add_int(cJSON *o, const char *key, int64_t v)
+static void add_int(cJSON *o, const char *key, int64_t v)
 {
     cJSON_AddNumberToObject(o, key, (double)v);
 }
 
 /* Floats go through "%.9g" so that they read back to the same float. */
-void cli_json_add_float(cJSON *o, const char *key, float v)
+static void add_float(cJSON *o, const char *key, float v)
 {
     char text[32];
     snprintf(text, sizeof text, "%.9g", (double)v);
     cJSON_AddRawToObject(o, key, text);
 }
 
-void cli_json_add_train(cJSON *o, const cli_train_options *t)
+/* The field f of the struct at base, to read (FIELD_OF) or to set (FIELD_AT). */
+#define FIELD_OF(type, base, f) ((const type *)((const char *)(base) + (f)->offset))
+#define FIELD_AT(type, base, f) ((type *)((char *)(base) + (f)->offset))
+
+void cli_fields_write(cJSON *o, const void *base, const cli_field *fields, int count)
 {
-    cli_json_add_int(o, "steps", t->steps);
-    cli_json_add_int(o, "batch", t->batch);
-    cli_json_add_float(o, "lr", t->lr);
-    cli_json_add_float(o, "min_lr", t->min_lr);
-    cli_json_add_int(o, "warmup", t->warmup);
-    cli_json_add_float(o, "weight_decay", t->weight_decay);
-    cli_json_add_float(o, "clip", t->clip);
-    cli_json_add_int(o, "seed", (int64_t)t->seed);
-    cli_json_add_int(o, "eval_every", t->eval_every);
+    for (const cli_field *f = fields; f < fields + count; f++) {
+        switch (f->type) {
+        case CLI_FIELD_INT: add_int(o, f->key, *FIELD_OF(int, base, f)); break;
+        case CLI_FIELD_INT64: add_int(o, f->key, *FIELD_OF(int64_t, base, f)); break;
+        case CLI_FIELD_UINT64: add_int(o, f->key, (int64_t)*FIELD_OF(uint64_t, base, f)); break;
+        case CLI_FIELD_FLOAT: add_float(o, f->key, *FIELD_OF(float, base, f)); break;
+        case CLI_FIELD_BOOL: cJSON_AddBoolToObject(o, f->key, *FIELD_OF(bool, base, f)); break;
+        case CLI_FIELD_NAME:
+            cJSON_AddStringToObject(o, f->key, f->names->name(*FIELD_OF(int, base, f)));
+            break;
+        case CLI_FIELD_STRING: cJSON_AddStringToObject(o, f->key, FIELD_OF(char, base, f)); break;
+        }
+    }
+}
+
+char *cli_fields_json(const void *base, const cli_field *fields, int count)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL) return NULL;
+    cli_fields_write(o, base, fields, count);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
 }
 
 /* ---- reading ---- */
@@ -81,7 +101,7 @@ bool cli_meta_step(const cli_reader *r, int64_t *step)
     return true;
 }
 
-bool cli_get_int(const cli_reader *r, const cJSON *o, const char *object, const char *key,
+static bool get_int(const cli_reader *r, const cJSON *o, const char *object, const char *key,
                  int64_t lo, int64_t hi, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -97,16 +117,7 @@ bool cli_get_int(const cli_reader *r, const cJSON *o, const char *object, const 
     return true;
 }
 
-bool cli_get_int32(const cli_reader *r, const cJSON *o, const char *object, const char *key,
-                   int *out)
-{
-    int64_t v;
-    if (!cli_get_int(r, o, object, key, 0, INT32_MAX, &v)) return false;
-    *out = (int)v;
-    return true;
-}
-
-bool cli_get_float(const cli_reader *r, const cJSON *o, const char *object, const char *key,
+static bool get_float(const cli_reader *r, const cJSON *o, const char *object, const char *key,
                    float *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -118,7 +129,7 @@ bool cli_get_float(const cli_reader *r, const cJSON *o, const char *object, cons
     return true;
 }
 
-bool cli_get_bool(const cli_reader *r, const cJSON *o, const char *object, const char *key,
+static bool get_bool(const cli_reader *r, const cJSON *o, const char *object, const char *key,
                   bool *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -141,20 +152,52 @@ const char *cli_get_string(const cli_reader *r, const cJSON *o, const char *obje
     return v->valuestring;
 }
 
-bool cli_get_train(const cli_reader *r, const cJSON *o, const char *object, int64_t min_eval_every,
-                   cli_train_options *t)
+bool cli_fields_read(const cli_reader *r, const cJSON *o, const char *object,
+                     const cli_field *fields, int count, void *base)
 {
-    int64_t seed = 0;
-    bool ok = cli_get_int(r, o, object, "steps", 1, INT32_MAX, &t->steps) &&
-              cli_get_int(r, o, object, "batch", 1, 65536, &t->batch) &&
-              cli_get_float(r, o, object, "lr", &t->lr) &&
-              cli_get_float(r, o, object, "min_lr", &t->min_lr) &&
-              cli_get_int(r, o, object, "warmup", 0, INT32_MAX, &t->warmup) &&
-              cli_get_float(r, o, object, "weight_decay", &t->weight_decay) &&
-              cli_get_float(r, o, object, "clip", &t->clip) &&
-              cli_get_int(r, o, object, "seed", 0, INT64_MAX, &seed) &&
-              cli_get_int(r, o, object, "eval_every", min_eval_every, INT32_MAX,
-                          &t->eval_every);
-    t->seed = (uint64_t)seed;
+    for (const cli_field *f = fields; f < fields + count; f++) {
+        int64_t v = 0;
+        const char *text = NULL;
+        bool ok = true;
+        switch (f->type) {
+        case CLI_FIELD_INT:
+        case CLI_FIELD_INT64:
+        case CLI_FIELD_UINT64:
+            ok = get_int(r, o, object, f->key, f->lo, f->hi, &v);
+            if (ok && f->type == CLI_FIELD_INT) *FIELD_AT(int, base, f) = (int)v;
+            if (ok && f->type == CLI_FIELD_INT64) *FIELD_AT(int64_t, base, f) = v;
+            if (ok && f->type == CLI_FIELD_UINT64) *FIELD_AT(uint64_t, base, f) = (uint64_t)v;
+            break;
+        case CLI_FIELD_FLOAT: ok = get_float(r, o, object, f->key, FIELD_AT(float, base, f)); break;
+        case CLI_FIELD_BOOL: ok = get_bool(r, o, object, f->key, FIELD_AT(bool, base, f)); break;
+        case CLI_FIELD_NAME:
+            ok = (text = cli_get_string(r, o, object, f->key)) != NULL;
+            if (ok && f->names->parse(FIELD_AT(int, base, f), text) != ATTN_OK) {
+                cli_bad(r, "metadata '%s': %s", object, attn_last_error());
+                ok = false;
+            }
+            break;
+        case CLI_FIELD_STRING:
+            ok = (text = cli_get_string(r, o, object, f->key)) != NULL;
+            if (ok && strlen(text) > (size_t)f->hi) {
+                cli_bad(r, "'%s' in metadata '%s' is longer than %" PRId64 " bytes", f->key,
+                        object, f->hi);
+                ok = false;
+            }
+            if (ok) strcpy(FIELD_AT(char, base, f), text);
+            break;
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
+bool cli_meta_fields(const cli_reader *r, const char *key, const cli_field *fields, int count,
+                     void *base)
+{
+    cJSON *o = cli_meta_object(r, key);
+    if (o == NULL) return false;
+    bool ok = cli_fields_read(r, o, key, fields, count, base);
+    cJSON_Delete(o);
     return ok;
 }

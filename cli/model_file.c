@@ -11,6 +11,7 @@
  *
  * Reading checks every field before anything is built from it. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,45 +23,48 @@
 
 static const char KIND[] = "seq2seq";
 
+/* ---- the metadata's fields ---- */
+
+CLI_ENUM_NAMES(arch_names, attn_seq2seq_arch, attn_seq2seq_arch_name, attn_seq2seq_arch_parse);
+CLI_ENUM_NAMES(attention_names, attn_attention_kind, attn_attention_kind_name,
+               attn_attention_kind_parse);
+
+#define INT_FIELD(name) \
+    {#name, CLI_FIELD_INT, offsetof(attn_seq2seq_config, name), 0, INT32_MAX, NULL}
+#define FLOAT_FIELD(name) {#name, CLI_FIELD_FLOAT, offsetof(attn_seq2seq_config, name), 0, 0, NULL}
+
+static const cli_field config_fields[] = {
+    {"arch", CLI_FIELD_NAME, offsetof(attn_seq2seq_config, arch), 0, 0, &arch_names},
+    {"attention", CLI_FIELD_NAME, offsetof(attn_seq2seq_config, attention), 0, 0,
+     &attention_names},
+    INT_FIELD(src_vocab),
+    INT_FIELD(tgt_vocab),
+    INT_FIELD(max_src_len),
+    INT_FIELD(max_tgt_len),
+    INT_FIELD(embed_dim),
+    INT_FIELD(hidden_dim),
+    INT_FIELD(enc_layers),
+    INT_FIELD(dec_layers),
+    INT_FIELD(heads),
+    INT_FIELD(ff_dim),
+    FLOAT_FIELD(dropout),
+    FLOAT_FIELD(entropy_weight),
+    FLOAT_FIELD(baseline_decay),
+    FLOAT_FIELD(gumbel_tau_start),
+    FLOAT_FIELD(gumbel_tau_end),
+    {"gumbel_anneal_steps", CLI_FIELD_INT64, offsetof(attn_seq2seq_config, gumbel_anneal_steps),
+     0, INT64_MAX, NULL},
+};
+
+/* A sequence model validates every eval_every >= 1 steps. */
+static const cli_field train_fields[] = {
+    CLI_TRAIN_FIELDS(cli_train_options, ),
+    {"eval_every", CLI_FIELD_INT64, offsetof(cli_train_options, eval_every), 1, INT32_MAX, NULL},
+    {"label_smoothing", CLI_FIELD_FLOAT, offsetof(cli_train_options, label_smoothing), 0, 0,
+     NULL},
+};
+
 /* ---- writing ---- */
-
-static char *config_json(const attn_seq2seq_config *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL) return NULL;
-    cJSON_AddStringToObject(o, "arch", attn_seq2seq_arch_name(c->arch));
-    cJSON_AddStringToObject(o, "attention", attn_attention_kind_name(c->attention));
-    cli_json_add_int(o, "src_vocab", c->src_vocab);
-    cli_json_add_int(o, "tgt_vocab", c->tgt_vocab);
-    cli_json_add_int(o, "max_src_len", c->max_src_len);
-    cli_json_add_int(o, "max_tgt_len", c->max_tgt_len);
-    cli_json_add_int(o, "embed_dim", c->embed_dim);
-    cli_json_add_int(o, "hidden_dim", c->hidden_dim);
-    cli_json_add_int(o, "enc_layers", c->enc_layers);
-    cli_json_add_int(o, "dec_layers", c->dec_layers);
-    cli_json_add_int(o, "heads", c->heads);
-    cli_json_add_int(o, "ff_dim", c->ff_dim);
-    cli_json_add_float(o, "dropout", c->dropout);
-    cli_json_add_float(o, "entropy_weight", c->entropy_weight);
-    cli_json_add_float(o, "baseline_decay", c->baseline_decay);
-    cli_json_add_float(o, "gumbel_tau_start", c->gumbel_tau_start);
-    cli_json_add_float(o, "gumbel_tau_end", c->gumbel_tau_end);
-    cli_json_add_int(o, "gumbel_anneal_steps", c->gumbel_anneal_steps);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return text;
-}
-
-static char *train_json(const cli_train_options *t)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL) return NULL;
-    cli_json_add_train(o, t);
-    cli_json_add_float(o, "label_smoothing", t->label_smoothing);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return text;
-}
 
 attn_adamw_config cli_adamw_config(const cli_train_options *t)
 {
@@ -76,8 +80,9 @@ int cli_model_save(const char *path, const cli_model *m, const attn_adamw *opt)
         attn_vocab_chars(&m->task.tgt_vocab, tgt_chars, sizeof tgt_chars) != ATTN_OK)
         return cli_fail("saving the model");
     snprintf(step, sizeof step, "%" PRId64, m->step);
-    char *model = config_json(attn_seq2seq_get_config(m->model));
-    char *train = train_json(&m->train);
+    char *model = cli_fields_json(attn_seq2seq_get_config(m->model), config_fields,
+                                  CLI_FIELD_COUNT(config_fields));
+    char *train = cli_fields_json(&m->train, train_fields, CLI_FIELD_COUNT(train_fields));
     int status = EXIT_OK;
     if (model == NULL || train == NULL) {
         fprintf(stderr, "attn: out of memory writing %s\n", path);
@@ -104,49 +109,6 @@ int cli_model_save(const char *path, const cli_model *m, const attn_adamw *opt)
 
 /* ---- reading ---- */
 
-static bool read_config(const cli_reader *r, attn_seq2seq_config *c)
-{
-    cJSON *o = cli_meta_object(r, "model");
-    if (o == NULL) return false;
-    const char *arch = cli_get_string(r, o, "model", "arch");
-    const char *attention = cli_get_string(r, o, "model", "attention");
-    bool ok = arch && attention;
-    if (ok && (attn_seq2seq_arch_parse(&c->arch, arch) != ATTN_OK ||
-               attn_attention_kind_parse(&c->attention, attention) != ATTN_OK)) {
-        cli_bad(r, "%s", attn_last_error());
-        ok = false;
-    }
-    ok = ok && cli_get_int32(r, o, "model", "src_vocab", &c->src_vocab) &&
-         cli_get_int32(r, o, "model", "tgt_vocab", &c->tgt_vocab) &&
-         cli_get_int32(r, o, "model", "max_src_len", &c->max_src_len) &&
-         cli_get_int32(r, o, "model", "max_tgt_len", &c->max_tgt_len) &&
-         cli_get_int32(r, o, "model", "embed_dim", &c->embed_dim) &&
-         cli_get_int32(r, o, "model", "hidden_dim", &c->hidden_dim) &&
-         cli_get_int32(r, o, "model", "enc_layers", &c->enc_layers) &&
-         cli_get_int32(r, o, "model", "dec_layers", &c->dec_layers) &&
-         cli_get_int32(r, o, "model", "heads", &c->heads) &&
-         cli_get_int32(r, o, "model", "ff_dim", &c->ff_dim) &&
-         cli_get_float(r, o, "model", "dropout", &c->dropout) &&
-         cli_get_float(r, o, "model", "entropy_weight", &c->entropy_weight) &&
-         cli_get_float(r, o, "model", "baseline_decay", &c->baseline_decay) &&
-         cli_get_float(r, o, "model", "gumbel_tau_start", &c->gumbel_tau_start) &&
-         cli_get_float(r, o, "model", "gumbel_tau_end", &c->gumbel_tau_end) &&
-         cli_get_int(r, o, "model", "gumbel_anneal_steps", 0, INT64_MAX,
-                     &c->gumbel_anneal_steps);
-    cJSON_Delete(o);
-    return ok;
-}
-
-static bool read_train(const cli_reader *r, cli_train_options *t)
-{
-    cJSON *o = cli_meta_object(r, "train");
-    if (o == NULL) return false;
-    bool ok = cli_get_train(r, o, "train", 1, t) &&
-              cli_get_float(r, o, "train", "label_smoothing", &t->label_smoothing);
-    cJSON_Delete(o);
-    return ok;
-}
-
 /* The file's vocabulary must be the task's: the task's generator makes the
  * characters, so a file whose vocabulary differs was trained on another version
  * of the task. */
@@ -170,54 +132,71 @@ static bool check_vocab(const cli_reader *r, const char *key, const attn_vocab *
     return true;
 }
 
+static void wrong_kind(const cli_reader *r, const char *name)
+{
+    if (strcmp(name, CLI_GPT_KIND) == 0)
+        cli_bad(r, "a language model, not a sequence-to-sequence one; use attn generate");
+    else
+        cli_bad(r, "holds a '%s' model, not a sequence-to-sequence one", name);
+}
+
+/* The task first: the file's vocabularies must be its. */
+static bool create(const cli_reader *r, void *model)
+{
+    cli_model *m = model;
+    const char *task = cli_meta(r, "task");
+    attn_task_kind task_kind;
+    attn_seq2seq_config cfg = {0};
+    if (task == NULL || attn_task_parse(&task_kind, task) != ATTN_OK) {
+        cli_bad(r, "metadata 'task' is %s", task ? attn_last_error() : "missing");
+        return false;
+    }
+    if (attn_task_init(&m->task, task_kind) != ATTN_OK) {
+        cli_fail(r->path);
+        return false;
+    }
+    if (!cli_meta_fields(r, "model", config_fields, CLI_FIELD_COUNT(config_fields), &cfg) ||
+        !cli_meta_fields(r, "train", train_fields, CLI_FIELD_COUNT(train_fields), &m->train) ||
+        !check_vocab(r, "src_vocab", &m->task.src_vocab) ||
+        !check_vocab(r, "tgt_vocab", &m->task.tgt_vocab))
+        return false;
+    if (cfg.src_vocab != m->task.src_vocab.size || cfg.tgt_vocab != m->task.tgt_vocab.size) {
+        cli_bad(r, "the model's vocabulary sizes (%d, %d) differ from the task's (%d, %d)",
+                cfg.src_vocab, cfg.tgt_vocab, m->task.src_vocab.size, m->task.tgt_vocab.size);
+        return false;
+    }
+    if (attn_seq2seq_create(&m->model, &cfg, m->train.seed) != ATTN_OK) {
+        cli_bad(r, "metadata 'model': %s", attn_last_error());
+        return false;
+    }
+    return true;
+}
+
+static attn_params *params(void *model) { return attn_seq2seq_params(((cli_model *)model)->model); }
+static attn_params *buffers(void *model)
+{
+    return attn_seq2seq_buffers(((cli_model *)model)->model);
+}
+static attn_adamw_config adamw_config(const void *model)
+{
+    return cli_adamw_config(&((const cli_model *)model)->train);
+}
+static void free_model(void *model) { cli_model_free(model); }
+
+static const cli_model_kind seq2seq_kind = {
+    .name = KIND,
+    .wrong_kind = wrong_kind,
+    .create = create,
+    .params = params,
+    .buffers = buffers,
+    .adamw_config = adamw_config,
+    .free = free_model,
+};
+
 int cli_model_load(const char *path, cli_model *m, attn_adamw *opt)
 {
     memset(m, 0, sizeof *m);
-    if (opt) memset(opt, 0, sizeof *opt);
-    attn_safetensors *st = NULL;
-    if (attn_safetensors_open(&st, path) != ATTN_OK) return cli_fail("reading the model");
-    cli_reader r = {path, st};
-    int status = EXIT_RUNTIME;
-    const char *kind = cli_meta(&r, "attn.kind");
-    const char *task = cli_meta(&r, "task");
-    attn_task_kind task_kind;
-    attn_seq2seq_config cfg = {0};
-    attn_adamw_config adamw = {0};
-    if (kind == NULL) {
-        cli_bad(&r, "not an attn model file (no 'attn.kind' in its metadata)");
-    } else if (strcmp(kind, CLI_GPT_KIND) == 0) {
-        cli_bad(&r, "a language model, not a sequence-to-sequence one; use attn generate");
-    } else if (strcmp(kind, KIND) != 0) {
-        cli_bad(&r, "holds a '%s' model, not a sequence-to-sequence one", kind);
-    } else if (task == NULL || attn_task_parse(&task_kind, task) != ATTN_OK) {
-        cli_bad(&r, "metadata 'task' is %s", task ? attn_last_error() : "missing");
-    } else if (attn_task_init(&m->task, task_kind) != ATTN_OK) {
-        cli_fail(path);
-    } else if (cli_meta_step(&r, &m->step) && read_config(&r, &cfg) &&
-               read_train(&r, &m->train) && check_vocab(&r, "src_vocab", &m->task.src_vocab) &&
-               check_vocab(&r, "tgt_vocab", &m->task.tgt_vocab)) {
-        adamw = cli_adamw_config(&m->train);
-        if (cfg.src_vocab != m->task.src_vocab.size || cfg.tgt_vocab != m->task.tgt_vocab.size) {
-            cli_bad(&r, "the model's vocabulary sizes (%d, %d) differ from the task's (%d, %d)",
-                    cfg.src_vocab, cfg.tgt_vocab, m->task.src_vocab.size, m->task.tgt_vocab.size);
-        } else if (attn_seq2seq_create(&m->model, &cfg, m->train.seed) != ATTN_OK) {
-            cli_bad(&r, "metadata 'model': %s", attn_last_error());
-        } else if (opt && attn_adamw_init(opt, attn_seq2seq_params(m->model)->total,
-                                          &adamw) != ATTN_OK) {
-            cli_fail(path);
-        } else if (attn_checkpoint_load(st, attn_seq2seq_params(m->model),
-                                        attn_seq2seq_buffers(m->model), opt) != ATTN_OK) {
-            cli_bad(&r, "%s", attn_last_error());
-        } else {
-            status = EXIT_OK;
-        }
-    }
-    attn_safetensors_close(st);
-    if (status != EXIT_OK) {
-        cli_model_free(m);
-        if (opt) attn_adamw_free(opt);
-    }
-    return status;
+    return cli_load_model_file(path, &seq2seq_kind, m, &m->step, opt);
 }
 
 void cli_model_free(cli_model *m)

@@ -1,12 +1,10 @@
 /* attn train --task text: trains a decoder-only Transformer language model
- * (attn/gpt.h) on a UTF-8 text file, nanoGPT's way: AdamW with betas (0.9, 0.99)
- * and weight decay on the weights and embeddings only, linear warm-up then cosine
- * decay, the gradient clipped; the validation loss is the mean cross-entropy over
- * fixed windows spread across the validation split.
- *
- * A step's batch (attn_text_train_batch) and dropout depend only on (seed, step)
- * and the checkpoint holds the optimizer's state, so a run stopped after N steps
- * and resumed ends with the same bits as one that never stopped. */
+ * (attn/gpt.h) on a UTF-8 text file in the training loop (train_loop.c),
+ * nanoGPT's way: AdamW with betas (0.9, 0.99) and weight decay on the weights
+ * and embeddings only, linear warm-up then cosine decay, the gradient clipped;
+ * the validation loss is the mean cross-entropy over fixed windows spread across
+ * the validation split. A step's batch (attn_text_train_batch) and dropout
+ * depend only on (seed, step), so that a resumed run repeats them. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +12,7 @@
 #include <string.h>
 
 #include "attn/attn.h"
-#include "cli.h"
+#include "train_loop.h"
 
 /* Stores the absolute path of the text, so a resumed run finds it from anywhere. */
 static int set_data_path(cli_text_train *t, const char *path)
@@ -90,17 +88,6 @@ static int resume_run(const cli_text_run *o, cli_gpt_model *run, attn_adamw *opt
     return EXIT_OK;
 }
 
-/* Nonzero for the parameters with 2 dimensions (weights and embeddings): only
- * those decay, as nanoGPT groups them. */
-static uint8_t *decay_mask(const attn_params *p)
-{
-    uint8_t *mask = calloc(p->total, 1);
-    if (mask == NULL) return NULL;
-    for (int i = 0; i < p->count; i++)
-        if (p->items[i].ndim == 2) memset(mask + p->items[i].offset, 1, p->items[i].numel);
-    return mask;
-}
-
 /* Buffers of one batch. */
 typedef struct batch {
     int32_t *x, *y; /* (B, T) */
@@ -139,19 +126,16 @@ static int64_t correct_tokens(const float *logits, const int32_t *y, size_t n, i
     return correct;
 }
 
-/* Sums between two validations, for the progress line and the validation line. */
-typedef struct window {
-    double loss, correct, steps, seconds;
-} window;
-
-/* What the final report says. */
-typedef struct totals {
-    double train_seconds; /* the training steps of this invocation only */
-    int64_t steps;        /* taken by this invocation */
-    float train_loss;     /* the last step's */
-    double valid_loss;
-    int64_t valid_windows;
-} totals;
+/* A language model's run as the training loop sees it. */
+typedef struct text_run {
+    const cli_text_run *o;
+    cli_gpt_model *model;
+    const attn_text *text;
+    batch b;
+    double valid_loss;     /* the last validation's; NaN before the first */
+    int64_t valid_windows; /* of the validation split */
+    double wall_start;     /* the command's start */
+} text_run;
 
 static void print_number(double v)
 {
@@ -159,16 +143,16 @@ static void print_number(double v)
     else printf("null");
 }
 
-static void print_report(const cli_text_run *o, const cli_gpt_model *run, const totals *s,
-                         double wall_seconds, const char *out)
+static void print_report(const text_run *r, const cli_train_totals *s, const char *out)
 {
+    const cli_gpt_model *run = r->model;
     const attn_gpt_config *c = attn_gpt_get_config(run->model);
     const cli_train_options *t = &run->train.opt;
     size_t parameters = attn_gpt_params(run->model)->total;
     double tokens = (double)s->steps * (double)t->batch * c->block_size;
-    double ms_per_step = s->steps ? 1000.0 * s->train_seconds / (double)s->steps : 0.0;
-    double tokens_per_s = s->train_seconds > 0 ? tokens / s->train_seconds : 0.0;
-    if (o->json) {
+    double ms_per_step = s->steps ? 1000.0 * s->step_seconds / (double)s->steps : 0.0;
+    double tokens_per_s = s->step_seconds > 0 ? tokens / s->step_seconds : 0.0;
+    if (r->o->json) {
         printf("{\"task\": \"text\", \"data\": ");
         cli_json_string(stdout, run->train.data);
         printf(", \"unit\": \"%s\", \"vocab_size\": %d, \"layers\": %d, \"heads\": %d, "
@@ -179,13 +163,13 @@ static void print_report(const cli_text_run *o, const cli_gpt_model *run, const 
                c->n_kv_head ? c->n_kv_head : c->n_head, c->n_embd, c->block_size,
                attn_position_name(c->position), c->window, (long long)t->batch,
                (long long)run->step, parameters);
-        print_number(s->train_loss);
+        print_number(s->last_loss);
         printf(", \"valid_loss\": ");
-        print_number(s->valid_loss);
+        print_number(r->valid_loss);
         printf(", \"valid_windows\": %lld, \"ms_per_step\": %.3f, \"tokens_per_s\": %.1f, "
                "\"train_seconds\": %.3f, \"wall_seconds\": %.3f, \"checkpoint\": ",
-               (long long)s->valid_windows, ms_per_step, tokens_per_s, s->train_seconds,
-               wall_seconds);
+               (long long)r->valid_windows, ms_per_step, tokens_per_s, s->step_seconds,
+               cli_now() - r->wall_start);
         cli_json_string(stdout, out);
         printf("}\n");
         return;
@@ -196,102 +180,104 @@ static void print_report(const cli_text_run *o, const cli_gpt_model *run, const 
            c->vocab_size, attn_text_unit_name(run->vocab.unit), (long long)run->step,
            (double)parameters / 1e6);
     printf("train loss %.4f, valid loss %.4f over %lld windows; %.1f ms/step, %.1fk tokens/s\n",
-           (double)s->train_loss, s->valid_loss, (long long)s->valid_windows, ms_per_step,
+           s->last_loss, r->valid_loss, (long long)r->valid_windows, ms_per_step,
            tokens_per_s / 1000.0);
     printf("saved %s\n", out);
 }
 
-static int train(const cli_text_run *o, cli_gpt_model *run, attn_adamw *opt,
+static int text_step(void *run, int64_t step, bool count_correct, cli_step_stats *stats)
+{
+    text_run *r = run;
+    const cli_train_options *t = &r->model->train.opt;
+    batch *b = &r->b;
+    attn_gpt_pass pass = {.training = true, .step = step, .seed = t->seed};
+    float loss = 0.0f;
+    if (attn_text_train_batch(r->text, t->seed, step, b->B, b->T, b->x, b->y) != ATTN_OK ||
+        attn_gpt_forward(r->model->model, &loss, b->x, b->y, b->B, b->T, &pass) != ATTN_OK ||
+        attn_gpt_backward(r->model->model) != ATTN_OK)
+        return cli_fail("train");
+    size_t n = (size_t)b->B * (size_t)b->T;
+    /* Every step predicts B T tokens, so steps weigh the same; the argmax over
+     * the vocabulary costs a pass over the logits, made only for the progress line. */
+    *stats = (cli_step_stats){.loss = loss, .loss_weight = 1.0, .predicted = (double)n,
+                              .tokens = (double)n};
+    if (count_correct)
+        stats->correct = (double)correct_tokens(attn_gpt_logits(r->model->model), b->y, n,
+                                                attn_gpt_get_config(r->model->model)->vocab_size);
+    return EXIT_OK;
+}
+
+static int text_validate(void *run)
+{
+    text_run *r = run;
+    return validate(r->model->model, r->text, r->valid_windows, &r->b, &r->valid_loss);
+}
+
+static void text_print_validation(const void *run, const cli_train_window *w)
+{
+    (void)w;
+    const text_run *r = run;
+    fprintf(stderr, "valid loss %.4f  ", r->valid_loss);
+}
+
+static int text_save(const void *run, const char *out, const attn_adamw *opt)
+{
+    const text_run *r = run;
+    return cli_gpt_save(out, r->model, opt);
+}
+
+static int text_finish(void *run, const cli_train_totals *totals, const char *out)
+{
+    text_run *r = run;
+    /* A run resumed at its end has taken no step here; it still reports its loss. */
+    int status = isnan(r->valid_loss) ? text_validate(r) : EXIT_OK;
+    if (status == EXIT_OK) print_report(r, totals, out);
+    return status;
+}
+
+/* AdamW decays only the weights and embeddings, as nanoGPT groups them. */
+static const cli_train_ops text_ops = {
+    .decay_matrices_only = true,
+    .step = text_step,
+    .validate = text_validate,
+    .print_validation = text_print_validation,
+    .save = text_save,
+    .finish = text_finish,
+};
+
+static int train(const cli_text_run *o, cli_gpt_model *model, attn_adamw *opt,
                  const attn_text *text, const char *out, double wall_start)
 {
-    const cli_train_options *t = &run->train.opt;
-    const attn_gpt_config *cfg = attn_gpt_get_config(run->model);
-    attn_params *params = attn_gpt_params(run->model);
-    batch b = {.B = (int)t->batch, .T = cfg->block_size};
-    size_t n = (size_t)b.B * (size_t)b.T;
-    b.x = malloc(n * sizeof *b.x);
-    b.y = malloc(n * sizeof *b.y);
-    uint8_t *decay = decay_mask(params);
-    if (b.x == NULL || b.y == NULL || decay == NULL) {
-        free(b.x);
-        free(b.y);
-        free(decay);
+    const cli_train_options *t = &model->train.opt;
+    int T = attn_gpt_get_config(model->model)->block_size;
+    text_run run = {.o = o,
+                    .model = model,
+                    .text = text,
+                    .b = {.B = (int)t->batch, .T = T},
+                    .valid_loss = NAN,
+                    .valid_windows = attn_text_valid_windows(text, T, model->train.eval_windows),
+                    .wall_start = wall_start};
+    size_t n = (size_t)run.b.B * (size_t)T;
+    run.b.x = malloc(n * sizeof *run.b.x);
+    run.b.y = malloc(n * sizeof *run.b.y);
+    int status = EXIT_RUNTIME;
+    if (run.b.x == NULL || run.b.y == NULL) {
         fprintf(stderr, "attn train: out of memory\n");
-        return EXIT_RUNTIME;
+    } else {
+        cli_trainer trainer = {.ops = &text_ops,
+                               .run = &run,
+                               .params = attn_gpt_params(model->model),
+                               .opt = opt,
+                               .train = t,
+                               .step = &model->step,
+                               .stop_at = o->stop_at,
+                               .start = wall_start,
+                               .out = out};
+        status = cli_train(&trainer);
     }
-    totals s = {.train_loss = NAN,
-                .valid_loss = NAN,
-                .valid_windows = attn_text_valid_windows(text, b.T, run->train.eval_windows)};
-    int64_t last = o->stop_at && o->stop_at < t->steps ? o->stop_at : t->steps;
-    cli_progress progress;
-    cli_progress_init(&progress, run->step, t->steps);
-    window w = {0};
-    int status = EXIT_OK;
-    bool saved = false; /* the checkpoint holds the current step */
-    while (run->step < last && !cli_interrupted()) {
-        double start = cli_now();
-        attn_gpt_pass pass = {.training = true, .step = run->step, .seed = t->seed};
-        float loss = 0.0f;
-        attn_params_zero_grad(params);
-        if (attn_text_train_batch(text, t->seed, run->step, b.B, b.T, b.x, b.y) != ATTN_OK ||
-            attn_gpt_forward(run->model, &loss, b.x, b.y, b.B, b.T, &pass) != ATTN_OK ||
-            attn_gpt_backward(run->model) != ATTN_OK) {
-            status = cli_fail("train");
-            break;
-        }
-        double norm = cli_clip_gradients(params, t->clip);
-        if (!isfinite(loss) || !isfinite(norm)) {
-            cli_progress_clear(&progress);
-            status = cli_train_diverged(run->step, loss, norm, out);
-            break;
-        }
-        float lr = attn_lr_warmup_cosine(run->step, t->warmup, t->steps, t->lr, t->min_lr);
-        if (attn_adamw_step(opt, params->data, params->grad, decay, lr) != ATTN_OK) {
-            status = cli_fail("train");
-            break;
-        }
-        run->step++;
-        saved = false;
-        double seconds = cli_now() - start;
-        s.train_seconds += seconds;
-        s.steps++;
-        s.train_loss = loss;
-        w.loss += loss;
-        w.steps++;
-        w.seconds += seconds;
-        if (progress.active) {
-            w.correct += (double)correct_tokens(attn_gpt_logits(run->model), b.y, n,
-                                                cfg->vocab_size);
-            cli_progress_update(&progress, run->step, (float)(w.loss / w.steps),
-                                (float)(w.correct / (w.steps * (double)n)),
-                                w.steps * (double)n / w.seconds);
-        }
-        if ((t->eval_every > 0 && run->step % t->eval_every == 0) || run->step == t->steps) {
-            if ((status = validate(run->model, text, s.valid_windows, &b, &s.valid_loss)))
-                break;
-            cli_progress_clear(&progress);
-            fprintf(stderr,
-                    "step %6lld/%lld  loss %.4f  valid loss %.4f  %6.1fk tok/s  %.1f s\n",
-                    (long long)run->step, (long long)t->steps, w.loss / w.steps, s.valid_loss,
-                    w.steps * (double)n / w.seconds / 1000.0, cli_now() - wall_start);
-            if ((status = cli_gpt_save(out, run, opt))) break;
-            saved = true;
-            w = (window){0};
-        }
-    }
-    cli_progress_clear(&progress);
-    if (status == EXIT_OK && !saved) status = cli_gpt_save(out, run, opt);
-    /* A run resumed at its end has taken no step here; it still reports its loss. */
-    if (status == EXIT_OK && run->step == t->steps && isnan(s.valid_loss))
-        status = validate(run->model, text, s.valid_windows, &b, &s.valid_loss);
-    free(b.x);
-    free(b.y);
-    free(decay);
-    if (status != EXIT_OK) return status;
-    if (cli_interrupted() || run->step < t->steps)
-        return cli_train_stopped(run->step, t->steps, out);
-    print_report(o, run, &s, cli_now() - wall_start, out);
-    return EXIT_OK;
+    free(run.b.x);
+    free(run.b.y);
+    return status;
 }
 
 int cli_train_text(const cli_text_run *o)
@@ -302,10 +288,7 @@ int cli_train_text(const cli_text_run *o)
     attn_text text = {0};
     const char *out = o->out ? o->out : o->resume ? o->resume : "text.safetensors";
     int status = o->resume ? resume_run(o, &run, &opt, &text) : start_run(o, &run, &opt, &text);
-    if (status == EXIT_OK) {
-        cli_catch_interrupt();
-        status = train(o, &run, &opt, &text, out, wall_start);
-    }
+    if (status == EXIT_OK) status = train(o, &run, &opt, &text, out, wall_start);
     attn_text_free(&text);
     cli_gpt_free(&run);
     attn_adamw_free(&opt);

@@ -7,26 +7,14 @@ library's files and the tool's (cli/) form one graph, in which the tool may
 import the library but not the reverse. A cycle is a strongly connected
 component of more than one file: none of its files can be understood, tested
 or replaced without the others. Prints every cycle with the symbols that tie
-it, and fails on an import of cli/ by the library, on a cycle that is not in
-KNOWN_CYCLES, and on a cycle of KNOWN_CYCLES that is gone (remove it there).
+it, and fails on any cycle and on an import of cli/ by the library.
 Arguments may also be ;-separated lists, as CMake's $<TARGET_OBJECTS:...> gives.
 """
 import argparse
-import fnmatch
 import re
 import sys
 
 from nm_symbols import global_symbols
-
-# The cycles of today, each given as file patterns: its files are exactly the
-# files these match. Issue 13 removes every one of them; this list only shrinks.
-KNOWN_CYCLES = [
-    # Issue 13 removes it: cli/main.c defines helpers (cli_fail, cli_parse_int, ...)
-    # for the commands it dispatches to, and cli/train_text.c uses training
-    # helpers of cli/cmd_train.c, which calls it in turn.
-    ["cli/main.c", "cli/cmd_*.c", "cli/evaluate.c", "cli/gpt_file.c", "cli/html_page.c",
-     "cli/model_file.c", "cli/train_text.c"],
-]
 
 
 def source_name(path):
@@ -107,16 +95,9 @@ def main():
     edges = sum(len(imports) for imports in graph.values())
     print(f"import graph: {len(library)} library files, {len(tool)} tool files, "
           f"{edges} imports, {len(cycles)} cycles")
-    known = [{f for f in graph if any(fnmatch.fnmatch(f, p) for p in patterns)}
-             for patterns in KNOWN_CYCLES]
     for cycle in cycles:
         print(describe(cycle, graph))
-        if cycle not in known:
-            failures.append("a cycle not in KNOWN_CYCLES: " + " ".join(sorted(cycle)))
-    for patterns, files in zip(KNOWN_CYCLES, known):
-        if files not in cycles:
-            failures.append("KNOWN_CYCLES lists a cycle that is gone (remove it there): "
-                            + " ".join(patterns))
+        failures.append("an import cycle: " + " ".join(sorted(cycle)))
     for failure in failures:
         print("check_cycles: " + failure)
     return 1 if failures else 0

@@ -1,0 +1,40 @@
+/* Reading a model file of any kind, in the same steps for every kind: open
+ * it, check its "attn.kind" and its step count, let the kind read its metadata
+ * and create the model, then the optimizer and the checkpoint's tensors. */
+#include <string.h>
+
+#include "attn/attn.h"
+#include "attn/checkpoint.h"
+#include "cli.h"
+
+int cli_load_model_file(const char *path, const cli_model_kind *kind, void *model, int64_t *step,
+                        attn_adamw *opt)
+{
+    if (opt) memset(opt, 0, sizeof *opt);
+    attn_safetensors *st = NULL;
+    if (attn_safetensors_open(&st, path) != ATTN_OK) return cli_fail("reading the model");
+    cli_reader r = {path, st};
+    int status = EXIT_RUNTIME;
+    const char *name = cli_meta(&r, "attn.kind");
+    if (name == NULL) {
+        cli_bad(&r, "not an attn model file (no 'attn.kind' in its metadata)");
+    } else if (strcmp(name, kind->name) != 0) {
+        kind->wrong_kind(&r, name);
+    } else if (cli_meta_step(&r, step) && kind->create(&r, model)) {
+        attn_params *params = kind->params(model);
+        attn_params *buffers = kind->buffers ? kind->buffers(model) : NULL;
+        attn_adamw_config adamw = kind->adamw_config(model);
+        if (opt && attn_adamw_init(opt, params->total, &adamw) != ATTN_OK)
+            cli_fail(path);
+        else if (attn_checkpoint_load(st, params, buffers, opt) != ATTN_OK)
+            cli_bad(&r, "%s", attn_last_error());
+        else
+            status = EXIT_OK;
+    }
+    attn_safetensors_close(st);
+    if (status != EXIT_OK) {
+        kind->free(model);
+        if (opt) attn_adamw_free(opt);
+    }
+    return status;
+}

@@ -1,0 +1,74 @@
+/* One training loop for every model kind (train_loop.c). A kind gives a small
+ * table of what differs between kinds (cli_train_ops); the loop does the rest:
+ * the steps (AdamW on a warm-up and cosine schedule, the gradient clipped), the
+ * progress line, a validation and an atomic checkpoint every eval_every steps
+ * and at the end, --stop-at and Ctrl-C, then the kind's final report. */
+#ifndef ATTN_CLI_TRAIN_LOOP_H
+#define ATTN_CLI_TRAIN_LOOP_H
+
+#include "cli.h"
+
+/* What one step adds to the sums of the progress and validation lines. */
+typedef struct cli_step_stats {
+    double loss;               /* the step's mean loss */
+    double loss_weight;        /* its weight in the mean loss of the steps shown */
+    double correct, predicted; /* tokens predicted right, of those predicted */
+    double tokens;             /* tokens processed, for the throughput */
+} cli_step_stats;
+
+/* The sums since the last validation. */
+typedef struct cli_train_window {
+    double loss, loss_weight, correct, predicted, tokens;
+    double seconds; /* of the steps alone */
+} cli_train_window;
+
+/* What this invocation's steps did, for the final report. */
+typedef struct cli_train_totals {
+    int64_t steps;
+    double step_seconds; /* the steps alone */
+    double loop_seconds; /* the loop, validations and checkpoints included */
+    double tokens;
+    double last_loss; /* NaN when no step was taken */
+} cli_train_totals;
+
+/* What differs between the model kinds. Every function gets the kind's run
+ * (cli_trainer.run); those returning int return an exit status and print what
+ * went wrong. */
+typedef struct cli_train_ops {
+    /* Which parameters AdamW decays: all of them, as torch.optim.AdamW does,
+     * or only those of 2 dimensions (weights and embeddings), as nanoGPT
+     * groups them. */
+    bool decay_matrices_only;
+    /* Builds the batch of step `step` (it depends only on the seed and the
+     * step, so a resumed run repeats it) and runs the forward and backward
+     * passes, the gradients zeroed before. stats->correct is needed only with
+     * count_correct (the progress line is shown). */
+    int (*step)(void *run, int64_t step, bool count_correct, cli_step_stats *stats);
+    /* Validates the model, keeping the result for print_validation. */
+    int (*validate)(void *run);
+    /* The middle of the validation line: the result, then two spaces. */
+    void (*print_validation)(const void *run, const cli_train_window *w);
+    /* Writes the model and the optimizer's state atomically to out. */
+    int (*save)(const void *run, const char *out, const attn_adamw *opt);
+    /* After the schedule's last step: the final evaluation and report. */
+    int (*finish)(void *run, const cli_train_totals *totals, const char *out);
+} cli_train_ops;
+
+/* A run for the loop: a kind's table and state, and what every run has. */
+typedef struct cli_trainer {
+    const cli_train_ops *ops;
+    void *run;
+    attn_params *params;
+    attn_adamw *opt;
+    const cli_train_options *train;
+    int64_t *step;   /* the run's count of steps done, advanced by the loop */
+    int64_t stop_at; /* stop after this step, as if interrupted (0: never) */
+    double start;    /* the validation lines give the time since this */
+    const char *out; /* the checkpoint */
+} cli_trainer;
+
+/* Trains from *t->step to the schedule's end or --stop-at; returns the exit
+ * status (EXIT_INTERRUPTED after Ctrl-C). */
+int cli_train(const cli_trainer *t);
+
+#endif
