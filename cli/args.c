@@ -1,6 +1,8 @@
 /* What every command's option parsing shares: whole-number and decimal
- * arguments checked against their range, and the two kinds of error message
- * (a usage error, exit 2; a runtime error, exit 1). */
+ * arguments checked against their range, the two kinds of error message (a
+ * usage error, exit 2; a runtime error, exit 1), and the options of commands that
+ * take nothing but --json and --help. */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,4 +45,25 @@ bool cli_parse_float(const char *text, float lo, float hi, float *out)
     if (*end != '\0' || !(value >= lo && value <= hi)) return false;
     *out = (float)value;
     return true;
+}
+
+int cli_parse_json_and_help(int argc, char **argv, const char *command, void (*print_help)(void),
+                            bool *json)
+{
+    static const struct option options[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *json = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'j': *json = true; break;
+        case 'h': print_help(); return EXIT_OK;
+        default: return cli_usage_error(command, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    return CLI_CONTINUE;
 }

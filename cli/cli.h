@@ -117,6 +117,13 @@ bool cli_parse_int(const char *text, long min, long max, long *out);
 /* Parses a whole decimal number in [lo, hi] from text; false if it is not one. */
 bool cli_parse_float(const char *text, float lo, float hi, float *out);
 
+/* The options of a command that takes only --json and --help: sets *json, or
+ * prints the help (EXIT_OK) or a usage error (EXIT_USAGE). CLI_CONTINUE when the
+ * command goes on, with optind at its first operand. */
+enum { CLI_CONTINUE = -1 };
+int cli_parse_json_and_help(int argc, char **argv, const char *command, void (*print_help)(void),
+                            bool *json);
+
 /* ---- JSON reports (json_string.c) ---- */
 
 /* Writes s as a JSON string literal (quotes and escapes included); a byte that

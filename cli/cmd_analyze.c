@@ -530,21 +530,9 @@ static void analysis_free(analysis *a)
 
 int cmd_analyze(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool json = false;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = true; break;
-        case 'h': print_help(); return EXIT_OK;
-        default: return cli_usage_error("analyze", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    bool json;
+    int status = cli_parse_json_and_help(argc, argv, "analyze", print_help, &json);
+    if (status != CLI_CONTINUE) return status;
     if (optind == argc) return cli_usage_error("analyze", "give one or more record FILEs");
     analysis *a = calloc(1, sizeof *a);
     attn_record *r = malloc(sizeof *r);
@@ -555,7 +543,7 @@ int cmd_analyze(int argc, char **argv)
     }
     a->json = json;
     a->rollout = open_memstream(&a->rollout_text, &a->rollout_size);
-    int status = a->rollout ? EXIT_OK : out_of_memory();
+    status = a->rollout ? EXIT_OK : out_of_memory();
     for (int i = optind; i < argc && status == EXIT_OK; i++) {
         if (attn_record_load(r, argv[i]) != ATTN_OK) {
             status = cli_fail("analyze");

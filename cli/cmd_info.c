@@ -18,21 +18,9 @@ static void print_help(void)
 
 int cmd_info(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool json = false;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = true; break;
-        case 'h': print_help(); return EXIT_OK;
-        default: return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    bool json;
+    int status = cli_parse_json_and_help(argc, argv, "info", print_help, &json);
+    if (status != CLI_CONTINUE) return status;
     if (optind < argc) return cli_usage_error("info", "unexpected argument '%s'", argv[optind]);
 
     attn_cpu_features cpu = attn_cpu_detect();
