@@ -43,18 +43,22 @@ TARGETS = {"soft": 99.0, "hard-reinforce": 95.0, "hard-gumbel": 95.0}
 DEFAULT_TARGET = 99.5
 
 
-def run_attn(attn, model, attention, extra, threads, task, directory):
-    out = os.path.join(directory, f"{model}-{attention}.safetensors")
-    command = [attn, "train", "--task", task, "--model", model, "--attention", attention,
-               "--threads", str(threads), "--json", "--out", out] + extra
+def run_report(command, env=None):
+    """Runs command; returns the JSON report it prints, with its wall time added."""
     start = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.monotonic() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
     report = json.loads(done.stdout)
     report["wall_seconds"] = wall
     return report
+
+
+def run_attn(attn, model, attention, extra, threads, task, directory):
+    out = os.path.join(directory, f"{model}-{attention}.safetensors")
+    return run_report([attn, "train", "--task", task, "--model", model, "--attention", attention,
+                       "--threads", str(threads), "--json", "--out", out] + extra)
 
 
 def run_torch(default_report, threads):
@@ -64,15 +68,7 @@ def run_torch(default_report, threads):
                "--test-count", str(default_report["test_examples"])]
     if ARGS.torch_steps:
         command += ["--steps", str(ARGS.torch_steps)]
-    start = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True,
-                          env=torch_env(threads, ARGS.torch_blas))
-    wall = time.monotonic() - start
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
-    report = json.loads(done.stdout)
-    report["wall_seconds"] = wall
-    return report
+    return run_report(command, torch_env(threads, ARGS.torch_blas))
 
 
 def main():

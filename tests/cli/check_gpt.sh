@@ -98,20 +98,9 @@ fi
 
 # Ctrl-C: the run stops after the current step, saves, and says how to resume;
 # the checkpoint is whole and generates.
-"$attn" train "${text[@]}" "${tiny[@]}" --steps 100000 --eval-every 20 \
-  --out "$work/interrupted.safetensors" >"$work/int.out" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -s "$work/interrupted.safetensors" ] && break; sleep 0.1; done
-kill -INT "$pid"
-wait "$pid"
-status=$?
-if [ "$status" -eq 130 ] && grep -q "interrupted after step" "$work/int.out"; then
-  echo "ok:   SIGINT stops training with status 130"
-else
-  echo "FAIL: SIGINT -> status $status, output:"
-  sed 's/^/    /' "$work/int.out" | tail -5
-  failures=$((failures + 1))
-fi
+expect_interrupted "$work/interrupted.safetensors" "$work/int.out" -- \
+  "$attn" train "${text[@]}" "${tiny[@]}" --steps 100000 --eval-every 20 \
+  --out "$work/interrupted.safetensors"
 expect 0 "^the " -- "$attn" generate --model "$work/interrupted.safetensors" --prompt "the " \
   --tokens 4
 
