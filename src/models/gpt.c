@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/names.h"
 #include "models/gpt_impl.h"
+#include "nn/param_specs.h"
 #include "nn/transformer_impl.h"
 
 static const attn_name POSITION_TABLE[] = {
@@ -78,42 +79,36 @@ attn_status attn_gpt_check_config(const attn_gpt_config *c)
 
 /* ---- parameters ---- */
 
-static attn_status add_affine(attn_tf_specs *s, const char *prefix, const char *name, bool bias,
-                              int out, int in)
+static void add_affine(attn_specs *s, const char *prefix, const char *name, bool bias, int out,
+                       int in)
 {
     char full[ATTN_PARAM_NAME_MAX];
-    attn_status st;
     snprintf(full, sizeof full, "%s.weight", name);
-    if ((st = attn_tf_specs_add(s, prefix, full, in ? 2 : 1, out, in))) return st;
-    if (!bias) return ATTN_OK;
+    attn_specs_add(s, prefix, full, in ? 2 : 1, out, in);
+    if (!bias) return;
     snprintf(full, sizeof full, "%s.bias", name);
-    return attn_tf_specs_add(s, prefix, full, 1, out, 0);
+    attn_specs_add(s, prefix, full, 1, out, 0);
 }
 
-static attn_status model_specs(attn_tf_specs *s, const attn_gpt *m)
+static void model_specs(attn_specs *s, const attn_gpt *m)
 {
     const attn_gpt_config *c = &m->cfg;
     const int C = c->n_embd;
-    attn_status st;
-    if ((st = attn_tf_specs_add(s, "transformer.", "wte.weight", 2, c->vocab_size, C))) return st;
-    if (c->position == ATTN_POS_LEARNED &&
-        (st = attn_tf_specs_add(s, "transformer.", "wpe.weight", 2, c->block_size, C)))
-        return st;
+    attn_specs_add(s, "transformer.", "wte.weight", 2, c->vocab_size, C);
+    if (c->position == ATTN_POS_LEARNED)
+        attn_specs_add(s, "transformer.", "wpe.weight", 2, c->block_size, C);
     for (int l = 0; l < c->n_layer; l++) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "transformer.h.%d.", l);
-        if ((st = add_affine(s, prefix, "ln_1", c->bias, C, 0)) ||
-            (st = add_affine(s, prefix, "attn.c_attn", c->bias, m->qkv_width, C)) ||
-            (st = add_affine(s, prefix, "attn.c_proj", c->bias, C, C)) ||
-            (st = add_affine(s, prefix, "ln_2", c->bias, C, 0)) ||
-            (st = add_affine(s, prefix, "mlp.c_fc", c->bias, 4 * C, C)) ||
-            (st = add_affine(s, prefix, "mlp.c_proj", c->bias, C, 4 * C)))
-            return st;
+        add_affine(s, prefix, "ln_1", c->bias, C, 0);
+        add_affine(s, prefix, "attn.c_attn", c->bias, m->qkv_width, C);
+        add_affine(s, prefix, "attn.c_proj", c->bias, C, C);
+        add_affine(s, prefix, "ln_2", c->bias, C, 0);
+        add_affine(s, prefix, "mlp.c_fc", c->bias, 4 * C, C);
+        add_affine(s, prefix, "mlp.c_proj", c->bias, C, 4 * C);
     }
-    if ((st = add_affine(s, "transformer.", "ln_f", c->bias, C, 0))) return st;
-    if (!c->tie_weights && (st = attn_tf_specs_add(s, "", "lm_head.weight", 2, c->vocab_size, C)))
-        return st;
-    return ATTN_OK;
+    add_affine(s, "transformer.", "ln_f", c->bias, C, 0);
+    if (!c->tie_weights) attn_specs_add(s, "", "lm_head.weight", 2, c->vocab_size, C);
 }
 
 static gpt_affine bind(const attn_params *p, const char *prefix, const char *name)
@@ -183,10 +178,9 @@ attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t
     m->head_dim = cfg->n_embd / cfg->n_head;
     m->qkv_width = (m->cfg.n_head + 2 * m->cfg.n_kv_head) * m->head_dim;
 
-    attn_tf_specs specs = {0};
-    s = model_specs(&specs, m);
-    if (!s) s = attn_params_init(&m->params, specs.items, specs.count);
-    attn_tf_specs_free(&specs);
+    attn_specs specs = {0};
+    model_specs(&specs, m);
+    s = attn_specs_layout(&specs, &m->params);
     if (!s && cfg->position == ATTN_POS_SINUSOIDAL) {
         m->sinusoids = malloc((size_t)cfg->block_size * cfg->n_embd * sizeof *m->sinusoids);
         s = m->sinusoids ? attn_sinusoidal_positions(m->sinusoids, cfg->block_size, cfg->n_embd)

@@ -36,7 +36,6 @@ static void rnn_destroy(attn_seq2seq *m)
     s2s_rnn *r = m->impl;
     if (r == NULL) return;
     attn_rnn_free(r->encoder);
-    free(r->encoder_offsets);
     attn_activations_free(&r->acts);
     free(r->ints);
     free(r);
@@ -58,7 +57,6 @@ attn_status attn_seq2seq_rnn_init(attn_seq2seq *m, uint64_t seed)
     if (r == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the model");
     m->impl = r;
     m->ops = &RNN_OPS;
-    r->params = &m->params;
     r->family = family_of(m->cfg.arch);
     r->d = make_dims(&m->cfg, r->family);
     return attn_s2s_params_create(m, r, seed);

@@ -28,6 +28,7 @@
 #include "attn/rnn.h"
 #include "models/seq2seq_impl.h"
 #include "nn/activations.h"
+#include "nn/param_specs.h"
 
 enum { S2S_MAX_LAYERS = ATTN_SEQ2SEQ_MAX_LAYERS };
 
@@ -152,13 +153,11 @@ typedef struct s2s_run {
 
 typedef struct s2s_rnn s2s_rnn;
 
-/* A list of parameter declarations being built (seq2seq_rnn_params.c). */
-typedef struct s2s_specs {
-    attn_param *items;
-    int count;
-} s2s_specs;
+/* The model's parameter list (nn/param_specs.h): the families add theirs to it. */
+typedef attn_specs s2s_specs;
 
-/* Declares a parameter of shape (d0) (ndim 1) or (d0, d1). */
+/* Declares a parameter of shape (d0) (ndim 1) or (d0, d1), with no prefix: the
+ * families' shorthand for attn_specs_add. */
 void attn_s2s_add_spec(s2s_specs *l, const char *name, int ndim, int64_t d0, int64_t d1);
 
 /* A family's parameters come in two groups because the state_dict orders them
@@ -204,11 +203,9 @@ extern const s2s_family attn_s2s_bahdanau, attn_s2s_luong_dot, attn_s2s_luong_ge
 struct s2s_rnn {
     const s2s_family *family;
     s2s_dims d;
-    attn_params *params; /* the model's */
-    attn_rnn *encoder;
-    size_t *encoder_offsets; /* per encoder parameter, its offset in the model's block */
-    s2s_weights w, g;        /* parameters, gradients */
-    float *baseline;         /* hard-reinforce's buffer, else NULL */
+    attn_rnn *encoder; /* bound into the model's block as "encoder.rnn." */
+    s2s_weights w, g;  /* parameters, gradients */
+    float *baseline;   /* hard-reinforce's buffer, else NULL */
     attn_activations acts;
     int32_t *ints;
     size_t int_capacity;

@@ -7,16 +7,6 @@
 #include "core/error.h"
 #include "models/seq2seq_rnn.h"
 
-/* The encoder module keeps its own parameter block: the model's block is the one
- * trained and saved, so the encoder's is refreshed from it before each use. */
-static void sync_encoder(s2s_rnn *r)
-{
-    attn_params *enc = attn_rnn_params(r->encoder);
-    for (int i = 0; i < enc->count; i++)
-        memcpy(enc->data + enc->items[i].offset, r->params->data + r->encoder_offsets[i],
-               enc->items[i].numel * sizeof(float));
-}
-
 attn_status attn_s2s_encode(s2s_rnn *r)
 {
     const s2s_dims *d = &r->d;
@@ -30,7 +20,6 @@ attn_status attn_s2s_encode(s2s_rnn *r)
         (s = attn_dropout_forward(run->src_emb, run->src_emb, n * d->E, run->p,
                                   attn_s2s_key(run->seed, run->step, S2S_SITE_SRC_EMBED, 0))))
         return s;
-    sync_encoder(r);
     const attn_rnn_input in = {
         .x = run->src_emb,
         .batch = Bs,
@@ -93,16 +82,10 @@ attn_status attn_s2s_encode_backward(s2s_rnn *r)
     if ((s = attn_linear_backward(run->denc, r->g.key, r->g.key_b, run->dkeys, run->enc, r->w.key,
                                   (int)n, 2 * H, d->Ka)))
         return s;
-    attn_params *enc = attn_rnn_params(r->encoder);
-    attn_params_zero_grad(enc);
+    /* The encoder adds its parameter gradients straight into the model's block. */
     memset(run->dsrc_emb, 0, n * d->E * sizeof(float));
     if ((s = attn_rnn_backward(r->encoder, run->dsrc_emb, NULL, NULL, run->denc, run->dh_n, NULL)))
         return s;
-    for (int i = 0; i < enc->count; i++) {
-        const float *from = enc->grad + enc->items[i].offset;
-        float *to = r->params->grad + r->encoder_offsets[i];
-        for (size_t e = 0; e < enc->items[i].numel; e++) to[e] += from[e];
-    }
     const float *demb = run->dsrc_emb;
     if (run->p > 0.0f) {
         memset(run->dsrc_emb_drop, 0, n * d->E * sizeof(float));

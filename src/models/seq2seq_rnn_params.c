@@ -7,29 +7,23 @@
 
 #include "core/error.h"
 #include "models/seq2seq_rnn.h"
+#include "nn/rnn_impl.h"
 
 void attn_s2s_add_spec(s2s_specs *l, const char *name, int ndim, int64_t d0, int64_t d1)
 {
-    attn_param *p = &l->items[l->count++];
-    memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->ndim = ndim;
-    p->shape[0] = d0;
-    p->shape[1] = d1;
+    attn_specs_add(l, "", name, ndim, d0, d1);
 }
 
+/* The encoder RNN's parameters live in the model's block under this prefix. */
+static const char ENCODER_PREFIX[] = "encoder.rnn.";
+
 /* The state_dict of the module described in attn/seq2seq.h. */
-static void parameter_specs(s2s_specs *l, const s2s_rnn *r, const attn_params *encoder)
+static void parameter_specs(s2s_specs *l, const s2s_rnn *r)
 {
     const s2s_dims *d = &r->d;
     const int64_t E = d->E, H = d->H, GH = d->GH;
     attn_s2s_add_spec(l, "encoder.embed.weight", 2, d->Vs, E);
-    for (int i = 0; i < encoder->count; i++) {
-        attn_param *p = &l->items[l->count++];
-        *p = encoder->items[i];
-        /* attn_rnn's names are short ("weight_hh_l7_reverse"): the prefix fits. */
-        snprintf(p->name, sizeof p->name, "encoder.rnn.%.100s", encoder->items[i].name);
-    }
+    attn_rnn_specs(r->encoder, l, ENCODER_PREFIX);
     attn_s2s_add_spec(l, "decoder.embed.weight", 2, d->V, E);
     attn_s2s_add_spec(l, "decoder.init.weight", 2, d->L * H, 2 * H);
     attn_s2s_add_spec(l, "decoder.init.bias", 1, d->L * H, 0);
@@ -114,14 +108,11 @@ static void init_parameters(s2s_rnn *r, attn_rng *rng)
     }
     r->family->init(w, d, rng, S2S_PARAMS_AFTER_LAYERS);
     attn_init_linear(w->out_w, w->out_b, d->V, d->F, rng);
-    /* The encoder initialised itself; the model's block holds the values. */
-    const attn_params *enc = attn_rnn_params(r->encoder);
-    for (int i = 0; i < enc->count; i++)
-        memcpy(r->params->data + r->encoder_offsets[i], enc->data + enc->items[i].offset,
-               enc->items[i].numel * sizeof(float));
 }
 
-static attn_status create_encoder(s2s_rnn *r, attn_rng *rng, float dropout)
+/* The encoder without parameters yet, and the seed of its own initialisation:
+ * the model's first draw, so that the model's values follow it. */
+static attn_status create_encoder(s2s_rnn *r, attn_rng *rng, float dropout, uint64_t *seed)
 {
     const attn_rnn_config cfg = {.mode = r->d.mode,
                                  .input_size = r->d.E,
@@ -131,27 +122,19 @@ static attn_status create_encoder(s2s_rnn *r, attn_rng *rng, float dropout)
                                  .batch_first = true,
                                  .bidirectional = true,
                                  .dropout = dropout};
-    const uint64_t seed = ((uint64_t)attn_rng_u32(rng) << 32) | attn_rng_u32(rng);
-    return attn_rnn_create(&r->encoder, &cfg, seed);
+    *seed = (uint64_t)attn_rng_u32(rng) << 32;
+    *seed |= attn_rng_u32(rng);
+    return attn_rnn_new(&r->encoder, &cfg);
 }
 
-static attn_status create_parameters(attn_seq2seq *m, s2s_rnn *r)
+static attn_status create_parameters(attn_seq2seq *m, s2s_rnn *r, uint64_t encoder_seed)
 {
-    const attn_params *enc = attn_rnn_params(r->encoder);
-    /* Embeddings, init, attention (4 at most), the decoder's layers, combine, out. */
-    const int max = enc->count + 12 + 4 * r->d.L;
-    s2s_specs specs = {.items = calloc((size_t)max, sizeof(attn_param))};
-    r->encoder_offsets = calloc((size_t)enc->count, sizeof *r->encoder_offsets);
-    if (specs.items == NULL || r->encoder_offsets == NULL) {
-        free(specs.items);
-        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the parameter list");
-    }
-    parameter_specs(&specs, r, enc);
-    attn_status s = attn_params_init(&m->params, specs.items, specs.count);
-    free(specs.items);
-    if (s) return s;
-    for (int i = 0; i < enc->count; i++) /* listed right after encoder.embed.weight */
-        r->encoder_offsets[i] = m->params.items[1 + i].offset;
+    s2s_specs specs = {0};
+    parameter_specs(&specs, r);
+    attn_status s;
+    if ((s = attn_specs_layout(&specs, &m->params)) ||
+        (s = attn_rnn_bind(r->encoder, &m->params, ENCODER_PREFIX, encoder_seed)))
+        return s;
     r->w = point_weights(&m->params, m->params.data, r);
     r->g = point_weights(&m->params, m->params.grad, r);
     if (r->d.kind == ATTN_ATTEND_HARD_REINFORCE) {
@@ -166,8 +149,11 @@ attn_status attn_s2s_params_create(attn_seq2seq *m, s2s_rnn *r, uint64_t seed)
 {
     attn_rng rng;
     attn_rng_init(&rng, seed);
+    uint64_t encoder_seed;
     attn_status s;
-    if ((s = create_encoder(r, &rng, m->cfg.dropout)) || (s = create_parameters(m, r))) return s;
+    if ((s = create_encoder(r, &rng, m->cfg.dropout, &encoder_seed)) ||
+        (s = create_parameters(m, r, encoder_seed)))
+        return s;
     init_parameters(r, &rng);
     return ATTN_OK;
 }

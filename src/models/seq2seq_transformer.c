@@ -114,16 +114,13 @@ static void destroy(attn_seq2seq *m)
 }
 
 /* The parameter specs of the whole model, in the order of the keys above. */
-static attn_status model_specs(attn_tf_specs *specs, const s2s_transformer *t)
+static void model_specs(attn_specs *specs, const s2s_transformer *t)
 {
-    attn_status s;
-    if ((s = attn_tf_specs_add(specs, "", "src_embed.weight", 2, t->src_vocab, t->E)) ||
-        (s = attn_tf_specs_add(specs, "", "tgt_embed.weight", 2, t->tgt_vocab, t->E)) ||
-        (s = attn_tf_transformer_specs(&t->tf, specs, "transformer.")) ||
-        (s = attn_tf_specs_add(specs, "", "generator.weight", 2, t->tgt_vocab, t->E)) ||
-        (s = attn_tf_specs_add(specs, "", "generator.bias", 1, t->tgt_vocab, 0)))
-        return s;
-    return ATTN_OK;
+    attn_specs_add(specs, "", "src_embed.weight", 2, t->src_vocab, t->E);
+    attn_specs_add(specs, "", "tgt_embed.weight", 2, t->tgt_vocab, t->E);
+    attn_tf_transformer_specs(&t->tf, specs, "transformer.");
+    attn_specs_add(specs, "", "generator.weight", 2, t->tgt_vocab, t->E);
+    attn_specs_add(specs, "", "generator.bias", 1, t->tgt_vocab, 0);
 }
 
 static attn_status bind_and_init(s2s_transformer *t, const attn_params *p, uint64_t seed)
@@ -175,14 +172,15 @@ attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed)
         .num_encoder_layers = c->enc_layers,
         .num_decoder_layers = c->dec_layers,
     };
-    attn_tf_specs specs = {0};
+    attn_specs specs = {0};
     t->pe = malloc((size_t)t->positions * (size_t)t->E * sizeof *t->pe);
     if (t->pe == NULL)
         s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d positions", t->positions);
     if (!s) s = attn_tf_transformer_init(&t->tf, &tc, seed);
-    if (!s) s = model_specs(&specs, t);
-    if (!s) s = attn_params_init(&m->params, specs.items, specs.count);
-    attn_tf_specs_free(&specs);
+    if (!s) {
+        model_specs(&specs, t);
+        s = attn_specs_layout(&specs, &m->params);
+    }
     if (!s) s = bind_and_init(t, &m->params, seed);
     if (!s) s = attn_sinusoidal_positions(t->pe, t->positions, t->E);
     if (s) { /* seq2seq.c frees m->params */

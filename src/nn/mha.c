@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "nn/activations.h"
 #include "nn/heads.h"
+#include "nn/mha_impl.h"
 
 /* Views of the parameters (or of their gradients) by role; the biases are NULL
  * without bias. With the packed in_proj_weight, w_q, w_k, w_v are its three
@@ -22,8 +23,8 @@ typedef struct mha_weights {
 struct attn_mha {
     attn_mha_config cfg; /* kdim and vdim resolved */
     int head_dim;
-    attn_params params;
-    mha_weights data, grad;
+    attn_params own;        /* its block when used alone; empty inside a parent's */
+    mha_weights data, grad; /* views into the block it is bound to */
 
     /* The last forward, kept for backward. */
     bool has_forward;
@@ -67,52 +68,47 @@ static bool is_packed(const attn_mha_config *cfg)
 }
 
 /* The state_dict keys and shapes, in PyTorch's order. */
-static int parameter_specs(attn_param specs[6], const attn_mha_config *cfg)
+void attn_mha_specs(const attn_mha *m, attn_specs *specs, const char *prefix)
 {
+    const attn_mha_config *cfg = &m->cfg;
     const int64_t E = cfg->embed_dim;
-    int n = 0;
     if (is_packed(cfg)) {
-        specs[n++] = (attn_param){.name = "in_proj_weight", .ndim = 2, .shape = {3 * E, E}};
+        attn_specs_add(specs, prefix, "in_proj_weight", 2, 3 * E, E);
     } else {
-        specs[n++] = (attn_param){.name = "q_proj_weight", .ndim = 2, .shape = {E, E}};
-        specs[n++] = (attn_param){.name = "k_proj_weight", .ndim = 2, .shape = {E, cfg->kdim}};
-        specs[n++] = (attn_param){.name = "v_proj_weight", .ndim = 2, .shape = {E, cfg->vdim}};
+        attn_specs_add(specs, prefix, "q_proj_weight", 2, E, E);
+        attn_specs_add(specs, prefix, "k_proj_weight", 2, E, cfg->kdim);
+        attn_specs_add(specs, prefix, "v_proj_weight", 2, E, cfg->vdim);
     }
-    if (cfg->bias) specs[n++] = (attn_param){.name = "in_proj_bias", .ndim = 1, .shape = {3 * E}};
-    specs[n++] = (attn_param){.name = "out_proj.weight", .ndim = 2, .shape = {E, E}};
-    if (cfg->bias) specs[n++] = (attn_param){.name = "out_proj.bias", .ndim = 1, .shape = {E}};
-    return n;
+    if (cfg->bias) attn_specs_add(specs, prefix, "in_proj_bias", 1, 3 * E, 0);
+    attn_specs_add(specs, prefix, "out_proj.weight", 2, E, E);
+    if (cfg->bias) attn_specs_add(specs, prefix, "out_proj.bias", 1, E, 0);
 }
 
-/* The start of parameter `name` in `base` (params->data or params->grad). */
-static float *view_at(const attn_params *p, float *base, const char *name)
+/* Points the role views at prefix's parameters in p. With the packed weight and
+ * bias, q, k and v are their three row blocks. */
+static attn_status bind_views(attn_mha *m, const attn_params *p, const char *prefix)
 {
-    const attn_param *it = attn_params_find(p, name);
-    return it ? base + it->offset : NULL;
-}
-
-/* The role views into `base`. */
-static mha_weights point_weights(const attn_params *p, float *base, const attn_mha_config *cfg)
-{
+    const attn_mha_config *cfg = &m->cfg;
     const size_t E = (size_t)cfg->embed_dim;
-    mha_weights w = {0};
+    mha_weights *w = &m->data, *g = &m->grad;
+    attn_status s;
     if (is_packed(cfg)) {
-        w.w_q = view_at(p, base, "in_proj_weight");
-        w.w_k = w.w_q + E * E;
-        w.w_v = w.w_q + 2 * E * E;
-    } else {
-        w.w_q = view_at(p, base, "q_proj_weight");
-        w.w_k = view_at(p, base, "k_proj_weight");
-        w.w_v = view_at(p, base, "v_proj_weight");
+        if ((s = attn_param_bind(&w->w_q, &g->w_q, p, prefix, "in_proj_weight"))) return s;
+        w->w_k = w->w_q + E * E, g->w_k = g->w_q + E * E;
+        w->w_v = w->w_q + 2 * E * E, g->w_v = g->w_q + 2 * E * E;
+    } else if ((s = attn_param_bind(&w->w_q, &g->w_q, p, prefix, "q_proj_weight")) ||
+               (s = attn_param_bind(&w->w_k, &g->w_k, p, prefix, "k_proj_weight")) ||
+               (s = attn_param_bind(&w->w_v, &g->w_v, p, prefix, "v_proj_weight"))) {
+        return s;
     }
     if (cfg->bias) {
-        w.b_q = view_at(p, base, "in_proj_bias");
-        w.b_k = w.b_q + E;
-        w.b_v = w.b_q + 2 * E;
-        w.b_out = view_at(p, base, "out_proj.bias");
+        if ((s = attn_param_bind(&w->b_q, &g->b_q, p, prefix, "in_proj_bias")) ||
+            (s = attn_param_bind(&w->b_out, &g->b_out, p, prefix, "out_proj.bias")))
+            return s;
+        w->b_k = w->b_q + E, g->b_k = g->b_q + E;
+        w->b_v = w->b_q + 2 * E, g->b_v = g->b_q + 2 * E;
     }
-    w.w_out = view_at(p, base, "out_proj.weight");
-    return w;
+    return attn_param_bind(&w->w_out, &g->w_out, p, prefix, "out_proj.weight");
 }
 
 /* As MultiheadAttention._reset_parameters: xavier_uniform_ on in_proj_weight as
@@ -131,10 +127,22 @@ static void init_parameters(attn_mha *m, uint64_t seed)
         attn_init_xavier_uniform(m->data.w_k, E, cfg->kdim, &rng);
         attn_init_xavier_uniform(m->data.w_v, E, cfg->vdim, &rng);
     }
+    if (cfg->bias) {
+        memset(m->data.b_q, 0, 3 * (size_t)E * sizeof *m->data.b_q);
+        memset(m->data.b_out, 0, (size_t)E * sizeof *m->data.b_out);
+    }
     attn_init_linear(m->data.w_out, NULL, E, E, &rng);
 }
 
-attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg, uint64_t seed)
+attn_status attn_mha_bind(attn_mha *m, const attn_params *p, const char *prefix, uint64_t seed)
+{
+    attn_status s = bind_views(m, p, prefix);
+    if (s) return s;
+    init_parameters(m, seed);
+    return ATTN_OK;
+}
+
+attn_status attn_mha_new(attn_mha **out, const attn_mha_config *cfg)
 {
     attn_status s;
     if ((s = attn_check_not_null(out, "out")) || (s = check_config(cfg))) return s;
@@ -145,28 +153,36 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg, uint64_t
     if (m->cfg.kdim == 0) m->cfg.kdim = cfg->embed_dim;
     if (m->cfg.vdim == 0) m->cfg.vdim = cfg->embed_dim;
     m->head_dim = cfg->embed_dim / cfg->num_heads;
-    attn_param specs[6];
-    int count = parameter_specs(specs, &m->cfg);
-    if ((s = attn_params_init(&m->params, specs, count))) {
-        free(m);
+    *out = m;
+    return ATTN_OK;
+}
+
+/* The module alone: bound into a block of its own. */
+attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg, uint64_t seed)
+{
+    attn_status s;
+    if ((s = attn_mha_new(out, cfg))) return s;
+    attn_mha *m = *out;
+    attn_specs specs = {0};
+    attn_mha_specs(m, &specs, "");
+    if ((s = attn_specs_layout(&specs, &m->own)) || (s = attn_mha_bind(m, &m->own, "", seed))) {
+        attn_mha_free(m);
+        *out = NULL;
         return s;
     }
-    m->data = point_weights(&m->params, m->params.data, &m->cfg);
-    m->grad = point_weights(&m->params, m->params.grad, &m->cfg);
-    init_parameters(m, seed);
-    *out = m;
     return ATTN_OK;
 }
 
 void attn_mha_free(attn_mha *m)
 {
     if (m == NULL) return;
-    attn_params_free(&m->params);
+    attn_params_free(&m->own);
     attn_activations_free(&m->acts);
     free(m);
 }
 
-attn_params *attn_mha_params(attn_mha *m) { return m ? &m->params : NULL; }
+/* A module bound into a parent's block has no block of its own. */
+attn_params *attn_mha_params(attn_mha *m) { return m && m->own.items ? &m->own : NULL; }
 
 const attn_mha_config *attn_mha_get_config(const attn_mha *m) { return m ? &m->cfg : NULL; }
 

@@ -29,6 +29,7 @@
 #include "attn/rnn.h"
 #include "core/error.h"
 #include "nn/activations.h"
+#include "nn/rnn_impl.h"
 
 typedef struct rnn_weights {
     float *w_ih, *w_hh; /* (G*H, in), (G*H, H) */
@@ -46,8 +47,8 @@ struct attn_rnn {
     attn_rnn_config cfg;
     int gates, dirs;
     size_t saved_size; /* S, floats per row of the cell's saved */
-    attn_params params;
-    rnn_weights *data, *grad; /* (layers * dirs) views into params.data / params.grad */
+    attn_params own;          /* its block when used alone; empty inside a parent's */
+    rnn_weights *data, *grad; /* (layers * dirs) views into the block it is bound to */
 
     attn_activations acts;
     attn_activation_view *views; /* room for layout_activations' list */
@@ -118,43 +119,73 @@ static int layer_input_size(const attn_rnn *m, int l)
     return l == 0 ? m->cfg.input_size : m->dirs * m->cfg.hidden_size;
 }
 
+/* A track's (one layer's, one direction's) parameters, in PyTorch's order; the
+ * biases only with cfg.bias. */
+enum { RNN_WEIGHT_IH, RNN_WEIGHT_HH, RNN_BIAS_IH, RNN_BIAS_HH, RNN_KINDS };
+static const char *const KIND_NAME[RNN_KINDS] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+
+static int kinds(const attn_rnn *m) { return m->cfg.bias ? RNN_KINDS : RNN_BIAS_IH; }
+
+/* The state_dict key of kind k in layer l, direction d: "weight_ih_l0_reverse". */
+static void kind_name(char name[ATTN_PARAM_NAME_MAX], int k, int l, int d)
+{
+    snprintf(name, ATTN_PARAM_NAME_MAX, "%s_l%d%s", KIND_NAME[k], l, d ? "_reverse" : "");
+}
+
+/* The columns of kind k in layer l: its input's width, H, or 1 for a bias. */
+static int kind_columns(const attn_rnn *m, int k, int l)
+{
+    if (k == RNN_WEIGHT_IH) return layer_input_size(m, l);
+    return k == RNN_WEIGHT_HH ? m->cfg.hidden_size : 1;
+}
+
+/* The views of kind k in a track's weights (or gradients). */
+static float **kind_view(rnn_weights *w, int k)
+{
+    float **views[RNN_KINDS] = {&w->w_ih, &w->w_hh, &w->b_ih, &w->b_hh};
+    return views[k];
+}
+
 /* The state_dict keys and shapes in PyTorch's order: per layer, per direction,
- * weight_ih, weight_hh, bias_ih, bias_hh. Returns the count. */
-static int parameter_specs(attn_param *specs, const attn_rnn *m)
+ * weight_ih, weight_hh, bias_ih, bias_hh. */
+void attn_rnn_specs(const attn_rnn *m, attn_specs *specs, const char *prefix)
 {
-    const int64_t GH = (int64_t)m->gates * m->cfg.hidden_size, H = m->cfg.hidden_size;
-    int n = 0;
+    const int64_t GH = (int64_t)m->gates * m->cfg.hidden_size;
+    char name[ATTN_PARAM_NAME_MAX];
     for (int l = 0; l < m->cfg.num_layers; l++)
-        for (int d = 0; d < m->dirs; d++) {
-            const char *suffix = d ? "_reverse" : "";
-            attn_param *p = &specs[n];
-            snprintf(p[0].name, sizeof p[0].name, "weight_ih_l%d%s", l, suffix);
-            p[0].ndim = 2, p[0].shape[0] = GH, p[0].shape[1] = layer_input_size(m, l);
-            snprintf(p[1].name, sizeof p[1].name, "weight_hh_l%d%s", l, suffix);
-            p[1].ndim = 2, p[1].shape[0] = GH, p[1].shape[1] = H;
-            n += 2;
-            if (!m->cfg.bias) continue;
-            snprintf(p[2].name, sizeof p[2].name, "bias_ih_l%d%s", l, suffix);
-            p[2].ndim = 1, p[2].shape[0] = GH;
-            snprintf(p[3].name, sizeof p[3].name, "bias_hh_l%d%s", l, suffix);
-            p[3].ndim = 1, p[3].shape[0] = GH;
-            n += 2;
-        }
-    return n;
+        for (int d = 0; d < m->dirs; d++)
+            for (int k = 0; k < kinds(m); k++) {
+                kind_name(name, k, l, d);
+                const bool matrix = k < RNN_BIAS_IH;
+                attn_specs_add(specs, prefix, name, matrix ? 2 : 1, GH,
+                               matrix ? kind_columns(m, k, l) : 0);
+            }
 }
 
-/* The views of layer l, direction d into base (params.data or params.grad); the
- * parameters lie in parameter_specs' order. */
-static rnn_weights point_weights(const attn_rnn *m, float *base, int l, int d)
+/* As RNNBase.reset_parameters: every weight and bias uniform in +-1/sqrt(H),
+ * drawn in the state_dict's order. */
+attn_status attn_rnn_bind(attn_rnn *m, const attn_params *p, const char *prefix, uint64_t seed)
 {
-    const int per_track = m->cfg.bias ? 4 : 2;
-    const attn_param *p = &m->params.items[(l * m->dirs + d) * per_track];
-    rnn_weights w = {base + p[0].offset, base + p[1].offset, NULL, NULL};
-    if (m->cfg.bias) w.b_ih = base + p[2].offset, w.b_hh = base + p[3].offset;
-    return w;
+    const size_t GH = (size_t)m->gates * (size_t)m->cfg.hidden_size;
+    const float bound = 1.0f / sqrtf((float)m->cfg.hidden_size);
+    attn_rng rng;
+    attn_rng_init(&rng, seed);
+    char name[ATTN_PARAM_NAME_MAX];
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        for (int d = 0; d < m->dirs; d++)
+            for (int k = 0; k < kinds(m); k++) {
+                float **data = kind_view(&m->data[l * m->dirs + d], k);
+                float **grad = kind_view(&m->grad[l * m->dirs + d], k);
+                kind_name(name, k, l, d);
+                attn_status s = attn_param_bind(data, grad, p, prefix, name);
+                if (s) return s;
+                attn_rng_fill_uniform(&rng, *data, GH * (size_t)kind_columns(m, k, l), -bound,
+                                      bound);
+            }
+    return ATTN_OK;
 }
 
-attn_status attn_rnn_create(attn_rnn **out, const attn_rnn_config *cfg, uint64_t seed)
+attn_status attn_rnn_new(attn_rnn **out, const attn_rnn_config *cfg)
 {
     attn_status s;
     if ((s = attn_check_not_null(out, "out")) || (s = check_config(cfg))) return s;
@@ -173,46 +204,43 @@ attn_status attn_rnn_create(attn_rnn **out, const attn_rnn_config *cfg, uint64_t
     m->tracks = calloc((size_t)tracks, sizeof *m->tracks);
     m->outputs = calloc((size_t)cfg->num_layers, sizeof *m->outputs);
     m->views = calloc((size_t)m->max_views, sizeof *m->views);
-    attn_param *specs = calloc((size_t)tracks * 4, sizeof *specs);
-    if (!m->data || !m->grad || !m->tracks || !m->outputs || !m->views || !specs) {
-        free(specs);
+    if (!m->data || !m->grad || !m->tracks || !m->outputs || !m->views) {
         attn_rnn_free(m);
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for an rnn of %d layers",
                           cfg->num_layers);
     }
-    s = attn_params_init(&m->params, specs, parameter_specs(specs, m));
-    free(specs);
-    if (s) {
+    *out = m;
+    return ATTN_OK;
+}
+
+/* The module alone: bound into a block of its own. */
+attn_status attn_rnn_create(attn_rnn **out, const attn_rnn_config *cfg, uint64_t seed)
+{
+    attn_status s;
+    if ((s = attn_rnn_new(out, cfg))) return s;
+    attn_rnn *m = *out;
+    attn_specs specs = {0};
+    attn_rnn_specs(m, &specs, "");
+    if ((s = attn_specs_layout(&specs, &m->own)) || (s = attn_rnn_bind(m, &m->own, "", seed))) {
         attn_rnn_free(m);
+        *out = NULL;
         return s;
     }
-    for (int l = 0; l < cfg->num_layers; l++)
-        for (int d = 0; d < m->dirs; d++) {
-            m->data[l * m->dirs + d] = point_weights(m, m->params.data, l, d);
-            m->grad[l * m->dirs + d] = point_weights(m, m->params.grad, l, d);
-        }
-    /* As RNNBase.reset_parameters: every weight and bias uniform in +-1/sqrt(H). */
-    const float bound = 1.0f / sqrtf((float)cfg->hidden_size);
-    attn_rng rng;
-    attn_rng_init(&rng, seed);
-    for (int i = 0; i < m->params.count; i++)
-        attn_rng_fill_uniform(&rng, m->params.data + m->params.items[i].offset,
-                              m->params.items[i].numel, -bound, bound);
-    *out = m;
     return ATTN_OK;
 }
 
 void attn_rnn_free(attn_rnn *m)
 {
     if (m == NULL) return;
-    attn_params_free(&m->params);
+    attn_params_free(&m->own);
     attn_activations_free(&m->acts);
     free(m->index_block);
     free(m->data), free(m->grad), free(m->tracks), free(m->outputs), free(m->views);
     free(m);
 }
 
-attn_params *attn_rnn_params(attn_rnn *m) { return m ? &m->params : NULL; }
+/* A module bound into a parent's block has no block of its own. */
+attn_params *attn_rnn_params(attn_rnn *m) { return m && m->own.items ? &m->own : NULL; }
 
 const attn_rnn_config *attn_rnn_get_config(const attn_rnn *m) { return m ? &m->cfg : NULL; }
 

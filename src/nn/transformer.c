@@ -56,17 +56,18 @@ static attn_status half_prefix(char *buf, size_t size, const char *prefix, const
     return ATTN_OK;
 }
 
-attn_status attn_tf_transformer_specs(const attn_tf_transformer *t, attn_tf_specs *specs,
-                                      const char *prefix)
+void attn_tf_transformer_specs(const attn_tf_transformer *t, attn_specs *specs,
+                               const char *prefix)
 {
     char enc[ATTN_PARAM_NAME_MAX], dec[ATTN_PARAM_NAME_MAX];
     attn_status s;
     if ((s = half_prefix(enc, sizeof enc, prefix, "encoder.")) ||
-        (s = half_prefix(dec, sizeof dec, prefix, "decoder.")) ||
-        (s = attn_tf_stack_specs(&t->encoder, specs, enc)) ||
-        (s = attn_tf_stack_specs(&t->decoder, specs, dec)))
-        return s;
-    return ATTN_OK;
+        (s = half_prefix(dec, sizeof dec, prefix, "decoder."))) {
+        if (!specs->status) specs->status = s;
+        return;
+    }
+    attn_tf_stack_specs(&t->encoder, specs, enc);
+    attn_tf_stack_specs(&t->decoder, specs, dec);
 }
 
 attn_status attn_tf_transformer_bind(attn_tf_transformer *t, const attn_params *p,
@@ -164,10 +165,9 @@ attn_status attn_transformer_create(attn_transformer **out, const attn_transform
         free(t);
         return s;
     }
-    attn_tf_specs specs = {0};
-    if (!(s = attn_tf_transformer_specs(&t->core, &specs, "")))
-        s = attn_params_init(&t->params, specs.items, specs.count);
-    attn_tf_specs_free(&specs);
+    attn_specs specs = {0};
+    attn_tf_transformer_specs(&t->core, &specs, "");
+    s = attn_specs_layout(&specs, &t->params);
     if (!s) {
         attn_rng rng;
         attn_rng_init(&rng, attn_tf_seed(seed, 2, 2));

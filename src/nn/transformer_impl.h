@@ -1,18 +1,9 @@
 /* Internal: the pieces the Transformer modules are built from.
  *
- * Parameters compose by name. A piece lists its parameters under a name prefix
- * (attn_tf_specs); the outermost module lays every one of them out in one attn_params
- * block; then each piece points its views at its own names in that block (bind)
- * and writes its initial values there. So a layer inside nn.Transformer, or the
- * Transformer inside the seq2seq model, is the same code as a layer alone, and
- * optimisers and checkpoints see one flat array.
- *
- * attn_mha keeps its parameters in a block of its own. A sublayer that holds one
- * lists the attention's parameters in the attention's own order, so that they fill
- * one region of the parent block laid out exactly as the attention's block (each
- * parameter starts 64-byte aligned in both); it copies that region into the
- * attention before each forward and adds the attention's gradients back into the
- * region after each backward: two passes over a few hundred kilobytes per step.
+ * Each piece lists its parameters under a name prefix and binds its views into
+ * the outermost module's block (nn/param_specs.h), the attentions included
+ * (nn/mha_impl.h). So a layer inside nn.Transformer, or the Transformer inside
+ * the seq2seq model, is the same code as a layer alone.
  */
 #ifndef ATTN_SRC_NN_TRANSFORMER_IMPL_H
 #define ATTN_SRC_NN_TRANSFORMER_IMPL_H
@@ -22,19 +13,9 @@
 
 #include "attn/transformer.h"
 #include "nn/activations.h"
+#include "nn/param_specs.h"
 
-/* ---- parameter specs by name ------------------------------------------------------------- */
-typedef struct attn_tf_specs {
-    attn_param *items;
-    int count, capacity;
-} attn_tf_specs;
-
-/* Appends the parameter named prefix + name, of shape (d0) if ndim is 1 or
- * (d0, d1) if 2. Fails if the name does not fit ATTN_PARAM_NAME_MAX. */
-attn_status attn_tf_specs_add(attn_tf_specs *s, const char *prefix, const char *name, int ndim,
-                              int64_t d0, int64_t d1);
-void attn_tf_specs_free(attn_tf_specs *s);
-
+/* ---- naming and initialising ---------------------------------------------------------- */
 /* The views of a Linear's or a LayerNorm's weight and bias, and of their gradients. */
 typedef struct attn_tf_affine {
     float *w, *b, *dw, *db;
@@ -64,8 +45,8 @@ typedef struct attn_tf_sublayer {
     attn_transformer_layer_config cfg;
     attn_tf_role role;
     int norm_index;                  /* its LayerNorm is "norm<norm_index>" */
-    attn_mha *mha;                   /* the attention roles */
-    float *mha_data, *mha_grad;      /* the attention's region of the parent block */
+    attn_mha *mha;                   /* the attention roles, bound into the parent's block */
+    uint64_t mha_seed;               /* its initialisation's */
     attn_tf_affine linear1, linear2; /* the feed-forward role */
     attn_tf_affine norm;
 
@@ -101,10 +82,10 @@ attn_status attn_tf_sublayer_init(attn_tf_sublayer *s, const attn_transformer_la
                                   attn_tf_role role, int norm_index, uint64_t seed);
 void attn_tf_sublayer_free(attn_tf_sublayer *s);
 /* The attention's or the linears' parameters; the norm's. */
-attn_status attn_tf_sublayer_specs_main(const attn_tf_sublayer *s, attn_tf_specs *specs,
-                                        const char *prefix);
-attn_status attn_tf_sublayer_specs_norm(const attn_tf_sublayer *s, attn_tf_specs *specs,
-                                        const char *prefix);
+void attn_tf_sublayer_specs_main(const attn_tf_sublayer *s, attn_specs *specs,
+                                 const char *prefix);
+void attn_tf_sublayer_specs_norm(const attn_tf_sublayer *s, attn_specs *specs,
+                                 const char *prefix);
 /* Points the views into p under prefix and writes the initial values. */
 attn_status attn_tf_sublayer_bind(attn_tf_sublayer *s, const attn_params *p, const char *prefix,
                                   attn_rng *rng);
@@ -140,7 +121,7 @@ typedef struct attn_tf_stack {
 attn_status attn_tf_stack_init(attn_tf_stack *st, const attn_transformer_layer_config *cfg,
                                bool decoder, bool stacked, int layers, uint64_t seed);
 void attn_tf_stack_free(attn_tf_stack *st);
-attn_status attn_tf_stack_specs(const attn_tf_stack *st, attn_tf_specs *specs, const char *prefix);
+void attn_tf_stack_specs(const attn_tf_stack *st, attn_specs *specs, const char *prefix);
 attn_status attn_tf_stack_bind(attn_tf_stack *st, const attn_params *p, const char *prefix,
                                attn_rng *rng);
 /* x: the encoder's src (B, S, E) or the decoder's tgt (B, T, E); memory: the
@@ -164,8 +145,8 @@ typedef struct attn_tf_transformer {
 attn_status attn_tf_transformer_init(attn_tf_transformer *t, const attn_transformer_config *cfg,
                                      uint64_t seed);
 void attn_tf_transformer_free(attn_tf_transformer *t);
-attn_status attn_tf_transformer_specs(const attn_tf_transformer *t, attn_tf_specs *specs,
-                                      const char *prefix);
+void attn_tf_transformer_specs(const attn_tf_transformer *t, attn_specs *specs,
+                               const char *prefix);
 /* Binds and initialises as nn.Transformer: the layers' own init, then every
  * matrix under prefix with xavier_uniform_. */
 attn_status attn_tf_transformer_bind(attn_tf_transformer *t, const attn_params *p,

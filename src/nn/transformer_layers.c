@@ -36,10 +36,9 @@ static attn_status build(attn_tf_stack *st, attn_params *p,
     if ((s = attn_tf_check_layer_config(cfg)) ||
         (s = attn_tf_stack_init(st, cfg, decoder, false, 1, seed)))
         return s;
-    attn_tf_specs specs = {0};
-    if (!(s = attn_tf_stack_specs(st, &specs, "")))
-        s = attn_params_init(p, specs.items, specs.count);
-    attn_tf_specs_free(&specs);
+    attn_specs specs = {0};
+    attn_tf_stack_specs(st, &specs, "");
+    s = attn_specs_layout(&specs, p);
     if (!s) {
         attn_rng rng;
         attn_rng_init(&rng, attn_tf_seed(seed, 0, 1));

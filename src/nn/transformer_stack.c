@@ -66,23 +66,18 @@ static void layer_prefix(char *buf, size_t size, const attn_tf_stack *st, const 
 
 /* In PyTorch's state_dict order: per layer the attentions and linears, then the
  * norms; the final norm last. */
-attn_status attn_tf_stack_specs(const attn_tf_stack *st, attn_tf_specs *specs, const char *prefix)
+void attn_tf_stack_specs(const attn_tf_stack *st, attn_specs *specs, const char *prefix)
 {
     char lp[ATTN_PARAM_NAME_MAX];
-    attn_status s;
     const int pl = per_layer(st);
     for (int i = 0; i < st->layers; i++) {
         layer_prefix(lp, sizeof lp, st, prefix, i);
-        for (int j = 0; j < pl; j++)
-            if ((s = attn_tf_sublayer_specs_main(&st->sub[i * pl + j], specs, lp))) return s;
-        for (int j = 0; j < pl; j++)
-            if ((s = attn_tf_sublayer_specs_norm(&st->sub[i * pl + j], specs, lp))) return s;
+        for (int j = 0; j < pl; j++) attn_tf_sublayer_specs_main(&st->sub[i * pl + j], specs, lp);
+        for (int j = 0; j < pl; j++) attn_tf_sublayer_specs_norm(&st->sub[i * pl + j], specs, lp);
     }
-    if (!st->stacked) return ATTN_OK;
-    if ((s = attn_tf_specs_add(specs, prefix, "norm.weight", 1, st->cfg.d_model, 0)) ||
-        (s = attn_tf_specs_add(specs, prefix, "norm.bias", 1, st->cfg.d_model, 0)))
-        return s;
-    return ATTN_OK;
+    if (!st->stacked) return;
+    attn_specs_add(specs, prefix, "norm.weight", 1, st->cfg.d_model, 0);
+    attn_specs_add(specs, prefix, "norm.bias", 1, st->cfg.d_model, 0);
 }
 
 attn_status attn_tf_stack_bind(attn_tf_stack *st, const attn_params *p, const char *prefix,

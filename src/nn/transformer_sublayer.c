@@ -6,62 +6,17 @@
 
 #include "attn/nn.h"
 #include "core/error.h"
+#include "nn/mha_impl.h"
 #include "nn/transformer_impl.h"
 
 /* ---- parameters by name ---- */
 
-attn_status attn_tf_specs_add(attn_tf_specs *s, const char *prefix, const char *name, int ndim,
-                              int64_t d0, int64_t d1)
-{
-    if (s->count == s->capacity) {
-        int capacity = s->capacity ? 2 * s->capacity : 32;
-        attn_param *grown = realloc(s->items, (size_t)capacity * sizeof *grown);
-        if (grown == NULL)
-            return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d parameter specs", capacity);
-        s->items = grown;
-        s->capacity = capacity;
-    }
-    attn_param *it = &s->items[s->count];
-    memset(it, 0, sizeof *it);
-    int n = snprintf(it->name, sizeof it->name, "%s%s", prefix, name);
-    if (n < 0 || n >= (int)sizeof it->name)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "parameter name '%s%s' exceeds %d characters",
-                          prefix, name, ATTN_PARAM_NAME_MAX - 1);
-    it->ndim = ndim;
-    it->shape[0] = d0;
-    it->shape[1] = ndim > 1 ? d1 : 0;
-    s->count++;
-    return ATTN_OK;
-}
-
-void attn_tf_specs_free(attn_tf_specs *s)
-{
-    free(s->items);
-    memset(s, 0, sizeof *s);
-}
-
-/* The parameter prefix + name of p, or a message naming it. */
-static attn_status find_param(const attn_param **out, const attn_params *p, const char *prefix,
-                              const char *name)
-{
-    char full[ATTN_PARAM_NAME_MAX];
-    int n = snprintf(full, sizeof full, "%s%s", prefix, name);
-    *out = n > 0 && n < (int)sizeof full ? attn_params_find(p, full) : NULL;
-    if (*out == NULL)
-        return attn_error(ATTN_ERR_NOT_FOUND, "the parameter block has no '%s%s'", prefix, name);
-    return ATTN_OK;
-}
-
 attn_status attn_tf_affine_bind(attn_tf_affine *a, const attn_params *p, const char *prefix)
 {
-    const attn_param *w, *b;
     attn_status s;
-    if ((s = find_param(&w, p, prefix, "weight")) || (s = find_param(&b, p, prefix, "bias")))
+    if ((s = attn_param_bind(&a->w, &a->dw, p, prefix, "weight")) ||
+        (s = attn_param_bind(&a->b, &a->db, p, prefix, "bias")))
         return s;
-    *a = (attn_tf_affine){.w = p->data + w->offset,
-                          .b = p->data + b->offset,
-                          .dw = p->grad + w->offset,
-                          .db = p->grad + b->offset};
     return ATTN_OK;
 }
 
@@ -129,12 +84,13 @@ attn_status attn_tf_sublayer_init(attn_tf_sublayer *s, const attn_transformer_la
     s->role = role;
     s->norm_index = norm_index;
     if (role == ATTN_TF_FEEDFORWARD) return ATTN_OK;
+    s->mha_seed = seed;
     const attn_mha_config mha = {.embed_dim = cfg->d_model,
                                  .num_heads = cfg->nhead,
                                  .bias = true,
                                  .batch_first = cfg->batch_first,
                                  .dropout = cfg->dropout};
-    return attn_mha_create(&s->mha, &mha, seed);
+    return attn_mha_new(&s->mha, &mha);
 }
 
 void attn_tf_sublayer_free(attn_tf_sublayer *s)
@@ -144,29 +100,20 @@ void attn_tf_sublayer_free(attn_tf_sublayer *s)
     memset(s, 0, sizeof *s);
 }
 
-attn_status attn_tf_sublayer_specs_main(const attn_tf_sublayer *s, attn_tf_specs *specs,
-                                        const char *prefix)
+void attn_tf_sublayer_specs_main(const attn_tf_sublayer *s, attn_specs *specs,
+                                 const char *prefix)
 {
-    attn_status st;
     const int64_t E = s->cfg.d_model, F = s->cfg.dim_feedforward;
     if (is_attention(s)) {
         char inner[ATTN_PARAM_NAME_MAX];
         snprintf(inner, sizeof inner, "%s%s", prefix, attention_name(s));
-        const attn_params *own = attn_mha_params(s->mha);
-        for (int i = 0; i < own->count; i++) {
-            const attn_param *it = &own->items[i];
-            if ((st = attn_tf_specs_add(specs, inner, it->name, it->ndim, it->shape[0],
-                                        it->shape[1])))
-                return st;
-        }
-        return ATTN_OK;
+        attn_mha_specs(s->mha, specs, inner);
+        return;
     }
-    if ((st = attn_tf_specs_add(specs, prefix, "linear1.weight", 2, F, E)) ||
-        (st = attn_tf_specs_add(specs, prefix, "linear1.bias", 1, F, 0)) ||
-        (st = attn_tf_specs_add(specs, prefix, "linear2.weight", 2, E, F)) ||
-        (st = attn_tf_specs_add(specs, prefix, "linear2.bias", 1, E, 0)))
-        return st;
-    return ATTN_OK;
+    attn_specs_add(specs, prefix, "linear1.weight", 2, F, E);
+    attn_specs_add(specs, prefix, "linear1.bias", 1, F, 0);
+    attn_specs_add(specs, prefix, "linear2.weight", 2, E, F);
+    attn_specs_add(specs, prefix, "linear2.bias", 1, E, 0);
 }
 
 static void norm_prefix(char *buf, size_t size, const attn_tf_sublayer *s, const char *prefix)
@@ -174,39 +121,21 @@ static void norm_prefix(char *buf, size_t size, const attn_tf_sublayer *s, const
     snprintf(buf, size, "%snorm%d.", prefix, s->norm_index);
 }
 
-attn_status attn_tf_sublayer_specs_norm(const attn_tf_sublayer *s, attn_tf_specs *specs,
-                                        const char *prefix)
+void attn_tf_sublayer_specs_norm(const attn_tf_sublayer *s, attn_specs *specs,
+                                 const char *prefix)
 {
     char name[ATTN_PARAM_NAME_MAX];
     norm_prefix(name, sizeof name, s, prefix);
-    attn_status st;
-    if ((st = attn_tf_specs_add(specs, name, "weight", 1, s->cfg.d_model, 0)) ||
-        (st = attn_tf_specs_add(specs, name, "bias", 1, s->cfg.d_model, 0)))
-        return st;
-    return ATTN_OK;
+    attn_specs_add(specs, name, "weight", 1, s->cfg.d_model, 0);
+    attn_specs_add(specs, name, "bias", 1, s->cfg.d_model, 0);
 }
 
-/* Finds the attention's region of p: its parameters under prefix must sit at the
- * same distances from the first as in the attention's own block. */
+/* The attention's parameters under prefix + "self_attn." or "multihead_attn.". */
 static attn_status bind_attention(attn_tf_sublayer *s, const attn_params *p, const char *prefix)
 {
     char inner[ATTN_PARAM_NAME_MAX];
     snprintf(inner, sizeof inner, "%s%s", prefix, attention_name(s));
-    const attn_params *own = attn_mha_params(s->mha);
-    size_t base = 0;
-    for (int i = 0; i < own->count; i++) {
-        const attn_param *it;
-        attn_status st = find_param(&it, p, inner, own->items[i].name);
-        if (st) return st;
-        if (i == 0) base = it->offset;
-        if (it->offset - base != own->items[i].offset || it->numel != own->items[i].numel)
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                              "'%s' is not laid out as the attention's own parameters", it->name);
-    }
-    s->mha_data = p->data + base;
-    s->mha_grad = p->grad + base;
-    memcpy(s->mha_data, own->data, own->total * sizeof *own->data);
-    return ATTN_OK;
+    return attn_mha_bind(s->mha, p, inner, s->mha_seed);
 }
 
 attn_status attn_tf_sublayer_bind(attn_tf_sublayer *s, const attn_params *p, const char *prefix,
@@ -268,8 +197,6 @@ attn_mha_input attn_tf_attention_input(const attn_tf_sublayer *s, const float *u
 static attn_status attention_forward(attn_tf_sublayer *s, float *out, const float *u,
                                      const attn_tf_call *c)
 {
-    attn_params *own = attn_mha_params(s->mha);
-    memcpy(own->data, s->mha_data, own->total * sizeof *own->data);
     const attn_mha_input in = attn_tf_attention_input(s, u, c);
     return attn_mha_forward(s->mha, out, &in);
 }
@@ -318,19 +245,13 @@ attn_status attn_tf_sublayer_forward(attn_tf_sublayer *s, const float *x, const 
     return ATTN_OK;
 }
 
-/* du (+=) and dmemory (+=) from df, the gradient of the attention's output. The
- * attention adds its parameter gradients into its own block, cleared first and
- * then added into the parent's region. */
+/* du (+=) and dmemory (+=) from df, the gradient of the attention's output; the
+ * attention adds its parameter gradients straight into the parent's block. */
 static attn_status attention_backward(attn_tf_sublayer *s, float *du, float *dmemory,
                                       const float *df)
 {
-    attn_params *own = attn_mha_params(s->mha);
-    attn_params_zero_grad(own);
     float *dkv = s->role == ATTN_TF_SELF_ATTENTION ? du : dmemory;
-    attn_status st = attn_mha_backward(s->mha, du, dkv, dkv, df);
-    if (st) return st;
-    for (size_t i = 0; i < own->total; i++) s->mha_grad[i] += own->grad[i];
-    return ATTN_OK;
+    return attn_mha_backward(s->mha, du, dkv, dkv, df);
 }
 
 /* du (+=) from df, the gradient of linear2's output; two (rows, F) scratch buffers. */
