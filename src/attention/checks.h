@@ -1,4 +1,6 @@
-/* Internal: the argument checks the attention functions share, written once. */
+/* Internal: what the attention functions share, written once: the argument
+ * checks, a mask's slice for one batch entry and the backward through the
+ * weights of soft and Gumbel attention. */
 #ifndef ATTN_SRC_ATTENTION_CHECKS_H
 #define ATTN_SRC_ATTENTION_CHECKS_H
 
@@ -7,6 +9,19 @@
 /* A mask argument: NULL (no mask), or a known attn_mask_type with data. The
  * messages start with `name` ("mask", "attn_mask", ...). */
 attn_status attn_mask_check(const attn_mask *mask, const char *name);
+
+/* The mask seen as (B, 1, Lq, Lk), moved to batch entry b so that the softmax,
+ * which reads a mask as (1, 1, rows, n), sees entry b's (Lq, Lk) slice. */
+attn_mask attn_mask_of_batch(const attn_mask *mask, int b);
+
+/* dscores: (B, Lq, Lk) += the gradient through weights = softmax(x) of
+ * dweights = scale * dcontext values^T, where context = weights @ values and
+ * x = scores / scale: soft attention's (scale 1) and the straight-through
+ * Gumbel-softmax's (scale 1 / tau). dcontext: (B, Lq, Dv), weights: (B, Lq, Lk),
+ * values: (B, Lk, Dv), all checked. */
+attn_status attn_weights_backward(float *dscores, const float *dcontext, const float *weights,
+                                  const float *values, int B, int Lq, int Lk, int Dv,
+                                  float scale);
 
 /* Everything attn_sdpa_forward (and the reference's) needs before a kernel runs:
  * the config (attn_sdpa_check) and the pointers it reads or writes. The kernels

@@ -73,3 +73,11 @@ float attn_mask_apply(const attn_mask *mask, float score, int64_t b, int64_t h, 
     if (!excluded) return score;
     return mask->fill ? mask->fill_value : -INFINITY;
 }
+
+attn_mask attn_mask_of_batch(const attn_mask *mask, int b)
+{
+    attn_mask slice = *mask;
+    size_t element = mask->type == ATTN_MASK_FLOAT ? sizeof(float) : sizeof(uint8_t);
+    slice.data = (const char *)mask->data + (size_t)(b * mask->stride[0]) * element;
+    return slice;
+}
