@@ -149,9 +149,10 @@ ATTN_API attn_status attn_soft_attention_backward(float *dscores, float *dvalues
  *           attn_uniform_at(seed, b * Lq + i) (inverse CDF).
  *   GUMBEL: the argmax of z = (scores + mask + g) / tau, with the Gumbel noise
  *           g_j = -log(-log(u_j)), u_j = attn_uniform_at(seed, (b * Lq + i) * Lk + j)
- *           + 2^-25 (centred in its 2^-24 step, so never 0 or 1): a draw from
- *           softmax(scores + mask) too, whose relaxation softmax(z) the backward
- *           follows (Jang et al., 2017, straight-through).
+ *           + 2^-25 in double (centred in its 2^-24 step, so never 0 or 1),
+ *           g_j rounded to float: a draw from softmax(scores + mask) too, whose
+ *           relaxation softmax(z) the backward follows (Jang et al., 2017,
+ *           straight-through).
  * This is the one keying of hard attention's draws: a caller that draws at many
  * steps derives one seed per step. */
 typedef enum attn_hard_mode { ATTN_HARD_ARGMAX, ATTN_HARD_SAMPLE, ATTN_HARD_GUMBEL } attn_hard_mode;

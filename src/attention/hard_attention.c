@@ -67,12 +67,13 @@ static int sample_key(const score_row *row, float u)
 
 /* The Gumbel-max pick of one row: z_j = (masked score + g_j) / tau written to
  * y, the argmax of z taken, then y = softmax(z) in place. r is the row's index
- * b * Lq + i (see attn/attention.h for the keying). */
+ * b * Lq + i (see attn/attention.h for the keying). u is formed in double: in
+ * float, 1 - 2^-25 rounds to 1, and g would be +inf. */
 static int gumbel_key(const score_row *row, float *y, uint64_t seed, size_t r, float tau)
 {
     for (int j = 0; j < row->Lk; j++) {
-        float u = attn_uniform_at(seed, r * (size_t)row->Lk + j) + 0x1p-25f;
-        y[j] = (masked_score(row, j) - logf(-logf(u))) / tau;
+        double u = (double)attn_uniform_at(seed, r * (size_t)row->Lk + j) + 0x1p-25;
+        y[j] = (masked_score(row, j) - (float)log(-log(u))) / tau;
     }
     score_row perturbed = {y, NULL, 0, 0, row->Lk};
     int key = argmax_key(&perturbed);

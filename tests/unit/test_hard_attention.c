@@ -140,9 +140,9 @@ static int manual_gumbel(const hard_case *c, int b, int i, uint64_t seed, float 
     int best = -1;
     double best_z = -INFINITY;
     for (int j = 0; j < c->Lk; j++) {
-        float u = attn_uniform_at(seed, r * (size_t)c->Lk + j) + 0x1p-25f;
+        double u = (double)attn_uniform_at(seed, r * (size_t)c->Lk + j) + 0x1p-25;
         double s = mask_case_apply(c->masked ? &c->mc : NULL, row[j], b, i, j);
-        y[j] = (s - log(-log((double)u))) / tau;
+        y[j] = (s - log(-log(u))) / tau;
         if (y[j] > best_z) best = j, best_z = y[j];
     }
     double sum = 0.0;
