@@ -23,7 +23,7 @@ typedef struct score_row {
 static float masked_score(const score_row *row, int j)
 {
     float s = row->scores[j];
-    return row->mask ? attn_mask_apply(row->mask, s, row->b, 0, row->i, j) : s;
+    return row->mask ? attn_mask_score(row->mask, s, row->b, 0, row->i, j) : s;
 }
 
 /* The first largest key, the first NaN if there is one, -1 if all are -inf. */
