@@ -60,7 +60,7 @@ ATTN_API float attn_mask_apply(const attn_mask *mask, float score, int64_t b, in
                                int64_t j);
 
 /* ---- softmax over the last axis -------------------------------------------------
- * x, y: (rows, n); mask: optional, seen as (1, 1, rows, n).
+ * x, y: (rows, n); mask: optional, seen as (1, 1, rows, n). y may be x.
  * y = softmax(x + mask) computed as exp(x - max) / sum, stable for any finite x. */
 ATTN_API attn_status attn_softmax_forward(float *y, const float *x, const attn_mask *mask, int rows,
                                           int n);
@@ -108,6 +108,23 @@ ATTN_API attn_status attn_score_additive_backward(float *dq, float *dk,
                                                   const float *k, const attn_additive_weights *w,
                                                   int B, int Lq, int Lk, int Dq, int Dk);
 
+/* Additive scores over queries and keys already projected, for a caller that
+ * projects each source's keys once and scores a few queries against them at a time
+ * (Bahdanau's decoder: kp = Wk h_j + bias at encoding, qp = Wq s_{t-1} at step t,
+ * Lq = 1, or the beam width when decoding). The tanh terms are kept for the
+ * backward. qp: (B, Lq, A), kp: (B, Lk, A), v: (A) ->
+ * u: (B, Lq, Lk, A) = tanh(qp[b,i,:] + kp[b,j,:]), scores: (B, Lq, Lk) = u v. */
+ATTN_API attn_status attn_score_additive_projected_forward(float *scores, float *u,
+                                                           const float *qp, const float *kp,
+                                                           const float *v, int B, int Lq, int Lk,
+                                                           int A);
+/* dqp: (B, Lq, A), dkp: (B, Lk, A), dv: (A) +=, each optional; dscores: (B, Lq, Lk);
+ * u and v as the forward had them. */
+ATTN_API attn_status attn_score_additive_projected_backward(float *dqp, float *dkp, float *dv,
+                                                            const float *dscores, const float *u,
+                                                            const float *v, int B, int Lq,
+                                                            int Lk, int A);
+
 /* ---- soft attention --------------------------------------------------------------
  * scores: (B, Lq, Lk), mask: optional, seen as (B, 1, Lq, Lk), values: (B, Lk, Dv)
  * weights: (B, Lq, Lk) = softmax(scores + mask) over Lk; each row sums to 1 over
@@ -123,19 +140,49 @@ ATTN_API attn_status attn_soft_attention_backward(float *dscores, float *dvalues
                                                   const float *values, int B, int Lq, int Lk,
                                                   int Dv);
 
-/* ---- hard attention (inference) --------------------------------------------------
- * One key per query: the argmax of the masked scores (the first on ties), or one
- * sampled from softmax(scores + mask) with the uniform number
- * attn_uniform_at(seed, b * Lq + i). scores: (B, Lq, Lk), mask as in soft
- * attention, values: (B, Lk, Dv) -> index: (B, Lq), context: (B, Lq, Dv) =
- * values[b, index[b,i], :]. A row with every key masked gets index -1 and
- * context 0. Training comes with the sequence models. */
-typedef enum attn_hard_mode { ATTN_HARD_ARGMAX, ATTN_HARD_SAMPLE } attn_hard_mode;
+/* ---- hard attention ----------------------------------------------------------------
+ * One key per query. scores: (B, Lq, Lk), mask as in soft attention, values:
+ * (B, Lk, Dv) -> index: (B, Lq), context: (B, Lq, Dv) = values[b, index[b,i], :].
+ * A row with every key masked gets index -1, context 0 and weights 0.
+ *   ARGMAX: the argmax of the masked scores (the first on ties).
+ *   SAMPLE: one key drawn from softmax(scores + mask) with the uniform number
+ *           attn_uniform_at(seed, b * Lq + i) (inverse CDF).
+ *   GUMBEL: the argmax of z = (scores + mask + g) / tau, with the Gumbel noise
+ *           g_j = -log(-log(u_j)), u_j = attn_uniform_at(seed, (b * Lq + i) * Lk + j)
+ *           + 2^-25 in double (centred in its 2^-24 step, so never 0 or 1),
+ *           g_j rounded to float: a draw from softmax(scores + mask) too, whose
+ *           relaxation softmax(z) the backward follows (Jang et al., 2017,
+ *           straight-through).
+ * This is the one keying of hard attention's draws: a caller that draws at many
+ * steps derives one seed per step. */
+typedef enum attn_hard_mode { ATTN_HARD_ARGMAX, ATTN_HARD_SAMPLE, ATTN_HARD_GUMBEL } attn_hard_mode;
 
-ATTN_API attn_status attn_hard_attention_forward(int32_t *index, float *context,
+typedef struct attn_hard_pick {
+    attn_hard_mode mode;
+    uint64_t seed; /* keys SAMPLE's and GUMBEL's uniform numbers */
+    float tau;     /* GUMBEL's temperature, finite and > 0; unused otherwise */
+} attn_hard_pick;
+
+/* weights: (B, Lq, Lk), optional for ARGMAX and SAMPLE, where it gets
+ * softmax(scores + mask), the distribution a key is drawn from; required for
+ * GUMBEL, where it gets the relaxed sample softmax(z). */
+ATTN_API attn_status attn_hard_attention_forward(int32_t *index, float *context, float *weights,
                                                  const float *scores, const attn_mask *mask,
                                                  const float *values, int B, int Lq, int Lk, int Dv,
-                                                 attn_hard_mode mode, uint64_t seed);
+                                                 const attn_hard_pick *pick);
+
+/* dvalues: (B, Lk, Dv) += dcontext at the chosen keys; dscores: (B, Lq, Lk) +=,
+ * for GUMBEL only, the straight-through gradient: that of context = y @ values
+ * with y = softmax(z) the forward's weights, through z = (scores + g) / tau.
+ * ARGMAX and SAMPLE pass no gradient to the scores (a choice has no slope; a
+ * score-function estimator such as REINFORCE is the caller's, from the weights
+ * and its reward). Each of dscores and dvalues is optional; index and weights are
+ * the forward's (weights only read for GUMBEL). */
+ATTN_API attn_status attn_hard_attention_backward(float *dscores, float *dvalues,
+                                                  const float *dcontext, const int32_t *index,
+                                                  const float *weights, const float *values, int B,
+                                                  int Lq, int Lk, int Dv,
+                                                  const attn_hard_pick *pick);
 
 /* ---- scaled dot-product attention ---------------------------------------------------
  * q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv), out: (B, H, Lq, Dv),

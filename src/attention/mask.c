@@ -65,11 +65,13 @@ attn_status attn_mask_init(attn_mask *mask, attn_mask_type type, const void *dat
 float attn_mask_apply(const attn_mask *mask, float score, int64_t b, int64_t h, int64_t i,
                       int64_t j)
 {
-    int64_t at = b * mask->stride[0] + h * mask->stride[1] + i * mask->stride[2] +
-                 j * mask->stride[3];
-    if (mask->type == ATTN_MASK_FLOAT) return score + ((const float *)mask->data)[at];
-    bool flag = ((const uint8_t *)mask->data)[at] != 0;
-    bool excluded = mask->type == ATTN_MASK_BOOL ? flag : !flag;
-    if (!excluded) return score;
-    return mask->fill ? mask->fill_value : -INFINITY;
+    return attn_mask_score(mask, score, b, h, i, j);
+}
+
+attn_mask attn_mask_of_batch(const attn_mask *mask, int b)
+{
+    attn_mask slice = *mask;
+    size_t element = mask->type == ATTN_MASK_FLOAT ? sizeof(float) : sizeof(uint8_t);
+    slice.data = (const char *)mask->data + (size_t)(b * mask->stride[0]) * element;
+    return slice;
 }

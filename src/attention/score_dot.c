@@ -1,9 +1,9 @@
 /* Dot-product scores (Luong's dot, and the Transformer's scaled dot) and their
- * backward: one GEMM per batch entry. */
+ * backward: one product per batch entry (attention/products.h). */
 #include <math.h>
 
+#include "attention/products.h"
 #include "attn/attention.h"
-#include "attn/kernels.h"
 #include "core/error.h"
 
 static attn_status check_sizes(int B, int Lq, int Lk, int D, float scale)
@@ -26,8 +26,8 @@ attn_status attn_score_dot_forward(float *scores, const float *q, const float *k
         (s = attn_check_not_null(k, "k")) || (s = check_sizes(B, Lq, Lk, D, scale)))
         return s;
     for (int b = 0; b < B; b++)
-        attn_sgemm(false, true, Lq, Lk, D, scale, q + (size_t)b * Lq * D, D,
-                   k + (size_t)b * Lk * D, D, 0.0f, scores + (size_t)b * Lq * Lk, Lk);
+        attn_product_nt(scores + (size_t)b * Lq * Lk, q + (size_t)b * Lq * D,
+                        k + (size_t)b * Lk * D, Lq, Lk, D, scale, false);
     return ATTN_OK;
 }
 
@@ -44,11 +44,11 @@ attn_status attn_score_dot_backward(float *dq, float *dk, const float *dscores, 
     for (int b = 0; b < B; b++) {
         const float *ds = dscores + (size_t)b * Lq * Lk;
         if (dq)
-            attn_sgemm(false, false, Lq, D, Lk, scale, ds, Lk, k + (size_t)b * Lk * D, D, 1.0f,
-                       dq + (size_t)b * Lq * D, D);
+            attn_product_nn(dq + (size_t)b * Lq * D, ds, k + (size_t)b * Lk * D, Lq, D, Lk, scale,
+                            true);
         if (dk)
-            attn_sgemm(true, false, Lk, D, Lq, scale, ds, Lk, q + (size_t)b * Lq * D, D, 1.0f,
-                       dk + (size_t)b * Lk * D, D);
+            attn_product_tn_add(dk + (size_t)b * Lk * D, ds, q + (size_t)b * Lq * D, Lk, D, Lq,
+                                scale);
     }
     return ATTN_OK;
 }

@@ -1,10 +1,11 @@
 /* Soft attention: a masked softmax over the keys, then a weighted sum of the
- * values. Per batch entry: the softmax of attention/softmax.c and one GEMM. */
+ * values. Per batch entry: the softmax of attention/softmax.c and one product
+ * (attention/products.h). */
 #include <stdlib.h>
 
 #include "attention/checks.h"
+#include "attention/products.h"
 #include "attn/attention.h"
-#include "attn/kernels.h"
 #include "core/error.h"
 
 static attn_status check_sizes(int B, int Lq, int Lk, int Dv)
@@ -14,16 +15,6 @@ static attn_status check_sizes(int B, int Lq, int Lk, int Dv)
         (s = attn_check_at_least(Lk, 1, "Lk")) || (s = attn_check_at_least(Dv, 1, "Dv")))
         return s;
     return ATTN_OK;
-}
-
-/* The mask seen as (B, 1, Lq, Lk), moved to batch entry b so that the softmax, which
- * reads it as (1, 1, rows, n), sees entry b's (Lq, Lk) slice. */
-static attn_mask mask_of_batch(const attn_mask *mask, int b)
-{
-    attn_mask slice = *mask;
-    size_t element = mask->type == ATTN_MASK_FLOAT ? sizeof(float) : sizeof(uint8_t);
-    slice.data = (const char *)mask->data + (size_t)(b * mask->stride[0]) * element;
-    return slice;
 }
 
 /* context: (B, Lq, Dv), weights: (B, Lq, Lk), scores: (B, Lq, Lk),
@@ -42,13 +33,29 @@ attn_status attn_soft_attention_forward(float *context, float *weights, const fl
     for (int b = 0; b < B; b++) {
         float *wb = weights + (size_t)b * Lq * Lk;
         attn_mask slice;
-        if (mask) slice = mask_of_batch(mask, b);
+        if (mask) slice = attn_mask_of_batch(mask, b);
         if ((s = attn_softmax_forward(wb, scores + (size_t)b * Lq * Lk, mask ? &slice : NULL, Lq,
                                       Lk)))
             return s;
-        attn_sgemm(false, false, Lq, Dv, Lk, 1.0f, wb, Lk, values + (size_t)b * Lk * Dv, Dv,
-                   0.0f, context + (size_t)b * Lq * Dv, Dv);
+        attn_product_nn(context + (size_t)b * Lq * Dv, wb, values + (size_t)b * Lk * Dv, Lq, Dv,
+                        Lk, 1.0f, false);
     }
+    return ATTN_OK;
+}
+
+attn_status attn_weights_backward(float *dscores, const float *dcontext, const float *weights,
+                                  const float *values, int B, int Lq, int Lk, int Dv, float scale)
+{
+    float *dweights = malloc((size_t)Lq * Lk * sizeof *dweights); /* (Lq, Lk), per entry */
+    if (dweights == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for dweights of %d x %d", Lq, Lk);
+    for (int b = 0; b < B; b++) {
+        attn_product_nt(dweights, dcontext + (size_t)b * Lq * Dv, values + (size_t)b * Lk * Dv,
+                        Lq, Lk, Dv, scale, false);
+        attn_softmax_backward(dscores + (size_t)b * Lq * Lk, dweights,
+                              weights + (size_t)b * Lq * Lk, Lq, Lk);
+    }
+    free(dweights);
     return ATTN_OK;
 }
 
@@ -66,25 +73,10 @@ attn_status attn_soft_attention_backward(float *dscores, float *dvalues, const f
         (s = attn_check_not_null(weights, "weights")) ||
         (s = attn_check_not_null(values, "values")) || (s = check_sizes(B, Lq, Lk, Dv)))
         return s;
-    float *dweights = NULL; /* (Lq, Lk), one batch entry at a time */
-    if (dscores) {
-        dweights = malloc((size_t)Lq * Lk * sizeof *dweights);
-        if (dweights == NULL)
-            return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for dweights of %d x %d", Lq,
-                              Lk);
-    }
-    for (int b = 0; b < B; b++) {
-        const float *wb = weights + (size_t)b * Lq * Lk;
-        const float *dcb = dcontext + (size_t)b * Lq * Dv;
-        const float *vb = values + (size_t)b * Lk * Dv;
-        if (dvalues)
-            attn_sgemm(true, false, Lk, Dv, Lq, 1.0f, wb, Lk, dcb, Dv, 1.0f,
-                       dvalues + (size_t)b * Lk * Dv, Dv);
-        if (dscores) {
-            attn_sgemm(false, true, Lq, Lk, Dv, 1.0f, dcb, Dv, vb, Dv, 0.0f, dweights, Lk);
-            attn_softmax_backward(dscores + (size_t)b * Lq * Lk, dweights, wb, Lq, Lk);
-        }
-    }
-    free(dweights);
-    return ATTN_OK;
+    if (dvalues)
+        for (int b = 0; b < B; b++)
+            attn_product_tn_add(dvalues + (size_t)b * Lk * Dv, weights + (size_t)b * Lq * Lk,
+                                dcontext + (size_t)b * Lq * Dv, Lk, Dv, Lq, 1.0f);
+    return dscores ? attn_weights_backward(dscores, dcontext, weights, values, B, Lq, Lk, Dv, 1.0f)
+                   : ATTN_OK;
 }

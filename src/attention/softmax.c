@@ -13,7 +13,7 @@ static void softmax_row(float *y, const float *x, const attn_mask *mask, int row
 {
     float max = -INFINITY;
     for (int j = 0; j < n; j++) {
-        float s = mask ? attn_mask_apply(mask, x[j], 0, 0, row, j) : x[j];
+        float s = mask ? attn_mask_score(mask, x[j], 0, 0, row, j) : x[j];
         y[j] = s;
         if (isnan(s) || s > max) max = s;
     }

@@ -3,7 +3,8 @@
  * for whatever instruction set its translation unit is compiled for. They are the
  * library's only exp, tanh and sigmoid for elementwise code: the scalar variant
  * of the attention kernels (simd.h), the activations, the recurrent cells'
- * gates and additive attention's tanh terms all use these.
+ * gates and additive attention's tanh terms all use these. lane_dot is the
+ * library's dot product of short rows for loops that are not GEMMs.
  *
  * The build keeps a * b + c as two roundings (-ffp-contract=off), so the results
  * are the same bits whichever instruction set a loop was vectorised for. */
@@ -120,6 +121,20 @@ LANE_INLINE float lane_tanh(float x)
     float out;
     memcpy(&out, &t, sizeof out);
     return out;
+}
+
+/* a . b summed in eight lanes, in a fixed order (the compiler may keep the
+ * lanes in one vector register; the result is the same either way). */
+LANE_INLINE float lane_dot(const float *a, const float *b, int n)
+{
+    float lane[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) lane[k] += a[i + k] * b[i + k];
+    float sum =
+        ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
 }
 
 #endif

@@ -40,10 +40,11 @@ typedef struct attn_vec_kernels {
     void (*adamw_update)(float *params, float *m, float *v, const float *grads,
                          const uint8_t *decay, size_t n, const attn_adamw_scalars *c);
     /* Additive attention's tanh terms for one query: u: (S, A) = tanh(q + keys[j])
-     * for each of the S key rows (A units each); backward: with
-     * g = ds[j] v_a (1 - u[j,a]^2), dq: (A) = sum over j of g, dkeys: (S, A) += g;
-     * and dv: (A) += sum over the rows of ds u, in order. */
-    void (*additive_forward)(float *u, const float *q, const float *keys, int S, int A);
+     * for each of the S key rows (A units each) and scores: (S) = u[j] . v;
+     * backward: with g = ds[j] v_a (1 - u[j,a]^2), dq: (A) += sum over j of g,
+     * dkeys: (S, A) += g; and dv: (A) += sum over the rows of ds u, in order. */
+    void (*additive_forward)(float *u, float *scores, const float *q, const float *keys,
+                             const float *v, int S, int A);
     void (*additive_backward)(float *dq, float *dkeys, const float *ds, const float *u,
                               const float *v, int S, int A);
     void (*additive_v_gradient)(float *dv, const float *ds, const float *u, size_t rows, int A);

@@ -1,42 +1,18 @@
 /* The Bahdanau family (s2s_family): the previous top state attends with additive
  * scores v . tanh(W_q s + W_k h_j + b) over keys W_k h_j + b projected once per
- * batch (attn_s2s_encode); the context joins the embedding at layer 0's input,
+ * source (attn_s2s_encode); the context joins the embedding at layer 0's input,
  * and [s_t; c_t] feeds the output layer. Nothing is fed from step to step
  * besides the cells' states (Wf = 0).
  *
- * The scores do not go through attn_score_additive_*: that function projects
- * its keys on every call, while here the keys are projected once
- * for all steps and the R * S * A tanh terms of each step, kept for the
- * backward, are the step's largest cost: they are vector kernels
- * (kernels/vec_additive_impl.h) of the instruction set the library chose. */
+ * The scores are the attention layer's additive scores over projected keys
+ * (attn_score_additive_projected_*): a step projects its one query per row,
+ * the layer keeps the R * S * A tanh terms for the backward. */
 #include <string.h>
 
+#include "attn/attention.h"
 #include "attn/kernels.h"
 #include "core/error.h"
-#include "kernels/isa.h"
 #include "models/seq2seq_rnn.h"
-
-/* Below this many tanh terms a step runs on one thread. */
-enum { PARALLEL_MIN_TERMS = 1 << 15 };
-
-/* u[t]: (R, S, A) = tanh(qp[t] + keys), scores: (R, S) = u v. Every position is
- * computed (the padded ones' keys are the bias alone); the scores' mask comes
- * later. */
-static void additive_scores(s2s_rnn *r, const attn_vec_kernels *vec, int t)
-{
-    s2s_run *run = &r->run;
-    const int R = run->R, S = run->S, A = r->d.Ka, beam = run->beam;
-    const float *qp = run->qp + (size_t)t * R * A;
-    float *u = run->u + (size_t)t * R * S * A;
-#pragma omp parallel for schedule(static) if ((size_t)R * S * A >= PARALLEL_MIN_TERMS)             \
-    num_threads(attn_get_num_threads())
-    for (int row = 0; row < R; row++) {
-        float *ur = u + (size_t)row * S * A, *scores = run->scores + (size_t)row * S;
-        vec->additive_forward(ur, qp + (size_t)row * A, run->keys + (size_t)(row / beam) * S * A,
-                              S, A);
-        for (int j = 0; j < S; j++) scores[j] = attn_s2s_dot(ur + (size_t)j * A, r->w.v, A);
-    }
-}
 
 /* qp[t]: (R, A) = s_{t-1} W_q^T -> scores -> ctx[t]: (R, Dv) -> gx0[t] += ctx W_ih0[:, E:]^T
  * -> cells -> feat[t]: (R, F = H + Dv) = [s_t; c_t]. The backward goes from
@@ -47,13 +23,15 @@ static attn_status step_forward(s2s_rnn *r, int t)
     s2s_run *run = &r->run;
     const int R = run->R, H = d->H, A = d->Ka, Dv = d->Dv, F = d->F;
     attn_status s;
-    const attn_isa *isa;
-    if ((s = attn_isa_current(&isa))) return s;
     const float *query = attn_s2s_state(run, run->hs, d->L - 1, t, H);
-    attn_sgemm(false, true, R, A, H, 1.0f, query, H, r->w.query, H, 0.0f,
-               run->qp + (size_t)t * R * A, A);
-    additive_scores(r, isa->vec, t);
-    if ((s = attn_s2s_attend(r, t))) return s;
+    float *qp = run->qp + (size_t)t * R * A;
+    attn_sgemm(false, true, R, A, H, 1.0f, query, H, r->w.query, H, 0.0f, qp, A);
+    /* The rows of a source are its queries: (Bs, beam, A) against keys (Bs, S, A). */
+    if ((s = attn_score_additive_projected_forward(run->scores, run->u + (size_t)t * R * run->S * A,
+                                                   qp, run->keys, r->w.v, run->Bs, run->beam,
+                                                   run->S, A)) ||
+        (s = attn_s2s_attend(r, t)))
+        return s;
     const float *ctx = run->ctx + (size_t)t * R * Dv;
     attn_sgemm(false, true, R, d->GH, Dv, 1.0f, ctx, Dv, r->w.w_ih[0] + d->E, d->in0, 1.0f,
                attn_s2s_at(run, run->gx0, 0, t, (size_t)d->GH), d->GH);
@@ -67,23 +45,6 @@ static attn_status step_forward(s2s_rnn *r, int t)
     return ATTN_OK;
 }
 
-/* Of additive_scores given dscores: dqp[t] (overwritten), dkeys +=, dv +=.
- * Rows are sources here (training), so threads never share a key row. */
-static void additive_scores_backward(s2s_rnn *r, const attn_vec_kernels *vec, int t)
-{
-    s2s_run *run = &r->run;
-    const int R = run->R, S = run->S, A = r->d.Ka;
-    const float *u = run->u + (size_t)t * R * S * A;
-    float *dqp = run->dqp + (size_t)t * R * A;
-#pragma omp parallel for schedule(static) if ((size_t)R * S * A >= PARALLEL_MIN_TERMS)             \
-    num_threads(attn_get_num_threads())
-    for (int row = 0; row < R; row++)
-        vec->additive_backward(dqp + (size_t)row * A, run->dkeys + (size_t)row * S * A,
-                               run->dscores + (size_t)row * S, u + (size_t)row * S * A, r->w.v,
-                               S, A);
-    vec->additive_v_gradient(r->g.v, run->dscores, u, (size_t)R * S, A);
-}
-
 static attn_status step_backward(s2s_rnn *r, int t)
 {
     const s2s_dims *d = &r->d;
@@ -91,8 +52,6 @@ static attn_status step_backward(s2s_rnn *r, int t)
     const int R = run->R, H = d->H, A = d->Ka, Dv = d->Dv, F = d->F;
     const size_t RH = (size_t)R * H;
     attn_status s;
-    const attn_isa *isa;
-    if ((s = attn_isa_current(&isa))) return s;
     /* feat = [s_t; c_t] */
     const float *dfeat = run->dfeat + (size_t)t * R * F;
     float *dctx = run->dctx + (size_t)t * R * Dv;
@@ -106,10 +65,15 @@ static attn_status step_backward(s2s_rnn *r, int t)
     /* The context's share of layer 0's input. */
     attn_sgemm(false, false, R, Dv, d->GH, 1.0f, attn_s2s_at(run, run->dgx, 0, t, (size_t)d->GH),
                d->GH, r->w.w_ih[0] + d->E, d->in0, 1.0f, dctx, Dv);
-    if ((s = attn_s2s_attend_backward(r, t))) return s;
-    additive_scores_backward(r, isa->vec, t);
+    float *dqp = run->dqp + (size_t)t * R * A;
+    memset(dqp, 0, (size_t)R * A * sizeof *dqp);
+    if ((s = attn_s2s_attend_backward(r, t)) ||
+        (s = attn_score_additive_projected_backward(
+             dqp, run->dkeys, r->g.v, run->dscores, run->u + (size_t)t * R * run->S * A, r->w.v,
+             run->Bs, run->beam, run->S, A)))
+        return s;
     /* The query was the top state at t - 1. */
-    attn_sgemm(false, false, R, H, A, 1.0f, run->dqp + (size_t)t * R * A, A, r->w.query, H, 1.0f,
+    attn_sgemm(false, false, R, H, A, 1.0f, dqp, A, r->w.query, H, 1.0f,
                run->dh_prev + (size_t)(d->L - 1) * RH, H);
     return ATTN_OK;
 }

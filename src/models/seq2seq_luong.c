@@ -2,9 +2,14 @@
  * (layer 0's input is the embedding and the previous step's h~, the family's
  * feed), then the new top state h_t attends with score_j = h_t . key_j (keys
  * W_a h_j for "general", the bridged states for "dot", which are its values
- * too); h~_t = tanh(W_c [c_t; h_t]) feeds the output layer and the next step. */
+ * too); h~_t = tanh(W_c [c_t; h_t]) feeds the output layer and the next step.
+ *
+ * Both score through the attention layer's dot scores (attn_score_dot_*):
+ * "general"'s h_t W_a h_j is the same bilinear score with W_a applied to the
+ * keys, once per source (attn_s2s_encode), instead of to every step's query. */
 #include <string.h>
 
+#include "attn/attention.h"
 #include "attn/kernels.h"
 #include "core/error.h"
 #include "models/seq2seq_rnn.h"
@@ -25,13 +30,10 @@ static attn_status step_forward(s2s_rnn *r, int t)
                d->GH);
     if ((s = attn_s2s_cells_forward(r, t))) return s;
     const float *top = attn_s2s_state(run, run->hs, d->L - 1, t + 1, H);
-    for (int row = 0; row < R; row++) {
-        const float *h = top + (size_t)row * H;
-        const float *keys = run->keys + (size_t)(row / run->beam) * S * H;
-        for (int j = 0; j < S; j++)
-            run->scores[(size_t)row * S + j] = attn_s2s_dot(h, keys + (size_t)j * H, H);
-    }
-    if ((s = attn_s2s_attend(r, t))) return s;
+    /* The rows of a source are its queries: (Bs, beam, H) against keys (Bs, S, H). */
+    if ((s = attn_score_dot_forward(run->scores, top, run->keys, run->Bs, run->beam, S, H, 1.0f)) ||
+        (s = attn_s2s_attend(r, t)))
+        return s;
     const float *ctx = run->ctx + (size_t)t * R * Dv;
     float *z = run->z + (size_t)t * R * Z;
     for (int row = 0; row < R; row++) {
@@ -63,23 +65,11 @@ static attn_status step_backward(s2s_rnn *r, int t)
         memcpy(run->dctx + ((size_t)t * R + row) * Dv, dz, (size_t)Dv * sizeof(float));
         for (int k = 0; k < H; k++) dtop[(size_t)row * H + k] += dz[Dv + k];
     }
-    if ((s = attn_s2s_attend_backward(r, t))) return s;
-    /* score_j = h . key_j: dh += ds_j key_j, dkey_j += ds_j h. */
-    for (int row = 0; row < R; row++) {
-        const float *h = top + (size_t)row * H, *ds = run->dscores + (size_t)row * S;
-        const float *keys = run->keys + (size_t)row * S * H;
-        float *dh = dtop + (size_t)row * H, *dkeys = run->dkeys + (size_t)row * S * H;
-        for (int j = 0; j < S; j++) {
-            if (ds[j] == 0.0f) continue; /* masked, or no gradient at this step */
-            const float *k = keys + (size_t)j * H;
-            float *dk = dkeys + (size_t)j * H;
-            for (int a = 0; a < H; a++) {
-                dh[a] += ds[j] * k[a];
-                dk[a] += ds[j] * h[a];
-            }
-        }
-    }
-    if ((s = attn_s2s_cells_backward(r, t))) return s;
+    if ((s = attn_s2s_attend_backward(r, t)) ||
+        (s = attn_score_dot_backward(dtop, run->dkeys, run->dscores, top, run->keys, run->Bs,
+                                     run->beam, S, H, 1.0f)) ||
+        (s = attn_s2s_cells_backward(r, t)))
+        return s;
     /* Layer 0's input had h~ of step t - 1; h~_0 is the constant zero. */
     if (t > 0)
         attn_sgemm(false, false, R, H, d->GH, 1.0f,

@@ -12,7 +12,8 @@
  *   seq2seq_rnn_cells.c    the decoder's layers of cells at one step
  *   seq2seq_rnn_embed.c    the embedding of the decoder's input tokens
  *   seq2seq_rnn_output.c   the output layer
- *   seq2seq_rnn_attend.c   attention weights (soft, sampled, Gumbel) and context.
+ *   seq2seq_rnn_attend.c   the padding mask, and attention weights (soft, sampled,
+ *                          Gumbel) and context through the attention layer.
  *
  * Decoder arrays are time-major, (T, R, X), so that every step's rows are one
  * block and a whole sequence's projections are one GEMM. Training has R = B rows
@@ -25,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attn/attention.h"
 #include "attn/rnn.h"
 #include "models/seq2seq_impl.h"
 #include "nn/activations.h"
@@ -103,6 +105,8 @@ typedef struct s2s_run {
     float *final;     /* (Bs, 2H) */
     float *init;      /* (Bs, L*H) the initial states, after tanh */
     float *keys;      /* (Bs, S, Ka) */
+    float *pad;       /* (Bs, S) 0 at a source's positions, -inf past its length */
+    attn_mask pad_mask; /* pad read as (Bs, 1, beam, S) */
     float *values;    /* (Bs, S, Dv): enc, or the bridge's output (= keys) */
     float *emb;       /* (T, R, E) after dropout */
     float *gx0;       /* (T, R, GH) layer 0's input projection */
@@ -112,7 +116,7 @@ typedef struct s2s_run {
     float *saved;     /* (L, T, R, saved) */
     float *qp;        /* (T, R, A) Bahdanau's projected queries */
     float *u;         /* (T, R, S, A) Bahdanau's tanh terms */
-    float *scores;    /* (R, S) */
+    float *scores;    /* (R, S), before the padding mask */
     float *weights;   /* (T, R, S) softmax, or the Gumbel soft sample */
     float *ctx;       /* (T, R, Dv) */
     float *z;         /* (T, R, Dv + H) Luong's [c; h] */
@@ -123,7 +127,7 @@ typedef struct s2s_run {
     float *logits;    /* (T * R, V) */
     float *probs;     /* (T * R, V) */
     float *row_loss;  /* (T * R) */
-    float *tmp;       /* (R, max(H, S)) scratch */
+    float *tmp;       /* (R, H) scratch */
 
     /* backward */
     float *dlogits;                  /* (T * R, V) */
@@ -265,26 +269,14 @@ attn_status attn_s2s_cells_forward(s2s_rnn *r, int t);
  * (and dgh), dh_prev / dc_prev += of the states at t. */
 attn_status attn_s2s_cells_backward(s2s_rnn *r, int t);
 
+/* run->pad and pad_mask from run->src_len, for R = Bs * beam rows. */
+attn_status attn_s2s_attend_mask(s2s_run *run);
 /* Attention weights and context from run->scores (R, S) at step t (positions past
  * a source's length excluded): weights[t], choice[t] (hard picks), ctx[t]. */
 attn_status attn_s2s_attend(s2s_rnn *r, int t);
 /* Of attn_s2s_attend given dctx[t]: dvalues +=, run->dscores (overwritten);
  * for hard-reinforce the surrogate's terms with run->pg and run->ent. */
 attn_status attn_s2s_attend_backward(s2s_rnn *r, int t);
-
-/* A dot product summed in eight lanes, in a fixed order (the compiler may keep
- * the lanes in one vector register; the result is the same either way). */
-static inline float attn_s2s_dot(const float *a, const float *b, int n)
-{
-    float lane[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) lane[k] += a[i + k] * b[i + k];
-    float sum =
-        ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-    for (; i < n; i++) sum += a[i] * b[i];
-    return sum;
-}
 
 /* Operations (seq2seq_impl.h). */
 attn_status attn_s2s_rnn_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,

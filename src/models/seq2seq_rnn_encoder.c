@@ -14,7 +14,8 @@ attn_status attn_s2s_encode(s2s_rnn *r)
     const int Bs = run->Bs, S = run->S, H = d->H, LH = d->L * H;
     const size_t n = (size_t)Bs * S;
     attn_status s;
-    if ((s = attn_embedding_forward(run->src_emb, run->src, r->w.src_embed, (int)n, d->Vs, d->E)))
+    if ((s = attn_s2s_attend_mask(run)) ||
+        (s = attn_embedding_forward(run->src_emb, run->src, r->w.src_embed, (int)n, d->Vs, d->E)))
         return s;
     if (run->p > 0.0f &&
         (s = attn_dropout_forward(run->src_emb, run->src_emb, n * d->E, run->p,

@@ -44,7 +44,6 @@ attn_status attn_s2s_layout(s2s_rnn *r, int Bs, int beam, int S, int T, bool bac
     const size_t lstm = d->mode == ATTN_LSTM, gru = d->mode == ATTN_GRU, bw = backward ? 1 : 0;
     const size_t enc_rows = 2 * (size_t)d->Le * Bs, Dv = (size_t)d->Dv, F = (size_t)d->F;
     const size_t feed = (size_t)(T + 1) * R * d->Wf;
-    const size_t wide = H > (size_t)S ? H : (size_t)S;
     /* Set first: the family's views are sized from them. */
     run->R = (int)R, run->Bs = Bs, run->beam = beam, run->S = S, run->T = T;
     const attn_activation_view shared[] = {
@@ -54,6 +53,7 @@ attn_status attn_s2s_layout(s2s_rnn *r, int Bs, int beam, int S, int T, bool bac
         {&run->final, Bs * 2 * H},
         {&run->init, Bs * L * H},
         {&run->keys, BS * A},
+        {&run->pad, BS},
         {&run->emb, TR * d->E},
         {&run->gx0, TR * GH},
         {&run->gx, R * GH},
@@ -69,7 +69,7 @@ attn_status attn_s2s_layout(s2s_rnn *r, int Bs, int beam, int S, int T, bool bac
         {&run->logits, TR * d->V},
         {&run->probs, TR * d->V},
         {&run->row_loss, TR},
-        {&run->tmp, R * wide},
+        {&run->tmp, R * H},
         {&run->dlogits, bw * TR * d->V},
         {&run->dfeat_drop, bw * TR * F},
         {&run->dfeed, bw * feed},

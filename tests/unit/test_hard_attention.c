@@ -1,4 +1,5 @@
-/* Hard attention: argmax and sampling against manual float64 choices, ties, sample
+/* Hard attention: argmax, sampling and Gumbel-max against manual float64 choices,
+ * the Gumbel relaxation and its straight-through backward, ties, sample
  * frequencies, reproducibility, masks, NaN, bad arguments. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,9 +56,9 @@ static void free_case(hard_case *c)
 
 static attn_status run(hard_case *c, attn_hard_mode mode, uint64_t seed)
 {
-    return attn_hard_attention_forward(c->index, c->context, c->scores,
+    return attn_hard_attention_forward(c->index, c->context, NULL, c->scores,
                                        c->masked ? &c->mc.mask : NULL, c->values, c->B, c->Lq,
-                                       c->Lk, c->Dv, mode, seed);
+                                       c->Lk, c->Dv, &(attn_hard_pick){mode, seed, 0.0f});
 }
 
 /* The first key of largest masked score, -1 if every key is masked. */
@@ -130,6 +131,75 @@ static void test_choices_match_manual(void **state)
     }
 }
 
+/* z_j = (masked score + g_j) / tau in float64 with the layer's keying of g, its
+ * argmax, and y = softmax(z); -1 and zeros for a fully masked row. */
+static int manual_gumbel(const hard_case *c, int b, int i, uint64_t seed, float tau, double *y)
+{
+    size_t r = (size_t)b * c->Lq + i;
+    const float *row = c->scores + r * c->Lk;
+    int best = -1;
+    double best_z = -INFINITY;
+    for (int j = 0; j < c->Lk; j++) {
+        double u = (double)attn_uniform_at(seed, r * (size_t)c->Lk + j) + 0x1p-25;
+        double s = mask_case_apply(c->masked ? &c->mc : NULL, row[j], b, i, j);
+        y[j] = (s - log(-log(u))) / tau;
+        if (y[j] > best_z) best = j, best_z = y[j];
+    }
+    double sum = 0.0;
+    for (int j = 0; j < c->Lk; j++) sum += y[j] = best < 0 ? 0.0 : exp(y[j] - best_z);
+    for (int j = 0; j < c->Lk; j++) y[j] = best < 0 ? 0.0 : y[j] / sum;
+    return best;
+}
+
+/* GUMBEL's picks and relaxed weights against float64, and its backward: the
+ * chosen value rows get dcontext, the scores the straight-through gradient
+ * (1 / tau) y_j (dy_j - sum_k y_k dy_k) with dy_j = dcontext . values_j. */
+static void test_gumbel_matches_manual(void **state)
+{
+    (void)state;
+    for (int k = 0; k < CASES; k++) {
+        attn_rng rng = test_rng(1000 + (uint64_t)k);
+        hard_case c;
+        make_case(&c, &rng, k % 4, false);
+        const attn_hard_pick pick = {ATTN_HARD_GUMBEL, attn_rng_u32(&rng),
+                                     0.3f + 2.0f * attn_rng_uniform(&rng)};
+        const size_t nw = (size_t)c.B * c.Lq * c.Lk, nv = (size_t)c.B * c.Lk * c.Dv;
+        float *weights = test_zeros(nw), *dscores = test_zeros(nw), *dvalues = test_zeros(nv);
+        float *dcontext = test_random(&rng, (size_t)c.B * c.Lq * c.Dv, -1.0f, 1.0f);
+        assert_int_equal(attn_hard_attention_forward(c.index, c.context, weights, c.scores,
+                                                     c.masked ? &c.mc.mask : NULL, c.values, c.B,
+                                                     c.Lq, c.Lk, c.Dv, &pick),
+                         ATTN_OK);
+        assert_int_equal(attn_hard_attention_backward(dscores, dvalues, dcontext, c.index, weights,
+                                                      c.values, c.B, c.Lq, c.Lk, c.Dv, &pick),
+                         ATTN_OK);
+        double *dv_want = calloc(nv, sizeof *dv_want);
+        for (int b = 0; b < c.B; b++)
+            for (int i = 0; i < c.Lq; i++) {
+                size_t r = (size_t)b * c.Lq + i;
+                double y[64], dy[64], mean = 0.0;
+                int want = manual_gumbel(&c, b, i, pick.seed, pick.tau, y);
+                assert_int_equal(c.index[r], want);
+                for (int j = 0; j < c.Lk; j++) {
+                    assert_true(fabs(weights[r * c.Lk + j] - y[j]) <= 1e-5);
+                    dy[j] = 0.0;
+                    for (int d = 0; d < c.Dv; d++)
+                        dy[j] += (double)dcontext[r * c.Dv + d] *
+                                 c.values[((size_t)b * c.Lk + j) * c.Dv + d];
+                    mean += y[j] * dy[j];
+                }
+                for (int j = 0; j < c.Lk; j++)
+                    assert_true(fabs(dscores[r * c.Lk + j] - y[j] * (dy[j] - mean) / pick.tau) <=
+                                1e-4);
+                for (int d = 0; want >= 0 && d < c.Dv; d++)
+                    dv_want[((size_t)b * c.Lk + want) * c.Dv + d] += dcontext[r * c.Dv + d];
+            }
+        for (size_t e = 0; e < nv; e++) assert_true(fabs(dvalues[e] - dv_want[e]) <= 1e-5);
+        free(weights), free(dscores), free(dvalues), free(dcontext), free(dv_want);
+        free_case(&c);
+    }
+}
+
 static void test_ties_take_the_first(void **state)
 {
     (void)state;
@@ -137,8 +207,9 @@ static void test_ties_take_the_first(void **state)
     const float values[5] = {10, 11, 12, 13, 14};
     int32_t index[2];
     float context[2];
-    assert_int_equal(attn_hard_attention_forward(index, context, scores, NULL, values, 1, 2, 5, 1,
-                                                 ATTN_HARD_ARGMAX, 0),
+    assert_int_equal(attn_hard_attention_forward(index, context, NULL, scores, NULL, values, 1, 2,
+                                                 5, 1,
+                                                 &(attn_hard_pick){ATTN_HARD_ARGMAX, 0, 0.0f}),
                      ATTN_OK);
     assert_int_equal(index[0], 1);
     assert_int_equal(index[1], 0);
@@ -168,9 +239,10 @@ static void test_sample_frequencies_follow_softmax(void **state)
     for (uint64_t n = 0; n < DRAWS; n++) {
         int32_t index;
         float context;
-        assert_int_equal(attn_hard_attention_forward(&index, &context, scores, &mask, values, 1, 1,
-                                                     LK, 1, ATTN_HARD_SAMPLE, first_seed + n),
-                         ATTN_OK);
+        assert_int_equal(
+            attn_hard_attention_forward(&index, &context, NULL, scores, &mask, values, 1, 1, LK, 1,
+                                        &(attn_hard_pick){ATTN_HARD_SAMPLE, first_seed + n, 0.0f}),
+            ATTN_OK);
         assert_true(index >= 0 && index < LK && index != MASKED_KEY);
         assert_true(context == values[index]);
         counts[index]++;
@@ -197,15 +269,18 @@ static void test_same_seed_same_indices(void **state)
     int32_t first[B * LQ], second[B * LQ], other[B * LQ];
     float context[B * LQ * DV];
     uint64_t seed = attn_rng_u32(&rng);
-    assert_int_equal(attn_hard_attention_forward(first, context, scores, NULL, values, B, LQ, LK,
-                                                 DV, ATTN_HARD_SAMPLE, seed),
+    assert_int_equal(attn_hard_attention_forward(first, context, NULL, scores, NULL, values, B, LQ,
+                                                 LK, DV,
+                                                 &(attn_hard_pick){ATTN_HARD_SAMPLE, seed, 0.0f}),
                      ATTN_OK);
-    assert_int_equal(attn_hard_attention_forward(second, context, scores, NULL, values, B, LQ, LK,
-                                                 DV, ATTN_HARD_SAMPLE, seed),
+    assert_int_equal(attn_hard_attention_forward(second, context, NULL, scores, NULL, values, B, LQ,
+                                                 LK, DV,
+                                                 &(attn_hard_pick){ATTN_HARD_SAMPLE, seed, 0.0f}),
                      ATTN_OK);
-    assert_int_equal(attn_hard_attention_forward(other, context, scores, NULL, values, B, LQ, LK,
-                                                 DV, ATTN_HARD_SAMPLE, seed + 1),
-                     ATTN_OK);
+    assert_int_equal(
+        attn_hard_attention_forward(other, context, NULL, scores, NULL, values, B, LQ, LK, DV,
+                                    &(attn_hard_pick){ATTN_HARD_SAMPLE, seed + 1, 0.0f}),
+        ATTN_OK);
     assert_memory_equal(first, second, sizeof first);
     assert_memory_not_equal(first, other, sizeof first);
     free(scores), free(values);
@@ -221,9 +296,10 @@ static void test_nan_and_inf_scores(void **state)
     for (int mode = 0; mode < 2; mode++) {
         int32_t index[3];
         float context[3];
-        assert_int_equal(attn_hard_attention_forward(index, context, scores, NULL, values, 1, 3, 5,
-                                                     1, (attn_hard_mode)mode, 7),
-                         ATTN_OK);
+        assert_int_equal(
+            attn_hard_attention_forward(index, context, NULL, scores, NULL, values, 1, 3, 5, 1,
+                                        &(attn_hard_pick){(attn_hard_mode)mode, 7, 0.0f}),
+            ATTN_OK);
         assert_int_equal(index[0], 3);
         assert_int_equal(index[1], 0);
         assert_int_equal(index[2], 1);
@@ -237,31 +313,51 @@ static void test_bad_arguments(void **state)
     float x[16] = {0}, o[16];
     int32_t index[4];
     const attn_hard_mode am = ATTN_HARD_ARGMAX;
-    test_expect_invalid(attn_hard_attention_forward(NULL, o, x, NULL, x, 1, 2, 2, 2, am, 0),
-                   "index is NULL");
-    test_expect_invalid(attn_hard_attention_forward(index, NULL, x, NULL, x, 1, 2, 2, 2, am, 0),
-                   "context is NULL");
-    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, NULL, x, 1, 2, 2, 2, am, 0),
-                   "scores is NULL");
-    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, NULL, 1, 2, 2, 2, am, 0),
-                   "values is NULL");
-    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 0, 2, 2, 2, am, 0), "B is 0");
-    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 0, 2, 2, am, 0), "Lq is 0");
-    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 0, 2, am, 0), "Lk is 0");
-    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 2, -4, am, 0),
-                   "Dv is -4");
-    test_expect_invalid(attn_hard_attention_forward(index, o, x, NULL, x, 1, 2, 2, 2, (attn_hard_mode)7,
-                                               0),
-                   "mode 7");
+    test_expect_invalid(attn_hard_attention_forward(NULL, o, NULL, x, NULL, x, 1, 2, 2, 2,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "index is NULL");
+    test_expect_invalid(attn_hard_attention_forward(index, NULL, NULL, x, NULL, x, 1, 2, 2, 2,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "context is NULL");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, NULL, NULL, x, 1, 2, 2, 2,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "scores is NULL");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, NULL, NULL, 1, 2, 2, 2,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "values is NULL");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, NULL, x, 0, 2, 2, 2,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "B is 0");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, NULL, x, 1, 0, 2, 2,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "Lq is 0");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, NULL, x, 1, 2, 0, 2,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "Lk is 0");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, NULL, x, 1, 2, 2, -4,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "Dv is -4");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, NULL, x, 1, 2, 2, 2,
+                                                    &(attn_hard_pick){(attn_hard_mode)7, 0, 0.0f}),
+                        "mode 7");
+    const attn_hard_pick cold = {ATTN_HARD_GUMBEL, 0, 0.0f}, warm = {ATTN_HARD_GUMBEL, 0, 1.0f};
+    test_expect_invalid(attn_hard_attention_forward(index, o, o, x, NULL, x, 1, 2, 2, 2, &cold),
+                        "tau 0");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, NULL, x, 1, 2, 2, 2, &warm),
+                        "weights is NULL");
+    test_expect_invalid(attn_hard_attention_backward(o, NULL, NULL, index, o, x, 1, 2, 2, 2, &warm),
+                        "dcontext is NULL");
     attn_mask mask = {.type = (attn_mask_type)3, .data = x};
-    test_expect_invalid(attn_hard_attention_forward(index, o, x, &mask, x, 1, 2, 2, 2, am, 0),
-                   "mask type 3");
+    test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, &mask, x, 1, 2, 2, 2,
+                                                    &(attn_hard_pick){am, 0, 0.0f}),
+                        "mask type 3");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choices_match_manual),
+        cmocka_unit_test(test_gumbel_matches_manual),
         cmocka_unit_test(test_ties_take_the_first),
         cmocka_unit_test(test_sample_frequencies_follow_softmax),
         cmocka_unit_test(test_same_seed_same_indices),

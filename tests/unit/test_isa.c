@@ -219,25 +219,26 @@ static void test_additive_terms_agree(void **state)
     ds[2] = 0.0f; /* a masked position */
     const attn_vec_kernels *base = attn_isa_scalar.vec;
     float *u0 = test_zeros((size_t)S * A), *dq0 = test_zeros(A);
-    float *dk0 = test_zeros((size_t)S * A), *dv0 = test_zeros(A);
-    base->additive_forward(u0, q, keys, S, A);
+    float *dk0 = test_zeros((size_t)S * A), *dv0 = test_zeros(A), *s0 = test_zeros(S);
+    base->additive_forward(u0, s0, q, keys, vv, S, A);
     base->additive_backward(dq0, dk0, ds, u0, vv, S, A);
     base->additive_v_gradient(dv0, ds, u0, S, A);
     for (int v = 0; v < VARIANTS; v++) {
         if (!all_variants[v]->supported()) continue;
         const attn_vec_kernels *vec = all_variants[v]->vec;
         float *u = test_zeros((size_t)S * A), *dq = test_zeros(A);
-        float *dk = test_zeros((size_t)S * A), *dv = test_zeros(A);
-        vec->additive_forward(u, q, keys, S, A);
+        float *dk = test_zeros((size_t)S * A), *dv = test_zeros(A), *sc = test_zeros(S);
+        vec->additive_forward(u, sc, q, keys, vv, S, A);
         vec->additive_backward(dq, dk, ds, u, vv, S, A);
         vec->additive_v_gradient(dv, ds, u, S, A);
         assert_same(u, u0, (size_t)S * A, "additive u", all_variants[v]->name);
+        assert_same(sc, s0, S, "additive scores", all_variants[v]->name);
         assert_same(dq, dq0, A, "additive dq", all_variants[v]->name);
         assert_same(dk, dk0, (size_t)S * A, "additive dkeys", all_variants[v]->name);
         assert_same(dv, dv0, A, "additive dv", all_variants[v]->name);
-        free(u), free(dq), free(dk), free(dv);
+        free(u), free(dq), free(dk), free(dv), free(sc);
     }
-    free(q), free(keys), free(vv), free(ds), free(u0), free(dq0), free(dk0), free(dv0);
+    free(q), free(keys), free(vv), free(ds), free(u0), free(dq0), free(dk0), free(dv0), free(s0);
 }
 
 /* ---- the one tanh ----------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* Score functions (dot, scaled dot, general, additive): float64 references,
  * finite differences for every gradient argument, accumulation, NULL gradients,
- * NaN, bad arguments. */
+ * NaN, bad arguments; additive scores over projected queries and keys against
+ * the raw ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,6 +444,62 @@ static void test_additive_same_on_any_thread_count(void **state)
     free_case(&c);
 }
 
+/* y: (rows, out) = x W^T (+ bias) in float64, rounded: x: (rows, in), W: (out, in). */
+static void project_rows(float *y, const float *x, const float *w, const float *bias, int rows,
+                         int in, int out)
+{
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < out; o++) {
+            double sum = bias ? bias[o] : 0.0;
+            for (int i = 0; i < in; i++) sum += (double)x[r * in + i] * w[o * in + i];
+            y[r * out + o] = (float)sum;
+        }
+}
+
+/* The projected pair gives the raw pair's scores and, through the projections'
+ * transposes, its gradients (dq = dqp Wq, dk = dkp Wk, dv alike). */
+static void test_additive_projected_matches_raw(void **state)
+{
+    (void)state;
+    enum { B = 3, LQ = 2, LK = 5, A = 6, DQ = 4, DK = 7 };
+    attn_rng rng = test_rng(50000);
+    float *q = test_random(&rng, B * LQ * DQ, -1, 1), *k = test_random(&rng, B * LK * DK, -1, 1);
+    float *wq = test_random(&rng, A * DQ, -1, 1), *wk = test_random(&rng, A * DK, -1, 1);
+    float *bias = test_random(&rng, A, -1, 1), *v = test_random(&rng, A, -1, 1);
+    float *ds = test_random(&rng, B * LQ * LK, -1, 1);
+    const attn_additive_weights w = {wq, wk, bias, v, A};
+    float raw[B * LQ * LK], scores[B * LQ * LK], qp[B * LQ * A], kp[B * LK * A];
+    float *u = test_zeros((size_t)B * LQ * LK * A);
+    project_rows(qp, q, wq, bias, B * LQ, DQ, A);
+    project_rows(kp, k, wk, NULL, B * LK, DK, A);
+    assert_int_equal(attn_score_additive_forward(raw, q, k, &w, B, LQ, LK, DQ, DK), ATTN_OK);
+    assert_int_equal(attn_score_additive_projected_forward(scores, u, qp, kp, v, B, LQ, LK, A),
+                     ATTN_OK);
+    for (int e = 0; e < B * LQ * LK; e++) assert_true(fabsf(scores[e] - raw[e]) <= 1e-5f);
+
+    float dq[B * LQ * DQ] = {0}, dk[B * LK * DK] = {0}, dv_raw[A] = {0};
+    float dqp[B * LQ * A] = {0}, dkp[B * LK * A] = {0}, dv[A] = {0};
+    const attn_additive_grads dw = {NULL, NULL, NULL, dv_raw};
+    assert_int_equal(attn_score_additive_backward(dq, dk, &dw, ds, q, k, &w, B, LQ, LK, DQ, DK),
+                     ATTN_OK);
+    assert_int_equal(attn_score_additive_projected_backward(dqp, dkp, dv, ds, u, v, B, LQ, LK, A),
+                     ATTN_OK);
+    for (int a = 0; a < A; a++) assert_true(fabsf(dv[a] - dv_raw[a]) <= 1e-5f);
+    for (int r = 0; r < B * LQ; r++)
+        for (int i = 0; i < DQ; i++) {
+            double sum = 0.0;
+            for (int a = 0; a < A; a++) sum += (double)dqp[r * A + a] * wq[a * DQ + i];
+            assert_true(fabs(dq[r * DQ + i] - sum) <= 1e-5);
+        }
+    for (int r = 0; r < B * LK; r++)
+        for (int i = 0; i < DK; i++) {
+            double sum = 0.0;
+            for (int a = 0; a < A; a++) sum += (double)dkp[r * A + a] * wk[a * DK + i];
+            assert_true(fabs(dk[r * DK + i] - sum) <= 1e-5);
+        }
+    free(q), free(k), free(wq), free(wk), free(bias), free(v), free(ds), free(u);
+}
+
 /* A NaN in one query reaches that query's row of scores and no other. */
 static void test_nan_in_a_query_stays_in_its_row(void **state)
 {
@@ -512,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_accumulation_and_null_gradients),
         cmocka_unit_test(test_additive_same_on_any_thread_count),
+        cmocka_unit_test(test_additive_projected_matches_raw),
         cmocka_unit_test(test_nan_in_a_query_stays_in_its_row),
         cmocka_unit_test(test_bad_arguments),
     };
