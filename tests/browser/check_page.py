@@ -394,6 +394,11 @@ def check_tokens(state, rows, cols, what):
           "%s: the query tokens drawn are not the record's" % what)
 
 
+# A line is drawn 0.75 + 6 w wide, to 0.001 (the page's toFixed(3)): two weights
+# closer than this may draw equally wide, and either is then the strongest.
+WIDTH_RESOLUTION = 1e-3 / 6
+
+
 def check_query_lines(browser, w, rows, cols, i, what):
     """Hovers query i and checks a line to each key it attends to, the strongest
     to the key with the largest weight, wider where the weight is larger."""
@@ -411,10 +416,10 @@ def check_query_lines(browser, w, rows, cols, i, what):
         check(line["y2"] == query_y and line["y1"] in key_at,
               "%s: a line does not join query %d to a key: %s" % (what, i, line))
     strongest = max(state["lines"], key=lambda l: l["width"])
-    best = argmax(row)
-    check(key_at[strongest["y1"]] == best,
-          "%s: the strongest line from query %d goes to key %d, not to key %d (weight %.4f)" %
-          (what, i, key_at[strongest["y1"]], best, row[best]))
+    best, chosen = argmax(row), key_at[strongest["y1"]]
+    check(row[chosen] >= row[best] - WIDTH_RESOLUTION,
+          "%s: the strongest line from query %d goes to key %d (weight %.4f), not to key %d "
+          "(weight %.4f)" % (what, i, chosen, row[chosen], best, row[best]))
     for a in state["lines"]:
         for b in state["lines"]:
             wa, wb = row[key_at[a["y1"]]], row[key_at[b["y1"]]]
@@ -538,10 +543,11 @@ def check_page(browser, record, page_path, tmp, rng):
           "key %d: %d lines for %d queries" % (j, len(state["lines"]), sum(c > 0 for c in column)))
     query_at = {q["y"]: n for n, q in enumerate(state["queries"])}
     strongest = max(state["lines"], key=lambda l: l["width"])
-    check(query_at.get(strongest["y2"]) == argmax(column) and
+    chosen = query_at.get(strongest["y2"])
+    check(chosen is not None and column[chosen] >= max(column) - WIDTH_RESOLUTION and
           strongest["y1"] == state["keys"][j]["y"],
           "key %d: the strongest line comes from query %s, not %d" %
-          (j, query_at.get(strongest["y2"]), argmax(column)))
+          (j, chosen, argmax(column)))
 
     # The keyboard: focusing a token draws its lines as hovering does.
     browser.mouse("mouseMoved", 2, 2)
