@@ -139,13 +139,25 @@ static attn_status attend_head(const attn_gpt *m, float *out, float *lse, float 
     return attn_sdpa_forward(out, lse, NULL, q, k, v, &cfg);
 }
 
-/* Block l's attention for n new rows at positions pos0 .. pos0 + n - 1: their
- * keys and values join the cache, then each head's rows attend to the cached
- * rows -> c->merged: (n, C); weights: (H, n, pos0 + n) or NULL, a copy of the
- * softmax each head took. */
-static attn_status attend(attn_gpt_cache *c, const attn_gpt *m, int l, int n, int pos0,
-                          float *weights)
+/* One call's new rows: n of them at positions pos0 .. pos0 + n - 1, and where
+ * each block copies the softmax its heads took (NULL: nowhere). */
+typedef struct cache_step {
+    attn_gpt_cache *c;
+    const attn_gpt *m;
+    int n, pos0;
+    float *const *weights;
+} cache_step;
+
+/* Inference's attention for block l: the new rows' keys and values join the
+ * cache, then each head's rows attend to the cached rows:
+ * qkv: (n, qkv_width) -> merged: (n, C), and weights[l]: (H, n, pos0 + n). */
+static attn_status attend_cached(void *pass, int l, float *merged, const float *qkv)
 {
+    const cache_step *step = pass;
+    attn_gpt_cache *c = step->c;
+    const attn_gpt *m = step->m;
+    const int n = step->n, pos0 = step->pos0;
+    float *weights = step->weights ? step->weights[l] : NULL;
     const int H = m->cfg.n_head, Hkv = m->cfg.n_kv_head, hd = m->head_dim, W = m->qkv_width;
     const int C = m->cfg.n_embd, group = H / Hkv, ctx = pos0 + n;
     const size_t plane = (size_t)c->capacity * hd, bytes = (size_t)hd * sizeof(float);
@@ -155,10 +167,10 @@ static attn_status attend(attn_gpt_cache *c, const attn_gpt *m, int l, int n, in
     /* qkv: (n, (H + 2 Hkv) hd) -> q: (H, n, hd) and the cache's rows pos0 .. ctx - 1 */
     for (int h = 0; h < H; h++)
         for (int t = 0; t < n; t++)
-            memcpy(c->q + ((size_t)h * n + t) * hd, c->qkv + (size_t)t * W + (size_t)h * hd, bytes);
+            memcpy(c->q + ((size_t)h * n + t) * hd, qkv + (size_t)t * W + (size_t)h * hd, bytes);
     for (int g = 0; g < Hkv; g++)
         for (int t = 0; t < n; t++) {
-            const float *row = c->qkv + (size_t)t * W;
+            const float *row = qkv + (size_t)t * W;
             memcpy(keys + g * plane + (size_t)(pos0 + t) * hd, row + (size_t)(H + g) * hd, bytes);
             memcpy(values + g * plane + (size_t)(pos0 + t) * hd, row + (size_t)(H + Hkv + g) * hd,
                    bytes);
@@ -180,7 +192,7 @@ static attn_status attend(attn_gpt_cache *c, const attn_gpt *m, int l, int n, in
     /* att: (H, n, hd) -> merged: (n, H hd) */
     for (int h = 0; h < H; h++)
         for (int t = 0; t < n; t++)
-            memcpy(c->merged + (size_t)t * C + (size_t)h * hd, c->att + ((size_t)h * n + t) * hd,
+            memcpy(merged + (size_t)t * C + (size_t)h * hd, c->att + ((size_t)h * n + t) * hd,
                    bytes);
     return ATTN_OK;
 }
@@ -207,24 +219,17 @@ attn_status attn_gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float
                           c->capacity);
     if ((s = attn_gpt_check_ids(m, ids, n, "token")) || (s = ensure_scratch(c, m, n))) return s;
 
-    const int C = m->cfg.n_embd, pos0 = c->length;
-    attn_gpt_embed(m, c->x, ids, n, pos0);
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        const gpt_layer *L = &m->layers[l];
-        if ((s = attn_layernorm_forward(c->ln, c->mean, c->rstd, c->x, L->ln_1.w, L->ln_1.b, n, C,
-                                        GPT_LN_EPS)) ||
-            (s = attn_linear_forward(c->qkv, c->ln, L->c_attn.w, L->c_attn.b, n, C,
-                                     m->qkv_width)) ||
-            (s = attend(c, m, l, n, pos0, weights ? weights[l] : NULL)))
-            return s;
-        attn_gpt_residual_linear(c->x, c->x, c->merged, &L->attn_proj, n, C, C);
-        if ((s = attn_layernorm_forward(c->ln, c->mean, c->rstd, c->x, L->ln_2.w, L->ln_2.b, n, C,
-                                        GPT_LN_EPS)) ||
-            (s = attn_linear_forward(c->wide, c->ln, L->c_fc.w, L->c_fc.b, n, C, 4 * C)))
-            return s;
-        attn_gpt_gelu(c->wide, c->wide, (size_t)n * 4 * C);
-        attn_gpt_residual_linear(c->x, c->x, c->wide, &L->mlp_proj, n, 4 * C, C);
-    }
+    const int C = m->cfg.n_embd;
+    attn_gpt_embed(m, c->x, ids, n, c->length);
+    /* The block's passes in place on c->x, through one set of scratch. */
+    const gpt_block_buffers b = {.ln1 = c->ln, .ln1_mean = c->mean, .ln1_rstd = c->rstd,
+                                 .qkv = c->qkv, .merged = c->merged, .mid = c->x,
+                                 .ln2 = c->ln, .ln2_mean = c->mean, .ln2_rstd = c->rstd,
+                                 .fc = c->wide, .gelu = c->wide};
+    cache_step step = {c, m, n, c->length, weights};
+    const gpt_block_attention att = {attend_cached, &step, 0.0f};
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        if ((s = attn_gpt_block_forward(m, l, c->x, c->x, n, &b, &att))) return s;
     c->length += n;
     if (logits == NULL) return ATTN_OK;
     if ((s = attn_layernorm_forward(c->ln, c->mean, c->rstd, c->x, m->ln_f.w, m->ln_f.b, n, C,
