@@ -384,7 +384,7 @@ static float *carve(float *base, size_t *used, size_t n)
 }
 
 typedef struct forward_tiles {
-    float *q_t;      /* (D, QUERY_BLOCK): scale * q of the block, transposed */
+    float *q_t;      /* (D, lanes <= QUERY_BLOCK): q of the block, transposed */
     float *s_t;      /* (KEY_BLOCK, QUERY_BLOCK): scores, then probabilities */
     float *o_acc;    /* (QUERY_BLOCK, Dv padded): unnormalised output */
     float *v_padded; /* (KEY_BLOCK, Dv padded): v when Dv is not a whole vector */
@@ -568,15 +568,15 @@ static void online_softmax(const float *q, const float *k, const float *v,
     const int lanes = round_up(rows, VF_WIDTH);
     const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
 
-    /* Q of the block, transposed so that a query row is a vector lane. */
-    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, 1.0f);
+    /* Q of the block, transposed so that a query row is a vector lane: (D, lanes). */
+    pack_transposed(t->q_t, lanes, q + (bh * Lq + i0) * D, rows, D, D, 1.0f);
     /* Running statistics of the online softmax: m_i = -inf (nothing seen yet),
      * l_i = 0, and the accumulator of sum_j exp(s_ij - m_i) v_j is 0. */
     for (int r = 0; r < QUERY_BLOCK; r++) {
         t->row_max[r] = -INFINITY;
         t->row_sum[r] = 0.0f;
     }
-    if (with_values) memset(t->o_acc, 0, (size_t)QUERY_BLOCK * dv_pad * sizeof *t->o_acc);
+    if (with_values) memset(t->o_acc, 0, (size_t)rows * dv_pad * sizeof *t->o_acc);
 
     /* Only the keys some row of the block can see (see key_begin, key_end): with a
      * causal window, O(window) keys instead of O(Lk). */
@@ -584,8 +584,8 @@ static void online_softmax(const float *q, const float *k, const float *v,
     for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
         /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. */
-        tile_product(keys, lanes, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->s_t,
-                     QUERY_BLOCK, false);
+        tile_product(keys, lanes, D, k_head + j0 * D, D, 1, t->q_t, lanes, t->s_t, QUERY_BLOCK,
+                     false);
         scale_tile(t->s_t, keys, lanes, QUERY_BLOCK, attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
@@ -659,7 +659,10 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
 {
     const int64_t heads = (int64_t)cfg->batch * cfg->heads;
     const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
-    const int threads = attn_get_num_threads();
+    /* No more threads than tasks: a decoding step of one head is one task, and
+     * waking idle threads (and their scratch) would cost more than it computes.
+     * The bits do not depend on the thread count. */
+    const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
     forward_tiles layout;
     const size_t per_thread = forward_tiles_at(&layout, NULL, cfg);
     float *scratch = alloc_tiles((size_t)threads * per_thread);
