@@ -66,17 +66,19 @@ static int round_up(int n, int multiple) { return (n + multiple - 1) / multiple 
 
 /* C[r][0, nvec * VF_WIDTH) (+)= sum_k A(r, k) B[k][0, nvec * VF_WIDTH) for r < rows.
  * A(r, k) = a[r * a_row + k * a_k], so A may be read as stored (a_row = lda,
- * a_k = 1) or transposed (a_row = 1, a_k = lda). Rows from `rows` to MICRO_ROWS
- * repeat the last row of A, which keeps every read in bounds and the register
- * block full; they are not stored. nvec is a constant at every call, so the
- * accumulators unroll into registers. */
-VF_INLINE void micro_tile(const int nvec, int rows, int kdim, const float *a, ptrdiff_t a_row,
-                          ptrdiff_t a_k, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
-                          bool accumulate)
+ * a_k = 1) or transposed (a_row = 1, a_k = lda). The register block has mrows
+ * rows (MICRO_ROWS, or 1 for a single row, as in a decoding step's P V); rows
+ * from `rows` to mrows repeat the last row of A, which keeps every read in
+ * bounds and the register block full; they are not stored. nvec and mrows are
+ * constants at every call, so the accumulators unroll into registers; each
+ * element's chain of multiply-adds is the same whatever mrows is. */
+VF_INLINE void micro_tile(const int nvec, const int mrows, int rows, int kdim, const float *a,
+                          ptrdiff_t a_row, ptrdiff_t a_k, const float *b, ptrdiff_t ldb, float *c,
+                          ptrdiff_t ldc, bool accumulate)
 {
     const float *a_rows[MICRO_ROWS];
     vf acc[MICRO_ROWS][MICRO_VECS];
-    for (int r = 0; r < MICRO_ROWS; r++) {
+    for (int r = 0; r < mrows; r++) {
         a_rows[r] = a + (r < rows ? r : rows - 1) * a_row;
         for (int v = 0; v < nvec; v++)
             acc[r][v] = accumulate && r < rows ? vf_load(c + r * ldc + v * VF_WIDTH) : vf_zero();
@@ -84,7 +86,7 @@ VF_INLINE void micro_tile(const int nvec, int rows, int kdim, const float *a, pt
     for (int k = 0; k < kdim; k++) {
         vf b_k[MICRO_VECS];
         for (int v = 0; v < nvec; v++) b_k[v] = vf_load(b + k * ldb + v * VF_WIDTH);
-        for (int r = 0; r < MICRO_ROWS; r++) {
+        for (int r = 0; r < mrows; r++) {
             vf a_rk = vf_set1(a_rows[r][k * a_k]);
             for (int v = 0; v < nvec; v++) acc[r][v] = vf_fma(a_rk, b_k[v], acc[r][v]);
         }
@@ -109,13 +111,23 @@ static void tile_product(int rows, int cols, int kdim, const float *a, ptrdiff_t
             const float *a_r = a + r0 * a_row;
             const float *b_v = b + v0 * VF_WIDTH;
             float *c_rv = c + r0 * ldc + v0 * VF_WIDTH;
-            if (nvec == MICRO_VECS)
-                micro_tile(MICRO_VECS, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc,
-                           accumulate);
+#define MICRO(nv, mr)                                                                      \
+    micro_tile(nv, mr, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc, accumulate)
+            /* A single row gets a register block of one row, not MICRO_ROWS copies. */
+            const int mrows = nrows == 1 ? 1 : MICRO_ROWS;
+            if (nvec == MICRO_VECS && mrows == 1)
+                MICRO(MICRO_VECS, 1);
+            else if (nvec == MICRO_VECS)
+                MICRO(MICRO_VECS, MICRO_ROWS);
+            else if (nvec == 2 && mrows == 1)
+                MICRO(2, 1);
             else if (nvec == 2)
-                micro_tile(2, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc, accumulate);
+                MICRO(2, MICRO_ROWS);
+            else if (mrows == 1)
+                MICRO(1, 1);
             else
-                micro_tile(1, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc, accumulate);
+                MICRO(1, MICRO_ROWS);
+#undef MICRO
         }
         v0 += nvec;
     }
