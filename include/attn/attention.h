@@ -190,10 +190,12 @@ ATTN_API attn_status attn_hard_attention_backward(float *dscores, float *dvalues
  * fully masked row), kept for backward.
  * weights (optional): (B, H, Lq, Lk) the attention actually applied to v, i.e.
  * after dropout, as nn.MultiheadAttention returns it.
- *   S = scale * q k^T, plus the ALiBi bias -alibi_slopes[h] * |i - j| if slopes
- *   are given, masked by `causal` (key j is excluded when j > i, aligned at the top
- *   left as in PyTorch), then by `window` (key j is excluded when i - j >= window,
- *   aligned likewise), then by attn_mask and key_padding_mask;
+ *   S = scale * q k^T, plus the ALiBi bias -alibi_slopes[h] * |p_i - j| if slopes
+ *   are given, masked by `causal` (key j is excluded when j > p_i), then by
+ *   `window` (key j is excluded when p_i - j >= window), then by attn_mask and
+ *   key_padding_mask, where p_i = q_offset + i is query row i's position among
+ *   the keys (q_offset 0: aligned at the top left as in PyTorch's is_causal;
+ *   q_offset = Lk - Lq: at the bottom right, PyTorch's causal_lower_right);
  *   P = softmax(S); P' = dropout(P) with keep probability 1 - dropout_p, kept
  *   entries scaled by 1 / (1 - dropout_p), the keep decision for (b, h, i, j) drawn
  *   as attn_uniform_at(dropout_seed, ((b * H + h) * Lq + i) * Lk + j) >= dropout_p;
@@ -206,10 +208,16 @@ typedef struct attn_sdpa_config {
      * and the window - 1 keys before it (keys after it are governed by `causal`),
      * so with `causal` at most `window` keys ending at itself. Computed, not read. */
     int window;
+    /* The position of query row 0 among the keys (>= 0): row i stands at
+     * q_offset + i for `causal`, `window` and ALiBi. Incremental decoding sets it
+     * to the number of keys already cached, so that n new rows attend over the
+     * cache and themselves (Lk = q_offset + n) with the masks of a full pass.
+     * Masks and dropout still index rows by i. */
+    int q_offset;
     /* ALiBi (Press et al., 2022): NULL = none, else (H) finite slopes m_h, and the
-     * score of (b, h, i, j) gets -m_h * |i - j| after scaling, before the masks
+     * score of (b, h, i, j) gets -m_h * |p_i - j| after scaling, before the masks
      * (|i - j| as FlashAttention-2 defines it for non-causal attention; under
-     * `causal` it is the paper's -m_h (i - j)). Computed, not read; not owned. */
+     * `causal` it is the paper's -m_h (p_i - j)). Computed, not read; not owned. */
     const float *alibi_slopes;
     const attn_mask *attn_mask;        /* optional */
     const attn_mask *key_padding_mask; /* optional; a second mask, usually (B, 1, 1, Lk) */
@@ -217,7 +225,8 @@ typedef struct attn_sdpa_config {
     uint64_t dropout_seed;
 } attn_sdpa_config;
 
-/* Checks sizes, scale, dropout_p, window (>= 0), alibi_slopes (finite) and the two
+/* Checks sizes, scale, dropout_p, window (>= 0), q_offset (>= 0, with the last
+ * row's position q_offset + Lq - 1 an int), alibi_slopes (finite) and the two
  * masks (a known type, with data); names the offending field (and head). */
 ATTN_API attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
 

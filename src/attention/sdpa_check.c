@@ -1,6 +1,7 @@
 /* Scaled dot-product attention's checks and scale, shared by the fused path
  * (sdpa.c) and the reference (sdpa_reference.c), which both check here before
  * they compute; the kernels below them take the config as checked. */
+#include <limits.h>
 #include <math.h>
 
 #include "attention/checks.h"
@@ -26,6 +27,10 @@ attn_status attn_sdpa_check(const attn_sdpa_config *cfg)
     if (cfg->window < 0)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "window %d is negative (0 means none)",
                           cfg->window);
+    if (cfg->q_offset < 0 || cfg->q_offset > INT_MAX - cfg->len_q)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "q_offset %d is negative or puts the last of %d rows past INT_MAX",
+                          cfg->q_offset, cfg->len_q);
     for (int h = 0; cfg->alibi_slopes != NULL && h < cfg->heads; h++)
         if (!isfinite(cfg->alibi_slopes[h]))
             return attn_error(ATTN_ERR_INVALID_ARGUMENT, "alibi_slopes[%d] %g is not finite", h,

@@ -35,16 +35,21 @@ static bool replaced_by_fill(const attn_mask *mask, int64_t b, int64_t h, int64_
     return !isnan(attn_mask_apply(mask, NAN, b, h, i, j));
 }
 
-/* ALiBi adds -m_h |i - j| to the scores. A query past the last key (i >= Lk)
- * has every bias at least m_h d_i, d_i = i - (Lk - 1), which float32 cannot add
- * to a score without losing its low bits (a score of -500 rounds by 3e-5). Rows
- * are therefore scored shifted by the constant m_h d_i: the bias becomes
- * -m_h (|i - j| - d_i), exact in its integer part, the softmax is unchanged and
- * lse adds the shift back. This returns m_h d_i (0 without ALiBi). */
+/* Query row i's position among the keys, which causal masking, the window and
+ * ALiBi compare with the key's index j. */
+static int64_t position(const attn_sdpa_config *cfg, int64_t i) { return cfg->q_offset + i; }
+
+/* ALiBi adds -m_h |p - j| to the scores of the row at position p. A query past
+ * the last key (p >= Lk) has every bias at least m_h d, d = p - (Lk - 1), which
+ * float32 cannot add to a score without losing its low bits (a score of -500
+ * rounds by 3e-5). Rows are therefore scored shifted by the constant m_h d: the
+ * bias becomes -m_h (|p - j| - d), exact in its integer part, the softmax is
+ * unchanged and lse adds the shift back. This returns m_h d (0 without ALiBi). */
 static float alibi_row_shift(const attn_sdpa_config *cfg, int64_t h, int64_t i)
 {
-    if (cfg->alibi_slopes == NULL || i < cfg->len_k) return 0.0f;
-    return cfg->alibi_slopes[h] * (float)(i - (cfg->len_k - 1));
+    const int64_t p = position(cfg, i);
+    if (cfg->alibi_slopes == NULL || p < cfg->len_k) return 0.0f;
+    return cfg->alibi_slopes[h] * (float)(p - (cfg->len_k - 1));
 }
 
 /* One mask on a score of row i shifted by `shift`: a fill stands for the unshifted
@@ -57,21 +62,23 @@ static float apply_mask(const attn_mask *mask, float s, float shift, int64_t b, 
     return attn_mask_apply(mask, s, b, h, i, j);
 }
 
-/* The score of query i against key j: scaled, plus the ALiBi bias (shifted as
- * alibi_row_shift says), then causal masking, the sliding window and both masks,
- * in that order; *from_fill tells whether a fill replaced it. */
+/* The score of query row i against key j: scaled, plus the ALiBi bias (shifted
+ * as alibi_row_shift says), then causal masking, the sliding window (these three
+ * at the row's position p) and both masks (at row i), in that order; *from_fill
+ * tells whether a fill replaced it. */
 static float masked_score(const attn_sdpa_config *cfg, float scale, const float *q_i,
                           const float *k_j, int64_t b, int64_t h, int64_t i, int64_t j,
                           bool *from_fill)
 {
     const float shift = alibi_row_shift(cfg, h, i);
+    const int64_t p = position(cfg, i);
     float s = scale * dot(q_i, k_j, cfg->dim_qk);
     if (cfg->alibi_slopes != NULL) {
-        const int64_t nearest = i < cfg->len_k ? 0 : i - (cfg->len_k - 1);
-        s -= cfg->alibi_slopes[h] * (float)((i > j ? i - j : j - i) - nearest);
+        const int64_t nearest = p < cfg->len_k ? 0 : p - (cfg->len_k - 1);
+        s -= cfg->alibi_slopes[h] * (float)((p > j ? p - j : j - p) - nearest);
     }
-    if (cfg->causal && j > i) s = -INFINITY;
-    if (cfg->window > 0 && i - j >= cfg->window) s = -INFINITY;
+    if (cfg->causal && j > p) s = -INFINITY;
+    if (cfg->window > 0 && p - j >= cfg->window) s = -INFINITY;
     s = apply_mask(cfg->attn_mask, s, shift, b, h, i, j);
     s = apply_mask(cfg->key_padding_mask, s, shift, b, h, i, j);
     *from_fill = replaced_by_fill(cfg->attn_mask, b, h, i, j) ||

@@ -66,17 +66,19 @@ static int round_up(int n, int multiple) { return (n + multiple - 1) / multiple 
 
 /* C[r][0, nvec * VF_WIDTH) (+)= sum_k A(r, k) B[k][0, nvec * VF_WIDTH) for r < rows.
  * A(r, k) = a[r * a_row + k * a_k], so A may be read as stored (a_row = lda,
- * a_k = 1) or transposed (a_row = 1, a_k = lda). Rows from `rows` to MICRO_ROWS
- * repeat the last row of A, which keeps every read in bounds and the register
- * block full; they are not stored. nvec is a constant at every call, so the
- * accumulators unroll into registers. */
-VF_INLINE void micro_tile(const int nvec, int rows, int kdim, const float *a, ptrdiff_t a_row,
-                          ptrdiff_t a_k, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
-                          bool accumulate)
+ * a_k = 1) or transposed (a_row = 1, a_k = lda). The register block has mrows
+ * rows (MICRO_ROWS, or 1 for a single row, as in a decoding step's P V); rows
+ * from `rows` to mrows repeat the last row of A, which keeps every read in
+ * bounds and the register block full; they are not stored. nvec and mrows are
+ * constants at every call, so the accumulators unroll into registers; each
+ * element's chain of multiply-adds is the same whatever mrows is. */
+VF_INLINE void micro_tile(const int nvec, const int mrows, int rows, int kdim, const float *a,
+                          ptrdiff_t a_row, ptrdiff_t a_k, const float *b, ptrdiff_t ldb, float *c,
+                          ptrdiff_t ldc, bool accumulate)
 {
     const float *a_rows[MICRO_ROWS];
     vf acc[MICRO_ROWS][MICRO_VECS];
-    for (int r = 0; r < MICRO_ROWS; r++) {
+    for (int r = 0; r < mrows; r++) {
         a_rows[r] = a + (r < rows ? r : rows - 1) * a_row;
         for (int v = 0; v < nvec; v++)
             acc[r][v] = accumulate && r < rows ? vf_load(c + r * ldc + v * VF_WIDTH) : vf_zero();
@@ -84,7 +86,7 @@ VF_INLINE void micro_tile(const int nvec, int rows, int kdim, const float *a, pt
     for (int k = 0; k < kdim; k++) {
         vf b_k[MICRO_VECS];
         for (int v = 0; v < nvec; v++) b_k[v] = vf_load(b + k * ldb + v * VF_WIDTH);
-        for (int r = 0; r < MICRO_ROWS; r++) {
+        for (int r = 0; r < mrows; r++) {
             vf a_rk = vf_set1(a_rows[r][k * a_k]);
             for (int v = 0; v < nvec; v++) acc[r][v] = vf_fma(a_rk, b_k[v], acc[r][v]);
         }
@@ -109,13 +111,23 @@ static void tile_product(int rows, int cols, int kdim, const float *a, ptrdiff_t
             const float *a_r = a + r0 * a_row;
             const float *b_v = b + v0 * VF_WIDTH;
             float *c_rv = c + r0 * ldc + v0 * VF_WIDTH;
-            if (nvec == MICRO_VECS)
-                micro_tile(MICRO_VECS, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc,
-                           accumulate);
+#define MICRO(nv, mr)                                                                      \
+    micro_tile(nv, mr, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc, accumulate)
+            /* A single row gets a register block of one row, not MICRO_ROWS copies. */
+            const int mrows = nrows == 1 ? 1 : MICRO_ROWS;
+            if (nvec == MICRO_VECS && mrows == 1)
+                MICRO(MICRO_VECS, 1);
+            else if (nvec == MICRO_VECS)
+                MICRO(MICRO_VECS, MICRO_ROWS);
+            else if (nvec == 2 && mrows == 1)
+                MICRO(2, 1);
             else if (nvec == 2)
-                micro_tile(2, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc, accumulate);
+                MICRO(2, MICRO_ROWS);
+            else if (mrows == 1)
+                MICRO(1, 1);
             else
-                micro_tile(1, nrows, kdim, a_r, a_row, a_k, b_v, ldb, c_rv, ldc, accumulate);
+                MICRO(1, MICRO_ROWS);
+#undef MICRO
         }
         v0 += nvec;
     }
@@ -168,49 +180,56 @@ typedef struct score_tile {
     int rows, keys;
 } score_tile;
 
-/* Key j is excluded from query i when j > i (top-left aligned causal mask). */
-static void mask_causal(const score_tile *t)
+/* Query row i's position among the keys (cfg->q_offset + i), which the causal
+ * mask, the window, ALiBi and the blocks skipped for them compare with key
+ * indices; masks and dropout index rows by i itself. */
+static int64_t position(const attn_sdpa_config *cfg, int64_t i) { return cfg->q_offset + i; }
+
+/* Key j is excluded from the query at position p when j > p. */
+static void mask_causal(const score_tile *t, const attn_sdpa_config *cfg)
 {
     for (int r = 0; r < t->rows; r++) {
-        int64_t first_future = t->i0 + r + 1 - t->j0;
+        int64_t first_future = position(cfg, t->i0 + r) + 1 - t->j0;
         for (int64_t c = first_future < 0 ? 0 : first_future; c < t->keys; c++)
             t->data[r * t->row_step + c * t->key_step] = -INFINITY;
     }
 }
 
-/* ALiBi's bias -m_h |i - j|, shifted per row as the reference shifts it: a query
- * past the last key (i >= Lk) has every bias at least m_h d_i, d_i = i - (Lk - 1),
- * more than a float32 score can absorb without losing its low bits, so its row is
- * scored plus the constant m_h d_i, which the softmax does not see and lse takes
- * back off. The row's shift m_h d_i, 0 without ALiBi: */
+/* ALiBi's bias -m_h |p - j| (p the row's position), shifted per row as the
+ * reference shifts it: a query past the last key (p >= Lk) has every bias at
+ * least m_h d, d = p - (Lk - 1), more than a float32 score can absorb without
+ * losing its low bits, so its row is scored plus the constant m_h d, which the
+ * softmax does not see and lse takes back off. Row i's shift m_h d, 0 without
+ * ALiBi: */
 static float alibi_row_shift(const attn_sdpa_config *cfg, int64_t h, int64_t i)
 {
-    if (cfg->alibi_slopes == NULL || i < cfg->len_k) return 0.0f;
-    return cfg->alibi_slopes[h] * (float)(i - (cfg->len_k - 1));
+    const int64_t p = position(cfg, i);
+    if (cfg->alibi_slopes == NULL || p < cfg->len_k) return 0.0f;
+    return cfg->alibi_slopes[h] * (float)(p - (cfg->len_k - 1));
 }
 
-/* Adds -m_h (|i - j| - d_i) to every score of the tile (Press et al., 2022, in
+/* Adds -m_h (|p - j| - d) to every score of the tile (Press et al., 2022, in
  * FlashAttention-2's symmetric form), computed from the positions alone and
  * rounded as the reference rounds it. */
 static void add_alibi(const score_tile *t, const attn_sdpa_config *cfg)
 {
     const float slope = cfg->alibi_slopes[t->h];
     for (int r = 0; r < t->rows; r++) {
-        const int64_t i = t->i0 + r, nearest = i < cfg->len_k ? 0 : i - (cfg->len_k - 1);
+        const int64_t p = position(cfg, t->i0 + r);
+        const int64_t nearest = p < cfg->len_k ? 0 : p - (cfg->len_k - 1);
         for (int c = 0; c < t->keys; c++) {
-            const int64_t j = t->j0 + c, distance = i > j ? i - j : j - i;
+            const int64_t j = t->j0 + c, distance = p > j ? p - j : j - p;
             t->data[r * t->row_step + c * t->key_step] -= slope * (float)(distance - nearest);
         }
     }
 }
 
-/* Key j is excluded from query i when i - j >= window (the sliding window, aligned
- * at the top left like the causal mask): row r loses the keys up to
- * i0 + r - window. */
-static void mask_window(const score_tile *t, int window)
+/* Key j is excluded from the query at position p when p - j >= window (the
+ * sliding window): row r loses the keys up to its position minus window. */
+static void mask_window(const score_tile *t, const attn_sdpa_config *cfg)
 {
     for (int r = 0; r < t->rows; r++) {
-        const int64_t past_last_excluded = t->i0 + r - window + 1 - t->j0;
+        const int64_t past_last_excluded = position(cfg, t->i0 + r) - cfg->window + 1 - t->j0;
         const int64_t end = past_last_excluded < t->keys ? past_last_excluded : t->keys;
         for (int64_t c = 0; c < end; c++) t->data[r * t->row_step + c * t->key_step] = -INFINITY;
     }
@@ -272,13 +291,14 @@ static bool fills(const attn_mask *m) { return m != NULL && m->type != ATTN_MASK
 
 /* The ALiBi bias, then causal masking, the sliding window, attn_mask and
  * key_padding_mask: the reference's order. The causal and window masks are only
- * applied to tiles they reach: a tile with a key after its first query, or with a
- * key `window` or more before its last query. */
+ * applied to tiles they reach: a tile with a key after its first query's
+ * position, or with a key `window` or more before its last query's. */
 static void mask_tile(const score_tile *t, const attn_sdpa_config *cfg)
 {
     if (cfg->alibi_slopes != NULL) add_alibi(t, cfg);
-    if (cfg->causal && t->j0 + t->keys - 1 > t->i0) mask_causal(t);
-    if (cfg->window > 0 && t->j0 <= t->i0 + t->rows - 1 - cfg->window) mask_window(t, cfg->window);
+    if (cfg->causal && t->j0 + t->keys - 1 > position(cfg, t->i0)) mask_causal(t, cfg);
+    if (cfg->window > 0 && t->j0 <= position(cfg, t->i0 + t->rows - 1) - cfg->window)
+        mask_window(t, cfg);
     if (cfg->attn_mask != NULL) mask_scores(t, cfg->attn_mask, cfg);
     if (cfg->key_padding_mask != NULL) mask_scores(t, cfg->key_padding_mask, cfg);
 }
@@ -303,31 +323,35 @@ static bool skips_past_keys(const attn_sdpa_config *cfg)
 }
 
 /* The first key any query of rows i0 .. i0 + rows can attend: the window of the
- * first row starts at key i0 - window + 1. */
+ * first row starts at its position minus window - 1. */
 static int64_t key_begin(const attn_sdpa_config *cfg, int64_t i0)
 {
-    int64_t begin = skips_past_keys(cfg) ? i0 - cfg->window + 1 : 0;
+    int64_t begin = skips_past_keys(cfg) ? position(cfg, i0) - cfg->window + 1 : 0;
     return begin > 0 ? begin : 0;
 }
 
 /* The last key (exclusive) any query of rows i0 .. i0 + rows can attend: causal
- * masking ends the last row at its own key. */
+ * masking ends the last row at the key of its position. */
 static int64_t key_end(const attn_sdpa_config *cfg, int64_t i0, int rows)
 {
-    int64_t end = skips_future_keys(cfg) ? i0 + rows : cfg->len_k;
+    int64_t end = skips_future_keys(cfg) ? position(cfg, i0 + rows) : cfg->len_k;
     return end < cfg->len_k ? end : cfg->len_k;
 }
 
 /* The query rows [*begin, *end) of blocks that can see a key of j0 .. j0 + keys,
- * *begin at a QUERY_BLOCK boundary: causally, no row before j0 sees one; in the
- * window, no row from j0 + keys - 1 + window on does. */
+ * *begin at a QUERY_BLOCK boundary: causally, no row whose position is before j0
+ * sees one; in the window, no row from position j0 + keys - 1 + window on does.
+ * (Row i is at position q_offset + i.) */
 static void query_range(const attn_sdpa_config *cfg, int64_t j0, int keys, int64_t *begin,
                         int64_t *end)
 {
-    *begin = skips_future_keys(cfg) ? j0 / QUERY_BLOCK * QUERY_BLOCK : 0;
+    const int64_t first_seeing = j0 - cfg->q_offset;
+    *begin = skips_future_keys(cfg) && first_seeing > 0
+                 ? first_seeing / QUERY_BLOCK * QUERY_BLOCK
+                 : 0;
     *end = cfg->len_q;
-    if (skips_past_keys(cfg) && j0 + keys - 1 + cfg->window < *end)
-        *end = j0 + keys - 1 + cfg->window;
+    const int64_t past_window = j0 + keys - 1 + cfg->window - cfg->q_offset;
+    if (skips_past_keys(cfg) && past_window < *end) *end = past_window;
 }
 
 /* Dropout's factor for the probability (i, j): 0 when dropped, 1 / (1 - p) when kept,
@@ -372,7 +396,7 @@ static float *carve(float *base, size_t *used, size_t n)
 }
 
 typedef struct forward_tiles {
-    float *q_t;      /* (D, QUERY_BLOCK): scale * q of the block, transposed */
+    float *q_t;      /* (D, lanes <= QUERY_BLOCK): q of the block, transposed */
     float *s_t;      /* (KEY_BLOCK, QUERY_BLOCK): scores, then probabilities */
     float *o_acc;    /* (QUERY_BLOCK, Dv padded): unnormalised output */
     float *v_padded; /* (KEY_BLOCK, Dv padded): v when Dv is not a whole vector */
@@ -531,11 +555,12 @@ static float *alloc_tiles(size_t floats)
  * d, so all three get the same bits for every score: the backward's P is then the
  * forward's exactly (a row with one live key has P = 1, and passes no gradient to
  * q and k, bit for bit). */
-static void scale_tile(float *data, int rows, int cols_padded, float scale)
+static void scale_tile(float *data, int rows, int cols_padded, ptrdiff_t ld, float scale)
 {
     const vf scale_v = vf_set1(scale);
-    for (ptrdiff_t e = 0; e < (ptrdiff_t)rows * cols_padded; e += VF_WIDTH)
-        vf_store(data + e, vf_mul(vf_load(data + e), scale_v));
+    for (ptrdiff_t r = 0; r < rows; r++)
+        for (ptrdiff_t c = 0; c < cols_padded; c += VF_WIDTH)
+            vf_store(data + r * ld + c, vf_mul(vf_load(data + r * ld + c), scale_v));
 }
 
 /* The online softmax of query rows i0 .. i0 + rows of head bh = b * H + h over all
@@ -549,27 +574,31 @@ static void online_softmax(const float *q, const float *k, const float *v,
     const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int D = cfg->dim_qk, Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
+    /* The lanes that hold a row: a block of one query row (a decoding step) works
+     * on one vector of lanes rather than QUERY_BLOCK. Each lane is computed alone,
+     * so its bits do not depend on how many are. */
+    const int lanes = round_up(rows, VF_WIDTH);
     const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
 
-    /* Q of the block, transposed so that a query row is a vector lane. */
-    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, 1.0f);
+    /* Q of the block, transposed so that a query row is a vector lane: (D, lanes). */
+    pack_transposed(t->q_t, lanes, q + (bh * Lq + i0) * D, rows, D, D, 1.0f);
     /* Running statistics of the online softmax: m_i = -inf (nothing seen yet),
      * l_i = 0, and the accumulator of sum_j exp(s_ij - m_i) v_j is 0. */
     for (int r = 0; r < QUERY_BLOCK; r++) {
         t->row_max[r] = -INFINITY;
         t->row_sum[r] = 0.0f;
     }
-    if (with_values) memset(t->o_acc, 0, (size_t)QUERY_BLOCK * dv_pad * sizeof *t->o_acc);
+    if (with_values) memset(t->o_acc, 0, (size_t)rows * dv_pad * sizeof *t->o_acc);
 
     /* Only the keys some row of the block can see (see key_begin, key_end): with a
      * causal window, O(window) keys instead of O(Lk). */
     const int64_t end = key_end(cfg, i0, rows);
     for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        /* S^T (keys x QUERY_BLOCK) = scale K_j Q^T, then the bias and masks. */
-        tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->s_t,
-                     QUERY_BLOCK, false);
-        scale_tile(t->s_t, keys, QUERY_BLOCK, attn_flash_scale(cfg));
+        /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. */
+        tile_product(keys, lanes, D, k_head + j0 * D, D, 1, t->q_t, lanes, t->s_t, QUERY_BLOCK,
+                     false);
+        scale_tile(t->s_t, keys, lanes, QUERY_BLOCK, attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
 
@@ -581,7 +610,7 @@ static void online_softmax(const float *q, const float *k, const float *v,
          * A row with no finite score yet has m_new = -inf; exponents are then taken
          * relative to 0 instead, so that exp(-inf - (-inf)) never makes a NaN:
          * its p are exp(-inf) = 0 and the rescale factor exp(-inf - 0) is 0. */
-        for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
+        for (int lane = 0; lane < lanes; lane += VF_WIDTH) {
             const vf m_old = vf_load(t->row_max + lane);
             vf m_new = m_old;
             for (int j = 0; j < keys; j++)
@@ -642,7 +671,10 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
 {
     const int64_t heads = (int64_t)cfg->batch * cfg->heads;
     const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
-    const int threads = attn_get_num_threads();
+    /* No more threads than tasks: a decoding step of one head is one task, and
+     * waking idle threads (and their scratch) would cost more than it computes.
+     * The bits do not depend on the thread count. */
+    const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
     forward_tiles layout;
     const size_t per_thread = forward_tiles_at(&layout, NULL, cfg);
     float *scratch = alloc_tiles((size_t)threads * per_thread);
@@ -724,7 +756,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
         /* S (rows x KEY_BLOCK) = scale Q_i K_j^T, masked as in the forward;
          * P = exp(S - shift_i) inv_sum_i, the forward's probabilities. */
         tile_product(rows, KEY_BLOCK, D, q_i, D, 1, t->k_t, KEY_BLOCK, t->p, KEY_BLOCK, false);
-        scale_tile(t->p, rows, KEY_BLOCK, scale);
+        scale_tile(t->p, rows, KEY_BLOCK, KEY_BLOCK, scale);
         score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
         for (int r = 0; r < rows; r++) {
@@ -805,7 +837,7 @@ static score_tile query_block_probabilities(const query_pass_tiles *t, const flo
     const int D = cfg->dim_qk, Dv = cfg->dim_v;
     tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->p_t,
                  QUERY_BLOCK, false);
-    scale_tile(t->p_t, keys, QUERY_BLOCK, attn_flash_scale(cfg));
+    scale_tile(t->p_t, keys, QUERY_BLOCK, QUERY_BLOCK, attn_flash_scale(cfg));
     score_tile tile = {t->p_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads,
                        i0, j0, rows, keys};
     mask_tile(&tile, cfg);
@@ -940,7 +972,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         const int keys = min_int(KEY_BLOCK, end - j0);
         tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, s_t,
                      QUERY_BLOCK, false);
-        scale_tile(s_t, keys, QUERY_BLOCK, scale);
+        scale_tile(s_t, keys, QUERY_BLOCK, QUERY_BLOCK, scale);
         score_tile tile = {s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
         for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {

@@ -228,6 +228,16 @@ attn_status attn_gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n,
     return ATTN_OK;
 }
 
+uint64_t attn_gpt_dropout_seed(const attn_gpt *m, uint64_t site)
+{
+    return attn_tf_seed(m->pass.seed, (uint64_t)m->pass.step, site);
+}
+
+float attn_gpt_dropout(const attn_gpt *m)
+{
+    return m->pass.training ? m->cfg.dropout : 0.0f;
+}
+
 void attn_gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0)
 {
     const int C = m->cfg.n_embd;

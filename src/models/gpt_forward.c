@@ -1,6 +1,7 @@
 /* The language model's forward pass over a batch of sequences, keeping what
- * backward needs. Attention runs through the fused kernel: causal, with the
- * sliding window and ALiBi computed inside it. */
+ * backward needs. Each block is gpt_block.c's, with attention within the batch
+ * through the fused kernel: causal, with the sliding window and ALiBi computed
+ * inside it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,6 @@
 #include "attn/train.h"
 #include "core/error.h"
 #include "models/gpt_impl.h"
-#include "nn/transformer_impl.h"
 
 enum { ALIGN_FLOATS = 16 };
 
@@ -84,16 +84,6 @@ static attn_status prepare(attn_gpt *m, int B, int T)
     return ATTN_OK;
 }
 
-uint64_t attn_gpt_dropout_seed(const attn_gpt *m, uint64_t site)
-{
-    return attn_tf_seed(m->pass.seed, (uint64_t)m->pass.step, site);
-}
-
-float attn_gpt_dropout(const attn_gpt *m)
-{
-    return m->pass.training ? m->cfg.dropout : 0.0f;
-}
-
 attn_sdpa_config attn_gpt_sdpa_config(const attn_gpt *m, int l)
 {
     return (attn_sdpa_config){
@@ -142,40 +132,15 @@ static void merge_heads(const attn_gpt *m, float *merged, const float *att)
                        att + (((size_t)b * H + h) * T + t) * hd, (size_t)hd * sizeof(float));
 }
 
-/* y = residual + dropout(x w^T + b). */
-static attn_status residual_branch(const attn_gpt *m, float *y, const float *residual,
-                                   const float *x, const gpt_affine *a, int in, int out,
-                                   uint64_t site)
+/* Training's attention for block l, keeping what backward needs in acts[l]:
+ * qkv: (B T, qkv_width) -> q, k, v: (B, H, T, hd) after RoPE, att: (B, H, T, hd),
+ * lse: (B, H, T) -> merged: (B T, C). */
+static attn_status attend_batch(void *ctx, int l, float *merged, const float *qkv)
 {
-    const int N = m->B * m->T;
-    const float p = attn_gpt_dropout(m);
-    if (p == 0.0f) {
-        attn_gpt_residual_linear(y, residual, x, a, N, in, out);
-        return ATTN_OK;
-    }
-    attn_status s;
-    const size_t n = (size_t)N * out;
-    if ((s = attn_linear_forward(y, x, a->w, a->b, N, in, out)) ||
-        (s = attn_dropout_forward(y, y, n, p, attn_gpt_dropout_seed(m, site))))
-        return s;
-    for (size_t i = 0; i < n; i++) y[i] += residual[i];
-    return ATTN_OK;
-}
-
-static attn_status block_forward(attn_gpt *m, int l)
-{
-    const int N = m->B * m->T, C = m->cfg.n_embd;
-    const gpt_layer *L = &m->layers[l];
+    attn_gpt *m = ctx;
     gpt_layer_acts *a = &m->acts[l];
-    const float *x = m->stream + (size_t)l * N * C;
-    float *y = m->stream + (size_t)(l + 1) * N * C;
     attn_status s;
-
-    if ((s = attn_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, L->ln_1.w, L->ln_1.b, N,
-                                    C, GPT_LN_EPS)) ||
-        (s = attn_linear_forward(m->qkv, a->ln1, L->c_attn.w, L->c_attn.b, N, C, m->qkv_width)))
-        return s;
-    split_heads(m, a->q, a->k, a->v, m->qkv);
+    split_heads(m, a->q, a->k, a->v, qkv);
     if (m->cfg.position == ATTN_POS_ROPE &&
         ((s = attn_rope_forward(a->q, a->q, m->B, m->cfg.n_head, m->T, m->head_dim, 0,
                                 m->cfg.rope_theta)) ||
@@ -187,15 +152,22 @@ static attn_status block_forward(attn_gpt *m, int l)
             ? attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc)
             : attn_sdpa_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
     if (s) return s;
-    merge_heads(m, a->merged, a->att);
-    if ((s = residual_branch(m, a->mid, x, a->merged, &L->attn_proj, C, C,
-                             GPT_SITE_ATTENTION_OUT(l))) ||
-        (s = attn_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, L->ln_2.w,
-                                    L->ln_2.b, N, C, GPT_LN_EPS)) ||
-        (s = attn_linear_forward(a->fc, a->ln2, L->c_fc.w, L->c_fc.b, N, C, 4 * C)))
-        return s;
-    attn_gpt_gelu(a->gelu, a->fc, (size_t)N * 4 * C);
-    return residual_branch(m, y, a->mid, a->gelu, &L->mlp_proj, 4 * C, C, GPT_SITE_MLP_OUT(l));
+    merge_heads(m, merged, a->att);
+    return ATTN_OK;
+}
+
+/* Block l over the batch, each intermediate kept in acts[l] for backward. */
+static attn_status block_forward(attn_gpt *m, int l)
+{
+    const size_t NC = (size_t)m->B * m->T * m->cfg.n_embd;
+    gpt_layer_acts *a = &m->acts[l];
+    const gpt_block_buffers b = {.ln1 = a->ln1, .ln1_mean = a->ln1_mean, .ln1_rstd = a->ln1_rstd,
+                                 .qkv = m->qkv, .merged = a->merged, .mid = a->mid,
+                                 .ln2 = a->ln2, .ln2_mean = a->ln2_mean, .ln2_rstd = a->ln2_rstd,
+                                 .fc = a->fc, .gelu = a->gelu};
+    const gpt_block_attention att = {attend_batch, m, attn_gpt_dropout(m)};
+    return attn_gpt_block_forward(m, l, m->stream + (l + 1) * NC, m->stream + l * NC,
+                                  m->B * m->T, &b, &att);
 }
 
 attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const int32_t *targets,

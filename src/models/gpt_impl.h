@@ -1,6 +1,6 @@
 /* Internal: the language model's state, shared by its construction (gpt.c), the
- * training passes (gpt_forward.c, gpt_backward.c) and inference with the key-value
- * cache (gpt_cache.c, gpt_generate.c). */
+ * training passes (gpt_forward.c, gpt_backward.c), inference with the key-value
+ * cache (gpt_cache.c, gpt_generate.c) and the block both passes run (gpt_block.c). */
 #ifndef ATTN_SRC_MODELS_GPT_IMPL_H
 #define ATTN_SRC_MODELS_GPT_IMPL_H
 
@@ -90,6 +90,36 @@ void attn_gpt_residual_linear(float *y, const float *residual, const float *x,
 
 /* GELU (erf form) of n values, y may be x. */
 void attn_gpt_gelu(float *y, const float *x, size_t n);
+
+/* ---- the block, written once for training and the key-value cache (gpt_block.c) ---- */
+
+/* Where block l's pass over N rows leaves its intermediates. Training gives each
+ * block its own, which backward reads; inference reuses one set and may alias
+ * ln1 with ln2, the means and rstds, fc with gelu, and mid with x and y. */
+typedef struct gpt_block_buffers {
+    float *ln1, *ln1_mean, *ln1_rstd; /* (N, C), (N), (N) */
+    float *qkv;                       /* (N, qkv_width) */
+    float *merged;                    /* (N, C) attention's output, the heads side by side */
+    float *mid;                       /* (N, C) the stream after the attention sublayer */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (N, C), (N), (N) */
+    float *fc, *gelu;                 /* (N, 4C) */
+} gpt_block_buffers;
+
+/* A pass's attention, the one part of the block that differs between training
+ * (within the batch) and inference (over the cache): block l's
+ * qkv: (N, qkv_width) -> merged: (N, C). */
+typedef struct gpt_block_attention {
+    attn_status (*attend)(void *ctx, int l, float *merged, const float *qkv);
+    void *ctx;
+    float dropout; /* of the two residual branches (attn_gpt_dropout); 0 in inference */
+} gpt_block_attention;
+
+/* Block l: x: (N, C) -> y: (N, C),
+ *   mid = x + dropout(attn_proj(attention(ln_1(x)))),
+ *   y = mid + dropout(mlp_proj(gelu(c_fc(ln_2(mid))))).
+ * y and b->mid may be x when att->dropout is 0. */
+attn_status attn_gpt_block_forward(const attn_gpt *m, int l, float *y, const float *x, int N,
+                                   const gpt_block_buffers *b, const gpt_block_attention *att);
 
 /* attn_gpt_cache_forward, also copying into weights[l] (if weights is not NULL)
  * the softmax every head of block l took: (H, n, length + n), length the

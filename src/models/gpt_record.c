@@ -1,6 +1,7 @@
 /* Recording what the language model attended to (attn_gpt_record): the context
- * runs through the cached inference path on a fresh cache, which forms every
- * head's softmax explicitly, and the weights are copied out as they are made. */
+ * runs through the cached inference path on a fresh cache, which asks the
+ * reference attention for every head's weights beside the fused kernel's output
+ * (so the logits are those of a run without a record, bit for bit). */
 #include <stdio.h>
 
 #include "core/error.h"

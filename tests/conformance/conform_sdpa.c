@@ -14,6 +14,7 @@ void conform_sdpa(const char *dir)
     cfg.scale = (float)meta_double("scale");
     cfg.causal = meta_bool("causal");
     cfg.window = meta_int("window");
+    cfg.q_offset = meta_int("q_offset");
     cfg.dropout_p = (float)meta_double("dropout_p");
     cfg.dropout_seed = (uint64_t)meta_int("dropout_seed");
     bool need_weights = meta_bool("need_weights");

@@ -8,7 +8,10 @@ added) of a random broadcast shape, and a key_padding_mask (B, 1, 1, Lk) of any
 kind, alone or together with the attn_mask; a sliding window (key j excluded
 from query i when i - j >= window) and ALiBi slopes (the score of head h gets
 -slope_h |i - j|; slopes geometric 2^(-8 (h + 1) / H) as in the paper, or random
-in (0, 1]), each in about a third of the cases. Fully masked rows (forced in about a
+in (0, 1]), each in about a third of the cases; a query offset (row i at
+position q_offset + i for the causal mask, the window and ALiBi: Lk - Lq for
+PyTorch's bottom-right alignment, or anything up to past the last key) in about
+a third. Fully masked rows (forced in about a
 third of the masks) must give out, weights, lse = -inf and gradients exactly as
 attn documents: zeros, which the reference implements (torch itself gives NaN).
 """
@@ -75,7 +78,20 @@ def make_config(case):
         "key_padding_mask": padding,
         "need_weights": bool(rng.random() < 0.7),
         "mask_density": float(rng.choice([0.1, 0.3, 0.6, 0.9])),
+        "q_offset": random_offset(case, Lq, Lk),
     }
+
+
+def random_offset(case, Lq, Lk):
+    """0 in two thirds of the cases, else Lk - Lq (when >= 0) or up to Lk + 2;
+    drawn from a generator of its own, so that case.rng's draws, and so every
+    case's other settings and tensors, are what they were before offsets."""
+    rng = np.random.default_rng([case.seed, 0x0FF5E7])
+    if rng.random() < 2 / 3:
+        return 0
+    if Lk >= Lq and rng.random() < 0.5:
+        return Lk - Lq
+    return int(rng.integers(0, Lk + 3))
 
 
 def random_mask(rng, kind, shape, density):
@@ -111,14 +127,13 @@ def reference(cfg, tensors, masks, dtype):
     Lq, Lk = cfg["len_q"], cfg["len_k"]
     scale = cfg["scale"] if cfg["scale"] != 0 else 1.0 / np.sqrt(cfg["dim_qk"])
     scores = (q @ k.transpose(-1, -2)) * scale
-    i = torch.arange(Lq).view(Lq, 1)
+    i = (torch.arange(Lq) + cfg["q_offset"]).view(Lq, 1)  # the rows' positions
     j = torch.arange(Lk).view(1, Lk)
     if cfg["alibi"]:
         slopes = common.tensor(tensors["alibi_slopes"], dtype).view(-1, 1, 1)
         scores = scores - slopes * (i - j).abs().to(dtype)
     if cfg["causal"]:
-        above = torch.ones(Lq, Lk, dtype=torch.bool).triu(diagonal=1)
-        scores = scores.masked_fill(above, float("-inf"))
+        scores = scores.masked_fill(j > i, float("-inf"))
     if cfg["window"] > 0:
         scores = scores.masked_fill(i - j >= cfg["window"], float("-inf"))
     for kind, data in masks:
@@ -172,6 +187,8 @@ def run_case(case, driver):
         case.tags.add("alibi")
     if Lq != Lk:
         case.tags.add("Lq != Lk")
+    if cfg["q_offset"] > 0:
+        case.tags.add("q_offset")
 
     want, scores = reference(cfg, tensors, masks, torch.float64)
     case.measure_condition(

@@ -257,8 +257,22 @@ static int random_window(attn_rng *rng, int length)
     }
 }
 
-/* What a case adds to its mask kind (bits). */
-enum { WITH_WINDOW = 1, WITH_ALIBI = 2, FORCE_CAUSAL = 4 };
+/* What a case adds to its mask kind (bits): a window, ALiBi, the causal mask, a
+ * query offset, at most 9 query rows (decoding steps). */
+enum { WITH_WINDOW = 1, WITH_ALIBI = 2, FORCE_CAUSAL = 4, WITH_OFFSET = 8, FEW_ROWS = 16 };
+
+/* A query offset for Lq rows over Lk keys: the decoding one (Lk - Lq: the rows
+ * are the last keys' queries), around a block boundary, or anything up to past
+ * the last key. */
+static int random_offset(attn_rng *rng, int Lq, int Lk)
+{
+    switch (random_below(rng, 4)) {
+    case 0:
+    case 1: return Lk >= Lq ? Lk - Lq : random_below(rng, Lk);
+    case 2: return 63 + random_below(rng, 3);
+    default: return random_below(rng, Lk + 70);
+    }
+}
 
 /* Case number n: mask kind and D cycle so that every run sees all of them;
  * lengths (at least min_length), Dv, batch, heads, dropout and scale are random,
@@ -294,7 +308,7 @@ static void make_case_with(flash_case *c, uint64_t n, double budget, int extras,
         c->Dv = random_below(&rng, 2) ? c->D : dims[random_below(&rng, DIMS)];
         c->B = 1 + random_below(&rng, 2);
         c->H = 1 + random_below(&rng, 3);
-        c->Lq = random_length(&rng);
+        c->Lq = extras & FEW_ROWS ? 1 + random_below(&rng, 9) : random_length(&rng);
         c->Lk = random_below(&rng, 3) ? random_length(&rng) : c->Lq;
     } while ((double)c->B * c->H * c->Lq * c->Lk * (c->D + c->Dv) > budget ||
              c->Lq < min_length || c->Lk < min_length);
@@ -318,12 +332,14 @@ static void make_case_with(flash_case *c, uint64_t n, double budget, int extras,
             for (int h = 0; h < c->H; h++) c->slopes[h] = exp2f(-8.0f * (float)(h + 1) / c->H);
         c->cfg.alibi_slopes = c->slopes;
     }
+    if (extras & WITH_OFFSET) c->cfg.q_offset = random_offset(&rng, c->Lq, c->Lk);
     snprintf(c->label, sizeof c->label,
              "case %llu: B=%d H=%d Lq=%d Lk=%d D=%d Dv=%d mask=%s%s window=%d alibi=%s "
-             "dropout=%g scale=%g",
+             "q_offset=%d dropout=%g scale=%g",
              (unsigned long long)n, c->B, c->H, c->Lq, c->Lk, c->D, c->Dv, mask_names[kind],
              c->cfg.causal && kind != MASK_CAUSAL ? "+causal" : "", c->cfg.window,
-             c->slopes ? "yes" : "no", (double)c->cfg.dropout_p, (double)c->cfg.scale);
+             c->slopes ? "yes" : "no", c->cfg.q_offset, (double)c->cfg.dropout_p,
+             (double)c->cfg.scale);
 
     fill_case(c, &rng);
 }
@@ -544,6 +560,42 @@ static void test_causal_window_cases_match_reference(void **state)
     for (uint64_t n = 2000; n < 2000 + MASK_KINDS; n++) {
         flash_case c;
         make_case_with(&c, n, 8e6, FORCE_CAUSAL | WITH_WINDOW | (n % 2 ? WITH_ALIBI : 0), 130);
+        check_case(&c);
+        free_case(&c);
+    }
+    /* and with a query offset, which moves the blocks each query block sees */
+    for (uint64_t n = 2100; n < 2100 + MASK_KINDS; n++) {
+        flash_case c;
+        make_case_with(&c, n, 8e6,
+                       FORCE_CAUSAL | WITH_WINDOW | WITH_OFFSET | (n % 2 ? WITH_ALIBI : 0), 130);
+        check_case(&c);
+        free_case(&c);
+    }
+}
+
+/* With a query offset (row i at position q_offset + i for the causal mask, the
+ * window and ALiBi): every mask kind, with none, a window, ALiBi or both, causal
+ * in half of the rounds. */
+static void test_offset_cases_match_reference(void **state)
+{
+    (void)state;
+    for (uint64_t n = 3000; n < 3000 + 8 * MASK_KINDS; n++) {
+        const int extras = (int)(n / MASK_KINDS % 4) | (n / MASK_KINDS / 4 % 2 ? FORCE_CAUSAL : 0);
+        flash_case c;
+        make_case_with(&c, n, 4e6, extras | WITH_OFFSET, 1);
+        check_case(&c);
+        free_case(&c);
+    }
+}
+
+/* Decoding steps: a few query rows at an offset over up to 600 keys, causal, with
+ * a window and ALiBi in turn (the key-value cache's calls). */
+static void test_decoding_rows_match_reference(void **state)
+{
+    (void)state;
+    for (uint64_t n = 4000; n < 4000 + 2 * MASK_KINDS; n++) {
+        flash_case c;
+        make_case_with(&c, n, 4e6, FEW_ROWS | WITH_OFFSET | FORCE_CAUSAL | (int)(n % 4), 1);
         check_case(&c);
         free_case(&c);
     }
@@ -811,6 +863,8 @@ int main(void)
         cmocka_unit_test(test_long_cases_match_reference),
         cmocka_unit_test(test_long_key_ranges_match_reference),
         cmocka_unit_test(test_causal_window_cases_match_reference),
+        cmocka_unit_test(test_offset_cases_match_reference),
+        cmocka_unit_test(test_decoding_rows_match_reference),
         cmocka_unit_test(test_causal_window_skips_keys_outside_it),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_single_key_rows_pass_no_score_gradient),

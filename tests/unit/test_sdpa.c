@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,11 +176,13 @@ static void make_case(sdpa_case *c, attn_rng *rng, int kind, int min_len, int ma
         g->alibi_slopes = c->slopes;
     }
     alloc_tensors(c, rng);
+    /* A query offset in a third of the cases: up to past the last key. */
+    if (attn_rng_below(rng, 3) == 0) g->q_offset = (int)attn_rng_below(rng, (uint32_t)max_len + 3);
     snprintf(c->desc, sizeof c->desc,
              "kind %d B=%d H=%d Lq=%d Lk=%d D=%d Dv=%d scale=%g causal=%d window=%d alibi=%d "
-             "p=%g attn_mask ndim %d padding %d",
+             "q_offset=%d p=%g attn_mask ndim %d padding %d",
              kind, g->batch, g->heads, g->len_q, g->len_k, g->dim_qk, g->dim_v, (double)g->scale,
-             g->causal, g->window, g->alibi_slopes != NULL, (double)g->dropout_p,
+             g->causal, g->window, g->alibi_slopes != NULL, g->q_offset, (double)g->dropout_p,
              c->attn.present ? c->attn.ndim : 0, c->padding.present);
 }
 
@@ -238,11 +241,12 @@ static reference run_reference(const sdpa_case *c)
                     double dot = 0.0;
                     for (int d = 0; d < D; d++)
                         dot += (double)c->q[row * D + d] * (double)c->k[(kv0 + j) * D + d];
+                    const int pos = g->q_offset + i; /* the row's position among the keys */
                     s[j] = scale * dot;
-                    if (g->alibi_slopes) s[j] -= (double)g->alibi_slopes[h] * abs(i - j);
+                    if (g->alibi_slopes) s[j] -= (double)g->alibi_slopes[h] * abs(pos - j);
                     constant[j] = false;
-                    if (g->causal && j > i) s[j] = -INFINITY;
-                    if (g->window > 0 && i - j >= g->window) s[j] = -INFINITY;
+                    if (g->causal && j > pos) s[j] = -INFINITY;
+                    if (g->window > 0 && pos - j >= g->window) s[j] = -INFINITY;
                     const int64_t at[4] = {b, h, i, j};
                     s[j] = ref_apply(&c->attn, s[j], at, &constant[j]);
                     s[j] = ref_apply(&c->padding, s[j], at, &constant[j]);
@@ -623,6 +627,53 @@ static void test_window_and_alibi_follow_their_definitions(void **state)
     }
 }
 
+/* q_offset = Lk - Lq aligns the causal mask at the bottom right, as PyTorch's
+ * causal_lower_right does for Lq <= Lk: row i sees keys j <= i + Lk - Lq, so the
+ * last row sees every key. Checked on the reference's weights and on the fused
+ * kernel's output against the same rows computed one at a time as single queries
+ * (Lq = 1) at their positions, which is what a decoder with a cache does. */
+static void test_offset_aligns_causal_at_the_bottom_right(void **state)
+{
+    (void)state;
+    enum { H = 2, LQ = 5, LK = 13, D = 6, DV = 3 };
+    const float slopes[H] = {0.5f, 0.0625f};
+    attn_rng rng = test_rng(3500);
+    float *q = test_random(&rng, H * LQ * D, -1, 1), *k = test_random(&rng, H * LK * D, -1, 1);
+    float *v = test_random(&rng, H * LK * DV, -1, 1);
+    for (int alibi = 0; alibi < 2; alibi++) {
+        attn_sdpa_config cfg = {.batch = 1, .heads = H, .len_q = LQ, .len_k = LK, .dim_qk = D,
+                                .dim_v = DV, .causal = true, .window = alibi ? 4 : 0,
+                                .q_offset = LK - LQ, .alibi_slopes = alibi ? slopes : NULL};
+        float out[H * LQ * DV], fused[H * LQ * DV], lse[H * LQ], weights[H * LQ * LK];
+        assert_int_equal(attn_sdpa_reference_forward(out, lse, weights, q, k, v, &cfg), ATTN_OK);
+        assert_int_equal(attn_sdpa_forward(fused, lse, NULL, q, k, v, &cfg), ATTN_OK);
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < LQ; i++) {
+                for (int j = 0; j < LK; j++) {
+                    const int pos = i + LK - LQ;
+                    const bool seen = j <= pos && (!cfg.window || pos - j < cfg.window);
+                    assert_true(seen == (weights[(h * LQ + i) * LK + j] > 0.0f));
+                }
+                /* the same row alone: one query at position i + Lk - Lq over its keys */
+                attn_sdpa_config one = cfg;
+                one.heads = 1;
+                one.len_q = 1;
+                one.len_k = i + LK - LQ + 1;
+                one.q_offset = i + LK - LQ;
+                one.alibi_slopes = alibi ? &slopes[h] : NULL;
+                float row[DV], row_lse;
+                assert_int_equal(attn_sdpa_forward(row, &row_lse, NULL, q + (h * LQ + i) * D,
+                                                   k + h * LK * D, v + h * LK * DV, &one),
+                                 ATTN_OK);
+                for (int e = 0; e < DV; e++) {
+                    assert_true(fabsf(row[e] - out[(h * LQ + i) * DV + e]) <= 1e-6f);
+                    assert_true(fabsf(row[e] - fused[(h * LQ + i) * DV + e]) <= 1e-6f);
+                }
+            }
+    }
+    free(q), free(k), free(v);
+}
+
 /* ---- dropout ------------------------------------------------------------------- */
 
 static void test_dropout_is_a_function_of_the_seed(void **state)
@@ -800,6 +851,12 @@ static void test_bad_input_is_rejected(void **state)
         {"window",
          {.batch = 1, .heads = 1, .len_q = 2, .len_k = 2, .dim_qk = 2, .dim_v = 2,
           .window = -1}},
+        {"q_offset",
+         {.batch = 1, .heads = 1, .len_q = 2, .len_k = 2, .dim_qk = 2, .dim_v = 2,
+          .q_offset = -1}},
+        {"q_offset",
+         {.batch = 1, .heads = 1, .len_q = 2, .len_k = 2, .dim_qk = 2, .dim_v = 2,
+          .q_offset = INT_MAX - 1}},
         {"alibi_slopes[1]",
          {.batch = 1, .heads = 2, .len_q = 2, .len_k = 2, .dim_qk = 2, .dim_v = 2,
           .alibi_slopes = nan_slope}},
@@ -845,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_weights_rows_sum_to_one),
         cmocka_unit_test(test_default_scale_is_inverse_sqrt_dim),
         cmocka_unit_test(test_window_and_alibi_follow_their_definitions),
+        cmocka_unit_test(test_offset_aligns_causal_at_the_bottom_right),
         cmocka_unit_test(test_dropout_is_a_function_of_the_seed),
         cmocka_unit_test(test_thread_count_does_not_change_results),
         cmocka_unit_test(test_nan_propagates),
