@@ -23,11 +23,14 @@
  * Initialised as the tutorial does: every matrix xavier_uniform_, the other
  * parameters as their modules do; the embeddings' PAD rows are then zero.
  *
- * Decoding encodes the sources once; each step runs the decoder over the whole
- * prefix so far (outputs are short) and reads its last position. It never asks
- * the layers for attention weights, so it takes the fused attention path and
- * gives the same bits whether or not anyone looks: weights are computed apart,
- * by running an attention again on what its layer read. */
+ * Decoding encodes the sources once and projects the memory into each decoder
+ * layer's cross-attention keys and values; each step then runs the decoder on
+ * the one new position, whose self-attention appends its key and value to a
+ * cache and attends over the cache through the fused kernel with the query
+ * offset at its position (nn/transformer_impl.h, attn_tf_stack_step). The
+ * weights a caller asks for come from a second run of the attention, so the
+ * tokens are the same bits whether or not anyone looks. Recording runs the
+ * decoder once more over the whole output, for every layer's maps. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,12 +77,13 @@ typedef struct s2s_transformer {
     float *enc_x, *enc_out;    /* (B, S, E) */
     float *memory;             /* (rows, S, E): each source's encoding, repeated per beam row */
     float *memory_pad;         /* (rows, S) */
-    float *step_x, *step_out;  /* (rows, positions, E) */
-    float *step_weights;       /* (rows, positions, S) */
-    float *att_out;            /* (rows, positions, E): an attention run again for its weights */
-    int decoded_len;           /* the positions the decoder last ran over */
-    float *last, *step_logits; /* (rows, E), (rows, V) */
-    int32_t *history, *history_spare, *step_ids; /* (rows, positions) each */
+    attn_tf_decoder_cache cache; /* the decoder's keys and values so far */
+    float *step_x, *step_out;    /* (rows, positions, E): one position, or recording's all */
+    float *step_weights;         /* (rows, S) the last cross-attention's, head-averaged */
+    float *att_out;              /* (rows, positions, E): an attention run again for its weights */
+    int decoded_len;             /* the positions decoded so far */
+    float *last, *step_logits;   /* (rows, E), (rows, V) */
+    int32_t *history, *history_spare; /* (rows, positions) each */
     attn_activations decode_acts;
     int_buffer decode_ints;
 } s2s_transformer;
@@ -103,6 +107,7 @@ static void destroy(attn_seq2seq *m)
     s2s_transformer *t = impl(m);
     if (t != NULL) {
         attn_tf_transformer_free(&t->tf);
+        attn_tf_decoder_cache_free(&t->cache);
         free(t->pe);
         attn_activations_free(&t->acts);
         attn_activations_free(&t->decode_acts);
@@ -193,9 +198,9 @@ attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed)
 
 /* ---- embedding: x = dropout(embed(ids) * sqrt(E) + PE) ---- */
 
-/* ids: (N, L) -> x: (N, L, E). */
+/* ids: (N, L) at positions first .. first + L - 1 -> x: (N, L, E). */
 static attn_status embed_forward(const s2s_transformer *t, float *x, const int32_t *ids,
-                                 const float *table, int vocab, int N, int L, float p,
+                                 const float *table, int vocab, int N, int L, int first, float p,
                                  uint64_t seed)
 {
     const int E = t->E;
@@ -206,7 +211,7 @@ static attn_status embed_forward(const s2s_transformer *t, float *x, const int32
     for (int r = 0; r < N; r++)
         for (int l = 0; l < L; l++) {
             float *row = x + ((size_t)r * L + l) * E;
-            const float *pe = t->pe + (size_t)l * E;
+            const float *pe = t->pe + (size_t)(first + l) * E;
             for (int e = 0; e < E; e++) row[e] = row[e] * scale + pe[e];
         }
     return p > 0.0f ? attn_dropout_forward(x, x, n, p, seed) : ATTN_OK;
@@ -314,9 +319,10 @@ static attn_status forward(attn_seq2seq *m, attn_seq2seq_stats *stats, const att
     t->label_smoothing = pass->label_smoothing;
     t->seed_src = attn_tf_seed(base, 0, 0);
     t->seed_tgt = attn_tf_seed(base, 1, 0);
-    if ((s = embed_forward(t, t->src_x, t->src_ids, t->src_embed, t->src_vocab, B, S, t->p,
+    if ((s = embed_forward(t, t->src_x, t->src_ids, t->src_embed, t->src_vocab, B, S, 0, t->p,
                            t->seed_src)) ||
-        (s = embed_forward(t, t->tgt_x, t->tgt_ids, t->tgt_embed, V, B, T, t->p, t->seed_tgt)))
+        (s = embed_forward(t, t->tgt_x, t->tgt_ids, t->tgt_embed, V, B, T, 0, t->p,
+                           t->seed_tgt)))
         return s;
     const attn_transformer_input in = {
         .src = t->src_x,
@@ -385,18 +391,17 @@ static attn_status layout_decode(s2s_transformer *t, int B, int S)
         {&t->memory_pad, rows * Sz},
         {&t->step_x, rows * P * E},
         {&t->step_out, rows * P * E},
-        {&t->step_weights, rows * P * Sz},
+        {&t->step_weights, rows * Sz},
         {&t->att_out, rows * P * E},
         {&t->last, rows * E},
         {&t->step_logits, rows * V},
     };
     attn_status s =
         attn_activations_layout(&t->decode_acts, views, (int)(sizeof views / sizeof *views));
-    if (s || (s = grow_ints(&t->decode_ints, 3 * rows * P + (size_t)B * Sz))) return s;
+    if (s || (s = grow_ints(&t->decode_ints, 2 * rows * P + (size_t)B * Sz))) return s;
     t->history = t->decode_ints.data;
     t->history_spare = t->history + rows * P;
-    t->step_ids = t->history_spare + rows * P;
-    t->enc_ids = t->step_ids + rows * P;
+    t->enc_ids = t->history_spare + rows * P;
     return ATTN_OK;
 }
 
@@ -412,6 +417,7 @@ static attn_status encode(attn_seq2seq *m, const int32_t *src, const int32_t *sr
     t->beam = beam;
     t->dec_S = longest;
     t->caller_S = S;
+    t->decoded_len = 0;
     attn_status s = layout_decode(t, B, longest);
     if (s) return s;
     const int E = t->E;
@@ -425,8 +431,8 @@ static attn_status encode(attn_seq2seq *m, const int32_t *src, const int32_t *sr
             t->enc_ids[(size_t)b * longest + j] = id;
             t->enc_pad[(size_t)b * longest + j] = j < src_len[b] ? 0.0f : -INFINITY;
         }
-    if ((s = embed_forward(t, t->enc_x, t->enc_ids, t->src_embed, t->src_vocab, B, longest, 0.0f,
-                           0)))
+    if ((s = embed_forward(t, t->enc_x, t->enc_ids, t->src_embed, t->src_vocab, B, longest, 0,
+                           0.0f, 0)))
         return s;
     const attn_transformer_input in = {
         .src = t->enc_x,
@@ -442,7 +448,8 @@ static attn_status encode(attn_seq2seq *m, const int32_t *src, const int32_t *sr
         memcpy(t->memory_pad + (size_t)r * longest, t->enc_pad + (size_t)(r / beam) * longest,
                (size_t)longest * sizeof *t->memory_pad);
     }
-    return ATTN_OK;
+    return attn_tf_decoder_cache_init(&t->cache, &t->tf.decoder, t->memory, t->rows, longest,
+                                      t->positions);
 }
 
 /* logprobs: (rows, V) = log_softmax of logits (rows, V). */
@@ -489,92 +496,93 @@ static attn_status attention_weights(s2s_transformer *t, attn_tf_sublayer *s, fl
     return attn_mha_forward(s->mha, t->att_out, &in);
 }
 
+/* The decoder input at one step: the memory and its padding, rows sources. */
+static attn_transformer_input decoder_input(const s2s_transformer *t, int rows, int tgt_len)
+{
+    return (attn_transformer_input){
+        .tgt = t->step_x,
+        .memory = t->memory,
+        .batch = rows,
+        .src_len = t->dec_S,
+        .tgt_len = tgt_len,
+        .tgt_mask = {.is_causal = true},
+        .memory_mask = {.key_padding_mask = t->memory_pad,
+                        .key_padding_mask_type = ATTN_MASK_FLOAT},
+    };
+}
+
 static attn_status step(attn_seq2seq *m, float *logprobs, float *attention, const int32_t *tokens,
                         const attn_decode_options *opt, int position)
 {
     (void)opt;
     s2s_transformer *t = impl(m);
     const int rows = t->rows, P = t->positions, E = t->E, V = t->tgt_vocab, S = t->dec_S;
-    if (position < 0 || position >= P)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "decoding position %d is outside [0, %d)",
-                          position, P);
-    const int L = position + 1;
-    for (int r = 0; r < rows; r++) {
-        t->history[(size_t)r * P + position] = tokens[r];
-        for (int l = 0; l < L; l++) t->step_ids[(size_t)r * L + l] = t->history[(size_t)r * P + l];
-    }
-    attn_status s = embed_forward(t, t->step_x, t->step_ids, t->tgt_embed, V, rows, L, 0.0f, 0);
+    if (position != t->decoded_len || position >= P)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "decoding position %d is not the next of %d decoded, below %d",
+                          position, t->decoded_len, P);
+    for (int r = 0; r < rows; r++) t->history[(size_t)r * P + position] = tokens[r];
+    attn_status s =
+        embed_forward(t, t->step_x, tokens, t->tgt_embed, V, rows, 1, position, 0.0f, 0);
     if (s) return s;
-    const attn_transformer_input in = {
-        .tgt = t->step_x,
-        .memory = t->memory,
-        .batch = rows,
-        .src_len = S,
-        .tgt_len = L,
-        .tgt_mask = {.is_causal = true},
-        .memory_mask = {.key_padding_mask = t->memory_pad,
-                        .key_padding_mask_type = ATTN_MASK_FLOAT},
-    };
-    if ((s = attn_tf_transformer_decode(&t->tf, t->step_out, &in))) return s;
-    t->decoded_len = L;
-    for (int r = 0; r < rows; r++)
-        memcpy(t->last + (size_t)r * E, t->step_out + ((size_t)r * L + position) * E,
-               (size_t)E * sizeof *t->last);
-    if ((s = attn_linear_forward(t->step_logits, t->last, t->gen_w, t->gen_b, rows, E, V)))
+    attn_transformer_input in = decoder_input(t, rows, 1);
+    in.cross_weights = attention ? t->step_weights : NULL;
+    if ((s = attn_tf_stack_step(&t->tf.decoder, t->last, t->step_x, &t->cache, &in)) ||
+        (s = attn_linear_forward(t->step_logits, t->last, t->gen_w, t->gen_b, rows, E, V)))
         return s;
+    t->decoded_len = position + 1;
     log_softmax(logprobs, t->step_logits, rows, V);
     if (attention == NULL) return ATTN_OK;
-    attn_tf_stack *dec = &t->tf.decoder;
-    if ((s = attention_weights(t, sublayer(dec, dec->layers - 1, 1), t->step_weights, true, rows, L,
-                               S, &in.memory_mask)))
-        return s;
     for (int r = 0; r < rows; r++) {
-        const float *w = t->step_weights + ((size_t)r * L + position) * S;
+        const float *w = t->step_weights + (size_t)r * S;
         float *a = attention + (size_t)r * t->caller_S;
         for (int j = 0; j < t->caller_S; j++) a[j] = j < S ? w[j] : 0.0f;
     }
     return ATTN_OK;
 }
 
+/* Every layer's maps come from a run of the decoder over the whole output, as
+ * training runs it, and then each attention run again on what its layer read. */
 attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, int steps)
 {
     s2s_transformer *t = impl(m);
     if (t->rows != 1 || steps != t->decoded_len)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                          "recording needs the decoder's last run over one source's %d steps; "
-                          "it ran %d rows over %d",
+                          "recording needs one source decoded for %d steps; %d rows were decoded "
+                          "for %d",
                           steps, t->rows, t->decoded_len);
     const int S = t->dec_S, T = steps, H = m->cfg.heads;
+    attn_status s = embed_forward(t, t->step_x, t->history, t->tgt_embed, t->tgt_vocab, 1, T, 0,
+                                  0.0f, 0);
+    const attn_transformer_input in = decoder_input(t, 1, T);
+    if (s || (s = attn_tf_transformer_decode(&t->tf, t->step_out, &in))) return s;
     const attn_transformer_mask source = {.key_padding_mask = t->enc_pad,
-                                          .key_padding_mask_type = ATTN_MASK_FLOAT},
-                                causal = {.is_causal = true},
-                                memory = {.key_padding_mask = t->memory_pad,
                                           .key_padding_mask_type = ATTN_MASK_FLOAT};
     attn_tf_stack *enc = &t->tf.encoder, *dec = &t->tf.decoder;
-    char name[ATTN_RECORD_NAME_MAX];
     float *w;
-    attn_status s;
     for (int l = 0; l < enc->layers; l++) {
-        snprintf(name, sizeof name, "transformer.encoder.layers.%d.self_attn", l);
-        if ((s = attn_record_add_map(record, name, l, ATTN_MAP_SELF, false, H, S, S, &w)) ||
+        if ((s = attn_record_add_map(record, "transformer.encoder.layers.*.self_attn", l,
+                                     ATTN_MAP_SELF, false, H, S, S, &w)) ||
             (s = attention_weights(t, sublayer(enc, l, 0), w, false, 1, S, S, &source)))
             return s;
     }
     for (int l = 0; l < dec->layers; l++) {
-        snprintf(name, sizeof name, "transformer.decoder.layers.%d.self_attn", l);
-        if ((s = attn_record_add_map(record, name, l, ATTN_MAP_SELF, false, H, T, T, &w)))
+        if ((s = attn_record_add_map(record, "transformer.decoder.layers.*.self_attn", l,
+                                     ATTN_MAP_SELF, false, H, T, T, &w)))
             return s;
         record->maps[record->n_maps - 1].over_queries = true;
-        if ((s = attention_weights(t, sublayer(dec, l, 0), w, false, 1, T, T, &causal))) return s;
-        snprintf(name, sizeof name, "transformer.decoder.layers.%d.multihead_attn", l);
-        if ((s = attn_record_add_map(record, name, l, ATTN_MAP_CROSS, false, H, T, S, &w)) ||
-            (s = attention_weights(t, sublayer(dec, l, 1), w, false, 1, T, S, &memory)))
+        if ((s = attention_weights(t, sublayer(dec, l, 0), w, false, 1, T, T, &in.tgt_mask)))
+            return s;
+        if ((s = attn_record_add_map(record, "transformer.decoder.layers.*.multihead_attn", l,
+                                     ATTN_MAP_CROSS, false, H, T, S, &w)) ||
+            (s = attention_weights(t, sublayer(dec, l, 1), w, false, 1, T, S, &in.memory_mask)))
             return s;
     }
     return ATTN_OK;
 }
 
-/* The prefixes move with their rows; the memory is the same within a source. */
+/* The prefixes and their cached keys and values move with their rows; the
+ * memory is the same within a source. */
 static attn_status reorder(attn_seq2seq *m, const int32_t *parent)
 {
     s2s_transformer *t = impl(m);
@@ -590,6 +598,7 @@ static attn_status reorder(attn_seq2seq *m, const int32_t *parent)
     int32_t *swap = t->history;
     t->history = t->history_spare;
     t->history_spare = swap;
+    attn_tf_decoder_cache_reorder(&t->cache, parent);
     return ATTN_OK;
 }
 

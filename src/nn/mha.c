@@ -375,3 +375,128 @@ attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dv
                          E);
     return ATTN_OK;
 }
+
+/* ---- incremental decoding ---- */
+
+attn_status attn_mha_cache_init(attn_mha_cache *c, const attn_mha *m, int batch, int capacity)
+{
+    attn_status s;
+    if ((s = attn_check_at_least(batch, 1, "batch")) ||
+        (s = attn_check_at_least(capacity, 1, "cache capacity")))
+        return s;
+    const size_t n = (size_t)batch * (size_t)capacity * (size_t)m->cfg.embed_dim;
+    *c = (attn_mha_cache){.batch = batch,
+                          .heads = m->cfg.num_heads,
+                          .head_dim = m->head_dim,
+                          .capacity = capacity,
+                          .k_heads = calloc(n, sizeof(float)),
+                          .v_heads = calloc(n, sizeof(float)),
+                          .spare = calloc(n, sizeof(float))};
+    if (c->k_heads == NULL || c->v_heads == NULL || c->spare == NULL) {
+        attn_mha_cache_free(c);
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to cache %d x %d positions", batch,
+                          capacity);
+    }
+    return ATTN_OK;
+}
+
+void attn_mha_cache_free(attn_mha_cache *c)
+{
+    free(c->k_heads);
+    free(c->v_heads);
+    free(c->spare);
+    memset(c, 0, sizeof *c);
+}
+
+/* heads: (batch, H, n, hd) -> positions c->length .. + n of cache (batch, H, capacity, hd). */
+static void cache_store(const attn_mha_cache *c, float *cache, const float *heads, int n)
+{
+    const size_t hd = (size_t)c->head_dim, planes = (size_t)c->batch * (size_t)c->heads;
+    for (size_t p = 0; p < planes; p++)
+        memcpy(cache + (p * (size_t)c->capacity + (size_t)c->length) * hd, heads + p * n * hd,
+               n * hd * sizeof *cache);
+}
+
+attn_status attn_mha_cache_append(attn_mha *m, attn_mha_cache *c, const float *key,
+                                  const float *value, int n)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(key, "key")) || (s = attn_check_not_null(value, "value")) ||
+        (s = attn_check_at_least(n, 1, "positions")))
+        return s;
+    if (n > c->capacity - c->length)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "%d more positions overflow a cache holding %d of %d", n, c->length,
+                          c->capacity);
+    const attn_mha_input shape = {.batch = c->batch, .len_q = n, .len_k = n};
+    if ((s = layout_activations(m, &shape))) return s;
+    const attn_mha_config *cfg = &m->cfg;
+    const int B = c->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
+    const mha_weights *w = &m->data;
+    m->has_forward = false;
+    attn_linear_forward(m->rows, key, w->w_k, w->b_k, B * n, cfg->kdim, E);
+    attn_heads_split(m->k_heads, m->rows, B, n, H, hd, cfg->batch_first);
+    cache_store(c, c->k_heads, m->k_heads, n);
+    attn_linear_forward(m->rows, value, w->w_v, w->b_v, B * n, cfg->vdim, E);
+    attn_heads_split(m->v_heads, m->rows, B, n, H, hd, cfg->batch_first);
+    cache_store(c, c->v_heads, m->v_heads, n);
+    c->length += n;
+    return ATTN_OK;
+}
+
+void attn_mha_cache_reorder(attn_mha_cache *c, const int32_t *parent)
+{
+    const size_t row = (size_t)c->heads * (size_t)c->capacity * (size_t)c->head_dim;
+    float **caches[2] = {&c->k_heads, &c->v_heads};
+    for (int i = 0; i < 2; i++) {
+        for (int r = 0; r < c->batch; r++)
+            memcpy(c->spare + r * row, *caches[i] + (size_t)parent[r] * row,
+                   row * sizeof *c->spare);
+        float *gathered = c->spare;
+        c->spare = *caches[i];
+        *caches[i] = gathered;
+    }
+}
+
+attn_status attn_mha_cached_forward(attn_mha *m, float *out, const attn_mha_cache *c,
+                                    const attn_mha_input *in)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(m, "mha")) || (s = attn_check_not_null(out, "out")) ||
+        (s = attn_check_not_null(in, "mha input")))
+        return s;
+    if (in->batch != c->batch || in->len_q != 1 || c->length < 1)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "a cached attention takes one position of each of the cache's %d "
+                          "sequences, after at least one cached position; got batch %d, "
+                          "len_q %d over %d positions",
+                          c->batch, in->batch, in->len_q, c->length);
+    attn_mha_input q = *in;
+    q.key = q.value = in->query; /* the cache stands for them */
+    q.len_k = c->capacity;
+    q.is_causal = true;
+    q.attn_mask = NULL;
+    q.training = false;
+    m->has_forward = false;
+    if ((s = check_input(&q)) || (s = prepare_sdpa(m, &q)) || (s = layout_activations(m, &q)))
+        return s;
+    m->sdpa.q_offset = c->length - 1;
+    const attn_mha_config *cfg = &m->cfg;
+    const int B = c->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
+    const mha_weights *w = &m->data;
+    attn_linear_forward(m->rows, q.query, w->w_q, w->b_q, B, E, E);
+    attn_heads_split(m->q_heads, m->rows, B, 1, H, hd, cfg->batch_first);
+    if ((s = attn_sdpa_forward(m->attn_heads, m->lse, NULL, m->q_heads, c->k_heads, c->v_heads,
+                               &m->sdpa)))
+        return s;
+    if (q.weights) { /* the reference run, its output to scratch */
+        float *weights = q.average_attn_weights ? m->head_weights : q.weights;
+        if ((s = attn_sdpa_forward(m->d_attn_heads, m->lse, weights, m->q_heads, c->k_heads,
+                                   c->v_heads, &m->sdpa)))
+            return s;
+        if (q.average_attn_weights) average_heads(q.weights, m->head_weights, B, H, 1, c->capacity);
+    }
+    attn_heads_merge(m->merged, m->attn_heads, B, 1, H, hd, cfg->batch_first);
+    attn_linear_forward(out, m->merged, w->w_out, w->b_out, B, E, E);
+    return ATTN_OK;
+}

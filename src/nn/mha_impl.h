@@ -14,4 +14,32 @@ void attn_mha_specs(const attn_mha *m, attn_specs *specs, const char *prefix);
  * from seed, as MultiheadAttention does; backward adds into p's gradients. */
 attn_status attn_mha_bind(attn_mha *m, const attn_params *p, const char *prefix, uint64_t seed);
 
+/* ---- incremental decoding -------------------------------------------------------------- */
+/* The keys and values an attention has projected, split into heads, for `batch`
+ * sequences of up to `capacity` positions: (batch, H, capacity, hd) each, filled
+ * at positions 0 .. length - 1. The rest stay 0 (a masked score's weight is 0,
+ * and 0 times a value that was never written could be NaN). */
+typedef struct attn_mha_cache {
+    int batch, heads, head_dim, capacity, length;
+    float *k_heads, *v_heads;
+    float *spare; /* (batch, H, capacity, hd): where reordering gathers */
+} attn_mha_cache;
+
+attn_status attn_mha_cache_init(attn_mha_cache *c, const attn_mha *m, int batch, int capacity);
+void attn_mha_cache_free(attn_mha_cache *c);
+/* key: (batch, n, kdim), value: (batch, n, vdim) ((n, batch, .) unless
+ * batch_first) -> their projections at positions length .. length + n - 1. */
+attn_status attn_mha_cache_append(attn_mha *m, attn_mha_cache *c, const float *key,
+                                  const float *value, int n);
+/* Beam search: row r takes row parent[r]'s keys and values. */
+void attn_mha_cache_reorder(attn_mha_cache *c, const int32_t *parent);
+/* One new position per sequence, after every cached one: in->query (batch, 1, E)
+ * -> out (batch, 1, E), the attention over the cache's positions through SDPA
+ * with len_k = capacity, causal at q_offset = length - 1 (so the unfilled
+ * positions are masked and their blocks skipped). Reads in's key padding mask
+ * (batch, capacity), weights and average_attn_weights; the weights come from a
+ * second run, so out has the same bits whether they are asked for or not. */
+attn_status attn_mha_cached_forward(attn_mha *m, float *out, const attn_mha_cache *c,
+                                    const attn_mha_input *in);
+
 #endif

@@ -13,6 +13,7 @@
 
 #include "attn/transformer.h"
 #include "nn/activations.h"
+#include "nn/mha_impl.h"
 #include "nn/param_specs.h"
 
 /* ---- naming and initialising ---------------------------------------------------------- */
@@ -70,6 +71,9 @@ typedef struct attn_tf_call {
     bool training;
     uint64_t seed;  /* the sublayer's own stream */
     float *weights; /* optional (B, len, memory_len), head-averaged */
+    /* Incremental decoding (len 1): the attention's keys and values so far; a
+     * self-attention appends its input's first. NULL: attend over the call's rows. */
+    attn_mha_cache *cache;
 } attn_tf_call;
 
 /* Gradient scratch a stack shares among its sublayers: (rows, E) and (rows, F). */
@@ -132,6 +136,30 @@ attn_status attn_tf_stack_forward(attn_tf_stack *st, float *out, const float *x,
                                   uint64_t seed);
 /* dout shaped as out -> dx (+=, or NULL), dmemory (+=, or NULL; the decoder's). */
 attn_status attn_tf_stack_backward(attn_tf_stack *st, float *dx, float *dmemory, const float *dout);
+
+/* ---- incremental decoding: a decoder stack one position at a time --------------------- */
+/* Layer l's attentions' caches: self[l] grows by a position each step; cross[l]
+ * holds the memory's keys and values, projected once. */
+typedef struct attn_tf_decoder_cache {
+    int layers;
+    attn_mha_cache *self, *cross;
+} attn_tf_decoder_cache;
+
+/* For a decoder stack: memory (batch, memory_len, E) (or (memory_len, batch, E))
+ * projected into the cross caches; self caches of `capacity` positions, empty. */
+attn_status attn_tf_decoder_cache_init(attn_tf_decoder_cache *c, attn_tf_stack *st,
+                                       const float *memory, int batch, int memory_len,
+                                       int capacity);
+void attn_tf_decoder_cache_free(attn_tf_decoder_cache *c);
+/* Beam search: row r takes row parent[r]'s positions; the memory is the same
+ * within a source, so the cross caches stay. */
+void attn_tf_decoder_cache_reorder(attn_tf_decoder_cache *c, const int32_t *parent);
+/* x: (batch, 1, E), the decoder's input at the position after the cached ones
+ * -> out: (batch, 1, E), the decoder's output there, as attn_tf_stack_forward
+ * gives it at that position of the whole prefix (in eval mode). Reads in's
+ * batch, memory_mask and cross_weights ((batch, 1, memory_len), optional). */
+attn_status attn_tf_stack_step(attn_tf_stack *st, float *out, const float *x,
+                               attn_tf_decoder_cache *cache, const attn_transformer_input *in);
 
 /* ---- nn.Transformer without its parameter block ---------------------------------------- */
 typedef struct attn_tf_transformer {

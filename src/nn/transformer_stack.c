@@ -136,21 +136,22 @@ static attn_status layout(attn_tf_stack *st)
     return attn_activations_layout(&st->acts, views, (int)(sizeof views / sizeof views[0]));
 }
 
-attn_status attn_tf_stack_forward(attn_tf_stack *st, float *out, const float *x,
-                                  const float *memory, const attn_transformer_input *in,
-                                  uint64_t seed)
+/* The sublayers in order, then the final norm; with a cache, one position of a
+ * decoder attending through it. */
+static attn_status run(attn_tf_stack *st, float *out, const float *x, const float *memory,
+                       const attn_transformer_input *in, uint64_t seed,
+                       attn_tf_decoder_cache *cache)
 {
     attn_status s;
-    st->has_forward = false;
-    if ((s = check_input(st, out, x, memory, in))) return s;
-    const int len = st->decoder ? in->tgt_len : in->src_len, E = st->cfg.d_model;
+    const int len = cache ? 1 : st->decoder ? in->tgt_len : in->src_len, E = st->cfg.d_model;
     st->rows = in->batch * len;
     if ((s = layout(st))) return s;
     const int pl = per_layer(st);
     const float *h = x;
     for (int k = 0; k < st->count; k++) {
         const attn_tf_role role = st->sub[k].role;
-        const bool last_cross = role == ATTN_TF_CROSS_ATTENTION && k / pl == st->layers - 1;
+        const int layer = k / pl;
+        const bool last_cross = role == ATTN_TF_CROSS_ATTENTION && layer == st->layers - 1;
         const attn_tf_call call = {
             .batch = in->batch,
             .len = len,
@@ -162,20 +163,101 @@ attn_status attn_tf_stack_forward(attn_tf_stack *st, float *out, const float *x,
             .training = in->training,
             .seed = attn_tf_seed(seed, (uint64_t)k, 1),
             .weights = last_cross ? in->cross_weights : NULL,
+            .cache = cache == NULL                    ? NULL
+                     : role == ATTN_TF_SELF_ATTENTION  ? &cache->self[layer]
+                     : role == ATTN_TF_CROSS_ATTENTION ? &cache->cross[layer]
+                                                       : NULL,
         };
         if ((s = attn_tf_sublayer_forward(&st->sub[k], h, &call))) return s;
         h = st->sub[k].y;
     }
     st->last = h;
-    if (st->stacked) {
-        if ((s = attn_layernorm_forward(out, st->mean, st->rstd, h, st->norm.w, st->norm.b,
-                                        st->rows, E, st->cfg.layer_norm_eps)))
-            return s;
-    } else {
-        memcpy(out, h, (size_t)st->rows * (size_t)E * sizeof *out);
-    }
+    if (st->stacked)
+        return attn_layernorm_forward(out, st->mean, st->rstd, h, st->norm.w, st->norm.b,
+                                      st->rows, E, st->cfg.layer_norm_eps);
+    memcpy(out, h, (size_t)st->rows * (size_t)E * sizeof *out);
+    return ATTN_OK;
+}
+
+attn_status attn_tf_stack_forward(attn_tf_stack *st, float *out, const float *x,
+                                  const float *memory, const attn_transformer_input *in,
+                                  uint64_t seed)
+{
+    attn_status s;
+    st->has_forward = false;
+    if ((s = check_input(st, out, x, memory, in)) || (s = run(st, out, x, memory, in, seed, NULL)))
+        return s;
     st->has_forward = true;
     return ATTN_OK;
+}
+
+/* ---- incremental decoding ---- */
+
+void attn_tf_decoder_cache_free(attn_tf_decoder_cache *c)
+{
+    for (int l = 0; l < c->layers; l++) {
+        if (c->self) attn_mha_cache_free(&c->self[l]);
+        if (c->cross) attn_mha_cache_free(&c->cross[l]);
+    }
+    free(c->self);
+    free(c->cross);
+    memset(c, 0, sizeof *c);
+}
+
+attn_status attn_tf_decoder_cache_init(attn_tf_decoder_cache *c, attn_tf_stack *st,
+                                       const float *memory, int batch, int memory_len,
+                                       int capacity)
+{
+    attn_status s;
+    attn_tf_decoder_cache_free(c);
+    if (!st->decoder)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "only a decoder stack decodes step by step");
+    if ((s = attn_check_not_null(memory, "memory")) ||
+        (s = attn_check_at_least(memory_len, 1, "memory_len")))
+        return s;
+    c->layers = st->layers;
+    c->self = calloc((size_t)st->layers, sizeof *c->self);
+    c->cross = calloc((size_t)st->layers, sizeof *c->cross);
+    if (c->self == NULL || c->cross == NULL) {
+        attn_tf_decoder_cache_free(c);
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d layers' caches", st->layers);
+    }
+    const int pl = per_layer(st);
+    for (int l = 0; l < st->layers; l++) {
+        attn_mha *self = st->sub[l * pl].mha, *cross = st->sub[l * pl + 1].mha;
+        if ((s = attn_mha_cache_init(&c->self[l], self, batch, capacity)) ||
+            (s = attn_mha_cache_init(&c->cross[l], cross, batch, memory_len)) ||
+            (s = attn_mha_cache_append(cross, &c->cross[l], memory, memory, memory_len))) {
+            attn_tf_decoder_cache_free(c);
+            return s;
+        }
+    }
+    return ATTN_OK;
+}
+
+void attn_tf_decoder_cache_reorder(attn_tf_decoder_cache *c, const int32_t *parent)
+{
+    for (int l = 0; l < c->layers; l++) attn_mha_cache_reorder(&c->self[l], parent);
+}
+
+attn_status attn_tf_stack_step(attn_tf_stack *st, float *out, const float *x,
+                               attn_tf_decoder_cache *cache, const attn_transformer_input *in)
+{
+    attn_status s;
+    st->has_forward = false;
+    if ((s = attn_check_not_null(cache, "cache")) || (s = attn_check_not_null(in, "input")) ||
+        (s = attn_check_not_null(x, "tgt")) || (s = attn_check_not_null(out, "out")))
+        return s;
+    if (cache->layers != st->layers || in->batch != cache->self[0].batch ||
+        in->src_len != cache->cross[0].capacity)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "a decoding step of batch %d over %d memory positions does not fit a "
+                          "cache of %d layers, batch %d, %d memory positions",
+                          in->batch, in->src_len, cache->layers, cache->self[0].batch,
+                          cache->cross[0].capacity);
+    attn_transformer_input one = *in;
+    one.training = false;
+    return run(st, out, x, NULL, &one, 0, cache);
 }
 
 attn_status attn_tf_stack_backward(attn_tf_stack *st, float *dx, float *dmemory, const float *dout)

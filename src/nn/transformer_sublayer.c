@@ -193,12 +193,18 @@ attn_mha_input attn_tf_attention_input(const attn_tf_sublayer *s, const float *u
     };
 }
 
-/* out: (rows, E) = the attention of u (rows, E) over itself or over the memory. */
+/* out: (rows, E) = the attention of u (rows, E) over itself or over the memory, or
+ * over the cached positions (u's own appended first for self-attention). */
 static attn_status attention_forward(attn_tf_sublayer *s, float *out, const float *u,
                                      const attn_tf_call *c)
 {
     const attn_mha_input in = attn_tf_attention_input(s, u, c);
-    return attn_mha_forward(s->mha, out, &in);
+    if (c->cache == NULL) return attn_mha_forward(s->mha, out, &in);
+    attn_status st;
+    if (s->role == ATTN_TF_SELF_ATTENTION &&
+        (st = attn_mha_cache_append(s->mha, c->cache, u, u, c->len)))
+        return st;
+    return attn_mha_cached_forward(s->mha, out, c->cache, &in);
 }
 
 /* out: (rows, E) = linear2(dropout(activation(linear1(u)))), keeping f1 and a. */

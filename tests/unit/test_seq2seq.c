@@ -1,8 +1,9 @@
-/* attn_seq2seq with the RNN architectures: finite-difference gradients of the
+/* attn_seq2seq, mostly with the RNN architectures: finite-difference gradients of the
  * whole model for every architecture and attention (the straight-through
  * Gumbel-softmax at fixed noise, REINFORCE's surrogate with its advantages held
  * fixed), repeatability from (seed, step), the REINFORCE baseline, Gumbel's
- * temperature, greedy and beam search, attention capture, and bad input. */
+ * temperature, greedy and beam search (decoding's scores against teacher forcing
+ * for the Transformer too), attention capture, and bad input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -551,6 +552,70 @@ static void test_beam_search(void **state)
     printf("beam search beat greedy decoding on %d sources\n", better);
 }
 
+/* A small Transformer (E 8, 2 heads, 1-2 layers each side) whose outputs are far
+ * from uniform, and sources to decode. */
+static void make_transformer_case(model_case *c, attn_rng *rng)
+{
+    memset(c, 0, sizeof *c);
+    attn_seq2seq_config *g = &c->cfg;
+    *g = attn_seq2seq_defaults(ATTN_S2S_TRANSFORMER, ATTN_ATTEND_SOFT);
+    g->src_vocab = 6 + below(rng, 4);
+    g->tgt_vocab = 6 + below(rng, 4);
+    g->max_src_len = 7;
+    g->max_tgt_len = 8;
+    g->hidden_dim = 8;
+    g->heads = 2;
+    g->ff_dim = 16;
+    g->enc_layers = 1 + below(rng, 2);
+    g->dec_layers = 1 + below(rng, 2);
+    assert_int_equal(attn_seq2seq_create(&c->m, g, attn_rng_u32(rng)), ATTN_OK);
+    attn_params *p = attn_seq2seq_params(c->m);
+    for (size_t e = 0; e < p->total; e++) p->data[e] *= 2.0f;
+    make_batch(&c->batch, rng, 32, g->max_src_len, g->max_tgt_len, g->src_vocab, g->tgt_vocab);
+    snprintf(c->desc, sizeof c->desc, "transformer layers %d/%d V=%d/%d", g->enc_layers,
+             g->dec_layers, g->src_vocab, g->tgt_vocab);
+}
+
+/* Decoding scores each output as teacher forcing does: the step-by-step
+ * log-probabilities (the Transformer's decoder one position at a time over its
+ * key-value caches, reordered with the beams; the RNNs' recurrent states) sum to
+ * the score a full forward over the output gives it. */
+static void test_decoding_is_teacher_forced(void **state)
+{
+    (void)state;
+    for (int a = 0; a <= ARCH_COUNT; a++) {
+        attn_rng rng = test_rng(600 + (uint64_t)a);
+        model_case c;
+        if (a < ARCH_COUNT)
+            make_decode_case(&c, &rng, RNN_ARCHS[a], ATTN_ATTEND_SOFT);
+        else
+            make_transformer_case(&c, &rng);
+        const int B = c.batch.batch, S = c.batch.src_cap, T = c.cfg.max_tgt_len;
+        for (int beam = 1; beam <= 5; beam += 2) {
+            decoded d = decoded_alloc(B, T, S);
+            const attn_decode_options opt = {.beam = beam, .max_len = T};
+            assert_int_equal(beam == 1 ? attn_seq2seq_greedy(c.m, d.out, d.len, d.attention,
+                                                             d.scores, c.batch.src,
+                                                             c.batch.src_len, B, S, &opt)
+                                       : attn_seq2seq_beam_search(c.m, d.out, d.len, d.attention,
+                                                                  d.scores, c.batch.src,
+                                                                  c.batch.src_len, B, S, &opt),
+                             ATTN_OK);
+            for (int b = 0; b < B; b++) {
+                const double want = teacher_forced_score(&c, &d, b, T);
+                const double err = fabs((double)d.scores[b] - want) / (1.0 + fabs(want));
+                if (err > 1e-5)
+                    print_error("%s beam %d source %d: decoding scored %.7f, teacher forcing "
+                                "%.7f\n",
+                                c.desc, beam, b, (double)d.scores[b], want);
+                assert_true(err <= 1e-5);
+            }
+            decoded_free(&d);
+        }
+        free_case(&c);
+    }
+}
+
 /* Hard attention decodes the argmax position, or samples one from a seed. */
 static void test_sample_hard(void **state)
 {
@@ -727,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_gumbel_temperature),
         cmocka_unit_test(test_beam_one_is_greedy),
         cmocka_unit_test(test_beam_search),
+        cmocka_unit_test(test_decoding_is_teacher_forced),
         cmocka_unit_test(test_sample_hard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
