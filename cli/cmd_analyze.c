@@ -218,25 +218,6 @@ static void add_alignment(map_stats *s, const attn_attention_map *m, const int *
     }
 }
 
-/* The map's name with its layer number as "*": its place in every layer. */
-static void site_of(const attn_attention_map *m, char *site)
-{
-    char number[16];
-    int len = snprintf(number, sizeof number, "%d", m->layer);
-    const char *name = m->name;
-    for (const char *p = strchr(name, '.'); p != NULL; p = strchr(p + 1, '.')) {
-        if (strncmp(p + 1, number, (size_t)len) != 0 || (p[1 + len] != '.' && p[1 + len] != '\0'))
-            continue;
-        size_t head = (size_t)(p + 1 - name), tail = strlen(p + 1 + len);
-        if (head + 1 + tail >= ATTN_RECORD_NAME_MAX) break;
-        memcpy(site, name, head);
-        site[head] = '*';
-        memcpy(site + head + 1, p + 1 + len, tail + 1);
-        return;
-    }
-    memcpy(site, name, strlen(name) + 1);
-}
-
 /* The key of row (n) with the most weight, leaving out `skip`; -1 if none has any. */
 static int top_key(const float *row, int n, int skip)
 {
@@ -313,17 +294,13 @@ static int add_rollouts(analysis *a, const attn_record *r, const char *path)
 {
     bool done[ATTN_RECORD_MAPS_MAX] = {false};
     const attn_attention_map *layers[ATTN_RECORD_MAPS_MAX];
-    char site[ATTN_RECORD_NAME_MAX], other[ATTN_RECORD_NAME_MAX];
     for (int k = 0; k < r->n_maps; k++) {
         const attn_attention_map *m = &r->maps[k];
         if (done[k] || m->kind != ATTN_MAP_SELF) continue;
-        site_of(m, site);
         int n_layers = 0;
         for (int q = k; q < r->n_maps; q++) {
             const attn_attention_map *o = &r->maps[q];
-            if (done[q] || o->kind != ATTN_MAP_SELF) continue;
-            site_of(o, other);
-            if (strcmp(site, other) != 0) continue;
+            if (done[q] || o->kind != ATTN_MAP_SELF || strcmp(m->site, o->site) != 0) continue;
             done[q] = true;
             /* In layer order, for attn_rollout. */
             int at = n_layers++;
@@ -335,7 +312,7 @@ static int add_rollouts(analysis *a, const attn_record *r, const char *path)
         float *rollout = scratch(a, (size_t)n * n);
         if (rollout == NULL) return out_of_memory();
         if (attn_rollout(layers, n_layers, rollout) != ATTN_OK) return cli_fail("analyze");
-        print_rollout(a, path, attn_map_row_tokens(r, m), site, n_layers, rollout, n);
+        print_rollout(a, path, attn_map_row_tokens(r, m), m->site, n_layers, rollout, n);
     }
     return EXIT_OK;
 }

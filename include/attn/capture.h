@@ -31,7 +31,8 @@
  *     below without the weights.
  *   JSON: {"format": "attn-attention", "version": 1, "model": "...", "task": "...",
  *     "queries": ["2", "0", ...], "keys": ["2", "4", "-", ...],
- *     "maps": [{"name": "...", "layer": 0, "kind": "cross"|"self", "hard": false,
+ *     "maps": [{"name": "...", "site": "...", "layer": 0, "kind": "cross"|"self",
+ *               "hard": false,
  *               "tokens": "keys"|"queries",   (self maps only; "keys" if absent)
  *               "heads": H, "rows": R, "cols": C,
  *               "weights": [[[w, ...], ...], ...]}]}   (weights only in JSON)
@@ -40,7 +41,9 @@
  * Loaders check every size against the tensors and the token counts (a cross
  * map is n_queries x n_keys, a self map n x n over its tokens), every weight
  * (finite, in [0, 1]; a hard map's rows hold at most one 1 and zeros), and
- * unique map names; attn_record_save refuses a record that would not load.
+ * unique map names, and that a map's name is what its site names in its layer
+ * (a record without sites, from before they were written, reads as one site per
+ * map); attn_record_save refuses a record that would not load.
  */
 #ifndef ATTN_CAPTURE_H
 #define ATTN_CAPTURE_H
@@ -61,6 +64,9 @@ typedef enum attn_map_kind { ATTN_MAP_SELF, ATTN_MAP_CROSS } attn_map_kind;
 
 typedef struct attn_attention_map {
     char name[ATTN_RECORD_NAME_MAX];
+    /* Its place in every layer: the name with the layer number as "*"
+     * ("transformer.h.*.attn"), shared by the maps of that place in each layer. */
+    char site[ATTN_RECORD_NAME_MAX];
     int layer;
     attn_map_kind kind;
     bool hard;
@@ -88,10 +94,11 @@ ATTN_API void attn_record_free(attn_record *r);
 ATTN_API attn_status attn_record_set_queries(attn_record *r, const char *const *tokens, int n);
 ATTN_API attn_status attn_record_set_keys(attn_record *r, const char *const *tokens, int n);
 
-/* Adds a map (over_queries false) and returns its zeroed weights (heads, rows,
- * cols) in *weights, for the caller to fill. Fails on a full record, a duplicate
- * name or bad sizes. */
-ATTN_API attn_status attn_record_add_map(attn_record *r, const char *name, int layer,
+/* Adds a map (over_queries false) at `site` in layer `layer` and returns its
+ * zeroed weights (heads, rows, cols) in *weights, for the caller to fill. Its name
+ * is the site with the first "*" replaced by the layer number (a site without
+ * "*" is its own name). Fails on a full record, a duplicate name or bad sizes. */
+ATTN_API attn_status attn_record_add_map(attn_record *r, const char *site, int layer,
                                          attn_map_kind kind, bool hard, int heads, int rows,
                                          int cols, float **weights);
 

@@ -110,12 +110,32 @@ static attn_status check_name(const attn_record *r, const char *name)
     return ATTN_OK;
 }
 
-attn_status attn_record_add_map(attn_record *r, const char *name, int layer, attn_map_kind kind,
+/* name: site with its first "*" replaced by the layer number. */
+static attn_status name_at(char name[ATTN_RECORD_NAME_MAX], const char *site, int layer)
+{
+    attn_status s = attn_check_not_null(site, "map site");
+    if (s) return s;
+    const char *star = strchr(site, '*');
+    const int length = star == NULL
+                           ? snprintf(name, ATTN_RECORD_NAME_MAX, "%s", site)
+                           : snprintf(name, ATTN_RECORD_NAME_MAX, "%.*s%d%s", (int)(star - site),
+                                      site, layer, star + 1);
+    if (length >= ATTN_RECORD_NAME_MAX)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "map site '%.40s...' in layer %d names a map of %d bytes; at most %d "
+                          "fit",
+                          site, layer, length, ATTN_RECORD_NAME_MAX - 1);
+    return ATTN_OK;
+}
+
+attn_status attn_record_add_map(attn_record *r, const char *site, int layer, attn_map_kind kind,
                                 bool hard, int heads, int rows, int cols, float **weights)
 {
     attn_status s;
+    char name[ATTN_RECORD_NAME_MAX];
     if ((s = attn_check_not_null(r, "record")) || (s = attn_check_not_null(weights, "weights")) ||
-        (s = check_name(r, name)) || (s = attn_check_at_least(layer, 0, "layer")) ||
+        (s = attn_check_at_least(layer, 0, "layer")) || (s = name_at(name, site, layer)) ||
+        (s = check_name(r, name)) ||
         (s = attn_check_at_least(heads, 1, "heads")) ||
         (s = attn_check_at_least(rows, 1, "rows")) || (s = attn_check_at_least(cols, 1, "cols")))
         return s;
@@ -137,6 +157,7 @@ attn_status attn_record_add_map(attn_record *r, const char *name, int layer, att
     attn_attention_map *m = &r->maps[r->n_maps++];
     memset(m, 0, sizeof *m);
     snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->site, sizeof m->site, "%s", site);
     m->layer = layer;
     m->kind = kind;
     m->hard = hard;

@@ -95,6 +95,7 @@ static bool add_map(cJSON *maps, const attn_attention_map *m, bool with_weights)
         return false;
     }
     bool ok = cJSON_AddStringToObject(o, "name", m->name) &&
+              cJSON_AddStringToObject(o, "site", m->site) &&
               cJSON_AddNumberToObject(o, "layer", m->layer) &&
               cJSON_AddStringToObject(o, "kind", attn_map_kind_name(m->kind)) &&
               cJSON_AddBoolToObject(o, "hard", m->hard) &&
@@ -333,12 +334,16 @@ static attn_status read_map(const loader *ld, attn_record *r, const cJSON *o, in
 {
     if (!cJSON_IsObject(o)) return fail(ld, "map %d is not an object", index);
     const cJSON *name = field(o, "name"), *kind = field(o, "kind"), *hard = field(o, "hard");
-    const cJSON *tokens = field(o, "tokens");
+    const cJSON *tokens = field(o, "tokens"), *site = field(o, "site");
     if (!cJSON_IsString(name)) return fail(ld, "map %d has no \"name\" string", index);
     map_sizes z = {.name = name->valuestring};
     int layer;
     if (!json_int(field(o, "layer"), 0, 1 << 20, &layer))
         return fail(ld, "map '%s': \"layer\" is not an integer in [0, %d]", z.name, 1 << 20);
+    /* Records written before maps had sites: each map is a site of its own. */
+    if (site != NULL && !cJSON_IsString(site))
+        return fail(ld, "map '%s': \"site\" is not a string", z.name);
+    const char *at = site ? site->valuestring : z.name;
     if (!cJSON_IsString(kind) ||
         (strcmp(kind->valuestring, "self") != 0 && strcmp(kind->valuestring, "cross") != 0))
         return fail(ld, "map '%s': \"kind\" is not \"self\" or \"cross\"", z.name);
@@ -360,9 +365,11 @@ static attn_status read_map(const loader *ld, attn_record *r, const cJSON *o, in
     attn_status s = ld->st ? find_tensor(ld, &z, &t) : check_inline_weights(ld, &z, o);
     if (s) return s;
     float *weights;
-    if ((s = attn_record_add_map(r, z.name, layer, k, cJSON_IsTrue(hard), z.heads, z.rows, z.cols,
+    if ((s = attn_record_add_map(r, at, layer, k, cJSON_IsTrue(hard), z.heads, z.rows, z.cols,
                                  &weights)))
         return fail_with_last(ld, s);
+    if (strcmp(r->maps[r->n_maps - 1].name, z.name) != 0)
+        return fail(ld, "map '%s' is not what its site '%s' names in layer %d", z.name, at, layer);
     r->maps[r->n_maps - 1].over_queries = over_queries;
     if (t == NULL) {
         read_inline_weights(weights, o);

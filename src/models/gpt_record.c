@@ -21,11 +21,9 @@ attn_status attn_gpt_record(attn_gpt *m, const int32_t *ids, int n, float *logit
                           n, m->cfg.block_size);
     const int before = record->n_maps, H = m->cfg.n_head;
     float *weights[ATTN_GPT_MAX_LAYERS];
-    char name[ATTN_RECORD_NAME_MAX];
-    for (int l = 0; l < m->cfg.n_layer && s == ATTN_OK; l++) {
-        snprintf(name, sizeof name, "transformer.h.%d.attn", l);
-        s = attn_record_add_map(record, name, l, ATTN_MAP_SELF, false, H, n, n, &weights[l]);
-    }
+    for (int l = 0; l < m->cfg.n_layer && s == ATTN_OK; l++)
+        s = attn_record_add_map(record, "transformer.h.*.attn", l, ATTN_MAP_SELF, false, H, n, n,
+                                &weights[l]);
     attn_gpt_cache *cache = NULL;
     if (s == ATTN_OK && (s = attn_gpt_cache_create(&cache, m, n)) == ATTN_OK)
         s = attn_gpt_cache_forward_weights(m, cache, logits, ids, n, weights);

@@ -59,14 +59,16 @@ def record(path, model, queries, keys, maps):
     return path
 
 
-def cross_map(name, layer, weights, hard=False):
-    return {"name": name, "layer": layer, "kind": "cross", "hard": hard,
+def cross_map(site, layer, weights, hard=False):
+    """A map as attn writes it: named by its site with the layer for "*"."""
+    return {"name": site.replace("*", str(layer), 1), "site": site, "layer": layer,
+            "kind": "cross", "hard": hard,
             "heads": len(weights), "rows": len(weights[0]), "cols": len(weights[0][0]),
             "weights": weights}
 
 
-def self_map(name, layer, weights, tokens="keys"):
-    m = cross_map(name, layer, weights)
+def self_map(site, layer, weights, tokens="keys"):
+    m = cross_map(site, layer, weights)
     m["kind"] = "self"
     m["tokens"] = tokens
     return m
@@ -158,11 +160,11 @@ def check_transformer(directory):
              [[random_row(S) for _ in range(T)] for _ in range(H)]]
     maps = []
     for layer in range(2):
-        maps.append(self_map(f"transformer.encoder.layers.{layer}.self_attn", layer,
+        maps.append(self_map("transformer.encoder.layers.*.self_attn", layer,
                              encoder[layer]))
-        maps.append(self_map(f"transformer.decoder.layers.{layer}.self_attn", layer,
+        maps.append(self_map("transformer.decoder.layers.*.self_attn", layer,
                              decoder[layer], "queries"))
-        maps.append(cross_map(f"transformer.decoder.layers.{layer}.multihead_attn", layer,
+        maps.append(cross_map("transformer.decoder.layers.*.multihead_attn", layer,
                               cross[layer]))
     path = record(os.path.join(directory, "t.json"), "transformer", output, source, maps)
     got = analyze(path)
@@ -222,6 +224,18 @@ def check_errors(directory):
     with open(broken, "w") as f:
         f.write('{"format": "attn-attention", "version": 1, "model"')
     expect(1, "broken.json", broken)
+    # A map's name must be what its site names in its layer.
+    moved = cross_map("decoder.layers.*.attention", 1, [[random_row(8) for _ in range(10)]])
+    moved["layer"] = 2
+    expect(1, "is not what its site 'decoder.layers.*.attention' names in layer 2",
+           record(os.path.join(directory, "moved.json"), "lstm-bahdanau", list("1999-01-02"),
+                  list("2/1/1999"), [moved]))
+    # A record written before maps had sites is read, each map a site of its own.
+    old = cross_map("decoder.attention", 0, [[random_row(8) for _ in range(10)]])
+    del old["site"]
+    expect(0, "decoder.attention",
+           record(os.path.join(directory, "old.json"), "lstm-bahdanau", list("1999-01-02"),
+                  list("2/1/1999"), [old]))
 
 
 def main():
