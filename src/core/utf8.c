@@ -1,5 +1,7 @@
 /* UTF-8 (RFC 3629): the one decoder, and validation, encoding and the error
  * message built on it. */
+#include <string.h>
+
 #include "core/error.h"
 #include "core/utf8.h"
 
@@ -84,4 +86,27 @@ attn_status attn_utf8_error(const char *text, size_t at)
 {
     return attn_error(ATTN_ERR_INVALID_ARGUMENT, "invalid UTF-8 at byte %zu (0x%02x)", at,
                       (unsigned)(unsigned char)text[at]);
+}
+
+attn_status attn_utf8_append(char *out, size_t cap, size_t *used, const char *bytes, int k,
+                             size_t n)
+{
+    if (*used + (size_t)k >= cap)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "the text of %zu ids does not fit in %zu bytes", n, cap);
+    memcpy(out + *used, bytes, (size_t)k);
+    *used += (size_t)k;
+    return ATTN_OK;
+}
+
+attn_status attn_utf8_append_char(char *out, size_t cap, size_t *used, uint32_t cp, int32_t id,
+                                  size_t n)
+{
+    char bytes[4];
+    const int k = attn_utf8_encode(cp, bytes);
+    if (k == 0)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "vocab id %d holds U+%04X, which is not a Unicode character", (int)id,
+                          (unsigned)cp);
+    return attn_utf8_append(out, cap, used, bytes, k, n);
 }

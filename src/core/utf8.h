@@ -18,6 +18,15 @@ bool attn_utf8_valid(const char *s, size_t len);
  * surrogate or a value past U+10FFFF. */
 int attn_utf8_encode(uint32_t cp, char *out);
 
+/* Decoding ids to text: appends k bytes to out, which holds *used of its cap
+ * bytes, keeping one for the final NUL; else fails naming the ids' count n. */
+attn_status attn_utf8_append(char *out, size_t cap, size_t *used, const char *bytes, int k,
+                             size_t n);
+/* The same for the character cp that vocabulary entry id holds, which must be a
+ * Unicode scalar value. */
+attn_status attn_utf8_append_char(char *out, size_t cap, size_t *used, uint32_t cp, int32_t id,
+                                  size_t n);
+
 /* ATTN_ERR_INVALID_ARGUMENT for text whose byte `at` starts no well-formed
  * character, naming the offset and the byte. */
 attn_status attn_utf8_error(const char *text, size_t at);

@@ -186,20 +186,11 @@ attn_status attn_text_decode(const attn_text_vocab *v, const int32_t *ids, size_
             return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                               "id %d at position %zu is outside the vocabulary of %d tokens",
                               (int)id, i, v->size);
-        char bytes[4];
-        int k = 1;
-        if (v->unit == ATTN_TEXT_BYTES) {
-            bytes[0] = (char)(unsigned char)id;
-        } else if ((k = attn_utf8_encode(v->chars[id], bytes)) == 0) {
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                              "vocab id %d holds U+%04X, which is not a Unicode character", (int)id,
-                              (unsigned)v->chars[id]);
-        }
-        if (used + (size_t)k >= cap)
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                              "the text of %zu ids does not fit in %zu bytes", n, cap);
-        memcpy(out + used, bytes, (size_t)k);
-        used += (size_t)k;
+        const char byte = (char)(unsigned char)id;
+        if ((s = v->unit == ATTN_TEXT_BYTES
+                     ? attn_utf8_append(out, cap, &used, &byte, 1, n)
+                     : attn_utf8_append_char(out, cap, &used, v->chars[id], id, n)))
+            return s;
     }
     out[used] = '\0';
     *len = used;

@@ -139,17 +139,8 @@ attn_status attn_vocab_decode(const attn_vocab *v, const int32_t *ids, int n, ch
             return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                               "id %d at position %d is outside the vocabulary of %d ids",
                               (int)ids[i], i, v->size);
-        char bytes[4];
-        int len = attn_utf8_encode(v->chars[ids[i]], bytes);
-        if (len == 0)
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                              "vocab id %d holds U+%04X, which is not a Unicode character",
-                              (int)ids[i], (unsigned)v->chars[ids[i]]);
-        if (used + (size_t)len >= cap)
-            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                              "the text of %d ids does not fit in %zu bytes", n, cap);
-        memcpy(out + used, bytes, (size_t)len);
-        used += (size_t)len;
+        if ((s = attn_utf8_append_char(out, cap, &used, v->chars[ids[i]], ids[i], (size_t)n)))
+            return s;
     }
     out[used] = '\0';
     return ATTN_OK;

@@ -37,7 +37,7 @@ static void rnn_destroy(attn_seq2seq *m)
     if (r == NULL) return;
     attn_rnn_free(r->encoder);
     attn_activations_free(&r->acts);
-    free(r->ints);
+    attn_int_block_free(&r->ints);
     free(r);
     m->impl = NULL;
 }

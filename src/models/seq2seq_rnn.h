@@ -211,8 +211,7 @@ struct s2s_rnn {
     s2s_weights w, g;  /* parameters, gradients */
     float *baseline;   /* hard-reinforce's buffer, else NULL */
     attn_activations acts;
-    int32_t *ints;
-    size_t int_capacity;
+    attn_int_block ints;
     s2s_run run;
     int decode_S;     /* the source width decoding reports attention over */
     bool has_forward; /* a training forward that backward may use */

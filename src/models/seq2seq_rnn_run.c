@@ -17,17 +17,10 @@ uint64_t attn_s2s_key(uint64_t seed, int64_t step, unsigned site, int t)
 static attn_status layout_ints(s2s_rnn *r, int Bs, int S, int T, int R)
 {
     const size_t src = (size_t)Bs * S, steps = (size_t)T * R;
-    const size_t need = src + (size_t)Bs + 3 * steps;
-    if (need > r->int_capacity) {
-        int32_t *grown = malloc(need * sizeof *grown);
-        if (grown == NULL)
-            return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu token ids", need);
-        free(r->ints);
-        r->ints = grown;
-        r->int_capacity = need;
-    }
+    attn_status s = attn_int_block_reserve(&r->ints, src + (size_t)Bs + 3 * steps, "token ids");
+    if (s) return s;
     s2s_run *run = &r->run;
-    run->src = r->ints;
+    run->src = r->ints.data;
     run->src_len = run->src + src;
     run->tgt_in = run->src_len + Bs;
     run->tgt_out = run->tgt_in + steps;

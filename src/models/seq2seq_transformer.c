@@ -42,11 +42,6 @@
 #include "models/seq2seq_impl.h"
 #include "nn/transformer_impl.h"
 
-typedef struct int_buffer {
-    int32_t *data;
-    size_t capacity;
-} int_buffer;
-
 typedef struct s2s_transformer {
     attn_tf_transformer tf;
     int E, src_vocab, tgt_vocab, positions;
@@ -68,7 +63,7 @@ typedef struct s2s_transformer {
     float *dsrc_x, *dtgt_x;               /* (B, S, E), (B, T, E) */
     float *scratch;                       /* (B * max(S, T), E) */
     attn_activations acts;
-    int_buffer ints;
+    attn_int_block ints;
 
     /* Decoding: B sources of S tokens (the longest), rows = B * beam. */
     int rows, beam, dec_S, caller_S;
@@ -85,20 +80,10 @@ typedef struct s2s_transformer {
     float *last, *step_logits;   /* (rows, E), (rows, V) */
     int32_t *history, *history_spare; /* (rows, positions) each */
     attn_activations decode_acts;
-    int_buffer decode_ints;
+    attn_int_block decode_ints;
 } s2s_transformer;
 
 static s2s_transformer *impl(attn_seq2seq *m) { return m->impl; }
-
-static attn_status grow_ints(int_buffer *b, size_t count)
-{
-    if (count <= b->capacity) return ATTN_OK;
-    int32_t *grown = realloc(b->data, count * sizeof *grown);
-    if (grown == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu ids", count);
-    b->data = grown;
-    b->capacity = count;
-    return ATTN_OK;
-}
 
 /* ---- construction ---- */
 
@@ -111,8 +96,8 @@ static void destroy(attn_seq2seq *m)
         free(t->pe);
         attn_activations_free(&t->acts);
         attn_activations_free(&t->decode_acts);
-        free(t->ints.data);
-        free(t->decode_ints.data);
+        attn_int_block_free(&t->ints);
+        attn_int_block_free(&t->decode_ints);
         free(t);
     }
     m->impl = NULL;
@@ -244,7 +229,7 @@ static attn_status layout_forward(s2s_transformer *t)
         {&t->dtgt_x, B * T * E},  {&t->scratch, B * longest * E},
     };
     attn_status s = attn_activations_layout(&t->acts, views, (int)(sizeof views / sizeof *views));
-    if (s || (s = grow_ints(&t->ints, B * S + 2 * B * T))) return s;
+    if (s || (s = attn_int_block_reserve(&t->ints, B * S + 2 * B * T, "token ids"))) return s;
     t->src_ids = t->ints.data;
     t->tgt_ids = t->src_ids + B * S;
     t->targets = t->tgt_ids + B * T;
@@ -398,7 +383,8 @@ static attn_status layout_decode(s2s_transformer *t, int B, int S)
     };
     attn_status s =
         attn_activations_layout(&t->decode_acts, views, (int)(sizeof views / sizeof *views));
-    if (s || (s = grow_ints(&t->decode_ints, 2 * rows * P + (size_t)B * Sz))) return s;
+    if (s || (s = attn_int_block_reserve(&t->decode_ints, 2 * rows * P + (size_t)B * Sz,
+                                                "token ids"))) return s;
     t->history = t->decode_ints.data;
     t->history_spare = t->history + rows * P;
     t->enc_ids = t->history_spare + rows * P;

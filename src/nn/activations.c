@@ -40,3 +40,21 @@ void attn_activations_free(attn_activations *acts)
     acts->block = NULL;
     acts->capacity = 0;
 }
+
+attn_status attn_int_block_reserve(attn_int_block *b, size_t count, const char *what)
+{
+    if (count <= b->capacity) return ATTN_OK;
+    int32_t *grown = malloc(count * sizeof *grown);
+    if (grown == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu %s", count, what);
+    free(b->data);
+    b->data = grown;
+    b->capacity = count;
+    return ATTN_OK;
+}
+
+void attn_int_block_free(attn_int_block *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->capacity = 0;
+}

@@ -61,11 +61,10 @@ struct attn_rnn {
     float *grad_rows[2]; /* (T, B, max(input_size, dirs*H)) gradients between layers */
     float *dh_step, *dh_carry, *dc_carry[2]; /* (B, H) */
 
-    int *index_block; /* order, lengths, active, counts; grown as batch or seq_len grow */
-    size_t index_capacity;
-    int *order;  /* (B) the caller's row of sorted row i */
-    int *length; /* (B) the length of sorted row i */
-    int *active; /* (T + 1) rows running at step t, the sorted rows below it; active[T] = 0 */
+    attn_int_block indices; /* order, length, active, counts; grown as batch or seq_len grow */
+    int32_t *order;  /* (B) the caller's row of sorted row i */
+    int32_t *length; /* (B) the length of sorted row i */
+    int32_t *active; /* (T + 1) rows running at step t, the sorted rows below it; active[T] = 0 */
 
     /* The last forward. */
     bool has_forward;
@@ -234,7 +233,7 @@ void attn_rnn_free(attn_rnn *m)
     if (m == NULL) return;
     attn_params_free(&m->own);
     attn_activations_free(&m->acts);
-    free(m->index_block);
+    attn_int_block_free(&m->indices);
     free(m->data), free(m->grad), free(m->tracks), free(m->outputs), free(m->views);
     free(m);
 }
@@ -275,19 +274,13 @@ static attn_status check_input(const attn_rnn *m, const float *y, const float *c
 static attn_status arrange_rows(attn_rnn *m, const attn_rnn_input *in)
 {
     const int B = in->batch, T = in->seq_len;
-    const size_t need = 2 * (size_t)B + 2 * ((size_t)T + 1);
-    if (need > m->index_capacity) {
-        int *grown = malloc(need * sizeof *grown);
-        if (grown == NULL)
-            return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu row indices", need);
-        free(m->index_block);
-        m->index_block = grown;
-        m->index_capacity = need;
-    }
-    m->order = m->index_block;
+    attn_status s =
+        attn_int_block_reserve(&m->indices, 2 * (size_t)B + 2 * ((size_t)T + 1), "row indices");
+    if (s) return s;
+    m->order = m->indices.data;
     m->length = m->order + B;
     m->active = m->length + B;
-    int *first = m->active + T + 1; /* (T + 1): the first sorted row of each length */
+    int32_t *first = m->active + T + 1; /* (T + 1): the first sorted row of each length */
     if (in->lengths == NULL) {
         for (int b = 0; b < B; b++) m->order[b] = b, m->length[b] = T;
         for (int t = 0; t < T; t++) m->active[t] = B;
