@@ -32,3 +32,17 @@ void attn_heads_merge(float *rows, const float *heads, int B, int L, int H, int 
                 memcpy(rows + row_index(b, l, B, L, batch_first) * E + (size_t)h * hd,
                        heads + (((size_t)b * H + h) * L + l) * hd, (size_t)hd * sizeof *rows);
 }
+
+attn_status attn_heads_sdpa_backward(const attn_heads_grads *g, const float *dout_rows,
+                                     const float *q, const float *k, const float *v,
+                                     const float *lse, const attn_sdpa_config *cfg,
+                                     bool batch_first)
+{
+    const int B = cfg->batch, H = cfg->heads, hd = cfg->dim_qk;
+    const size_t n_q = (size_t)B * H * cfg->len_q * hd, n_k = (size_t)B * H * cfg->len_k * hd;
+    attn_heads_split(g->dout, dout_rows, B, cfg->len_q, H, hd, batch_first);
+    memset(g->dq, 0, n_q * sizeof *g->dq);
+    memset(g->dk, 0, n_k * sizeof *g->dk);
+    memset(g->dv, 0, n_k * sizeof *g->dv);
+    return attn_sdpa_backward(g->dq, g->dk, g->dv, g->dout, q, k, v, lse, cfg);
+}

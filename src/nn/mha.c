@@ -351,19 +351,14 @@ attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dv
     const attn_mha_config *cfg = &m->cfg;
     const int B = m->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
     const int Lq = m->len_q, Lk = m->len_k, bf = cfg->batch_first;
-    const size_t n_q = (size_t)B * Lq * E, n_k = (size_t)B * Lk * E;
+    const size_t n_q = (size_t)B * Lq * E;
     const mha_weights *w = &m->data, *g = &m->grad;
 
     memset(m->rows, 0, n_q * sizeof *m->rows);
     attn_linear_backward(m->rows, g->w_out, g->b_out, dout, m->merged, w->w_out, B * Lq, E, E);
-    attn_heads_split(m->d_attn_heads, m->rows, B, Lq, H, hd, bf);
-
-    memset(m->dq_heads, 0, n_q * sizeof *m->dq_heads);
-    memset(m->dk_heads, 0, n_k * sizeof *m->dk_heads);
-    memset(m->dv_heads, 0, n_k * sizeof *m->dv_heads);
-    if ((s = attn_sdpa_backward(m->dq_heads, m->dk_heads, m->dv_heads, m->d_attn_heads,
-                                m->q_heads, m->k_heads, m->v_heads, m->lse,
-                                &m->sdpa)))
+    const attn_heads_grads heads = {m->d_attn_heads, m->dq_heads, m->dk_heads, m->dv_heads};
+    if ((s = attn_heads_sdpa_backward(&heads, m->rows, m->q_heads, m->k_heads, m->v_heads, m->lse,
+                                      &m->sdpa, bf)))
         return s;
 
     attn_heads_merge(m->rows, m->dq_heads, B, Lq, H, hd, bf);

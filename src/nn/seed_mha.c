@@ -210,20 +210,15 @@ attn_status attn_seed_mha_backward(attn_seed_mha *m, float *dvalues, float *dkey
                           "attn_seed_mha_backward needs a successful attn_seed_mha_forward first");
     const int N = m->batch, Lk = m->len_k, Lq = m->len_q;
     const int H = m->heads, hd = m->head_dim, E = m->embed_size;
-    const size_t n_q = (size_t)N * Lq * E, n_k = (size_t)N * Lk * E;
+    const size_t n_q = (size_t)N * Lq * E;
     const seed_weights *w = &m->data, *g = &m->grad;
 
     memset(m->rows, 0, n_q * sizeof *m->rows);
     attn_linear_backward(m->rows, g->fc_out_w, g->fc_out_b, dout, m->concat, w->fc_out_w, N * Lq,
                          E, E);
-    attn_heads_split(m->d_attn_heads, m->rows, N, Lq, H, hd, true);
-
-    memset(m->dq_heads, 0, n_q * sizeof *m->dq_heads);
-    memset(m->dk_heads, 0, n_k * sizeof *m->dk_heads);
-    memset(m->dv_heads, 0, n_k * sizeof *m->dv_heads);
-    if ((s = attn_sdpa_backward(m->dq_heads, m->dk_heads, m->dv_heads, m->d_attn_heads,
-                                m->q_heads, m->k_heads, m->v_heads, m->lse,
-                                &m->sdpa)))
+    const attn_heads_grads heads = {m->d_attn_heads, m->dq_heads, m->dk_heads, m->dv_heads};
+    if ((s = attn_heads_sdpa_backward(&heads, m->rows, m->q_heads, m->k_heads, m->v_heads, m->lse,
+                                      &m->sdpa, true)))
         return s;
 
     attn_heads_merge(m->rows, m->dq_heads, N, Lq, H, hd, true);
