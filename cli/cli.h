@@ -139,7 +139,8 @@ typedef enum cli_field_type {
     CLI_FIELD_INT,    /* int, in [lo, hi] */
     CLI_FIELD_INT64,  /* int64_t, in [lo, hi] */
     CLI_FIELD_UINT64, /* uint64_t, in [lo, hi] */
-    CLI_FIELD_FLOAT,  /* float, written with 9 digits so it reads back the same */
+    CLI_FIELD_FLOAT,  /* float, finite, in [min, max] if min < max; written with 9
+                         digits so it reads back the same */
     CLI_FIELD_BOOL,
     CLI_FIELD_NAME,   /* an enum (int-sized), by its name */
     CLI_FIELD_STRING, /* char[hi + 1] */
@@ -171,6 +172,7 @@ typedef struct cli_field {
     size_t offset; /* in the config's struct */
     int64_t lo, hi;
     const cli_enum_names *names; /* CLI_FIELD_NAME only */
+    double min, max;             /* CLI_FIELD_FLOAT only */
 } cli_field;
 
 /* Adds the fields of the struct at base to o, in the table's order. */
@@ -178,19 +180,40 @@ void cli_fields_write(cJSON *o, const void *base, const cli_field *fields, int c
 /* The fields as a JSON object's text (cJSON_free it), or NULL out of memory. */
 char *cli_fields_json(const void *base, const cli_field *fields, int count);
 
+/* A table's rows: the JSON key `name`, the field (a member path of the struct
+ * `config`) and its range. */
+#define CLI_INT(config, name, field, low, high)                                                  \
+    {.key = #name, .type = CLI_FIELD_INT, .offset = offsetof(config, field), .lo = low, .hi = high}
+#define CLI_INT64(config, name, field, low, high)                                                \
+    {.key = #name, .type = CLI_FIELD_INT64, .offset = offsetof(config, field), .lo = low,        \
+     .hi = high}
+#define CLI_UINT64(config, name, field, low, high)                                               \
+    {.key = #name, .type = CLI_FIELD_UINT64, .offset = offsetof(config, field), .lo = low,       \
+     .hi = high}
+/* low = high = 0: any finite value (the library checks the model's own). */
+#define CLI_FLOAT(config, name, field, low, high)                                                \
+    {.key = #name, .type = CLI_FIELD_FLOAT, .offset = offsetof(config, field), .min = low,       \
+     .max = high}
+#define CLI_BOOL(config, name, field)                                                            \
+    {.key = #name, .type = CLI_FIELD_BOOL, .offset = offsetof(config, field)}
+#define CLI_NAME(config, name, field, table)                                                     \
+    {.key = #name, .type = CLI_FIELD_NAME, .offset = offsetof(config, field), .names = table}
+#define CLI_STRING(config, name, field, longest)                                                 \
+    {.key = #name, .type = CLI_FIELD_STRING, .offset = offsetof(config, field), .hi = longest}
+
 /* The rows of the options every run has (not eval_every, whose range differs
- * between model kinds, nor label_smoothing), for a table of the struct `type`
+ * between model kinds, nor label_smoothing), for a table of the struct `config`
  * that holds a cli_train_options at `member` (e.g. opt.; nothing for a
  * cli_train_options itself). */
-#define CLI_TRAIN_FIELDS(type, member)                                                          \
-    {"steps", CLI_FIELD_INT64, offsetof(type, member steps), 1, INT32_MAX, NULL},               \
-    {"batch", CLI_FIELD_INT64, offsetof(type, member batch), 1, 65536, NULL},                   \
-    {"lr", CLI_FIELD_FLOAT, offsetof(type, member lr), 0, 0, NULL},                             \
-    {"min_lr", CLI_FIELD_FLOAT, offsetof(type, member min_lr), 0, 0, NULL},                     \
-    {"warmup", CLI_FIELD_INT64, offsetof(type, member warmup), 0, INT32_MAX, NULL},             \
-    {"weight_decay", CLI_FIELD_FLOAT, offsetof(type, member weight_decay), 0, 0, NULL},         \
-    {"clip", CLI_FIELD_FLOAT, offsetof(type, member clip), 0, 0, NULL},                         \
-    {"seed", CLI_FIELD_UINT64, offsetof(type, member seed), 0, INT64_MAX, NULL}
+#define CLI_TRAIN_FIELDS(config, member)                                                        \
+    CLI_INT64(config, steps, member steps, 1, INT32_MAX),                                       \
+    CLI_INT64(config, batch, member batch, 1, 65536),                                           \
+    CLI_FLOAT(config, lr, member lr, 1e-8, 10),                                                 \
+    CLI_FLOAT(config, min_lr, member min_lr, 0, 10),                                            \
+    CLI_INT64(config, warmup, member warmup, 0, INT32_MAX),                                     \
+    CLI_FLOAT(config, weight_decay, member weight_decay, 0, 10),                                \
+    CLI_FLOAT(config, clip, member clip, 0, 1e6),                                               \
+    CLI_UINT64(config, seed, member seed, 0, INT64_MAX)
 
 #define CLI_FIELD_COUNT(table) ((int)(sizeof(table) / sizeof((table)[0])))
 

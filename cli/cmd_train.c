@@ -605,7 +605,8 @@ static int train(const train_options *o, cli_model *model, attn_adamw *opt, cons
                            .step = &model->step,
                            .stop_at = o->stop_at,
                            .start = cli_now(),
-                           .out = out};
+                           .out = out,
+                           .resumed_from = o->resume};
     int status = cli_train(&trainer);
     attn_batch_free(&run.batch);
     return status;

@@ -24,9 +24,9 @@
 
 CLI_ENUM_NAMES(position_names, attn_position_kind, attn_position_name, attn_position_parse);
 
-#define INT_FIELD(name) {#name, CLI_FIELD_INT, offsetof(attn_gpt_config, name), 0, INT32_MAX, NULL}
-#define FLOAT_FIELD(name) {#name, CLI_FIELD_FLOAT, offsetof(attn_gpt_config, name), 0, 0, NULL}
-#define BOOL_FIELD(name) {#name, CLI_FIELD_BOOL, offsetof(attn_gpt_config, name), 0, 0, NULL}
+#define INT_FIELD(name) CLI_INT(attn_gpt_config, name, name, 0, INT32_MAX)
+#define FLOAT_FIELD(name) CLI_FLOAT(attn_gpt_config, name, name, 0, 0)
+#define BOOL_FIELD(name) CLI_BOOL(attn_gpt_config, name, name)
 
 static const cli_field config_fields[] = {
     INT_FIELD(vocab_size),
@@ -35,7 +35,7 @@ static const cli_field config_fields[] = {
     INT_FIELD(n_head),
     INT_FIELD(n_kv_head),
     INT_FIELD(n_embd),
-    {"position", CLI_FIELD_NAME, offsetof(attn_gpt_config, position), 0, 0, &position_names},
+    CLI_NAME(attn_gpt_config, position, position, &position_names),
     FLOAT_FIELD(rope_theta),
     INT_FIELD(window),
     BOOL_FIELD(bias),
@@ -46,9 +46,9 @@ static const cli_field config_fields[] = {
 /* A language model may validate only at the end (eval_every 0). */
 static const cli_field train_fields[] = {
     CLI_TRAIN_FIELDS(cli_text_train, opt.),
-    {"eval_every", CLI_FIELD_INT64, offsetof(cli_text_train, opt.eval_every), 0, INT32_MAX, NULL},
-    {"eval_windows", CLI_FIELD_INT64, offsetof(cli_text_train, eval_windows), 1, INT32_MAX, NULL},
-    {"data", CLI_FIELD_STRING, offsetof(cli_text_train, data), 0, CLI_PATH_MAX - 1, NULL},
+    CLI_INT64(cli_text_train, eval_every, opt.eval_every, 0, INT32_MAX),
+    CLI_INT64(cli_text_train, eval_windows, eval_windows, 1, INT32_MAX),
+    CLI_STRING(cli_text_train, data, data, CLI_PATH_MAX - 1),
 };
 
 /* ---- writing ---- */

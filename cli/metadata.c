@@ -4,6 +4,7 @@
  * the object and the key of anything wrong. Shared by the sequence-to-sequence
  * (model_file.c) and language model (gpt_file.c) files. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -117,15 +118,25 @@ static bool get_int(const cli_reader *r, const cJSON *o, const char *object, con
     return true;
 }
 
-static bool get_float(const cli_reader *r, const cJSON *o, const char *object, const char *key,
-                   float *out)
+static bool get_float(const cli_reader *r, const cJSON *o, const char *object,
+                      const cli_field *f, float *out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->key);
     if (!cJSON_IsNumber(v)) {
-        cli_bad(r, "'%s' in metadata '%s' is missing or not a number", key, object);
+        cli_bad(r, "'%s' in metadata '%s' is missing or not a number", f->key, object);
         return false;
     }
-    *out = (float)v->valuedouble;
+    const double x = v->valuedouble;
+    const bool ranged = f->min < f->max;
+    if (!isfinite(x) || !isfinite((float)x) || (ranged && !(x >= f->min && x <= f->max))) {
+        if (ranged)
+            cli_bad(r, "'%s' in metadata '%s' is %g; it must be in [%g, %g]", f->key, object, x,
+                    f->min, f->max);
+        else
+            cli_bad(r, "'%s' in metadata '%s' is %g, not a finite float", f->key, object, x);
+        return false;
+    }
+    *out = (float)x;
     return true;
 }
 
@@ -168,7 +179,7 @@ bool cli_fields_read(const cli_reader *r, const cJSON *o, const char *object,
             if (ok && f->type == CLI_FIELD_INT64) *FIELD_AT(int64_t, base, f) = v;
             if (ok && f->type == CLI_FIELD_UINT64) *FIELD_AT(uint64_t, base, f) = (uint64_t)v;
             break;
-        case CLI_FIELD_FLOAT: ok = get_float(r, o, object, f->key, FIELD_AT(float, base, f)); break;
+        case CLI_FIELD_FLOAT: ok = get_float(r, o, object, f, FIELD_AT(float, base, f)); break;
         case CLI_FIELD_BOOL: ok = get_bool(r, o, object, f->key, FIELD_AT(bool, base, f)); break;
         case CLI_FIELD_NAME:
             ok = (text = cli_get_string(r, o, object, f->key)) != NULL;

@@ -29,14 +29,12 @@ CLI_ENUM_NAMES(arch_names, attn_seq2seq_arch, attn_seq2seq_arch_name, attn_seq2s
 CLI_ENUM_NAMES(attention_names, attn_attention_kind, attn_attention_kind_name,
                attn_attention_kind_parse);
 
-#define INT_FIELD(name) \
-    {#name, CLI_FIELD_INT, offsetof(attn_seq2seq_config, name), 0, INT32_MAX, NULL}
-#define FLOAT_FIELD(name) {#name, CLI_FIELD_FLOAT, offsetof(attn_seq2seq_config, name), 0, 0, NULL}
+#define INT_FIELD(name) CLI_INT(attn_seq2seq_config, name, name, 0, INT32_MAX)
+#define FLOAT_FIELD(name) CLI_FLOAT(attn_seq2seq_config, name, name, 0, 0)
 
 static const cli_field config_fields[] = {
-    {"arch", CLI_FIELD_NAME, offsetof(attn_seq2seq_config, arch), 0, 0, &arch_names},
-    {"attention", CLI_FIELD_NAME, offsetof(attn_seq2seq_config, attention), 0, 0,
-     &attention_names},
+    CLI_NAME(attn_seq2seq_config, arch, arch, &arch_names),
+    CLI_NAME(attn_seq2seq_config, attention, attention, &attention_names),
     INT_FIELD(src_vocab),
     INT_FIELD(tgt_vocab),
     INT_FIELD(max_src_len),
@@ -52,16 +50,14 @@ static const cli_field config_fields[] = {
     FLOAT_FIELD(baseline_decay),
     FLOAT_FIELD(gumbel_tau_start),
     FLOAT_FIELD(gumbel_tau_end),
-    {"gumbel_anneal_steps", CLI_FIELD_INT64, offsetof(attn_seq2seq_config, gumbel_anneal_steps),
-     0, INT64_MAX, NULL},
+    CLI_INT64(attn_seq2seq_config, gumbel_anneal_steps, gumbel_anneal_steps, 0, INT64_MAX),
 };
 
 /* A sequence model validates every eval_every >= 1 steps. */
 static const cli_field train_fields[] = {
     CLI_TRAIN_FIELDS(cli_train_options, ),
-    {"eval_every", CLI_FIELD_INT64, offsetof(cli_train_options, eval_every), 1, INT32_MAX, NULL},
-    {"label_smoothing", CLI_FIELD_FLOAT, offsetof(cli_train_options, label_smoothing), 0, 0,
-     NULL},
+    CLI_INT64(cli_train_options, eval_every, eval_every, 1, INT32_MAX),
+    CLI_FLOAT(cli_train_options, label_smoothing, label_smoothing, 0, 0.5),
 };
 
 /* ---- writing ---- */

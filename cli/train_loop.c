@@ -29,12 +29,16 @@ static int stopped(int64_t step, int64_t steps, const char *out)
     return interrupted ? EXIT_INTERRUPTED : EXIT_OK;
 }
 
-static int diverged(int64_t step, double loss, double norm, const char *out)
+/* Names the last good checkpoint only if there is one: the last this run wrote,
+ * else the one it resumed from. */
+static int diverged(int64_t step, double loss, double norm, const char *last_good)
 {
-    fprintf(stderr,
-            "attn train: diverged at step %lld (loss %g, gradient norm %g); the last good "
-            "checkpoint is %s\n",
-            (long long)step, loss, norm, out);
+    fprintf(stderr, "attn train: diverged at step %lld (loss %g, gradient norm %g); ",
+            (long long)step, loss, norm);
+    if (last_good)
+        fprintf(stderr, "the last good checkpoint is %s\n", last_good);
+    else
+        fprintf(stderr, "no checkpoint was written\n");
     return EXIT_RUNTIME;
 }
 
@@ -76,6 +80,7 @@ int cli_train(const cli_trainer *t)
     double loop_start = cli_now();
     int status = EXIT_OK;
     bool saved = false; /* the checkpoint holds the current step */
+    const char *last_good = t->resumed_from;
     while (*t->step < last && !cli_interrupted()) {
         int64_t step = *t->step;
         double start = cli_now();
@@ -86,7 +91,7 @@ int cli_train(const cli_trainer *t)
                                           o->clip > 0 ? o->clip : INFINITY);
         if (!isfinite(s.loss) || !isfinite(norm)) {
             cli_progress_clear(&progress);
-            status = diverged(step, s.loss, norm, t->out);
+            status = diverged(step, s.loss, norm, last_good);
             break;
         }
         float lr = attn_lr_warmup_cosine(step, o->warmup, o->steps, o->lr, o->min_lr);
@@ -112,6 +117,7 @@ int cli_train(const cli_trainer *t)
             print_validation(t, &w);
             if ((status = ops->save(t->run, t->out, t->opt))) break;
             saved = true;
+            last_good = t->out;
             w = (cli_train_window){0};
         }
     }

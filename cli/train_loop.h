@@ -64,7 +64,8 @@ typedef struct cli_trainer {
     int64_t *step;   /* the run's count of steps done, advanced by the loop */
     int64_t stop_at; /* stop after this step, as if interrupted (0: never) */
     double start;    /* the validation lines give the time since this */
-    const char *out; /* the checkpoint */
+    const char *out;          /* the checkpoint */
+    const char *resumed_from; /* the checkpoint the run continues, or NULL */
 } cli_trainer;
 
 /* Trains from *t->step to the schedule's end or --stop-at; returns the exit

@@ -272,7 +272,8 @@ static int train(const cli_text_run *o, cli_gpt_model *model, attn_adamw *opt,
                                .step = &model->step,
                                .stop_at = o->stop_at,
                                .start = wall_start,
-                               .out = out};
+                               .out = out,
+                               .resumed_from = o->resume};
         status = cli_train(&trainer);
     }
     free(run.b.x);

@@ -69,9 +69,10 @@ ATTN_API attn_status attn_adamw_step(attn_adamw *opt, float *params, const float
  * grads: (n). Returns the global L2 norm before clipping (computed in double) and,
  * where clip_coef = max_norm / (norm + 1e-6) is below 1, scales grads by it, as
  * torch does. A norm that is not finite leaves grads unchanged and is returned
- * as it is, so the caller can refuse the step. Bad arguments (grads NULL with
- * n > 0, max_norm negative or not finite) return NaN, grads unchanged, with the
- * reason in attn_last_error(). */
+ * as it is, so the caller can refuse the step. max_norm = INFINITY measures the
+ * norm without clipping (torch's coefficient is then inf, clamped to 1). Bad
+ * arguments (grads NULL with n > 0, max_norm negative or NaN) return NaN, grads
+ * unchanged, with the reason in attn_last_error(). */
 ATTN_API double attn_clip_grad_norm(float *grads, size_t n, double max_norm);
 
 /* ---- learning-rate schedule: linear warm-up, then cosine decay --------------------------------

@@ -68,6 +68,25 @@ expect 1 "not an attn model file" -- "$attn" eval --model "$work/tensor.safetens
 expect 2 "--resume continues a run with its own model" -- \
   "$attn" train --resume "$work/reverse.safetensors" --task dates
 
+# --clip 0 trains without clipping; a checkpoint whose clip is out of range is
+# refused on --resume, naming the key and the value.
+expect 0 "test exact match" -- \
+  "$attn" train "${tiny[@]}" --steps 10 --clip 0 --out "$work/noclip.safetensors"
+/usr/bin/python3 - "$work/noclip.safetensors" "$work/badclip.safetensors" <<'EOF'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", data[:8])
+header = json.loads(data[8:8 + n])
+train = json.loads(header["__metadata__"]["train"])
+train["clip"] = -1
+header["__metadata__"]["train"] = json.dumps(train)
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + data[8 + n:])
+EOF
+expect 1 "'clip' in metadata 'train' is -1; it must be in \\[0, 1e\\+06\\]" -- \
+  "$attn" train --resume "$work/badclip.safetensors" --threads 2
+
 # Ctrl-C: the run stops after the current step, saves, and says how to resume;
 # the checkpoint is whole and loads.
 expect_interrupted "$work/interrupted.safetensors" "$work/int.out" -- \

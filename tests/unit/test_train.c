@@ -399,6 +399,11 @@ static void test_clip_grad_norm(void **state)
     const float coef = (float)(1.0 / (want + 1e-6));
     for (size_t i = 0; i < n; i++) assert_true(g[i] == orig[i] * coef);
     assert_true(fabs(attn_clip_grad_norm(g, n, 10.0) - 1.0) < 1e-5);
+    /* An infinite limit measures without clipping (torch's coefficient clamps to 1). */
+    memcpy(g, orig, n * sizeof *g);
+    norm = attn_clip_grad_norm(g, n, INFINITY);
+    assert_true(fabs(norm - want) <= 1e-12 * want);
+    assert_memory_equal(g, orig, n * sizeof *g);
     /* A non-finite norm is returned as it is, grads unchanged. */
     memcpy(g, orig, n * sizeof *g);
     g[17] = INFINITY;
@@ -412,6 +417,8 @@ static void test_clip_grad_norm(void **state)
     assert_non_null(strstr(attn_last_error(), "grads is NULL"));
     assert_true(isnan(attn_clip_grad_norm(g, n, -1.0)));
     assert_non_null(strstr(attn_last_error(), "max_norm -1"));
+    assert_true(isnan(attn_clip_grad_norm(g, n, NAN)));
+    assert_non_null(strstr(attn_last_error(), "max_norm nan"));
     assert_memory_equal(g, orig, n * sizeof *g);
     assert_true(attn_clip_grad_norm(NULL, 0, 1.0) == 0.0);
     free(g), free(orig);
