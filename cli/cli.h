@@ -10,7 +10,8 @@
 #include <cjson/cJSON.h>
 
 /* 130: stopped by SIGINT, as a shell reports a process that a signal ended. */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+/* A run stopped by a signal exits with 128 + its number (cli_interrupt_status). */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 typedef struct cli_command {
     const char *name;
@@ -50,12 +51,17 @@ typedef struct cli_model {
 /* AdamW's settings for a run: PyTorch's defaults with the run's weight decay. */
 attn_adamw_config cli_adamw_config(const cli_train_options *t);
 
-/* ---- Ctrl-C during a training run (interrupt.c; the loop: train_loop.h) ---- */
+/* ---- Ctrl-C, SIGTERM, SIGHUP during a training run (interrupt.c; the loop: train_loop.h) -- */
 
-/* From now on SIGINT sets a flag that cli_interrupted reports, so a run stops
- * after its current step and saves; a second SIGINT ends the process at once. */
+/* From now on SIGINT, SIGTERM and SIGHUP set a flag that cli_interrupted
+ * reports, so a run stops after its current step and saves; a second one of the
+ * same kind ends the process at once. */
 void cli_catch_interrupt(void);
 bool cli_interrupted(void);
+/* After an interrupt: 128 + the signal's number, the status a shell reports for
+ * it, and its name. */
+int cli_interrupt_status(void);
+const char *cli_interrupt_name(void);
 
 /* ---- sequence-to-sequence model files (model_file.c) ---- */
 

@@ -1,27 +1,37 @@
-/* Ctrl-C during a training run: the first SIGINT only sets a flag, so the run
- * stops after its current step and saves a checkpoint it can resume from. */
+/* Stopping a training run: the first SIGINT (Ctrl-C), SIGTERM (kill, a service
+ * manager) or SIGHUP (a closed terminal) only records the signal, so the run stops
+ * after its current step and saves a checkpoint it can resume from. */
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <signal.h>
 
 #include "cli.h"
 
-static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t caught; /* the signal, or 0 */
 
-static void on_interrupt(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
+static void on_signal(int sig) { caught = sig; }
 
 void cli_catch_interrupt(void)
 {
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
     struct sigaction action = {0};
-    action.sa_handler = on_interrupt;
+    action.sa_handler = on_signal;
     sigemptyset(&action.sa_mask);
-    /* A second Ctrl-C ends the process at once; the atomic write keeps the last
-     * checkpoint whole even then. */
+    /* A second signal of the same kind ends the process at once; the atomic write
+     * keeps the last checkpoint whole even then. */
     action.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &action, NULL);
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+        sigaction(signals[i], &action, NULL);
 }
 
-bool cli_interrupted(void) { return interrupted != 0; }
+bool cli_interrupted(void) { return caught != 0; }
+
+int cli_interrupt_status(void) { return 128 + caught; }
+
+const char *cli_interrupt_name(void)
+{
+    switch (caught) {
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "SIGINT";
+    }
+}

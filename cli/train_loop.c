@@ -23,10 +23,15 @@ static uint8_t *matrices_mask(const attn_params *p)
 /* Says that a run stopped (interrupted or at --stop-at) and how to resume it. */
 static int stopped(int64_t step, int64_t steps, const char *out)
 {
-    bool interrupted = cli_interrupted();
-    fprintf(stderr, "%s after step %lld of %lld; continue with: attn train --resume %s\n",
-            interrupted ? "interrupted" : "stopped", (long long)step, (long long)steps, out);
-    return interrupted ? EXIT_INTERRUPTED : EXIT_OK;
+    if (!cli_interrupted()) {
+        fprintf(stderr, "stopped after step %lld of %lld; continue with: attn train --resume %s\n",
+                (long long)step, (long long)steps, out);
+        return EXIT_OK;
+    }
+    fprintf(stderr,
+            "interrupted (%s) after step %lld of %lld; continue with: attn train --resume %s\n",
+            cli_interrupt_name(), (long long)step, (long long)steps, out);
+    return cli_interrupt_status();
 }
 
 /* Names the last good checkpoint only if there is one: the last this run wrote,

@@ -69,7 +69,7 @@ typedef struct cli_trainer {
 } cli_trainer;
 
 /* Trains from *t->step to the schedule's end or --stop-at; returns the exit
- * status (EXIT_INTERRUPTED after Ctrl-C). */
+ * status (128 + the signal after SIGINT, SIGTERM or SIGHUP). */
 int cli_train(const cli_trainer *t);
 
 #endif

@@ -98,10 +98,17 @@ fi
 
 # Ctrl-C: the run stops after the current step, saves, and says how to resume;
 # the checkpoint is whole and generates.
-expect_interrupted "$work/interrupted.safetensors" "$work/int.out" -- \
+expect_interrupted INT "$work/interrupted.safetensors" "$work/int.out" -- \
   "$attn" train "${text[@]}" "${tiny[@]}" --steps 100000 --eval-every 20 \
   --out "$work/interrupted.safetensors"
 expect 0 "^the " -- "$attn" generate --model "$work/interrupted.safetensors" --prompt "the " \
+  --tokens 4
+# A run that validates only at its end (--eval-every 0) still saves when SIGTERM
+# stops it.
+expect_interrupted TERM - "$work/term.out" -- \
+  "$attn" train "${text[@]}" "${tiny[@]}" --steps 100000 --eval-every 0 \
+  --out "$work/terminated.safetensors"
+expect 0 "^the " -- "$attn" generate --model "$work/terminated.safetensors" --prompt "the " \
   --tokens 4
 
 # Bad text.

@@ -87,11 +87,14 @@ EOF
 expect 1 "'clip' in metadata 'train' is -1; it must be in \\[0, 1e\\+06\\]" -- \
   "$attn" train --resume "$work/badclip.safetensors" --threads 2
 
-# Ctrl-C: the run stops after the current step, saves, and says how to resume;
-# the checkpoint is whole and loads.
-expect_interrupted "$work/interrupted.safetensors" "$work/int.out" -- \
-  "$attn" train "${tiny[@]}" --steps 100000 --out "$work/interrupted.safetensors"
-expect 0 "exact match" -- "$attn" eval --model "$work/interrupted.safetensors" --split valid
+# Ctrl-C, SIGTERM, SIGHUP: the run stops after the current step, saves, and says
+# how to resume; the checkpoint is whole and loads.
+for signal in INT TERM HUP; do
+  rm -f "$work/interrupted.safetensors"
+  expect_interrupted "$signal" "$work/interrupted.safetensors" "$work/int.out" -- \
+    "$attn" train "${tiny[@]}" --steps 100000 --out "$work/interrupted.safetensors"
+  expect 0 "exact match" -- "$attn" eval --model "$work/interrupted.safetensors" --split valid
+done
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures train check(s) failed"

@@ -19,22 +19,28 @@ expect() {
   fi
 }
 
-# expect_interrupted CHECKPOINT LOG -- COMMAND...: starts a training COMMAND in the
-# background, sends it Ctrl-C (SIGINT) once it has written CHECKPOINT, and expects
-# it to stop with status 130 and to say so (its output goes to LOG).
+# expect_interrupted SIGNAL CHECKPOINT LOG -- COMMAND...: starts a training COMMAND
+# in the background, sends it SIGNAL (INT, TERM or HUP) once it has written
+# CHECKPOINT (or after a second, for CHECKPOINT -), and expects it to stop with
+# status 128 + the signal's number and to say so (its output goes to LOG).
 expect_interrupted() {
-  local checkpoint=$1 log=$2
-  shift 3
+  local signal=$1 checkpoint=$2 log=$3
+  shift 4
   "$@" >"$log" 2>&1 &
-  local pid=$! status
-  for _ in $(seq 100); do [ -s "$checkpoint" ] && break; sleep 0.1; done
-  kill -INT "$pid"
+  local pid=$! status want
+  want=$((128 + $(kill -l "$signal")))
+  if [ "$checkpoint" = - ]; then
+    sleep 1
+  else
+    for _ in $(seq 100); do [ -s "$checkpoint" ] && break; sleep 0.1; done
+  fi
+  kill -"$signal" "$pid"
   wait "$pid"
   status=$?
-  if [ "$status" -eq 130 ] && grep -q "interrupted after step" "$log"; then
-    echo "ok:   SIGINT stops training with status 130"
+  if [ "$status" -eq "$want" ] && grep -q "interrupted (SIG$signal) after step" "$log"; then
+    echo "ok:   SIG$signal stops training with status $want"
   else
-    echo "FAIL: SIGINT -> status $status, output:"
+    echo "FAIL: SIG$signal -> status $status (want $want), output:"
     sed 's/^/    /' "$log" | tail -5
     failures=$((failures + 1))
   fi
