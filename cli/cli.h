@@ -118,6 +118,21 @@ int cli_fail(const char *what);
  * EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...);
 
+/* ---- the files a command reads and writes (paths.c) ---- */
+
+/* A path with the option that names it in messages ("--out", "FILE"). */
+typedef struct cli_path {
+    const char *option;
+    const char *path; /* NULL: not given */
+} cli_path;
+
+/* Before any work: refuses an output that is one of the inputs (the same file by
+ * device and inode, so also through a link or another spelling) or another
+ * output, and an output whose folder does not exist or cannot be written to.
+ * Returns EXIT_OK, or EXIT_USAGE after saying why. */
+int cli_check_paths(const char *command, const cli_path *inputs, int n_inputs,
+                    const cli_path *outputs, int n_outputs);
+
 /* Parses a whole decimal integer in [min, max] from text; false if it is not one. */
 bool cli_parse_int(const char *text, long min, long max, long *out);
 /* Parses a whole decimal number in [lo, hi] from text; false if it is not one. */

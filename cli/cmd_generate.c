@@ -327,6 +327,9 @@ int cmd_generate(int argc, char **argv)
     int status = parse_options(argc, argv, &o);
     if (status != EXIT_OK) return status < 0 ? EXIT_OK : status;
     if (o.threads && attn_set_num_threads((int)o.threads) != ATTN_OK) return cli_fail("generate");
+    const cli_path inputs[] = {{"--model", o.path}, {"--prompt-file", o.prompt_file}};
+    const cli_path record = {"--attention", o.attention};
+    if ((status = cli_check_paths("generate", inputs, 2, &record, 1))) return status;
     size_t size = 0;
     char *from_file = NULL;
     if (o.prompt_file && (from_file = read_file(o.prompt_file, &size)) == NULL)

@@ -72,13 +72,12 @@ static bool default_out(const char *file, char *out, size_t size)
  * options need a picture. */
 static int check_outputs(show_options *o)
 {
-    if (o->html != NULL && strcmp(o->html, o->file) == 0)
-        return cli_usage_error("show", "--html '%s' is the record itself", o->html);
+    const cli_path record = {"FILE", o->file};
     if (o->html != NULL && o->out == NULL) {
         if (o->map || o->layer >= 0 || o->view_given || o->cell || o->title)
             return cli_usage_error("show", "--map, --layer, --head, --average, --grid, --cell "
                                            "and --title shape the picture: give --out too");
-        return EXIT_OK;
+        return cli_check_paths("show", &record, 1, &(cli_path){"--html", o->html}, 1);
     }
     if (o->map != NULL && o->layer >= 0)
         return cli_usage_error("show", "--map and --layer both choose the map: give one");
@@ -90,9 +89,8 @@ static int check_outputs(show_options *o)
     if (!heatmap_format_from_path(o->out, &o->format))
         return cli_usage_error("show", "--out '%s' has no known extension: use .png, .svg or .pdf",
                                o->out);
-    if (strcmp(o->out, o->file) == 0)
-        return cli_usage_error("show", "--out '%s' is the record itself", o->out);
-    return EXIT_OK;
+    const cli_path outputs[] = {{"--out", o->out}, {"--html", o->html}};
+    return cli_check_paths("show", &record, 1, outputs, 2);
 }
 
 static int parse_options(int argc, char **argv, show_options *o)

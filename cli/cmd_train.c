@@ -620,23 +620,22 @@ int cmd_train(int argc, char **argv)
     if (o.threads && attn_set_num_threads((int)o.threads) != ATTN_OK) return cli_fail("train");
     if (o.text) return cli_train_text(&o.lm);
 
+    /* The checkpoint: --out, else the file the run resumes, else TASK.safetensors. */
+    char default_out[CLI_PATH_MAX];
+    snprintf(default_out, sizeof default_out, "%s.safetensors", attn_task_name(o.task));
+    const char *out = o.out ? o.out : o.resume ? o.resume : default_out;
+    const cli_path checkpoint = {"--out", out};
+    if ((status = cli_check_paths("train", NULL, 0, &checkpoint, 1))) return status;
     cli_model run;
     attn_adamw opt;
-    char default_out[CLI_PATH_MAX];
-    const char *out = o.out;
     if (o.resume) {
         if ((status = cli_model_load(o.resume, &run, &opt))) return status;
         /* A longer schedule continues the run, but no longer as one run of that
          * length would have gone. */
         if (o.steps_given) run.train.steps = o.train.steps;
         if (o.eval_every_given) run.train.eval_every = o.train.eval_every;
-        if (out == NULL) out = o.resume;
-    } else {
-        if ((status = start_run(&o, &run, &opt))) return status;
-        if (out == NULL) {
-            snprintf(default_out, sizeof default_out, "%s.safetensors", attn_task_name(o.task));
-            out = default_out;
-        }
+    } else if ((status = start_run(&o, &run, &opt))) {
+        return status;
     }
     status = train(&o, &run, &opt, out);
     cli_model_free(&run);

@@ -255,6 +255,8 @@ int cmd_translate(int argc, char **argv)
     if (status != EXIT_OK) return status < 0 ? EXIT_OK : status;
     if (o.threads && attn_set_num_threads((int)o.threads) != ATTN_OK)
         return cli_fail("translate");
+    const cli_path model = {"--model", o.path}, record = {"--attention", o.attention};
+    if ((status = cli_check_paths("translate", &model, 1, &record, 1))) return status;
     cli_model m;
     if ((status = cli_model_load(o.path, &m, NULL))) return status;
     const attn_seq2seq_config *cfg = attn_seq2seq_get_config(m.model);

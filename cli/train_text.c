@@ -287,8 +287,16 @@ int cli_train_text(const cli_text_run *o)
     cli_gpt_model run = {0};
     attn_adamw opt = {0};
     attn_text text = {0};
+    /* The checkpoint may replace the one it resumes, never the text. */
     const char *out = o->out ? o->out : o->resume ? o->resume : "text.safetensors";
-    int status = o->resume ? resume_run(o, &run, &opt, &text) : start_run(o, &run, &opt, &text);
+    const cli_path checkpoint = {"--out", out};
+    int status = cli_check_paths("train", &(cli_path){"--data", o->data}, 1, &checkpoint, 1);
+    if (status == EXIT_OK)
+        status = o->resume ? resume_run(o, &run, &opt, &text) : start_run(o, &run, &opt, &text);
+    /* A resumed run reads the text its checkpoint names. */
+    if (status == EXIT_OK && o->resume && o->data == NULL)
+        status = cli_check_paths("train", &(cli_path){"the checkpoint's data", run.train.data}, 1,
+                                 &checkpoint, 1);
     if (status == EXIT_OK) status = train(o, &run, &opt, &text, out, wall_start);
     attn_text_free(&text);
     cli_gpt_free(&run);

@@ -635,8 +635,9 @@ def main():
                   (run.returncode, run.stderr))
             check_file(record, os.path.join(tmp, "page.html"))
             run = run_attn(args.attn, ["show", "rec.json", "--html", "no/such/dir/page.html"], tmp)
-            check(run.returncode == 1 and "no/such/dir/page.html" in run.stderr,
-                  "a page that cannot be written: exit %d, '%s'" % (run.returncode, run.stderr))
+            check(run.returncode == 2 and "no/such/dir/page.html" in run.stderr and
+                  "does not exist" in run.stderr,
+                  "a page whose folder does not exist: exit %d, '%s'" % (run.returncode, run.stderr))
             check(sorted(os.listdir(tmp)) == ["page.html", "rec.json"],
                   "files left behind: %s" % os.listdir(tmp))
 

@@ -111,6 +111,29 @@ expect_interrupted TERM - "$work/term.out" -- \
 expect 0 "^the " -- "$attn" generate --model "$work/terminated.safetensors" --prompt "the " \
   --tokens 4
 
+# An output that is an input is refused before any work, through a link too, and
+# the input is left as it was; an output's folder must exist.
+cp "$work/words.txt" "$work/book.txt"
+expect 2 "--out $work/book.txt is the file --data reads; writing it would destroy it" -- \
+  "$attn" train --task text --data "$work/book.txt" --out "$work/book.txt" --steps 5
+ln -sf book.txt "$work/book.link"
+expect 2 "--out $work/book.link is the file --data reads" -- \
+  "$attn" train --task text --data "$work/book.txt" --out "$work/book.link" --steps 5
+expect 2 "--out $work/words.txt is the file the checkpoint's data reads" -- \
+  "$attn" train --resume "$work/lm.safetensors" --out "$work/words.txt" --threads 2
+expect 2 "--attention $work/lm.safetensors is the file --model reads" -- \
+  "$attn" generate --model "$work/lm.safetensors" --prompt "the " --tokens 2 \
+  --attention "$work/lm.safetensors"
+expect 2 "--attention $work/book.txt is the file --prompt-file reads" -- \
+  "$attn" generate --model "$work/lm.safetensors" --prompt-file "$work/book.txt" --tokens 2 \
+  --attention "$work/book.txt"
+if cmp -s "$work/words.txt" "$work/book.txt"; then
+  echo "ok:   the text is untouched"
+else
+  echo "FAIL: the text was changed"
+  failures=$((failures + 1))
+fi
+
 # Bad text.
 : >"$work/empty.txt"
 head -c 100 "$work/words.txt" >"$work/short.txt"

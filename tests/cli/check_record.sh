@@ -146,7 +146,7 @@ expect 2 "--attention FILE records one TEXT; 0 given" -- \
 expect 2 "--attention records greedy decoding; --beam 3 must be 1" -- \
   "$attn" translate --model "$model" --attention "$work/x.json" --beam 3 "Nov 24, 2026"
 expect 2 "option '--attention' needs a value" -- "$attn" translate --model "$model" --attention
-expect 1 "cannot create '$work/none/x.json" -- \
+expect 2 "--attention $work/none/x.json: the folder $work/none does not exist" -- \
   "$attn" translate --model "$model" --attention "$work/none/x.json" "Nov 24, 2026"
 
 # The language model: the final context (prompt and text, cut to the block) is
@@ -177,7 +177,7 @@ for prompt in "the key " "attention is a query of the value in that layer"; do
   expect 0 "record of gpt: 2 maps, 16 queries" -- check_record "$work/lm.json" \
     "$work/lm-record.safetensors" gpt text "$plain" ""
 done
-expect 1 "cannot create '$work/none/x.json" -- \
+expect 2 "--attention $work/none/x.json: the folder $work/none does not exist" -- \
   "$attn" generate --model "$lm" --prompt "the " --tokens 2 --attention "$work/none/x.json"
 
 if [ "$failures" -ne 0 ]; then

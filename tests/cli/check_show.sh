@@ -140,7 +140,7 @@ expect 0 ": transformer.encoder.layers.1.self_attn \(self\), 4 heads, 9 x 9$" --
 expect 1 "cannot open '$dir/missing.json'" -- "$attn" show "$dir/missing.json"
 expect 1 "'$dir/corrupt.json': not valid JSON" -- "$attn" show "$dir/corrupt.json"
 expect 1 "$dir/empty.json holds no attention maps" -- "$attn" show "$dir/empty.json"
-expect 1 "cannot create '$dir/no/such/dir.png.tmp" -- \
+expect 2 "--out $dir/no/such/dir.png: the folder $dir/no/such does not exist" -- \
   "$attn" show "$dir/rnn.json" --out "$dir/no/such/dir.png"
 
 # bad options and choices
@@ -157,8 +157,13 @@ expect 2 "--head 1 does not exist: map 'decoder.attention' has 1 head \(0 to 0\)
 expect 2 "--out '$dir/x.jpg' has no known extension: use .png, .svg or .pdf" -- \
   "$attn" show "$dir/rnn.json" --out "$dir/x.jpg"
 cp "$dir/rnn.json" "$dir/record.svg"
-expect 2 "--out '$dir/record.svg' is the record itself" -- \
+expect 2 "--out $dir/record.svg is the file FILE reads" -- \
   "$attn" show "$dir/record.svg" --out "$dir/record.svg"
+ln -sf record.svg "$dir/link.html"
+expect 2 "--html $dir/link.html is the file FILE reads" -- \
+  "$attn" show "$dir/record.svg" --html "$dir/link.html"
+expect 2 "--html and --out are the same file" -- \
+  "$attn" show "$dir/rnn.json" --out "$dir/both.svg" --html "$dir/./both.svg"
 expect 2 "--map and --layer both choose the map" -- \
   "$attn" show "$dir/tf.json" --map decoder.attention --layer 0
 expect 2 "--grid: give one of --head, --average and --grid" -- \

@@ -68,6 +68,23 @@ expect 1 "not an attn model file" -- "$attn" eval --model "$work/tensor.safetens
 expect 2 "--resume continues a run with its own model" -- \
   "$attn" train --resume "$work/reverse.safetensors" --task dates
 
+# An output that is an input is refused before any work; an output's folder must
+# exist and take files.
+cp "$work/whole.safetensors" "$work/keep.safetensors"
+expect 2 "--attention $work/keep.safetensors is the file --model reads" -- \
+  "$attn" translate --model "$work/keep.safetensors" --attention "$work/keep.safetensors" \
+  "24-NOV-26"
+if cmp -s "$work/whole.safetensors" "$work/keep.safetensors"; then
+  echo "ok:   the model is untouched"
+else
+  echo "FAIL: the model was changed"
+  failures=$((failures + 1))
+fi
+expect 2 "--out $work/none/x.safetensors: the folder $work/none does not exist" -- \
+  "$attn" train "${tiny[@]}" --steps 5 --out "$work/none/x.safetensors"
+expect 2 "--out $work is a folder, not a file" -- \
+  "$attn" train "${tiny[@]}" --steps 5 --out "$work"
+
 # --clip 0 trains without clipping; a checkpoint whose clip is out of range is
 # refused on --resume, naming the key and the value.
 expect 0 "test exact match" -- \
