@@ -38,12 +38,8 @@ expect 0 "stopped after step 13 of 30; continue with: attn train --resume" -- \
   --stop-at 13 --out "$work/parts.safetensors"
 expect 0 "step +30/30 +loss [0-9.]+ +valid loss [0-9.]+" -- \
   "$attn" train --resume "$work/parts.safetensors" --threads 2
-if cmp -s "$work/whole.safetensors" "$work/parts.safetensors"; then
-  echo "ok:   a resumed run ends with the same checkpoint as one run"
-else
-  echo "FAIL: the resumed run's checkpoint differs from the uninterrupted run's"
-  failures=$((failures + 1))
-fi
+expect_same_bytes "$work/whole.safetensors" "$work/parts.safetensors" \
+  "a resumed run ends with the same checkpoint as one run"
 expect 2 "--resume continues a run with its own model" -- \
   "$attn" train --resume "$work/parts.safetensors" --embd 64
 
@@ -127,12 +123,7 @@ expect 2 "--attention $work/lm.safetensors is the file --model reads" -- \
 expect 2 "--attention $work/book.txt is the file --prompt-file reads" -- \
   "$attn" generate --model "$work/lm.safetensors" --prompt-file "$work/book.txt" --tokens 2 \
   --attention "$work/book.txt"
-if cmp -s "$work/words.txt" "$work/book.txt"; then
-  echo "ok:   the text is untouched"
-else
-  echo "FAIL: the text was changed"
-  failures=$((failures + 1))
-fi
+expect_same_bytes "$work/words.txt" "$work/book.txt" "the text is untouched"
 
 # Bad text.
 : >"$work/empty.txt"

@@ -31,12 +31,8 @@ expect 0 "test exact match: [0-9.]+% \(-?[0-9]+ of 2000\)" -- \
 expect 0 "stopped after step 13 of 30; continue with: attn train --resume" -- \
   "$attn" train "${tiny[@]}" --steps 30 --stop-at 13 --out "$work/parts.safetensors"
 expect 0 "test exact match" -- "$attn" train --resume "$work/parts.safetensors" --threads 2
-if cmp -s "$work/whole.safetensors" "$work/parts.safetensors"; then
-  echo "ok:   a resumed run ends with the same checkpoint as one run"
-else
-  echo "FAIL: the resumed run's checkpoint differs from the uninterrupted run's"
-  failures=$((failures + 1))
-fi
+expect_same_bytes "$work/whole.safetensors" "$work/parts.safetensors" \
+  "a resumed run ends with the same checkpoint as one run"
 
 expect 0 '"test_examples": 1000, "test_exact": [0-9]+' -- \
   "$attn" train "${tiny[@]}" --task reverse --steps 5 --json --out "$work/reverse.safetensors"
@@ -74,12 +70,7 @@ cp "$work/whole.safetensors" "$work/keep.safetensors"
 expect 2 "--attention $work/keep.safetensors is the file --model reads" -- \
   "$attn" translate --model "$work/keep.safetensors" --attention "$work/keep.safetensors" \
   "24-NOV-26"
-if cmp -s "$work/whole.safetensors" "$work/keep.safetensors"; then
-  echo "ok:   the model is untouched"
-else
-  echo "FAIL: the model was changed"
-  failures=$((failures + 1))
-fi
+expect_same_bytes "$work/whole.safetensors" "$work/keep.safetensors" "the model is untouched"
 expect 2 "--out $work/none/x.safetensors: the folder $work/none does not exist" -- \
   "$attn" train "${tiny[@]}" --steps 5 --out "$work/none/x.safetensors"
 expect 2 "--out $work is a folder, not a file" -- \

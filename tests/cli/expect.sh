@@ -45,3 +45,13 @@ expect_interrupted() {
     failures=$((failures + 1))
   fi
 }
+
+# expect_same_bytes A B WHAT: A and B hold the same bytes; WHAT says what that means.
+expect_same_bytes() {
+  if cmp -s "$1" "$2"; then
+    echo "ok:   $3"
+  else
+    echo "FAIL: not so: $3 ($1 and $2 differ)"
+    failures=$((failures + 1))
+  fi
+}
