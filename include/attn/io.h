@@ -118,7 +118,9 @@ typedef struct attn_file_part {
 /* Writes the `count` parts in order to "<path>.tmp.<pid>", syncs it, renames it
  * over path and syncs the directory, so that readers find the old file or the
  * whole new one, even after a crash. On failure the temporary file is removed and
- * path is untouched. */
+ * path is untouched. After a write, the temporary files that killed writers of
+ * path left ("<path>.tmp.<pid>", regular, this user's, no process <pid> running)
+ * are removed. */
 ATTN_API attn_status attn_write_file_atomically(const char *path, const attn_file_part *parts,
                                                int count);
 
