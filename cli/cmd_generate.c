@@ -1,7 +1,6 @@
 /* attn generate: continues a prompt with a language model written by
  * attn train --task text, streaming each token as it is drawn; --attention FILE
  * records what the model attends to over the final context (attn/capture.h). */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,8 @@
 #include "cli.h"
 
 enum { MAX_TOKENS = 1000000, TOKEN_MAX_BYTES = 8, TOKEN_LABEL_BYTES = 16 };
+/* A prompt longer than the block size is cut to its last block anyway. */
+#define PROMPT_BYTES_MAX ((size_t)16 << 20)
 
 typedef struct generate_options {
     const char *path, *prompt, *prompt_file, *attention;
@@ -30,7 +31,8 @@ static void print_help(void)
            "\n"
            "  --model FILE        the model\n"
            "  --prompt TEXT       the text to continue\n"
-           "  --prompt-file FILE  read it from a file, as it is (newlines included)\n"
+           "  --prompt-file FILE  read it from a file, as it is (newlines included; at\n"
+           "                      most 16 MiB)\n"
            "  --tokens N          tokens to generate, 1 to %d\n"
            "  --temperature T     divide the logits by T; 0 takes the most likely token\n"
            "                      (default 0.8)\n"
@@ -140,35 +142,6 @@ static int parse_options(int argc, char **argv, generate_options *o)
 
 /* The whole file, NUL-terminated (it may hold other NULs: *size says where it
  * ends); NULL after printing why. */
-static char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "attn generate: cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *text = malloc(cap);
-    while (text != NULL) {
-        n += fread(text + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        char *grown = realloc(text, cap * 2);
-        if (grown == NULL) free(text);
-        text = grown;
-        cap *= 2;
-    }
-    bool failed = text == NULL || ferror(f);
-    fclose(f);
-    if (failed) {
-        fprintf(stderr, "attn generate: cannot read %s\n", path);
-        free(text);
-        return NULL;
-    }
-    text[n] = '\0';
-    *size = n;
-    return text;
-}
-
 /* Writes each new token's text (its raw bytes: with a bytes vocabulary one
  * character may come in several tokens) and flushes, so it shows at once. */
 typedef struct stream {
@@ -332,8 +305,9 @@ int cmd_generate(int argc, char **argv)
     if ((status = cli_check_paths("generate", inputs, 2, &record, 1))) return status;
     size_t size = 0;
     char *from_file = NULL;
-    if (o.prompt_file && (from_file = read_file(o.prompt_file, &size)) == NULL)
-        return EXIT_RUNTIME;
+    if (o.prompt_file &&
+        attn_read_file(o.prompt_file, PROMPT_BYTES_MAX, "a prompt", &from_file, &size) != ATTN_OK)
+        return cli_fail("generate");
     const char *prompt = from_file ? from_file : o.prompt;
     if (from_file == NULL) size = strlen(prompt);
     cli_gpt_model m;

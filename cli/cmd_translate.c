@@ -12,6 +12,9 @@
 #include "cli.h"
 
 enum { LINE_MAX_BYTES = 4096, CHAR_MAX_BYTES = 8 };
+/* A line of standard input is read whole up to this; a longer one is not a text
+ * for these models (a source holds at most a few hundred characters). */
+enum { INPUT_LINE_MAX_BYTES = 1 << 20 };
 
 typedef struct translate_options {
     const char *path, *attention; /* attention: the record's file, or NULL */
@@ -161,6 +164,7 @@ static void print_json(const cli_model *m, const char *source, const char *outpu
 typedef struct work {
     int32_t *src, *out;
     float *attention;
+    char *line; /* a line of standard input */
     int S, max_len;
 } work;
 
@@ -248,6 +252,38 @@ static int translate_one(const cli_model *m, const translate_options *o, work *w
     return o->attention ? record_attention(m, o, w, &opt, src_len) : EXIT_OK;
 }
 
+/* Reads line `number` of f, without its "\n" (or "\r\n"), into line (INPUT_LINE_MAX_
+ * BYTES + 1 bytes). Returns 1 for a line, 0 at the end, -1 after saying why the
+ * input cannot be text: a NUL byte, or a line past the bound (then reading stops,
+ * so /dev/zero ends at once). */
+static int read_line(FILE *f, char *line, long number)
+{
+    size_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (c == '\0') {
+            fprintf(stderr, "attn translate: input line %ld has a NUL byte at byte %zu; the input "
+                            "must be text\n",
+                    number, n + 1);
+            return -1;
+        }
+        if (n == INPUT_LINE_MAX_BYTES) {
+            fprintf(stderr, "attn translate: input line %ld is longer than %d bytes\n", number,
+                    INPUT_LINE_MAX_BYTES);
+            return -1;
+        }
+        line[n++] = (char)c;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "attn translate: cannot read the input\n");
+        return -1;
+    }
+    if (c == EOF && n == 0) return 0;
+    if (n > 0 && line[n - 1] == '\r') n--;
+    line[n] = '\0';
+    return 1;
+}
+
 int cmd_translate(int argc, char **argv)
 {
     translate_options o;
@@ -269,16 +305,19 @@ int cmd_translate(int argc, char **argv)
         status = EXIT_RUNTIME;
     } else if (optind < argc) {
         for (int i = optind; i < argc; i++) status |= translate_one(&m, &o, &w, argv[i]);
+    } else if ((w.line = malloc(INPUT_LINE_MAX_BYTES + 1)) == NULL) {
+        fprintf(stderr, "attn translate: out of memory\n");
+        status = EXIT_RUNTIME;
     } else {
-        char line[LINE_MAX_BYTES];
-        while (fgets(line, sizeof line, stdin) != NULL) {
-            line[strcspn(line, "\r\n")] = '\0';
-            if (line[0] != '\0') status |= translate_one(&m, &o, &w, line);
-        }
+        int got;
+        for (long number = 1; (got = read_line(stdin, w.line, number)) == 1; number++)
+            if (w.line[0] != '\0') status |= translate_one(&m, &o, &w, w.line);
+        if (got < 0) status = EXIT_RUNTIME;
     }
     free(w.src);
     free(w.out);
     free(w.attention);
+    free(w.line);
     cli_model_free(&m);
     return status ? EXIT_RUNTIME : EXIT_OK;
 }

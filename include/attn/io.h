@@ -107,6 +107,17 @@ ATTN_API attn_status attn_safetensors_save(const char *path, const attn_tensor_o
                                            int count, const attn_metadata_pair *meta,
                                            int meta_count);
 
+/* ---- any file, read whole with a bound ---- */
+
+/* Reads the file at path into a new buffer (*bytes, free() it; NUL-terminated
+ * after its *n bytes). A file of more than max bytes is refused (ATTN_ERR_
+ * UNSUPPORTED, naming what it was meant to be: "a text", "a record") before it is
+ * read: a regular file by its size, a stream (a pipe, /dev/zero) as soon as it
+ * passes max. The library's text and record loaders and the tool's prompt files
+ * read through it. */
+ATTN_API attn_status attn_read_file(const char *path, size_t max, const char *what, char **bytes,
+                                    size_t *n);
+
 /* ---- any file, written atomically ---- */
 
 /* One piece of a file's contents. */

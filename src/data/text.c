@@ -3,13 +3,12 @@
  * training and validation batches are cut from. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "attn/data.h"
+#include "attn/io.h"
 #include "core/error.h"
 #include "core/names.h"
 #include "core/utf8.h"
@@ -258,58 +257,6 @@ attn_status attn_text_from_memory(attn_text *t, const char *name, const char *te
     return ATTN_OK;
 }
 
-/* The whole file into a fresh buffer (*bytes, free with free()) of *n bytes. */
-static attn_status read_file(const char *path, char **bytes, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return attn_error(ATTN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    /* A regular file's size makes the buffer fit at once; a pipe's buffer grows. One
-     * byte more than the size lets the last read see the end. */
-    size_t cap = (size_t)1 << 16;
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
-        if ((uint64_t)st.st_size > TEXT_BYTES_MAX) {
-            fclose(f);
-            return too_large(path);
-        }
-        cap = (size_t)st.st_size + 1;
-    }
-    char *buf = malloc(cap);
-    size_t used = 0;
-    attn_status s = ATTN_OK;
-    while (buf != NULL) {
-        if (used == cap) {
-            if (cap > TEXT_BYTES_MAX) {
-                s = too_large(path);
-                break;
-            }
-            cap = cap > TEXT_BYTES_MAX / 2 ? TEXT_BYTES_MAX + 1 : 2 * cap;
-            char *grown = realloc(buf, cap);
-            if (grown == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-        }
-        size_t want = cap - used, got = fread(buf + used, 1, want, f);
-        used += got;
-        if (got < want) break;
-    }
-    if (buf == NULL && s == ATTN_OK)
-        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the %zu bytes of '%s'", cap, path);
-    else if (s == ATTN_OK && ferror(f))
-        s = attn_error(ATTN_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
-    fclose(f);
-    if (s) {
-        free(buf);
-        return s;
-    }
-    *bytes = buf;
-    *n = used;
-    return ATTN_OK;
-}
-
 attn_status attn_text_load(attn_text *t, const char *path, attn_text_unit unit, int block_size)
 {
     attn_status s;
@@ -318,7 +265,7 @@ attn_status attn_text_load(attn_text *t, const char *path, attn_text_unit unit, 
     memset(t, 0, sizeof *t);
     char *bytes = NULL;
     size_t n = 0;
-    if ((s = read_file(path, &bytes, &n))) return s;
+    if ((s = attn_read_file(path, TEXT_BYTES_MAX, "a text", &bytes, &n))) return s;
     s = attn_text_from_memory(t, path, bytes, n, unit, block_size);
     free(bytes);
     return s;

@@ -29,7 +29,7 @@
 #define RECORD_KEY "record"
 /* Larger token lists or files are corrupt sizes, not recordings. */
 #define MAX_TOKENS (1 << 20)
-#define MAX_FILE_BYTES (1ull << 32)
+#define MAX_FILE_BYTES ((size_t)1 << 30)
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
@@ -451,36 +451,6 @@ static attn_status parse_safetensors(loader *ld, attn_record *r, const void *byt
     return s;
 }
 
-/* The whole file in memory (free with free()); *size its length. */
-static attn_status read_file(const char *path, char **out, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return attn_error(ATTN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    attn_status s = ATTN_OK;
-    long length = -1;
-    if (fseek(f, 0, SEEK_END) != 0 || (length = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-        s = attn_error(ATTN_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
-    else if ((unsigned long long)length > MAX_FILE_BYTES)
-        s = attn_error(ATTN_ERR_FORMAT, "'%s' has %ld bytes; a record has at most %llu", path,
-                       length, MAX_FILE_BYTES);
-    char *bytes = s ? NULL : malloc((size_t)length + 1);
-    if (s == ATTN_OK && bytes == NULL)
-        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to read the %ld bytes of '%s'", length,
-                       path);
-    if (s == ATTN_OK && fread(bytes, 1, (size_t)length, f) != (size_t)length)
-        s = attn_error(ATTN_ERR_IO, "cannot read '%s': %s", path,
-                       ferror(f) ? strerror(errno) : "it changed while being read");
-    fclose(f);
-    if (s) {
-        free(bytes);
-        return s;
-    }
-    bytes[length] = '\0';
-    *out = bytes;
-    *size = (size_t)length;
-    return ATTN_OK;
-}
-
 /* A safetensors file starts with its header's length, little-endian in 8 bytes,
  * which must fit in the file; text never does (it has no NUL bytes to make the
  * number small). */
@@ -500,7 +470,7 @@ attn_status attn_record_load(attn_record *r, const char *path)
     attn_record_init(r, "", "");
     char *bytes = NULL;
     size_t size = 0;
-    if ((s = read_file(path, &bytes, &size))) return s;
+    if ((s = attn_read_file(path, MAX_FILE_BYTES, "a record", &bytes, &size))) return s;
     loader ld = {.path = path};
     s = looks_like_safetensors(bytes, size) ? parse_safetensors(&ld, r, bytes, size)
                                             : parse_json(&ld, r, bytes, size);

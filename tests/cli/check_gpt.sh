@@ -125,6 +125,20 @@ expect 2 "--attention $work/book.txt is the file --prompt-file reads" -- \
   --attention "$work/book.txt"
 expect_same_bytes "$work/words.txt" "$work/book.txt" "the text is untouched"
 
+# Inputs are bounded: a prompt file of more than 16 MiB, or an endless one, is
+# refused before it is read whole.
+expect 1 "'/dev/zero' is larger than 16777216 bytes, the most a prompt may hold" -- \
+  timeout 10 "$attn" generate --model "$work/lm.safetensors" --prompt-file /dev/zero --tokens 2
+truncate -s 2G "$work/sparse.txt"
+expect 1 "sparse.txt' is larger than 16777216 bytes, the most a prompt may hold" -- \
+  timeout 10 "$attn" generate --model "$work/lm.safetensors" --prompt-file "$work/sparse.txt" \
+  --tokens 2
+expect 1 "sparse.txt' is larger than 1073741824 bytes, the most a record may hold" -- \
+  timeout 10 "$attn" show "$work/sparse.txt"
+expect 1 "sparse.txt' is larger than 1073741824 bytes, the most a record may hold" -- \
+  timeout 10 "$attn" analyze "$work/sparse.txt"
+rm -f "$work/sparse.txt"
+
 # Bad text.
 : >"$work/empty.txt"
 head -c 100 "$work/words.txt" >"$work/short.txt"

@@ -51,6 +51,22 @@ expect 1 "invalid UTF-8" -- "$attn" translate --model "$work/whole.safetensors" 
 expect 1 "longer than" -- "$attn" translate --model "$work/whole.safetensors" \
   "24 November 2026 24 November 2026 24 November 2026"
 
+# Standard input is read as whole lines of text: a NUL ends it with a message (so
+# /dev/zero fails at once), and a long line is one line, not several.
+expect 1 "input line 1 has a NUL byte at byte 1; the input must be text" -- \
+  timeout 10 "$attn" translate --model "$work/whole.safetensors" </dev/zero
+printf '1/1/2000\nab\0c\n' >"$work/nul.txt"
+expect 1 "input line 2 has a NUL byte at byte 3" -- \
+  "$attn" translate --model "$work/whole.safetensors" <"$work/nul.txt"
+head -c 5000 /dev/zero | tr '\0' 7 >"$work/long.txt"
+"$attn" translate --model "$work/whole.safetensors" <"$work/long.txt" >/dev/null 2>"$work/long.err"
+if [ "$(wc -l <"$work/long.err")" -eq 1 ] && grep -q "7\{5000\}" "$work/long.err"; then
+  echo "ok:   a line of 5000 bytes is read as one line"
+else
+  echo "FAIL: a line of 5000 bytes: $(head -c 300 "$work/long.err")"
+  failures=$((failures + 1))
+fi
+
 # Files that are not good models.
 expect 1 "missing.safetensors" -- "$attn" eval --model "$work/missing.safetensors"
 printf 'not a safetensors file' >"$work/junk.safetensors"
