@@ -281,6 +281,7 @@ typedef struct cli_model_kind {
     attn_params *(*params)(void *model);
     attn_params *(*buffers)(void *model); /* NULL for a kind without buffers */
     attn_adamw_config (*adamw_config)(const void *model);
+    const cli_train_options *(*train)(const void *model); /* how it is trained */
     void (*free)(void *model);
 } cli_model_kind;
 

@@ -630,6 +630,11 @@ int cmd_train(int argc, char **argv)
     attn_adamw opt;
     if (o.resume) {
         if ((status = cli_model_load(o.resume, &run, &opt))) return status;
+        if ((status = cli_check_resumed_steps(o.steps_given, o.train.steps, run.step))) {
+            cli_model_free(&run);
+            attn_adamw_free(&opt);
+            return status;
+        }
         /* A longer schedule continues the run, but no longer as one run of that
          * length would have gone. */
         if (o.steps_given) run.train.steps = o.train.steps;

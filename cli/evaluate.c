@@ -1,5 +1,6 @@
 /* Exact-match accuracy of a model's decoding over a fixed split of its task: an
  * example counts when the decoded tokens equal the target's, EOS included. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,13 @@ int cli_evaluate(attn_seq2seq *model, const attn_task *task, attn_split split, i
     int status = EXIT_OK;
     *result = (cli_eval_result){0};
     double start = cli_now();
-    if (out == NULL || out_len == NULL || attn_batch_alloc(&batch, task, EVAL_BATCH) != ATTN_OK) {
+    if (out == NULL || out_len == NULL) {
+        fprintf(stderr, "attn: evaluation: no memory for %d outputs of %d tokens\n", EVAL_BATCH,
+                max_len);
+        status = EXIT_RUNTIME;
+        goto done;
+    }
+    if (attn_batch_alloc(&batch, task, EVAL_BATCH) != ATTN_OK) {
         status = cli_fail("evaluation");
         goto done;
     }

@@ -193,6 +193,10 @@ static attn_adamw_config adamw_config(const void *model)
 {
     return cli_gpt_adamw_config(&((const cli_gpt_model *)model)->train.opt);
 }
+static const cli_train_options *train_options(const void *model)
+{
+    return &((const cli_gpt_model *)model)->train.opt;
+}
 static void free_model(void *model) { cli_gpt_free(model); }
 
 static const cli_model_kind gpt_kind = {
@@ -202,6 +206,7 @@ static const cli_model_kind gpt_kind = {
     .params = params,
     .buffers = NULL,
     .adamw_config = adamw_config,
+    .train = train_options,
     .free = free_model,
 };
 

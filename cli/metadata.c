@@ -3,6 +3,7 @@
  * writes and reads, and a reader that checks every field and names the file,
  * the object and the key of anything wrong. Shared by the sequence-to-sequence
  * (model_file.c) and language model (gpt_file.c) files. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -90,13 +91,37 @@ cJSON *cli_meta_object(const cli_reader *r, const char *key)
     return o;
 }
 
+/* A step count in [0, INT32_MAX] (the most steps a schedule has) from the
+ * metadata value `key`; false after saying what is wrong. */
+static bool meta_step_count(const cli_reader *r, const char *key, int64_t *step)
+{
+    const char *text = cli_meta(r, key);
+    if (text == NULL) {
+        cli_bad(r, "metadata '%s' is missing", key);
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    const long long value = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || value < 0 || value > INT32_MAX) {
+        cli_bad(r, "metadata '%s' is '%.40s', not a step count in [0, %d]", key, text, INT32_MAX);
+        return false;
+    }
+    *step = value;
+    return true;
+}
+
 bool cli_meta_step(const cli_reader *r, int64_t *step)
 {
-    const char *text = cli_meta(r, "step");
-    char *end = NULL;
-    if (text == NULL || (*step = strtoll(text, &end, 10), end == text || *end != '\0') ||
-        *step < 0) {
-        cli_bad(r, "metadata 'step' is missing or not a step count");
+    if (!meta_step_count(r, "step", step)) return false;
+    /* A checkpoint's optimizer has taken exactly its steps. */
+    int64_t taken;
+    if (cli_meta(r, "optimizer.step") == NULL) return true;
+    if (!meta_step_count(r, "optimizer.step", &taken)) return false;
+    if (taken != *step) {
+        cli_bad(r, "metadata 'optimizer.step' is %lld but 'step' is %lld: the optimizer's state "
+                   "is not the model's",
+                (long long)taken, (long long)*step);
         return false;
     }
     return true;

@@ -161,6 +161,13 @@ static bool create(const cli_reader *r, void *model)
                 cfg.src_vocab, cfg.tgt_vocab, m->task.src_vocab.size, m->task.tgt_vocab.size);
         return false;
     }
+    /* The task's longest source, and its longest target with EOS. */
+    if (cfg.max_src_len != m->task.max_src_len || cfg.max_tgt_len != m->task.max_tgt_len + 1) {
+        cli_bad(r, "the model's lengths (max_src_len %d, max_tgt_len %d) are not its task's "
+                   "(%d, %d)",
+                cfg.max_src_len, cfg.max_tgt_len, m->task.max_src_len, m->task.max_tgt_len + 1);
+        return false;
+    }
     if (attn_seq2seq_create(&m->model, &cfg, m->train.seed) != ATTN_OK) {
         cli_bad(r, "metadata 'model': %s", attn_last_error());
         return false;
@@ -177,6 +184,10 @@ static attn_adamw_config adamw_config(const void *model)
 {
     return cli_adamw_config(&((const cli_model *)model)->train);
 }
+static const cli_train_options *train_options(const void *model)
+{
+    return &((const cli_model *)model)->train;
+}
 static void free_model(void *model) { cli_model_free(model); }
 
 static const cli_model_kind seq2seq_kind = {
@@ -186,6 +197,7 @@ static const cli_model_kind seq2seq_kind = {
     .params = params,
     .buffers = buffers,
     .adamw_config = adamw_config,
+    .train = train_options,
     .free = free_model,
 };
 

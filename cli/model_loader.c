@@ -21,10 +21,15 @@ int cli_load_model_file(const char *path, const cli_model_kind *kind, void *mode
     } else if (strcmp(name, kind->name) != 0) {
         kind->wrong_kind(&r, name);
     } else if (cli_meta_step(&r, step) && kind->create(&r, model)) {
+        const int64_t steps = kind->train(model)->steps;
         attn_params *params = kind->params(model);
         attn_params *buffers = kind->buffers ? kind->buffers(model) : NULL;
         attn_adamw_config adamw = kind->adamw_config(model);
-        if (opt && attn_adamw_init(opt, params->total, &adamw) != ATTN_OK)
+        if (*step > steps)
+            cli_bad(&r, "metadata 'step' is %lld, past the %lld steps of its schedule ('steps' "
+                        "in metadata 'train')",
+                    (long long)*step, (long long)steps);
+        else if (opt && attn_adamw_init(opt, params->total, &adamw) != ATTN_OK)
             cli_fail(path);
         else if (attn_checkpoint_load(st, params, buffers, opt) != ATTN_OK)
             cli_bad(&r, "%s", attn_last_error());

@@ -66,6 +66,13 @@ static void print_validation(const cli_trainer *t, const cli_train_window *w)
             cli_now() - t->start);
 }
 
+int cli_check_resumed_steps(bool steps_given, int64_t steps, int64_t done)
+{
+    if (!steps_given || steps >= done) return EXIT_OK;
+    return cli_usage_error("train", "--steps %lld is below the %lld steps the checkpoint has done",
+                           (long long)steps, (long long)done);
+}
+
 int cli_train(const cli_trainer *t)
 {
     const cli_train_ops *ops = t->ops;

@@ -68,6 +68,10 @@ typedef struct cli_trainer {
     const char *resumed_from; /* the checkpoint the run continues, or NULL */
 } cli_trainer;
 
+/* A resumed run's --steps (when given) must not be below the steps it has done;
+ * EXIT_USAGE after saying so, else EXIT_OK. */
+int cli_check_resumed_steps(bool steps_given, int64_t steps, int64_t done);
+
 /* Trains from *t->step to the schedule's end or --stop-at; returns the exit
  * status (128 + the signal after SIGINT, SIGTERM or SIGHUP). */
 int cli_train(const cli_trainer *t);

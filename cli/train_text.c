@@ -66,7 +66,9 @@ static int resume_run(const cli_text_run *o, cli_gpt_model *run, attn_adamw *opt
                       attn_text *text)
 {
     int status = cli_gpt_load(o->resume, run, opt);
-    if (status != EXIT_OK) return status;
+    if (status != EXIT_OK ||
+        (status = cli_check_resumed_steps(o->steps_given, o->train.opt.steps, run->step)))
+        return status;
     /* A longer schedule continues the run, but no longer as one run of that
      * length would have gone. */
     if (o->steps_given) run->train.opt.steps = o->train.opt.steps;

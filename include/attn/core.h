@@ -124,6 +124,13 @@ ATTN_API int attn_utf8_char(const char *s, size_t n, uint32_t *cp);
  * none can (a bad ATTN_SIMD, which makes those calls fail with a message). */
 ATTN_API const char *attn_simd_variant(void);
 
+/* The largest sizes a model config may give (a model file's metadata included),
+ * so that no size product overflows: a vocabulary (every Unicode code point
+ * fits), a sequence length or block, a width (embedding, hidden, feed-forward). */
+#define ATTN_MAX_VOCAB (1 << 21)
+#define ATTN_MAX_LENGTH (1 << 16)
+#define ATTN_MAX_WIDTH (1 << 16)
+
 #ifdef __cplusplus
 }
 #endif

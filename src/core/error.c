@@ -48,6 +48,14 @@ attn_status attn_check_at_least(long long value, long long min, const char *what
     return ATTN_OK;
 }
 
+attn_status attn_check_range(long long value, long long min, long long max, const char *what)
+{
+    if (value < min || value > max)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s is %lld; it must be in [%lld, %lld]", what,
+                          value, min, max);
+    return ATTN_OK;
+}
+
 void attn_format_shape(char *buf, size_t size, const int64_t *shape, int ndim)
 {
     if (size == 0) return;

@@ -23,6 +23,9 @@ attn_status attn_check_not_null(const void *p, const char *what);
 /* ATTN_ERR_INVALID_ARGUMENT naming `what` and its value unless value >= min. */
 attn_status attn_check_at_least(long long value, long long min, const char *what);
 
+/* ATTN_ERR_INVALID_ARGUMENT naming `what` and its value unless min <= value <= max. */
+attn_status attn_check_range(long long value, long long min, long long max, const char *what);
+
 /* Writes a shape as "(2, 3)" into buf (always terminated), for messages. */
 void attn_format_shape(char *buf, size_t size, const int64_t *shape, int ndim);
 

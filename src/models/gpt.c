@@ -44,13 +44,13 @@ attn_status attn_gpt_check_config(const attn_gpt_config *c)
 {
     attn_status s;
     if ((s = attn_check_not_null(c, "gpt config")) ||
-        (s = attn_check_at_least(c->vocab_size, 1, "vocab_size")) ||
-        (s = attn_check_at_least(c->block_size, 1, "block_size")) ||
+        (s = attn_check_range(c->vocab_size, 1, ATTN_MAX_VOCAB, "vocab_size")) ||
+        (s = attn_check_range(c->block_size, 1, ATTN_MAX_LENGTH, "block_size")) ||
         (s = attn_check_at_least(c->n_layer, 1, "n_layer")) ||
-        (s = attn_check_at_least(c->n_head, 1, "n_head")) ||
-        (s = attn_check_at_least(c->n_kv_head, 0, "n_kv_head")) ||
-        (s = attn_check_at_least(c->n_embd, 1, "n_embd")) ||
-        (s = attn_check_at_least(c->window, 0, "window")))
+        (s = attn_check_range(c->n_head, 1, ATTN_MAX_WIDTH, "n_head")) ||
+        (s = attn_check_range(c->n_kv_head, 0, ATTN_MAX_WIDTH, "n_kv_head")) ||
+        (s = attn_check_range(c->n_embd, 1, ATTN_MAX_WIDTH, "n_embd")) ||
+        (s = attn_check_range(c->window, 0, ATTN_MAX_LENGTH, "window")))
         return s;
     if (c->n_layer > ATTN_GPT_MAX_LAYERS)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "n_layer %d exceeds %d", c->n_layer,

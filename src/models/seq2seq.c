@@ -111,11 +111,13 @@ static attn_status check_config(const attn_seq2seq_config *c)
                           "attention %s: the transformer takes soft attention only",
                           attn_attention_kind_name(c->attention));
     /* The special ids and at least one real token. */
-    if ((s = attn_check_at_least(c->src_vocab, ATTN_TOKEN_FIRST_CHAR + 1, "src_vocab")) ||
-        (s = attn_check_at_least(c->tgt_vocab, ATTN_TOKEN_FIRST_CHAR + 1, "tgt_vocab")) ||
-        (s = attn_check_at_least(c->max_src_len, 1, "max_src_len")) ||
-        (s = attn_check_at_least(c->max_tgt_len, 1, "max_tgt_len")) ||
-        (s = attn_check_at_least(c->hidden_dim, 1, "hidden_dim")) ||
+    if ((s = attn_check_range(c->src_vocab, ATTN_TOKEN_FIRST_CHAR + 1, ATTN_MAX_VOCAB,
+                              "src_vocab")) ||
+        (s = attn_check_range(c->tgt_vocab, ATTN_TOKEN_FIRST_CHAR + 1, ATTN_MAX_VOCAB,
+                              "tgt_vocab")) ||
+        (s = attn_check_range(c->max_src_len, 1, ATTN_MAX_LENGTH, "max_src_len")) ||
+        (s = attn_check_range(c->max_tgt_len, 1, ATTN_MAX_LENGTH, "max_tgt_len")) ||
+        (s = attn_check_range(c->hidden_dim, 1, ATTN_MAX_WIDTH, "hidden_dim")) ||
         (s = check_layers(c->enc_layers, "enc_layers")) ||
         (s = check_layers(c->dec_layers, "dec_layers")))
         return s;
@@ -123,8 +125,8 @@ static attn_status check_config(const attn_seq2seq_config *c)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "dropout %g is outside [0, 1)",
                           (double)c->dropout);
     if (c->arch == ATTN_S2S_TRANSFORMER) {
-        if ((s = attn_check_at_least(c->heads, 1, "heads")) ||
-            (s = attn_check_at_least(c->ff_dim, 1, "ff_dim")))
+        if ((s = attn_check_range(c->heads, 1, ATTN_MAX_WIDTH, "heads")) ||
+            (s = attn_check_range(c->ff_dim, 1, ATTN_MAX_WIDTH, "ff_dim")))
             return s;
         if (c->hidden_dim % c->heads != 0)
             return attn_error(ATTN_ERR_INVALID_ARGUMENT,
@@ -132,7 +134,7 @@ static attn_status check_config(const attn_seq2seq_config *c)
                               c->heads);
         return ATTN_OK;
     }
-    if ((s = attn_check_at_least(c->embed_dim, 1, "embed_dim"))) return s;
+    if ((s = attn_check_range(c->embed_dim, 1, ATTN_MAX_WIDTH, "embed_dim"))) return s;
     return check_hard_attention(c);
 }
 

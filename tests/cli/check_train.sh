@@ -96,20 +96,27 @@ expect 2 "--out $work is a folder, not a file" -- \
 # refused on --resume, naming the key and the value.
 expect 0 "test exact match" -- \
   "$attn" train "${tiny[@]}" --steps 10 --clip 0 --out "$work/noclip.safetensors"
-/usr/bin/python3 - "$work/noclip.safetensors" "$work/badclip.safetensors" <<'EOF'
-import json, struct, sys
-data = open(sys.argv[1], "rb").read()
-(n,) = struct.unpack("<Q", data[:8])
-header = json.loads(data[8:8 + n])
-train = json.loads(header["__metadata__"]["train"])
-train["clip"] = -1
-header["__metadata__"]["train"] = json.dumps(train)
-text = json.dumps(header).encode()
-text += b" " * (-len(text) % 8)
-open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + data[8 + n:])
-EOF
+edit_meta() { /usr/bin/python3 "$(dirname "$0")/edit_meta.py" "$@"; }
+edit_meta "$work/noclip.safetensors" "$work/badclip.safetensors" train.clip=-1
 expect 1 "'clip' in metadata 'train' is -1; it must be in \\[0, 1e\\+06\\]" -- \
   "$attn" train --resume "$work/badclip.safetensors" --threads 2
+
+# Hostile metadata is refused whole, naming the key and the value.
+bad_meta() { # bad_meta MESSAGE KEY=VALUE...
+  local message=$1
+  shift
+  edit_meta "$work/noclip.safetensors" "$work/bad.safetensors" "$@"
+  expect 1 "$message" -- "$attn" eval --model "$work/bad.safetensors"
+}
+bad_meta "hidden_dim is 2147483647; it must be in \\[1, 65536\\]" model.hidden_dim=2147483647
+bad_meta "the model's lengths \\(max_src_len 32, max_tgt_len 2147483647\\) are not its task's" \
+  model.max_tgt_len=2147483647
+bad_meta "metadata 'step' is '99999999999999999999', not a step count" step=99999999999999999999
+bad_meta "metadata 'optimizer.step' is 7 but 'step' is 10" optimizer.step=7
+bad_meta "metadata 'step' is 11, past the 10 steps of its schedule" step=11 optimizer.step=11
+bad_meta "'lr' in metadata 'train' is 1e\\+300; it must be in \\[1e-08, 10\\]" train.lr=1e300
+expect 2 "--steps 5 is below the 10 steps the checkpoint has done" -- \
+  "$attn" train --resume "$work/noclip.safetensors" --steps 5 --threads 2
 
 # Ctrl-C, SIGTERM, SIGHUP: the run stops after the current step, saves, and says
 # how to resume; the checkpoint is whole and loads.
