@@ -12,7 +12,8 @@
 
 int cli_fail(const char *what)
 {
-    fprintf(stderr, "attn: %s: %s\n", what, attn_last_error());
+    cli_message(stderr, "attn: %s: %s", what, attn_last_error());
+    fputc('\n', stderr);
     return EXIT_RUNTIME;
 }
 
@@ -21,7 +22,7 @@ int cli_usage_error(const char *command, const char *fmt, ...)
     va_list args;
     fprintf(stderr, "attn %s: ", command);
     va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
+    cli_vmessage(stderr, fmt, args);
     va_end(args);
     fprintf(stderr, "\nTry 'attn %s --help'.\n", command);
     return EXIT_USAGE;

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include <cjson/cJSON.h>
@@ -108,6 +109,19 @@ const char *cli_shade(float w);
 /* One cell of a shaded table: a block whose density shows w in [0, 1], then w
  * in percent (5 columns). */
 void cli_print_shade(FILE *out, float w);
+
+/* ---- text for a terminal (terminal.c) ---- */
+
+/* Writes s[0..n) with its control characters escaped (C0 and DEL as \xNN, C1 as
+ * \u00NN), newlines and tabs kept when keep_lines. */
+void cli_write_text(FILE *f, const char *s, size_t n, bool keep_lines);
+/* A printf-style message, escaped as cli_write_text does with its newlines and
+ * tabs kept. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void cli_message(FILE *f, const char *fmt, ...);
+void cli_vmessage(FILE *f, const char *fmt, va_list args);
 
 /* ---- option parsing and messages (args.c) ---- */
 

@@ -92,7 +92,7 @@ static float *scratch(analysis *a, size_t n)
 
 static int out_of_memory(void)
 {
-    fprintf(stderr, "attn analyze: out of memory\n");
+    cli_message(stderr, "attn analyze: out of memory\n");
     return EXIT_RUNTIME;
 }
 
@@ -105,19 +105,19 @@ static map_stats *stats_of(analysis *a, const attn_attention_map *m, const char 
         if (strcmp(s->name, m->name) != 0) continue;
         if (s->heads != m->heads || s->kind != m->kind || s->layer != m->layer ||
             s->hard != m->hard) {
-            fprintf(stderr,
-                    "attn analyze: %s: map %s is %s%s, layer %d, with %d heads; in an earlier "
-                    "record %s%s, layer %d, with %d\n",
-                    path, m->name, m->hard ? "hard " : "", attn_map_kind_name(m->kind),
-                    m->layer, m->heads, s->hard ? "hard " : "", attn_map_kind_name(s->kind),
-                    s->layer, s->heads);
+            cli_message(stderr,
+                        "attn analyze: %s: map %s is %s%s, layer %d, with %d heads; in an earlier "
+                        "record %s%s, layer %d, with %d\n",
+                        path, m->name, m->hard ? "hard " : "", attn_map_kind_name(m->kind),
+                        m->layer, m->heads, s->hard ? "hard " : "", attn_map_kind_name(s->kind),
+                        s->layer, s->heads);
             return NULL;
         }
         return s;
     }
     if (a->n_maps == ATTN_RECORD_MAPS_MAX) {
-        fprintf(stderr, "attn analyze: %s: the records hold more than %d maps in all\n", path,
-                ATTN_RECORD_MAPS_MAX);
+        cli_message(stderr, "attn analyze: %s: the records hold more than %d maps in all\n", path,
+                    ATTN_RECORD_MAPS_MAX);
         return NULL;
     }
     map_stats *s = &a->maps[a->n_maps];
@@ -323,10 +323,10 @@ static int analyze_record(analysis *a, const attn_record *r, const char *path)
         snprintf(a->model, sizeof a->model, "%s", r->model);
         snprintf(a->task, sizeof a->task, "%s", r->task);
     } else if (strcmp(a->model, r->model) != 0 || strcmp(a->task, r->task) != 0) {
-        fprintf(stderr,
-                "attn analyze: %s is a record of %s on %s, but the first was of %s on %s: "
-                "analyse one model's records at a time\n",
-                path, r->model, r->task, a->model, a->task);
+        cli_message(stderr,
+                    "attn analyze: %s is a record of %s on %s, but the first was of %s on %s: "
+                    "analyse one model's records at a time\n",
+                    path, r->model, r->task, a->model, a->task);
         return EXIT_RUNTIME;
     }
     a->records++;

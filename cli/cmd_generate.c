@@ -1,10 +1,12 @@
 /* attn generate: continues a prompt with a language model written by
  * attn train --task text, streaming each token as it is drawn; --attention FILE
  * records what the model attends to over the final context (attn/capture.h). */
+#define _POSIX_C_SOURCE 200809L /* isatty, fileno */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attn/attn.h"
 #include "cli.h"
@@ -147,6 +149,7 @@ static int parse_options(int argc, char **argv, generate_options *o)
 typedef struct stream {
     const attn_text_vocab *vocab;
     attn_status status;
+    bool terminal; /* stdout is one: control characters are escaped */
 } stream;
 
 static bool on_token(int32_t token, void *user)
@@ -156,7 +159,10 @@ static bool on_token(int32_t token, void *user)
     size_t len = 0;
     s->status = attn_text_decode(s->vocab, &token, 1, text, sizeof text, &len);
     if (s->status != ATTN_OK) return false;
-    fwrite(text, 1, len, stdout);
+    if (s->terminal)
+        cli_write_text(stdout, text, len, true);
+    else
+        fwrite(text, 1, len, stdout);
     fflush(stdout);
     return true;
 }
@@ -185,7 +191,7 @@ static int report_json(const generate_options *o, const cli_gpt_model *m, const 
     size_t cap = (size_t)produced * TOKEN_MAX_BYTES + 1, len = 0;
     char *text = malloc(cap);
     if (text == NULL) {
-        fprintf(stderr, "attn generate: out of memory\n");
+        cli_message(stderr, "attn generate: out of memory\n");
         return EXIT_RUNTIME;
     }
     int status = EXIT_OK;
@@ -225,7 +231,7 @@ static int record_attention(const generate_options *o, const cli_gpt_model *m,
     attn_record_init(&r, "gpt", "text");
     int status = EXIT_OK;
     if (ids == NULL || text == NULL || labels == NULL) {
-        fprintf(stderr, "attn generate: out of memory\n");
+        cli_message(stderr, "attn generate: out of memory\n");
         status = EXIT_RUNTIME;
     } else {
         for (int i = 0; i < n; i++) {
@@ -255,23 +261,23 @@ static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, 
     const attn_gpt_config *cfg = attn_gpt_get_config(m->model);
     size_t count = 0;
     if (attn_text_encode(&m->vocab, prompt, size, ids, size + 1, &count) != ATTN_OK) {
-        fprintf(stderr, "attn generate: the prompt: %s\n", attn_last_error());
+        cli_message(stderr, "attn generate: the prompt: %s\n", attn_last_error());
         return EXIT_RUNTIME;
     }
     if (count == 0) {
-        fprintf(stderr, "attn generate: the prompt is empty\n");
+        cli_message(stderr, "attn generate: the prompt is empty\n");
         return EXIT_RUNTIME;
     }
     const int32_t *context = ids;
     if (count > (size_t)cfg->block_size) {
-        fprintf(stderr,
-                "attn generate: the prompt's %zu tokens exceed the model's block size %d; it "
-                "continues the last %d\n",
-                count, cfg->block_size, cfg->block_size);
+        cli_message(stderr,
+                    "attn generate: the prompt's %zu tokens exceed the model's block size %d; it "
+                    "continues the last %d\n",
+                    count, cfg->block_size, cfg->block_size);
         context = ids + (count - (size_t)cfg->block_size);
         count = (size_t)cfg->block_size;
     }
-    stream s = {.vocab = &m->vocab, .status = ATTN_OK};
+    stream s = {.vocab = &m->vocab, .status = ATTN_OK, .terminal = isatty(fileno(stdout)) == 1};
     attn_generate_options gen = {.n_new = (int)o->tokens,
                                  .sampling = o->sampling,
                                  .seed = (uint64_t)o->seed,
@@ -279,7 +285,10 @@ static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, 
                                  .on_token = o->json ? NULL : on_token,
                                  .user = &s};
     if (!o->json) {
-        fwrite(prompt, 1, size, stdout);
+        if (s.terminal)
+            cli_write_text(stdout, prompt, size, true);
+        else
+            fwrite(prompt, 1, size, stdout);
         fflush(stdout);
     }
     int produced = 0;
@@ -314,7 +323,7 @@ int cmd_generate(int argc, char **argv)
     int32_t *ids = malloc((size + 1) * sizeof *ids);
     int32_t *out = malloc((size_t)o.tokens * sizeof *out);
     if (ids == NULL || out == NULL) {
-        fprintf(stderr, "attn generate: out of memory\n");
+        cli_message(stderr, "attn generate: out of memory\n");
         status = EXIT_RUNTIME;
     } else if ((status = cli_gpt_load(o.path, &m, NULL)) == EXIT_OK) {
         status = run(&o, &m, prompt, size, ids, out);
@@ -324,7 +333,7 @@ int cmd_generate(int argc, char **argv)
     free(out);
     free(from_file);
     if (status == EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
-        fprintf(stderr, "attn generate: could not write the text\n");
+        cli_message(stderr, "attn generate: could not write the text\n");
         status = EXIT_RUNTIME;
     }
     return status;

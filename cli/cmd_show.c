@@ -145,9 +145,9 @@ static void list_maps(const attn_record *r)
 {
     for (int i = 0; i < r->n_maps; i++) {
         const attn_attention_map *m = &r->maps[i];
-        fprintf(stderr, "  %s  (layer %d, %s%s, %d head%s, %d x %d)\n", m->name, m->layer,
-                attn_map_kind_name(m->kind), m->hard ? ", hard" : "", m->heads,
-                m->heads == 1 ? "" : "s", m->rows, m->cols);
+        cli_message(stderr, "  %s  (layer %d, %s%s, %d head%s, %d x %d)\n", m->name, m->layer,
+                    attn_map_kind_name(m->kind), m->hard ? ", hard" : "", m->heads,
+                    m->heads == 1 ? "" : "s", m->rows, m->cols);
     }
 }
 
@@ -179,8 +179,8 @@ static const attn_attention_map *choose_map(const attn_record *r, const show_opt
     const attn_attention_map *m;
     if (o->map != NULL) {
         if ((m = attn_record_find(r, o->map)) == NULL) {
-            fprintf(stderr, "attn show: no map named '%s' in %s; its maps are:\n", o->map,
-                    o->file);
+            cli_message(stderr, "attn show: no map named '%s' in %s; its maps are:\n", o->map,
+                        o->file);
             list_maps(r);
             return NULL;
         }
@@ -190,8 +190,8 @@ static const attn_attention_map *choose_map(const attn_record *r, const show_opt
             if (r->maps[i].layer < lo) lo = r->maps[i].layer;
             if (r->maps[i].layer > hi) hi = r->maps[i].layer;
         }
-        fprintf(stderr, "attn show: no map of layer %ld in %s; its layers are %d to %d\n",
-                o->layer, o->file, lo, hi);
+        cli_message(stderr, "attn show: no map of layer %ld in %s; its layers are %d to %d\n",
+                    o->layer, o->file, lo, hi);
         return NULL;
     }
     if (o->view == HEATMAP_HEAD && o->head >= m->heads) {
@@ -208,7 +208,7 @@ static int draw_picture(const attn_record *r, const attn_attention_map *m, const
         .view = o->view, .head = (int)o->head, .cell = (double)o->cell, .title = o->title};
     char err[512];
     if (!heatmap_write(r, m, &ho, o->out, o->format, err, sizeof err)) {
-        fprintf(stderr, "attn show: %s\n", err);
+        cli_message(stderr, "attn show: %s\n", err);
         return EXIT_RUNTIME;
     }
     printf("wrote %s: %s (%s), ", o->out, m->name, attn_map_kind_name(m->kind));
@@ -224,7 +224,7 @@ static int draw_picture(const attn_record *r, const attn_attention_map *m, const
 static int show(const attn_record *r, const show_options *o)
 {
     if (r->n_maps == 0) {
-        fprintf(stderr, "attn show: %s holds no attention maps\n", o->file);
+        cli_message(stderr, "attn show: %s holds no attention maps\n", o->file);
         return EXIT_RUNTIME;
     }
     const attn_attention_map *m = NULL;

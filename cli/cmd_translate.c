@@ -182,7 +182,7 @@ static int record_attention(const cli_model *m, const translate_options *o, cons
     const char **labels = malloc((size_t)most * sizeof *labels);
     int status = EXIT_OK;
     if (text == NULL || labels == NULL) {
-        fprintf(stderr, "attn translate: out of memory\n");
+        cli_message(stderr, "attn translate: out of memory\n");
         status = EXIT_RUNTIME;
         goto done;
     }
@@ -221,11 +221,11 @@ static int translate_one(const cli_model *m, const translate_options *o, work *w
 {
     int src_len = 0;
     if (attn_vocab_encode(&m->task.src_vocab, source, w->src, w->S, &src_len) != ATTN_OK) {
-        fprintf(stderr, "attn translate: \"%s\": %s\n", source, attn_last_error());
+        cli_message(stderr, "attn translate: \"%s\": %s\n", source, attn_last_error());
         return EXIT_RUNTIME;
     }
     if (src_len == 0) {
-        fprintf(stderr, "attn translate: the text is empty\n");
+        cli_message(stderr, "attn translate: the text is empty\n");
         return EXIT_RUNTIME;
     }
     for (int j = src_len; j < w->S; j++) w->src[j] = ATTN_TOKEN_PAD;
@@ -244,7 +244,10 @@ static int translate_one(const cli_model *m, const translate_options *o, work *w
         print_json(m, source, output, w->src, src_len, w->out, out_len, w->attention, w->S);
         return o->attention ? record_attention(m, o, w, &opt, src_len) : EXIT_OK;
     }
-    printf("%s \u2192 %s\n", source, output);
+    cli_write_text(stdout, source, strlen(source), false);
+    printf(" \u2192 ");
+    cli_write_text(stdout, output, strlen(output), false);
+    printf("\n");
     if (o->grid) {
         print_grid(m, w->src, src_len, w->out, out_len, w->attention, w->S);
         printf("\n");
@@ -262,20 +265,21 @@ static int read_line(FILE *f, char *line, long number)
     int c;
     while ((c = getc(f)) != EOF && c != '\n') {
         if (c == '\0') {
-            fprintf(stderr, "attn translate: input line %ld has a NUL byte at byte %zu; the input "
-                            "must be text\n",
-                    number, n + 1);
+            cli_message(stderr,
+                        "attn translate: input line %ld has a NUL byte at byte %zu; the input "
+                        "must be text\n",
+                        number, n + 1);
             return -1;
         }
         if (n == INPUT_LINE_MAX_BYTES) {
-            fprintf(stderr, "attn translate: input line %ld is longer than %d bytes\n", number,
-                    INPUT_LINE_MAX_BYTES);
+            cli_message(stderr, "attn translate: input line %ld is longer than %d bytes\n", number,
+                        INPUT_LINE_MAX_BYTES);
             return -1;
         }
         line[n++] = (char)c;
     }
     if (ferror(f)) {
-        fprintf(stderr, "attn translate: cannot read the input\n");
+        cli_message(stderr, "attn translate: cannot read the input\n");
         return -1;
     }
     if (c == EOF && n == 0) return 0;
@@ -301,12 +305,12 @@ int cmd_translate(int argc, char **argv)
     w.out = malloc((size_t)w.max_len * sizeof *w.out);
     w.attention = malloc((size_t)w.max_len * w.S * sizeof *w.attention);
     if (w.src == NULL || w.out == NULL || w.attention == NULL) {
-        fprintf(stderr, "attn translate: out of memory\n");
+        cli_message(stderr, "attn translate: out of memory\n");
         status = EXIT_RUNTIME;
     } else if (optind < argc) {
         for (int i = optind; i < argc; i++) status |= translate_one(&m, &o, &w, argv[i]);
     } else if ((w.line = malloc(INPUT_LINE_MAX_BYTES + 1)) == NULL) {
-        fprintf(stderr, "attn translate: out of memory\n");
+        cli_message(stderr, "attn translate: out of memory\n");
         status = EXIT_RUNTIME;
     } else {
         int got;

@@ -34,15 +34,15 @@ static const char *token_list(const attn_record *r, const attn_attention_map *m,
     char *const *tokens = rows ? attn_map_row_tokens(r, m) : attn_map_col_tokens(r, m);
     const char *what = rows ? "rows" : "columns";
     if (tokens == NULL) {
-        fprintf(stderr, "attn: %s: map '%s' has %d %s but the record has no tokens for them\n",
-                path, m->name, rows ? m->rows : m->cols, what);
+        cli_message(stderr, "attn: %s: map '%s' has %d %s but the record has no tokens for them\n",
+                    path, m->name, rows ? m->rows : m->cols, what);
         return NULL;
     }
     bool queries = tokens == r->queries;
     int have = queries ? r->n_queries : r->n_keys, want = rows ? m->rows : m->cols;
     if (have != want) {
-        fprintf(stderr, "attn: %s: map '%s' has %d %s but the record has %d %s tokens\n", path,
-                m->name, want, what, have, queries ? "query" : "key");
+        cli_message(stderr, "attn: %s: map '%s' has %d %s but the record has %d %s tokens\n", path,
+                    m->name, want, what, have, queries ? "query" : "key");
         return NULL;
     }
     return queries ? "queries" : "keys";
@@ -56,10 +56,10 @@ static bool check_weights(const attn_attention_map *m, const char *path)
     for (size_t k = 0; k < (size_t)m->heads * per_head; k++) {
         const float w = m->weights[k];
         if (isfinite(w) && w >= 0.0f && w <= 1.0f) continue;
-        fprintf(stderr,
-                "attn: %s: map '%s' head %d row %d column %d: weight %g is not in [0, 1]\n",
-                path, m->name, (int)(k / per_head), (int)(k % per_head / (size_t)m->cols),
-                (int)(k % (size_t)m->cols), (double)w);
+        cli_message(stderr,
+                    "attn: %s: map '%s' head %d row %d column %d: weight %g is not in [0, 1]\n",
+                    path, m->name, (int)(k / per_head), (int)(k % per_head / (size_t)m->cols),
+                    (int)(k % (size_t)m->cols), (double)w);
         return false;
     }
     return true;
@@ -164,7 +164,7 @@ static int write_page(const char *path, const char *json, size_t size)
 {
     char *text = script_text(json, &size);
     if (text == NULL) {
-        fprintf(stderr, "attn: no memory for the page '%s'\n", path);
+        cli_message(stderr, "attn: no memory for the page '%s'\n", path);
         return EXIT_RUNTIME;
     }
     const attn_file_part parts[] = {
@@ -172,7 +172,7 @@ static int write_page(const char *path, const char *json, size_t size)
     attn_status s = attn_write_file_atomically(path, parts, 3);
     free(text);
     if (s == ATTN_OK) return EXIT_OK;
-    fprintf(stderr, "attn: %s\n", attn_last_error());
+    cli_message(stderr, "attn: %s\n", attn_last_error());
     return EXIT_RUNTIME;
 }
 
@@ -182,14 +182,14 @@ int cli_show_html(const attn_record *r, const char *path)
     size_t size = 0;
     FILE *mem = open_memstream(&json, &size);
     if (mem == NULL) {
-        fprintf(stderr, "attn: no memory for the page '%s'\n", path);
+        cli_message(stderr, "attn: no memory for the page '%s'\n", path);
         return EXIT_RUNTIME;
     }
     bool shown = write_record(mem, r, path);
     bool written = !ferror(mem);
     if (fclose(mem) != 0) written = false;
     int status = EXIT_RUNTIME;
-    if (!written) fprintf(stderr, "attn: no memory for the page '%s'\n", path);
+    if (!written) cli_message(stderr, "attn: no memory for the page '%s'\n", path);
     else if (shown) status = write_page(path, json, size);
     free(json);
     return status;

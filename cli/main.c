@@ -71,6 +71,10 @@ int main(int argc, char **argv)
         printf("attn %s\n", ATTN_VERSION_STRING);
         return EXIT_OK;
     }
+    if (attn_check_environment() != ATTN_OK) {
+        fprintf(stderr, "attn: %s\n", attn_last_error());
+        return EXIT_USAGE;
+    }
     for (int i = 0; i < COMMAND_COUNT; i++)
         if (strcmp(name, commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "attn: unknown command '%s'\nTry 'attn --help'.\n", name);

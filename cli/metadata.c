@@ -66,9 +66,9 @@ char *cli_fields_json(const void *base, const cli_field *fields, int count)
 int cli_bad(const cli_reader *r, const char *fmt, ...)
 {
     va_list args;
-    fprintf(stderr, "attn: %s: ", r->path);
+    cli_message(stderr, "attn: %s: ", r->path);
     va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
+    cli_vmessage(stderr, fmt, args);
     va_end(args);
     fputc('\n', stderr);
     return EXIT_RUNTIME;

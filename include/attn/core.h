@@ -124,6 +124,13 @@ ATTN_API int attn_utf8_char(const char *s, size_t n, uint32_t *cp);
  * none can (a bad ATTN_SIMD, which makes those calls fail with a message). */
 ATTN_API const char *attn_simd_variant(void);
 
+/* Checks the environment variables the library reads: ATTN_NUM_THREADS (when set,
+ * an integer in [1, 1024]) and ATTN_SIMD (when set, a variant this CPU runs).
+ * The library itself goes on without a bad one (OpenMP's thread count; vector
+ * code failing with a message); a program can refuse it at start instead, as
+ * the attn tool does. */
+ATTN_API attn_status attn_check_environment(void);
+
 /* The largest sizes a model config may give (a model file's metadata included),
  * so that no size product overflows: a vocabulary (every Unicode code point
  * fits), a sequence length or block, a width (embedding, hidden, feed-forward). */

@@ -1,4 +1,5 @@
 /* The library's thread count: ATTN_NUM_THREADS, else OpenMP's default. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -10,14 +11,30 @@
 
 static _Atomic int configured_threads; /* 0 until set or read from the environment */
 
+enum { MAX_THREADS = 1024 };
+
+attn_status attn_threads_env(int *n)
+{
+    *n = 0;
+    const char *env = getenv("ATTN_NUM_THREADS");
+    if (env == NULL || *env == '\0') return ATTN_OK;
+    char *end = NULL;
+    errno = 0;
+    const long value = strtol(env, &end, 10);
+    if (end == env || *end != '\0' || errno == ERANGE || value < 1 || value > MAX_THREADS)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "ATTN_NUM_THREADS is '%.40s', not a thread count in [1, %d]", env,
+                          MAX_THREADS);
+    *n = (int)value;
+    return ATTN_OK;
+}
+
+/* ATTN_NUM_THREADS when it is valid (a library caller can check it with
+ * attn_check_environment), else OpenMP's default. */
 static int default_threads(void)
 {
-    const char *env = getenv("ATTN_NUM_THREADS");
-    if (env != NULL && *env != '\0') {
-        char *end = NULL;
-        long n = strtol(env, &end, 10);
-        if (*end == '\0' && n >= 1 && n <= 1024) return (int)n;
-    }
+    int n;
+    if (attn_threads_env(&n) == ATTN_OK && n > 0) return n;
 #ifdef _OPENMP
     return omp_get_max_threads();
 #else
@@ -27,8 +44,9 @@ static int default_threads(void)
 
 attn_status attn_set_num_threads(int n)
 {
-    if (n < 1 || n > 1024)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "thread count %d is outside 1..1024", n);
+    if (n < 1 || n > MAX_THREADS)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "thread count %d is outside 1..%d", n,
+                          MAX_THREADS);
     configured_threads = n;
 #ifdef _OPENMP
     omp_set_num_threads(n);

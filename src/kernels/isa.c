@@ -6,6 +6,7 @@
 #include <threads.h>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "kernels/isa.h"
 
 /* In order of preference. */
@@ -55,6 +56,14 @@ attn_status attn_isa_current(const attn_isa **isa)
     if (chosen == NULL) return attn_isa_select(isa, forced);
     *isa = chosen;
     return ATTN_OK;
+}
+
+attn_status attn_check_environment(void)
+{
+    int threads;
+    const attn_isa *isa;
+    attn_status s = attn_threads_env(&threads);
+    return s ? s : attn_isa_current(&isa);
 }
 
 const char *attn_simd_variant(void)

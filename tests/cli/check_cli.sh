@@ -12,6 +12,13 @@ expect 0 "^attn [0-9]+\.[0-9]+\.[0-9]+$" -- "$attn" --version
 expect 2 "usage: attn" -- "$attn"
 expect 2 "unknown command 'frobnicate'" -- "$attn" frobnicate
 expect 0 "gemm" -- "$attn" info
+# The environment variables the library reads are checked before any command.
+for threads in 0 -1 abc 99999999999 2x; do
+  expect 2 "ATTN_NUM_THREADS is '$threads', not a thread count in \\[1, 1024\\]" -- \
+    env ATTN_NUM_THREADS="$threads" "$attn" info
+done
+expect 0 "threads +3 " -- env ATTN_NUM_THREADS=3 "$attn" info
+expect 2 "ATTN_SIMD=avx9 is not one of avx512, avx2, scalar" -- env ATTN_SIMD=avx9 "$attn" info
 expect 0 '"gemm": "' -- "$attn" info --json
 expect 2 "unknown option '--bogus'" -- "$attn" info --bogus
 expect 0 "usage: attn demo" -- "$attn" demo --help

@@ -67,6 +67,10 @@ else
   failures=$((failures + 1))
 fi
 
+# Control characters of the input reach the terminal escaped.
+expect 1 'attn translate: "a.x1b.0;x.x07": character U.001B' -- \
+  "$attn" translate --model "$work/whole.safetensors" $'a\e]0;x\a'
+
 # Files that are not good models.
 expect 1 "missing.safetensors" -- "$attn" eval --model "$work/missing.safetensors"
 printf 'not a safetensors file' >"$work/junk.safetensors"
