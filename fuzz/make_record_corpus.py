@@ -10,7 +10,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_seed_corpus import safetensors_bytes  # noqa: E402
+from make_seed_corpus import safetensors_bytes, sealed  # noqa: E402
 
 
 def one_hot_rows(rows, cols):
@@ -59,7 +59,8 @@ def record_safetensors(record):
         flat = [w for head in m.pop("weights") for row in head for w in row]
         tensors.append(("attention." + m["name"], "F32", [m["heads"], m["rows"], m["cols"]],
                         struct.pack("<%df" % len(flat), *flat)))
-    return safetensors_bytes(tensors, {"attn.kind": "attention", "record": json.dumps(header)})
+    return sealed(safetensors_bytes(tensors, {"attn.kind": "attention", "record": json.dumps(header),
+                                              "attn.crc32c": "00000000"}))
 
 
 def main():

@@ -33,9 +33,36 @@ def safetensors_bytes(tensors, metadata=None, align=8):
     return struct.pack("<Q", len(text)) + text + b"".join(t[3] for t in tensors)
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli), as attn_crc32c computes it."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC32C_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+CRC32C_TABLE = []
+for _byte in range(256):
+    _c = _byte
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    CRC32C_TABLE.append(_c)
+
+
+def sealed(data):
+    """A file whose metadata ends with "attn.crc32c":"00000000", with the
+    checksum attn writes there (attn/io.h): the CRC-32C of the file with those
+    digits as they are."""
+    marker = b'"attn.crc32c":"00000000"'
+    at = data.index(marker) + len(marker) - 9
+    return data[:at] + b"%08x" % crc32c(data) + data[at + 8:]
+
+
 def seeds():
     yield "empty", safetensors_bytes([])
     yield "metadata_only", safetensors_bytes([], {"format": "pt", "note": "caf\u00e9"})
+    yield "sealed", sealed(safetensors_bytes(
+        [("w", "F32", [2], struct.pack("<2f", 1, -2))], {"step": "3", "attn.crc32c": "00000000"}))
     yield "f32_matrix", safetensors_bytes(
         [("weight", "F32", [2, 3], struct.pack("<6f", 1, -2, 0.5, 0, 3.25, -1e-3))],
         {"format": "pt"})

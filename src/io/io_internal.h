@@ -20,4 +20,9 @@ bool attn_dtype_is_valid(attn_dtype dtype);
 float attn_f16_to_f32(uint16_t bits);
 float attn_bf16_to_f32(uint16_t bits);
 
+/* The metadata key of a file's CRC-32C, and the value it has while the checksum
+ * is computed (attn/io.h). */
+#define ATTN_CHECKSUM_KEY "attn.crc32c"
+#define ATTN_CHECKSUM_PLACEHOLDER "00000000"
+
 #endif

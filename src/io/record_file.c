@@ -19,6 +19,7 @@
 #include "attn/io.h"
 #include "core/error.h"
 #include "core/utf8.h"
+#include "io/io_internal.h"
 #include "io/record_internal.h"
 
 #define FORMAT_NAME "attn-attention"
@@ -443,6 +444,10 @@ static attn_status parse_safetensors(loader *ld, attn_record *r, const void *byt
     if (kind == NULL || strcmp(kind, KIND_VALUE) != 0)
         s = fail(ld, "not an attention record (metadata \"%s\" is not \"%s\")", KIND_KEY,
                  KIND_VALUE);
+    else if (attn_safetensors_metadata(st, ATTN_CHECKSUM_KEY) == NULL)
+        s = fail(ld, "the record has no checksum (\"%s\"): attn writes one in every record, so "
+                     "it was changed since, or written before attn checksummed its files",
+                 ATTN_CHECKSUM_KEY);
     else if (json == NULL)
         s = fail(ld, "the metadata has no \"%s\"", RECORD_KEY);
     else

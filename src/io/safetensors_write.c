@@ -113,6 +113,10 @@ static attn_status check_metadata(const attn_metadata_pair *meta, int count)
     for (int i = 0; i < count; i++) {
         attn_status s = check_name(meta[i].key, "metadata pair", i);
         if (s != ATTN_OK) return s;
+        if (strcmp(meta[i].key, ATTN_CHECKSUM_KEY) == 0)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                              "metadata '%s' is the file's checksum, which the writer adds",
+                              ATTN_CHECKSUM_KEY);
         if (meta[i].value == NULL)
             return attn_error(ATTN_ERR_INVALID_ARGUMENT, "metadata '%s' has a NULL value",
                               meta[i].key);
@@ -153,14 +157,14 @@ static bool add_tensor_entry(cJSON *root, const attn_tensor_out *t, size_t begin
     return offsets != NULL && add_integer(offsets, begin) && add_integer(offsets, end);
 }
 
+/* The caller's pairs, then the checksum's placeholder. */
 static bool add_metadata(cJSON *root, const attn_metadata_pair *meta, int count)
 {
-    if (count == 0) return true;
     cJSON *object = cJSON_AddObjectToObject(root, METADATA_KEY);
     if (object == NULL) return false;
     for (int i = 0; i < count; i++)
         if (cJSON_AddStringToObject(object, meta[i].key, meta[i].value) == NULL) return false;
-    return true;
+    return cJSON_AddStringToObject(object, ATTN_CHECKSUM_KEY, ATTN_CHECKSUM_PLACEHOLDER) != NULL;
 }
 
 /* The header's JSON text, or NULL when out of memory (free with cJSON_free). */
@@ -194,14 +198,32 @@ static unsigned char *build_header(const char *json, size_t *size)
     return header;
 }
 
-/* The header, then every tensor's bytes, written atomically. */
-static attn_status write_file(const char *path, const unsigned char *header, size_t header_size,
+/* Writes the CRC-32C of the whole file (the header with the placeholder, then the
+ * tensors' bytes) over the placeholder, in lowercase hex. */
+static void seal(unsigned char *header, size_t header_size, const attn_file_part *parts, int n)
+{
+    uint32_t crc = 0;
+    for (int i = 0; i < n; i++) crc = attn_crc32c(crc, parts[i].bytes, parts[i].size);
+    static const char pattern[] = "\"" ATTN_CHECKSUM_KEY "\":\"" ATTN_CHECKSUM_PLACEHOLDER "\"";
+    const size_t length = sizeof pattern - 1;
+    for (size_t i = 8; i + length <= header_size; i++)
+        if (memcmp(header + i, pattern, length) == 0) {
+            char digits[9];
+            snprintf(digits, sizeof digits, "%08" PRIx32, crc);
+            memcpy(header + i + length - 9, digits, 8);
+            return;
+        }
+}
+
+/* The header, then every tensor's bytes, written atomically, with the checksum. */
+static attn_status write_file(const char *path, unsigned char *header, size_t header_size,
                               const attn_tensor_out *tensors, int count, const size_t *nbytes)
 {
     attn_file_part *parts = malloc(((size_t)count + 1) * sizeof *parts);
     if (parts == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d parts", count);
     parts[0] = (attn_file_part){header, header_size};
     for (int i = 0; i < count; i++) parts[i + 1] = (attn_file_part){tensors[i].data, nbytes[i]};
+    seal(header, header_size, parts, count + 1);
     attn_status s = attn_write_file_atomically(path, parts, count + 1);
     free(parts);
     return s;

@@ -48,6 +48,9 @@ typedef struct attn_vec_kernels {
     void (*additive_backward)(float *dq, float *dkeys, const float *ds, const float *u,
                               const float *v, int S, int A);
     void (*additive_v_gradient)(float *dv, const float *ds, const float *u, size_t rows, int A);
+    /* CRC-32C of n bytes continuing from crc (0 to start): the checksum of the
+     * files attn writes (io/checksum.c). */
+    uint32_t (*crc32c)(uint32_t crc, const void *bytes, size_t n);
 } attn_vec_kernels;
 
 #endif

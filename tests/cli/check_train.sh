@@ -119,6 +119,13 @@ bad_meta "metadata 'step' is '99999999999999999999', not a step count" step=9999
 bad_meta "metadata 'optimizer.step' is 7 but 'step' is 10" optimizer.step=7
 bad_meta "metadata 'step' is 11, past the 10 steps of its schedule" step=11 optimizer.step=11
 bad_meta "'lr' in metadata 'train' is 1e\\+300; it must be in \\[1e-08, 10\\]" train.lr=1e300
+# A changed byte anywhere is caught by the checksum; a file without one is refused.
+cp "$work/noclip.safetensors" "$work/flipped.safetensors"
+printf '\x01' | dd of="$work/flipped.safetensors" bs=1 seek=$(($(stat -c %s \
+  "$work/flipped.safetensors") - 3)) conv=notrunc status=none
+expect 1 "do not match their checksum .*: the file is damaged" -- \
+  "$attn" eval --model "$work/flipped.safetensors"
+bad_meta "no checksum \\('attn.crc32c' in its metadata\\)" attn.crc32c
 expect 2 "--steps 5 is below the 10 steps the checkpoint has done" -- \
   "$attn" train --resume "$work/noclip.safetensors" --steps 5 --threads 2
 

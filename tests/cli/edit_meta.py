@@ -2,10 +2,16 @@
 """Copies a safetensors file with metadata values changed, for the checks of bad
 model files: edit_meta.py IN OUT KEY=VALUE ..., where KEY is a metadata key
 ("step") or a key's JSON object and one of its fields ("model.hidden_dim"), and
-VALUE is JSON for a field, the string itself for a key."""
+VALUE is JSON for a field, the string itself for a key; a KEY without "=VALUE"
+is removed. The copy gets its checksum ("attn.crc32c", attn/io.h) anew, as
+attn would write it, unless that key is removed."""
 import json
+import os
 import struct
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fuzz"))
+from make_seed_corpus import sealed as seal  # noqa: E402
 
 source, target, *changes = sys.argv[1:]
 data = open(source, "rb").read()
@@ -13,6 +19,9 @@ data = open(source, "rb").read()
 header = json.loads(data[8:8 + n])
 meta = header["__metadata__"]
 for change in changes:
+    if "=" not in change:
+        del meta[change]
+        continue
     key, value = change.split("=", 1)
     if "." in key and key.split(".", 1)[0] in meta and meta[key.split(".", 1)[0]].startswith("{"):
         outer, field = key.split(".", 1)
@@ -21,6 +30,12 @@ for change in changes:
         meta[outer] = json.dumps(obj)
     else:
         meta[key] = value
-text = json.dumps(header).encode()
+
+checksummed = "attn.crc32c" in meta
+if checksummed:
+    del meta["attn.crc32c"]
+    meta["attn.crc32c"] = "00000000"
+text = json.dumps(header, separators=(",", ":")).encode()
 text += b" " * (-len(text) % 8)
-open(target, "wb").write(struct.pack("<Q", len(text)) + text + data[8 + n:])
+out = struct.pack("<Q", len(text)) + text + data[8 + n:]
+open(target, "wb").write(seal(out) if checksummed else out)

@@ -339,21 +339,35 @@ static void test_save_round_trip_every_dtype(void **state)
     assert_non_null(
         strstr(attn_last_error(), "'w.f32' has 6 elements but the destination holds 5"));
 
-    assert_int_equal(attn_safetensors_metadata_count(st), 2);
+    assert_int_equal(attn_safetensors_metadata_count(st), 3); /* and the checksum */
     assert_string_equal(attn_safetensors_metadata(st, "format"), "pt");
     assert_string_equal(attn_safetensors_metadata(st, "note"), "caf\xc3\xa9 \"quoted\"\n");
     assert_null(attn_safetensors_metadata(st, "absent"));
     const char *value = NULL;
     assert_string_equal(attn_safetensors_metadata_at(st, 1, &value), "note");
     assert_string_equal(value, meta[1].value);
-    assert_null(attn_safetensors_metadata_at(st, 2, &value));
+    assert_string_equal(attn_safetensors_metadata_at(st, 2, &value), "attn.crc32c");
+    assert_null(attn_safetensors_metadata_at(st, 3, &value));
     attn_safetensors_close(st);
     free(f32);
     remove_dir(dir);
 }
 
+/* CRC-32C a bit at a time, written apart from the library's. */
+static uint32_t crc32c_bitwise(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    }
+    return ~c;
+}
+
 /* The layout the Python library writes: metadata first, offsets as plain
- * integers, the header padded with spaces to an 8-byte boundary. */
+ * integers, the header padded with spaces to an 8-byte boundary; attn's
+ * checksum last in the metadata, the CRC-32C of the file with its digits as
+ * "00000000". */
 static void test_saved_bytes_match_reference_layout(void **state)
 {
     (void)state;
@@ -368,14 +382,21 @@ static void test_saved_bytes_match_reference_layout(void **state)
     size_t size = 0;
     unsigned char *bytes = read_bytes(path, &size);
     assert_non_null(bytes);
-    const char *json = "{\"__metadata__\":{\"k\":\"v\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
-                       "\"data_offsets\":[0,8]}}";
+    char json[] = "{\"__metadata__\":{\"k\":\"v\",\"attn.crc32c\":\"00000000\"},\"a\":{"
+                  "\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
     size_t json_len = strlen(json);
     size_t header_len = (json_len + 8 + 7) / 8 * 8 - 8;
     assert_int_equal(size, 8 + header_len + 8);
     assert_int_equal(bytes[0], header_len);
     for (int i = 1; i < 8; i++) assert_int_equal(bytes[i], 0);
-    assert_memory_equal(bytes + 8, json, json_len);
+    char *digits = strstr(json, "00000000");
+    memcpy(bytes + 8 + (digits - json), "00000000", 8); /* the file as it was summed */
+    char want[9];
+    snprintf(want, sizeof want, "%08x", (unsigned)crc32c_bitwise(bytes, size));
+    memcpy(digits, want, 8);
+    unsigned char *written = read_bytes(path, &size);
+    assert_memory_equal(written + 8, json, json_len);
+    free(written);
     for (size_t i = json_len; i < header_len; i++) assert_int_equal(bytes[8 + i], ' ');
     assert_memory_equal(bytes + 8 + header_len, a, sizeof a);
     free(bytes);
@@ -414,8 +435,70 @@ static void test_empty_file_set(void **state)
     attn_safetensors *st = NULL;
     assert_int_equal(attn_safetensors_open(&st, path), ATTN_OK);
     assert_int_equal(attn_safetensors_count(st), 0);
-    assert_int_equal(attn_safetensors_metadata_count(st), 0);
+    assert_int_equal(attn_safetensors_metadata_count(st), 1); /* the checksum */
     attn_safetensors_close(st);
+    remove_dir(dir);
+}
+
+/* CRC-32C's check value, and a long random run against the bitwise one (every
+ * instruction set runs this test). */
+static void test_crc32c(void **state)
+{
+    (void)state;
+    assert_int_equal(attn_crc32c(0, "123456789", 9), 0xe3069283u);
+    attn_rng rng = test_rng(11);
+    enum { N = 100003 };
+    unsigned char *bytes = malloc(N);
+    for (size_t i = 0; i < N; i++) bytes[i] = (unsigned char)attn_rng_u32(&rng);
+    const size_t cut = attn_rng_below(&rng, N);
+    assert_int_equal(attn_crc32c(attn_crc32c(0, bytes, cut), bytes + cut, N - cut),
+                     crc32c_bitwise(bytes, N));
+    free(bytes);
+}
+
+/* Any byte of a file attn wrote, changed, is caught on load; the checksum key is
+ * the writer's alone. */
+static void test_changed_byte_is_caught(void **state)
+{
+    (void)state;
+    char *dir = make_temp_dir();
+    char path[512], bad[512];
+    snprintf(path, sizeof path, "%s/c.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    const float w[3] = {1.0f, -2.0f, 0.5f};
+    const int64_t shape[1] = {3};
+    const attn_tensor_out t = {"w", ATTN_DTYPE_F32, 1, shape, w};
+    const attn_metadata_pair meta = {"step", "12"};
+    assert_int_equal(attn_safetensors_save(path, &t, 1, &meta, 1), ATTN_OK);
+    size_t size = 0;
+    unsigned char *bytes = read_bytes(path, &size);
+    int caught = 0;
+    for (size_t i = 0; i < size; i++) {
+        bytes[i] ^= 0x04;
+        FILE *f = fopen(bad, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(bytes, 1, size, f), size);
+        fclose(f);
+        /* Refused on opening, or (a change in the key's name) no longer claiming
+         * the checksum that attn's own loaders require. */
+        attn_safetensors *st = NULL;
+        if (attn_safetensors_open(&st, bad) != ATTN_OK ||
+            attn_safetensors_metadata(st, "attn.crc32c") == NULL)
+            caught++;
+        attn_safetensors_close(st);
+        bytes[i] ^= 0x04;
+    }
+    if (caught != (int)size) print_error("%d of %zu changed bytes were caught\n", caught, size);
+    assert_int_equal(caught, (int)size);
+    attn_safetensors *st = NULL;
+    assert_int_equal(attn_safetensors_parse(&st, bytes, size), ATTN_OK);
+    attn_safetensors_close(st);
+    bytes[size - 1] ^= 0x01; /* a weight's byte: the JSON still parses */
+    assert_int_equal(attn_safetensors_parse(&st, bytes, size), ATTN_ERR_FORMAT);
+    assert_non_null(strstr(attn_last_error(), "do not match their checksum"));
+    free(bytes);
+    const attn_metadata_pair forged = {"attn.crc32c", "00000000"};
+    test_expect_invalid(attn_safetensors_save(path, &t, 1, &forged, 1), "the file's checksum");
     remove_dir(dir);
 }
 
@@ -811,6 +894,8 @@ int main(void)
         cmocka_unit_test(test_saved_bytes_match_reference_layout),
         cmocka_unit_test(test_large_shape_written_as_integer),
         cmocka_unit_test(test_empty_file_set),
+        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_changed_byte_is_caught),
         cmocka_unit_test(test_corrupt_headers_are_rejected),
         cmocka_unit_test(test_corrupt_lengths_are_rejected),
         cmocka_unit_test(test_truncated_files_are_rejected),
