@@ -1,7 +1,7 @@
 /* Reading a model file of any kind, in the same steps for every kind: open it
- * (which checks its checksum), check its "attn.kind", that it has a checksum, and
- * its step count, let the kind read its metadata and create the model, then the
- * optimizer and the checkpoint's tensors. */
+ * (which checks its checksum), check its "attn.kind" and its step count, let the
+ * kind read its metadata and create the model, then the optimizer and the
+ * checkpoint's tensors. */
 #include <string.h>
 
 #include "attn/attn.h"
@@ -21,12 +21,6 @@ int cli_load_model_file(const char *path, const cli_model_kind *kind, void *mode
         cli_bad(&r, "not an attn model file (no 'attn.kind' in its metadata)");
     } else if (strcmp(name, kind->name) != 0) {
         kind->wrong_kind(&r, name);
-    } else if (cli_meta(&r, "attn.crc32c") == NULL) {
-        /* A changed byte in the key's name would otherwise pass for a file
-         * without one; its value is checked on opening. */
-        cli_bad(&r, "no checksum ('attn.crc32c' in its metadata): attn writes one in every "
-                    "model file, so it was changed since, or written before attn checksummed "
-                    "its files");
     } else if (cli_meta_step(&r, step) && kind->create(&r, model)) {
         const int64_t steps = kind->train(model)->steps;
         attn_params *params = kind->params(model);

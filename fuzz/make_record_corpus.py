@@ -59,8 +59,9 @@ def record_safetensors(record):
         flat = [w for head in m.pop("weights") for row in head for w in row]
         tensors.append(("attention." + m["name"], "F32", [m["heads"], m["rows"], m["cols"]],
                         struct.pack("<%df" % len(flat), *flat)))
-    return sealed(safetensors_bytes(tensors, {"attn.kind": "attention", "record": json.dumps(header),
-                                              "attn.crc32c": "00000000"}))
+    metadata = {"attn.kind": "attention", "record": json.dumps(header),
+                "attn.sealed": "crc32c", "attn.crc32c": "00000000"}
+    return sealed(safetensors_bytes(tensors, metadata))
 
 
 def main():

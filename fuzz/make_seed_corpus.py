@@ -50,9 +50,9 @@ for _byte in range(256):
 
 
 def sealed(data):
-    """A file whose metadata ends with "attn.crc32c":"00000000", with the
-    checksum attn writes there (attn/io.h): the CRC-32C of the file with those
-    digits as they are."""
+    """A file whose metadata ends with "attn.sealed":"crc32c" and
+    "attn.crc32c":"00000000", with the checksum attn writes there (attn/io.h):
+    the CRC-32C of the file with those digits as they are."""
     marker = b'"attn.crc32c":"00000000"'
     at = data.index(marker) + len(marker) - 9
     return data[:at] + b"%08x" % crc32c(data) + data[at + 8:]
@@ -62,7 +62,8 @@ def seeds():
     yield "empty", safetensors_bytes([])
     yield "metadata_only", safetensors_bytes([], {"format": "pt", "note": "caf\u00e9"})
     yield "sealed", sealed(safetensors_bytes(
-        [("w", "F32", [2], struct.pack("<2f", 1, -2))], {"step": "3", "attn.crc32c": "00000000"}))
+        [("w", "F32", [2], struct.pack("<2f", 1, -2))],
+        {"step": "3", "attn.sealed": "crc32c", "attn.crc32c": "00000000"}))
     yield "f32_matrix", safetensors_bytes(
         [("weight", "F32", [2, 3], struct.pack("<6f", 1, -2, 0.5, 0, 3.25, -1e-3))],
         {"format": "pt"})

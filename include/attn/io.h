@@ -112,10 +112,11 @@ ATTN_API attn_status attn_safetensors_save(const char *path, const attn_tensor_o
 /* CRC-32C (Castagnoli, as iSCSI and ext4 use it) of n bytes, continuing from crc
  * (0 to start): attn_crc32c(0, "123456789", 9) is 0xE3069283. Every safetensors
  * file attn writes carries the CRC-32C of its bytes in the metadata key
- * "attn.crc32c" (eight hex digits, computed with those digits as "00000000"),
- * and attn_safetensors_open and _parse check it when it is there, so that a
- * changed byte anywhere in the file is caught; files from elsewhere have none and
- * load as they are. */
+ * "attn.crc32c" (eight hex digits, computed with those digits as "00000000")
+ * beside "attn.sealed": "crc32c", and attn_safetensors_open and _parse check it,
+ * so that a changed byte anywhere in the file is caught (a file with only one of
+ * the two keys is damaged). Files with neither (from elsewhere, or written before
+ * attn checksummed its files) load as they are. */
 ATTN_API uint32_t attn_crc32c(uint32_t crc, const void *bytes, size_t n);
 
 /* ---- any file, read whole with a bound ---- */

@@ -21,8 +21,12 @@ float attn_f16_to_f32(uint16_t bits);
 float attn_bf16_to_f32(uint16_t bits);
 
 /* The metadata key of a file's CRC-32C, and the value it has while the checksum
- * is computed (attn/io.h). */
+ * is computed (attn/io.h); and the key that says a file was written with one, so
+ * that losing the first (a changed byte in its name) is caught, while files from
+ * before checksums, which have neither, still load. */
 #define ATTN_CHECKSUM_KEY "attn.crc32c"
 #define ATTN_CHECKSUM_PLACEHOLDER "00000000"
+#define ATTN_SEALED_KEY "attn.sealed"
+#define ATTN_SEALED_VALUE "crc32c"
 
 #endif

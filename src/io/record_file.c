@@ -444,10 +444,6 @@ static attn_status parse_safetensors(loader *ld, attn_record *r, const void *byt
     if (kind == NULL || strcmp(kind, KIND_VALUE) != 0)
         s = fail(ld, "not an attention record (metadata \"%s\" is not \"%s\")", KIND_KEY,
                  KIND_VALUE);
-    else if (attn_safetensors_metadata(st, ATTN_CHECKSUM_KEY) == NULL)
-        s = fail(ld, "the record has no checksum (\"%s\"): attn writes one in every record, so "
-                     "it was changed since, or written before attn checksummed its files",
-                 ATTN_CHECKSUM_KEY);
     else if (json == NULL)
         s = fail(ld, "the metadata has no \"%s\"", RECORD_KEY);
     else

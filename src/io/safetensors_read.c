@@ -384,7 +384,14 @@ static attn_status verify_checksum(const attn_safetensors *st, const unsigned ch
                                    size_t size, size_t header_end)
 {
     const char *value = attn_safetensors_metadata(st, ATTN_CHECKSUM_KEY);
-    if (value == NULL) return ATTN_OK;
+    const char *sealed = attn_safetensors_metadata(st, ATTN_SEALED_KEY);
+    if (value == NULL && sealed == NULL) return ATTN_OK; /* from elsewhere, or older */
+    if (value == NULL || sealed == NULL || strcmp(sealed, ATTN_SEALED_VALUE) != 0)
+        return attn_error(ATTN_ERR_FORMAT,
+                          "its checksum metadata is damaged ('%s' %s, '%s' %s): the file was "
+                          "changed after attn wrote it",
+                          ATTN_SEALED_KEY, sealed ? "present" : "missing", ATTN_CHECKSUM_KEY,
+                          value ? "present" : "missing");
     const size_t digits = sizeof ATTN_CHECKSUM_PLACEHOLDER - 1;
     char *end = NULL;
     const unsigned long stored = strtoul(value, &end, 16);

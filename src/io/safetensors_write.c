@@ -113,10 +113,12 @@ static attn_status check_metadata(const attn_metadata_pair *meta, int count)
     for (int i = 0; i < count; i++) {
         attn_status s = check_name(meta[i].key, "metadata pair", i);
         if (s != ATTN_OK) return s;
-        if (strcmp(meta[i].key, ATTN_CHECKSUM_KEY) == 0)
+        if (strcmp(meta[i].key, ATTN_CHECKSUM_KEY) == 0 ||
+            strcmp(meta[i].key, ATTN_SEALED_KEY) == 0)
             return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                              "metadata '%s' is the file's checksum, which the writer adds",
-                              ATTN_CHECKSUM_KEY);
+                              "metadata '%s' belongs to the file's checksum, which the writer "
+                              "adds",
+                              meta[i].key);
         if (meta[i].value == NULL)
             return attn_error(ATTN_ERR_INVALID_ARGUMENT, "metadata '%s' has a NULL value",
                               meta[i].key);
@@ -157,14 +159,16 @@ static bool add_tensor_entry(cJSON *root, const attn_tensor_out *t, size_t begin
     return offsets != NULL && add_integer(offsets, begin) && add_integer(offsets, end);
 }
 
-/* The caller's pairs, then the checksum's placeholder. */
+/* The caller's pairs, then the mark of a checksummed file and the checksum's
+ * placeholder. */
 static bool add_metadata(cJSON *root, const attn_metadata_pair *meta, int count)
 {
     cJSON *object = cJSON_AddObjectToObject(root, METADATA_KEY);
     if (object == NULL) return false;
     for (int i = 0; i < count; i++)
         if (cJSON_AddStringToObject(object, meta[i].key, meta[i].value) == NULL) return false;
-    return cJSON_AddStringToObject(object, ATTN_CHECKSUM_KEY, ATTN_CHECKSUM_PLACEHOLDER) != NULL;
+    return cJSON_AddStringToObject(object, ATTN_SEALED_KEY, ATTN_SEALED_VALUE) != NULL &&
+           cJSON_AddStringToObject(object, ATTN_CHECKSUM_KEY, ATTN_CHECKSUM_PLACEHOLDER) != NULL;
 }
 
 /* The header's JSON text, or NULL when out of memory (free with cJSON_free). */

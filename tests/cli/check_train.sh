@@ -125,7 +125,11 @@ printf '\x01' | dd of="$work/flipped.safetensors" bs=1 seek=$(($(stat -c %s \
   "$work/flipped.safetensors") - 3)) conv=notrunc status=none
 expect 1 "do not match their checksum .*: the file is damaged" -- \
   "$attn" eval --model "$work/flipped.safetensors"
-bad_meta "no checksum \\('attn.crc32c' in its metadata\\)" attn.crc32c
+bad_meta "its checksum metadata is damaged \\('attn.sealed' present, 'attn.crc32c' missing\\)" \
+  attn.crc32c
+# A file from before checksums (neither key) loads as it is.
+edit_meta "$work/noclip.safetensors" "$work/old.safetensors" attn.crc32c attn.sealed
+expect 0 "test exact match" -- "$attn" eval --model "$work/old.safetensors"
 expect 2 "--steps 5 is below the 10 steps the checkpoint has done" -- \
   "$attn" train --resume "$work/noclip.safetensors" --steps 5 --threads 2
 

@@ -4,7 +4,7 @@ model files: edit_meta.py IN OUT KEY=VALUE ..., where KEY is a metadata key
 ("step") or a key's JSON object and one of its fields ("model.hidden_dim"), and
 VALUE is JSON for a field, the string itself for a key; a KEY without "=VALUE"
 is removed. The copy gets its checksum ("attn.crc32c", attn/io.h) anew, as
-attn would write it, unless that key is removed."""
+attn would write it, unless one of its two keys is removed."""
 import json
 import os
 import struct
@@ -31,9 +31,10 @@ for change in changes:
     else:
         meta[key] = value
 
-checksummed = "attn.crc32c" in meta
-if checksummed:
-    del meta["attn.crc32c"]
+checksummed = "attn.crc32c" in meta and "attn.sealed" in meta
+if checksummed:  # last, as attn writes them
+    del meta["attn.sealed"], meta["attn.crc32c"]
+    meta["attn.sealed"] = "crc32c"
     meta["attn.crc32c"] = "00000000"
 text = json.dumps(header, separators=(",", ":")).encode()
 text += b" " * (-len(text) % 8)
