@@ -29,7 +29,8 @@
  *   safetensors: one F32 tensor per map, named "attention.<name>", shaped
  *     (heads, rows, cols); metadata "attn.kind": "attention", and "record": the JSON
  *     below without the weights.
- *   JSON: {"format": "attn-attention", "version": 1, "model": "...", "task": "...",
+ *   JSON: {"format": "attn-attention", "attn.sealed": "crc32c", "attn.crc32c": "...",
+ *     "version": 1, "model": "...", "task": "...",
  *     "queries": ["2", "0", ...], "keys": ["2", "4", "-", ...],
  *     "maps": [{"name": "...", "site": "...", "layer": 0, "kind": "cross"|"self",
  *               "hard": false,

@@ -29,4 +29,13 @@ float attn_bf16_to_f32(uint16_t bits);
 #define ATTN_SEALED_KEY "attn.sealed"
 #define ATTN_SEALED_VALUE "crc32c"
 
+/* Writes the CRC-32C of the file the n parts make (the JSON's placeholder among
+ * them) over the placeholder in json[0..json_len), which is one of the parts. */
+void attn_checksum_seal(char *json, size_t json_len, const attn_file_part *parts, int n);
+/* Checks a file's checksum: value and sealed are its two keys' values (NULL when
+ * absent; both absent: nothing to check), found in the JSON at bytes
+ * [json_begin, json_end) of the whole file bytes[0..size). */
+attn_status attn_checksum_verify(const unsigned char *bytes, size_t size, size_t json_begin,
+                                 size_t json_end, const char *value, const char *sealed);
+
 #endif

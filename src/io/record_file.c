@@ -112,11 +112,16 @@ static bool add_map(cJSON *maps, const attn_attention_map *m, bool with_weights)
     return ok;
 }
 
-/* The record as JSON text (free with cJSON_free), or NULL when out of memory. */
+/* The record as JSON text (free with cJSON_free), or NULL when out of memory. A
+ * JSON file (with_weights) carries its checksum's keys, the sum's placeholder
+ * first; a safetensors record's is the file's. */
 static char *record_json(const attn_record *r, bool with_weights)
 {
     cJSON *root = cJSON_CreateObject();
     bool ok = root && cJSON_AddStringToObject(root, "format", FORMAT_NAME) &&
+              (!with_weights ||
+               (cJSON_AddStringToObject(root, ATTN_SEALED_KEY, ATTN_SEALED_VALUE) &&
+                cJSON_AddStringToObject(root, ATTN_CHECKSUM_KEY, ATTN_CHECKSUM_PLACEHOLDER))) &&
               cJSON_AddNumberToObject(root, "version", FORMAT_VERSION) &&
               cJSON_AddStringToObject(root, "model", r->model) &&
               cJSON_AddStringToObject(root, "task", r->task) &&
@@ -130,10 +135,12 @@ static char *record_json(const attn_record *r, bool with_weights)
     return text;
 }
 
-/* Writes text and a newline atomically (attn_write_file_atomically). */
-static attn_status write_text_atomically(const char *path, const char *text)
+/* Writes text and a newline atomically (attn_write_file_atomically), its
+ * checksum over the placeholder. */
+static attn_status write_json_atomically(const char *path, char *text)
 {
     const attn_file_part parts[2] = {{text, strlen(text)}, {"\n", 1}};
+    attn_checksum_seal(text, parts[0].size, parts, 2);
     return attn_write_file_atomically(path, parts, 2);
 }
 
@@ -180,7 +187,7 @@ attn_status attn_record_save(const attn_record *r, const char *path)
     char *text = record_json(r, json);
     if (text == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the JSON of '%s'", path);
-    s = json ? write_text_atomically(path, text) : save_safetensors(r, path, text);
+    s = json ? write_json_atomically(path, text) : save_safetensors(r, path, text);
     cJSON_free(text);
     return s;
 }
@@ -421,14 +428,25 @@ static attn_status read_record(const loader *ld, attn_record *r, const cJSON *ro
     return ATTN_OK;
 }
 
-static attn_status parse_json(const loader *ld, attn_record *r, const char *text, size_t size)
+/* text: a JSON record; a whole file (file true) is checked against its checksum. */
+static attn_status parse_json(const loader *ld, attn_record *r, const char *text, size_t size,
+                              bool file)
 {
     cJSON *root = cJSON_ParseWithLength(text, size);
     if (root == NULL) {
         const char *at = cJSON_GetErrorPtr();
         return fail(ld, "not valid JSON (at byte %td)", at && at >= text ? at - text : (ptrdiff_t)0);
     }
-    attn_status s = read_record(ld, r, root);
+    attn_status s = ATTN_OK;
+    if (file) {
+        const cJSON *value = cJSON_GetObjectItemCaseSensitive(root, ATTN_CHECKSUM_KEY);
+        const cJSON *sealed = cJSON_GetObjectItemCaseSensitive(root, ATTN_SEALED_KEY);
+        if ((s = attn_checksum_verify((const unsigned char *)text, size, 0, size,
+                                      cJSON_IsString(value) ? value->valuestring : NULL,
+                                      cJSON_IsString(sealed) ? sealed->valuestring : NULL)))
+            s = fail_with_last(ld, s);
+    }
+    if (s == ATTN_OK) s = read_record(ld, r, root);
     cJSON_Delete(root);
     return s;
 }
@@ -447,7 +465,7 @@ static attn_status parse_safetensors(loader *ld, attn_record *r, const void *byt
     else if (json == NULL)
         s = fail(ld, "the metadata has no \"%s\"", RECORD_KEY);
     else
-        s = parse_json(ld, r, json, strlen(json));
+        s = parse_json(ld, r, json, strlen(json), false);
     attn_safetensors_close(st);
     return s;
 }
@@ -474,7 +492,7 @@ attn_status attn_record_load(attn_record *r, const char *path)
     if ((s = attn_read_file(path, MAX_FILE_BYTES, "a record", &bytes, &size))) return s;
     loader ld = {.path = path};
     s = looks_like_safetensors(bytes, size) ? parse_safetensors(&ld, r, bytes, size)
-                                            : parse_json(&ld, r, bytes, size);
+                                            : parse_json(&ld, r, bytes, size, true);
     free(bytes);
     if (s) attn_record_free(r);
     return s;

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,54 +377,6 @@ static attn_status parse_entries(attn_safetensors *st, const unsigned char *data
     return s;
 }
 
-/* A file attn wrote carries the CRC-32C of its bytes (attn/io.h): the value, found
- * in the raw header, counts as the placeholder while the sum is taken. */
-static attn_status verify_checksum(const attn_safetensors *st, const unsigned char *bytes,
-                                   size_t size, size_t header_end)
-{
-    const char *value = attn_safetensors_metadata(st, ATTN_CHECKSUM_KEY);
-    const char *sealed = attn_safetensors_metadata(st, ATTN_SEALED_KEY);
-    if (value == NULL && sealed == NULL) return ATTN_OK; /* from elsewhere, or older */
-    if (value == NULL || sealed == NULL || strcmp(sealed, ATTN_SEALED_VALUE) != 0)
-        return attn_error(ATTN_ERR_FORMAT,
-                          "its checksum metadata is damaged ('%s' %s, '%s' %s): the file was "
-                          "changed after attn wrote it",
-                          ATTN_SEALED_KEY, sealed ? "present" : "missing", ATTN_CHECKSUM_KEY,
-                          value ? "present" : "missing");
-    const size_t digits = sizeof ATTN_CHECKSUM_PLACEHOLDER - 1;
-    char *end = NULL;
-    const unsigned long stored = strtoul(value, &end, 16);
-    if (strlen(value) != digits || *end != '\0' || strspn(value, "0123456789abcdef") != digits)
-        return attn_error(ATTN_ERR_FORMAT, "metadata '%s' is '%.20s', not 8 hex digits",
-                          ATTN_CHECKSUM_KEY, value);
-    /* The value's place: the key's first appearance as a JSON key, then ':' and '"'. */
-    static const char key[] = "\"" ATTN_CHECKSUM_KEY "\"";
-    size_t at = 0;
-    for (size_t i = 8; i + sizeof key - 1 <= header_end && at == 0; i++) {
-        if (memcmp(bytes + i, key, sizeof key - 1) != 0) continue;
-        size_t j = i + sizeof key - 1;
-        while (j < header_end && (bytes[j] == ' ' || bytes[j] == '\t' || bytes[j] == '\n')) j++;
-        if (j < header_end && bytes[j] == ':') j++;
-        else continue;
-        while (j < header_end && (bytes[j] == ' ' || bytes[j] == '\t' || bytes[j] == '\n')) j++;
-        if (j + 1 + digits < header_end && bytes[j] == '"' &&
-            memcmp(bytes + j + 1, value, digits) == 0)
-            at = j + 1;
-    }
-    if (at == 0)
-        return attn_error(ATTN_ERR_FORMAT, "metadata '%s' is not where a checksum is written",
-                          ATTN_CHECKSUM_KEY);
-    uint32_t crc = attn_crc32c(0, bytes, at);
-    crc = attn_crc32c(crc, ATTN_CHECKSUM_PLACEHOLDER, digits);
-    crc = attn_crc32c(crc, bytes + at + digits, size - at - digits);
-    if (crc != (uint32_t)stored)
-        return attn_error(ATTN_ERR_FORMAT,
-                          "its bytes do not match their checksum (CRC-32C %08lx written, %08" PRIx32
-                          " now): the file is damaged or was changed after attn wrote it",
-                          stored, crc);
-    return ATTN_OK;
-}
-
 static attn_status parse_file(attn_safetensors *st, const unsigned char *bytes, size_t size)
 {
     if (size < 8)
@@ -443,7 +394,10 @@ static attn_status parse_file(attn_safetensors *st, const unsigned char *bytes, 
     if (s != ATTN_OK) return s;
     size_t data_offset = 8 + (size_t)header_len;
     if ((s = parse_entries(st, bytes + data_offset, size - data_offset))) return s;
-    return verify_checksum(st, bytes, size, data_offset);
+    /* A file attn wrote carries the CRC-32C of its bytes (attn/io.h). */
+    return attn_checksum_verify(bytes, size, 8, data_offset,
+                                attn_safetensors_metadata(st, ATTN_CHECKSUM_KEY),
+                                attn_safetensors_metadata(st, ATTN_SEALED_KEY));
 }
 
 /* ---- public API ------------------------------------------------------------------ */

@@ -202,23 +202,6 @@ static unsigned char *build_header(const char *json, size_t *size)
     return header;
 }
 
-/* Writes the CRC-32C of the whole file (the header with the placeholder, then the
- * tensors' bytes) over the placeholder, in lowercase hex. */
-static void seal(unsigned char *header, size_t header_size, const attn_file_part *parts, int n)
-{
-    uint32_t crc = 0;
-    for (int i = 0; i < n; i++) crc = attn_crc32c(crc, parts[i].bytes, parts[i].size);
-    static const char pattern[] = "\"" ATTN_CHECKSUM_KEY "\":\"" ATTN_CHECKSUM_PLACEHOLDER "\"";
-    const size_t length = sizeof pattern - 1;
-    for (size_t i = 8; i + length <= header_size; i++)
-        if (memcmp(header + i, pattern, length) == 0) {
-            char digits[9];
-            snprintf(digits, sizeof digits, "%08" PRIx32, crc);
-            memcpy(header + i + length - 9, digits, 8);
-            return;
-        }
-}
-
 /* The header, then every tensor's bytes, written atomically, with the checksum. */
 static attn_status write_file(const char *path, unsigned char *header, size_t header_size,
                               const attn_tensor_out *tensors, int count, const size_t *nbytes)
@@ -227,7 +210,7 @@ static attn_status write_file(const char *path, unsigned char *header, size_t he
     if (parts == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d parts", count);
     parts[0] = (attn_file_part){header, header_size};
     for (int i = 0; i < count; i++) parts[i + 1] = (attn_file_part){tensors[i].data, nbytes[i]};
-    seal(header, header_size, parts, count + 1);
+    attn_checksum_seal((char *)header, header_size, parts, count + 1);
     attn_status s = attn_write_file_atomically(path, parts, count + 1);
     free(parts);
     return s;

@@ -277,6 +277,46 @@ static void expect_load_fails(const char *path, attn_status want, const char *fr
 #define SIZES_ONLY "\"hard\": false, \"heads\": 1, \"rows\": 2, \"cols\": 1"
 #define SIZES SIZES_ONLY ", "
 
+/* A record attn wrote, in either format, refuses any changed byte (its CRC-32C,
+ * attn/io.h); a record without the checksum's keys loads. */
+static void test_changed_byte_is_caught(void **state)
+{
+    (void)state;
+    const char *const names[] = {"sealed.json", "sealed.safetensors"};
+    attn_rng rng = test_rng(77);
+    attn_record r;
+    make_record(&r, &rng);
+    for (int f = 0; f < 2; f++) {
+        char path[128], bad[128];
+        temp_path(path, sizeof path, names[f]);
+        temp_path(bad, sizeof bad, f ? "bad.safetensors" : "bad.json");
+        assert_int_equal(attn_record_save(&r, path), ATTN_OK);
+        FILE *file = fopen(path, "rb");
+        assert_non_null(file);
+        unsigned char bytes[1 << 16];
+        const size_t size = fread(bytes, 1, sizeof bytes, file);
+        fclose(file);
+        assert_true(size > 0 && size < sizeof bytes);
+        int caught = 0;
+        for (size_t i = 0; i < size; i++) {
+            bytes[i] ^= 0x02;
+            file = fopen(bad, "wb");
+            assert_int_equal(fwrite(bytes, 1, size, file), size);
+            fclose(file);
+            attn_record back;
+            if (attn_record_load(&back, bad) != ATTN_OK) caught++;
+            else attn_record_free(&back);
+            bytes[i] ^= 0x02;
+        }
+        if (caught != (int)size)
+            print_error("%s: %d of %zu changed bytes were caught\n", names[f], caught, size);
+        assert_int_equal(caught, (int)size);
+        unlink(path);
+        unlink(bad);
+    }
+    attn_record_free(&r);
+}
+
 static void test_corrupt_json(void **state)
 {
     (void)state;
@@ -877,6 +917,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_files_round_trip),   cmocka_unit_test(test_record_checks),
+        cmocka_unit_test(test_changed_byte_is_caught),
         cmocka_unit_test(test_corrupt_json),       cmocka_unit_test(test_corrupt_safetensors),
         cmocka_unit_test(test_entropy),            cmocka_unit_test(test_rollout),
         cmocka_unit_test(test_seq2seq_record),     cmocka_unit_test(test_gpt_record),
