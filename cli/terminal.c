@@ -30,10 +30,13 @@ void cli_vmessage(FILE *f, const char *fmt, va_list args)
     va_list again;
     va_copy(again, args);
     const int n = vsnprintf(small, sizeof small, fmt, args);
+    if (n < 0) {
+        va_end(again);
+        return;
+    }
     char *text = (size_t)n < sizeof small ? small : malloc((size_t)n + 1);
-    if (n >= 0 && text != small && text != NULL) vsnprintf(text, (size_t)n + 1, fmt, again);
+    if (text != small && text != NULL) vsnprintf(text, (size_t)n + 1, fmt, again);
     va_end(again);
-    if (n < 0) return;
     if (text == NULL) /* no memory for a long message: its start */
         cli_write_text(f, small, sizeof small - 1, true);
     else
