@@ -252,14 +252,12 @@ static attn_status prepare_sdpa(attn_mha *m, const attn_mha_input *in)
     return ATTN_OK;
 }
 
-static attn_status layout_activations(attn_mha *m, const attn_mha_input *in)
+/* The buffers for rows_q query rows and rows_k key rows (0 for none: the cache
+ * holds a cached attention's keys, and appending to it has no queries), and
+ * `weights` floats of per-head weights to average. */
+static attn_status layout_activations(attn_mha *m, size_t rows_q, size_t rows_k, size_t weights)
 {
     const size_t E = (size_t)m->cfg.embed_dim;
-    const size_t rows_q = (size_t)in->batch * (size_t)in->len_q;
-    const size_t rows_k = (size_t)in->batch * (size_t)in->len_k;
-    const size_t weights = in->weights && in->average_attn_weights
-                               ? rows_q * (size_t)m->cfg.num_heads * (size_t)in->len_k
-                               : 0;
     const attn_activation_view views[] = {
         {&m->q_heads, rows_q * E},
         {&m->k_heads, rows_k * E},
@@ -302,7 +300,13 @@ attn_status attn_mha_forward(attn_mha *m, float *out, const attn_mha_input *in)
         (s = check_input(in)))
         return s;
     m->has_forward = false;
-    if ((s = prepare_sdpa(m, in)) || (s = layout_activations(m, in))) return s;
+    const size_t rows_q = (size_t)in->batch * (size_t)in->len_q;
+    const size_t averaged = in->weights && in->average_attn_weights
+                                ? rows_q * (size_t)m->cfg.num_heads * (size_t)in->len_k
+                                : 0;
+    if ((s = prepare_sdpa(m, in)) ||
+        (s = layout_activations(m, rows_q, (size_t)in->batch * (size_t)in->len_k, averaged)))
+        return s;
     const attn_mha_config *cfg = &m->cfg;
     const int B = in->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
     const int Lq = in->len_q, Lk = in->len_k, bf = cfg->batch_first;
@@ -423,8 +427,7 @@ attn_status attn_mha_cache_append(attn_mha *m, attn_mha_cache *c, const float *k
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "%d more positions overflow a cache holding %d of %d", n, c->length,
                           c->capacity);
-    const attn_mha_input shape = {.batch = c->batch, .len_q = n, .len_k = n};
-    if ((s = layout_activations(m, &shape))) return s;
+    if ((s = layout_activations(m, 0, (size_t)c->batch * (size_t)n, 0))) return s;
     const attn_mha_config *cfg = &m->cfg;
     const int B = c->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
     const mha_weights *w = &m->data;
@@ -473,7 +476,11 @@ attn_status attn_mha_cached_forward(attn_mha *m, float *out, const attn_mha_cach
     q.attn_mask = NULL;
     q.training = false;
     m->has_forward = false;
-    if ((s = check_input(&q)) || (s = prepare_sdpa(m, &q)) || (s = layout_activations(m, &q)))
+    const size_t averaged = q.weights && q.average_attn_weights
+                                ? (size_t)c->batch * (size_t)m->cfg.num_heads * (size_t)c->capacity
+                                : 0;
+    if ((s = check_input(&q)) || (s = prepare_sdpa(m, &q)) ||
+        (s = layout_activations(m, (size_t)c->batch, 0, averaged)))
         return s;
     m->sdpa.q_offset = c->length - 1;
     const attn_mha_config *cfg = &m->cfg;
