@@ -280,6 +280,11 @@ bool cli_fields_read(const cli_reader *r, const cJSON *o, const char *object,
 /* cli_fields_read of the metadata value `key`, a JSON object. */
 bool cli_meta_fields(const cli_reader *r, const char *key, const cli_field *fields, int count,
                      void *base);
+/* Whether the file holds at least as many numbers as the model its metadata
+ * 'model' describes has parameters (`params`, from a count that returned
+ * `counted`). Checked before the model is created: a config whose model is
+ * larger than its file would otherwise be allocated first. */
+bool cli_meta_fits_file(const cli_reader *r, attn_status counted, int64_t params);
 
 /* ---- reading a model file of any kind (model_loader.c) ---- */
 

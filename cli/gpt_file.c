@@ -181,6 +181,9 @@ static bool create(const cli_reader *r, void *model)
                 cfg.vocab_size, m->vocab.size);
         return false;
     }
+    int64_t params = 0;
+    const attn_status counted = attn_gpt_param_count(&cfg, &params);
+    if (!cli_meta_fits_file(r, counted, params)) return false;
     if (attn_gpt_create(&m->model, &cfg, m->train.opt.seed) != ATTN_OK) {
         cli_bad(r, "metadata 'model': %s", attn_last_error());
         return false;

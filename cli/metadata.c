@@ -228,6 +228,24 @@ bool cli_fields_read(const cli_reader *r, const cJSON *o, const char *object,
     return true;
 }
 
+bool cli_meta_fits_file(const cli_reader *r, attn_status counted, int64_t params)
+{
+    if (counted != ATTN_OK) {
+        cli_bad(r, "metadata 'model': %s", attn_last_error());
+        return false;
+    }
+    uint64_t held = 0; /* at most the file's bytes */
+    for (int i = 0; i < attn_safetensors_count(r->st); i++)
+        held += attn_safetensors_at(r->st, i)->numel;
+    if ((uint64_t)params > held) {
+        cli_bad(r, "metadata 'model' describes a model of %" PRId64 " parameters, but the file "
+                   "holds only %" PRIu64 " numbers",
+                params, held);
+        return false;
+    }
+    return true;
+}
+
 bool cli_meta_fields(const cli_reader *r, const char *key, const cli_field *fields, int count,
                      void *base)
 {

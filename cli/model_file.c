@@ -168,6 +168,9 @@ static bool create(const cli_reader *r, void *model)
                 cfg.max_src_len, cfg.max_tgt_len, m->task.max_src_len, m->task.max_tgt_len + 1);
         return false;
     }
+    int64_t params = 0;
+    const attn_status counted = attn_seq2seq_param_count(&cfg, &params);
+    if (!cli_meta_fits_file(r, counted, params)) return false;
     if (attn_seq2seq_create(&m->model, &cfg, m->train.seed) != ATTN_OK) {
         cli_bad(r, "metadata 'model': %s", attn_last_error());
         return false;

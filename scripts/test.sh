@@ -2,8 +2,9 @@
 # Every test: unit tests, conformance with PyTorch, the installed-library check,
 # the exported symbols and the import cycles in a -Werror build; the unit tests
 # again under AddressSanitizer+UBSan, and without OpenMP once per instruction set
-# the CPU runs; the safetensors loader fuzzed for FUZZ_SECONDS (default 60) and the
-# attention-record loader for RECORD_FUZZ_SECONDS (default 30).
+# the CPU runs; the safetensors loader fuzzed for FUZZ_SECONDS (default 60), the
+# attention-record loader for RECORD_FUZZ_SECONDS (default 30) and the model files'
+# metadata for MODEL_FUZZ_SECONDS (default 30).
 # Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,16 @@ rm -rf build-fuzz/record-corpus && mkdir -p build-fuzz/record-corpus
 python3 fuzz/make_record_corpus.py build-fuzz/record-corpus
 ./build-fuzz/fuzz/fuzz_record -max_total_time="${RECORD_FUZZ_SECONDS:-30}" -print_final_stats=1 \
   build-fuzz/record-corpus 2>&1 | tail -n 12
+
+# The tool's own messages (stderr) are closed: a bad file is the common case. A
+# model is never allocated past what its file holds, so 64 MB is ample.
+echo "== fuzzing the model files' metadata for ${MODEL_FUZZ_SECONDS:-30} s"
+cmake --build build-fuzz -j"$jobs" --target attn_cli fuzz_model_file
+rm -rf build-fuzz/model-corpus && mkdir -p build-fuzz/model-corpus
+python3 fuzz/make_model_corpus.py build-fuzz/attn build-fuzz/model-corpus
+./build-fuzz/fuzz/fuzz_model_file -max_total_time="${MODEL_FUZZ_SECONDS:-30}" \
+  -malloc_limit_mb=64 -close_fd_mask=2 -dict=fuzz/model_file.dict -print_final_stats=1 \
+  build-fuzz/model-corpus 2>&1 | tail -n 12
 
 echo "== every test, -Werror build"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON >/dev/null

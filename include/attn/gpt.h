@@ -89,6 +89,9 @@ ATTN_API attn_gpt_config attn_gpt_defaults(void);
 /* Fails naming the bad field and value, e.g. "n_embd 100 is not divisible by
  * n_head 3" or "n_head 6 is not divisible by n_kv_head 4". */
 ATTN_API attn_status attn_gpt_check_config(const attn_gpt_config *cfg);
+/* The number of parameters (floats) a model of cfg has, without creating it:
+ * PyTorch's sum(p.numel() for p in model.parameters()). Fails as check_config. */
+ATTN_API attn_status attn_gpt_param_count(const attn_gpt_config *cfg, int64_t *count);
 
 typedef struct attn_gpt attn_gpt;
 

@@ -146,6 +146,9 @@ typedef struct attn_seq2seq attn_seq2seq;
 ATTN_API attn_status attn_seq2seq_create(attn_seq2seq **out, const attn_seq2seq_config *cfg,
                                          uint64_t seed);
 ATTN_API void attn_seq2seq_free(attn_seq2seq *m);
+/* The number of parameters (floats, buffers not included) a model of cfg has,
+ * without creating it. Fails on a bad config as attn_seq2seq_create. */
+ATTN_API attn_status attn_seq2seq_param_count(const attn_seq2seq_config *cfg, int64_t *count);
 ATTN_API const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m);
 /* The trained parameters, named by state_dict keys (above), and the state that is
  * saved but not trained (the REINFORCE baseline; possibly empty, count 0), as

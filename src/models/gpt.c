@@ -90,9 +90,23 @@ static void add_affine(attn_specs *s, const char *prefix, const char *name, bool
     attn_specs_add(s, prefix, full, 1, out, 0);
 }
 
-static void model_specs(attn_specs *s, const attn_gpt *m)
+/* cfg with n_kv_head resolved (0: as many as n_head). */
+static attn_gpt_config resolved(const attn_gpt_config *cfg)
 {
-    const attn_gpt_config *c = &m->cfg;
+    attn_gpt_config c = *cfg;
+    if (c.n_kv_head == 0) c.n_kv_head = c.n_head;
+    return c;
+}
+
+/* The width of the fused q, k, v projection: (H + 2 Hkv) hd. */
+static int qkv_width(const attn_gpt_config *c)
+{
+    return (c->n_head + 2 * c->n_kv_head) * (c->n_embd / c->n_head);
+}
+
+/* The parameters of a model of the resolved config c. */
+static void model_specs(attn_specs *s, const attn_gpt_config *c)
+{
     const int C = c->n_embd;
     attn_specs_add(s, "transformer.", "wte.weight", 2, c->vocab_size, C);
     if (c->position == ATTN_POS_LEARNED)
@@ -101,7 +115,7 @@ static void model_specs(attn_specs *s, const attn_gpt *m)
         char prefix[64];
         snprintf(prefix, sizeof prefix, "transformer.h.%d.", l);
         add_affine(s, prefix, "ln_1", c->bias, C, 0);
-        add_affine(s, prefix, "attn.c_attn", c->bias, m->qkv_width, C);
+        add_affine(s, prefix, "attn.c_attn", c->bias, qkv_width(c), C);
         add_affine(s, prefix, "attn.c_proj", c->bias, C, C);
         add_affine(s, prefix, "ln_2", c->bias, C, 0);
         add_affine(s, prefix, "mlp.c_fc", c->bias, 4 * C, C);
@@ -166,6 +180,16 @@ static void init_params(attn_gpt *m, uint64_t seed)
     }
 }
 
+attn_status attn_gpt_param_count(const attn_gpt_config *cfg, int64_t *count)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(count, "count")) || (s = attn_gpt_check_config(cfg))) return s;
+    const attn_gpt_config c = resolved(cfg);
+    attn_specs specs = {0};
+    model_specs(&specs, &c);
+    return attn_specs_count(&specs, count);
+}
+
 attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t seed)
 {
     attn_status s;
@@ -173,13 +197,12 @@ attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t
     *out = NULL;
     attn_gpt *m = calloc(1, sizeof *m);
     if (m == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the model");
-    m->cfg = *cfg;
-    if (m->cfg.n_kv_head == 0) m->cfg.n_kv_head = m->cfg.n_head;
+    m->cfg = resolved(cfg);
     m->head_dim = cfg->n_embd / cfg->n_head;
-    m->qkv_width = (m->cfg.n_head + 2 * m->cfg.n_kv_head) * m->head_dim;
+    m->qkv_width = qkv_width(&m->cfg);
 
     attn_specs specs = {0};
-    model_specs(&specs, m);
+    model_specs(&specs, &m->cfg);
     s = attn_specs_layout(&specs, &m->params);
     if (!s && cfg->position == ATTN_POS_SINUSOIDAL) {
         m->sinusoids = malloc((size_t)cfg->block_size * cfg->n_embd * sizeof *m->sinusoids);

@@ -156,6 +156,14 @@ attn_status attn_seq2seq_create(attn_seq2seq **out, const attn_seq2seq_config *c
     return ATTN_OK;
 }
 
+attn_status attn_seq2seq_param_count(const attn_seq2seq_config *cfg, int64_t *count)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(count, "count")) || (s = check_config(cfg))) return s;
+    return cfg->arch == ATTN_S2S_TRANSFORMER ? attn_seq2seq_transformer_param_count(cfg, count)
+                                             : attn_seq2seq_rnn_param_count(cfg, count);
+}
+
 void attn_seq2seq_free(attn_seq2seq *m)
 {
     if (m == NULL) return;

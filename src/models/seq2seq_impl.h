@@ -37,6 +37,10 @@ struct attn_seq2seq {
 /* Each architecture's constructor fills m->ops, m->params, m->buffers and m->impl. */
 attn_status attn_seq2seq_rnn_init(attn_seq2seq *m, uint64_t seed);
 attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed);
+/* The number of parameters of the model of the checked config c, without creating
+ * it (attn_seq2seq_param_count). */
+attn_status attn_seq2seq_rnn_param_count(const attn_seq2seq_config *c, int64_t *count);
+attn_status attn_seq2seq_transformer_param_count(const attn_seq2seq_config *c, int64_t *count);
 
 /* After attn_seq2seq_greedy decoded one source (B = 1, beam 1), adds the
  * transformer's maps to record (attn_seq2seq_decode_record): the last step ran

@@ -51,6 +51,13 @@ static const attn_seq2seq_ops RNN_OPS = {
     .destroy = rnn_destroy,
 };
 
+attn_status attn_seq2seq_rnn_param_count(const attn_seq2seq_config *c, int64_t *count)
+{
+    s2s_rnn r = {.family = family_of(c->arch)};
+    r.d = make_dims(c, r.family);
+    return attn_s2s_params_count(&r, c->dropout, count);
+}
+
 attn_status attn_seq2seq_rnn_init(attn_seq2seq *m, uint64_t seed)
 {
     s2s_rnn *r = calloc(1, sizeof *r);

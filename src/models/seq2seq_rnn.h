@@ -232,6 +232,9 @@ static inline float *attn_s2s_at(const s2s_run *run, float *a, int l, int t, siz
 /* Creates the encoder and the model's parameters (m->params, and m->buffers for
  * hard-reinforce's baseline) for r->d and r->family, initialised from seed. */
 attn_status attn_s2s_params_create(attn_seq2seq *m, s2s_rnn *r, uint64_t seed);
+/* The number of parameters attn_s2s_params_create would lay out for r->d and
+ * r->family, laying out none. */
+attn_status attn_s2s_params_count(s2s_rnn *r, float dropout, int64_t *count);
 
 /* A key for the stream of draws at (seed, step, site, t). */
 uint64_t attn_s2s_key(uint64_t seed, int64_t step, unsigned site, int t);

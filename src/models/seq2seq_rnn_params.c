@@ -110,9 +110,8 @@ static void init_parameters(s2s_rnn *r, attn_rng *rng)
     attn_init_linear(w->out_w, w->out_b, d->V, d->F, rng);
 }
 
-/* The encoder without parameters yet, and the seed of its own initialisation:
- * the model's first draw, so that the model's values follow it. */
-static attn_status create_encoder(s2s_rnn *r, attn_rng *rng, float dropout, uint64_t *seed)
+/* The encoder without parameters yet. */
+static attn_status create_encoder(s2s_rnn *r, float dropout)
 {
     const attn_rnn_config cfg = {.mode = r->d.mode,
                                  .input_size = r->d.E,
@@ -122,9 +121,19 @@ static attn_status create_encoder(s2s_rnn *r, attn_rng *rng, float dropout, uint
                                  .batch_first = true,
                                  .bidirectional = true,
                                  .dropout = dropout};
-    *seed = (uint64_t)attn_rng_u32(rng) << 32;
-    *seed |= attn_rng_u32(rng);
     return attn_rnn_new(&r->encoder, &cfg);
+}
+
+attn_status attn_s2s_params_count(s2s_rnn *r, float dropout, int64_t *count)
+{
+    attn_status s = create_encoder(r, dropout);
+    if (s) return s;
+    s2s_specs specs = {0};
+    parameter_specs(&specs, r);
+    s = attn_specs_count(&specs, count);
+    attn_rnn_free(r->encoder);
+    r->encoder = NULL;
+    return s;
 }
 
 static attn_status create_parameters(attn_seq2seq *m, s2s_rnn *r, uint64_t encoder_seed)
@@ -149,9 +158,12 @@ attn_status attn_s2s_params_create(attn_seq2seq *m, s2s_rnn *r, uint64_t seed)
 {
     attn_rng rng;
     attn_rng_init(&rng, seed);
-    uint64_t encoder_seed;
+    /* The encoder's own initialisation is seeded by the model's first draw, so
+     * that the model's values follow it. */
+    uint64_t encoder_seed = (uint64_t)attn_rng_u32(&rng) << 32;
+    encoder_seed |= attn_rng_u32(&rng);
     attn_status s;
-    if ((s = create_encoder(r, &rng, m->cfg.dropout, &encoder_seed)) ||
+    if ((s = create_encoder(r, m->cfg.dropout)) ||
         (s = create_parameters(m, r, encoder_seed)))
         return s;
     init_parameters(r, &rng);

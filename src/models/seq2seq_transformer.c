@@ -139,13 +139,10 @@ static attn_status bind_and_init(s2s_transformer *t, const attn_params *p, uint6
 
 static const attn_seq2seq_ops transformer_ops;
 
-attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed)
+/* The sizes of the model of c, and its transformer without parameters yet. */
+static attn_status create_structure(s2s_transformer *t, const attn_seq2seq_config *c,
+                                    uint64_t seed)
 {
-    const attn_seq2seq_config *c = &m->cfg; /* checked by seq2seq.c */
-    attn_status s = ATTN_OK;
-    s2s_transformer *t = calloc(1, sizeof *t);
-    if (t == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the model");
-    m->impl = t;
     t->E = c->hidden_dim;
     t->src_vocab = c->src_vocab;
     t->tgt_vocab = c->tgt_vocab;
@@ -162,11 +159,37 @@ attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed)
         .num_encoder_layers = c->enc_layers,
         .num_decoder_layers = c->dec_layers,
     };
+    return attn_tf_transformer_init(&t->tf, &tc, seed);
+}
+
+attn_status attn_seq2seq_transformer_param_count(const attn_seq2seq_config *c, int64_t *count)
+{
+    s2s_transformer *t = calloc(1, sizeof *t);
+    if (t == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the model");
+    attn_status s = create_structure(t, c, 0);
+    if (!s) {
+        attn_specs specs = {0};
+        model_specs(&specs, t);
+        s = attn_specs_count(&specs, count);
+    }
+    attn_tf_transformer_free(&t->tf);
+    free(t);
+    return s;
+}
+
+attn_status attn_seq2seq_transformer_init(attn_seq2seq *m, uint64_t seed)
+{
+    const attn_seq2seq_config *c = &m->cfg; /* checked by seq2seq.c */
+    s2s_transformer *t = calloc(1, sizeof *t);
+    if (t == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the model");
+    m->impl = t;
+    attn_status s = create_structure(t, c, seed);
     attn_specs specs = {0};
-    t->pe = malloc((size_t)t->positions * (size_t)t->E * sizeof *t->pe);
-    if (t->pe == NULL)
-        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d positions", t->positions);
-    if (!s) s = attn_tf_transformer_init(&t->tf, &tc, seed);
+    if (!s) {
+        t->pe = malloc((size_t)t->positions * (size_t)t->E * sizeof *t->pe);
+        if (t->pe == NULL)
+            s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d positions", t->positions);
+    }
     if (!s) {
         model_specs(&specs, t);
         s = attn_specs_layout(&specs, &m->params);

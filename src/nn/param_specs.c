@@ -43,6 +43,18 @@ attn_status attn_specs_layout(attn_specs *s, attn_params *p)
     return st;
 }
 
+attn_status attn_specs_count(attn_specs *s, int64_t *count)
+{
+    attn_status st = s->status;
+    *count = 0;
+    /* Each dimension is a checked config value (at most ATTN_MAX_VOCAB or
+     * ATTN_MAX_LAYERS times ATTN_MAX_WIDTH), so no product or sum nears 2^63. */
+    for (int i = 0; !st && i < s->count; i++)
+        *count += s->items[i].shape[0] * (s->items[i].ndim > 1 ? s->items[i].shape[1] : 1);
+    attn_specs_free(s);
+    return st;
+}
+
 void attn_specs_free(attn_specs *s)
 {
     free(s->items);

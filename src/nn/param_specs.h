@@ -30,6 +30,9 @@ void attn_specs_add(attn_specs *s, const char *prefix, const char *name, int ndi
 /* Lays out p with the listed parameters (attn_params_init), or returns the list's
  * first failure; frees the list either way. */
 attn_status attn_specs_layout(attn_specs *s, attn_params *p);
+/* The number of floats the listed parameters hold (without layout padding), or the
+ * list's first failure; frees the list either way. */
+attn_status attn_specs_count(attn_specs *s, int64_t *count);
 void attn_specs_free(attn_specs *s);
 
 /* Points *data and *grad at the parameter prefix + name of p; fails naming it if

@@ -196,6 +196,13 @@ expect 1 "lm.safetensors: a language model, not a sequence-to-sequence one; use 
   "$attn" translate --model "$work/lm.safetensors" "1/1/2000"
 expect 1 "lm.safetensors: a language model.*use attn generate" -- \
   "$attn" eval --model "$work/lm.safetensors"
+# A config describing a model larger than its file is refused before anything
+# is allocated for it (here 64 blocks 65536 wide: 3.3e12 parameters).
+/usr/bin/python3 "$(dirname "$0")/edit_meta.py" "$work/lm.safetensors" "$work/huge.safetensors" \
+  model.n_embd=65536 model.n_layer=64
+expect 1 "huge.safetensors: metadata 'model' describes a model of 3298591965184 parameters, but \
+the file holds only [0-9]+ numbers" -- "$attn" generate --model "$work/huge.safetensors" \
+  --prompt "the " --tokens 3
 head -c 3000 "$work/lm.safetensors" >"$work/cut.safetensors"
 expect 1 "cut.safetensors" -- "$attn" generate --model "$work/cut.safetensors" --prompt "the " \
   --tokens 3

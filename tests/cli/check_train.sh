@@ -113,6 +113,8 @@ bad_meta() { # bad_meta MESSAGE KEY=VALUE...
   expect 1 "$message" -- "$attn" eval --model "$work/bad.safetensors"
 }
 bad_meta "hidden_dim is 2147483647; it must be in \\[1, 65536\\]" model.hidden_dim=2147483647
+bad_meta "metadata 'model' describes a model of [0-9]+ parameters, but the file holds only" \
+  model.hidden_dim=65536
 bad_meta "the model's lengths \\(max_src_len 32, max_tgt_len 2147483647\\) are not its task's" \
   model.max_tgt_len=2147483647
 bad_meta "metadata 'step' is '99999999999999999999', not a step count" step=99999999999999999999

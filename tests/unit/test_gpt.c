@@ -331,6 +331,35 @@ static void test_parameter_names(void **state)
     attn_gpt_free(m);
 }
 
+/* The count without a model is the created model's, and is exact far past what
+ * could be allocated: the largest config every field allows. */
+static void test_param_count(void **state)
+{
+    (void)state;
+    for (int v = 0; v <= 5; v++) {
+        attn_gpt_config cfg = test_gpt_variant(v);
+        attn_gpt *m;
+        int64_t count = -1;
+        assert_int_equal(attn_gpt_create(&m, &cfg, 1), ATTN_OK);
+        assert_int_equal(attn_gpt_param_count(&cfg, &count), ATTN_OK);
+        assert_int_equal(count, test_params_numel(attn_gpt_params(m)));
+        attn_gpt_free(m);
+    }
+    attn_gpt_config cfg = attn_gpt_defaults();
+    cfg.vocab_size = ATTN_MAX_VOCAB, cfg.block_size = ATTN_MAX_LENGTH;
+    cfg.n_layer = ATTN_GPT_MAX_LAYERS, cfg.n_embd = ATTN_MAX_WIDTH;
+    const int64_t V = cfg.vocab_size, T = cfg.block_size, L = cfg.n_layer, C = cfg.n_embd;
+    /* wte, wpe; per block ln_1, c_attn, c_proj, ln_2, c_fc, mlp c_proj; ln_f */
+    const int64_t block = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C +
+                          (4 * C * C + 4 * C) + (4 * C * C + C);
+    int64_t count = -1;
+    assert_int_equal(attn_gpt_param_count(&cfg, &count), ATTN_OK);
+    assert_int_equal(count, V * C + T * C + L * block + 2 * C);
+    cfg.n_embd = 100, cfg.n_head = 3;
+    test_expect_invalid(attn_gpt_param_count(&cfg, &count), "not divisible by n_head 3");
+    test_expect_invalid(attn_gpt_param_count(&cfg, NULL), "count");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_generation),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_parameter_names),
+        cmocka_unit_test(test_param_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -712,6 +712,29 @@ static void test_bad_configs(void **state)
     test_expect_invalid(attn_seq2seq_create(&m, NULL, 1), "config");
 }
 
+/* The count without a model is the created model's, for every architecture and
+ * attention kind. */
+static void test_param_count(void **state)
+{
+    (void)state;
+    for (int a = 0; a <= ARCH_COUNT; a++)
+        for (int k = 0; k < (a < ARCH_COUNT ? KIND_COUNT : 1); k++) {
+            attn_seq2seq_config c = valid_config(KINDS[k]);
+            c.arch = a < ARCH_COUNT ? RNN_ARCHS[a] : ATTN_S2S_TRANSFORMER;
+            c.enc_layers = 2, c.dec_layers = 3, c.heads = 2, c.hidden_dim = 8, c.ff_dim = 12;
+            attn_seq2seq *m;
+            int64_t count = -1;
+            assert_int_equal(attn_seq2seq_create(&m, &c, 1), ATTN_OK);
+            assert_int_equal(attn_seq2seq_param_count(&c, &count), ATTN_OK);
+            assert_int_equal(count, test_params_numel(attn_seq2seq_params(m)));
+            attn_seq2seq_free(m);
+        }
+    attn_seq2seq_config c = valid_config(ATTN_ATTEND_SOFT);
+    int64_t count;
+    c.hidden_dim = 0;
+    test_expect_invalid(attn_seq2seq_param_count(&c, &count), "hidden_dim is 0");
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -784,6 +807,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_param_count),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_repeatable),

@@ -128,6 +128,13 @@ void test_expect_param(attn_params *p, const char *name, int64_t rows, int64_t c
     if (cols) assert_int_equal(it->shape[1], cols);
 }
 
+int64_t test_params_numel(const attn_params *p)
+{
+    int64_t n = 0;
+    for (int i = 0; i < p->count; i++) n += (int64_t)p->items[i].numel;
+    return n;
+}
+
 attn_gpt_config test_gpt_variant(int variant)
 {
     attn_gpt_config c = attn_gpt_defaults();

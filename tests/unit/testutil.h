@@ -43,6 +43,8 @@ void test_expect_invalid(attn_status status, const char *fragment);
 /* Asserts that p has a parameter `name` shaped (rows) if cols is 0, else
  * (rows, cols). */
 void test_expect_param(attn_params *p, const char *name, int64_t rows, int64_t cols);
+/* The number of floats p's parameters hold, layout padding not counted. */
+int64_t test_params_numel(const attn_params *p);
 
 /* Small language models (vocabulary 11, block 12, 2 layers) covering every
  * position kind, grouped- and multi-query attention, sliding windows, untied
