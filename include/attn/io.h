@@ -59,6 +59,10 @@ typedef struct attn_tensor_view {
 
 typedef struct attn_safetensors attn_safetensors;
 
+/* The largest safetensors file attn opens: 64 GiB, refused by its size before it
+ * is mapped, as its checksum would be read over the whole file. */
+#define ATTN_SAFETENSORS_MAX_BYTES (64ull << 30)
+
 /* Maps and validates the file. On success *out owns the mapping; on failure
  * *out is NULL. */
 ATTN_API attn_status attn_safetensors_open(attn_safetensors **out, const char *path);

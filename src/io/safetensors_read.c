@@ -459,6 +459,12 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path)
         close(fd);
         return attn_error(ATTN_ERR_IO, "'%s' is not a regular file", path);
     }
+    if ((unsigned long long)info.st_size > ATTN_SAFETENSORS_MAX_BYTES) {
+        close(fd);
+        return attn_error(ATTN_ERR_UNSUPPORTED,
+                          "'%s' is larger than %llu bytes, the most a safetensors file may hold",
+                          path, ATTN_SAFETENSORS_MAX_BYTES);
+    }
     size_t size = (size_t)info.st_size;
     if (size < 8) { /* checked here because mmap cannot map an empty file */
         close(fd);

@@ -138,6 +138,10 @@ expect 1 "sparse.txt' is larger than 1073741824 bytes, the most a record may hol
 expect 1 "sparse.txt' is larger than 1073741824 bytes, the most a record may hold" -- \
   timeout 10 "$attn" analyze "$work/sparse.txt"
 rm -f "$work/sparse.txt"
+truncate -s 65G "$work/sparse.safetensors"
+expect 1 "sparse.safetensors' is larger than 68719476736 bytes, the most a safetensors file may \
+hold" -- timeout 10 "$attn" generate --model "$work/sparse.safetensors" --prompt "the " --tokens 2
+rm -f "$work/sparse.safetensors"
 
 # Bad text.
 : >"$work/empty.txt"
