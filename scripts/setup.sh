@@ -13,7 +13,7 @@
 set -euo pipefail
 
 build_packages=(gcc make cmake pkg-config libdnnl-dev libcjson-dev libcairo2-dev)
-test_packages=(libcmocka-dev python3 python3-numpy python3-torch clang libclang-rt-dev chromium)
+test_packages=(libcmocka-dev python3 python3-numpy python3-torch python3-pytest clang libclang-rt-dev chromium)
 bench_packages=(libopenblas0-openmp)
 ci_packages=(mmdebstrap git)
 

@@ -33,6 +33,10 @@ extern "C" {
 #define ATTN_VERSION_PATCH 0
 #define ATTN_VERSION_STRING "0.1.0"
 
+/* The version of the library loaded at run time (ATTN_VERSION_STRING of its
+ * build), for a program or binding that must match it. */
+ATTN_API const char *attn_version(void);
+
 typedef enum attn_status {
     ATTN_OK = 0,
     ATTN_ERR_INVALID_ARGUMENT, /* null pointer, bad size, inconsistent shapes */

@@ -3,6 +3,8 @@
 # the installed library four ways: with pkg-config and with CMake's find_package,
 # each shared and static. Neither the pkg-config file nor the CMake package may
 # ask for OpenCL (Debian's oneDNN package file would; see cmake/FindDNNL.cmake).
+# Then the installed Python package (when NumPy is there): installed where
+# /usr/bin/python3 looks under the default prefix, it loads the installed library.
 #   check_install.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 source_dir=$1 build_dir=$2 work=$3
@@ -49,3 +51,23 @@ cmake --build "$work/examples" >/dev/null
 cmp "$work/shared.txt" "$work/pc.txt"
 cmp "$work/shared.txt" "$work/static.txt"
 echo "installed library works through pkg-config and find_package, shared and static"
+
+echo "-- Python"
+package=$(find "$prefix" -path '*-packages/attn/__init__.py' -print -quit)
+site=$(dirname "$(dirname "$package")")
+relative=${site#"$prefix"/}
+if ! /usr/bin/python3 -c "import sys; sys.exit('/usr/local/$relative' not in sys.path)"; then
+  echo "check_install: the package's folder /usr/local/$relative is not on /usr/bin/python3's path" >&2
+  exit 1
+fi
+if /usr/bin/python3 -c "import numpy" 2>/dev/null; then
+  (cd "$work" && PYTHONPATH=$site /usr/bin/python3 -c "
+import os, sys, numpy as np, attn, attn._lib
+library = os.path.realpath(attn._lib._find())
+assert library.startswith(os.path.realpath(sys.argv[1])), library
+q = np.ones((1, 2, 3, 4), np.float32)
+assert np.allclose(attn.scaled_dot_product_attention(q, q, q), 1.0)
+print('the installed package', attn.__version__, 'runs', library)" "$prefix")
+else
+  echo "the installed package is not run: no NumPy (the test command installs it)"
+fi
