@@ -177,7 +177,8 @@ ATTN_API attn_status attn_hard_attention_forward(int32_t *index, float *context,
  * ARGMAX and SAMPLE pass no gradient to the scores (a choice has no slope; a
  * score-function estimator such as REINFORCE is the caller's, from the weights
  * and its reward). Each of dscores and dvalues is optional; index and weights are
- * the forward's (weights only read for GUMBEL). */
+ * the forward's (weights only read for GUMBEL); an index that is neither a key
+ * nor -1 fails, naming it. */
 ATTN_API attn_status attn_hard_attention_backward(float *dscores, float *dvalues,
                                                   const float *dcontext, const int32_t *index,
                                                   const float *weights, const float *values, int B,

@@ -6,6 +6,12 @@ and modules.
     q = np.random.randn(2, 8, 1024, 64).astype(np.float32)
     out = attn.scaled_dot_product_attention(q, q, q, is_causal=True)
 
+The modules: attn.functional (fused attention, forward and backward; its two
+functions are also attn's own), attn.layers (score functions, soft and hard
+attention, MultiheadAttention and the seed's class over NumPy), attn.models
+(models trained by `attn train`: translate, generate, stream, record),
+attn.records (attention records as NumPy arrays), attn.torch (PyTorch).
+
 Every failure of the library raises an attn.AttnError (also a ValueError,
 MemoryError, OSError, KeyError or NotImplementedError, by its kind) with the
 library's message."""
@@ -13,6 +19,7 @@ import ctypes
 
 from ._lib import (AttnError, AttnKeyError, AttnMemoryError, AttnNotImplementedError,
                    AttnOSError, AttnValueError, check, declare, version)
+from . import functional, layers, models, records
 from .functional import scaled_dot_product_attention, scaled_dot_product_attention_backward
 
 __version__ = version

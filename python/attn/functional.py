@@ -29,13 +29,13 @@ class _SdpaConfig(ctypes.Structure):
     _fields_ = [("batch", ctypes.c_int), ("heads", ctypes.c_int), ("len_q", ctypes.c_int),
                 ("len_k", ctypes.c_int), ("dim_qk", ctypes.c_int), ("dim_v", ctypes.c_int),
                 ("scale", ctypes.c_float), ("causal", ctypes.c_bool), ("window", ctypes.c_int),
-                ("q_offset", ctypes.c_int), ("alibi_slopes", _arrays.c_float_p),
+                ("q_offset", ctypes.c_int), ("alibi_slopes", ctypes.c_void_p),
                 ("attn_mask", ctypes.POINTER(_Mask)),
                 ("key_padding_mask", ctypes.POINTER(_Mask)), ("dropout_p", ctypes.c_float),
                 ("dropout_seed", ctypes.c_uint64)]
 
 
-_f = _arrays.c_float_p
+_f = ctypes.c_void_p  # float arrays, passed by address (_arrays.address)
 _mask_init = declare("attn_mask_init", ctypes.POINTER(_Mask), ctypes.c_int, ctypes.c_void_p,
                      ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64))
 _sdpa_forward = declare("attn_sdpa_forward", _f, _f, _f, _f, _f, _f,
@@ -93,7 +93,7 @@ class Call:
         self.config = _SdpaConfig(
             batch=batch, heads=heads, len_q=q.shape[-2], len_k=k.shape[-2], dim_qk=q.shape[-1],
             dim_v=v.shape[-1], scale=0.0 if scale is None else scale, causal=bool(is_causal),
-            window=int(window), q_offset=0, alibi_slopes=_arrays.pointer(slopes),
+            window=int(window), q_offset=0, alibi_slopes=_arrays.address(slopes),
             attn_mask=mask, key_padding_mask=padding, dropout_p=float(dropout_p),
             dropout_seed=self.dropout_seed)
 
@@ -134,7 +134,7 @@ def sdpa_forward(call, want_weights=False):
     lse = np.empty(call.lead + (q.shape[-2],), np.float32)
     weights = (np.empty(call.lead + (q.shape[-2], k.shape[-2]), np.float32) if want_weights
                else None)
-    p = _arrays.pointer
+    p = _arrays.address
     check(_sdpa_forward(p(out), p(lse), p(weights), p(q), p(k), p(v),
                         ctypes.byref(call.config)))
     return out, lse, weights
@@ -151,7 +151,7 @@ def sdpa_backward(call, dout, lse):
     if lse.shape != call.lead + (q.shape[-2],):
         raise ValueError(f"lse must have shape {call.lead + (q.shape[-2],)}, not {lse.shape}")
     dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
-    p = _arrays.pointer
+    p = _arrays.address
     check(_sdpa_backward(p(dq), p(dk), p(dv), p(dout), p(q), p(k), p(v), p(lse),
                          ctypes.byref(call.config)))
     return dq, dk, dv

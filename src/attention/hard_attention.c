@@ -180,6 +180,13 @@ attn_status attn_hard_attention_backward(float *dscores, float *dvalues, const f
         return s;
     bool straight_through = dscores && pick->mode == ATTN_HARD_GUMBEL;
     if (straight_through && (s = check_gumbel(pick, weights))) return s;
+    /* The forward's indices: a key, or -1 for a row with every key masked. Any
+     * other value would write outside dvalues. */
+    for (size_t r = 0; r < (size_t)B * Lq; r++)
+        if (index[r] < -1 || index[r] >= Lk)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                              "index %d of query row %zu is neither a key in [0, %d) nor -1",
+                              (int)index[r], r, Lk);
     if (dvalues)
         for (int b = 0; b < B; b++)
             for (int i = 0; i < Lq; i++) {

@@ -347,6 +347,11 @@ static void test_bad_arguments(void **state)
                         "weights is NULL");
     test_expect_invalid(attn_hard_attention_backward(o, NULL, NULL, index, o, x, 1, 2, 2, 2, &warm),
                         "dcontext is NULL");
+    const int32_t outside[2] = {0, 2}, below[2] = {-2, 1};
+    test_expect_invalid(attn_hard_attention_backward(NULL, o, x, outside, NULL, x, 1, 2, 2, 2, &warm),
+                        "index 2 of query row 1 is neither a key in [0, 2) nor -1");
+    test_expect_invalid(attn_hard_attention_backward(NULL, o, x, below, NULL, x, 1, 2, 2, 2, &warm),
+                        "index -2 of query row 0");
     attn_mask mask = {.type = (attn_mask_type)3, .data = x};
     test_expect_invalid(attn_hard_attention_forward(index, o, NULL, x, &mask, x, 1, 2, 2, 2,
                                                     &(attn_hard_pick){am, 0, 0.0f}),

@@ -1,0 +1,125 @@
+"""Attention records (attn/capture.h): what a model attended to, as `attn
+translate --attention FILE` and `attn generate --attention FILE` write it (JSON
+or safetensors), or as attn.models records it.
+
+    record = attn.records.load_record("dates.json")
+    cross = record.map("decoder.attention")
+    cross.weights            # (heads, rows, cols) float32, each row sums to 1
+    cross.row_tokens         # the query tokens labelling the rows
+
+The library reads and checks the file; every value is copied out of its record,
+which is then freed, so a Record is plain Python and NumPy."""
+import contextlib
+import ctypes
+import os
+
+import numpy as np
+
+from ._lib import check, declare
+
+# ATTN_RECORD_NAME_MAX and ATTN_RECORD_MAPS_MAX of attn/capture.h.
+_NAME_MAX, _MAPS_MAX = 96, 256
+
+
+class _Map(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char * _NAME_MAX), ("site", ctypes.c_char * _NAME_MAX),
+                ("layer", ctypes.c_int), ("kind", ctypes.c_int), ("hard", ctypes.c_bool),
+                ("over_queries", ctypes.c_bool), ("heads", ctypes.c_int), ("rows", ctypes.c_int),
+                ("cols", ctypes.c_int), ("weights", ctypes.POINTER(ctypes.c_float))]
+
+
+class _Record(ctypes.Structure):
+    _fields_ = [("model", ctypes.c_char * 64), ("task", ctypes.c_char * 32),
+                ("queries", ctypes.POINTER(ctypes.c_char_p)),
+                ("keys", ctypes.POINTER(ctypes.c_char_p)), ("n_queries", ctypes.c_int),
+                ("n_keys", ctypes.c_int), ("maps", _Map * _MAPS_MAX), ("n_maps", ctypes.c_int)]
+
+
+_record_p, _map_p, _tokens_p = (ctypes.POINTER(_Record), ctypes.POINTER(_Map),
+                                ctypes.POINTER(ctypes.c_char_p))
+_init = declare("attn_record_init", _record_p, ctypes.c_char_p, ctypes.c_char_p, restype=None)
+_free = declare("attn_record_free", _record_p, restype=None)
+_load = declare("attn_record_load", _record_p, ctypes.c_char_p)
+_set_queries = declare("attn_record_set_queries", _record_p, _tokens_p, ctypes.c_int)
+_set_keys = declare("attn_record_set_keys", _record_p, _tokens_p, ctypes.c_int)
+_kind_name = declare("attn_map_kind_name", ctypes.c_int, restype=ctypes.c_char_p)
+_row_tokens = declare("attn_map_row_tokens", _record_p, _map_p, restype=_tokens_p)
+_col_tokens = declare("attn_map_col_tokens", _record_p, _map_p, restype=_tokens_p)
+
+
+class Map:
+    """One attention map: `name` (e.g. "transformer.h.0.attn"), `site` (the name
+    with the layer as "*"), `layer`, `kind` ("self" or "cross"), `hard` (each row
+    one-hot), `weights` (heads, rows, cols) float32, and the tokens labelling its
+    rows and columns, `row_tokens` (rows) and `col_tokens` (cols)."""
+
+    def __init__(self, name, site, layer, kind, hard, weights, row_tokens, col_tokens):
+        self.name, self.site, self.layer, self.kind, self.hard = name, site, layer, kind, hard
+        self.weights, self.row_tokens, self.col_tokens = weights, row_tokens, col_tokens
+
+    def __repr__(self):
+        return (f"Map({self.name!r}, {self.kind}, layer {self.layer}, "
+                f"{'hard, ' if self.hard else ''}weights {self.weights.shape})")
+
+
+class Record:
+    """A record: the `model` and `task` it comes from, the tokens the model wrote
+    (`queries`) and read (`keys`), and its `maps` (a list of Map)."""
+
+    def __init__(self, model, task, queries, keys, maps):
+        self.model, self.task, self.queries, self.keys, self.maps = model, task, queries, keys, maps
+
+    def map(self, name):
+        """The map called name."""
+        for m in self.maps:
+            if m.name == name:
+                return m
+        raise KeyError(f"no map {name!r} in the record; it has {[m.name for m in self.maps]}")
+
+    def __repr__(self):
+        return (f"Record({self.model!r}, {self.task!r}, {len(self.queries)} queries, "
+                f"{len(self.keys)} keys, {len(self.maps)} maps)")
+
+
+@contextlib.contextmanager
+def _c_record(model="", task=""):
+    """An empty C record, freed on leaving (whatever the library put into it)."""
+    r = _Record()
+    _init(ctypes.byref(r), model.encode(), task.encode())
+    try:
+        yield r
+    finally:
+        _free(ctypes.byref(r))
+
+
+def _set_tokens(r, queries, keys):
+    """Sets the C record's tokens (the library copies them)."""
+    for setter, tokens in ((_set_queries, queries), (_set_keys, keys)):
+        array = (ctypes.c_char_p * len(tokens))(*(t.encode() for t in tokens))
+        check(setter(ctypes.byref(r), array, len(tokens)))
+
+
+def _strings(array, n):
+    return [array[i].decode() for i in range(n)]
+
+
+def _copy(r):
+    """A Record holding copies of everything in the C record r."""
+    maps = []
+    for m in r.maps[:r.n_maps]:
+        shape = (m.heads, m.rows, m.cols)
+        weights = np.ctypeslib.as_array(m.weights, shape).copy()
+        maps.append(Map(m.name.decode(), m.site.decode(), m.layer, _kind_name(m.kind).decode(),
+                        m.hard, weights, _strings(_row_tokens(ctypes.byref(r), m), m.rows),
+                        _strings(_col_tokens(ctypes.byref(r), m), m.cols)))
+    return Record(r.model.decode(), r.task.decode(), _strings(r.queries, r.n_queries),
+                  _strings(r.keys, r.n_keys), maps)
+
+
+def load_record(path):
+    """The record in the file at path, JSON or safetensors (the library tells
+    them by their bytes and checks every size, weight and name)."""
+    path = os.fsencode(path)
+    with _c_record() as r:
+        check(_load(ctypes.byref(r), path))
+        return _copy(r)
