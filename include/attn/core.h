@@ -37,6 +37,12 @@ extern "C" {
  * build), for a program or binding that must match it. */
 ATTN_API const char *attn_version(void);
 
+/* sizeof the public struct named `name` ("attn_sdpa_config", "attn_record", and
+ * the others a binding fills or reads: src/models/struct_sizes.c lists them), or
+ * 0 for a name it does not know, so that a binding mirroring a struct can check
+ * its copy against the library it loaded. */
+ATTN_API size_t attn_struct_size(const char *name);
+
 typedef enum attn_status {
     ATTN_OK = 0,
     ATTN_ERR_INVALID_ARGUMENT, /* null pointer, bad size, inconsistent shapes */

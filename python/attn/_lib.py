@@ -96,6 +96,26 @@ def check(status):
         raise _ERRORS.get(status, AttnError)(message or name, name)
 
 
+lib.attn_struct_size.restype = ctypes.c_size_t
+lib.attn_struct_size.argtypes = [ctypes.c_char_p]
+
+
+checked_structs = set()  # every copy check_sizes has checked (a test sees that all are)
+
+
+def check_sizes(*pairs):
+    """Checks each (ctypes.Structure, C struct name) copy against the size the
+    library reports: a copy that differs (a package and a library of different
+    builds) would read and write the wrong bytes."""
+    for struct, name in pairs:
+        checked_structs.add(struct)
+        theirs, ours = lib.attn_struct_size(name.encode()), ctypes.sizeof(struct)
+        if theirs != ours:
+            raise ImportError(f"attn: the library's {name} is {theirs} bytes, but this "
+                              f"package's copy of it is {ours}; install both from the same "
+                              f"build")
+
+
 def declare(name, *argtypes, restype=ctypes.c_int):
     """Declares the library function `name`; returns it."""
     f = getattr(lib, name)

@@ -13,7 +13,7 @@ import secrets
 import numpy as np
 
 from . import _arrays
-from ._lib import check, declare
+from ._lib import check, check_sizes, declare
 
 # attn_mask_type (attn/attention.h)
 MASK_BOOL, MASK_BOOL_KEEP, MASK_FLOAT = 0, 1, 2
@@ -34,6 +34,8 @@ class _SdpaConfig(ctypes.Structure):
                 ("key_padding_mask", ctypes.POINTER(_Mask)), ("dropout_p", ctypes.c_float),
                 ("dropout_seed", ctypes.c_uint64)]
 
+
+check_sizes((_Mask, "attn_mask"), (_SdpaConfig, "attn_sdpa_config"))
 
 _f = ctypes.c_void_p  # float arrays, passed by address (_arrays.address)
 _mask_init = declare("attn_mask_init", ctypes.POINTER(_Mask), ctypes.c_int, ctypes.c_void_p,

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _arrays
-from ._lib import check, declare
+from ._lib import check, check_sizes, declare
 from .functional import MASK_BOOL, MASK_BOOL_KEEP, MASK_FLOAT, _Mask, _mask_init
 
 __all__ = ["MultiheadAttention", "SeedMultiheadAttention", "hard_attention",
@@ -715,3 +715,8 @@ class SeedMultiheadAttention(_Module):
         dvalues, dkeys, dquery = np.zeros_like(values), np.zeros_like(keys), np.zeros_like(query)
         check(_seed_backward(handle, _p(dvalues), _p(dkeys), _p(dquery), _p(dout)))
         return dvalues, dkeys, dquery
+
+
+check_sizes((_AdditiveWeights, "attn_additive_weights"), (_AdditiveGrads, "attn_additive_grads"),
+            (_HardPick, "attn_hard_pick"), (_Param, "attn_param"), (_Params, "attn_params"),
+            (_MhaConfig, "attn_mha_config"), (_MhaInput, "attn_mha_input"))

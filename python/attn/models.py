@@ -32,7 +32,7 @@ import threading
 import numpy as np
 
 from . import _arrays, records
-from ._lib import AttnError, AttnValueError, check, declare, lib
+from ._lib import AttnError, AttnValueError, check, check_sizes, declare, lib
 
 _byref = ctypes.byref
 _i32_p = ctypes.POINTER(ctypes.c_int32)
@@ -103,6 +103,11 @@ class _GenerateOptions(ctypes.Structure):  # attn_generate_options
                 ("use_cache", ctypes.c_bool), ("on_token", _TokenCallback),
                 ("user", ctypes.c_void_p)]
 
+
+check_sizes((_Seq2seqConfig, "attn_seq2seq_config"), (_GptConfig, "attn_gpt_config"),
+            (_Vocab, "attn_vocab"), (_Task, "attn_task"), (_TextVocab, "attn_text_vocab"),
+            (_TensorView, "attn_tensor_view"), (_DecodeOptions, "attn_decode_options"),
+            (_Sampling, "attn_sampling"), (_GenerateOptions, "attn_generate_options"))
 
 _p = ctypes.POINTER
 _vp, _cp = ctypes.c_void_p, ctypes.c_char_p

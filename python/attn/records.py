@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ._lib import check, declare
+from ._lib import check, check_sizes, declare
 
 # ATTN_RECORD_NAME_MAX and ATTN_RECORD_MAPS_MAX of attn/capture.h.
 _NAME_MAX, _MAPS_MAX = 96, 256
@@ -34,6 +34,8 @@ class _Record(ctypes.Structure):
                 ("keys", ctypes.POINTER(ctypes.c_char_p)), ("n_queries", ctypes.c_int),
                 ("n_keys", ctypes.c_int), ("maps", _Map * _MAPS_MAX), ("n_maps", ctypes.c_int)]
 
+
+check_sizes((_Map, "attn_attention_map"), (_Record, "attn_record"))
 
 _record_p, _map_p, _tokens_p = (ctypes.POINTER(_Record), ctypes.POINTER(_Map),
                                 ctypes.POINTER(ctypes.c_char_p))

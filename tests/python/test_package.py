@@ -31,3 +31,32 @@ def test_not_a_library(tmp_path):
     run = run_python("import attn", env={"ATTN_LIBRARY": str(fake)})
     assert run.returncode != 0
     assert "attn: cannot load the library" in run.stderr and "ATTN_LIBRARY" in run.stderr
+
+
+def test_every_struct_copy_is_checked():
+    """Each ctypes copy of a C struct in the package is checked against the
+    library's size when the package loads."""
+    import ctypes
+    import inspect
+
+    from attn import _lib, functional, layers, models, records
+    copies = {cls for module in (functional, layers, models, records)
+              for _, cls in inspect.getmembers(module, inspect.isclass)
+              if issubclass(cls, ctypes.Structure) and cls.__module__ == module.__name__}
+    assert copies and copies <= _lib.checked_structs, copies - _lib.checked_structs
+
+
+def test_a_struct_of_another_size_is_refused():
+    import ctypes
+
+    import pytest
+
+    from attn import _lib
+
+    class Shorter(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int)]
+
+    with pytest.raises(ImportError, match=r"the library's attn_mask is \d+ bytes, but this "
+                                          "package's copy of it is 4"):
+        _lib.check_sizes((Shorter, "attn_mask"))
+    assert _lib.lib.attn_struct_size(b"attn_no_such_struct") == 0

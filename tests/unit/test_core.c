@@ -192,6 +192,18 @@ static void test_sgemm_bits_do_not_depend_on_threads(void **state)
         }
 }
 
+/* The version a binding checks, and the sizes of the structs it mirrors. */
+static void test_version_and_struct_sizes(void **state)
+{
+    (void)state;
+    assert_string_equal(attn_version(), ATTN_VERSION_STRING);
+    assert_int_equal(attn_struct_size("attn_sdpa_config"), sizeof(attn_sdpa_config));
+    assert_int_equal(attn_struct_size("attn_record"), sizeof(attn_record));
+    assert_int_equal(attn_struct_size("attn_text_vocab"), sizeof(attn_text_vocab));
+    assert_int_equal(attn_struct_size("attn_no_such_struct"), 0);
+    assert_int_equal(attn_struct_size(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_utf8_char),
         cmocka_unit_test(test_gemm_matches_reference),
         cmocka_unit_test(test_sgemm_bits_do_not_depend_on_threads),
+        cmocka_unit_test(test_version_and_struct_sizes),
     };
     test_seed();
     return cmocka_run_group_tests(tests, NULL, NULL);
