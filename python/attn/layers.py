@@ -449,6 +449,22 @@ class _Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def _backward(self, c_backward, dout, out_like):
+        """The gradients of the last forward's three input arrays, through
+        c_backward(handle, d0, d1, d2, dout), given dout shaped as out: as the
+        input at index out_like. The parameters' gradients add into grads."""
+        handle = self._handle()
+        if self._last is None:
+            raise ValueError("backward needs a successful forward first")
+        inputs = self._last[:3]
+        _arrays.float32("dout", dout)
+        shape = inputs[out_like].shape
+        if dout.shape != shape:
+            raise ValueError(f"dout must have out's shape {shape}, not {dout.shape}")
+        grads = tuple(np.zeros_like(a) for a in inputs)
+        check(c_backward(handle, *(_p(g) for g in grads), _p(dout)))
+        return grads
+
     def named_parameters(self):
         """{state_dict name: the parameter}: live, writable views of the module's
         memory (an optimizer updates them in place)."""
@@ -640,16 +656,7 @@ class MultiheadAttention(_Module):
     def backward(self, dout):
         """(dquery, dkey, dvalue) of the last forward's out, given dout shaped as
         out; adds the parameters' gradients into grads."""
-        handle = self._handle()
-        if self._last is None:
-            raise ValueError("backward needs a successful forward first")
-        query, key, value = self._last[:3]
-        _arrays.float32("dout", dout)
-        if dout.shape != query.shape:
-            raise ValueError(f"dout must have out's shape {query.shape}, not {dout.shape}")
-        dquery, dkey, dvalue = np.zeros_like(query), np.zeros_like(key), np.zeros_like(value)
-        check(_mha_backward(handle, _p(dquery), _p(dkey), _p(dvalue), _p(dout)))
-        return dquery, dkey, dvalue
+        return self._backward(_mha_backward, dout, out_like=0)  # (query, key, value)
 
 
 _seed_create = declare("attn_seed_mha_create", _handle_p, _i, _i, ctypes.c_uint64)
@@ -705,16 +712,7 @@ class SeedMultiheadAttention(_Module):
     def backward(self, dout):
         """(dvalues, dkeys, dquery) of the last forward's out, given dout
         (N, Lq, E); adds the parameters' gradients into grads."""
-        handle = self._handle()
-        if self._last is None:
-            raise ValueError("backward needs a successful forward first")
-        values, keys, query = self._last[:3]
-        _arrays.float32("dout", dout)
-        if dout.shape != query.shape:
-            raise ValueError(f"dout must have out's shape {query.shape}, not {dout.shape}")
-        dvalues, dkeys, dquery = np.zeros_like(values), np.zeros_like(keys), np.zeros_like(query)
-        check(_seed_backward(handle, _p(dvalues), _p(dkeys), _p(dquery), _p(dout)))
-        return dvalues, dkeys, dquery
+        return self._backward(_seed_backward, dout, out_like=2)  # (values, keys, query)
 
 
 check_sizes((_AdditiveWeights, "attn_additive_weights"), (_AdditiveGrads, "attn_additive_grads"),

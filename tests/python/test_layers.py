@@ -44,6 +44,23 @@ def backprop(rng, want):
     return d
 
 
+def assert_backward(module, dout, names, leaves, one_input, m64):
+    """module.backward(dout)'s input gradients against the float64 leaves' (their
+    sum against the first leaf's when one array was every input), then the
+    module's parameter gradients against m64's, name by name in its order."""
+    grads = module.backward(dout)
+    if one_input:
+        assert_close(grads[0].astype(np.float64) + grads[1] + grads[2], leaves[0].grad,
+                     " + ".join(names))
+    else:
+        for name, got, t in zip(names, grads, leaves):
+            assert_close(got, t.grad, name)
+    params = module.grads
+    assert list(params) == [name for name, _ in m64.named_parameters()]
+    for name, p in m64.named_parameters():
+        assert_close(params[name], p.grad, "grad of " + name)
+
+
 def uniform(seed, count, start=0):
     """attn_uniform_at(seed, start + i) for i < count, in float64."""
     return np.array([lib.attn_uniform_at(seed, start + i) for i in range(count)])
@@ -313,17 +330,8 @@ def test_mha(rng, tmp_path, case):
         assert_close(weights, want_weights, "weights")
     else:
         assert weights is None
-    dquery, dkey, dvalue = mha.backward(backprop(rng, want))
-    if c["self_attention"]:
-        assert_close(dquery.astype(np.float64) + dkey + dvalue, tq.grad, "dquery + dkey + dvalue")
-    else:
-        for name, got, t in zip(["dquery", "dkey", "dvalue"], [dquery, dkey, dvalue],
-                                [tq, tk, tv]):
-            assert_close(got, t.grad, name)
-    grads = mha.grads
-    assert list(grads) == [name for name, _ in m64.named_parameters()]
-    for name, p in m64.named_parameters():
-        assert_close(grads[name], p.grad, "grad of " + name)
+    assert_backward(mha, backprop(rng, want), ["dquery", "dkey", "dvalue"], [tq, tk, tv],
+                    c["self_attention"], m64)
 
 
 def test_mha_dropout(rng, seed):
@@ -442,17 +450,8 @@ def test_seed_mha(rng, tmp_path, mask):
     assert_close(weights, record.result, "weights")
     # Without the weights, the fused kernel (the same up to rounding).
     assert_close(seed_mha(values, keys, query, m), want, "out without weights")
-    dvalues, dkeys, dquery = seed_mha.backward(backprop(rng, want))
-    if mask == "causal":
-        assert_close(dvalues.astype(np.float64) + dkeys + dquery, tq.grad, "dx")
-    else:
-        for name, got, t in zip(["dvalues", "dkeys", "dquery"], [dvalues, dkeys, dquery],
-                                [tv, tk, tq]):
-            assert_close(got, t.grad, name)
-    grads = seed_mha.grads
-    assert list(grads) == [name for name, _ in m64.named_parameters()]
-    for name, p in m64.named_parameters():
-        assert_close(grads[name], p.grad, "grad of " + name)
+    assert_backward(seed_mha, backprop(rng, want), ["dvalues", "dkeys", "dquery"], [tv, tk, tq],
+                    mask == "causal", m64)
 
 
 # ---- bad input ----
