@@ -1,12 +1,9 @@
 """What the package accepts as an array, and how it hands one to C: float32 (or
-a bool mask) and C-contiguous, passed by pointer without a copy. Anything else
+a bool mask) and C-contiguous, passed by address without a copy. Anything else
 is a TypeError or ValueError naming the argument, raised before C sees it."""
-import ctypes
 import operator
 
 import numpy as np
-
-c_float_p = ctypes.POINTER(ctypes.c_float)
 
 
 def float32(name, a, ndim=None):
@@ -24,19 +21,11 @@ def float32(name, a, ndim=None):
     return a
 
 
-def pointer(a):
-    """The float pointer to a's data, or NULL for None."""
-    return None if a is None else a.ctypes.data_as(c_float_p)
-
-
 def address(a):
-    """The address of a's data as an int (None for None), for an argument declared
-    c_void_p: a quarter of the cost of pointer(), which counts at small sizes."""
+    """The address of a's data as an int (None for None), for an argument or field
+    declared c_void_p: a quarter of the cost of ctypes' data_as, which counts at
+    small sizes."""
     return None if a is None else a.ctypes.data
-
-
-def void_pointer(a):
-    return None if a is None else ctypes.c_void_p(a.ctypes.data)
 
 
 def integer(name, value, low, high):

@@ -81,7 +81,6 @@ def _load():
 
 lib, version = _load()
 
-_c_float_p = ctypes.POINTER(ctypes.c_float)
 lib.attn_last_error.restype = ctypes.c_char_p
 lib.attn_last_error.argtypes = []
 lib.attn_status_string.restype = ctypes.c_char_p

@@ -122,7 +122,7 @@ class Call:
         self.keep.append(m)
         mask = _Mask()
         shape = (ctypes.c_int64 * max(m.ndim, 1))(*(m.shape or (1,)))
-        check(_mask_init(ctypes.byref(mask), kind, _arrays.void_pointer(m), max(m.ndim, 1),
+        check(_mask_init(ctypes.byref(mask), kind, _arrays.address(m), max(m.ndim, 1),
                          shape, self.target))
         self.masks.append(mask)
         return ctypes.pointer(mask)
