@@ -165,7 +165,11 @@ static double objective(void *p)
 
 /* Every parameter's gradient against the fourth-order central difference of
  * the objective. A perturbation that changes a hard pick moves the objective by
- * a jump, not a slope: those parameters are skipped (they must stay few).
+ * a jump, not a slope: those parameters are skipped. They must stay few over
+ * the whole test (test_gradients), not in each case: a pick that REINFORCE drew
+ * near a boundary of its distribution's CDF flips under the perturbation of any
+ * parameter upstream of it, so one case can skip many (40 of 141 for seed
+ * 357311846).
  * The straight-through Gumbel gradient is the gradient of
  *   L + sum over steps and positions of (y_j - stop_gradient(y_j)) dL/dctx . h_j,
  * whose extra term is 0 in value: differenced with y0 and dL/dctx (from the
@@ -229,11 +233,10 @@ static void check_gradients(model_case *c, fd_summary *summary)
             if (err > worst) worst = err, worst_name = it->name;
         }
     }
-    if (worst / scale > 1e-3 || skipped > total / 4)
+    if (worst / scale > 1e-3)
         print_error("%s: gradient error %.3g (of %s) relative to %.3g, %d of %d skipped\n", c->desc,
                     worst / scale, worst_name, scale, skipped, total);
     assert_true(worst / scale <= 1e-3);
-    assert_true(skipped <= total / 4);
     summary->worst = fmax(summary->worst, worst / scale);
     summary->skipped += skipped;
     summary->total += total;
@@ -257,8 +260,9 @@ static void test_gradients(void **state)
                 free_case(&c);
             }
     printf("largest gradient error %.3g (limit 1e-3); %d of %d differences skipped for a "
-           "changed hard pick\n",
+           "changed hard pick (limit 1 in 20)\n",
            summary.worst, summary.skipped, summary.total);
+    assert_true(summary.skipped <= summary.total / 20);
 }
 
 /* ---- repeatability, the baseline, the temperature -------------------------------------- */
@@ -576,13 +580,44 @@ static void make_transformer_case(model_case *c, attn_rng *rng)
              g->dec_layers, g->src_vocab, g->tgt_vocab);
 }
 
+/* How far one float32 rounding of the weights moves output b's teacher-forced
+ * score, relative as in test_decoding_is_teacher_forced: the largest change over
+ * 3 random one-ulp perturbations of every parameter. */
+static double score_sensitivity(model_case *c, const decoded *d, int b, int T, double want)
+{
+    attn_params *p = attn_seq2seq_params(c->m);
+    float *kept = malloc(p->total * sizeof *kept);
+    assert_non_null(kept);
+    memcpy(kept, p->data, p->total * sizeof *kept);
+    attn_rng rng = test_rng(700);
+    double worst = 0.0;
+    for (int trial = 0; trial < 3; trial++) {
+        for (size_t e = 0; e < p->total; e++)
+            p->data[e] = nextafterf(kept[e], (attn_rng_u32(&rng) & 1) ? INFINITY : -INFINITY);
+        const double moved = teacher_forced_score(c, d, b, T);
+        worst = fmax(worst, fabs(moved - want) / (1.0 + fabs(want)));
+    }
+    memcpy(p->data, kept, p->total * sizeof *kept);
+    free(kept);
+    return worst;
+}
+
 /* Decoding scores each output as teacher forcing does: the step-by-step
  * log-probabilities (the Transformer's decoder one position at a time over its
  * key-value caches, reordered with the beams; the RNNs' recurrent states) sum to
- * the score a full forward over the output gives it. */
+ * the score a full forward over the output gives it, within 1e-5 relative.
+ *
+ * Some outputs are ill-conditioned: one float32 rounding of the weights moves
+ * their score by more than 1e-6 (by 3e-5 to 5e-5 for seed 1796440560978496282,
+ * where the Transformer decodes 1.2e-5 to 1.9e-5 from teacher forcing), and
+ * two float32 orderings of the same computation differ by as much. As in the
+ * conformance tests, such an output is held to 16 times that sensitivity
+ * instead; they are counted and must stay few (the outputs of one model share
+ * its condition, so a few per run). */
 static void test_decoding_is_teacher_forced(void **state)
 {
     (void)state;
+    int ill_conditioned = 0, outputs = 0;
     for (int a = 0; a <= ARCH_COUNT; a++) {
         attn_rng rng = test_rng(600 + (uint64_t)a);
         model_case c;
@@ -604,16 +639,29 @@ static void test_decoding_is_teacher_forced(void **state)
             for (int b = 0; b < B; b++) {
                 const double want = teacher_forced_score(&c, &d, b, T);
                 const double err = fabs((double)d.scores[b] - want) / (1.0 + fabs(want));
-                if (err > 1e-5)
+                double bound = 1e-5;
+                outputs++;
+                if (err > bound) {
+                    const double sensitivity = score_sensitivity(&c, &d, b, T, want);
+                    if (sensitivity > 1e-6) {
+                        ill_conditioned++;
+                        bound = fmax(bound, 16.0 * sensitivity);
+                    }
+                }
+                if (err > bound)
                     print_error("%s beam %d source %d: decoding scored %.7f, teacher forcing "
-                                "%.7f\n",
-                                c.desc, beam, b, (double)d.scores[b], want);
-                assert_true(err <= 1e-5);
+                                "%.7f (relative difference %.3g, bound %.3g)\n",
+                                c.desc, beam, b, (double)d.scores[b], want, err, bound);
+                assert_true(err <= bound);
             }
             decoded_free(&d);
         }
         free_case(&c);
     }
+    if (ill_conditioned)
+        print_message("%d of %d outputs ill-conditioned, held to 16 times their sensitivity\n",
+                      ill_conditioned, outputs);
+    assert_true(ill_conditioned <= outputs / 10);
 }
 
 /* Hard attention decodes the argmax position, or samples one from a seed. */
