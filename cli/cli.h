@@ -32,6 +32,7 @@ int cmd_show(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 
 /* ---- sequence-to-sequence models: training options and model files ---- */
+#include "attn/model_file.h"
 #include "attn/seq2seq.h"
 #include "attn/train.h"
 
@@ -166,95 +167,25 @@ int cli_parse_json_and_help(int argc, char **argv, const char *command, void (*p
  * valid JSON whatever s holds. */
 void cli_json_string(FILE *out, const char *s);
 
-/* ---- model files: metadata as JSON (metadata.c) ---- */
-
-/* A config's fields, one table per config: the same table writes the JSON
- * object and reads it back, so the two cannot drift apart. */
-typedef enum cli_field_type {
-    CLI_FIELD_INT,    /* int, in [lo, hi] */
-    CLI_FIELD_INT64,  /* int64_t, in [lo, hi] */
-    CLI_FIELD_UINT64, /* uint64_t, in [lo, hi] */
-    CLI_FIELD_FLOAT,  /* float, finite, in [min, max] if min < max; written with 9
-                         digits so it reads back the same */
-    CLI_FIELD_BOOL,
-    CLI_FIELD_NAME,   /* an enum (int-sized), by its name */
-    CLI_FIELD_STRING, /* char[hi + 1] */
-} cli_field_type;
-
-/* The names of an enum, as a CLI_FIELD_NAME writes and reads them. */
-typedef struct cli_enum_names {
-    const char *(*name)(int value);
-    attn_status (*parse)(int *value, const char *name);
-} cli_enum_names;
-
-/* Defines `static const cli_enum_names var` from the library's name and parse
- * functions of the enum `type`, which must be int-sized. */
-#define CLI_ENUM_NAMES(var, type, name_of, parse)                                               \
-    _Static_assert(sizeof(type) == sizeof(int), "CLI_FIELD_NAME reads enums as int");          \
-    static const char *var##_name(int v) { return name_of((type)v); }                           \
-    static attn_status var##_parse(int *v, const char *name)                                     \
-    {                                                                                            \
-        type value;                                                                              \
-        attn_status s = parse(&value, name);                                                     \
-        if (s == ATTN_OK) *v = (int)value;                                                       \
-        return s;                                                                                \
-    }                                                                                            \
-    static const cli_enum_names var = {var##_name, var##_parse}
-
-typedef struct cli_field {
-    const char *key;
-    cli_field_type type;
-    size_t offset; /* in the config's struct */
-    int64_t lo, hi;
-    const cli_enum_names *names; /* CLI_FIELD_NAME only */
-    double min, max;             /* CLI_FIELD_FLOAT only */
-} cli_field;
-
-/* Adds the fields of the struct at base to o, in the table's order. */
-void cli_fields_write(cJSON *o, const void *base, const cli_field *fields, int count);
-/* The fields as a JSON object's text (cJSON_free it), or NULL out of memory. */
-char *cli_fields_json(const void *base, const cli_field *fields, int count);
-
-/* A table's rows: the JSON key `name`, the field (a member path of the struct
- * `config`) and its range. */
-#define CLI_INT(config, name, field, low, high)                                                  \
-    {.key = #name, .type = CLI_FIELD_INT, .offset = offsetof(config, field), .lo = low, .hi = high}
-#define CLI_INT64(config, name, field, low, high)                                                \
-    {.key = #name, .type = CLI_FIELD_INT64, .offset = offsetof(config, field), .lo = low,        \
-     .hi = high}
-#define CLI_UINT64(config, name, field, low, high)                                               \
-    {.key = #name, .type = CLI_FIELD_UINT64, .offset = offsetof(config, field), .lo = low,       \
-     .hi = high}
-/* low = high = 0: any finite value (the library checks the model's own). */
-#define CLI_FLOAT(config, name, field, low, high)                                                \
-    {.key = #name, .type = CLI_FIELD_FLOAT, .offset = offsetof(config, field), .min = low,       \
-     .max = high}
-#define CLI_BOOL(config, name, field)                                                            \
-    {.key = #name, .type = CLI_FIELD_BOOL, .offset = offsetof(config, field)}
-#define CLI_NAME(config, name, field, table)                                                     \
-    {.key = #name, .type = CLI_FIELD_NAME, .offset = offsetof(config, field), .names = table}
-#define CLI_STRING(config, name, field, longest)                                                 \
-    {.key = #name, .type = CLI_FIELD_STRING, .offset = offsetof(config, field), .hi = longest}
+/* ---- model files: the training options in their metadata ---- */
+#include "io/metadata_fields.h"
 
 /* The rows of the options every run has (not eval_every, whose range differs
  * between model kinds, nor label_smoothing), for a table of the struct `config`
  * that holds a cli_train_options at `member` (e.g. opt.; nothing for a
- * cli_train_options itself). */
+ * cli_train_options itself). The library's model files (attn/model_file.h) keep
+ * the model; the tool adds how it is trained as the metadata "train". */
 #define CLI_TRAIN_FIELDS(config, member)                                                        \
-    CLI_INT64(config, steps, member steps, 1, INT32_MAX),                                       \
-    CLI_INT64(config, batch, member batch, 1, 65536),                                           \
-    CLI_FLOAT(config, lr, member lr, 1e-8, 10),                                                 \
-    CLI_FLOAT(config, min_lr, member min_lr, 0, 10),                                            \
-    CLI_INT64(config, warmup, member warmup, 0, INT32_MAX),                                     \
-    CLI_FLOAT(config, weight_decay, member weight_decay, 0, 10),                                \
-    CLI_FLOAT(config, clip, member clip, 0, 1e6),                                               \
-    CLI_UINT64(config, seed, member seed, 0, INT64_MAX)
+    ATTN_FIELD_INT64(config, steps, member steps, 1, INT32_MAX),                                \
+    ATTN_FIELD_INT64(config, batch, member batch, 1, 65536),                                    \
+    ATTN_FIELD_FLOAT(config, lr, member lr, 1e-8, 10),                                          \
+    ATTN_FIELD_FLOAT(config, min_lr, member min_lr, 0, 10),                                     \
+    ATTN_FIELD_INT64(config, warmup, member warmup, 0, INT32_MAX),                              \
+    ATTN_FIELD_FLOAT(config, weight_decay, member weight_decay, 0, 10),                         \
+    ATTN_FIELD_FLOAT(config, clip, member clip, 0, 1e6),                                        \
+    ATTN_FIELD_UINT64(config, seed, member seed, 0, INT64_MAX)
 
-#define CLI_FIELD_COUNT(table) ((int)(sizeof(table) / sizeof((table)[0])))
-
-/* A model file being read. Every getter checks its value and, when it is
- * missing or wrong, prints a message naming the file, the metadata object and
- * the key, and returns false (or NULL). */
+/* A model file being read. */
 typedef struct cli_reader {
     const char *path;
     const attn_safetensors *st;
@@ -265,26 +196,9 @@ typedef struct cli_reader {
 __attribute__((format(printf, 2, 3)))
 #endif
 int cli_bad(const cli_reader *r, const char *fmt, ...);
-/* A metadata value, or NULL. */
-const char *cli_meta(const cli_reader *r, const char *key);
-/* The metadata value `key` parsed as a JSON object (cJSON_Delete it), or NULL. */
-cJSON *cli_meta_object(const cli_reader *r, const char *key);
-/* The metadata "step": the training steps done. */
-bool cli_meta_step(const cli_reader *r, int64_t *step);
-const char *cli_get_string(const cli_reader *r, const cJSON *o, const char *object,
-                           const char *key);
-/* Reads the fields of the table from o (the metadata object `object`) into
- * the struct at base, checking each. */
-bool cli_fields_read(const cli_reader *r, const cJSON *o, const char *object,
-                     const cli_field *fields, int count, void *base);
-/* cli_fields_read of the metadata value `key`, a JSON object. */
-bool cli_meta_fields(const cli_reader *r, const char *key, const cli_field *fields, int count,
-                     void *base);
-/* Whether the file holds at least as many numbers as the model its metadata
- * 'model' describes has parameters (`params`, from a count that returned
- * `counted`). Checked before the model is created: a config whose model is
- * larger than its file would otherwise be allocated first. */
-bool cli_meta_fits_file(const cli_reader *r, attn_status counted, int64_t params);
+/* Reads the training options (the metadata "train") into the struct at base by
+ * the table `fields`; false after saying what is wrong. */
+bool cli_read_train(const cli_reader *r, const attn_field *fields, int count, void *base);
 
 /* ---- reading a model file of any kind (model_loader.c) ---- */
 
@@ -294,8 +208,9 @@ typedef struct cli_model_kind {
     const char *name; /* its "attn.kind" */
     /* Says that the file holds a model of the kind `name` instead. */
     void (*wrong_kind)(const cli_reader *r, const char *name);
-    /* Reads and checks the metadata, and creates the model; false after
-     * saying what is wrong. */
+    /* Reads and checks the metadata (the model's through the library,
+     * attn/model_file.h; the training options), and creates the model; false
+     * after saying what is wrong. */
     bool (*create)(const cli_reader *r, void *model);
     attn_params *(*params)(void *model);
     attn_params *(*buffers)(void *model); /* NULL for a kind without buffers */
@@ -314,9 +229,6 @@ int cli_load_model_file(const char *path, const cli_model_kind *kind, void *mode
 /* ---- language models: model files (gpt_file.c), training (train_text.c) ---- */
 #include "attn/data.h"
 #include "attn/gpt.h"
-
-/* The "attn.kind" of a language model file. */
-#define CLI_GPT_KIND "gpt"
 
 enum { CLI_PATH_MAX = 4096 };
 
@@ -346,7 +258,7 @@ int cli_gpt_save(const char *path, const cli_gpt_model *m, const attn_adamw *opt
  * EXIT_RUNTIME on failure, with nothing left allocated. */
 int cli_gpt_load(const char *path, cli_gpt_model *m, attn_adamw *opt);
 void cli_gpt_free(cli_gpt_model *m);
-/* Whether path is a readable attn file whose "attn.kind" is CLI_GPT_KIND. */
+/* Whether path is a readable attn file whose "attn.kind" is ATTN_GPT_KIND. */
 bool cli_is_gpt_file(const char *path);
 
 /* What attn train was asked for a language model (cmd_train.c parses it). */

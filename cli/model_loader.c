@@ -1,12 +1,33 @@
 /* Reading a model file of any kind, in the same steps for every kind: open it
  * (which checks its checksum), check its "attn.kind" and its step count, let the
  * kind read its metadata and create the model, then the optimizer and the
- * checkpoint's tensors. */
+ * checkpoint's tensors. The library reads and checks the model's metadata
+ * (attn/model_file.h); the tool adds its training options ("train"). */
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attn/attn.h"
 #include "attn/checkpoint.h"
 #include "cli.h"
+
+int cli_bad(const cli_reader *r, const char *fmt, ...)
+{
+    va_list args;
+    cli_message(stderr, "attn: %s: ", r->path);
+    va_start(args, fmt);
+    cli_vmessage(stderr, fmt, args);
+    va_end(args);
+    fputc('\n', stderr);
+    return EXIT_RUNTIME;
+}
+
+bool cli_read_train(const cli_reader *r, const attn_field *fields, int count, void *base)
+{
+    if (attn_metadata_fields(r->st, "train", fields, count, base) == ATTN_OK) return true;
+    cli_bad(r, "%s", attn_last_error());
+    return false;
+}
 
 int cli_load_model_file(const char *path, const cli_model_kind *kind, void *model, int64_t *step,
                         attn_adamw *opt)
@@ -16,12 +37,14 @@ int cli_load_model_file(const char *path, const cli_model_kind *kind, void *mode
     if (attn_safetensors_open(&st, path) != ATTN_OK) return cli_fail("reading the model");
     cli_reader r = {path, st};
     int status = EXIT_RUNTIME;
-    const char *name = cli_meta(&r, "attn.kind");
+    const char *name = attn_safetensors_metadata(st, "attn.kind");
     if (name == NULL) {
         cli_bad(&r, "not an attn model file (no 'attn.kind' in its metadata)");
     } else if (strcmp(name, kind->name) != 0) {
         kind->wrong_kind(&r, name);
-    } else if (cli_meta_step(&r, step) && kind->create(&r, model)) {
+    } else if (attn_model_file_step(st, step) != ATTN_OK) {
+        cli_bad(&r, "%s", attn_last_error());
+    } else if (kind->create(&r, model)) {
         const int64_t steps = kind->train(model)->steps;
         attn_params *params = kind->params(model);
         attn_params *buffers = kind->buffers ? kind->buffers(model) : NULL;

@@ -22,5 +22,6 @@
 #include "attn/capture.h"
 #include "attn/seq2seq.h"
 #include "attn/gpt.h"
+#include "attn/model_file.h"
 
 #endif

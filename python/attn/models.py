@@ -10,11 +10,11 @@ model (Translator) translates texts as `attn translate` does, a language model
             print(piece, end="", flush=True)
 
 A model file is an attn checkpoint (attn/checkpoint.h), a safetensors file whose
-metadata says what it holds (cli/model_file.c, cli/gpt_file.c): "attn.kind",
-the model's config as JSON, its vocabulary and the steps it was trained. Its
-metadata is read here and checked as the tool checks it; the library validates
-the config, checks the file's checksum and loads the tensors, and its messages
-are the exceptions' (prefixed with the file's path).
+metadata says what it holds (attn/model_file.h): "attn.kind", the model's config
+as JSON, its vocabulary and the steps it was trained. The library reads and
+checks it as the tool does (attn_seq2seq_from_file, attn_gpt_from_file), checks
+the file's checksum and loads the tensors; its messages are the exceptions'
+(prefixed with the file's path).
 
 A model is used by one call at a time (its C object keeps the state of the run
 in progress): a second call while one runs (from another thread, or while a
@@ -24,7 +24,6 @@ import codecs
 import contextlib
 import ctypes
 import json
-import math
 import os
 import queue
 import threading
@@ -79,12 +78,6 @@ class _TextVocab(ctypes.Structure):  # attn_text_vocab
                 ("chars", ctypes.c_uint32 * _TEXT_VOCAB_MAX)]
 
 
-class _TensorView(ctypes.Structure):  # attn_tensor_view; ATTN_MAX_DIMS dimensions
-    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("shape", ctypes.c_int64 * 8), ("numel", ctypes.c_size_t),
-                ("data", ctypes.c_void_p), ("nbytes", ctypes.c_size_t)]
-
-
 class _DecodeOptions(ctypes.Structure):  # attn_decode_options
     _fields_ = [("beam", ctypes.c_int), ("sample_hard", ctypes.c_bool), ("seed", ctypes.c_uint64),
                 ("max_len", ctypes.c_int)]
@@ -106,29 +99,23 @@ class _GenerateOptions(ctypes.Structure):  # attn_generate_options
 
 check_sizes((_Seq2seqConfig, "attn_seq2seq_config"), (_GptConfig, "attn_gpt_config"),
             (_Vocab, "attn_vocab"), (_Task, "attn_task"), (_TextVocab, "attn_text_vocab"),
-            (_TensorView, "attn_tensor_view"), (_DecodeOptions, "attn_decode_options"),
+            (_DecodeOptions, "attn_decode_options"),
             (_Sampling, "attn_sampling"), (_GenerateOptions, "attn_generate_options"))
 
 _p = ctypes.POINTER
 _vp, _cp = ctypes.c_void_p, ctypes.c_char_p
 _st_open = declare("attn_safetensors_open", _p(_vp), _cp)
 _st_close = declare("attn_safetensors_close", _vp, restype=None)
-_st_count = declare("attn_safetensors_count", _vp)
-_st_at = declare("attn_safetensors_at", _vp, ctypes.c_int, restype=_p(_TensorView))
 _st_metadata = declare("attn_safetensors_metadata", _vp, _cp, restype=_cp)
 _checkpoint_load = declare("attn_checkpoint_load", _vp, _vp, _vp, _vp)
+_model_file_step = declare("attn_model_file_step", _vp, _p(ctypes.c_int64))
 
-_arch_parse = declare("attn_seq2seq_arch_parse", _p(ctypes.c_int), _cp)
-_attention_parse = declare("attn_attention_kind_parse", _p(ctypes.c_int), _cp)
-_task_parse = declare("attn_task_parse", _p(ctypes.c_int), _cp)
-_task_init = declare("attn_task_init", _p(_Task), ctypes.c_int)
-_vocab_from_chars = declare("attn_vocab_from_chars", _p(_Vocab), _cp)
 _vocab_encode = declare("attn_vocab_encode", _p(_Vocab), _cp, _i32_p, ctypes.c_int,
                         _p(ctypes.c_int))
 _vocab_decode = declare("attn_vocab_decode", _p(_Vocab), _i32_p, ctypes.c_int, _cp,
                         ctypes.c_size_t)
-_s2s_param_count = declare("attn_seq2seq_param_count", _p(_Seq2seqConfig), _p(ctypes.c_int64))
-_s2s_create = declare("attn_seq2seq_create", _p(_vp), _p(_Seq2seqConfig), ctypes.c_uint64)
+_s2s_from_file = declare("attn_seq2seq_from_file", _p(_vp), _p(_Task), _vp)
+_s2s_get_config = declare("attn_seq2seq_get_config", _vp, restype=_p(_Seq2seqConfig))
 _s2s_free = declare("attn_seq2seq_free", _vp, restype=None)
 _s2s_params = declare("attn_seq2seq_params", _vp, restype=_vp)
 _s2s_buffers = declare("attn_seq2seq_buffers", _vp, restype=_vp)
@@ -138,16 +125,13 @@ _s2s_decode_record = declare("attn_seq2seq_decode_record", _vp, _i32_p, _i32_p, 
                              ctypes.c_int, ctypes.c_int, _p(_DecodeOptions),
                              _p(records._Record))
 
-_position_parse = declare("attn_position_parse", _p(ctypes.c_int), _cp)
-_unit_parse = declare("attn_text_unit_parse", _p(ctypes.c_int), _cp)
-_text_vocab_from_chars = declare("attn_text_vocab_from_chars", _p(_TextVocab),
-                                 _p(ctypes.c_uint32), ctypes.c_int)
+_unit_name = declare("attn_text_unit_name", ctypes.c_int, restype=_cp)
 _text_encode = declare("attn_text_encode", _p(_TextVocab), _cp, ctypes.c_size_t, _i32_p,
                        ctypes.c_size_t, _p(ctypes.c_size_t))
 _text_decode = declare("attn_text_decode", _p(_TextVocab), _i32_p, ctypes.c_size_t, _cp,
                        ctypes.c_size_t, _p(ctypes.c_size_t))
-_gpt_param_count = declare("attn_gpt_param_count", _p(_GptConfig), _p(ctypes.c_int64))
-_gpt_create = declare("attn_gpt_create", _p(_vp), _p(_GptConfig), ctypes.c_uint64)
+_gpt_from_file = declare("attn_gpt_from_file", _p(_vp), _p(_TextVocab), _vp)
+_gpt_get_config = declare("attn_gpt_get_config", _vp, restype=_p(_GptConfig))
 _gpt_free = declare("attn_gpt_free", _vp, restype=None)
 _gpt_params = declare("attn_gpt_params", _vp, restype=_vp)
 _gpt_generate = declare("attn_gpt_generate", _vp, _i32_p, _p(ctypes.c_int), _i32_p,
@@ -182,7 +166,8 @@ def _text(name, value):
 class _Checkpoint:
     """An attn checkpoint, open: attn_safetensors_open maps it and checks its
     checksum. Its metadata is read by key; fail() raises for what is wrong
-    with it, naming the file."""
+    with it, naming the file, and about() names the file in the library's
+    failures."""
 
     def __init__(self, path):
         self.path = os.fsdecode(path)  # a TypeError for what is no path
@@ -216,64 +201,6 @@ class _Checkpoint:
             self.fail("not an attn model file (no 'attn.kind' in its metadata)")
         return kind
 
-    def object(self, key):
-        try:
-            value = json.loads(self.text(key) or "null")
-        except ValueError:
-            value = None
-        if not isinstance(value, dict):
-            self.fail(f"metadata '{key}' is missing or not a JSON object")
-        return value
-
-    def step(self):
-        text = self.text("step")
-        if text is None or not (text.isascii() and text.isdigit()) or int(text) > _INT32_MAX:
-            self.fail(f"metadata 'step' is {text!r}, not a step count in [0, {_INT32_MAX}]")
-        return int(text)
-
-    def fill(self, struct, key, names):
-        """struct, each field set from the field of the same name in the JSON
-        object of metadata `key`, as the tool wrote it: ints whole and >= 0, floats
-        finite, bools true or false, and the enums by name (parsed by `names`,
-        field -> the library's parse function). The library checks the values."""
-        values = self.object(key)
-        for field, ctype in struct._fields_:
-            value = values.get(field)
-            where = f"'{field}' in metadata '{key}'"
-            if field in names:
-                if not isinstance(value, str):
-                    self.fail(f"{where} is missing or not a string")
-                code = ctypes.c_int()
-                with self.about(f"metadata '{key}': "):
-                    check(names[field](_byref(code), value.encode()))
-                value = code.value
-            elif ctype is ctypes.c_bool:
-                if not isinstance(value, bool):
-                    self.fail(f"{where} is missing or not true or false")
-            elif ctype is ctypes.c_float:
-                if (isinstance(value, bool) or not isinstance(value, (int, float))
-                        or not math.isfinite(value) or not abs(value) < 3.4028235e38):
-                    self.fail(f"{where} is missing or not a finite float")
-            else:
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)  # JSON may spell a large whole number as 3e+09
-                hi = 2**(8 * ctypes.sizeof(ctype) - 1) - 1
-                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
-                    self.fail(f"{where} is missing or not a whole number in [0, {hi}]")
-            setattr(struct, field, value)
-        return values
-
-    def fits(self, param_count, cfg):
-        """Refuses a config of more parameters than the file holds numbers, before
-        the model is built (a damaged config could ask for any amount of memory)."""
-        count = ctypes.c_int64()
-        with self.about("metadata 'model': "):
-            check(param_count(_byref(cfg), _byref(count)))
-        held = sum(_st_at(self.handle, i).contents.numel for i in range(_st_count(self.handle)))
-        if count.value > held:
-            self.fail(f"metadata 'model' describes a model of {count.value} parameters, but the "
-                      f"file holds only {held} numbers")
-
 
 class _Model:
     """What both kinds share: loading (the kind, the step, the kind's own
@@ -289,7 +216,10 @@ class _Model:
             kind = f.kind()
             if kind != self._kind:
                 f.fail(self._wrong_kind(kind))
-            self.step = f.step()
+            step = ctypes.c_int64()
+            with f.about(""):
+                check(_model_file_step(f.handle, _byref(step)))
+            self.step = step.value
             self._create(f)
             try:
                 with f.about(""):
@@ -345,40 +275,14 @@ class Translator(_Model):
         return f"is an attn '{kind}' file, not a sequence-to-sequence model"
 
     def _create(self, f):
-        """The task and its vocabularies, which must be the file's (the task makes
-        its characters: other ones mean another version of it), then the model."""
-        self.task = f.text("task")
-        kind = ctypes.c_int()
-        with f.about("metadata 'task': "):
-            check(_task_parse(_byref(kind), (self.task or "").encode()))
-        self._task = _Task()
-        check(_task_init(_byref(self._task), kind))
-        cfg = _Seq2seqConfig()
-        self.config = f.fill(cfg, "model", {"arch": _arch_parse, "attention": _attention_parse})
-        for key, task_vocab in (("src_vocab", self._task.src_vocab),
-                                ("tgt_vocab", self._task.tgt_vocab)):
-            chars, stored = f.text(key), _Vocab()
-            if chars is None:
-                f.fail(f"metadata '{key}' is missing")
-            with f.about(f"metadata '{key}': "):
-                check(_vocab_from_chars(_byref(stored), chars.encode()))
-            if bytes(stored) != bytes(task_vocab):  # size and every character
-                f.fail(f"metadata '{key}' differs from the '{self.task}' task's vocabulary")
-        task = self._task
-        if (cfg.src_vocab, cfg.tgt_vocab) != (task.src_vocab.size, task.tgt_vocab.size):
-            f.fail(f"the model's vocabulary sizes ({cfg.src_vocab}, {cfg.tgt_vocab}) differ from "
-                   f"the task's ({task.src_vocab.size}, {task.tgt_vocab.size})")
-        # The task's longest source, and its longest target with EOS.
-        if (cfg.max_src_len, cfg.max_tgt_len) != (task.max_src_len, task.max_tgt_len + 1):
-            f.fail(f"the model's lengths (max_src_len {cfg.max_src_len}, max_tgt_len "
-                   f"{cfg.max_tgt_len}) are not its task's ({task.max_src_len}, "
-                   f"{task.max_tgt_len + 1})")
-        f.fits(_s2s_param_count, cfg)
-        self._cfg = cfg
-        handle = ctypes.c_void_p()
-        with f.about("metadata 'model': "):
-            check(_s2s_create(_byref(handle), _byref(cfg), 0))  # the seed is overwritten
+        """The model, its task and its config; the library checks that the
+        file's vocabularies and lengths are the task's."""
+        handle, self._task = ctypes.c_void_p(), _Task()
+        with f.about(""):
+            check(_s2s_from_file(_byref(handle), _byref(self._task), f.handle))
         self._handle = handle.value
+        self._cfg = _Seq2seqConfig.from_buffer_copy(_s2s_get_config(self._handle).contents)
+        self.task, self.config = f.text("task"), json.loads(f.text("model"))
 
     def _tensors(self):
         return _s2s_params(self._handle), _s2s_buffers(self._handle), None
@@ -473,43 +377,13 @@ class LanguageModel(_Model):
         return f"is an attn '{kind}' file, not a language model"
 
     def _create(self, f):
-        cfg = _GptConfig()
-        self.config = f.fill(cfg, "model", {"position": _position_parse})
-        self._vocab = self._read_vocab(f)
-        if cfg.vocab_size != self._vocab.size:
-            f.fail(f"the model's vocabulary size {cfg.vocab_size} differs from its "
-                   f"vocabulary's {self._vocab.size}")
-        f.fits(_gpt_param_count, cfg)
-        self._block_size = cfg.block_size
-        handle = ctypes.c_void_p()
-        with f.about("metadata 'model': "):
-            check(_gpt_create(_byref(handle), _byref(cfg), 0))  # the seed is overwritten
+        handle, self._vocab = ctypes.c_void_p(), _TextVocab()
+        with f.about(""):
+            check(_gpt_from_file(_byref(handle), _byref(self._vocab), f.handle))
         self._handle = handle.value
-
-    def _read_vocab(self, f):
-        """metadata 'vocab': {"unit": "chars" or "bytes", "chars": [the code point
-        of each id]} (empty for bytes: the ids are the bytes)."""
-        o = f.object("vocab")
-        self.unit, chars = o.get("unit"), o.get("chars")
-        if not isinstance(self.unit, str):
-            f.fail("'unit' in metadata 'vocab' is missing or not a string")
-        unit = ctypes.c_int()
-        with f.about("metadata 'vocab': "):
-            check(_unit_parse(_byref(unit), self.unit.encode()))
-        if not isinstance(chars, list) or len(chars) > _TEXT_VOCAB_MAX:
-            f.fail(f"'chars' in metadata 'vocab' is missing or not an array of at most "
-                   f"{_TEXT_VOCAB_MAX} code points")
-        v = _TextVocab()
-        if unit.value == _TEXT_BYTES:
-            v.unit, v.size = _TEXT_BYTES, 256
-            return v
-        if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 0x10FFFF
-                   for c in chars):
-            f.fail("'chars' in metadata 'vocab' holds something other than code points")
-        with f.about("metadata 'vocab': "):
-            check(_text_vocab_from_chars(_byref(v), (ctypes.c_uint32 * len(chars))(*chars),
-                                         len(chars)))
-        return v
+        self._block_size = _gpt_get_config(self._handle).contents.block_size
+        self.unit = _unit_name(self._vocab.unit).decode()
+        self.config = json.loads(f.text("model"))
 
     def _tensors(self):
         return _gpt_params(self._handle), None, None

@@ -34,6 +34,13 @@ attn_status attn_error(attn_status status, const char *fmt, ...)
     return status;
 }
 
+attn_status attn_error_about(attn_status status, const char *what)
+{
+    char message[sizeof last_message];
+    snprintf(message, sizeof message, "%s", last_message);
+    return attn_error(status, "%s: %s", what, message);
+}
+
 attn_status attn_check_not_null(const void *p, const char *what)
 {
     if (p == NULL) return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s is NULL", what);

@@ -17,6 +17,10 @@
  * a failure reads: return attn_error(ATTN_ERR_INVALID_ARGUMENT, "heads %d < 1", h); */
 attn_status attn_error(attn_status status, const char *fmt, ...) ATTN_PRINTF(2, 3);
 
+/* Prefixes the last message with "<what>: " and returns status, so that a
+ * failure from below says what it was about: return attn_error_about(s, path); */
+attn_status attn_error_about(attn_status status, const char *what);
+
 /* ATTN_ERR_INVALID_ARGUMENT naming `what` when p is NULL, else ATTN_OK. */
 attn_status attn_check_not_null(const void *p, const char *what);
 

@@ -198,14 +198,6 @@ attn_status attn_text_decode(const attn_text_vocab *v, const int32_t *ids, size_
 
 /* ---- a whole text ------------------------------------------------------------------------- */
 
-/* The last message, prefixed with the name of the text it is about. */
-static attn_status about(attn_status s, const char *name)
-{
-    char message[400];
-    snprintf(message, sizeof message, "%s", attn_last_error());
-    return attn_error(s, "%s: %s", name, message);
-}
-
 static attn_status too_large(const char *name)
 {
     return attn_error(ATTN_ERR_UNSUPPORTED, "%s is larger than 1 GiB, the most a text may hold",
@@ -232,7 +224,7 @@ attn_status attn_text_from_memory(attn_text *t, const char *name, const char *te
     if (n == 0) return attn_error(ATTN_ERR_INVALID_ARGUMENT, "%s is empty", name);
     if (n > TEXT_BYTES_MAX) return too_large(name);
     if ((s = attn_text_vocab_build(&t->vocab, unit, text, n)))
-        return fail_text(t, NULL, about(s, name));
+        return fail_text(t, NULL, attn_error_about(s, name));
     /* A byte or more per token: n ids always suffice. */
     int32_t *ids = malloc(n * sizeof *ids);
     if (ids == NULL)
@@ -240,7 +232,7 @@ attn_status attn_text_from_memory(attn_text *t, const char *name, const char *te
                                              "no memory for the %zu ids of %s", n, name));
     size_t count;
     if ((s = attn_text_encode(&t->vocab, text, n, ids, n, &count)))
-        return fail_text(t, ids, about(s, name));
+        return fail_text(t, ids, attn_error_about(s, name));
     /* The validation split holds count - floor(9 count / 10) = ceil(count / 10)
      * tokens, block_size + 1 from count = 10 block_size + 1 on; the training split
      * then holds 9 block_size >= block_size + 1. */

@@ -431,15 +431,6 @@ attn_status attn_safetensors_parse(attn_safetensors **out, const void *bytes, si
     return ATTN_OK;
 }
 
-/* Prefixes the thread's last message with the path, so that a user with many
- * files knows which one is bad. */
-static attn_status with_path(attn_status s, const char *path)
-{
-    char message[512];
-    snprintf(message, sizeof message, "%s", attn_last_error());
-    return attn_error(s, "%s: %s", path, message);
-}
-
 attn_status attn_safetensors_open(attn_safetensors **out, const char *path)
 {
     attn_status s;
@@ -481,7 +472,7 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path)
     s = attn_safetensors_parse(out, mapping, size);
     if (s != ATTN_OK) {
         munmap(mapping, size);
-        return with_path(s, path);
+        return attn_error_about(s, path); /* which of a user's files is bad */
     }
     (*out)->mapping = mapping;
     (*out)->mapping_size = size;

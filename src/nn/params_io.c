@@ -111,12 +111,7 @@ attn_status attn_params_load(attn_params *p, const char *path)
         return s;
     attn_safetensors *st = NULL;
     if ((s = attn_safetensors_open(&st, path)) != ATTN_OK) return s;
-    s = attn_params_load_from(p, st);
-    if (s != ATTN_OK) {
-        char message[512];
-        snprintf(message, sizeof message, "%s", attn_last_error());
-        attn_error(s, "%s: %s", path, message);
-    }
+    if ((s = attn_params_load_from(p, st)) != ATTN_OK) attn_error_about(s, path);
     attn_safetensors_close(st);
     return s;
 }
