@@ -98,8 +98,15 @@ done:
 
 /* ---- beam search ------------------------------------------------------------------ */
 
+/* A continuation's score is the exact sum of its parent's score and the token's
+ * log-probability (two floats sum exactly in a double), so that the ranking of
+ * one parent's tokens is the ranking of their log-probabilities, as greedy
+ * decoding ranks them: summed in float, two log-probabilities closer than half
+ * a unit of the score's last place would tie, and beam 1 could pick another
+ * token than greedy decoding. Kept, a score is rounded to float as greedy
+ * decoding's running sum is. */
 typedef struct candidate {
-    float score;
+    double score;
     int index; /* k * V + token: the parent slot and the token */
 } candidate;
 
@@ -191,7 +198,7 @@ static void beam_expand(beam_state *st, int b, int t)
         if (st->score[r] == -INFINITY) continue;
         const float *lp = st->logprobs + (size_t)r * V;
         for (int v = ATTN_TOKEN_EOS; v < V; v++)
-            st->cands[n++] = (candidate){st->score[r] + lp[v], k * V + v};
+            st->cands[n++] = (candidate){(double)st->score[r] + lp[v], k * V + v};
     }
     qsort(st->cands, (size_t)n, sizeof *st->cands, by_score);
     int filled = 0;
@@ -199,12 +206,12 @@ static void beam_expand(beam_state *st, int b, int t)
         const int k = st->cands[i].index / V, v = st->cands[i].index % V, r = b * K + k;
         if (v == ATTN_TOKEN_EOS) {
             if (i < K && (st->best_len[b] < 0 || st->cands[i].score > st->best_score[b]))
-                keep_ended(st, b, r, t, st->cands[i].score);
+                keep_ended(st, b, r, t, (float)st->cands[i].score);
         } else if (filled < K) {
             const int slot = b * K + filled++;
             st->parent[slot] = r;
             st->tokens[slot] = v;
-            st->next_score[slot] = st->cands[i].score;
+            st->next_score[slot] = (float)st->cands[i].score;
         }
     }
     for (; filled < K; filled++) { /* fewer continuations than slots */
