@@ -45,7 +45,7 @@ attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *do
                                 const attn_sdpa_config *cfg);
 
 /* The scratch memory one call allocates, in bytes, for `threads` threads: per-thread
- * tiles plus, for backward, one float per query row. */
+ * tiles plus, for backward, four floats per query row. */
 size_t attn_flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward);
 
 /* One instruction set's kernels (a member of its attn_isa). The entry points

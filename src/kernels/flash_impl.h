@@ -372,15 +372,16 @@ static void apply_dropout(const score_tile *t, const attn_sdpa_config *cfg)
 }
 
 /* With dropout (Z the keep mask), from P and dP' = dout . v_j in the same layout:
- *   dS = P (Z dP' / (1 - p) - delta_i)  into dp,   P' = Z P / (1 - p)  into p. */
+ *   dS = P (Z dP' / (1 - p) - delta_i)  into dp,   P' = Z P / (1 - p)  into p,
+ * delta_i given as delta + delta_lo (see row_terms). */
 static void dropout_softmax_gradient(const score_tile *p, float *dp, const float *delta,
-                                     const attn_sdpa_config *cfg)
+                                     const float *delta_lo, const attn_sdpa_config *cfg)
 {
     for (int r = 0; r < p->rows; r++)
         for (int c = 0; c < p->keys; c++) {
             ptrdiff_t e = r * p->row_step + c * p->key_step;
             float factor = dropout_factor(cfg, p->b, p->h, p->i0 + r, p->j0 + c);
-            dp[e] = p->data[e] * (factor * dp[e] - delta[r]);
+            dp[e] = p->data[e] * ((factor * dp[e] - delta[r]) - delta_lo[r]);
             p->data[e] *= factor;
         }
 }
@@ -446,7 +447,7 @@ typedef struct query_pass_tiles {   /* the dq pass */
     float *p_t, *ds_t;              /* (KEY_BLOCK, QUERY_BLOCK): P, dP (then dS), transposed */
     float *dq_acc;                  /* (QUERY_BLOCK, D padded) */
     float *k_padded;                /* (KEY_BLOCK, D padded) when D is not whole vectors */
-    float *shift, *inv_sum, *delta; /* (QUERY_BLOCK): the row_terms of the block */
+    float *shift, *inv_sum, *delta, *delta_lo; /* (QUERY_BLOCK): the row_terms of the block */
 } query_pass_tiles;
 
 static size_t query_pass_tiles_at(query_pass_tiles *t, float *base, const attn_sdpa_config *cfg)
@@ -463,6 +464,7 @@ static size_t query_pass_tiles_at(query_pass_tiles *t, float *base, const attn_s
     t->shift = carve(base, &used, QUERY_BLOCK);
     t->inv_sum = carve(base, &used, QUERY_BLOCK);
     t->delta = carve(base, &used, QUERY_BLOCK);
+    t->delta_lo = carve(base, &used, QUERY_BLOCK);
     return used;
 }
 
@@ -531,8 +533,8 @@ static size_t tiles_per_thread(const attn_sdpa_config *cfg, bool backward)
     return query_pass > most ? query_pass : most;
 }
 
-/* Backward's per-row terms: three floats for each of the B H Lq rows. */
-enum { ROW_TERMS = 3 };
+/* Backward's per-row terms: four floats for each of the B H Lq rows. */
+enum { ROW_TERMS = 4 };
 
 static size_t flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward)
 {
@@ -707,9 +709,10 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
  * the seed's -1e20 fill masks completely), and shift = +inf (P = 0: no gradient)
  * for a fully masked row. delta_i is the D_i of FlashAttention-2, there computed
  * as dout_i . out_i; here it is summed from the very P and dP the gradient passes
- * use (see block_delta), as PyTorch's softmax backward does. */
+ * use (see block_delta), as PyTorch's softmax backward does, and carried to more
+ * than float's precision, as the float pair delta + delta_lo (see delta_sums). */
 typedef struct row_terms {
-    float *shift, *inv_sum, *delta;
+    float *shift, *inv_sum, *delta, *delta_lo;
 } row_terms;
 
 static void block_row_terms(const row_terms *terms, const float *q, const float *k,
@@ -752,6 +755,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
         const float *q_i = q + (bh * Lq + i0) * D, *dout_i = dout + (bh * Lq + i0) * Dv;
         const float *shift = terms->shift + bh * Lq + i0, *inv_sum = terms->inv_sum + bh * Lq + i0;
         const float *delta = terms->delta + bh * Lq + i0;
+        const float *delta_lo = terms->delta_lo + bh * Lq + i0;
 
         /* S (rows x KEY_BLOCK) = scale Q_i K_j^T, masked as in the forward;
          * P = exp(S - shift_i) inv_sum_i, the forward's probabilities. */
@@ -770,14 +774,15 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
                      false);
         /* dS = P (dP - delta_i), P' = P, or their dropout forms. */
         if (cfg->dropout_p > 0.0f) {
-            dropout_softmax_gradient(&tile, t->ds, delta, cfg);
+            dropout_softmax_gradient(&tile, t->ds, delta, delta_lo, cfg);
         } else {
             for (int r = 0; r < rows; r++) {
-                const vf delta_r = vf_set1(delta[r]);
+                const vf delta_r = vf_set1(delta[r]), delta_lo_r = vf_set1(delta_lo[r]);
                 float *p_r = t->p + r * KEY_BLOCK, *ds_r = t->ds + r * KEY_BLOCK;
                 for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
                     vf_store(ds_r + c,
-                             vf_mul(vf_load(p_r + c), vf_sub(vf_load(ds_r + c), delta_r)));
+                             vf_mul(vf_load(p_r + c),
+                                    vf_sub(vf_sub(vf_load(ds_r + c), delta_r), delta_lo_r)));
             }
         }
         score_tile ds_tile = tile;
@@ -822,6 +827,7 @@ static void load_query_block(const query_pass_tiles *t, const float *dout, const
         t->shift[r] = r < rows ? terms->shift[bh * Lq + i0 + r] : INFINITY;
         t->inv_sum[r] = r < rows ? terms->inv_sum[bh * Lq + i0 + r] : 1.0f;
         t->delta[r] = r < rows ? terms->delta[bh * Lq + i0 + r] : 0.0f;
+        t->delta_lo[r] = r < rows ? terms->delta_lo[bh * Lq + i0 + r] : 0.0f;
     }
 }
 
@@ -852,12 +858,51 @@ static score_tile query_block_probabilities(const query_pass_tiles *t, const flo
     return tile;
 }
 
-/* delta_i = sum_j P'_ij dP'_ij of query rows i0 .. i0 + rows of head bh (P' and dP'
- * with dropout's factor Z / (1 - p) on one of them), from the same P and dP as the
- * gradient passes. So each row of dS = P (dP - delta) sums to zero up to one
- * rounding, as it does in exact arithmetic; delta from dout . out would carry the
- * forward's roundings instead, which a gradient that is a small difference of
- * large terms (a nearly one-hot row) cannot absorb. */
+/* delta_i of the lanes of one query block, in two steps: delta_sums adds up, over
+ * a tile of keys, sum_j P'_ij dP'_ij and sum_j P_ij (P' and dP' with dropout's
+ * factor Z / (1 - p) on one of them, P without it) from the same P and dP' as the
+ * gradient passes, in double, where the product of two floats is exact; then
+ * delta_from_sums divides the first by the second (1 in exact arithmetic). So
+ * each row of dS = P (dP' - delta) sums to zero in exact arithmetic on the P and
+ * dP' the passes hold. Summed in float it did not: delta was off by a rounding
+ * of itself and sum_j P_ij by a few, which put an error of about 2^-24 |delta_i|
+ * P_ij into every dS_ij of the row, all in the same direction; in
+ * dq_i = scale sum_j dS_ij k_j it does not cancel but comes out times the row's
+ * mean key sum_j P_ij k_j, whatever the size of dq_i. Where the dP'_ij nearly
+ * equal delta_i (keys whose values dout sees alike), dq is a small difference of
+ * large terms and was off by far more than its own rounding (7.6e-6 relative in
+ * the cross-attention of a conformance case, 1.1e-5 in a gradient behind it).
+ * delta_i reaches the passes as a pair of floats, delta + delta_lo, and they form
+ * dS = P ((dP' - delta) - delta_lo): the first difference is exact where the two
+ * nearly cancel (Sterbenz's lemma), the second rounds once, relative to the
+ * result. (delta as dout . out, FlashAttention-2's D_i, would carry the forward's
+ * roundings too.) */
+static void delta_sums(double *num, double *den, const float *p_t, const float *dp_t, int keys)
+{
+    for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
+        vfd n = vfd_load(num + lane), d = vfd_load(den + lane);
+        for (int j = 0; j < keys; j++) {
+            const vf p = vf_load(p_t + j * QUERY_BLOCK + lane);
+            n = vfd_fma(p, vf_load(dp_t + j * QUERY_BLOCK + lane), n);
+            d = vfd_add(d, p);
+        }
+        vfd_store(num + lane, n);
+        vfd_store(den + lane, d);
+    }
+}
+
+/* delta and delta_lo of each lane from delta_sums' sums; 0 for a lane with no
+ * probability (a fully masked row, a lane past the last row). */
+static void delta_from_sums(float *delta, float *delta_lo, const double *num, const double *den)
+{
+    for (int lane = 0; lane < QUERY_BLOCK; lane++) {
+        const double exact = den[lane] > 0.0 ? num[lane] / den[lane] : 0.0;
+        delta[lane] = (float)exact;
+        delta_lo[lane] = (float)(exact - (double)delta[lane]);
+    }
+}
+
+/* delta and delta_lo of query rows i0 .. i0 + rows of head bh (see delta_sums). */
 static void block_delta(const row_terms *terms, const float *dout, const float *q,
                         const float *k, const float *v, const attn_sdpa_config *cfg, int64_t bh,
                         int64_t i0, const query_pass_tiles *t)
@@ -866,7 +911,7 @@ static void block_delta(const row_terms *terms, const float *dout, const float *
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
     const float *k_head = k + bh * Lk * cfg->dim_qk, *v_head = v + bh * Lk * cfg->dim_v;
     load_query_block(t, dout, q, terms, cfg, bh, i0, rows);
-    for (int lane = 0; lane < QUERY_BLOCK; lane++) t->delta[lane] = 0.0f;
+    double num[QUERY_BLOCK] = {0}, den[QUERY_BLOCK] = {0};
 
     const int64_t end = key_end(cfg, i0, rows);
     for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
@@ -877,14 +922,13 @@ static void block_delta(const row_terms *terms, const float *dout, const float *
             dp_tile.data = t->ds_t;
             apply_dropout(&dp_tile, cfg);
         }
-        for (int j = 0; j < keys; j++) {
-            const float *p_j = t->p_t + j * QUERY_BLOCK, *dp_j = t->ds_t + j * QUERY_BLOCK;
-            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
-                vf_store(t->delta + lane, vf_fma(vf_load(p_j + lane), vf_load(dp_j + lane),
-                                                 vf_load(t->delta + lane)));
-        }
+        delta_sums(num, den, t->p_t, t->ds_t, keys);
     }
-    for (int r = 0; r < rows; r++) terms->delta[bh * Lq + i0 + r] = t->delta[r];
+    delta_from_sums(t->delta, t->delta_lo, num, den);
+    for (int r = 0; r < rows; r++) {
+        terms->delta[bh * Lq + i0 + r] = t->delta[r];
+        terms->delta_lo[bh * Lq + i0 + r] = t->delta_lo[r];
+    }
 }
 
 /* dq of query rows i0 .. i0 + rows of head bh, over every key block they see. */
@@ -908,14 +952,15 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
         score_tile tile = query_block_probabilities(t, k_head, v_head, cfg, bh, i0, rows, j0, keys);
         /* dS^T = P^T (dP^T - delta), or its dropout form. */
         if (cfg->dropout_p > 0.0f) {
-            dropout_softmax_gradient(&tile, t->ds_t, t->delta, cfg);
+            dropout_softmax_gradient(&tile, t->ds_t, t->delta, t->delta_lo, cfg);
         } else {
             for (int j = 0; j < keys; j++) {
                 float *p_j = t->p_t + j * QUERY_BLOCK, *ds_j = t->ds_t + j * QUERY_BLOCK;
                 for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
                     vf_store(ds_j + lane,
                              vf_mul(vf_load(p_j + lane),
-                                    vf_sub(vf_load(ds_j + lane), vf_load(t->delta + lane))));
+                                    vf_sub(vf_sub(vf_load(ds_j + lane), vf_load(t->delta + lane)),
+                                           vf_load(t->delta_lo + lane))));
             }
         }
         score_tile ds_tile = tile;
@@ -941,7 +986,8 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
  *   A: S^T = scale K_j Q_i^T, masked, into the cache, and the online softmax's
  *      running max and sum, by online_softmax's operations in its order;
  *   B: P^T = exp(S^T - shift) inv_sum in place, dP'^T = V_j dout_i^T (with
- *      dropout's factor), and delta_i = sum_j P'_ij dP'_ij, as block_delta sums it;
+ *      dropout's factor), and delta_i = sum_j P'_ij dP'_ij / sum_j P_ij, as
+ *      block_delta sums it;
  *   C: dS^T = P^T (dP'^T - delta) and dQ_i += dS K_j, as query_block_gradient. */
 static void query_block_fused(const row_terms *terms, float *dq, const float *dout,
                               const float *q, const float *k, const float *v, const float *lse,
@@ -994,7 +1040,6 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         const bool masked = r >= rows || lse[first + r] == -INFINITY || row_sum[r] == 0.0f;
         t->shift[r] = masked ? INFINITY : row_max[r];
         t->inv_sum[r] = masked ? 1.0f : 1.0f / row_sum[r];
-        t->delta[r] = 0.0f;
         if (r < rows) {
             terms->shift[first + r] = t->shift[r];
             terms->inv_sum[first + r] = t->inv_sum[r];
@@ -1002,6 +1047,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
     }
 
     /* B. */
+    double num[QUERY_BLOCK] = {0}, den[QUERY_BLOCK] = {0};
     s_t = ft->s_cache;
     float *dp_t = ft->dp_cache;
     for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats, dp_t += tile_floats) {
@@ -1020,14 +1066,13 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
             score_tile dp_tile = {dp_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
             apply_dropout(&dp_tile, cfg);
         }
-        for (int j = 0; j < keys; j++) {
-            const float *p_j = s_t + j * QUERY_BLOCK, *dp_j = dp_t + j * QUERY_BLOCK;
-            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
-                vf_store(t->delta + lane, vf_fma(vf_load(p_j + lane), vf_load(dp_j + lane),
-                                                 vf_load(t->delta + lane)));
-        }
+        delta_sums(num, den, s_t, dp_t, keys);
     }
-    for (int r = 0; r < rows; r++) terms->delta[first + r] = t->delta[r];
+    delta_from_sums(t->delta, t->delta_lo, num, den);
+    for (int r = 0; r < rows; r++) {
+        terms->delta[first + r] = t->delta[r];
+        terms->delta_lo[first + r] = t->delta_lo[r];
+    }
     if (dq == NULL) return;
 
     /* C: with dropout the cached dP' already carries the factor Z / (1 - p), so
@@ -1043,7 +1088,8 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
             for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
                 vf_store(ds_j + lane,
                          vf_mul(vf_load(p_j + lane),
-                                vf_sub(vf_load(ds_j + lane), vf_load(t->delta + lane))));
+                                vf_sub(vf_sub(vf_load(ds_j + lane), vf_load(t->delta + lane)),
+                                       vf_load(t->delta_lo + lane))));
         }
         score_tile ds_tile = {dp_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         zero_filled(&ds_tile, cfg->attn_mask);
@@ -1072,7 +1118,7 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
         return attn_error(ATTN_ERR_OUT_OF_MEMORY,
                           "no memory for %d threads' attention tiles and %zu rows", threads, rows);
     float *row_area = scratch + (size_t)threads * per_thread;
-    const row_terms terms = {row_area, row_area + rows, row_area + 2 * rows};
+    const row_terms terms = {row_area, row_area + rows, row_area + 2 * rows, row_area + 3 * rows};
 
     const bool fused = fused_cache_floats(cfg) > 0;
 

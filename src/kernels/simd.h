@@ -14,6 +14,12 @@
  *   vf_replace(x, match, with)  lanes of x equal to `match` become `with`
  *   vf_exp(x)                   e^x to about 1 ulp (see lane_math.h)
  *   vf_sum(x)                   the sum of the lanes
+ *   vfd                         VF_WIDTH doubles, lane for lane with a vf: sums
+ *                               that float would round too coarsely
+ *   vfd_load(p), vfd_store(p, x)
+ *   vfd_fma(a, b, c)            (double) a * b + c: the product of two floats is
+ *                               exact in double, so one rounding in every variant
+ *   vfd_add(c, a)               c + (double) a
  */
 #ifndef ATTN_SRC_KERNELS_SIMD_H
 #define ATTN_SRC_KERNELS_SIMD_H
@@ -52,6 +58,33 @@ VF_INLINE vf vf_replace(vf x, float match, float with)
     return _mm512_mask_blend_ps(hit, x, _mm512_set1_ps(with));
 }
 VF_INLINE float vf_sum(vf x) { return _mm512_reduce_add_ps(x); }
+
+typedef struct vfd {
+    __m512d lo, hi;
+} vfd;
+VF_INLINE vfd vfd_load(const double *p)
+{
+    return (vfd){_mm512_loadu_pd(p), _mm512_loadu_pd(p + 8)};
+}
+VF_INLINE void vfd_store(double *p, vfd x)
+{
+    _mm512_storeu_pd(p, x.lo);
+    _mm512_storeu_pd(p + 8, x.hi);
+}
+VF_INLINE __m512d vfd_widen_low(vf x) { return _mm512_cvtps_pd(_mm512_castps512_ps256(x)); }
+VF_INLINE __m512d vfd_widen_high(vf x)
+{
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+}
+VF_INLINE vfd vfd_fma(vf a, vf b, vfd c)
+{
+    return (vfd){_mm512_fmadd_pd(vfd_widen_low(a), vfd_widen_low(b), c.lo),
+                 _mm512_fmadd_pd(vfd_widen_high(a), vfd_widen_high(b), c.hi)};
+}
+VF_INLINE vfd vfd_add(vfd c, vf a)
+{
+    return (vfd){_mm512_add_pd(c.lo, vfd_widen_low(a)), _mm512_add_pd(c.hi, vfd_widen_high(a))};
+}
 
 VF_INLINE vf vf_exp(vf x)
 {
@@ -104,6 +137,30 @@ VF_INLINE float vf_sum(vf x)
     return _mm_cvtss_f32(half);
 }
 
+typedef struct vfd {
+    __m256d lo, hi;
+} vfd;
+VF_INLINE vfd vfd_load(const double *p)
+{
+    return (vfd){_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)};
+}
+VF_INLINE void vfd_store(double *p, vfd x)
+{
+    _mm256_storeu_pd(p, x.lo);
+    _mm256_storeu_pd(p + 4, x.hi);
+}
+VF_INLINE __m256d vfd_widen_low(vf x) { return _mm256_cvtps_pd(_mm256_castps256_ps128(x)); }
+VF_INLINE __m256d vfd_widen_high(vf x) { return _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)); }
+VF_INLINE vfd vfd_fma(vf a, vf b, vfd c)
+{
+    return (vfd){_mm256_fmadd_pd(vfd_widen_low(a), vfd_widen_low(b), c.lo),
+                 _mm256_fmadd_pd(vfd_widen_high(a), vfd_widen_high(b), c.hi)};
+}
+VF_INLINE vfd vfd_add(vfd c, vf a)
+{
+    return (vfd){_mm256_add_pd(c.lo, vfd_widen_low(a)), _mm256_add_pd(c.hi, vfd_widen_high(a))};
+}
+
 VF_INLINE vf vf_exp(vf x)
 {
     __m256i n = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(VF_EXP_LOG2E)));
@@ -144,6 +201,13 @@ VF_INLINE vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
 
 VF_INLINE vf vf_replace(vf x, float match, float with) { return x == match ? with : x; }
 VF_INLINE float vf_sum(vf x) { return x; }
+
+typedef double vfd;
+VF_INLINE vfd vfd_load(const double *p) { return *p; }
+VF_INLINE void vfd_store(double *p, vfd x) { *p = x; }
+/* The product is exact in double: the same bits as a fused multiply-add. */
+VF_INLINE vfd vfd_fma(vf a, vf b, vfd c) { return (double)a * (double)b + c; }
+VF_INLINE vfd vfd_add(vfd c, vf a) { return c + (double)a; }
 
 VF_INLINE vf vf_exp(vf x) { return lane_exp(x); }
 
