@@ -23,7 +23,6 @@ free its memory at once."""
 import codecs
 import contextlib
 import ctypes
-import json
 import os
 import queue
 import threading
@@ -115,6 +114,8 @@ _vocab_encode = declare("attn_vocab_encode", _p(_Vocab), _cp, _i32_p, ctypes.c_i
 _vocab_decode = declare("attn_vocab_decode", _p(_Vocab), _i32_p, ctypes.c_int, _cp,
                         ctypes.c_size_t)
 _s2s_from_file = declare("attn_seq2seq_from_file", _p(_vp), _p(_Task), _vp)
+_arch_name = declare("attn_seq2seq_arch_name", ctypes.c_int, restype=_cp)
+_attention_name = declare("attn_attention_kind_name", ctypes.c_int, restype=_cp)
 _s2s_get_config = declare("attn_seq2seq_get_config", _vp, restype=_p(_Seq2seqConfig))
 _s2s_free = declare("attn_seq2seq_free", _vp, restype=None)
 _s2s_params = declare("attn_seq2seq_params", _vp, restype=_vp)
@@ -131,6 +132,7 @@ _text_encode = declare("attn_text_encode", _p(_TextVocab), _cp, ctypes.c_size_t,
 _text_decode = declare("attn_text_decode", _p(_TextVocab), _i32_p, ctypes.c_size_t, _cp,
                        ctypes.c_size_t, _p(ctypes.c_size_t))
 _gpt_from_file = declare("attn_gpt_from_file", _p(_vp), _p(_TextVocab), _vp)
+_position_name = declare("attn_position_name", ctypes.c_int, restype=_cp)
 _gpt_get_config = declare("attn_gpt_get_config", _vp, restype=_p(_GptConfig))
 _gpt_free = declare("attn_gpt_free", _vp, restype=None)
 _gpt_params = declare("attn_gpt_params", _vp, restype=_vp)
@@ -161,6 +163,23 @@ def _text(name, value):
 
 
 # ---- the model file ----
+
+
+def _config_dict(cfg, names):
+    """A model's config (a ctypes struct the library filled from the file) as a
+    dict of its fields: the enums by name (names: field -> the library's name
+    function), floats as the shortest decimal of their float32 value (0.1, not
+    0.10000000149011612)."""
+    config = {}
+    for field, ctype in cfg._fields_:
+        value = getattr(cfg, field)
+        if field in names:
+            value = names[field](value).decode()
+        elif ctype is ctypes.c_float:
+            value = float(str(np.float32(value)))
+        config[field] = value
+    return config
+
 
 
 class _Checkpoint:
@@ -263,8 +282,9 @@ class Translator(_Model):
     """A sequence-to-sequence model (attn train --task dates, reverse, sort,
     copy) from its file: Translator(path).
 
-    task: the task's name; config: the model's config (a dict, as the file has
-    it); step: the training steps it had."""
+    task: the task's name; config: the model's config (a dict of
+    attn_seq2seq_config's fields, enums by name); step: the training steps it
+    had."""
 
     _kind = "seq2seq"
     _free = _s2s_free
@@ -282,7 +302,8 @@ class Translator(_Model):
             check(_s2s_from_file(_byref(handle), _byref(self._task), f.handle))
         self._handle = handle.value
         self._cfg = _Seq2seqConfig.from_buffer_copy(_s2s_get_config(self._handle).contents)
-        self.task, self.config = f.text("task"), json.loads(f.text("model"))
+        self.task = f.text("task")  # a task's name: the library parsed it
+        self.config = _config_dict(self._cfg, {"arch": _arch_name, "attention": _attention_name})
 
     def _tensors(self):
         return _s2s_params(self._handle), _s2s_buffers(self._handle), None
@@ -365,8 +386,9 @@ class LanguageModel(_Model):
     """A language model (attn train --task text) from its file:
     LanguageModel(path).
 
-    config: the model's config (a dict, as the file has it); unit: "chars" or
-    "bytes", what a token is; step: the training steps it had."""
+    config: the model's config (a dict of attn_gpt_config's fields, the
+    positions by name); unit: "chars" or "bytes", what a token is; step: the
+    training steps it had."""
 
     _kind = "gpt"
     _free = _gpt_free
@@ -381,9 +403,10 @@ class LanguageModel(_Model):
         with f.about(""):
             check(_gpt_from_file(_byref(handle), _byref(self._vocab), f.handle))
         self._handle = handle.value
-        self._block_size = _gpt_get_config(self._handle).contents.block_size
+        cfg = _gpt_get_config(self._handle).contents
+        self._block_size = cfg.block_size
         self.unit = _unit_name(self._vocab.unit).decode()
-        self.config = json.loads(f.text("model"))
+        self.config = _config_dict(cfg, {"position": _position_name})
 
     def _tensors(self):
         return _gpt_params(self._handle), None, None

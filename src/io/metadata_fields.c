@@ -63,7 +63,8 @@ char *attn_fields_json(const void *base, const attn_field *fields, int count)
 attn_status attn_metadata_object(const attn_safetensors *st, const char *key, cJSON **out)
 {
     const char *text = attn_safetensors_metadata(st, key);
-    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    /* Nothing may follow the object: a value is one JSON object, whole. */
+    cJSON *o = text ? cJSON_ParseWithOpts(text, NULL, true) : NULL;
     if (o != NULL && !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         o = NULL;
