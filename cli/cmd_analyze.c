@@ -1,8 +1,9 @@
 /* attn analyze: what recorded attention says. For every map and head the mean
- * entropy of its rows; for self-attention over several layers the rollout (Abnar and
- * Zuidema, 2020); for the dates task the alignment of the cross-attention with the
- * source's day, month and year. Several records of one model are aggregated: maps
- * of the same name pool their rows, and the alignment its digits. */
+ * entropy of its rows; for self-attention over several layers the rollout and the
+ * attention flow (Abnar and Zuidema, 2020); for the dates task the alignment of
+ * the cross-attention with the source's day, month and year. Several records of
+ * one model are aggregated: maps of the same name pool their rows, and the
+ * alignment its digits. */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <getopt.h>
 #include <math.h>
@@ -67,7 +68,9 @@ static void print_help(void)
            "For self-attention at the same place of several layers: the attention\n"
            "rollout (Abnar and Zuidema, 2020) of each record, as the key each query\n"
            "draws most on through all the layers, and the most of the other keys (the\n"
-           "residual connections keep much of each token on itself).\n"
+           "residual connections keep much of each token on itself); and the same by\n"
+           "attention flow (the same paper): the most the layers' attention, taken as\n"
+           "a flow network, can carry from each query to each key (up to 64 tokens).\n"
            "\n"
            "For the dates task, every cross-attention map's alignment: the share of\n"
            "output digits (of outputs of the form YYYY-MM-DD) whose strongest key is a\n"
@@ -251,10 +254,37 @@ static void print_top_text(FILE *out, char *const *tokens, const float *row, int
     fprintf(out, " %.3f", (double)row[key]);
 }
 
+/* The JSON arrays "<name>top_key" and "<name>top_other_key" of a relevance
+ * matrix: (n, n), a row per query. */
+static void print_tops_json(FILE *out, const char *name, const float *relevance, int n)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        fprintf(out, "], \"%stop_%skey\": [", name, pass ? "other_" : "");
+        for (int i = 0; i < n; i++) {
+            const float *row = relevance + (size_t)i * n;
+            print_top_json(out, row, top_key(row, n, pass ? i : -1), i == 0);
+        }
+    }
+}
+
+/* The table of a relevance matrix (n, n): each query's top key and top other key. */
+static void print_tops_text(FILE *out, char *const *tokens, const float *relevance, int n)
+{
+    fprintf(out, "  %-12s  %-18s  %s\n", "query", "top key", "top other key");
+    for (int i = 0; i < n; i++) {
+        const float *row = relevance + (size_t)i * n;
+        print_token(out, tokens, i);
+        print_top_text(out, tokens, row, top_key(row, n, -1));
+        print_top_text(out, tokens, row, top_key(row, n, i));
+        fprintf(out, "\n");
+    }
+}
+
 /* For every query the key it draws on most through all the layers, and the most of
- * the others. tokens: (n). */
+ * the others, by rollout and by attention flow (NULL: too many tokens for it).
+ * tokens: (n). */
 static void print_rollout(analysis *a, const char *path, char *const *tokens, const char *site,
-                          int n_layers, const float *rollout, int n)
+                          int n_layers, const float *rollout, const float *flow, int n)
 {
     FILE *out = a->rollout;
     if (a->json) {
@@ -267,23 +297,18 @@ static void print_rollout(analysis *a, const char *path, char *const *tokens, co
             fprintf(out, "%s", i ? ", " : "");
             cli_json_string(out, tokens[i]);
         }
-        for (int pass = 0; pass < 2; pass++) {
-            fprintf(out, pass ? "], \"top_other_key\": [" : "], \"top_key\": [");
-            for (int i = 0; i < n; i++) {
-                const float *row = rollout + (size_t)i * n;
-                print_top_json(out, row, top_key(row, n, pass ? i : -1), i == 0);
-            }
-        }
-        fprintf(out, "]}");
+        print_tops_json(out, "", rollout, n);
+        if (flow != NULL) print_tops_json(out, "flow_", flow, n);
+        fprintf(out, "], \"flow\": %s}", flow != NULL ? "true" : "false");
     } else {
         fprintf(out, "\nrollout of %s over %d layers, %s:\n", site, n_layers, path);
-        fprintf(out, "  %-12s  %-18s  %s\n", "query", "top key", "top other key");
-        for (int i = 0; i < n; i++) {
-            const float *row = rollout + (size_t)i * n;
-            print_token(out, tokens, i);
-            print_top_text(out, tokens, row, top_key(row, n, -1));
-            print_top_text(out, tokens, row, top_key(row, n, i));
-            fprintf(out, "\n");
+        print_tops_text(out, tokens, rollout, n);
+        if (flow != NULL) {
+            fprintf(out, "attention flow of %s over %d layers, %s:\n", site, n_layers, path);
+            print_tops_text(out, tokens, flow, n);
+        } else {
+            fprintf(out, "attention flow of %s: not computed for %d tokens (at most %d)\n", site,
+                    n, ATTN_FLOW_TOKENS_MAX);
         }
     }
     a->rollouts++;
@@ -308,11 +333,14 @@ static int add_rollouts(analysis *a, const attn_record *r, const char *path)
             layers[at] = o;
         }
         if (n_layers < 2) continue;
-        int n = m->rows;
-        float *rollout = scratch(a, (size_t)n * n);
+        const int n = m->rows;
+        float *rollout = scratch(a, 2 * (size_t)n * n);
         if (rollout == NULL) return out_of_memory();
-        if (attn_rollout(layers, n_layers, rollout) != ATTN_OK) return cli_fail("analyze");
-        print_rollout(a, path, attn_map_row_tokens(r, m), m->site, n_layers, rollout, n);
+        float *flow = n <= ATTN_FLOW_TOKENS_MAX ? rollout + (size_t)n * n : NULL;
+        if (attn_rollout(layers, n_layers, rollout) != ATTN_OK ||
+            (flow != NULL && attn_attention_flow(layers, n_layers, flow) != ATTN_OK))
+            return cli_fail("analyze");
+        print_rollout(a, path, attn_map_row_tokens(r, m), m->site, n_layers, rollout, flow, n);
     }
     return EXIT_OK;
 }

@@ -134,6 +134,20 @@ ATTN_API attn_status attn_map_entropy(const attn_attention_map *m, float *entrop
 ATTN_API attn_status attn_rollout(const attn_attention_map *const *layers, int n_layers,
                                   float *out);
 
+/* Attention flow (Abnar and Zuidema, 2020) over the same layers and the same A'_l
+ * as attn_rollout: the layers make a flow network whose nodes are the n tokens
+ * at each of the n_layers + 1 levels (the inputs at level 0) and whose edge from
+ * token a at level l to token b at level l - 1 has the capacity A'_l[a][b].
+ * out: (n, n), out[i][j] the maximum flow from token i at the top level to input
+ * token j, in [0, 1] (what leaves a token sums to 1). Rollout multiplies the
+ * paths' weights; flow takes the most the whole network can carry, so it ranks
+ * inputs by how much of the output could come from them. It costs n^2 maximum
+ * flows (Dinic's algorithm; about 1 s for 6 layers of 64 tokens on one core), so
+ * n is at most ATTN_FLOW_TOKENS_MAX. */
+enum { ATTN_FLOW_TOKENS_MAX = 64 };
+ATTN_API attn_status attn_attention_flow(const attn_attention_map *const *layers, int n_layers,
+                                         float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,8 +2,9 @@
 """attn analyze on records written here with known weights: each map's entropy
 against sums in Python (causal maps relative to the keys up to the query), the
 dates alignment (heads averaged, outputs not of the form YYYY-MM-DD and sources
-that are not dates left out), the rollout against a product in Python, several
-files pooled, and usage and runtime errors. Debian's Python, standard library only.
+that are not dates left out), the rollout against a product in Python and the
+attention flow against a maximum flow in Python, several files pooled, and usage
+and runtime errors. Debian's Python, standard library only.
 
     check_analyze.py PATH_TO_ATTN
 """
@@ -146,6 +147,59 @@ def residual_mean(heads):
     return [[w / sum(row) for w in row] for row in a]
 
 
+def attention_flow(mats):
+    """The maximum flow from each token i of the top level to each input token j
+    of the network whose edge from token x at level l to token y at level l - 1
+    carries mats[l - 1][x][y]: Edmonds-Karp on the whole graph, written apart
+    from attn's Dinic."""
+    L, n = len(mats), len(mats[0])
+    nodes = (L + 1) * n
+
+    def flow(i, j):
+        cap = [[0.0] * nodes for _ in range(nodes)]
+        for level, a in enumerate(mats, start=1):
+            for x in range(n):
+                for y in range(n):
+                    cap[level * n + x][(level - 1) * n + y] = a[x][y]
+        source, total = L * n + i, 0.0
+        while True:
+            parent, queue = {source: None}, [source]
+            for u in queue:
+                for v in range(nodes):
+                    if v not in parent and cap[u][v] > 1e-12:
+                        parent[v] = u
+                        queue.append(v)
+            if j not in parent:
+                return total
+            path, v = [], j
+            while parent[v] is not None:
+                path.append((parent[v], v))
+                v = parent[v]
+            push = min(cap[u][v] for u, v in path)
+            for u, v in path:
+                cap[u][v] -= push
+                cap[v][u] += push
+            total += push
+
+    return [[flow(i, j) for j in range(n)] for i in range(n)]
+
+
+def check_tops(r, prefix, want, what):
+    """r's top key and top other key of each query (r[prefix + "top_key"], ...)
+    against the matrix want: the largest, up to ties."""
+    for i, row in enumerate(want):
+        others = [j for j in range(len(row)) if j != i and row[j] > 0]
+        for top, keys in ((r[prefix + "top_key"][i], range(len(row))),
+                          (r[prefix + "top_other_key"][i], others)):
+            if not keys:
+                check(top is None, f"{what} query {i}: {top}, want none")
+                continue
+            best = max(keys, key=row.__getitem__)
+            check(top is not None and top[0] in keys and row[top[0]] >= row[best] - 1e-6,
+                  f"{what} query {i}: key {top}, want {best}")
+            close(top and top[1], row[best], f"{what} query {i} weight")
+
+
 def check_transformer(directory):
     source = list("Nov 24, 2026")  # month 0-2, day 4-5, year 8-11
     output = list("2026-11-24") + ["</s>"]
@@ -195,19 +249,11 @@ def check_transformer(directory):
         r = rollouts.get(site)
         if r is None:
             continue
-        want = matmul(residual_mean(layers[1]), residual_mean(layers[0]))
+        mats = [residual_mean(layers[0]), residual_mean(layers[1])]
         check(r["layers"] == 2 and r["tokens"] == tokens, f"rollout {site} tokens {r}")
-        for i, row in enumerate(want):
-            others = [j for j in range(len(row)) if j != i and row[j] > 0]
-            for top, keys in ((r["top_key"][i], range(len(row))),
-                              (r["top_other_key"][i], others)):
-                if not keys:
-                    check(top is None, f"rollout {site} query {i}: {top}, want none")
-                    continue
-                best = max(keys, key=row.__getitem__)
-                check(top is not None and top[0] in keys and row[top[0]] >= row[best] - 1e-6,
-                      f"rollout {site} query {i}: key {top}, want {best}")
-                close(top and top[1], row[best], f"rollout {site} query {i} weight")
+        check_tops(r, "", matmul(mats[1], mats[0]), f"rollout {site}")
+        check(r["flow"] is True, f"attention flow {site} computed")
+        check_tops(r, "flow_", attention_flow(mats), f"attention flow {site}")
 
 
 def check_errors(directory):

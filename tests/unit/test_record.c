@@ -486,32 +486,54 @@ static void test_entropy(void **state)
     test_expect_invalid(attn_map_entropy(&empty, &e), "map weights");
 }
 
-/* out: (n, n) in float64 by the definition: per layer the heads' mean plus the
- * identity, rows renormalised, multiplied from the first layer on. */
-static void rollout_f64(double *out, const attn_attention_map *const *layers, int L, int n)
+/* L square self-attention maps of n tokens (1 to 3 heads, rows by fill_rows) in
+ * maps, and layers pointing at them. */
+static void random_self_layers(attn_attention_map *maps, const attn_attention_map **layers, int L,
+                               int n, attn_rng *rng, bool causal)
+{
+    for (int l = 0; l < L; l++) {
+        const int H = 1 + below(rng, 3);
+        maps[l] = (attn_attention_map){.kind = ATTN_MAP_SELF, .heads = H, .rows = n, .cols = n,
+                                       .layer = l};
+        maps[l].weights = test_zeros((size_t)H * n * n);
+        fill_rows(maps[l].weights, H * n, n, rng, causal);
+        layers[l] = &maps[l];
+    }
+}
+
+/* The A'_l of attn_rollout by the definition, in float64: (L, n, n), per layer the
+ * heads' mean plus the identity, rows renormalised. */
+static double *residual_layers_f64(const attn_attention_map *const *layers, int L, int n)
 {
     const size_t plane = (size_t)n * n;
-    double *a = calloc(plane, sizeof *a), *next = calloc(plane, sizeof *next);
+    double *a = calloc((size_t)L * plane, sizeof *a);
     for (int l = 0; l < L; l++) {
         const attn_attention_map *m = layers[l];
         for (int i = 0; i < n; i++) {
-            double sum = 0.0;
+            double *row = a + l * plane + (size_t)i * n, sum = 0.0;
             for (int j = 0; j < n; j++) {
                 double mean = 0.0;
                 for (int h = 0; h < m->heads; h++) mean += m->weights[h * plane + i * n + j];
-                a[i * n + j] = 0.5 * (mean / m->heads + (i == j));
-                sum += a[i * n + j];
+                row[j] = 0.5 * (mean / m->heads + (i == j));
+                sum += row[j];
             }
-            for (int j = 0; j < n; j++) a[i * n + j] /= sum;
+            for (int j = 0; j < n; j++) row[j] /= sum;
         }
-        if (l == 0) {
-            memcpy(out, a, plane * sizeof *out);
-            continue;
-        }
+    }
+    return a;
+}
+
+/* out: (n, n) in float64: the A'_l multiplied from the first layer on. */
+static void rollout_f64(double *out, const attn_attention_map *const *layers, int L, int n)
+{
+    const size_t plane = (size_t)n * n;
+    double *a = residual_layers_f64(layers, L, n), *next = calloc(plane, sizeof *next);
+    memcpy(out, a, plane * sizeof *out);
+    for (int l = 1; l < L; l++) {
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++) {
                 double s = 0.0;
-                for (int k = 0; k < n; k++) s += a[i * n + k] * out[k * n + j];
+                for (int k = 0; k < n; k++) s += a[l * plane + i * n + k] * out[k * n + j];
                 next[i * n + j] = s;
             }
         memcpy(out, next, plane * sizeof *out);
@@ -528,14 +550,7 @@ static void test_rollout(void **state)
         const int L = 1 + below(&rng, 4), n = 1 + below(&rng, 12);
         attn_attention_map maps[4];
         const attn_attention_map *layers[4];
-        for (int l = 0; l < L; l++) {
-            const int H = 1 + below(&rng, 3);
-            maps[l] = (attn_attention_map){.kind = ATTN_MAP_SELF, .heads = H, .rows = n, .cols = n,
-                                           .layer = l};
-            maps[l].weights = test_zeros((size_t)H * n * n);
-            fill_rows(maps[l].weights, H * n, n, &rng, c % 2 == 0);
-            layers[l] = &maps[l];
-        }
+        random_self_layers(maps, layers, L, n, &rng, c % 2 == 0);
         float *got = test_zeros((size_t)n * n);
         double *want = calloc((size_t)n * n, sizeof *want);
         assert_int_equal(attn_rollout(layers, L, got), ATTN_OK);
@@ -563,6 +578,68 @@ static void test_rollout(void **state)
     printf("rollout: largest error against float64 %.2g\n", worst);
     float out;
     test_expect_invalid(attn_rollout(NULL, 1, &out), "layers");
+}
+
+/* The minimum cut between token i of the top level and input token j, by trying
+ * every set of the other nodes on the top's side: by the max-flow min-cut
+ * theorem, the maximum flow. Node v = level * n + token; a: (L, n, n). */
+static double min_cut(const double *a, int L, int n, int i, int j)
+{
+    const int nodes = (L + 1) * n, s = L * n + i, t = j;
+    double best = INFINITY;
+    for (unsigned set = 0; set < 1u << nodes; set++) {
+        if (!(set >> s & 1) || (set >> t & 1)) continue;
+        double cut = 0.0;
+        for (int l = 1; l <= L; l++)
+            for (int x = 0; x < n; x++)
+                for (int y = 0; y < n; y++)
+                    if ((set >> (l * n + x) & 1) && !(set >> ((l - 1) * n + y) & 1))
+                        cut += a[((size_t)(l - 1) * n + x) * n + y];
+        best = fmin(best, cut);
+    }
+    return best;
+}
+
+/* Attention flow against the minimum cuts of networks of up to 16 nodes (1 to 3
+ * layers); every flow in [0, 1]. */
+static void test_attention_flow(void **state)
+{
+    (void)state;
+    double worst = 0.0;
+    for (int c = 0; c < 12; c++) {
+        attn_rng rng = test_rng(300 + (uint64_t)c);
+        const int L = 1 + below(&rng, 3), n = 1 + below(&rng, L == 1 ? 8 : 16 / (L + 1));
+        attn_attention_map maps[3];
+        const attn_attention_map *layers[3];
+        random_self_layers(maps, layers, L, n, &rng, c % 2 == 0);
+        float *got = test_zeros((size_t)n * n);
+        assert_int_equal(attn_attention_flow(layers, L, got), ATTN_OK);
+        double *a = residual_layers_f64(layers, L, n);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                const double want = min_cut(a, L, n, i, j), flow = got[(size_t)i * n + j];
+                assert_true(flow >= 0.0 && flow <= 1.0 + 1e-6);
+                const double err = fabs(flow - want);
+                if (err > 1e-6)
+                    print_error("flow of %d layers of %d tokens, %d -> %d: %.9g, min cut %.9g\n",
+                                L, n, i, j, flow, want);
+                assert_true(err <= 1e-6);
+                worst = fmax(worst, err);
+            }
+        test_expect_invalid(attn_attention_flow(layers, L, NULL), "out");
+        for (int l = 0; l < L; l++) free(maps[l].weights);
+        free(got), free(a);
+    }
+    printf("attention flow: largest difference from the minimum cut %.2g\n", worst);
+    /* Past ATTN_FLOW_TOKENS_MAX tokens the cost is refused, not paid. */
+    const int n = ATTN_FLOW_TOKENS_MAX + 1;
+    attn_attention_map big = {.kind = ATTN_MAP_SELF, .heads = 1, .rows = n, .cols = n};
+    big.weights = test_zeros((size_t)n * n);
+    const attn_attention_map *one[1] = {&big};
+    float *out = test_zeros((size_t)n * n);
+    assert_int_equal(attn_attention_flow(one, 1, out), ATTN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(attn_last_error(), "at most 64"));
+    free(big.weights), free(out);
 }
 
 /* ---- recording in the encoder-decoders -------------------------------------------------- */
@@ -920,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_changed_byte_is_caught),
         cmocka_unit_test(test_corrupt_json),       cmocka_unit_test(test_corrupt_safetensors),
         cmocka_unit_test(test_entropy),            cmocka_unit_test(test_rollout),
+        cmocka_unit_test(test_attention_flow),
         cmocka_unit_test(test_seq2seq_record),     cmocka_unit_test(test_gpt_record),
     };
     return cmocka_run_group_tests(tests, make_temp_dir, remove_temp_dir);
