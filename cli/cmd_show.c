@@ -39,10 +39,13 @@ static void print_help(void)
            "  --layer L     the map of layer L (cross-attention if the record has any)\n"
            "  --head H      one head\n"
            "  --average     the mean over the heads (the default)\n"
-           "  --grid        every head of the map, side by side\n"
+           "  --grid        every head: with --map or --layer, the map's heads side by\n"
+           "                side; else the model view, a row per map and a column per\n"
+           "                head, each a small heatmap, all on one colour scale\n"
            "  --cell PX     a cell's side, 2 to 200 pixels (default 28, less for long\n"
-           "                sequences)\n"
-           "  --title TEXT  the title (default: the model, the map and the head)\n"
+           "                sequences; in the model view, maps of at most 128 pixels)\n"
+           "  --title TEXT  the title (default: the model, the map and the head; for\n"
+           "                the model view, the model and \"model view\")\n"
            "  -h, --help    this help\n");
 }
 
@@ -220,6 +223,25 @@ static int draw_picture(const attn_record *r, const attn_attention_map *m, const
     return EXIT_OK;
 }
 
+/* Every head of every map: --grid without a map chosen. */
+static int draw_model_view(const attn_record *r, const show_options *o)
+{
+    heatmap_options ho = {.cell = (double)o->cell, .title = o->title};
+    char err[512];
+    if (!heatmap_write_model(r, &ho, o->out, o->format, err, sizeof err)) {
+        cli_message(stderr, "attn show: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    int least = r->maps[0].heads, most = least;
+    for (int i = 1; i < r->n_maps; i++) {
+        if (r->maps[i].heads < least) least = r->maps[i].heads;
+        if (r->maps[i].heads > most) most = r->maps[i].heads;
+    }
+    printf("wrote %s: model view, %d map%s x %s%d head%s\n", o->out, r->n_maps,
+           r->n_maps == 1 ? "" : "s", least < most ? "up to " : "", most, most == 1 ? "" : "s");
+    return EXIT_OK;
+}
+
 /* The page first, then the picture, once both are known to be possible. */
 static int show(const attn_record *r, const show_options *o)
 {
@@ -227,14 +249,16 @@ static int show(const attn_record *r, const show_options *o)
         cli_message(stderr, "attn show: %s holds no attention maps\n", o->file);
         return EXIT_RUNTIME;
     }
+    bool model_view = o->view == HEATMAP_GRID && o->map == NULL && o->layer < 0;
     const attn_attention_map *m = NULL;
-    if (o->out != NULL && (m = choose_map(r, o)) == NULL) return EXIT_USAGE;
+    if (o->out != NULL && !model_view && (m = choose_map(r, o)) == NULL) return EXIT_USAGE;
     if (o->html != NULL) {
         int status = cli_show_html(r, o->html);
         if (status != EXIT_OK) return status;
         printf("wrote %s: a page of %d map%s\n", o->html, r->n_maps, r->n_maps == 1 ? "" : "s");
     }
-    return m != NULL ? draw_picture(r, m, o) : EXIT_OK;
+    if (o->out == NULL) return EXIT_OK;
+    return model_view ? draw_model_view(r, o) : draw_picture(r, m, o);
 }
 
 int cmd_show(int argc, char **argv)

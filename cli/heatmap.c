@@ -15,6 +15,7 @@
 #include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,7 +178,7 @@ bool heatmap_format_from_path(const char *path, heatmap_format *format)
 }
 
 /* Checks the map's sizes against its tokens and every weight drawn, and returns
- * the largest (averaged for HEATMAP_AVERAGE) in *vmax. */
+ * the largest (averaged for HEATMAP_AVERAGE; 0 if all are) in *vmax. */
 static bool check_map(const attn_record *r, const attn_attention_map *m, const heatmap_options *o,
                       double *vmax, char *err, size_t size)
 {
@@ -214,7 +215,6 @@ static bool check_map(const attn_record *r, const attn_attention_map *m, const h
         }
         if (o->view == HEATMAP_AVERAGE && sum / m->heads > *vmax) *vmax = sum / m->heads;
     }
-    if (*vmax == 0.0) *vmax = 1.0;
     return true;
 }
 
@@ -252,17 +252,46 @@ enum { TICKS_MAX = 8 };
 
 /* The ticks drawn: the round ones, with vmax at the top in place of a round one
  * too close to it to label apart. */
-static int bar_ticks(const heatmap_layout *l, double *ticks)
+static int bar_ticks(const heatmap_rect *bar, double vmax, double *ticks)
 {
-    int n = round_ticks(l->vmax, ticks, TICKS_MAX - 1);
-    if (n > 1 && (l->vmax - ticks[n - 1]) / l->vmax * l->bar.h < 1.3 * TICK_SIZE) n--;
-    ticks[n++] = l->vmax;
+    int n = round_ticks(vmax, ticks, TICKS_MAX - 1);
+    if (n > 1 && (vmax - ticks[n - 1]) / vmax * bar->h < 1.3 * TICK_SIZE) n--;
+    ticks[n++] = vmax;
     return n;
 }
 
 static void tick_text(double value, double vmax, char *out, size_t size)
 {
     snprintf(out, size, value == vmax ? "%.3g" : "%g", value);
+}
+
+/* The right edge of the colour bar's tick labels. */
+static double bar_right(cairo_t *cr, const heatmap_rect *bar, double vmax)
+{
+    double ticks[TICKS_MAX], tick_w = 0.0;
+    char text[32];
+    int n = bar_ticks(bar, vmax, ticks);
+    set_font(cr, TICK_SIZE, false);
+    for (int k = 0; k < n; k++) {
+        tick_text(ticks[k], vmax, text, sizeof text);
+        tick_w = fmax(tick_w, text_width(cr, text));
+    }
+    return bar->x + bar->w + TICK_LENGTH + 3.0 + tick_w;
+}
+
+/* The height the title and the note under it take from the top of the picture,
+ * and in *width the wider of them. */
+static double heading_height(cairo_t *cr, const char *title, const char *note, double *width)
+{
+    cairo_font_extents_t fe;
+    set_font(cr, TITLE_SIZE, true);
+    cairo_font_extents(cr, &fe);
+    *width = text_width(cr, title);
+    double top = MARGIN + fe.ascent + fe.descent + 4.0;
+    set_font(cr, NOTE_SIZE, false);
+    cairo_font_extents(cr, &fe);
+    *width = fmax(*width, text_width(cr, note));
+    return top + fe.ascent + fe.descent + 12.0;
 }
 
 /* Measures the labels and places the panels, the title and the bar. */
@@ -297,14 +326,9 @@ static bool lay_out(picture *p, const heatmap_options *o, cairo_t *cr, char *err
     p->upright = col_w > cell - 2.0;
     double col_h = p->upright ? col_w : fe.ascent + fe.descent;
 
-    set_font(cr, TITLE_SIZE, true);
-    cairo_font_extents(cr, &fe);
-    double title_w = text_width(cr, p->title);
-    double top = MARGIN + fe.ascent + fe.descent + 4.0;
+    double title_w, top = heading_height(cr, p->title, p->note, &title_w);
     set_font(cr, NOTE_SIZE, false);
     cairo_font_extents(cr, &fe);
-    title_w = fmax(title_w, text_width(cr, p->note));
-    top += fe.ascent + fe.descent + 12.0;
     double head_h = o->view == HEATMAP_GRID ? fe.ascent + fe.descent + 6.0 : 0.0;
 
     l->panels = o->view == HEATMAP_GRID ? m->heads : 1;
@@ -325,15 +349,7 @@ static bool lay_out(picture *p, const heatmap_options *o, cairo_t *cr, char *err
     l->bar = (heatmap_rect){right + BAR_GAP, l->cells[0].y, BAR_WIDTH,
                             fmax(BAR_MIN_HEIGHT, l->cells[0].h)};
 
-    double ticks[TICKS_MAX], tick_w = 0.0;
-    int n_ticks = bar_ticks(l, ticks);
-    set_font(cr, TICK_SIZE, false);
-    for (int k = 0; k < n_ticks; k++) {
-        tick_text(ticks[k], l->vmax, text, sizeof text);
-        tick_w = fmax(tick_w, text_width(cr, text));
-    }
-    l->width = ceil(fmax(l->bar.x + BAR_WIDTH + TICK_LENGTH + 3.0 + tick_w, MARGIN + title_w) +
-                    MARGIN);
+    l->width = ceil(fmax(bar_right(cr, &l->bar, l->vmax), MARGIN + title_w) + MARGIN);
     l->height = ceil(fmax(top + panel_rows * block_h + (panel_rows - 1) * PANEL_GAP,
                           l->bar.y + l->bar.h + TICK_SIZE / 2) +
                      MARGIN);
@@ -364,14 +380,30 @@ static void set_font_options(cairo_t *cr)
     cairo_font_options_destroy(fo);
 }
 
+/* A context to measure text on as the picture will draw it. */
+static cairo_t *measuring_context(void)
+{
+    cairo_surface_t *scratch = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
+    cairo_t *cr = cairo_create(scratch);
+    cairo_surface_destroy(scratch); /* cr holds it */
+    set_font_options(cr);
+    return cr;
+}
+
+static bool check_cell(const heatmap_options *o, char *err, size_t size)
+{
+    return (o->cell >= 0.0 && isfinite(o->cell)) ||
+           fail(err, size, "a cell of %g pixels cannot be drawn", o->cell);
+}
+
 static bool picture_init(picture *p, const attn_record *r, const attn_attention_map *m,
                          const heatmap_options *o, char *err, size_t size)
 {
     *p = (picture){.m = m};
     if (r == NULL || m == NULL || o == NULL) return fail(err, size, "no record or map to draw");
-    if (o->cell < 0.0 || !isfinite(o->cell))
-        return fail(err, size, "a cell of %g pixels cannot be drawn", o->cell);
+    if (!check_cell(o, err, size)) return false;
     if (!check_map(r, m, o, &p->layout.vmax, err, size)) return false;
+    if (p->layout.vmax == 0.0) p->layout.vmax = 1.0;
     int n_rows, n_cols;
     map_tokens(r, m, &p->row_tokens, &n_rows, &p->col_tokens, &n_cols);
     size_t plane = (size_t)m->rows * m->cols;
@@ -395,12 +427,9 @@ static bool picture_init(picture *p, const attn_record *r, const attn_attention_
     p->note = m->kind == ATTN_MAP_CROSS ? "rows: output tokens \u00b7 columns: input tokens"
                                         : "rows: queries \u00b7 columns: keys";
 
-    cairo_surface_t *scratch = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
-    cairo_t *cr = cairo_create(scratch);
-    set_font_options(cr);
+    cairo_t *cr = measuring_context();
     bool ok = lay_out(p, o, cr, err, size);
     cairo_destroy(cr);
-    cairo_surface_destroy(scratch);
     if (!ok) picture_free(p);
     return ok;
 }
@@ -509,9 +538,8 @@ static void draw_labels(cairo_t *cr, const picture *p, int k)
     }
 }
 
-static void draw_bar(cairo_t *cr, const heatmap_layout *l)
+static void draw_bar(cairo_t *cr, const heatmap_rect *b, double vmax)
 {
-    const heatmap_rect *b = &l->bar;
     cairo_pattern_t *gradient = cairo_pattern_create_linear(0.0, b->y + b->h, 0.0, b->y);
     for (int k = 0; k <= 4; k++) {
         double rgb[3];
@@ -528,26 +556,26 @@ static void draw_bar(cairo_t *cr, const heatmap_layout *l)
     cairo_stroke(cr);
 
     double ticks[TICKS_MAX];
-    int n = bar_ticks(l, ticks);
+    int n = bar_ticks(b, vmax, ticks);
     char text[32];
     cairo_font_extents_t fe;
     set_font(cr, TICK_SIZE, false);
     cairo_font_extents(cr, &fe);
     for (int k = 0; k < n; k++) {
-        double y = round(b->y + b->h - ticks[k] / l->vmax * b->h) + 0.5;
+        double y = round(b->y + b->h - ticks[k] / vmax * b->h) + 0.5;
         cairo_move_to(cr, b->x + b->w, y);
         cairo_rel_line_to(cr, TICK_LENGTH, 0.0);
         cairo_stroke(cr);
-        tick_text(ticks[k], l->vmax, text, sizeof text);
+        tick_text(ticks[k], vmax, text, sizeof text);
         cairo_move_to(cr, b->x + b->w + TICK_LENGTH + 3.0, y + (fe.ascent - fe.descent) / 2);
         cairo_show_text(cr, text);
     }
 }
 
-static void draw(cairo_t *cr, const picture *p)
+/* The white background, the title and the note under it (as heading_height
+ * measured them). */
+static void draw_heading(cairo_t *cr, const char *title, const char *note)
 {
-    const heatmap_layout *l = &p->layout;
-    const attn_attention_map *m = p->m;
     cairo_font_extents_t fe;
     set_font_options(cr);
     cairo_set_source_rgb(cr, 1.0, 1.0, 1.0);
@@ -558,14 +586,33 @@ static void draw(cairo_t *cr, const picture *p)
     cairo_set_source_rgb(cr, 0.0, 0.0, 0.0);
     double y = MARGIN + fe.ascent;
     cairo_move_to(cr, MARGIN, y);
-    cairo_show_text(cr, p->title);
+    cairo_show_text(cr, title);
     y += fe.descent + 4.0;
     set_font(cr, NOTE_SIZE, false);
     cairo_font_extents(cr, &fe);
     cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
     cairo_move_to(cr, MARGIN, y + fe.ascent);
-    cairo_show_text(cr, p->note);
+    cairo_show_text(cr, note);
+}
 
+/* The grey line around a panel's cells, just outside them. */
+static void draw_frame(cairo_t *cr, const heatmap_rect *c)
+{
+    cairo_set_source_rgb(cr, 0.55, 0.55, 0.55);
+    cairo_set_line_width(cr, 1.0);
+    cairo_rectangle(cr, c->x - 0.5, c->y - 0.5, c->w + 1.0, c->h + 1.0);
+    cairo_stroke(cr);
+}
+
+static void draw_map(cairo_t *cr, const void *what)
+{
+    const picture *p = what;
+    const heatmap_layout *l = &p->layout;
+    const attn_attention_map *m = p->m;
+    cairo_font_extents_t fe;
+    draw_heading(cr, p->title, p->note);
+    set_font(cr, NOTE_SIZE, false);
+    cairo_font_extents(cr, &fe);
     for (int k = 0; k < l->panels; k++) {
         const heatmap_rect *c = &l->cells[k];
         if (l->panels > 1) {
@@ -578,13 +625,10 @@ static void draw(cairo_t *cr, const picture *p)
         }
         if (m->hard) draw_hard(cr, c, p->panel[k], m->rows, m->cols, l->cell, l->vmax);
         else draw_soft(cr, c, p->panel[k], m->rows, m->cols, l->cell, l->vmax);
-        cairo_set_source_rgb(cr, 0.55, 0.55, 0.55);
-        cairo_set_line_width(cr, 1.0);
-        cairo_rectangle(cr, c->x - 0.5, c->y - 0.5, c->w + 1.0, c->h + 1.0);
-        cairo_stroke(cr);
+        draw_frame(cr, c);
         draw_labels(cr, p, k);
     }
-    draw_bar(cr, l);
+    draw_bar(cr, &l->bar, l->vmax);
 }
 
 /* ---- files ------------------------------------------------------------------------ */
@@ -635,21 +679,38 @@ static void xml_tokens(FILE *f, const char *what, char *const *tokens, int n)
     }
 }
 
-/* cairo draws an SVG's text as glyph outlines; the title and the tokens go in as
- * text too, in <title> and <desc> after the <svg> tag, for search and screen
- * readers. The elements as a malloc'd string of *size bytes, or NULL without
- * memory. */
-static char *svg_text(const picture *p, size_t *size)
+/* What a file needs of a picture: its size, its title, how to draw it and what
+ * an SVG's <desc> says of it. */
+typedef struct artwork {
+    double width, height;
+    const char *title;
+    void (*draw)(cairo_t *cr, const void *what);
+    void (*describe)(FILE *f, const void *what); /* text, XML-escaped */
+    const void *what;
+} artwork;
+
+/* A map's <desc>: its tokens. */
+static void describe_map(FILE *f, const void *what)
+{
+    const picture *p = what;
+    xml_tokens(f, "rows", p->row_tokens, p->m->rows);
+    fputs("; ", f);
+    xml_tokens(f, "columns", p->col_tokens, p->m->cols);
+}
+
+/* cairo draws an SVG's text as glyph outlines; the title and the description go
+ * in as text too, in <title> and <desc> after the <svg> tag, for search and
+ * screen readers. The elements as a malloc'd string of *size bytes, or NULL
+ * without memory. */
+static char *svg_text(const artwork *a, size_t *size)
 {
     char *text = NULL;
     FILE *f = open_memstream(&text, size);
     if (f == NULL) return NULL;
     fputs("\n<title>", f);
-    xml_text(f, p->title);
+    xml_text(f, a->title);
     fputs("</title>\n<desc>", f);
-    xml_tokens(f, "rows", p->row_tokens, p->m->rows);
-    fputs("; ", f);
-    xml_tokens(f, "columns", p->col_tokens, p->m->cols);
+    a->describe(f, a->what);
     fputs("</desc>", f);
     bool ok = !ferror(f);
     if (fclose(f) != 0 || !ok) {
@@ -659,10 +720,10 @@ static char *svg_text(const picture *p, size_t *size)
     return text;
 }
 
-/* Draws p in the format into out. */
-static cairo_status_t render(const picture *p, heatmap_format format, sink *out)
+/* Draws a in the format into out. */
+static cairo_status_t render(const artwork *a, heatmap_format format, sink *out)
 {
-    int w = (int)p->layout.width, h = (int)p->layout.height;
+    int w = (int)a->width, h = (int)a->height;
     cairo_surface_t *surface;
     if (format == HEATMAP_PNG) {
         surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
@@ -671,11 +732,11 @@ static cairo_status_t render(const picture *p, heatmap_format format, sink *out)
         cairo_svg_surface_set_document_unit(surface, CAIRO_SVG_UNIT_PX);
     } else {
         surface = cairo_pdf_surface_create_for_stream(write_memory, out, w, h);
-        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, p->title);
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, a->title);
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "attn show");
     }
     cairo_t *cr = cairo_create(surface);
-    draw(cr, p);
+    a->draw(cr, a->what);
     cairo_status_t s = cairo_status(cr);
     cairo_destroy(cr);
     if (s == CAIRO_STATUS_SUCCESS && format == HEATMAP_PNG)
@@ -686,9 +747,9 @@ static cairo_status_t render(const picture *p, heatmap_format format, sink *out)
     return s;
 }
 
-/* Writes the drawing of p to path, an SVG with its text (svg_text) after the
+/* Writes the drawing of a to path, an SVG with its text (svg_text) after the
  * <svg> tag. */
-static bool write_picture(const picture *p, heatmap_format format, const sink *drawing,
+static bool write_picture(const artwork *a, heatmap_format format, const sink *drawing,
                           const char *path, char *err, size_t err_size)
 {
     attn_file_part parts[3] = {{drawing->bytes, drawing->size}};
@@ -703,7 +764,7 @@ static bool write_picture(const picture *p, heatmap_format format, const sink *d
         if (end == NULL)
             return fail(err, err_size, "cannot draw '%s': cairo wrote no <svg> tag", path);
         size_t head = (size_t)(end + 1 - drawing->bytes), size;
-        if ((text = svg_text(p, &size)) == NULL)
+        if ((text = svg_text(a, &size)) == NULL)
             return fail(err, err_size, "out of memory for the text of '%s'", path);
         parts[0].size = head;
         parts[1] = (attn_file_part){text, size};
@@ -715,19 +776,401 @@ static bool write_picture(const picture *p, heatmap_format format, const sink *d
     return ok || fail(err, err_size, "%s", attn_last_error());
 }
 
+/* Draws a and writes it to path. */
+static bool write_artwork(const artwork *a, const char *path, heatmap_format format, char *err,
+                          size_t err_size)
+{
+    sink drawing = {0};
+    cairo_status_t s = render(a, format, &drawing);
+    bool ok = s == CAIRO_STATUS_SUCCESS
+                  ? write_picture(a, format, &drawing, path, err, err_size)
+                  : fail(err, err_size, "cannot draw '%s': %s", path, cairo_status_to_string(s));
+    free(drawing.bytes);
+    return ok;
+}
+
 bool heatmap_write(const attn_record *r, const attn_attention_map *m, const heatmap_options *o,
                    const char *path, heatmap_format format, char *err, size_t err_size)
 {
     picture p;
     if (!picture_init(&p, r, m, o, err, err_size)) return false;
-    sink drawing = {0};
-    cairo_status_t s = render(&p, format, &drawing);
-    bool ok = s == CAIRO_STATUS_SUCCESS
-                  ? write_picture(&p, format, &drawing, path, err, err_size)
-                  : fail(err, err_size, "cannot draw '%s': %s", path, cairo_status_to_string(s));
-    free(drawing.bytes);
+    const artwork a = {p.layout.width, p.layout.height, p.title, draw_map, describe_map, &p};
+    bool ok = write_artwork(&a, path, format, err, err_size);
     picture_free(&p);
     return ok;
+}
+
+/* ---- the model view --------------------------------------------------------------- */
+
+#define THUMB_SIDE 128.0 /* a thumbnail's longer side by default (less for short maps) */
+#define MIN_THUMB 8.0    /* the smallest one fitted into HEATMAP_SIDE_MAX */
+#define THUMB_GAP 10.0
+#define MODEL_BAR_MAX_HEIGHT 320.0
+
+enum {
+    NAME_CHARS = 24, /* a row's label, before parts of it are dropped */
+    NAME_BYTES = NAME_CHARS * 4 + 8,
+    NAME_PARTS_MAX = ATTN_RECORD_NAME_MAX / 2 + 1
+};
+
+static const char *const MODEL_NOTE =
+    "a row per map, a column per head \u00b7 each: queries down, keys across";
+
+/* A model view ready to draw. */
+typedef struct model_view {
+    const attn_record *r;
+    heatmap_model_layout layout;
+    char title[TITLE_BYTES];
+} model_view;
+
+/* What the layout of a model view measures once, whatever the thumbnails' size. */
+typedef struct model_measures {
+    double top;              /* below the title and the note */
+    double title_w;          /* the wider of those */
+    double label_w, label_h; /* the rows' labels (two lines each) */
+    double head_w, head_h;   /* the heads' names above the columns */
+} model_measures;
+
+/* Checks every map as a grid of its heads, and returns the largest weight of all
+ * (1 if none is above 0) in *vmax. */
+static bool check_maps(const attn_record *r, double *vmax, char *err, size_t size)
+{
+    const heatmap_options every_head = {.view = HEATMAP_GRID};
+    if (r->n_maps < 1) return fail(err, size, "the record holds no attention maps");
+    *vmax = 0.0;
+    for (int i = 0; i < r->n_maps; i++) {
+        double map_max = 0.0;
+        if (!check_map(r, &r->maps[i], &every_head, &map_max, err, size)) return false;
+        *vmax = fmax(*vmax, map_max);
+    }
+    if (*vmax == 0.0) *vmax = 1.0;
+    return true;
+}
+
+/* The name a map's row is labelled with: its name without the layer, which the
+ * line under it gives (the part that is the layer's number and the part before
+ * it that holds the layers, such as "layers" or "h", unless that part comes
+ * first), then without parts from the front while it is longer than
+ * NAME_CHARS: "transformer.encoder.layers.0.self_attn" reads "encoder.self_attn",
+ * "transformer.h.2.attn" "transformer.attn". */
+static void short_name(const attn_attention_map *m, char *out, size_t size)
+{
+    char copy[ATTN_RECORD_NAME_MAX], joined[ATTN_RECORD_NAME_MAX], layer[16];
+    const char *parts[NAME_PARTS_MAX];
+    int n = 0, layer_at = -1; /* the part that is the layer's number */
+    snprintf(copy, sizeof copy, "%s", m->name);
+    snprintf(layer, sizeof layer, "%d", m->layer);
+    for (char *s = copy, *end; n < NAME_PARTS_MAX && s != NULL; s = end ? end + 1 : NULL) {
+        if ((end = strchr(s, '.')) != NULL) *end = '\0';
+        if (strcmp(s, layer) == 0 && layer_at < 0) layer_at = n;
+        parts[n++] = s;
+    }
+    size_t length = 0; /* of the parts kept, a dot after each */
+    int kept = 0, first = 0;
+    for (int k = 0; k < n; k++) {
+        bool of_layer = k == layer_at || (k == layer_at - 1 && k > 0);
+        if (of_layer) {
+            parts[k] = NULL;
+        } else {
+            length += strlen(parts[k]) + 1;
+            kept++;
+        }
+    }
+    for (; length > NAME_CHARS + 1 && kept > 1; first++)
+        if (parts[first] != NULL) {
+            length -= strlen(parts[first]) + 1;
+            kept--;
+        }
+    joined[0] = '\0';
+    for (int k = first; k < n; k++)
+        if (parts[k] != NULL)
+            snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s",
+                     joined[0] ? "." : "", parts[k]);
+    drawable_text(joined, false, NAME_CHARS, out, size);
+}
+
+/* The line under a row's name: "layer 1 · cross", and "· hard" for hard attention. */
+static void map_detail(const attn_attention_map *m, char *out, size_t size)
+{
+    snprintf(out, size, "layer %d \u00b7 %s%s", m->layer, attn_map_kind_name(m->kind),
+             m->hard ? " \u00b7 hard" : "");
+}
+
+static void head_name(int head, char *out, size_t size)
+{
+    snprintf(out, size, "head %d", head);
+}
+
+static double line_height(cairo_t *cr, double font_size)
+{
+    cairo_font_extents_t fe;
+    set_font(cr, font_size, false);
+    cairo_font_extents(cr, &fe);
+    return fe.ascent + fe.descent;
+}
+
+static void measure_model(cairo_t *cr, const model_view *v, model_measures *s)
+{
+    const attn_record *r = v->r;
+    char text[NAME_BYTES];
+    s->top = ceil(heading_height(cr, v->title, MODEL_NOTE, &s->title_w));
+    s->label_w = 0.0;
+    for (int i = 0; i < r->n_maps; i++) {
+        set_font(cr, NOTE_SIZE, false);
+        short_name(&r->maps[i], text, sizeof text);
+        s->label_w = fmax(s->label_w, text_width(cr, text));
+        set_font(cr, TICK_SIZE, false);
+        map_detail(&r->maps[i], text, sizeof text);
+        s->label_w = fmax(s->label_w, text_width(cr, text));
+    }
+    s->label_w = ceil(s->label_w);
+    s->label_h = line_height(cr, NOTE_SIZE) + line_height(cr, TICK_SIZE) + 2.0;
+    set_font(cr, NOTE_SIZE, false);
+    head_name(v->layout.heads - 1, text, sizeof text);
+    s->head_w = ceil(text_width(cr, text));
+    s->head_h = ceil(line_height(cr, NOTE_SIZE) + 6.0);
+}
+
+/* Places the thumbnails, each in a square of side `box`, and the bar. */
+static void place_model(cairo_t *cr, const model_measures *s, double box, heatmap_model_layout *l)
+{
+    l->step_x = fmax(box, s->head_w) + THUMB_GAP;
+    l->step_y = ceil(fmax(box, s->label_h)) + THUMB_GAP;
+    l->x = MARGIN + s->label_w + 2.0 * LABEL_GAP;
+    l->y = s->top + s->head_h;
+    double grid_w = l->heads * l->step_x - THUMB_GAP, grid_h = l->maps * l->step_y - THUMB_GAP;
+    l->bar = (heatmap_rect){l->x + grid_w + BAR_GAP, l->y, BAR_WIDTH,
+                            fmin(fmax(grid_h, BAR_MIN_HEIGHT), MODEL_BAR_MAX_HEIGHT)};
+    l->width = ceil(fmax(bar_right(cr, &l->bar, l->vmax), MARGIN + s->title_w) + MARGIN);
+    l->height = ceil(fmax(l->y + grid_h, l->bar.y + l->bar.h + TICK_SIZE / 2) + MARGIN);
+}
+
+static bool too_large(const heatmap_model_layout *l)
+{
+    return l->width > HEATMAP_SIDE_MAX || l->height > HEATMAP_SIDE_MAX;
+}
+
+/* Sizes the thumbnails: a cell of o->cell pixels, or by default a box of
+ * THUMB_SIDE (cells no larger than the maps' default) that shrinks, labels and
+ * gaps kept, until the picture fits HEATMAP_SIDE_MAX. */
+static bool lay_out_model(model_view *v, const heatmap_options *o, cairo_t *cr, char *err,
+                          size_t size)
+{
+    heatmap_model_layout *l = &v->layout;
+    int longest = 1;
+    for (int i = 0; i < v->r->n_maps; i++) {
+        const attn_attention_map *m = &v->r->maps[i];
+        longest = m->rows > longest ? m->rows : longest;
+        longest = m->cols > longest ? m->cols : longest;
+    }
+    model_measures s;
+    measure_model(cr, v, &s);
+    double box = o->cell > 0.0 ? o->cell * longest : fmin(THUMB_SIDE, DEFAULT_CELL * longest);
+    place_model(cr, &s, box, l);
+    if (o->cell == 0.0 && too_large(l)) {
+        double fit_w = (HEATMAP_SIDE_MAX - (l->width - l->heads * l->step_x)) / l->heads;
+        double fit_h = (HEATMAP_SIDE_MAX - (l->height - l->maps * l->step_y)) / l->maps;
+        box = fmax(MIN_THUMB, floor(fmin(fit_w, fit_h) - THUMB_GAP));
+        place_model(cr, &s, box, l);
+    }
+    l->cell = box / longest;
+    if (cairo_status(cr) != CAIRO_STATUS_SUCCESS)
+        return fail(err, size, "cannot measure the labels: %s",
+                    cairo_status_to_string(cairo_status(cr)));
+    if (too_large(l))
+        return fail(err, size,
+                    "the model view would be %.0f x %.0f pixels, more than %d a side: "
+                    "%d maps x up to %d heads of up to %d tokens with a cell of %g pixels",
+                    l->width, l->height, HEATMAP_SIDE_MAX, l->maps, l->heads, longest, l->cell);
+    return true;
+}
+
+static bool model_view_init(model_view *v, const attn_record *r, const heatmap_options *o,
+                            char *err, size_t size)
+{
+    *v = (model_view){.r = r};
+    if (r == NULL || o == NULL) return fail(err, size, "no record to draw");
+    if (!check_cell(o, err, size) || !check_maps(r, &v->layout.vmax, err, size)) return false;
+    v->layout.maps = r->n_maps;
+    for (int i = 0; i < r->n_maps; i++)
+        if (r->maps[i].heads > v->layout.heads) v->layout.heads = r->maps[i].heads;
+    char title[TITLE_BYTES];
+    snprintf(title, sizeof title, "%s%smodel view", r->model, r->model[0] ? " \u00b7 " : "");
+    drawable_text(o->title != NULL ? o->title : title, false, TITLE_CHARS, v->title,
+                  sizeof v->title);
+    cairo_t *cr = measuring_context();
+    bool ok = lay_out_model(v, o, cr, err, size);
+    cairo_destroy(cr);
+    return ok;
+}
+
+bool heatmap_model_layout_compute(const attn_record *r, const heatmap_options *o,
+                                  heatmap_model_layout *layout, char *err, size_t err_size)
+{
+    model_view v;
+    if (!model_view_init(&v, r, o, err, err_size)) return false;
+    *layout = v.layout;
+    return true;
+}
+
+heatmap_rect heatmap_model_thumbnail(const heatmap_model_layout *l, const attn_attention_map *m,
+                                     int map, int head)
+{
+    return (heatmap_rect){l->x + head * l->step_x, l->y + map * l->step_y, m->cols * l->cell,
+                          m->rows * l->cell};
+}
+
+/* The shade of the cells [i0, i1) x [j0, j1) of w (rows of cols) as one pixel:
+ * their mean, so that no weight is dropped, or for hard attention their largest,
+ * so that a chosen cell stays as dark as it is alone, however many unchosen ones
+ * share its pixel. */
+static double covered_weight(const float *w, int cols, int i0, int i1, int j0, int j1, bool hard)
+{
+    float top = 0.0f;
+    double sum = 0.0;
+    for (int i = i0; i < i1; i++) {
+        const float *row = w + (size_t)i * cols;
+        if (hard)
+            for (int j = j0; j < j1; j++) top = row[j] > top ? row[j] : top;
+        else
+            for (int j = j0; j < j1; j++) sum += row[j];
+    }
+    return hard ? top : sum / ((double)(i1 - i0) * (j1 - j0));
+}
+
+/* heatmap_colour(t) as an image surface's pixel. */
+static uint32_t pixel_colour(double t)
+{
+    double rgb[3];
+    heatmap_colour(t, rgb);
+    return 0xff000000u | (uint32_t)lround(rgb[0] * 255.0) << 16 |
+           (uint32_t)lround(rgb[1] * 255.0) << 8 | (uint32_t)lround(rgb[2] * 255.0);
+}
+
+/* One head's weights w (rows, cols) as an image of width x height pixels: pixel
+ * (x, y) shades the cells between its edges scaled to the map's (covered_weight),
+ * or where cells are larger than pixels the cell under its top left corner. An
+ * image, rather than a rectangle per cell, keeps a long map as quick to draw and
+ * as small in a file as a short one. Without memory, cairo's error surface, which
+ * fails the drawing. */
+static cairo_surface_t *thumbnail_image(const float *w, const attn_attention_map *m, int width,
+                                        int height, double vmax)
+{
+    cairo_surface_t *image = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+    if (cairo_surface_status(image) != CAIRO_STATUS_SUCCESS) return image;
+    cairo_surface_flush(image);
+    unsigned char *data = cairo_image_surface_get_data(image);
+    int stride = cairo_image_surface_get_stride(image);
+    for (int y = 0; y < height; y++) {
+        int i0 = (int)((long)y * m->rows / height), i1 = (int)((long)(y + 1) * m->rows / height);
+        if (i1 == i0) i1++;
+        for (int x = 0; x < width; x++) {
+            int j0 = (int)((long)x * m->cols / width), j1 = (int)((long)(x + 1) * m->cols / width);
+            if (j1 == j0) j1++;
+            uint32_t v = pixel_colour(covered_weight(w, m->cols, i0, i1, j0, j1, m->hard) / vmax);
+            memcpy(data + (size_t)y * stride + (size_t)x * 4, &v, sizeof v);
+        }
+    }
+    cairo_surface_mark_dirty(image);
+    return image;
+}
+
+/* Paints head weights w of map m into t as an image of t's size in pixels, not
+ * one of a pixel per cell scaled up: an SVG viewer would smooth that into a blur
+ * (cairo's SVG does not say how to scale it), and cells are to be squares with
+ * sharp edges. */
+static void draw_thumbnail(cairo_t *cr, const heatmap_rect *t, const float *w,
+                           const attn_attention_map *m, double vmax)
+{
+    int width = (int)ceil(t->w), height = (int)ceil(t->h);
+    cairo_surface_t *image = thumbnail_image(w, m, width, height, vmax);
+    cairo_save(cr);
+    cairo_translate(cr, t->x, t->y);
+    cairo_scale(cr, t->w / width, t->h / height);
+    cairo_set_source_surface(cr, image, 0.0, 0.0);
+    /* t's fraction of a pixel left over is no reason to blend neighbouring cells */
+    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+    cairo_rectangle(cr, 0.0, 0.0, width, height);
+    cairo_fill(cr);
+    cairo_restore(cr);
+    cairo_surface_destroy(image);
+}
+
+/* A line of text at the left margin, its top at y, in the given size and grey;
+ * returns the top of the next line. */
+static double draw_margin_line(cairo_t *cr, double size, double grey, double y, const char *text)
+{
+    cairo_font_extents_t fe;
+    set_font(cr, size, false);
+    cairo_font_extents(cr, &fe);
+    cairo_set_source_rgb(cr, grey, grey, grey);
+    cairo_move_to(cr, MARGIN, y + fe.ascent);
+    cairo_show_text(cr, text);
+    return y + fe.ascent + fe.descent + 2.0;
+}
+
+/* A map's name and, under it, its layer and kind, left of its row. */
+static void draw_row_label(cairo_t *cr, const attn_attention_map *m, double y)
+{
+    char text[NAME_BYTES];
+    short_name(m, text, sizeof text);
+    y = draw_margin_line(cr, NOTE_SIZE, 0.1, y, text);
+    map_detail(m, text, sizeof text);
+    draw_margin_line(cr, TICK_SIZE, 0.4, y, text);
+}
+
+static void draw_model(cairo_t *cr, const void *what)
+{
+    const model_view *v = what;
+    const heatmap_model_layout *l = &v->layout;
+    char text[32];
+    cairo_font_extents_t fe;
+    draw_heading(cr, v->title, MODEL_NOTE);
+    set_font(cr, NOTE_SIZE, false);
+    cairo_font_extents(cr, &fe);
+    cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+    for (int h = 0; h < l->heads; h++) {
+        head_name(h, text, sizeof text);
+        cairo_move_to(cr, l->x + h * l->step_x, l->y - 6.0 - fe.descent);
+        cairo_show_text(cr, text);
+    }
+    for (int i = 0; i < l->maps; i++) {
+        const attn_attention_map *m = &v->r->maps[i];
+        size_t plane = (size_t)m->rows * m->cols;
+        draw_row_label(cr, m, l->y + i * l->step_y);
+        for (int h = 0; h < m->heads; h++) {
+            heatmap_rect t = heatmap_model_thumbnail(l, m, i, h);
+            draw_thumbnail(cr, &t, m->weights + (size_t)h * plane, m, l->vmax);
+            draw_frame(cr, &t);
+        }
+    }
+    draw_bar(cr, &l->bar, l->vmax);
+}
+
+/* A model view's <desc>: its maps, by their full names. */
+static void describe_model(FILE *f, const void *what)
+{
+    const model_view *v = what;
+    char name[ATTN_RECORD_NAME_MAX * 4 + 8];
+    fputs("maps:", f);
+    for (int i = 0; i < v->r->n_maps; i++) {
+        const attn_attention_map *m = &v->r->maps[i];
+        drawable_text(m->name, false, ATTN_RECORD_NAME_MAX, name, sizeof name);
+        fputs(i ? "; " : " ", f);
+        xml_text(f, name);
+        fprintf(f, " (layer %d, %s%s, %d head%s, %d x %d)", m->layer,
+                attn_map_kind_name(m->kind), m->hard ? ", hard" : "", m->heads,
+                m->heads == 1 ? "" : "s", m->rows, m->cols);
+    }
+}
+
+bool heatmap_write_model(const attn_record *r, const heatmap_options *o, const char *path,
+                         heatmap_format format, char *err, size_t err_size)
+{
+    model_view v;
+    if (!model_view_init(&v, r, o, err, err_size)) return false;
+    const artwork a = {v.layout.width, v.layout.height, v.title, draw_model, describe_model, &v};
+    return write_artwork(&a, path, format, err, err_size);
 }
 
 void heatmap_release_caches(void)

@@ -7,6 +7,13 @@
  * cells from white (0) to dark blue (the largest); hard attention draws each
  * chosen cell as a filled square with a dark outline on a faint grid.
  *
+ * The model view draws every map of a record at once: a row per map, in the
+ * record's order, labelled with its name, layer and kind; a column per head; each
+ * (map, head) a thumbnail of the head's weights without token labels, all on one
+ * scale. A thumbnail is an image of its size in pixels, each pixel the mean of
+ * the cells it covers (their largest for hard attention), so that a long record
+ * draws as fast, and into as small a file, as a short one.
+ *
  * The labels of a map's rows and columns are attn_map_row_tokens and
  * attn_map_col_tokens.
  *
@@ -62,6 +69,17 @@ bool heatmap_format_from_path(const char *path, heatmap_format *format);
 /* The colour of t in [0, 1] (clamped) on the scale: rgb in [0, 1], darker as t grows. */
 void heatmap_colour(double t, double rgb[3]);
 
+/* The model view's layout (heatmap_model_thumbnail gives a thumbnail's place). */
+typedef struct heatmap_model_layout {
+    double width, height;
+    double cell; /* a cell's side in every thumbnail; below 1, a pixel stands for several */
+    double vmax; /* the weight at the top of the colour bar: the largest of all (1 if none) */
+    int maps, heads; /* rows and columns of thumbnails: the maps, the most heads of one */
+    double x, y;     /* the top left of the first row's first thumbnail */
+    double step_x, step_y; /* from a thumbnail to the next one right of it, below it */
+    heatmap_rect bar;
+} heatmap_model_layout;
+
 /* Checks that m (a map of r) can be drawn with o and lays the picture out. */
 bool heatmap_layout_compute(const attn_record *r, const attn_attention_map *m,
                             const heatmap_options *o, heatmap_layout *layout, char *err,
@@ -72,6 +90,22 @@ bool heatmap_layout_compute(const attn_record *r, const attn_attention_map *m,
  * picture behind. */
 bool heatmap_write(const attn_record *r, const attn_attention_map *m, const heatmap_options *o,
                    const char *path, heatmap_format format, char *err, size_t err_size);
+
+/* Checks that every map of r can be drawn and lays out its model view: o->cell
+ * (0: thumbnails of at most 128 pixels, smaller when the picture would pass
+ * HEATMAP_SIDE_MAX) and o->title (NULL: the model and "model view") count; o's
+ * view and head do not. */
+bool heatmap_model_layout_compute(const attn_record *r, const heatmap_options *o,
+                                  heatmap_model_layout *layout, char *err, size_t err_size);
+
+/* Where head `head` of map `map` (r->maps[map]: m) is drawn in the model view:
+ * its rows x cols cells from the top left of its place. */
+heatmap_rect heatmap_model_thumbnail(const heatmap_model_layout *l, const attn_attention_map *m,
+                                     int map, int head);
+
+/* Draws the model view of r and writes it to path as heatmap_write does. */
+bool heatmap_write_model(const attn_record *r, const heatmap_options *o, const char *path,
+                         heatmap_format format, char *err, size_t err_size);
 
 /* Frees the caches cairo and fontconfig keep for the process's life, so that a
  * leak checker sees only what is left of ours; nothing may be drawn after it. */

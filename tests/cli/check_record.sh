@@ -2,9 +2,9 @@
 # attn translate --attention and attn generate --attention: the records they
 # write, read by Debian's Python from the bytes alone (the schema of
 # include/attn/capture.h, the tokens, every map's shape and rows), the same
-# output with and without a record, the same weights in both formats, and bad
-# uses. The models are tiny and train for a few steps: this checks behaviour,
-# not learning.
+# output with and without a record, the same weights in both formats, bad uses,
+# and the model view attn show draws of a language model's record. The models
+# are tiny and train for a few steps: this checks behaviour, not learning.
 #   check_record.sh PATH_TO_ATTN
 set -uo pipefail
 attn=$1
@@ -176,6 +176,11 @@ for prompt in "the key " "attention is a query of the value in that layer"; do
   fi
   expect 0 "record of gpt: 2 maps, 16 queries" -- check_record "$work/lm.json" \
     "$work/lm-record.safetensors" gpt text "$plain" ""
+done
+# attn show --grid draws the record's model view: each of its layers' heads
+for picture in lm.png lm.svg lm.pdf; do
+  expect 0 "^wrote $work/$picture: model view, 2 maps x 2 heads$" -- \
+    "$attn" show "$work/lm-record.safetensors" --grid --out "$work/$picture"
 done
 expect 2 "--attention $work/none/x.json: the folder $work/none does not exist" -- \
   "$attn" generate --model "$lm" --prompt "the " --tokens 2 --attention "$work/none/x.json"

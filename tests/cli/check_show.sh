@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# attn show: the picture of each format, the map and heads it chooses, the page
-# of --html, and the messages and exit status of bad files and options. Most
+# attn show: the picture of each format, the map and heads it chooses, the model
+# view of --grid, the page of --html, and the messages and exit status of bad
+# files and options. Most
 # records are written here as JSON (the schema of attn/capture.h); a few come
 # from models trained for a few steps, through attn translate --attention.
 #   check_show.sh PATH_TO_ATTN
@@ -97,6 +98,26 @@ expect 0 ": transformer.h.0.attn \(self\), 4 heads, 4 x 4$" -- \
 expect 0 ": decoder.attention \(cross\), head 0, 3 x 4$" -- \
   "$attn" show "$dir/hard.json" --head 0 --out "$dir/hard.png"
 
+# --grid without a map: the model view, every head of every map, in each format
+expect 0 "^wrote $dir/tf-model.png: model view, 6 maps x 2 heads$" -- \
+  "$attn" show "$dir/tf.json" --grid --out "$dir/tf-model.png"
+expect 0 "is a PNG" -- png "$dir/tf-model.png"
+expect 0 "^wrote $dir/tf-model.svg: model view, 6 maps x 2 heads$" -- \
+  "$attn" show "$dir/tf.json" --grid --out "$dir/tf-model.svg"
+expect 0 "<title>transformer · model view</title>" -- cat "$dir/tf-model.svg"
+first="transformer.encoder.layers.0.self_attn \(layer 0, self, 2 heads, 4 x 4\)"
+expect 0 "<desc>maps: $first; " -- cat "$dir/tf-model.svg"
+expect 0 "^wrote $dir/gpt-model.pdf: model view, 2 maps x 4 heads$" -- \
+  "$attn" show "$dir/gpt.json" --grid --cell 12 --title "two layers" --out "$dir/gpt-model.pdf"
+expect 0 "^%PDF-" -- head -c 5 "$dir/gpt-model.pdf"
+expect 0 "^wrote $dir/rnn-model.png: model view, 1 map x 1 head$" -- \
+  "$attn" show "$dir/rnn.json" --grid --out "$dir/rnn-model.png"
+record "$dir/mixed.json" mixed "$queries" "$keys" \
+  "$(map a 0 cross false keys 1 3 4 "$(rows 3 4)")" "$(map b 1 cross true keys 3 3 4 \
+    '[[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]')"
+expect 0 "^wrote $dir/mixed.png: model view, 2 maps x up to 3 heads$" -- \
+  "$attn" show "$dir/mixed.json" --grid
+
 # SVG carries the title and the tokens as text (a decoder's self-attention is
 # labelled by the output tokens); PDF is a PDF
 expect 0 "^wrote $dir/dec.svg" -- "$attn" show "$dir/tf.json" --title "decoder <0>" \
@@ -129,9 +150,15 @@ for run in "gru:--model gru-bahdanau" "hard:--attention hard-gumbel" \
   done
   expect 0 "^wrote $dir/$name.rec.png: .* \(cross\), .*, [0-9]+ x 9$" -- \
     "$attn" show "$dir/$name.rec.json"
-  expect 0 "^wrote $dir/$name.pdf: .* \(cross\), .*, [0-9]+ x 9$" -- \
+  expect 0 "^wrote $dir/$name.pdf: model view, [0-9]+ maps? x [0-9]+ heads?$" -- \
     "$attn" show "$dir/$name.rec.st" --grid --out "$dir/$name.pdf"
 done
+for picture in transformer.png transformer.svg; do
+  expect 0 "^wrote $dir/$picture: model view, 6 maps x 4 heads$" -- \
+    "$attn" show "$dir/transformer.rec.json" --grid --out "$dir/$picture"
+done
+expect 0 "^wrote $dir/tf-layer0.png: .*layers.0.multihead_attn \(cross\), 4 heads, [0-9]+ x 9$" -- \
+  "$attn" show "$dir/transformer.rec.json" --layer 0 --grid --out "$dir/tf-layer0.png"
 expect 0 ": decoder.attention \(cross\), 1 head, " -- "$attn" show "$dir/hard.rec.json"
 expect 0 ": transformer.encoder.layers.1.self_attn \(self\), 4 heads, 9 x 9$" -- \
   "$attn" show "$dir/transformer.rec.st" --map transformer.encoder.layers.1.self_attn --grid

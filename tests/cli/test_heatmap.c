@@ -1,7 +1,9 @@
 /* attn show's pictures (cli/heatmap.c): a known map is drawn, read back and its
  * pixels checked (every cell's shade, the largest weight the darkest cell, the
  * labels, the colour bar, hard attention's squares); SVG holds the tokens as
- * text, PDF is a PDF; bad maps, sizes and paths fail naming the problem. */
+ * text, PDF is a PDF; bad maps, sizes and paths fail naming the problem. The
+ * model view of every map is read back the same way, and one of a long record
+ * stays within its bounds, averaging soft weights and keeping hard ones. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
 #include <setjmp.h>
@@ -25,6 +27,7 @@ enum { HEADS = 2, ROWS = 5, COLS = 7 };
 
 /* One shade channel may differ by this much from heatmap_colour: PNG's 8 bits. */
 #define CHANNEL_TOLERANCE (1.5 / 255.0)
+#define NOTE_LINE 12.0 /* about a line of the heads' and maps' names, in pixels */
 
 static const char *const QUERIES[ROWS] = {"alpha", "b&<", "\u03b3", "de lta",
                                           "epsilon-zeta-eta-theta"};
@@ -189,9 +192,8 @@ static void expect_labels(const image *im, const heatmap_layout *l, int panel)
 }
 
 /* The bar runs from the scale's 0 at the bottom to its top, with tick labels. */
-static void expect_bar(const image *im, const heatmap_layout *l)
+static void expect_bar(const image *im, const heatmap_rect *b, double width)
 {
-    const heatmap_rect *b = &l->bar;
     double rgb[3], want[3];
     for (int k = 0; k <= 4; k++) {
         double t = 0.05 + 0.9 * k / 4.0, y = b->y + b->h * (1.0 - t);
@@ -199,7 +201,7 @@ static void expect_bar(const image *im, const heatmap_layout *l)
         heatmap_colour((b->y + b->h - (floor(y) + 0.5)) / b->h, want);
         expect_colour(rgb, want, "colour bar at", k, 0);
     }
-    assert_true(ink(im, b->x + b->w + 1, b->y - 6, l->width - b->x - b->w - 1, b->h + 12) > 20);
+    assert_true(ink(im, b->x + b->w + 1, b->y - 6, width - b->x - b->w - 1, b->h + 12) > 20);
     pixel(im, 1, 1, rgb);
     assert_true(luminance(rgb) > 0.999);
 }
@@ -240,7 +242,7 @@ static void test_one_head(void **state)
     assert_int_equal(im.height, (int)l.height);
     expect_cells(&im, &l, 0, f->w + (size_t)f->head * ROWS * COLS, f->row, f->col);
     expect_labels(&im, &l, 0);
-    expect_bar(&im, &l);
+    expect_bar(&im, &l.bar, l.width);
     cairo_surface_destroy(im.surface);
 
     /* the other head is drawn on its own scale */
@@ -272,7 +274,7 @@ static void test_average(void **state)
     image im = read_png(path);
     expect_cells(&im, &l, 0, mean, f->row, f->col);
     expect_labels(&im, &l, 0);
-    expect_bar(&im, &l);
+    expect_bar(&im, &l.bar, l.width);
     cairo_surface_destroy(im.surface);
 }
 
@@ -296,7 +298,7 @@ static void test_grid(void **state)
                      top ? f->col : -1);
         expect_labels(&im, &l, h);
     }
-    expect_bar(&im, &l);
+    expect_bar(&im, &l.bar, l.width);
     cairo_surface_destroy(im.surface);
 }
 
@@ -495,6 +497,157 @@ static void test_too_large(void **state)
     attn_record_free(&r);
 }
 
+/* ---- the model view ---- */
+
+static void write_model(const attn_record *r, const heatmap_options *o, const char *path,
+                        heatmap_model_layout *l)
+{
+    char err[512] = "";
+    if (!heatmap_write_model(r, o, path, HEATMAP_PNG, err, sizeof err) ||
+        !heatmap_model_layout_compute(r, o, l, err, sizeof err)) {
+        print_error("model view: %s\n", err);
+        fail();
+    }
+}
+
+/* Each cell's centre in the thumbnail of head `head` of map `map` has the shade
+ * of its weight on the picture's one scale. */
+static void expect_thumbnail(const image *im, const heatmap_model_layout *l,
+                             const attn_attention_map *m, int map, int head)
+{
+    heatmap_rect t = heatmap_model_thumbnail(l, m, map, head);
+    const float *w = m->weights + (size_t)head * m->rows * m->cols;
+    double rgb[3], want[3];
+    for (int i = 0; i < m->rows; i++)
+        for (int j = 0; j < m->cols; j++) {
+            pixel(im, t.x + (j + 0.5) * l->cell, t.y + (i + 0.5) * l->cell, rgb);
+            heatmap_colour(w[i * m->cols + j] / l->vmax, want);
+            expect_colour(rgb, want, "thumbnail cell", i, j);
+        }
+}
+
+/* A row per map and a column per head: the fixture's cross map (two heads, its
+ * largest weight the top of the scale) above a self map of one head, whose
+ * second column stays empty; the maps' names left of them, the heads' above. */
+static void test_model_view(void **state)
+{
+    fixture *f = *state;
+    float *w;
+    assert_int_equal(attn_record_add_map(&f->r, "encoder.attention", 1, ATTN_MAP_SELF, false, 1,
+                                         COLS, COLS, &w),
+                     ATTN_OK);
+    attn_rng rng = test_rng(3);
+    attn_rng_fill_uniform(&rng, w, (size_t)COLS * COLS, 0.0f, 0.5f);
+    char path[256];
+    path_in(f, "model.png", path, sizeof path);
+    heatmap_options o = {.view = HEATMAP_GRID};
+    heatmap_model_layout l;
+    write_model(&f->r, &o, path, &l);
+    assert_int_equal(l.maps, 2);
+    assert_int_equal(l.heads, HEADS);
+    assert_float_equal(l.vmax, 0.95, 1e-6);
+    image im = read_png(path);
+    assert_int_equal(im.width, (int)l.width);
+    assert_int_equal(im.height, (int)l.height);
+
+    const attn_attention_map *cross = &f->r.maps[0], *self = &f->r.maps[1];
+    for (int h = 0; h < HEADS; h++) expect_thumbnail(&im, &l, cross, 0, h);
+    expect_thumbnail(&im, &l, self, 1, 0);
+    heatmap_rect hot = heatmap_model_thumbnail(&l, cross, 0, f->head);
+    double rgb[3], top[3];
+    heatmap_colour(1.0, top);
+    pixel(&im, hot.x + (f->col + 0.5) * l.cell, hot.y + (f->row + 0.5) * l.cell, rgb);
+    expect_colour(rgb, top, "the largest weight", f->row, f->col);
+
+    heatmap_rect empty = heatmap_model_thumbnail(&l, self, 1, 1);
+    assert_int_equal(ink(&im, empty.x - 1, empty.y - 1, empty.w + 2, empty.h + 2), 0);
+    pixel(&im, empty.x + empty.w / 2, empty.y + empty.h / 2, rgb);
+    assert_true(luminance(rgb) > 0.999);
+    for (int i = 0; i < l.maps; i++)
+        assert_true(ink(&im, 1, l.y + i * l.step_y, l.x - 2, 2 * NOTE_LINE) > 20);
+    for (int h = 0; h < l.heads; h++)
+        assert_true(ink(&im, l.x + h * l.step_x, l.y - NOTE_LINE, l.step_x / 2, NOTE_LINE) > 5);
+    expect_bar(&im, &l.bar, l.width);
+    cairo_surface_destroy(im.surface);
+
+    /* --cell sets the thumbnails' cells; a record without maps has no model view */
+    o.cell = 6.0;
+    write_model(&f->r, &o, path, &l);
+    assert_float_equal(l.cell, 6.0, 0.0);
+    attn_record none;
+    attn_record_init(&none, "gpt", "text");
+    char err[512] = "";
+    assert_false(heatmap_write_model(&none, &o, path, HEATMAP_PNG, err, sizeof err));
+    assert_non_null(strstr(err, "no attention maps"));
+    attn_record_free(&none);
+}
+
+enum { LONG = 2048, LONG_LAYERS = 6, LONG_HEADS = 6, STRIDE = 8, SHIFT = 40 };
+
+/* Head h's row i (every STRIDE-th: the rest stay 0, and most of the weights'
+ * pages untouched) attends to one key, SHIFT h before it. */
+static void fill_long(float *w)
+{
+    for (int h = 0; h < LONG_HEADS; h++)
+        for (int i = 0; i < LONG; i += STRIDE) {
+            int j = i >= SHIFT * h ? i - SHIFT * h : 0;
+            w[((size_t)h * LONG + i) * LONG + j] = 1.0f;
+        }
+}
+
+/* A record of 2,048 tokens, 6 layers x 6 heads: the picture stays within
+ * HEATMAP_SIDE_MAX with thumbnails of a pixel for many cells. A pixel of a soft
+ * map is the mean of its cells, so the diagonal's few ones among them are pale; a
+ * hard map's is their largest, so the same cells draw at the top of the scale. */
+static void test_model_view_long(void **state)
+{
+    fixture *f = *state;
+    static const char *keys[LONG];
+    for (int j = 0; j < LONG; j++) keys[j] = "t";
+    attn_record r;
+    attn_record_init(&r, "gpt", "text");
+    assert_int_equal(attn_record_set_keys(&r, keys, LONG), ATTN_OK);
+    for (int layer = 0; layer < LONG_LAYERS; layer++) {
+        float *w;
+        bool hard = layer == LONG_LAYERS - 1;
+        assert_int_equal(attn_record_add_map(&r, "transformer.h.*.attn", layer, ATTN_MAP_SELF,
+                                             hard, LONG_HEADS, LONG, LONG, &w),
+                         ATTN_OK);
+        fill_long(w);
+    }
+    char path[256];
+    path_in(f, "long.png", path, sizeof path);
+    heatmap_options o = {.view = HEATMAP_GRID};
+    heatmap_model_layout l;
+    write_model(&r, &o, path, &l);
+    assert_true(l.cell < 1.0);
+    image im = read_png(path);
+    assert_int_equal(im.width, (int)l.width);
+    assert_int_equal(im.height, (int)l.height);
+    assert_true(im.width <= HEATMAP_SIDE_MAX && im.height <= HEATMAP_SIDE_MAX);
+    size_t size;
+    free(read_text(path, &size));
+    assert_true(size < 2000000);
+
+    double soft[3], hard[3], top[3];
+    heatmap_colour(1.0, top);
+    heatmap_rect t = heatmap_model_thumbnail(&l, &r.maps[0], 0, 0);
+    pixel(&im, t.x + (LONG / 2 + 0.5) * l.cell, t.y + (LONG / 2 + 0.5) * l.cell, soft);
+    t = heatmap_model_thumbnail(&l, &r.maps[LONG_LAYERS - 1], LONG_LAYERS - 1, 0);
+    pixel(&im, t.x + (LONG / 2 + 0.5) * l.cell, t.y + (LONG / 2 + 0.5) * l.cell, hard);
+    assert_true(luminance(soft) > 0.9);
+    expect_colour(hard, top, "hard map's diagonal", LONG / 2, LONG / 2);
+    cairo_surface_destroy(im.surface);
+
+    /* cells of 200 pixels would pass the bounds */
+    o.cell = 200.0;
+    char err[512] = "";
+    assert_false(heatmap_model_layout_compute(&r, &o, &l, err, sizeof err));
+    assert_non_null(strstr(err, "more than 16384 a side"));
+    assert_non_null(strstr(err, "6 maps x up to 6 heads of up to 2048 tokens"));
+    attn_record_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +659,8 @@ int main(void)
         cmocka_unit_test(test_formats),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_view, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_view_long, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     heatmap_release_caches();
