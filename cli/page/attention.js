@@ -4,7 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const SVG = 'http://www.w3.org/2000/svg';
   const mapSel = $('map'), headSel = $('head'), svg = $('lines'), table = $('matrix');
-  const readout = $('readout'), note = $('note'), tip = $('tip');
+  const readout = $('readout'), note = $('note'), tip = $('tip'), perRow = $('per-row');
   /* Blues, light to dark: the matrix colour from weight 0 to the largest shown. */
   const STOPS = [[247, 251, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181],
     [8, 48, 107]];
@@ -244,14 +244,22 @@
       th.scope = 'row';
       th.textContent = shown(cur.rows[i]);
       tr.append(th);
+      /* The colour's top: the largest weight shown, or the row's own, so that
+       * the shape of a row whose weights are all small still shows. */
+      let top = cur.vmax;
+      if (perRow.checked) {
+        top = 0;
+        for (let j = 0; j < C; j++) top = Math.max(top, cur.w[i * C + j]);
+        top = top || 1;
+      }
       for (let j = 0; j < C; j++) {
         const w = cur.w[i * C + j], td = tr.insertCell();
-        td.style.background = colour(w / cur.vmax);
-        if (w > 0.55 * cur.vmax) td.className = 'dark';
+        td.style.background = colour(w / top);
+        if (w > 0.55 * top) td.className = 'dark';
         if (C <= NUMBERED_COLS && w >= 0.005) td.textContent = Math.round(w * 100);
       }
     }
-    $('top').textContent = pct(cur.vmax);
+    $('top').textContent = perRow.checked ? "the row's largest" : pct(cur.vmax);
     readout.textContent = 'Hover over a cell to read its weight.';
   }
 
@@ -305,5 +313,6 @@
   headSel.addEventListener('change', select);
   for (const r of document.querySelectorAll('input[name=view]'))
     r.addEventListener('change', render);
+  perRow.addEventListener('change', render);
   select();
 })();

@@ -5,8 +5,9 @@ the real attn binary, and Debian's headless Chromium opens it. Driven through th
 DevTools protocol over --remote-debugging-pipe, the test takes screenshots, moves
 the mouse over tokens and cells, changes the map, the head and the view, and reads
 what is drawn: the lines, their ends and widths, the weights beside the tokens, the
-matrix cells and their colours, the tooltip. It also checks that the page asked for
-nothing but itself and threw no error. Python's standard library only.
+matrix cells and their colours (on one scale, and each row on its own), the
+tooltip. It also checks that the page asked for nothing but itself and threw no
+error. Python's standard library only.
 
     check_page.py PATH_TO_ATTN [--chromium PATH] [--seed N] [--keep DIR]
 
@@ -433,7 +434,9 @@ def check_query_lines(browser, w, rows, cols, i, what):
     return state
 
 
-def check_matrix(browser, w, rows, cols, what):
+def check_matrix_cells(browser, w, rows, cols, what):
+    """The matrix is shown with the record's tokens and each cell's percent; the
+    state read, with the darkest cell and how dark it is."""
     state = browser.js(MATRIX_STATE)
     check(state["visible"], "%s: the matrix view is not shown" % what)
     check(state["cols"] == [shown(t) for t in cols], "%s: the column tokens are wrong" % what)
@@ -456,6 +459,14 @@ def check_matrix(browser, w, rows, cols, what):
             d = 3 * 255 - sum(cell["rgb"])
             if d > darkness:
                 darkest, darkness = (i, j), d
+    state["darkest"], state["darkness"] = darkest, darkness
+    return state
+
+
+def check_matrix(browser, w, rows, cols, what):
+    """check_matrix_cells, on one colour scale: the darkest cell is the largest weight."""
+    state = check_matrix_cells(browser, w, rows, cols, what)
+    darkest, darkness = state["darkest"], state["darkness"]
     flat = [(w[i][j], (i, j)) for i in range(len(rows)) for j in range(len(cols))]
     top = max(flat)
     check(darkest == top[1] or abs(w[darkest[0]][darkest[1]] - top[0]) < 1e-6,
@@ -464,6 +475,31 @@ def check_matrix(browser, w, rows, cols, what):
     check(lightest - (3 * 255 - darkness) > 150,
           "%s: the lightest and darkest cells hardly differ in colour" % what)
     return state
+
+
+# The matrix colour of weight 1 (the top of the scale): the darkest stop.
+TOP_RGB = [8, 48, 107]
+
+
+def check_matrix_per_row(browser, w, rows, cols, what):
+    """Ticks "each row to its own largest weight" by a click: in every row the
+    darkest cell is the row's largest weight and has the scale's top colour, and
+    the scale says so. A second click goes back to one scale for the matrix."""
+    click(browser, "#per-row")
+    state = check_matrix_cells(browser, w, rows, cols, what + " per row")
+    for i, r in enumerate(state["rows"]):
+        if max(w[i]) <= 0:
+            continue
+        darkest = min(range(len(cols)), key=lambda j: sum(r["cells"][j]["rgb"]))
+        check(w[i][darkest] >= max(w[i]) - 1e-6,
+              "%s per row: row %d's darkest cell %d is not its largest weight" % (what, i, darkest))
+        check(r["cells"][darkest]["rgb"] == TOP_RGB,
+              "%s per row: row %d's largest weight is %s, not the top colour %s" %
+              (what, i, r["cells"][darkest]["rgb"], TOP_RGB))
+    top = browser.js("document.getElementById('top').textContent")
+    check(top == "the row's largest", "%s per row: the scale reads '%s'" % (what, top))
+    click(browser, "#per-row")
+    check_matrix(browser, w, rows, cols, what + " after per row")
 
 
 def check_cell_tip(browser, w, i, j, what):
@@ -579,6 +615,7 @@ def check_page(browser, record, page_path, tmp, rng):
     i, j = rng.randrange(len(rows)), rng.randrange(len(cols))
     check_cell_tip(browser, w, i, j, "%s head 1" % m["name"])
     browser.screenshot(os.path.join(tmp, "3-matrix.png"))
+    check_matrix_per_row(browser, w, rows, cols, "%s head 1" % m["name"])
 
     # The decoder's causal self-attention over the queries: zeros above the diagonal.
     choose(browser, "map", 2)
@@ -663,8 +700,8 @@ def main():
                 for name in os.listdir(tmp):
                     if name.endswith((".png", ".html", ".json", ".log")):
                         shutil.copy(os.path.join(tmp, name), args.keep)
-    print("check_page: ok (seed %d, %.1f s): page, screenshots, lines, heads, matrix, hard "
-          "attention, no requests" % (args.seed, time.monotonic() - start))
+    print("check_page: ok (seed %d, %.1f s): page, screenshots, lines, heads, matrix, per-row "
+          "scale, hard attention, no requests" % (args.seed, time.monotonic() - start))
     return 0
 
 
