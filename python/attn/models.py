@@ -222,30 +222,36 @@ class _Checkpoint:
 
 
 class _Model:
-    """What both kinds share: loading (the kind, the step, the kind's own
-    metadata and model, then the tensors), the C object's lifetime, and one
-    call at a time."""
+    """What both kinds share: loading (the kind, the model by the library's
+    reader, the step, then the tensors), the C object's lifetime, and one call
+    at a time."""
 
-    _kind = _free = None
+    # A kind's "attn.kind", its C free function, its reader (attn_*_from_file)
+    # and the struct the reader fills beside the model (its task or vocabulary).
+    _kind = _free = _from_file = _Info = None
 
     def __init__(self, path):
         self._handle = None
         self._lock = threading.Lock()
         with _Checkpoint(path) as f:
-            kind = f.kind()
-            if kind != self._kind:
+            # Another kind named here is refused with the class to use; the
+            # library's reader refuses a file that names none.
+            kind = f.text("attn.kind")
+            if kind is not None and kind != self._kind:
                 f.fail(self._wrong_kind(kind))
-            step = ctypes.c_int64()
+            handle, info, step = ctypes.c_void_p(), self._Info(), ctypes.c_int64()
             with f.about(""):
-                check(_model_file_step(f.handle, _byref(step)))
-            self.step = step.value
-            self._create(f)
+                check(type(self)._from_file(_byref(handle), _byref(info), f.handle))
+            self._handle = handle.value
             try:
                 with f.about(""):
+                    check(_model_file_step(f.handle, _byref(step)))
                     check(_checkpoint_load(f.handle, *self._tensors()))
             except AttnError:
                 self.close()
                 raise
+            self.step = step.value
+            self._created(f, info)
 
     def close(self):
         """Frees the model; later calls raise ValueError."""
@@ -286,21 +292,17 @@ class Translator(_Model):
     attn_seq2seq_config's fields, enums by name); step: the training steps it
     had."""
 
-    _kind = "seq2seq"
-    _free = _s2s_free
+    _kind, _free, _from_file, _Info = "seq2seq", _s2s_free, _s2s_from_file, _Task
 
     def _wrong_kind(self, kind):
         if kind == "gpt":
             return "a language model, not a sequence-to-sequence one; use LanguageModel"
         return f"is an attn '{kind}' file, not a sequence-to-sequence model"
 
-    def _create(self, f):
-        """The model, its task and its config; the library checks that the
-        file's vocabularies and lengths are the task's."""
-        handle, self._task = ctypes.c_void_p(), _Task()
-        with f.about(""):
-            check(_s2s_from_file(_byref(handle), _byref(self._task), f.handle))
-        self._handle = handle.value
+    def _created(self, f, task):
+        """The task (the library checked that the file's vocabularies and lengths
+        are its) and the config."""
+        self._task = task
         self._cfg = _Seq2seqConfig.from_buffer_copy(_s2s_get_config(self._handle).contents)
         self.task = f.text("task")  # a task's name: the library parsed it
         self.config = _config_dict(self._cfg, {"arch": _arch_name, "attention": _attention_name})
@@ -390,19 +392,16 @@ class LanguageModel(_Model):
     positions by name); unit: "chars" or "bytes", what a token is; step: the
     training steps it had."""
 
-    _kind = "gpt"
-    _free = _gpt_free
+    _kind, _free, _from_file, _Info = "gpt", _gpt_free, _gpt_from_file, _TextVocab
 
     def _wrong_kind(self, kind):
         if kind == "seq2seq":
             return "a sequence-to-sequence model, not a language model; use Translator"
         return f"is an attn '{kind}' file, not a language model"
 
-    def _create(self, f):
-        handle, self._vocab = ctypes.c_void_p(), _TextVocab()
-        with f.about(""):
-            check(_gpt_from_file(_byref(handle), _byref(self._vocab), f.handle))
-        self._handle = handle.value
+    def _created(self, f, vocab):
+        """The vocabulary and the config."""
+        self._vocab = vocab
         cfg = _gpt_get_config(self._handle).contents
         self._block_size = cfg.block_size
         self.unit = _unit_name(self._vocab.unit).decode()
