@@ -55,15 +55,15 @@ attn_adamw_config cli_adamw_config(const cli_train_options *t);
 
 /* ---- Ctrl-C, SIGTERM, SIGHUP during a training run (interrupt.c; the loop: train_loop.h) -- */
 
-/* From now on SIGINT, SIGTERM and SIGHUP set a flag that cli_interrupted
+/* From now on SIGINT, SIGTERM and SIGHUP set a flag that cli_interrupt_status
  * reports, so a run stops after its current step and saves; a second one of the
  * same kind ends the process at once. */
 void cli_catch_interrupt(void);
-bool cli_interrupted(void);
-/* After an interrupt: 128 + the signal's number, the status a shell reports for
- * it, and its name. */
+/* 0 before a signal; after one, 128 + its number, the status a shell reports
+ * for it. */
 int cli_interrupt_status(void);
-const char *cli_interrupt_name(void);
+/* The name of the signal of such a status. */
+const char *cli_interrupt_name(int status);
 
 /* ---- sequence-to-sequence model files (model_file.c) ---- */
 
@@ -229,6 +229,7 @@ int cli_load_model_file(const char *path, const cli_model_kind *kind, void *mode
 /* ---- language models: model files (gpt_file.c), training (train_text.c) ---- */
 #include "attn/data.h"
 #include "attn/gpt.h"
+#include "ranks.h"
 
 enum { CLI_PATH_MAX = 4096 };
 
@@ -270,6 +271,9 @@ typedef struct cli_text_run {
     int64_t stop_at;                 /* 0: run to the end */
     bool json;
     bool steps_given, eval_every_given, eval_windows_given;
+    cli_ranks *ranks;       /* the run's processes */
+    int accumulate;         /* micro-batches per rank and step */
+    bool zero;              /* AdamW's moments sharded over the ranks */
 } cli_text_run;
 
 /* attn train --task text; returns the exit status. */

@@ -10,7 +10,8 @@ static void print_help(void)
     printf("usage: attn info [--json]\n"
            "\n"
            "Prints the version, the CPU features found, the thread count, the GEMM\n"
-           "backend and the instruction set that all vector code runs (ATTN_SIMD).\n"
+           "backend, the instruction set that all vector code runs (ATTN_SIMD) and the\n"
+           "MPI that attn train runs data-parallel on under mpirun, if built with one.\n"
            "\n"
            "  --json      machine-readable output\n"
            "  -h, --help  this help\n");
@@ -28,6 +29,7 @@ int cmd_info(int argc, char **argv)
     attn_cpu_describe(&cpu, features, sizeof features);
     int threads = attn_get_num_threads();
     const char *openmp = attn_built_with_openmp() ? "yes" : "no";
+    const char *mpi = cli_mpi_library();
     if (json) {
         printf("{\"version\": ");
         cli_json_string(stdout, ATTN_VERSION_STRING);
@@ -40,6 +42,11 @@ int cmd_info(int argc, char **argv)
         cli_json_string(stdout, attn_simd_variant());
         printf(", \"attention_kernel\": ");
         cli_json_string(stdout, attn_sdpa_kernel());
+        printf(", \"mpi\": ");
+        if (mpi)
+            cli_json_string(stdout, mpi);
+        else
+            printf("null");
         printf("}\n");
         return EXIT_OK;
     }
@@ -51,5 +58,9 @@ int cmd_info(int argc, char **argv)
     printf("simd          %s: all vector code (attention kernel, activations, RNN cells,\n"
            "              AdamW, additive scores); set with ATTN_SIMD=avx512|avx2|scalar\n",
            attn_simd_variant());
+    if (mpi)
+        printf("mpi           %s: `mpirun -np N attn train ...` trains data-parallel\n", mpi);
+    else
+        printf("mpi           no: built without MPI, attn train runs in one process\n");
     return EXIT_OK;
 }

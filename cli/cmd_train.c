@@ -58,6 +58,10 @@ static void print_help(void)
            "                     --resume file)\n"
            "  --resume FILE      continue a checkpoint's run (its model and options)\n"
            "  --stop-at N        stop after step N and save, as if interrupted\n"
+           "  --accumulate K     gradient accumulation: each step's batch in K micro-batches,\n"
+           "                     their gradients summed into one update (1)\n"
+           "  --zero 1           under mpirun, shard AdamW's moments over the ranks\n"
+           "                     (ZeRO stage 1; the same result in 1/N of their memory)\n"
            "  --json             print the final report as JSON\n"
            "  -h, --help         this help\n"
            "\n"
@@ -125,6 +129,7 @@ static void set_defaults(train_options *o, bool text)
                                    .label_smoothing = 0.0f,
                                    .seed = 1};
     o->beam = 1;
+    o->lm.accumulate = 1;
     o->lm.model = attn_gpt_defaults();
     o->lm.unit = ATTN_TEXT_CHARS;
     o->lm.train.eval_windows = 64;
@@ -141,7 +146,7 @@ enum {
     OPT_FF, OPT_DROPOUT, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WD, OPT_CLIP,
     OPT_SMOOTHING, OPT_EVAL_EVERY, OPT_SEED, OPT_THREADS, OPT_OUT, OPT_RESUME, OPT_STOP_AT,
     OPT_BEAM, OPT_JSON, OPT_DATA, OPT_UNIT, OPT_KV_HEADS, OPT_EMBD, OPT_BLOCK, OPT_POSITIONS,
-    OPT_WINDOW, OPT_NO_BIAS, OPT_NO_TIE, OPT_EVAL_WINDOWS,
+    OPT_WINDOW, OPT_NO_BIAS, OPT_NO_TIE, OPT_EVAL_WINDOWS, OPT_ACCUMULATE, OPT_ZERO,
 };
 
 static const struct option options[] = {
@@ -180,6 +185,8 @@ static const struct option options[] = {
     {"no-bias", no_argument, NULL, OPT_NO_BIAS},
     {"no-tie", no_argument, NULL, OPT_NO_TIE},
     {"eval-windows", required_argument, NULL, OPT_EVAL_WINDOWS},
+    {"accumulate", required_argument, NULL, OPT_ACCUMULATE},
+    {"zero", required_argument, NULL, OPT_ZERO},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -228,6 +235,8 @@ static bool shapes_run(const train_options *o, int c)
     case OPT_RESUME:
     case OPT_STOP_AT:
     case OPT_BEAM:
+    case OPT_ACCUMULATE:
+    case OPT_ZERO:
     case OPT_JSON: return false;
     case OPT_TASK: return !o->text;
     default: return true;
@@ -293,6 +302,14 @@ static int parse_run(train_options *o, int c)
         if (!cli_parse_int(optarg, 1, 64, &o->beam)) return BAD_VALUE("beam", "1 to 64");
         break;
     case OPT_JSON: o->json = true; break;
+    case OPT_ACCUMULATE:
+        if (!cli_parse_int(optarg, 1, 65536, &v)) return BAD_VALUE("accumulate", "1 to 65536");
+        o->lm.accumulate = (int)v;
+        break;
+    case OPT_ZERO:
+        if (!cli_parse_int(optarg, 0, 1, &v)) return BAD_VALUE("zero", "0 or 1");
+        o->lm.zero = v == 1;
+        break;
     case OPT_DATA: o->lm.data = optarg; break;
     case OPT_EVAL_WINDOWS:
         if (!cli_parse_int(optarg, 1, 1000000, &v)) return BAD_VALUE("eval-windows", "1 to 1e6");
@@ -456,8 +473,9 @@ static int parse_options(int argc, char **argv, train_options *o)
             "train", "--resume continues a run with its own model and options; only %s may be "
                      "given with it",
             o->text ? "--data, --steps, --eval-every, --eval-windows, --out, --threads, "
-                      "--stop-at and --json"
-                    : "--steps, --eval-every, --out, --threads, --stop-at, --beam and --json");
+                      "--stop-at, --accumulate, --zero and --json"
+                    : "--steps, --eval-every, --out, --threads, --stop-at, --accumulate, --zero, "
+                      "--beam and --json");
     o->lm.train.opt = o->train;
     o->lm.out = o->out;
     o->lm.resume = o->resume;
@@ -498,17 +516,19 @@ typedef struct seq2seq_run {
     cli_eval_result valid; /* the last validation */
 } seq2seq_run;
 
-static int seq2seq_step(void *run, int64_t step, bool count_correct, cli_step_stats *stats)
+static int seq2seq_step(void *run, int64_t step, const cli_micro_batch *mb, bool count_correct,
+                        cli_step_stats *stats)
 {
     (void)count_correct; /* the forward pass counts them anyway */
     seq2seq_run *r = run;
     const cli_train_options *t = &r->model->train;
     attn_batch *batch = &r->batch;
-    if (attn_task_batch(&r->model->task, ATTN_SPLIT_TRAIN, t->seed, (uint64_t)(step * t->batch),
-                        batch) != ATTN_OK)
+    batch->batch = mb->rows;
+    if (attn_task_batch(&r->model->task, ATTN_SPLIT_TRAIN, t->seed,
+                        (uint64_t)(step * t->batch + mb->first), batch) != ATTN_OK)
         return cli_fail("train: the batch");
     attn_seq2seq_stats s;
-    attn_seq2seq_pass pass = {.training = true, .step = step, .seed = t->seed};
+    attn_seq2seq_pass pass = {.training = true, .step = step, .seed = mb->seed};
     if (attn_seq2seq_forward(r->model->model, &s, batch, &pass) != ATTN_OK ||
         attn_seq2seq_backward(r->model->model) != ATTN_OK)
         return cli_fail("train");
@@ -543,19 +563,24 @@ static int seq2seq_save(const void *run, const char *out, const attn_adamw *opt)
 }
 
 static void print_report(const train_options *o, const cli_model *run, const cli_eval_result *test,
-                         double seconds, double tokens_per_second, const char *out)
+                         const cli_train_totals *totals, const char *out)
 {
+    const double seconds = totals->loop_seconds, tokens_per_second = totals->tokens / seconds;
     const attn_seq2seq_config *cfg = attn_seq2seq_get_config(run->model);
     double accuracy = 100.0 * (double)test->exact / (double)test->examples;
     if (o->json) {
         printf("{\"task\": \"%s\", \"model\": \"%s\", \"attention\": \"%s\", \"steps\": %lld, "
                "\"batch\": %lld, \"test_examples\": %lld, \"test_exact\": %lld, "
                "\"test_accuracy\": %.4f, \"train_seconds\": %.3f, \"tokens_per_second\": %.1f, "
-               "\"parameters\": %zu, \"checkpoint\": ",
+               "\"parameters\": %zu, \"ms_per_step\": %.3f, \"ranks\": %d, \"accumulate\": %d, "
+               "\"exchange_ms_per_step\": %.3f, \"checkpoint\": ",
                attn_task_name(run->task.kind), attn_seq2seq_arch_name(cfg->arch),
                attn_attention_kind_name(cfg->attention), (long long)run->step,
                (long long)run->train.batch, (long long)test->examples, (long long)test->exact,
-               accuracy, seconds, tokens_per_second, attn_seq2seq_params(run->model)->total);
+               accuracy, seconds, tokens_per_second, attn_seq2seq_params(run->model)->total,
+               totals->steps ? 1000.0 * totals->step_seconds / (double)totals->steps : 0.0,
+               totals->ranks, totals->accumulate,
+               totals->steps ? 1000.0 * totals->exchange_seconds / (double)totals->steps : 0.0);
         cli_json_string(stdout, out);
         printf("}\n");
         return;
@@ -566,6 +591,7 @@ static void print_report(const train_options *o, const cli_model *run, const cli
            tokens_per_second / 1000.0);
     printf("test exact match: %.2f%% (%lld of %lld)\n", accuracy, (long long)test->exact,
            (long long)test->examples);
+    cli_print_ranks(totals);
     printf("saved %s\n", out);
 }
 
@@ -577,8 +603,7 @@ static int seq2seq_finish(void *run, const cli_train_totals *totals, const char 
     int status = cli_evaluate(r->model->model, &r->model->task, ATTN_SPLIT_TEST, (int)r->o->beam,
                               &test);
     if (status != EXIT_OK) return status;
-    print_report(r->o, r->model, &test, totals->loop_seconds,
-                 totals->tokens / totals->loop_seconds, out);
+    print_report(r->o, r->model, &test, totals, out);
     return EXIT_OK;
 }
 
@@ -600,7 +625,11 @@ static int train(const train_options *o, cli_model *model, attn_adamw *opt, cons
     cli_trainer trainer = {.ops = &seq2seq_ops,
                            .run = &run,
                            .params = attn_seq2seq_params(model->model),
+                           .buffers = attn_seq2seq_buffers(model->model),
                            .opt = opt,
+                           .ranks = o->lm.ranks,
+                           .accumulate = o->lm.accumulate,
+                           .zero = o->lm.zero,
                            .train = &model->train,
                            .step = &model->step,
                            .stop_at = o->stop_at,
@@ -612,38 +641,64 @@ static int train(const train_options *o, cli_model *model, attn_adamw *opt, cons
     return status;
 }
 
-int cmd_train(int argc, char **argv)
+/* A sequence-to-sequence run, new or resumed. */
+static int train_seq2seq(const train_options *o)
 {
-    train_options o;
-    int status = parse_options(argc, argv, &o);
-    if (status != EXIT_OK) return status < 0 ? EXIT_OK : status;
-    if (o.threads && attn_set_num_threads((int)o.threads) != ATTN_OK) return cli_fail("train");
-    if (o.text) return cli_train_text(&o.lm);
-
     /* The checkpoint: --out, else the file the run resumes, else TASK.safetensors. */
     char default_out[CLI_PATH_MAX];
-    snprintf(default_out, sizeof default_out, "%s.safetensors", attn_task_name(o.task));
-    const char *out = o.out ? o.out : o.resume ? o.resume : default_out;
+    snprintf(default_out, sizeof default_out, "%s.safetensors", attn_task_name(o->task));
+    const char *out = o->out ? o->out : o->resume ? o->resume : default_out;
     const cli_path checkpoint = {"--out", out};
-    if ((status = cli_check_paths("train", NULL, 0, &checkpoint, 1))) return status;
+    int status = cli_check_paths("train", NULL, 0, &checkpoint, 1);
+    if (status != EXIT_OK) return status;
     cli_model run;
     attn_adamw opt;
-    if (o.resume) {
-        if ((status = cli_model_load(o.resume, &run, &opt))) return status;
-        if ((status = cli_check_resumed_steps(o.steps_given, o.train.steps, run.step))) {
+    if (o->resume) {
+        if ((status = cli_model_load(o->resume, &run, &opt))) return status;
+        if ((status = cli_check_resumed_steps(o->steps_given, o->train.steps, run.step))) {
             cli_model_free(&run);
             attn_adamw_free(&opt);
             return status;
         }
         /* A longer schedule continues the run, but no longer as one run of that
          * length would have gone. */
-        if (o.steps_given) run.train.steps = o.train.steps;
-        if (o.eval_every_given) run.train.eval_every = o.train.eval_every;
-    } else if ((status = start_run(&o, &run, &opt))) {
+        if (o->steps_given) run.train.steps = o->train.steps;
+        if (o->eval_every_given) run.train.eval_every = o->train.eval_every;
+    } else if ((status = start_run(o, &run, &opt))) {
         return status;
     }
-    status = train(&o, &run, &opt, out);
+    status = train(o, &run, &opt, out);
     cli_model_free(&run);
     attn_adamw_free(&opt);
+    return status;
+}
+
+/* Ranks on one machine share its cores: by default each takes its part. */
+static int set_threads(long threads, const cli_ranks *ranks)
+{
+    if (threads == 0 && ranks->local_size > 1 && getenv("ATTN_NUM_THREADS") == NULL) {
+        threads = attn_get_num_threads() / ranks->local_size;
+        if (threads < 1) threads = 1;
+    }
+    if (threads && attn_set_num_threads((int)threads) != ATTN_OK) return cli_fail("train");
+    return EXIT_OK;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_options o;
+    int status = parse_options(argc, argv, &o);
+    if (status != EXIT_OK) return status < 0 ? EXIT_OK : status;
+    cli_ranks ranks;
+    if ((status = cli_ranks_join(&ranks))) return status;
+    /* From here a signal stops the run after its first step at the latest. */
+    cli_catch_interrupt();
+    o.lm.ranks = &ranks;
+    status = set_threads(o.threads, &ranks);
+    if (status == EXIT_OK) status = o.text ? cli_train_text(&o.lm) : train_seq2seq(&o);
+    /* A rank that failed before the training loop (its files, its memory) ends
+     * them all: the others wait for it in the loop's first exchange. */
+    if (status != EXIT_OK && !ranks.in_loop) cli_ranks_abort(&ranks, status);
+    cli_ranks_leave(&ranks);
     return status;
 }

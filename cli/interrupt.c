@@ -23,13 +23,11 @@ void cli_catch_interrupt(void)
         sigaction(signals[i], &action, NULL);
 }
 
-bool cli_interrupted(void) { return caught != 0; }
+int cli_interrupt_status(void) { return caught ? 128 + caught : 0; }
 
-int cli_interrupt_status(void) { return 128 + caught; }
-
-const char *cli_interrupt_name(void)
+const char *cli_interrupt_name(int status)
 {
-    switch (caught) {
+    switch (status - 128) {
     case SIGTERM: return "SIGTERM";
     case SIGHUP: return "SIGHUP";
     default: return "SIGINT";

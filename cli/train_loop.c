@@ -20,18 +20,19 @@ static uint8_t *matrices_mask(const attn_params *p)
     return mask;
 }
 
-/* Says that a run stopped (interrupted or at --stop-at) and how to resume it. */
-static int stopped(int64_t step, int64_t steps, const char *out)
+/* Says that a run stopped (at --stop-at, or interrupted: signal is the status
+ * of the signal that stopped it, 0 for none) and how to resume it. */
+static int stopped(int64_t step, int64_t steps, const char *out, int signal)
 {
-    if (!cli_interrupted()) {
+    if (signal == 0) {
         fprintf(stderr, "stopped after step %lld of %lld; continue with: attn train --resume %s\n",
                 (long long)step, (long long)steps, out);
         return EXIT_OK;
     }
     fprintf(stderr,
             "interrupted (%s) after step %lld of %lld; continue with: attn train --resume %s\n",
-            cli_interrupt_name(), (long long)step, (long long)steps, out);
-    return cli_interrupt_status();
+            cli_interrupt_name(signal), (long long)step, (long long)steps, out);
+    return signal;
 }
 
 /* Names the last good checkpoint only if there is one: the last this run wrote,
@@ -66,6 +67,14 @@ static void print_validation(const cli_trainer *t, const cli_train_window *w)
             cli_now() - t->start);
 }
 
+void cli_print_ranks(const cli_train_totals *totals)
+{
+    if (totals->ranks == 1) return;
+    printf("%d ranks, %d micro-batch%s each per step: %.2f ms/step exchanging gradients\n",
+           totals->ranks, totals->accumulate, totals->accumulate == 1 ? "" : "es",
+           totals->steps ? 1000.0 * totals->exchange_seconds / (double)totals->steps : 0.0);
+}
+
 int cli_check_resumed_steps(bool steps_given, int64_t steps, int64_t done)
 {
     if (!steps_given || steps >= done) return EXIT_OK;
@@ -73,45 +82,170 @@ int cli_check_resumed_steps(bool steps_given, int64_t steps, int64_t done)
                            (long long)steps, (long long)done);
 }
 
+/* A checksum of n floats, as a double that holds it exactly. */
+static double checksum(const float *x, size_t n)
+{
+    return n ? (double)attn_crc32c(0, x, n * sizeof *x) : 0.0;
+}
+
+static double checksum_string(const char *s) { return (double)attn_crc32c(0, s, strlen(s)); }
+
+/* Every rank must run the same build on the same model with the same options:
+ * otherwise the sums would add unlike things, or a rank would wait forever for
+ * one that stopped. The ranks compare what decides the run, and all return
+ * EXIT_USAGE if any differs, rank 0 saying where. */
+static int check_ranks_agree(const cli_trainer *t)
+{
+    if (t->ranks->size == 1) return EXIT_OK;
+    const cli_train_options *o = t->train;
+    const struct {
+        const char *what;
+        double value;
+        const char *text; /* what the value stands for on rank 0, if it is a checksum */
+    } items[] = {
+        {"attn version", checksum_string(ATTN_VERSION_STRING), ATTN_VERSION_STRING},
+        {"instruction set (attn info: simd; ATTN_SIMD sets it)",
+         checksum_string(attn_simd_variant()), attn_simd_variant()},
+        {"GEMM backend", checksum_string(attn_gemm_backend()), attn_gemm_backend()},
+        {"parameter count", (double)t->params->total, NULL},
+        {"parameters (their checksums differ)", checksum(t->params->data, t->params->total), ""},
+        {"buffers (their checksums differ)",
+         t->buffers ? checksum(t->buffers->data, t->buffers->total) : 0.0, ""},
+        {"step to start from", (double)*t->step, NULL},
+        {"--steps", (double)o->steps, NULL},
+        {"--batch", (double)o->batch, NULL},
+        {"--warmup", (double)o->warmup, NULL},
+        {"--eval-every", (double)o->eval_every, NULL},
+        {"--lr", o->lr, NULL},
+        {"--min-lr", o->min_lr, NULL},
+        {"--weight-decay", o->weight_decay, NULL},
+        {"--clip", o->clip, NULL},
+        {"--label-smoothing", o->label_smoothing, NULL},
+        {"--seed", (double)o->seed, NULL},
+        {"--stop-at", (double)t->stop_at, NULL},
+        {"--accumulate", t->accumulate, NULL},
+        {"--zero", t->zero, NULL},
+        {"checkpoint path", checksum_string(t->out), t->out},
+    };
+    enum { ITEMS = sizeof items / sizeof items[0] };
+    const int P = t->ranks->size;
+    double mine[ITEMS], *all = malloc((size_t)P * ITEMS * sizeof *all);
+    if (all == NULL) {
+        fprintf(stderr, "attn train: out of memory\n");
+        cli_ranks_abort(t->ranks, EXIT_RUNTIME);
+        return EXIT_RUNTIME;
+    }
+    for (int i = 0; i < ITEMS; i++) mine[i] = items[i].value;
+    cli_ranks_gather_doubles(t->ranks, mine, ITEMS, all);
+    int status = EXIT_OK;
+    for (int k = 1; k < P && status == EXIT_OK; k++)
+        for (int i = 0; i < ITEMS; i++) {
+            const double first = all[i], other = all[(size_t)k * ITEMS + i];
+            if (memcmp(&first, &other, sizeof first) == 0) continue;
+            if (t->ranks->rank == 0) {
+                fprintf(stderr, "attn train: rank %d differs from rank 0 in its %s ", k,
+                        items[i].what);
+                if (items[i].text == NULL)
+                    fprintf(stderr, "(%.9g, not %.9g)", other, first);
+                else if (items[i].text[0])
+                    fprintf(stderr, "(rank 0's: %s)", items[i].text);
+                fprintf(stderr, "; every rank must run the same attn build with the same "
+                                "options and files\n");
+            }
+            status = EXIT_USAGE;
+            break;
+        }
+    free(all);
+    return status;
+}
+
+/* Rank 0 saves; with sharded moments every rank first sends it its shard. */
+static int save(const cli_trainer *t, const cli_parallel *par)
+{
+    attn_adamw whole;
+    const attn_adamw *opt = cli_parallel_whole_optimizer(par, t->opt, &whole);
+    int status = t->ranks->rank == 0 ? t->ops->save(t->run, t->out, opt) : EXIT_OK;
+    cli_parallel_release_whole(par, &whole);
+    return status;
+}
+
+/* One step: this rank's micro-batches, the sums over the ranks, the update. A
+ * failure of this rank alone ends every rank (cli_ranks_abort); the others
+ * cannot leave the collective they wait in. */
+static int take_step(const cli_trainer *t, cli_parallel *par, const uint8_t *decay, bool count,
+                     cli_step_stats *s, int *stop, const char *last_good)
+{
+    const cli_train_options *o = t->train;
+    const int64_t step = *t->step;
+    for (int k = 0; k < par->accumulate; k++) {
+        cli_micro_batch mb = cli_parallel_micro_batch(par, k, o->batch, o->seed);
+        cli_step_stats micro = {0};
+        cli_parallel_begin(par, k);
+        int status = t->ops->step(t->run, step, &mb, count, &micro);
+        if (status != EXIT_OK) {
+            cli_ranks_abort(t->ranks, status);
+            return status;
+        }
+        cli_parallel_add(par, k, &micro);
+    }
+    *stop = cli_interrupt_status();
+    cli_parallel_reduce(par, s, stop);
+    /* Every rank has the same loss and norm, so all refuse a diverged step. */
+    double norm = NAN;
+    if (isfinite(s->loss)) {
+        float lr = attn_lr_warmup_cosine(step, o->warmup, o->steps, o->lr, o->min_lr);
+        int status = cli_parallel_update(par, o->clip > 0 ? o->clip : INFINITY, t->opt, decay, lr,
+                                         &norm);
+        if (status != EXIT_OK) {
+            cli_ranks_abort(t->ranks, status);
+            return status;
+        }
+    }
+    if (!isfinite(s->loss) || !isfinite(norm)) {
+        if (t->ranks->rank == 0) diverged(step, s->loss, norm, last_good);
+        return EXIT_RUNTIME;
+    }
+    *t->step = step + 1;
+    return EXIT_OK;
+}
+
 int cli_train(const cli_trainer *t)
 {
     const cli_train_ops *ops = t->ops;
     const cli_train_options *o = t->train;
-    attn_params *params = t->params;
+    const bool root = t->ranks->rank == 0;
+    t->ranks->in_loop = true;
+    int status = check_ranks_agree(t);
+    if (status != EXIT_OK) return status;
+    cli_parallel par;
+    status = cli_parallel_init(&par, t->ranks, t->accumulate, t->zero, o->batch, t->params,
+                                   t->buffers, t->opt);
+    if (status != EXIT_OK) return status;
     uint8_t *decay = NULL;
-    if (ops->decay_matrices_only && (decay = matrices_mask(params)) == NULL) {
+    if (ops->decay_matrices_only && (decay = matrices_mask(t->params)) == NULL) {
         fprintf(stderr, "attn train: out of memory\n");
+        cli_parallel_free(&par);
         return EXIT_RUNTIME;
     }
-    cli_catch_interrupt();
     int64_t last = t->stop_at && t->stop_at < o->steps ? t->stop_at : o->steps;
     cli_progress progress;
     cli_progress_init(&progress, *t->step, o->steps);
+    if (!root) progress.active = false;
     cli_train_window w = {0};
-    cli_train_totals totals = {.last_loss = NAN};
+    cli_train_totals totals = {
+        .last_loss = NAN, .ranks = t->ranks->size, .accumulate = t->accumulate};
     double loop_start = cli_now();
-    int status = EXIT_OK;
     bool saved = false; /* the checkpoint holds the current step */
+    int stop = 0;       /* a rank's signal: all stop after this step, with its status */
     const char *last_good = t->resumed_from;
-    while (*t->step < last && !cli_interrupted()) {
-        int64_t step = *t->step;
+    while (*t->step < last && !stop) {
         double start = cli_now();
-        cli_step_stats s = {0};
-        attn_params_zero_grad(params);
-        if ((status = ops->step(t->run, step, progress.active, &s))) break;
-        double norm = attn_clip_grad_norm(params->grad, params->total,
-                                          o->clip > 0 ? o->clip : INFINITY);
-        if (!isfinite(s.loss) || !isfinite(norm)) {
+        cli_step_stats s;
+        if ((status = take_step(t, &par, decay, progress.active, &s, &stop, last_good))) {
             cli_progress_clear(&progress);
-            status = diverged(step, s.loss, norm, last_good);
             break;
         }
-        float lr = attn_lr_warmup_cosine(step, o->warmup, o->steps, o->lr, o->min_lr);
-        if (attn_adamw_step(t->opt, params->data, params->grad, decay, lr) != ATTN_OK) {
-            status = cli_fail("train");
-            break;
-        }
-        *t->step = ++step;
+        const int64_t step = *t->step;
         saved = false;
         double seconds = cli_now() - start;
         add_step(&w, &s, seconds);
@@ -124,10 +258,13 @@ int cli_train(const cli_trainer *t)
                                 (float)(w.correct / w.predicted), w.tokens / w.seconds);
         /* eval_every 0 (a language model's timing runs): only at the end. */
         if ((o->eval_every > 0 && step % o->eval_every == 0) || step == o->steps) {
-            if ((status = ops->validate(t->run))) break;
-            cli_progress_clear(&progress);
-            print_validation(t, &w);
-            if ((status = ops->save(t->run, t->out, t->opt))) break;
+            if (root) {
+                if ((status = ops->validate(t->run))) cli_ranks_abort(t->ranks, status);
+                cli_progress_clear(&progress);
+                print_validation(t, &w);
+            }
+            if (status == EXIT_OK && (status = save(t, &par))) cli_ranks_abort(t->ranks, status);
+            if (status) break;
             saved = true;
             last_good = t->out;
             w = (cli_train_window){0};
@@ -135,9 +272,15 @@ int cli_train(const cli_trainer *t)
     }
     cli_progress_clear(&progress);
     totals.loop_seconds = cli_now() - loop_start;
+    totals.exchange_seconds = par.exchange_seconds;
     free(decay);
-    if (status == EXIT_OK && !saved) status = ops->save(t->run, t->out, t->opt);
+    if (status == EXIT_OK && !saved && (status = save(t, &par)))
+        cli_ranks_abort(t->ranks, status);
+    cli_parallel_free(&par);
     if (status != EXIT_OK) return status;
-    if (cli_interrupted() || *t->step < o->steps) return stopped(*t->step, o->steps, t->out);
-    return ops->finish(t->run, &totals, t->out);
+    if (stop || *t->step < o->steps) {
+        if (root) return stopped(*t->step, o->steps, t->out, stop);
+        return stop;
+    }
+    return root ? ops->finish(t->run, &totals, t->out) : EXIT_OK;
 }

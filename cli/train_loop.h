@@ -7,14 +7,7 @@
 #define ATTN_CLI_TRAIN_LOOP_H
 
 #include "cli.h"
-
-/* What one step adds to the sums of the progress and validation lines. */
-typedef struct cli_step_stats {
-    double loss;               /* the step's mean loss */
-    double loss_weight;        /* its weight in the mean loss of the steps shown */
-    double correct, predicted; /* tokens predicted right, of those predicted */
-    double tokens;             /* tokens processed, for the throughput */
-} cli_step_stats;
+#include "data_parallel.h"
 
 /* The sums since the last validation. */
 typedef struct cli_train_window {
@@ -29,6 +22,8 @@ typedef struct cli_train_totals {
     double loop_seconds; /* the loop, validations and checkpoints included */
     double tokens;
     double last_loss; /* NaN when no step was taken */
+    int ranks, accumulate;
+    double exchange_seconds; /* of the steps, in the ranks' exchanges (rank 0's) */
 } cli_train_totals;
 
 /* What differs between the model kinds. Every function gets the kind's run
@@ -39,18 +34,20 @@ typedef struct cli_train_ops {
      * or only those of 2 dimensions (weights and embeddings), as nanoGPT
      * groups them. */
     bool decay_matrices_only;
-    /* Builds the batch of step `step` (it depends only on the seed and the
-     * step, so a resumed run repeats it) and runs the forward and backward
-     * passes, the gradients zeroed before. stats->correct is needed only with
-     * count_correct (the progress line is shown). */
-    int (*step)(void *run, int64_t step, bool count_correct, cli_step_stats *stats);
-    /* Validates the model, keeping the result for print_validation. */
+    /* Builds micro-batch mb of step `step` (its rows depend only on the seed,
+     * the step and the row, so a resumed run repeats them, and so do runs of any
+     * number of micro-batches) and runs the forward and backward passes into the
+     * zeroed gradients, dropout and samples drawn from mb->seed. stats->correct
+     * is needed only with count_correct (the progress line is shown). */
+    int (*step)(void *run, int64_t step, const cli_micro_batch *mb, bool count_correct,
+                cli_step_stats *stats);
+    /* Validates the model, keeping the result for print_validation (rank 0 only). */
     int (*validate)(void *run);
     /* The middle of the validation line: the result, then two spaces. */
     void (*print_validation)(const void *run, const cli_train_window *w);
     /* Writes the model and the optimizer's state atomically to out. */
     int (*save)(const void *run, const char *out, const attn_adamw *opt);
-    /* After the schedule's last step: the final evaluation and report. */
+    /* After the schedule's last step: the final evaluation and report (rank 0). */
     int (*finish)(void *run, const cli_train_totals *totals, const char *out);
 } cli_train_ops;
 
@@ -59,7 +56,11 @@ typedef struct cli_trainer {
     const cli_train_ops *ops;
     void *run;
     attn_params *params;
+    attn_params *buffers; /* saved but not trained (may be NULL) */
     attn_adamw *opt;
+    cli_ranks *ranks;       /* the run's processes: rank 0 reports and saves */
+    int accumulate;         /* micro-batches per rank and step */
+    bool zero;              /* shard AdamW's moments over the ranks (ZeRO-1) */
     const cli_train_options *train;
     int64_t *step;   /* the run's count of steps done, advanced by the loop */
     int64_t stop_at; /* stop after this step, as if interrupted (0: never) */
@@ -71,6 +72,10 @@ typedef struct cli_trainer {
 /* A resumed run's --steps (when given) must not be below the steps it has done;
  * EXIT_USAGE after saying so, else EXIT_OK. */
 int cli_check_resumed_steps(bool steps_given, int64_t steps, int64_t done);
+
+/* The report's line on the ranks (nothing for one process): their count and
+ * the time per step spent exchanging gradients. */
+void cli_print_ranks(const cli_train_totals *totals);
 
 /* Trains from *t->step to the schedule's end or --stop-at; returns the exit
  * status (128 + the signal after SIGINT, SIGTERM or SIGHUP). */

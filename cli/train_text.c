@@ -169,9 +169,11 @@ static void print_report(const text_run *r, const cli_train_totals *s, const cha
         printf(", \"valid_loss\": ");
         print_number(r->valid_loss);
         printf(", \"valid_windows\": %lld, \"ms_per_step\": %.3f, \"tokens_per_s\": %.1f, "
-               "\"train_seconds\": %.3f, \"wall_seconds\": %.3f, \"checkpoint\": ",
+               "\"train_seconds\": %.3f, \"wall_seconds\": %.3f, \"ranks\": %d, "
+               "\"accumulate\": %d, \"exchange_ms_per_step\": %.3f, \"checkpoint\": ",
                (long long)r->valid_windows, ms_per_step, tokens_per_s, s->step_seconds,
-               cli_now() - r->wall_start);
+               cli_now() - r->wall_start, s->ranks, s->accumulate,
+               s->steps ? 1000.0 * s->exchange_seconds / (double)s->steps : 0.0);
         cli_json_string(stdout, out);
         printf("}\n");
         return;
@@ -184,24 +186,27 @@ static void print_report(const text_run *r, const cli_train_totals *s, const cha
     printf("train loss %.4f, valid loss %.4f over %lld windows; %.1f ms/step, %.1fk tokens/s\n",
            s->last_loss, r->valid_loss, (long long)r->valid_windows, ms_per_step,
            tokens_per_s / 1000.0);
+    cli_print_ranks(s);
     printf("saved %s\n", out);
 }
 
-static int text_step(void *run, int64_t step, bool count_correct, cli_step_stats *stats)
+static int text_step(void *run, int64_t step, const cli_micro_batch *mb, bool count_correct,
+                     cli_step_stats *stats)
 {
     text_run *r = run;
     const cli_train_options *t = &r->model->train.opt;
     batch *b = &r->b;
-    attn_gpt_pass pass = {.training = true, .step = step, .seed = t->seed};
+    attn_gpt_pass pass = {.training = true, .step = step, .seed = mb->seed};
     float loss = 0.0f;
-    if (attn_text_train_batch(r->text, t->seed, step, b->B, b->T, b->x, b->y) != ATTN_OK ||
-        attn_gpt_forward(r->model->model, &loss, b->x, b->y, b->B, b->T, &pass) != ATTN_OK ||
+    if (attn_text_train_batch(r->text, t->seed, step, mb->first, mb->rows, b->T, b->x, b->y) !=
+            ATTN_OK ||
+        attn_gpt_forward(r->model->model, &loss, b->x, b->y, mb->rows, b->T, &pass) != ATTN_OK ||
         attn_gpt_backward(r->model->model) != ATTN_OK)
         return cli_fail("train");
-    size_t n = (size_t)b->B * (size_t)b->T;
-    /* Every step predicts B T tokens, so steps weigh the same; the argmax over
-     * the vocabulary costs a pass over the logits, made only for the progress line. */
-    *stats = (cli_step_stats){.loss = loss, .loss_weight = 1.0, .predicted = (double)n,
+    size_t n = (size_t)mb->rows * (size_t)b->T;
+    /* The loss is a mean over the micro-batch's tokens; the argmax over the
+     * vocabulary costs a pass over the logits, made only for the progress line. */
+    *stats = (cli_step_stats){.loss = loss, .loss_weight = (double)n, .predicted = (double)n,
                               .tokens = (double)n};
     if (count_correct)
         stats->correct = (double)correct_tokens(attn_gpt_logits(r->model->model), b->y, n,
@@ -270,6 +275,9 @@ static int train(const cli_text_run *o, cli_gpt_model *model, attn_adamw *opt,
                                .run = &run,
                                .params = attn_gpt_params(model->model),
                                .opt = opt,
+                               .ranks = o->ranks,
+                               .accumulate = o->accumulate,
+                               .zero = o->zero,
                                .train = t,
                                .step = &model->step,
                                .stop_at = o->stop_at,

@@ -2,8 +2,9 @@
 # Installs the Debian packages attn needs that are missing, and nothing else:
 # every package comes from Debian's archive through apt, nothing from anywhere else.
 #   scripts/setup.sh build   compiler, CMake and the libraries the tool links
-#   scripts/setup.sh test    the above, plus cmocka, PyTorch, clang's fuzzer and Chromium
-#                            (the interactive attention page's test)
+#   scripts/setup.sh test    the above, plus cmocka, PyTorch, clang's fuzzer, Chromium
+#                            (the interactive attention page's test) and Open MPI
+#                            (data-parallel attn train under mpirun)
 #   scripts/setup.sh bench   the test packages, plus OpenBLAS for PyTorch: the
 #                            benchmarks' baseline is PyTorch on OpenBLAS, not on
 #                            Debian's default reference BLAS
@@ -13,7 +14,8 @@
 set -euo pipefail
 
 build_packages=(gcc make cmake pkg-config libdnnl-dev libcjson-dev libcairo2-dev)
-test_packages=(libcmocka-dev python3 python3-numpy python3-torch python3-pytest clang libclang-rt-dev chromium)
+test_packages=(libcmocka-dev python3 python3-numpy python3-torch python3-pytest clang libclang-rt-dev chromium
+               libopenmpi-dev openmpi-bin)
 bench_packages=(libopenblas0-openmp)
 ci_packages=(mmdebstrap git)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: unit tests, conformance with PyTorch, the installed-library check,
-# the exported symbols and the import cycles in a -Werror build; the unit tests
+# the exported symbols, the import cycles and data-parallel training under mpirun
+# in a -Werror build with MPI; a build without MPI refusing mpirun; the unit tests
 # again under AddressSanitizer+UBSan, and without OpenMP once per instruction set
 # the CPU runs; the safetensors loader fuzzed for FUZZ_SECONDS (default 60), the
 # attention-record loader for RECORD_FUZZ_SECONDS (default 30) and the model files'
@@ -13,13 +14,16 @@ jobs=$(nproc)
 scripts/setup.sh test
 
 echo "== unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
-cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DATTN_WERROR=ON -DATTN_SANITIZE=ON >/dev/null
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DATTN_WERROR=ON -DATTN_SANITIZE=ON \
+  -DATTN_MPI=OFF >/dev/null
 cmake --build build-sanitize -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-sanitize -L unit --output-on-failure
 
 echo "== unit tests without OpenMP, under each instruction set (ATTN_SIMD)"
-cmake -S . -B build-noomp -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON -DATTN_OPENMP=OFF >/dev/null
+# Built without MPI too: the tool must then refuse to run as one of several ranks.
+cmake -S . -B build-noomp -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON -DATTN_OPENMP=OFF \
+  -DATTN_MPI=OFF >/dev/null
 cmake --build build-noomp -j"$jobs"
 for isa in avx512 avx2 scalar; do
   if ATTN_SIMD=$isa ./build-noomp/attn info --json | grep -q "\"simd\": \"$isa\""; then
@@ -30,9 +34,20 @@ for isa in avx512 avx2 scalar; do
   fi
 done
 
+echo "-- a tool built without MPI refuses to train as one of 2 ranks"
+refusal=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
+  ./build-noomp/attn train --steps 1 --out build-noomp/refused.safetensors 2>&1 || true)
+if grep -q "started as one of 2 MPI ranks, but this attn is built without MPI" <<<"$refusal"; then
+  echo "ok"
+else
+  echo "test: the tool built without MPI did not refuse to run under mpirun:" >&2
+  echo "$refusal" >&2
+  exit 1
+fi
+
 echo "== fuzzing the safetensors loader for ${FUZZ_SECONDS:-60} s"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DATTN_BUILD_FUZZ=ON \
-  -DATTN_BUILD_TESTS=OFF -DATTN_OPENMP=OFF >/dev/null
+  -DATTN_BUILD_TESTS=OFF -DATTN_OPENMP=OFF -DATTN_MPI=OFF >/dev/null
 cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors
 rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
 python3 fuzz/make_seed_corpus.py build-fuzz/corpus
@@ -56,7 +71,7 @@ python3 fuzz/make_model_corpus.py build-fuzz/attn build-fuzz/model-corpus
   -malloc_limit_mb=64 -close_fd_mask=2 -dict=fuzz/model_file.dict -print_final_stats=1 \
   build-fuzz/model-corpus 2>&1 | tail -n 12
 
-echo "== every test, -Werror build"
-cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON >/dev/null
+echo "== every test, -Werror build, with MPI (scripts/setup.sh test installs Open MPI)"
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON -DATTN_MPI=ON >/dev/null
 cmake --build build-test -j"$jobs"
 ctest --test-dir build-test --output-on-failure

@@ -190,18 +190,20 @@ ATTN_API attn_status attn_text_from_memory(attn_text *t, const char *name, const
                                            size_t n, attn_text_unit unit, int block_size);
 ATTN_API void attn_text_free(attn_text *t);
 
-/* Training batch of a step: B windows of T + 1 tokens from the training split, the
- * b-th starting at attn_text_train_start(t, seed, step, b, T); x: (B, T) the window's
- * first T tokens, y: (B, T) its last T (the next token of each). T in
- * [1, train_count - 1], step >= 0.
+/* Rows first .. first + B - 1 of a step's training batch: windows of T + 1 tokens
+ * from the training split, row b starting at attn_text_train_start(t, seed, step,
+ * b, T); x: (B, T) the windows' first T tokens, y: (B, T) their last T (the next
+ * token of each). A row depends only on (seed, step, b), so a batch split into
+ * parts (gradient accumulation, data-parallel ranks) holds the same windows as
+ * the whole. T in [1, train_count - 1], step >= 0, first >= 0.
  * The start is, with w = attn_philox4x32(seed, step, b) (the key is the seed, the
  * counter's high word the step and its low word b):
  *   start = (((uint64_t)w[0] << 32) | w[1]) % (train_count - T)
  * (-1 for a NULL text, step < 0, b < 0 or T outside that range). */
 ATTN_API int64_t attn_text_train_start(const attn_text *t, uint64_t seed, int64_t step, int b,
                                        int T);
-ATTN_API attn_status attn_text_train_batch(const attn_text *t, uint64_t seed, int64_t step, int B,
-                                           int T, int32_t *x, int32_t *y);
+ATTN_API attn_status attn_text_train_batch(const attn_text *t, uint64_t seed, int64_t step,
+                                           int first, int B, int T, int32_t *x, int32_t *y);
 
 /* Validation windows: count = min(max_windows, (n_valid - 1) / T) of them (n_valid
  * the validation tokens; 0 if T < 1 or max_windows < 1), window k starting at

@@ -75,6 +75,21 @@ ATTN_API attn_status attn_adamw_step(attn_adamw *opt, float *params, const float
  * unchanged, with the reason in attn_last_error(). */
 ATTN_API double attn_clip_grad_norm(float *grads, size_t n, double max_norm);
 
+/* The norm in parts, for a gradient held in shards (data-parallel training).
+ * attn_clip_grad_norm sums the squares in double per block of ATTN_NORM_BLOCK
+ * elements, then adds the block sums in block order; a shard that starts at a
+ * multiple of ATTN_NORM_BLOCK yields its blocks' sums, and the sums of all
+ * shards in order give the norm of the whole, bit for bit.
+ *   attn_square_sums   x: (n) -> sums: (attn_norm_blocks(n)), each block's sum of squares
+ *   attn_norm_of_sums  the square root of the sums added in order
+ *   attn_clip_to_norm  scales grads: (n) as attn_clip_grad_norm does for that norm
+ *                      (nothing for a norm that is not finite) */
+#define ATTN_NORM_BLOCK 4096
+ATTN_API size_t attn_norm_blocks(size_t n);
+ATTN_API void attn_square_sums(const float *x, size_t n, double *sums);
+ATTN_API double attn_norm_of_sums(const double *sums, size_t blocks);
+ATTN_API void attn_clip_to_norm(float *grads, size_t n, double norm, double max_norm);
+
 /* ---- learning-rate schedule: linear warm-up, then cosine decay --------------------------------
  * step 0-based. lr_max * (step + 1) / warmup while step < warmup; then
  * lr_min + (lr_max - lr_min) * (1 + cos(pi * progress)) / 2 with progress =

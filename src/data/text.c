@@ -3,6 +3,7 @@
  * training and validation batches are cut from. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,15 +319,19 @@ int64_t attn_text_train_start(const attn_text *t, uint64_t seed, int64_t step, i
     return (int64_t)(r % (uint64_t)(t->train_count - T));
 }
 
-attn_status attn_text_train_batch(const attn_text *t, uint64_t seed, int64_t step, int B, int T,
-                                  int32_t *x, int32_t *y)
+attn_status attn_text_train_batch(const attn_text *t, uint64_t seed, int64_t step, int first,
+                                  int B, int T, int32_t *x, int32_t *y)
 {
     attn_status s;
     if ((s = check_text(t)) || (s = check_window(T, t->train_count, "training")) ||
-        (s = check_batch_out(B, x, y)) || (s = attn_check_at_least(step, 0, "step")))
+        (s = check_batch_out(B, x, y)) || (s = attn_check_at_least(step, 0, "step")) ||
+        (s = attn_check_at_least(first, 0, "first row")))
         return s;
+    if (B > INT_MAX - first)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "%d rows from row %d pass the last row number, %d", B, first, INT_MAX);
     for (int b = 0; b < B; b++) {
-        int64_t start = attn_text_train_start(t, seed, step, b, T);
+        int64_t start = attn_text_train_start(t, seed, step, first + b, T);
         cut_window(t, start, T, x + (size_t)b * (size_t)T, y + (size_t)b * (size_t)T);
     }
     return ATTN_OK;

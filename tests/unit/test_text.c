@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -493,7 +494,7 @@ static void test_train_batches(void **state)
         int B = 8 + (int)attn_rng_below(&rng, BMAX - 7), T = 1 + (int)attn_rng_below(&rng, TMAX);
         uint64_t seed = ((uint64_t)attn_rng_u32(&rng) << 32) | attn_rng_u32(&rng);
         int64_t step = attn_rng_below(&rng, 100000);
-        assert_int_equal(attn_text_train_batch(&t, seed, step, B, T, x, y), ATTN_OK);
+        assert_int_equal(attn_text_train_batch(&t, seed, step, 0, B, T, x, y), ATTN_OK);
         for (int b = 0; b < B; b++) {
             /* The documented formula, from the Philox block at (seed; step, b). */
             uint32_t w[4];
@@ -509,7 +510,16 @@ static void test_train_batches(void **state)
         expect_windows(&t, starts, B, T, x, y);
 
         /* The same step again: the same batch; the next step or another seed: others. */
-        assert_int_equal(attn_text_train_batch(&t, seed, step, B, T, x2, y2), ATTN_OK);
+        assert_int_equal(attn_text_train_batch(&t, seed, step, 0, B, T, x2, y2), ATTN_OK);
+        assert_memory_equal(x2, x, (size_t)B * T * sizeof *x);
+        assert_memory_equal(y2, y, (size_t)B * T * sizeof *y);
+        /* Cut in two at any row, the parts hold the whole batch's rows. */
+        int cut = (int)attn_rng_below(&rng, (uint32_t)B + 1);
+        assert_int_equal(attn_text_train_batch(&t, seed, step, 0, cut, T, x2, y2),
+                         cut ? ATTN_OK : ATTN_ERR_INVALID_ARGUMENT);
+        assert_int_equal(attn_text_train_batch(&t, seed, step, cut, B - cut, T,
+                                               x2 + (size_t)cut * T, y2 + (size_t)cut * T),
+                         cut < B ? ATTN_OK : ATTN_ERR_INVALID_ARGUMENT);
         assert_memory_equal(x2, x, (size_t)B * T * sizeof *x);
         assert_memory_equal(y2, y, (size_t)B * T * sizeof *y);
         int differ = 0;
@@ -529,16 +539,19 @@ static void test_train_batches(void **state)
     snprintf(message, sizeof message, "block size %lld is outside [1, %lld]",
              (long long)t.train_count, (long long)t.train_count - 1);
     /* Only the arguments are checked before the windows are cut: x and y may be small. */
-    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 1, (int)t.train_count, x, y), message);
-    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 1, 0, x, y), "block size 0 is outside");
-    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 0, 4, x, y), "batch size is 0");
-    test_expect_invalid(attn_text_train_batch(&t, 1, -1, 1, 4, x, y), "step is -1");
-    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 1, 4, NULL, y), "x is NULL");
+    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 0, 1, (int)t.train_count, x, y), message);
+    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 0, 1, 0, x, y), "block size 0 is outside");
+    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 0, 0, 4, x, y), "batch size is 0");
+    test_expect_invalid(attn_text_train_batch(&t, 1, -1, 0, 1, 4, x, y), "step is -1");
+    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 0, 1, 4, NULL, y), "x is NULL");
+    test_expect_invalid(attn_text_train_batch(&t, 1, 0, -1, 1, 4, x, y), "first row is -1");
+    test_expect_invalid(attn_text_train_batch(&t, 1, 0, INT_MAX, 2, 4, x, y),
+                        "2 rows from row 2147483647 pass the last row number");
     assert_int_equal(attn_text_train_start(&t, 1, 0, 0, (int)t.train_count), -1);
     assert_int_equal(attn_text_train_start(&t, 1, -1, 0, 4), -1);
     assert_int_equal(attn_text_train_start(NULL, 1, 0, 0, 4), -1);
     attn_text_free(&t);
-    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 1, 4, x, y), "has no loaded split");
+    test_expect_invalid(attn_text_train_batch(&t, 1, 0, 0, 1, 4, x, y), "has no loaded split");
 }
 
 static void test_valid_windows(void **state)

@@ -379,6 +379,40 @@ static void test_adamw_rejects_bad_input(void **state)
 
 /* ---- gradient clipping ------------------------------------------------------------------ */
 
+/* The norm from block-aligned shards (each rank's part in data-parallel training)
+ * is the whole's, bit for bit, and the clipping of a shard is the whole's slice. */
+static void test_norm_in_shards(void **state)
+{
+    (void)state;
+    attn_rng rng = test_rng(301);
+    for (int trial = 0; trial < 20; trial++) {
+        const size_t n = 1 + attn_rng_below(&rng, 12 * ATTN_NORM_BLOCK);
+        const size_t blocks = attn_norm_blocks(n);
+        float *g = test_random(&rng, n, -3, 3), *whole = malloc(n * sizeof *whole);
+        double *sums = malloc(blocks * sizeof *sums);
+        memcpy(whole, g, n * sizeof *g);
+        const double max_norm = trial % 2 ? INFINITY : 1.0;
+        const double norm = attn_clip_grad_norm(whole, n, max_norm);
+        /* Shards of whole blocks, cut at random block boundaries. */
+        size_t first = 0, b = 0;
+        while (first < n) {
+            size_t take = 1 + attn_rng_below(&rng, (uint32_t)(blocks - b));
+            size_t count = take * ATTN_NORM_BLOCK < n - first ? take * ATTN_NORM_BLOCK : n - first;
+            attn_square_sums(g + first, count, sums + b);
+            first += count;
+            b += take;
+        }
+        assert_int_equal(b, blocks);
+        const double shard_norm = attn_norm_of_sums(sums, blocks);
+        assert_memory_equal(&shard_norm, &norm, sizeof norm);
+        attn_clip_to_norm(g, n, shard_norm, max_norm);
+        assert_memory_equal(g, whole, n * sizeof *g);
+        free(g);
+        free(whole);
+        free(sums);
+    }
+}
+
 static void test_clip_grad_norm(void **state)
 {
     (void)state;
@@ -466,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_adamw_decay_mask),
         cmocka_unit_test(test_adamw_rejects_bad_input),
         cmocka_unit_test(test_clip_grad_norm),
+        cmocka_unit_test(test_norm_in_shards),
         cmocka_unit_test(test_warmup_cosine_schedule),
     };
     test_seed();
