@@ -38,6 +38,9 @@ static void print_help(void)
            "split's exact-match accuracy (a language model: the validation loss). Ctrl-C\n"
            "(or SIGTERM, SIGHUP) stops after the current step and saves a checkpoint that\n"
            "--resume continues exactly; the status is then 128 + the signal (130, 143, 129).\n"
+           "Under mpirun (`mpirun -np N attn train ...`, attn built with MPI: attn info)\n"
+           "each rank trains on a part of every batch and the checkpoint equals that of\n"
+           "--accumulate N in one process; rank 0 reports and saves.\n"
            "\n"
            "  --task NAME        dates, reverse, sort, copy, or text (default dates)\n"
            "  --steps N          training steps, the length of the schedule (default\n"
@@ -573,14 +576,14 @@ static void print_report(const train_options *o, const cli_model *run, const cli
                "\"batch\": %lld, \"test_examples\": %lld, \"test_exact\": %lld, "
                "\"test_accuracy\": %.4f, \"train_seconds\": %.3f, \"tokens_per_second\": %.1f, "
                "\"parameters\": %zu, \"ms_per_step\": %.3f, \"ranks\": %d, \"accumulate\": %d, "
-               "\"exchange_ms_per_step\": %.3f, \"checkpoint\": ",
+               "\"exchange_ms_per_step\": %.3f, \"wait_ms_per_step\": %.3f, \"checkpoint\": ",
                attn_task_name(run->task.kind), attn_seq2seq_arch_name(cfg->arch),
                attn_attention_kind_name(cfg->attention), (long long)run->step,
                (long long)run->train.batch, (long long)test->examples, (long long)test->exact,
                accuracy, seconds, tokens_per_second, attn_seq2seq_params(run->model)->total,
-               totals->steps ? 1000.0 * totals->step_seconds / (double)totals->steps : 0.0,
-               totals->ranks, totals->accumulate,
-               totals->steps ? 1000.0 * totals->exchange_seconds / (double)totals->steps : 0.0);
+               cli_ms_per_step(totals, totals->step_seconds), totals->ranks, totals->accumulate,
+               cli_ms_per_step(totals, totals->exchange_seconds),
+               cli_ms_per_step(totals, totals->wait_seconds));
         cli_json_string(stdout, out);
         printf("}\n");
         return;

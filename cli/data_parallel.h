@@ -56,7 +56,8 @@ typedef struct cli_parallel {
     double *gathered;    /* (ranks x shared values) the sums every rank sends */
     double *local;       /* (shared values) this rank's sums of the step */
     cli_step_stats only; /* a step of one micro-batch: its stats, as they are */
-    double exchange_seconds; /* spent in the ranks' collectives, waiting included */
+    double wait_seconds;     /* waiting for the other ranks to finish their passes */
+    double exchange_seconds; /* in the ranks' collectives once all are there */
 } cli_parallel;
 
 /* Prepares the steps of a run of `batch` rows over the ranks; with zero, opt

@@ -40,6 +40,9 @@ void cli_ranks_leave(const cli_ranks *r);
 /* Ends every rank at once with status; returns only in a run of one. */
 void cli_ranks_abort(const cli_ranks *r, int status);
 
+/* Returns when every rank has called it. */
+void cli_ranks_wait_all(const cli_ranks *r);
+
 /* all: (size * n) every rank's mine: (n), rank by rank. */
 void cli_ranks_gather_doubles(const cli_ranks *r, const double *mine, int n, double *all);
 

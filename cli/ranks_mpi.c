@@ -75,6 +75,11 @@ void cli_ranks_abort(const cli_ranks *r, int status)
     }
 }
 
+void cli_ranks_wait_all(const cli_ranks *r)
+{
+    if (r->size > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
 void cli_ranks_gather_doubles(const cli_ranks *r, const double *mine, int n, double *all)
 {
     if (r->size == 1) {

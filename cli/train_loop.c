@@ -67,12 +67,19 @@ static void print_validation(const cli_trainer *t, const cli_train_window *w)
             cli_now() - t->start);
 }
 
+double cli_ms_per_step(const cli_train_totals *totals, double seconds)
+{
+    return totals->steps ? 1000.0 * seconds / (double)totals->steps : 0.0;
+}
+
 void cli_print_ranks(const cli_train_totals *totals)
 {
     if (totals->ranks == 1) return;
-    printf("%d ranks, %d micro-batch%s each per step: %.2f ms/step exchanging gradients\n",
+    printf("%d ranks, %d micro-batch%s each per step; per step %.2f ms exchanging gradients, "
+           "%.2f ms waiting for other ranks\n",
            totals->ranks, totals->accumulate, totals->accumulate == 1 ? "" : "es",
-           totals->steps ? 1000.0 * totals->exchange_seconds / (double)totals->steps : 0.0);
+           cli_ms_per_step(totals, totals->exchange_seconds),
+           cli_ms_per_step(totals, totals->wait_seconds));
 }
 
 int cli_check_resumed_steps(bool steps_given, int64_t steps, int64_t done)
@@ -272,6 +279,7 @@ int cli_train(const cli_trainer *t)
     }
     cli_progress_clear(&progress);
     totals.loop_seconds = cli_now() - loop_start;
+    totals.wait_seconds = par.wait_seconds;
     totals.exchange_seconds = par.exchange_seconds;
     free(decay);
     if (status == EXIT_OK && !saved && (status = save(t, &par)))

@@ -23,7 +23,8 @@ typedef struct cli_train_totals {
     double tokens;
     double last_loss; /* NaN when no step was taken */
     int ranks, accumulate;
-    double exchange_seconds; /* of the steps, in the ranks' exchanges (rank 0's) */
+    double wait_seconds;     /* of the steps, rank 0's waiting for the other ranks */
+    double exchange_seconds; /* and in the ranks' exchanges once all are there */
 } cli_train_totals;
 
 /* What differs between the model kinds. Every function gets the kind's run
@@ -72,6 +73,9 @@ typedef struct cli_trainer {
 /* A resumed run's --steps (when given) must not be below the steps it has done;
  * EXIT_USAGE after saying so, else EXIT_OK. */
 int cli_check_resumed_steps(bool steps_given, int64_t steps, int64_t done);
+
+/* seconds of the run's steps, per step, in ms (0 without a step). */
+double cli_ms_per_step(const cli_train_totals *totals, double seconds);
 
 /* The report's line on the ranks (nothing for one process): their count and
  * the time per step spent exchanging gradients. */

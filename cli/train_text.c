@@ -152,7 +152,7 @@ static void print_report(const text_run *r, const cli_train_totals *s, const cha
     const cli_train_options *t = &run->train.opt;
     size_t parameters = attn_gpt_params(run->model)->total;
     double tokens = (double)s->steps * (double)t->batch * c->block_size;
-    double ms_per_step = s->steps ? 1000.0 * s->step_seconds / (double)s->steps : 0.0;
+    double ms_per_step = cli_ms_per_step(s, s->step_seconds);
     double tokens_per_s = s->step_seconds > 0 ? tokens / s->step_seconds : 0.0;
     if (r->o->json) {
         printf("{\"task\": \"text\", \"data\": ");
@@ -170,10 +170,11 @@ static void print_report(const text_run *r, const cli_train_totals *s, const cha
         print_number(r->valid_loss);
         printf(", \"valid_windows\": %lld, \"ms_per_step\": %.3f, \"tokens_per_s\": %.1f, "
                "\"train_seconds\": %.3f, \"wall_seconds\": %.3f, \"ranks\": %d, "
-               "\"accumulate\": %d, \"exchange_ms_per_step\": %.3f, \"checkpoint\": ",
+               "\"accumulate\": %d, \"exchange_ms_per_step\": %.3f, \"wait_ms_per_step\": %.3f, "
+               "\"checkpoint\": ",
                (long long)r->valid_windows, ms_per_step, tokens_per_s, s->step_seconds,
                cli_now() - r->wall_start, s->ranks, s->accumulate,
-               s->steps ? 1000.0 * s->exchange_seconds / (double)s->steps : 0.0);
+               cli_ms_per_step(s, s->exchange_seconds), cli_ms_per_step(s, s->wait_seconds));
         cli_json_string(stdout, out);
         printf("}\n");
         return;
