@@ -61,6 +61,15 @@ int cli_parallel_init(cli_parallel *p, const cli_ranks *ranks, int accumulate, b
     }
     const int P = ranks->size;
     const size_t n = params->total;
+    if (p->sharded && attn_norm_blocks(n) < (size_t)P) {
+        if (ranks->rank == 0)
+            fprintf(stderr,
+                    "attn train: --zero 1 gives each rank a shard of whole blocks of %d "
+                    "parameters, and this model's %zu make %zu, fewer than the %d ranks; run "
+                    "it without --zero\n",
+                    ATTN_NORM_BLOCK, n, attn_norm_blocks(n), P);
+        return EXIT_USAGE;
+    }
     p->shard = malloc(((size_t)P + 1) * sizeof *p->shard);
     if (p->shard == NULL) goto out_of_memory;
     cut_shards(p->shard, P, n);

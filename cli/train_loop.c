@@ -180,7 +180,7 @@ static int save(const cli_trainer *t, const cli_parallel *par)
  * failure of this rank alone ends every rank (cli_ranks_abort); the others
  * cannot leave the collective they wait in. */
 static int take_step(const cli_trainer *t, cli_parallel *par, const uint8_t *decay, bool count,
-                     cli_step_stats *s, int *stop, const char *last_good)
+                     cli_step_stats *s, int *stop, double *norm)
 {
     const cli_train_options *o = t->train;
     const int64_t step = *t->step;
@@ -197,22 +197,18 @@ static int take_step(const cli_trainer *t, cli_parallel *par, const uint8_t *dec
     }
     *stop = cli_interrupt_status();
     cli_parallel_reduce(par, s, stop);
-    /* Every rank has the same loss and norm, so all refuse a diverged step. */
-    double norm = NAN;
-    if (isfinite(s->loss)) {
-        float lr = attn_lr_warmup_cosine(step, o->warmup, o->steps, o->lr, o->min_lr);
-        int status = cli_parallel_update(par, o->clip > 0 ? o->clip : INFINITY, t->opt, decay, lr,
-                                         &norm);
-        if (status != EXIT_OK) {
-            cli_ranks_abort(t->ranks, status);
-            return status;
-        }
+    /* Every rank has the same loss and norm, so all refuse a diverged step: the
+     * caller sees a loss or norm that is not finite, and the step not taken. */
+    *norm = NAN;
+    if (!isfinite(s->loss)) return EXIT_OK;
+    float lr = attn_lr_warmup_cosine(step, o->warmup, o->steps, o->lr, o->min_lr);
+    int status =
+        cli_parallel_update(par, o->clip > 0 ? o->clip : INFINITY, t->opt, decay, lr, norm);
+    if (status != EXIT_OK) {
+        cli_ranks_abort(t->ranks, status);
+        return status;
     }
-    if (!isfinite(s->loss) || !isfinite(norm)) {
-        if (t->ranks->rank == 0) diverged(step, s->loss, norm, last_good);
-        return EXIT_RUNTIME;
-    }
-    *t->step = step + 1;
+    if (isfinite(*norm)) *t->step = step + 1;
     return EXIT_OK;
 }
 
@@ -248,10 +244,13 @@ int cli_train(const cli_trainer *t)
     while (*t->step < last && !stop) {
         double start = cli_now();
         cli_step_stats s;
-        if ((status = take_step(t, &par, decay, progress.active, &s, &stop, last_good))) {
+        double norm;
+        status = take_step(t, &par, decay, progress.active, &s, &stop, &norm);
+        if (status == EXIT_OK && (!isfinite(s.loss) || !isfinite(norm))) {
             cli_progress_clear(&progress);
-            break;
+            status = root ? diverged(*t->step, s.loss, norm, last_good) : EXIT_RUNTIME;
         }
+        if (status != EXIT_OK) break;
         const int64_t step = *t->step;
         saved = false;
         double seconds = cli_now() - start;

@@ -13,7 +13,8 @@
 #   - a rank killed with SIGKILL ends the job with a non-zero status within seconds,
 #     and the last checkpoint resumes to the uninterrupted run's end, byte for byte;
 #   - ranks with other options or another instruction set are refused at the
-#     start, as is a batch too small for its micro-batches; rank 0 alone reports.
+#     start, as are a batch too small for its micro-batches and --zero 1 on a
+#     model too small to shard; rank 0 alone reports.
 #   check_mpi.sh PATH_TO_ATTN
 set -uo pipefail
 attn=$1
@@ -159,6 +160,8 @@ expect 2 "rank 1 differs from rank 0 in its --batch \(16, not 8\)" -- \
 expect 2 "rank 1 differs from rank 0 in its instruction set .*rank 0's: avx2" -- \
   "${mpi[@]}" -np 1 -x ATTN_SIMD=avx2 "$attn" train --steps 4 --out "$work/x.st" : \
   -np 1 -x ATTN_SIMD=scalar "$attn" train --steps 4 --out "$work/x.st"
+expect 2 "this model's 1120 make 1, fewer than the 3 ranks; run it without --zero" -- \
+  "${mpi[@]}" -np 3 "$attn" train --steps 2 --embed 4 --hidden 4 --zero 1 --out "$work/x.st"
 expect 2 "--batch 2 cannot be cut into 3 micro-batches \(3 ranks x --accumulate 1\)" -- \
   "${mpi[@]}" -np 3 "$attn" train --steps 4 --batch 2 --out "$work/x.st"
 
