@@ -1,5 +1,6 @@
 /* The matrix product behind every projection, and its reference loop. */
 #include "attn/kernels.h"
+#include "kernels/isa.h"
 
 #if defined(ATTN_GEMM_DNNL)
 #include <oneapi/dnnl/dnnl.h>
@@ -55,10 +56,45 @@ static dnnl_status_t dnnl_sgemm_one_thread(char transa, char transb, dnnl_dim_t 
 }
 #endif
 
+/* A product of at most FEW_ROWS rows of A with B transposed, a layer's weights
+ * (n, k) applied to one token or a few (decoding; an RNN step of a small batch),
+ * runs as dot products (kernels/vec.h): each row of B is read from memory once
+ * for every row of A, and each output is one thread's sum in a fixed order, so
+ * that the threads share the product without changing its bits. (oneDNN splits
+ * such a product over k between threads, which is why it ran on one.) */
+enum { FEW_ROWS = 4, B_ROWS_PER_TASK = 16 };
+#define FEW_ROWS_PARALLEL_MIN_MACS (1.0 * (1 << 16))
+
+static void few_rows_product(const attn_vec_kernels *vec, int m, int n, int k, float alpha,
+                             const float *a, int lda, const float *b, int ldb, float beta,
+                             float *c, int ldc)
+{
+    const long tasks = (n + B_ROWS_PER_TASK - 1) / B_ROWS_PER_TASK;
+#pragma omp parallel for schedule(static) \
+    if ((double)m * n * k >= FEW_ROWS_PARALLEL_MIN_MACS) num_threads(attn_get_num_threads())
+    for (long task = 0; task < tasks; task++) {
+        const int first = (int)task * B_ROWS_PER_TASK;
+        const int count = n - first < B_ROWS_PER_TASK ? n - first : B_ROWS_PER_TASK;
+        float dots[B_ROWS_PER_TASK];
+        for (int i = 0; i < m; i++) {
+            vec->dot_rows(dots, a + (size_t)i * lda, b + (size_t)first * ldb, (size_t)ldb, count,
+                          k);
+            float *ci = c + (size_t)i * ldc + first;
+            for (int j = 0; j < count; j++)
+                ci[j] = alpha * dots[j] + (beta == 0.0f ? 0.0f : beta * ci[j]);
+        }
+    }
+}
+
 void attn_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (m <= 0 || n <= 0) return;
+    const attn_isa *isa;
+    if (!trans_a && trans_b && m <= FEW_ROWS && k > 0 && attn_isa_current(&isa) == ATTN_OK) {
+        few_rows_product(isa->vec, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
 #if defined(ATTN_GEMM_DNNL)
     /* With a single row or column oneDNN splits the sum over k between threads,
      * so the result's bits would depend on the thread count: those run on one

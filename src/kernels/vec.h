@@ -48,6 +48,9 @@ typedef struct attn_vec_kernels {
     void (*additive_backward)(float *dq, float *dkeys, const float *ds, const float *u,
                               const float *v, int S, int A);
     void (*additive_v_gradient)(float *dv, const float *ds, const float *u, size_t rows, int A);
+    /* y: (n) with y[j] = x . w[j] for x: (k) and w: n rows of k at stride ldw,
+     * each sum in a fixed order of its own (gemm.c's products of few rows). */
+    void (*dot_rows)(float *y, const float *x, const float *w, size_t ldw, int n, int k);
     /* CRC-32C of n bytes continuing from crc (0 to start): the checksum of the
      * files attn writes (io/checksum.c). */
     uint32_t (*crc32c)(uint32_t crc, const void *bytes, size_t n);

@@ -65,10 +65,16 @@ static size_t layout(attn_gpt *m, float *base, int B, int T)
     return used;
 }
 
+/* The arena grows to at least twice its size: generation without the cache runs
+ * one token longer each call, and a fresh arena each time costs its pages'
+ * faults and zeroing, more than the pass itself. */
 static attn_status prepare(attn_gpt *m, int B, int T)
 {
-    const size_t need = layout(m, NULL, B, T);
+    size_t need = layout(m, NULL, B, T);
     if (need > m->capacity) {
+        if (need < 2 * m->capacity) need = 2 * m->capacity;
+        /* aligned_alloc takes a multiple of the alignment */
+        need = (need + 15) / 16 * 16;
         free(m->arena);
         m->capacity = 0;
         m->arena = aligned_alloc(64, need * sizeof(float));
