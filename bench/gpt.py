@@ -25,7 +25,9 @@ encoded by characters (attn train's default).
    (context - n) characters of the corpus and n new tokens, greedy: attn generate
    with and without the cache, and PyTorch's nanoGPT-style uncached loop on the
    same weights. Tokens/s counts the new tokens per second of generation, the
-   prompt's prefill included.
+   prompt's prefill included. Beside it, the memory floor: the tokens/s of reading
+   the weights and the key-value cache once per token at the read rate that
+   `attn bench memory` measures in the same run, and the fraction attn reaches.
 3. Learning quality (skip with --no-quality; it takes minutes): the small model
    trained --quality-steps steps on both sides (lr 1e-3, warm-up 100, cosine to
    1e-4, dropout 0, the same batches); the validation loss over the same 64
@@ -212,11 +214,20 @@ def speed(corpus, directory):
     print()
 
 
+def decode_floor(parameters, context, read_gb_per_s):
+    """Tokens/s if one token cost only reading the float32 weights and the key-value
+    cache at this context (keys and values: 2 x layers x context x embd floats)."""
+    cache = 2 * GEN_MODEL["layers"] * context * GEN_MODEL["embd"]
+    return read_gb_per_s * 1e9 / (4.0 * (parameters + cache))
+
+
 def generation(corpus, directory):
     n_new = ARGS.gen_tokens
     log(f"generation: {describe(GEN_MODEL)}, weights from one training step")
     model_file = os.path.join(directory, "gen.st")
-    attn_train(corpus, GEN_MODEL, 1, 1, model_file, {"eval-windows": 1, "warmup": 1})
+    trained = attn_train(corpus, GEN_MODEL, 1, 1, model_file, {"eval-windows": 1, "warmup": 1})
+    memory, _ = run_json([ARGS.attn, "bench", "memory", "--threads", str(ARGS.threads),
+                          "--json"], attn_env())
     with open(corpus, encoding="utf-8") as f:
         text = f.read(max(GEN_CONTEXTS))
     rows = []
@@ -234,31 +245,40 @@ def generation(corpus, directory):
         t, _ = run_json(["/usr/bin/python3", TORCH_SCRIPT, "generate", "--model", model_file,
                          "--prompt-file", prompt_file, "--tokens", str(n_new),
                          "--threads", str(ARGS.threads)], pytorch_env())
+        floor = decode_floor(trained["parameters"], context, memory["read_gb_per_s"])
         emit("generation", {"context": context, "attn_cached": cached,
-                            "attn_uncached": uncached, "torch": t})
-        rows.append((context, cached, uncached, t))
+                            "attn_uncached": uncached, "torch": t, "floor_tokens_per_s": floor,
+                            "read_gb_per_s": memory["read_gb_per_s"]})
+        rows.append((context, cached, uncached, t, floor))
     if ARGS.json:
         return
     print(f"### Generation ({describe(GEN_MODEL)}, "
           f"greedy, {n_new} new tokens, {ARGS.threads} threads)")
     print()
-    print("| context | prompt tokens | attn cached tokens/s | attn uncached tokens/s "
+    print("| context | prompt tokens | attn cached tokens/s | memory floor tokens/s "
+          "| cached / floor | attn uncached tokens/s "
           "| cache speed-up | PyTorch uncached tokens/s | attn cached / PyTorch "
-          "| same tokens as PyTorch |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for context, c, u, t in rows:
+          "| attn uncached / PyTorch | same tokens as PyTorch |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for context, c, u, t, floor in rows:
         ratio = c["tokens_per_s"] / u["tokens_per_s"]
         goal = (f" (goal {CACHE_GOAL:g}x: {'met' if ratio >= CACHE_GOAL else 'not met'})"
                 if context == max(GEN_CONTEXTS) else "")
         same = "yes" if c["text"] == u["text"] == t["text"] else (
             "cached = uncached only" if c["text"] == u["text"] else "no")
-        print(f"| {context} | {c['prompt_tokens']} | {c['tokens_per_s']:,.1f} "
+        print(f"| {context} | {c['prompt_tokens']} | {c['tokens_per_s']:,.1f} | {floor:,.0f} "
+              f"| {100 * c['tokens_per_s'] / floor:.0f} % "
               f"| {u['tokens_per_s']:,.1f} | {ratio:.1f}x{goal} | {t['tokens_per_s']:,.1f} "
-              f"| {c['tokens_per_s'] / t['tokens_per_s']:.1f}x | {same} |")
+              f"| {c['tokens_per_s'] / t['tokens_per_s']:.1f}x "
+              f"| {u['tokens_per_s'] / t['tokens_per_s']:.2f}x | {same} |")
     print()
     print("Tokens/s: new tokens per second of generation, the prompt's prefill included, "
           "model loading excluded. Uncached, every token reruns the whole context "
-          "(nanoGPT's generate on the PyTorch side).")
+          "(nanoGPT's generate on the PyTorch side). The memory floor: decoding one token "
+          "reads every weight and the cache's keys and values once, so it cannot beat "
+          f"read rate / (4 x parameters + 8 x layers x context x embd) bytes; the read rate, "
+          f"{memory['read_gb_per_s']:.1f} GB/s on {ARGS.threads} threads, is `attn bench "
+          "memory` in this run.")
     print()
 
 

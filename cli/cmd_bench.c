@@ -3,6 +3,7 @@
  *   attn bench attention  the fused SDPA kernel, forward and forward+backward, against
  *                         the reference kernel and the SGEMM rate of the same run
  *   attn bench mha        attn_mha (torch.nn.MultiheadAttention), self-attention
+ *   attn bench memory     the memory read rate, and decoding's product at that size
  *
  * Each time is the best of repeated runs lasting --min-time seconds in all (at least
  * two runs; the reference kernel once, it is slow). The machine may be shared, so
@@ -659,15 +660,144 @@ static int bench_mha(int argc, char **argv)
     return status;
 }
 
+/* ---- attn bench memory ------------------------------------------------------------------ */
+
+#define MEMORY "bench memory"
+
+/* Partial sums per thread's run: enough independent adds to keep up with memory. */
+enum { READ_LANES = 32, READ_CHUNK = 1 << 16 };
+
+typedef struct memory_problem {
+    const float *x, *one; /* (n) the buffer read; (k) ones, the decoding product's vector */
+    float *y;             /* (n / k) */
+    size_t n;
+    int k;
+    double sink; /* what the reads added up to, so that they are not optimised away */
+} memory_problem;
+
+/* Every float of x read once, the threads splitting it into chunks. */
+static attn_status read_once(void *ctx)
+{
+    memory_problem *p = ctx;
+    const long chunks = (long)((p->n + READ_CHUNK - 1) / READ_CHUNK);
+    double total = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : total) num_threads(attn_get_num_threads())
+    for (long c = 0; c < chunks; c++) {
+        const size_t first = (size_t)c * READ_CHUNK;
+        const size_t count = p->n - first < READ_CHUNK ? p->n - first : READ_CHUNK;
+        const float *v = p->x + first;
+        float lane[READ_LANES] = {0};
+        size_t i = 0;
+        for (; i + READ_LANES <= count; i += READ_LANES)
+            for (int l = 0; l < READ_LANES; l++) lane[l] += v[i + l];
+        for (; i < count; i++) lane[0] += v[i];
+        for (int l = 0; l < READ_LANES; l++) total += lane[l];
+    }
+    p->sink += total;
+    return ATTN_OK;
+}
+
+/* The buffer as a layer's weights (n / k, k) applied to one token: the product
+ * of cached decoding, which reads each weight once. */
+static attn_status decode_product(void *ctx)
+{
+    memory_problem *p = ctx;
+    attn_sgemm(false, true, 1, (int)(p->n / (size_t)p->k), p->k, 1.0f, p->one, p->k, p->x, p->k,
+               0.0f, p->y, (int)(p->n / (size_t)p->k));
+    p->sink += p->y[0];
+    return ATTN_OK;
+}
+
+static void memory_help(void)
+{
+    printf("usage: attn bench memory [--mb N] [--threads N] [--min-time S] [--json]\n"
+           "\n"
+           "How fast this machine reads memory: a buffer of --mb MiB (default 512, far\n"
+           "beyond the caches) read once per run, summed by the threads, and the same\n"
+           "buffer as a layer's weights (rows of 1024 floats) applied to one token, the\n"
+           "product of cached decoding. Decoding one token reads every weight once, so\n"
+           "(weight bytes + cache bytes) / the read rate is its floor (bench/gpt.py).\n"
+           "\n"
+           "  --mb N        the buffer's size in MiB (8 to 65536)\n"
+           "  --threads N   threads (default: ATTN_NUM_THREADS or all cores)\n"
+           "  --min-time S  seconds of runs for each measurement, the best taken (1)\n"
+           "  --json        one JSON object\n"
+           "  -h, --help    this help\n");
+}
+
+static int bench_memory(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"mb", required_argument, NULL, 'm'},       {"threads", required_argument, NULL, OPT_THREADS},
+        {"min-time", required_argument, NULL, OPT_MIN_TIME}, {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    common_options common = {.min_time = 1.0};
+    long mb = 512;
+    int c;
+    opterr = 0;
+    for (optind = 1; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        if (c == 'h') {
+            memory_help();
+            return EXIT_OK;
+        }
+        if (c == 'm') {
+            if (!cli_parse_int(optarg, 8, 65536, &mb))
+                return cli_usage_error(MEMORY, "--mb takes 8 to 65536, not '%s'", optarg);
+            continue;
+        }
+        int status = parse_common(c, MEMORY, &common);
+        if (status == -1) return unknown_option(MEMORY, c, argv);
+        if (status != EXIT_OK) return status;
+    }
+    if (optind < argc) return cli_usage_error(MEMORY, "unexpected argument '%s'", argv[optind]);
+    int status = set_threads(MEMORY, common.threads);
+    if (status != EXIT_OK) return status;
+    const size_t bytes = (size_t)mb << 20;
+    if (!fits_in_memory(MEMORY, (double)bytes)) return EXIT_RUNTIME;
+    attn_rng rng;
+    attn_rng_init(&rng, 1);
+    memory_problem p = {.n = bytes / sizeof(float), .k = 1024};
+    float *x = random_floats(MEMORY, &rng, p.n), *one = random_floats(MEMORY, &rng, (size_t)p.k);
+    p.y = malloc(p.n / (size_t)p.k * sizeof *p.y);
+    if (x == NULL || one == NULL || p.y == NULL) {
+        if (p.y == NULL) fprintf(stderr, "attn %s: out of memory\n", MEMORY);
+        free(x);
+        free(one);
+        free(p.y);
+        return EXIT_RUNTIME;
+    }
+    p.x = x;
+    p.one = one;
+    double read = 0.0, decode = 0.0;
+    if (time_best(read_once, &p, common.min_time, 3, &read) != ATTN_OK ||
+        time_best(decode_product, &p, common.min_time, 3, &decode) != ATTN_OK)
+        status = cli_fail(MEMORY);
+    const int threads = attn_get_num_threads();
+    if (status == EXIT_OK && common.json)
+        printf("{\"mb\": %ld, \"threads\": %d, \"read_gb_per_s\": %.2f, "
+               "\"decode_product_gb_per_s\": %.2f}\n",
+               mb, threads, (double)bytes / read / 1e9, (double)bytes / decode / 1e9);
+    else if (status == EXIT_OK)
+        printf("%ld MiB, %d threads%s\nread             %8.2f GB/s\n"
+               "decoding product %8.2f GB/s (one token through %zu x %d weights)\n",
+               mb, threads, no_openmp_note(), (double)bytes / read / 1e9,
+               (double)bytes / decode / 1e9, p.n / (size_t)p.k, p.k);
+    free(x);
+    free(one);
+    free(p.y);
+    return status;
+}
+
 /* ---- attn bench ----------------------------------------------------------------------- */
 
 static void bench_help(FILE *out)
 {
-    fprintf(out, "usage: attn bench <attention|mha> [options]\n"
+    fprintf(out, "usage: attn bench <attention|mha|memory> [options]\n"
                  "\n"
                  "  attention   the fused attention kernel against the reference and the\n"
                  "              SGEMM rate of the same run\n"
                  "  mha         the nn.MultiheadAttention module, forward and backward\n"
+                 "  memory      the memory read rate, and decoding's product over it\n"
                  "\n"
                  "'attn bench <name> --help' lists each one's options; bench/compare.py\n"
                  "runs both beside PyTorch.\n");
@@ -686,5 +816,6 @@ int cmd_bench(int argc, char **argv)
     }
     if (strcmp(name, "attention") == 0) return bench_attention(argc - 1, argv + 1);
     if (strcmp(name, "mha") == 0) return bench_mha(argc - 1, argv + 1);
-    return cli_usage_error("bench", "unknown benchmark '%s' (attention or mha)", name);
+    if (strcmp(name, "memory") == 0) return bench_memory(argc - 1, argv + 1);
+    return cli_usage_error("bench", "unknown benchmark '%s' (attention, mha or memory)", name);
 }

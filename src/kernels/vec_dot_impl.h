@@ -9,17 +9,21 @@
  * every variant busy while the rows stream in from memory. */
 enum { DOT_LANES = 64 };
 
-/* sum_p x[p] w[p] over k, lane l summing the p = l mod DOT_LANES, the tail
- * after, then the lanes in order: the same bits in every variant. */
+/* sum_p x[p] w[p] over k: lane l sums the p = l mod DOT_LANES of the whole
+ * lanes' span, the lanes are then added in halves (lane l + lane l + half, a
+ * tree in a fixed order, which vectorises: a row of a few hundred weights would
+ * otherwise wait on 64 dependent adds), and the tail last: the same bits in
+ * every variant. */
 static inline float dot(const float *restrict x, const float *restrict w, int k)
 {
     float lane[DOT_LANES] = {0};
     int p = 0;
     for (; p + DOT_LANES <= k; p += DOT_LANES)
         for (int l = 0; l < DOT_LANES; l++) lane[l] += x[p + l] * w[p + l];
-    float sum = 0.0f;
+    for (int half = DOT_LANES / 2; half >= 1; half /= 2)
+        for (int l = 0; l < half; l++) lane[l] += lane[l + half];
+    float sum = lane[0];
     for (; p < k; p++) sum += x[p] * w[p];
-    for (int l = 0; l < DOT_LANES; l++) sum += lane[l];
     return sum;
 }
 

@@ -32,7 +32,11 @@ expect 2 "option .--seed. needs a value" -- "$attn" demo --seed
 expect 2 "has no words" -- "$attn" demo --sentence "   "
 
 # attn bench: tiny sizes and --min-time 0 (two runs a row), so nothing is really timed.
-expect 0 "usage: attn bench <attention\|mha>" -- "$attn" bench --help
+expect 0 "usage: attn bench <attention\|mha\|memory>" -- "$attn" bench --help
+expect 0 "usage: attn bench memory" -- "$attn" bench memory --help
+expect 0 '^\{"mb": 8, "threads": 1, "read_gb_per_s": [0-9.]+, "decode_product_gb_per_s": [0-9.]+\}$' \
+  -- "$attn" bench memory --mb 8 --threads 1 --min-time 0 --json
+expect 2 "--mb takes 8 to 65536, not '4'" -- "$attn" bench memory --mb 4
 expect 0 "usage: attn bench attention" -- "$attn" bench attention --help
 expect 0 "^ +16 +64 no +fwd +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9.]+$" -- \
   "$attn" bench attention --lengths 64 --dims 16 --min-time 0 --gemm-size 64
