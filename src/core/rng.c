@@ -3,14 +3,7 @@
 #include <math.h>
 
 #include "attn/core.h"
-
-enum {
-    PHILOX_M0 = 0xD2511F53u,
-    PHILOX_M1 = 0xCD9E8D57u,
-    PHILOX_W0 = 0x9E3779B9u, /* golden ratio */
-    PHILOX_W1 = 0xBB67AE85u, /* sqrt(3) - 1 */
-    PHILOX_ROUNDS = 10
-};
+#include "core/philox.h"
 
 void attn_philox4x32(uint32_t out[4], uint64_t seed, uint64_t counter_hi, uint64_t counter_lo)
 {
@@ -42,10 +35,7 @@ static uint32_t word_at(uint64_t seed, uint64_t index)
     return block[index & 3];
 }
 
-/* The top 24 bits make every value exactly representable and strictly below 1. */
-static float unit_float(uint32_t word) { return (float)(word >> 8) * (1.0f / 16777216.0f); }
-
-float attn_uniform_at(uint64_t seed, uint64_t index) { return unit_float(word_at(seed, index)); }
+float attn_uniform_at(uint64_t seed, uint64_t index) { return philox_unit(word_at(seed, index)); }
 
 void attn_rng_init(attn_rng *rng, uint64_t seed)
 {
@@ -55,7 +45,7 @@ void attn_rng_init(attn_rng *rng, uint64_t seed)
 
 uint32_t attn_rng_u32(attn_rng *rng) { return word_at(rng->seed, rng->position++); }
 
-float attn_rng_uniform(attn_rng *rng) { return unit_float(attn_rng_u32(rng)); }
+float attn_rng_uniform(attn_rng *rng) { return philox_unit(attn_rng_u32(rng)); }
 
 float attn_rng_normal(attn_rng *rng)
 {

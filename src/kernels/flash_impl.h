@@ -38,6 +38,7 @@
 
 #include "attn/attention.h"
 #include "core/error.h"
+#include "core/philox.h"
 #include "core/threads.h"
 #include "kernels/flash.h"
 #include "kernels/simd.h"
@@ -354,21 +355,24 @@ static void query_range(const attn_sdpa_config *cfg, int64_t j0, int keys, int64
     if (skips_past_keys(cfg) && past_window < *end) *end = past_window;
 }
 
-/* Dropout's factor for the probability (i, j): 0 when dropped, 1 / (1 - p) when kept,
- * from the same counter-based draw as the reference. */
-static float dropout_factor(const attn_sdpa_config *cfg, int64_t b, int64_t h, int64_t i, int64_t j)
+/* Dropout's factors for row r of a tile, keys j0 .. j0 + keys - 1: 0 when
+ * dropped, 1 / (1 - p) when kept, from the same counter-based draws as the
+ * reference (attn_uniform_at at the flat index of (b, h, i, j)). */
+static void dropout_row(float *factor, const score_tile *t, int r, const attn_sdpa_config *cfg)
 {
-    uint64_t index = (uint64_t)(((b * cfg->heads + h) * cfg->len_q + i) * cfg->len_k + j);
-    if (attn_uniform_at(cfg->dropout_seed, index) < cfg->dropout_p) return 0.0f;
-    return 1.0f / (1.0f - cfg->dropout_p);
+    const uint64_t first =
+        (uint64_t)(((t->b * cfg->heads + t->h) * cfg->len_q + t->i0 + r) * cfg->len_k + t->j0);
+    philox_dropout_factors(factor, (size_t)t->keys, cfg->dropout_seed, first, cfg->dropout_p,
+                           1.0f / (1.0f - cfg->dropout_p));
 }
 
 static void apply_dropout(const score_tile *t, const attn_sdpa_config *cfg)
 {
-    for (int r = 0; r < t->rows; r++)
-        for (int c = 0; c < t->keys; c++)
-            t->data[r * t->row_step + c * t->key_step] *=
-                dropout_factor(cfg, t->b, t->h, t->i0 + r, t->j0 + c);
+    float factor[KEY_BLOCK > QUERY_BLOCK ? KEY_BLOCK : QUERY_BLOCK];
+    for (int r = 0; r < t->rows; r++) {
+        dropout_row(factor, t, r, cfg);
+        for (int c = 0; c < t->keys; c++) t->data[r * t->row_step + c * t->key_step] *= factor[c];
+    }
 }
 
 /* With dropout (Z the keep mask), from P and dP' = dout . v_j in the same layout:
@@ -377,13 +381,15 @@ static void apply_dropout(const score_tile *t, const attn_sdpa_config *cfg)
 static void dropout_softmax_gradient(const score_tile *p, float *dp, const float *delta,
                                      const float *delta_lo, const attn_sdpa_config *cfg)
 {
-    for (int r = 0; r < p->rows; r++)
+    float factor[KEY_BLOCK > QUERY_BLOCK ? KEY_BLOCK : QUERY_BLOCK];
+    for (int r = 0; r < p->rows; r++) {
+        dropout_row(factor, p, r, cfg);
         for (int c = 0; c < p->keys; c++) {
             ptrdiff_t e = r * p->row_step + c * p->key_step;
-            float factor = dropout_factor(cfg, p->b, p->h, p->i0 + r, p->j0 + c);
-            dp[e] = p->data[e] * ((factor * dp[e] - delta[r]) - delta_lo[r]);
-            p->data[e] *= factor;
+            dp[e] = p->data[e] * ((factor[c] * dp[e] - delta[r]) - delta_lo[r]);
+            p->data[e] *= factor[c];
         }
+    }
 }
 
 /* ---- scratch: per-thread tiles carved from one allocation ------------------------ */
