@@ -10,6 +10,7 @@
 #ifndef ATTN_SRC_KERNELS_VEC_H
 #define ATTN_SRC_KERNELS_VEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,11 @@ typedef struct attn_vec_kernels {
     /* y: (n) with y[j] = x . w[j] for x: (k) and w: n rows of k at stride ldw,
      * each sum in a fixed order of its own (gemm.c's products of few rows). */
     void (*dot_rows)(float *y, const float *x, const float *w, size_t ldw, int n, int k);
+    /* Inverted dropout of the elements first .. first + n - 1 of a tensor:
+     * out: (n) = in * scale where attn_uniform_at(seed, index) >= p, else 0
+     * (accumulate: added to out instead). (nn/dropout.c) */
+    void (*dropout_run)(float *out, const float *in, size_t n, uint64_t seed, uint64_t first,
+                        float p, float scale, bool accumulate);
     /* CRC-32C of n bytes continuing from crc (0 to start): the checksum of the
      * files attn writes (io/checksum.c). */
     uint32_t (*crc32c)(uint32_t crc, const void *bytes, size_t n);

@@ -8,6 +8,7 @@
 #include "kernels/vec_additive_impl.h"
 #include "kernels/vec_crc32c_impl.h"
 #include "kernels/vec_dot_impl.h"
+#include "kernels/vec_dropout_impl.h"
 #include "kernels/vec_rnn_impl.h"
 
 static const attn_vec_kernels vec_kernels = {
@@ -20,5 +21,6 @@ static const attn_vec_kernels vec_kernels = {
     .additive_backward = additive_backward,
     .additive_v_gradient = additive_v_gradient,
     .dot_rows = dot_rows,
+    .dropout_run = dropout_run,
     .crc32c = crc32c_update,
 };
