@@ -377,14 +377,49 @@ LINES_STATE = """(() => {
     visible: !document.getElementById('lines-view').hidden};
 })()"""
 
-MATRIX_STATE = """(() => {
-  const t = document.getElementById('matrix');
-  return {visible: !document.getElementById('matrix-view').hidden,
-    cols: [...t.tHead.rows[0].cells].slice(1).map((c) => c.textContent),
-    rows: [...t.tBodies[0].rows].map((r) => ({head: r.cells[0].textContent,
-      cells: [...r.cells].slice(1).map((c) => ({text: c.textContent,
-        rgb: getComputedStyle(c).backgroundColor.match(/\\d+/g).map(Number)}))}))};
-})()"""
+def canvas_pixels(browser, selector, points):
+    """The (r, g, b, a) of the canvas's pixels at points [(x, y), ...] (canvas pixels)."""
+    return browser.js(
+        "(() => { const c = document.querySelector(%s), g = c.getContext('2d');"
+        " return %s.map(([x, y]) => [...g.getImageData(x, y, 1, 1).data]); })()"
+        % (json.dumps(selector), json.dumps(points)))
+
+
+def rect(browser, selector):
+    return browser.js("(() => { const e = document.querySelector(%s);"
+                      " if (!e || e.hidden) return null; const r = e.getBoundingClientRect();"
+                      " return [r.x, r.y, r.width, r.height]; })()" % json.dumps(selector))
+
+
+def readout(browser):
+    return browser.js("document.getElementById('readout').textContent")
+
+
+def matrix_geometry(browser, n_rows, n_cols, what):
+    """Where the matrix's cells are: hovering the canvas's bottom right corner (the
+    last cell's) marks that cell; its box gives the cells' side and their origin.
+    Returns (left, top, cell) in canvas pixels and the canvas's viewport box."""
+    check(browser.js("!document.getElementById('matrix-view').hidden"),
+          "%s: the matrix view is not shown" % what)
+    browser.js("document.getElementById('matrix').scrollIntoView({block: 'center'})")
+    box = rect(browser, "#matrix")
+    browser.mouse("mouseMoved", 2, 2)
+    browser.mouse("mouseMoved", box[0] + box[2] - 1, box[1] + box[3] - 1)
+    mark = rect(browser, "#cell-mark")
+    check(mark is not None, "%s: hovering the last cell marks none" % what)
+    cell = mark[2]
+    left = mark[0] - box[0] - (n_cols - 1) * cell
+    top = mark[1] - box[1] - (n_rows - 1) * cell
+    check(cell >= 1 and abs(mark[3] - cell) < 1e-6 and left >= 0 and top >= 0 and
+          abs(box[2] - (left + n_cols * cell)) < 1e-6 and abs(box[3] - (top + n_rows * cell)) < 1e-6,
+          "%s: the cells (%s) do not fill the canvas %s" % (what, mark, box))
+    return left, top, cell, box
+
+
+def hover_cell(browser, geometry, i, j):
+    left, top, cell, box = geometry
+    browser.mouse("mouseMoved", 2, 2)
+    browser.mouse("mouseMoved", box[0] + left + (j + 0.5) * cell, box[1] + top + (i + 0.5) * cell)
 
 
 def check_tokens(state, rows, cols, what):
@@ -434,78 +469,108 @@ def check_query_lines(browser, w, rows, cols, i, what):
     return state
 
 
-def check_matrix_cells(browser, w, rows, cols, what):
-    """The matrix is shown with the record's tokens and each cell's percent; the
-    state read, with the darkest cell and how dark it is."""
-    state = browser.js(MATRIX_STATE)
-    check(state["visible"], "%s: the matrix view is not shown" % what)
-    check(state["cols"] == [shown(t) for t in cols], "%s: the column tokens are wrong" % what)
-    check([r["head"] for r in state["rows"]] == [shown(t) for t in rows],
-          "%s: the row tokens are wrong" % what)
-    check(all(len(r["cells"]) == len(cols) for r in state["rows"]),
-          "%s: a row does not have %d cells" % (what, len(cols)))
-    darkest, darkness = None, -1
-    for i, r in enumerate(state["rows"]):
-        for j, cell in enumerate(r["cells"]):
+# The page's colour scale (attention.js STOPS): Blues, light to dark.
+STOPS = [[247, 251, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]]
+# The matrix colour of weight 1 (the top of the scale): the darkest stop.
+TOP_RGB = STOPS[-1]
+
+
+def colour(t):
+    """The page's colour of t in [0, 1] (attention.js colourOf); JavaScript rounds
+    halves up."""
+    x = min(1.0, max(0.0, t)) * (len(STOPS) - 1)
+    i = min(len(STOPS) - 2, int(math.floor(x)))
+    f = x - i
+    return [int(math.floor(a + (b - a) * f + 0.5)) for a, b in zip(STOPS[i], STOPS[i + 1])]
+
+
+def near(rgb, expected, tolerance=1):
+    return all(abs(a - b) <= tolerance for a, b in zip(rgb, expected))
+
+
+def check_matrix_cells(browser, w, rows, cols, what, per_row=False):
+    """The matrix canvas, cell by cell: each cell's colour (read at its corner,
+    away from the number) is its weight's on the scale (the largest weight shown,
+    or per_row its row's largest), and a cell of at least 0.5 % shows text in its
+    middle, one below it none (when the cells are large enough for numbers).
+    Hovering reads out every row's and every column's tokens. Returns the
+    geometry."""
+    geometry = matrix_geometry(browser, len(rows), len(cols), what)
+    left, top, cell, _ = geometry
+    vmax = max(max(r) for r in w) or 1.0
+    corners, middles = [], []
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            x, y = int(left + j * cell), int(top + i * cell)
+            corners.append([x + 1, y + 1])
+            middles.append([[x + dx, y + int(cell // 2)] for dx in range(3, int(cell) - 3)])
+    got = canvas_pixels(browser, "#matrix", corners)
+    numbered = cell >= 24
+    mids = canvas_pixels(browser, "#matrix", [p for m in middles for p in m]) if numbered else []
+    per_cell = max(0, int(cell) - 6)
+    for k, rgba in enumerate(got):
+        i, j = divmod(k, len(cols))
+        scale = (max(w[i]) or 1.0) if per_row else vmax
+        expected = colour(w[i][j] / scale)
+        check(near(rgba, expected),
+              "%s: cell (%d, %d) of weight %.6f is %s, not %s" % (what, i, j, w[i][j], rgba[:3],
+                                                                  expected))
+        if numbered:
+            text = any(not near(p, rgba, 8) for p in mids[k * per_cell:(k + 1) * per_cell])
             # A weight is printed in percent from 0.5 %; rounding may go either way
             # within 1e-6 of a boundary.
             v = w[i][j]
-            if cell["text"] == "":
-                ok = v < 0.005 + 1e-6
-            else:
-                ok = v > 0.005 - 1e-6 and abs(float(cell["text"]) - v * 100) <= 0.5 + 1e-4
-            check(ok, "%s: cell (%d, %d) shows '%s' for weight %.6f" %
-                  (what, i, j, cell["text"], v))
-            d = 3 * 255 - sum(cell["rgb"])
-            if d > darkness:
-                darkest, darkness = (i, j), d
-    state["darkest"], state["darkness"] = darkest, darkness
-    return state
+            check(text == (v >= 0.005) or abs(v - 0.005) < 1e-6,
+                  "%s: cell (%d, %d) of weight %.6f %s a number" %
+                  (what, i, j, v, "shows" if text else "does not show"))
+    for i in range(len(rows)):
+        j = (i * 7) % len(cols)
+        hover_cell(browser, geometry, i, j)
+        text = readout(browser)
+        check(("query %d \u201c%s\u201d" % (i, shown(rows[i]))).lower() in text.lower() and
+              "key %d \u201c%s\u201d" % (j, shown(cols[j])) in text and
+              abs(float(text.rsplit(": ", 1)[-1]) - w[i][j]) <= 5e-5 + 1e-7,
+              "%s: hovering cell (%d, %d) of weight %.6f reads '%s'" % (what, i, j, w[i][j], text))
+    for j in range(len(cols)):
+        i = (j * 5) % len(rows)
+        hover_cell(browser, geometry, i, j)
+        check("key %d \u201c%s\u201d" % (j, shown(cols[j])) in readout(browser),
+              "%s: hovering column %d reads '%s'" % (what, j, readout(browser)))
+    return geometry
 
 
 def check_matrix(browser, w, rows, cols, what):
-    """check_matrix_cells, on one colour scale: the darkest cell is the largest weight."""
-    state = check_matrix_cells(browser, w, rows, cols, what)
-    darkest, darkness = state["darkest"], state["darkness"]
-    flat = [(w[i][j], (i, j)) for i in range(len(rows)) for j in range(len(cols))]
-    top = max(flat)
-    check(darkest == top[1] or abs(w[darkest[0]][darkest[1]] - top[0]) < 1e-6,
-          "%s: the darkest cell is %s, not the largest weight's %s" % (what, darkest, top[1]))
-    lightest = max(sum(c["rgb"]) for r in state["rows"] for c in r["cells"])
-    check(lightest - (3 * 255 - darkness) > 150,
-          "%s: the lightest and darkest cells hardly differ in colour" % what)
-    return state
-
-
-# The matrix colour of weight 1 (the top of the scale): the darkest stop.
-TOP_RGB = [8, 48, 107]
+    """check_matrix_cells on one colour scale, whose top reads the largest weight."""
+    geometry = check_matrix_cells(browser, w, rows, cols, what)
+    top = browser.js("document.getElementById('top').textContent")
+    check(top == percent(max(max(r) for r in w)), "%s: the scale's top reads '%s'" % (what, top))
+    return geometry
 
 
 def check_matrix_per_row(browser, w, rows, cols, what):
-    """Ticks "each row to its own largest weight" by a click: in every row the
-    darkest cell is the row's largest weight and has the scale's top colour, and
-    the scale says so. A second click goes back to one scale for the matrix."""
+    """Ticks "each row to its own largest weight" by a click: every cell takes the
+    colour of its weight over its row's largest, so each row's largest has the
+    scale's top colour, and the scale says so. A second click goes back to one
+    scale for the matrix."""
     click(browser, "#per-row")
-    state = check_matrix_cells(browser, w, rows, cols, what + " per row")
-    for i, r in enumerate(state["rows"]):
+    left, top, cell, _ = check_matrix_cells(browser, w, rows, cols, what + " per row",
+                                            per_row=True)
+    for i in range(len(rows)):
         if max(w[i]) <= 0:
             continue
-        darkest = min(range(len(cols)), key=lambda j: sum(r["cells"][j]["rgb"]))
-        check(w[i][darkest] >= max(w[i]) - 1e-6,
-              "%s per row: row %d's darkest cell %d is not its largest weight" % (what, i, darkest))
-        check(r["cells"][darkest]["rgb"] == TOP_RGB,
-              "%s per row: row %d's largest weight is %s, not the top colour %s" %
-              (what, i, r["cells"][darkest]["rgb"], TOP_RGB))
-    top = browser.js("document.getElementById('top').textContent")
-    check(top == "the row's largest", "%s per row: the scale reads '%s'" % (what, top))
+        j = argmax(w[i])
+        rgba = canvas_pixels(browser, "#matrix", [[int(left + j * cell) + 1,
+                                                   int(top + i * cell) + 1]])[0]
+        check(rgba[:3] == TOP_RGB, "%s per row: row %d's largest weight is %s, not the top "
+              "colour %s" % (what, i, rgba[:3], TOP_RGB))
+    top_text = browser.js("document.getElementById('top').textContent")
+    check(top_text == "the row's largest", "%s per row: the scale reads '%s'" % (what, top_text))
     click(browser, "#per-row")
     check_matrix(browser, w, rows, cols, what + " after per row")
 
 
-def check_cell_tip(browser, w, i, j, what):
-    browser.mouse("mouseMoved", 2, 2)
-    x, y = centre(browser, "#matrix tbody tr:nth-child(%d) td" % (i + 1), j)
-    browser.mouse("mouseMoved", x, y)
+def check_cell_tip(browser, geometry, w, i, j, what):
+    hover_cell(browser, geometry, i, j)
     tip = browser.js("(() => { const t = document.getElementById('tip');"
                      " return t.hidden ? null : t.textContent; })()")
     check(tip is not None, "%s: hovering cell (%d, %d) shows no value" % (what, i, j))
@@ -520,7 +585,16 @@ def run_attn(attn, args, tmp):
                           text=True, timeout=60)
 
 
-def check_file(record, page_path):
+def decode_floats(text):
+    data = base64.b64decode(text)
+    return list(struct.unpack("<%df" % (len(data) // 4), data))
+
+
+def as_float32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def embedded_record(page_path):
     with open(page_path, encoding="utf-8") as f:
         page = f.read()
     check(page.count("</script>") == 2,
@@ -529,13 +603,30 @@ def check_file(record, page_path):
                     page) is None, "the page refers to another resource")
     data = re.search(r'<script type="application/json" id="record">(.*?)</script>', page, re.S)
     check(data is not None, "no record element in the page")
-    embedded = json.loads(data.group(1))
+    return json.loads(data.group(1))
+
+
+def check_file(record, page_path):
+    """The page holds every weight of a short record exactly (float32), and each
+    thumbnail's shades are its weights over the record's largest, in 1/255."""
+    embedded = embedded_record(page_path)
     check(embedded["keys"] == record["keys"] and embedded["queries"] == record["queries"],
           "the embedded tokens differ from the record's")
+    vmax = as_float32(max(x for m in record["maps"] for h in m["weights"] for r in h for x in r))
+    check(embedded["vmax"] == vmax, "the page's vmax %s is not %s" % (embedded["vmax"], vmax))
     for m, e in zip(record["maps"], embedded["maps"]):
-        err = max(abs(a - b) for h, eh in zip(m["weights"], e["weights"])
-                  for r, er in zip(h, eh) for a, b in zip(r, er))
-        check(err <= 1e-6, "map %s: embedded weights differ by %g" % (m["name"], err))
+        check((e["first"], e["count"]) == (0, m["rows"]),
+              "map %s: rows %d+%d held, not all" % (m["name"], e["first"], e["count"]))
+        flat = [x for h in m["weights"] for r in h for x in r]
+        held = decode_floats(e["weights"])
+        check(held == [as_float32(x) for x in flat],
+              "map %s: the embedded weights are not the record's" % m["name"])
+        check((e["thumb_rows"], e["thumb_cols"]) == (m["rows"], m["cols"]),
+              "map %s: a short map's thumbnail is downsampled" % m["name"])
+        shades = base64.b64decode(e["thumbs"])
+        check(all(abs(a - 255 * as_float32(x) / vmax) <= 0.5 + 1e-6 for a, x in zip(shades, flat))
+              and len(shades) == len(flat),
+              "map %s: the thumbnail's shades are not its weights" % m["name"])
 
 
 def check_page(browser, record, page_path, tmp, rng):
@@ -611,9 +702,9 @@ def check_page(browser, record, page_path, tmp, rng):
     click(browser, "input[name=view][value=matrix]")
     check(not browser.js(LINES_STATE)["visible"], "the lines view stays after choosing the matrix")
     w = weights(m, 1)
-    check_matrix(browser, w, rows, cols, "%s head 1" % m["name"])
+    geometry = check_matrix(browser, w, rows, cols, "%s head 1" % m["name"])
     i, j = rng.randrange(len(rows)), rng.randrange(len(cols))
-    check_cell_tip(browser, w, i, j, "%s head 1" % m["name"])
+    check_cell_tip(browser, geometry, w, i, j, "%s head 1" % m["name"])
     browser.screenshot(os.path.join(tmp, "3-matrix.png"))
     check_matrix_per_row(browser, w, rows, cols, "%s head 1" % m["name"])
 
@@ -630,9 +721,7 @@ def check_page(browser, record, page_path, tmp, rng):
     rows, cols = labels(record, m)
     choose(browser, "head", 1)
     w = weights(m, 1)
-    state = check_matrix(browser, w, rows, cols, "%s head 1" % m["name"])
-    filled = sum(cell["text"] != "" for r in state["rows"] for cell in r["cells"])
-    check(filled == len(rows), "hard map: %d cells filled for %d queries" % (filled, len(rows)))
+    check_matrix(browser, w, rows, cols, "%s head 1" % m["name"])
     click(browser, "input[name=view][value=lines]")
     for i in range(len(rows)):
         state = check_query_lines(browser, w, rows, cols, i, "%s head 1" % m["name"])
