@@ -210,6 +210,13 @@ static size_t weights_a_row(const attn_record *r)
     return n;
 }
 
+static int most_rows(const attn_record *r)
+{
+    int most = 0;
+    for (int k = 0; k < r->n_maps; k++) most = r->maps[k].rows > most ? r->maps[k].rows : most;
+    return most;
+}
+
 /* The rows of every map a page can hold (at least one, even past the limit),
  * for a record that holds weights. */
 static int rows_that_fit(const attn_record *r)
@@ -223,13 +230,11 @@ static int rows_that_fit(const attn_record *r)
 static void default_windows(const attn_record *r, map_window *windows)
 {
     size_t total = 0;
-    int most_rows = 0;
     for (int k = 0; k < r->n_maps; k++) {
         const attn_attention_map *m = &r->maps[k];
         total += (size_t)m->rows * (size_t)m->heads * (size_t)m->cols;
-        most_rows = m->rows > most_rows ? m->rows : most_rows;
     }
-    const int count = total <= HTML_WEIGHTS_MAX ? most_rows : rows_that_fit(r);
+    const int count = total <= HTML_WEIGHTS_MAX ? most_rows(r) : rows_that_fit(r);
     for (int k = 0; k < r->n_maps; k++) {
         const int rows = r->maps[k].rows, kept = at_most(count, rows);
         windows[k] = (map_window){rows - kept, kept};
@@ -240,21 +245,20 @@ static void default_windows(const attn_record *r, map_window *windows)
  * no map has its first row or it holds more than HTML_WEIGHTS_MAX weights. */
 static bool given_windows(const attn_record *r, const html_window *given, map_window *windows)
 {
+    const int rows = most_rows(r);
+    if (given->first >= rows) {
+        cli_usage_error("show", "--window %ld:%ld starts past every map: the record's maps have "
+                                "at most %d rows (0 to %d)",
+                        given->first, given->count, rows, rows - 1);
+        return false;
+    }
     size_t total = 0;
-    int most_rows = 0;
     for (int k = 0; k < r->n_maps; k++) {
         const attn_attention_map *m = &r->maps[k];
         const long left = given->first < m->rows ? m->rows - given->first : 0;
         windows[k] = (map_window){(int)(left > 0 ? given->first : m->rows),
                                   (int)(left < given->count ? left : given->count)};
         total += (size_t)windows[k].count * (size_t)m->heads * (size_t)m->cols;
-        most_rows = m->rows > most_rows ? m->rows : most_rows;
-    }
-    if (given->first >= most_rows) {
-        cli_usage_error("show", "--window %ld:%ld starts past every map: the record's maps have "
-                                "at most %d rows (0 to %d)",
-                        given->first, given->count, most_rows, most_rows - 1);
-        return false;
     }
     if (total > HTML_WEIGHTS_MAX) {
         cli_usage_error("show", "--window %ld:%ld holds %zu weights, more than a page's %d: "

@@ -500,8 +500,15 @@
   }
 
   canvas.tabIndex = 0;
+  /* Where a mouse event is on a canvas, in CSS pixels from its top left
+   * (offsetX and offsetY are rounded to whole pixels, a cell off where the
+   * canvas starts between pixels). */
+  function pointOn(target, e) {
+    const r = target.getBoundingClientRect();
+    return [e.clientX - r.left, e.clientY - r.top];
+  }
   canvas.addEventListener('mousemove', (e) => {
-    const at = cellAt(e.offsetX, e.offsetY);
+    const at = cellAt(...pointOn(canvas, e));
     if (at) showCell(at[0], at[1]); else hideCell();
   });
   canvas.addEventListener('mouseleave', hideCell);
@@ -555,7 +562,7 @@
   }
   slider.addEventListener('input', drawStep);
   strip.addEventListener('mousemove', (e) => {
-    const i = +slider.value - cur.first, j = Math.floor(e.offsetX / +strip.dataset.bar);
+    const i = +slider.value - cur.first, j = Math.floor(pointOn(strip, e)[0] / +strip.dataset.bar);
     if (j > +slider.value) return;
     readout.textContent = capital(queryName(i)) + ' \u2192 ' + keyName(j) + ': ' +
       cur.w[i * cur.cols.length + j].toFixed(4);
@@ -587,7 +594,8 @@
       r.addEventListener('change', render);
     perRow.addEventListener('change', render);
     /* The slider starts at the last step: a language model's newest token. */
-    slider.max = slider.value = String(Number.MAX_SAFE_INTEGER);
+    slider.max = String(Number.MAX_SAFE_INTEGER);
+    slider.value = slider.max;
     select();
   }
   /* For whoever waits on the page (the browser test): drawn, and how long after
