@@ -416,8 +416,13 @@
     const left = labelled ? Math.ceil(widest(cur.rows)) + 8 : 0;
     const top = labelled ? (upright ? 16 : Math.ceil(widest(cur.cols)) + 8) : 0;
     grid = { left: left, top: top, cell: cell, rows: R, cols: C };
-    canvas.width = left + C * cell;
-    canvas.height = top + Math.max(R, 1) * cell;
+    /* As many canvas pixels as the screen has, so that text stays sharp. */
+    const ratio = window.devicePixelRatio || 1, width = left + C * cell, height = top + R * cell;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    canvas.style.width = width + 'px';
+    canvas.style.height = height + 'px';
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     const cells = document.createElement('canvas');
     const tops = [];
     for (let i = 0; i < R; i++) tops.push(rowTop(i));

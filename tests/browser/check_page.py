@@ -574,6 +574,30 @@ def check_matrix_per_row(browser, w, rows, cols, what):
     check_matrix(browser, w, rows, cols, what + " after per row")
 
 
+def check_cell_keys(browser, geometry, w, rows, cols, what):
+    """A click on a cell focuses the matrix; the arrow keys then move the readout
+    from that cell, a row down and a column left, and stop at the edge."""
+    left, top, cell, box = geometry
+    i, j = len(rows) // 2, len(cols) // 2
+    x, y = box[0] + left + (j + 0.5) * cell, box[1] + top + (i + 0.5) * cell
+    browser.mouse("mouseMoved", x, y)
+    browser.mouse("mousePressed", x, y)
+    browser.mouse("mouseReleased", x, y)
+    check(browser.js("document.activeElement.id") == "matrix",
+          "%s: a click does not focus the matrix" % what)
+    key(browser, "ArrowDown", "ArrowDown", 40)
+    key(browser, "ArrowLeft", "ArrowLeft", 37)
+    text = readout(browser)
+    check(text.startswith("Query %d \u201c%s\u201d \u2192 key %d \u201c%s\u201d: " %
+                          (i + 1, shown(rows[i + 1]), j - 1, shown(cols[j - 1]))) and
+          abs(float(text.rsplit(": ", 1)[-1]) - w[i + 1][j - 1]) <= 5e-5 + 1e-7,
+          "%s: the arrow keys from cell (%d, %d) read '%s'" % (what, i, j, text))
+    for _ in range(len(cols)):
+        key(browser, "ArrowRight", "ArrowRight", 39)
+    check(" \u2192 key %d \u201c" % (len(cols) - 1) in readout(browser),
+          "%s: the right arrow goes past the last key: '%s'" % (what, readout(browser)))
+
+
 def check_cell_tip(browser, geometry, w, i, j, what):
     hover_cell(browser, geometry, i, j)
     tip = browser.js("(() => { const t = document.getElementById('tip');"
@@ -1025,6 +1049,7 @@ def check_page(browser, record, page_path, tmp, rng):
     geometry = check_matrix(browser, w, rows, cols, "%s head 1" % m["name"])
     i, j = rng.randrange(len(rows)), rng.randrange(len(cols))
     check_cell_tip(browser, geometry, w, i, j, "%s head 1" % m["name"])
+    check_cell_keys(browser, geometry, w, rows, cols, "%s head 1" % m["name"])
     browser.screenshot(os.path.join(tmp, "3-matrix.png"))
     check_matrix_per_row(browser, w, rows, cols, "%s head 1" % m["name"])
 
