@@ -282,9 +282,13 @@ static int show(const attn_record *r, const show_options *o)
     const attn_attention_map *m = NULL;
     if (o->out != NULL && !model_view && (m = choose_map(r, o)) == NULL) return EXIT_USAGE;
     if (o->html != NULL) {
-        int status = cli_show_html(r, o->html, &o->window);
+        int windowed;
+        int status = cli_show_html(r, o->html, &o->window, &windowed);
         if (status != EXIT_OK) return status;
-        printf("wrote %s: a page of %d map%s\n", o->html, r->n_maps, r->n_maps == 1 ? "" : "s");
+        printf("wrote %s: a page of %d map%s", o->html, r->n_maps, r->n_maps == 1 ? "" : "s");
+        if (windowed == 0) printf(", every weight held exactly\n");
+        else printf(", %d held exactly only for a window of rows (--window; the page says which)\n",
+                    windowed);
     }
     if (o->out == NULL) return EXIT_OK;
     return model_view ? draw_model_view(r, o) : draw_picture(r, m, o);

@@ -345,11 +345,14 @@ static int write_page(const char *path, const char *json, size_t size)
     return EXIT_RUNTIME;
 }
 
-int cli_show_html(const attn_record *r, const char *path, const html_window *window)
+int cli_show_html(const attn_record *r, const char *path, const html_window *window,
+                  int *windowed)
 {
     map_window windows[ATTN_RECORD_MAPS_MAX];
     if (!window->given) default_windows(r, windows);
     else if (!given_windows(r, window, windows)) return EXIT_USAGE;
+    *windowed = 0;
+    for (int k = 0; k < r->n_maps; k++) *windowed += windows[k].count < r->maps[k].rows;
     char *json = NULL;
     size_t size = 0;
     FILE *mem = open_memstream(&json, &size);

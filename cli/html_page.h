@@ -42,11 +42,13 @@ typedef struct html_window {
 } html_window;
 
 /* Writes the page of r to path atomically (attn_write_file_atomically, so a
- * failure leaves no partial page). Prints nothing on success; on failure prints
+ * failure leaves no partial page), and in *windowed how many maps it holds only
+ * a window of rows of. Prints nothing on success; on failure prints
  * why to stderr and returns EXIT_USAGE for a window that does not fit the
  * record or HTML_WEIGHTS_MAX (naming the most rows that fit), EXIT_RUNTIME for
  * a map whose sizes disagree with the tokens, a weight outside [0, 1] or a file
  * that cannot be written. */
-int cli_show_html(const attn_record *r, const char *path, const html_window *window);
+int cli_show_html(const attn_record *r, const char *path, const html_window *window,
+                  int *windowed);
 
 #endif
