@@ -3,14 +3,15 @@
  * The page is the document up to the record's <script type="application/json">
  * element, the record as JSON, and the script that draws it. The JSON follows
  * the record schema of attn/capture.h, with these differences: a map's weights
- * are only those of its window of query rows ("first", "count"), as the
- * base64 of their float32 bytes, little-endian (exact, and shorter than
- * decimals); each map has its thumbnails ("thumb_rows" x "thumb_cols" values a
- * head, base64 of a byte each, 255 for the record's "vmax"); each map names the token lists of its rows and
- * columns ("row_tokens", "col_tokens": "queries" or "keys"), so the script need
- * not know which lists label which maps; and the record says how many weights a
- * page may hold ("weights_max") and whether the window was chosen. Every "<"
- * in the JSON is written as \u003c, so no token can end the element early
+ * are only those of its window of query rows ("first", "count"), as the base64
+ * of their float32 bytes, little-endian (exact, and shorter than decimals); each
+ * map has its thumbnails ("thumb_rows" x "thumb_cols" values a head, base64 of
+ * a byte each, 255 for the record's "vmax") and says whether it is causal; each
+ * map names the token lists of its rows and columns ("row_tokens",
+ * "col_tokens": "queries" or "keys"), so the script need not know which lists
+ * label which maps; and the record says how many weights a page may hold
+ * ("weights_max") and whether the window was chosen. Every "<" in the JSON is
+ * written as \u003c, so no token can end the element early
  * ("</script>") or open a comment ("<!--").
  *
  * The document, its style and its script are the files in cli/page, which the

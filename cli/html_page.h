@@ -18,10 +18,11 @@
  * at most HTML_WEIGHTS_MAX weights over all maps and heads. By default the
  * window is every row if they fit, else the last rows of each map (for a
  * language model the latest steps, which see the most context); --window
- * FIRST:COUNT chooses it. The page says which rows it holds in full. A record
- * of 2,048 tokens, 6 layers x 6 heads makes a page of 3 MB, 7 rows in full,
- * that opens in under a second in headless Chromium. The page
- * loads nothing: its style, script and the record itself are inside it. */
+ * FIRST:COUNT chooses it. The page says which rows it holds in full, and shows
+ * a map held in part whole as its thumbnail, enlarged, the held rows outlined.
+ * A record of 2,048 tokens, 6 layers x 6 heads makes a page of 3 MB, 7 rows in
+ * full, that opens in under a second in headless Chromium. The page loads
+ * nothing: its style, script and the record itself are inside it. */
 #ifndef ATTN_CLI_HTML_PAGE_H
 #define ATTN_CLI_HTML_PAGE_H
 

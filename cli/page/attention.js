@@ -17,7 +17,7 @@
   /* The lines view draws up to this many tokens a side: more lines than this
    * are a blur, and thousands of SVG nodes make the page slow. */
   const LINES_MAX = 200;
-  const THUMB_PX = 72, STRIP_HEIGHT = 80, STRIP_BAR_MAX = 24;
+  const THUMB_PX = 72, STRIP_HEIGHT = 80, STRIP_BAR_MAX = 24, OVERVIEW_PX = 256;
   let cur = null; /* the map, head, weights (rows x cols, float64) and labels shown */
 
   /* A token as text that shows its blanks: a space as U+2423, a control
@@ -30,7 +30,11 @@
         c.charCodeAt(0).toString(16).padStart(c < '\u0100' ? 2 : 4, '0'));
   }
   function quoted(t) { return '\u201c' + shown(t) + '\u201d'; }
-  function pct(w) { return Math.round(w * 100) + '%'; }
+  /* A weight in percent: whole ones, or two decimals below 0.5 % (a long
+   * sequence's weights are mostly that small, and "0%" would hide them). */
+  function pct(w) {
+    return (w > 0 && w < 0.005 ? (w * 100).toFixed(2) : Math.round(w * 100)) + '%';
+  }
   function colourOf(t) {
     const c = [0, 0, 0];
     colourInto(t, c, 0);
@@ -216,6 +220,7 @@
         ' of heads that chose it.'
       : ' Hard attention: each query chose one key, the only one drawn.';
     note.textContent = text + ' ' + heldText(m);
+    drawOverview();
     updateSteps();
     render();
   }
@@ -505,12 +510,12 @@
   }
 
   canvas.tabIndex = 0;
-  /* Where a mouse event is on a canvas, in CSS pixels from its top left
-   * (offsetX and offsetY are rounded to whole pixels, a cell off where the
-   * canvas starts between pixels). */
+  /* Where a mouse event is on a canvas, in CSS pixels from the top left of its
+   * content, inside any border (offsetX and offsetY are rounded to whole pixels,
+   * a cell off where the canvas starts between pixels). */
   function pointOn(target, e) {
     const r = target.getBoundingClientRect();
-    return [e.clientX - r.left, e.clientY - r.top];
+    return [e.clientX - r.left - target.clientLeft, e.clientY - r.top - target.clientTop];
   }
   canvas.addEventListener('mousemove', (e) => {
     const at = cellAt(...pointOn(canvas, e));
@@ -526,6 +531,61 @@
     const i = Math.min(grid.rows - 1, Math.max(0, cursor[0] + move[0]));
     const j = Math.min(grid.cols - 1, Math.max(0, cursor[1] + move[1]));
     showCell(i, j);
+  });
+
+  /* ---- the overview: the whole of a map held only in part ---- */
+  const overview = $('overview');
+  let overviewScale = 1;
+
+  /* The shown head's thumbnail shades (0 to 255), or their mean over the heads. */
+  function shadesOf(m, head) {
+    const plane = m.thumb_rows * m.thumb_cols, out = new Float64Array(plane);
+    const first = head < 0 ? 0 : head, last = head < 0 ? m.heads - 1 : head;
+    for (let h = first; h <= last; h++)
+      for (let k = 0; k < plane; k++) out[k] += m.thumbShades[h * plane + k] / (last - first + 1);
+    return out;
+  }
+
+  /* The cells [lo, hi) of n that value p of `values` stands for (html_page.c's
+   * thumbnails, heatmap_pixel_weight). */
+  function covered(p, values, n) {
+    const lo = Math.floor(p * n / values), hi = Math.floor((p + 1) * n / values);
+    return [lo, Math.max(hi, lo + 1)];
+  }
+
+  function drawOverview() {
+    const m = cur.map, box = $('overview-box');
+    box.hidden = m.count === m.rows;
+    if (box.hidden) return;
+    cur.shades = shadesOf(m, cur.head);
+    paint(overview, cur.shades, 0, m.thumb_rows, m.thumb_cols, () => 255);
+    overviewScale = Math.max(1, Math.floor(OVERVIEW_PX / Math.max(m.thumb_rows, m.thumb_cols)));
+    const height = m.thumb_rows * overviewScale;
+    overview.style.width = m.thumb_cols * overviewScale + 'px';
+    overview.style.height = height + 'px';
+    /* The held rows, outlined where they fall, at least a few pixels high. */
+    const band = $('held-band'), from = Math.floor(height * m.first / m.rows);
+    const tall = Math.max(4, Math.ceil(height * (m.first + m.count) / m.rows) - from);
+    band.hidden = m.count === 0;
+    band.style.top = overview.clientTop + Math.min(from, height - tall) + 'px';
+    band.style.height = tall + 'px';
+    $('overview-text').textContent = 'The whole map, downsampled to ' + m.thumb_rows + ' x ' +
+      m.thumb_cols + ': each pixel the ' + (m.hard ? 'largest' : 'mean') + ' of the weights it' +
+      ' covers, to 1/255 of ' + pct(rec.vmax) + '. Outlined: the rows held exactly.' +
+      ' Hover over it to read a pixel.';
+    overview.setAttribute('aria-label', $('overview-text').textContent);
+  }
+
+  overview.addEventListener('mousemove', (e) => {
+    const m = cur.map, [x, y] = pointOn(overview, e);
+    const ty = Math.floor(y / overviewScale), tx = Math.floor(x / overviewScale);
+    if (ty < 0 || ty >= m.thumb_rows || tx < 0 || tx >= m.thumb_cols) return;
+    const [i0, i1] = covered(ty, m.thumb_rows, m.rows);
+    const [j0, j1] = covered(tx, m.thumb_cols, m.cols);
+    const w = cur.shades[ty * m.thumb_cols + tx] / 255 * rec.vmax;
+    readout.textContent = 'Queries ' + i0 + ' to ' + (i1 - 1) + ', keys ' + j0 + ' to ' +
+      (j1 - 1) + ' (downsampled): ' + (m.hard ? 'largest' : 'mean') + ' about ' + w.toFixed(4) +
+      ', to within ' + (rec.vmax / 510).toFixed(4) + '.';
   });
 
   /* ---- the step slider: for causal self-attention over one sequence ---- */

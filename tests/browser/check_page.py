@@ -150,6 +150,9 @@ def shown(token):
 
 
 def percent(w):
+    """A weight as the page writes it in percent (attention.js pct)."""
+    if 0 < w < 0.005:
+        return "%.2f%%" % (w * 100)
     return "%d%%" % math.floor(w * 100 + 0.5)
 
 
@@ -416,7 +419,8 @@ def matrix_geometry(browser, n_rows, n_cols, what):
     left = mark[0] - box[0] - (n_cols - 1) * cell
     top = mark[1] - box[1] - (n_rows - 1) * cell
     check(cell >= 1 and abs(mark[3] - cell) < 1e-6 and left >= 0 and top >= 0 and
-          abs(box[2] - (left + n_cols * cell)) < 1e-6 and abs(box[3] - (top + n_rows * cell)) < 1e-6,
+          abs(box[2] - (left + n_cols * cell)) < 1e-6 and
+          abs(box[3] - (top + n_rows * cell)) < 1e-6,
           "%s: the cells (%s) do not fill the canvas %s" % (what, mark, box))
     return left, top, cell, box
 
@@ -624,7 +628,8 @@ def thumb_index(record, k, h):
 
 
 def selected(browser):
-    return browser.js("[document.getElementById('map').value, document.getElementById('head').value,"
+    return browser.js("[document.getElementById('map').value,"
+                      " document.getElementById('head').value,"
                       " !document.getElementById('matrix-view').hidden]")
 
 
@@ -805,6 +810,38 @@ def wait_ready(browser, url):
     raise Failure("the page at %s set no ready marker within %g s" % (url, TIMEOUT))
 
 
+def check_overview(browser, first, held):
+    """A map held only in part shows the whole of it downsampled, the held rows
+    outlined, and reads a pixel out under the mouse: the mean of the weights it
+    covers (in the long record, 1 / (i + 1) over rows i), to 1/255."""
+    text = browser.js("document.getElementById('overview-text').textContent")
+    check(text.startswith("The whole map, downsampled to 64 x 64: each pixel the mean"),
+          "the long map's overview says '%s'" % text)
+    browser.js("document.getElementById('overview').scrollIntoView({block: 'center'})")
+    box = rect(browser, "#overview")
+    scale = (box[2] - 2) / 64  # inside its border of a pixel
+    band = rect(browser, "#held-band")
+    check(band is not None and box[1] + 0.9 * box[3] <= band[1] <= box[1] + box[3],
+          "the held rows %d to %d are not outlined at the overview's bottom: %s in %s" %
+          (first, LONG - 1, band, box))
+    side = LONG // 64
+    for tx, ty in ((10, 40), (0, 0), (63, 5)):
+        browser.mouse("mouseMoved", 2, 2)
+        browser.mouse("mouseMoved", box[0] + 1 + (tx + 0.5) * scale,
+                      box[1] + 1 + (ty + 0.5) * scale)
+        rows, cols = range(ty * side, (ty + 1) * side), range(tx * side, (tx + 1) * side)
+        mean = sum(1.0 / (i + 1) for i in rows for j in cols if j <= i) / (side * side)
+        shade = math.floor(255 * mean + 0.5)
+        text = readout(browser)
+        check(text.startswith("Queries %d to %d, keys %d to %d (downsampled): mean about " %
+                              (rows[0], rows[-1], cols[0], cols[-1])) and
+              abs(float(text.split("about ")[1].split(",")[0]) - mean) <= 1 / 510 + 5e-5,
+              "the overview at (%d, %d) reads '%s', not a mean of %.4f" % (tx, ty, text, mean))
+        rgba = canvas_pixels(browser, "#overview", [[tx, ty]])[0]
+        check(near(rgba, colour(shade / 255)), "the overview's pixel (%d, %d) is %s, not %s" %
+              (tx, ty, rgba[:3], colour(shade / 255)))
+
+
 def check_long(browser, attn, tmp):
     """The 2,048-token record of 6 x 6 heads: a page of a few MB holding its last
     rows exactly, open within LOAD_BOUND_MS, responsive, and honest about what it
@@ -844,6 +881,7 @@ def check_long(browser, attn, tmp):
     note = browser.js("document.getElementById('note').textContent")
     check("Only query rows %d to %d of %d are held exactly" % (first, LONG - 1, LONG) in note,
           "the long map's note reads '%s'" % note)
+    check_overview(browser, first, held)
     browser.js("document.getElementById('matrix').scrollIntoView({block: 'center'})")
     box = rect(browser, "#matrix")
     check(box[2] == LONG and box[3] == held, "the long matrix is %s, not a pixel a weight" % box)
@@ -861,6 +899,10 @@ def check_long(browser, attn, tmp):
     check(browser.js("document.getElementById('step').value") == str(LONG - 1) and
           browser.js("document.getElementById('step').min") == str(first),
           "the long record's slider does not cover rows %d to %d" % (first, LONG - 1))
+    step = browser.js("document.getElementById('step-text').textContent")
+    check(step.startswith("Step %d: \u201c%s\u201d attends to key 0 \u201c%s\u201d %s" %
+                          (LONG - 1, tokens[-1], tokens[0], percent(1.0 / LONG))),
+          "the long record's last step reads '%s'" % step)
     click(browser, "input[name=view][value=lines]")
     limit = browser.js("(() => { const p = document.getElementById('lines-limit');"
                        " return p.hidden ? null : p.textContent; })()")
@@ -896,7 +938,8 @@ def check_window_options(attn, record, tmp):
     write_lm_record(os.path.join(tmp, "800.safetensors"), 800, 1, 1)
     fit = WEIGHTS_MAX // 800
     run = run_attn(attn, ["show", "800.safetensors", "--html", "800.html"], tmp)
-    check(run.returncode == 0, "the 800-token record failed (%d): %s" % (run.returncode, run.stderr))
+    check(run.returncode == 0,
+          "the 800-token record failed (%d): %s" % (run.returncode, run.stderr))
     e = embedded_record(os.path.join(tmp, "800.html"))["maps"][0]
     check((e["first"], e["count"]) == (800 - fit, fit),
           "the 800-token record holds rows %d+%d, not its last %d" % (e["first"], e["count"], fit))
