@@ -571,7 +571,8 @@
     band.style.height = tall + 'px';
     $('overview-text').textContent = 'The whole map, downsampled to ' + m.thumb_rows + ' x ' +
       m.thumb_cols + ': each pixel the ' + (m.hard ? 'largest' : 'mean') + ' of the weights it' +
-      ' covers, to 1/255 of ' + pct(rec.vmax) + '. Outlined: the rows held exactly.' +
+      ' covers' + (cur.head < 0 ? ' (for the mean of the heads, the mean of theirs)' : '') +
+      ', to 1/255 of ' + pct(rec.vmax) + '. Outlined: the rows held exactly.' +
       ' Hover over it to read a pixel.';
     overview.setAttribute('aria-label', $('overview-text').textContent);
   }

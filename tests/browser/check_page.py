@@ -734,7 +734,9 @@ def make_lm_record(rng):
 
 def check_slider(browser, record, page_path, rng):
     """The step slider of a language model's record, by real clicks and keys."""
-    browser.navigate("file://" + os.path.abspath(page_path))
+    browser.events = []
+    url = "file://" + os.path.abspath(page_path)
+    browser.navigate(url)
     tokens, n = record["keys"], len(record["keys"])
     check(browser.js("!document.getElementById('steps').hidden"),
           "a language model's page has no step slider")
@@ -759,6 +761,7 @@ def check_slider(browser, record, page_path, rng):
     check_step(browser, w, tokens, t - 1, "the left arrow twice")
     choose(browser, "head", 0)
     check_step(browser, weights(m, 0), tokens, t - 1, "head 0 at the same step")
+    check_quiet(browser, url)
 
 
 def write_lm_record(path, n, layers, heads):
@@ -952,6 +955,7 @@ def check_window_options(attn, record, tmp):
 
 def check_window_page(browser, record, page_path):
     """The page of --window 2:3 says which rows it holds and shows only them."""
+    browser.events = []
     url = "file://" + os.path.abspath(page_path)
     browser.navigate(url)
     m = record["maps"][1]
@@ -963,6 +967,7 @@ def check_window_page(browser, record, page_path):
     click(browser, "input[name=view][value=matrix]")
     rows, cols = labels(record, m)
     check_matrix(browser, weights(m, 0)[2:5], rows[2:5], cols, "--window 2:3", first=2)
+    check_quiet(browser, url)
 
 
 # ---- the test -------------------------------------------------------------------------
