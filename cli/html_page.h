@@ -3,8 +3,9 @@
  * head) as a thumbnail on one colour scale, a row per map and a column per head;
  * clicking one (or Enter on it) opens it in the main view, where a person picks
  * a map and a head (or the mean over the heads) and switches between "lines"
- * (the key tokens in a column beside the query tokens; hovering or focusing a
- * token draws a line to each key it attends to, wider and darker by weight) and
+ * (the key tokens in a column beside the query tokens, a window of 200 a side
+ * past that; hovering or focusing a token draws a line to each key it attends
+ * to, wider and darker by weight) and
  * "matrix" (a heatmap on a canvas, a row per query and a column per key, the
  * weight under the mouse read out). A record of causal self-attention over one
  * sequence (a language model's) also gets a step slider: the attention of the

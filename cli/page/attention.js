@@ -209,6 +209,8 @@
     const m = rec.maps[+mapSel.value];
     const head = +headSel.value;
     const w = weightsOf(m, head);
+    /* Another map: the lines view's windows start again from their defaults. */
+    if (!cur || cur.map !== m) $('keys-from').value = $('queries-from').value = '';
     cur = { map: m, head: head, w: w, vmax: w.reduce((a, b) => Math.max(a, b), 0) || 1,
       first: m.first, rows: rec[m.row_tokens].slice(m.first, m.first + m.count),
       cols: rec[m.col_tokens] };
@@ -237,20 +239,37 @@
   /* ---- lines: the keys in a column on the left, the queries on the right ---- */
   let layout = null;
 
+  /* The first and the count of n tokens the lines view draws: all of them, or
+   * LINES_MAX from the input's value (its default when empty), which it then
+   * shows clamped. */
+  function linesWindow(input, n, fallback, offset) {
+    const count = Math.min(n, LINES_MAX);
+    input.parentNode.hidden = count === n;
+    if (count === n) return [0, n];
+    const wanted = input.value === '' ? fallback : +input.value - offset;
+    const first = Math.min(n - count, Math.max(0, Math.floor(wanted) || 0));
+    input.min = offset;
+    input.max = offset + n - count;
+    input.value = offset + first;
+    return [first, count];
+  }
+
   function drawLines() {
     svg.textContent = '';
-    layout = null;
-    const limited = cur.rows.length > LINES_MAX || cur.cols.length > LINES_MAX;
-    svg.style.display = limited ? 'none' : '';
-    $('lines-limit').hidden = !limited;
-    if (limited) {
-      $('lines-limit').textContent = 'The lines view draws up to ' + LINES_MAX +
-        ' tokens a side, and this map shows ' + plural(cur.rows.length, 'query') + ' and ' +
-        plural(cur.cols.length, 'key') + ': the matrix and the step slider read every' +
-        ' weight it holds.';
-      readout.textContent = '';
-      return;
-    }
+    const R = cur.rows.length, C = cur.cols.length;
+    /* Past LINES_MAX a side, a window: by default the last queries held (a
+     * language model's newest) and, for causal attention, the keys just before
+     * the last of them (its nearest context), else the first keys. */
+    const [q0, qn] = linesWindow($('queries-from'), R, R - LINES_MAX, cur.first);
+    const lastQuery = cur.first + q0 + qn - 1;
+    const [k0, kn] = linesWindow($('keys-from'), C,
+      cur.map.causal ? lastQuery + 1 - LINES_MAX : 0, 0);
+    const windowed = qn < R || kn < C;
+    $('lines-window').hidden = !windowed;
+    $('lines-window-text').textContent = windowed ? 'The lines view draws up to ' +
+      LINES_MAX + ' tokens a side: keys ' + k0 + ' to ' + (k0 + kn - 1) + ' of ' + C +
+      ', queries ' + (cur.first + q0) + ' to ' + lastQuery + '. The readout names the' +
+      ' strongest of all.' : '';
     const header = (text) => {
       const t = svgEl('text', { y: TOP / 2, class: 'side' });
       t.textContent = text;
@@ -258,15 +277,16 @@
       return t;
     };
     const keyHead = header('keys (attended to)'), queryHead = header('queries (attending)');
-    const keys = cur.cols.map((t, j) => token('key', j, t));
-    const queries = cur.rows.map((t, i) => token('query', i, t));
+    const keys = cur.cols.slice(k0, k0 + kn).map((t, n) => token('key', k0 + n, t));
+    const queries = cur.rows.slice(q0, q0 + qn).map((t, n) => token('query', q0 + n, t));
     const width = (list, head) =>
       list.reduce((w, t) => Math.max(w, t.width), head.getComputedTextLength());
     const kw = width(keys, keyHead), qw = width(queries, queryHead);
     const xk = LABEL + PAD + kw + PAD, xq = xk + GAP;
-    layout = { xk: xk, xq: xq, keys: keys, queries: queries, links: svgEl('g', {}) };
-    keys.forEach((k, j) => place(k, j, xk - PAD, 'end'));
-    queries.forEach((q, i) => place(q, i, xq + PAD, 'start'));
+    layout = { xk: xk, xq: xq, keys: keys, queries: queries, links: svgEl('g', {}),
+      k0: k0, q0: q0 };
+    keys.forEach((k, n) => place(k, n, xk - PAD, 'end'));
+    queries.forEach((q, n) => place(q, n, xq + PAD, 'start'));
     keyHead.setAttribute('x', xk - PAD);
     keyHead.setAttribute('text-anchor', 'end');
     queryHead.setAttribute('x', xq + PAD);
@@ -277,6 +297,10 @@
     readout.textContent =
       'Hover over a token, or focus it with Tab, to draw the lines of its attention.';
   }
+
+  /* The drawn key j, query i (indices into cur.cols, cur.rows), or undefined. */
+  function keyToken(j) { return layout.keys[j - layout.k0]; }
+  function queryToken(i) { return layout.queries[i - layout.q0]; }
 
   function token(kind, index, text) {
     const number = kind === 'query' ? cur.first + index : index;
@@ -328,9 +352,10 @@
   function link(pairs) {
     pairs.sort((a, b) => a[2] - b[2]);
     for (const [i, j, w] of pairs) {
-      if (!(w > 0)) continue;
+      const key = keyToken(j), query = queryToken(i);
+      if (!(w > 0) || !key || !query) continue;
       layout.links.append(svgEl('line', {
-        x1: layout.xk, y1: layout.keys[j].y, x2: layout.xq, y2: layout.queries[i].y,
+        x1: layout.xk, y1: key.y, x2: layout.xq, y2: query.y,
         'stroke-width': (0.75 + 6 * w).toFixed(3),
         'stroke-opacity': (0.12 + 0.88 * w).toFixed(3) }));
     }
@@ -350,18 +375,21 @@
   function keyName(j) { return 'key ' + j + ' ' + quoted(cur.cols[j]); }
   function capital(text) { return text.charAt(0).toUpperCase() + text.slice(1); }
 
+  /* Marks a drawn token that weight w goes to or comes from, with its percent. */
+  function markToken(t, w) {
+    if (!t || w < 0.005) return;
+    t.weight.textContent = pct(w);
+    t.g.classList.add('to');
+  }
+
   function showQuery(i) {
     clearLines();
     const C = cur.cols.length, pairs = [];
     for (let j = 0; j < C; j++) {
-      const w = cur.w[i * C + j];
-      pairs.push([i, j, w]);
-      if (w >= 0.005) {
-        layout.keys[j].weight.textContent = pct(w);
-        layout.keys[j].g.classList.add('to');
-      }
+      pairs.push([i, j, cur.w[i * C + j]]);
+      markToken(keyToken(j), cur.w[i * C + j]);
     }
-    layout.queries[i].g.classList.add('on');
+    queryToken(i).g.classList.add('on');
     link(pairs.slice());
     readout.textContent = capital(queryName(i)) + ' attends to ' +
       strongest(pairs, (p) => keyName(p[1]));
@@ -371,14 +399,10 @@
     clearLines();
     const C = cur.cols.length, pairs = [];
     for (let i = 0; i < cur.rows.length; i++) {
-      const w = cur.w[i * C + j];
-      pairs.push([i, j, w]);
-      if (w >= 0.005) {
-        layout.queries[i].weight.textContent = pct(w);
-        layout.queries[i].g.classList.add('to');
-      }
+      pairs.push([i, j, cur.w[i * C + j]]);
+      markToken(queryToken(i), cur.w[i * C + j]);
     }
-    layout.keys[j].g.classList.add('on');
+    keyToken(j).g.classList.add('on');
     link(pairs.slice());
     readout.textContent = capital(keyName(j)) + ' is attended to by ' +
       strongest(pairs, (p) => queryName(p[0]));
@@ -659,6 +683,8 @@
     for (const r of document.querySelectorAll('input[name=view]'))
       r.addEventListener('change', render);
     perRow.addEventListener('change', render);
+    for (const input of [$('keys-from'), $('queries-from')])
+      input.addEventListener('change', render);
     /* The slider starts at the last step: a language model's newest token. */
     slider.max = String(Number.MAX_SAFE_INTEGER);
     slider.value = slider.max;

@@ -845,6 +845,40 @@ def check_overview(browser, first, held):
               (tx, ty, rgba[:3], colour(shade / 255)))
 
 
+def check_long_lines(browser, tokens, first):
+    """The lines view of the long record draws a window of 200 keys, by default
+    those just before the last held query (its nearest context), and the held
+    queries; hovering one draws a line to each key of the window it attends to,
+    while the readout names the strongest of all. The keys' window moves by its
+    input."""
+    click(browser, "input[name=view][value=lines]")
+    text = browser.js("document.getElementById('lines-window-text').textContent")
+    k0 = LONG - 200
+    check(text.startswith("The lines view draws up to 200 tokens a side: keys %d to %d of %d, "
+                          "queries %d to %d." % (k0, LONG - 1, LONG, first, LONG - 1)),
+          "the long record's lines view says '%s'" % text)
+    check(browser.js("document.getElementById('queries-window').hidden"),
+          "the long record's 7 held queries get a window of their own")
+    for k0, i in ((k0, 0), (0, LONG - 1 - first)):
+        state = browser.js(LINES_STATE)
+        check([k["text"] for k in state["keys"]] == tokens[k0:k0 + 200] and
+              [q["text"] for q in state["queries"]] == tokens[first:],
+              "the long record's lines view does not draw keys %d to %d and the held queries" %
+              (k0, k0 + 199))
+        hover(browser, "#lines .tok.query", i)
+        state = browser.js(LINES_STATE)
+        q = first + i
+        drawn = sum(1 for j in range(k0, k0 + 200) if j <= q)
+        check(len(state["lines"]) == drawn, "query %d draws %d lines to keys %d to %d, not %d" %
+              (q, len(state["lines"]), k0, k0 + 199, drawn))
+        check(state["readout"].startswith(
+            "Query %d \u201c%s\u201d attends to key 0 \u201c%s\u201d %s" %
+            (q, tokens[q], tokens[0], percent(1.0 / (q + 1)))),
+              "query %d's readout is '%s'" % (q, state["readout"]))
+        browser.js("(() => { const e = document.getElementById('keys-from'); e.value = '0';"
+                   " e.dispatchEvent(new Event('change')); })()")
+
+
 def check_long(browser, attn, tmp):
     """The 2,048-token record of 6 x 6 heads: a page of a few MB holding its last
     rows exactly, open within LOAD_BOUND_MS, responsive, and honest about what it
@@ -906,12 +940,7 @@ def check_long(browser, attn, tmp):
     check(step.startswith("Step %d: \u201c%s\u201d attends to key 0 \u201c%s\u201d %s" %
                           (LONG - 1, tokens[-1], tokens[0], percent(1.0 / LONG))),
           "the long record's last step reads '%s'" % step)
-    click(browser, "input[name=view][value=lines]")
-    limit = browser.js("(() => { const p = document.getElementById('lines-limit');"
-                       " return p.hidden ? null : p.textContent; })()")
-    check(limit is not None and "up to 200 tokens a side" in limit and
-          browser.js("document.getElementById('lines').style.display") == "none",
-          "the long record's lines view is not limited: %s" % limit)
+    check_long_lines(browser, tokens, first)
     check_quiet(browser, url)
     return load_ms
 
