@@ -18,6 +18,7 @@ typedef struct show_options {
     long cell; /* 0: chosen from the map's size */
     heatmap_view view;
     bool view_given;
+    html_window window; /* --window: the page's rows held exactly */
     char default_out[CLI_PATH_MAX];
 } show_options;
 
@@ -33,7 +34,13 @@ static void print_help(void)
            "  --out OUT     the picture, PNG, SVG or PDF by its extension (.png, .svg,\n"
            "                .pdf; default: FILE with .png, none with --html alone)\n"
            "  --html PAGE   an interactive page of every map: pick a map and a head,\n"
-           "                hover a token to see what it attends to\n"
+           "                hover a token to see what it attends to; a model view of\n"
+           "                every map and head; for a language model, a step slider\n"
+           "  --window FIRST:COUNT  the query rows whose weights the page holds exactly\n"
+           "                (default: all if the record has at most %d weights, else\n"
+           "                the last rows that fit); the page draws the others only\n"
+           "                in its thumbnails, each value the mean of the cells it\n"
+           "                covers (%d values a side at most), and says so\n"
            "  --map NAME    the map to draw (default: the first cross-attention map, else\n"
            "                the last layer's self-attention)\n"
            "  --layer L     the map of layer L (cross-attention if the record has any)\n"
@@ -46,7 +53,8 @@ static void print_help(void)
            "                sequences; in the model view, maps of at most 128 pixels)\n"
            "  --title TEXT  the title (default: the model, the map and the head; for\n"
            "                the model view, the model and \"model view\")\n"
-           "  -h, --help    this help\n");
+           "  -h, --help    this help\n",
+           HTML_WEIGHTS_MAX, HTML_THUMB_SIDE);
 }
 
 static int set_view(show_options *o, heatmap_view view, const char *option)
@@ -76,6 +84,8 @@ static bool default_out(const char *file, char *out, size_t size)
 static int check_outputs(show_options *o)
 {
     const cli_path record = {"FILE", o->file};
+    if (o->window.given && o->html == NULL)
+        return cli_usage_error("show", "--window chooses the rows of the page: give --html too");
     if (o->html != NULL && o->out == NULL) {
         if (o->map || o->layer >= 0 || o->view_given || o->cell || o->title)
             return cli_usage_error("show", "--map, --layer, --head, --average, --grid, --cell "
@@ -96,6 +106,19 @@ static int check_outputs(show_options *o)
     return cli_check_paths("show", &record, 1, outputs, 2);
 }
 
+/* "FIRST:COUNT" into *w. */
+static bool parse_window(const char *text, html_window *w)
+{
+    const char *colon = strchr(text, ':');
+    char first[32];
+    if (colon == NULL || (size_t)(colon - text) >= sizeof first) return false;
+    memcpy(first, text, (size_t)(colon - text));
+    first[colon - text] = '\0';
+    w->given = cli_parse_int(first, 0, 2147483647L, &w->first) &&
+               cli_parse_int(colon + 1, 1, 2147483647L, &w->count);
+    return w->given;
+}
+
 static int parse_options(int argc, char **argv, show_options *o)
 {
     static const struct option options[] = {
@@ -103,7 +126,8 @@ static int parse_options(int argc, char **argv, show_options *o)
         {"map", required_argument, NULL, 'm'},   {"layer", required_argument, NULL, 'l'},
         {"head", required_argument, NULL, 'H'},  {"average", no_argument, NULL, 'a'},
         {"grid", no_argument, NULL, 'g'},        {"cell", required_argument, NULL, 'c'},
-        {"title", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"title", required_argument, NULL, 't'}, {"window", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     *o = (show_options){.layer = -1, .view = HEATMAP_AVERAGE};
@@ -131,6 +155,11 @@ static int parse_options(int argc, char **argv, show_options *o)
                 return cli_usage_error("show", "--cell takes 2 to 200 pixels, not '%s'", optarg);
             break;
         case 't': o->title = optarg; break;
+        case 'w':
+            if (!parse_window(optarg, &o->window))
+                return cli_usage_error("show", "--window takes FIRST:COUNT, a first row from 0 "
+                                               "and a count from 1, not '%s'", optarg);
+            break;
         case 'h': print_help(); return -1;
         case ':': return cli_usage_error("show", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("show", "unknown option '%s'", argv[optind - 1]);
@@ -253,9 +282,13 @@ static int show(const attn_record *r, const show_options *o)
     const attn_attention_map *m = NULL;
     if (o->out != NULL && !model_view && (m = choose_map(r, o)) == NULL) return EXIT_USAGE;
     if (o->html != NULL) {
-        int status = cli_show_html(r, o->html);
+        int windowed;
+        int status = cli_show_html(r, o->html, &o->window, &windowed);
         if (status != EXIT_OK) return status;
-        printf("wrote %s: a page of %d map%s\n", o->html, r->n_maps, r->n_maps == 1 ? "" : "s");
+        printf("wrote %s: a page of %d map%s", o->html, r->n_maps, r->n_maps == 1 ? "" : "s");
+        if (windowed == 0) printf(", every weight held exactly\n");
+        else printf(", %d held exactly only for a window of rows (--window; the page says which)\n",
+                    windowed);
     }
     if (o->out == NULL) return EXIT_OK;
     return model_view ? draw_model_view(r, o) : draw_picture(r, m, o);

@@ -1038,6 +1038,25 @@ static double covered_weight(const float *w, int cols, int i0, int i1, int j0, i
     return hard ? top : sum / ((double)(i1 - i0) * (j1 - j0));
 }
 
+/* The cells [*lo, *hi) of n that pixel p of `pixels` covers: those between its
+ * edges scaled to the cells', or where cells are larger than pixels the one
+ * under its first edge. */
+static void covered_cells(int p, int pixels, int n, int *lo, int *hi)
+{
+    *lo = (int)((long)p * n / pixels);
+    *hi = (int)((long)(p + 1) * n / pixels);
+    if (*hi == *lo) ++*hi;
+}
+
+double heatmap_pixel_weight(const float *w, const attn_attention_map *m, int x, int width, int y,
+                            int height)
+{
+    int i0, i1, j0, j1;
+    covered_cells(y, height, m->rows, &i0, &i1);
+    covered_cells(x, width, m->cols, &j0, &j1);
+    return covered_weight(w, m->cols, i0, i1, j0, j1, m->hard);
+}
+
 /* heatmap_colour(t) as an image surface's pixel. */
 static uint32_t pixel_colour(double t)
 {
@@ -1047,9 +1066,8 @@ static uint32_t pixel_colour(double t)
            (uint32_t)lround(rgb[1] * 255.0) << 8 | (uint32_t)lround(rgb[2] * 255.0);
 }
 
-/* One head's weights w (rows, cols) as an image of width x height pixels: pixel
- * (x, y) shades the cells between its edges scaled to the map's (covered_weight),
- * or where cells are larger than pixels the cell under its top left corner. An
+/* One head's weights w (rows, cols) as an image of width x height pixels, pixel
+ * (x, y) shaded by heatmap_pixel_weight. An
  * image, rather than a rectangle per cell, keeps a long map as quick to draw and
  * as small in a file as a short one. Without memory, cairo's error surface, which
  * fails the drawing. */
@@ -1061,16 +1079,11 @@ static cairo_surface_t *thumbnail_image(const float *w, const attn_attention_map
     cairo_surface_flush(image);
     unsigned char *data = cairo_image_surface_get_data(image);
     int stride = cairo_image_surface_get_stride(image);
-    for (int y = 0; y < height; y++) {
-        int i0 = (int)((long)y * m->rows / height), i1 = (int)((long)(y + 1) * m->rows / height);
-        if (i1 == i0) i1++;
+    for (int y = 0; y < height; y++)
         for (int x = 0; x < width; x++) {
-            int j0 = (int)((long)x * m->cols / width), j1 = (int)((long)(x + 1) * m->cols / width);
-            if (j1 == j0) j1++;
-            uint32_t v = pixel_colour(covered_weight(w, m->cols, i0, i1, j0, j1, m->hard) / vmax);
+            uint32_t v = pixel_colour(heatmap_pixel_weight(w, m, x, width, y, height) / vmax);
             memcpy(data + (size_t)y * stride + (size_t)x * 4, &v, sizeof v);
         }
-    }
     cairo_surface_mark_dirty(image);
     return image;
 }

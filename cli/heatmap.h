@@ -69,6 +69,14 @@ bool heatmap_format_from_path(const char *path, heatmap_format *format);
 /* The colour of t in [0, 1] (clamped) on the scale: rgb in [0, 1], darker as t grows. */
 void heatmap_colour(double t, double rgb[3]);
 
+/* The weight pixel (x, y) of a width x height picture of one head's weights w
+ * (m->rows x m->cols) stands for: the mean of the cells between its edges
+ * scaled to the map's, or for hard attention their largest (a chosen cell stays
+ * as dark as alone); where cells are larger than pixels, the cell under its top
+ * left corner. The model view's thumbnails and the page's are made of it. */
+double heatmap_pixel_weight(const float *w, const attn_attention_map *m, int x, int width, int y,
+                            int height);
+
 /* The model view's layout (heatmap_model_thumbnail gives a thumbnail's place). */
 typedef struct heatmap_model_layout {
     double width, height;

@@ -2,12 +2,16 @@
  *
  * The page is the document up to the record's <script type="application/json">
  * element, the record as JSON, and the script that draws it. The JSON follows
- * the record schema of attn/capture.h, with two differences: weights are
- * rounded to 6 decimals (finer than the page shows, and shorter than the
- * file's 9 significant digits), and each map names the token
- * lists of its rows and columns ("row_tokens", "col_tokens": "queries" or
- * "keys"), so the script need not know which lists label which maps. Every "<"
- * in the JSON is written as \u003c, so no token can end the element early
+ * the record schema of attn/capture.h, with these differences: a map's weights
+ * are only those of its window of query rows ("first", "count"), as the base64
+ * of their float32 bytes, little-endian (exact, and shorter than decimals); each
+ * map has its thumbnails ("thumb_rows" x "thumb_cols" values a head, base64 of
+ * a byte each, 255 for the record's "vmax") and says whether it is causal; each
+ * map names the token lists of its rows and columns ("row_tokens",
+ * "col_tokens": "queries" or "keys"), so the script need not know which lists
+ * label which maps; and the record says how many weights a page may hold
+ * ("weights_max") and whether the window was chosen. Every "<" in the JSON is
+ * written as \u003c, so no token can end the element early
  * ("</script>") or open a comment ("<!--").
  *
  * The document, its style and its script are the files in cli/page, which the
@@ -16,12 +20,14 @@
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn/io.h"
 #include "cli.h"
+#include "heatmap.h"
 #include "html_page.h"
 #include "page_data.h"
 
@@ -65,6 +71,30 @@ static bool check_weights(const attn_attention_map *m, const char *path)
     return true;
 }
 
+/* The largest weight of m (0 if none is above 0). */
+static float largest_weight(const attn_attention_map *m)
+{
+    float top = 0.0f;
+    for (size_t k = 0; k < (size_t)m->heads * (size_t)m->rows * (size_t)m->cols; k++)
+        top = m->weights[k] > top ? m->weights[k] : top;
+    return top;
+}
+
+/* Whether m is causal self-attention: square, every weight above the diagonal
+ * 0, so that row t is what token t saw of the tokens before it (the page's step
+ * slider). */
+static bool is_causal(const attn_attention_map *m)
+{
+    if (m->kind != ATTN_MAP_SELF || m->rows != m->cols) return false;
+    for (int h = 0; h < m->heads; h++)
+        for (int i = 0; i < m->rows; i++) {
+            const float *row = m->weights + ((size_t)h * m->rows + i) * (size_t)m->cols;
+            for (int j = i + 1; j < m->cols; j++)
+                if (row[j] != 0.0f) return false;
+        }
+    return true;
+}
+
 static void write_tokens(FILE *out, char *const *tokens, int n)
 {
     fputc('[', out);
@@ -75,45 +105,175 @@ static void write_tokens(FILE *out, char *const *tokens, int n)
     fputc(']', out);
 }
 
-/* w with 6 decimals, without trailing zeros: "0.25", "1", "0". */
-static void write_weight(FILE *out, float w)
+/* Base64 (RFC 4648, padded) written as bytes come. */
+typedef struct base64_out {
+    FILE *out;
+    unsigned char held[3];
+    int n_held;
+} base64_out;
+
+static void base64_flush(base64_out *b)
 {
-    char text[32];
-    int n = snprintf(text, sizeof text, "%.6f", (double)w);
-    while (n > 1 && text[n - 1] == '0') n--;
-    if (text[n - 1] == '.') n--;
-    fwrite(text, 1, (size_t)n, out);
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (b->n_held == 0) return;
+    for (int k = b->n_held; k < 3; k++) b->held[k] = 0;
+    const unsigned long bits =
+        (unsigned long)b->held[0] << 16 | (unsigned long)b->held[1] << 8 | b->held[2];
+    for (int k = 0; k < 4; k++)
+        fputc(k <= b->n_held ? digits[bits >> (18 - 6 * k) & 63] : '=', b->out);
+    b->n_held = 0;
 }
 
-static void write_map(FILE *out, const attn_attention_map *m, const char *row_tokens,
-                      const char *col_tokens)
+static void base64_byte(base64_out *b, unsigned char byte)
 {
+    b->held[b->n_held++] = byte;
+    if (b->n_held == 3) base64_flush(b);
+}
+
+/* w's float32 bytes, little-endian whatever the machine's order, as the page
+ * reads them (DataView.getFloat32 with littleEndian true). */
+static void base64_float(base64_out *b, float w)
+{
+    uint32_t bits;
+    memcpy(&bits, &w, sizeof bits);
+    for (int k = 0; k < 4; k++) base64_byte(b, (unsigned char)(bits >> (8 * k)));
+}
+
+/* The query rows of each map the page holds exactly. */
+typedef struct map_window {
+    int first, count;
+} map_window;
+
+/* Every head's thumbnail, row by row, as base64 of a byte a value: its shade,
+ * 255 for vmax (the record's largest weight, the top of the model view's one
+ * colour scale), to the nearest 1/255: all a colour needs, in a quarter of the
+ * bytes of a float. */
+static void write_thumbnails(FILE *out, const attn_attention_map *m, int rows, int cols,
+                             float vmax)
+{
+    base64_out b = {.out = out};
+    const size_t plane = (size_t)m->rows * (size_t)m->cols;
+    fputc('"', out);
+    for (int h = 0; h < m->heads; h++)
+        for (int y = 0; y < rows; y++)
+            for (int x = 0; x < cols; x++) {
+                double w = heatmap_pixel_weight(m->weights + h * plane, m, x, cols, y, rows);
+                base64_byte(&b, (unsigned char)lround(fmin(255.0, 255.0 * w / vmax)));
+            }
+    base64_flush(&b);
+    fputc('"', out);
+}
+
+/* The window's rows of every head, as base64. */
+static void write_window(FILE *out, const attn_attention_map *m, map_window w)
+{
+    base64_out b = {.out = out};
+    const size_t plane = (size_t)m->rows * (size_t)m->cols;
+    fputc('"', out);
+    for (int h = 0; h < m->heads; h++) {
+        const float *rows = m->weights + h * plane + (size_t)w.first * (size_t)m->cols;
+        for (size_t k = 0; k < (size_t)w.count * (size_t)m->cols; k++) base64_float(&b, rows[k]);
+    }
+    base64_flush(&b);
+    fputc('"', out);
+}
+
+static int at_most(int a, int b) { return a < b ? a : b; }
+
+static void write_map(FILE *out, const attn_attention_map *m, const char *row_tokens,
+                      const char *col_tokens, map_window w, float vmax)
+{
+    const int thumb_rows = at_most(m->rows, HTML_THUMB_SIDE);
+    const int thumb_cols = at_most(m->cols, HTML_THUMB_SIDE);
     fputs("{\"name\":", out);
     cli_json_string(out, m->name);
     fprintf(out,
             ",\"layer\":%d,\"kind\":\"%s\",\"hard\":%s,\"row_tokens\":\"%s\","
-            "\"col_tokens\":\"%s\",\"heads\":%d,\"rows\":%d,\"cols\":%d,\"weights\":[",
+            "\"col_tokens\":\"%s\",\"causal\":%s,\"heads\":%d,\"rows\":%d,\"cols\":%d,"
+            "\"thumb_rows\":%d,\"thumb_cols\":%d,\"thumbs\":",
             m->layer, attn_map_kind_name(m->kind), m->hard ? "true" : "false", row_tokens,
-            col_tokens, m->heads, m->rows, m->cols);
-    const float *w = m->weights;
-    for (int h = 0; h < m->heads; h++) {
-        fputs(h > 0 ? ",[" : "[", out);
-        for (int i = 0; i < m->rows; i++) {
-            fputs(i > 0 ? ",[" : "[", out);
-            for (int j = 0; j < m->cols; j++) {
-                if (j > 0) fputc(',', out);
-                write_weight(out, *w++);
-            }
-            fputc(']', out);
-        }
-        fputc(']', out);
+            col_tokens, is_causal(m) ? "true" : "false", m->heads, m->rows, m->cols, thumb_rows,
+            thumb_cols);
+    write_thumbnails(out, m, thumb_rows, thumb_cols, vmax);
+    fprintf(out, ",\"first\":%d,\"count\":%d,\"weights\":", w.first, w.count);
+    write_window(out, m, w);
+    fputc('}', out);
+}
+
+/* ---- the window ---- */
+
+/* The weights a row costs in every map at once. */
+static size_t weights_a_row(const attn_record *r)
+{
+    size_t n = 0;
+    for (int k = 0; k < r->n_maps; k++) n += (size_t)r->maps[k].heads * (size_t)r->maps[k].cols;
+    return n;
+}
+
+static int most_rows(const attn_record *r)
+{
+    int most = 0;
+    for (int k = 0; k < r->n_maps; k++) most = r->maps[k].rows > most ? r->maps[k].rows : most;
+    return most;
+}
+
+/* The rows of every map a page can hold (at least one, even past the limit),
+ * for a record that holds weights. */
+static int rows_that_fit(const attn_record *r)
+{
+    const size_t fit = HTML_WEIGHTS_MAX / weights_a_row(r);
+    return fit > 1 ? (int)fit : 1;
+}
+
+/* The default: every row if the record fits, else the last rows of each map,
+ * as many as fit (at least one). */
+static void default_windows(const attn_record *r, map_window *windows)
+{
+    size_t total = 0;
+    for (int k = 0; k < r->n_maps; k++) {
+        const attn_attention_map *m = &r->maps[k];
+        total += (size_t)m->rows * (size_t)m->heads * (size_t)m->cols;
     }
-    fputs("]}", out);
+    const int count = total <= HTML_WEIGHTS_MAX ? most_rows(r) : rows_that_fit(r);
+    for (int k = 0; k < r->n_maps; k++) {
+        const int rows = r->maps[k].rows, kept = at_most(count, rows);
+        windows[k] = (map_window){rows - kept, kept};
+    }
+}
+
+/* The given window, clipped to each map; false (EXIT_USAGE) after saying why if
+ * no map has its first row or it holds more than HTML_WEIGHTS_MAX weights. */
+static bool given_windows(const attn_record *r, const html_window *given, map_window *windows)
+{
+    const int rows = most_rows(r);
+    if (given->first >= rows) {
+        cli_usage_error("show", "--window %ld:%ld starts past every map: the record's maps have "
+                                "at most %d rows (0 to %d)",
+                        given->first, given->count, rows, rows - 1);
+        return false;
+    }
+    size_t total = 0;
+    for (int k = 0; k < r->n_maps; k++) {
+        const attn_attention_map *m = &r->maps[k];
+        const long left = given->first < m->rows ? m->rows - given->first : 0;
+        windows[k] = (map_window){(int)(left > 0 ? given->first : m->rows),
+                                  (int)(left < given->count ? left : given->count)};
+        total += (size_t)windows[k].count * (size_t)m->heads * (size_t)m->cols;
+    }
+    if (total > HTML_WEIGHTS_MAX) {
+        cli_usage_error("show", "--window %ld:%ld holds %zu weights, more than a page's %d: "
+                                "at most %d rows fit",
+                        given->first, given->count, total, HTML_WEIGHTS_MAX, rows_that_fit(r));
+        return false;
+    }
+    return true;
 }
 
 /* Writes r as JSON to out; false after saying why if r cannot be shown on the
  * page at path. */
-static bool write_record(FILE *out, const attn_record *r, const char *path)
+static bool write_record(FILE *out, const attn_record *r, const char *path,
+                         const map_window *windows, bool given)
 {
     fputs("{\"format\":\"attn-attention\",\"version\":1,\"model\":", out);
     cli_json_string(out, r->model);
@@ -123,13 +283,23 @@ static bool write_record(FILE *out, const attn_record *r, const char *path)
     write_tokens(out, r->queries, r->n_queries);
     fputs(",\"keys\":", out);
     write_tokens(out, r->keys, r->n_keys);
-    fputs(",\"maps\":[", out);
+    float vmax = 0.0f;
+    for (int k = 0; k < r->n_maps; k++) {
+        const attn_attention_map *m = &r->maps[k];
+        if (!check_weights(m, path)) return false;
+        vmax = fmaxf(vmax, largest_weight(m));
+    }
+    /* One colour scale for every thumbnail: the largest weight of all, as the
+     * model view of attn show --grid draws it. */
+    if (vmax == 0.0f) vmax = 1.0f;
+    fprintf(out, ",\"weights_max\":%d,\"window_given\":%s,\"vmax\":%.9g,\"maps\":[",
+            HTML_WEIGHTS_MAX, given ? "true" : "false", (double)vmax);
     for (int k = 0; k < r->n_maps; k++) {
         const attn_attention_map *m = &r->maps[k];
         const char *rows = token_list(r, m, true, path), *cols = token_list(r, m, false, path);
-        if (rows == NULL || cols == NULL || !check_weights(m, path)) return false;
+        if (rows == NULL || cols == NULL) return false;
         if (k > 0) fputc(',', out);
-        write_map(out, m, rows, cols);
+        write_map(out, m, rows, cols, windows[k], vmax);
     }
     fputs("]}", out);
     return true;
@@ -176,8 +346,14 @@ static int write_page(const char *path, const char *json, size_t size)
     return EXIT_RUNTIME;
 }
 
-int cli_show_html(const attn_record *r, const char *path)
+int cli_show_html(const attn_record *r, const char *path, const html_window *window,
+                  int *windowed)
 {
+    map_window windows[ATTN_RECORD_MAPS_MAX];
+    if (!window->given) default_windows(r, windows);
+    else if (!given_windows(r, window, windows)) return EXIT_USAGE;
+    *windowed = 0;
+    for (int k = 0; k < r->n_maps; k++) *windowed += windows[k].count < r->maps[k].rows;
     char *json = NULL;
     size_t size = 0;
     FILE *mem = open_memstream(&json, &size);
@@ -185,7 +361,7 @@ int cli_show_html(const attn_record *r, const char *path)
         cli_message(stderr, "attn: no memory for the page '%s'\n", path);
         return EXIT_RUNTIME;
     }
-    bool shown = write_record(mem, r, path);
+    bool shown = write_record(mem, r, path, windows, window->given);
     bool written = !ferror(mem);
     if (fclose(mem) != 0) written = false;
     int status = EXIT_RUNTIME;

@@ -129,8 +129,17 @@ expect 0 "<desc>rows: 2 0 &lt;eos&gt;; columns: N o v ␣</desc>" -- \
 expect 0 "^%PDF-" -- head -c 5 "$dir/gpt0.pdf"
 
 # --html: the page alone, or with a picture
-expect 0 "^wrote $dir/tf.html: a page of 6 maps$" -- \
+expect 0 "^wrote $dir/tf.html: a page of 6 maps, every weight held exactly$" -- \
   "$attn" show "$dir/tf.json" --html "$dir/tf.html"
+# --window: the rows the page holds exactly (the browser test reads what it holds)
+expect 0 "^wrote $dir/w.html: a page of 1 map, 1 held exactly only for a window of rows" -- \
+  "$attn" show "$dir/rnn.json" --html "$dir/w.html" --window 1:1
+expect 2 "--window chooses the rows of the page: give --html too" -- \
+  "$attn" show "$dir/rnn.json" --window 0:1
+expect 2 "--window 9:1 starts past every map: the record's maps have at most 3 rows" -- \
+  "$attn" show "$dir/rnn.json" --html "$dir/w.html" --window 9:1
+expect 2 "--window takes FIRST:COUNT, a first row from 0 and a count from 1, not '1:0'" -- \
+  "$attn" show "$dir/rnn.json" --html "$dir/w.html" --window 1:0
 expect 0 "<html" -- cat "$dir/tf.html"
 for line in "wrote $dir/rnn.html: a page of 1 map" "wrote $dir/both.svg: decoder.attention"; do
   expect 0 "^$line" -- "$attn" show "$dir/rnn.json" --html "$dir/rnn.html" --out "$dir/both.svg"
