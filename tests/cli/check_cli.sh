@@ -18,7 +18,7 @@ for threads in 0 -1 abc 99999999999 2x; do
     env ATTN_NUM_THREADS="$threads" "$attn" info
 done
 expect 0 "threads +3 " -- env ATTN_NUM_THREADS=3 "$attn" info
-expect 2 "ATTN_SIMD=avx9 is not one of avx512, avx2, scalar" -- env ATTN_SIMD=avx9 "$attn" info
+expect 2 "ATTN_SIMD=avx9 is not one of avx512bf16, avx512, avx2, scalar" -- env ATTN_SIMD=avx9 "$attn" info
 expect 0 '"gemm": "' -- "$attn" info --json
 expect 2 "unknown option '--bogus'" -- "$attn" info --bogus
 expect 0 "usage: attn demo" -- "$attn" demo --help
