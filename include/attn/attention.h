@@ -288,10 +288,11 @@ ATTN_API size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool back
  * arithmetic on the values widened to float32, with the same bits on the same
  * CPU); the probabilities are rounded to bfloat16 before they multiply v, so
  * |out - exact attention on these inputs| <= (2^-8 + float32 terms) times
- * sum_j P_ij |v_jc| (the formula: tests/unit/test_flash_bf16.c). The backward
- * is the float32 kernel's on the inputs widened to float32 (exact): float32
- * gradients of attention on the bf16 inputs. Results do not depend on the
- * thread count. */
+ * sum_j P_ij |v_jc|. The backward recomputes P as the forward does and rounds
+ * P' and the score gradient dS to bfloat16 before the products that read them,
+ * so each gradient is within (2^-8 + float32 terms) of the sum of the absolute
+ * terms it adds up (the formulas: tests/unit/test_flash_bf16.c). Results do not
+ * depend on the thread count. */
 ATTN_API attn_status attn_sdpa_bf16_forward(float *out, float *lse, const uint16_t *q,
                                             const uint16_t *k, const uint16_t *v,
                                             const attn_sdpa_config *cfg);

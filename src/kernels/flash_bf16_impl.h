@@ -17,22 +17,25 @@
  * A tile product reduces over pairs: dimension (or key) 2t and 2t + 1 of an operand
  * sit side by side, and each lane of the result adds the odd product, then the
  * even one (vp_dot). So the order of additions is fixed by the layout alone and
- * every variant of the library adds in that same order: the widening variant of
- * the same CPU (ATTN_SIMD=avx512 beside avx512bf16) gives the same bits, unless
- * an input or a partial sum is subnormal (below 2^-126 in magnitude), which
- * vdpbf16ps reads and writes as zero. The other variants differ as the float32
- * kernels do, by the rounding of their exponential and sums.
+ * every variant of the library adds in that same order. The kernels run with
+ * subnormals flushed to zero (MXCSR's DAZ and FTZ, set and restored per thread),
+ * as vdpbf16ps always treats them, so the widening variant of the same CPU
+ * (ATTN_SIMD=avx512 beside avx512bf16) gives the same bits, subnormals or not.
+ * The other variants differ as the float32 kernels do, by the rounding of their
+ * exponential and sums.
  *
- * Layouts (pairs of uint16_t, zero padded):
- *   k_pairs  (B H Lk, D_even): k itself when D is even, else a copy
- *   v_pairs  (B H, ceil(Lk / 2), Dv padded, 2): keys 2t and 2t + 1 of each column
- *   q_pairs  (D_even / 2, lanes, 2): per task, dimensions 2t and 2t + 1 of a row
- *   p_pairs  (KEY_BLOCK / 2, QUERY_BLOCK, 2): per key tile, keys 2t and 2t + 1
- * Key tiles start at even keys, so the tiles' pairs are v_pairs' pairs.
+ * Layouts (uint16_t, zero padded), each input laid out once per call by
+ * bf16_operand:
+ *   rows of pairs   (B H L, D_even): dimensions 2t and 2t + 1 side by side, the
+ *                   input itself when its width is even, else a copy
+ *   pairs of rows   (B H, ceil(L / 2), width padded, 2): rows 2t and 2t + 1
+ *                   interleaved, the operand B of a product that sums over rows
+ *                   (v in the forward's P V)
+ * and per task pack_column_pairs (q of a query block as the lanes of B) and
+ * round_row_pairs (P, dS rounded to bf16 as the pairs A reads). Key tiles start
+ * at even keys, so a tile's pairs are the layout's pairs.
  *
- * Backward: the float32 kernel (flash_backward) on q, k, v and dout widened to
- * float32, which is exact: the gradients of attention in float32 on the bf16
- * inputs, so within float32 rounding of the exact ones (no vdpbf16ps yet). */
+ * Backward: flash_bf16_backward_impl.h. */
 #include "core/bf16.h"
 
 /* ---- tile products on pairs --------------------------------------------------- */
@@ -106,85 +109,109 @@ PAIR_PRODUCT_ATTRIBUTES static void tile_product_pairs(int rows, int cols, int p
 
 static int even_dim(int d) { return d + (d & 1); }
 
-/* The padded widths of the operands in uint16_t, and pairs of keys per head. */
-typedef struct pair_layout {
-    int d_even, dv_pad;
-    int64_t key_pairs;
-} pair_layout;
-
-static pair_layout pair_layout_of(const attn_sdpa_config *cfg)
+/* dst (rows, cols_even) = src (rows, cols), each row zero padded to even length. */
+static void pack_even_rows(uint16_t *dst, const uint16_t *src, int64_t rows, int cols)
 {
-    return (pair_layout){even_dim(cfg->dim_qk), round_up(cfg->dim_v, VF_WIDTH),
-                         ((int64_t)cfg->len_k + 1) / 2};
-}
-
-/* uint16_t of the operands the forward lays out once per call: k_pairs when it
- * is a copy (odd D), and v_pairs. */
-static size_t k_copy_count(const attn_sdpa_config *cfg)
-{
-    const size_t rows = (size_t)cfg->batch * cfg->heads * (size_t)cfg->len_k;
-    return cfg->dim_qk & 1 ? rows * (size_t)even_dim(cfg->dim_qk) : 0;
-}
-
-static size_t v_pairs_count(const attn_sdpa_config *cfg)
-{
-    const pair_layout l = pair_layout_of(cfg);
-    return (size_t)cfg->batch * cfg->heads * (size_t)l.key_pairs * (size_t)l.dv_pad * 2;
-}
-
-/* Head bh's k with each row zero padded to d_even (odd D only). */
-static void pack_k_head(uint16_t *dst, const uint16_t *k, const attn_sdpa_config *cfg, int64_t bh)
-{
-    const int D = cfg->dim_qk, d_even = even_dim(D);
-    for (int64_t j = 0; j < cfg->len_k; j++) {
-        memcpy(dst + (bh * cfg->len_k + j) * d_even, k + (bh * cfg->len_k + j) * D,
-               (size_t)D * sizeof *k);
-        dst[(bh * cfg->len_k + j) * d_even + D] = 0;
+    const int cols_even = even_dim(cols);
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(dst + r * cols_even, src + r * cols, (size_t)cols * sizeof *src);
+        if (cols_even != cols) dst[r * cols_even + cols] = 0;
     }
 }
 
-/* Head bh's v as pairs of keys per column: (key_pairs, dv_pad, 2). */
-static void pack_v_head(uint16_t *dst, const uint16_t *v, const attn_sdpa_config *cfg, int64_t bh)
+/* Rows 2t and 2t + 1 of src (rows, cols) interleaved column by column:
+ * dst (ceil(rows / 2), cols_pad, 2), zero padded (a missing last row too). */
+static void pack_row_pairs(uint16_t *dst, const uint16_t *src, int64_t rows, int cols,
+                           int cols_pad)
 {
-    const pair_layout l = pair_layout_of(cfg);
-    const int Dv = cfg->dim_v;
-    const int64_t Lk = cfg->len_k;
-    const uint16_t *v_head = v + bh * Lk * Dv;
-    uint16_t *head = dst + bh * l.key_pairs * l.dv_pad * 2;
-    for (int64_t t = 0; t < l.key_pairs; t++) {
-        uint16_t *row = head + t * l.dv_pad * 2;
-        const bool second = 2 * t + 1 < Lk;
-        for (int c = 0; c < l.dv_pad; c++) {
-            row[2 * c] = c < Dv ? v_head[2 * t * Dv + c] : 0;
-            row[2 * c + 1] = c < Dv && second ? v_head[(2 * t + 1) * Dv + c] : 0;
+    for (int64_t t = 0; 2 * t < rows; t++) {
+        uint16_t *pair_row = dst + t * cols_pad * 2;
+        const uint16_t *even = src + 2 * t * cols, *odd = even + cols;
+        const bool has_odd = 2 * t + 1 < rows;
+        for (int c = 0; c < cols_pad; c++) {
+            pair_row[2 * c] = c < cols ? even[c] : 0;
+            pair_row[2 * c + 1] = c < cols && has_odd ? odd[c] : 0;
         }
     }
 }
 
-/* q_pairs (d_even / 2, lanes, 2) of query rows i0 .. i0 + rows of head bh. */
-static void pack_q_pairs(uint16_t *dst, int lanes, const uint16_t *q, const attn_sdpa_config *cfg,
-                         int64_t bh, int64_t i0, int rows)
+/* Columns 2t and 2t + 1 of each of `rows` rows of src (leading dimension
+ * cols_even, an even number of columns) as the pairs of one lane:
+ * dst (cols_even / 2, lanes, 2), zero for lanes past `rows`. */
+static void pack_column_pairs(uint16_t *dst, int lanes, const uint16_t *src, int rows,
+                              int cols_even)
 {
-    const int D = cfg->dim_qk, d_even = even_dim(D);
-    const uint16_t *q_block = q + (bh * cfg->len_q + i0) * D;
-    for (int d = 0; d < d_even; d++) {
+    for (int d = 0; d < cols_even; d++) {
         uint16_t *dst_d = dst + (ptrdiff_t)(d / 2) * lanes * 2 + (d & 1);
-        for (int r = 0; r < lanes; r++) dst_d[2 * r] = r < rows && d < D ? q_block[r * D + d] : 0;
+        for (int r = 0; r < lanes; r++) dst_d[2 * r] = r < rows ? src[r * cols_even + d] : 0;
     }
 }
 
-/* p_pairs of a transposed tile of probabilities s_t (keys x lanes, leading
- * dimension QUERY_BLOCK): keys 2t and 2t + 1 of each lane, rounded to bf16, a
- * missing last key zero. */
-static void round_p_pairs(uint16_t *dst, const float *s_t, int keys, int lanes)
+/* Rows 2t and 2t + 1 of a float tile src (`rows` rows, leading dimension ld)
+ * rounded to bf16 and interleaved over `lanes` columns: dst (ceil(rows / 2), ld, 2),
+ * a missing last row zero. */
+static void round_row_pairs(uint16_t *dst, const float *src, int rows, int lanes, ptrdiff_t ld)
 {
-    for (int t = 0; 2 * t < keys; t++) {
-        const float *even = s_t + 2 * t * QUERY_BLOCK, *odd = even + QUERY_BLOCK;
-        uint16_t *dst_t = dst + (ptrdiff_t)t * QUERY_BLOCK * 2;
+    for (int t = 0; 2 * t < rows; t++) {
+        const float *even = src + 2 * t * ld, *odd = even + ld;
+        uint16_t *dst_t = dst + t * ld * 2;
         for (int lane = 0; lane < lanes; lane += VF_WIDTH)
             vp_store_rounded(dst_t + 2 * lane, vf_load(even + lane),
-                             2 * t + 1 < keys ? vf_load(odd + lane) : vf_zero());
+                             2 * t + 1 < rows ? vf_load(odd + lane) : vf_zero());
     }
+}
+
+/* carve() for n uint16_t. */
+static uint16_t *carve_pairs(float *base, size_t *used, size_t n)
+{
+    return (uint16_t *)carve(base, used, (n + 1) / 2);
+}
+
+/* One input, (B H, length, width) bf16, in the layouts the tile products read:
+ * `rows` as pairs along the width (the input itself when the width is even, else
+ * `copy`, padded), and, when asked for, `pairs`, its rows 2t and 2t + 1
+ * interleaved (pack_row_pairs, width padded to whole vectors). Laid out once per
+ * call, a head at a time (lay_out_operand). */
+typedef struct bf16_operand {
+    const uint16_t *input, *rows;
+    uint16_t *copy, *pairs; /* NULL when not needed */
+    int64_t length;
+    int width, width_even, width_pad;
+} bf16_operand;
+
+static bf16_operand carve_operand(float *base, size_t *used, const uint16_t *input,
+                                  const attn_sdpa_config *cfg, int64_t length, int width,
+                                  bool with_pairs)
+{
+    const size_t heads = (size_t)cfg->batch * cfg->heads;
+    bf16_operand o = {.input = input, .length = length, .width = width,
+                      .width_even = even_dim(width), .width_pad = round_up(width, VF_WIDTH)};
+    if (width & 1) o.copy = carve_pairs(base, used, heads * (size_t)length * o.width_even);
+    o.rows = width & 1 ? o.copy : input;
+    if (with_pairs)
+        o.pairs = carve_pairs(base, used, heads * (size_t)((length + 1) / 2) * o.width_pad * 2);
+    return o;
+}
+
+static void lay_out_operand(const bf16_operand *o, int64_t bh)
+{
+    const uint16_t *head = o->input + bh * o->length * o->width;
+    if (o->copy != NULL) pack_even_rows(o->copy + bh * o->length * o->width_even, head, o->length, o->width);
+    if (o->pairs != NULL)
+        pack_row_pairs(o->pairs + bh * ((o->length + 1) / 2) * o->width_pad * 2, head, o->length,
+                       o->width, o->width_pad);
+}
+
+/* Head bh's rows from `first` as pairs along the width, and its pairs of rows
+ * from `first` (even). */
+static const uint16_t *operand_rows(const bf16_operand *o, int64_t bh, int64_t first)
+{
+    return o->rows + (bh * o->length + first) * o->width_even;
+}
+
+static const uint16_t *operand_pairs(const bf16_operand *o, int64_t bh, int64_t first)
+{
+    return o->pairs + (bh * ((o->length + 1) / 2) + first / 2) * o->width_pad * 2;
 }
 
 /* ---- forward ------------------------------------------------------------------ */
@@ -197,53 +224,45 @@ typedef struct bf16_forward_tiles {
     float *row_max, *row_sum, *rescale; /* (QUERY_BLOCK) */
 } bf16_forward_tiles;
 
-/* carve() for n uint16_t. */
-static uint16_t *carve_pairs(float *base, size_t *used, size_t n)
-{
-    return (uint16_t *)carve(base, used, (n + 1) / 2);
-}
-
 static size_t bf16_forward_tiles_at(bf16_forward_tiles *t, float *base,
                                     const attn_sdpa_config *cfg)
 {
-    const pair_layout l = pair_layout_of(cfg);
     size_t used = 0;
-    t->q_pairs = carve_pairs(base, &used, (size_t)l.d_even * QUERY_BLOCK);
+    t->q_pairs = carve_pairs(base, &used, (size_t)even_dim(cfg->dim_qk) * QUERY_BLOCK);
     t->p_pairs = carve_pairs(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
     t->s_t = carve(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
-    t->o_acc = carve(base, &used, (size_t)QUERY_BLOCK * l.dv_pad);
+    t->o_acc = carve(base, &used, (size_t)QUERY_BLOCK * round_up(cfg->dim_v, VF_WIDTH));
     t->row_max = carve(base, &used, QUERY_BLOCK);
     t->row_sum = carve(base, &used, QUERY_BLOCK);
     t->rescale = carve(base, &used, QUERY_BLOCK);
     return used;
 }
 
-/* out and lse of query rows i0 .. i0 + QUERY_BLOCK of head bh, over k_pairs and
- * v_pairs (see the layouts above): online_softmax's steps on pairs. */
-static void bf16_forward_block(float *out, float *lse, const uint16_t *q, const uint16_t *k_pairs,
-                               const uint16_t *v_pairs, const attn_sdpa_config *cfg, int64_t bh,
-                               int64_t i0, const bf16_forward_tiles *t)
+/* out and lse of query rows i0 .. i0 + QUERY_BLOCK of head bh: online_softmax's
+ * steps on pairs. */
+static void bf16_forward_block(float *out, float *lse, const bf16_operand *q,
+                               const bf16_operand *k, const bf16_operand *v,
+                               const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                               const bf16_forward_tiles *t)
 {
-    const pair_layout l = pair_layout_of(cfg);
-    const int64_t H = cfg->heads, Lk = cfg->len_k;
+    const int64_t H = cfg->heads;
     const int rows = min_int(QUERY_BLOCK, cfg->len_q - i0), lanes = round_up(rows, VF_WIDTH);
-    const uint16_t *k_head = k_pairs + bh * Lk * l.d_even;
-    const uint16_t *v_head = v_pairs + bh * l.key_pairs * l.dv_pad * 2;
+    const int d_even = q->width_even, dv_pad = v->width_pad;
 
-    pack_q_pairs(t->q_pairs, lanes, q, cfg, bh, i0, rows);
+    pack_column_pairs(t->q_pairs, lanes, operand_rows(q, bh, i0), rows, d_even);
     for (int r = 0; r < QUERY_BLOCK; r++) {
         t->row_max[r] = -INFINITY;
         t->row_sum[r] = 0.0f;
     }
-    memset(t->o_acc, 0, (size_t)rows * l.dv_pad * sizeof *t->o_acc);
+    memset(t->o_acc, 0, (size_t)rows * dv_pad * sizeof *t->o_acc);
 
-    /* The first tile starts at an even key, so that its pairs are v_pairs'; a key
+    /* The first tile starts at an even key, so that its pairs are v's pairs; a key
      * before key_begin is outside every row's window, masked to -inf. */
     const int64_t end = key_end(cfg, i0, rows);
     for (int64_t j0 = key_begin(cfg, i0) & ~(int64_t)1; j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
         /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. */
-        tile_product_pairs(keys, lanes, l.d_even / 2, k_head + j0 * l.d_even, l.d_even, 2,
+        tile_product_pairs(keys, lanes, d_even / 2, operand_rows(k, bh, j0), d_even, 2,
                            t->q_pairs, (ptrdiff_t)lanes * 2, t->s_t, QUERY_BLOCK, false);
         scale_tile(t->s_t, keys, lanes, QUERY_BLOCK, attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
@@ -252,24 +271,26 @@ static void bf16_forward_block(float *out, float *lse, const uint16_t *q, const 
         if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
 
         /* O = diag(rescale) O + round(P) V_j. */
-        rescale_rows(t->o_acc, rows, l.dv_pad, t->rescale);
-        round_p_pairs(t->p_pairs, t->s_t, keys, lanes);
-        tile_product_pairs(rows, l.dv_pad, (keys + 1) / 2, t->p_pairs, 2, QUERY_BLOCK * 2,
-                           v_head + j0 / 2 * l.dv_pad * 2, (ptrdiff_t)l.dv_pad * 2, t->o_acc,
-                           l.dv_pad, true);
+        rescale_rows(t->o_acc, rows, dv_pad, t->rescale);
+        round_row_pairs(t->p_pairs, t->s_t, keys, lanes, QUERY_BLOCK);
+        tile_product_pairs(rows, dv_pad, (keys + 1) / 2, t->p_pairs, 2, QUERY_BLOCK * 2,
+                           operand_pairs(v, bh, j0), (ptrdiff_t)dv_pad * 2, t->o_acc, dv_pad,
+                           true);
     }
     finish_rows(out, lse, cfg, bh, i0, t->o_acc, t->row_max, t->row_sum);
 }
 
-/* The forward's scratch: `threads` tiles, then the copy of k (odd D) and v_pairs;
- * its size in floats (with base NULL, only counted). */
+/* The forward's scratch: `threads` tiles, then q and k as rows of pairs (copies
+ * for odd D) and v as pairs of keys; its size in floats (base NULL: only counted). */
 static size_t bf16_forward_scratch(float *base, const attn_sdpa_config *cfg, int threads,
-                                   uint16_t **k_copy, uint16_t **v_pairs)
+                                   const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                   bf16_operand operands[3])
 {
     bf16_forward_tiles layout;
     size_t used = (size_t)threads * bf16_forward_tiles_at(&layout, NULL, cfg);
-    *k_copy = carve_pairs(base, &used, k_copy_count(cfg));
-    *v_pairs = carve_pairs(base, &used, v_pairs_count(cfg));
+    operands[0] = carve_operand(base, &used, q, cfg, cfg->len_q, cfg->dim_qk, false);
+    operands[1] = carve_operand(base, &used, k, cfg, cfg->len_k, cfg->dim_qk, false);
+    operands[2] = carve_operand(base, &used, v, cfg, cfg->len_k, cfg->dim_v, true);
     return used;
 }
 
@@ -279,79 +300,34 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
     const int64_t heads = (int64_t)cfg->batch * cfg->heads;
     const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
     const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
-    uint16_t *k_copy, *v_pairs;
-    float *scratch = alloc_tiles(bf16_forward_scratch(NULL, cfg, threads, &k_copy, &v_pairs));
+    bf16_operand ops[3];
+    float *scratch = alloc_tiles(bf16_forward_scratch(NULL, cfg, threads, q, k, v, ops));
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY,
-                          "no memory for %d threads' bf16 attention tiles and packed k, v",
+                          "no memory for %d threads' bf16 attention tiles and packed q, k, v",
                           threads);
-    bf16_forward_scratch(scratch, cfg, threads, &k_copy, &v_pairs);
+    bf16_forward_scratch(scratch, cfg, threads, q, k, v, ops);
     bf16_forward_tiles layout;
     const size_t per_thread = bf16_forward_tiles_at(&layout, NULL, cfg);
-    const bool odd_d = cfg->dim_qk & 1;
-    const uint16_t *k_pairs = odd_d ? k_copy : k;
 
 #pragma omp parallel num_threads(threads)
     {
+        /* Subnormals flushed as vdpbf16ps flushes them, in every variant (simd.h). */
+        const unsigned mxcsr = subnormals_flush();
 #pragma omp for schedule(static)
-        for (int64_t bh = 0; bh < heads; bh++) {
-            if (odd_d) pack_k_head(k_copy, k, cfg, bh);
-            pack_v_head(v_pairs, v, cfg, bh);
-        }
+        for (int64_t bh = 0; bh < heads; bh++)
+            for (int o = 0; o < 3; o++) lay_out_operand(&ops[o], bh);
         bf16_forward_tiles tiles;
         bf16_forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
         /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < heads * query_blocks; task++) {
             int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
-            bf16_forward_block(out, lse, q, k_pairs, v_pairs, cfg, bh, block * QUERY_BLOCK,
+            bf16_forward_block(out, lse, &ops[0], &ops[1], &ops[2], cfg, bh, block * QUERY_BLOCK,
                                &tiles);
         }
+        subnormals_restore(mxcsr);
     }
     free(scratch);
     return ATTN_OK;
-}
-
-/* ---- backward ----------------------------------------------------------------- */
-
-/* dst (n) = src widened, in parallel (the copy runs at memory speed). */
-static void widen_all(float *dst, const uint16_t *src, size_t n, int threads)
-{
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] = attn_bf16_widen(src[i]);
-}
-
-static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const uint16_t *dout,
-                                      const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                                      const float *lse, const attn_sdpa_config *cfg)
-{
-    const size_t heads = (size_t)cfg->batch * cfg->heads;
-    const size_t nq = heads * cfg->len_q * cfg->dim_qk, nk = heads * cfg->len_k * cfg->dim_qk;
-    const size_t nv = heads * cfg->len_k * cfg->dim_v, nout = heads * cfg->len_q * cfg->dim_v;
-    float *wide = alloc_tiles(nq + nk + nv + nout);
-    if (wide == NULL)
-        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu widened bf16 values",
-                          nq + nk + nv + nout);
-    const int threads = attn_get_num_threads();
-    widen_all(wide, q, nq, threads);
-    widen_all(wide + nq, k, nk, threads);
-    widen_all(wide + nq + nk, v, nv, threads);
-    widen_all(wide + nq + nk + nv, dout, nout, threads);
-    attn_status s = flash_backward(dq, dk, dv, wide + nq + nk + nv, wide, wide + nq,
-                                   wide + nq + nk, lse, cfg);
-    free(wide);
-    return s;
-}
-
-static size_t flash_workspace_bytes_bf16(const attn_sdpa_config *cfg, int threads, bool backward)
-{
-    uint16_t *k_copy, *v_pairs;
-    const size_t forward =
-        bf16_forward_scratch(NULL, cfg, threads, &k_copy, &v_pairs) * sizeof(float);
-    if (!backward) return forward;
-    const size_t heads = (size_t)cfg->batch * cfg->heads;
-    const size_t widened = heads * ((size_t)(cfg->len_q + cfg->len_k) * cfg->dim_qk +
-                                    (size_t)(cfg->len_k + cfg->len_q) * cfg->dim_v);
-    const size_t backward_bytes = widened * sizeof(float) + flash_workspace_bytes(cfg, threads, true);
-    return backward_bytes > forward ? backward_bytes : forward;
 }

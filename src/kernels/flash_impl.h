@@ -844,6 +844,24 @@ static void score_gradient_by_rows(float *ds, const float *p, int rows, const fl
     }
 }
 
+/* dk += scale dk_acc and dv += dv_acc for keys j0 .. j0 + keys of head bh (either
+ * may be NULL); the accumulators are (KEY_BLOCK, D | Dv padded). */
+static void add_key_gradients(float *dk, float *dv, const float *dk_acc, const float *dv_acc,
+                              const attn_sdpa_config *cfg, int64_t bh, int64_t j0, int keys)
+{
+    const int64_t Lk = cfg->len_k;
+    const int D = cfg->dim_qk, Dv = cfg->dim_v;
+    const int d_pad = round_up(D, VF_WIDTH), dv_pad = round_up(Dv, VF_WIDTH);
+    const float scale = attn_flash_scale(cfg);
+    for (int c = 0; c < keys; c++) {
+        if (dk != NULL)
+            for (int d = 0; d < D; d++)
+                dk[(bh * Lk + j0 + c) * D + d] += scale * dk_acc[c * d_pad + d];
+        if (dv != NULL)
+            for (int d = 0; d < Dv; d++) dv[(bh * Lk + j0 + c) * Dv + d] += dv_acc[c * dv_pad + d];
+    }
+}
+
 /* dk, dv of keys j0 .. j0 + keys of head bh, over every query block that sees them. */
 static void key_block_gradients(float *dk, float *dv, const float *dout, const float *q,
                                 const float *k, const float *v, const row_terms *terms,
@@ -906,14 +924,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
                          true);
         }
     }
-    for (int c = 0; c < keys; c++) {
-        if (dk != NULL)
-            for (int d = 0; d < D; d++)
-                dk[(bh * Lk + j0 + c) * D + d] += scale * t->dk_acc[c * d_pad + d];
-        if (dv != NULL)
-            for (int d = 0; d < Dv; d++)
-                dv[(bh * Lk + j0 + c) * Dv + d] += t->dv_acc[c * dv_pad + d];
-    }
+    add_key_gradients(dk, dv, t->dk_acc, t->dv_acc, cfg, bh, j0, keys);
 }
 
 /* Loads query rows i0 .. i0 + rows of head bh into the dq pass's tiles: q and
@@ -1000,6 +1011,17 @@ static void delta_from_sums(float *delta, float *delta_lo, const double *num, co
     }
 }
 
+/* delta_from_sums into the lanes and into terms for rows first .. first + rows. */
+static void finish_delta(const row_terms *terms, float *delta, float *delta_lo, const double *num,
+                         const double *den, int64_t first, int rows)
+{
+    delta_from_sums(delta, delta_lo, num, den);
+    for (int r = 0; r < rows; r++) {
+        terms->delta[first + r] = delta[r];
+        terms->delta_lo[first + r] = delta_lo[r];
+    }
+}
+
 /* delta and delta_lo of query rows i0 .. i0 + rows of head bh (see delta_sums). */
 static void block_delta(const row_terms *terms, const float *dout, const float *q,
                         const float *k, const float *v, const attn_sdpa_config *cfg, int64_t bh,
@@ -1022,11 +1044,7 @@ static void block_delta(const row_terms *terms, const float *dout, const float *
         }
         delta_sums(num, den, t->p_t, t->ds_t, keys);
     }
-    delta_from_sums(t->delta, t->delta_lo, num, den);
-    for (int r = 0; r < rows; r++) {
-        terms->delta[bh * Lq + i0 + r] = t->delta[r];
-        terms->delta_lo[bh * Lq + i0 + r] = t->delta_lo[r];
-    }
+    finish_delta(terms, t->delta, t->delta_lo, num, den, bh * Lq + i0, rows);
 }
 
 /* dq of query rows i0 .. i0 + rows of head bh, over every key block they see. */
@@ -1132,11 +1150,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         }
         delta_sums(num, den, s_t, dp_t, keys);
     }
-    delta_from_sums(t->delta, t->delta_lo, num, den);
-    for (int r = 0; r < rows; r++) {
-        terms->delta[first + r] = t->delta[r];
-        terms->delta_lo[first + r] = t->delta_lo[r];
-    }
+    finish_delta(terms, t->delta, t->delta_lo, num, den, first, rows);
     if (dq == NULL) return;
 
     /* C: with dropout the cached dP' already carries the factor Z / (1 - p), so
@@ -1246,6 +1260,7 @@ static void flash_exp(float *y, const float *x, size_t n)
 
 /* The kernels on bfloat16 inputs, built on the ones above. */
 #include "kernels/flash_bf16_impl.h"
+#include "kernels/flash_bf16_backward_impl.h"
 
 #if defined(ATTN_SIMD_DPBF16)
 #define BF16_PRODUCTS "vdpbf16ps"

@@ -34,10 +34,12 @@
  * and does the same arithmetic in float32, which is these instructions' own
  * definition (Intel SDM, VDPBF16PS: the odd product is added first, then the
  * even one, each product exact, each sum rounded to nearest even), so the bits
- * are the same with one exception: the instructions read subnormal operands and
- * write subnormal sums as zero (DAZ, FTZ), the emulation does not. vp_store_rounded
- * follows vcvtneps2bf16 in every variant (bf16_round_flushing below), so the
- * operands it writes are never subnormal. (A product of two bfloat16 values has
+ * are the same once subnormals are flushed as the instructions flush them (they
+ * read subnormal operands and write subnormal sums as zero, whatever MXCSR says):
+ * the bf16 kernels run between subnormals_flush() and subnormals_restore(),
+ * which set and restore MXCSR's DAZ and FTZ for the calling thread on x86, so
+ * that the widening variants' float32 arithmetic flushes alike. vp_store_rounded
+ * follows vcvtneps2bf16 in every variant (bf16_round_flushing below). (A product of two bfloat16 values has
  * at most 16 significant bits, so it is exact in float32 unless it underflows,
  * which is why the scalar variant's unfused a * b + c rounds once here too.)
  */
@@ -57,6 +59,23 @@
 /* vf_exp's method and constants, and its scalar form: lane_math.h. */
 #include "kernels/lane_math.h"
 #include "core/bf16.h"
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+/* MXCSR's flush-to-zero and denormals-are-zero bits. */
+enum { MXCSR_FTZ_DAZ = 0x8040 };
+VF_INLINE unsigned subnormals_flush(void)
+{
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | MXCSR_FTZ_DAZ);
+    return saved;
+}
+VF_INLINE void subnormals_restore(unsigned saved) { _mm_setcsr(saved); }
+#else
+/* No MXCSR: subnormals stay (and no variant here has vdpbf16ps to match). */
+VF_INLINE unsigned subnormals_flush(void) { return 0; }
+VF_INLINE void subnormals_restore(unsigned saved) { (void)saved; }
+#endif
 
 /* vcvtneps2bf16's rounding of one float: attn_bf16_round, except that a
  * subnormal rounds to a zero of its sign (the instruction reads it as zero). */
