@@ -2,6 +2,7 @@
  *
  *   attn bench attention  the fused SDPA kernel, forward and forward+backward, against
  *                         the reference kernel and the SGEMM rate of the same run
+ *                         (--precision bf16: the bf16 kernel beside the float32 one)
  *   attn bench mha        attn_mha (torch.nn.MultiheadAttention), self-attention
  *
  * Each time is the best of repeated runs lasting --min-time seconds in all (at least
@@ -181,7 +182,8 @@ static void attention_help(void)
            "out and their gradients (attn_sdpa_workspace_bytes). The kernel's\n"
            "instruction set follows ATTN_SIMD, as in the library.\n"
            "With --precision bf16 each row times the float32 kernel and the bf16 one\n"
-           "(attn_sdpa_bf16_forward / _backward) on the same values rounded to bf16, and\n"
+           "(attn_sdpa_bf16_forward / _backward) on the same values rounded to bf16, run\n"
+           "by turns so that both see the same load of a shared machine, and\n"
            "prints both times, their ratio (x f32) and, apart, the time to round q, k, v\n"
            "(and dout) from float32 (conv ms), which the bf16 times exclude: a caller\n"
            "whose tensors are bf16 already does not pay it.\n"
@@ -476,6 +478,29 @@ static void attention_print(const attention_row *r, const attention_options *o, 
     fflush(stdout);
 }
 
+/* The best times of the float32 and the bf16 kernel, run alternately for
+ * min_time seconds in all (at least two runs each), so that both see the same
+ * moments of a shared machine. */
+static attn_status time_both_precisions(sdpa_problem *p, double min_time, double *float32,
+                                        double *bf16)
+{
+    double best[2] = {INFINITY, INFINITY}, spent = 0.0;
+    for (int runs = 0; runs < 2 || spent < min_time; runs++)
+        for (int precision = 0; precision < 2; precision++) {
+            p->bf16 = precision == 1;
+            double start = cli_now();
+            attn_status s = sdpa_once(p);
+            double t = cli_now() - start;
+            p->bf16 = false;
+            if (s != ATTN_OK) return s;
+            if (t < best[precision]) best[precision] = t;
+            spent += t;
+        }
+    *float32 = best[0];
+    *bf16 = best[1];
+    return ATTN_OK;
+}
+
 /* Every row of one (D, L); EXIT_OK or EXIT_RUNTIME after a message. */
 static int attention_rows(const attention_options *o, int D, int L, double gemm, int threads)
 {
@@ -500,9 +525,11 @@ static int attention_rows(const attention_options *o, int D, int L, double gemm,
             double flop = 4.0 * o->batch * o->heads * (double)L * L * D;
             if (backward) flop *= 3.5;
             if (causal) flop /= 2;
-            double fused, reference;
+            double fused, reference, bf16 = 0.0;
             p.reference = false;
-            if (time_best(sdpa_once, &p, o->common.min_time, 2, &fused) != ATTN_OK) {
+            attn_status timed = o->bf16 ? time_both_precisions(&p, o->common.min_time, &fused, &bf16)
+                                        : time_best(sdpa_once, &p, o->common.min_time, 2, &fused);
+            if (timed != ATTN_OK) {
                 sdpa_free(&p);
                 return cli_fail(ATTENTION);
             }
@@ -522,13 +549,8 @@ static int attention_rows(const attention_options *o, int D, int L, double gemm,
                 attention_print(&r, o, gemm, threads);
                 continue;
             }
-            double bf16, convert;
-            p.reference = false;
-            p.bf16 = true;
-            attn_status s = time_best(sdpa_once, &p, o->common.min_time, 2, &bf16);
-            if (s == ATTN_OK) s = time_best(round_inputs_once, &p, 0.0, 3, &convert);
-            p.bf16 = false;
-            if (s != ATTN_OK) {
+            double convert;
+            if (time_best(round_inputs_once, &p, 0.0, 3, &convert) != ATTN_OK) {
                 sdpa_free(&p);
                 return cli_fail(ATTENTION);
             }
