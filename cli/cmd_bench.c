@@ -2,6 +2,7 @@
  *
  *   attn bench attention  the fused SDPA kernel, forward and forward+backward, against
  *                         the reference kernel and the SGEMM rate of the same run
+ *                         (--precision bf16: the bf16 kernel beside the float32 one)
  *   attn bench mha        attn_mha (torch.nn.MultiheadAttention), self-attention
  *   attn bench memory     the memory read rate, and decoding's product at that size
  *
@@ -63,7 +64,7 @@ typedef struct common_options {
 } common_options;
 
 enum { OPT_THREADS = 1000, OPT_MIN_TIME, OPT_JSON, OPT_LENGTHS, OPT_DIMS, OPT_HEADS, OPT_BATCH,
-       OPT_CAUSAL, OPT_PASS, OPT_REFERENCE_MAX, OPT_GEMM_SIZE, OPT_EMBED };
+       OPT_CAUSAL, OPT_PASS, OPT_REFERENCE_MAX, OPT_GEMM_SIZE, OPT_EMBED, OPT_PRECISION };
 
 static int parse_common(int c, const char *command, common_options *o)
 {
@@ -166,6 +167,7 @@ typedef struct attention_options {
     long heads, batch, reference_max, gemm_size;
     bool causal[2];  /* run non-causal [0], causal [1] */
     bool passes[2];  /* run forward [0], forward+backward [1] */
+    bool bf16;       /* --precision bf16: the bf16 kernels beside float32's */
 } attention_options;
 
 static void attention_help(void)
@@ -180,6 +182,12 @@ static void attention_help(void)
            "at the start of the same run (/ GEMM); and the memory needed beyond q, k, v,\n"
            "out and their gradients (attn_sdpa_workspace_bytes). The kernel's\n"
            "instruction set follows ATTN_SIMD, as in the library.\n"
+           "With --precision bf16 each row times the float32 kernel and the bf16 one\n"
+           "(attn_sdpa_bf16_forward / _backward) on the same values rounded to bf16, run\n"
+           "by turns so that both see the same load of a shared machine, and\n"
+           "prints both times, their ratio (x f32) and, apart, the time to round q, k, v\n"
+           "(and dout) from float32 (conv ms), which the bf16 times exclude: a caller\n"
+           "whose tensors are bf16 already does not pay it.\n"
            "\n"
            "  --lengths L,...      sequence lengths (default 128,256,...,16384)\n"
            "  --dims D,...         head dimensions (default 64,128)\n"
@@ -190,6 +198,7 @@ static void attention_help(void)
            "  --reference-max L    time the reference kernel up to this length (default\n"
            "                       1024; 0 never)\n"
            "  --gemm-size N        the SGEMM rate is measured on N^3 (default 2048)\n"
+           "  --precision P        float32 (default) or bf16 (bf16 beside float32)\n"
            "  --threads N          threads (default: ATTN_NUM_THREADS or OpenMP's)\n"
            "  --min-time S         seconds of runs per row, best one counts (default 0.5;\n"
            "                       0 runs each row twice)\n"
@@ -208,6 +217,7 @@ static int attention_parse(int argc, char **argv, attention_options *o)
         {"pass", required_argument, NULL, OPT_PASS},
         {"reference-max", required_argument, NULL, OPT_REFERENCE_MAX},
         {"gemm-size", required_argument, NULL, OPT_GEMM_SIZE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"min-time", required_argument, NULL, OPT_MIN_TIME},
         {"json", no_argument, NULL, OPT_JSON},
@@ -283,6 +293,12 @@ static int attention_parse(int argc, char **argv, attention_options *o)
                 return cli_usage_error(ATTENTION, "--gemm-size takes 1 to 16384, not '%s'",
                                        optarg);
             break;
+        case OPT_PRECISION:
+            if (strcmp(optarg, "float32") != 0 && strcmp(optarg, "bf16") != 0)
+                return cli_usage_error(ATTENTION, "--precision takes float32 or bf16, not '%s'",
+                                       optarg);
+            o->bf16 = strcmp(optarg, "bf16") == 0;
+            break;
         case 'h': attention_help(); return -1;
         default: return unknown_option(ATTENTION, c, argv);
         }
@@ -329,8 +345,9 @@ static int gemm_rate(int n, double *gflops)
 
 typedef struct sdpa_problem {
     attn_sdpa_config cfg;
-    bool backward, reference;
+    bool backward, reference, bf16;
     float *q, *k, *v, *dout, *out, *lse, *dq, *dk, *dv;
+    uint16_t *q16, *k16, *v16, *dout16; /* q, k, v, dout rounded to bf16 (--precision bf16) */
 } sdpa_problem;
 
 static attn_status sdpa_once(void *ctx)
@@ -343,15 +360,36 @@ static attn_status sdpa_once(void *ctx)
             return s;
         return attn_sdpa_reference_backward(p->dq, p->dk, p->dv, p->dout, p->q, p->k, p->v, p->lse, &p->cfg);
     }
+    if (p->bf16) {
+        if ((s = attn_sdpa_bf16_forward(p->out, p->lse, p->q16, p->k16, p->v16, &p->cfg)) ||
+            !p->backward)
+            return s;
+        return attn_sdpa_bf16_backward(p->dq, p->dk, p->dv, p->dout16, p->q16, p->k16, p->v16,
+                                       p->lse, &p->cfg);
+    }
     if ((s = attn_sdpa_forward(p->out, p->lse, NULL, p->q, p->k, p->v, &p->cfg)) || !p->backward)
         return s;
     return attn_sdpa_backward(p->dq, p->dk, p->dv, p->dout, p->q, p->k, p->v, p->lse,
                               &p->cfg);
 }
 
+/* What a caller with float32 tensors pays before the bf16 kernels: rounding q,
+ * k, v and, for backward, dout. */
+static attn_status round_inputs_once(void *ctx)
+{
+    sdpa_problem *p = ctx;
+    const size_t n = (size_t)p->cfg.batch * p->cfg.heads * p->cfg.len_q * p->cfg.dim_qk;
+    attn_bf16_from_float(p->q16, p->q, n);
+    attn_bf16_from_float(p->k16, p->k, n);
+    attn_bf16_from_float(p->v16, p->v, n);
+    if (p->backward) attn_bf16_from_float(p->dout16, p->dout, n);
+    return ATTN_OK;
+}
+
 static void sdpa_free(sdpa_problem *p)
 {
-    float *arrays[] = {p->q, p->k, p->v, p->dout, p->out, p->lse, p->dq, p->dk, p->dv};
+    void *arrays[] = {p->q,  p->k,  p->v,  p->dout, p->out, p->lse,   p->dq,
+                      p->dk, p->dv, p->q16, p->k16, p->v16, p->dout16};
     for (size_t a = 0; a < sizeof arrays / sizeof arrays[0]; a++) free(arrays[a]);
 }
 
@@ -368,14 +406,51 @@ static bool sdpa_alloc(sdpa_problem *p)
     float **arrays[] = {&p->q, &p->k, &p->v, &p->dout, &p->out, &p->dq, &p->dk, &p->dv};
     for (size_t a = 0; a < sizeof arrays / sizeof arrays[0]; a++)
         if ((*arrays[a] = random_floats(ATTENTION, &rng, qn)) == NULL) return false;
-    return (p->lse = random_floats(ATTENTION, &rng, rows)) != NULL;
+    if ((p->lse = random_floats(ATTENTION, &rng, rows)) == NULL) return false;
+    if (!p->bf16) return true;
+    uint16_t **halves[] = {&p->q16, &p->k16, &p->v16, &p->dout16};
+    for (size_t a = 0; a < sizeof halves / sizeof halves[0]; a++)
+        if ((*halves[a] = malloc(qn * sizeof **halves[a])) == NULL) {
+            fprintf(stderr, "attn %s: out of memory for %zu bf16 values\n", ATTENTION, qn);
+            return false;
+        }
+    p->backward = true;
+    round_inputs_once(p);
+    p->bf16 = false;
+    return true;
 }
 
 typedef struct attention_row {
     int dim, length;
     bool causal, backward;
     double ms, gflops, vs_reference, vs_gemm, extra_bytes; /* vs_reference < 0: not run */
+    double bf16_ms, convert_ms, bf16_extra_bytes;            /* --precision bf16 */
 } attention_row;
+
+/* A row of --precision bf16: float32 and bf16 side by side. */
+static void attention_print_bf16(const attention_row *r, const attention_options *o, double gemm,
+                                 int threads)
+{
+    const double speedup = r->ms / r->bf16_ms, bf16_gflops = r->gflops * speedup;
+    if (o->common.json) {
+        printf("{\"bench\": \"attention\", \"batch\": %ld, \"heads\": %ld, \"dim\": %d, "
+               "\"length\": %d, \"causal\": %s, \"pass\": \"%s\", \"float32_ms\": %.4f, "
+               "\"bf16_ms\": %.4f, \"bf16_vs_float32\": %.3f, \"bf16_gflops\": %.2f, "
+               "\"bf16_vs_gemm\": %.4f, \"convert_ms\": %.4f, \"bf16_extra_bytes\": %.0f, "
+               "\"gemm_gflops\": %.1f, \"threads\": %d, \"kernel_bf16\": ",
+               o->batch, o->heads, r->dim, r->length, r->causal ? "true" : "false",
+               r->backward ? "fwd+bwd" : "fwd", r->ms, r->bf16_ms, speedup, bf16_gflops,
+               bf16_gflops / gemm, r->convert_ms, r->bf16_extra_bytes, gemm, threads);
+        cli_json_string(stdout, attn_sdpa_bf16_kernel());
+        printf("}\n");
+    } else {
+        printf("%4d %6d %-6s %-8s %10.2f %10.2f %6.2f %9.1f %7.2f %8.2f %9.2f\n", r->dim,
+               r->length, r->causal ? "yes" : "no", r->backward ? "fwd+bwd" : "fwd", r->ms,
+               r->bf16_ms, speedup, bf16_gflops, bf16_gflops / gemm, r->convert_ms,
+               r->bf16_extra_bytes / 1048576.0);
+    }
+    fflush(stdout);
+}
 
 static void attention_print(const attention_row *r, const attention_options *o, double gemm,
                             int threads)
@@ -404,6 +479,29 @@ static void attention_print(const attention_row *r, const attention_options *o, 
     fflush(stdout);
 }
 
+/* The best times of the float32 and the bf16 kernel, run alternately for
+ * min_time seconds in all (at least two runs each), so that both see the same
+ * moments of a shared machine. */
+static attn_status time_both_precisions(sdpa_problem *p, double min_time, double *float32,
+                                        double *bf16)
+{
+    double best[2] = {INFINITY, INFINITY}, spent = 0.0;
+    for (int runs = 0; runs < 2 || spent < min_time; runs++)
+        for (int precision = 0; precision < 2; precision++) {
+            p->bf16 = precision == 1;
+            double start = cli_now();
+            attn_status s = sdpa_once(p);
+            double t = cli_now() - start;
+            p->bf16 = false;
+            if (s != ATTN_OK) return s;
+            if (t < best[precision]) best[precision] = t;
+            spent += t;
+        }
+    *float32 = best[0];
+    *bf16 = best[1];
+    return ATTN_OK;
+}
+
 /* Every row of one (D, L); EXIT_OK or EXIT_RUNTIME after a message. */
 static int attention_rows(const attention_options *o, int D, int L, double gemm, int threads)
 {
@@ -412,7 +510,8 @@ static int attention_rows(const attention_options *o, int D, int L, double gemm,
                               .len_q = L,
                               .len_k = L,
                               .dim_qk = D,
-                              .dim_v = D}};
+                              .dim_v = D},
+                      .bf16 = o->bf16};
     if (!sdpa_alloc(&p)) {
         sdpa_free(&p);
         return EXIT_RUNTIME;
@@ -427,9 +526,11 @@ static int attention_rows(const attention_options *o, int D, int L, double gemm,
             double flop = 4.0 * o->batch * o->heads * (double)L * L * D;
             if (backward) flop *= 3.5;
             if (causal) flop /= 2;
-            double fused, reference;
+            double fused, reference, bf16 = 0.0;
             p.reference = false;
-            if (time_best(sdpa_once, &p, o->common.min_time, 2, &fused) != ATTN_OK) {
+            attn_status timed = o->bf16 ? time_both_precisions(&p, o->common.min_time, &fused, &bf16)
+                                        : time_best(sdpa_once, &p, o->common.min_time, 2, &fused);
+            if (timed != ATTN_OK) {
                 sdpa_free(&p);
                 return cli_fail(ATTENTION);
             }
@@ -445,7 +546,19 @@ static int attention_rows(const attention_options *o, int D, int L, double gemm,
             r.gflops = flop / fused * 1e-9;
             r.vs_gemm = r.gflops / gemm;
             r.extra_bytes = (double)attn_sdpa_workspace_bytes(&p.cfg, backward);
-            attention_print(&r, o, gemm, threads);
+            if (!o->bf16) {
+                attention_print(&r, o, gemm, threads);
+                continue;
+            }
+            double convert;
+            if (time_best(round_inputs_once, &p, 0.0, 3, &convert) != ATTN_OK) {
+                sdpa_free(&p);
+                return cli_fail(ATTENTION);
+            }
+            r.bf16_ms = bf16 * 1e3;
+            r.convert_ms = convert * 1e3;
+            r.bf16_extra_bytes = (double)attn_sdpa_bf16_workspace_bytes(&p.cfg, backward);
+            attention_print_bf16(&r, o, gemm, threads);
         }
     }
     sdpa_free(&p);
@@ -469,8 +582,15 @@ static int bench_attention(int argc, char **argv)
                "halved when causal;\nextra MiB: memory beyond q, k, v, out and their gradients"
                "\n\n",
                o.batch, o.heads);
-        printf("%4s %6s %-6s %-8s %10s %9s %8s %7s %9s\n", "D", "L", "causal", "pass", "ms",
-               "GFLOP/s", "x ref", "/ GEMM", "extra MiB");
+        if (o.bf16)
+            printf("bf16 attention: %s\nx f32 = float32 ms / bf16 ms; GFLOP/s and / GEMM are "
+                   "bf16's; conv ms (rounding q, k, v, dout\nfrom float32) is not in bf16 ms\n\n"
+                   "%4s %6s %-6s %-8s %10s %10s %6s %9s %7s %8s %9s\n",
+                   attn_sdpa_bf16_kernel(), "D", "L", "causal", "pass", "f32 ms", "bf16 ms",
+                   "x f32", "GFLOP/s", "/ GEMM", "conv ms", "extra MiB");
+        else
+            printf("%4s %6s %-6s %-8s %10s %9s %8s %7s %9s\n", "D", "L", "causal", "pass", "ms",
+                   "GFLOP/s", "x ref", "/ GEMM", "extra MiB");
     }
     for (int di = 0; di < o.dim_count; di++)
         for (int li = 0; li < o.length_count; li++)

@@ -42,6 +42,8 @@ int cmd_info(int argc, char **argv)
         cli_json_string(stdout, attn_simd_variant());
         printf(", \"attention_kernel\": ");
         cli_json_string(stdout, attn_sdpa_kernel());
+        printf(", \"attention_kernel_bf16\": ");
+        cli_json_string(stdout, attn_sdpa_bf16_kernel());
         printf(", \"mpi\": ");
         if (mpi)
             cli_json_string(stdout, mpi);
@@ -56,8 +58,9 @@ int cmd_info(int argc, char **argv)
     printf("gemm          %s\n", attn_gemm_backend());
     /* One choice covers every vector loop, the attention kernel's included. */
     printf("simd          %s: all vector code (attention kernel, activations, RNN cells,\n"
-           "              AdamW, additive scores); set with ATTN_SIMD=avx512|avx2|scalar\n",
+           "              AdamW, additive scores); set with ATTN_SIMD=avx512bf16|avx512|avx2|scalar\n",
            attn_simd_variant());
+    printf("bf16 attention %s\n", attn_sdpa_bf16_kernel());
     if (mpi)
         printf("mpi           %s: `mpirun -np N attn train ...` trains data-parallel\n", mpi);
     else

@@ -25,7 +25,7 @@ echo "== unit tests without OpenMP, under each instruction set (ATTN_SIMD)"
 cmake -S . -B build-noomp -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR=ON -DATTN_OPENMP=OFF \
   -DATTN_MPI=OFF >/dev/null
 cmake --build build-noomp -j"$jobs"
-for isa in avx512 avx2 scalar; do
+for isa in avx512bf16 avx512 avx2 scalar; do
   if ATTN_SIMD=$isa ./build-noomp/attn info --json | grep -q "\"simd\": \"$isa\""; then
     echo "-- ATTN_SIMD=$isa"
     ATTN_SIMD=$isa ctest --test-dir build-noomp -L unit --output-on-failure

@@ -275,6 +275,42 @@ ATTN_API const char *attn_sdpa_kernel(void);
  * Returns 0 if cfg fails attn_sdpa_check or no kernel can run (a bad ATTN_SIMD). */
 ATTN_API size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool backward);
 
+/* ---- scaled dot-product attention on bfloat16 inputs -------------------------------
+ * The fused kernel with q, k, v (and dout) stored as bfloat16 (uint16_t, the top
+ * half of a float32; attn_bf16_from_float of attn/core.h rounds to it), same
+ * shapes, config, masks, dropout and contract as attn_sdpa_forward / _backward:
+ *   q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv)   bfloat16
+ *   out: (B, H, Lq, Dv), lse: (B, H, Lq)                    float32
+ *   dout: (B, H, Lq, Dv)                                    bfloat16
+ *   dq: (B, H, Lq, D), dk: (B, H, Lk, D), dv: (B, H, Lk, Dv) float32, added into
+ * Scores, the softmax and every sum are float32. The forward's products run on
+ * pairs of bfloat16 (vdpbf16ps when the CPU has AVX512_BF16, else the same
+ * arithmetic on the values widened to float32, with the same bits on the same
+ * CPU); the probabilities are rounded to bfloat16 before they multiply v, so
+ * |out - exact attention on these inputs| <= (2^-8 + float32 terms) times
+ * sum_j P_ij |v_jc|. The backward recomputes P as the forward does and rounds
+ * P' and the score gradient dS to bfloat16 before the products that read them,
+ * so each gradient is within (2^-8 + float32 terms) of the sum of the absolute
+ * terms it adds up (the formulas: tests/unit/test_flash_bf16.c). Results do not
+ * depend on the thread count. */
+ATTN_API attn_status attn_sdpa_bf16_forward(float *out, float *lse, const uint16_t *q,
+                                            const uint16_t *k, const uint16_t *v,
+                                            const attn_sdpa_config *cfg);
+ATTN_API attn_status attn_sdpa_bf16_backward(float *dq, float *dk, float *dv, const uint16_t *dout,
+                                             const uint16_t *q, const uint16_t *k,
+                                             const uint16_t *v, const float *lse,
+                                             const attn_sdpa_config *cfg);
+
+/* The bf16 kernels in use and how they multiply, e.g. "avx512bf16: bf16 pairs
+ * multiplied by vdpbf16ps" or "avx2: bf16 widened to float32" (the library's one
+ * instruction-set choice, ATTN_SIMD). */
+ATTN_API const char *attn_sdpa_bf16_kernel(void);
+
+/* The memory the bf16 kernels need beyond their arguments, as
+ * attn_sdpa_workspace_bytes counts it (the lse buffer included); 0 if cfg fails
+ * attn_sdpa_check or no kernel can run. */
+ATTN_API size_t attn_sdpa_bf16_workspace_bytes(const attn_sdpa_config *cfg, bool backward);
+
 /* ---- positions --------------------------------------------------------------------------
  * The sinusoidal table of "Attention Is All You Need": pe: (L, E),
  * pe[t, 2i] = sin(t / 10000^(2i/E)), pe[t, 2i+1] = cos(t / 10000^(2i/E)),

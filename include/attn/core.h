@@ -118,6 +118,18 @@ ATTN_API attn_cpu_features attn_cpu_detect(void);
  * "sse4.2 avx avx2 fma avx512f". Written into buf (always terminated). */
 ATTN_API void attn_cpu_describe(const attn_cpu_features *features, char *buf, size_t size);
 
+/* ---- bfloat16 ------------------------------------------------------------------
+ * bfloat16 (the bf16 attention kernels' storage, attn_sdpa_bf16_forward of
+ * attn/attention.h) is a uint16_t holding the top half of a float32: the same
+ * 8 exponent bits, 8 significant bits (unit roundoff 2^-8). */
+
+/* dst[i] = src[i] rounded to the nearest bfloat16, ties to even, as PyTorch's
+ * .to(torch.bfloat16); subnormals kept, values past the largest bfloat16 become
+ * infinite, a NaN stays a quiet NaN of its sign. dst and src must not overlap. */
+ATTN_API void attn_bf16_from_float(uint16_t *dst, const float *src, size_t n);
+/* dst[i] = src[i] exactly (every bfloat16 is a float32). */
+ATTN_API void attn_float_from_bf16(float *dst, const uint16_t *src, size_t n);
+
 /* ---- UTF-8 ---- */
 
 /* The length (1 to 4) of the well-formed UTF-8 character that starts at s, of

@@ -43,7 +43,8 @@ def get_num_threads():
 
 
 def simd_variant():
-    """The instruction set the kernels run: "avx512", "avx2" or "scalar", chosen
-    when the library loads, from the environment variable ATTN_SIMD if set (set
-    it before importing attn to force one), else the best this CPU runs."""
+    """The instruction set the kernels run: "avx512bf16", "avx512", "avx2" or
+    "scalar", chosen when the library loads, from the environment variable
+    ATTN_SIMD if set (set it before importing attn to force one), else the best
+    this CPU runs."""
     return _simd_variant().decode()

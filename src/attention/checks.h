@@ -39,16 +39,17 @@ attn_status attn_weights_backward(float *dscores, const float *dcontext, const f
                                   const float *values, int B, int Lq, int Lk, int Dv,
                                   float scale);
 
-/* Everything attn_sdpa_forward (and the reference's) needs before a kernel runs:
- * the config (attn_sdpa_check) and the pointers it reads or writes. The kernels
- * then take the config as checked. weights may be NULL. */
+/* Everything attn_sdpa_forward (and the reference's, and the bf16 one's) needs
+ * before a kernel runs: the config (attn_sdpa_check) and the pointers it reads or
+ * writes (q, k, v, dout float32 or bfloat16). The kernels then take the config as
+ * checked. weights may be NULL. */
 attn_status attn_sdpa_check_forward(const attn_sdpa_config *cfg, const float *out,
-                                    const float *lse, const float *q, const float *k,
-                                    const float *v);
+                                    const float *lse, const void *q, const void *k,
+                                    const void *v);
 
 /* The same for the backward: dq, dk and dv may each be NULL (not wanted). */
-attn_status attn_sdpa_check_backward(const attn_sdpa_config *cfg, const float *dout,
-                                     const float *q, const float *k, const float *v,
+attn_status attn_sdpa_check_backward(const attn_sdpa_config *cfg, const void *dout,
+                                     const void *q, const void *k, const void *v,
                                      const float *lse);
 
 #endif

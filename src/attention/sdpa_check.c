@@ -44,8 +44,8 @@ attn_status attn_sdpa_check(const attn_sdpa_config *cfg)
 float attn_sdpa_scale(const attn_sdpa_config *cfg) { return attn_flash_scale(cfg); }
 
 attn_status attn_sdpa_check_forward(const attn_sdpa_config *cfg, const float *out,
-                                    const float *lse, const float *q, const float *k,
-                                    const float *v)
+                                    const float *lse, const void *q, const void *k,
+                                    const void *v)
 {
     attn_status s;
     if ((s = attn_sdpa_check(cfg)) || (s = attn_check_not_null(out, "out")) ||
@@ -55,8 +55,8 @@ attn_status attn_sdpa_check_forward(const attn_sdpa_config *cfg, const float *ou
     return ATTN_OK;
 }
 
-attn_status attn_sdpa_check_backward(const attn_sdpa_config *cfg, const float *dout,
-                                     const float *q, const float *k, const float *v,
+attn_status attn_sdpa_check_backward(const attn_sdpa_config *cfg, const void *dout,
+                                     const void *q, const void *k, const void *v,
                                      const float *lse)
 {
     attn_status s;

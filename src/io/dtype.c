@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "io/io_internal.h"
 
@@ -54,12 +55,6 @@ static float f32_from_bits(uint32_t bits)
     return f;
 }
 
-float attn_bf16_to_f32(uint16_t bits)
-{
-    /* bfloat16 is the top half of a float32, NaN payloads included. */
-    return f32_from_bits((uint32_t)bits << 16);
-}
-
 float attn_f16_to_f32(uint16_t bits)
 {
     uint32_t sign = (uint32_t)(bits & 0x8000u) << 16;
@@ -101,7 +96,7 @@ static float element_to_f32(attn_dtype dtype, const unsigned char *p)
     }
     case ATTN_DTYPE_F32: return f32_from_bits((uint32_t)load_le(p, 4));
     case ATTN_DTYPE_F16: return attn_f16_to_f32((uint16_t)load_le(p, 2));
-    case ATTN_DTYPE_BF16: return attn_bf16_to_f32((uint16_t)load_le(p, 2));
+    case ATTN_DTYPE_BF16: return attn_bf16_widen((uint16_t)load_le(p, 2));
     case ATTN_DTYPE_I64: return (float)(int64_t)load_le(p, 8);
     case ATTN_DTYPE_I32: return (float)(int32_t)(uint32_t)load_le(p, 4);
     case ATTN_DTYPE_I16: return (float)(int16_t)(uint16_t)load_le(p, 2);

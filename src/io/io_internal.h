@@ -16,9 +16,9 @@ bool attn_dtype_from_name(const char *name, attn_dtype *dtype);
 /* True if dtype is one of the enum's values (a caller may pass any int). */
 bool attn_dtype_is_valid(attn_dtype dtype);
 
-/* The exact float32 value of an IEEE half / bfloat16 bit pattern. */
+/* The exact float32 value of an IEEE half bit pattern (bfloat16's is
+ * attn_bf16_widen of core/bf16.h). */
 float attn_f16_to_f32(uint16_t bits);
-float attn_bf16_to_f32(uint16_t bits);
 
 /* The metadata key of a file's CRC-32C, and the value it has while the checksum
  * is computed (attn/io.h); and the key that says a file was written with one, so

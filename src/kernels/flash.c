@@ -26,3 +26,34 @@ attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *do
     attn_status s = attn_isa_current(&isa);
     return s ? s : isa->flash->backward(dq, dk, dv, dout, q, k, v, lse, cfg);
 }
+
+size_t attn_flash_bf16_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward)
+{
+    const attn_isa *isa;
+    if (attn_isa_current(&isa) != ATTN_OK || threads < 1) return 0;
+    return isa->flash->workspace_bytes_bf16(cfg, threads, backward);
+}
+
+attn_status attn_flash_bf16_forward(float *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                    const uint16_t *v, const attn_sdpa_config *cfg)
+{
+    const attn_isa *isa;
+    attn_status s = attn_isa_current(&isa);
+    return s ? s : isa->flash->forward_bf16(out, lse, q, k, v, cfg);
+}
+
+attn_status attn_flash_bf16_backward(float *dq, float *dk, float *dv, const uint16_t *dout,
+                                     const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                     const float *lse, const attn_sdpa_config *cfg)
+{
+    const attn_isa *isa;
+    attn_status s = attn_isa_current(&isa);
+    return s ? s : isa->flash->backward_bf16(dq, dk, dv, dout, q, k, v, lse, cfg);
+}
+
+const char *attn_flash_bf16_products(void)
+{
+    const attn_isa *isa;
+    if (attn_isa_current(&isa) != ATTN_OK) return "none";
+    return isa->flash->bf16_products;
+}

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <math.h>
 
@@ -44,9 +45,27 @@ attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *do
                                 const float *k, const float *v, const float *lse,
                                 const attn_sdpa_config *cfg);
 
+/* The same on bfloat16 q, k, v and dout (core/bf16.h), out, lse and the
+ * gradients float32 (see flash_bf16_impl.h for how it computes and how its bits
+ * compare between instruction sets): attn_sdpa_bf16_forward / _backward of
+ * attn/attention.h, with the same shapes. */
+attn_status attn_flash_bf16_forward(float *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                    const uint16_t *v, const attn_sdpa_config *cfg);
+
+attn_status attn_flash_bf16_backward(float *dq, float *dk, float *dv, const uint16_t *dout,
+                                     const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                     const float *lse, const attn_sdpa_config *cfg);
+
+/* How the chosen variant's bf16 kernels multiply (attn_flash_kernels'
+ * bf16_products), "none" when no variant runs. */
+const char *attn_flash_bf16_products(void);
+
 /* The scratch memory one call allocates, in bytes, for `threads` threads: per-thread
  * tiles plus, for backward, four floats per query row. */
 size_t attn_flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward);
+/* The same for the bf16 kernels: tiles, k and v laid out in pairs of bf16 and, for
+ * backward, the inputs widened to float32. */
+size_t attn_flash_bf16_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward);
 
 /* One instruction set's kernels (a member of its attn_isa). The entry points
  * above call the chosen variant's; tests call each variant's table directly. */
@@ -57,6 +76,14 @@ typedef struct attn_flash_kernels {
                             const float *k, const float *v, const float *lse,
                             const attn_sdpa_config *cfg);
     size_t (*workspace_bytes)(const attn_sdpa_config *cfg, int threads, bool backward);
+    attn_status (*forward_bf16)(float *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                const uint16_t *v, const attn_sdpa_config *cfg);
+    attn_status (*backward_bf16)(float *dq, float *dk, float *dv, const uint16_t *dout,
+                                 const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                 const float *lse, const attn_sdpa_config *cfg);
+    size_t (*workspace_bytes_bf16)(const attn_sdpa_config *cfg, int threads, bool backward);
+    /* How the bf16 kernels multiply: "vdpbf16ps" or "widened to float32". */
+    const char *bf16_products;
     /* y[i] = e^x[i] with the variant's vector exponential (for its tests). */
     void (*exp)(float *y, const float *x, size_t n);
 } attn_flash_kernels;

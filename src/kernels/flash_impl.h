@@ -474,13 +474,14 @@ static size_t query_pass_tiles_at(query_pass_tiles *t, float *base, const attn_s
     return used;
 }
 
-/* The most key blocks one query block visits (see key_begin, key_end). */
-static int64_t visible_key_blocks(const attn_sdpa_config *cfg)
+/* The most key blocks one query block visits (see key_begin, key_end) when its
+ * first block starts at key_begin rounded down to a multiple of `align`. */
+static int64_t visible_key_blocks(const attn_sdpa_config *cfg, int64_t align)
 {
     int64_t most = 0;
     for (int64_t i0 = 0; i0 < cfg->len_q; i0 += QUERY_BLOCK) {
         const int rows = min_int(QUERY_BLOCK, cfg->len_q - i0);
-        const int64_t begin = key_begin(cfg, i0), end = key_end(cfg, i0, rows);
+        const int64_t begin = key_begin(cfg, i0) / align * align, end = key_end(cfg, i0, rows);
         const int64_t blocks = end > begin ? (end - begin + KEY_BLOCK - 1) / KEY_BLOCK : 0;
         if (blocks > most) most = blocks;
     }
@@ -493,10 +494,11 @@ static int64_t visible_key_blocks(const attn_sdpa_config *cfg)
  * in three passes instead. */
 enum { FUSED_CACHE_BYTES = 8 << 20 };
 
-/* Floats of one fused query pass cache, 0 when the backward recomputes instead. */
-static size_t fused_cache_floats(const attn_sdpa_config *cfg)
+/* Floats of one fused query pass cache, 0 when the backward recomputes instead;
+ * key blocks start at key_begin rounded down to a multiple of `align`. */
+static size_t fused_cache_floats(const attn_sdpa_config *cfg, int64_t align)
 {
-    const size_t floats = 2 * (size_t)visible_key_blocks(cfg) * KEY_BLOCK * QUERY_BLOCK;
+    const size_t floats = 2 * (size_t)visible_key_blocks(cfg, align) * KEY_BLOCK * QUERY_BLOCK;
     return floats * sizeof(float) <= FUSED_CACHE_BYTES ? floats : 0;
 }
 
@@ -510,7 +512,7 @@ typedef struct fused_tiles {
 
 static size_t fused_tiles_at(fused_tiles *t, float *base, const attn_sdpa_config *cfg)
 {
-    const size_t tiles = fused_cache_floats(cfg) / 2;
+    const size_t tiles = fused_cache_floats(cfg, 1) / 2;
     size_t used = query_pass_tiles_at(&t->pass, base, cfg);
     t->s_cache = carve(base, &used, tiles);
     t->dp_cache = carve(base, &used, tiles);
@@ -530,7 +532,7 @@ static size_t tiles_per_thread(const attn_sdpa_config *cfg, bool backward)
     size_t most = forward_tiles_at(&f, NULL, cfg);
     if (!backward) return most;
     size_t key_pass = key_pass_tiles_at(&kp, NULL, cfg);
-    if (fused_cache_floats(cfg) > 0) {
+    if (fused_cache_floats(cfg, 1) > 0) {
         size_t fused = fused_tiles_at(&ft, NULL, cfg);
         return fused > key_pass ? fused : key_pass;
     }
@@ -569,6 +571,68 @@ static void scale_tile(float *data, int rows, int cols_padded, ptrdiff_t ld, flo
     for (ptrdiff_t r = 0; r < rows; r++)
         for (ptrdiff_t c = 0; c < cols_padded; c += VF_WIDTH)
             vf_store(data + r * ld + c, vf_mul(vf_load(data + r * ld + c), scale_v));
+}
+
+/* The online softmax update of a transposed tile of scores s_t (keys x lanes,
+ * leading dimension QUERY_BLOCK), every lane a query row:
+ *   m_new = max(m_old, max_j s_ij)
+ *   p_ij = exp(s_ij - m_new)                    (every p <= 1: no overflow)
+ *   l_new = exp(m_old - m_new) l_old + sum_j p_ij
+ *   O_new = exp(m_old - m_new) O_old + P V_j     (the caller's, by rescale_rows)
+ * s_t gets the p, row_max and row_sum the new m and l, rescale exp(m_old - m_new).
+ * A row with no finite score yet has m_new = -inf; exponents are then taken
+ * relative to 0 instead, so that exp(-inf - (-inf)) never makes a NaN: its p are
+ * exp(-inf) = 0 and the rescale factor exp(-inf - 0) is 0. */
+static void softmax_tile_update(float *s_t, int keys, int lanes, float *row_max, float *row_sum,
+                                float *rescale)
+{
+    for (int lane = 0; lane < lanes; lane += VF_WIDTH) {
+        const vf m_old = vf_load(row_max + lane);
+        vf m_new = m_old;
+        for (int j = 0; j < keys; j++) m_new = vf_max(vf_load(s_t + j * QUERY_BLOCK + lane), m_new);
+        const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
+        const vf factor = vf_exp(vf_sub(m_old, m_ref));
+        vf sum = vf_zero();
+        for (int j = 0; j < keys; j++) {
+            float *s = s_t + j * QUERY_BLOCK + lane;
+            vf p = vf_exp(vf_sub(vf_load(s), m_ref));
+            vf_store(s, p);
+            sum = vf_add(sum, p);
+        }
+        vf_store(row_sum + lane, vf_fma(vf_load(row_sum + lane), factor, sum));
+        vf_store(row_max + lane, m_new);
+        vf_store(rescale + lane, factor);
+    }
+}
+
+/* O = diag(rescale) O for the first `rows` rows of o (leading dimension cols_pad). */
+static void rescale_rows(float *o, int rows, int cols_pad, const float *rescale)
+{
+    for (int r = 0; r < rows; r++) {
+        const vf factor = vf_set1(rescale[r]);
+        float *o_r = o + r * cols_pad;
+        for (int c = 0; c < cols_pad; c += VF_WIDTH) vf_store(o_r + c, vf_mul(vf_load(o_r + c), factor));
+    }
+}
+
+/* out_i = O_i / l_i and lse_i = m_i + log l_i (less the row's ALiBi shift) of query
+ * rows i0 .. i0 + QUERY_BLOCK of head bh from the online softmax's o_acc (leading
+ * dimension dv_pad), row_max and row_sum; a row that saw no finite score has
+ * l_i = 0 and gets zeros and -inf. */
+static void finish_rows(float *out, float *lse, const attn_sdpa_config *cfg, int64_t bh,
+                        int64_t i0, const float *o_acc, const float *row_max,
+                        const float *row_sum)
+{
+    const int64_t Lq = cfg->len_q;
+    const int Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
+    for (int r = 0; r < min_int(QUERY_BLOCK, Lq - i0); r++) {
+        const float l = row_sum[r];
+        float *out_r = out + (bh * Lq + i0 + r) * Dv;
+        const float *o_r = o_acc + r * dv_pad;
+        const float shift = alibi_row_shift(cfg, bh % cfg->heads, i0 + r);
+        lse[bh * Lq + i0 + r] = l == 0.0f ? -INFINITY : (row_max[r] - shift) + logf(l);
+        for (int c = 0; c < Dv; c++) out_r[c] = l == 0.0f ? 0.0f : o_r[c] / l;
+    }
 }
 
 /* The online softmax of query rows i0 .. i0 + rows of head bh = b * H + h over all
@@ -610,44 +674,14 @@ static void online_softmax(const float *q, const float *k, const float *v,
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
 
-        /* The online softmax update, QUERY_BLOCK rows at once (one per lane):
-         *   m_new = max(m_old, max_j s_ij)
-         *   p_ij = exp(s_ij - m_new)                    (every p <= 1: no overflow)
-         *   l_new = exp(m_old - m_new) l_old + sum_j p_ij
-         *   O_new = exp(m_old - m_new) O_old + P V_j     (below, after dropout)
-         * A row with no finite score yet has m_new = -inf; exponents are then taken
-         * relative to 0 instead, so that exp(-inf - (-inf)) never makes a NaN:
-         * its p are exp(-inf) = 0 and the rescale factor exp(-inf - 0) is 0. */
-        for (int lane = 0; lane < lanes; lane += VF_WIDTH) {
-            const vf m_old = vf_load(t->row_max + lane);
-            vf m_new = m_old;
-            for (int j = 0; j < keys; j++)
-                m_new = vf_max(vf_load(t->s_t + j * QUERY_BLOCK + lane), m_new);
-            const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
-            const vf rescale = vf_exp(vf_sub(m_old, m_ref));
-            vf sum = vf_zero();
-            for (int j = 0; j < keys; j++) {
-                float *s = t->s_t + j * QUERY_BLOCK + lane;
-                vf p = vf_exp(vf_sub(vf_load(s), m_ref));
-                vf_store(s, p);
-                sum = vf_add(sum, p);
-            }
-            vf_store(t->row_sum + lane, vf_fma(vf_load(t->row_sum + lane), rescale, sum));
-            vf_store(t->row_max + lane, m_new);
-            vf_store(t->rescale + lane, rescale);
-        }
+        softmax_tile_update(t->s_t, keys, lanes, t->row_max, t->row_sum, t->rescale);
         if (!with_values) continue;
         /* Dropout acts on the probabilities that multiply v, not on the sum l,
          * which normalises the undropped softmax. */
         if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
 
         /* O = diag(rescale) O + P V_j. */
-        for (int r = 0; r < rows; r++) {
-            const vf factor = vf_set1(t->rescale[r]);
-            float *o_r = t->o_acc + r * dv_pad;
-            for (int c = 0; c < dv_pad; c += VF_WIDTH)
-                vf_store(o_r + c, vf_mul(vf_load(o_r + c), factor));
-        }
+        rescale_rows(t->o_acc, rows, dv_pad, t->rescale);
         ptrdiff_t ldv;
         const float *v_j = vector_rows(t->v_padded, dv_pad, v_head + j0 * Dv, keys, Dv, &ldv);
         tile_product(rows, dv_pad, keys, t->s_t, 1, QUERY_BLOCK, v_j, ldv, t->o_acc, dv_pad, true);
@@ -659,19 +693,8 @@ static void forward_block(float *out, float *lse, const float *q, const float *k
                           const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
                           const forward_tiles *t)
 {
-    const int64_t Lq = cfg->len_q;
-    const int Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
     online_softmax(q, k, v, cfg, bh, i0, t, true);
-    /* out_i = O_i / l_i and lse_i = m_i + log l_i (less the row's ALiBi shift); a
-     * row that saw no finite score has l_i = 0 and gets zeros and -inf. */
-    for (int r = 0; r < min_int(QUERY_BLOCK, Lq - i0); r++) {
-        const float l = t->row_sum[r];
-        float *out_r = out + (bh * Lq + i0 + r) * Dv;
-        const float *o_r = t->o_acc + r * dv_pad;
-        const float shift = alibi_row_shift(cfg, bh % cfg->heads, i0 + r);
-        lse[bh * Lq + i0 + r] = l == 0.0f ? -INFINITY : (t->row_max[r] - shift) + logf(l);
-        for (int c = 0; c < Dv; c++) out_r[c] = l == 0.0f ? 0.0f : o_r[c] / l;
-    }
+    finish_rows(out, lse, cfg, bh, i0, t->o_acc, t->row_max, t->row_sum);
 }
 
 static attn_status flash_forward(float *out, float *lse, const float *q, const float *k,
@@ -735,6 +758,116 @@ static void block_row_terms(const row_terms *terms, const float *q, const float 
     }
 }
 
+/* The online softmax's running max and sum of a transposed tile of scores s_t
+ * (keys x QUERY_BLOCK lanes), without keeping the p: online_softmax's operations
+ * in its order, so the same bits. */
+static void softmax_tile_statistics(const float *s_t, int keys, float *row_max, float *row_sum)
+{
+    for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
+        const vf m_old = vf_load(row_max + lane);
+        vf m_new = m_old;
+        for (int j = 0; j < keys; j++) m_new = vf_max(vf_load(s_t + j * QUERY_BLOCK + lane), m_new);
+        const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
+        const vf rescale = vf_exp(vf_sub(m_old, m_ref));
+        vf sum = vf_zero();
+        for (int j = 0; j < keys; j++)
+            sum = vf_add(sum, vf_exp(vf_sub(vf_load(s_t + j * QUERY_BLOCK + lane), m_ref)));
+        vf_store(row_sum + lane, vf_fma(vf_load(row_sum + lane), rescale, sum));
+        vf_store(row_max + lane, m_new);
+    }
+}
+
+/* shift and inv_sum of QUERY_BLOCK lanes from the running max and sum (see
+ * row_terms; lanes past `rows` and fully masked rows get P = 0), also stored
+ * into terms for rows first .. first + rows. Each lane reads its max and sum
+ * before writing, so shift may be row_max and inv_sum row_sum. */
+static void set_row_terms(const row_terms *terms, float *shift, float *inv_sum,
+                          const float *row_max, const float *row_sum, const float *lse,
+                          int64_t first, int rows)
+{
+    for (int r = 0; r < QUERY_BLOCK; r++) {
+        const bool masked = r >= rows || lse[first + r] == -INFINITY || row_sum[r] == 0.0f;
+        shift[r] = masked ? INFINITY : row_max[r];
+        inv_sum[r] = masked ? 1.0f : 1.0f / row_sum[r];
+        if (r < rows) {
+            terms->shift[first + r] = shift[r];
+            terms->inv_sum[first + r] = inv_sum[r];
+        }
+    }
+}
+
+/* P^T = exp(S^T - shift) inv_sum in place, a transposed tile of `keys` rows of
+ * QUERY_BLOCK lanes. */
+static void probabilities_transposed(float *s_t, int keys, const float *shift,
+                                     const float *inv_sum)
+{
+    for (int j = 0; j < keys; j++) {
+        float *p_j = s_t + j * QUERY_BLOCK;
+        for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
+            vf_store(p_j + lane, vf_mul(vf_exp(vf_sub(vf_load(p_j + lane), vf_load(shift + lane))),
+                                        vf_load(inv_sum + lane)));
+    }
+}
+
+/* dS^T = P^T ((dP'^T - delta) - delta_lo) into dp_t, transposed tiles of `keys`
+ * rows of QUERY_BLOCK lanes. */
+static void score_gradient_transposed(float *dp_t, const float *p_t, int keys,
+                                      const float *delta, const float *delta_lo)
+{
+    for (int j = 0; j < keys; j++) {
+        const float *p_j = p_t + j * QUERY_BLOCK;
+        float *ds_j = dp_t + j * QUERY_BLOCK;
+        for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
+            vf_store(ds_j + lane,
+                     vf_mul(vf_load(p_j + lane),
+                            vf_sub(vf_sub(vf_load(ds_j + lane), vf_load(delta + lane)),
+                                   vf_load(delta_lo + lane))));
+    }
+}
+
+/* P = exp(S - shift_r) inv_sum_r in place, `rows` rows of KEY_BLOCK keys. */
+static void probabilities_by_rows(float *p, int rows, const float *shift, const float *inv_sum)
+{
+    for (int r = 0; r < rows; r++) {
+        const vf shift_r = vf_set1(shift[r]), inv_sum_r = vf_set1(inv_sum[r]);
+        float *p_r = p + r * KEY_BLOCK;
+        for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
+            vf_store(p_r + c, vf_mul(vf_exp(vf_sub(vf_load(p_r + c), shift_r)), inv_sum_r));
+    }
+}
+
+/* dS = P ((dP - delta_r) - delta_lo_r) into ds, `rows` rows of KEY_BLOCK keys. */
+static void score_gradient_by_rows(float *ds, const float *p, int rows, const float *delta,
+                                   const float *delta_lo)
+{
+    for (int r = 0; r < rows; r++) {
+        const vf delta_r = vf_set1(delta[r]), delta_lo_r = vf_set1(delta_lo[r]);
+        const float *p_r = p + r * KEY_BLOCK;
+        float *ds_r = ds + r * KEY_BLOCK;
+        for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
+            vf_store(ds_r + c,
+                     vf_mul(vf_load(p_r + c), vf_sub(vf_sub(vf_load(ds_r + c), delta_r), delta_lo_r)));
+    }
+}
+
+/* dk += scale dk_acc and dv += dv_acc for keys j0 .. j0 + keys of head bh (either
+ * may be NULL); the accumulators are (KEY_BLOCK, D | Dv padded). */
+static void add_key_gradients(float *dk, float *dv, const float *dk_acc, const float *dv_acc,
+                              const attn_sdpa_config *cfg, int64_t bh, int64_t j0, int keys)
+{
+    const int64_t Lk = cfg->len_k;
+    const int D = cfg->dim_qk, Dv = cfg->dim_v;
+    const int d_pad = round_up(D, VF_WIDTH), dv_pad = round_up(Dv, VF_WIDTH);
+    const float scale = attn_flash_scale(cfg);
+    for (int c = 0; c < keys; c++) {
+        if (dk != NULL)
+            for (int d = 0; d < D; d++)
+                dk[(bh * Lk + j0 + c) * D + d] += scale * dk_acc[c * d_pad + d];
+        if (dv != NULL)
+            for (int d = 0; d < Dv; d++) dv[(bh * Lk + j0 + c) * Dv + d] += dv_acc[c * dv_pad + d];
+    }
+}
+
 /* dk, dv of keys j0 .. j0 + keys of head bh, over every query block that sees them. */
 static void key_block_gradients(float *dk, float *dv, const float *dout, const float *q,
                                 const float *k, const float *v, const row_terms *terms,
@@ -769,12 +902,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
         scale_tile(t->p, rows, KEY_BLOCK, KEY_BLOCK, scale);
         score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
-        for (int r = 0; r < rows; r++) {
-            const vf shift_r = vf_set1(shift[r]), inv_sum_r = vf_set1(inv_sum[r]);
-            float *p_r = t->p + r * KEY_BLOCK;
-            for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
-                vf_store(p_r + c, vf_mul(vf_exp(vf_sub(vf_load(p_r + c), shift_r)), inv_sum_r));
-        }
+        probabilities_by_rows(t->p, rows, shift, inv_sum);
         /* dP' (rows x KEY_BLOCK) = dout_i V_j^T. */
         tile_product(rows, KEY_BLOCK, Dv, dout_i, Dv, 1, t->v_t, KEY_BLOCK, t->ds, KEY_BLOCK,
                      false);
@@ -782,14 +910,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
         if (cfg->dropout_p > 0.0f) {
             dropout_softmax_gradient(&tile, t->ds, delta, delta_lo, cfg);
         } else {
-            for (int r = 0; r < rows; r++) {
-                const vf delta_r = vf_set1(delta[r]), delta_lo_r = vf_set1(delta_lo[r]);
-                float *p_r = t->p + r * KEY_BLOCK, *ds_r = t->ds + r * KEY_BLOCK;
-                for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
-                    vf_store(ds_r + c,
-                             vf_mul(vf_load(p_r + c),
-                                    vf_sub(vf_sub(vf_load(ds_r + c), delta_r), delta_lo_r)));
-            }
+            score_gradient_by_rows(t->ds, t->p, rows, delta, delta_lo);
         }
         score_tile ds_tile = tile;
         ds_tile.data = t->ds;
@@ -809,14 +930,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
                          true);
         }
     }
-    for (int c = 0; c < keys; c++) {
-        if (dk != NULL)
-            for (int d = 0; d < D; d++)
-                dk[(bh * Lk + j0 + c) * D + d] += scale * t->dk_acc[c * d_pad + d];
-        if (dv != NULL)
-            for (int d = 0; d < Dv; d++)
-                dv[(bh * Lk + j0 + c) * Dv + d] += t->dv_acc[c * dv_pad + d];
-    }
+    add_key_gradients(dk, dv, t->dk_acc, t->dv_acc, cfg, bh, j0, keys);
 }
 
 /* Loads query rows i0 .. i0 + rows of head bh into the dq pass's tiles: q and
@@ -853,12 +967,7 @@ static score_tile query_block_probabilities(const query_pass_tiles *t, const flo
     score_tile tile = {t->p_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads,
                        i0, j0, rows, keys};
     mask_tile(&tile, cfg);
-    for (int j = 0; j < keys; j++) {
-        float *p_j = t->p_t + j * QUERY_BLOCK;
-        for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
-            vf_store(p_j + lane, vf_mul(vf_exp(vf_sub(vf_load(p_j + lane), vf_load(t->shift + lane))),
-                                        vf_load(t->inv_sum + lane)));
-    }
+    probabilities_transposed(t->p_t, keys, t->shift, t->inv_sum);
     tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK, t->ds_t,
                  QUERY_BLOCK, false);
     return tile;
@@ -908,6 +1017,17 @@ static void delta_from_sums(float *delta, float *delta_lo, const double *num, co
     }
 }
 
+/* delta_from_sums into the lanes and into terms for rows first .. first + rows. */
+static void finish_delta(const row_terms *terms, float *delta, float *delta_lo, const double *num,
+                         const double *den, int64_t first, int rows)
+{
+    delta_from_sums(delta, delta_lo, num, den);
+    for (int r = 0; r < rows; r++) {
+        terms->delta[first + r] = delta[r];
+        terms->delta_lo[first + r] = delta_lo[r];
+    }
+}
+
 /* delta and delta_lo of query rows i0 .. i0 + rows of head bh (see delta_sums). */
 static void block_delta(const row_terms *terms, const float *dout, const float *q,
                         const float *k, const float *v, const attn_sdpa_config *cfg, int64_t bh,
@@ -930,11 +1050,7 @@ static void block_delta(const row_terms *terms, const float *dout, const float *
         }
         delta_sums(num, den, t->p_t, t->ds_t, keys);
     }
-    delta_from_sums(t->delta, t->delta_lo, num, den);
-    for (int r = 0; r < rows; r++) {
-        terms->delta[bh * Lq + i0 + r] = t->delta[r];
-        terms->delta_lo[bh * Lq + i0 + r] = t->delta_lo[r];
-    }
+    finish_delta(terms, t->delta, t->delta_lo, num, den, bh * Lq + i0, rows);
 }
 
 /* dq of query rows i0 .. i0 + rows of head bh, over every key block they see. */
@@ -960,14 +1076,7 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
         if (cfg->dropout_p > 0.0f) {
             dropout_softmax_gradient(&tile, t->ds_t, t->delta, t->delta_lo, cfg);
         } else {
-            for (int j = 0; j < keys; j++) {
-                float *p_j = t->p_t + j * QUERY_BLOCK, *ds_j = t->ds_t + j * QUERY_BLOCK;
-                for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
-                    vf_store(ds_j + lane,
-                             vf_mul(vf_load(p_j + lane),
-                                    vf_sub(vf_sub(vf_load(ds_j + lane), vf_load(t->delta + lane)),
-                                           vf_load(t->delta_lo + lane))));
-            }
+            score_gradient_transposed(t->ds_t, t->p_t, keys, t->delta, t->delta_lo);
         }
         score_tile ds_tile = tile;
         ds_tile.data = t->ds_t;
@@ -1027,30 +1136,10 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         scale_tile(s_t, keys, QUERY_BLOCK, QUERY_BLOCK, scale);
         score_tile tile = {s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
-        for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
-            const vf m_old = vf_load(row_max + lane);
-            vf m_new = m_old;
-            for (int j = 0; j < keys; j++)
-                m_new = vf_max(vf_load(s_t + j * QUERY_BLOCK + lane), m_new);
-            const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
-            const vf rescale = vf_exp(vf_sub(m_old, m_ref));
-            vf sum = vf_zero();
-            for (int j = 0; j < keys; j++)
-                sum = vf_add(sum, vf_exp(vf_sub(vf_load(s_t + j * QUERY_BLOCK + lane), m_ref)));
-            vf_store(row_sum + lane, vf_fma(vf_load(row_sum + lane), rescale, sum));
-            vf_store(row_max + lane, m_new);
-        }
+        softmax_tile_statistics(s_t, keys, row_max, row_sum);
     }
-    /* The row terms, as block_row_terms and load_query_block set them. */
-    for (int r = 0; r < QUERY_BLOCK; r++) {
-        const bool masked = r >= rows || lse[first + r] == -INFINITY || row_sum[r] == 0.0f;
-        t->shift[r] = masked ? INFINITY : row_max[r];
-        t->inv_sum[r] = masked ? 1.0f : 1.0f / row_sum[r];
-        if (r < rows) {
-            terms->shift[first + r] = t->shift[r];
-            terms->inv_sum[first + r] = t->inv_sum[r];
-        }
-    }
+    /* The row terms, as block_row_terms and load_query_block set them, in place. */
+    set_row_terms(terms, t->shift, t->inv_sum, row_max, row_sum, lse, first, rows);
 
     /* B. */
     double num[QUERY_BLOCK] = {0}, den[QUERY_BLOCK] = {0};
@@ -1058,14 +1147,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
     float *dp_t = ft->dp_cache;
     for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats, dp_t += tile_floats) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        for (int j = 0; j < keys; j++) {
-            float *p_j = s_t + j * QUERY_BLOCK;
-            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
-                const vf s = vf_load(p_j + lane);
-                vf_store(p_j + lane, vf_mul(vf_exp(vf_sub(s, vf_load(t->shift + lane))),
-                                            vf_load(t->inv_sum + lane)));
-            }
-        }
+        probabilities_transposed(s_t, keys, t->shift, t->inv_sum);
         tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK, dp_t,
                      QUERY_BLOCK, false);
         if (cfg->dropout_p > 0.0f) {
@@ -1074,11 +1156,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         }
         delta_sums(num, den, s_t, dp_t, keys);
     }
-    delta_from_sums(t->delta, t->delta_lo, num, den);
-    for (int r = 0; r < rows; r++) {
-        terms->delta[first + r] = t->delta[r];
-        terms->delta_lo[first + r] = t->delta_lo[r];
-    }
+    finish_delta(terms, t->delta, t->delta_lo, num, den, first, rows);
     if (dq == NULL) return;
 
     /* C: with dropout the cached dP' already carries the factor Z / (1 - p), so
@@ -1088,15 +1166,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
     dp_t = ft->dp_cache;
     for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats, dp_t += tile_floats) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        for (int j = 0; j < keys; j++) {
-            const float *p_j = s_t + j * QUERY_BLOCK;
-            float *ds_j = dp_t + j * QUERY_BLOCK;
-            for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
-                vf_store(ds_j + lane,
-                         vf_mul(vf_load(p_j + lane),
-                                vf_sub(vf_sub(vf_load(ds_j + lane), vf_load(t->delta + lane)),
-                                       vf_load(t->delta_lo + lane))));
-        }
+        score_gradient_transposed(dp_t, s_t, keys, t->delta, t->delta_lo);
         score_tile ds_tile = {dp_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         zero_filled(&ds_tile, cfg->attn_mask);
         zero_filled(&ds_tile, cfg->key_padding_mask);
@@ -1126,7 +1196,7 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
     float *row_area = scratch + (size_t)threads * per_thread;
     const row_terms terms = {row_area, row_area + rows, row_area + 2 * rows, row_area + 3 * rows};
 
-    const bool fused = fused_cache_floats(cfg) > 0;
+    const bool fused = fused_cache_floats(cfg, 1) > 0;
 
 #pragma omp parallel num_threads(threads)
     {
@@ -1194,7 +1264,22 @@ static void flash_exp(float *y, const float *x, size_t n)
     }
 }
 
-static const attn_flash_kernels flash_kernels = {.forward = flash_forward,
-                                                 .backward = flash_backward,
-                                                 .workspace_bytes = flash_workspace_bytes,
-                                                 .exp = flash_exp};
+/* The kernels on bfloat16 inputs, built on the ones above. */
+#include "kernels/flash_bf16_impl.h"
+#include "kernels/flash_bf16_backward_impl.h"
+
+#if defined(ATTN_SIMD_DPBF16)
+#define BF16_PRODUCTS "vdpbf16ps"
+#else
+#define BF16_PRODUCTS "widened to float32"
+#endif
+
+static const attn_flash_kernels flash_kernels = {
+    .forward = flash_forward,
+    .backward = flash_backward,
+    .workspace_bytes = flash_workspace_bytes,
+    .forward_bf16 = flash_forward_bf16,
+    .backward_bf16 = flash_backward_bf16,
+    .workspace_bytes_bf16 = flash_workspace_bytes_bf16,
+    .bf16_products = BF16_PRODUCTS,
+    .exp = flash_exp};

@@ -10,7 +10,8 @@
 #include "kernels/isa.h"
 
 /* In order of preference. */
-static const attn_isa *const variants[] = {&attn_isa_avx512, &attn_isa_avx2, &attn_isa_scalar};
+static const attn_isa *const variants[] = {&attn_isa_avx512bf16, &attn_isa_avx512, &attn_isa_avx2,
+                                           &attn_isa_scalar};
 enum { VARIANT_COUNT = sizeof variants / sizeof variants[0] };
 
 attn_status attn_isa_select(const attn_isa **isa, const char *forced)
@@ -26,7 +27,7 @@ attn_status attn_isa_select(const attn_isa **isa, const char *forced)
             return ATTN_OK;
         }
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                          "ATTN_SIMD=%s is not one of avx512, avx2, scalar", forced);
+                          "ATTN_SIMD=%s is not one of avx512bf16, avx512, avx2, scalar", forced);
     }
     *isa = &attn_isa_scalar;
     for (int i = VARIANT_COUNT - 1; i >= 0; i--)

@@ -1,12 +1,15 @@
 /* Internal: the run-time instruction-set dispatch, the one place that decides
  * which compiled variant of the library's vector code runs.
  *
- * Each variant is one translation unit built with its own -m flags (isa_avx512.c,
- * isa_avx2.c, isa_scalar.c; see CMakeLists.txt) holding every vector kernel: the
- * fused attention kernels (flash.h) and the elementwise loops (vec.h). The choice
- * is made once per process: the variant the environment variable ATTN_SIMD
- * (avx512, avx2 or scalar) names, else the best this CPU runs (AVX-512, else AVX2
- * with FMA, else portable C). An unknown name, or one this CPU or build cannot
+ * Each variant is one translation unit built with its own -m flags
+ * (isa_avx512bf16.c, isa_avx512.c, isa_avx2.c, isa_scalar.c; see CMakeLists.txt)
+ * holding every vector kernel: the fused attention kernels (flash.h) and the
+ * elementwise loops (vec.h). The choice is made once per process: the variant
+ * the environment variable ATTN_SIMD (avx512bf16, avx512, avx2 or scalar) names,
+ * else the best this CPU runs (AVX-512 with AVX512_BF16, else AVX-512, else AVX2
+ * with FMA, else portable C). The two AVX-512 variants differ only in the bf16
+ * attention kernels' products (vdpbf16ps or widened to float32). An unknown name,
+ * or one this CPU or build cannot
  * run, makes every call that needs vector code fail with a message. */
 #ifndef ATTN_SRC_KERNELS_ISA_H
 #define ATTN_SRC_KERNELS_ISA_H
@@ -26,6 +29,7 @@ typedef struct attn_isa {
 
 /* Defined whatever the target; on a compiler or CPU family without the
  * instruction set, `supported` returns false and the kernels are NULL. */
+extern const attn_isa attn_isa_avx512bf16;
 extern const attn_isa attn_isa_avx512;
 extern const attn_isa attn_isa_avx2;
 extern const attn_isa attn_isa_scalar;

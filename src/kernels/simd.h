@@ -20,11 +20,35 @@
  *   vfd_fma(a, b, c)            (double) a * b + c: the product of two floats is
  *                               exact in double, so one rounding in every variant
  *   vfd_add(c, a)               c + (double) a
+ *
+ * Pairs of bfloat16 (core/bf16.h), the operands of the bf16 attention kernels:
+ *   vp                          VF_WIDTH pairs, each the two bfloat16 values
+ *                               p[2i] ("even") and p[2i+1] ("odd") of a lane
+ *   vp_load(p)                  the pairs p[0, 2 VF_WIDTH)
+ *   vp_set1(p)                  the one pair p[0], p[1] in every lane
+ *   vp_dot(acc, a, b)           acc + a.odd b.odd, then + a.even b.even, each
+ *                               addition rounded once
+ *   vp_store_rounded(p, e, o)   p[2i] = bf16(e[i]), p[2i+1] = bf16(o[i])
+ * With ATTN_SIMD_DPBF16 (AVX-512 and AVX512_BF16) vp_dot is one vdpbf16ps and
+ * vp_store_rounded vcvtneps2bf16; every other variant widens the pairs (exactly)
+ * and does the same arithmetic in float32, which is these instructions' own
+ * definition (Intel SDM, VDPBF16PS: the odd product is added first, then the
+ * even one, each product exact, each sum rounded to nearest even), so the bits
+ * are the same once subnormals are flushed as the instructions flush them (they
+ * read subnormal operands and write subnormal sums as zero, whatever MXCSR says):
+ * the bf16 kernels run between subnormals_flush() and subnormals_restore(),
+ * which set and restore MXCSR's DAZ and FTZ for the calling thread on x86, so
+ * that the widening variants' float32 arithmetic flushes alike. vp_store_rounded
+ * follows vcvtneps2bf16 in every variant (bf16_round_flushing below). (A product of two bfloat16 values has
+ * at most 16 significant bits, so it is exact in float32 unless it underflows,
+ * which is why the scalar variant's unfused a * b + c rounds once here too.)
  */
 #ifndef ATTN_SRC_KERNELS_SIMD_H
 #define ATTN_SRC_KERNELS_SIMD_H
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #if defined(ATTN_SIMD_AVX512) + defined(ATTN_SIMD_AVX2) + defined(ATTN_SIMD_SCALAR) != 1
 #error "define exactly one of ATTN_SIMD_AVX512, ATTN_SIMD_AVX2, ATTN_SIMD_SCALAR"
@@ -34,6 +58,34 @@
 
 /* vf_exp's method and constants, and its scalar form: lane_math.h. */
 #include "kernels/lane_math.h"
+#include "core/bf16.h"
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+/* MXCSR's flush-to-zero and denormals-are-zero bits. */
+enum { MXCSR_FTZ_DAZ = 0x8040 };
+VF_INLINE unsigned subnormals_flush(void)
+{
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | MXCSR_FTZ_DAZ);
+    return saved;
+}
+VF_INLINE void subnormals_restore(unsigned saved) { _mm_setcsr(saved); }
+#else
+/* No MXCSR: subnormals stay (and no variant here has vdpbf16ps to match). */
+VF_INLINE unsigned subnormals_flush(void) { return 0; }
+VF_INLINE void subnormals_restore(unsigned saved) { (void)saved; }
+#endif
+
+/* vcvtneps2bf16's rounding of one float: attn_bf16_round, except that a
+ * subnormal rounds to a zero of its sign (the instruction reads it as zero). */
+VF_INLINE uint16_t bf16_round_flushing(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    if ((bits & 0x7f800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000u);
+    return attn_bf16_round(x);
+}
 
 #if defined(ATTN_SIMD_AVX512)
 
@@ -106,6 +158,35 @@ VF_INLINE vf vf_exp(vf x)
     y = _mm512_mask_blend_ps(tiny, y, _mm512_setzero_ps());
     return _mm512_mask_blend_ps(huge, y, _mm512_set1_ps(INFINITY));
 }
+
+
+#if defined(ATTN_SIMD_DPBF16)
+typedef __m512bh vp;
+VF_INLINE vp vp_load(const uint16_t *p) { return (vp)_mm512_loadu_si512(p); }
+VF_INLINE vp vp_set1(const uint16_t *p)
+{
+    uint32_t pair;
+    memcpy(&pair, p, sizeof pair);
+    return (vp)_mm512_set1_epi32((int)pair);
+}
+VF_INLINE vf vp_dot(vf acc, vp a, vp b) { return _mm512_dpbf16_ps(acc, a, b); }
+VF_INLINE void vp_store_rounded(uint16_t *p, vf even, vf odd)
+{
+    __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(even));
+    __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(odd));
+    _mm512_storeu_si512(p, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+}
+#else
+typedef struct vp {
+    vf odd, even;
+} vp;
+VF_INLINE vp vp_load(const uint16_t *p)
+{
+    __m512i pairs = _mm512_loadu_si512(p);
+    return (vp){_mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32((int)0xffff0000u))),
+                _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16))};
+}
+#endif
 
 #elif defined(ATTN_SIMD_AVX2)
 
@@ -182,6 +263,17 @@ VF_INLINE vf vf_exp(vf x)
     return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), huge);
 }
 
+
+typedef struct vp {
+    vf odd, even;
+} vp;
+VF_INLINE vp vp_load(const uint16_t *p)
+{
+    __m256i pairs = _mm256_loadu_si256((const __m256i *)p);
+    return (vp){_mm256_castsi256_ps(_mm256_and_si256(pairs, _mm256_set1_epi32((int)0xffff0000u))),
+                _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16))};
+}
+
 #else /* ATTN_SIMD_SCALAR */
 
 #define VF_WIDTH 1
@@ -211,6 +303,33 @@ VF_INLINE vfd vfd_add(vfd c, vf a) { return c + (double)a; }
 
 VF_INLINE vf vf_exp(vf x) { return lane_exp(x); }
 
+typedef struct vp {
+    vf odd, even;
+} vp;
+VF_INLINE vp vp_load(const uint16_t *p) { return (vp){attn_bf16_widen(p[1]), attn_bf16_widen(p[0])}; }
+
+#endif
+
+/* The widening variants' vp_set1, vp_dot and vp_store_rounded (see above). */
+#if !defined(ATTN_SIMD_DPBF16)
+VF_INLINE vp vp_set1(const uint16_t *p)
+{
+    return (vp){vf_set1(attn_bf16_widen(p[1])), vf_set1(attn_bf16_widen(p[0]))};
+}
+VF_INLINE vf vp_dot(vf acc, vp a, vp b)
+{
+    return vf_fma(a.even, b.even, vf_fma(a.odd, b.odd, acc));
+}
+VF_INLINE void vp_store_rounded(uint16_t *p, vf even, vf odd)
+{
+    float e[VF_WIDTH], o[VF_WIDTH];
+    vf_store(e, even);
+    vf_store(o, odd);
+    for (int i = 0; i < VF_WIDTH; i++) {
+        p[2 * i] = bf16_round_flushing(e[i]);
+        p[2 * i + 1] = bf16_round_flushing(o[i]);
+    }
+}
 #endif
 
 #endif

@@ -18,7 +18,7 @@ for threads in 0 -1 abc 99999999999 2x; do
     env ATTN_NUM_THREADS="$threads" "$attn" info
 done
 expect 0 "threads +3 " -- env ATTN_NUM_THREADS=3 "$attn" info
-expect 2 "ATTN_SIMD=avx9 is not one of avx512, avx2, scalar" -- env ATTN_SIMD=avx9 "$attn" info
+expect 2 "ATTN_SIMD=avx9 is not one of avx512bf16, avx512, avx2, scalar" -- env ATTN_SIMD=avx9 "$attn" info
 expect 0 '"gemm": "' -- "$attn" info --json
 expect 2 "unknown option '--bogus'" -- "$attn" info --bogus
 expect 0 "usage: attn demo" -- "$attn" demo --help
@@ -44,6 +44,12 @@ expect 0 '^\{"bench": "attention", .*"causal": true, "pass": "fwd\+bwd", .*\}$' 
   "$attn" bench attention --lengths 33 --dims 8 --min-time 0 --gemm-size 64 --json
 expect 2 "--lengths takes up to 32 comma-separated integers from 1 to [0-9]+, not 'x'" -- \
   "$attn" bench attention --lengths x
+expect 0 "^ +16 +64 yes +fwd\+bwd +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$" -- \
+  "$attn" bench attention --lengths 64 --dims 16 --min-time 0 --gemm-size 64 --precision bf16
+expect 0 '^\{"bench": "attention", .*"bf16_vs_float32": [0-9.]+, .*"kernel_bf16": ".*"\}$' -- \
+  "$attn" bench attention --lengths 33 --dims 7 --min-time 0 --gemm-size 64 --json --precision bf16
+expect 2 "--precision takes float32 or bf16, not 'fp8'" -- "$attn" bench attention --precision fp8
+expect 0 "^bf16 attention scalar: bf16 widened to float32$" -- env ATTN_SIMD=scalar "$attn" info
 expect 2 "--causal takes both, yes or no, not 'maybe'" -- "$attn" bench attention --causal maybe
 expect 2 "--pass takes fwd, fwd\+bwd or both, not 'back'" -- "$attn" bench attention --pass back
 expect 2 "--min-time takes 0 to 3600 seconds, not '-1'" -- "$attn" bench attention --min-time -1

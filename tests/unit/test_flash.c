@@ -28,8 +28,8 @@
 #define REL_LIMIT 1e-5
 #define EXP_ULP_LIMIT 2.0
 
-static const attn_isa *const all_variants[] = {&attn_isa_avx512, &attn_isa_avx2,
-                                              &attn_isa_scalar};
+static const attn_isa *const all_variants[] = {&attn_isa_avx512bf16, &attn_isa_avx512,
+                                              &attn_isa_avx2, &attn_isa_scalar};
 enum { VARIANTS = sizeof all_variants / sizeof all_variants[0] };
 
 /* ---- the vector exponential ----------------------------------------------------- */

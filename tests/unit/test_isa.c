@@ -19,8 +19,8 @@
 
 #define TANH_ULP_LIMIT 1.5
 
-static const attn_isa *const all_variants[] = {&attn_isa_avx512, &attn_isa_avx2,
-                                              &attn_isa_scalar};
+static const attn_isa *const all_variants[] = {&attn_isa_avx512bf16, &attn_isa_avx512,
+                                              &attn_isa_avx2, &attn_isa_scalar};
 enum { VARIANTS = sizeof all_variants / sizeof all_variants[0] };
 
 /* ---- the choice ------------------------------------------------------------------ */
@@ -43,7 +43,8 @@ static void test_select_names_each_variant(void **state)
     }
     const attn_isa *isa;
     assert_int_equal(attn_isa_select(&isa, "sse9"), ATTN_ERR_INVALID_ARGUMENT);
-    assert_string_equal(attn_last_error(), "ATTN_SIMD=sse9 is not one of avx512, avx2, scalar");
+    assert_string_equal(attn_last_error(),
+                        "ATTN_SIMD=sse9 is not one of avx512bf16, avx512, avx2, scalar");
     /* Unset or empty: the first variant, in order of preference, that runs. */
     for (int empty = 0; empty < 2; empty++) {
         assert_int_equal(attn_isa_select(&isa, empty ? "" : NULL), ATTN_OK);

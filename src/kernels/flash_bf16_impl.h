@@ -1,0 +1,333 @@
+/* Internal: the fused attention kernels on bfloat16 q, k, v and dout (flash.h's
+ * forward_bf16, backward_bf16), compiled once per instruction set after
+ * flash_impl.h, whose masks, softmax update and scratch they share. Everything
+ * here is static.
+ *
+ * Forward: the float32 kernel's algorithm (FlashAttention-2, see flash_impl.h)
+ * with both tile products on pairs of bfloat16 (simd.h's vp_dot: vdpbf16ps on
+ * AVX512_BF16, the same arithmetic in float32 elsewhere):
+ *   S^T = scale K_j Q^T     k and q as given (bf16), float32 sums over D
+ *   softmax                 float32: scores, masks, running max and sum, exp
+ *   O += round(P) V_j       P rounded to bf16 (relative error <= 2^-8 each), the
+ *                           sum l_i from the unrounded P, float32 sums over keys
+ * so the forward's error beside exact attention on the same bf16 inputs is at
+ * most (2^-8 + float32 terms) times sum_j P_ij |v_j| (the bound is derived and
+ * tested in tests/unit/test_flash_bf16.c).
+ *
+ * A tile product reduces over pairs: dimension (or key) 2t and 2t + 1 of an operand
+ * sit side by side, and each lane of the result adds the odd product, then the
+ * even one (vp_dot). So the order of additions is fixed by the layout alone and
+ * every variant of the library adds in that same order. The kernels run with
+ * subnormals flushed to zero (MXCSR's DAZ and FTZ, set and restored per thread),
+ * as vdpbf16ps always treats them, so the widening variant of the same CPU
+ * (ATTN_SIMD=avx512 beside avx512bf16) gives the same bits, subnormals or not.
+ * The other variants differ as the float32 kernels do, by the rounding of their
+ * exponential and sums.
+ *
+ * Layouts (uint16_t, zero padded), each input laid out once per call by
+ * bf16_operand:
+ *   rows of pairs   (B H L, D_even): dimensions 2t and 2t + 1 side by side, the
+ *                   input itself when its width is even, else a copy
+ *   pairs of rows   (B H, ceil(L / 2), width padded, 2): rows 2t and 2t + 1
+ *                   interleaved, the operand B of a product that sums over rows
+ *                   (v in the forward's P V)
+ * and per task pack_column_pairs (q of a query block as the lanes of B) and
+ * round_row_pairs (P, dS rounded to bf16 as the pairs A reads). Key tiles start
+ * at even keys, so a tile's pairs are the layout's pairs.
+ *
+ * Backward: flash_bf16_backward_impl.h. */
+#include "core/bf16.h"
+
+/* ---- tile products on pairs --------------------------------------------------- */
+
+/* C[r][0, nvec * VF_WIDTH) (+)= sum_t A(r, t) . B[t][0, nvec * VF_WIDTH) for r < rows,
+ * t < pairs, where A(r, t) is the pair a[r * a_row + t * a_pair], [+1] and B[t]
+ * the pairs from b + t * ldb (all strides in uint16_t). The register block is
+ * micro_tile's; rows from `rows` to mrows repeat the last row of A. */
+VF_INLINE void micro_tile_pairs(const int nvec, const int mrows, int rows, int pairs,
+                                const uint16_t *a, ptrdiff_t a_row, ptrdiff_t a_pair,
+                                const uint16_t *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                bool accumulate)
+{
+    const uint16_t *a_rows[MICRO_ROWS];
+    vf acc[MICRO_ROWS][MICRO_VECS];
+    for (int r = 0; r < mrows; r++) {
+        a_rows[r] = a + (r < rows ? r : rows - 1) * a_row;
+        for (int v = 0; v < nvec; v++)
+            acc[r][v] = accumulate && r < rows ? vf_load(c + r * ldc + v * VF_WIDTH) : vf_zero();
+    }
+    for (int t = 0; t < pairs; t++) {
+        vp b_t[MICRO_VECS];
+        for (int v = 0; v < nvec; v++) b_t[v] = vp_load(b + t * ldb + v * 2 * VF_WIDTH);
+        for (int r = 0; r < mrows; r++) {
+            const vp a_rt = vp_set1(a_rows[r] + t * a_pair);
+            for (int v = 0; v < nvec; v++) acc[r][v] = vp_dot(acc[r][v], a_rt, b_t[v]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nvec; v++) vf_store(c + r * ldc + v * VF_WIDTH, acc[r][v]);
+}
+
+/* GCC 12 at -O3 vectorizes the scalar variant's loop over pairs (two dependent
+ * additions per pair into one float) as an in-order reduction and adds in the
+ * wrong order: acc = a[2t+1] b[2t+1] + acc; acc = a[2t] b[2t] + acc over t gives
+ * other bits than the loop as written, which -std=c11 forbids. The scalar
+ * variant's pair products are therefore not loop-vectorized; the vector
+ * variants have nothing left to vectorize. */
+#if defined(ATTN_SIMD_SCALAR) && defined(__GNUC__) && !defined(__clang__)
+#define PAIR_PRODUCT_ATTRIBUTES __attribute__((optimize("no-tree-loop-vectorize")))
+#else
+#define PAIR_PRODUCT_ATTRIBUTES
+#endif
+
+/* C (rows x cols) (+)= A (rows x pairs) B (pairs x cols) on pairs, as tile_product
+ * on floats: cols a multiple of VF_WIDTH, register blocks of MICRO_VECS vectors
+ * where they fit, else one. */
+PAIR_PRODUCT_ATTRIBUTES static void tile_product_pairs(int rows, int cols, int pairs, const uint16_t *a, ptrdiff_t a_row,
+                               ptrdiff_t a_pair, const uint16_t *b, ptrdiff_t ldb, float *c,
+                               ptrdiff_t ldc, bool accumulate)
+{
+    const int vectors = cols / VF_WIDTH;
+    for (int v0 = 0; v0 < vectors;) {
+        const int nvec = vectors - v0 >= MICRO_VECS ? MICRO_VECS : 1;
+        for (int r0 = 0; r0 < rows; r0 += MICRO_ROWS) {
+            const int nrows = min_int(MICRO_ROWS, rows - r0);
+            const uint16_t *a_r = a + r0 * a_row, *b_v = b + v0 * 2 * VF_WIDTH;
+            float *c_rv = c + r0 * ldc + v0 * VF_WIDTH;
+            if (nvec == MICRO_VECS)
+                micro_tile_pairs(MICRO_VECS, MICRO_ROWS, nrows, pairs, a_r, a_row, a_pair, b_v,
+                                 ldb, c_rv, ldc, accumulate);
+            else
+                micro_tile_pairs(1, MICRO_ROWS, nrows, pairs, a_r, a_row, a_pair, b_v, ldb, c_rv,
+                                 ldc, accumulate);
+        }
+        v0 += nvec;
+    }
+}
+
+/* ---- operands in pairs -------------------------------------------------------- */
+
+static int even_dim(int d) { return d + (d & 1); }
+
+/* dst (rows, cols_even) = src (rows, cols), each row zero padded to even length. */
+static void pack_even_rows(uint16_t *dst, const uint16_t *src, int64_t rows, int cols)
+{
+    const int cols_even = even_dim(cols);
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(dst + r * cols_even, src + r * cols, (size_t)cols * sizeof *src);
+        if (cols_even != cols) dst[r * cols_even + cols] = 0;
+    }
+}
+
+/* Rows 2t and 2t + 1 of src (rows, cols) interleaved column by column:
+ * dst (ceil(rows / 2), cols_pad, 2), zero padded (a missing last row too). */
+static void pack_row_pairs(uint16_t *dst, const uint16_t *src, int64_t rows, int cols,
+                           int cols_pad)
+{
+    for (int64_t t = 0; 2 * t < rows; t++) {
+        uint16_t *pair_row = dst + t * cols_pad * 2;
+        const uint16_t *even = src + 2 * t * cols, *odd = even + cols;
+        const bool has_odd = 2 * t + 1 < rows;
+        for (int c = 0; c < cols_pad; c++) {
+            pair_row[2 * c] = c < cols ? even[c] : 0;
+            pair_row[2 * c + 1] = c < cols && has_odd ? odd[c] : 0;
+        }
+    }
+}
+
+/* Columns 2t and 2t + 1 of each of `rows` rows of src (leading dimension
+ * cols_even, an even number of columns) as the pairs of one lane:
+ * dst (cols_even / 2, lanes, 2), zero for lanes past `rows`. */
+static void pack_column_pairs(uint16_t *dst, int lanes, const uint16_t *src, int rows,
+                              int cols_even)
+{
+    for (int d = 0; d < cols_even; d++) {
+        uint16_t *dst_d = dst + (ptrdiff_t)(d / 2) * lanes * 2 + (d & 1);
+        for (int r = 0; r < lanes; r++) dst_d[2 * r] = r < rows ? src[r * cols_even + d] : 0;
+    }
+}
+
+/* Rows 2t and 2t + 1 of a float tile src (`rows` rows, leading dimension ld)
+ * rounded to bf16 and interleaved over `lanes` columns: dst (ceil(rows / 2), ld, 2),
+ * a missing last row zero. */
+static void round_row_pairs(uint16_t *dst, const float *src, int rows, int lanes, ptrdiff_t ld)
+{
+    for (int t = 0; 2 * t < rows; t++) {
+        const float *even = src + 2 * t * ld, *odd = even + ld;
+        uint16_t *dst_t = dst + t * ld * 2;
+        for (int lane = 0; lane < lanes; lane += VF_WIDTH)
+            vp_store_rounded(dst_t + 2 * lane, vf_load(even + lane),
+                             2 * t + 1 < rows ? vf_load(odd + lane) : vf_zero());
+    }
+}
+
+/* carve() for n uint16_t. */
+static uint16_t *carve_pairs(float *base, size_t *used, size_t n)
+{
+    return (uint16_t *)carve(base, used, (n + 1) / 2);
+}
+
+/* One input, (B H, length, width) bf16, in the layouts the tile products read:
+ * `rows` as pairs along the width (the input itself when the width is even, else
+ * `copy`, padded), and, when asked for, `pairs`, its rows 2t and 2t + 1
+ * interleaved (pack_row_pairs, width padded to whole vectors). Laid out once per
+ * call, a head at a time (lay_out_operand). */
+typedef struct bf16_operand {
+    const uint16_t *input, *rows;
+    uint16_t *copy, *pairs; /* NULL when not needed */
+    int64_t length;
+    int width, width_even, width_pad;
+} bf16_operand;
+
+static bf16_operand carve_operand(float *base, size_t *used, const uint16_t *input,
+                                  const attn_sdpa_config *cfg, int64_t length, int width,
+                                  bool with_pairs)
+{
+    const size_t heads = (size_t)cfg->batch * cfg->heads;
+    bf16_operand o = {.input = input, .length = length, .width = width,
+                      .width_even = even_dim(width), .width_pad = round_up(width, VF_WIDTH)};
+    if (width & 1) o.copy = carve_pairs(base, used, heads * (size_t)length * o.width_even);
+    o.rows = width & 1 ? o.copy : input;
+    if (with_pairs)
+        o.pairs = carve_pairs(base, used, heads * (size_t)((length + 1) / 2) * o.width_pad * 2);
+    return o;
+}
+
+static void lay_out_operand(const bf16_operand *o, int64_t bh)
+{
+    const uint16_t *head = o->input + bh * o->length * o->width;
+    if (o->copy != NULL) pack_even_rows(o->copy + bh * o->length * o->width_even, head, o->length, o->width);
+    if (o->pairs != NULL)
+        pack_row_pairs(o->pairs + bh * ((o->length + 1) / 2) * o->width_pad * 2, head, o->length,
+                       o->width, o->width_pad);
+}
+
+/* Head bh's rows from `first` as pairs along the width, and its pairs of rows
+ * from `first` (even). */
+static const uint16_t *operand_rows(const bf16_operand *o, int64_t bh, int64_t first)
+{
+    return o->rows + (bh * o->length + first) * o->width_even;
+}
+
+static const uint16_t *operand_pairs(const bf16_operand *o, int64_t bh, int64_t first)
+{
+    return o->pairs + (bh * ((o->length + 1) / 2) + first / 2) * o->width_pad * 2;
+}
+
+/* ---- forward ------------------------------------------------------------------ */
+
+typedef struct bf16_forward_tiles {
+    uint16_t *q_pairs; /* (d_even / 2, lanes <= QUERY_BLOCK, 2) */
+    uint16_t *p_pairs; /* (KEY_BLOCK / 2, QUERY_BLOCK, 2) */
+    float *s_t;        /* (KEY_BLOCK, QUERY_BLOCK): scores, then probabilities */
+    float *o_acc;      /* (QUERY_BLOCK, Dv padded): unnormalised output */
+    float *row_max, *row_sum, *rescale; /* (QUERY_BLOCK) */
+} bf16_forward_tiles;
+
+static size_t bf16_forward_tiles_at(bf16_forward_tiles *t, float *base,
+                                    const attn_sdpa_config *cfg)
+{
+    size_t used = 0;
+    t->q_pairs = carve_pairs(base, &used, (size_t)even_dim(cfg->dim_qk) * QUERY_BLOCK);
+    t->p_pairs = carve_pairs(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
+    t->s_t = carve(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
+    t->o_acc = carve(base, &used, (size_t)QUERY_BLOCK * round_up(cfg->dim_v, VF_WIDTH));
+    t->row_max = carve(base, &used, QUERY_BLOCK);
+    t->row_sum = carve(base, &used, QUERY_BLOCK);
+    t->rescale = carve(base, &used, QUERY_BLOCK);
+    return used;
+}
+
+/* out and lse of query rows i0 .. i0 + QUERY_BLOCK of head bh: online_softmax's
+ * steps on pairs. */
+static void bf16_forward_block(float *out, float *lse, const bf16_operand *q,
+                               const bf16_operand *k, const bf16_operand *v,
+                               const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                               const bf16_forward_tiles *t)
+{
+    const int64_t H = cfg->heads;
+    const int rows = min_int(QUERY_BLOCK, cfg->len_q - i0), lanes = round_up(rows, VF_WIDTH);
+    const int d_even = q->width_even, dv_pad = v->width_pad;
+
+    pack_column_pairs(t->q_pairs, lanes, operand_rows(q, bh, i0), rows, d_even);
+    for (int r = 0; r < QUERY_BLOCK; r++) {
+        t->row_max[r] = -INFINITY;
+        t->row_sum[r] = 0.0f;
+    }
+    memset(t->o_acc, 0, (size_t)rows * dv_pad * sizeof *t->o_acc);
+
+    /* The first tile starts at an even key, so that its pairs are v's pairs; a key
+     * before key_begin is outside every row's window, masked to -inf. */
+    const int64_t end = key_end(cfg, i0, rows);
+    for (int64_t j0 = key_begin(cfg, i0) & ~(int64_t)1; j0 < end; j0 += KEY_BLOCK) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. */
+        tile_product_pairs(keys, lanes, d_even / 2, operand_rows(k, bh, j0), d_even, 2,
+                           t->q_pairs, (ptrdiff_t)lanes * 2, t->s_t, QUERY_BLOCK, false);
+        scale_tile(t->s_t, keys, lanes, QUERY_BLOCK, attn_flash_scale(cfg));
+        score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
+        mask_tile(&tile, cfg);
+        softmax_tile_update(t->s_t, keys, lanes, t->row_max, t->row_sum, t->rescale);
+        if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
+
+        /* O = diag(rescale) O + round(P) V_j. */
+        rescale_rows(t->o_acc, rows, dv_pad, t->rescale);
+        round_row_pairs(t->p_pairs, t->s_t, keys, lanes, QUERY_BLOCK);
+        tile_product_pairs(rows, dv_pad, (keys + 1) / 2, t->p_pairs, 2, QUERY_BLOCK * 2,
+                           operand_pairs(v, bh, j0), (ptrdiff_t)dv_pad * 2, t->o_acc, dv_pad,
+                           true);
+    }
+    finish_rows(out, lse, cfg, bh, i0, t->o_acc, t->row_max, t->row_sum);
+}
+
+/* The forward's scratch: `threads` tiles, then q and k as rows of pairs (copies
+ * for odd D) and v as pairs of keys; its size in floats (base NULL: only counted). */
+static size_t bf16_forward_scratch(float *base, const attn_sdpa_config *cfg, int threads,
+                                   const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                   bf16_operand operands[3])
+{
+    bf16_forward_tiles layout;
+    size_t used = (size_t)threads * bf16_forward_tiles_at(&layout, NULL, cfg);
+    operands[0] = carve_operand(base, &used, q, cfg, cfg->len_q, cfg->dim_qk, false);
+    operands[1] = carve_operand(base, &used, k, cfg, cfg->len_k, cfg->dim_qk, false);
+    operands[2] = carve_operand(base, &used, v, cfg, cfg->len_k, cfg->dim_v, true);
+    return used;
+}
+
+static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                     const uint16_t *v, const attn_sdpa_config *cfg)
+{
+    const int64_t heads = (int64_t)cfg->batch * cfg->heads;
+    const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
+    const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
+    bf16_operand ops[3];
+    float *scratch = alloc_tiles(bf16_forward_scratch(NULL, cfg, threads, q, k, v, ops));
+    if (scratch == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY,
+                          "no memory for %d threads' bf16 attention tiles and packed q, k, v",
+                          threads);
+    bf16_forward_scratch(scratch, cfg, threads, q, k, v, ops);
+    bf16_forward_tiles layout;
+    const size_t per_thread = bf16_forward_tiles_at(&layout, NULL, cfg);
+
+#pragma omp parallel num_threads(threads)
+    {
+        /* Subnormals flushed as vdpbf16ps flushes them, in every variant (simd.h). */
+        const unsigned mxcsr = subnormals_flush();
+#pragma omp for schedule(static)
+        for (int64_t bh = 0; bh < heads; bh++)
+            for (int o = 0; o < 3; o++) lay_out_operand(&ops[o], bh);
+        bf16_forward_tiles tiles;
+        bf16_forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
+        /* Later query blocks see more keys under a causal mask: hand them out first. */
+#pragma omp for schedule(dynamic)
+        for (int64_t task = 0; task < heads * query_blocks; task++) {
+            int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+            bf16_forward_block(out, lse, &ops[0], &ops[1], &ops[2], cfg, bh, block * QUERY_BLOCK,
+                               &tiles);
+        }
+        subnormals_restore(mxcsr);
+    }
+    free(scratch);
+    return ATTN_OK;
+}
