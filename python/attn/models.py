@@ -124,7 +124,7 @@ _s2s_decode = declare("attn_seq2seq_decode", _vp, _i32_p, _i32_p, _p(ctypes.c_fl
                       _i32_p, ctypes.c_int, ctypes.c_int, _p(_DecodeOptions))
 _s2s_decode_record = declare("attn_seq2seq_decode_record", _vp, _i32_p, _i32_p, _i32_p,
                              ctypes.c_int, ctypes.c_int, _p(_DecodeOptions),
-                             _p(records._Record))
+                             _p(records._Record), ctypes.c_void_p)
 
 _unit_name = declare("attn_text_unit_name", ctypes.c_int, restype=_cp)
 _text_encode = declare("attn_text_encode", _p(_TextVocab), _cp, ctypes.c_size_t, _i32_p,
@@ -139,7 +139,7 @@ _gpt_params = declare("attn_gpt_params", _vp, restype=_vp)
 _gpt_generate = declare("attn_gpt_generate", _vp, _i32_p, _p(ctypes.c_int), _i32_p,
                         ctypes.c_int, _p(_GenerateOptions))
 _gpt_record = declare("attn_gpt_record", _vp, _i32_p, ctypes.c_int, _p(ctypes.c_float),
-                      _p(records._Record))
+                      _p(records._Record), ctypes.c_void_p)
 
 _MALFORMED = lib.attn_status_string(4).decode()  # ATTN_ERR_FORMAT's name
 _INT32_MAX = 2**31 - 1
@@ -377,7 +377,7 @@ class Translator(_Model):
         out, out_len = (ctypes.c_int32 * opt.max_len)(), ctypes.c_int32()
         with self._use() as m, records._c_record(self.config["arch"], self.task) as r:
             check(_s2s_decode_record(m, out, _byref(out_len), src, len(src), n, _byref(opt),
-                                     _byref(r)))
+                                     _byref(r), None))
             labels = self._output(out, out_len.value)[1] + ["</s>"]
             keys = [chr(self._task.src_vocab.chars[i]) for i in src[:n]]
             records._set_tokens(r, labels[:self._steps(out_len.value)], keys)
@@ -520,7 +520,7 @@ class LanguageModel(_Model):
         ids = self._encode(text, "text")
         labels = [self._label(i) for i in ids]
         with self._use() as m, records._c_record("gpt", "text") as r:
-            check(_gpt_record(m, (ctypes.c_int32 * len(ids))(*ids), len(ids), None, _byref(r)))
+            check(_gpt_record(m, (ctypes.c_int32 * len(ids))(*ids), len(ids), None, _byref(r), None))
             records._set_tokens(r, labels, labels)
             return records._copy(r)
 
