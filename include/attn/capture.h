@@ -20,8 +20,10 @@
  *            query and key vectors after their projections (and after RoPE for
  *            a GPT with rope positions): the vectors whose dot product, times the
  *            scale 1 / sqrt(head_dim), is the score before the softmax (plus
- *            ALiBi's bias and the masks). The RNN decoders' Bahdanau scores are
- *            not dot products (v^T tanh(W q + U k)), so their maps have none.
+ *            ALiBi's bias and the masks). Luong's decoders score q . k unscaled:
+ *            q the top layer's new state, k the keys (W_a h_j for "general", the
+ *            bridged encoder states for "dot"). Bahdanau's scores are no dot
+ *            product (v . tanh(W q + U k)), so their maps have none.
  *   gradient (heads, rows, cols): d log p / d weights, the gradient of the
  *            explained output's log-probability (the record's gradient_step)
  *            with respect to each weight, the weights taken as the variables the
@@ -29,9 +31,10 @@
  *            for the softmax's output): dO V^T per head, from the model's own
  *            backward through a teacher-forced pass over the recorded tokens. It
  *            is 0 on cells the masks exclude (causal, window, padding), where
- *            the weight is a constant 0 and not a variable. Hard maps have none:
- *            their one-hot rows are argmax choices the output has no gradient
- *            through.
+ *            the weight is a constant 0 and not a variable. Every model with
+ *            soft attention records it (the RNN decoders: dctx V^T at each
+ *            step); hard maps have none: their one-hot rows are argmax choices
+ *            the output has no gradient through.
  * The query tokens are `queries` (for cross attention the output tokens, EOS
  * included; for self-attention the same as `keys`), the key tokens `keys`.
  * A record of an encoder-decoder holds both sequences at once: its encoder's

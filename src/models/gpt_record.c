@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "io/record_internal.h"
+#include "models/explain.h"
 #include "models/gpt_impl.h"
 
 static attn_status check_options(const attn_record_options *opt, int n)
@@ -33,22 +34,6 @@ static attn_status check_options(const attn_record_options *opt, int n)
     return ATTN_OK;
 }
 
-/* dlogits: (n, V) = d log p / d logits, log p the log-probability of token t
- * (t = step, or every t >= 1 for ATTN_EXPLAIN_ALL) given those before it, which
- * row t - 1 predicts: onehot(ids[t]) - probs[t - 1] on those rows, 0 elsewhere. */
-static void explained_logits(attn_gpt *m, const int32_t *ids, int n, int step)
-{
-    const int V = m->cfg.vocab_size;
-    memset(m->dlogits, 0, (size_t)n * V * sizeof *m->dlogits);
-    for (int t = 1; t < n; t++) {
-        if (step != ATTN_EXPLAIN_ALL && t != step) continue;
-        float *d = m->dlogits + (size_t)(t - 1) * V;
-        const float *p = m->probs + (size_t)(t - 1) * V;
-        for (int v = 0; v < V; v++) d[v] = -p[v];
-        d[ids[t]] += 1.0f;
-    }
-}
-
 /* The options' extras for the maps first .. first + n_layer - 1 of record. */
 static attn_status record_extras(attn_gpt *m, const int32_t *ids, int n, attn_record *record,
                                  int first, const attn_record_options *opt)
@@ -60,9 +45,8 @@ static attn_status record_extras(attn_gpt *m, const int32_t *ids, int n, attn_re
         s = attn_record_add_gradient(record, first + l, &gradient[l]);
     /* the targets only make the forward keep probs: row t predicts ids[t + 1] */
     int32_t *targets = malloc((size_t)n * sizeof *targets);
-    float *saved = opt->gradient ? malloc(m->params.total * sizeof *saved) : NULL;
-    if (s == ATTN_OK && (targets == NULL || (opt->gradient && saved == NULL)))
-        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to record gradients over %d tokens", n);
+    if (s == ATTN_OK && targets == NULL)
+        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d targets", n);
     if (s == ATTN_OK) {
         for (int t = 0; t < n; t++) targets[t] = ids[t + 1 < n ? t + 1 : t];
         const attn_gpt_pass pass = {.training = false};
@@ -77,17 +61,23 @@ static attn_status record_extras(attn_gpt *m, const int32_t *ids, int n, attn_re
             memcpy(k, m->acts[l].k, count * sizeof *k);
         }
     }
-    if (s == ATTN_OK && opt->gradient) {
-        memcpy(saved, m->params.grad, m->params.total * sizeof *saved);
-        explained_logits(m, ids, n, opt->gradient_step);
+    float *saved = s == ATTN_OK && opt->gradient ? attn_grads_save(&m->params) : NULL;
+    if (saved != NULL) {
+        /* token t is row t - 1's target; the last row predicts past the context */
+        attn_explained_logits(m->dlogits, m->probs, targets, n - 1, m->cfg.vocab_size,
+                              opt->gradient_step == ATTN_EXPLAIN_ALL ? ATTN_EXPLAIN_ALL
+                                                                     : opt->gradient_step - 1);
+        memset(m->dlogits + (size_t)(n - 1) * m->cfg.vocab_size, 0,
+               (size_t)m->cfg.vocab_size * sizeof *m->dlogits);
         m->weights_grad = gradient;
         s = attn_gpt_backward_logits(m);
         m->weights_grad = NULL;
-        memcpy(m->params.grad, saved, m->params.total * sizeof *saved);
+        attn_grads_restore(&m->params, saved);
         record->gradient_step = opt->gradient_step;
+    } else if (s == ATTN_OK && opt->gradient) {
+        s = ATTN_ERR_OUT_OF_MEMORY;
     }
     free(targets);
-    free(saved);
     return s;
 }
 

@@ -51,6 +51,14 @@ attn_status attn_seq2seq_transformer_param_count(const attn_seq2seq_config *c, i
 attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, int steps,
                                         const int32_t *targets, const attn_record_options *opt);
 
+/* The same for the RNN decoders' map (index `map` of record, "decoder.attention"):
+ * Luong's q and k and soft attention's gradient, from a teacher-forced pass over
+ * src (src_len ids) and the decoded targets (steps); opt checked (no q and k for
+ * Bahdanau, no gradient for hard attention). */
+attn_status attn_s2s_rnn_record(attn_seq2seq *m, attn_record *record, int map, const int32_t *src,
+                                int src_len, const int32_t *targets, int steps,
+                                const attn_record_options *opt);
+
 /* The two searches behind attn_seq2seq_decode (seq2seq_decode.c), on checked
  * arguments: greedy, and beam search without the greedy fallback (so that with
  * beam 1 it must agree with greedy, which the tests hold it to).

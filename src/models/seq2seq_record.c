@@ -23,14 +23,20 @@ static attn_status add_rnn_map(const attn_seq2seq *m, attn_record *record, const
     return ATTN_OK;
 }
 
-/* What the options ask of this model: q, k and gradients are the transformer's;
- * the step must be an output step. */
+/* What the options ask of this model: Bahdanau's additive score has no q and k,
+ * hard attention's one-hot rows no gradient; the step must be an output step. */
 static attn_status check_options(const attn_seq2seq *m, const attn_record_options *r, int max_len)
 {
-    if ((r->qk || r->gradient) && m->cfg.arch != ATTN_S2S_TRANSFORMER)
+    const char *arch = attn_seq2seq_arch_name(m->cfg.arch);
+    if (r->qk && strstr(arch, "bahdanau") != NULL)
         return attn_error(ATTN_ERR_UNSUPPORTED,
-                          "recording q, k or gradients is built for the transformer; the RNN "
-                          "decoders record their weights only");
+                          "%s scores v . tanh(W q + U k), not a dot product of a q and a k: it "
+                          "records no q and k",
+                          arch);
+    if (r->gradient && m->cfg.attention != ATTN_ATTEND_SOFT)
+        return attn_error(ATTN_ERR_UNSUPPORTED,
+                          "hard attention picks one position per step (an argmax at inference), "
+                          "which the output has no gradient through: no gradient to record");
     if (r->gradient && r->gradient_step != ATTN_EXPLAIN_ALL &&
         (r->gradient_step < 0 || r->gradient_step >= max_len))
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
@@ -70,17 +76,22 @@ attn_status attn_seq2seq_decode_record(attn_seq2seq *m, int32_t *out, int32_t *o
     if ((s = attn_seq2seq_decode(m, out, out_len, attention, src, &length, 1, S, opt)) == ATTN_OK) {
         /* EOS is a step too, unless max_len ended the output first */
         const int steps = *out_len < opt->max_len ? *out_len + 1 : opt->max_len;
-        int32_t *targets = rnn ? NULL : malloc((size_t)steps * sizeof *targets);
+        int32_t *targets = malloc((size_t)steps * sizeof *targets);
+        const bool extra = extras.qk || extras.gradient;
         if (extras.gradient && extras.gradient_step >= steps)
             s = attn_error(ATTN_ERR_INVALID_ARGUMENT,
                            "gradient step %d is past the output's %d steps (EOS included)",
                            extras.gradient_step, steps);
-        else if (!rnn && targets == NULL)
+        else if (targets == NULL)
             s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d tokens", steps);
-        else if (rnn)
-            s = add_rnn_map(m, record, attention, S, steps, src_len);
-        else {
+        else
             decoded_targets(targets, out, *out_len, steps);
+        if (s == ATTN_OK && rnn) {
+            s = add_rnn_map(m, record, attention, S, steps, src_len);
+            if (s == ATTN_OK && extra)
+                s = attn_s2s_rnn_record(m, record, record->n_maps - 1, src, src_len, targets,
+                                        steps, &extras);
+        } else if (s == ATTN_OK) {
             s = attn_s2s_transformer_record(m, record, steps, targets, &extras);
         }
         free(targets);

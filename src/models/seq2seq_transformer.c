@@ -39,6 +39,7 @@
 #include "attn/train.h"
 #include "attn/transformer.h"
 #include "core/error.h"
+#include "models/explain.h"
 #include "models/seq2seq_impl.h"
 #include "nn/transformer_impl.h"
 
@@ -571,21 +572,6 @@ static attn_mha *map_attention(s2s_transformer *t, int i)
     return sublayer(dec, i / 2, i % 2)->mha;
 }
 
-/* d log p / d logits into t->dlogits, (T, V): onehot(target) - probs on the
- * explained rows (step, or all for ATTN_EXPLAIN_ALL), 0 elsewhere. */
-static void explained_logits(s2s_transformer *t, int step)
-{
-    const int T = t->T, V = t->tgt_vocab;
-    memset(t->dlogits, 0, (size_t)T * V * sizeof *t->dlogits);
-    for (int r = 0; r < T; r++) {
-        if (step != ATTN_EXPLAIN_ALL && r != step) continue;
-        float *d = t->dlogits + (size_t)r * V;
-        const float *p = t->probs + (size_t)r * V;
-        for (int v = 0; v < V; v++) d[v] = -p[v];
-        d[t->targets[r]] += 1.0f;
-    }
-}
-
 /* The options' extras of the maps from `first` on, from a teacher-forced pass
  * over the decoded output (targets: (T)) without dropout, and its backward from
  * d log p / d logits, which leaves dO in each attention (attn_mha_weights_backward).
@@ -596,13 +582,7 @@ static attn_status record_extras(attn_seq2seq *m, attn_record *record, int first
     s2s_transformer *t = impl(m);
     const int S = t->dec_S, T = t->decoded_len, n_maps = record->n_maps - first;
     int32_t *ints = malloc((size_t)(S + 3 * T + 3) * sizeof *ints);
-    float *saved = opt->gradient ? malloc(m->params.total * sizeof *saved) : NULL;
-    if (ints == NULL || (opt->gradient && saved == NULL)) {
-        free(ints);
-        free(saved);
-        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to record gradients over %d steps",
-                          T);
-    }
+    if (ints == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d steps", T);
     int32_t *src_len = ints, *tgt_len = ints + 1, *src = ints + 2, *tgt_in = src + S,
             *tgt_out = tgt_in + T;
     *src_len = S;
@@ -625,20 +605,22 @@ static attn_status record_extras(attn_seq2seq *m, attn_record *record, int first
         memcpy(q, q_heads, (size_t)map->heads * map->rows * hd * sizeof *q);
         memcpy(k, k_heads, (size_t)map->heads * map->cols * hd * sizeof *k);
     }
-    if (s == ATTN_OK && opt->gradient) {
-        memcpy(saved, m->params.grad, m->params.total * sizeof *saved);
-        explained_logits(t, opt->gradient_step);
+    float *saved = s == ATTN_OK && opt->gradient ? attn_grads_save(&m->params) : NULL;
+    if (saved != NULL) {
+        attn_explained_logits(t->dlogits, t->probs, t->targets, T, t->tgt_vocab,
+                              opt->gradient_step);
         s = backward_from_logits(t);
         for (int i = 0; i < n_maps && s == ATTN_OK; i++) {
             float *gradient;
             if ((s = attn_record_add_gradient(record, first + i, &gradient)) == ATTN_OK)
                 s = attn_mha_weights_backward(map_attention(t, i), gradient);
         }
-        memcpy(m->params.grad, saved, m->params.total * sizeof *saved);
+        attn_grads_restore(&m->params, saved);
         record->gradient_step = opt->gradient_step;
+    } else if (s == ATTN_OK && opt->gradient) {
+        s = ATTN_ERR_OUT_OF_MEMORY;
     }
     free(ints);
-    free(saved);
     return s;
 }
 

@@ -188,8 +188,19 @@ expect 2 "--gradient-step takes 'all' or 0 to 1048576, not 'x'" -- \
   "$attn" translate --model "$model" --gradient-step x --attention "$work/x.json" "$source_text"
 expect 1 "gradient step 40 is not an output step" -- \
   "$attn" translate --model "$model" --gradient-step 40 --attention "$work/x.json" "$source_text"
-expect 1 "the RNN decoders record their weights only" -- \
-  "$attn" translate --model "$work/gru-bahdanau-soft.safetensors" --gradient \
+# the RNN decoders: soft attention's gradient, Luong's q and k; not Bahdanau's
+# q and k, nor a gradient of hard attention
+expect 0 "" -- "$attn" translate --model "$work/gru-bahdanau-soft.safetensors" --gradient \
+  --attention "$work/rnn.json" "$source_text"
+expect 0 "gradient-weighted attention of decoder.attention" -- \
+  "$attn" analyze --gradient "$work/rnn.json"
+expect 0 "" -- "$attn" translate --model "$work/lstm-luong-general-soft.safetensors" --qk \
+  --gradient-step 0 --attention "$work/rnn.json" "$source_text"
+expect 1 "gru-bahdanau scores v . tanh\\(W q \\+ U k\\), not a dot product" -- \
+  "$attn" translate --model "$work/gru-bahdanau-soft.safetensors" --qk \
+  --attention "$work/x.json" "$source_text"
+expect 1 "hard attention picks one position per step" -- \
+  "$attn" translate --model "$work/lstm-luong-dot-hard-gumbel.safetensors" --gradient \
   --attention "$work/x.json" "$source_text"
 
 # Bad uses: several texts, beam search, a file that cannot be written.

@@ -66,5 +66,8 @@ void write_outputs(const char *dir);
  * (conform_transformer.c), dropout 0. */
 attn_gpt_config conform_gpt_config(void);
 attn_seq2seq_config conform_seq2seq_transformer_config(void);
+/* The RNN model of kind "seq2seq" (conform_seq2seq.c): max_src_len src_cap,
+ * max_tgt_len tgt_cap, soft attention. */
+attn_seq2seq_config conform_seq2seq_rnn_config(void);
 
 #endif

@@ -1,21 +1,24 @@
 /* Conformance kind "record": what a model records beside its attention weights
- * (attn/capture.h), q, k and d log p / d weights, for the GPT (module "gpt") and
- * the seq2seq transformer (module "seq2seq").
+ * (attn/capture.h), q, k and d log p / d weights, for the GPT (module "gpt"), the
+ * seq2seq transformer (module "seq2seq") and the RNN decoders (module "rnn").
  *
  * gpt: the config of kind "gpt" (conform_gpt.c) without batch and training, ids
  * (T) I32, and "step", the explained token (-1: all). attn_gpt_record runs with
  * q, k and gradients; its logits must be the bits of a plain cache run, and its
  * weights those of a record without extras.
- * seq2seq: the config of the transformer's module "seq2seq" (conform_transformer.c)
- * and src (src_len) I32, "step" the explained output step (-1: all; one past the
- * output's steps is its last step, which the driver writes as the output step).
+ * seq2seq: the config of the transformer's module "seq2seq"
+ * (conform_transformer.c); rnn: the config of kind "seq2seq" (soft attention,
+ * conform_seq2seq.c), q and k for Luong's decoders only. Both read src (src_len)
+ * I32 and "step", the explained output step (-1: all; past the output's steps,
+ * its last step, which the driver writes as the output "step").
  * attn_seq2seq_decode_record decodes greedily (max_len max_tgt_len); its output
  * must be that of attn_seq2seq_decode, and its weights those of a record without
  * extras.
  *
- * Outputs: per map i of the record, weights.<i>, q.<i>, k.<i>, gradient.<i>; for
- * seq2seq also out (steps) as floats, the decoded tokens then EOS if it ended the
- * output (the targets the gradient explains), and step (1), the step explained.
+ * Outputs: per map i of the record, weights.<i>, q.<i>, k.<i> (when recorded),
+ * gradient.<i>; for seq2seq and rnn also out (steps) as floats, the decoded
+ * tokens then EOS if it ended the output (the targets the gradient explains),
+ * and step (1), the step explained.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +48,9 @@ static const char *numbered(const char *what, int i)
     return name;
 }
 
-/* Every map's parts as outputs; the weights must be plain's bit for bit. */
-static void add_maps(void)
+/* Every map's parts as outputs (q and k if asked for); the weights must be
+ * plain's bit for bit. */
+static void add_maps(bool qk)
 {
     if (record.n_maps != plain_record.n_maps)
         die("%d maps with extras, %d without", record.n_maps, plain_record.n_maps);
@@ -55,13 +59,14 @@ static void add_maps(void)
         const size_t count = (size_t)m->heads * m->rows * m->cols;
         if (memcmp(m->weights, plain_record.maps[i].weights, count * sizeof(float)) != 0)
             die("map '%s': the weights differ with q, k and gradients recorded", m->name);
-        if (m->q == NULL || m->k == NULL || m->gradient == NULL)
-            die("map '%s' lacks q, k or its gradient", m->name);
+        if (m->gradient == NULL || (m->q == NULL) != !qk)
+            die("map '%s' lacks its gradient, or has q and k %s", m->name,
+                qk ? "not" : "where none were asked for");
         const int64_t w[3] = {m->heads, m->rows, m->cols}, q[3] = {m->heads, m->rows, m->head_dim},
                       k[3] = {m->heads, m->cols, m->head_dim};
         add_output(numbered("weights", i), m->weights, 3, w);
-        add_output(numbered("q", i), m->q, 3, q);
-        add_output(numbered("k", i), m->k, 3, k);
+        if (qk) add_output(numbered("q", i), m->q, 3, q);
+        if (qk) add_output(numbered("k", i), m->k, 3, k);
         add_output(numbered("gradient", i), m->gradient, 3, w);
     }
 }
@@ -82,12 +87,13 @@ static void run_gpt(const char *dir, const attn_record_options *opt)
     check(attn_gpt_record(gpt, ids, T, with, &record, opt), "attn_gpt_record with extras");
     if (memcmp(plain, with, (size_t)T * V * sizeof *plain) != 0)
         die("the logits differ with q, k and gradients recorded");
-    add_maps();
+    add_maps(opt->qk);
 }
 
-static void run_seq2seq(const char *dir, attn_record_options *opt)
+static void run_seq2seq(const char *dir, const attn_seq2seq_config *config,
+                        attn_record_options *opt)
 {
-    const attn_seq2seq_config cfg = conform_seq2seq_transformer_config();
+    const attn_seq2seq_config cfg = *config;
     check(attn_seq2seq_create(&seq2seq, &cfg, 12345), "attn_seq2seq_create");
     check(attn_params_load(attn_seq2seq_params(seq2seq), join(dir, "weights.safetensors")),
           "attn_params_load");
@@ -117,7 +123,7 @@ static void run_seq2seq(const char *dir, attn_record_options *opt)
     *step = (float)opt->gradient_step;
     const int64_t one[1] = {1};
     add_output("step", step, 1, one);
-    add_maps();
+    add_maps(opt->qk);
 }
 
 void conform_record(const char *dir)
@@ -129,10 +135,16 @@ void conform_record(const char *dir)
     const char *module = meta_string("module");
     if (strcmp(module, "gpt") == 0)
         run_gpt(dir, &opt);
-    else if (strcmp(module, "seq2seq") == 0)
-        run_seq2seq(dir, &opt);
-    else
-        die("module '%s' is not gpt or seq2seq", module);
+    else if (strcmp(module, "seq2seq") == 0) {
+        const attn_seq2seq_config cfg = conform_seq2seq_transformer_config();
+        run_seq2seq(dir, &cfg, &opt);
+    } else if (strcmp(module, "rnn") == 0) {
+        const attn_seq2seq_config cfg = conform_seq2seq_rnn_config();
+        opt.qk = strstr(meta_string("arch"), "luong") != NULL;
+        run_seq2seq(dir, &cfg, &opt);
+    } else {
+        die("module '%s' is not gpt, seq2seq or rnn", module);
+    }
     if (record.gradient_step != opt.gradient_step)
         die("the record's gradient_step is %d, not %d", record.gradient_step, opt.gradient_step);
     write_outputs(dir);

@@ -8,6 +8,11 @@ windows), random weights as test_gpt draws them, a random context; log p is the
 log-probability of one token of it given those before (a random step), or the
 sum over tokens 1 .. T - 1 (step -1). q and k are after RoPE.
 
+Module "rnn": test_seq2seq's transcription of the RNN decoders (soft attention,
+Bahdanau, Luong dot and general; PyTorch initialises it), the weights each step
+returns retained; q and k for Luong's, whose score is q . k unscaled: q the top
+layer's new state, k the keys. The output explained as for "seq2seq".
+
 Module "seq2seq": the seq2seq transformer of test_transformer (Seq2SeqTransformer,
 its weights randomised the same way); attn decodes a random source greedily and
 the reference runs the decoded output teacher-forced through a transcription of
@@ -32,6 +37,7 @@ import torch.nn.functional as F
 
 import common
 import test_gpt
+import test_seq2seq
 import test_transformer
 from gpt_model import GPT
 
@@ -39,7 +45,15 @@ PAD, BOS, EOS, FIRST_CHAR = 0, 1, 2, 3  # attn/data.h
 
 
 def make_config(case):
-    if case.rng.random() < 0.5:
+    kind = case.rng.random()
+    if kind < 0.3:
+        test_seq2seq.make_config(case)
+        cfg = case.config
+        cfg.pop("batch")
+        cfg["module"] = "rnn"
+        cfg["src_len"] = int(case.rng.integers(1, cfg["src_cap"] + 1))
+        cfg["step"] = int(case.rng.integers(0, cfg["tgt_cap"])) if case.rng.random() < 0.6 else -1
+    elif kind < 0.65:
         test_gpt.make_config(case)
         cfg = case.config
         for key in ["dropout", "training", "batch", "cache_capacity", "chunks", "n_chunks", "bad"]:
@@ -199,11 +213,55 @@ def run_seq2seq_case(case, driver):
                          reference)
 
 
+# ---- the RNN decoders ----
+
+def run_rnn_reference(model32, src, out, step, dtype):
+    model = copy.deepcopy(model32).to(dtype)
+    targets = torch.from_numpy(out.astype(np.int64))
+    tgt_in = torch.cat([torch.tensor([BOS]), targets[:-1]])
+    st = model.start(torch.from_numpy(src.astype(np.int64))[None], torch.tensor([len(src)]))
+    logits, weights = [], []
+    for t in range(len(out)):
+        logit, w = model.step(st, tgt_in[t:t + 1])
+        w.retain_grad()
+        state = st["state"]
+        top = (state[0] if isinstance(state, tuple) else state)[-1]  # Luong's query
+        weights.append((w, top))
+        logits.append(logit[0])
+    logp = F.log_softmax(torch.stack(logits), dim=-1)
+    rows = range(len(out)) if step == -1 else [step]
+    sum(logp[t, targets[t]] for t in rows).backward()
+    result = {"weights.0": torch.stack([w.detach()[0] for w, _ in weights])[None],
+              "gradient.0": torch.stack([w.grad[0] for w, _ in weights])[None]}
+    if model.luong:
+        result["q.0"] = torch.stack([h.detach()[0] for _, h in weights])[None]
+        result["k.0"] = st["keys"].detach()
+    return result
+
+
+def run_rnn_case(case, driver):
+    cfg = case.config
+    torch.manual_seed(case.seed % 2**63)
+    model32 = test_seq2seq.Seq2Seq(cfg)
+    case.write_weights({k: v.detach().numpy().copy() for k, v in model32.state_dict().items()})
+    src = case.rng.integers(FIRST_CHAR, cfg["src_vocab"], size=cfg["src_len"]).astype(np.int32)
+    case.write_inputs({"src": src})
+    outputs = case.run_driver(driver, "record")
+    out = np.asarray(case.output(outputs, "out"), np.int64)
+    step = int(case.output(outputs, "step")[0])
+    case.tags.add(cfg["arch"])
+    reference = run_rnn_reference(model32, src, out, step, torch.float64)
+    case.measure_condition(
+        reference, run_rnn_reference(model32, src, out, step, torch.float32),
+        lambda perturb: run_rnn_reference(common.perturbed_module(model32, perturb), src, out,
+                                          step, torch.float64))
+    case.compare_outputs({k: v for k, v in outputs.items() if k not in ("out", "step")},
+                         reference)
+
+
 def run_case(case, driver):
-    if case.config["module"] == "gpt":
-        run_gpt_case(case, driver)
-    else:
-        run_seq2seq_case(case, driver)
+    run = {"gpt": run_gpt_case, "seq2seq": run_seq2seq_case, "rnn": run_rnn_case}
+    run[case.config["module"]](case, driver)
 
 
 if __name__ == "__main__":

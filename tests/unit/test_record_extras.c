@@ -239,9 +239,9 @@ static void expect_gradient_structure(const attn_record *r, int first, int last_
     assert_true(any);
 }
 
-/* q, k of every map give its weights back: softmax(q k^T / sqrt(hd)) over the keys
- * it sees (no ALiBi). */
-static void expect_qk_give_weights(const attn_record *r, int first)
+/* q, k of every map give its weights back: softmax(q k^T scale) over the keys it
+ * sees (no ALiBi); scale 0 means 1 / sqrt(head_dim). */
+static void expect_qk_give_weights(const attn_record *r, int first, double scale)
 {
     for (int i = first; i < r->n_maps; i++) {
         const attn_attention_map *m = &r->maps[i];
@@ -258,7 +258,7 @@ static void expect_qk_give_weights(const attn_record *r, int first)
                     for (int d = 0; d < hd; d++)
                         dot += (double)m->q[((size_t)h * m->rows + a) * hd + d] *
                                m->k[((size_t)h * m->cols + j) * hd + d];
-                    row[j] = w[j] == 0.0f ? -INFINITY : dot / sqrt(hd);
+                    row[j] = w[j] == 0.0f ? -INFINITY : dot * (scale ? scale : 1.0 / sqrt(hd));
                     max = fmax(max, row[j]);
                 }
                 for (int j = 0; j < m->cols; j++) sum += row[j] = exp(row[j] - max);
@@ -308,7 +308,7 @@ static void test_gpt_extras(void **state)
         assert_int_equal(extras.gradient_step, step);
         /* token t is predicted by row t - 1: later rows do not touch it */
         expect_gradient_structure(&extras, 0, step == ATTN_EXPLAIN_ALL ? n : step - 1, true);
-        if (cfg.position != ATTN_POS_ALIBI) expect_qk_give_weights(&extras, 0);
+        if (cfg.position != ATTN_POS_ALIBI) expect_qk_give_weights(&extras, 0, 0.0);
         /* refusals, each leaving the record as it was */
         attn_record_options bad = opt;
         bad.gradient_step = n;
@@ -324,9 +324,9 @@ static void test_gpt_extras(void **state)
     }
 }
 
-static attn_seq2seq *make_model(attn_rng *rng, attn_seq2seq_arch arch)
+static attn_seq2seq *make_model(attn_rng *rng, attn_seq2seq_arch arch, attn_attention_kind kind)
 {
-    attn_seq2seq_config cfg = attn_seq2seq_defaults(arch, ATTN_ATTEND_SOFT);
+    attn_seq2seq_config cfg = attn_seq2seq_defaults(arch, kind);
     cfg.src_vocab = 9;
     cfg.tgt_vocab = 8;
     cfg.max_src_len = 8;
@@ -335,6 +335,7 @@ static attn_seq2seq *make_model(attn_rng *rng, attn_seq2seq_arch arch)
     cfg.heads = 2;
     cfg.enc_layers = 1 + below(rng, 2);
     cfg.dec_layers = 1 + below(rng, 2);
+    cfg.embed_dim = 6;
     cfg.dropout = 0.1f; /* off in recording */
     attn_seq2seq *m;
     assert_int_equal(attn_seq2seq_create(&m, &cfg, attn_rng_u32(rng)), ATTN_OK);
@@ -343,69 +344,98 @@ static attn_seq2seq *make_model(attn_rng *rng, attn_seq2seq_arch arch)
     return m;
 }
 
+/* One source decoded with and without q, k and gradients (as the family has
+ * them): the same output, weights and parameters' gradients; the gradient 0 past
+ * the explained step (and on the encoder's maps nowhere); q and k giving the
+ * weights back (scale 0: 1 / sqrt(head_dim)). */
+static void check_seq2seq_extras(attn_seq2seq *m, attn_rng *rng, bool qk, double scale)
+{
+    attn_params *p = attn_seq2seq_params(m);
+    float *grads = test_zeros(p->total);
+    const int S = 8, T = 6, src_len = 1 + below(rng, S);
+    int32_t src[8] = {0}, out[2][6], len[2];
+    for (int j = 0; j < src_len; j++) src[j] = ATTN_TOKEN_FIRST_CHAR + below(rng, 6);
+    const attn_decode_options opt = {.beam = 1, .max_len = T};
+    attn_record r, extras;
+    attn_record_init(&r, "", "test");
+    attn_record_init(&extras, "", "test");
+    assert_int_equal(attn_seq2seq_decode_record(m, out[0], &len[0], src, S, src_len, &opt, &r,
+                                                NULL),
+                     ATTN_OK);
+    const int steps = len[0] < T ? len[0] + 1 : T;
+    const int step = below(rng, 2) ? ATTN_EXPLAIN_ALL : below(rng, steps);
+    const attn_record_options x = {.qk = qk, .gradient = true, .gradient_step = step};
+    const attn_status s =
+        attn_seq2seq_decode_record(m, out[1], &len[1], src, S, src_len, &opt, &extras, &x);
+    if (s) print_error("%s\n", attn_last_error());
+    assert_int_equal(s, ATTN_OK);
+    assert_int_equal(len[1], len[0]);
+    assert_memory_equal(out[1], out[0], (size_t)len[0] * sizeof(int32_t));
+    assert_memory_equal(grads, p->grad, p->total * sizeof *grads);
+    for (int i = 0; i < r.n_maps; i++)
+        assert_memory_equal(r.maps[i].weights, extras.maps[i].weights,
+                            plane(&r.maps[i]) * sizeof(float));
+    /* output step t depends on the decoder's rows up to t only; the encoder's
+     * rows (over the source) all feed it */
+    expect_gradient_structure(&extras, 0, step == ATTN_EXPLAIN_ALL ? T : step, false);
+    if (qk) expect_qk_give_weights(&extras, 0, scale);
+    attn_record_options bad = x;
+    bad.gradient_step = steps;
+    if (steps < T)
+        test_expect_invalid(
+            attn_seq2seq_decode_record(m, out[1], &len[1], src, S, src_len, &opt, &r, &bad),
+            "past the output's");
+    bad.gradient_step = T;
+    test_expect_invalid(
+        attn_seq2seq_decode_record(m, out[1], &len[1], src, S, src_len, &opt, &r, &bad),
+        "not an output step");
+    attn_record_free(&r);
+    attn_record_free(&extras);
+    free(grads);
+}
+
 static void test_seq2seq_extras(void **state)
 {
     (void)state;
-    for (int c = 0; c < 8; c++) {
+    static const struct {
+        attn_seq2seq_arch arch;
+        bool qk;
+        double scale; /* of q . k */
+    } models[] = {{ATTN_S2S_TRANSFORMER, true, 0.0},
+                  {ATTN_S2S_GRU_BAHDANAU, false, 0.0},
+                  {ATTN_S2S_LSTM_LUONG_DOT, true, 1.0},
+                  {ATTN_S2S_LSTM_LUONG_GENERAL, true, 1.0}};
+    for (int c = 0; c < 16; c++) {
         attn_rng rng = test_rng(600 + (uint64_t)c);
-        attn_seq2seq *m = make_model(&rng, ATTN_S2S_TRANSFORMER);
-        attn_params *p = attn_seq2seq_params(m);
-        float *grads = test_zeros(p->total);
-        const int S = 8, T = 6, src_len = 1 + below(&rng, S);
-        int32_t src[8] = {0}, out[2][6], len[2];
-        for (int j = 0; j < src_len; j++) src[j] = ATTN_TOKEN_FIRST_CHAR + below(&rng, 6);
-        const attn_decode_options opt = {.beam = 1, .max_len = T};
-        attn_record r, extras;
-        attn_record_init(&r, "transformer", "test");
-        attn_record_init(&extras, "transformer", "test");
-        assert_int_equal(attn_seq2seq_decode_record(m, out[0], &len[0], src, S, src_len, &opt, &r,
-                                                    NULL),
-                         ATTN_OK);
-        const int steps = len[0] < T ? len[0] + 1 : T;
-        const int step = c % 2 ? ATTN_EXPLAIN_ALL : below(&rng, steps);
-        const attn_record_options x = {.qk = true, .gradient = true, .gradient_step = step};
-        const attn_status s =
-            attn_seq2seq_decode_record(m, out[1], &len[1], src, S, src_len, &opt, &extras, &x);
-        if (s) print_error("%s\n", attn_last_error());
-        assert_int_equal(s, ATTN_OK);
-        assert_int_equal(len[1], len[0]);
-        assert_memory_equal(out[1], out[0], (size_t)len[0] * sizeof(int32_t));
-        assert_memory_equal(grads, p->grad, p->total * sizeof *grads);
-        for (int i = 0; i < r.n_maps; i++)
-            assert_memory_equal(r.maps[i].weights, extras.maps[i].weights,
-                                plane(&r.maps[i]) * sizeof(float));
-        /* output step t depends on the decoder's rows up to t only; the encoder's
-         * rows (over the source) all feed it */
-        expect_gradient_structure(&extras, 0, step == ATTN_EXPLAIN_ALL ? T : step, false);
-        expect_qk_give_weights(&extras, 0);
-        attn_record_options bad = x;
-        bad.gradient_step = steps;
-        if (steps < T)
-            test_expect_invalid(
-                attn_seq2seq_decode_record(m, out[1], &len[1], src, S, src_len, &opt, &r, &bad),
-                "past the output's");
-        bad.gradient_step = T;
-        test_expect_invalid(
-            attn_seq2seq_decode_record(m, out[1], &len[1], src, S, src_len, &opt, &r, &bad),
-            "not an output step");
-        attn_record_free(&r);
-        attn_record_free(&extras);
-        free(grads);
+        attn_seq2seq *m = make_model(&rng, models[c % 4].arch, ATTN_ATTEND_SOFT);
+        check_seq2seq_extras(m, &rng, models[c % 4].qk, models[c % 4].scale);
         attn_seq2seq_free(m);
     }
-    /* the RNN decoders record their weights only */
+    /* what a family does not have: Bahdanau's q and k, hard attention's gradient */
     attn_rng rng = test_rng(700);
-    attn_seq2seq *m = make_model(&rng, ATTN_S2S_GRU_BAHDANAU);
     int32_t src[8] = {3, 4, 5}, out[6], len;
     const attn_decode_options opt = {.beam = 1, .max_len = 6};
-    const attn_record_options x = {.gradient = true, .gradient_step = ATTN_EXPLAIN_ALL};
-    attn_record r;
-    attn_record_init(&r, "gru-bahdanau", "test");
-    const attn_status s = attn_seq2seq_decode_record(m, out, &len, src, 8, 3, &opt, &r, &x);
-    assert_int_equal(s, ATTN_ERR_UNSUPPORTED);
-    assert_non_null(strstr(attn_last_error(), "RNN decoders record their weights only"));
-    assert_int_equal(r.n_maps, 0);
-    attn_seq2seq_free(m);
+    static const struct {
+        attn_seq2seq_arch arch;
+        attn_attention_kind kind;
+        attn_record_options options;
+        const char *fragment;
+    } refused[] = {
+        {ATTN_S2S_GRU_BAHDANAU, ATTN_ATTEND_SOFT, {.qk = true}, "records no q and k"},
+        {ATTN_S2S_LSTM_LUONG_DOT, ATTN_ATTEND_HARD_GUMBEL, {.gradient = true},
+         "no gradient to record"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        attn_seq2seq *m = make_model(&rng, refused[i].arch, refused[i].kind);
+        attn_record r;
+        attn_record_init(&r, "", "test");
+        const attn_status s =
+            attn_seq2seq_decode_record(m, out, &len, src, 8, 3, &opt, &r, &refused[i].options);
+        assert_int_equal(s, ATTN_ERR_UNSUPPORTED);
+        assert_non_null(strstr(attn_last_error(), refused[i].fragment));
+        assert_int_equal(r.n_maps, 0);
+        attn_seq2seq_free(m);
+    }
 }
 
 /* ---- analysis ------------------------------------------------------------------------- */
