@@ -38,7 +38,30 @@ class _Record(ctypes.Structure):
                 ("gradient_step", ctypes.c_int)]
 
 
-check_sizes((_Map, "attn_attention_map"), (_Record, "attn_record"))
+class _Options(ctypes.Structure):
+    _fields_ = [("qk", ctypes.c_bool), ("gradient", ctypes.c_bool),
+                ("gradient_step", ctypes.c_int)]
+
+
+check_sizes((_Map, "attn_attention_map"), (_Record, "attn_record"),
+            (_Options, "attn_record_options"))
+
+# ATTN_EXPLAIN_ALL: a gradient of every output token's log-probability, summed.
+EXPLAIN_ALL = -1
+
+
+def _options(qk, gradient, gradient_step):
+    """What a model records beside the weights (attn_record_options), or None for
+    nothing; gradient_step (an int, or EXPLAIN_ALL) implies gradient."""
+    gradient = gradient or gradient_step is not None
+    if not (qk or gradient):
+        return None
+    step = EXPLAIN_ALL if gradient_step is None else gradient_step
+    if not isinstance(step, int) or isinstance(step, bool):
+        raise TypeError(f"gradient_step must be an int, not {type(step).__name__}")
+    if not -1 <= step < 2**31:
+        raise ValueError(f"gradient_step {step} is outside [-1, 2**31)")
+    return ctypes.byref(_Options(bool(qk), gradient, step))
 
 _record_p, _map_p, _tokens_p = (ctypes.POINTER(_Record), ctypes.POINTER(_Map),
                                 ctypes.POINTER(ctypes.c_char_p))

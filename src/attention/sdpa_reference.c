@@ -287,8 +287,8 @@ attn_status attn_sdpa_weights_backward(float *dweights, const float *dout, const
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
     const float scale = attn_sdpa_scale(cfg);
-    const int threads = worth_threads(cfg) ? attn_get_num_threads() : 1;
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(worth_threads(cfg) ? attn_get_num_threads() : 1) \
+    schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++)
         for (int64_t i = 0; i < Lq; i++) {
             const float *dout_i = dout + (bh * Lq + i) * Dv, *q_i = q + (bh * Lq + i) * D;
