@@ -419,7 +419,9 @@ static int add_rollouts(analysis *a, const attn_record *r, const char *path)
         float *rollout = scratch(a, 3 * (size_t)n * n);
         if (rollout == NULL) return out_of_memory();
         float *flow = n <= ATTN_FLOW_TOKENS_MAX ? rollout + (size_t)n * n : NULL;
-        float *relevance = has_gradients(r) ? rollout + 2 * (size_t)n * n : NULL;
+        bool gradients = true; /* a record may give some maps a gradient and not others */
+        for (int l = 0; l < n_layers; l++) gradients &= layers[l]->gradient != NULL;
+        float *relevance = gradients ? rollout + 2 * (size_t)n * n : NULL;
         if (attn_rollout(layers, n_layers, rollout) != ATTN_OK ||
             (flow != NULL && attn_attention_flow(layers, n_layers, flow) != ATTN_OK) ||
             (relevance != NULL && attn_gradient_rollout(layers, n_layers, relevance) != ATTN_OK))

@@ -198,7 +198,9 @@ ATTN_API attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced,
  * the tokens before it, or with ATTN_EXPLAIN_ALL the sum over tokens 1 .. n - 1
  * (the context's log-likelihood); n must then be at least 2. These come from a
  * teacher-forced training pass with dropout off, after the recording run, and
- * leave the logits and the parameters' gradients as they were. */
+ * leave the logits and the parameters' gradients as they were; that pass is the
+ * model's last forward, so a forward still waiting for its attn_gpt_backward
+ * must not be pending (its backward then fails, saying so). */
 ATTN_API attn_status attn_gpt_record(attn_gpt *m, const int32_t *ids, int n, float *logits,
                                      attn_record *record, const attn_record_options *options);
 

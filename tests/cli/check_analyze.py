@@ -328,9 +328,21 @@ def check_gradient(directory):
     check("gradient-weighted attention of transformer.decoder.layers.1.multihead_attn "
           "(log p of the whole output)" in text and "gradient-weighted alignment:" in text
           and "gradient-weighted relevance of " + site in text, f"analyze text: {text}")
+    # gradients on the cross maps only: no relevance of the self-attention
+    for m in maps:
+        if m["kind"] == "self":
+            del m["gradient"]
+    with open(path, "w") as f:
+        json.dump({"format": "attn-attention", "version": 1, "model": "transformer",
+                   "task": "dates", "queries": output, "keys": source, "maps": maps,
+                   "gradient_step": -1}, f)
+    got = analyze(path)
+    check(got is not None and len(got["gradient_weighted"]) == 2 and
+          all(r["gradient"] is False for r in got["rollout"]),
+          "some maps with gradients: theirs reported, no relevance without every layer's")
     # without gradients: nothing of them, and a clear refusal when they are asked for
     for m in maps:
-        del m["gradient"]
+        m.pop("gradient", None)
     plain = record(os.path.join(directory, "plain.json"), "transformer", output, source, maps)
     got = analyze(plain)
     check(got is not None and got["gradient_weighted"] == [] and
