@@ -273,7 +273,9 @@ static void print_top_text(FILE *out, char *const *tokens, const float *row, int
         return;
     }
     print_token(out, tokens, key);
-    fprintf(out, " %.3f", (double)row[key]);
+    /* three significant digits: gradient-weighted values of a confident model
+     * are far below 0.001 */
+    fprintf(out, " %9.3g", (double)row[key]);
 }
 
 /* The JSON arrays "<name>top_key" and, for a square matrix (other), "<name>
@@ -295,7 +297,7 @@ static void print_tops_json(FILE *out, const char *name, const float *relevance,
 static void print_tops_text(FILE *out, char *const *row_tokens, char *const *col_tokens,
                             const float *relevance, int rows, int cols, bool other)
 {
-    if (other) fprintf(out, "  %-12s  %-18s  %s\n", "query", "top key", "top other key");
+    if (other) fprintf(out, "  %-12s  %-22s%s\n", "query", "top key", "  top other key");
     else fprintf(out, "  %-12s  %s\n", "query", "top key");
     for (int i = 0; i < rows; i++) {
         const float *row = relevance + (size_t)i * cols;
