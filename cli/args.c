@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "attn/attn.h"
 #include "cli.h"
@@ -46,6 +47,29 @@ bool cli_parse_float(const char *text, float lo, float hi, float *out)
     if (*end != '\0' || !(value >= lo && value <= hi)) return false;
     *out = (float)value;
     return true;
+}
+
+int cli_parse_gradient_step(const char *command, const char *text, cli_record_extras *x)
+{
+    long step;
+    if (strcmp(text, "all") == 0)
+        step = ATTN_EXPLAIN_ALL;
+    else if (!cli_parse_int(text, 0, 1L << 20, &step))
+        return cli_usage_error(command, "--gradient-step takes 'all' or 0 to %ld, not '%s'",
+                               1L << 20, text);
+    x->options.gradient = true;
+    x->options.gradient_step = (int)step;
+    x->step_given = true;
+    return EXIT_OK;
+}
+
+int cli_check_record_extras(const char *command, const cli_record_extras *x,
+                            const char *attention)
+{
+    if ((x->options.qk || x->options.gradient) && attention == NULL)
+        return cli_usage_error(command, "--%s adds to the record; it needs --attention FILE",
+                               x->options.gradient ? "gradient" : "qk");
+    return EXIT_OK;
 }
 
 int cli_parse_json_and_help(int argc, char **argv, const char *command, void (*print_help)(void),

@@ -153,6 +153,20 @@ bool cli_parse_int(const char *text, long min, long max, long *out);
 /* Parses a whole decimal number in [lo, hi] from text; false if it is not one. */
 bool cli_parse_float(const char *text, float lo, float hi, float *out);
 
+/* What --qk, --gradient and --gradient-step ask a record for (translate,
+ * generate). step_given: --gradient-step was given (else each command's
+ * default: the whole output for translate, the last token for generate). */
+typedef struct cli_record_extras {
+    attn_record_options options;
+    bool step_given;
+} cli_record_extras;
+/* --gradient-step's value, "all" or a step 0 .. 2^20 (it implies --gradient);
+ * EXIT_OK or EXIT_USAGE after saying why. */
+int cli_parse_gradient_step(const char *command, const char *text, cli_record_extras *x);
+/* --qk and --gradient need --attention FILE: EXIT_OK or EXIT_USAGE. */
+int cli_check_record_extras(const char *command, const cli_record_extras *x,
+                            const char *attention);
+
 /* The options of a command that takes only --json and --help: sets *json, or
  * prints the help (EXIT_OK) or a usage error (EXIT_USAGE). CLI_CONTINUE when the
  * command goes on, with optind at its first operand. */

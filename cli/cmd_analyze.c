@@ -1,9 +1,11 @@
 /* attn analyze: what recorded attention says. For every map and head the mean
  * entropy of its rows; for self-attention over several layers the rollout and the
- * attention flow (Abnar and Zuidema, 2020); for the dates task the alignment of
- * the cross-attention with the source's day, month and year. Several records of
- * one model are aggregated: maps of the same name pool their rows, and the
- * alignment its digits. */
+ * attention flow (Abnar and Zuidema, 2020); for a record with gradients each
+ * map's gradient-weighted attention and its relevance across layers (Chefer et
+ * al., 2021); for the dates task the alignment of the cross-attention (and of its
+ * gradient-weighted attention) with the source's day, month and year. Several
+ * records of one model are aggregated: maps of the same name pool their rows, and
+ * the alignment its digits. */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <getopt.h>
 #include <math.h>
@@ -32,12 +34,23 @@ typedef struct map_stats {
     int64_t rows, relative_rows; /* rows counted; those with more than one key to see */
     double *entropy, *relative;  /* (heads): sums over the rows, nats and / log(keys) */
     /* Output digits scored, and those whose strongest key lies in their field: by
-     * field, [ATTN_DATE_NONE] holding all fields. */
+     * field, [ATTN_DATE_NONE] holding all fields; by the weights, and by the
+     * gradient-weighted attention (records with gradients only). */
     int64_t digits[FIELD_COUNT], aligned[FIELD_COUNT];
+    int64_t gradient_digits[FIELD_COUNT], gradient_aligned[FIELD_COUNT];
 } map_stats;
+
+/* Text printed into memory, to come after the summary. */
+typedef struct section {
+    FILE *out;
+    char *text;
+    size_t size;
+    int entries;
+} section;
 
 typedef struct analysis {
     bool json;
+    bool gradient; /* --gradient: every record must have gradients */
     char model[64], task[32];
     int records;
     map_stats maps[ATTN_RECORD_MAPS_MAX];
@@ -46,15 +59,14 @@ typedef struct analysis {
     int scored, not_iso, not_a_date;
     float *scratch; /* (scratch_cap): entropies, rollouts */
     size_t scratch_cap;
-    FILE *rollout; /* the rollout section, printed after the summary */
-    char *rollout_text;
-    size_t rollout_size;
-    int rollouts;
+    /* The sections printed after the summary: rollout (and flow, relevance), and
+     * each map's gradient-weighted attention. */
+    section rollout, weighted;
 } analysis;
 
 static void print_help(void)
 {
-    printf("usage: attn analyze [--json] FILE...\n"
+    printf("usage: attn analyze [--json] [--gradient] FILE...\n"
            "\n"
            "Analyses attention records written by 'attn translate --attention FILE' or\n"
            "'attn generate --attention FILE' (JSON or safetensors). Several records of\n"
@@ -78,7 +90,17 @@ static void print_help(void)
            "the month's in the month (digits or name), the day's in the day. A\n"
            "multi-head map is averaged over its heads before taking the strongest key.\n"
            "\n"
+           "For a record with gradients ('--attention FILE --gradient'), every map's\n"
+           "gradient-weighted attention (Chefer et al., 2021): the heads' mean of the\n"
+           "positive part of each weight times d log p / d weight, as each query's top\n"
+           "key (and top other key, for self-attention); for self-attention over several\n"
+           "layers their relevance, R = I then R <- R + G R layer by layer from the first\n"
+           "(G a layer's gradient-weighted attention; Chefer et al.'s rule for\n"
+           "self-attention), beside rollout and flow; and for the dates task the\n"
+           "alignment of the gradient-weighted cross-attention too.\n"
+           "\n"
            "  --json      print one JSON object\n"
+           "  --gradient  require gradients: fail on a record without them\n"
            "  -h, --help  this help\n");
 }
 
@@ -194,30 +216,30 @@ static bool source_fields(const attn_record *r, char *text, int *fields)
     return attn_dates_fields(text, fields, r->n_keys) == ATTN_OK;
 }
 
-/* Scores every digit of the output: the key with the most weight, over the heads'
- * mean, against the field the digit reads. A loaded record's cross maps are
- * (n_queries, n_keys). */
-static void add_alignment(map_stats *s, const attn_attention_map *m, const int *fields)
+/* Scores every digit of the output: the key with the most weight, over the heads
+ * of w: (heads, rows, cols), against the field the digit reads, into digits and
+ * aligned. A loaded record's cross maps are (n_queries, n_keys). */
+static void add_alignment(int64_t *digits, int64_t *aligned, const float *w, int heads, int rows,
+                          int cols, const int *fields)
 {
     for (int i = 0; i < ISO_LENGTH; i++) {
         attn_date_field want = iso_fields[i];
         if (want == ATTN_DATE_NONE) continue;
         int best = 0;
         double best_weight = -1.0;
-        for (int j = 0; j < m->cols; j++) {
-            double w = 0.0;
-            for (int h = 0; h < m->heads; h++)
-                w += m->weights[((size_t)h * m->rows + i) * m->cols + j];
-            if (w > best_weight) {
-                best_weight = w;
+        for (int j = 0; j < cols; j++) {
+            double sum = 0.0;
+            for (int h = 0; h < heads; h++) sum += w[((size_t)h * rows + i) * cols + j];
+            if (sum > best_weight) {
+                best_weight = sum;
                 best = j;
             }
         }
         bool hit = fields[best] == (int)want;
-        s->digits[want]++;
-        s->digits[ATTN_DATE_NONE]++;
-        s->aligned[want] += hit;
-        s->aligned[ATTN_DATE_NONE] += hit;
+        digits[want]++;
+        digits[ATTN_DATE_NONE]++;
+        aligned[want] += hit;
+        aligned[ATTN_DATE_NONE] += hit;
     }
 }
 
@@ -251,67 +273,129 @@ static void print_top_text(FILE *out, char *const *tokens, const float *row, int
         return;
     }
     print_token(out, tokens, key);
-    fprintf(out, " %.3f", (double)row[key]);
+    /* three significant digits: gradient-weighted values of a confident model
+     * are far below 0.001 */
+    fprintf(out, " %9.3g", (double)row[key]);
 }
 
-/* The JSON arrays "<name>top_key" and "<name>top_other_key" of a relevance
- * matrix: (n, n), a row per query. */
-static void print_tops_json(FILE *out, const char *name, const float *relevance, int n)
+/* The JSON arrays "<name>top_key" and, for a square matrix (other), "<name>
+ * top_other_key" of a relevance matrix: (rows, cols), a row per query. */
+static void print_tops_json(FILE *out, const char *name, const float *relevance, int rows,
+                            int cols, bool other)
 {
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 1 + other; pass++) {
         fprintf(out, "], \"%stop_%skey\": [", name, pass ? "other_" : "");
-        for (int i = 0; i < n; i++) {
-            const float *row = relevance + (size_t)i * n;
-            print_top_json(out, row, top_key(row, n, pass ? i : -1), i == 0);
+        for (int i = 0; i < rows; i++) {
+            const float *row = relevance + (size_t)i * cols;
+            print_top_json(out, row, top_key(row, cols, pass ? i : -1), i == 0);
         }
     }
 }
 
-/* The table of a relevance matrix (n, n): each query's top key and top other key. */
-static void print_tops_text(FILE *out, char *const *tokens, const float *relevance, int n)
+/* The table of a relevance matrix (rows, cols): each query's top key and, for a
+ * square one (other), top other key. */
+static void print_tops_text(FILE *out, char *const *row_tokens, char *const *col_tokens,
+                            const float *relevance, int rows, int cols, bool other)
 {
-    fprintf(out, "  %-12s  %-18s  %s\n", "query", "top key", "top other key");
-    for (int i = 0; i < n; i++) {
-        const float *row = relevance + (size_t)i * n;
-        print_token(out, tokens, i);
-        print_top_text(out, tokens, row, top_key(row, n, -1));
-        print_top_text(out, tokens, row, top_key(row, n, i));
+    if (other) fprintf(out, "  %-12s  %-22s%s\n", "query", "top key", "  top other key");
+    else fprintf(out, "  %-12s  %s\n", "query", "top key");
+    for (int i = 0; i < rows; i++) {
+        const float *row = relevance + (size_t)i * cols;
+        print_token(out, row_tokens, i);
+        print_top_text(out, col_tokens, row, top_key(row, cols, -1));
+        if (other) print_top_text(out, col_tokens, row, top_key(row, cols, i));
         fprintf(out, "\n");
     }
 }
 
-/* For every query the key it draws on most through all the layers, and the most of
- * the others, by rollout and by attention flow (NULL: too many tokens for it).
- * tokens: (n). */
-static void print_rollout(analysis *a, const char *path, char *const *tokens, const char *site,
-                          int n_layers, const float *rollout, const float *flow, int n)
+static void print_tokens_json(FILE *out, char *const *tokens, int n)
 {
-    FILE *out = a->rollout;
+    for (int i = 0; i < n; i++) {
+        fprintf(out, "%s", i ? ", " : "");
+        cli_json_string(out, tokens[i]);
+    }
+}
+
+/* "the whole output" or "output token t". */
+static void print_explained(FILE *out, const attn_record *r)
+{
+    if (r->gradient_step == ATTN_EXPLAIN_ALL) fprintf(out, "log p of the whole output");
+    else fprintf(out, "log p of token %d '%s'", r->gradient_step, r->queries[r->gradient_step]);
+}
+
+/* Map m's gradient-weighted attention, relevance: (rows, cols), as each query's
+ * top key (and top other key for self-attention). */
+static void print_gradient_weighted(analysis *a, const char *path, const attn_record *r,
+                                    const attn_attention_map *m, const float *relevance)
+{
+    FILE *out = a->weighted.out;
+    char *const *rows = attn_map_row_tokens(r, m), *const *cols = attn_map_col_tokens(r, m);
+    const bool self = m->kind == ATTN_MAP_SELF;
     if (a->json) {
-        fprintf(out, "%s{\"file\": ", a->rollouts ? ", " : "");
+        fprintf(out, "%s{\"file\": ", a->weighted.entries ? ", " : "");
+        cli_json_string(out, path);
+        fprintf(out, ", \"map\": ");
+        cli_json_string(out, m->name);
+        fprintf(out, ", \"gradient_step\": %d, \"row_tokens\": [", r->gradient_step);
+        print_tokens_json(out, rows, m->rows);
+        fprintf(out, "], \"col_tokens\": [");
+        print_tokens_json(out, cols, m->cols);
+        print_tops_json(out, "", relevance, m->rows, m->cols, self);
+        fprintf(out, "]}");
+    } else {
+        fprintf(out, "\ngradient-weighted attention of %s (", m->name);
+        print_explained(out, r);
+        fprintf(out, "), %s:\n", path);
+        print_tops_text(out, rows, cols, relevance, m->rows, m->cols, self);
+    }
+    a->weighted.entries++;
+}
+
+/* For every query the key it draws on most through all the layers, and the most of
+ * the others, by rollout, by attention flow (NULL: too many tokens for it) and by
+ * the gradient-weighted relevance (NULL: no gradients). tokens: (n). */
+static void print_rollout(analysis *a, const char *path, const attn_record *r,
+                          char *const *tokens, const char *site, int n_layers,
+                          const float *rollout, const float *flow, const float *relevance, int n)
+{
+    FILE *out = a->rollout.out;
+    if (a->json) {
+        fprintf(out, "%s{\"file\": ", a->rollout.entries ? ", " : "");
         cli_json_string(out, path);
         fprintf(out, ", \"site\": ");
         cli_json_string(out, site);
         fprintf(out, ", \"layers\": %d, \"tokens\": [", n_layers);
-        for (int i = 0; i < n; i++) {
-            fprintf(out, "%s", i ? ", " : "");
-            cli_json_string(out, tokens[i]);
-        }
-        print_tops_json(out, "", rollout, n);
-        if (flow != NULL) print_tops_json(out, "flow_", flow, n);
-        fprintf(out, "], \"flow\": %s}", flow != NULL ? "true" : "false");
+        print_tokens_json(out, tokens, n);
+        print_tops_json(out, "", rollout, n, n, true);
+        if (flow != NULL) print_tops_json(out, "flow_", flow, n, n, true);
+        if (relevance != NULL) print_tops_json(out, "gradient_", relevance, n, n, true);
+        fprintf(out, "], \"flow\": %s, \"gradient\": %s}", flow != NULL ? "true" : "false",
+                relevance != NULL ? "true" : "false");
     } else {
         fprintf(out, "\nrollout of %s over %d layers, %s:\n", site, n_layers, path);
-        print_tops_text(out, tokens, rollout, n);
+        print_tops_text(out, tokens, tokens, rollout, n, n, true);
         if (flow != NULL) {
             fprintf(out, "attention flow of %s over %d layers, %s:\n", site, n_layers, path);
-            print_tops_text(out, tokens, flow, n);
+            print_tops_text(out, tokens, tokens, flow, n, n, true);
         } else {
             fprintf(out, "attention flow of %s: not computed for %d tokens (at most %d)\n", site,
                     n, ATTN_FLOW_TOKENS_MAX);
         }
+        if (relevance != NULL) {
+            fprintf(out, "gradient-weighted relevance of %s over %d layers (", site, n_layers);
+            print_explained(out, r);
+            fprintf(out, "), %s:\n", path);
+            print_tops_text(out, tokens, tokens, relevance, n, n, true);
+        }
     }
-    a->rollouts++;
+    a->rollout.entries++;
+}
+
+static bool has_gradients(const attn_record *r)
+{
+    for (int k = 0; k < r->n_maps; k++)
+        if (r->maps[k].gradient != NULL) return true;
+    return false;
 }
 
 /* The rollout of every place that holds self-attention in two layers or more. */
@@ -334,19 +418,52 @@ static int add_rollouts(analysis *a, const attn_record *r, const char *path)
         }
         if (n_layers < 2) continue;
         const int n = m->rows;
-        float *rollout = scratch(a, 2 * (size_t)n * n);
+        float *rollout = scratch(a, 3 * (size_t)n * n);
         if (rollout == NULL) return out_of_memory();
         float *flow = n <= ATTN_FLOW_TOKENS_MAX ? rollout + (size_t)n * n : NULL;
+        bool gradients = true; /* a record may give some maps a gradient and not others */
+        for (int l = 0; l < n_layers; l++) gradients &= layers[l]->gradient != NULL;
+        float *relevance = gradients ? rollout + 2 * (size_t)n * n : NULL;
         if (attn_rollout(layers, n_layers, rollout) != ATTN_OK ||
-            (flow != NULL && attn_attention_flow(layers, n_layers, flow) != ATTN_OK))
+            (flow != NULL && attn_attention_flow(layers, n_layers, flow) != ATTN_OK) ||
+            (relevance != NULL && attn_gradient_rollout(layers, n_layers, relevance) != ATTN_OK))
             return cli_fail("analyze");
-        print_rollout(a, path, attn_map_row_tokens(r, m), m->site, n_layers, rollout, flow, n);
+        print_rollout(a, path, r, attn_map_row_tokens(r, m), m->site, n_layers, rollout, flow,
+                      relevance, n);
+    }
+    return EXIT_OK;
+}
+
+/* Every map's gradient-weighted attention, printed, and for a scored dates record
+ * (fields not NULL) its cross maps' alignment by it. */
+static int add_gradient_weighted(analysis *a, const attn_record *r, const char *path,
+                                 const int *fields)
+{
+    for (int k = 0; k < r->n_maps; k++) {
+        const attn_attention_map *m = &r->maps[k];
+        if (m->gradient == NULL) continue;
+        float *relevance = scratch(a, (size_t)m->rows * m->cols);
+        if (relevance == NULL) return out_of_memory();
+        if (attn_map_gradient_weighted(m, relevance) != ATTN_OK) return cli_fail("analyze");
+        print_gradient_weighted(a, path, r, m, relevance);
+        map_stats *s = stats_of(a, m, path);
+        if (s == NULL) return EXIT_RUNTIME;
+        if (fields != NULL && m->kind == ATTN_MAP_CROSS)
+            add_alignment(s->gradient_digits, s->gradient_aligned, relevance, 1, m->rows, m->cols,
+                          fields);
     }
     return EXIT_OK;
 }
 
 static int analyze_record(analysis *a, const attn_record *r, const char *path)
 {
+    if (a->gradient && !has_gradients(r)) {
+        cli_message(stderr,
+                    "attn analyze: %s has no gradients; record them with 'attn translate' or "
+                    "'attn generate' --attention FILE --gradient\n",
+                    path);
+        return EXIT_RUNTIME;
+    }
     if (a->records == 0) {
         snprintf(a->model, sizeof a->model, "%s", r->model);
         snprintf(a->task, sizeof a->task, "%s", r->task);
@@ -381,8 +498,10 @@ static int analyze_record(analysis *a, const attn_record *r, const char *path)
         map_stats *s = stats_of(a, m, path);
         if (s == NULL) status = EXIT_RUNTIME;
         else status = add_entropy(a, s, m);
-        if (status == EXIT_OK && scored && m->kind == ATTN_MAP_CROSS) add_alignment(s, m, fields);
+        if (status == EXIT_OK && scored && m->kind == ATTN_MAP_CROSS)
+            add_alignment(s->digits, s->aligned, m->weights, m->heads, m->rows, m->cols, fields);
     }
+    if (status == EXIT_OK) status = add_gradient_weighted(a, r, path, scored ? fields : NULL);
     free(text);
     free(fields);
     return status ? status : add_rollouts(a, r, path);
@@ -409,9 +528,10 @@ static double relative_of(const map_stats *s, int h)
     return head_mean(s, s->relative, s->relative_rows, h);
 }
 
-static double alignment_of(const map_stats *s, attn_date_field f)
+/* The share of field f's digits aligned, of those counted (digits). */
+static double alignment_of(const int64_t *aligned, const int64_t *digits, attn_date_field f)
 {
-    return ratio((double)s->aligned[f], (double)s->digits[f]);
+    return ratio((double)aligned[f], (double)digits[f]);
 }
 
 static void print_json_number(double v)
@@ -450,7 +570,10 @@ static void print_map_json(const map_stats *s, bool dates)
         printf("%s\"%s\": {\"digits\": %lld, \"aligned\": %lld, \"score\": ", f ? ", " : "{",
                f == ATTN_DATE_NONE ? "all" : field_names[f], (long long)s->digits[f],
                (long long)s->aligned[f]);
-        print_json_number(alignment_of(s, (attn_date_field)f));
+        print_json_number(alignment_of(s->aligned, s->digits, (attn_date_field)f));
+        printf(", \"gradient_digits\": %lld, \"gradient_aligned\": %lld, \"gradient_score\": ",
+               (long long)s->gradient_digits[f], (long long)s->gradient_aligned[f]);
+        print_json_number(alignment_of(s->gradient_aligned, s->gradient_digits, (attn_date_field)f));
         printf("}");
     }
     printf("}}");
@@ -461,6 +584,19 @@ static void print_text_number(double v, int width, int decimals)
 {
     if (isnan(v)) printf("%*s", width, "-");
     else printf("%*.*f", width, decimals, v);
+}
+
+static void print_alignment_text(const char *what, const int64_t *aligned, const int64_t *digits)
+{
+    printf("  %s: ", what);
+    print_text_number(100.0 * alignment_of(aligned, digits, ATTN_DATE_NONE), 0, 1);
+    printf("%% of %lld digits (year ", (long long)digits[ATTN_DATE_NONE]);
+    print_text_number(100.0 * alignment_of(aligned, digits, ATTN_DATE_YEAR), 0, 1);
+    printf("%%, month ");
+    print_text_number(100.0 * alignment_of(aligned, digits, ATTN_DATE_MONTH), 0, 1);
+    printf("%%, day ");
+    print_text_number(100.0 * alignment_of(aligned, digits, ATTN_DATE_DAY), 0, 1);
+    printf("%%)\n");
 }
 
 static void print_map_text(const map_stats *s, bool dates)
@@ -477,15 +613,10 @@ static void print_map_text(const map_stats *s, bool dates)
         printf("\n");
     }
     if (!dates || s->kind != ATTN_MAP_CROSS) return;
-    printf("  alignment: ");
-    print_text_number(100.0 * alignment_of(s, ATTN_DATE_NONE), 0, 1);
-    printf("%% of %lld digits (year ", (long long)s->digits[ATTN_DATE_NONE]);
-    print_text_number(100.0 * alignment_of(s, ATTN_DATE_YEAR), 0, 1);
-    printf("%%, month ");
-    print_text_number(100.0 * alignment_of(s, ATTN_DATE_MONTH), 0, 1);
-    printf("%%, day ");
-    print_text_number(100.0 * alignment_of(s, ATTN_DATE_DAY), 0, 1);
-    printf("%%)\n");
+    print_alignment_text("alignment", s->aligned, s->digits);
+    if (s->gradient_digits[ATTN_DATE_NONE] > 0)
+        print_alignment_text("gradient-weighted alignment", s->gradient_aligned,
+                             s->gradient_digits);
 }
 
 static void print_summary(const analysis *a)
@@ -508,7 +639,9 @@ static void print_summary(const analysis *a)
         else
             printf("null");
         printf(", \"rollout\": [");
-        fwrite(a->rollout_text, 1, a->rollout_size, stdout);
+        fwrite(a->rollout.text, 1, a->rollout.size, stdout);
+        printf("], \"gradient_weighted\": [");
+        fwrite(a->weighted.text, 1, a->weighted.size, stdout);
         printf("]}\n");
         return;
     }
@@ -518,7 +651,44 @@ static void print_summary(const analysis *a)
         printf("\nalignment scored on %d of %d records (%d outputs not of the form YYYY-MM-DD, "
                "%d sources not a date)\n",
                a->scored, a->records, a->not_iso, a->not_a_date);
-    fwrite(a->rollout_text, 1, a->rollout_size, stdout);
+    fwrite(a->rollout.text, 1, a->rollout.size, stdout);
+    fwrite(a->weighted.text, 1, a->weighted.size, stdout);
+}
+
+static void section_free(section *c)
+{
+    if (c->out) fclose(c->out);
+    free(c->text);
+}
+
+/* Closing the stream settles text and size; false on no memory. */
+static bool section_close(section *c)
+{
+    bool ok = c->out == NULL || fclose(c->out) == 0;
+    c->out = NULL;
+    return ok;
+}
+
+static int parse_options(int argc, char **argv, analysis *a)
+{
+    static const struct option options[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"gradient", no_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'j': a->json = true; break;
+        case 'g': a->gradient = true; break;
+        case 'h': print_help(); return -1;
+        default: return cli_usage_error("analyze", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind == argc) return cli_usage_error("analyze", "give one or more record FILEs");
+    return EXIT_OK;
 }
 
 static void analysis_free(analysis *a)
@@ -527,18 +697,14 @@ static void analysis_free(analysis *a)
         free(a->maps[k].entropy);
         free(a->maps[k].relative);
     }
-    if (a->rollout) fclose(a->rollout);
-    free(a->rollout_text);
+    section_free(&a->rollout);
+    section_free(&a->weighted);
     free(a->scratch);
     free(a);
 }
 
 int cmd_analyze(int argc, char **argv)
 {
-    bool json;
-    int status = cli_parse_json_and_help(argc, argv, "analyze", print_help, &json);
-    if (status != CLI_CONTINUE) return status;
-    if (optind == argc) return cli_usage_error("analyze", "give one or more record FILEs");
     analysis *a = calloc(1, sizeof *a);
     attn_record *r = malloc(sizeof *r);
     if (a == NULL || r == NULL) {
@@ -546,9 +712,15 @@ int cmd_analyze(int argc, char **argv)
         free(r);
         return out_of_memory();
     }
-    a->json = json;
-    a->rollout = open_memstream(&a->rollout_text, &a->rollout_size);
-    status = a->rollout ? EXIT_OK : out_of_memory();
+    int status = parse_options(argc, argv, a);
+    if (status != EXIT_OK) {
+        free(r);
+        analysis_free(a);
+        return status < 0 ? EXIT_OK : status;
+    }
+    a->rollout.out = open_memstream(&a->rollout.text, &a->rollout.size);
+    a->weighted.out = open_memstream(&a->weighted.text, &a->weighted.size);
+    status = a->rollout.out && a->weighted.out ? EXIT_OK : out_of_memory();
     for (int i = optind; i < argc && status == EXIT_OK; i++) {
         if (attn_record_load(r, argv[i]) != ATTN_OK) {
             status = cli_fail("analyze");
@@ -557,9 +729,8 @@ int cmd_analyze(int argc, char **argv)
         status = analyze_record(a, r, argv[i]);
         attn_record_free(r);
     }
-    /* Closing the stream settles rollout_text and rollout_size. */
-    if (a->rollout && fclose(a->rollout) != 0 && status == EXIT_OK) status = out_of_memory();
-    a->rollout = NULL;
+    const bool closed = section_close(&a->rollout);
+    if (!(section_close(&a->weighted) && closed) && status == EXIT_OK) status = out_of_memory();
     if (status == EXIT_OK) print_summary(a);
     free(r);
     analysis_free(a);

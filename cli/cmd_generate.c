@@ -20,6 +20,7 @@ typedef struct generate_options {
     long tokens, seed, threads;
     attn_sampling sampling;
     bool no_cache, json;
+    cli_record_extras extras;
 } generate_options;
 
 static void print_help(void)
@@ -50,6 +51,13 @@ static void print_help(void)
            "                      the final context (the last block-size tokens of the\n"
            "                      prompt and the text) in FILE: safetensors or, for a\n"
            "                      name ending in .json, JSON (for attn show, attn analyze)\n"
+           "  --qk                also record every head's q and k vectors (after RoPE)\n"
+           "  --gradient          also record d log p / d weights of every map, log p the\n"
+           "                      last token's given those before it (attn analyze's\n"
+           "                      gradient-weighted attention)\n"
+           "  --gradient-step N|all  the token of the recorded context (from 1) whose\n"
+           "                      log p the gradient explains, or all of them (the\n"
+           "                      context's log-likelihood); implies --gradient\n"
            "  --json              print one JSON object: the prompt, the generated text,\n"
            "                      the token counts (prompt_tokens: those the model read)\n"
            "                      and the speed (generation only, the prompt included)\n"
@@ -65,7 +73,10 @@ static int parse_options(int argc, char **argv, generate_options *o)
         OPT_TOP_K,
         OPT_TOP_P,
         OPT_NO_CACHE,
-        OPT_ATTENTION
+        OPT_ATTENTION,
+        OPT_QK,
+        OPT_GRADIENT,
+        OPT_GRADIENT_STEP
     };
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},
@@ -78,6 +89,9 @@ static int parse_options(int argc, char **argv, generate_options *o)
         {"seed", required_argument, NULL, 'S'},
         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {"attention", required_argument, NULL, OPT_ATTENTION},
+        {"qk", no_argument, NULL, OPT_QK},
+        {"gradient", no_argument, NULL, OPT_GRADIENT},
+        {"gradient-step", required_argument, NULL, OPT_GRADIENT_STEP},
         {"threads", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
@@ -86,7 +100,7 @@ static int parse_options(int argc, char **argv, generate_options *o)
     *o = (generate_options){.seed = 1,
                             .sampling = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f}};
     long v;
-    int c;
+    int c, status;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (c) {
@@ -122,6 +136,11 @@ static int parse_options(int argc, char **argv, generate_options *o)
             break;
         case OPT_NO_CACHE: o->no_cache = true; break;
         case OPT_ATTENTION: o->attention = optarg; break;
+        case OPT_QK: o->extras.options.qk = true; break;
+        case OPT_GRADIENT: o->extras.options.gradient = true; break;
+        case OPT_GRADIENT_STEP:
+            if ((status = cli_parse_gradient_step("generate", optarg, &o->extras))) return status;
+            break;
         case 't':
             if (!cli_parse_int(optarg, 1, 1024, &o->threads))
                 return cli_usage_error("generate", "--threads takes 1 to 1024, not '%s'", optarg);
@@ -135,6 +154,7 @@ static int parse_options(int argc, char **argv, generate_options *o)
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if (o->path == NULL) return cli_usage_error("generate", "--model FILE is required");
+    if ((status = cli_check_record_extras("generate", &o->extras, o->attention))) return status;
     if ((o->prompt == NULL) == (o->prompt_file == NULL))
         return cli_usage_error("generate", "give the prompt as --prompt TEXT or --prompt-file "
                                            "FILE (one of them)");
@@ -240,7 +260,9 @@ static int record_attention(const generate_options *o, const cli_gpt_model *m,
             labels[i] = text + (size_t)i * TOKEN_LABEL_BYTES;
             token_label(&m->vocab, ids[i], text + (size_t)i * TOKEN_LABEL_BYTES, TOKEN_LABEL_BYTES);
         }
-        if (attn_gpt_record(m->model, ids, n, NULL, &r) != ATTN_OK ||
+        attn_record_options extras = o->extras.options;
+        if (!o->extras.step_given) extras.gradient_step = n - 1; /* the last token */
+        if (attn_gpt_record(m->model, ids, n, NULL, &r, &extras) != ATTN_OK ||
             attn_record_set_queries(&r, labels, n) != ATTN_OK ||
             attn_record_set_keys(&r, labels, n) != ATTN_OK ||
             attn_record_save(&r, o->attention) != ATTN_OK)

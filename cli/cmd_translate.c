@@ -21,6 +21,7 @@ typedef struct translate_options {
     long beam, seed, threads;
     bool sample, json;
     int grid; /* 1 draw, 0 don't, -1 when stdout is a terminal */
+    cli_record_extras extras;
 } translate_options;
 
 static void print_help(void)
@@ -43,6 +44,13 @@ static void print_help(void)
            "  --attention FILE record what the model attended to (every layer and head)\n"
            "                   in FILE, safetensors or, for a name ending in .json, JSON\n"
            "                   (for attn show and attn analyze); one TEXT only, greedy\n"
+           "  --qk             also record every head's q and k vectors (transformer,\n"
+           "                   Luong's decoders)\n"
+           "  --gradient       also record d log p / d weights of every map (soft attention):\n"
+           "                   log p of the whole output (the sum over its steps, EOS\n"
+           "                   included), for attn analyze's gradient-weighted attention\n"
+           "  --gradient-step N|all  the output step whose log p the gradient explains\n"
+           "                   (from 0; implies --gradient; default all)\n"
            "  --threads N      threads (default: ATTN_NUM_THREADS or all cores)\n"
            "  -h, --help       this help\n");
 }
@@ -55,9 +63,13 @@ static int parse_options(int argc, char **argv, translate_options *o)
         {"grid", no_argument, NULL, 'g'},         {"no-grid", no_argument, NULL, 'G'},
         {"json", no_argument, NULL, 'j'},         {"threads", required_argument, NULL, 't'},
         {"attention", required_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'},
+        {"qk", no_argument, NULL, 'q'},           {"gradient", no_argument, NULL, 'd'},
+        {"gradient-step", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
-    *o = (translate_options){.beam = 1, .seed = 1, .grid = -1};
+    *o = (translate_options){.beam = 1, .seed = 1, .grid = -1,
+                             .extras.options.gradient_step = ATTN_EXPLAIN_ALL};
+    int status;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
@@ -77,6 +89,11 @@ static int parse_options(int argc, char **argv, translate_options *o)
         case 'G': o->grid = 0; break;
         case 'j': o->json = true; break;
         case 'a': o->attention = optarg; break;
+        case 'q': o->extras.options.qk = true; break;
+        case 'd': o->extras.options.gradient = true; break;
+        case 'D':
+            if ((status = cli_parse_gradient_step("translate", optarg, &o->extras))) return status;
+            break;
         case 't':
             if (!cli_parse_int(optarg, 1, 1024, &o->threads))
                 return cli_usage_error("translate", "--threads takes 1 to 1024, not '%s'",
@@ -96,6 +113,7 @@ static int parse_options(int argc, char **argv, translate_options *o)
     if (o->attention && o->beam != 1)
         return cli_usage_error("translate", "--attention records greedy decoding; --beam %ld "
                                             "must be 1", o->beam);
+    if ((status = cli_check_record_extras("translate", &o->extras, o->attention))) return status;
     if (o->grid < 0) o->grid = isatty(fileno(stdout)) == 1;
     return EXIT_OK;
 }
@@ -186,8 +204,8 @@ static int record_attention(const cli_model *m, const translate_options *o, cons
         status = EXIT_RUNTIME;
         goto done;
     }
-    if (attn_seq2seq_decode_record(m->model, w->out, &out_len, w->src, w->S, src_len, opt, &r) !=
-        ATTN_OK) {
+    if (attn_seq2seq_decode_record(m->model, w->out, &out_len, w->src, w->S, src_len, opt, &r,
+                                   &o->extras.options) != ATTN_OK) {
         status = cli_fail("translate");
         goto done;
     }

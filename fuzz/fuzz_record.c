@@ -1,6 +1,7 @@
 /* libFuzzer target: any bytes read as an attention record (attn/capture.h), as
  * JSON or as safetensors, either fail with a message and leave the record empty,
- * or give a record that saves in both formats and loads back the same. The
+ * or give a record that saves in both formats and loads back the same (its q, k
+ * and gradients too). The
  * sanitizers catch out of bounds reads, leaks and undefined behaviour. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <stddef.h>
@@ -43,6 +44,13 @@ static bool same_tokens(char *const *a, char *const *b, int n)
     return true;
 }
 
+/* An optional part of a map (q, k, gradient): both absent or the same n floats. */
+static bool same_part(const float *a, const float *b, size_t n)
+{
+    if ((a == NULL) != (b == NULL)) return false;
+    return a == NULL || memcmp(a, b, n * sizeof *a) == 0;
+}
+
 static bool same_record(const attn_record *a, const attn_record *b)
 {
     if (strcmp(a->model, b->model) || strcmp(a->task, b->task) ||
@@ -58,6 +66,12 @@ static bool same_record(const attn_record *a, const attn_record *b)
             return false;
         const size_t n = (size_t)x->heads * x->rows * x->cols;
         if (memcmp(x->weights, y->weights, n * sizeof *x->weights) != 0) return false;
+        if (x->head_dim != y->head_dim ||
+            !same_part(x->q, y->q, (size_t)x->heads * x->rows * x->head_dim) ||
+            !same_part(x->k, y->k, (size_t)x->heads * x->cols * x->head_dim) ||
+            !same_part(x->gradient, y->gradient, n) ||
+            (x->gradient && a->gradient_step != b->gradient_step))
+            return false;
     }
     return true;
 }

@@ -38,6 +38,17 @@ RECORDS = {
         "maps": [{"name": "decoder.attention", "layer": 0, "kind": "cross", "hard": True,
                   "heads": 1, "rows": 2, "cols": 3, "weights": [one_hot_rows(2, 3)]}],
     },
+    "extras": {
+        "model": "transformer", "task": "dates",
+        "queries": ["2", "</s>"], "keys": ["a", "b", "c"], "gradient_step": -1,
+        "maps": [{"name": "transformer.decoder.layers.0.multihead_attn",
+                  "site": "transformer.decoder.layers.*.multihead_attn", "layer": 0,
+                  "kind": "cross", "hard": False, "heads": 2, "rows": 2, "cols": 3,
+                  "head_dim": 2, "weights": [uniform_rows(2, 3)] * 2,
+                  "q": [[[0.5, -1.0], [2.0, 0.25]]] * 2,
+                  "k": [[[1.0, 0.0], [0.0, 1.0], [-0.5, 0.5]]] * 2,
+                  "gradient": [[[0.1, -0.2, 0.3], [-1e-3, 0.0, 2.5]]] * 2}],
+    },
     "self": {
         "model": "gpt", "task": "text",
         "queries": ["t", "h", "e"], "keys": ["t", "h", "e"],
@@ -48,6 +59,10 @@ RECORDS = {
 }
 
 
+# A map's tensors: its weights, and the optional q, k and gradient.
+PARTS = [("weights", "attention."), ("q", "query."), ("k", "key."), ("gradient", "gradient.")]
+
+
 def record_json(record):
     return dict({"format": "attn-attention", "version": 1}, **record)
 
@@ -56,9 +71,14 @@ def record_safetensors(record):
     header = record_json(record)
     tensors = []
     for m in header["maps"]:
-        flat = [w for head in m.pop("weights") for row in head for w in row]
-        tensors.append(("attention." + m["name"], "F32", [m["heads"], m["rows"], m["cols"]],
-                        struct.pack("<%df" % len(flat), *flat)))
+        for key, prefix in PARTS:
+            if key not in m:
+                continue
+            values = m.pop(key)
+            shape = [len(values), len(values[0]), len(values[0][0])]
+            flat = [w for head in values for row in head for w in row]
+            tensors.append((prefix + m["name"], "F32", shape,
+                            struct.pack("<%df" % len(flat), *flat)))
     metadata = {"attn.kind": "attention", "record": json.dumps(header),
                 "attn.sealed": "crc32c", "attn.crc32c": "00000000"}
     return sealed(safetensors_bytes(tensors, metadata))

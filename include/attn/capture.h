@@ -14,6 +14,27 @@
  *            rows = the query tokens, cols = the key tokens (a self map's tokens
  *            both ways, see over_queries); each row sums to 1 over the keys it may
  *            see (0 elsewhere: causal, padding)
+ * and, when asked for (attn_record_options), for the neuron view and for
+ * gradient-weighted attention:
+ *   q, k     (heads, rows, head_dim) and (heads, cols, head_dim): each head's
+ *            query and key vectors after their projections (and after RoPE for
+ *            a GPT with rope positions): the vectors whose dot product, times the
+ *            scale 1 / sqrt(head_dim), is the score before the softmax (plus
+ *            ALiBi's bias and the masks). Luong's decoders score q . k unscaled:
+ *            q the top layer's new state, k the keys (W_a h_j for "general", the
+ *            bridged encoder states for "dot"). Bahdanau's scores are no dot
+ *            product (v . tanh(W q + U k)), so their maps have none.
+ *   gradient (heads, rows, cols): d log p / d weights, the gradient of the
+ *            explained output's log-probability (the record's gradient_step)
+ *            with respect to each weight, the weights taken as the variables the
+ *            model multiplied the values by (what PyTorch's retain_grad gives
+ *            for the softmax's output): dO V^T per head, from the model's own
+ *            backward through a teacher-forced pass over the recorded tokens. It
+ *            is 0 on cells the masks exclude (causal, window, padding), where
+ *            the weight is a constant 0 and not a variable. Every model with
+ *            soft attention records it (the RNN decoders: dctx V^T at each
+ *            step); hard maps have none: their one-hot rows are argmax choices
+ *            the output has no gradient through.
  * The query tokens are `queries` (for cross attention the output tokens, EOS
  * included; for self-attention the same as `keys`), the key tokens `keys`.
  * A record of an encoder-decoder holds both sequences at once: its encoder's
@@ -36,15 +57,22 @@
  *               "hard": false,
  *               "tokens": "keys"|"queries",   (self maps only; "keys" if absent)
  *               "heads": H, "rows": R, "cols": C,
- *               "weights": [[[w, ...], ...], ...]}]}   (weights only in JSON)
+ *               "weights": [[[w, ...], ...], ...],   (weights only in JSON)
+ *               "head_dim": D, "q": [...], "k": [...],   (optional, q and k in JSON)
+ *               "gradient": [...]}],                     (optional, in JSON)
+ *     "gradient_step": -1 | t}       (present when maps carry gradients)
  *   Weights are written with 9 significant digits, which read back to the same
- *   float.
+ *   float. The optional tensors are "query.<name>", "key.<name>" and
+ *   "gradient.<name>" in safetensors; a record without them (any written before
+ *   they existed) loads as before.
  * Loaders check every size against the tensors and the token counts (a cross
  * map is n_queries x n_keys, a self map n x n over its tokens), every weight
  * (finite, in [0, 1]; a hard map's rows hold at most one 1 and zeros), and
  * unique map names, and that a map's name is what its site names in its layer
  * (a record without sites, from before they were written, reads as one site per
- * map); attn_record_save refuses a record that would not load.
+ * map), the optional q, k and gradient (their shapes, every value finite, no
+ * gradient on a hard map, gradient_step -1 or a query token's index);
+ * attn_record_save refuses a record that would not load.
  */
 #ifndef ATTN_CAPTURE_H
 #define ATTN_CAPTURE_H
@@ -75,6 +103,11 @@ typedef struct attn_attention_map {
                           over the keys. Cross maps: false. */
     int heads, rows, cols;
     float *weights; /* (heads, rows, cols), owned by the record */
+    /* Optional, NULL when not recorded (attn_record_add_qk, attn_record_add_gradient). */
+    int head_dim;    /* of q and k; 0 without them */
+    float *q;        /* (heads, rows, head_dim), owned */
+    float *k;        /* (heads, cols, head_dim), owned */
+    float *gradient; /* (heads, rows, cols) d log p / d weights, owned */
 } attn_attention_map;
 
 typedef struct attn_record {
@@ -85,7 +118,24 @@ typedef struct attn_record {
     int n_queries, n_keys;
     attn_attention_map maps[ATTN_RECORD_MAPS_MAX];
     int n_maps;
+    /* The output the maps' gradients explain: ATTN_EXPLAIN_ALL, the sum of the
+     * log-probabilities of every output token (a translation's output, EOS
+     * included; a GPT's tokens 1 .. n - 1 each given those before it), or t >= 0,
+     * the query token t alone (for a GPT t >= 1: the token predicted from row
+     * t - 1). Read only when a map has a gradient. */
+    int gradient_step;
 } attn_record;
+
+enum { ATTN_EXPLAIN_ALL = -1 };
+
+/* What a model records beside the weights (attn_gpt_record,
+ * attn_seq2seq_decode_record); all off by default ({0} records the weights alone,
+ * as a NULL options pointer does). gradient_step is the record's. */
+typedef struct attn_record_options {
+    bool qk;
+    bool gradient;
+    int gradient_step;
+} attn_record_options;
 
 /* An empty record (no tokens, no maps). */
 ATTN_API void attn_record_init(attn_record *r, const char *model, const char *task);
@@ -102,6 +152,13 @@ ATTN_API attn_status attn_record_set_keys(attn_record *r, const char *const *tok
 ATTN_API attn_status attn_record_add_map(attn_record *r, const char *site, int layer,
                                          attn_map_kind kind, bool hard, int heads, int rows,
                                          int cols, float **weights);
+
+/* Gives map i (of r->n_maps) room for its q and k with head_dim values per head,
+ * zeroed, in *q and *k (either may be NULL). Fails on a bad index or size, or
+ * a map that has them already. */
+ATTN_API attn_status attn_record_add_qk(attn_record *r, int i, int head_dim, float **q, float **k);
+/* Gives map i room for its gradient, zeroed, in *gradient. Fails on a hard map. */
+ATTN_API attn_status attn_record_add_gradient(attn_record *r, int i, float **gradient);
 
 /* The map named `name`, or NULL. */
 ATTN_API const attn_attention_map *attn_record_find(const attn_record *r, const char *name);
@@ -133,6 +190,22 @@ ATTN_API attn_status attn_map_entropy(const attn_attention_map *m, float *entrop
  * / 2 with rows renormalised, and rollout = A'_L ... A'_2 A'_1 -> out: (n, n). */
 ATTN_API attn_status attn_rollout(const attn_attention_map *const *layers, int n_layers,
                                   float *out);
+
+/* Gradient-weighted attention (Chefer, Gur and Wolf, 2021) of a map recorded
+ * with its gradient: out: (rows, cols) = E_h[(dlogp/dA . A)+], the mean over the
+ * heads of the positive part of each weight times its gradient: where a head's
+ * attention raised the explained output's log-probability. Fails on a map
+ * without a gradient. */
+ATTN_API attn_status attn_map_gradient_weighted(const attn_attention_map *m, float *out);
+
+/* The relevance of Chefer et al. (2021) through self-attention layers of one size,
+ * their rule for self-attention: R = I, then for each layer from the first
+ * R <- R + G_l R, G_l the layer's gradient-weighted attention -> out: (n, n),
+ * row i the relevance of each input token to token i's output at the top. The
+ * identity stands for the residual connections, as rollout's (A + I) / 2 does,
+ * but nothing is renormalised: relevance adds up. Every layer needs a gradient. */
+ATTN_API attn_status attn_gradient_rollout(const attn_attention_map *const *layers, int n_layers,
+                                           float *out);
 
 /* Attention flow (Abnar and Zuidema, 2020) over the same layers and the same A'_l
  * as attn_rollout: the layers make a flow network whose nodes are the n tokens

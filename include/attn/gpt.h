@@ -191,9 +191,18 @@ ATTN_API attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced,
  * the causal weights every query head gave every earlier token (0 above the
  * diagonal and outside the window). logits: (n, V) or NULL, bit for bit what
  * attn_gpt_cache_forward gives for the same ids on an empty cache. The caller
- * sets the record's tokens. */
+ * sets the record's tokens.
+ * options (NULL records the weights alone) may ask for every map's q and k
+ * (H, n, hd) after RoPE, and its gradient d log p / d weights (attn/capture.h),
+ * log p the log-probability of token options->gradient_step (1 .. n - 1) given
+ * the tokens before it, or with ATTN_EXPLAIN_ALL the sum over tokens 1 .. n - 1
+ * (the context's log-likelihood); n must then be at least 2. These come from a
+ * teacher-forced training pass with dropout off, after the recording run, and
+ * leave the logits and the parameters' gradients as they were; that pass is the
+ * model's last forward, so a forward still waiting for its attn_gpt_backward
+ * must not be pending (its backward then fails, saying so). */
 ATTN_API attn_status attn_gpt_record(attn_gpt *m, const int32_t *ids, int n, float *logits,
-                                     attn_record *record);
+                                     attn_record *record, const attn_record_options *options);
 
 #ifdef __cplusplus
 }

@@ -218,11 +218,22 @@ ATTN_API attn_status attn_seq2seq_decode(attn_seq2seq *m, int32_t *out, int32_t 
  * self-attention and cross-attention of every layer, every head. Rows are the
  * output steps (EOS included), columns the source (or output) positions. The
  * caller sets the record's tokens. out and out_len are bit for bit what
- * attn_seq2seq_decode gives; opt->beam must be 1 (greedy). */
+ * attn_seq2seq_decode gives; opt->beam must be 1 (greedy).
+ * options (NULL records the weights alone) may ask for every map's q and k
+ * (after their projections; not for Bahdanau's additive scores) and its
+ * gradient d log p / d weights (soft attention only; attn/capture.h): log p the log-probability of output step
+ * options->gradient_step (the token the decoder chose there, EOS for the step
+ * that ended it) given the source and the steps before, or with
+ * ATTN_EXPLAIN_ALL the decoded output's (the sum over its steps, EOS included):
+ * the output the model produced, as Chefer et al. (2021) explain a prediction.
+ * They come from a teacher-forced pass over the decoded output with dropout off
+ * and leave out and the parameters' gradients as they were. What a model does
+ * not have fails with ATTN_ERR_UNSUPPORTED. */
 ATTN_API attn_status attn_seq2seq_decode_record(attn_seq2seq *m, int32_t *out, int32_t *out_len,
                                                 const int32_t *src, int S, int src_len,
                                                 const attn_decode_options *opt,
-                                                attn_record *record);
+                                                attn_record *record,
+                                                const attn_record_options *options);
 
 #ifdef __cplusplus
 }

@@ -124,7 +124,7 @@ _s2s_decode = declare("attn_seq2seq_decode", _vp, _i32_p, _i32_p, _p(ctypes.c_fl
                       _i32_p, ctypes.c_int, ctypes.c_int, _p(_DecodeOptions))
 _s2s_decode_record = declare("attn_seq2seq_decode_record", _vp, _i32_p, _i32_p, _i32_p,
                              ctypes.c_int, ctypes.c_int, _p(_DecodeOptions),
-                             _p(records._Record))
+                             _p(records._Record), _p(records._Options))
 
 _unit_name = declare("attn_text_unit_name", ctypes.c_int, restype=_cp)
 _text_encode = declare("attn_text_encode", _p(_TextVocab), _cp, ctypes.c_size_t, _i32_p,
@@ -139,7 +139,7 @@ _gpt_params = declare("attn_gpt_params", _vp, restype=_vp)
 _gpt_generate = declare("attn_gpt_generate", _vp, _i32_p, _p(ctypes.c_int), _i32_p,
                         ctypes.c_int, _p(_GenerateOptions))
 _gpt_record = declare("attn_gpt_record", _vp, _i32_p, ctypes.c_int, _p(ctypes.c_float),
-                      _p(records._Record))
+                      _p(records._Record), _p(records._Options))
 
 _MALFORMED = lib.attn_status_string(4).decode()  # ATTN_ERR_FORMAT's name
 _INT32_MAX = 2**31 - 1
@@ -366,18 +366,22 @@ class Translator(_Model):
             outputs, maps = outputs[0], maps[0]
         return (outputs, maps) if attention else outputs
 
-    def record(self, text, sample=False, seed=1):
+    def record(self, text, sample=False, seed=1, qk=False, gradient=False, gradient_step=None):
         """Every attention map the model uses translating text (greedily), as a
         records.Record, what `attn translate --attention FILE TEXT` writes: the
         RNN decoders' "decoder.attention", or the transformer's self- and cross-
         attention of every layer and head. Queries: the output's characters and
-        "</s>" for EOS; keys: the text's characters."""
+        "</s>" for EOS; keys: the text's characters. qk adds each map's q and k
+        (not for Bahdanau's scores); gradient adds d log p / d weights (soft
+        attention), log p the output's (the sum over its steps) or, with
+        gradient_step, that step's alone (see attn/seq2seq.h)."""
+        extras = records._options(qk, gradient, gradient_step)
         opt = self._options(1, sample, seed)
         src, n = self._encode(text)
         out, out_len = (ctypes.c_int32 * opt.max_len)(), ctypes.c_int32()
         with self._use() as m, records._c_record(self.config["arch"], self.task) as r:
             check(_s2s_decode_record(m, out, _byref(out_len), src, len(src), n, _byref(opt),
-                                     _byref(r)))
+                                     _byref(r), extras))
             labels = self._output(out, out_len.value)[1] + ["</s>"]
             keys = [chr(self._task.src_vocab.chars[i]) for i in src[:n]]
             records._set_tokens(r, labels[:self._steps(out_len.value)], keys)
@@ -511,16 +515,23 @@ class LanguageModel(_Model):
         if tail:
             yield tail
 
-    def record(self, text):
+    def record(self, text, qk=False, gradient=False, gradient_step=None):
         """What every head of every layer attends to reading text, (at most
         block_size tokens) from position 0: a records.Record with one self-
         attention map per layer, "transformer.h.<l>.attn", weights (heads, n, n)
         for the n tokens (0 above the diagonal), each row summing to 1. Its tokens
-        are labelled as `attn generate --attention FILE` labels them."""
+        are labelled as `attn generate --attention FILE` labels them. qk adds each
+        map's q and k (after RoPE); gradient adds d log p / d weights, log p the
+        last token's given those before it, or gradient_step's (1 .. n - 1), or
+        with records.EXPLAIN_ALL the sum over tokens 1 .. n - 1 (attn/gpt.h)."""
         ids = self._encode(text, "text")
+        if gradient and gradient_step is None:
+            gradient_step = len(ids) - 1
+        extras = records._options(qk, gradient, gradient_step)
         labels = [self._label(i) for i in ids]
         with self._use() as m, records._c_record("gpt", "text") as r:
-            check(_gpt_record(m, (ctypes.c_int32 * len(ids))(*ids), len(ids), None, _byref(r)))
+            check(_gpt_record(m, (ctypes.c_int32 * len(ids))(*ids), len(ids), None, _byref(r),
+                              extras))
             records._set_tokens(r, labels, labels)
             return records._copy(r)
 

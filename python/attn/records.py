@@ -25,17 +25,43 @@ class _Map(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char * _NAME_MAX), ("site", ctypes.c_char * _NAME_MAX),
                 ("layer", ctypes.c_int), ("kind", ctypes.c_int), ("hard", ctypes.c_bool),
                 ("over_queries", ctypes.c_bool), ("heads", ctypes.c_int), ("rows", ctypes.c_int),
-                ("cols", ctypes.c_int), ("weights", ctypes.POINTER(ctypes.c_float))]
+                ("cols", ctypes.c_int), ("weights", ctypes.POINTER(ctypes.c_float)),
+                ("head_dim", ctypes.c_int), ("q", ctypes.POINTER(ctypes.c_float)),
+                ("k", ctypes.POINTER(ctypes.c_float)), ("gradient", ctypes.POINTER(ctypes.c_float))]
 
 
 class _Record(ctypes.Structure):
     _fields_ = [("model", ctypes.c_char * 64), ("task", ctypes.c_char * 32),
                 ("queries", ctypes.POINTER(ctypes.c_char_p)),
                 ("keys", ctypes.POINTER(ctypes.c_char_p)), ("n_queries", ctypes.c_int),
-                ("n_keys", ctypes.c_int), ("maps", _Map * _MAPS_MAX), ("n_maps", ctypes.c_int)]
+                ("n_keys", ctypes.c_int), ("maps", _Map * _MAPS_MAX), ("n_maps", ctypes.c_int),
+                ("gradient_step", ctypes.c_int)]
 
 
-check_sizes((_Map, "attn_attention_map"), (_Record, "attn_record"))
+class _Options(ctypes.Structure):
+    _fields_ = [("qk", ctypes.c_bool), ("gradient", ctypes.c_bool),
+                ("gradient_step", ctypes.c_int)]
+
+
+check_sizes((_Map, "attn_attention_map"), (_Record, "attn_record"),
+            (_Options, "attn_record_options"))
+
+# ATTN_EXPLAIN_ALL: a gradient of every output token's log-probability, summed.
+EXPLAIN_ALL = -1
+
+
+def _options(qk, gradient, gradient_step):
+    """What a model records beside the weights (attn_record_options), or None for
+    nothing; gradient_step (an int, or EXPLAIN_ALL) implies gradient."""
+    gradient = gradient or gradient_step is not None
+    if not (qk or gradient):
+        return None
+    step = EXPLAIN_ALL if gradient_step is None else gradient_step
+    if not isinstance(step, int) or isinstance(step, bool):
+        raise TypeError(f"gradient_step must be an int, not {type(step).__name__}")
+    if not -1 <= step < 2**31:
+        raise ValueError(f"gradient_step {step} is outside [-1, 2**31)")
+    return ctypes.byref(_Options(bool(qk), gradient, step))
 
 _record_p, _map_p, _tokens_p = (ctypes.POINTER(_Record), ctypes.POINTER(_Map),
                                 ctypes.POINTER(ctypes.c_char_p))
@@ -53,11 +79,15 @@ class Map:
     """One attention map: `name` (e.g. "transformer.h.0.attn"), `site` (the name
     with the layer as "*"), `layer`, `kind` ("self" or "cross"), `hard` (each row
     one-hot), `weights` (heads, rows, cols) float32, and the tokens labelling its
-    rows and columns, `row_tokens` (rows) and `col_tokens` (cols)."""
+    rows and columns, `row_tokens` (rows) and `col_tokens` (cols). When recorded
+    (else None): `q` (heads, rows, head_dim) and `k` (heads, cols, head_dim),
+    `gradient` (heads, rows, cols), d log p / d weights."""
 
-    def __init__(self, name, site, layer, kind, hard, weights, row_tokens, col_tokens):
+    def __init__(self, name, site, layer, kind, hard, weights, row_tokens, col_tokens,
+                 q=None, k=None, gradient=None):
         self.name, self.site, self.layer, self.kind, self.hard = name, site, layer, kind, hard
         self.weights, self.row_tokens, self.col_tokens = weights, row_tokens, col_tokens
+        self.q, self.k, self.gradient = q, k, gradient
 
     def __repr__(self):
         return (f"Map({self.name!r}, {self.kind}, layer {self.layer}, "
@@ -66,10 +96,13 @@ class Map:
 
 class Record:
     """A record: the `model` and `task` it comes from, the tokens the model wrote
-    (`queries`) and read (`keys`), and its `maps` (a list of Map)."""
+    (`queries`) and read (`keys`), its `maps` (a list of Map), and
+    `gradient_step`, the output the maps' gradients explain (-1: every output
+    token; None without gradients)."""
 
-    def __init__(self, model, task, queries, keys, maps):
+    def __init__(self, model, task, queries, keys, maps, gradient_step=None):
         self.model, self.task, self.queries, self.keys, self.maps = model, task, queries, keys, maps
+        self.gradient_step = gradient_step
 
     def map(self, name):
         """The map called name."""
@@ -111,11 +144,22 @@ def _copy(r):
     for m in r.maps[:r.n_maps]:
         shape = (m.heads, m.rows, m.cols)
         weights = np.ctypeslib.as_array(m.weights, shape).copy()
+        extras = {
+            "q": _array(m.q, (m.heads, m.rows, m.head_dim)),
+            "k": _array(m.k, (m.heads, m.cols, m.head_dim)),
+            "gradient": _array(m.gradient, shape),
+        }
         maps.append(Map(m.name.decode(), m.site.decode(), m.layer, _kind_name(m.kind).decode(),
                         m.hard, weights, _strings(_row_tokens(ctypes.byref(r), m), m.rows),
-                        _strings(_col_tokens(ctypes.byref(r), m), m.cols)))
+                        _strings(_col_tokens(ctypes.byref(r), m), m.cols), **extras))
+    has_gradients = any(m.gradient is not None for m in maps)
     return Record(r.model.decode(), r.task.decode(), _strings(r.queries, r.n_queries),
-                  _strings(r.keys, r.n_keys), maps)
+                  _strings(r.keys, r.n_keys), maps, r.gradient_step if has_gradients else None)
+
+
+def _array(pointer, shape):
+    """A copy of the C array at pointer, or None for NULL."""
+    return np.ctypeslib.as_array(pointer, shape).copy() if pointer else None
 
 
 def load_record(path):

@@ -1,6 +1,9 @@
 /* What recorded attention says (attn/capture.h): the entropy of each row of a
- * map, and attention rollout and attention flow across layers (Abnar and
- * Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020). */
+ * map, attention rollout and attention flow across layers (Abnar and Zuidema,
+ * "Quantifying Attention Flow in Transformers", ACL 2020), and gradient-weighted
+ * attention and its relevance across layers (Chefer, Gur and Wolf, "Generic
+ * Attention-model Explainability for Interpreting Bi-Modal and Encoder-Decoder
+ * Transformers", ICCV 2021). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +85,13 @@ static attn_status check_layers(const attn_attention_map *const *layers, int n_l
     return ATTN_OK;
 }
 
-attn_status attn_rollout(const attn_attention_map *const *layers, int n_layers, float *out)
+/* One layer's factor of a product through the layers: a: (n, n) from map m. */
+typedef attn_status (*layer_factor)(float *a, const attn_attention_map *m, int n);
+
+/* out: (n, n) = M_L ... M_2 M_1, M_l = factor(layer l), layers checked; what
+ * names the product in messages. */
+static attn_status layer_product(const attn_attention_map *const *layers, int n_layers,
+                                 float *out, layer_factor factor, const char *what)
 {
     attn_status s;
     if ((s = check_layers(layers, n_layers, out))) return s;
@@ -90,17 +99,64 @@ attn_status attn_rollout(const attn_attention_map *const *layers, int n_layers, 
     const size_t plane = (size_t)n * n;
     float *a = malloc(2 * plane * sizeof *a);
     if (a == NULL)
-        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for a rollout of %d tokens", n);
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for a %s of %d tokens", what, n);
     float *product = a + plane;
-    residual_average(out, layers[0], n);
-    for (int l = 1; l < n_layers; l++) {
-        residual_average(a, layers[l], n);
-        /* rollout_l = A'_l rollout_{l-1} */
+    s = factor(out, layers[0], n);
+    for (int l = 1; l < n_layers && s == ATTN_OK; l++) {
+        if ((s = factor(a, layers[l], n))) break;
+        /* product_l = M_l product_{l-1} */
         attn_sgemm(false, false, n, n, n, 1.0f, a, n, out, n, 0.0f, product, n);
         memcpy(out, product, plane * sizeof *out);
     }
     free(a);
+    return s;
+}
+
+static attn_status residual_factor(float *a, const attn_attention_map *m, int n)
+{
+    residual_average(a, m, n);
     return ATTN_OK;
+}
+
+attn_status attn_rollout(const attn_attention_map *const *layers, int n_layers, float *out)
+{
+    return layer_product(layers, n_layers, out, residual_factor, "rollout");
+}
+
+/* ---- gradient-weighted attention (Chefer, Gur and Wolf, ICCV 2021) ---- */
+
+attn_status attn_map_gradient_weighted(const attn_attention_map *m, float *out)
+{
+    attn_status s;
+    if ((s = check_map(m, "map")) || (s = attn_check_not_null(out, "out"))) return s;
+    if (m->gradient == NULL)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "map '%s' has no gradient (record it with its gradients)", m->name);
+    const size_t plane = (size_t)m->rows * m->cols;
+    for (size_t e = 0; e < plane; e++) {
+        double sum = 0.0;
+        for (int h = 0; h < m->heads; h++) {
+            const double product =
+                (double)m->gradient[(size_t)h * plane + e] * m->weights[(size_t)h * plane + e];
+            if (product > 0.0) sum += product;
+        }
+        out[e] = (float)(sum / m->heads);
+    }
+    return ATTN_OK;
+}
+
+/* I + G, G the gradient-weighted attention of m: R <- R + G R is R <- (I + G) R. */
+static attn_status relevance_factor(float *a, const attn_attention_map *m, int n)
+{
+    attn_status s = attn_map_gradient_weighted(m, a);
+    for (int i = 0; i < n && s == ATTN_OK; i++) a[(size_t)i * n + i] += 1.0f;
+    return s;
+}
+
+attn_status attn_gradient_rollout(const attn_attention_map *const *layers, int n_layers,
+                                  float *out)
+{
+    return layer_product(layers, n_layers, out, relevance_factor, "relevance");
 }
 
 /* ---- attention flow: Dinic's maximum flow on the layered network ---- */

@@ -267,3 +267,39 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
     row_scratch_free(&scratch);
     return ATTN_OK;
 }
+
+/* dP_ij = dout_i . v_j, the first line of the backward above, kept where row i
+ * sees key j: P is the variable a caller asks about (gradient-weighted attention),
+ * and a masked P_ij is the constant 0. One thread per (b, h), as the forward. */
+attn_status attn_sdpa_weights_backward(float *dweights, const float *dout, const float *q,
+                                       const float *k, const float *v,
+                                       const attn_sdpa_config *cfg)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(dweights, "dweights")) || (s = attn_sdpa_check(cfg)) ||
+        (s = attn_check_not_null(dout, "dout")) || (s = attn_check_not_null(q, "q")) ||
+        (s = attn_check_not_null(k, "k")) || (s = attn_check_not_null(v, "v")))
+        return s;
+    if (cfg->dropout_p != 0.0f)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "the gradient with respect to the weights needs dropout off, not %g",
+                          (double)cfg->dropout_p);
+    const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
+    const float scale = attn_sdpa_scale(cfg);
+#pragma omp parallel for num_threads(worth_threads(cfg) ? attn_get_num_threads() : 1) \
+    schedule(static)
+    for (int64_t bh = 0; bh < B * H; bh++)
+        for (int64_t i = 0; i < Lq; i++) {
+            const float *dout_i = dout + (bh * Lq + i) * Dv, *q_i = q + (bh * Lq + i) * D;
+            float *dw_i = dweights + (bh * Lq + i) * Lk;
+            for (int64_t j = 0; j < Lk; j++) {
+                bool from_fill;
+                const float score =
+                    masked_score(cfg, scale, q_i, k + (bh * Lk + j) * D, bh / H, bh % H, i, j,
+                                 &from_fill);
+                if (score != -INFINITY) dw_i[j] += dot(dout_i, v + (bh * Lk + j) * Dv, (int)Dv);
+            }
+        }
+    return ATTN_OK;
+}

@@ -24,12 +24,21 @@ static void free_tokens(char **tokens, int n)
     free(tokens);
 }
 
+static void free_map(attn_attention_map *m)
+{
+    free(m->weights);
+    free(m->q);
+    free(m->k);
+    free(m->gradient);
+    memset(m, 0, sizeof *m);
+}
+
 void attn_record_free(attn_record *r)
 {
     if (r == NULL) return;
     free_tokens(r->queries, r->n_queries);
     free_tokens(r->keys, r->n_keys);
-    for (int i = 0; i < r->n_maps; i++) free(r->maps[i].weights);
+    for (int i = 0; i < r->n_maps; i++) free_map(&r->maps[i]);
     memset(r, 0, sizeof *r);
 }
 
@@ -171,11 +180,72 @@ attn_status attn_record_add_map(attn_record *r, const char *site, int layer, att
 
 void attn_record_drop_maps(attn_record *r, int n_maps)
 {
-    for (; r->n_maps > n_maps; r->n_maps--) {
-        attn_attention_map *m = &r->maps[r->n_maps - 1];
-        free(m->weights);
-        memset(m, 0, sizeof *m);
+    for (; r->n_maps > n_maps; r->n_maps--) free_map(&r->maps[r->n_maps - 1]);
+}
+
+/* *out: count zeroed floats for the `what` of map m. */
+static attn_status zeroed(float **out, size_t count, const attn_attention_map *m, const char *what)
+{
+    if ((*out = calloc(count, sizeof **out)) == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the %zu %s values of map '%s'",
+                          count, what, m->name);
+    return ATTN_OK;
+}
+
+static attn_status check_map_index(const attn_record *r, int i)
+{
+    attn_status s = attn_check_not_null(r, "record");
+    if (s) return s;
+    if (i < 0 || i >= r->n_maps)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "map %d is not one of the record's %d", i,
+                          r->n_maps);
+    return ATTN_OK;
+}
+
+attn_status attn_record_add_qk(attn_record *r, int i, int head_dim, float **q, float **k)
+{
+    attn_status s;
+    if ((s = check_map_index(r, i)) || (s = attn_check_at_least(head_dim, 1, "head_dim")))
+        return s;
+    attn_attention_map *m = &r->maps[i];
+    if (m->q != NULL)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "map '%s' has its q and k already", m->name);
+    const unsigned long long per_head = (unsigned long long)head_dim * (m->rows + m->cols);
+    if (per_head * m->heads > ATTN_RECORD_MAX_WEIGHTS)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "map '%s' with head_dim %d has more than %llu q and k values", m->name,
+                          head_dim, ATTN_RECORD_MAX_WEIGHTS);
+    const size_t n_q = (size_t)m->heads * m->rows * head_dim;
+    const size_t n_k = (size_t)m->heads * m->cols * head_dim;
+    if ((s = zeroed(&m->q, n_q, m, "q"))) return s;
+    if ((s = zeroed(&m->k, n_k, m, "k"))) {
+        free(m->q);
+        m->q = NULL;
+        return s;
     }
+    m->head_dim = head_dim;
+    if (q) *q = m->q;
+    if (k) *k = m->k;
+    return ATTN_OK;
+}
+
+attn_status attn_record_add_gradient(attn_record *r, int i, float **gradient)
+{
+    attn_status s;
+    if ((s = check_map_index(r, i)) || (s = attn_check_not_null(gradient, "gradient")))
+        return s;
+    attn_attention_map *m = &r->maps[i];
+    if (m->hard)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "map '%s' is hard attention: its one-hot rows are choices, and the "
+                          "output has no gradient with respect to them",
+                          m->name);
+    if (m->gradient != NULL)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT, "map '%s' has its gradient already",
+                          m->name);
+    if ((s = zeroed(&m->gradient, (size_t)m->heads * m->rows * m->cols, m, "gradient"))) return s;
+    *gradient = m->gradient;
+    return ATTN_OK;
 }
 
 const attn_attention_map *attn_record_find(const attn_record *r, const char *name)
@@ -225,6 +295,48 @@ static int bad_weight(const float *row, int cols, bool hard)
     return -1;
 }
 
+/* The index of the first value of x (n) that is not finite, or -1. */
+static long long not_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (long long)i;
+    return -1;
+}
+
+/* A map's optional q, k and gradient: present together with their sizes, finite,
+ * no gradient on a hard map, and the record's gradient_step in range. */
+static attn_status check_extras(const attn_record *r, const attn_attention_map *m,
+                                attn_status status)
+{
+    if ((m->q == NULL) != (m->k == NULL) || (m->q == NULL) != (m->head_dim == 0))
+        return attn_error(status, "map '%s' has head_dim %d but %s q and %s k", m->name,
+                          m->head_dim, m->q ? "a" : "no", m->k ? "a" : "no");
+    if (m->head_dim < 0)
+        return attn_error(status, "map '%s' has head_dim %d", m->name, m->head_dim);
+    const struct {
+        const char *what;
+        const float *x;
+        size_t n;
+    } parts[] = {{"q", m->q, (size_t)m->heads * m->rows * m->head_dim},
+                 {"k", m->k, (size_t)m->heads * m->cols * m->head_dim},
+                 {"gradient", m->gradient, (size_t)m->heads * m->rows * m->cols}};
+    for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+        const long long at = parts[p].x ? not_finite(parts[p].x, parts[p].n) : -1;
+        if (at >= 0)
+            return attn_error(status, "map '%s': %s value %lld is %g, not finite", m->name,
+                              parts[p].what, at, (double)parts[p].x[at]);
+    }
+    if (m->gradient == NULL) return ATTN_OK;
+    if (m->hard)
+        return attn_error(status, "map '%s' is hard attention but has a gradient", m->name);
+    if (r->gradient_step < ATTN_EXPLAIN_ALL || r->gradient_step >= r->n_queries)
+        return attn_error(status,
+                          "the record's gradient_step %d is neither %d (every output token) nor "
+                          "one of its %d query tokens",
+                          r->gradient_step, ATTN_EXPLAIN_ALL, r->n_queries);
+    return ATTN_OK;
+}
+
 attn_status attn_record_check_map(const attn_record *r, int i, attn_status status)
 {
     const attn_attention_map *m = &r->maps[i];
@@ -243,6 +355,8 @@ attn_status attn_record_check_map(const attn_record *r, int i, attn_status statu
         return attn_error(status, "map '%s' has %d columns but the record has %d %s tokens",
                           m->name, m->cols, cols_want, cols_what);
     if (m->weights == NULL) return attn_error(status, "map '%s' has no weights", m->name);
+    attn_status s = check_extras(r, m, status);
+    if (s) return s;
     for (int h = 0; h < m->heads; h++)
         for (int row = 0; row < m->rows; row++) {
             const float *w = m->weights + ((size_t)h * m->rows + row) * m->cols;

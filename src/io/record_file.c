@@ -58,26 +58,49 @@ static bool add_tokens(cJSON *root, const char *key, char *const *tokens, int n)
     return true;
 }
 
-/* The map's weights as JSON text, [[[w, ...], ...], ...] (heads, rows, cols), each
- * with 9 significant digits, enough to read back the same float. NULL when out
- * of memory. */
-static char *weights_text(const attn_attention_map *m)
+/* A map's tensor by its role: the weights, or the optional q, k and gradient. */
+typedef struct map_part {
+    const char *key;    /* its JSON key: "weights", "q", "k", "gradient" */
+    const char *prefix; /* its safetensors name's: "attention.", "query.", ... */
+} map_part;
+
+enum { PART_WEIGHTS, PART_Q, PART_K, PART_GRADIENT, PARTS };
+static const map_part PART[PARTS] = {{"weights", TENSOR_PREFIX},
+                                     {"q", "query."},
+                                     {"k", "key."},
+                                     {"gradient", "gradient."}};
+#define TENSOR_NAME_MAX (sizeof "gradient." + ATTN_RECORD_NAME_MAX)
+
+/* Part p of map m: its data (NULL when absent) and shape. */
+static float *part_of(const attn_attention_map *m, int p, int shape[3])
+{
+    shape[0] = m->heads;
+    shape[1] = p == PART_K ? m->cols : m->rows;
+    shape[2] = p == PART_Q || p == PART_K ? m->head_dim : m->cols;
+    float *const data[PARTS] = {m->weights, m->q, m->k, m->gradient};
+    return data[p];
+}
+
+/* x: (d[0], d[1], d[2]) as JSON text, [[[x, ...], ...], ...], each with 9
+ * significant digits, enough to read back the same float. NULL when out of
+ * memory. */
+static char *array_text(const float *x, const int d[3])
 {
     enum { NUMBER_MAX = 16 }; /* "-1.23456789e-38," */
-    const size_t count = (size_t)m->heads * m->rows * m->cols;
-    const size_t size = count * NUMBER_MAX + (size_t)m->heads * (3 * (size_t)m->rows + 3) + 3;
+    const size_t count = (size_t)d[0] * d[1] * d[2];
+    const size_t size = count * NUMBER_MAX + (size_t)d[0] * (3 * (size_t)d[1] + 3) + 3;
     char *text = malloc(size);
     if (text == NULL) return NULL;
     char *p = text;
     *p++ = '[';
-    for (int h = 0; h < m->heads; h++) {
+    for (int h = 0; h < d[0]; h++) {
         *p++ = h ? ',' : '[';
         if (h) *p++ = '[';
-        for (int i = 0; i < m->rows; i++) {
+        for (int i = 0; i < d[1]; i++) {
             *p++ = i ? ',' : '[';
             if (i) *p++ = '[';
-            const float *row = m->weights + ((size_t)h * m->rows + i) * m->cols;
-            for (int j = 0; j < m->cols; j++)
+            const float *row = x + ((size_t)h * d[1] + i) * d[2];
+            for (int j = 0; j < d[2]; j++)
                 p += snprintf(p, NUMBER_MAX + 1, "%s%.9g", j ? "," : "", (double)row[j]);
             *p++ = ']';
         }
@@ -104,12 +127,24 @@ static bool add_map(cJSON *maps, const attn_attention_map *m, bool with_weights)
                cJSON_AddStringToObject(o, "tokens", m->over_queries ? "queries" : "keys")) &&
               cJSON_AddNumberToObject(o, "heads", m->heads) &&
               cJSON_AddNumberToObject(o, "rows", m->rows) &&
-              cJSON_AddNumberToObject(o, "cols", m->cols);
-    if (!ok || !with_weights) return ok;
-    char *text = weights_text(m);
-    ok = text != NULL && cJSON_AddRawToObject(o, "weights", text) != NULL;
-    free(text);
+              cJSON_AddNumberToObject(o, "cols", m->cols) &&
+              (m->head_dim == 0 || cJSON_AddNumberToObject(o, "head_dim", m->head_dim));
+    for (int p = 0; p < PARTS && ok && with_weights; p++) {
+        int shape[3];
+        const float *x = part_of(m, p, shape);
+        if (x == NULL) continue;
+        char *text = array_text(x, shape);
+        ok = text != NULL && cJSON_AddRawToObject(o, PART[p].key, text) != NULL;
+        free(text);
+    }
     return ok;
+}
+
+static bool has_gradients(const attn_record *r)
+{
+    for (int i = 0; i < r->n_maps; i++)
+        if (r->maps[i].gradient) return true;
+    return false;
 }
 
 /* The record as JSON text (free with cJSON_free), or NULL when out of memory. A
@@ -130,6 +165,8 @@ static char *record_json(const attn_record *r, bool with_weights)
     cJSON *maps = ok ? cJSON_AddArrayToObject(root, "maps") : NULL;
     ok = maps != NULL;
     for (int i = 0; i < r->n_maps && ok; i++) ok = add_map(maps, &r->maps[i], with_weights);
+    ok = ok && (!has_gradients(r) ||
+                cJSON_AddNumberToObject(root, "gradient_step", r->gradient_step));
     char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     return text;
@@ -146,27 +183,32 @@ static attn_status write_json_atomically(const char *path, char *text)
 
 static attn_status save_safetensors(const attn_record *r, const char *path, const char *json)
 {
-    const int n = r->n_maps;
+    const int n = r->n_maps * PARTS;
     attn_tensor_out *tensors = calloc((size_t)n + 1, sizeof *tensors);
-    char (*names)[sizeof TENSOR_PREFIX + ATTN_RECORD_NAME_MAX] =
-        calloc((size_t)n + 1, sizeof *names);
+    char (*names)[TENSOR_NAME_MAX] = calloc((size_t)n + 1, sizeof *names);
     int64_t(*shapes)[3] = calloc((size_t)n + 1, sizeof *shapes);
     attn_status s;
     if (tensors == NULL || names == NULL || shapes == NULL) {
-        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to write %d maps", n);
+        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to write %d maps", r->n_maps);
     } else {
-        for (int i = 0; i < n; i++) {
-            const attn_attention_map *m = &r->maps[i];
-            snprintf(names[i], sizeof names[i], "%s%s", TENSOR_PREFIX, m->name);
-            shapes[i][0] = m->heads, shapes[i][1] = m->rows, shapes[i][2] = m->cols;
-            tensors[i] = (attn_tensor_out){.name = names[i],
-                                           .dtype = ATTN_DTYPE_F32,
-                                           .ndim = 3,
-                                           .shape = shapes[i],
-                                           .data = m->weights};
-        }
+        int count = 0;
+        for (int i = 0; i < r->n_maps; i++)
+            for (int p = 0; p < PARTS; p++) {
+                int shape[3];
+                const float *x = part_of(&r->maps[i], p, shape);
+                if (x == NULL) continue;
+                snprintf(names[count], sizeof names[count], "%s%s", PART[p].prefix,
+                         r->maps[i].name);
+                for (int d = 0; d < 3; d++) shapes[count][d] = shape[d];
+                tensors[count] = (attn_tensor_out){.name = names[count],
+                                                   .dtype = ATTN_DTYPE_F32,
+                                                   .ndim = 3,
+                                                   .shape = shapes[count],
+                                                   .data = x};
+                count++;
+            }
         const attn_metadata_pair meta[] = {{KIND_KEY, KIND_VALUE}, {RECORD_KEY, json}};
-        s = attn_safetensors_save(path, tensors, n, meta, 2);
+        s = attn_safetensors_save(path, tensors, count, meta, 2);
     }
     free(tensors);
     free(names);
@@ -277,65 +319,121 @@ static attn_status read_tokens(const loader *ld, attn_record *r, const cJSON *ro
     return s;
 }
 
-/* The map's sizes as the file claims them, checked against its data before
- * anything is allocated for them. */
-typedef struct map_sizes {
-    const char *name;
-    int heads, rows, cols;
-} map_sizes;
-
-/* o's "weights" must be an array of heads arrays of rows arrays of cols numbers. */
-static attn_status check_inline_weights(const loader *ld, const map_sizes *z, const cJSON *o)
+/* o's part p must be an array of d[0] arrays of d[1] arrays of d[2] numbers. */
+static attn_status check_inline(const loader *ld, const char *name, const cJSON *o, int p,
+                                const int d[3])
 {
-    const cJSON *heads = field(o, "weights");
-    if (!cJSON_IsArray(heads) || cJSON_GetArraySize(heads) != z->heads)
-        return fail(ld, "map '%s': \"weights\" is not an array of %d heads", z->name, z->heads);
+    const char *key = PART[p].key;
+    /* the weights' messages name no part, as before the others existed */
+    char part[16] = "";
+    if (p != PART_WEIGHTS) snprintf(part, sizeof part, "\"%s\" ", key);
+    const char *unit = p == PART_WEIGHTS ? "weights" : "values";
+    const cJSON *heads = field(o, key);
+    if (!cJSON_IsArray(heads) || cJSON_GetArraySize(heads) != d[0])
+        return fail(ld, "map '%s': \"%s\" is not an array of %d heads", name, key, d[0]);
     int h = 0;
     for (const cJSON *head = heads->child; head != NULL; head = head->next, h++) {
-        if (!cJSON_IsArray(head) || cJSON_GetArraySize(head) != z->rows)
-            return fail(ld, "map '%s': head %d of \"weights\" is not an array of %d rows",
-                        z->name, h, z->rows);
+        if (!cJSON_IsArray(head) || cJSON_GetArraySize(head) != d[1])
+            return fail(ld, "map '%s': head %d of \"%s\" is not an array of %d rows", name, h,
+                        key, d[1]);
         int i = 0;
         for (const cJSON *row = head->child; row != NULL; row = row->next, i++) {
-            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != z->cols)
-                return fail(ld, "map '%s': head %d row %d is not an array of %d weights",
-                            z->name, h, i, z->cols);
+            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != d[2])
+                return fail(ld, "map '%s': %shead %d row %d is not an array of %d %s", name,
+                            part, h, i, d[2], unit);
             int j = 0;
             for (const cJSON *w = row->child; w != NULL; w = w->next, j++)
                 if (!cJSON_IsNumber(w))
-                    return fail(ld, "map '%s': head %d row %d column %d is not a number",
-                                z->name, h, i, j);
+                    return fail(ld, "map '%s': %shead %d row %d column %d is not a number",
+                                name, part, h, i, j);
         }
     }
     return ATTN_OK;
 }
 
-/* weights: (heads, rows, cols) from the checked arrays of o's "weights". */
-static void read_inline_weights(float *weights, const cJSON *o)
+/* out: the checked arrays of o's part p, in order. */
+static void read_inline(float *out, const cJSON *o, int p)
 {
-    float *out = weights;
-    for (const cJSON *head = field(o, "weights")->child; head != NULL; head = head->next)
+    for (const cJSON *head = field(o, PART[p].key)->child; head != NULL; head = head->next)
         for (const cJSON *row = head->child; row != NULL; row = row->next)
             for (const cJSON *w = row->child; w != NULL; w = w->next)
                 *out++ = (float)w->valuedouble;
 }
 
-/* The tensor "attention.<name>", shaped (heads, rows, cols). */
-static attn_status find_tensor(const loader *ld, const map_sizes *z, const attn_tensor_view **out)
+/* The tensor of map `map`'s part p, shaped d; *out NULL when an optional part is
+ * absent. */
+static attn_status find_tensor(const loader *ld, const char *map, int p, const int d[3],
+                               const attn_tensor_view **out)
 {
-    char name[sizeof TENSOR_PREFIX + ATTN_RECORD_NAME_MAX];
-    snprintf(name, sizeof name, "%s%s", TENSOR_PREFIX, z->name);
+    char name[TENSOR_NAME_MAX];
+    snprintf(name, sizeof name, "%s%s", PART[p].prefix, map);
     const attn_tensor_view *t = attn_safetensors_find(ld->st, name);
-    if (t == NULL) return fail(ld, "map '%s' has no tensor '%s'", z->name, name);
-    if (t->ndim != 3 || t->shape[0] != z->heads || t->shape[1] != z->rows ||
-        t->shape[2] != z->cols) {
+    *out = t;
+    if (t == NULL)
+        return p == PART_WEIGHTS ? fail(ld, "map '%s' has no tensor '%s'", map, name) : ATTN_OK;
+    if (t->ndim != 3 || t->shape[0] != d[0] || t->shape[1] != d[1] || t->shape[2] != d[2]) {
         char shape[160];
         attn_format_shape(shape, sizeof shape, t->shape, t->ndim);
-        return fail(ld, "tensor '%s' is shaped %s, but its map is (%d, %d, %d)", name, shape,
-                    z->heads, z->rows, z->cols);
+        return fail(ld, "tensor '%s' is shaped %s, but its map%s%s is (%d, %d, %d)", name, shape,
+                    p == PART_WEIGHTS ? "" : "'s ", p == PART_WEIGHTS ? "" : PART[p].key, d[0],
+                    d[1], d[2]);
     }
-    *out = t;
     return ATTN_OK;
+}
+
+/* The map's sizes as the file claims them, checked against its data before
+ * anything is allocated for them. */
+typedef struct map_sizes {
+    const char *name;
+    int heads, rows, cols, head_dim;
+} map_sizes;
+
+/* The map z as it would be added, to read its parts' shapes before it is. */
+static attn_attention_map sized(const map_sizes *z)
+{
+    return (attn_attention_map){
+        .heads = z->heads, .rows = z->rows, .cols = z->cols, .head_dim = z->head_dim};
+}
+
+/* Map z's tensors (safetensors; NULL for an absent optional part) or inline
+ * arrays (JSON; *has[p] says which are there), every one checked against its
+ * shape before the map is added. */
+static attn_status find_parts(const loader *ld, const map_sizes *z, const cJSON *o,
+                              const attn_tensor_view *tensors[PARTS], bool has[PARTS])
+{
+    for (int p = 0; p < PARTS; p++) {
+        char name[TENSOR_NAME_MAX];
+        snprintf(name, sizeof name, "%s%s", PART[p].prefix, z->name);
+        has[p] = p == PART_WEIGHTS || (ld->st ? attn_safetensors_find(ld->st, name) != NULL
+                                              : field(o, PART[p].key) != NULL);
+    }
+    if (has[PART_Q] != has[PART_K] || has[PART_Q] != (z->head_dim > 0))
+        return fail(ld, "map '%s' needs q, k and \"head_dim\" together (it has %s)", z->name,
+                    has[PART_Q] ? "q" : has[PART_K] ? "k" : "\"head_dim\"");
+    const attn_attention_map shape_of = sized(z);
+    for (int p = 0; p < PARTS; p++) {
+        int d[3];
+        part_of(&shape_of, p, d);
+        attn_status s;
+        tensors[p] = NULL;
+        if (ld->st && (s = find_tensor(ld, z->name, p, d, &tensors[p]))) return s;
+        if (!ld->st && has[p] && (s = check_inline(ld, z->name, o, p, d))) return s;
+    }
+    return ATTN_OK;
+}
+
+/* Fills part p of map i of r from its tensor t or from o. */
+static attn_status read_part(const loader *ld, attn_record *r, int i, const cJSON *o, int p,
+                             const attn_tensor_view *t)
+{
+    int d[3];
+    float *x = part_of(&r->maps[i], p, d);
+    if (t == NULL) {
+        read_inline(x, o, p);
+        return ATTN_OK;
+    }
+    attn_status s = attn_tensor_read_f32(t, x, (size_t)d[0] * d[1] * d[2]);
+    return s ? fail_with_last(ld, s) : ATTN_OK;
 }
 
 static attn_status read_map(const loader *ld, attn_record *r, const cJSON *o, int index)
@@ -369,22 +467,27 @@ static attn_status read_map(const loader *ld, attn_record *r, const cJSON *o, in
         !json_int(field(o, "cols"), 1, MAX_TOKENS, &z.cols))
         return fail(ld, "map '%s': \"heads\", \"rows\" and \"cols\" must be integers in [1, %d]",
                     z.name, MAX_TOKENS);
-    const attn_tensor_view *t = NULL;
-    attn_status s = ld->st ? find_tensor(ld, &z, &t) : check_inline_weights(ld, &z, o);
+    const cJSON *head_dim = field(o, "head_dim");
+    if (head_dim != NULL && !json_int(head_dim, 1, MAX_TOKENS, &z.head_dim))
+        return fail(ld, "map '%s': \"head_dim\" is not an integer in [1, %d]", z.name,
+                    MAX_TOKENS);
+    const attn_tensor_view *tensors[PARTS];
+    bool has[PARTS];
+    attn_status s = find_parts(ld, &z, o, tensors, has);
     if (s) return s;
-    float *weights;
+    float *x;
+    const int i = r->n_maps;
     if ((s = attn_record_add_map(r, at, layer, k, cJSON_IsTrue(hard), z.heads, z.rows, z.cols,
-                                 &weights)))
+                                 &x)) ||
+        (has[PART_Q] && (s = attn_record_add_qk(r, i, z.head_dim, NULL, NULL))) ||
+        (has[PART_GRADIENT] && (s = attn_record_add_gradient(r, i, &x))))
         return fail_with_last(ld, s);
-    if (strcmp(r->maps[r->n_maps - 1].name, z.name) != 0)
+    if (strcmp(r->maps[i].name, z.name) != 0)
         return fail(ld, "map '%s' is not what its site '%s' names in layer %d", z.name, at, layer);
-    r->maps[r->n_maps - 1].over_queries = over_queries;
-    if (t == NULL) {
-        read_inline_weights(weights, o);
-        return ATTN_OK;
-    }
-    s = attn_tensor_read_f32(t, weights, (size_t)z.heads * z.rows * z.cols);
-    return s ? fail_with_last(ld, s) : ATTN_OK;
+    r->maps[i].over_queries = over_queries;
+    for (int p = 0; p < PARTS; p++)
+        if (has[p] && (s = read_part(ld, r, i, o, p, tensors[p]))) return s;
+    return ATTN_OK;
 }
 
 /* Every tensor of a safetensors record belongs to one of its maps. */
@@ -393,9 +496,13 @@ static attn_status check_no_stray_tensors(const loader *ld, const attn_record *r
     const int count = attn_safetensors_count(ld->st);
     for (int i = 0; i < count; i++) {
         const char *name = attn_safetensors_at(ld->st, i)->name;
-        const size_t prefix = strlen(TENSOR_PREFIX);
-        if (strncmp(name, TENSOR_PREFIX, prefix) != 0 || attn_record_find(r, name + prefix) == NULL)
-            return fail(ld, "tensor '%s' belongs to no map of the record", name);
+        bool found = false;
+        for (int p = 0; p < PARTS && !found; p++) {
+            const size_t prefix = strlen(PART[p].prefix);
+            found = strncmp(name, PART[p].prefix, prefix) == 0 &&
+                    attn_record_find(r, name + prefix) != NULL;
+        }
+        if (!found) return fail(ld, "tensor '%s' belongs to no map of the record", name);
     }
     return ATTN_OK;
 }
@@ -420,8 +527,14 @@ static attn_status read_record(const loader *ld, attn_record *r, const cJSON *ro
     if (n > ATTN_RECORD_MAPS_MAX)
         return fail(ld, "%d maps; a record holds at most %d", n, ATTN_RECORD_MAPS_MAX);
     int i = 0;
+    const cJSON *step = field(root, "gradient_step");
+    if (step != NULL && !json_int(step, ATTN_EXPLAIN_ALL, MAX_TOKENS, &r->gradient_step))
+        return fail(ld, "\"gradient_step\" is not an integer in [%d, %d]", ATTN_EXPLAIN_ALL,
+                    MAX_TOKENS);
     for (const cJSON *o = maps->child; o != NULL; o = o->next, i++)
         if ((s = read_map(ld, r, o, i))) return s;
+    if (step == NULL && has_gradients(r))
+        return fail(ld, "maps have gradients but the record has no \"gradient_step\"");
     if (ld->st && (s = check_no_stray_tensors(ld, r))) return s;
     for (i = 0; i < r->n_maps; i++)
         if ((s = attn_record_check_map(r, i, ATTN_ERR_FORMAT))) return fail_with_last(ld, s);

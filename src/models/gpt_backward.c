@@ -107,6 +107,9 @@ static attn_status block_backward(attn_gpt *m, int l)
                                            &sc)
             : attn_sdpa_backward(m->dq, m->dk, m->dv, datt, a->q, a->k, a->v, a->lse, &sc);
     if (s) return s;
+    if (m->weights_grad &&
+        (s = attn_sdpa_weights_backward(m->weights_grad[l], datt, a->q, a->k, a->v, &sc)))
+        return s;
     if (m->cfg.position == ATTN_POS_ROPE && ((s = unrotate(m, m->dq)) || (s = unrotate(m, m->dk))))
         return s;
     const int hd = m->head_dim;
@@ -130,21 +133,32 @@ static void positions_backward(attn_gpt *m, const float *dx)
         }
 }
 
+static attn_status check_backward_input(const attn_gpt *m)
+{
+    if (m->has_backward_input) return ATTN_OK;
+    return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                      "gpt backward needs a forward with targets before it");
+}
+
 attn_status attn_gpt_backward(attn_gpt *m)
 {
     attn_status s;
-    if ((s = attn_check_not_null(m, "gpt"))) return s;
-    if (!m->has_backward_input)
-        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
-                          "gpt backward needs a forward with targets before it");
-    m->has_backward_input = false;
-    const int N = m->B * m->T, C = m->cfg.n_embd, V = m->cfg.vocab_size;
-    const size_t NC = (size_t)N * C;
-
+    if ((s = attn_check_not_null(m, "gpt")) || (s = check_backward_input(m))) return s;
+    const int N = m->B * m->T, V = m->cfg.vocab_size;
     memset(m->dlogits, 0, (size_t)N * V * sizeof *m->dlogits);
     if ((s = attn_cross_entropy_backward(m->dlogits, m->probs, m->targets, N, V, GPT_IGNORE_NONE,
                                          0.0f, 1.0f)))
         return s;
+    return attn_gpt_backward_logits(m);
+}
+
+attn_status attn_gpt_backward_logits(attn_gpt *m)
+{
+    attn_status s;
+    if ((s = check_backward_input(m))) return s;
+    m->has_backward_input = false;
+    const int N = m->B * m->T, C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    const size_t NC = (size_t)N * C;
     /* logits = lnf head^T */
     attn_sgemm(false, false, N, C, V, 1.0f, m->dlogits, V, m->head, C, 0.0f, m->dln, C);
     attn_sgemm(true, false, V, C, N, 1.0f, m->dlogits, V, m->lnf, C, 1.0f, m->dhead, C);

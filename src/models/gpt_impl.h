@@ -58,6 +58,9 @@ struct attn_gpt {
     float *dqkv;            /* (N, qkv_width) */
     float *dq, *dk, *dv, *drot; /* (B, H, T, hd) */
     float *dlogits;         /* (N, V) */
+    /* When not NULL (recording, B = 1): per block, (H, T, T), where backward adds
+     * the gradient with respect to the block's attention weights. */
+    float *const *weights_grad;
 };
 
 /* ---- shared by the passes ---- */
@@ -90,6 +93,11 @@ void attn_gpt_residual_linear(float *y, const float *residual, const float *x,
 
 /* GELU (erf form) of n values, y may be x. */
 void attn_gpt_gelu(float *y, const float *x, size_t n);
+
+/* Backward of the last forward from the gradient the caller put in m->dlogits
+ * (N, V), with respect to the logits: parameters' gradients += and, if set,
+ * m->weights_grad. attn_gpt_backward puts the mean cross-entropy's there. */
+attn_status attn_gpt_backward_logits(attn_gpt *m);
 
 /* ---- the block, written once for training and the key-value cache (gpt_block.c) ---- */
 

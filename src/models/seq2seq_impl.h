@@ -45,8 +45,19 @@ attn_status attn_seq2seq_transformer_param_count(const attn_seq2seq_config *c, i
 /* After attn_seq2seq_greedy decoded one source (B = 1, beam 1), adds the
  * transformer's maps to record (attn_seq2seq_decode_record): the last step ran
  * the decoder over every output position, steps of them, and the layers keep
- * what they read, so each attention runs again asking for its weights. */
-attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, int steps);
+ * what they read, so each attention runs again asking for its weights.
+ * targets: (steps) the tokens decoded (EOS last if it ended the output), which
+ * the options' gradient explains; opt: checked. */
+attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, int steps,
+                                        const int32_t *targets, const attn_record_options *opt);
+
+/* The same for the RNN decoders' map (index `map` of record, "decoder.attention"):
+ * Luong's q and k and soft attention's gradient, from a teacher-forced pass over
+ * src (src_len ids) and the decoded targets (steps); opt checked (no q and k for
+ * Bahdanau, no gradient for hard attention). */
+attn_status attn_s2s_rnn_record(attn_seq2seq *m, attn_record *record, int map, const int32_t *src,
+                                int src_len, const int32_t *targets, int steps,
+                                const attn_record_options *opt);
 
 /* The two searches behind attn_seq2seq_decode (seq2seq_decode.c), on checked
  * arguments: greedy, and beam search without the greedy fallback (so that with

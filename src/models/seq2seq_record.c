@@ -23,15 +23,46 @@ static attn_status add_rnn_map(const attn_seq2seq *m, attn_record *record, const
     return ATTN_OK;
 }
 
+/* What the options ask of this model: Bahdanau's additive score has no q and k,
+ * hard attention's one-hot rows no gradient; the step must be an output step. */
+static attn_status check_options(const attn_seq2seq *m, const attn_record_options *r, int max_len)
+{
+    const char *arch = attn_seq2seq_arch_name(m->cfg.arch);
+    if (r->qk && strstr(arch, "bahdanau") != NULL)
+        return attn_error(ATTN_ERR_UNSUPPORTED,
+                          "%s scores v . tanh(W q + U k), not a dot product of a q and a k: it "
+                          "records no q and k",
+                          arch);
+    if (r->gradient && m->cfg.attention != ATTN_ATTEND_SOFT)
+        return attn_error(ATTN_ERR_UNSUPPORTED,
+                          "hard attention picks one position per step (an argmax at inference), "
+                          "which the output has no gradient through: no gradient to record");
+    if (r->gradient && r->gradient_step != ATTN_EXPLAIN_ALL &&
+        (r->gradient_step < 0 || r->gradient_step >= max_len))
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "gradient step %d is not an output step 0 .. %d (or %d for all)",
+                          r->gradient_step, max_len - 1, ATTN_EXPLAIN_ALL);
+    return ATTN_OK;
+}
+
+/* targets: (steps) the decoded tokens, then EOS when it ended the output. */
+static void decoded_targets(int32_t *targets, const int32_t *out, int32_t out_len, int steps)
+{
+    for (int t = 0; t < steps; t++) targets[t] = t < out_len ? out[t] : ATTN_TOKEN_EOS;
+}
+
 attn_status attn_seq2seq_decode_record(attn_seq2seq *m, int32_t *out, int32_t *out_len,
                                        const int32_t *src, int S, int src_len,
-                                       const attn_decode_options *opt, attn_record *record)
+                                       const attn_decode_options *opt, attn_record *record,
+                                       const attn_record_options *options)
 {
     attn_status s;
     if ((s = attn_check_not_null(m, "model")) || (s = attn_check_not_null(opt, "decode options")) ||
         (s = attn_check_not_null(record, "record")) || (s = attn_check_at_least(S, 1, "decode S")) ||
         (s = attn_check_at_least(opt->max_len, 1, "max_len")))
         return s;
+    const attn_record_options extras = options ? *options : (attn_record_options){0};
+    if ((s = check_options(m, &extras, opt->max_len))) return s;
     if (opt->beam != 1)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "recording attention decodes greedily; beam %d must be 1", opt->beam);
@@ -45,8 +76,25 @@ attn_status attn_seq2seq_decode_record(attn_seq2seq *m, int32_t *out, int32_t *o
     if ((s = attn_seq2seq_decode(m, out, out_len, attention, src, &length, 1, S, opt)) == ATTN_OK) {
         /* EOS is a step too, unless max_len ended the output first */
         const int steps = *out_len < opt->max_len ? *out_len + 1 : opt->max_len;
-        s = rnn ? add_rnn_map(m, record, attention, S, steps, src_len)
-                : attn_s2s_transformer_record(m, record, steps);
+        int32_t *targets = malloc((size_t)steps * sizeof *targets);
+        const bool extra = extras.qk || extras.gradient;
+        if (extras.gradient && extras.gradient_step >= steps)
+            s = attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                           "gradient step %d is past the output's %d steps (EOS included)",
+                           extras.gradient_step, steps);
+        else if (targets == NULL)
+            s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d tokens", steps);
+        else
+            decoded_targets(targets, out, *out_len, steps);
+        if (s == ATTN_OK && rnn) {
+            s = add_rnn_map(m, record, attention, S, steps, src_len);
+            if (s == ATTN_OK && extra)
+                s = attn_s2s_rnn_record(m, record, record->n_maps - 1, src, src_len, targets,
+                                        steps, &extras);
+        } else if (s == ATTN_OK) {
+            s = attn_s2s_transformer_record(m, record, steps, targets, &extras);
+        }
+        free(targets);
     }
     if (s) attn_record_drop_maps(record, before);
     free(attention);

@@ -153,6 +153,9 @@ typedef struct s2s_run {
     float *dsrc_emb, *dsrc_emb_drop; /* (Bs, S, E) */
     float *advantage;                /* (R) REINFORCE's reward minus the baseline */
     float *pg, *ent;                 /* (R) REINFORCE's coefficients at a step */
+    /* Recording only, else NULL: (T, R, S), where soft attention's backward adds
+     * the gradient with respect to the weights. */
+    float *weights_grad;
 } s2s_run;
 
 typedef struct s2s_rnn s2s_rnn;
@@ -263,6 +266,8 @@ attn_status attn_s2s_output(s2s_rnn *r);
 /* Of the output layer and the cross-entropy against tgt_out: dfeat (zeroed
  * first), the output layer's gradients +=. */
 attn_status attn_s2s_output_backward(s2s_rnn *r);
+/* The same from the gradient the caller put in run->dlogits (T * R, V). */
+attn_status attn_s2s_output_backward_logits(s2s_rnn *r);
 
 /* Decoder layers at step t: layer 0 from gx0[t] (complete), the others from the
  * layer below (with dropout); states hs/cs [l][t] -> [l][t + 1]. */
@@ -277,7 +282,9 @@ attn_status attn_s2s_attend_mask(s2s_run *run);
  * a source's length excluded): weights[t], choice[t] (hard picks), ctx[t]. */
 attn_status attn_s2s_attend(s2s_rnn *r, int t);
 /* Of attn_s2s_attend given dctx[t]: dvalues +=, run->dscores (overwritten);
- * for hard-reinforce the surrogate's terms with run->pg and run->ent. */
+ * for hard-reinforce the surrogate's terms with run->pg and run->ent; with
+ * run->weights_grad, weights_grad[t] += dctx[t] values^T on the positions each
+ * row's source has (soft attention). */
 attn_status attn_s2s_attend_backward(s2s_rnn *r, int t);
 
 /* Operations (seq2seq_impl.h). */
@@ -289,5 +296,15 @@ attn_status attn_s2s_rnn_encode(attn_seq2seq *m, const int32_t *src, const int32
 attn_status attn_s2s_rnn_step(attn_seq2seq *m, float *logprobs, float *attention,
                               const int32_t *tokens, const attn_decode_options *opt, int position);
 attn_status attn_s2s_rnn_reorder(attn_seq2seq *m, const int32_t *parent);
+
+/* For recording: the teacher-forced forward of a batch with dropout off and
+ * attention picked as in inference, keeping what the backward needs (no
+ * backward may follow through attn_s2s_rnn_backward); then, from the gradient
+ * the caller put in run->dlogits, the backward through the output layer and the
+ * decoder's steps only, adding d/d weights to weights_grad: (T, R, S). The
+ * parameters' gradients of the output layer, the cells and the attention are
+ * added to as well. */
+attn_status attn_s2s_rnn_forward_kept(attn_seq2seq *m, const attn_batch *batch);
+attn_status attn_s2s_rnn_weights_backward(attn_seq2seq *m, float *weights_grad);
 
 #endif

@@ -64,6 +64,21 @@ static void reinforce_row(float *dscores, const float *pi, int c, int S, float p
     dscores[c] -= pg;
 }
 
+/* dweights: (R, S) += dctx values^T of each row's source, ctx = weights values:
+ * dweights[row][j] = dctx[row] . values[row / beam][j] for j in the source. */
+static void weights_backward(float *dweights, const s2s_run *run, const float *dctx, int Dv)
+{
+    for (int row = 0; row < run->R; row++) {
+        const int b = row / run->beam;
+        for (int j = 0; j < run->src_len[b]; j++) {
+            const float *v = run->values + ((size_t)b * run->S + j) * Dv;
+            float sum = 0.0f;
+            for (int c = 0; c < Dv; c++) sum += dctx[(size_t)row * Dv + c] * v[c];
+            dweights[(size_t)row * run->S + j] += sum;
+        }
+    }
+}
+
 /* dctx[t]: (R, Dv) -> dscores: (R, S) (overwritten), dvalues: (Bs, S, Dv) +=. */
 attn_status attn_s2s_attend_backward(s2s_rnn *r, int t)
 {
@@ -73,6 +88,8 @@ attn_status attn_s2s_attend_backward(s2s_rnn *r, int t)
     const float *dctx = run->dctx + (size_t)t * R * Dv;
     const int32_t *choice = run->choice + (size_t)t * R;
     memset(run->dscores, 0, (size_t)R * S * sizeof(float));
+    if (run->weights_grad != NULL && run->pick == S2S_PICK_SOFT)
+        weights_backward(run->weights_grad + (size_t)t * R * S, run, dctx, Dv);
     if (run->pick == S2S_PICK_SOFT)
         return attn_soft_attention_backward(run->dscores, run->dvalues, dctx, weights,
                                             run->values, run->Bs, run->beam, S, Dv);

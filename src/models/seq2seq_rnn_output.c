@@ -26,15 +26,22 @@ attn_status attn_s2s_output(s2s_rnn *r)
 /* Of the output layer and the cross-entropy: dfeat. */
 attn_status attn_s2s_output_backward(s2s_rnn *r)
 {
+    s2s_run *run = &r->run;
+    const int rows = run->T * run->R;
+    memset(run->dlogits, 0, (size_t)rows * r->d.V * sizeof(float));
+    attn_status s = attn_cross_entropy_backward(run->dlogits, run->probs, run->tgt_out, rows,
+                                                r->d.V, ATTN_TOKEN_PAD, run->label_smoothing,
+                                                1.0f);
+    return s ? s : attn_s2s_output_backward_logits(r);
+}
+
+attn_status attn_s2s_output_backward_logits(s2s_rnn *r)
+{
     const s2s_dims *d = &r->d;
     s2s_run *run = &r->run;
     const int rows = run->T * run->R;
     const size_t feat = (size_t)rows * d->F;
     attn_status s;
-    memset(run->dlogits, 0, (size_t)rows * d->V * sizeof(float));
-    if ((s = attn_cross_entropy_backward(run->dlogits, run->probs, run->tgt_out, rows, d->V,
-                                         ATTN_TOKEN_PAD, run->label_smoothing, 1.0f)))
-        return s;
     memset(run->dfeat, 0, feat * sizeof(float));
     if (run->p == 0.0f)
         return attn_linear_backward(run->dfeat, r->g.out_w, r->g.out_b, run->dlogits, run->feat,

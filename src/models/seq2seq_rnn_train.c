@@ -70,8 +70,10 @@ static void count_correct(attn_seq2seq_stats *stats, const s2s_run *run, int V)
     stats->correct = correct;
 }
 
-attn_status attn_s2s_rnn_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
-                                 const attn_batch *batch, const attn_seq2seq_pass *pass)
+/* The forward of a pass, laying out the backward's arrays if the pass trains or
+ * `keep` asks for them. */
+static attn_status run_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
+                               const attn_batch *batch, const attn_seq2seq_pass *pass, bool keep)
 {
     s2s_rnn *r = attn_s2s_rnn(m);
     const s2s_dims *d = &r->d;
@@ -80,7 +82,7 @@ attn_status attn_s2s_rnn_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
     attn_status s;
     r->has_forward = false;
     if ((s = attn_s2s_layout(r, B, 1, max_of(batch->src_len, B), max_of(batch->tgt_len, B),
-                             pass->training)))
+                             pass->training || keep)))
         return s;
     run->training = pass->training;
     run->p = pass->training ? m->cfg.dropout : 0.0f;
@@ -99,8 +101,22 @@ attn_status attn_s2s_rnn_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
                                         run->label_smoothing)))
         return s;
     count_correct(stats, run, d->V);
-    r->has_forward = pass->training;
     return ATTN_OK;
+}
+
+attn_status attn_s2s_rnn_forward(attn_seq2seq *m, attn_seq2seq_stats *stats,
+                                 const attn_batch *batch, const attn_seq2seq_pass *pass)
+{
+    attn_status s = run_forward(m, stats, batch, pass, false);
+    attn_s2s_rnn(m)->has_forward = s == ATTN_OK && pass->training;
+    return s;
+}
+
+attn_status attn_s2s_rnn_forward_kept(attn_seq2seq *m, const attn_batch *batch)
+{
+    const attn_seq2seq_pass pass = {.training = false};
+    attn_seq2seq_stats stats;
+    return run_forward(m, &stats, batch, &pass, true);
 }
 
 /* ---- the backward --------------------------------------------------------------------- */
@@ -191,6 +207,49 @@ static void swap(float **a, float **b)
     *b = t;
 }
 
+/* The walk back over the decoder's steps from dfeat, carrying the states'
+ * gradients into run->dh (of the initial states at the end); REINFORCE's
+ * surrogate at each step when `reinforce` (advantage and tokens). */
+static attn_status steps_backward(attn_seq2seq *m, bool reinforce, const float *advantage,
+                                  int64_t tokens)
+{
+    s2s_rnn *r = attn_s2s_rnn(m);
+    const s2s_dims *d = &r->d;
+    s2s_run *run = &r->run;
+    const size_t carry = (size_t)d->L * run->R * d->H;
+    attn_status s;
+    memset(run->dh, 0, carry * sizeof(float));
+    memset(run->dh_prev, 0, carry * sizeof(float));
+    if (d->mode == ATTN_LSTM) {
+        memset(run->dc, 0, carry * sizeof(float));
+        memset(run->dc_prev, 0, carry * sizeof(float));
+    }
+    memset(run->dkeys, 0, (size_t)run->Bs * run->S * d->Ka * sizeof(float));
+    memset(run->denc, 0, (size_t)run->Bs * run->S * 2 * d->H * sizeof(float));
+    for (int t = run->T - 1; t >= 0; t--) {
+        if (reinforce) reinforce_step(r, advantage, t, m->cfg.entropy_weight, tokens);
+        if ((s = r->family->step_backward(r, t))) return s;
+        swap(&run->dh, &run->dh_prev);
+        memset(run->dh_prev, 0, carry * sizeof(float));
+        if (d->mode == ATTN_LSTM) {
+            swap(&run->dc, &run->dc_prev);
+            memset(run->dc_prev, 0, carry * sizeof(float));
+        }
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_s2s_rnn_weights_backward(attn_seq2seq *m, float *weights_grad)
+{
+    s2s_run *run = &attn_s2s_rnn(m)->run;
+    attn_status s = attn_s2s_output_backward_logits(attn_s2s_rnn(m));
+    if (s) return s;
+    run->weights_grad = weights_grad;
+    s = steps_backward(m, false, NULL, 0);
+    run->weights_grad = NULL;
+    return s;
+}
+
 attn_status attn_s2s_rnn_backward(attn_seq2seq *m)
 {
     s2s_rnn *r = attn_s2s_rnn(m);
@@ -202,18 +261,7 @@ attn_status attn_s2s_rnn_backward(attn_seq2seq *m)
                           "backward or decode)");
     r->has_forward = false;
     const int R = run->R, H = d->H, LH = d->L * H;
-    const size_t carry = (size_t)d->L * R * H;
     const bool reinforce = d->kind == ATTN_ATTEND_HARD_REINFORCE;
-    attn_status s;
-    if ((s = attn_s2s_output_backward(r))) return s;
-    memset(run->dh, 0, carry * sizeof(float));
-    memset(run->dh_prev, 0, carry * sizeof(float));
-    if (d->mode == ATTN_LSTM) {
-        memset(run->dc, 0, carry * sizeof(float));
-        memset(run->dc_prev, 0, carry * sizeof(float));
-    }
-    memset(run->dkeys, 0, (size_t)run->Bs * run->S * d->Ka * sizeof(float));
-    memset(run->denc, 0, (size_t)run->Bs * run->S * 2 * H * sizeof(float));
     float *advantage = run->advantage;
     double mean_reward = 0.0;
     int64_t tokens = 0;
@@ -221,16 +269,9 @@ attn_status attn_s2s_rnn_backward(attn_seq2seq *m)
         mean_reward = reinforce_advantages(r, advantage);
         for (size_t i = 0; i < (size_t)run->T * R; i++) tokens += run->tgt_out[i] != ATTN_TOKEN_PAD;
     }
-    for (int t = run->T - 1; t >= 0; t--) {
-        if (reinforce) reinforce_step(r, advantage, t, m->cfg.entropy_weight, tokens);
-        if ((s = r->family->step_backward(r, t))) return s;
-        swap(&run->dh, &run->dh_prev);
-        memset(run->dh_prev, 0, carry * sizeof(float));
-        if (d->mode == ATTN_LSTM) {
-            swap(&run->dc, &run->dc_prev);
-            memset(run->dc_prev, 0, carry * sizeof(float));
-        }
-    }
+    attn_status s;
+    if ((s = attn_s2s_output_backward(r)) || (s = steps_backward(m, reinforce, advantage, tokens)))
+        return s;
     recurrence_weight_grads(r);
     r->family->weight_grads(r);
     if ((s = attn_s2s_embed_targets_backward(r))) return s;

@@ -39,6 +39,7 @@
 #include "attn/train.h"
 #include "attn/transformer.h"
 #include "core/error.h"
+#include "models/explain.h"
 #include "models/seq2seq_impl.h"
 #include "nn/transformer_impl.h"
 
@@ -358,6 +359,8 @@ static attn_status forward(attn_seq2seq *m, attn_seq2seq_stats *stats, const att
     return ATTN_OK;
 }
 
+static attn_status backward_from_logits(s2s_transformer *t);
+
 static attn_status backward(attn_seq2seq *m)
 {
     s2s_transformer *t = impl(m);
@@ -365,16 +368,24 @@ static attn_status backward(attn_seq2seq *m)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "backward needs a training forward since the last backward or decode");
     t->has_forward = false;
+    const int N = t->B * t->T, V = t->tgt_vocab;
+    memset(t->dlogits, 0, (size_t)N * V * sizeof *t->dlogits);
+    attn_status s = attn_cross_entropy_backward(t->dlogits, t->probs, t->targets, N, V,
+                                                ATTN_TOKEN_PAD, t->label_smoothing, 1.0f);
+    return s ? s : backward_from_logits(t);
+}
+
+/* Backward of the last forward from the gradient in t->dlogits (B T, V) with
+ * respect to the logits, into the parameters' gradients (+=). */
+static attn_status backward_from_logits(s2s_transformer *t)
+{
     const int B = t->B, S = t->S, T = t->T, E = t->E, V = t->tgt_vocab;
-    const size_t logits = (size_t)B * T * V, tgt = (size_t)B * T * E, src = (size_t)B * S * E;
-    memset(t->dlogits, 0, logits * sizeof *t->dlogits);
+    const size_t tgt = (size_t)B * T * E, src = (size_t)B * S * E;
     memset(t->ddec_out, 0, tgt * sizeof *t->ddec_out);
     memset(t->dsrc_x, 0, src * sizeof *t->dsrc_x);
     memset(t->dtgt_x, 0, tgt * sizeof *t->dtgt_x);
     attn_status s;
-    if ((s = attn_cross_entropy_backward(t->dlogits, t->probs, t->targets, B * T, V, ATTN_TOKEN_PAD,
-                                         t->label_smoothing, 1.0f)) ||
-        (s = attn_linear_backward(t->ddec_out, t->dgen_w, t->dgen_b, t->dlogits, t->dec_out,
+    if ((s = attn_linear_backward(t->ddec_out, t->dgen_w, t->dgen_b, t->dlogits, t->dec_out,
                                   t->gen_w, B * T, E, V)) ||
         (s = attn_tf_transformer_backward(&t->tf, t->dsrc_x, t->dtgt_x, t->ddec_out)) ||
         (s = embed_backward(t, t->dsrc_embed, t->dsrc_x, t->src_ids, t->src_vocab, B, S, t->p,
@@ -550,9 +561,73 @@ static attn_status step(attn_seq2seq *m, float *logprobs, float *attention, cons
     return ATTN_OK;
 }
 
+/* The attention of map i of a record's transformer maps (the order
+ * attn_s2s_transformer_record adds them in: every encoder layer's, then each
+ * decoder layer's self- and cross-attention). */
+static attn_mha *map_attention(s2s_transformer *t, int i)
+{
+    attn_tf_stack *enc = &t->tf.encoder, *dec = &t->tf.decoder;
+    if (i < enc->layers) return sublayer(enc, i, 0)->mha;
+    i -= enc->layers;
+    return sublayer(dec, i / 2, i % 2)->mha;
+}
+
+/* The options' extras of the maps from `first` on, from a teacher-forced pass
+ * over the decoded output (targets: (T)) without dropout, and its backward from
+ * d log p / d logits, which leaves dO in each attention (attn_mha_weights_backward).
+ * The parameters' gradients are put back as they were. */
+static attn_status record_extras(attn_seq2seq *m, attn_record *record, int first,
+                                 const int32_t *targets, const attn_record_options *opt)
+{
+    s2s_transformer *t = impl(m);
+    const int S = t->dec_S, T = t->decoded_len, n_maps = record->n_maps - first;
+    int32_t *ints = malloc((size_t)(S + 3 * T + 3) * sizeof *ints);
+    if (ints == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d steps", T);
+    int32_t *src_len = ints, *tgt_len = ints + 1, *src = ints + 2, *tgt_in = src + S,
+            *tgt_out = tgt_in + T;
+    *src_len = S;
+    *tgt_len = T;
+    memcpy(src, t->enc_ids, (size_t)S * sizeof *src);
+    memcpy(tgt_in, t->history, (size_t)T * sizeof *tgt_in);
+    memcpy(tgt_out, targets, (size_t)T * sizeof *tgt_out);
+    const attn_batch batch = {.batch = 1, .capacity = 1, .src_cap = S, .tgt_cap = T, .src = src,
+                              .src_len = src_len, .tgt_in = tgt_in, .tgt_out = tgt_out,
+                              .tgt_len = tgt_len};
+    const attn_seq2seq_pass pass = {.training = false};
+    attn_status s = forward(m, NULL, &batch, &pass);
+    for (int i = 0; i < n_maps && opt->qk && s == ATTN_OK; i++) {
+        const attn_attention_map *map = &record->maps[first + i];
+        const float *q_heads, *k_heads;
+        float *q, *k;
+        attn_mha_last_qk(map_attention(t, i), &q_heads, &k_heads);
+        const int hd = t->E / m->cfg.heads;
+        if ((s = attn_record_add_qk(record, first + i, hd, &q, &k))) break;
+        memcpy(q, q_heads, (size_t)map->heads * map->rows * hd * sizeof *q);
+        memcpy(k, k_heads, (size_t)map->heads * map->cols * hd * sizeof *k);
+    }
+    float *saved = s == ATTN_OK && opt->gradient ? attn_grads_save(&m->params) : NULL;
+    if (saved != NULL) {
+        attn_explained_logits(t->dlogits, t->probs, t->targets, T, t->tgt_vocab,
+                              opt->gradient_step);
+        s = backward_from_logits(t);
+        for (int i = 0; i < n_maps && s == ATTN_OK; i++) {
+            float *gradient;
+            if ((s = attn_record_add_gradient(record, first + i, &gradient)) == ATTN_OK)
+                s = attn_mha_weights_backward(map_attention(t, i), gradient);
+        }
+        attn_grads_restore(&m->params, saved);
+        record->gradient_step = opt->gradient_step;
+    } else if (s == ATTN_OK && opt->gradient) {
+        s = ATTN_ERR_OUT_OF_MEMORY;
+    }
+    free(ints);
+    return s;
+}
+
 /* Every layer's maps come from a run of the decoder over the whole output, as
  * training runs it, and then each attention run again on what its layer read. */
-attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, int steps)
+attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, int steps,
+                                        const int32_t *targets, const attn_record_options *opt)
 {
     s2s_transformer *t = impl(m);
     if (t->rows != 1 || steps != t->decoded_len)
@@ -561,6 +636,7 @@ attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, in
                           "for %d",
                           steps, t->rows, t->decoded_len);
     const int S = t->dec_S, T = steps, H = m->cfg.heads;
+    const int first = record->n_maps;
     attn_status s = embed_forward(t, t->step_x, t->history, t->tgt_embed, t->tgt_vocab, 1, T, 0,
                                   0.0f, 0);
     const attn_transformer_input in = decoder_input(t, 1, T);
@@ -587,7 +663,7 @@ attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, in
             (s = attention_weights(t, sublayer(dec, l, 1), w, false, 1, T, S, &in.memory_mask)))
             return s;
     }
-    return ATTN_OK;
+    return opt->qk || opt->gradient ? record_extras(m, record, first, targets, opt) : ATTN_OK;
 }
 
 /* The prefixes and their cached keys and values move with their rows; the

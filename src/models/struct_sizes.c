@@ -19,7 +19,7 @@ static const struct {
     ROW(attn_seq2seq_config), ROW(attn_gpt_config),     ROW(attn_vocab),
     ROW(attn_task),           ROW(attn_text_vocab),     ROW(attn_tensor_view),
     ROW(attn_decode_options), ROW(attn_sampling),       ROW(attn_generate_options),
-    ROW(attn_attention_map),  ROW(attn_record),
+    ROW(attn_attention_map),  ROW(attn_record),         ROW(attn_record_options),
 };
 
 size_t attn_struct_size(const char *name)

@@ -375,6 +375,19 @@ attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dv
     return ATTN_OK;
 }
 
+void attn_mha_last_qk(const attn_mha *m, const float **q, const float **k)
+{
+    *q = m->q_heads;
+    *k = m->k_heads;
+}
+
+/* d_attn_heads still holds the backward's dO per head, v_heads the forward's V. */
+attn_status attn_mha_weights_backward(const attn_mha *m, float *dweights)
+{
+    return attn_sdpa_weights_backward(dweights, m->d_attn_heads, m->q_heads, m->k_heads,
+                                      m->v_heads, &m->sdpa);
+}
+
 /* ---- incremental decoding ---- */
 
 attn_status attn_mha_cache_init(attn_mha_cache *c, const attn_mha *m, int batch, int capacity)

@@ -14,6 +14,16 @@ void attn_mha_specs(const attn_mha *m, attn_specs *specs, const char *prefix);
  * from seed, as MultiheadAttention does; backward adds into p's gradients. */
 attn_status attn_mha_bind(attn_mha *m, const attn_params *p, const char *prefix, uint64_t seed);
 
+/* ---- what recording reads after a pass ---- */
+/* The last forward's heads after their projections: q (B, H, Lq, hd) and k
+ * (B, H, Lk, hd), valid until the next forward. */
+void attn_mha_last_qk(const attn_mha *m, const float **q, const float **k);
+/* After attn_mha_backward: dweights (B, H, Lq, Lk) += the gradient of what the
+ * backward was given with respect to the last forward's attention weights
+ * (attn_sdpa_weights_backward: 0 on masked cells). The forward ran without
+ * dropout. */
+attn_status attn_mha_weights_backward(const attn_mha *m, float *dweights);
+
 /* ---- incremental decoding -------------------------------------------------------------- */
 /* The keys and values an attention has projected, split into heads, for `batch`
  * sequences of up to `capacity` positions: (batch, H, capacity, hd) each, filled

@@ -3,8 +3,9 @@
 against sums in Python (causal maps relative to the keys up to the query), the
 dates alignment (heads averaged, outputs not of the form YYYY-MM-DD and sources
 that are not dates left out), the rollout against a product in Python and the
-attention flow against a maximum flow in Python, several files pooled, and usage
-and runtime errors. Debian's Python, standard library only.
+attention flow against a maximum flow in Python, gradient-weighted attention
+and its relevance (Chefer et al.) against sums and products in Python, several
+files pooled, and usage and runtime errors. Debian's Python, standard library only.
 
     check_analyze.py PATH_TO_ATTN
 """
@@ -184,13 +185,15 @@ def attention_flow(mats):
     return [[flow(i, j) for j in range(n)] for i in range(n)]
 
 
-def check_tops(r, prefix, want, what):
-    """r's top key and top other key of each query (r[prefix + "top_key"], ...)
-    against the matrix want: the largest, up to ties."""
+def check_tops(r, prefix, want, what, other=True):
+    """r's top key and (other) top other key of each query (r[prefix + "top_key"],
+    ...) against the matrix want: the largest with any weight, up to ties."""
     for i, row in enumerate(want):
-        others = [j for j in range(len(row)) if j != i and row[j] > 0]
-        for top, keys in ((r[prefix + "top_key"][i], range(len(row))),
-                          (r[prefix + "top_other_key"][i], others)):
+        tops = [(r[prefix + "top_key"][i], [j for j in range(len(row)) if row[j] > 0])]
+        if other:
+            tops.append((r[prefix + "top_other_key"][i],
+                         [j for j in range(len(row)) if j != i and row[j] > 0]))
+        for top, keys in tops:
             if not keys:
                 check(top is None, f"{what} query {i}: {top}, want none")
                 continue
@@ -256,6 +259,98 @@ def check_transformer(directory):
         check_tops(r, "flow_", attention_flow(mats), f"attention flow {site}")
 
 
+def gradient_weighted(weights, gradient):
+    """The heads' mean of the positive part of gradient * weights: (rows, cols)."""
+    heads, rows, cols = len(weights), len(weights[0]), len(weights[0][0])
+    return [[sum(max(0.0, gradient[h][i][j] * weights[h][i][j]) for h in range(heads)) / heads
+             for j in range(cols)] for i in range(rows)]
+
+
+def random_gradient(weights):
+    return [[[RNG.uniform(-1, 1) for _ in row] for row in head] for head in weights]
+
+
+def check_gradient(directory):
+    source = list("24.11.2026")  # day 0-1, month 3-4, year 6-9
+    output = list("2026-11-24") + ["</s>"]
+    S, T, H = len(source), len(output), 2
+    encoder = [[[random_row(S) for _ in range(S)] for _ in range(H)] for _ in range(2)]
+    cross = [[[random_row(S) for _ in range(T)] for _ in range(H)] for _ in range(2)]
+    maps, grads = [], {}
+    for layer in range(2):
+        for m in (self_map("transformer.encoder.layers.*.self_attn", layer, encoder[layer]),
+                  cross_map("transformer.decoder.layers.*.multihead_attn", layer,
+                            cross[layer])):
+            m["gradient"] = random_gradient(m["weights"])
+            grads[m["name"]] = gradient_weighted(m["weights"], m["gradient"])
+            maps.append(m)
+    path = os.path.join(directory, "g.json")
+    with open(path, "w") as f:
+        json.dump({"format": "attn-attention", "version": 1, "model": "transformer",
+                   "task": "dates", "queries": output, "keys": source, "maps": maps,
+                   "gradient_step": -1}, f)
+    got = analyze("--gradient", path)
+    if got is None:
+        return
+    weighted = {w["map"]: w for w in got["gradient_weighted"]}
+    check(sorted(weighted) == sorted(grads), f"gradient-weighted maps {sorted(weighted)}")
+    for name, want in grads.items():
+        w = weighted.get(name)
+        if w is None:
+            continue
+        check(w["gradient_step"] == -1 and w["file"] == path, f"{name}: {w['gradient_step']}")
+        self = "encoder" in name
+        check_tops(w, "", want, f"gradient-weighted {name}", other=self)
+        check(("top_other_key" in w) == self, f"{name}: top other keys for self maps only")
+    # Chefer's rule: R = I, R <- R + A R from the first layer
+    site = "transformer.encoder.layers.*.self_attn"
+    relevance = [[float(i == j) for j in range(S)] for i in range(S)]
+    for layer in range(2):
+        a = grads[site.replace("*", str(layer))]
+        step = matmul(a, relevance)
+        relevance = [[relevance[i][j] + step[i][j] for j in range(S)] for i in range(S)]
+    r = {x["site"]: x for x in got["rollout"]}.get(site)
+    check(r is not None and r["gradient"] is True, f"relevance of {site} computed")
+    if r is not None:
+        check_tops(r, "gradient_", relevance, f"relevance {site}")
+    # the alignment of the gradient-weighted cross-attention
+    fields = [1, 1, 0, 2, 2, 0, 3, 3, 3, 3]  # day 1, month 2, year 3 of each source char
+    want_field = [3, 3, 3, 3, 0, 2, 2, 0, 1, 1]
+    for layer in range(2):
+        a = grads[f"transformer.decoder.layers.{layer}.multihead_attn"]
+        hits = sum(fields[max(range(S), key=a[i].__getitem__)] == want_field[i]
+                   for i in range(10) if want_field[i])
+        m = {x["name"]: x for x in got["maps"]}[f"transformer.decoder.layers.{layer}.multihead_attn"]
+        al = m["alignment"]["all"]
+        check((al["gradient_digits"], al["gradient_aligned"]) == (8, hits),
+              f"gradient-weighted alignment layer {layer}: {al}, want 8 digits, {hits} aligned")
+    text = subprocess.run([ATTN, "analyze", path], capture_output=True, text=True).stdout
+    check("gradient-weighted attention of transformer.decoder.layers.1.multihead_attn "
+          "(log p of the whole output)" in text and "gradient-weighted alignment:" in text
+          and "gradient-weighted relevance of " + site in text, f"analyze text: {text}")
+    # gradients on the cross maps only: no relevance of the self-attention
+    for m in maps:
+        if m["kind"] == "self":
+            del m["gradient"]
+    with open(path, "w") as f:
+        json.dump({"format": "attn-attention", "version": 1, "model": "transformer",
+                   "task": "dates", "queries": output, "keys": source, "maps": maps,
+                   "gradient_step": -1}, f)
+    got = analyze(path)
+    check(got is not None and len(got["gradient_weighted"]) == 2 and
+          all(r["gradient"] is False for r in got["rollout"]),
+          "some maps with gradients: theirs reported, no relevance without every layer's")
+    # without gradients: nothing of them, and a clear refusal when they are asked for
+    for m in maps:
+        m.pop("gradient", None)
+    plain = record(os.path.join(directory, "plain.json"), "transformer", output, source, maps)
+    got = analyze(plain)
+    check(got is not None and got["gradient_weighted"] == [] and
+          all(r["gradient"] is False for r in got["rollout"]), "no gradients, none reported")
+    expect(1, "plain.json has no gradients; record them with 'attn translate' or 'attn generate' "
+              "--attention FILE --gradient", "--gradient", plain)
+
+
 def check_errors(directory):
     files, _ = rnn_records(directory)
     other = record(os.path.join(directory, "o.json"), "lstm-bahdanau", list("1999-01-02"),
@@ -286,7 +381,7 @@ def check_errors(directory):
 
 def main():
     with tempfile.TemporaryDirectory() as directory:
-        for part in (check_rnn, check_transformer, check_errors):
+        for part in (check_rnn, check_transformer, check_gradient, check_errors):
             os.makedirs(os.path.join(directory, part.__name__))
             part(os.path.join(directory, part.__name__))
     if FAILURES:

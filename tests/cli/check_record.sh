@@ -137,6 +137,72 @@ else
   failures=$((failures + 1))
 fi
 
+# --qk and --gradient: the same translation, and every map of both files holds
+# q and k (heads, rows or cols, head_dim) and a gradient shaped as its weights.
+check_extras() {
+  /usr/bin/python3 - "$@" <<'EOF'
+import json, struct, sys
+json_path, st_path, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rec = json.load(open(json_path))
+data = open(st_path, "rb").read()
+(n,) = struct.unpack("<Q", data[:8])
+header = json.loads(data[8:8 + n])
+meta = json.loads(header.pop("__metadata__")["record"])
+assert rec["gradient_step"] == meta["gradient_step"] == step, (rec["gradient_step"], step)
+for m in rec["maps"]:
+    h, r, c, d = m["heads"], m["rows"], m["cols"], m["head_dim"]
+    for key, shape in (("q", [h, r, d]), ("k", [h, c, d]), ("gradient", [h, r, c])):
+        got = [len(m[key]), len(m[key][0]), len(m[key][0][0])]
+        assert got == shape, (m["name"], key, got, shape)
+        prefix = {"q": "query.", "k": "key.", "gradient": "gradient."}[key]
+        assert header[prefix + m["name"]]["shape"] == shape, (m["name"], key)
+    assert any(g != 0 for head in m["gradient"] for row in head for g in row), m["name"]
+print("extras of %d maps, gradient step %d" % (len(rec["maps"]), step))
+EOF
+}
+model="$work/transformer-soft.safetensors"
+plain=$("$attn" translate --model "$model" --no-grid "$source_text" 2>&1)
+for step in all 2; do
+  with=$("$attn" translate --model "$model" --no-grid --qk --gradient-step "$step" \
+         --attention "$work/extras.json" "$source_text" 2>&1)
+  "$attn" translate --model "$model" --no-grid --qk --gradient-step "$step" \
+    --attention "$work/extras.safetensors" "$source_text" >/dev/null 2>&1
+  if [ "$plain" = "$with" ]; then
+    echo "ok:   --qk --gradient-step $step: the same translation"
+  else
+    echo "FAIL: --qk --gradient-step $step: '$plain' without, '$with' with"
+    failures=$((failures + 1))
+  fi
+  [ "$step" = all ] && want=-1 || want=$step
+  expect 0 "extras of 6 maps, gradient step $want" -- \
+    check_extras "$work/extras.json" "$work/extras.safetensors" "$want"
+done
+expect 0 "gradient-weighted attention of transformer.decoder.layers.1.multihead_attn" -- \
+  "$attn" analyze --gradient "$work/extras.json"
+expect 1 "rec.json has no gradients" -- "$attn" analyze --gradient "$work/rec.json"
+expect 2 "--gradient adds to the record; it needs --attention FILE" -- \
+  "$attn" translate --model "$model" --gradient "$source_text"
+expect 2 "--qk adds to the record; it needs --attention FILE" -- \
+  "$attn" translate --model "$model" --qk "$source_text"
+expect 2 "--gradient-step takes 'all' or 0 to 1048576, not 'x'" -- \
+  "$attn" translate --model "$model" --gradient-step x --attention "$work/x.json" "$source_text"
+expect 1 "gradient step 40 is not an output step" -- \
+  "$attn" translate --model "$model" --gradient-step 40 --attention "$work/x.json" "$source_text"
+# the RNN decoders: soft attention's gradient, Luong's q and k; not Bahdanau's
+# q and k, nor a gradient of hard attention
+expect 0 "" -- "$attn" translate --model "$work/gru-bahdanau-soft.safetensors" --gradient \
+  --attention "$work/rnn.json" "$source_text"
+expect 0 "gradient-weighted attention of decoder.attention" -- \
+  "$attn" analyze --gradient "$work/rnn.json"
+expect 0 "" -- "$attn" translate --model "$work/lstm-luong-general-soft.safetensors" --qk \
+  --gradient-step 0 --attention "$work/rnn.json" "$source_text"
+expect 1 "gru-bahdanau scores v . tanh\\(W q \\+ U k\\), not a dot product" -- \
+  "$attn" translate --model "$work/gru-bahdanau-soft.safetensors" --qk \
+  --attention "$work/x.json" "$source_text"
+expect 1 "hard attention picks one position per step" -- \
+  "$attn" translate --model "$work/lstm-luong-dot-hard-gumbel.safetensors" --gradient \
+  --attention "$work/x.json" "$source_text"
+
 # Bad uses: several texts, beam search, a file that cannot be written.
 model="$work/gru-bahdanau-soft.safetensors"
 expect 2 "--attention FILE records one TEXT; 2 given" -- \
@@ -177,6 +243,24 @@ for prompt in "the key " "attention is a query of the value in that layer"; do
   expect 0 "record of gpt: 2 maps, 16 queries" -- check_record "$work/lm.json" \
     "$work/lm-record.safetensors" gpt text "$plain" ""
 done
+# --qk --gradient on the language model: the same text; the last token explained
+gen=(--model "$lm" --prompt "the key " --tokens 6 --seed 3 --json)
+plain=$("$attn" generate "${gen[@]}" 2>/dev/null)
+with=$("$attn" generate "${gen[@]}" --qk --gradient --attention "$work/lm-extras.json" 2>/dev/null)
+"$attn" generate "${gen[@]}" --qk --gradient --attention "$work/lm-extras.safetensors" \
+  >/dev/null 2>&1
+if [ "$(text_of "$plain")" = "$(text_of "$with")" ]; then
+  echo "ok:   generate --qk --gradient: the same text"
+else
+  echo "FAIL: generate --qk --gradient: '$plain' without, '$with' with"
+  failures=$((failures + 1))
+fi
+expect 0 "extras of 2 maps, gradient step 13" -- \
+  check_extras "$work/lm-extras.json" "$work/lm-extras.safetensors" 13
+expect 0 "gradient-weighted relevance of transformer.h.[*].attn over 2 layers [(]log p of token 13" \
+  -- "$attn" analyze "$work/lm-extras.json"
+expect 1 "gradient step 14 is not a token of the context" -- \
+  "$attn" generate "${gen[@]}" --gradient-step 14 --attention "$work/x.json"
 # attn show --grid draws the record's model view: each of its layers' heads
 for picture in lm.png lm.svg lm.pdf; do
   expect 0 "^wrote $work/$picture: model view, 2 maps x 2 heads$" -- \

@@ -181,6 +181,16 @@ class Case:
         if not err <= tolerance:
             self.problems.append(f"{name}: relative error {err:.3g} > {tolerance:g}")
 
+    def compare_outputs(self, outputs, reference):
+        """Every reference tensor against the driver's output of its name; an
+        output without a reference is a problem too."""
+        extra = set(outputs) - set(reference)
+        self.require(not extra, f"unexpected outputs: {sorted(extra)}")
+        for name, want in reference.items():
+            got = self.output(outputs, name)
+            if got is not None:
+                self.compare(name, got, want)
+
     def require(self, condition, message):
         if not condition:
             self.problems.append(message)

@@ -60,4 +60,14 @@ void add_output(const char *name, const float *data, int ndim, const int64_t *sh
 void add_param_grads(const attn_params *p);
 void write_outputs(const char *dir);
 
+/* The configs of the kinds' models, from the case's metadata (shared by the kinds
+ * that run them): the GPT of kind "gpt" (conform_gpt.c), dropout included; the
+ * seq2seq transformer of kind "transformer", module "seq2seq"
+ * (conform_transformer.c), dropout 0. */
+attn_gpt_config conform_gpt_config(void);
+attn_seq2seq_config conform_seq2seq_transformer_config(void);
+/* The RNN model of kind "seq2seq" (conform_seq2seq.c): max_src_len src_cap,
+ * max_tgt_len tgt_cap, soft attention. */
+attn_seq2seq_config conform_seq2seq_rnn_config(void);
+
 #endif

@@ -116,7 +116,7 @@ static float *run_cache(const int32_t *ids, int B, int T, int V)
     return logits;
 }
 
-void conform_gpt(const char *dir)
+attn_gpt_config conform_gpt_config(void)
 {
     attn_gpt_config cfg = attn_gpt_defaults();
     cfg.vocab_size = meta_int("vocab_size");
@@ -131,6 +131,12 @@ void conform_gpt(const char *dir)
     cfg.bias = meta_bool("bias");
     cfg.tie_weights = meta_bool("tie_weights");
     cfg.dropout = (float)meta_double("dropout");
+    return cfg;
+}
+
+void conform_gpt(const char *dir)
+{
+    attn_gpt_config cfg = conform_gpt_config();
     const int B = meta_int("batch"), T = meta_int("T"), V = cfg.vocab_size;
     if (B < 1 || T < 1) die("batch %d and T %d must be >= 1", B, T);
 

@@ -19,7 +19,7 @@ static float *as_float(const int32_t *x, size_t n)
     return f;
 }
 
-void conform_seq2seq(const char *dir)
+attn_seq2seq_config conform_seq2seq_rnn_config(void)
 {
     attn_seq2seq_config cfg = {0};
     check(attn_seq2seq_arch_parse(&cfg.arch, meta_string("arch")), "arch");
@@ -30,9 +30,15 @@ void conform_seq2seq(const char *dir)
     cfg.hidden_dim = meta_int("hidden_dim");
     cfg.enc_layers = meta_int("enc_layers");
     cfg.dec_layers = meta_int("dec_layers");
-    const int B = meta_int("batch"), S = meta_int("src_cap"), T = meta_int("tgt_cap");
-    cfg.max_src_len = S;
-    cfg.max_tgt_len = T;
+    cfg.max_src_len = meta_int("src_cap");
+    cfg.max_tgt_len = meta_int("tgt_cap");
+    return cfg;
+}
+
+void conform_seq2seq(const char *dir)
+{
+    const attn_seq2seq_config cfg = conform_seq2seq_rnn_config();
+    const int B = meta_int("batch"), S = cfg.max_src_len, T = cfg.max_tgt_len;
     if (B < 1 || S < 1 || T < 1) die("bad sizes in the config");
 
     atexit(free_model);

@@ -25,8 +25,7 @@ static void free_modules(void)
     attn_seq2seq_free(seq2seq);
 }
 
-/* One training step's loss and gradients of the seq2seq model, dropout 0. */
-static void run_seq2seq(const char *dir)
+attn_seq2seq_config conform_seq2seq_transformer_config(void)
 {
     attn_seq2seq_config cfg = attn_seq2seq_defaults(ATTN_S2S_TRANSFORMER, ATTN_ATTEND_SOFT);
     cfg.src_vocab = meta_int("src_vocab");
@@ -39,6 +38,13 @@ static void run_seq2seq(const char *dir)
     cfg.enc_layers = meta_int("enc_layers");
     cfg.dec_layers = meta_int("dec_layers");
     cfg.dropout = 0.0f;
+    return cfg;
+}
+
+/* One training step's loss and gradients of the seq2seq model, dropout 0. */
+static void run_seq2seq(const char *dir)
+{
+    const attn_seq2seq_config cfg = conform_seq2seq_transformer_config();
     atexit(free_modules);
     check(attn_seq2seq_create(&seq2seq, &cfg, 12345), "attn_seq2seq_create");
     attn_params *p = attn_seq2seq_params(seq2seq);

@@ -86,6 +86,7 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(cfg["dropout"])
         self.resid_dropout = nn.Dropout(cfg["dropout"])
         self.position = cfg["position"]
+        self.kept = None  # a dict to receive q, k (after RoPE) and the weights, or None
         T = cfg["block_size"]
         i = torch.arange(T)[:, None]
         j = torch.arange(T)[None, :]
@@ -117,7 +118,10 @@ class CausalSelfAttention(nn.Module):
         if self.position == "alibi":
             scores = scores + self.alibi[:, :T, :T].to(x.dtype)
         scores = scores.masked_fill(~self.allowed[:T, :T], float("-inf"))
-        weights = self.attn_dropout(F.softmax(scores, dim=-1))
+        probs = F.softmax(scores, dim=-1)
+        if self.kept is not None:
+            self.kept.update(q=q, k=k, weights=probs, allowed=self.allowed[:T, :T])
+        weights = self.attn_dropout(probs)
         y = (weights @ v).transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 

@@ -238,6 +238,65 @@ def test_record_rows_sum_to_one(lm):
     assert not np.triu(m.weights, k=1).any()  # causal
 
 
+def check_same_extras(got, want):
+    """q, k and the gradients of two records, bit for bit."""
+    assert got.gradient_step == want.gradient_step
+    for g, w in zip(got.maps, want.maps, strict=True):
+        for part in ("q", "k", "gradient"):
+            a, b = getattr(g, part), getattr(w, part)
+            assert (a is None) == (b is None), (g.name, part)
+            assert a is None or np.array_equal(a, b), (g.name, part)
+
+
+@pytest.mark.parametrize("name, flags, options", [
+    ("transformer", ["--qk", "--gradient"], {"qk": True, "gradient": True}),
+    ("transformer", ["--gradient-step", "1"], {"gradient_step": 1}),
+    ("dates", ["--gradient"], {"gradient": True}),
+])
+def test_translation_extras_equal_the_tools_files(files, tmp_path, name, flags, options):
+    text = "24/11/1999"
+    written = tmp_path / "record.safetensors"
+    tool("translate", "--model", files[name], "--no-grid", *flags, "--attention", written, text)
+    want = records.load_record(written)
+    with models.Translator(files[name]) as model:
+        got = model.record(text, **options)
+        plain = model.record(text)
+    check_same_record(got, want)
+    check_same_extras(got, want)
+    assert got.gradient_step == options.get("gradient_step", records.EXPLAIN_ALL)
+    assert all(m.gradient is not None and m.gradient.shape == m.weights.shape for m in got.maps)
+    assert all((m.q is not None) == options.get("qk", False) for m in got.maps)
+    assert plain.gradient_step is None and all(m.gradient is None for m in plain.maps)
+
+
+def test_generation_extras_equal_the_tools_files(files, lm, tmp_path):
+    written = tmp_path / "record.json"
+    tool("generate", "--model", files["text"], "--prompt", PROMPT, "--tokens", 4,
+         "--temperature", 0, "--qk", "--gradient", "--attention", written)
+    want = records.load_record(written)
+    context = PROMPT + lm.generate(PROMPT, 4, temperature=0)
+    got = lm.record(context, qk=True, gradient=True)
+    check_same_record(got, want)
+    check_same_extras(got, want)
+    assert got.gradient_step == len(context) - 1
+    (m,) = got.maps
+    assert m.q.shape == m.k.shape == (2, len(context), m.q.shape[2])
+    assert not np.triu(m.gradient, k=1).any()  # masked cells: no gradient
+
+
+def test_record_extras_refused(files, lm):
+    with models.Translator(files["hard"]) as model:
+        with pytest.raises(attn.AttnNotImplementedError, match="no gradient to record"):
+            model.record("31415", gradient=True)
+    with models.Translator(files["dates"]) as model:
+        with pytest.raises(attn.AttnNotImplementedError, match="records no q and k"):
+            model.record("1/2/2000", qk=True)
+    with pytest.raises(attn.AttnValueError, match="gradient step 0 is not a token"):
+        lm.record(PROMPT, gradient_step=0)
+    with pytest.raises(TypeError, match="gradient_step must be an int"):
+        lm.record(PROMPT, gradient_step=1.5)
+
+
 # ---- bad files ----
 
 

@@ -822,7 +822,7 @@ static void test_seq2seq_record(void **state)
                 attn_record r;
                 attn_record_init(&r, attn_seq2seq_arch_name(arch), "test");
                 attn_status s =
-                    attn_seq2seq_decode_record(m, out[2], &len[2], src, S, src_len, &opt, &r);
+                    attn_seq2seq_decode_record(m, out[2], &len[2], src, S, src_len, &opt, &r, NULL);
                 if (s) print_error("%s: %s\n", attn_seq2seq_arch_name(arch), attn_last_error());
                 assert_int_equal(s, ATTN_OK);
                 /* the same bits with and without anyone looking */
@@ -863,14 +863,14 @@ static void test_seq2seq_record(void **state)
                 const int maps = r.n_maps;
                 const attn_decode_options beam = {.beam = 2, .max_len = T};
                 test_expect_invalid(
-                    attn_seq2seq_decode_record(m, out[2], &len[2], src, S, src_len, &beam, &r),
+                    attn_seq2seq_decode_record(m, out[2], &len[2], src, S, src_len, &beam, &r, NULL),
                     "beam 2 must be 1");
                 test_expect_invalid(
-                    attn_seq2seq_decode_record(m, out[2], &len[2], src, S, src_len, &opt, &r),
+                    attn_seq2seq_decode_record(m, out[2], &len[2], src, S, src_len, &opt, &r, NULL),
                     "already has a map");
                 assert_int_equal(r.n_maps, maps);
                 test_expect_invalid(
-                    attn_seq2seq_decode_record(m, out[2], &len[2], src, S, S + 1, &opt, &r),
+                    attn_seq2seq_decode_record(m, out[2], &len[2], src, S, S + 1, &opt, &r, NULL),
                     "src_len");
                 attn_record_free(&r);
                 free(attention);
@@ -946,7 +946,7 @@ static void test_gpt_record(void **state)
         attn_gpt_cache_free(cache);
         attn_record r;
         attn_record_init(&r, "gpt", "text");
-        assert_int_equal(attn_gpt_record(m, ids, n, recorded, &r), ATTN_OK);
+        assert_int_equal(attn_gpt_record(m, ids, n, recorded, &r, NULL), ATTN_OK);
         assert_memory_equal(recorded, plain, (size_t)n * V * sizeof(float));
         assert_int_equal(r.n_maps, cfg.n_layer);
         for (int l = 0; l < cfg.n_layer; l++) {
@@ -974,15 +974,15 @@ static void test_gpt_record(void **state)
         /* NULL logits, a failure that leaves the record as it was, bad sizes */
         attn_record other;
         attn_record_init(&other, "gpt", "text");
-        assert_int_equal(attn_gpt_record(m, ids, n, NULL, &other), ATTN_OK);
+        assert_int_equal(attn_gpt_record(m, ids, n, NULL, &other, NULL), ATTN_OK);
         assert_memory_equal(other.maps[0].weights, r.maps[0].weights,
                             (size_t)H * n * n * sizeof(float));
         attn_record_free(&other);
-        test_expect_invalid(attn_gpt_record(m, ids, n, NULL, &r), "already has a map");
+        test_expect_invalid(attn_gpt_record(m, ids, n, NULL, &r, NULL), "already has a map");
         assert_int_equal(r.n_maps, cfg.n_layer);
-        test_expect_invalid(attn_gpt_record(m, ids, cfg.block_size + 1, NULL, &r),
+        test_expect_invalid(attn_gpt_record(m, ids, cfg.block_size + 1, NULL, &r, NULL),
                             "exceeds the block size");
-        test_expect_invalid(attn_gpt_record(m, ids, 0, NULL, &r), "context tokens");
+        test_expect_invalid(attn_gpt_record(m, ids, 0, NULL, &r, NULL), "context tokens");
         attn_record_free(&r);
         free(plain), free(recorded);
         attn_gpt_free(m);
