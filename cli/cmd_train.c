@@ -703,5 +703,8 @@ int cmd_train(int argc, char **argv)
      * them all: the others wait for it in the loop's first exchange. */
     if (status != EXIT_OK && !ranks.in_loop) cli_ranks_abort(&ranks, status);
     cli_ranks_leave(&ranks);
-    return status;
+    /* From the loop on the ranks end together and rank 0 speaks for them: its
+     * status is the job's. The others end with 0, since mpirun ends a job at the
+     * first status that is not, which could kill rank 0 before it exits. */
+    return ranks.in_loop && ranks.rank != 0 ? EXIT_OK : status;
 }

@@ -17,8 +17,9 @@ void cli_catch_interrupt(void)
     action.sa_handler = on_signal;
     sigemptyset(&action.sa_mask);
     /* A second signal of the same kind ends the process at once; the atomic write
-     * keeps the last checkpoint whole even then. */
-    action.sa_flags = SA_RESETHAND;
+     * keeps the last checkpoint whole even then. A system call the signal
+     * interrupts starts again (MPI's waits among them) instead of failing. */
+    action.sa_flags = SA_RESETHAND | SA_RESTART;
     for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
         sigaction(signals[i], &action, NULL);
 }

@@ -35,7 +35,7 @@ const char *cli_mpi_library(void);
  * without MPI built in, or MPI failing to start). */
 int cli_ranks_join(cli_ranks *r);
 /* Leaves the run; every rank waits here for the others, so none exits while
- * rank 0 still writes a checkpoint. */
+ * rank 0 still writes a checkpoint or its report. */
 void cli_ranks_leave(const cli_ranks *r);
 /* Ends every rank at once with status; returns only in a run of one. */
 void cli_ranks_abort(const cli_ranks *r, int status);

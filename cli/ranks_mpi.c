@@ -62,8 +62,10 @@ static bool joined(void)
 
 void cli_ranks_leave(const cli_ranks *r)
 {
-    (void)r;
-    if (joined()) MPI_Finalize();
+    if (!joined()) return;
+    /* MPI_Finalize need not wait for the other ranks; the barrier does. */
+    if (r->size > 1) MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Finalize();
 }
 
 void cli_ranks_abort(const cli_ranks *r, int status)

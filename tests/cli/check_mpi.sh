@@ -117,10 +117,16 @@ if [ "$status" -eq 143 ] && grep -q "interrupted (SIGTERM) after step" "$work/te
   echo "ok:   SIGTERM to the ranks stops them after one step with status 143"
 else
   echo "FAIL: SIGTERM to the ranks -> status $status:"
-  tail -5 "$work/term.log" | sed 's/^/    /'
+  sed 's/^/    /' "$work/term.log" | head -40
   failures=$((failures + 1))
 fi
 done_steps=$(grep -o "after step [0-9]*" "$work/term.log" | grep -o "[0-9]*$")
+if [ -z "$done_steps" ]; then
+  echo "FAIL: the interrupted run did not say after which step it stopped; its output:"
+  sed 's/^/    /' "$work/term.log" | head -40
+  failures=$((failures + 1))
+  done_steps=0
+fi
 train term-straight "${mpi[@]}" -np 2 "$attn" "${long[@]}" --stop-at "$((done_steps + 7))"
 "${mpi[@]}" -np 2 "$attn" train --resume "$work/term.st" --stop-at "$((done_steps + 7))" \
   >"$work/resume2.log" 2>&1
