@@ -33,7 +33,12 @@
 
 enum {
     HTML_THUMB_SIDE = 64,          /* a thumbnail's values a side, at most */
-    HTML_WEIGHTS_MAX = 1 << 19 /* exact weights a page holds: 2 MiB as float32 */
+    HTML_WEIGHTS_MAX = 1 << 19, /* exact weights a page holds: 2 MiB as float32 */
+    /* The q and k values a page holds for the neuron view: every key's k when
+     * they fit, else for each head the HTML_NEURON_TOP (or fewer, to fit) keys
+     * of largest weight of each held query row. */
+    HTML_QK_MAX = 1 << 19,
+    HTML_NEURON_TOP = 32
 };
 
 /* The query rows whose weights the page holds exactly: [first, first + count)
