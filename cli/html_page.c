@@ -6,13 +6,21 @@
  * are only those of its window of query rows ("first", "count"), as the base64
  * of their float32 bytes, little-endian (exact, and shorter than decimals); each
  * map has its thumbnails ("thumb_rows" x "thumb_cols" values a head, base64 of
- * a byte each, 255 for the record's "vmax") and says whether it is causal; each
+ * a byte each, 255 for the map's "vmax") and says whether it is causal; each
  * map names the token lists of its rows and columns ("row_tokens",
  * "col_tokens": "queries" or "keys"), so the script need not know which lists
  * label which maps; and the record says how many weights a page may hold
- * ("weights_max") and whether the window was chosen. Every "<" in the JSON is
- * written as \u003c, so no token can end the element early
- * ("</script>") or open a comment ("<!--").
+ * ("weights_max") and whether the window was chosen. A recorded map's "vmax"
+ * is the record's largest weight (the model view's one scale).
+ * After the record's maps come those derived from them (page_maps.h), each
+ * with "derived" ("gradient-weighted", "rollout", "relevance") and "layers".
+ * A map with q and k has "head_dim", "score_scale", "q" (the window's rows,
+ * base64 float32) and "k" with "k_keys" (write_qk); one whose q and k do not
+ * fit has "qk_not_held", and a Bahdanau map "additive". The record says the
+ * keys the neuron view shows ("neuron_top" of a query's largest past
+ * "neuron_all"), and the output the gradients explain ("gradient_step").
+ * Every "<" in the JSON is written as \u003c, so no token can end the element
+ * early ("</script>") or open a comment ("<!--").
  *
  * The document, its style and its script are the files in cli/page, which the
  * build embeds (page_data.h); their content security policy lets the page load
@@ -391,10 +399,9 @@ static bool write_record(FILE *out, const attn_record *r, page_maps *p, const ch
     const int qk_top = qk_top_keys(p);
     fprintf(out,
             ",\"weights_max\":%d,\"window_given\":%s,\"vmax\":%.9g,\"gradient_step\":%d,"
-            "\"neuron_top\":%d,\"maps\":[",
+            "\"neuron_top\":%d,\"neuron_all\":%d,\"maps\":[",
             HTML_WEIGHTS_MAX, given ? "true" : "false", (double)(vmax > 0.0f ? vmax : 1.0f),
-            r->gradient_step,
-            at_most(qk_top, HTML_NEURON_TOP));
+            r->gradient_step, at_most(qk_top, HTML_NEURON_TOP), HTML_NEURON_ALL);
     bool *held = malloc((size_t)(r->n_keys > r->n_queries ? r->n_keys : r->n_queries) + 1);
     if (held == NULL) {
         cli_message(stderr, "attn: no memory for the page '%s'\n", path);

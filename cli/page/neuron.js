@@ -7,8 +7,8 @@
  * before the softmax; then the scores and the recorded weights. The vectors are
  * drawn on one canvas (a row per key, a column per dimension), the numbers in a
  * table of a row per key. A key weighed by a long record's query is one of
- * thousands: past ALL_KEYS_MAX keys the view shows the rec.neuron_top the query
- * weighs most (html_page.c holds k for those alone), and says so.
+ * thousands: past rec.neuron_all keys the view shows the rec.neuron_top the
+ * query weighs most (html_page.c holds k for those alone), and says so.
  *
  * attention.js calls attnNeuronView once with what it shares, then choose(map,
  * head) when the main view changes and query(row) when a query is picked
@@ -17,8 +17,6 @@ function attnNeuronView(page) {
   const { rec, $, shown, quoted, floats, plural, readout, pointOn, exactRow } = page;
   const canvas = $('neuron-canvas'), note = $('neuron-note'), querySel = $('neuron-query');
   const table = $('neuron-table'), body = table.tBodies[0], mark = $('neuron-mark');
-  /* Up to this many keys of a query, the view shows every one, in order. */
-  const ALL_KEYS_MAX = 48;
   const ROW = 16, TITLE = 20, LABEL = 170, GAP = 18, BAR = 110, CELL_MAX = 18;
   /* A block of cells is at least this wide, so that its title fits. */
   const BLOCK_MIN = 190;
@@ -76,14 +74,14 @@ function attnNeuronView(page) {
   }
 
   /* The keys of row i shown: every key it may see (a causal map's up to i) if
-   * all are held and there are at most ALL_KEYS_MAX, else the rec.neuron_top
+   * all are held and there are at most rec.neuron_all, else the rec.neuron_top
    * it weighs most of those held (ties to the first key, as html_page.c picks
    * them), in key order. Returns [keys, every]. */
   function shownKeys(m, i, weights, kOf) {
     const seen = [];
     for (let j = 0; j < (m.causal ? i + 1 : m.cols); j++) if (kOf(j)) seen.push(j);
     const visible = m.causal ? i + 1 : m.cols;
-    if (seen.length === visible && visible <= ALL_KEYS_MAX) return [seen, true];
+    if (seen.length === visible && visible <= rec.neuron_all) return [seen, true];
     const top = seen.slice().sort((a, b) => weights[b] - weights[a] || a - b)
       .slice(0, rec.neuron_top);
     return [top.sort((a, b) => a - b), false];
@@ -135,7 +133,8 @@ function attnNeuronView(page) {
       ' and each key\'s k (left), and each dimension\'s contribution to the score, q_d k_d ' +
       scaleText + ' (right; red adds, blue takes away), whose sum over the ' + D +
       ' dimensions is the key\'s score before the softmax' +
-      (scale === 1 ? '' : ' (plus ALiBi\'s bias, for a model with it)') + '. ' +
+      (rec.model === 'gpt' ? ' (plus ALiBi\'s bias, for a model with ALiBi positions)' : '') +
+      '. ' +
       (every ? 'Every key the query sees (' + plural(visible, 'key') + ').'
         : 'Shown: the ' + plural(keys.length, 'key') + ' this query weighs most, of the ' +
           visible + ' it sees, in key order (the page holds k of those alone).') +

@@ -1145,6 +1145,37 @@ def check_rnn_pages(browser, attn, tmp, rng):
           "Bahdanau's neuron view says '%s'" % state["note"])
 
 
+def check_qk_budget(attn, tmp, rng):
+    """q and k past what a page holds (HTML_QK_MAX values): a record of 300
+    tokens with q and k of 1,500 dimensions. Holding rows 0 to 59 (--window
+    0:60), each head keeps k of the keys among each held row's 4 largest
+    weights (ties to the first key; 524,288 / (60 x 1,500) - 1 = 4), with their
+    exact values; holding every row, not even q fits, and the map says so."""
+    n, dim, rows, top = 300, 1500, 60, 4
+    weights = [[soft_row(rng, n, i + 1) for i in range(n)]]
+    m = {"name": "transformer.h.0.attn", "layer": 0, "kind": "self", "hard": False,
+         "heads": 1, "rows": n, "cols": n, "weights": weights, "head_dim": dim,
+         "q": [[[float((i + d) % 7 - 3) for d in range(dim)] for i in range(n)]],
+         "k": [[[float((i * 3 + d) % 5 - 2) for d in range(dim)] for i in range(n)]]}
+    record = {"format": "attn-attention", "version": 1, "model": "gpt", "task": "text",
+              "queries": ["a"] * n, "keys": ["a"] * n, "maps": [m]}
+    e = embedded_record(show_page(attn, record, "qk", tmp))["maps"][0]
+    check(e.get("qk_not_held") and "q" not in e,
+          "q and k of %d dimensions for every row: the page holds %s" % (dim, sorted(e)))
+    run = run_attn(attn, ["show", "qk.json", "--html", "qk.html", "--window", "0:%d" % rows], tmp)
+    check(run.returncode == 0, "--window 0:%d failed (%d): %s" % (rows, run.returncode, run.stderr))
+    e = embedded_record(os.path.join(tmp, "qk.html"))["maps"][0]
+    held = set()
+    for row in weights[0][:rows]:
+        held.update(sorted(range(n), key=lambda j: (-as_float32(row[j]), j))[:top])
+    held = sorted(held)
+    check(e["k_keys"] == [held], "q and k of %d dimensions: the page holds k of keys %s, not %s" %
+          (dim, e["k_keys"], held))
+    check(decode_floats(e["k"]) == [m["k"][0][j][d] for j in held for d in range(dim)] and
+          decode_floats(e["q"]) == [x for q in m["q"][0][:rows] for x in q],
+          "q and k of %d dimensions: the page's values are not the record's" % dim)
+
+
 # ---- the test -------------------------------------------------------------------------
 
 def show_page(attn, record, name, tmp):
@@ -1354,6 +1385,7 @@ def main():
             check(sorted(os.listdir(tmp)) == ["page.html", "rec.json"],
                   "files left behind: %s" % os.listdir(tmp))
             check_window_options(args.attn, record, tmp)
+            check_qk_budget(args.attn, tmp, rng)
             neuron_record = make_neuron_record(rng)
             show_page(args.attn, neuron_record, "neuron", tmp)
             lm_record = make_lm_record(rng)
