@@ -137,7 +137,8 @@ function attnNeuronView(page) {
       '. ' +
       (every ? 'Every key the query sees (' + plural(visible, 'key') + ').'
         : 'Shown: the ' + plural(keys.length, 'key') + ' this query weighs most, of the ' +
-          visible + ' it sees, in key order (the page holds k of those alone).') +
+          visible + ' it sees, in key order' +
+          (m.k_keys ? ' (the page holds k of those alone).' : '.')) +
       ' Click a query token or a matrix cell (or move the step slider, for a language model)' +
       ' to pick another query.';
     drawCanvas();

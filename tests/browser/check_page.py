@@ -795,8 +795,9 @@ def check_long_neuron(browser, tokens, first, box):
                                                      for d in range(LONG_DIM)],
                          [1.0 / (q + 1)] * LONG, list(range(32)), 1 / math.sqrt(LONG_DIM), q,
                          tokens, "the long record's query %d" % q, random.Random(q))
-    check("Shown: the 32 keys this query weighs most, of the %d it sees" % (q + 1) in
-          state["note"], "the long record's neuron view says '%s'" % state["note"])
+    check("Shown: the 32 keys this query weighs most, of the %d it sees, in key order (the page "
+          "holds k of those alone)" % (q + 1) in state["note"],
+          "the long record's neuron view says '%s'" % state["note"])
 
 
 def check_long(browser, attn, tmp):
