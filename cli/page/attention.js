@@ -33,8 +33,9 @@
   }
   function quoted(t) { return '\u201c' + shown(t) + '\u201d'; }
   /* Values of a map that are no shares of 1 (gradient-weighted attention and
-   * its relevance, html_page.c's derived maps) have four significant digits
-   * (they are often near 1e-5); weights and rollout are shares, in percent. */
+   * its relevance, html_page.c's derived maps) are written to 3 significant
+   * digits, 4 where a cell is read out (they are often near 1e-5); weights and
+   * rollout are shares, in percent, and to 4 decimals where read out. */
   function isShare(m) { return !m.derived || m.derived === 'rollout'; }
   function amount(m, w) { return isShare(m) ? pct(w) : w.toPrecision(3); }
   function exactText(m, w) { return isShare(m) ? w.toFixed(4) : w.toPrecision(4); }

@@ -9,9 +9,15 @@ weights beside the tokens, the matrix canvas cell by cell (its colours on one sc
 and each row on its own, its numbers, the readout of the cell under the mouse), the
 model view's thumbnails pixel by pixel and what a click or Enter on one opens, the
 step slider of a language model's record (by a click and the arrow keys), a window
-of rows (--window), and a 2,048-token record of 6 layers x 6 heads: its page's
-size, its time from navigation to the page's ready marker (under 2 s) and what it
-says it holds. It also checks that each page asked for nothing but itself and
+of rows (--window), the neuron view (opened by clicks on a thumbnail, a matrix
+cell and a query token; its scores and each dimension's q_d k_d against q . k
+computed from the record, for a language model, Luong's decoder and the long
+record's top keys; what it says for Bahdanau and a record without q and k), the
+gradient-weighted, rollout and relevance maps (their values against float64,
+tests/browser/reference.py, and attn analyze --json; their matrix), what a page
+holds of q and k past its budget, and a 2,048-token record of 6 layers x 6 heads
+with q and k: its page's size, its time from navigation to the page's ready
+marker (under 2 s) and what it says it holds. It also checks that each page asked for nothing but itself and
 threw no error. Python's standard library only.
 
     check_page.py PATH_TO_ATTN [--chromium PATH] [--seed N] [--keep DIR]
