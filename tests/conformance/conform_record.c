@@ -19,6 +19,11 @@
  * gradient.<i>; for seq2seq and rnn also out (steps) as floats, the decoded
  * tokens then EOS if it ended the output (the targets the gradient explains),
  * and step (1), the step explained.
+ * Interventions over the same tokens (attn_gpt_intervene, attn_seq2seq_intervene):
+ * probs.none, the output distributions (steps, V) of the teacher-forced pass;
+ * probs.uniform, with map "edit_map"'s weights uniform (head "edit_head", -1 for
+ * all); probs.erase, with input token "erase" deleted (none when it is -1). The
+ * GPT's steps are its n - 1 rows.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +76,29 @@ static void add_maps(bool qk)
     }
 }
 
+/* probs.none, probs.uniform and probs.erase (attn_gpt_intervene when gpt is
+ * set, else attn_seq2seq_intervene over src and outputs); steps x V each. */
+static void add_interventions(const int32_t *src, int n_in, const int32_t *outputs, int steps,
+                              int V)
+{
+    const attn_intervention none = {.kind = ATTN_INTERVENE_NONE},
+                            uniform = {.kind = ATTN_INTERVENE_UNIFORM,
+                                       .map = meta_int("edit_map"),
+                                       .head = meta_int("edit_head")},
+                            erase = {.kind = ATTN_INTERVENE_ERASE, .token = meta_int("erase")};
+    const attn_intervention *ivs[3] = {&none, &uniform, &erase};
+    const char *names[3] = {"probs.none", "probs.uniform", "probs.erase"};
+    const int64_t shape[2] = {steps, V};
+    for (int k = 0; k < 3; k++) {
+        if (ivs[k] == &erase && erase.token < 0) continue;
+        float *probs = alloc((size_t)steps * V, sizeof *probs);
+        if (gpt) check(attn_gpt_intervene(gpt, probs, src, n_in, ivs[k]), names[k]);
+        else check(attn_seq2seq_intervene(seq2seq, probs, src, n_in, outputs, steps, ivs[k]),
+                   names[k]);
+        add_output(names[k], probs, 2, shape);
+    }
+}
+
 static void run_gpt(const char *dir, const attn_record_options *opt)
 {
     attn_gpt_config cfg = conform_gpt_config();
@@ -88,6 +116,7 @@ static void run_gpt(const char *dir, const attn_record_options *opt)
     if (memcmp(plain, with, (size_t)T * V * sizeof *plain) != 0)
         die("the logits differ with q, k and gradients recorded");
     add_maps(opt->qk);
+    add_interventions(ids, T, NULL, T - 1, V);
 }
 
 static void run_seq2seq(const char *dir, const attn_seq2seq_config *config,
@@ -124,6 +153,9 @@ static void run_seq2seq(const char *dir, const attn_seq2seq_config *config,
     const int64_t one[1] = {1};
     add_output("step", step, 1, one);
     add_maps(opt->qk);
+    int32_t *outputs = alloc((size_t)steps, sizeof *outputs);
+    for (int t = 0; t < steps; t++) outputs[t] = (int32_t)out[t];
+    add_interventions(src, S, outputs, steps, cfg.tgt_vocab);
 }
 
 void conform_record(const char *dir)
