@@ -395,14 +395,18 @@ static int inputs_of(const faithfulness *f, const work *w, int t)
     return f->gpt ? t + 1 : w->n_in;
 }
 
+/* Whether erasing input i can change output step t: always for an
+ * encoder-decoder; for a GPT when i <= t (token t + 1 is predicted from tokens
+ * 0 .. t) and some context is left (t >= 1). */
+static bool erasable(const faithfulness *f, int t, int i) { return !f->gpt || (i <= t && t >= 1); }
+
 static double log_prob(const float *p, int32_t y)
 {
     return log((double)(p[y] > FLT_TRUE_MIN ? p[y] : FLT_TRUE_MIN));
 }
 
-/* w->importance from a pass with each input deleted. A GPT's token i reaches
- * only the steps from i on, and its last token none; step 0 without token 0 has
- * no context, and no importance. */
+/* w->importance from a pass with each input deleted, where erasable (0
+ * elsewhere); a GPT's last token reaches no step. */
 static int erasure(faithfulness *f, work *w)
 {
     memset(w->importance, 0, (size_t)w->steps * w->n_in * sizeof *w->importance);
@@ -411,10 +415,11 @@ static int erasure(faithfulness *f, work *w)
         const attn_intervention iv = {.kind = ATTN_INTERVENE_ERASE, .token = i};
         int status = probe(f, w, &iv, w->probs);
         if (status) return status;
-        for (int t = f->gpt ? (i > 0 ? i : 1) : 0; t < w->steps; t++)
-            w->importance[(size_t)t * w->n_in + i] =
-                (float)(log_prob(w->base + (size_t)t * w->V, w->out[t]) -
-                        log_prob(w->probs + (size_t)t * w->V, w->out[t]));
+        for (int t = 0; t < w->steps; t++)
+            if (erasable(f, t, i))
+                w->importance[(size_t)t * w->n_in + i] =
+                    (float)(log_prob(w->base + (size_t)t * w->V, w->out[t]) -
+                            log_prob(w->probs + (size_t)t * w->V, w->out[t]));
     }
     return EXIT_OK;
 }
@@ -665,7 +670,19 @@ int faithfulness_add(faithfulness *f, const attn_record *r, const char *path, co
     if (status == EXIT_OK && fields != NULL)
         analyze_add_alignment(f->erasure_digits, f->erasure_aligned, w.importance, 1, w.steps,
                               w.n_in, fields);
-    if (f->json) fprintf(out, "]}");
+    if (f->json) {
+        fprintf(out, "], \"erasure\": [");
+        for (int t = 0; t < w.steps; t++) {
+            fprintf(out, "%s[", t ? ", " : "");
+            for (int i = 0; i < w.n_in; i++) {
+                if (!erasable(f, t, i)) fprintf(out, "%snull", i ? ", " : "");
+                else fprintf(out, "%s%.9g", i ? ", " : "",
+                             (double)w.importance[(size_t)t * w.n_in + i]);
+            }
+            fprintf(out, "]");
+        }
+        fprintf(out, "]}");
+    }
     f->records++;
     work_free(&w);
     return status;
