@@ -64,7 +64,8 @@ typedef struct analysis {
 
 static void print_help(void)
 {
-    printf("usage: attn analyze [--json] [--gradient] [--model MODEL [--permutations N]] FILE...\n"
+    printf("usage: attn analyze [--json] [--gradient] [--model MODEL [--permutations N]]\n"
+           "                    FILE...\n"
            "\n"
            "Analyses attention records written by 'attn translate --attention FILE' or\n"
            "'attn generate --attention FILE' (JSON or safetensors). Several records of\n"
