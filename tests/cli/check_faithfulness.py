@@ -21,8 +21,8 @@ text of words), against the records they wrote:
 - bad inputs: a record of another model (another architecture, or the same
   architecture with other weights), a record without tokens, tokens outside the
   vocabulary, --permutations without --model or out of range.
-The output distributions under each intervention are held to PyTorch by
-conformance.record. Debian's Python, standard library only.
+The output distributions under each intervention (uniform, permuted, erased)
+are held to PyTorch by conformance.record. Debian's Python, standard library only.
 
     check_faithfulness.py PATH_TO_ATTN
 """

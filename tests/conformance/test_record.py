@@ -23,9 +23,11 @@ loss checked against the module's to 1e-12 in every case), log p one output step
 Interventions (attn_gpt_intervene, attn_seq2seq_intervene) over the same
 tokens: the output distributions of the teacher-forced pass as it is, with the
 weights of a random map (a random head, or all) replaced by 1 / (keys the row
-sees) after the softmax, and with a random input token deleted (a GPT's rows
-after it move up by one; row 0 without token 0 is zeros), against the same
-passes in PyTorch (the reference's attention given a replace hook).
+sees) after the softmax, or permuted among them (the driver gives the
+permutation of each row, which the reference applies), and with a random input
+token deleted (a GPT's rows after it move up by one; row 0 without token 0 is
+zeros), against the same passes in PyTorch (the reference's attention given a
+replace hook).
 
 PyTorch's A.grad on a masked cell (causal, window) is dO V^T like any other;
 there the weight is the constant 0, and attn records 0: the reference is masked
@@ -86,6 +88,7 @@ def make_config(case):
     cfg["edit_map"] = int(case.rng.integers(0, maps))
     cfg["edit_head"] = int(case.rng.integers(-1, heads))
     cfg["erase"] = int(case.rng.integers(0, inputs)) if inputs >= 2 else -1
+    cfg["edit_seed"] = int(case.rng.integers(0, 1 << 30))
 
 
 def uniform(head):
@@ -103,6 +106,24 @@ def uniform(head):
     return replace
 
 
+def permuted(permutation):
+    """The replace hook of a permutation: permutation (heads x rows, cols), row h
+    rows + i giving the key whose weight goes to each key; weights (B, H, Lq, Lk),
+    or an RNN decoder's (B, S), one call per step (row = the call's count)."""
+    perm = torch.from_numpy(np.asarray(permutation).astype(np.int64))
+    calls = [0]
+
+    def replace(weights, allowed):
+        if weights.dim() == 2:
+            row = perm[calls[0]]
+            calls[0] += 1
+            return weights[:, row]
+        B, H, Lq, Lk = weights.shape
+        index = perm.view(H, Lq, Lk)[None].expand(B, H, Lq, Lk)
+        return torch.gather(weights, -1, index)
+    return replace
+
+
 def erased(ids, token):
     return np.concatenate([ids[:token], ids[token + 1:]])
 
@@ -116,7 +137,7 @@ def gpt_probs(model, ids):
     return torch.softmax(logits[0], dim=-1)
 
 
-def gpt_interventions(model, ids, cfg):
+def gpt_interventions(model, ids, cfg, permutation):
     for block in model.transformer.h:  # what the explained pass kept stays
         block.attn.kept = None
     n = len(ids)
@@ -124,6 +145,8 @@ def gpt_interventions(model, ids, cfg):
     block = model.transformer.h[cfg["edit_map"]].attn
     block.replace = uniform(cfg["edit_head"])
     result["probs.uniform"] = gpt_probs(model, ids)[:n - 1]
+    block.replace = permuted(permutation)
+    result["probs.permute"] = gpt_probs(model, ids)[:n - 1]
     block.replace = None
     token = cfg["erase"]
     if token >= 0:
@@ -134,7 +157,7 @@ def gpt_interventions(model, ids, cfg):
     return result
 
 
-def run_gpt_reference(model32, ids, step, dtype, cfg):
+def run_gpt_reference(model32, ids, step, dtype, cfg, permutation):
     model = copy.deepcopy(model32).to(dtype).eval()
     kept = [{} for _ in model.transformer.h]
     for block, d in zip(model.transformer.h, kept):
@@ -146,7 +169,7 @@ def run_gpt_reference(model32, ids, step, dtype, cfg):
     logp = F.log_softmax(logits[0], dim=-1)
     tokens = range(1, len(ids)) if step == -1 else [step]
     sum(logp[t - 1, int(ids[t])] for t in tokens).backward()
-    result = gpt_interventions(model, ids, cfg)
+    result = gpt_interventions(model, ids, cfg, permutation)
     for i, d in enumerate(kept):
         allowed = d["allowed"].to(dtype)
         result[f"weights.{i}"] = d["weights"].detach()[0]
@@ -166,13 +189,15 @@ def run_gpt_case(case, driver):
     ids = rng.integers(0, cfg["vocab_size"], size=cfg["T"]).astype(np.int32)
     step = cfg["step"]
     case.tags.add("gpt " + cfg["position"])
-    reference = run_gpt_reference(model32, ids, step, torch.float64, cfg)
-    case.measure_condition(
-        reference, run_gpt_reference(model32, ids, step, torch.float32, cfg),
-        lambda perturb: run_gpt_reference(common.perturbed_module(model32, perturb), ids, step,
-                                          torch.float64, cfg))
     case.write_inputs({"ids": ids})
-    case.compare_outputs(case.run_driver(driver, "record"), reference)
+    outputs = case.run_driver(driver, "record")
+    permutation = case.output(outputs, "permutation")
+    reference = run_gpt_reference(model32, ids, step, torch.float64, cfg, permutation)
+    case.measure_condition(
+        reference, run_gpt_reference(model32, ids, step, torch.float32, cfg, permutation),
+        lambda perturb: run_gpt_reference(common.perturbed_module(model32, perturb), ids, step,
+                                          torch.float64, cfg, permutation))
+    case.compare_outputs({k: v for k, v in outputs.items() if k != "permutation"}, reference)
 
 
 # ---- the seq2seq transformer ----
@@ -229,7 +254,7 @@ def transcription(module, src, tgt_in, kept, edit=None):
     return module.generator(module.transformer.decoder.norm(y))[0]
 
 
-def seq2seq_interventions(module, src, out, cfg):
+def seq2seq_interventions(module, src, out, cfg, permutation):
     targets = torch.from_numpy(out.astype(np.int64))
     tgt_in = torch.cat([torch.tensor([BOS]), targets[:-1]])
 
@@ -240,13 +265,14 @@ def seq2seq_interventions(module, src, out, cfg):
         return torch.softmax(logits, dim=-1)
 
     result = {"probs.none": probs(src),
-              "probs.uniform": probs(src, (cfg["edit_map"], uniform(cfg["edit_head"])))}
+              "probs.uniform": probs(src, (cfg["edit_map"], uniform(cfg["edit_head"]))),
+              "probs.permute": probs(src, (cfg["edit_map"], permuted(permutation)))}
     if cfg["erase"] >= 0:
         result["probs.erase"] = probs(erased(src, cfg["erase"]))
     return result
 
 
-def run_seq2seq_reference(module32, src, out, step, dtype, cfg):
+def run_seq2seq_reference(module32, src, out, step, dtype, cfg, permutation):
     module = copy.deepcopy(module32).to(dtype)
     src_t = torch.from_numpy(src.astype(np.int64))
     targets = torch.from_numpy(out.astype(np.int64))
@@ -261,7 +287,7 @@ def run_seq2seq_reference(module32, src, out, step, dtype, cfg):
     logp = F.log_softmax(logits, dim=-1)
     rows = range(len(out)) if step == -1 else [step]
     sum(logp[t, targets[t]] for t in rows).backward()
-    result = seq2seq_interventions(module, src, out, cfg)
+    result = seq2seq_interventions(module, src, out, cfg, permutation)
     for i, d in enumerate(kept):
         result[f"weights.{i}"] = d["weights"].detach()[0]
         result[f"q.{i}"] = d["q"].detach()[0]
@@ -285,13 +311,15 @@ def run_seq2seq_case(case, driver):
     case.require(step == cfg["step"] or (cfg["step"] >= len(out) and step == len(out) - 1),
                  f"the driver explained step {step}, not {cfg['step']} of {len(out)}")
     case.tags.add("seq2seq")
-    reference = run_seq2seq_reference(module32, src, out, step, torch.float64, cfg)
+    permutation = case.output(outputs, "permutation")
+    reference = run_seq2seq_reference(module32, src, out, step, torch.float64, cfg, permutation)
     case.measure_condition(
-        reference, run_seq2seq_reference(module32, src, out, step, torch.float32, cfg),
+        reference, run_seq2seq_reference(module32, src, out, step, torch.float32, cfg,
+                                         permutation),
         lambda perturb: run_seq2seq_reference(common.perturbed_module(module32, perturb), src,
-                                              out, step, torch.float64, cfg))
-    case.compare_outputs({k: v for k, v in outputs.items() if k not in ("out", "step")},
-                         reference)
+                                              out, step, torch.float64, cfg, permutation))
+    case.compare_outputs({k: v for k, v in outputs.items()
+                          if k not in ("out", "step", "permutation")}, reference)
 
 
 # ---- the RNN decoders ----
@@ -308,15 +336,16 @@ def rnn_probs(model, src, out, replace=None):
     return torch.softmax(torch.stack(logits), dim=-1)
 
 
-def rnn_interventions(model, src, out, cfg):
+def rnn_interventions(model, src, out, cfg, permutation):
     result = {"probs.none": rnn_probs(model, src, out),
-              "probs.uniform": rnn_probs(model, src, out, uniform(cfg["edit_head"]))}
+              "probs.uniform": rnn_probs(model, src, out, uniform(cfg["edit_head"])),
+              "probs.permute": rnn_probs(model, src, out, permuted(permutation))}
     if cfg["erase"] >= 0:
         result["probs.erase"] = rnn_probs(model, erased(src, cfg["erase"]), out)
     return result
 
 
-def run_rnn_reference(model32, src, out, step, dtype, cfg):
+def run_rnn_reference(model32, src, out, step, dtype, cfg, permutation):
     model = copy.deepcopy(model32).to(dtype)
     targets = torch.from_numpy(out.astype(np.int64))
     tgt_in = torch.cat([torch.tensor([BOS]), targets[:-1]])
@@ -332,7 +361,7 @@ def run_rnn_reference(model32, src, out, step, dtype, cfg):
     logp = F.log_softmax(torch.stack(logits), dim=-1)
     rows = range(len(out)) if step == -1 else [step]
     sum(logp[t, targets[t]] for t in rows).backward()
-    result = rnn_interventions(model, src, out, cfg)
+    result = rnn_interventions(model, src, out, cfg, permutation)
     result["weights.0"] = torch.stack([w.detach()[0] for w, _ in weights])[None]
     result["gradient.0"] = torch.stack([w.grad[0] for w, _ in weights])[None]
     if model.luong:
@@ -352,13 +381,14 @@ def run_rnn_case(case, driver):
     out = np.asarray(case.output(outputs, "out"), np.int64)
     step = int(case.output(outputs, "step")[0])
     case.tags.add(cfg["arch"])
-    reference = run_rnn_reference(model32, src, out, step, torch.float64, cfg)
+    permutation = case.output(outputs, "permutation")
+    reference = run_rnn_reference(model32, src, out, step, torch.float64, cfg, permutation)
     case.measure_condition(
-        reference, run_rnn_reference(model32, src, out, step, torch.float32, cfg),
+        reference, run_rnn_reference(model32, src, out, step, torch.float32, cfg, permutation),
         lambda perturb: run_rnn_reference(common.perturbed_module(model32, perturb), src, out,
-                                          step, torch.float64, cfg))
-    case.compare_outputs({k: v for k, v in outputs.items() if k not in ("out", "step")},
-                         reference)
+                                          step, torch.float64, cfg, permutation))
+    case.compare_outputs({k: v for k, v in outputs.items()
+                          if k not in ("out", "step", "permutation")}, reference)
 
 
 def run_case(case, driver):
