@@ -154,9 +154,12 @@ static attn_status attend_batch(void *ctx, int l, float *merged, const float *qk
                                 m->cfg.rope_theta))))
         return s;
     const attn_sdpa_config sc = attn_gpt_sdpa_config(m, l);
-    s = m->pass.reference_attention
-            ? attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc)
-            : attn_sdpa_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
+    if (m->edit != NULL && m->edit_layer == l)
+        s = attn_sdpa_edited_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc, m->edit);
+    else
+        s = m->pass.reference_attention
+                ? attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc)
+                : attn_sdpa_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
     if (s) return s;
     merge_heads(m, merged, a->att);
     return ATTN_OK;
