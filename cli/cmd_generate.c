@@ -60,7 +60,9 @@ static void print_help(void)
            "                      context's log-likelihood); implies --gradient\n"
            "  --json              print one JSON object: the prompt, the generated text,\n"
            "                      the token counts (prompt_tokens: those the model read)\n"
-           "                      and the speed (generation only, the prompt included)\n"
+           "                      and the speed: prefill (the prompt's pass to the first\n"
+           "                      new token), decode (each later token: one step and one\n"
+           "                      draw) and the whole generation\n"
            "  -h, --help          this help\n",
            MAX_TOKENS);
 }
@@ -162,19 +164,26 @@ static int parse_options(int argc, char **argv, generate_options *o)
     return EXIT_OK;
 }
 
-/* The whole file, NUL-terminated (it may hold other NULs: *size says where it
- * ends); NULL after printing why. */
-/* Writes each new token's text (its raw bytes: with a bytes vocabulary one
- * character may come in several tokens) and flushes, so it shows at once. */
+/* Notes when each new token is drawn and, unless quiet (--json), writes its text
+ * (its raw bytes: with a bytes vocabulary one character may come in several
+ * tokens) and flushes, so it shows at once. The times split generation into the
+ * prompt's pass (to the first token: prefill and one draw) and decoding (each
+ * later token: one token through the model and one draw). */
 typedef struct stream {
     const attn_text_vocab *vocab;
     attn_status status;
     bool terminal; /* stdout is one: control characters are escaped */
+    bool quiet;
+    int seen;
+    double first, last; /* cli_now() at the first and the last token */
 } stream;
 
 static bool on_token(int32_t token, void *user)
 {
     stream *s = user;
+    s->last = cli_now();
+    if (s->seen++ == 0) s->first = s->last;
+    if (s->quiet) return true;
     char text[TOKEN_MAX_BYTES];
     size_t len = 0;
     s->status = attn_text_decode(s->vocab, &token, 1, text, sizeof text, &len);
@@ -187,9 +196,12 @@ static bool on_token(int32_t token, void *user)
     return true;
 }
 
+/* The JSON report; start: cli_now() when generation began. */
 static void print_json(const generate_options *o, const char *prompt, const char *text,
-                       int prompt_tokens, int produced, double seconds)
+                       int prompt_tokens, int produced, double seconds, const stream *s,
+                       double start)
 {
+    const double prefill = s->first - start, decode = s->last - s->first;
     printf("{\"model\": ");
     cli_json_string(stdout, o->path);
     printf(", \"prompt\": ");
@@ -197,16 +209,20 @@ static void print_json(const generate_options *o, const char *prompt, const char
     printf(", \"text\": ");
     cli_json_string(stdout, text);
     printf(", \"prompt_tokens\": %d, \"tokens\": %d, \"cache\": %s, \"temperature\": %g, "
-           "\"top_k\": %d, \"top_p\": %g, \"seed\": %ld, \"seconds\": %.6f, "
-           "\"tokens_per_s\": %.2f}\n",
+           "\"top_k\": %d, \"top_p\": %g, \"seed\": %ld, \"prefill_seconds\": %.6f, "
+           "\"prefill_tokens_per_s\": %.2f, \"decode_tokens\": %d, \"decode_seconds\": %.6f, "
+           "\"decode_tokens_per_s\": %.2f, \"seconds\": %.6f, \"tokens_per_s\": %.2f}\n",
            prompt_tokens, produced, o->no_cache ? "false" : "true",
            (double)o->sampling.temperature, o->sampling.top_k, (double)o->sampling.top_p, o->seed,
-           seconds, seconds > 0 ? produced / seconds : 0.0);
+           prefill, prefill > 0 ? prompt_tokens / prefill : 0.0, produced - 1, decode,
+           decode > 0 ? (produced - 1) / decode : 0.0, seconds,
+           seconds > 0 ? produced / seconds : 0.0);
 }
 
 /* Decodes the generated tokens: out (produced) and prints the JSON report. */
 static int report_json(const generate_options *o, const cli_gpt_model *m, const char *prompt,
-                       const int32_t *out, int produced, int prompt_tokens, double seconds)
+                       const int32_t *out, int produced, int prompt_tokens, double seconds,
+                       const stream *s, double start)
 {
     size_t cap = (size_t)produced * TOKEN_MAX_BYTES + 1, len = 0;
     char *text = malloc(cap);
@@ -218,7 +234,7 @@ static int report_json(const generate_options *o, const cli_gpt_model *m, const 
     if (attn_text_decode(&m->vocab, out, (size_t)produced, text, cap, &len) != ATTN_OK)
         status = cli_fail("generate");
     else
-        print_json(o, prompt, text, prompt_tokens, produced, seconds);
+        print_json(o, prompt, text, prompt_tokens, produced, seconds, s, start);
     free(text);
     return status;
 }
@@ -299,12 +315,15 @@ static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, 
         context = ids + (count - (size_t)cfg->block_size);
         count = (size_t)cfg->block_size;
     }
-    stream s = {.vocab = &m->vocab, .status = ATTN_OK, .terminal = isatty(fileno(stdout)) == 1};
+    stream s = {.vocab = &m->vocab,
+                .status = ATTN_OK,
+                .terminal = isatty(fileno(stdout)) == 1,
+                .quiet = o->json};
     attn_generate_options gen = {.n_new = (int)o->tokens,
                                  .sampling = o->sampling,
                                  .seed = (uint64_t)o->seed,
                                  .use_cache = !o->no_cache,
-                                 .on_token = o->json ? NULL : on_token,
+                                 .on_token = on_token,
                                  .user = &s};
     if (!o->json) {
         if (s.terminal)
@@ -319,7 +338,8 @@ static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, 
     double seconds = cli_now() - start;
     if (!o->json) printf("\n");
     if (generated != ATTN_OK || s.status != ATTN_OK) return cli_fail("generate");
-    int status = o->json ? report_json(o, m, prompt, out, produced, (int)count, seconds) : EXIT_OK;
+    int status =
+        o->json ? report_json(o, m, prompt, out, produced, (int)count, seconds, &s, start) : EXIT_OK;
     if (status == EXIT_OK && o->attention)
         status = record_attention(o, m, context, (int)count, out, produced);
     return status;

@@ -56,7 +56,7 @@ else
   echo "FAIL: greedy generation: '$first', again '$second', without the cache '$uncached'"
   failures=$((failures + 1))
 fi
-expect 0 '^\{"model": .*"prompt": "the ", "text": ".*", "prompt_tokens": 4, "tokens": 12, "cache": true, .*"seconds": [0-9.]+, "tokens_per_s": [0-9.]+\}$' -- \
+expect 0 '^\{"model": .*"prompt": "the ", "text": ".*", "prompt_tokens": 4, "tokens": 12, "cache": true, .*"prefill_seconds": [0-9.]+, "prefill_tokens_per_s": [0-9.]+, "decode_tokens": 11, "decode_seconds": [0-9.]+, "decode_tokens_per_s": [0-9.]+, "seconds": [0-9.]+, "tokens_per_s": [0-9.]+\}$' -- \
   "$attn" generate "${model[@]}" --prompt "the " --tokens 12 --top-k 5 --top-p 0.9 --json
 expect 0 '"cache": false' -- \
   "$attn" generate "${model[@]}" --prompt "the " --tokens 3 --no-cache --json
