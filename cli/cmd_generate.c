@@ -19,6 +19,7 @@ typedef struct generate_options {
     const char *path, *prompt, *prompt_file, *attention;
     long tokens, seed, threads;
     attn_sampling sampling;
+    attn_precision precision;
     bool no_cache, json;
     cli_record_extras extras;
 } generate_options;
@@ -46,6 +47,10 @@ static void print_help(void)
            "  --no-cache          recompute the whole context for every token instead of\n"
            "                      keeping its keys and values (slower; the same tokens\n"
            "                      while the context fits the block size)\n"
+           "  --precision P       float32 (default) or bf16: the weights rounded to bf16\n"
+           "                      once at load and the cache's keys and values kept in\n"
+           "                      bf16 (half the memory), products and sums float32;\n"
+           "                      with the cache only\n"
            "  --threads N         threads (default: ATTN_NUM_THREADS or all cores)\n"
            "  --attention FILE    record what every head of every layer attends to over\n"
            "                      the final context (the last block-size tokens of the\n"
@@ -59,7 +64,8 @@ static void print_help(void)
            "                      log p the gradient explains, or all of them (the\n"
            "                      context's log-likelihood); implies --gradient\n"
            "  --json              print one JSON object: the prompt, the generated text,\n"
-           "                      the token counts (prompt_tokens: those the model read)\n"
+           "                      the token counts (prompt_tokens: those the model read),\n"
+           "                      the precision, the cache's bytes at the block size\n"
            "                      and the speed: prefill (the prompt's pass to the first\n"
            "                      new token), decode (each later token: one step and one\n"
            "                      draw) and the whole generation\n"
@@ -78,7 +84,8 @@ static int parse_options(int argc, char **argv, generate_options *o)
         OPT_ATTENTION,
         OPT_QK,
         OPT_GRADIENT,
-        OPT_GRADIENT_STEP
+        OPT_GRADIENT_STEP,
+        OPT_PRECISION
     };
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},
@@ -94,6 +101,7 @@ static int parse_options(int argc, char **argv, generate_options *o)
         {"qk", no_argument, NULL, OPT_QK},
         {"gradient", no_argument, NULL, OPT_GRADIENT},
         {"gradient-step", required_argument, NULL, OPT_GRADIENT_STEP},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"threads", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
@@ -137,6 +145,11 @@ static int parse_options(int argc, char **argv, generate_options *o)
                                        optarg);
             break;
         case OPT_NO_CACHE: o->no_cache = true; break;
+        case OPT_PRECISION:
+            if (attn_precision_parse(&o->precision, optarg) != ATTN_OK)
+                return cli_usage_error("generate", "--precision takes float32 or bf16, not '%s'",
+                                       optarg);
+            break;
         case OPT_ATTENTION: o->attention = optarg; break;
         case OPT_QK: o->extras.options.qk = true; break;
         case OPT_GRADIENT: o->extras.options.gradient = true; break;
@@ -161,6 +174,9 @@ static int parse_options(int argc, char **argv, generate_options *o)
         return cli_usage_error("generate", "give the prompt as --prompt TEXT or --prompt-file "
                                            "FILE (one of them)");
     if (o->tokens == 0) return cli_usage_error("generate", "--tokens N is required");
+    if (o->no_cache && o->precision != ATTN_FLOAT32)
+        return cli_usage_error("generate", "--precision bf16 runs with the cache only, not with "
+                                           "--no-cache");
     return EXIT_OK;
 }
 
@@ -197,10 +213,13 @@ static bool on_token(int32_t token, void *user)
 }
 
 /* The JSON report; start: cli_now() when generation began. */
-static void print_json(const generate_options *o, const char *prompt, const char *text,
-                       int prompt_tokens, int produced, double seconds, const stream *s,
-                       double start)
+static void print_json(const generate_options *o, const cli_gpt_model *m, const char *prompt,
+                       const char *text, int prompt_tokens, int produced, double seconds,
+                       const stream *s, double start)
 {
+    const int block = attn_gpt_get_config(m->model)->block_size;
+    const size_t cache_bytes =
+        o->no_cache ? 0 : attn_gpt_cache_bytes(m->model, block, o->precision);
     const double prefill = s->first - start, decode = s->last - s->first;
     printf("{\"model\": ");
     cli_json_string(stdout, o->path);
@@ -208,12 +227,13 @@ static void print_json(const generate_options *o, const char *prompt, const char
     cli_json_string(stdout, prompt);
     printf(", \"text\": ");
     cli_json_string(stdout, text);
-    printf(", \"prompt_tokens\": %d, \"tokens\": %d, \"cache\": %s, \"temperature\": %g, "
+    printf(", \"prompt_tokens\": %d, \"tokens\": %d, \"cache\": %s, \"precision\": \"%s\", "
+           "\"cache_bytes\": %zu, \"temperature\": %g, "
            "\"top_k\": %d, \"top_p\": %g, \"seed\": %ld, \"prefill_seconds\": %.6f, "
            "\"prefill_tokens_per_s\": %.2f, \"decode_tokens\": %d, \"decode_seconds\": %.6f, "
            "\"decode_tokens_per_s\": %.2f, \"seconds\": %.6f, \"tokens_per_s\": %.2f}\n",
            prompt_tokens, produced, o->no_cache ? "false" : "true",
-           (double)o->sampling.temperature, o->sampling.top_k, (double)o->sampling.top_p, o->seed,
+           attn_precision_name(o->precision), cache_bytes, (double)o->sampling.temperature, o->sampling.top_k, (double)o->sampling.top_p, o->seed,
            prefill, prefill > 0 ? prompt_tokens / prefill : 0.0, produced - 1, decode,
            decode > 0 ? (produced - 1) / decode : 0.0, seconds,
            seconds > 0 ? produced / seconds : 0.0);
@@ -234,7 +254,7 @@ static int report_json(const generate_options *o, const cli_gpt_model *m, const 
     if (attn_text_decode(&m->vocab, out, (size_t)produced, text, cap, &len) != ATTN_OK)
         status = cli_fail("generate");
     else
-        print_json(o, prompt, text, prompt_tokens, produced, seconds, s, start);
+        print_json(o, m, prompt, text, prompt_tokens, produced, seconds, s, start);
     free(text);
     return status;
 }
@@ -323,6 +343,7 @@ static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, 
                                  .sampling = o->sampling,
                                  .seed = (uint64_t)o->seed,
                                  .use_cache = !o->no_cache,
+                                 .precision = o->precision,
                                  .on_token = on_token,
                                  .user = &s};
     if (!o->json) {
