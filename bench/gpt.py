@@ -24,10 +24,14 @@ encoded by characters (attn train's default).
    `attn train --block 1024`): for contexts 64, 256 and 1024, a prompt of
    (context - n) characters of the corpus and n new tokens, greedy: attn generate
    with and without the cache, and PyTorch's nanoGPT-style uncached loop on the
-   same weights. Tokens/s counts the new tokens per second of generation, the
-   prompt's prefill included. Beside it, the memory floor: the tokens/s of reading
-   the weights and the key-value cache once per token at the read rate that
-   `attn bench memory` measures in the same run, and the fraction attn reaches.
+   same weights. Each side times prefill (the prompt's pass, to the first new
+   token) and decoding (the n - 1 tokens after it) apart; decoding tokens/s is
+   shown beside the memory floor: the tokens/s of reading the weights and the
+   key-value cache once per token at the read rate that `attn bench memory`
+   measures in the same run, and the fraction attn reaches (goal 70 %), in float32
+   and in bf16 (`attn generate --precision bf16`, whose floor counts 2 bytes a
+   value). Then the agreement of bf16 with float32: greedy continuations of 40
+   prompts from the last 10 % of the corpus by the small model trained 300 steps.
 3. Learning quality (skip with --no-quality; it takes minutes): the small model
    trained --quality-steps steps on both sides (lr 1e-3, warm-up 100, cosine to
    1e-4, dropout 0, the same batches); the validation loss over the same 64
@@ -73,6 +77,8 @@ SPEED_CONFIGS = [
 GEN_MODEL = {"layers": 6, "heads": 6, "embd": 384, "block": 1024}
 GEN_CONTEXTS = [64, 256, 1024]
 CACHE_GOAL = 5.0
+DECODE_FLOOR_GOAL = 0.7  # cached decoding's fraction of the memory floor (issue 16)
+AGREEMENT_STEPS, AGREEMENT_PROMPTS = 300, 40  # bf16 against float32 greedy tokens
 QUALITY_GOAL = 0.05
 WARM_STEPS = 3  # PyTorch's steady state is also shown without its first steps
 # The schedule and optimizer of every training run, on both sides.
@@ -214,15 +220,24 @@ def speed(corpus, directory):
     print()
 
 
-def decode_floor(parameters, context, read_gb_per_s):
-    """Tokens/s if one token cost only reading the float32 weights and the key-value
-    cache at this context (keys and values: 2 x layers x context x embd floats)."""
-    cache = 2 * GEN_MODEL["layers"] * context * GEN_MODEL["embd"]
-    return read_gb_per_s * 1e9 / (4.0 * (parameters + cache))
+def weights_read(parameters):
+    """The weights one decoding step reads: all of them but the learned position
+    table, of which it reads one row."""
+    return parameters - (GEN_MODEL["block"] - 1) * GEN_MODEL["embd"]
+
+
+def decode_floor(parameters, cache_tokens, read_gb_per_s, value_bytes=4):
+    """Tokens/s if one decoding step cost only reading the weights and the key-value
+    cache of cache_tokens tokens (keys and values: 2 x layers x tokens x embd
+    values) once, at the read rate; value_bytes 4 for float32, 2 for bf16."""
+    cache = 2 * GEN_MODEL["layers"] * cache_tokens * GEN_MODEL["embd"]
+    return read_gb_per_s * 1e9 / (value_bytes * (weights_read(parameters) + cache))
 
 
 def generation(corpus, directory):
     n_new = ARGS.gen_tokens
+    if n_new < 2:
+        sys.exit("gpt.py: --gen-tokens must be at least 2 (decoding is timed from the second)")
     log(f"generation: {describe(GEN_MODEL)}, weights from one training step")
     model_file = os.path.join(directory, "gen.st")
     trained = attn_train(corpus, GEN_MODEL, 1, 1, model_file, {"eval-windows": 1, "warmup": 1})
@@ -241,45 +256,115 @@ def generation(corpus, directory):
                 "--tokens", str(n_new), "--temperature", "0", "--threads", str(ARGS.threads),
                 "--json"]
         cached, _ = run_json(base, attn_env())
+        cached16, _ = run_json(base + ["--precision", "bf16"], attn_env())
         uncached, _ = run_json(base + ["--no-cache"], attn_env())
         t, _ = run_json(["/usr/bin/python3", TORCH_SCRIPT, "generate", "--model", model_file,
                          "--prompt-file", prompt_file, "--tokens", str(n_new),
                          "--threads", str(ARGS.threads)], pytorch_env())
-        floor = decode_floor(trained["parameters"], context, memory["read_gb_per_s"])
+        # Decoding step i (1 .. n - 1) reads the cache of prompt + i tokens.
+        mean_cache = cached["prompt_tokens"] + n_new / 2
+        floor = decode_floor(trained["parameters"], mean_cache, memory["read_gb_per_s"])
+        floor16 = decode_floor(trained["parameters"], mean_cache, memory["read_gb_per_s"], 2)
         emit("generation", {"context": context, "attn_cached": cached,
-                            "attn_uncached": uncached, "torch": t, "floor_tokens_per_s": floor,
+                            "attn_cached_bf16": cached16, "attn_uncached": uncached, "torch": t,
+                            "floor_tokens_per_s": floor, "bf16_floor_tokens_per_s": floor16,
                             "read_gb_per_s": memory["read_gb_per_s"]})
-        rows.append((context, cached, uncached, t, floor))
+        rows.append((context, cached, cached16, uncached, t, floor, floor16))
+    agree = agreement(corpus, directory)
     if ARGS.json:
         return
     print(f"### Generation ({describe(GEN_MODEL)}, "
           f"greedy, {n_new} new tokens, {ARGS.threads} threads)")
     print()
+    print("Decoding (each new token after the first: one token through the model and "
+          "its draw):")
+    print()
+    goal = f"goal {100 * DECODE_FLOOR_GOAL:.0f} %"
     print("| context | prompt tokens | attn cached tokens/s | memory floor tokens/s "
-          "| cached / floor | attn uncached tokens/s "
-          "| cache speed-up | PyTorch uncached tokens/s | attn cached / PyTorch "
-          "| attn uncached / PyTorch | same tokens as PyTorch |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for context, c, u, t, floor in rows:
-        ratio = c["tokens_per_s"] / u["tokens_per_s"]
-        goal = (f" (goal {CACHE_GOAL:g}x: {'met' if ratio >= CACHE_GOAL else 'not met'})"
-                if context == max(GEN_CONTEXTS) else "")
+          f"| cached / floor ({goal}) | attn bf16 cached tokens/s | bf16 floor tokens/s "
+          f"| bf16 / bf16 floor ({goal}) | attn uncached tokens/s | cache speed-up "
+          "| PyTorch uncached tokens/s | attn uncached / PyTorch | same tokens as PyTorch |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| --- |")
+    for context, c, c16, u, t, floor, floor16 in rows:
+        rate, rate16 = c["decode_tokens_per_s"], c16["decode_tokens_per_s"]
+        ratio = rate / u["decode_tokens_per_s"]
+        cache_goal = (f" (goal {CACHE_GOAL:g}x: {'met' if ratio >= CACHE_GOAL else 'not met'})"
+                      if context == max(GEN_CONTEXTS) else "")
         same = "yes" if c["text"] == u["text"] == t["text"] else (
             "cached = uncached only" if c["text"] == u["text"] else "no")
-        print(f"| {context} | {c['prompt_tokens']} | {c['tokens_per_s']:,.1f} | {floor:,.0f} "
-              f"| {100 * c['tokens_per_s'] / floor:.0f} % "
-              f"| {u['tokens_per_s']:,.1f} | {ratio:.1f}x{goal} | {t['tokens_per_s']:,.1f} "
-              f"| {c['tokens_per_s'] / t['tokens_per_s']:.1f}x "
-              f"| {u['tokens_per_s'] / t['tokens_per_s']:.2f}x | {same} |")
+        print(f"| {context} | {c['prompt_tokens']} | {rate:,.1f} | {floor:,.0f} "
+              f"| {100 * rate / floor:.0f} % | {rate16:,.1f} | {floor16:,.0f} "
+              f"| {100 * rate16 / floor16:.0f} % "
+              f"| {u['decode_tokens_per_s']:,.1f} | {ratio:.1f}x{cache_goal} "
+              f"| {t['decode_tokens_per_s']:,.1f} "
+              f"| {u['decode_tokens_per_s'] / t['decode_tokens_per_s']:.2f}x | {same} |")
     print()
-    print("Tokens/s: new tokens per second of generation, the prompt's prefill included, "
-          "model loading excluded. Uncached, every token reruns the whole context "
-          "(nanoGPT's generate on the PyTorch side). The memory floor: decoding one token "
-          "reads every weight and the cache's keys and values once, so it cannot beat "
-          f"read rate / (4 x parameters + 8 x layers x context x embd) bytes; the read rate, "
-          f"{memory['read_gb_per_s']:.1f} GB/s on {ARGS.threads} threads, is `attn bench "
-          "memory` in this run.")
+    print("Prefill (the prompt's pass to the first new token, its draw included):")
     print()
+    print("| context | prompt tokens | attn cached tokens/s | attn bf16 cached tokens/s "
+          "| attn uncached tokens/s | PyTorch tokens/s | attn cached / PyTorch |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for context, c, c16, u, t, _, _ in rows:
+        print(f"| {context} | {c['prompt_tokens']} | {c['prefill_tokens_per_s']:,.0f} "
+              f"| {c16['prefill_tokens_per_s']:,.0f} "
+              f"| {u['prefill_tokens_per_s']:,.0f} | {t['prefill_tokens_per_s']:,.0f} "
+              f"| {c['prefill_tokens_per_s'] / t['prefill_tokens_per_s']:.2f}x |")
+    print()
+    print("Both sides time the same two parts of one generation (attn generate --json and "
+          "bench/torch_gpt.py generate): prefill from the start to the first new token, "
+          f"decoding from the first new token to the last ({n_new - 1} steps); model "
+          "loading excluded. Uncached, every token reruns the whole context (nanoGPT's "
+          "generate on the PyTorch side). The memory floor: decoding one token reads every "
+          "weight (of the position table one row) and the cache's keys and values once, so "
+          "it cannot beat read rate / (4 x weights read + 8 x layers x tokens cached x embd) "
+          "bytes (bf16: half of those bytes), tokens cached the mean over the decoding steps; "
+          f"the read rate, {memory['read_gb_per_s']:.1f} GB/s on {ARGS.threads} threads, is "
+          "`attn bench memory` in this run. bf16 (`--precision bf16`): the weights rounded to "
+          "bf16 once at load, the key-value cache in bf16, products and sums in float32; "
+          "its prefill runs the same bf16 products, a row of the prompt at a time over each "
+          "block of weights.")
+    print()
+    print(f"Greedy tokens of bf16 against float32 ({agree['model']}, {agree['prompts']} "
+          f"prompts of {agree['prompt_chars']} characters from the last 10 % of the corpus, "
+          f"{agree['tokens']} new tokens each): identical on {agree['identical']} of "
+          f"{agree['prompts']} prompts ({100 * agree['identical'] / agree['prompts']:.0f} %); "
+          f"{100 * agree['same_tokens'] / (agree['prompts'] * agree['tokens']):.1f} % of the "
+          "tokens come before the first difference.")
+    print()
+
+
+def agreement(corpus, directory):
+    """Greedy generation in bf16 against float32 on many prompts, with a model
+    trained long enough to say something: how many continuations are identical,
+    and how many tokens come before the first difference."""
+    model, steps = SPEED_CONFIGS[0][1], AGREEMENT_STEPS
+    log(f"bf16 agreement: {describe(model)}, {steps} steps, {AGREEMENT_PROMPTS} prompts")
+    model_file = os.path.join(directory, "agreement.st")
+    attn_train(corpus, model, SPEED_CONFIGS[0][2], steps, model_file, {"eval-windows": 1})
+    with open(corpus, encoding="utf-8") as f:
+        text = f.read()
+    tail = text[len(text) * 9 // 10:]
+    chars, n_new = model["block"] // 2, model["block"] // 2
+    identical = same_tokens = 0
+    for i in range(AGREEMENT_PROMPTS):
+        start = i * (len(tail) - chars) // AGREEMENT_PROMPTS
+        prompt_file = os.path.join(directory, "agreement_prompt.txt")
+        with open(prompt_file, "w", encoding="utf-8") as f:
+            f.write(tail[start:start + chars])
+        base = [ARGS.attn, "generate", "--model", model_file, "--prompt-file", prompt_file,
+                "--tokens", str(n_new), "--temperature", "0", "--threads", str(ARGS.threads),
+                "--json"]
+        texts = [run_json(base + ["--precision", p], attn_env())[0]["text"]
+                 for p in ("float32", "bf16")]
+        identical += texts[0] == texts[1]
+        same_tokens += next((k for k, (a, b) in enumerate(zip(*texts)) if a != b),
+                            min(len(texts[0]), len(texts[1])))
+    report = {"model": f"{describe(model)}, trained {steps} steps",
+              "prompts": AGREEMENT_PROMPTS, "prompt_chars": chars, "tokens": n_new,
+              "identical": identical, "same_tokens": same_tokens}
+    emit("bf16_agreement", report)
+    return report
 
 
 def quality(corpus, directory):

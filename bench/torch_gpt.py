@@ -28,7 +28,9 @@ generate: loads an attn model file (a safetensors checkpoint) into the same
 transcription and continues the prompt greedily, nanoGPT's way: every new token
 runs the model over the whole context (cropped to the block size) and takes the
 most likely next token (the first on ties, as attn's temperature 0). Seconds count
-the generation loop only, as attn generate's do.
+the generation loop only, as attn generate's do, split as attn generate splits them:
+prefill from the start to the first new token (one pass over the prompt and its
+argmax), decode from the first new token to the last (each a pass and an argmax).
 
 eval: the validation loss of an attn model file on its text, computed as train
 computes its own; equal to what attn train reported for that model, it shows that
@@ -247,14 +249,22 @@ def generate(args):
     block = cfg["block_size"]
 
     start = time.perf_counter()
+    first = None
     for _ in range(args.tokens):
         logits, _ = model(idx[:, -block:])
         idx = torch.cat([idx, logits[:, -1, :].argmax(-1, keepdim=True)], dim=1)
-    seconds = time.perf_counter() - start
+        if first is None:
+            first = time.perf_counter()
+    last = time.perf_counter()
+    seconds, prefill, decode = last - start, first - start, last - first
 
     new = idx[0, -args.tokens:].tolist()
+    prompt_tokens = idx.shape[1] - args.tokens
     print(json.dumps({
-        "prompt_tokens": idx.shape[1] - args.tokens, "tokens": args.tokens, "cache": False,
+        "prompt_tokens": prompt_tokens, "tokens": args.tokens, "cache": False,
+        "prefill_seconds": prefill, "prefill_tokens_per_s": prompt_tokens / prefill,
+        "decode_tokens": args.tokens - 1, "decode_seconds": decode,
+        "decode_tokens_per_s": (args.tokens - 1) / decode if decode > 0 else 0.0,
         "seconds": seconds, "tokens_per_s": args.tokens / seconds, "text": vocab.decode(new),
         "threads": torch.get_num_threads(), "torch_version": torch.__version__,
         "blas": blas_library(),

@@ -28,6 +28,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_translate(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 

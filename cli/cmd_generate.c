@@ -19,6 +19,7 @@ typedef struct generate_options {
     const char *path, *prompt, *prompt_file, *attention;
     long tokens, seed, threads;
     attn_sampling sampling;
+    attn_precision precision;
     bool no_cache, json;
     cli_record_extras extras;
 } generate_options;
@@ -46,6 +47,10 @@ static void print_help(void)
            "  --no-cache          recompute the whole context for every token instead of\n"
            "                      keeping its keys and values (slower; the same tokens\n"
            "                      while the context fits the block size)\n"
+           "  --precision P       float32 (default) or bf16: the weights rounded to bf16\n"
+           "                      once at load and the cache's keys and values kept in\n"
+           "                      bf16 (half the memory), products and sums float32;\n"
+           "                      with the cache only\n"
            "  --threads N         threads (default: ATTN_NUM_THREADS or all cores)\n"
            "  --attention FILE    record what every head of every layer attends to over\n"
            "                      the final context (the last block-size tokens of the\n"
@@ -59,8 +64,11 @@ static void print_help(void)
            "                      log p the gradient explains, or all of them (the\n"
            "                      context's log-likelihood); implies --gradient\n"
            "  --json              print one JSON object: the prompt, the generated text,\n"
-           "                      the token counts (prompt_tokens: those the model read)\n"
-           "                      and the speed (generation only, the prompt included)\n"
+           "                      the token counts (prompt_tokens: those the model read),\n"
+           "                      the precision, the cache's bytes at the block size\n"
+           "                      and the speed: prefill (the prompt's pass to the first\n"
+           "                      new token), decode (each later token: one step and one\n"
+           "                      draw) and the whole generation\n"
            "  -h, --help          this help\n",
            MAX_TOKENS);
 }
@@ -76,7 +84,8 @@ static int parse_options(int argc, char **argv, generate_options *o)
         OPT_ATTENTION,
         OPT_QK,
         OPT_GRADIENT,
-        OPT_GRADIENT_STEP
+        OPT_GRADIENT_STEP,
+        OPT_PRECISION
     };
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},
@@ -92,6 +101,7 @@ static int parse_options(int argc, char **argv, generate_options *o)
         {"qk", no_argument, NULL, OPT_QK},
         {"gradient", no_argument, NULL, OPT_GRADIENT},
         {"gradient-step", required_argument, NULL, OPT_GRADIENT_STEP},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"threads", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
@@ -135,6 +145,11 @@ static int parse_options(int argc, char **argv, generate_options *o)
                                        optarg);
             break;
         case OPT_NO_CACHE: o->no_cache = true; break;
+        case OPT_PRECISION:
+            if (attn_precision_parse(&o->precision, optarg) != ATTN_OK)
+                return cli_usage_error("generate", "--precision takes float32 or bf16, not '%s'",
+                                       optarg);
+            break;
         case OPT_ATTENTION: o->attention = optarg; break;
         case OPT_QK: o->extras.options.qk = true; break;
         case OPT_GRADIENT: o->extras.options.gradient = true; break;
@@ -159,22 +174,32 @@ static int parse_options(int argc, char **argv, generate_options *o)
         return cli_usage_error("generate", "give the prompt as --prompt TEXT or --prompt-file "
                                            "FILE (one of them)");
     if (o->tokens == 0) return cli_usage_error("generate", "--tokens N is required");
+    if (o->no_cache && o->precision != ATTN_FLOAT32)
+        return cli_usage_error("generate", "--precision bf16 runs with the cache only, not with "
+                                           "--no-cache");
     return EXIT_OK;
 }
 
-/* The whole file, NUL-terminated (it may hold other NULs: *size says where it
- * ends); NULL after printing why. */
-/* Writes each new token's text (its raw bytes: with a bytes vocabulary one
- * character may come in several tokens) and flushes, so it shows at once. */
+/* Notes when each new token is drawn and, unless quiet (--json), writes its text
+ * (its raw bytes: with a bytes vocabulary one character may come in several
+ * tokens) and flushes, so it shows at once. The times split generation into the
+ * prompt's pass (to the first token: prefill and one draw) and decoding (each
+ * later token: one token through the model and one draw). */
 typedef struct stream {
     const attn_text_vocab *vocab;
     attn_status status;
     bool terminal; /* stdout is one: control characters are escaped */
+    bool quiet;
+    int seen;
+    double first, last; /* cli_now() at the first and the last token */
 } stream;
 
 static bool on_token(int32_t token, void *user)
 {
     stream *s = user;
+    s->last = cli_now();
+    if (s->seen++ == 0) s->first = s->last;
+    if (s->quiet) return true;
     char text[TOKEN_MAX_BYTES];
     size_t len = 0;
     s->status = attn_text_decode(s->vocab, &token, 1, text, sizeof text, &len);
@@ -187,26 +212,37 @@ static bool on_token(int32_t token, void *user)
     return true;
 }
 
-static void print_json(const generate_options *o, const char *prompt, const char *text,
-                       int prompt_tokens, int produced, double seconds)
+/* The JSON report; start: cli_now() when generation began. */
+static void print_json(const generate_options *o, const cli_gpt_model *m, const char *prompt,
+                       const char *text, int prompt_tokens, int produced, double seconds,
+                       const stream *s, double start)
 {
+    const int block = attn_gpt_get_config(m->model)->block_size;
+    const size_t cache_bytes =
+        o->no_cache ? 0 : attn_gpt_cache_bytes(m->model, block, o->precision);
+    const double prefill = s->first - start, decode = s->last - s->first;
     printf("{\"model\": ");
     cli_json_string(stdout, o->path);
     printf(", \"prompt\": ");
     cli_json_string(stdout, prompt);
     printf(", \"text\": ");
     cli_json_string(stdout, text);
-    printf(", \"prompt_tokens\": %d, \"tokens\": %d, \"cache\": %s, \"temperature\": %g, "
-           "\"top_k\": %d, \"top_p\": %g, \"seed\": %ld, \"seconds\": %.6f, "
-           "\"tokens_per_s\": %.2f}\n",
+    printf(", \"prompt_tokens\": %d, \"tokens\": %d, \"cache\": %s, \"precision\": \"%s\", "
+           "\"cache_bytes\": %zu, \"temperature\": %g, "
+           "\"top_k\": %d, \"top_p\": %g, \"seed\": %ld, \"prefill_seconds\": %.6f, "
+           "\"prefill_tokens_per_s\": %.2f, \"decode_tokens\": %d, \"decode_seconds\": %.6f, "
+           "\"decode_tokens_per_s\": %.2f, \"seconds\": %.6f, \"tokens_per_s\": %.2f}\n",
            prompt_tokens, produced, o->no_cache ? "false" : "true",
-           (double)o->sampling.temperature, o->sampling.top_k, (double)o->sampling.top_p, o->seed,
-           seconds, seconds > 0 ? produced / seconds : 0.0);
+           attn_precision_name(o->precision), cache_bytes, (double)o->sampling.temperature, o->sampling.top_k, (double)o->sampling.top_p, o->seed,
+           prefill, prefill > 0 ? prompt_tokens / prefill : 0.0, produced - 1, decode,
+           decode > 0 ? (produced - 1) / decode : 0.0, seconds,
+           seconds > 0 ? produced / seconds : 0.0);
 }
 
 /* Decodes the generated tokens: out (produced) and prints the JSON report. */
 static int report_json(const generate_options *o, const cli_gpt_model *m, const char *prompt,
-                       const int32_t *out, int produced, int prompt_tokens, double seconds)
+                       const int32_t *out, int produced, int prompt_tokens, double seconds,
+                       const stream *s, double start)
 {
     size_t cap = (size_t)produced * TOKEN_MAX_BYTES + 1, len = 0;
     char *text = malloc(cap);
@@ -218,7 +254,7 @@ static int report_json(const generate_options *o, const cli_gpt_model *m, const 
     if (attn_text_decode(&m->vocab, out, (size_t)produced, text, cap, &len) != ATTN_OK)
         status = cli_fail("generate");
     else
-        print_json(o, prompt, text, prompt_tokens, produced, seconds);
+        print_json(o, m, prompt, text, prompt_tokens, produced, seconds, s, start);
     free(text);
     return status;
 }
@@ -299,12 +335,16 @@ static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, 
         context = ids + (count - (size_t)cfg->block_size);
         count = (size_t)cfg->block_size;
     }
-    stream s = {.vocab = &m->vocab, .status = ATTN_OK, .terminal = isatty(fileno(stdout)) == 1};
+    stream s = {.vocab = &m->vocab,
+                .status = ATTN_OK,
+                .terminal = isatty(fileno(stdout)) == 1,
+                .quiet = o->json};
     attn_generate_options gen = {.n_new = (int)o->tokens,
                                  .sampling = o->sampling,
                                  .seed = (uint64_t)o->seed,
                                  .use_cache = !o->no_cache,
-                                 .on_token = o->json ? NULL : on_token,
+                                 .precision = o->precision,
+                                 .on_token = on_token,
                                  .user = &s};
     if (!o->json) {
         if (s.terminal)
@@ -319,7 +359,8 @@ static int run(const generate_options *o, cli_gpt_model *m, const char *prompt, 
     double seconds = cli_now() - start;
     if (!o->json) printf("\n");
     if (generated != ATTN_OK || s.status != ATTN_OK) return cli_fail("generate");
-    int status = o->json ? report_json(o, m, prompt, out, produced, (int)count, seconds) : EXIT_OK;
+    int status =
+        o->json ? report_json(o, m, prompt, out, produced, (int)count, seconds, &s, start) : EXIT_OK;
     if (status == EXIT_OK && o->attention)
         status = record_attention(o, m, context, (int)count, out, produced);
     return status;

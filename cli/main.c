@@ -14,6 +14,8 @@ static const cli_command commands[] = {
     {"data", "print a built-in task's examples or a text's training windows", cmd_data},
     {"demo", "run the seed's multi-head attention on an example sentence", cmd_demo},
     {"eval", "exact-match accuracy of a trained model on its task", cmd_eval},
+    {"export", "write a trained model's state_dict as safetensors, float32 or bf16",
+     cmd_export},
     {"generate", "continue a text with a trained language model", cmd_generate},
     {"info", "version, CPU features, threads, GEMM backend, attention kernel", cmd_info},
     {"show", "draw recorded attention as a heatmap: PNG, SVG or PDF", cmd_show},

@@ -128,10 +128,25 @@ ATTN_API attn_status attn_gpt_backward(attn_gpt *m);
  * a new token costs O(length), not a pass over the whole context. Dropout is off. */
 typedef struct attn_gpt_cache attn_gpt_cache;
 
-/* Room for `capacity` tokens, 1 <= capacity <= block_size. */
+/* Room for `capacity` tokens, 1 <= capacity <= block_size, float32. */
 ATTN_API attn_status attn_gpt_cache_create(attn_gpt_cache **out, const attn_gpt *m, int capacity);
+/* The same at a precision. ATTN_BF16 is bf16 inference: the cache keeps its keys
+ * and values in bfloat16 (half the memory) and rounds m's Linear weights and
+ * lm_head.weight to bfloat16 once, here (the weights as they are now; a cache
+ * made before they change keeps the old ones). Its passes multiply those by
+ * their inputs rounded to bfloat16, with float32 products and sums, and attend
+ * through attn_sdpa_bf16_forward (q rounded too; scores, softmax and sums
+ * float32); the embeddings, LayerNorms, GELU, the residual stream and the logits
+ * stay float32. Its logits differ from float32's by the roundings (the bound:
+ * tests/unit/test_gpt_bf16.c). Fails on a value that is no attn_precision. */
+ATTN_API attn_status attn_gpt_cache_create_at(attn_gpt_cache **out, const attn_gpt *m,
+                                              int capacity, attn_precision precision);
 ATTN_API void attn_gpt_cache_free(attn_gpt_cache *c);
 ATTN_API int attn_gpt_cache_length(const attn_gpt_cache *c);
+/* The bytes of the keys and values of m's cache of `capacity` tokens at
+ * `precision`: 2 x layers x Hkv x capacity x hd values of 4 bytes (float32) or
+ * 2 (bf16); 0 for NULL m. */
+ATTN_API size_t attn_gpt_cache_bytes(const attn_gpt *m, int capacity, attn_precision precision);
 /* Empties it (length 0). */
 ATTN_API void attn_gpt_cache_reset(attn_gpt_cache *c);
 
@@ -179,6 +194,9 @@ typedef struct attn_generate_options {
     bool use_cache;
     attn_token_callback on_token;
     void *user;
+    /* With use_cache, the cache's precision (attn_gpt_cache_create_at): ATTN_FLOAT32
+     * (0, the default) or ATTN_BF16; without the cache only ATTN_FLOAT32. */
+    attn_precision precision;
 } attn_generate_options;
 
 ATTN_API attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced,

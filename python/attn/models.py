@@ -93,7 +93,7 @@ _TokenCallback = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_int32, ctypes.c_void_p
 class _GenerateOptions(ctypes.Structure):  # attn_generate_options
     _fields_ = [("n_new", ctypes.c_int), ("sampling", _Sampling), ("seed", ctypes.c_uint64),
                 ("use_cache", ctypes.c_bool), ("on_token", _TokenCallback),
-                ("user", ctypes.c_void_p)]
+                ("user", ctypes.c_void_p), ("precision", ctypes.c_int)]
 
 
 check_sizes((_Seq2seqConfig, "attn_seq2seq_config"), (_GptConfig, "attn_gpt_config"),

@@ -562,8 +562,9 @@ static float *alloc_tiles(size_t floats)
 /* S = scale (q . k): the scale multiplies the finished dot product, never one
  * operand, in the forward and in both gradient passes. Their tile products run in
  * either orientation, but each element is the same fused multiply-add chain over
- * d, so all three get the same bits for every score: the backward's P is then the
- * forward's exactly (a row with one live key has P = 1, and passes no gradient to
+ * d, so all three get the same bits for every score (but a forward of a single
+ * query row, which sums along d as vectors: single_row_scores): the backward's P
+ * is then the forward's exactly (a row with one live key has P = 1, and passes no gradient to
  * q and k, bit for bit). */
 static void scale_tile(float *data, int rows, int cols_padded, ptrdiff_t ld, float scale)
 {
@@ -635,6 +636,27 @@ static void finish_rows(float *out, float *lse, const attn_sdpa_config *cfg, int
     }
 }
 
+/* S^T (keys x VF_WIDTH lanes) of a single query row q: (D) against k: (keys, D),
+ * its scores in lane 0 (the other lanes 0): each a vector dot product along d,
+ * one load of k per VF_WIDTH of its values, where the transposed tile product
+ * would broadcast every k value against a vector holding one live lane (a
+ * decoding step's 16-fold waste). The sum runs in another order than the tile
+ * product's, so the scores differ from that product's by rounding. */
+static void single_row_scores(float *s_t, const float *k, const float *q, int keys, int D)
+{
+    for (int j = 0; j < keys; j++) {
+        const float *kj = k + (ptrdiff_t)j * D;
+        vf acc = vf_zero();
+        int d = 0;
+        for (; d + VF_WIDTH <= D; d += VF_WIDTH) acc = vf_fma(vf_load(kj + d), vf_load(q + d), acc);
+        float score = vf_sum(acc);
+        for (; d < D; d++) score += kj[d] * q[d];
+        float *row = s_t + (ptrdiff_t)j * QUERY_BLOCK;
+        vf_store(row, vf_zero());
+        row[0] = score;
+    }
+}
+
 /* The online softmax of query rows i0 .. i0 + rows of head bh = b * H + h over all
  * the keys they see, leaving each row's max and sum in t->row_max and t->row_sum
  * and, `with_values`, the unnormalised output sum_j exp(s_ij - m_i) P'_ij v_j in
@@ -667,9 +689,14 @@ static void online_softmax(const float *q, const float *k, const float *v,
     const int64_t end = key_end(cfg, i0, rows);
     for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. */
-        tile_product(keys, lanes, D, k_head + j0 * D, D, 1, t->q_t, lanes, t->s_t, QUERY_BLOCK,
-                     false);
+        /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. A forward
+         * of one row (a decoding step) takes dot products along d instead;
+         * backward's recomputed statistics stay the tile product's, like its P. */
+        if (rows == 1 && with_values)
+            single_row_scores(t->s_t, k_head + j0 * D, q + (bh * Lq + i0) * D, keys, D);
+        else
+            tile_product(keys, lanes, D, k_head + j0 * D, D, 1, t->q_t, lanes, t->s_t,
+                         QUERY_BLOCK, false);
         scale_tile(t->s_t, keys, lanes, QUERY_BLOCK, attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);

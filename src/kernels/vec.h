@@ -52,6 +52,13 @@ typedef struct attn_vec_kernels {
     /* y: (n) with y[j] = x . w[j] for x: (k) and w: n rows of k at stride ldw,
      * each sum in a fixed order of its own (gemm.c's products of few rows). */
     void (*dot_rows)(float *y, const float *x, const float *w, size_t ldw, int n, int k);
+    /* The same on bfloat16 x and w (core/bf16.h): products and sums in
+     * float32, the pairs (2t, 2t + 1) multiplied as vdpbf16ps multiplies them
+     * (simd.h's vp_dot: vdpbf16ps in the avx512bf16 variant, the same arithmetic
+     * on widened values in the others, subnormals flushed alike), 32 pairs per
+     * sum: the same bits in every variant. (gemv_bf16.c) */
+    void (*dot_rows_bf16)(float *y, const uint16_t *x, const uint16_t *w, size_t ldw, int n,
+                          int k);
     /* Inverted dropout of the elements first .. first + n - 1 of a tensor:
      * out: (n) = in * scale where attn_uniform_at(seed, index) >= p, else 0
      * (accumulate: added to out instead). (nn/dropout.c) */

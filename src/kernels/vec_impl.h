@@ -21,6 +21,7 @@ static const attn_vec_kernels vec_kernels = {
     .additive_backward = additive_backward,
     .additive_v_gradient = additive_v_gradient,
     .dot_rows = dot_rows,
+    .dot_rows_bf16 = dot_rows_bf16,
     .dropout_run = dropout_run,
     .crc32c = crc32c_update,
 };

@@ -8,13 +8,43 @@
  * their buffers (training keeps every block's for backward, inference reuses one
  * set). */
 #include "attn/nn.h"
+#include "kernels/gemv_bf16.h"
 #include "models/gpt_impl.h"
 
-/* y = residual + dropout(x w^T + b), N rows; y may be residual when p is 0. */
-static attn_status residual_branch(const attn_gpt *m, float *y, const float *residual,
-                                   const float *x, const gpt_affine *a, int N, int in, int out,
-                                   float p, uint64_t site)
+/* y: (N, out) = [residual +] x w^T + b with the weight in bf16 (w16) and x
+ * rounded to bf16 in x16 (N, in); y may be residual. */
+static attn_status linear_bf16(float *y, const float *residual, const float *x, uint16_t *x16,
+                               const uint16_t *w16, const float *bias, int N, int in, int out)
 {
+    attn_bf16_from_float(x16, x, (size_t)N * in);
+    if (residual)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++)
+                y[(size_t)n * out + o] = residual[(size_t)n * out + o] + (bias ? bias[o] : 0.0f);
+    attn_status s = attn_bf16_weights_product(y, x16, w16, N, out, in, residual != NULL);
+    if (!s && !residual && bias)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++) y[(size_t)n * out + o] += bias[o];
+    return s;
+}
+
+/* y: (N, out) = x w^T + b, through the pass's weights (float32 or bf16). */
+static attn_status block_linear(const gpt_block_attention *att, const gpt_block_buffers *b,
+                                const uint16_t *w16, float *y, const float *x,
+                                const gpt_affine *a, int N, int in, int out)
+{
+    if (att->bf16) return linear_bf16(y, NULL, x, b->x16, w16, a->b, N, in, out);
+    return attn_linear_forward(y, x, a->w, a->b, N, in, out);
+}
+
+/* y = residual + dropout(x w^T + b), N rows, through the pass's weights (float32,
+ * or bf16 without dropout); y may be residual when p is 0. */
+static attn_status residual_branch(const attn_gpt *m, const gpt_block_attention *att,
+                                   const gpt_block_buffers *b, const uint16_t *w16, float *y,
+                                   const float *residual, const float *x, const gpt_affine *a,
+                                   int N, int in, int out, float p, uint64_t site)
+{
+    if (att->bf16) return linear_bf16(y, residual, x, b->x16, w16, a->b, N, in, out);
     if (p == 0.0f) {
         attn_gpt_residual_linear(y, residual, x, a, N, in, out);
         return ATTN_OK;
@@ -34,19 +64,20 @@ attn_status attn_gpt_block_forward(const attn_gpt *m, int l, float *y, const flo
 {
     const int C = m->cfg.n_embd;
     const gpt_layer *L = &m->layers[l];
+    const gpt_layer_bf16 none = {0}, *L16 = att->bf16 ? &att->bf16[l] : &none;
     attn_status s;
     if ((s = attn_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, x, L->ln_1.w, L->ln_1.b, N,
                                     C, GPT_LN_EPS)) ||
-        (s = attn_linear_forward(b->qkv, b->ln1, L->c_attn.w, L->c_attn.b, N, C,
-                                 m->qkv_width)) ||
+        (s = block_linear(att, b, L16->c_attn, b->qkv, b->ln1, &L->c_attn, N, C,
+                          m->qkv_width)) ||
         (s = att->attend(att->ctx, l, b->merged, b->qkv)) ||
-        (s = residual_branch(m, b->mid, x, b->merged, &L->attn_proj, N, C, C, att->dropout,
-                             GPT_SITE_ATTENTION_OUT(l))) ||
+        (s = residual_branch(m, att, b, L16->attn_proj, b->mid, x, b->merged, &L->attn_proj, N,
+                             C, C, att->dropout, GPT_SITE_ATTENTION_OUT(l))) ||
         (s = attn_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->mid, L->ln_2.w,
                                     L->ln_2.b, N, C, GPT_LN_EPS)) ||
-        (s = attn_linear_forward(b->fc, b->ln2, L->c_fc.w, L->c_fc.b, N, C, 4 * C)))
+        (s = block_linear(att, b, L16->c_fc, b->fc, b->ln2, &L->c_fc, N, C, 4 * C)))
         return s;
     attn_gpt_gelu(b->gelu, b->fc, (size_t)N * 4 * C);
-    return residual_branch(m, y, b->mid, b->gelu, &L->mlp_proj, N, 4 * C, C, att->dropout,
-                           GPT_SITE_MLP_OUT(l));
+    return residual_branch(m, att, b, L16->mlp_proj, y, b->mid, b->gelu, &L->mlp_proj, N, 4 * C,
+                           C, att->dropout, GPT_SITE_MLP_OUT(l));
 }

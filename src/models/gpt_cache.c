@@ -8,30 +8,81 @@
  * block, so that the first `length` rows of a head are the (Lk, hd) array SDPA
  * reads, with no copy. With capacity > Lk the heads are not contiguous with each
  * other, so attention runs one call per query head (B = H = 1), which also lets
- * grouped query heads share their key/value head by pointer. */
+ * grouped query heads share their key/value head by pointer.
+ *
+ * At ATTN_BF16 (bf16 inference) the cache holds its keys and values in bf16,
+ * half the memory, and rounds the model's Linear weights and lm_head to bf16 once,
+ * at creation: each token then reads 2 bytes per weight and per cached value. The
+ * Linears multiply them by their input rounded to bf16 (kernels/gemv_bf16.h),
+ * attention is the fused bf16 kernel (q rounded too; scores, softmax and sums
+ * float32); embeddings, LayerNorms, GELU and the residual stream stay float32. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn/kernels.h"
 #include "core/error.h"
+#include "kernels/gemv_bf16.h"
 #include "models/gpt_impl.h"
 
 struct attn_gpt_cache {
     int capacity, length;
     int layers, kv_heads, head_dim;
-    float *keys, *values; /* (layers, Hkv, capacity, hd), after RoPE */
+    attn_precision precision;
+    /* (layers, Hkv, capacity, hd), after RoPE: float32, or at ATTN_BF16 bf16 */
+    float *keys, *values;
+    uint16_t *keys16, *values16;
+    /* At ATTN_BF16, the weights the passes read, rounded once at creation: the
+     * Linears of every block and lm_head (V, C), in one allocation. */
+    uint16_t *weights16, *head16;
+    gpt_layer_bf16 layers16[ATTN_GPT_MAX_LAYERS];
     /* scratch for `rows` new tokens */
     int rows;
     float *x, *ln, *qkv, *merged, *wide; /* (n, C), (n, C), (n, qkv_width), (n, C), (n, 4C) */
     float *q, *att;                      /* (H, n, hd): the queries, attention's output */
     float *mean, *rstd, *lse;            /* (n), (n), (H, n) */
+    uint16_t *x16, *q16;                 /* at ATTN_BF16: (n, 4C), (H, n, hd) */
+    attn_status *head_status;            /* (H) of the heads attending side by side */
 };
 
-attn_status attn_gpt_cache_create(attn_gpt_cache **out, const attn_gpt *m, int capacity)
+/* Rounds m's Linear weights and lm_head to bf16 into c->weights16. */
+static attn_status round_weights(attn_gpt_cache *c, const attn_gpt *m)
+{
+    const size_t C = (size_t)m->cfg.n_embd, W = (size_t)m->qkv_width;
+    const size_t per_layer = W * C + C * C + 4 * C * C + 4 * C * C;
+    const size_t head = (size_t)m->cfg.vocab_size * C;
+    c->weights16 = malloc((per_layer * (size_t)c->layers + head) * sizeof *c->weights16);
+    if (c->weights16 == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for the bf16 weights");
+    uint16_t *next = c->weights16;
+    for (int l = 0; l < c->layers; l++) {
+        const gpt_layer *L = &m->layers[l];
+        gpt_layer_bf16 *L16 = &c->layers16[l];
+        const struct {
+            uint16_t **to;
+            const float *from;
+            size_t n;
+        } parts[] = {{&L16->c_attn, L->c_attn.w, W * C},
+                     {&L16->attn_proj, L->attn_proj.w, C * C},
+                     {&L16->c_fc, L->c_fc.w, 4 * C * C},
+                     {&L16->mlp_proj, L->mlp_proj.w, 4 * C * C}};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            *parts[i].to = next;
+            attn_bf16_from_float(next, parts[i].from, parts[i].n);
+            next += parts[i].n;
+        }
+    }
+    c->head16 = next;
+    attn_bf16_from_float(c->head16, m->head, head);
+    return ATTN_OK;
+}
+
+attn_status attn_gpt_cache_create_at(attn_gpt_cache **out, const attn_gpt *m, int capacity,
+                                     attn_precision precision)
 {
     attn_status s;
     if ((s = attn_check_not_null(out, "cache output")) || (s = attn_check_not_null(m, "gpt")) ||
-        (s = attn_check_at_least(capacity, 1, "cache capacity")))
+        (s = attn_check_at_least(capacity, 1, "cache capacity")) ||
+        (s = attn_check_precision(precision)))
         return s;
     *out = NULL;
     if (capacity > m->cfg.block_size)
@@ -44,16 +95,34 @@ attn_status attn_gpt_cache_create(attn_gpt_cache **out, const attn_gpt *m, int c
     c->layers = m->cfg.n_layer;
     c->kv_heads = m->cfg.n_kv_head;
     c->head_dim = m->head_dim;
+    c->precision = precision;
     const size_t n = (size_t)c->layers * c->kv_heads * capacity * c->head_dim;
-    c->keys = malloc(n * sizeof *c->keys);
-    c->values = malloc(n * sizeof *c->values);
-    if (c->keys == NULL || c->values == NULL) {
+    bool stored;
+    if (precision == ATTN_BF16) {
+        c->keys16 = malloc(n * sizeof *c->keys16);
+        c->values16 = malloc(n * sizeof *c->values16);
+        stored = c->keys16 && c->values16;
+    } else {
+        c->keys = malloc(n * sizeof *c->keys);
+        c->values = malloc(n * sizeof *c->values);
+        stored = c->keys && c->values;
+    }
+    if (!stored) {
         attn_gpt_cache_free(c);
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for a cache of %d tokens",
                           capacity);
     }
+    if (precision == ATTN_BF16 && (s = round_weights(c, m))) {
+        attn_gpt_cache_free(c);
+        return s;
+    }
     *out = c;
     return ATTN_OK;
+}
+
+attn_status attn_gpt_cache_create(attn_gpt_cache **out, const attn_gpt *m, int capacity)
+{
+    return attn_gpt_cache_create_at(out, m, capacity, ATTN_FLOAT32);
 }
 
 static void free_scratch(attn_gpt_cache *c)
@@ -68,8 +137,13 @@ static void free_scratch(attn_gpt_cache *c)
     free(c->mean);
     free(c->rstd);
     free(c->lse);
+    free(c->x16);
+    free(c->q16);
+    free(c->head_status);
     c->x = c->ln = c->qkv = c->merged = c->wide = c->q = c->att = NULL;
     c->mean = c->rstd = c->lse = NULL;
+    c->x16 = c->q16 = NULL;
+    c->head_status = NULL;
     c->rows = 0;
 }
 
@@ -79,10 +153,20 @@ void attn_gpt_cache_free(attn_gpt_cache *c)
     free_scratch(c);
     free(c->keys);
     free(c->values);
+    free(c->keys16);
+    free(c->values16);
+    free(c->weights16);
     free(c);
 }
 
 int attn_gpt_cache_length(const attn_gpt_cache *c) { return c ? c->length : 0; }
+
+size_t attn_gpt_cache_bytes(const attn_gpt *m, int capacity, attn_precision precision)
+{
+    if (m == NULL || capacity < 0) return 0;
+    const size_t values = (size_t)m->cfg.n_layer * m->cfg.n_kv_head * capacity * m->head_dim;
+    return 2 * values * (precision == ATTN_BF16 ? sizeof(uint16_t) : sizeof(float));
+}
 
 void attn_gpt_cache_reset(attn_gpt_cache *c)
 {
@@ -93,7 +177,7 @@ static attn_status ensure_scratch(attn_gpt_cache *c, const attn_gpt *m, int rows
 {
     if (rows <= c->rows) return ATTN_OK;
     free_scratch(c);
-    const size_t C = (size_t)m->cfg.n_embd, n = (size_t)rows;
+    const size_t C = (size_t)m->cfg.n_embd, n = (size_t)rows, H = (size_t)m->cfg.n_head;
     c->x = malloc(n * C * sizeof(float));
     c->ln = malloc(n * C * sizeof(float));
     c->qkv = malloc(n * (size_t)m->qkv_width * sizeof(float));
@@ -103,9 +187,16 @@ static attn_status ensure_scratch(attn_gpt_cache *c, const attn_gpt *m, int rows
     c->att = malloc(n * C * sizeof(float));
     c->mean = malloc(n * sizeof(float));
     c->rstd = malloc(n * sizeof(float));
-    c->lse = malloc(n * (size_t)m->cfg.n_head * sizeof(float));
+    c->lse = malloc(n * H * sizeof(float));
+    c->head_status = malloc(H * sizeof *c->head_status);
+    bool bf16_ok = true;
+    if (c->precision == ATTN_BF16) {
+        c->x16 = malloc(n * 4 * C * sizeof *c->x16);
+        c->q16 = malloc(n * C * sizeof *c->q16);
+        bf16_ok = c->x16 && c->q16;
+    }
     if (!c->x || !c->ln || !c->qkv || !c->merged || !c->wide || !c->q || !c->att || !c->mean ||
-        !c->rstd || !c->lse) {
+        !c->rstd || !c->lse || !c->head_status || !bf16_ok) {
         free_scratch(c);
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to run %d tokens", rows);
     }
@@ -113,16 +204,11 @@ static attn_status ensure_scratch(attn_gpt_cache *c, const attn_gpt *m, int rows
     return ATTN_OK;
 }
 
-/* Query head h's attention for the n new rows over the first pos0 + n cached
- * rows of its key/value head: q: (n, hd), k, v: (pos0 + n, hd) -> out: (n, hd),
- * lse: (n); weights: (n, pos0 + n) or NULL. The output always comes from the
- * fused kernel, so that asking for the weights, which only the reference forms,
- * does not change a bit of it: the reference runs first, for the weights alone. */
-static attn_status attend_head(const attn_gpt *m, float *out, float *lse, float *weights,
-                               const float *q, const float *k, const float *v, int h, int n,
-                               int pos0)
+/* Query head h's attention config for n new rows over the first pos0 + n cached
+ * rows of its key/value head. */
+static attn_sdpa_config head_config(const attn_gpt *m, int h, int n, int pos0)
 {
-    const attn_sdpa_config cfg = {
+    return (attn_sdpa_config){
         .batch = 1,
         .heads = 1,
         .len_q = n,
@@ -134,9 +220,6 @@ static attn_status attend_head(const attn_gpt *m, float *out, float *lse, float 
         .q_offset = pos0,
         .alibi_slopes = m->slopes ? m->slopes + h : NULL,
     };
-    attn_status s;
-    if (weights && (s = attn_sdpa_forward(out, lse, weights, q, k, v, &cfg))) return s;
-    return attn_sdpa_forward(out, lse, NULL, q, k, v, &cfg);
 }
 
 /* One call's new rows: n of them at positions pos0 .. pos0 + n - 1, and where
@@ -148,8 +231,59 @@ typedef struct cache_step {
     float *const *weights;
 } cache_step;
 
+/* Query head h of block l: its n rows (c->q, or c->q16 at ATTN_BF16) over the
+ * cached rows of its key/value head -> c->att: (n, hd) and c->lse: (n) of the
+ * head; weights: (n, pos0 + n) or NULL. The output always comes from the fused
+ * kernel, so that asking for the weights, which only the reference forms, does
+ * not change a bit of it: the reference runs first, for the weights alone. At
+ * ATTN_BF16 the fused bf16 kernel reads bf16 q, k and v, with scores, softmax
+ * and sums in float32. */
+static attn_status attend_head(const cache_step *step, int l, int h, float *weights)
+{
+    attn_gpt_cache *c = step->c;
+    const attn_gpt *m = step->m;
+    const int n = step->n, hd = m->head_dim, Hkv = m->cfg.n_kv_head;
+    const size_t plane = (size_t)c->capacity * hd;
+    const size_t kv = ((size_t)l * Hkv + (size_t)(h / (m->cfg.n_head / Hkv))) * plane;
+    const size_t rows = (size_t)h * n * hd;
+    float *out = c->att + rows, *lse = c->lse + (size_t)h * n;
+    const attn_sdpa_config cfg = head_config(m, h, n, step->pos0);
+    if (c->precision == ATTN_BF16)
+        return attn_sdpa_bf16_forward(out, lse, c->q16 + rows, c->keys16 + kv, c->values16 + kv,
+                                      &cfg);
+    const float *q = c->q + rows, *k = c->keys + kv, *v = c->values + kv;
+    attn_status s;
+    if (weights && (s = attn_sdpa_forward(out, lse, weights, q, k, v, &cfg))) return s;
+    return attn_sdpa_forward(out, lse, NULL, q, k, v, &cfg);
+}
+
+/* Every query head of block l. When the rows are one query block of the fused
+ * kernel (at most 64), which runs one block of one head on one thread, the heads
+ * run side by side on the threads instead: each writes only its own rows, so the
+ * bits are those of one after another. */
+static attn_status attend_heads(const cache_step *step, int l, float *weights)
+{
+    attn_gpt_cache *c = step->c;
+    const int H = step->m->cfg.n_head, ctx = step->pos0 + step->n;
+    if (weights || step->n > 64) {
+        attn_status s;
+        for (int h = 0; h < H; h++)
+            if ((s = attend_head(step, l, h, weights ? weights + (size_t)h * step->n * ctx : NULL)))
+                return s;
+        return ATTN_OK;
+    }
+#pragma omp parallel for schedule(static) num_threads(attn_get_num_threads())
+    for (int h = 0; h < H; h++) c->head_status[h] = attend_head(step, l, h, NULL);
+    for (int h = 0; h < H; h++)
+        if (c->head_status[h])
+            return attn_error(c->head_status[h], "attention of head %d over the cache failed: %s",
+                              h, attn_status_string(c->head_status[h]));
+    return ATTN_OK;
+}
+
 /* Inference's attention for block l: the new rows' keys and values join the
- * cache, then each head's rows attend to the cached rows:
+ * cache (rounded to bf16 at ATTN_BF16, after RoPE), then each head's rows attend
+ * to the cached rows:
  * qkv: (n, qkv_width) -> merged: (n, C), and weights[l]: (H, n, pos0 + n). */
 static attn_status attend_cached(void *pass, int l, float *merged, const float *qkv)
 {
@@ -159,36 +293,45 @@ static attn_status attend_cached(void *pass, int l, float *merged, const float *
     const int n = step->n, pos0 = step->pos0;
     float *weights = step->weights ? step->weights[l] : NULL;
     const int H = m->cfg.n_head, Hkv = m->cfg.n_kv_head, hd = m->head_dim, W = m->qkv_width;
-    const int C = m->cfg.n_embd, group = H / Hkv, ctx = pos0 + n;
+    const int C = m->cfg.n_embd;
+    const bool bf16 = c->precision == ATTN_BF16;
     const size_t plane = (size_t)c->capacity * hd, bytes = (size_t)hd * sizeof(float);
-    float *keys = c->keys + (size_t)l * Hkv * plane, *values = c->values + (size_t)l * Hkv * plane;
+    const size_t block = (size_t)l * Hkv * plane;
+    /* The new keys go where attention reads them (float32), or through c->att
+     * (Hkv, n, hd), free until attention writes it, on their way to bf16. */
+    float *keys = bf16 ? c->att : c->keys + block;
+    const size_t key_plane = bf16 ? (size_t)n * hd : plane, key_row0 = bf16 ? 0 : (size_t)pos0;
     attn_status s;
 
-    /* qkv: (n, (H + 2 Hkv) hd) -> q: (H, n, hd) and the cache's rows pos0 .. ctx - 1 */
+    /* qkv: (n, (H + 2 Hkv) hd) -> q: (H, n, hd), the new keys and values */
     for (int h = 0; h < H; h++)
         for (int t = 0; t < n; t++)
             memcpy(c->q + ((size_t)h * n + t) * hd, qkv + (size_t)t * W + (size_t)h * hd, bytes);
     for (int g = 0; g < Hkv; g++)
         for (int t = 0; t < n; t++) {
             const float *row = qkv + (size_t)t * W;
-            memcpy(keys + g * plane + (size_t)(pos0 + t) * hd, row + (size_t)(H + g) * hd, bytes);
-            memcpy(values + g * plane + (size_t)(pos0 + t) * hd, row + (size_t)(H + Hkv + g) * hd,
-                   bytes);
+            const size_t at = block + g * plane + (size_t)(pos0 + t) * hd;
+            memcpy(keys + g * key_plane + (key_row0 + t) * hd, row + (size_t)(H + g) * hd, bytes);
+            if (bf16)
+                attn_bf16_from_float(c->values16 + at, row + (size_t)(H + Hkv + g) * hd,
+                                     (size_t)hd);
+            else
+                memcpy(c->values + at, row + (size_t)(H + Hkv + g) * hd, bytes);
         }
     if (m->cfg.position == ATTN_POS_ROPE) {
         if ((s = attn_rope_forward(c->q, c->q, 1, H, n, hd, pos0, m->cfg.rope_theta))) return s;
         for (int g = 0; g < Hkv; g++) {
-            float *k = keys + g * plane + (size_t)pos0 * hd;
+            float *k = keys + g * key_plane + key_row0 * hd;
             if ((s = attn_rope_forward(k, k, 1, 1, n, hd, pos0, m->cfg.rope_theta))) return s;
         }
     }
-    for (int h = 0; h < H; h++) {
-        const size_t kv = (size_t)(h / group) * plane;
-        if ((s = attend_head(m, c->att + (size_t)h * n * hd, c->lse + (size_t)h * n,
-                             weights ? weights + (size_t)h * n * ctx : NULL,
-                             c->q + (size_t)h * n * hd, keys + kv, values + kv, h, n, pos0)))
-            return s;
+    if (bf16) {
+        attn_bf16_from_float(c->q16, c->q, (size_t)H * n * hd);
+        for (int g = 0; g < Hkv; g++)
+            attn_bf16_from_float(c->keys16 + block + g * plane + (size_t)pos0 * hd,
+                                 keys + g * key_plane, (size_t)n * hd);
     }
+    if ((s = attend_heads(step, l, weights))) return s;
     /* att: (H, n, hd) -> merged: (n, H hd) */
     for (int h = 0; h < H; h++)
         for (int t = 0; t < n; t++)
@@ -213,21 +356,24 @@ attn_status attn_gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float
     if (c->layers != m->cfg.n_layer || c->kv_heads != m->cfg.n_kv_head ||
         c->head_dim != m->head_dim)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT, "the cache was made for another model");
+    if (weights && c->precision != ATTN_FLOAT32)
+        return attn_error(ATTN_ERR_UNSUPPORTED, "recording attention needs a float32 cache");
     if (n > c->capacity - c->length)
         return attn_error(ATTN_ERR_INVALID_ARGUMENT,
                           "context of %d tokens exceeds the cache's %d", c->length + n,
                           c->capacity);
     if ((s = attn_gpt_check_ids(m, ids, n, "token")) || (s = ensure_scratch(c, m, n))) return s;
 
-    const int C = m->cfg.n_embd;
+    const int C = m->cfg.n_embd, V = m->cfg.vocab_size;
     attn_gpt_embed(m, c->x, ids, n, c->length);
     /* The block's passes in place on c->x, through one set of scratch. */
     const gpt_block_buffers b = {.ln1 = c->ln, .ln1_mean = c->mean, .ln1_rstd = c->rstd,
                                  .qkv = c->qkv, .merged = c->merged, .mid = c->x,
                                  .ln2 = c->ln, .ln2_mean = c->mean, .ln2_rstd = c->rstd,
-                                 .fc = c->wide, .gelu = c->wide};
+                                 .fc = c->wide, .gelu = c->wide, .x16 = c->x16};
     cache_step step = {c, m, n, c->length, weights};
-    const gpt_block_attention att = {attend_cached, &step, 0.0f};
+    const gpt_block_attention att = {attend_cached, &step, 0.0f,
+                                     c->precision == ATTN_BF16 ? c->layers16 : NULL};
     for (int l = 0; l < m->cfg.n_layer; l++)
         if ((s = attn_gpt_block_forward(m, l, c->x, c->x, n, &b, &att))) return s;
     c->length += n;
@@ -235,7 +381,10 @@ attn_status attn_gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float
     if ((s = attn_layernorm_forward(c->ln, c->mean, c->rstd, c->x, m->ln_f.w, m->ln_f.b, n, C,
                                     GPT_LN_EPS)))
         return s;
-    attn_sgemm(false, true, n, m->cfg.vocab_size, C, 1.0f, c->ln, C, m->head, C, 0.0f, logits,
-               m->cfg.vocab_size);
+    if (c->precision == ATTN_BF16) {
+        attn_bf16_from_float(c->x16, c->ln, (size_t)n * C);
+        return attn_bf16_weights_product(logits, c->x16, c->head16, n, V, C, false);
+    }
+    attn_sgemm(false, true, n, V, C, 1.0f, c->ln, C, m->head, C, 0.0f, logits, V);
     return ATTN_OK;
 }

@@ -174,7 +174,7 @@ static attn_status block_forward(attn_gpt *m, int l)
                                  .qkv = m->qkv, .merged = a->merged, .mid = a->mid,
                                  .ln2 = a->ln2, .ln2_mean = a->ln2_mean, .ln2_rstd = a->ln2_rstd,
                                  .fc = a->fc, .gelu = a->gelu};
-    const gpt_block_attention att = {attend_batch, m, attn_gpt_dropout(m)};
+    const gpt_block_attention att = {attend_batch, m, attn_gpt_dropout(m), NULL};
     return attn_gpt_block_forward(m, l, m->stream + (l + 1) * NC, m->stream + l * NC,
                                   m->B * m->T, &b, &att);
 }

@@ -12,6 +12,7 @@ typedef struct generator {
     int32_t *context;      /* every token so far, prompt included */
     int length;
     float *logits; /* (V) of the last position */
+    float *rows;   /* (block_size, V): the logits of a cached call's rows */
 } generator;
 
 /* Uncached: the logits after the last block_size tokens of the context. */
@@ -37,11 +38,8 @@ static attn_status advance(generator *g, int first)
         n = keep < block ? keep : block;
         n = n < g->length ? n : g->length;
     }
-    float *all = malloc((size_t)n * V * sizeof *all);
-    if (all == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d logits rows", n);
-    attn_status s = attn_gpt_cache_forward(g->m, g->cache, all, g->context + g->length - n, n);
-    if (!s) memcpy(g->logits, all + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
-    free(all);
+    attn_status s = attn_gpt_cache_forward(g->m, g->cache, g->rows, g->context + g->length - n, n);
+    if (!s) memcpy(g->logits, g->rows + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
     return s;
 }
 
@@ -58,8 +56,13 @@ static attn_status check_options(const attn_gpt *m, const int32_t *out, const in
         (s = attn_check_not_null(prompt, "prompt")) ||
         (s = attn_check_at_least(n_prompt, 1, "prompt tokens")) ||
         (s = attn_check_at_least(opt->n_new, 0, "new tokens")) ||
-        (opt->n_new > 0 && (s = attn_check_not_null(out, "output tokens"))))
+        (opt->n_new > 0 && (s = attn_check_not_null(out, "output tokens"))) ||
+        (s = attn_check_precision(opt->precision)))
         return s;
+    if (!opt->use_cache && opt->precision != ATTN_FLOAT32)
+        return attn_error(ATTN_ERR_UNSUPPORTED,
+                          "generation without the cache runs in float32 only, not %s",
+                          attn_precision_name(opt->precision));
     return attn_gpt_check_ids(m, prompt, n_prompt, "prompt");
 }
 
@@ -76,7 +79,12 @@ attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const in
     g.logits = malloc((size_t)m->cfg.vocab_size * sizeof *g.logits);
     if (g.context == NULL || g.logits == NULL)
         s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d tokens", n_prompt + opt->n_new);
-    if (!s && opt->use_cache) s = attn_gpt_cache_create(&g.cache, m, m->cfg.block_size);
+    if (!s && opt->use_cache) {
+        g.rows = malloc((size_t)m->cfg.block_size * m->cfg.vocab_size * sizeof *g.rows);
+        s = g.rows ? attn_gpt_cache_create_at(&g.cache, m, m->cfg.block_size, opt->precision)
+                   : attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d logits rows",
+                                m->cfg.block_size);
+    }
     if (!s) {
         memcpy(g.context, prompt, (size_t)n_prompt * sizeof *g.context);
         g.length = n_prompt;
@@ -96,5 +104,6 @@ attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const in
     attn_gpt_cache_free(g.cache);
     free(g.context);
     free(g.logits);
+    free(g.rows);
     return s;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "attn/gpt.h"
 
@@ -115,7 +116,14 @@ typedef struct gpt_block_buffers {
     float *mid;                       /* (N, C) the stream after the attention sublayer */
     float *ln2, *ln2_mean, *ln2_rstd; /* (N, C), (N), (N) */
     float *fc, *gelu;                 /* (N, 4C) */
+    uint16_t *x16;                    /* (N, 4C) a Linear's input in bf16 (bf16 weights only) */
 } gpt_block_buffers;
+
+/* One block's Linear weights rounded to bfloat16, each laid out as its float32
+ * weight: the weights bf16 inference reads (gpt_cache.c). */
+typedef struct gpt_layer_bf16 {
+    uint16_t *c_attn, *attn_proj, *c_fc, *mlp_proj;
+} gpt_layer_bf16;
 
 /* A pass's attention, the one part of the block that differs between training
  * (within the batch) and inference (over the cache): block l's
@@ -124,6 +132,10 @@ typedef struct gpt_block_attention {
     attn_status (*attend)(void *ctx, int l, float *merged, const float *qkv);
     void *ctx;
     float dropout; /* of the two residual branches (attn_gpt_dropout); 0 in inference */
+    /* NULL, or the weights of every block in bf16: the Linears then multiply
+     * them by their input rounded to bf16 (b->x16), with float32 sums
+     * (kernels/gemv_bf16.h), dropout 0. */
+    const gpt_layer_bf16 *bf16;
 } gpt_block_attention;
 
 /* Block l: x: (N, C) -> y: (N, C),

@@ -56,10 +56,14 @@ else
   echo "FAIL: greedy generation: '$first', again '$second', without the cache '$uncached'"
   failures=$((failures + 1))
 fi
-expect 0 '^\{"model": .*"prompt": "the ", "text": ".*", "prompt_tokens": 4, "tokens": 12, "cache": true, .*"seconds": [0-9.]+, "tokens_per_s": [0-9.]+\}$' -- \
+expect 0 '^\{"model": .*"prompt": "the ", "text": ".*", "prompt_tokens": 4, "tokens": 12, "cache": true, .*"prefill_seconds": [0-9.]+, "prefill_tokens_per_s": [0-9.]+, "decode_tokens": 11, "decode_seconds": [0-9.]+, "decode_tokens_per_s": [0-9.]+, "seconds": [0-9.]+, "tokens_per_s": [0-9.]+\}$' -- \
   "$attn" generate "${model[@]}" --prompt "the " --tokens 12 --top-k 5 --top-p 0.9 --json
 expect 0 '"cache": false' -- \
   "$attn" generate "${model[@]}" --prompt "the " --tokens 3 --no-cache --json
+# bf16 inference: its cache holds half float32's bytes.
+f32_bytes=$("$attn" generate "${model[@]}" "${greedy[@]}" --json | grep -o '"cache_bytes": [0-9]*')
+expect 0 "\"precision\": \"bf16\", \"cache_bytes\": $(( ${f32_bytes#*: } / 2 ))," -- \
+  "$attn" generate "${model[@]}" "${greedy[@]}" --precision bf16 --json
 printf 'a model of' >"$work/prompt.txt"
 expect 0 "^a model of" -- "$attn" generate "${model[@]}" --prompt-file "$work/prompt.txt" --tokens 5
 expect 0 "the prompt's 31 tokens exceed the model's block size 16; it continues the last 16" -- \
@@ -183,6 +187,10 @@ expect 2 "--tokens takes 1 to 1000000, not '0'" -- \
 expect 2 "one of them" -- "$attn" generate "${model[@]}" --tokens 3
 expect 2 "--top-p takes a number in \(0, 1\], not '0'" -- \
   "$attn" generate "${model[@]}" --prompt "the " --tokens 3 --top-p 0
+expect 2 "--precision takes float32 or bf16, not 'fp8'" -- \
+  "$attn" generate "${model[@]}" --prompt "the " --tokens 3 --precision fp8
+expect 2 "--precision bf16 runs with the cache only" -- \
+  "$attn" generate "${model[@]}" --prompt "the " --tokens 3 --precision bf16 --no-cache
 
 # Bad prompts and model files.
 expect 1 "the prompt: character 'é' \(U\+00E9\) at character 4 is not in the vocabulary" -- \

@@ -3,7 +3,9 @@
 The layout: an 8-byte little-endian header length N, N bytes of JSON that map each
 tensor name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets counted
 from the first byte after the header), an optional "__metadata__" object of
-string values, then the tensor bytes, little-endian and row-major.
+string values, then the tensor bytes, little-endian and row-major. BF16 tensors are
+read as their bits (uint16 arrays; bf16_to_float32 gives their values), and uint16
+arrays are written as BF16.
 """
 
 import json
@@ -21,7 +23,13 @@ DTYPES = {
     "I8": np.dtype("i1"),
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
+    "BF16": np.dtype("<u2"),  # NumPy has no bfloat16: its bits, widened by bf16_to_float32
 }
+
+
+def bf16_to_float32(bits):
+    """The float32 values of bfloat16 bits (uint16): the top half of each float."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 def dtype_name(array):
