@@ -130,6 +130,19 @@ ATTN_API void attn_bf16_from_float(uint16_t *dst, const float *src, size_t n);
 /* dst[i] = src[i] exactly (every bfloat16 is a float32). */
 ATTN_API void attn_float_from_bf16(float *dst, const uint16_t *src, size_t n);
 
+/* The precision of a computation's matrix products: float32 throughout, or bf16
+ * operands (float32 values rounded as attn_bf16_from_float) with products and
+ * sums in float32 (attn_gemm of attn/kernels.h; mixed-precision training, where
+ * everything else stays float32). Named "float32" and "bf16"; parsing an unknown
+ * name fails listing the known ones. */
+typedef enum attn_precision {
+    ATTN_FLOAT32,
+    ATTN_BF16,
+} attn_precision;
+
+ATTN_API const char *attn_precision_name(attn_precision precision);
+ATTN_API attn_status attn_precision_parse(attn_precision *precision, const char *name);
+
 /* ---- UTF-8 ---- */
 
 /* The length (1 to 4) of the well-formed UTF-8 character that starts at s, of
