@@ -2,6 +2,7 @@
  * and the names of the precisions. */
 #include "attn/core.h"
 #include "core/bf16.h"
+#include "core/error.h"
 #include "core/names.h"
 
 void attn_bf16_from_float(uint16_t *dst, const float *src, size_t n)
@@ -20,3 +21,10 @@ static const attn_name PRECISION_TABLE[] = {
 };
 static const attn_names PRECISION_NAMES = ATTN_NAMES("precision", "precisions", PRECISION_TABLE);
 ATTN_NAMES_FUNCTIONS(attn_precision, PRECISION_NAMES, attn_precision_name, attn_precision_parse)
+
+attn_status attn_check_precision(attn_precision precision)
+{
+    if (attn_names_has(&PRECISION_NAMES, (int)precision)) return ATTN_OK;
+    return attn_error(ATTN_ERR_INVALID_ARGUMENT, "precision %d is not an attn_precision",
+                      (int)precision);
+}

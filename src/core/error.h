@@ -30,6 +30,10 @@ attn_status attn_check_at_least(long long value, long long min, const char *what
 /* ATTN_ERR_INVALID_ARGUMENT naming `what` and its value unless min <= value <= max. */
 attn_status attn_check_range(long long value, long long min, long long max, const char *what);
 
+/* ATTN_ERR_INVALID_ARGUMENT naming the value unless it is an attn_precision
+ * (core/bf16.c, beside the precisions' names). */
+attn_status attn_check_precision(attn_precision precision);
+
 /* Writes a shape as "(2, 3)" into buf (always terminated), for messages. */
 void attn_format_shape(char *buf, size_t size, const int64_t *shape, int ndim);
 

@@ -16,12 +16,12 @@ static attn_status residual_branch(const attn_gpt *m, float *y, const float *res
                                    float p, uint64_t site)
 {
     if (p == 0.0f) {
-        attn_gpt_residual_linear(y, residual, x, a, N, in, out);
+        attn_gpt_residual_linear(m->precision, y, residual, x, a, N, in, out);
         return ATTN_OK;
     }
     attn_status s;
     const size_t n = (size_t)N * out;
-    if ((s = attn_linear_forward(y, x, a->w, a->b, N, in, out)) ||
+    if ((s = attn_linear_forward_at(m->precision, y, x, a->w, a->b, N, in, out)) ||
         (s = attn_dropout_forward(y, y, n, p, attn_gpt_dropout_seed(m, site))))
         return s;
     for (size_t i = 0; i < n; i++) y[i] += residual[i];
@@ -37,14 +37,15 @@ attn_status attn_gpt_block_forward(const attn_gpt *m, int l, float *y, const flo
     attn_status s;
     if ((s = attn_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, x, L->ln_1.w, L->ln_1.b, N,
                                     C, GPT_LN_EPS)) ||
-        (s = attn_linear_forward(b->qkv, b->ln1, L->c_attn.w, L->c_attn.b, N, C,
-                                 m->qkv_width)) ||
+        (s = attn_linear_forward_at(m->precision, b->qkv, b->ln1, L->c_attn.w, L->c_attn.b, N,
+                                    C, m->qkv_width)) ||
         (s = att->attend(att->ctx, l, b->merged, b->qkv)) ||
         (s = residual_branch(m, b->mid, x, b->merged, &L->attn_proj, N, C, C, att->dropout,
                              GPT_SITE_ATTENTION_OUT(l))) ||
         (s = attn_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->mid, L->ln_2.w,
                                     L->ln_2.b, N, C, GPT_LN_EPS)) ||
-        (s = attn_linear_forward(b->fc, b->ln2, L->c_fc.w, L->c_fc.b, N, C, 4 * C)))
+        (s = attn_linear_forward_at(m->precision, b->fc, b->ln2, L->c_fc.w, L->c_fc.b, N, C,
+                                    4 * C)))
         return s;
     attn_gpt_gelu(b->gelu, b->fc, (size_t)N * 4 * C);
     return residual_branch(m, y, b->mid, b->gelu, &L->mlp_proj, N, 4 * C, C, att->dropout,
