@@ -129,6 +129,7 @@ static int check_ranks_agree(const cli_trainer *t)
         {"--clip", o->clip, NULL},
         {"--label-smoothing", o->label_smoothing, NULL},
         {"--seed", (double)o->seed, NULL},
+        {"--precision", (double)o->precision, NULL},
         {"--stop-at", (double)t->stop_at, NULL},
         {"--accumulate", t->accumulate, NULL},
         {"--zero", t->zero, NULL},
