@@ -19,7 +19,8 @@
 #include <threads.h>
 
 #include "attn/kernels.h"
-#include "core/bf16.h"
+#include "kernels/bf16_rows.h"
+#include "kernels/isa.h"
 
 #if defined(ATTN_GEMM_DNNL)
 #include <oneapi/dnnl/dnnl.h>
@@ -31,16 +32,19 @@
 /* Below this many elements a conversion is not worth waking the threads. */
 #define CONVERT_PARALLEL_MIN (1 << 15)
 
-/* src: `rows` rows of `cols` floats, row stride ld -> dst: (rows, cols) compact,
- * each value rounded to the nearest bfloat16. */
-static void round_rows(uint16_t *dst, const float *src, int rows, int cols, int ld)
+void attn_bf16_round_rows(uint16_t *dst, const float *src, int rows, int cols, int ld)
 {
+    const attn_isa *isa = NULL;
+    const bool vector = attn_isa_current(&isa) == ATTN_OK;
 #pragma omp parallel for schedule(static) \
     if ((size_t)rows * cols >= CONVERT_PARALLEL_MIN) num_threads(attn_get_num_threads())
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * ld;
         uint16_t *d = dst + (size_t)r * cols;
-        for (int c = 0; c < cols; c++) d[c] = attn_bf16_round(s[c]);
+        if (vector)
+            isa->vec->bf16_round(d, s, (size_t)cols);
+        else /* a bad ATTN_SIMD: the same rounding, one value at a time */
+            attn_bf16_from_float(d, s, (size_t)cols);
     }
 }
 
@@ -93,8 +97,8 @@ static bool gemm_rounded_sgemm(bool trans_a, bool trans_b, int m, int n, int k, 
     float *a32 = scratch_reserve(&widened_a, na * sizeof *a32);
     float *b32 = scratch_reserve(&widened_b, nb * sizeof *b32);
     if (a16 == NULL || b16 == NULL || a32 == NULL || b32 == NULL) return false;
-    round_rows(a16, a, sa.rows, sa.cols, lda);
-    round_rows(b16, b, sb.rows, sb.cols, ldb);
+    attn_bf16_round_rows(a16, a, sa.rows, sa.cols, lda);
+    attn_bf16_round_rows(b16, b, sb.rows, sb.cols, ldb);
     attn_float_from_bf16(a32, a16, na);
     attn_float_from_bf16(b32, b16, nb);
     attn_sgemm(trans_a, trans_b, m, n, k, alpha, a32, sa.cols, b32, sb.cols, beta, c, ldc);
@@ -214,8 +218,8 @@ static bool gemm_dnnl(bool trans_a, bool trans_b, int m, int n, int k, float alp
     dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
     bool ok = a16 != NULL && b16 != NULL;
     if (ok) {
-        round_rows(a16, a, sa.rows, sa.cols, lda);
-        round_rows(b16, b, sb.rows, sb.cols, ldb);
+        attn_bf16_round_rows(a16, a, sa.rows, sa.cols, lda);
+        attn_bf16_round_rows(b16, b, sb.rows, sb.cols, ldb);
         ok = dnnl_memory_create(&am, &p->a_md, engine, a16) == dnnl_success &&
              dnnl_memory_create(&bm, &p->b_md, engine, b16) == dnnl_success &&
              dnnl_memory_create(&cm, &p->c_md, engine, c) == dnnl_success;

@@ -5,6 +5,7 @@
 #include "attn/kernels.h"
 #include "attn/train.h"
 #include "core/error.h"
+#include "kernels/bf16_rows.h"
 #include "models/gpt_impl.h"
 
 /* Of y = x w^T + b with dy: (N, out): dx: (N, in) = dy w (overwritten, when dx is
@@ -106,7 +107,7 @@ static attn_status block_backward(attn_gpt *m, int l)
         s = attn_sdpa_reference_backward(m->dq, m->dk, m->dv, datt, a->q, a->k, a->v, a->lse,
                                          &sc);
     } else if (m->precision == ATTN_BF16) {
-        attn_bf16_from_float(m->datt16, datt, NC);
+        attn_bf16_round_rows(m->datt16, datt, N, C, C);
         s = attn_sdpa_bf16_backward(m->dq, m->dk, m->dv, m->datt16, a->q16, a->k16, a->v16,
                                     a->lse, &sc);
     } else {

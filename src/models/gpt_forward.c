@@ -9,6 +9,7 @@
 #include "attn/kernels.h"
 #include "attn/train.h"
 #include "core/error.h"
+#include "kernels/bf16_rows.h"
 #include "models/gpt_impl.h"
 
 enum { ALIGN_FLOATS = 16 };
@@ -154,10 +155,10 @@ static void merge_heads(const attn_gpt *m, float *merged, const float *att)
  * and sums float32 in the bf16 kernel. */
 static attn_status attend_bf16(attn_gpt *m, gpt_layer_acts *a, const attn_sdpa_config *sc)
 {
-    const size_t n = (size_t)m->B * m->T * m->cfg.n_embd;
-    attn_bf16_from_float(a->q16, a->q, n);
-    attn_bf16_from_float(a->k16, a->k, n);
-    attn_bf16_from_float(a->v16, a->v, n);
+    const int rows = m->B * m->T, C = m->cfg.n_embd;
+    attn_bf16_round_rows(a->q16, a->q, rows, C, C);
+    attn_bf16_round_rows(a->k16, a->k, rows, C, C);
+    attn_bf16_round_rows(a->v16, a->v, rows, C, C);
     return attn_sdpa_bf16_forward(a->att, a->lse, a->q16, a->k16, a->v16, sc);
 }
 
