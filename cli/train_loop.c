@@ -114,6 +114,8 @@ static int check_ranks_agree(const cli_trainer *t)
         {"instruction set (attn info: simd; ATTN_SIMD sets it)",
          checksum_string(attn_simd_variant()), attn_simd_variant()},
         {"GEMM backend", checksum_string(attn_gemm_backend()), attn_gemm_backend()},
+        {"bf16 GEMM backend", checksum_string(attn_gemm_bf16_backend()),
+         attn_gemm_bf16_backend()},
         {"parameter count", (double)t->params->total, NULL},
         {"parameters (their checksums differ)", checksum(t->params->data, t->params->total), ""},
         {"buffers (their checksums differ)",

@@ -46,8 +46,9 @@ ATTN_API void attn_gemm(attn_precision precision, bool trans_a, bool trans_b, in
 
 /* The backend in use, e.g. "oneDNN 2.6.3 (dnnl_sgemm)". */
 ATTN_API const char *attn_gemm_backend(void);
-/* attn_gemm's bf16 path, e.g. "oneDNN 2.6.3 matmul (brg:avx512_core_bf16)" after
- * a product ran on it, or "bf16-rounded operands through the float32 GEMM". */
+/* attn_gemm's bf16 path, e.g. "oneDNN 2.6.3 matmul (brg:avx512_core_bf16)", or
+ * "bf16-rounded operands through the float32 GEMM" (no oneDNN, or only its
+ * reference loops on this CPU). */
 ATTN_API const char *attn_gemm_bf16_backend(void);
 
 #ifdef __cplusplus

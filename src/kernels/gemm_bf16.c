@@ -272,6 +272,11 @@ const char *attn_gemm_bf16_backend(void)
 #if defined(ATTN_GEMM_DNNL)
     call_once(&lock_once, make_lock);
     mtx_lock(&lock);
+    /* Before any product, a small one's primitive (kept) says what oneDNN offers. */
+    const matmul_plan probe = {.m = 64, .n = 64, .k = 64, .ldc = 64, .alpha = 1.0f};
+    matmul_plan spare;
+    const matmul_plan *p = implementation[0] == '\0' ? plan_find(&probe, &spare) : NULL;
+    if (p == &spare) dnnl_primitive_destroy(spare.primitive);
     if (implementation[0] != '\0') name = implementation; /* set once, then constant */
     mtx_unlock(&lock);
 #endif
