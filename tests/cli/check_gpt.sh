@@ -69,6 +69,15 @@ expect 2 "--precision takes float32 or bf16, not 'fp16'" -- \
 expect 2 "--precision is for a language model" -- "$attn" train --precision bf16 --steps 3
 expect 2 "--resume continues a run with its own model" -- \
   "$attn" train --resume "$work/bf16-parts.safetensors" --precision float32
+# A checkpoint written before --precision existed has no such option: it
+# continues in float32 (to the bytes of a float32 run); a bad value is refused.
+/usr/bin/python3 "$(dirname "$0")/edit_meta.py" "$work/bf16-parts.safetensors" \
+  "$work/old.safetensors" train.precision train.steps=30
+expect 0 "30 steps, [0-9.]+M parameters, float32" -- "$attn" train --resume "$work/old.safetensors"
+/usr/bin/python3 "$(dirname "$0")/edit_meta.py" "$work/bf16-parts.safetensors" \
+  "$work/fp16.safetensors" 'train.precision="fp16"'
+expect 1 "fp16.safetensors: .*metadata 'train'.*unknown precision 'fp16'; the precisions are float32 and bf16" -- \
+  "$attn" train --resume "$work/fp16.safetensors"
 
 # Generation: greedy is deterministic, and the cache changes nothing while the
 # context fits the block (a 4-token prompt and 12 new tokens in a block of 16).
