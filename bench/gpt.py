@@ -56,6 +56,7 @@ import glob
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -156,10 +157,17 @@ def pytorch_env():
 
 
 def attn_train(corpus, model, batch, steps, out, extra=None):
+    """attn train's report, with cpu_seconds: the processor time the run took (user
+    and system, every thread; the tool's OpenMP threads wait passively), which
+    other jobs on a shared machine inflate far less than its wall time."""
     command = [ARGS.attn, "train", "--task", "text", "--data", corpus,
                *options(model, batch, steps, extra), "--eval-every", "0",
                "--threads", str(ARGS.threads), "--out", out, "--json"]
-    return run_json(command, attn_env())[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = run_json(command, attn_env())[0]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return report
 
 
 def torch_train(corpus, model, batch, steps, extra=None):
@@ -224,8 +232,10 @@ def speed(corpus, directory):
     print()
     print("| config | parameters | steps | attn float32 ms/step | attn bf16 ms/step "
           "| PyTorch ms/step | float32 / PyTorch (goal) | bf16 / float32 (goal) "
-          "| bf16 / PyTorch (goal) | bf16 tokens/s | bf16 floor ms | bf16 / floor |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| bf16 / float32 by CPU time | bf16 / PyTorch (goal) | bf16 tokens/s | bf16 floor ms "
+          "| bf16 / floor |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| ---: |")
     for name, model, batch, steps, goal, a, b, t in rows:
         ratio = t["ms_per_step"] / a["ms_per_step"]
         bf16_ratio = a["ms_per_step"] / b["ms_per_step"]
@@ -237,6 +247,7 @@ def speed(corpus, directory):
               f"| {a['ms_per_step']:.1f} | {b['ms_per_step']:.1f} | {t['ms_per_step']:.1f} "
               f"| {mark(ratio, goal)} "
               f"| {mark(bf16_ratio, bf16_goal[0]) if bf16_goal[0] else f'{bf16_ratio:.2f}x'} "
+              f"| {a['cpu_seconds'] / b['cpu_seconds']:.2f}x "
               f"| {mark(bf16_torch, bf16_goal[1])} | {b['tokens_per_s']:,.0f} "
               f"| {floor:.1f} | {100 * floor / b['ms_per_step']:.0f} % |")
     print()
@@ -250,7 +261,9 @@ def speed(corpus, directory):
           "block / that. Same model (parameter counts checked), batches, optimizer and "
           "schedule on every side; bf16 is `attn train --precision bf16` (mixed precision: "
           f"bf16 products, float32 sums and state). GEMM GFLOP/s in this run ({gemm}; "
-          "`attn bench gemm`). The bf16 floor: 6 x parameters x tokens at the best bf16 "
+          "`attn bench gemm`). By CPU time: the ratio of the two attn train processes' "
+          "processor seconds (every thread, the whole run), which other jobs on a shared "
+          "machine inflate far less than wall time. The bf16 floor: 6 x parameters x tokens at the best bf16 "
           f"GEMM rate ({best['bf16']:.0f} GFLOP/s), the step if it were GEMM flops alone; "
           f"bf16 / floor is the fraction of that reached. PyTorch's ms/step without its "
           f"first {WARM_STEPS} steps: {steady}.")
