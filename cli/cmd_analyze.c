@@ -5,7 +5,8 @@
  * al., 2021); for the dates task the alignment of the cross-attention (and of its
  * gradient-weighted attention) with the source's day, month and year. Several
  * records of one model are aggregated: maps of the same name pool their rows, and
- * the alignment its digits. */
+ * the alignment its digits. With --model, the faithfulness checks against the
+ * model the records came from (faithfulness.c). */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <getopt.h>
 #include <math.h>
@@ -14,15 +15,8 @@
 #include <string.h>
 
 #include "attn/attn.h"
+#include "analyze.h"
 #include "cli.h"
-
-/* "YYYY-MM-DD": the output characters that are digits, and the field each reads. */
-enum { ISO_LENGTH = 10, FIELD_COUNT = ATTN_DATE_YEAR + 1 };
-static const attn_date_field iso_fields[ISO_LENGTH] = {
-    ATTN_DATE_YEAR,  ATTN_DATE_YEAR,  ATTN_DATE_YEAR, ATTN_DATE_YEAR, ATTN_DATE_NONE,
-    ATTN_DATE_MONTH, ATTN_DATE_MONTH, ATTN_DATE_NONE, ATTN_DATE_DAY,  ATTN_DATE_DAY,
-};
-static const char *const field_names[FIELD_COUNT] = {"", "day", "month", "year"};
 
 /* One map, by name, over every record that has it. */
 typedef struct map_stats {
@@ -36,8 +30,8 @@ typedef struct map_stats {
     /* Output digits scored, and those whose strongest key lies in their field: by
      * field, [ATTN_DATE_NONE] holding all fields; by the weights, and by the
      * gradient-weighted attention (records with gradients only). */
-    int64_t digits[FIELD_COUNT], aligned[FIELD_COUNT];
-    int64_t gradient_digits[FIELD_COUNT], gradient_aligned[FIELD_COUNT];
+    int64_t digits[ANALYZE_FIELDS], aligned[ANALYZE_FIELDS];
+    int64_t gradient_digits[ANALYZE_FIELDS], gradient_aligned[ANALYZE_FIELDS];
 } map_stats;
 
 /* Text printed into memory, to come after the summary. */
@@ -62,11 +56,16 @@ typedef struct analysis {
     /* The sections printed after the summary: rollout (and flow, relevance), and
      * each map's gradient-weighted attention. */
     section rollout, weighted;
+    /* --model: the faithfulness checks against it (faithfulness.c) */
+    const char *model_path;
+    long permutations;
+    faithfulness *faith;
 } analysis;
 
 static void print_help(void)
 {
-    printf("usage: attn analyze [--json] [--gradient] FILE...\n"
+    printf("usage: attn analyze [--json] [--gradient] [--model MODEL [--permutations N]]\n"
+           "                    FILE...\n"
            "\n"
            "Analyses attention records written by 'attn translate --attention FILE' or\n"
            "'attn generate --attention FILE' (JSON or safetensors). Several records of\n"
@@ -99,9 +98,45 @@ static void print_help(void)
            "self-attention), beside rollout and flow; and for the dates task the\n"
            "alignment of the gradient-weighted cross-attention too.\n"
            "\n"
-           "  --json      print one JSON object\n"
-           "  --gradient  require gradients: fail on a record without them\n"
-           "  -h, --help  this help\n");
+           "With --model MODEL, the model the records came from (it must record them\n"
+           "again: the same maps and weights, and for an encoder-decoder the same output),\n"
+           "whether the attention is faithful to what the model computes (Jain and\n"
+           "Wallace, 2019; Wiegreffe and Pinter, 2019). The model runs teacher-forced over\n"
+           "each record's tokens: as it is; with each soft site's weights (every head)\n"
+           "made uniform over the keys each row sees, and permuted among them (N seeded\n"
+           "permutations, seeds 1 .. N, default 5), reporting the mean total-variation\n"
+           "distance between the output distributions per output step and the share of\n"
+           "steps whose most likely token changes; and with each input token deleted\n"
+           "(leave-one-out erasure), its importance to each output step, log p(y_t) -\n"
+           "log p(y_t | token erased), y_t the recorded output. Kendall's tau-b (ties\n"
+           "handled) between that importance and each explanation of the same step, per\n"
+           "record and pooled (mean over steps and records): for an encoder-decoder each\n"
+           "cross-attention map averaged over its heads, its rollout through the\n"
+           "encoder (the transformer: the map times the encoder's rollout) and its\n"
+           "gradient-weighted attention; for a language model the last layer's map, the\n"
+           "rollout and flow over all layers and the gradient-weighted relevance (output\n"
+           "step t: row t over tokens 0 .. t; step 0 has no tau). For dates, each\n"
+           "explanation's alignment and the erasure's (the most important source\n"
+           "character of each output digit in the right field).\n"
+           "\n"
+           "JSON: {\"records\", \"model\", \"task\", \"maps\": [{name, layer, kind, hard,\n"
+           "heads, records, rows, entropy, relative_entropy, mean_entropy,\n"
+           "mean_relative_entropy, alignment}], \"alignment\", \"rollout\",\n"
+           "\"gradient_weighted\", \"faithfulness\": null, or {\"model\", \"records\",\n"
+           "\"permutations\", \"sites\": [{\"map\", \"steps\", \"uniform_tvd\",\n"
+           "\"uniform_changed\", \"permuted_tvd\", \"permuted_changed\"}], \"kendall\":\n"
+           "[{\"explanation\": attention|rollout|flow|gradient-weighted, \"map\", \"tau\",\n"
+           "\"steps\", \"alignment\"}], \"erasure_alignment\", \"per_record\": [{\"file\",\n"
+           "\"sites\", \"kendall\", \"erasure\": (output steps x inputs) the importance,\n"
+           "null where an erasure cannot change the step}]}}; an alignment is {all, day,\n"
+           "month, year: {digits, aligned, score}}, null where it does not apply. TVD and\n"
+           "changed are means over output steps (and permutations), tau over steps.\n"
+           "\n"
+           "  --json              print one JSON object\n"
+           "  --gradient          require gradients: fail on a record without them\n"
+           "  --model MODEL       the faithfulness checks against MODEL\n"
+           "  --permutations N    permutations per site, 1 .. 100 (default 5)\n"
+           "  -h, --help          this help\n");
 }
 
 static float *scratch(analysis *a, size_t n)
@@ -189,58 +224,6 @@ static int add_entropy(analysis *a, map_stats *s, const attn_attention_map *m)
     s->rows += m->rows;
     s->records++;
     return EXIT_OK;
-}
-
-/* Whether the record's output is "YYYY-MM-DD" (and its EOS). */
-static bool iso_output(const attn_record *r)
-{
-    if (r->n_queries < ISO_LENGTH || r->n_queries > ISO_LENGTH + 1) return false;
-    for (int i = 0; i < ISO_LENGTH; i++) {
-        const char *q = r->queries[i];
-        bool digit = q[0] >= '0' && q[0] <= '9' && q[1] == '\0';
-        bool dash = q[0] == '-' && q[1] == '\0';
-        if (iso_fields[i] == ATTN_DATE_NONE ? !dash : !digit) return false;
-    }
-    return true;
-}
-
-/* The fields of the record's source characters (keys), or false if its keys are not
- * one date of the task, one character each. fields: (n_keys). */
-static bool source_fields(const attn_record *r, char *text, int *fields)
-{
-    for (int j = 0; j < r->n_keys; j++) {
-        if (strlen(r->keys[j]) != 1) return false;
-        text[j] = r->keys[j][0];
-    }
-    text[r->n_keys] = '\0';
-    return attn_dates_fields(text, fields, r->n_keys) == ATTN_OK;
-}
-
-/* Scores every digit of the output: the key with the most weight, over the heads
- * of w: (heads, rows, cols), against the field the digit reads, into digits and
- * aligned. A loaded record's cross maps are (n_queries, n_keys). */
-static void add_alignment(int64_t *digits, int64_t *aligned, const float *w, int heads, int rows,
-                          int cols, const int *fields)
-{
-    for (int i = 0; i < ISO_LENGTH; i++) {
-        attn_date_field want = iso_fields[i];
-        if (want == ATTN_DATE_NONE) continue;
-        int best = 0;
-        double best_weight = -1.0;
-        for (int j = 0; j < cols; j++) {
-            double sum = 0.0;
-            for (int h = 0; h < heads; h++) sum += w[((size_t)h * rows + i) * cols + j];
-            if (sum > best_weight) {
-                best_weight = sum;
-                best = j;
-            }
-        }
-        bool hit = fields[best] == (int)want;
-        digits[want]++;
-        digits[ATTN_DATE_NONE]++;
-        aligned[want] += hit;
-        aligned[ATTN_DATE_NONE] += hit;
-    }
 }
 
 /* The key of row (n) with the most weight, leaving out `skip`; -1 if none has any. */
@@ -449,7 +432,7 @@ static int add_gradient_weighted(analysis *a, const attn_record *r, const char *
         map_stats *s = stats_of(a, m, path);
         if (s == NULL) return EXIT_RUNTIME;
         if (fields != NULL && m->kind == ATTN_MAP_CROSS)
-            add_alignment(s->gradient_digits, s->gradient_aligned, relevance, 1, m->rows, m->cols,
+            analyze_add_alignment(s->gradient_digits, s->gradient_aligned, relevance, 1, m->rows, m->cols,
                           fields);
     }
     return EXIT_OK;
@@ -478,7 +461,7 @@ static int analyze_record(analysis *a, const attn_record *r, const char *path)
     bool dates = strcmp(r->task, "dates") == 0, scored = false;
     char *text = NULL;
     int *fields = NULL;
-    if (dates && !iso_output(r)) {
+    if (dates && !analyze_iso_output(r)) {
         a->not_iso++;
     } else if (dates) {
         text = malloc((size_t)r->n_keys + 1);
@@ -488,7 +471,7 @@ static int analyze_record(analysis *a, const attn_record *r, const char *path)
             free(fields);
             return out_of_memory();
         }
-        scored = source_fields(r, text, fields);
+        scored = analyze_source_fields(r, text, fields);
         a->scored += scored;
         a->not_a_date += !scored;
     }
@@ -499,23 +482,22 @@ static int analyze_record(analysis *a, const attn_record *r, const char *path)
         if (s == NULL) status = EXIT_RUNTIME;
         else status = add_entropy(a, s, m);
         if (status == EXIT_OK && scored && m->kind == ATTN_MAP_CROSS)
-            add_alignment(s->digits, s->aligned, m->weights, m->heads, m->rows, m->cols, fields);
+            analyze_add_alignment(s->digits, s->aligned, m->weights, m->heads, m->rows, m->cols, fields);
     }
     if (status == EXIT_OK) status = add_gradient_weighted(a, r, path, scored ? fields : NULL);
+    if (status == EXIT_OK && a->faith != NULL)
+        status = faithfulness_add(a->faith, r, path, scored ? fields : NULL);
     free(text);
     free(fields);
     return status ? status : add_rollouts(a, r, path);
 }
-
-/* part / whole, NaN when there is no whole. */
-static double ratio(double part, double whole) { return whole > 0 ? part / whole : NAN; }
 
 /* Head h's mean, or with h = -1 the mean over the heads, of the row sums v: (heads). */
 static double head_mean(const map_stats *s, const double *v, int64_t rows, int h)
 {
     double sum = 0.0;
     for (int k = h < 0 ? 0 : h; k < (h < 0 ? s->heads : h + 1); k++) sum += v[k];
-    return ratio(sum, (double)rows * (h < 0 ? s->heads : 1));
+    return analyze_ratio(sum, (double)rows * (h < 0 ? s->heads : 1));
 }
 
 static double entropy_of(const map_stats *s, int h)
@@ -528,18 +510,6 @@ static double relative_of(const map_stats *s, int h)
     return head_mean(s, s->relative, s->relative_rows, h);
 }
 
-/* The share of field f's digits aligned, of those counted (digits). */
-static double alignment_of(const int64_t *aligned, const int64_t *digits, attn_date_field f)
-{
-    return ratio((double)aligned[f], (double)digits[f]);
-}
-
-static void print_json_number(double v)
-{
-    if (isnan(v)) printf("null");
-    else printf("%.6g", v);
-}
-
 static void print_map_json(const map_stats *s, bool dates)
 {
     printf("{\"name\": ");
@@ -550,53 +520,33 @@ static void print_map_json(const map_stats *s, bool dates)
            s->records, (long long)s->rows);
     for (int h = 0; h < s->heads; h++) {
         printf("%s", h ? ", " : "");
-        print_json_number(entropy_of(s, h));
+        analyze_print_json_number(stdout, entropy_of(s, h));
     }
     printf("], \"relative_entropy\": [");
     for (int h = 0; h < s->heads; h++) {
         printf("%s", h ? ", " : "");
-        print_json_number(relative_of(s, h));
+        analyze_print_json_number(stdout, relative_of(s, h));
     }
     printf("], \"mean_entropy\": ");
-    print_json_number(entropy_of(s, -1));
+    analyze_print_json_number(stdout, entropy_of(s, -1));
     printf(", \"mean_relative_entropy\": ");
-    print_json_number(relative_of(s, -1));
+    analyze_print_json_number(stdout, relative_of(s, -1));
     printf(", \"alignment\": ");
     if (!dates || s->kind != ATTN_MAP_CROSS) {
         printf("null}");
         return;
     }
-    for (int f = 0; f < FIELD_COUNT; f++) {
+    for (int f = 0; f < ANALYZE_FIELDS; f++) {
         printf("%s\"%s\": {\"digits\": %lld, \"aligned\": %lld, \"score\": ", f ? ", " : "{",
-               f == ATTN_DATE_NONE ? "all" : field_names[f], (long long)s->digits[f],
+               f == ATTN_DATE_NONE ? "all" : analyze_field_names[f], (long long)s->digits[f],
                (long long)s->aligned[f]);
-        print_json_number(alignment_of(s->aligned, s->digits, (attn_date_field)f));
+        analyze_print_json_number(stdout, analyze_alignment_of(s->aligned, s->digits, (attn_date_field)f));
         printf(", \"gradient_digits\": %lld, \"gradient_aligned\": %lld, \"gradient_score\": ",
                (long long)s->gradient_digits[f], (long long)s->gradient_aligned[f]);
-        print_json_number(alignment_of(s->gradient_aligned, s->gradient_digits, (attn_date_field)f));
+        analyze_print_json_number(stdout, analyze_alignment_of(s->gradient_aligned, s->gradient_digits, (attn_date_field)f));
         printf("}");
     }
     printf("}}");
-}
-
-/* v with `decimals` decimals in `width` columns, or "-" for NaN. */
-static void print_text_number(double v, int width, int decimals)
-{
-    if (isnan(v)) printf("%*s", width, "-");
-    else printf("%*.*f", width, decimals, v);
-}
-
-static void print_alignment_text(const char *what, const int64_t *aligned, const int64_t *digits)
-{
-    printf("  %s: ", what);
-    print_text_number(100.0 * alignment_of(aligned, digits, ATTN_DATE_NONE), 0, 1);
-    printf("%% of %lld digits (year ", (long long)digits[ATTN_DATE_NONE]);
-    print_text_number(100.0 * alignment_of(aligned, digits, ATTN_DATE_YEAR), 0, 1);
-    printf("%%, month ");
-    print_text_number(100.0 * alignment_of(aligned, digits, ATTN_DATE_MONTH), 0, 1);
-    printf("%%, day ");
-    print_text_number(100.0 * alignment_of(aligned, digits, ATTN_DATE_DAY), 0, 1);
-    printf("%%)\n");
 }
 
 static void print_map_text(const map_stats *s, bool dates)
@@ -608,14 +558,14 @@ static void print_map_text(const map_stats *s, bool dates)
     for (int h = s->heads > 1 ? -1 : 0; h < s->heads; h++) {
         if (h < 0) printf("  mean");
         else printf("  %4d", h);
-        print_text_number(entropy_of(s, h), 9, 3);
-        print_text_number(relative_of(s, h), 10, 3);
+        analyze_print_text_number(stdout, entropy_of(s, h), 9, 3);
+        analyze_print_text_number(stdout, relative_of(s, h), 10, 3);
         printf("\n");
     }
     if (!dates || s->kind != ATTN_MAP_CROSS) return;
-    print_alignment_text("alignment", s->aligned, s->digits);
+    analyze_print_alignment(stdout, "alignment", s->aligned, s->digits);
     if (s->gradient_digits[ATTN_DATE_NONE] > 0)
-        print_alignment_text("gradient-weighted alignment", s->gradient_aligned,
+        analyze_print_alignment(stdout, "gradient-weighted alignment", s->gradient_aligned,
                              s->gradient_digits);
 }
 
@@ -642,7 +592,10 @@ static void print_summary(const analysis *a)
         fwrite(a->rollout.text, 1, a->rollout.size, stdout);
         printf("], \"gradient_weighted\": [");
         fwrite(a->weighted.text, 1, a->weighted.size, stdout);
-        printf("]}\n");
+        printf("], \"faithfulness\": ");
+        if (a->faith != NULL) faithfulness_print(a->faith, stdout);
+        else printf("null");
+        printf("}\n");
         return;
     }
     printf("%d record%s of %s on %s\n", a->records, a->records == 1 ? "" : "s", a->model, a->task);
@@ -653,6 +606,7 @@ static void print_summary(const analysis *a)
                a->scored, a->records, a->not_iso, a->not_a_date);
     fwrite(a->rollout.text, 1, a->rollout.size, stdout);
     fwrite(a->weighted.text, 1, a->weighted.size, stdout);
+    if (a->faith != NULL) faithfulness_print(a->faith, stdout);
 }
 
 static void section_free(section *c)
@@ -674,6 +628,8 @@ static int parse_options(int argc, char **argv, analysis *a)
     static const struct option options[] = {
         {"json", no_argument, NULL, 'j'},
         {"gradient", no_argument, NULL, 'g'},
+        {"model", required_argument, NULL, 'm'},
+        {"permutations", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -683,11 +639,20 @@ static int parse_options(int argc, char **argv, analysis *a)
         switch (c) {
         case 'j': a->json = true; break;
         case 'g': a->gradient = true; break;
+        case 'm': a->model_path = optarg; break;
+        case 'p':
+            if (!cli_parse_int(optarg, 1, 100, &a->permutations))
+                return cli_usage_error("analyze", "--permutations '%s' is not a count 1 .. 100",
+                                       optarg);
+            break;
         case 'h': print_help(); return -1;
         default: return cli_usage_error("analyze", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind == argc) return cli_usage_error("analyze", "give one or more record FILEs");
+    if (a->permutations > 0 && a->model_path == NULL)
+        return cli_usage_error("analyze", "--permutations needs --model MODEL");
+    if (a->permutations == 0) a->permutations = 5;
     return EXIT_OK;
 }
 
@@ -699,6 +664,7 @@ static void analysis_free(analysis *a)
     }
     section_free(&a->rollout);
     section_free(&a->weighted);
+    faithfulness_free(a->faith);
     free(a->scratch);
     free(a);
 }
@@ -721,6 +687,9 @@ int cmd_analyze(int argc, char **argv)
     a->rollout.out = open_memstream(&a->rollout.text, &a->rollout.size);
     a->weighted.out = open_memstream(&a->weighted.text, &a->weighted.size);
     status = a->rollout.out && a->weighted.out ? EXIT_OK : out_of_memory();
+    if (status == EXIT_OK && a->model_path != NULL &&
+        (a->faith = faithfulness_open(a->model_path, (int)a->permutations, a->json)) == NULL)
+        status = EXIT_RUNTIME;
     for (int i = optind; i < argc && status == EXIT_OK; i++) {
         if (attn_record_load(r, argv[i]) != ATTN_OK) {
             status = cli_fail("analyze");

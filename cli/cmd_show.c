@@ -35,12 +35,20 @@ static void print_help(void)
            "                .pdf; default: FILE with .png, none with --html alone)\n"
            "  --html PAGE   an interactive page of every map: pick a map and a head,\n"
            "                hover a token to see what it attends to; a model view of\n"
-           "                every map and head; for a language model, a step slider\n"
+           "                every map and head; for a language model, a step slider;\n"
+           "                for a record with q and k (--qk), the neuron view of a\n"
+           "                query: q, each key's k and each dimension's share of the\n"
+           "                score (the %d keys it weighs most, past %d); beside the\n"
+           "                weights, the maps attn analyze derives: with gradients\n"
+           "                (--gradient) each map's gradient-weighted attention, and\n"
+           "                for self-attention over several layers the rollout (and\n"
+           "                with gradients the relevance)\n"
            "  --window FIRST:COUNT  the query rows whose weights the page holds exactly\n"
-           "                (default: all if the record has at most %d weights, else\n"
-           "                the last rows that fit); the page draws the others only\n"
-           "                in its thumbnails, each value the mean of the cells it\n"
-           "                covers (%d values a side at most), and says so\n"
+           "                (default: all if the record's maps and those derived from\n"
+           "                them have at most %d values, else the last rows that\n"
+           "                fit); the page draws the others only in its thumbnails,\n"
+           "                each value the mean of the cells it covers (%d values\n"
+           "                a side at most), and says so\n"
            "  --map NAME    the map to draw (default: the first cross-attention map, else\n"
            "                the last layer's self-attention)\n"
            "  --layer L     the map of layer L (cross-attention if the record has any)\n"
@@ -54,7 +62,7 @@ static void print_help(void)
            "  --title TEXT  the title (default: the model, the map and the head; for\n"
            "                the model view, the model and \"model view\")\n"
            "  -h, --help    this help\n",
-           HTML_WEIGHTS_MAX, HTML_THUMB_SIDE);
+           HTML_NEURON_TOP, HTML_NEURON_ALL, HTML_WEIGHTS_MAX, HTML_THUMB_SIDE);
 }
 
 static int set_view(show_options *o, heatmap_view view, const char *option)

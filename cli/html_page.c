@@ -6,18 +6,27 @@
  * are only those of its window of query rows ("first", "count"), as the base64
  * of their float32 bytes, little-endian (exact, and shorter than decimals); each
  * map has its thumbnails ("thumb_rows" x "thumb_cols" values a head, base64 of
- * a byte each, 255 for the record's "vmax") and says whether it is causal; each
+ * a byte each, 255 for the map's "vmax") and says whether it is causal; each
  * map names the token lists of its rows and columns ("row_tokens",
  * "col_tokens": "queries" or "keys"), so the script need not know which lists
  * label which maps; and the record says how many weights a page may hold
- * ("weights_max") and whether the window was chosen. Every "<" in the JSON is
- * written as \u003c, so no token can end the element early
- * ("</script>") or open a comment ("<!--").
+ * ("weights_max") and whether the window was chosen. A recorded map's "vmax"
+ * is the record's largest weight (the model view's one scale).
+ * After the record's maps come those derived from them (page_maps.h), each
+ * with "derived" ("gradient-weighted", "rollout", "relevance") and "layers".
+ * A map with q and k has "head_dim", "score_scale", "q" (the window's rows,
+ * base64 float32) and "k" with "k_keys" (write_qk); one whose q and k do not
+ * fit has "qk_not_held", and a Bahdanau map "additive". The record says the
+ * keys the neuron view shows ("neuron_top" of a query's largest past
+ * "neuron_all"), and the output the gradients explain ("gradient_step").
+ * Every "<" in the JSON is written as \u003c, so no token can end the element
+ * early ("</script>") or open a comment ("<!--").
  *
  * The document, its style and its script are the files in cli/page, which the
  * build embeds (page_data.h); their content security policy lets the page load
  * nothing at all from anywhere. */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,6 +39,7 @@
 #include "heatmap.h"
 #include "html_page.h"
 #include "page_data.h"
+#include "page_maps.h"
 
 /* Which of r's token lists labels m's rows (rows true) or columns, as
  * "queries" or "keys"; NULL after saying so (for the page at path) if the list
@@ -140,11 +150,6 @@ static void base64_float(base64_out *b, float w)
     for (int k = 0; k < 4; k++) base64_byte(b, (unsigned char)(bits >> (8 * k)));
 }
 
-/* The query rows of each map the page holds exactly. */
-typedef struct map_window {
-    int first, count;
-} map_window;
-
 /* Every head's thumbnail, row by row, as base64 of a byte a value: its shade,
  * 255 for vmax (the record's largest weight, the top of the model view's one
  * colour scale), to the nearest 1/255: all a colour needs, in a quarter of the
@@ -181,9 +186,95 @@ static void write_window(FILE *out, const attn_attention_map *m, map_window w)
 
 static int at_most(int a, int b) { return a < b ? a : b; }
 
-static void write_map(FILE *out, const attn_attention_map *m, const char *row_tokens,
-                      const char *col_tokens, map_window w, float vmax)
+/* ---- q and k, for the neuron view ---- */
+
+/* The dot products' scale (attn/capture.h): Luong's decoders score q . k
+ * unscaled, the Transformers q . k / sqrt(head_dim). */
+static double score_scale(const attn_record *r, const attn_attention_map *m)
 {
+    return strstr(r->model, "luong") != NULL ? 1.0 : 1.0 / sqrt((double)m->head_dim);
+}
+
+/* What the page holds of q and k: every key's k if they fit HTML_QK_MAX, else
+ * for each head the keys that some held query row gives one of its `top`
+ * largest weights (0: none, the rows are too many). */
+static int qk_top_keys(const page_maps *p)
+{
+    size_t all = 0, queries = 0;
+    for (int k = 0; k < p->n; k++) {
+        const attn_attention_map *m = &p->maps[k].m;
+        if (m->q == NULL || m->k == NULL) continue;
+        const size_t per_head = (size_t)m->heads * (size_t)m->head_dim;
+        all += per_head * ((size_t)p->maps[k].window.count + (size_t)m->cols);
+        queries += per_head * (size_t)p->maps[k].window.count;
+    }
+    if (all <= HTML_QK_MAX) return INT_MAX;
+    if (queries == 0) return 0;
+    const size_t top = HTML_QK_MAX / queries - 1; /* each row's q, and k of its top keys */
+    return top < HTML_NEURON_TOP ? (int)top : HTML_NEURON_TOP;
+}
+
+/* Marks in held[j] (cols) the keys that some of the rows [first, first + count)
+ * of head h of m gives one of its `top` (at most HTML_NEURON_TOP) largest
+ * weights, ties to the first key, as the page picks them. */
+static void mark_top_keys(bool *held, const attn_attention_map *m, int h, map_window w, int top)
+{
+    memset(held, 0, (size_t)m->cols * sizeof *held);
+    for (int i = w.first; i < w.first + w.count; i++) {
+        const float *row = m->weights + ((size_t)h * m->rows + i) * (size_t)m->cols;
+        int chosen[HTML_NEURON_TOP], n = 0; /* the largest so far, largest first */
+        for (int j = 0; j < m->cols; j++) {
+            if (n == top && !(row[j] > row[chosen[n - 1]])) continue;
+            int at = n < top ? n++ : top - 1; /* a new place, or the smallest's */
+            for (; at > 0 && row[j] > row[chosen[at - 1]]; at--) chosen[at] = chosen[at - 1];
+            chosen[at] = j;
+        }
+        for (int k = 0; k < n; k++) held[chosen[k]] = true;
+    }
+}
+
+/* ,"head_dim":D,"score_scale":s,"q":...,"k_keys":...,"k":... of a map with q
+ * and k: q of the window's rows (heads, count, D), and k of every key (heads,
+ * cols, D; "k_keys" null) or, when top < cols, of the keys mark_top_keys marks
+ * for each head, listed in "k_keys" (a list a head), head by head. held:
+ * (cols) scratch. */
+static void write_qk(FILE *out, const attn_record *r, const page_map *p, int top, bool *held)
+{
+    const attn_attention_map *m = &p->m;
+    const int D = m->head_dim;
+    const bool some = top < m->cols;
+    fprintf(out, ",\"head_dim\":%d,\"score_scale\":%.17g,\"q\":\"", D, score_scale(r, m));
+    base64_out b = {.out = out};
+    for (int h = 0; h < m->heads; h++) {
+        const float *q = m->q + ((size_t)h * m->rows + p->window.first) * D;
+        for (size_t k = 0; k < (size_t)p->window.count * D; k++) base64_float(&b, q[k]);
+    }
+    base64_flush(&b);
+    fputs("\",\"k_keys\":", out);
+    if (!some) fputs("null", out);
+    for (int h = 0; h < m->heads && some; h++) {
+        mark_top_keys(held, m, h, p->window, top);
+        fputs(h == 0 ? "[[" : "],[", out);
+        for (int j = 0, n = 0; j < m->cols; j++)
+            if (held[j]) fprintf(out, n++ ? ",%d" : "%d", j);
+    }
+    fputs(some ? "]],\"k\":\"" : ",\"k\":\"", out);
+    for (int h = 0; h < m->heads; h++) {
+        if (some) mark_top_keys(held, m, h, p->window, top);
+        for (int j = 0; j < m->cols; j++) {
+            if (some && !held[j]) continue;
+            const float *k = m->k + ((size_t)h * m->cols + j) * D;
+            for (int d = 0; d < D; d++) base64_float(&b, k[d]);
+        }
+    }
+    base64_flush(&b);
+    fputc('"', out);
+}
+
+static void write_map(FILE *out, const attn_record *r, const page_map *p, const char *row_tokens,
+                      const char *col_tokens, int qk_top, bool *held)
+{
+    const attn_attention_map *m = &p->m;
     const int thumb_rows = at_most(m->rows, HTML_THUMB_SIDE);
     const int thumb_cols = at_most(m->cols, HTML_THUMB_SIDE);
     fputs("{\"name\":", out);
@@ -191,62 +282,70 @@ static void write_map(FILE *out, const attn_attention_map *m, const char *row_to
     fprintf(out,
             ",\"layer\":%d,\"kind\":\"%s\",\"hard\":%s,\"row_tokens\":\"%s\","
             "\"col_tokens\":\"%s\",\"causal\":%s,\"heads\":%d,\"rows\":%d,\"cols\":%d,"
-            "\"thumb_rows\":%d,\"thumb_cols\":%d,\"thumbs\":",
+            "\"vmax\":%.9g,\"thumb_rows\":%d,\"thumb_cols\":%d,\"thumbs\":",
             m->layer, attn_map_kind_name(m->kind), m->hard ? "true" : "false", row_tokens,
-            col_tokens, is_causal(m) ? "true" : "false", m->heads, m->rows, m->cols, thumb_rows,
-            thumb_cols);
-    write_thumbnails(out, m, thumb_rows, thumb_cols, vmax);
-    fprintf(out, ",\"first\":%d,\"count\":%d,\"weights\":", w.first, w.count);
-    write_window(out, m, w);
+            col_tokens, is_causal(m) ? "true" : "false", m->heads, m->rows, m->cols,
+            (double)p->vmax, thumb_rows, thumb_cols);
+    write_thumbnails(out, m, thumb_rows, thumb_cols, p->vmax);
+    fprintf(out, ",\"first\":%d,\"count\":%d,\"weights\":", p->window.first, p->window.count);
+    write_window(out, m, p->window);
+    if (p->derived != PAGE_RECORDED)
+        fprintf(out, ",\"derived\":\"%s\",\"layers\":%d", page_derived_name(p->derived),
+                p->layers);
+    else if (m->q != NULL && m->k != NULL && qk_top > 0)
+        write_qk(out, r, p, qk_top, held);
+    else if (m->q != NULL && m->k != NULL)
+        fputs(",\"qk_not_held\":true", out);
+    else if (strstr(r->model, "bahdanau") != NULL)
+        fputs(",\"additive\":true", out);
     fputc('}', out);
 }
 
 /* ---- the window ---- */
 
 /* The weights a row costs in every map at once. */
-static size_t weights_a_row(const attn_record *r)
+static size_t weights_a_row(const page_maps *p)
 {
     size_t n = 0;
-    for (int k = 0; k < r->n_maps; k++) n += (size_t)r->maps[k].heads * (size_t)r->maps[k].cols;
+    for (int k = 0; k < p->n; k++) n += (size_t)p->maps[k].m.heads * (size_t)p->maps[k].m.cols;
     return n;
 }
 
-static int most_rows(const attn_record *r)
+static int most_rows(const page_maps *p)
 {
     int most = 0;
-    for (int k = 0; k < r->n_maps; k++) most = r->maps[k].rows > most ? r->maps[k].rows : most;
+    for (int k = 0; k < p->n; k++) most = p->maps[k].m.rows > most ? p->maps[k].m.rows : most;
     return most;
 }
 
-/* The rows of every map a page can hold (at least one, even past the limit),
- * for a record that holds weights. */
-static int rows_that_fit(const attn_record *r)
+/* The rows of every map a page can hold (at least one, even past the limit). */
+static int rows_that_fit(const page_maps *p)
 {
-    const size_t fit = HTML_WEIGHTS_MAX / weights_a_row(r);
+    const size_t fit = HTML_WEIGHTS_MAX / weights_a_row(p);
     return fit > 1 ? (int)fit : 1;
 }
 
 /* The default: every row if the record fits, else the last rows of each map,
  * as many as fit (at least one). */
-static void default_windows(const attn_record *r, map_window *windows)
+static void default_windows(page_maps *p)
 {
     size_t total = 0;
-    for (int k = 0; k < r->n_maps; k++) {
-        const attn_attention_map *m = &r->maps[k];
+    for (int k = 0; k < p->n; k++) {
+        const attn_attention_map *m = &p->maps[k].m;
         total += (size_t)m->rows * (size_t)m->heads * (size_t)m->cols;
     }
-    const int count = total <= HTML_WEIGHTS_MAX ? most_rows(r) : rows_that_fit(r);
-    for (int k = 0; k < r->n_maps; k++) {
-        const int rows = r->maps[k].rows, kept = at_most(count, rows);
-        windows[k] = (map_window){rows - kept, kept};
+    const int count = total <= HTML_WEIGHTS_MAX ? most_rows(p) : rows_that_fit(p);
+    for (int k = 0; k < p->n; k++) {
+        const int rows = p->maps[k].m.rows, kept = at_most(count, rows);
+        p->maps[k].window = (map_window){rows - kept, kept};
     }
 }
 
 /* The given window, clipped to each map; false (EXIT_USAGE) after saying why if
  * no map has its first row or it holds more than HTML_WEIGHTS_MAX weights. */
-static bool given_windows(const attn_record *r, const html_window *given, map_window *windows)
+static bool given_windows(page_maps *p, const html_window *given)
 {
-    const int rows = most_rows(r);
+    const int rows = most_rows(p);
     if (given->first >= rows) {
         cli_usage_error("show", "--window %ld:%ld starts past every map: the record's maps have "
                                 "at most %d rows (0 to %d)",
@@ -254,26 +353,26 @@ static bool given_windows(const attn_record *r, const html_window *given, map_wi
         return false;
     }
     size_t total = 0;
-    for (int k = 0; k < r->n_maps; k++) {
-        const attn_attention_map *m = &r->maps[k];
+    for (int k = 0; k < p->n; k++) {
+        const attn_attention_map *m = &p->maps[k].m;
         const long left = given->first < m->rows ? m->rows - given->first : 0;
-        windows[k] = (map_window){(int)(left > 0 ? given->first : m->rows),
-                                  (int)(left < given->count ? left : given->count)};
-        total += (size_t)windows[k].count * (size_t)m->heads * (size_t)m->cols;
+        p->maps[k].window = (map_window){(int)(left > 0 ? given->first : m->rows),
+                                         (int)(left < given->count ? left : given->count)};
+        total += (size_t)p->maps[k].window.count * (size_t)m->heads * (size_t)m->cols;
     }
     if (total > HTML_WEIGHTS_MAX) {
         cli_usage_error("show", "--window %ld:%ld holds %zu weights, more than a page's %d: "
                                 "at most %d rows fit",
-                        given->first, given->count, total, HTML_WEIGHTS_MAX, rows_that_fit(r));
+                        given->first, given->count, total, HTML_WEIGHTS_MAX, rows_that_fit(p));
         return false;
     }
     return true;
 }
 
-/* Writes r as JSON to out; false after saying why if r cannot be shown on the
- * page at path. */
-static bool write_record(FILE *out, const attn_record *r, const char *path,
-                         const map_window *windows, bool given)
+/* Writes r as JSON to out, with its maps and those derived from them (p); false
+ * after saying why if r cannot be shown on the page at path, or on no memory. */
+static bool write_record(FILE *out, const attn_record *r, page_maps *p, const char *path,
+                         bool given)
 {
     fputs("{\"format\":\"attn-attention\",\"version\":1,\"model\":", out);
     cli_json_string(out, r->model);
@@ -289,20 +388,37 @@ static bool write_record(FILE *out, const attn_record *r, const char *path,
         if (!check_weights(m, path)) return false;
         vmax = fmaxf(vmax, largest_weight(m));
     }
-    /* One colour scale for every thumbnail: the largest weight of all, as the
-     * model view of attn show --grid draws it. */
-    if (vmax == 0.0f) vmax = 1.0f;
-    fprintf(out, ",\"weights_max\":%d,\"window_given\":%s,\"vmax\":%.9g,\"maps\":[",
-            HTML_WEIGHTS_MAX, given ? "true" : "false", (double)vmax);
-    for (int k = 0; k < r->n_maps; k++) {
-        const attn_attention_map *m = &r->maps[k];
-        const char *rows = token_list(r, m, true, path), *cols = token_list(r, m, false, path);
-        if (rows == NULL || cols == NULL) return false;
-        if (k > 0) fputc(',', out);
-        write_map(out, m, rows, cols, windows[k], vmax);
+    /* One colour scale for the thumbnails of every recorded map: the largest
+     * weight of all, as the model view of attn show --grid draws it; a derived
+     * map's values are no weights, and have a scale of their own. */
+    for (int k = 0; k < p->n; k++) {
+        const page_map *m = &p->maps[k];
+        const float top = m->derived == PAGE_RECORDED ? vmax : largest_weight(&m->m);
+        p->maps[k].vmax = top > 0.0f ? top : 1.0f;
     }
-    fputs("]}", out);
-    return true;
+    const int qk_top = qk_top_keys(p);
+    fprintf(out,
+            ",\"weights_max\":%d,\"window_given\":%s,\"vmax\":%.9g,\"gradient_step\":%d,"
+            "\"neuron_top\":%d,\"neuron_all\":%d,\"maps\":[",
+            HTML_WEIGHTS_MAX, given ? "true" : "false", (double)(vmax > 0.0f ? vmax : 1.0f),
+            r->gradient_step, at_most(qk_top, HTML_NEURON_TOP), HTML_NEURON_ALL);
+    bool *held = malloc((size_t)(r->n_keys > r->n_queries ? r->n_keys : r->n_queries) + 1);
+    if (held == NULL) {
+        cli_message(stderr, "attn: no memory for the page '%s'\n", path);
+        return false;
+    }
+    bool shown = true;
+    for (int k = 0; k < p->n && shown; k++) {
+        const attn_attention_map *m = &p->maps[k].m;
+        const char *rows = token_list(r, m, true, path), *cols = token_list(r, m, false, path);
+        shown = rows != NULL && cols != NULL;
+        if (!shown) break;
+        if (k > 0) fputc(',', out);
+        write_map(out, r, &p->maps[k], rows, cols, qk_top, held);
+    }
+    free(held);
+    if (shown) fputs("]}", out);
+    return shown;
 }
 
 /* The JSON as the content of a <script> element: each "<" (only ever inside a
@@ -349,24 +465,29 @@ static int write_page(const char *path, const char *json, size_t size)
 int cli_show_html(const attn_record *r, const char *path, const html_window *window,
                   int *windowed)
 {
-    map_window windows[ATTN_RECORD_MAPS_MAX];
-    if (!window->given) default_windows(r, windows);
-    else if (!given_windows(r, window, windows)) return EXIT_USAGE;
+    page_maps p;
+    int status = page_maps_build(&p, r);
+    if (status != EXIT_OK) return status;
+    if (!window->given) default_windows(&p);
+    else if (!given_windows(&p, window)) status = EXIT_USAGE;
     *windowed = 0;
-    for (int k = 0; k < r->n_maps; k++) *windowed += windows[k].count < r->maps[k].rows;
+    for (int k = 0; k < r->n_maps; k++) *windowed += p.maps[k].window.count < r->maps[k].rows;
     char *json = NULL;
     size_t size = 0;
-    FILE *mem = open_memstream(&json, &size);
-    if (mem == NULL) {
+    FILE *mem = status == EXIT_OK ? open_memstream(&json, &size) : NULL;
+    if (status == EXIT_OK && mem == NULL) {
         cli_message(stderr, "attn: no memory for the page '%s'\n", path);
-        return EXIT_RUNTIME;
+        status = EXIT_RUNTIME;
     }
-    bool shown = write_record(mem, r, path, windows, window->given);
-    bool written = !ferror(mem);
-    if (fclose(mem) != 0) written = false;
-    int status = EXIT_RUNTIME;
-    if (!written) cli_message(stderr, "attn: no memory for the page '%s'\n", path);
-    else if (shown) status = write_page(path, json, size);
+    if (mem != NULL) {
+        bool shown = write_record(mem, r, &p, path, window->given);
+        bool written = !ferror(mem);
+        if (fclose(mem) != 0) written = false;
+        status = EXIT_RUNTIME;
+        if (!written) cli_message(stderr, "attn: no memory for the page '%s'\n", path);
+        else if (shown) status = write_page(path, json, size);
+    }
     free(json);
+    page_maps_free(&p);
     return status;
 }

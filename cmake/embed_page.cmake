@@ -4,9 +4,10 @@
 #   cmake -DPAGE_DIR=<cli/page> -DOUT=<file.c> -P embed_page.cmake
 #
 # attention.html is the document; the build inlines attention.css where it links
-# it and attention.js where it loads it, since the page must load nothing (its
-# content security policy forbids it). The record's JSON goes right after the
-# line that opens its <script type="application/json" id="record"> element, so
+# it and each script (neuron.js, attention.js) where it loads it, since the page
+# must load nothing (its content security policy forbids it). The record's JSON
+# goes right after the line that opens its <script type="application/json"
+# id="record"> element, so
 # the page is two byte arrays: cli_page_head, up to that line, and
 # cli_page_tail, the rest. Bytes, not a string literal: C limits the length of
 # a literal, and no character needs escaping.
@@ -21,6 +22,7 @@ endforeach()
 file(READ "${PAGE_DIR}/attention.html" page)
 file(READ "${PAGE_DIR}/attention.css" css)
 file(READ "${PAGE_DIR}/attention.js" js)
+file(READ "${PAGE_DIR}/neuron.js" neuron_js)
 
 # Replaces the line `line` of the page by `replacement`; the line must be there once.
 function(replace_line line replacement)
@@ -34,6 +36,7 @@ function(replace_line line replacement)
 endfunction()
 
 replace_line([[<link rel="stylesheet" href="attention.css">]] "<style>\n${css}</style>\n")
+replace_line([[<script src="neuron.js"></script>]] "<script>\n${neuron_js}</script>\n")
 replace_line([[<script src="attention.js"></script>]] "<script>\n${js}</script>\n")
 
 set(record_line [[<script type="application/json" id="record">]])

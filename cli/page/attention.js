@@ -19,6 +19,8 @@
   const LINES_MAX = 200;
   const THUMB_PX = 72, STRIP_HEIGHT = 80, STRIP_BAR_MAX = 24, OVERVIEW_PX = 256;
   let cur = null; /* the map, head, weights (rows x cols, float64) and labels shown */
+  /* The record's own maps, before those html_page.c derived from them. */
+  const recorded = rec.maps.filter((m) => !m.derived);
 
   /* A token as text that shows its blanks: a space as U+2423, a control
    * character or line break as its escape (\n, \t, \x01, \u2028). */
@@ -30,6 +32,13 @@
         c.charCodeAt(0).toString(16).padStart(c < '\u0100' ? 2 : 4, '0'));
   }
   function quoted(t) { return '\u201c' + shown(t) + '\u201d'; }
+  /* Values of a map that are no shares of 1 (gradient-weighted attention and
+   * its relevance, html_page.c's derived maps) are written to 3 significant
+   * digits, 4 where a cell is read out (they are often near 1e-5); weights and
+   * rollout are shares, in percent, and to 4 decimals where read out. */
+  function isShare(m) { return !m.derived || m.derived === 'rollout'; }
+  function amount(m, w) { return isShare(m) ? pct(w) : w.toPrecision(3); }
+  function exactText(m, w) { return isShare(m) ? w.toFixed(4) : w.toPrecision(4); }
   /* A weight in percent: whole ones, or two decimals below 0.5 % (a long
    * sequence's weights are mostly that small, and "0%" would hide them). */
   function pct(w) {
@@ -67,6 +76,11 @@
     for (let k = 0; k < raw.length; k++) out[k] = raw.charCodeAt(k);
     return out;
   }
+  /* A map's thumbnails' shades, read when first drawn. */
+  function thumbShades(m) {
+    if (!m.shades) m.shades = bytes(m.thumbs);
+    return m.shades;
+  }
   /* A map's exact weights (its window of rows), read when it is first shown. */
   function exact(m) {
     if (!m.exact) m.exact = floats(m.weights);
@@ -83,9 +97,36 @@
     return w;
   }
 
+  const DERIVED = {
+    'gradient-weighted': (m) => 'gradient-weighted attention of ' + m.name + ' (layer ' +
+      m.layer + ', ' + m.kind + ')',
+    'rollout': (m) => 'rollout of ' + m.name + ' over ' + plural(m.layers, 'layer'),
+    'relevance': (m) => 'relevance (gradient-weighted rollout) of ' + m.name + ' over ' +
+      plural(m.layers, 'layer')
+  };
   function describe(m) {
+    if (m.derived) return DERIVED[m.derived](m);
     return m.name + ' \u2014 layer ' + m.layer + ', ' + m.kind + (m.hard ? ', hard' : '') +
       ', ' + plural(m.heads, 'head');
+  }
+
+  /* What a derived map is, as the note says it. */
+  const EXPLAINED = {
+    'gradient-weighted': 'Gradient-weighted attention (Chefer et al., 2021): the mean over' +
+      ' the heads of the positive part of each weight times d log p / d weight, where a' +
+      ' head\'s attention raised the log-probability of the explained output',
+    'rollout': 'Attention rollout (Abnar and Zuidema, 2020): each layer\'s heads averaged,' +
+      ' (A + I) / 2 with rows renormalised for the residual connections, multiplied from' +
+      ' the first layer up; row i is how much of token i at the top comes from each input',
+    'relevance': 'Relevance (Chefer et al., 2021): R = I, then R \u2190 R + G R layer by' +
+      ' layer from the first, G a layer\'s gradient-weighted attention; row i is the' +
+      ' relevance of each input token to token i\'s output at the top'
+  };
+  function explainDerived(m) {
+    const step = rec.gradient_step < 0 ? 'the whole output'
+      : 'output token ' + rec.gradient_step + ' ' + quoted(rec.queries[rec.gradient_step]);
+    return EXPLAINED[m.derived] + (m.derived === 'rollout' ? '' : ' (log p of ' + step + ')') +
+      '. Computed by libattn when the page was written, as attn analyze computes it.';
   }
 
   /* Paints rows x cols values (from `at` in `values`) into a canvas of a pixel a
@@ -119,10 +160,11 @@
   }
 
   function recordHeldText() {
-    const cut = rec.maps.filter((m) => m.count < m.rows).length;
+    /* Derived maps have the window of the maps they come from. */
+    const cut = recorded.filter((m) => m.count < m.rows).length;
     const shrunk = rec.maps.some((m) => m.thumb_rows < m.rows || m.thumb_cols < m.cols);
     return (cut === 0 ? 'Every weight is held exactly (float32). '
-      : plural(cut, 'map') + ' of ' + rec.maps.length + ' are held exactly only for a window' +
+      : plural(cut, 'map') + ' of ' + recorded.length + ' are held exactly only for a window' +
         ' of query rows' + (rec.window_given ? ' (chosen with --window)' : ' (the last ones)') +
         ', as each map says below. ') +
       (shrunk ? 'Thumbnails are downsampled to at most 64 values a side, each the mean of' +
@@ -139,8 +181,8 @@
 
   function drawModelView() {
     const grid = $('grid');
-    const heads = Math.max(...rec.maps.map((m) => m.heads));
-    const longest = Math.max(...rec.maps.map((m) => Math.max(m.thumb_rows, m.thumb_cols)));
+    const heads = Math.max(...recorded.map((m) => m.heads));
+    const longest = Math.max(...recorded.map((m) => Math.max(m.thumb_rows, m.thumb_cols)));
     const px = THUMB_PX / longest;
     grid.style.gridTemplateColumns = 'max-content repeat(' + heads + ', max-content)';
     grid.append(document.createElement('span'));
@@ -150,14 +192,13 @@
       name.textContent = 'head ' + h;
       grid.append(name);
     }
-    rec.maps.forEach((m, k) => {
+    recorded.forEach((m, k) => {
       const label = document.createElement('span');
       label.className = 'map-name';
       label.textContent = shortLabel(m);
       label.append(document.createElement('br'), 'layer ' + m.layer + ' \u00b7 ' + m.kind +
         (m.hard ? ' \u00b7 hard' : ''));
       grid.append(label);
-      m.thumbShades = bytes(m.thumbs);
       for (let h = 0; h < heads; h++)
         grid.append(h < m.heads ? thumbnail(m, k, h, px) : document.createElement('span'));
     });
@@ -171,7 +212,7 @@
     c.setAttribute('role', 'button');
     c.setAttribute('aria-label', 'open ' + m.name + ', head ' + h);
     c.title = m.name + ', head ' + h;
-    paint(c, m.thumbShades, h * m.thumb_rows * m.thumb_cols, m.thumb_rows, m.thumb_cols,
+    paint(c, thumbShades(m), h * m.thumb_rows * m.thumb_cols, m.thumb_rows, m.thumb_cols,
       () => 255);
     c.style.width = Math.round(m.thumb_cols * px) + 'px';
     c.style.height = Math.round(m.thumb_rows * px) + 'px';
@@ -198,8 +239,10 @@
   /* ---- the main view ---- */
   function fillHeads(m) {
     headSel.length = 0;
-    if (m.heads > 1) headSel.add(new Option('mean of ' + m.heads + ' heads', '-1'));
-    for (let h = 0; h < m.heads; h++) headSel.add(new Option('head ' + h, String(h)));
+    if (m.derived) headSel.add(new Option('every head, combined', '0'));
+    else if (m.heads > 1) headSel.add(new Option('mean of ' + m.heads + ' heads', '-1'));
+    for (let h = 0; h < m.heads && !m.derived; h++)
+      headSel.add(new Option('head ' + h, String(h)));
     headSel.disabled = m.heads === 1;
   }
 
@@ -214,7 +257,7 @@
     cur = { map: m, head: head, w: w, vmax: w.reduce((a, b) => Math.max(a, b), 0) || 1,
       first: m.first, rows: rec[m.row_tokens].slice(m.first, m.first + m.count),
       cols: rec[m.col_tokens] };
-    let text = m.kind === 'cross'
+    let text = m.derived ? explainDerived(m) : m.kind === 'cross'
       ? 'Cross-attention: each output token (query) weighs the input tokens (keys).'
       : 'Self-attention: each token (query) weighs the tokens of its own sequence (keys).';
     if (m.hard) text += head < 0
@@ -225,6 +268,7 @@
     drawOverview();
     updateSteps();
     render();
+    neuron.choose(m, head);
   }
 
   function render() {
@@ -312,6 +356,7 @@
     g.append(svgEl('rect', {}), label, weight);
     svg.append(g);
     const show = () => kind === 'query' ? showQuery(index) : showKey(index);
+    if (kind === 'query') g.addEventListener('click', () => neuron.query(cur.first + index));
     g.addEventListener('mouseenter', show);
     g.addEventListener('focus', show);
     g.addEventListener('mouseleave', clearLines);
@@ -354,10 +399,11 @@
     for (const [i, j, w] of pairs) {
       const key = keyToken(j), query = queryToken(i);
       if (!(w > 0) || !key || !query) continue;
+      const t = isShare(cur.map) ? w : w / cur.vmax;
       layout.links.append(svgEl('line', {
         x1: layout.xk, y1: key.y, x2: layout.xq, y2: query.y,
-        'stroke-width': (0.75 + 6 * w).toFixed(3),
-        'stroke-opacity': (0.12 + 0.88 * w).toFixed(3) }));
+        'stroke-width': (0.75 + 6 * t).toFixed(3),
+        'stroke-opacity': (0.12 + 0.88 * t).toFixed(3) }));
     }
   }
 
@@ -366,7 +412,7 @@
     const attended = pairs.filter((p) => p[2] > 0).sort((a, b) => b[2] - a[2]);
     if (attended.length === 0) return 'nothing (every weight is 0).';
     const top = attended.slice(0, 3), more = attended.length - top.length;
-    return top.map((p) => other(p) + ' ' + pct(p[2])).join(', ') +
+    return top.map((p) => other(p) + ' ' + amount(cur.map, p[2])).join(', ') +
       (more > 0 ? ', and ' + more + ' more.' : '.');
   }
 
@@ -377,8 +423,8 @@
 
   /* Marks a drawn token that weight w goes to or comes from, with its percent. */
   function markToken(t, w) {
-    if (!t || w < 0.005) return;
-    t.weight.textContent = pct(w);
+    if (!t || (isShare(cur.map) ? w : w / cur.vmax) < 0.005) return;
+    t.weight.textContent = amount(cur.map, w);
     t.g.classList.add('to');
   }
 
@@ -461,11 +507,12 @@
     ctx.font = '11px ui-monospace, "DejaVu Sans Mono", monospace';
     ctx.fillStyle = '#1b1b1b';
     if (labelled) drawLabels(ctx, upright);
-    if (numbered) drawNumbers(ctx, tops);
-    canvas.setAttribute('aria-label', 'Attention weights' + (numbered ? ' in percent' : '') +
+    if (numbered && isShare(cur.map)) drawNumbers(ctx, tops);
+    canvas.setAttribute('aria-label', (cur.map.derived ? describe(cur.map) : 'Attention weights') +
+      (numbered && isShare(cur.map) ? ' in percent' : '') +
       ': ' + plural(R, 'query row') + ', ' + plural(C, 'key column') +
       '; hover a cell, or focus the matrix and use the arrow keys, to read its weight.');
-    $('top').textContent = perRow.checked ? "the row's largest" : pct(cur.vmax);
+    $('top').textContent = perRow.checked ? "the row's largest" : amount(cur.map, cur.vmax);
     readout.textContent = 'Hover over a cell, or focus the matrix and use the arrow keys,' +
       ' to read its weight.';
   }
@@ -515,12 +562,14 @@
   /* Reads cell (i, j) out, marks it, and puts the tooltip beside it. */
   function showCell(i, j) {
     const w = cur.w[i * grid.cols + j];
-    readout.textContent = capital(queryName(i)) + ' \u2192 ' + keyName(j) + ': ' + w.toFixed(4);
+    readout.textContent = capital(queryName(i)) + ' \u2192 ' + keyName(j) + ': ' +
+      exactText(cur.map, w);
     const x = grid.left + j * grid.cell, y = grid.top + i * grid.cell;
     Object.assign(mark.style, { left: x + 'px', top: y + 'px',
       width: grid.cell + 'px', height: grid.cell + 'px' });
     mark.hidden = false;
-    tip.textContent = w.toFixed(4) + ' (' + (w * 100).toFixed(1) + '%)';
+    tip.textContent = isShare(cur.map) ? w.toFixed(4) + ' (' + (w * 100).toFixed(1) + '%)'
+      : w.toPrecision(4);
     tip.hidden = false;
     const r = canvas.getBoundingClientRect();
     tip.style.left = (r.left + x + grid.cell + 6) + 'px';
@@ -545,6 +594,10 @@
     const at = cellAt(...pointOn(canvas, e));
     if (at) showCell(at[0], at[1]); else hideCell();
   });
+  canvas.addEventListener('click', (e) => {
+    const at = cellAt(...pointOn(canvas, e));
+    if (at) neuron.query(cur.first + at[0]);
+  });
   canvas.addEventListener('mouseleave', hideCell);
   canvas.addEventListener('blur', hideCell);
   const MOVES = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
@@ -566,7 +619,7 @@
     const plane = m.thumb_rows * m.thumb_cols, out = new Float64Array(plane);
     const first = head < 0 ? 0 : head, last = head < 0 ? m.heads - 1 : head;
     for (let h = first; h <= last; h++)
-      for (let k = 0; k < plane; k++) out[k] += m.thumbShades[h * plane + k] / (last - first + 1);
+      for (let k = 0; k < plane; k++) out[k] += thumbShades(m)[h * plane + k] / (last - first + 1);
     return out;
   }
 
@@ -596,7 +649,7 @@
     $('overview-text').textContent = 'The whole map, downsampled to ' + m.thumb_rows + ' x ' +
       m.thumb_cols + ': each pixel the ' + (m.hard ? 'largest' : 'mean') + ' of the weights it' +
       ' covers' + (cur.head < 0 ? ' (for the mean of the heads, the mean of theirs)' : '') +
-      ', to 1/255 of ' + pct(rec.vmax) + '. Outlined: the rows held exactly.' +
+      ', to 1/255 of ' + amount(m, m.vmax) + '. Outlined: the rows held exactly.' +
       ' Hover over it to read a pixel.';
     overview.setAttribute('aria-label', $('overview-text').textContent);
   }
@@ -607,18 +660,18 @@
     if (ty < 0 || ty >= m.thumb_rows || tx < 0 || tx >= m.thumb_cols) return;
     const [i0, i1] = covered(ty, m.thumb_rows, m.rows);
     const [j0, j1] = covered(tx, m.thumb_cols, m.cols);
-    const w = cur.shades[ty * m.thumb_cols + tx] / 255 * rec.vmax;
+    const w = cur.shades[ty * m.thumb_cols + tx] / 255 * m.vmax;
     readout.textContent = 'Queries ' + i0 + ' to ' + (i1 - 1) + ', keys ' + j0 + ' to ' +
-      (j1 - 1) + ' (downsampled): ' + (m.hard ? 'largest' : 'mean') + ' about ' + w.toFixed(4) +
-      ', to within ' + (rec.vmax / 510).toFixed(4) + '.';
+      (j1 - 1) + ' (downsampled): ' + (m.hard ? 'largest' : 'mean') + ' about ' +
+      exactText(m, w) + ', to within ' + exactText(m, m.vmax / 510) + '.';
   });
 
   /* ---- the step slider: for causal self-attention over one sequence ---- */
-  const stepped = rec.maps.length > 0 &&
-    rec.maps.every((m) => m.causal && m.row_tokens === rec.maps[0].row_tokens);
+  const stepped = recorded.length > 0 &&
+    recorded.every((m) => m.causal && m.row_tokens === recorded[0].row_tokens);
 
   function updateSteps() {
-    $('steps').hidden = !stepped || cur.rows.length === 0;
+    $('steps').hidden = !stepped || !cur.map.causal || cur.rows.length === 0;
     if ($('steps').hidden) return;
     const at = +slider.value;
     slider.min = cur.first;
@@ -647,15 +700,18 @@
     slider.setAttribute('aria-valuetext', 'step ' + t + ', ' + shown(cur.rows[i]));
     $('step-text').textContent = 'Step ' + t + ': ' + quoted(cur.rows[i]) + ' attends to ' +
       strongest(row.map((w, j) => [i, j, w]), (p) => keyName(p[1])) +
-      ' Bars from key 0 to key ' + t + ', as tall as the weight against the step\'s largest (' +
-      pct(top) + ').';
+      ' Bars from key 0 to key ' + t + ', as tall as the value against the step\'s largest (' +
+      amount(cur.map, top) + ').';
   }
-  slider.addEventListener('input', drawStep);
+  slider.addEventListener('input', () => {
+    drawStep();
+    neuron.query(+slider.value);
+  });
   strip.addEventListener('mousemove', (e) => {
     const i = +slider.value - cur.first, j = Math.floor(pointOn(strip, e)[0] / +strip.dataset.bar);
     if (j > +slider.value) return;
     readout.textContent = capital(queryName(i)) + ' \u2192 ' + keyName(j) + ': ' +
-      cur.w[i * cur.cols.length + j].toFixed(4);
+      exactText(cur.map, cur.w[i * cur.cols.length + j]);
   });
 
   /* ---- start ---- */
@@ -663,9 +719,17 @@
   $('summary').textContent = 'Model ' + (rec.model || '?') +
     (rec.task ? ', task ' + rec.task : '') + ': ' + plural(rec.keys.length, 'key token') +
     ', ' + plural(rec.queries.length, 'query token') + ', ' +
-    plural(rec.maps.length, 'attention map') + '.';
+    plural(recorded.length, 'attention map') +
+    (recorded.length < rec.maps.length ? ' and ' + plural(rec.maps.length - recorded.length,
+      'map') + ' derived from them (gradient-weighted, rollout)' : '') + '.';
   $('bar').style.background =
     'linear-gradient(to right, ' + STOPS.map((c) => rgb(c)).join(', ') + ')';
+  /* Head h's held row i of map m, exactly. */
+  function exactRow(m, h, i) {
+    return exact(m).subarray((h * m.count + i) * m.cols, (h * m.count + i + 1) * m.cols);
+  }
+  const neuron = attnNeuronView({ rec: rec, $: $, shown: shown, quoted: quoted, floats: floats,
+    plural: plural, readout: readout, pointOn: pointOn, exactRow: exactRow });
   if (rec.maps.length === 0) {
     $('model').hidden = true;
     $('main').hidden = true;
@@ -673,7 +737,16 @@
   } else {
     $('held').textContent = recordHeldText();
     drawModelView();
-    rec.maps.forEach((m, i) => mapSel.add(new Option(describe(m), String(i))));
+    const group = (label) => {
+      const g = document.createElement('optgroup');
+      g.label = label;
+      mapSel.append(g);
+      return g;
+    };
+    const weightsGroup = group('attention weights');
+    const derivedGroup = recorded.length < rec.maps.length ? group('derived from them') : null;
+    rec.maps.forEach((m, i) =>
+      (m.derived ? derivedGroup : weightsGroup).append(new Option(describe(m), String(i))));
     fillHeads(rec.maps[0]);
     mapSel.addEventListener('change', () => {
       fillHeads(rec.maps[+mapSel.value]);

@@ -273,6 +273,58 @@ ATTN_API attn_status attn_sdpa_weights_backward(float *dweights, const float *do
                                                 const float *q, const float *k, const float *v,
                                                 const attn_sdpa_config *cfg);
 
+/* ---- interventions on the weights ----------------------------------------------------
+ * Faithfulness tests (Jain and Wallace, 2019; Wiegreffe and Pinter, 2019) replace
+ * an attention's weights after the softmax, before they multiply the values, and
+ * see whether the output changes:
+ *   ATTN_EDIT_PERMUTE  each row's weights shuffled among the keys the row sees
+ *                      (a uniformly random permutation, Fisher-Yates with Philox
+ *                      numbers keyed by (seed, the row's index)); a key the masks
+ *                      exclude keeps its 0;
+ *   ATTN_EDIT_UNIFORM  1 / (the keys the row sees) on each of them, 0 elsewhere.
+ * The keys a row sees are those whose masked score is not -inf (causal, window,
+ * either mask), not those with a weight above 0: a seen key whose weight
+ * underflowed is still a key. A row that sees no key stays 0. Only head `head`
+ * is edited, or every head with -1. A row's index is its place (b, h, i) in the
+ * call's weights, flattened, plus first_row: a caller that attends one map in
+ * several calls (an RNN decoder, step by step) gives each call the index of its
+ * first row, so that a map's row r is shuffled the same way however it is cut. */
+typedef enum attn_edit_kind { ATTN_EDIT_PERMUTE, ATTN_EDIT_UNIFORM } attn_edit_kind;
+
+typedef struct attn_weights_edit {
+    attn_edit_kind kind;
+    int head;          /* the head edited, or -1 for every head */
+    uint64_t seed;     /* PERMUTE's key */
+    int64_t first_row; /* the index of the call's first row, >= 0 */
+} attn_weights_edit;
+
+/* Checks the kind, head (-1 or below heads) and first_row. */
+ATTN_API attn_status attn_weights_edit_check(const attn_weights_edit *edit, int heads);
+
+/* One row: w: its weights, seen: (n_seen) the indices of the keys it sees, in
+ * ascending order -> those weights edited in place (the others, 0 after a
+ * softmax, are not touched); row: the row's index, its shuffle's key. */
+ATTN_API void attn_weights_edit_row(float *w, const int *seen, int n_seen,
+                                    const attn_weights_edit *edit, int64_t row);
+
+/* attn_sdpa_reference_forward with the weights edited before they multiply v:
+ * out: (B, H, Lq, Dv) = edited P v; lse: (B, H, Lq) is the softmax's, as without
+ * the edit; weights (optional): the edited weights. Needs dropout_p 0. With the
+ * rows of heads other than edit->head, the same bits as the reference. */
+ATTN_API attn_status attn_sdpa_edited_forward(float *out, float *lse, float *weights,
+                                              const float *q, const float *k, const float *v,
+                                              const attn_sdpa_config *cfg,
+                                              const attn_weights_edit *edit);
+
+/* attn_soft_attention_forward with the weights edited (one head: edit->head is
+ * -1 or 0) before they multiply the values; weights gets the edited weights. */
+ATTN_API attn_status attn_soft_attention_edited_forward(float *context, float *weights,
+                                                        const float *scores,
+                                                        const attn_mask *mask,
+                                                        const float *values, int B, int Lq,
+                                                        int Lk, int Dv,
+                                                        const attn_weights_edit *edit);
+
 /* The fused kernel's instruction set in use: the library's one choice,
  * attn_simd_variant() of attn/core.h. */
 ATTN_API const char *attn_sdpa_kernel(void);

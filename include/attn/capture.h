@@ -79,6 +79,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "attn/core.h"
 
@@ -136,6 +137,41 @@ typedef struct attn_record_options {
     bool gradient;
     int gradient_step;
 } attn_record_options;
+
+/* ---- interventions ------------------------------------------------------------------
+ * What a faithfulness test changes in a teacher-forced pass over a record's tokens
+ * (attn_seq2seq_intervene, attn_gpt_intervene), to compare the output
+ * distributions with and without the change (Jain and Wallace, 2019; Wiegreffe
+ * and Pinter, 2019):
+ *   ATTN_INTERVENE_NONE     nothing: the pass as the model runs it;
+ *   ATTN_INTERVENE_PERMUTE  the weights of one site, the attention whose map is
+ *                           `map` in the model's record (the order
+ *                           attn_seq2seq_decode_record and attn_gpt_record add
+ *                           them in), permuted within each row among the keys it
+ *                           sees (attn_weights_edit of attn/attention.h, keyed by
+ *                           seed and the row's index in the map), for head `head`
+ *                           or every head (-1), after the softmax and before they
+ *                           multiply the values;
+ *   ATTN_INTERVENE_UNIFORM  the same site's weights 1 / (keys seen) instead;
+ *   ATTN_INTERVENE_ERASE    input token `token` deleted: a source character of
+ *                           an encoder-decoder, a context token of a GPT (leave
+ *                           one out). The outputs stay teacher-forced to the
+ *                           recorded ones.
+ * Only soft attention can be edited (a hard map's rows are argmax choices). */
+typedef enum attn_intervention_kind {
+    ATTN_INTERVENE_NONE,
+    ATTN_INTERVENE_PERMUTE,
+    ATTN_INTERVENE_UNIFORM,
+    ATTN_INTERVENE_ERASE,
+} attn_intervention_kind;
+
+typedef struct attn_intervention {
+    attn_intervention_kind kind;
+    int map;       /* PERMUTE, UNIFORM: the site, by its map's index in the record */
+    int head;      /* PERMUTE, UNIFORM: the head, or -1 for every head */
+    uint64_t seed; /* PERMUTE */
+    int token;     /* ERASE: the index of the input token deleted */
+} attn_intervention;
 
 /* An empty record (no tokens, no maps). */
 ATTN_API void attn_record_init(attn_record *r, const char *model, const char *task);
@@ -220,6 +256,13 @@ ATTN_API attn_status attn_gradient_rollout(const attn_attention_map *const *laye
 enum { ATTN_FLOW_TOKENS_MAX = 64 };
 ATTN_API attn_status attn_attention_flow(const attn_attention_map *const *layers, int n_layers,
                                          float *out);
+
+/* Kendall's tau-b of two rankings x, y: (n), ties handled: (C - D) / sqrt((P -
+ * T_x)(P - T_y)) with C and D the concordant and discordant pairs, P all n (n -
+ * 1) / 2 pairs and T_x, T_y those tied in x, in y (scipy.stats.kendalltau's
+ * default). *tau is NaN where it is undefined: fewer than two values, or all of
+ * x or of y tied. Fails on a value that is not finite. */
+ATTN_API attn_status attn_kendall_tau_b(const double *x, const double *y, int n, double *tau);
 
 #ifdef __cplusplus
 }

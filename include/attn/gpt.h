@@ -218,6 +218,19 @@ ATTN_API attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced,
 ATTN_API attn_status attn_gpt_record(attn_gpt *m, const int32_t *ids, int n, float *logits,
                                      attn_record *record, const attn_record_options *options);
 
+/* The output distributions of a teacher-forced pass over ids: (n), 2 <= n <=
+ * block_size, dropout off, under the intervention iv (attn/capture.h; NULL or
+ * ATTN_INTERVENE_NONE: none) -> probs: (n - 1, V), row t the distribution of
+ * token t + 1 given tokens 0 .. t. iv->map is the block l of the map
+ * "transformer.h.<l>.attn". ATTN_INTERVENE_ERASE deletes token iv->token and
+ * runs the n - 1 others: row t is then the distribution of token t + 1 given
+ * tokens 0 .. t without it (the same as without the erasure where t < token,
+ * up to rounding), except that row 0 with token 0 erased has no context left
+ * and is all zeros. Like attn_gpt_record's extras, the pass is the model's last
+ * forward. */
+ATTN_API attn_status attn_gpt_intervene(attn_gpt *m, float *probs, const int32_t *ids, int n,
+                                        const attn_intervention *iv);
+
 #ifdef __cplusplus
 }
 #endif

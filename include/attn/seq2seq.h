@@ -235,6 +235,20 @@ ATTN_API attn_status attn_seq2seq_decode_record(attn_seq2seq *m, int32_t *out, i
                                                 attn_record *record,
                                                 const attn_record_options *options);
 
+/* The output distributions of a teacher-forced pass (dropout off, attention as
+ * in inference) over src: (src_len) ids and the output tokens: (steps), EOS
+ * included as a record's queries hold them, under the intervention iv
+ * (attn/capture.h; NULL or ATTN_INTERVENE_NONE: none) -> probs: (steps,
+ * tgt_vocab), row t the distribution of output step t given the source and
+ * outputs 0 .. t - 1. iv->map counts the maps as attn_seq2seq_decode_record adds
+ * them ("decoder.attention" of an RNN decoder, soft attention only; the
+ * transformer's encoder layers, then each decoder layer's self- and
+ * cross-attention). ATTN_INTERVENE_ERASE deletes source character iv->token
+ * (src_len must be at least 2). The pass replaces what the last forward kept. */
+ATTN_API attn_status attn_seq2seq_intervene(attn_seq2seq *m, float *probs, const int32_t *src,
+                                            int src_len, const int32_t *outputs, int steps,
+                                            const attn_intervention *iv);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
 """What the package accepts as an array, and how it hands one to C: float32 (or
-a bool mask) and C-contiguous, passed by address without a copy. Anything else
+a bool mask, or bfloat16 bits as uint16) and C-contiguous, passed by address
+without a copy. Anything else
 is a TypeError or ValueError naming the argument, raised before C sees it."""
 import operator
 
@@ -18,6 +19,18 @@ def float32(name, a, ndim=None):
         raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray({name}))")
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, not shape {a.shape}")
+    return a
+
+
+def bf16_bits(name, a):
+    """a, checked to be a C-contiguous uint16 NumPy array: bfloat16 values as their
+    bits, the top half of each float32 (NumPy has no bfloat16 type)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, not {type(a).__name__}")
+    if a.dtype != np.uint16:
+        raise TypeError(f"{name} must hold bfloat16 bits as uint16, not {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray({name}))")
     return a
 
 

@@ -1,9 +1,11 @@
 """Attention as functions over NumPy arrays, each the library's own (attn/
 attention.h) with PyTorch's conventions: scaled dot-product attention, fused,
-with its backward.
+with its backward, in float32 or on bfloat16 inputs (precision="bf16").
 
 Arrays are C-contiguous float32 and are passed to the library without a copy;
-results are new arrays. Shapes follow torch.nn.functional.scaled_dot_product_
+results are new arrays. With precision="bf16", q, k, v (and dout) are bfloat16:
+float32 arrays are rounded to it (to nearest even, to_bf16), and uint16 arrays
+are taken as bfloat16 bits as they are; results stay float32. Shapes follow torch.nn.functional.scaled_dot_product_
 attention: q (..., Lq, D), k (..., Lk, D), v (..., Lk, Dv) with the same leading
 dimensions, out (..., Lq, Dv)."""
 import ctypes
@@ -17,6 +19,7 @@ from ._lib import check, check_sizes, declare
 
 # attn_mask_type (attn/attention.h)
 MASK_BOOL, MASK_BOOL_KEEP, MASK_FLOAT = 0, 1, 2
+PRECISIONS = ("float32", "bf16")
 
 
 class _Mask(ctypes.Structure):
@@ -44,6 +47,30 @@ _sdpa_forward = declare("attn_sdpa_forward", _f, _f, _f, _f, _f, _f,
                         ctypes.POINTER(_SdpaConfig))
 _sdpa_backward = declare("attn_sdpa_backward", _f, _f, _f, _f, _f, _f, _f, _f,
                          ctypes.POINTER(_SdpaConfig))
+_sdpa_bf16_forward = declare("attn_sdpa_bf16_forward", _f, _f, _f, _f, _f,
+                             ctypes.POINTER(_SdpaConfig))
+_sdpa_bf16_backward = declare("attn_sdpa_bf16_backward", _f, _f, _f, _f, _f, _f, _f, _f,
+                              ctypes.POINTER(_SdpaConfig))
+_bf16_from_float = declare("attn_bf16_from_float", _f, _f, ctypes.c_size_t, restype=None)
+
+
+def to_bf16(a):
+    """The bfloat16 bits (uint16) of the float32 array a, each value rounded to
+    nearest even (attn_bf16_from_float; the bits PyTorch's .to(torch.bfloat16)
+    gives)."""
+    _arrays.float32("a", a)
+    bits = np.empty(a.shape, np.uint16)
+    _bf16_from_float(_arrays.address(bits), _arrays.address(a), a.size)
+    return bits
+
+
+def _operand(name, a, precision):
+    """a as the kernel of precision reads it: float32, or bfloat16 bits."""
+    if precision == "float32":
+        return _arrays.float32(name, a)
+    if isinstance(a, np.ndarray) and a.dtype == np.float32:
+        return to_bf16(_arrays.float32(name, a))
+    return _arrays.bf16_bits(name, a)
 
 
 class Call:
@@ -51,13 +78,16 @@ class Call:
     as long as the config is used). mask_type: how a bool attn_mask reads
     (MASK_BOOL_KEEP, the default, as F.scaled_dot_product_attention; MASK_BOOL,
     True excluded, as nn.MultiheadAttention); a bool key_padding_mask reads
-    as MASK_BOOL."""
+    as MASK_BOOL. precision: "float32", or "bf16" for the bf16 kernels (q, k, v
+    rounded to bfloat16 unless they are its bits already)."""
 
     def __init__(self, q, k, v, attn_mask, is_causal, scale, dropout_p, window, alibi_slopes,
-                 dropout_seed, key_padding_mask=None, mask_type=None):
-        _arrays.float32("q", q)
-        _arrays.float32("k", k)
-        _arrays.float32("v", v)
+                 dropout_seed, key_padding_mask=None, mask_type=None, precision="float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not "
+                             f"{precision!r}")
+        self.precision = precision
+        q, k, v = (_operand(name, a, precision) for name, a in (("q", q), ("k", k), ("v", v)))
         if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
             raise ValueError(f"q, k and v must have the same number (>= 2) of dimensions, not "
                              f"shapes {q.shape}, {k.shape}, {v.shape}")
@@ -130,38 +160,47 @@ class Call:
 
 def sdpa_forward(call, want_weights=False):
     """out, lse and (if want_weights, else None) the weights of the call: the
-    fused kernel, or the reference one when the weights are wanted."""
+    fused kernel, or the reference one when the weights are wanted (float32
+    only: the bf16 kernels never form the weights)."""
     q, k, v = call.keep[:3]
     out = np.empty(call.lead + (q.shape[-2], v.shape[-1]), np.float32)
     lse = np.empty(call.lead + (q.shape[-2],), np.float32)
+    p = _arrays.address
+    if call.precision == "bf16":
+        if want_weights:
+            raise ValueError("the weights come from the float32 reference kernel: ask for "
+                             "them with precision float32")
+        check(_sdpa_bf16_forward(p(out), p(lse), p(q), p(k), p(v), ctypes.byref(call.config)))
+        return out, lse, None
     weights = (np.empty(call.lead + (q.shape[-2], k.shape[-2]), np.float32) if want_weights
                else None)
-    p = _arrays.address
     check(_sdpa_forward(p(out), p(lse), p(weights), p(q), p(k), p(v),
                         ctypes.byref(call.config)))
     return out, lse, weights
 
 
 def sdpa_backward(call, dout, lse):
-    """dq, dk, dv of the call, given dout and the forward's lse (both checked)."""
+    """dq, dk, dv (float32) of the call, given dout and the forward's lse (both
+    checked; dout rounded to bfloat16 for the bf16 kernels unless it is its bits)."""
     q, k, v = call.keep[:3]
-    _arrays.float32("dout", dout)
+    dout = _operand("dout", dout, call.precision)
     _arrays.float32("lse", lse)
     if dout.shape != call.lead + (q.shape[-2], v.shape[-1]):
         raise ValueError(f"dout must have out's shape {call.lead + (q.shape[-2], v.shape[-1])}, "
                          f"not {dout.shape}")
     if lse.shape != call.lead + (q.shape[-2],):
         raise ValueError(f"lse must have shape {call.lead + (q.shape[-2],)}, not {lse.shape}")
-    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+    dq, dk, dv = (np.zeros(a.shape, np.float32) for a in (q, k, v))
     p = _arrays.address
-    check(_sdpa_backward(p(dq), p(dk), p(dv), p(dout), p(q), p(k), p(v), p(lse),
-                         ctypes.byref(call.config)))
+    backward = _sdpa_bf16_backward if call.precision == "bf16" else _sdpa_backward
+    check(backward(p(dq), p(dk), p(dv), p(dout), p(q), p(k), p(v), p(lse),
+                   ctypes.byref(call.config)))
     return dq, dk, dv
 
 
 def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale=None,
                                  dropout_p=0.0, window=0, alibi_slopes=None, return_lse=False,
-                                 dropout_seed=None):
+                                 dropout_seed=None, precision="float32"):
     """softmax(q k^T * scale + mask) v, fused (attn_sdpa_forward), as
     torch.nn.functional.scaled_dot_product_attention computes it.
 
@@ -174,21 +213,27 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale
 
     Returns out (..., Lq, Dv), or (out, lse) with return_lse: lse (..., Lq) the
     log-sum-exp of each row of scores, which the backward needs. A row whose
-    keys are all masked gives zeros (PyTorch gives NaN)."""
+    keys are all masked gives zeros (PyTorch gives NaN).
+
+    precision="bf16": q, k, v in bfloat16 (float32 arrays rounded to it, uint16
+    arrays read as its bits), scores, softmax and sums in float32, out float32
+    (attn_sdpa_bf16_forward; its error bound in attn/attention.h)."""
     call = Call(q, k, v, attn_mask, is_causal, scale, dropout_p, window, alibi_slopes,
-                dropout_seed)
+                dropout_seed, precision=precision)
     out, lse, _ = sdpa_forward(call)
     return (out, lse) if return_lse else out
 
 
 def scaled_dot_product_attention_backward(dout, q, k, v, lse, attn_mask=None, is_causal=False,
                                           scale=None, dropout_p=0.0, window=0,
-                                          alibi_slopes=None, dropout_seed=None):
+                                          alibi_slopes=None, dropout_seed=None,
+                                          precision="float32"):
     """The gradients (dq, dk, dv) of scaled_dot_product_attention's out, given
     dout (..., Lq, Dv) and the forward's lse, with the forward's arguments (and,
-    with dropout, its dropout_seed)."""
+    with dropout, its dropout_seed). With precision="bf16" dout is bfloat16 too
+    (rounded, or bits) and the gradients float32 (attn_sdpa_bf16_backward)."""
     if dropout_p and dropout_seed is None:
         raise ValueError("the backward of dropout needs the forward's dropout_seed")
     call = Call(q, k, v, attn_mask, is_causal, scale, dropout_p, window, alibi_slopes,
-                dropout_seed)
+                dropout_seed, precision=precision)
     return sdpa_backward(call, dout, lse)

@@ -96,10 +96,11 @@ static float dropout_factor(const attn_sdpa_config *cfg, uint64_t flat_index)
 
 /* P of row i of one (b, h): row[j] = softmax_j of the masked scores, from_fill[j]
  * as in masked_score; *lse = max + log(sum) of the unshifted scores. False (with *lse = -inf and row
- * undefined) when every key is masked out. k_bh: (Lk, D). */
+ * undefined) when every key is masked out. k_bh: (Lk, D). With seen not NULL,
+ * seen: (*n_seen) the keys whose masked score is not -inf, ascending. */
 static bool row_softmax(float *row, bool *from_fill, float *lse, const attn_sdpa_config *cfg,
                         float scale, const float *q_i, const float *k_bh, int64_t b, int64_t h,
-                        int64_t i)
+                        int64_t i, int *seen, int *n_seen)
 {
     const int64_t Lk = cfg->len_k, D = cfg->dim_qk;
     bool any_key = false;
@@ -112,6 +113,11 @@ static bool row_softmax(float *row, bool *from_fill, float *lse, const attn_sdpa
     if (!any_key) { /* every key masked out: zeros, not 0/0 */
         *lse = -INFINITY;
         return false;
+    }
+    if (seen != NULL) {
+        *n_seen = 0;
+        for (int64_t j = 0; j < Lk; j++)
+            if (row[j] != -INFINITY) seen[(*n_seen)++] = (int)j;
     }
     float sum = 0.0f;
     for (int64_t j = 0; j < Lk; j++) {
@@ -128,6 +134,7 @@ typedef struct row_scratch {
     float *p;
     float *dp; /* backward only: dP'_ij scaled by dropout's factor */
     bool *from_fill;
+    int *seen; /* an edited forward only: the keys a row sees */
 } row_scratch;
 
 static attn_status row_scratch_alloc(row_scratch *s, int threads, int64_t len)
@@ -135,10 +142,12 @@ static attn_status row_scratch_alloc(row_scratch *s, int threads, int64_t len)
     s->p = malloc((size_t)threads * (size_t)len * sizeof *s->p);
     s->dp = malloc((size_t)threads * (size_t)len * sizeof *s->dp);
     s->from_fill = malloc((size_t)threads * (size_t)len * sizeof *s->from_fill);
-    if (s->p == NULL || s->dp == NULL || s->from_fill == NULL) {
+    s->seen = malloc((size_t)threads * (size_t)len * sizeof *s->seen);
+    if (s->p == NULL || s->dp == NULL || s->from_fill == NULL || s->seen == NULL) {
         free(s->p);
         free(s->dp);
         free(s->from_fill);
+        free(s->seen);
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d rows of %lld scores",
                           threads, (long long)len);
     }
@@ -150,6 +159,7 @@ static void row_scratch_free(row_scratch *s)
     free(s->p);
     free(s->dp);
     free(s->from_fill);
+    free(s->seen);
 }
 
 /* Below this many multiply-adds, waking threads costs more than it saves. */
@@ -162,10 +172,12 @@ static bool worth_threads(const attn_sdpa_config *cfg)
 }
 
 /* q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv)
- * -> out: (B, H, Lq, Dv), lse: (B, H, Lq), weights: (B, H, Lq, Lk) or NULL. */
-attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, const float *q,
-                                        const float *k, const float *v,
-                                        const attn_sdpa_config *cfg)
+ * -> out: (B, H, Lq, Dv), lse: (B, H, Lq), weights: (B, H, Lq, Lk) or NULL;
+ * with edit not NULL (checked, dropout off), the rows of the heads it names
+ * edited (attn_weights_edit_row) before they multiply v. */
+static attn_status forward(float *out, float *lse, float *weights, const float *q, const float *k,
+                           const float *v, const attn_sdpa_config *cfg,
+                           const attn_weights_edit *edit)
 {
     attn_status s;
     if ((s = attn_sdpa_check_forward(cfg, out, lse, q, k, v))) return s;
@@ -182,16 +194,20 @@ attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, 
     for (int64_t bh = 0; bh < B * H; bh++) {
         float *p = scratch.p + (size_t)attn_thread_index() * (size_t)Lk;
         bool *from_fill = scratch.from_fill + (size_t)attn_thread_index() * (size_t)Lk;
+        const bool edited = edit != NULL && (edit->head < 0 || edit->head == bh % H);
+        int *seen = edited ? scratch.seen + (size_t)attn_thread_index() * (size_t)Lk : NULL;
+        int n_seen = 0;
         for (int64_t i = 0; i < Lq; i++) {
             float *out_i = out + (bh * Lq + i) * Dv;
             float *w_i = weights ? weights + (bh * Lq + i) * Lk : NULL;
             for (int64_t c = 0; c < Dv; c++) out_i[c] = 0.0f;
             if (!row_softmax(p, from_fill, &lse[bh * Lq + i], cfg, scale, q + (bh * Lq + i) * D,
-                             k + bh * Lk * D, bh / H, bh % H, i)) {
+                             k + bh * Lk * D, bh / H, bh % H, i, seen, &n_seen)) {
                 if (w_i)
                     for (int64_t j = 0; j < Lk; j++) w_i[j] = 0.0f;
                 continue;
             }
+            if (edited) attn_weights_edit_row(p, seen, n_seen, edit, edit->first_row + bh * Lq + i);
             for (int64_t j = 0; j < Lk; j++) {
                 float p_dropped = p[j] * dropout_factor(cfg, (uint64_t)((bh * Lq + i) * Lk + j));
                 if (w_i) w_i[j] = p_dropped;
@@ -202,6 +218,25 @@ attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, 
     }
     row_scratch_free(&scratch);
     return ATTN_OK;
+}
+
+attn_status attn_sdpa_reference_forward(float *out, float *lse, float *weights, const float *q,
+                                        const float *k, const float *v,
+                                        const attn_sdpa_config *cfg)
+{
+    return forward(out, lse, weights, q, k, v, cfg, NULL);
+}
+
+attn_status attn_sdpa_edited_forward(float *out, float *lse, float *weights, const float *q,
+                                     const float *k, const float *v, const attn_sdpa_config *cfg,
+                                     const attn_weights_edit *edit)
+{
+    attn_status s;
+    if ((s = attn_sdpa_check(cfg)) || (s = attn_weights_edit_check(edit, cfg->heads))) return s;
+    if (cfg->dropout_p != 0.0f)
+        return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                          "editing the weights needs dropout off, not %g", (double)cfg->dropout_p);
+    return forward(out, lse, weights, q, k, v, cfg, edit);
 }
 
 /* Differentiates, per row i of one (b, h):
@@ -235,7 +270,7 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
             float lse_again;
             if (lse[bh * Lq + i] == -INFINITY || /* fully masked row: no gradient */
                 !row_softmax(p, from_fill, &lse_again, cfg, scale, q_i, k + bh * Lk * D, bh / H,
-                             bh % H, i))
+                             bh % H, i, NULL, NULL))
                 continue;
             const float *dout_i = dout + (bh * Lq + i) * Dv;
             float delta_i = 0.0f;

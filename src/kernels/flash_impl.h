@@ -38,8 +38,8 @@
 
 #include "attn/attention.h"
 #include "core/error.h"
-#include "core/philox.h"
 #include "core/threads.h"
+#include "kernels/dropout_draws_impl.h"
 #include "kernels/flash.h"
 #include "kernels/simd.h"
 
@@ -362,7 +362,7 @@ static void dropout_row(float *factor, const score_tile *t, int r, const attn_sd
 {
     const uint64_t first =
         (uint64_t)(((t->b * cfg->heads + t->h) * cfg->len_q + t->i0 + r) * cfg->len_k + t->j0);
-    philox_dropout_factors(factor, (size_t)t->keys, cfg->dropout_seed, first, cfg->dropout_p,
+    dropout_factors(factor, (size_t)t->keys, cfg->dropout_seed, first, cfg->dropout_p,
                            1.0f / (1.0f - cfg->dropout_p));
 }
 

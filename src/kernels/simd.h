@@ -21,6 +21,16 @@
  *                               exact in double, so one rounding in every variant
  *   vfd_add(c, a)               c + (double) a
  *
+ * Unsigned 32-bit lanes, for Philox's draws (kernels/dropout_draws_impl.h):
+ *   vu                          VF_WIDTH uint32_t lanes
+ *   vu_load(p), vu_set1(x), vu_xor(a, b)
+ *   vu_mul_wide(a, m, &hi)      the 64-bit products a * m lane by lane: their low
+ *                               halves returned, their high halves in hi
+ *   vu_unit_below(x, p, below, above)
+ *                               per lane, below if philox_unit(x) < p, else above
+ *   vf_store_interleaved4(p, a, b, c, d)
+ *                               p[4 i + 0..3] = a[i], b[i], c[i], d[i]
+ *
  * Pairs of bfloat16 (core/bf16.h), the operands of the bf16 attention kernels:
  *   vp                          VF_WIDTH pairs, each the two bfloat16 values
  *                               p[2i] ("even") and p[2i+1] ("odd") of a lane
@@ -160,6 +170,45 @@ VF_INLINE vf vf_exp(vf x)
 }
 
 
+typedef __m512i vu;
+VF_INLINE vu vu_load(const uint32_t *p) { return _mm512_loadu_si512(p); }
+VF_INLINE vu vu_set1(uint32_t x) { return _mm512_set1_epi32((int)x); }
+VF_INLINE vu vu_xor(vu a, vu b) { return _mm512_xor_si512(a, b); }
+/* vpmuludq multiplies the even lanes into 64-bit products; the odd lanes are
+ * shifted down to be multiplied the same way. */
+VF_INLINE vu vu_mul_wide(vu a, uint32_t m, vu *hi)
+{
+    const __m512i factor = _mm512_set1_epi32((int)m);
+    const __m512i even = _mm512_mul_epu32(a, factor);
+    const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), factor);
+    *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+    return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+VF_INLINE vf vu_unit_below(vu x, float p, vf below, vf above)
+{
+    const vf unit = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(x, 8)),
+                                  _mm512_set1_ps(0x1p-24f));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(unit, _mm512_set1_ps(p), _CMP_LT_OQ), above,
+                                below);
+}
+/* Pairs (a_i, b_i) and (c_i, d_i) first, then the pairs of pairs as doubles. */
+VF_INLINE void vf_store_interleaved4(float *p, vf a, vf b, vf c, vf d)
+{
+    const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i high =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512d ab_low = _mm512_castps_pd(_mm512_permutex2var_ps(a, low, b));
+    const __m512d ab_high = _mm512_castps_pd(_mm512_permutex2var_ps(a, high, b));
+    const __m512d cd_low = _mm512_castps_pd(_mm512_permutex2var_ps(c, low, d));
+    const __m512d cd_high = _mm512_castps_pd(_mm512_permutex2var_ps(c, high, d));
+    const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    _mm512_storeu_ps(p, _mm512_castpd_ps(_mm512_permutex2var_pd(ab_low, first, cd_low)));
+    _mm512_storeu_ps(p + 16, _mm512_castpd_ps(_mm512_permutex2var_pd(ab_low, second, cd_low)));
+    _mm512_storeu_ps(p + 32, _mm512_castpd_ps(_mm512_permutex2var_pd(ab_high, first, cd_high)));
+    _mm512_storeu_ps(p + 48, _mm512_castpd_ps(_mm512_permutex2var_pd(ab_high, second, cd_high)));
+}
+
 #if defined(ATTN_SIMD_DPBF16)
 typedef __m512bh vp;
 VF_INLINE vp vp_load(const uint16_t *p) { return (vp)_mm512_loadu_si512(p); }
@@ -264,6 +313,41 @@ VF_INLINE vf vf_exp(vf x)
 }
 
 
+typedef __m256i vu;
+VF_INLINE vu vu_load(const uint32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+VF_INLINE vu vu_set1(uint32_t x) { return _mm256_set1_epi32((int)x); }
+VF_INLINE vu vu_xor(vu a, vu b) { return _mm256_xor_si256(a, b); }
+VF_INLINE vu vu_mul_wide(vu a, uint32_t m, vu *hi)
+{
+    const __m256i factor = _mm256_set1_epi32((int)m);
+    const __m256i even = _mm256_mul_epu32(a, factor);
+    const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), factor);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+VF_INLINE vf vu_unit_below(vu x, float p, vf below, vf above)
+{
+    const vf unit = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(x, 8)),
+                                  _mm256_set1_ps(0x1p-24f));
+    return _mm256_blendv_ps(above, below, _mm256_cmp_ps(unit, _mm256_set1_ps(p), _CMP_LT_OQ));
+}
+/* Within each 128-bit half: pairs, then quads; then the halves in order. */
+VF_INLINE void vf_store_interleaved4(float *p, vf a, vf b, vf c, vf d)
+{
+    const __m256d ab_low = _mm256_castps_pd(_mm256_unpacklo_ps(a, b));  /* a0 b0 a1 b1 | a4 .. */
+    const __m256d ab_high = _mm256_castps_pd(_mm256_unpackhi_ps(a, b)); /* a2 b2 a3 b3 | a6 .. */
+    const __m256d cd_low = _mm256_castps_pd(_mm256_unpacklo_ps(c, d));
+    const __m256d cd_high = _mm256_castps_pd(_mm256_unpackhi_ps(c, d));
+    const __m256 q0 = _mm256_castpd_ps(_mm256_unpacklo_pd(ab_low, cd_low));   /* quads 0 | 4 */
+    const __m256 q1 = _mm256_castpd_ps(_mm256_unpackhi_pd(ab_low, cd_low));   /* quads 1 | 5 */
+    const __m256 q2 = _mm256_castpd_ps(_mm256_unpacklo_pd(ab_high, cd_high)); /* quads 2 | 6 */
+    const __m256 q3 = _mm256_castpd_ps(_mm256_unpackhi_pd(ab_high, cd_high)); /* quads 3 | 7 */
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(q0, q1, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(q2, q3, 0x20));
+    _mm256_storeu_ps(p + 16, _mm256_permute2f128_ps(q0, q1, 0x31));
+    _mm256_storeu_ps(p + 24, _mm256_permute2f128_ps(q2, q3, 0x31));
+}
+
 typedef struct vp {
     vf odd, even;
 } vp;
@@ -302,6 +386,28 @@ VF_INLINE vfd vfd_fma(vf a, vf b, vfd c) { return (double)a * (double)b + c; }
 VF_INLINE vfd vfd_add(vfd c, vf a) { return c + (double)a; }
 
 VF_INLINE vf vf_exp(vf x) { return lane_exp(x); }
+
+typedef uint32_t vu;
+VF_INLINE vu vu_load(const uint32_t *p) { return *p; }
+VF_INLINE vu vu_set1(uint32_t x) { return x; }
+VF_INLINE vu vu_xor(vu a, vu b) { return a ^ b; }
+VF_INLINE vu vu_mul_wide(vu a, uint32_t m, vu *hi)
+{
+    const uint64_t product = (uint64_t)a * m;
+    *hi = (uint32_t)(product >> 32);
+    return (uint32_t)product;
+}
+VF_INLINE vf vu_unit_below(vu x, float p, vf below, vf above)
+{
+    return (float)(x >> 8) * 0x1p-24f < p ? below : above;
+}
+VF_INLINE void vf_store_interleaved4(float *p, vf a, vf b, vf c, vf d)
+{
+    p[0] = a;
+    p[1] = b;
+    p[2] = c;
+    p[3] = d;
+}
 
 typedef struct vp {
     vf odd, even;

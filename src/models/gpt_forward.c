@@ -178,7 +178,9 @@ static attn_status attend_batch(void *ctx, int l, float *merged, const float *qk
                                 m->cfg.rope_theta))))
         return s;
     const attn_sdpa_config sc = attn_gpt_sdpa_config(m, l);
-    if (m->pass.reference_attention)
+    if (m->edit != NULL && m->edit_layer == l)
+        s = attn_sdpa_edited_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc, m->edit);
+    else if (m->pass.reference_attention)
         s = attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
     else if (m->precision == ATTN_BF16)
         s = attend_bf16(m, a, &sc);

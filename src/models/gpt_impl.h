@@ -67,6 +67,10 @@ struct attn_gpt {
     /* When not NULL (recording, B = 1): per block, (H, T, T), where backward adds
      * the gradient with respect to the block's attention weights. */
     float *const *weights_grad;
+    /* When not NULL (an intervention, attn_gpt_intervene): block edit_layer's
+     * attention edits its weights before they multiply v. */
+    const attn_weights_edit *edit;
+    int edit_layer;
 };
 
 /* ---- shared by the passes ---- */

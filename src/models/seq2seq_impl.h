@@ -23,6 +23,12 @@ typedef struct attn_seq2seq_ops {
     /* Row r continues from row parent[r]'s state: (rows); parent[r] is a row of
      * the same source. */
     attn_status (*reorder)(attn_seq2seq *m, const int32_t *parent);
+    /* A teacher-forced pass over a checked batch of one source (dropout off,
+     * attention as in inference) with the attention of map `map` (the order
+     * attn_seq2seq_decode_record adds them in) edited by edit, or none if NULL
+     * (checked) -> probs: (T, tgt_vocab), the output distributions. */
+    attn_status (*probe)(attn_seq2seq *m, float *probs, const attn_batch *batch, int map,
+                         const attn_weights_edit *edit);
     void (*destroy)(attn_seq2seq *m);
 } attn_seq2seq_ops;
 
@@ -58,6 +64,12 @@ attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, in
 attn_status attn_s2s_rnn_record(attn_seq2seq *m, attn_record *record, int map, const int32_t *src,
                                 int src_len, const int32_t *targets, int steps,
                                 const attn_record_options *opt);
+
+/* The teacher-forced batch of one source and its output: ints: (2 steps + 2),
+ * room for tgt_in (BOS, then outputs 0 .. steps - 2), tgt_out (outputs) and the
+ * two lengths; src and outputs are read, not copied (seq2seq_intervene.c). */
+attn_batch attn_s2s_teacher_batch(int32_t *ints, const int32_t *src, int src_len,
+                                  const int32_t *outputs, int steps);
 
 /* The two searches behind attn_seq2seq_decode (seq2seq_decode.c), on checked
  * arguments: greedy, and beam search without the greedy fallback (so that with

@@ -48,6 +48,7 @@ static const attn_seq2seq_ops RNN_OPS = {
     .encode = attn_s2s_rnn_encode,
     .step = attn_s2s_rnn_step,
     .reorder = attn_s2s_rnn_reorder,
+    .probe = attn_s2s_rnn_probe,
     .destroy = rnn_destroy,
 };
 

@@ -156,6 +156,9 @@ typedef struct s2s_run {
     /* Recording only, else NULL: (T, R, S), where soft attention's backward adds
      * the gradient with respect to the weights. */
     float *weights_grad;
+    /* An intervention only, else NULL: soft attention edits its weights at every
+     * step (attn_soft_attention_edited_forward, step t's row keyed as row t R). */
+    const attn_weights_edit *edit;
 } s2s_run;
 
 typedef struct s2s_rnn s2s_rnn;
@@ -306,5 +309,10 @@ attn_status attn_s2s_rnn_reorder(attn_seq2seq *m, const int32_t *parent);
  * added to as well. */
 attn_status attn_s2s_rnn_forward_kept(attn_seq2seq *m, const attn_batch *batch);
 attn_status attn_s2s_rnn_weights_backward(attn_seq2seq *m, float *weights_grad);
+
+/* The ops' probe (seq2seq_impl.h): a teacher-forced pass, attention edited by edit
+ * (NULL: none) -> probs. */
+attn_status attn_s2s_rnn_probe(attn_seq2seq *m, float *probs, const attn_batch *batch, int map,
+                               const attn_weights_edit *edit);
 
 #endif

@@ -38,6 +38,12 @@ attn_status attn_s2s_attend(s2s_rnn *r, int t)
     s2s_run *run = &r->run;
     const int R = run->R, S = run->S, Dv = r->d.Dv;
     float *weights = run->weights + (size_t)t * R * S, *ctx = run->ctx + (size_t)t * R * Dv;
+    if (run->pick == S2S_PICK_SOFT && run->edit != NULL) {
+        attn_weights_edit edit = *run->edit;
+        edit.first_row = (int64_t)t * R;
+        return attn_soft_attention_edited_forward(ctx, weights, run->scores, &run->pad_mask,
+                                                  run->values, run->Bs, run->beam, S, Dv, &edit);
+    }
     if (run->pick == S2S_PICK_SOFT)
         return attn_soft_attention_forward(ctx, weights, run->scores, &run->pad_mask, run->values,
                                            run->Bs, run->beam, S, Dv);

@@ -34,17 +34,10 @@ attn_status attn_s2s_rnn_record(attn_seq2seq *m, attn_record *record, int map, c
                                 const attn_record_options *opt)
 {
     s2s_rnn *r = attn_s2s_rnn(m);
-    int32_t *tgt_in = malloc(2 * (size_t)steps * sizeof *tgt_in), *tgt_out = tgt_in + steps;
-    int32_t lengths[2] = {src_len, steps};
-    if (tgt_in == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d steps", steps);
-    tgt_in[0] = ATTN_TOKEN_BOS;
-    for (int t = 0; t < steps; t++) {
-        tgt_out[t] = targets[t];
-        if (t + 1 < steps) tgt_in[t + 1] = targets[t];
-    }
-    const attn_batch batch = {.batch = 1, .capacity = 1, .src_cap = src_len, .tgt_cap = steps,
-                              .src = (int32_t *)src, .src_len = &lengths[0], .tgt_in = tgt_in,
-                              .tgt_out = tgt_out, .tgt_len = &lengths[1]};
+    int32_t *ints = malloc((2 * (size_t)steps + 2) * sizeof *ints);
+    if (ints == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d steps", steps);
+    const attn_batch batch = attn_s2s_teacher_batch(ints, src, src_len, targets, steps);
+    const int32_t *tgt_out = batch.tgt_out;
     attn_status s = attn_s2s_rnn_forward_kept(m, &batch);
     if (s == ATTN_OK && opt->qk) s = record_qk(r, record, map);
     float *saved = s == ATTN_OK && opt->gradient ? attn_grads_save(&m->params) : NULL;
@@ -58,6 +51,21 @@ attn_status attn_s2s_rnn_record(attn_seq2seq *m, attn_record *record, int map, c
     }
     if (saved != NULL) attn_grads_restore(&m->params, saved);
     else if (s == ATTN_OK && opt->gradient) s = ATTN_ERR_OUT_OF_MEMORY;
-    free(tgt_in);
+    free(ints);
+    return s;
+}
+
+attn_status attn_s2s_rnn_probe(attn_seq2seq *m, float *probs, const attn_batch *batch, int map,
+                               const attn_weights_edit *edit)
+{
+    (void)map; /* the decoder's one attention */
+    s2s_rnn *r = attn_s2s_rnn(m);
+    const attn_seq2seq_pass pass = {.training = false};
+    attn_seq2seq_stats stats;
+    r->run.edit = edit;
+    attn_status s = attn_s2s_rnn_forward(m, &stats, batch, &pass);
+    r->run.edit = NULL;
+    if (s == ATTN_OK)
+        memcpy(probs, r->run.probs, (size_t)r->run.T * r->d.V * sizeof *probs);
     return s;
 }

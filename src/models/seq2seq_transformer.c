@@ -581,18 +581,9 @@ static attn_status record_extras(attn_seq2seq *m, attn_record *record, int first
 {
     s2s_transformer *t = impl(m);
     const int S = t->dec_S, T = t->decoded_len, n_maps = record->n_maps - first;
-    int32_t *ints = malloc((size_t)(S + 3 * T + 3) * sizeof *ints);
+    int32_t *ints = malloc((size_t)(2 * T + 2) * sizeof *ints);
     if (ints == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d steps", T);
-    int32_t *src_len = ints, *tgt_len = ints + 1, *src = ints + 2, *tgt_in = src + S,
-            *tgt_out = tgt_in + T;
-    *src_len = S;
-    *tgt_len = T;
-    memcpy(src, t->enc_ids, (size_t)S * sizeof *src);
-    memcpy(tgt_in, t->history, (size_t)T * sizeof *tgt_in);
-    memcpy(tgt_out, targets, (size_t)T * sizeof *tgt_out);
-    const attn_batch batch = {.batch = 1, .capacity = 1, .src_cap = S, .tgt_cap = T, .src = src,
-                              .src_len = src_len, .tgt_in = tgt_in, .tgt_out = tgt_out,
-                              .tgt_len = tgt_len};
+    const attn_batch batch = attn_s2s_teacher_batch(ints, t->enc_ids, S, targets, T);
     const attn_seq2seq_pass pass = {.training = false};
     attn_status s = forward(m, NULL, &batch, &pass);
     for (int i = 0; i < n_maps && opt->qk && s == ATTN_OK; i++) {
@@ -666,6 +657,22 @@ attn_status attn_s2s_transformer_record(attn_seq2seq *m, attn_record *record, in
     return opt->qk || opt->gradient ? record_extras(m, record, first, targets, opt) : ATTN_OK;
 }
 
+/* A teacher-forced pass over the batch of one source, dropout off, with map
+ * `map`'s attention (as map_attention counts) edited by edit -> probs: (T, V). */
+static attn_status probe(attn_seq2seq *m, float *probs, const attn_batch *batch, int map,
+                         const attn_weights_edit *edit)
+{
+    s2s_transformer *t = impl(m);
+    attn_mha *site = edit != NULL ? map_attention(t, map) : NULL;
+    if (site != NULL) attn_mha_set_edit(site, edit);
+    const attn_seq2seq_pass pass = {.training = false};
+    attn_status s = forward(m, NULL, batch, &pass);
+    if (site != NULL) attn_mha_set_edit(site, NULL);
+    if (s == ATTN_OK)
+        memcpy(probs, t->probs, (size_t)t->T * t->tgt_vocab * sizeof *probs);
+    return s;
+}
+
 /* The prefixes and their cached keys and values move with their rows; the
  * memory is the same within a source. */
 static attn_status reorder(attn_seq2seq *m, const int32_t *parent)
@@ -693,5 +700,6 @@ static const attn_seq2seq_ops transformer_ops = {
     .encode = encode,
     .step = step,
     .reorder = reorder,
+    .probe = probe,
     .destroy = destroy,
 };

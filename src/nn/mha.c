@@ -42,6 +42,7 @@ struct attn_mha {
     float *d_attn_heads, *dq_heads;     /* (B, H, Lq, hd) */
     float *dk_heads, *dv_heads;         /* (B, H, Lk, hd) */
     float *head_weights;                /* (B, H, Lq, Lk), only when averaging */
+    const attn_weights_edit *edit;      /* attn_mha_set_edit's, or NULL */
 };
 
 static attn_status check_config(const attn_mha_config *cfg)
@@ -320,8 +321,11 @@ attn_status attn_mha_forward(attn_mha *m, float *out, const attn_mha_input *in)
     attn_heads_split(m->v_heads, m->rows, B, Lk, H, hd, bf);
 
     float *weights = in->weights && in->average_attn_weights ? m->head_weights : in->weights;
-    if ((s = attn_sdpa_forward(m->attn_heads, m->lse, weights, m->q_heads, m->k_heads,
-                               m->v_heads, &m->sdpa)))
+    if ((s = m->edit != NULL ? attn_sdpa_edited_forward(m->attn_heads, m->lse, weights,
+                                                         m->q_heads, m->k_heads, m->v_heads,
+                                                         &m->sdpa, m->edit)
+                             : attn_sdpa_forward(m->attn_heads, m->lse, weights, m->q_heads,
+                                                 m->k_heads, m->v_heads, &m->sdpa)))
         return s;
     if (in->weights && in->average_attn_weights)
         average_heads(in->weights, m->head_weights, B, H, Lq, Lk);
@@ -380,6 +384,8 @@ void attn_mha_last_qk(const attn_mha *m, const float **q, const float **k)
     *q = m->q_heads;
     *k = m->k_heads;
 }
+
+void attn_mha_set_edit(attn_mha *m, const attn_weights_edit *edit) { m->edit = edit; }
 
 /* d_attn_heads still holds the backward's dO per head, v_heads the forward's V. */
 attn_status attn_mha_weights_backward(const attn_mha *m, float *dweights)

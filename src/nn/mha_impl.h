@@ -24,6 +24,11 @@ void attn_mha_last_qk(const attn_mha *m, const float **q, const float **k);
  * dropout. */
 attn_status attn_mha_weights_backward(const attn_mha *m, float *dweights);
 
+/* From now on, until it is called again with NULL, the forward's attention edits
+ * its weights before they multiply v (attn_sdpa_edited_forward; edit checked, not
+ * copied: it must outlive the forwards). The cached forward does not edit. */
+void attn_mha_set_edit(attn_mha *m, const attn_weights_edit *edit);
+
 /* ---- incremental decoding -------------------------------------------------------------- */
 /* The keys and values an attention has projected, split into heads, for `batch`
  * sequences of up to `capacity` positions: (batch, H, capacity, hd) each, filled

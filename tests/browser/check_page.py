@@ -9,9 +9,15 @@ weights beside the tokens, the matrix canvas cell by cell (its colours on one sc
 and each row on its own, its numbers, the readout of the cell under the mouse), the
 model view's thumbnails pixel by pixel and what a click or Enter on one opens, the
 step slider of a language model's record (by a click and the arrow keys), a window
-of rows (--window), and a 2,048-token record of 6 layers x 6 heads: its page's
-size, its time from navigation to the page's ready marker (under 2 s) and what it
-says it holds. It also checks that each page asked for nothing but itself and
+of rows (--window), the neuron view (opened by clicks on a thumbnail, a matrix
+cell and a query token; its scores and each dimension's q_d k_d against q . k
+computed from the record, for a language model, Luong's decoder and the long
+record's top keys; what it says for Bahdanau and a record without q and k), the
+gradient-weighted, rollout and relevance maps (their values against float64,
+tests/browser/reference.py, and attn analyze --json; their matrix), what a page
+holds of q and k past its budget, and a 2,048-token record of 6 layers x 6 heads
+with q and k: its page's size, its time from navigation to the page's ready
+marker (under 2 s) and what it says it holds. It also checks that each page asked for nothing but itself and
 threw no error. Python's standard library only.
 
     check_page.py PATH_TO_ATTN [--chromium PATH] [--seed N] [--keep DIR]
@@ -21,13 +27,11 @@ is not installed. ATTN_TEST_SEED repeats a run.
 """
 import argparse
 import base64
-import fcntl
 import json
 import math
 import os
 import random
 import re
-import select
 import shutil
 import struct
 import subprocess
@@ -36,22 +40,15 @@ import tempfile
 import time
 import zlib
 
+import reference
+from reference import f32 as as_float32
+from chromium import HEIGHT, TIMEOUT, WIDTH, Browser, Failure, check
+
 SKIP = 77
-TIMEOUT = 20.0  # seconds for any one reply of the browser
-WIDTH, HEIGHT = 1280, 1000
 
 TRICKY = ["</script>", "<!--<script>", "<!--", "\"", "'", "&amp;", " ", "\\", "\u00e9",
           "\u2028", "\t", "<b>", "\x01", "a\nb", ""]
 PLAIN = list("0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
 
 
 # ---- the record -------------------------------------------------------------------
@@ -216,6 +213,11 @@ def inspect_png(path):
     return rows
 
 
+def screenshot(browser, path):
+    browser.capture(path)
+    return inspect_png(path)
+
+
 def newly_tinted(before, after, box):
     """Pixels of box (x0, y0, x1, y1) that changed from one screenshot to the next
     and now have the page's orange accent, however faint."""
@@ -223,120 +225,6 @@ def newly_tinted(before, after, box):
     return sum(before[y][x] != after[y][x] and after[y][x][0] - after[y][x][2] > 25
                for y in range(max(y0, 0), min(y1, HEIGHT))
                for x in range(max(x0, 0), min(x1, WIDTH)))
-
-
-# ---- Chromium over the DevTools pipe ----------------------------------------------
-
-class Browser:
-    def __init__(self, chromium, profile, log):
-        to_chrome_r, to_chrome_w = os.pipe()
-        from_chrome_r, from_chrome_w = os.pipe()
-        # Out of the way of fds 3 and 4, which the child takes as the pipe.
-        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 32)
-                for fd in (to_chrome_r, to_chrome_w, from_chrome_r, from_chrome_w)]
-        for fd in (to_chrome_r, to_chrome_w, from_chrome_r, from_chrome_w):
-            os.close(fd)
-        child_in, self.out, self.inp, child_out = high
-
-        def pipe_fds():
-            os.dup2(child_in, 3)
-            os.dup2(child_out, 4)
-
-        self.proc = subprocess.Popen(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-extensions", "--hide-scrollbars",
-             "--remote-debugging-pipe", "--user-data-dir=" + profile,
-             "--window-size=%d,%d" % (WIDTH, HEIGHT), "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(3, 4),
-            preexec_fn=pipe_fds)
-        os.close(child_in)
-        os.close(child_out)
-        self.buffer = b""
-        self.next_id = 0
-        self.events = []
-        self.session = None
-
-    def close(self):
-        try:
-            self.call("Browser.close", session=False)
-        except (Failure, OSError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.out)
-        os.close(self.inp)
-
-    def read_message(self, deadline):
-        while b"\0" not in self.buffer:
-            left = deadline - time.monotonic()
-            check(left > 0, "Chromium did not answer within %g s" % TIMEOUT)
-            ready, _, _ = select.select([self.inp], [], [], left)
-            if ready:
-                chunk = os.read(self.inp, 1 << 20)
-                check(chunk != b"", "Chromium closed the DevTools pipe (exit status %s)" %
-                      self.proc.poll())
-                self.buffer += chunk
-        message, self.buffer = self.buffer.split(b"\0", 1)
-        return json.loads(message)
-
-    def call(self, method, params=None, session=True):
-        self.next_id += 1
-        message = {"id": self.next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = self.session
-        os.write(self.out, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            reply = self.read_message(deadline)
-            if reply.get("id") == self.next_id:
-                check("error" not in reply, "%s failed: %s" % (method, reply.get("error")))
-                return reply["result"]
-            self.events.append(reply)
-
-    def wait_event(self, method):
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            for e in self.events:
-                if e.get("method") == method:
-                    return e
-            self.events.append(self.read_message(deadline))
-
-    def open_page(self):
-        target = self.call("Target.createTarget", {"url": "about:blank"}, session=False)
-        self.session = self.call("Target.attachToTarget",
-                                 {"targetId": target["targetId"], "flatten": True},
-                                 session=False)["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            self.call(domain + ".enable")
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
-
-    def navigate(self, url):
-        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
-        self.call("Page.navigate", {"url": url})
-        self.wait_event("Page.loadEventFired")
-
-    def js(self, expression):
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
-        check("exceptionDetails" not in result,
-              "the page's script failed on %s: %s" % (expression, result.get("exceptionDetails")))
-        return result["result"].get("value")
-
-    def mouse(self, kind, x, y):
-        params = {"type": kind, "x": x, "y": y}
-        if kind != "mouseMoved":
-            params.update(button="left", clickCount=1)
-        self.call("Input.dispatchMouseEvent", params)
-
-    def screenshot(self, path):
-        data = self.call("Page.captureScreenshot", {"format": "png"})["data"]
-        with open(path, "wb") as f:
-            f.write(base64.b64decode(data))
-        return inspect_png(path)
 
 
 # ---- what the page shows ------------------------------------------------------------
@@ -497,13 +385,15 @@ def near(rgb, expected, tolerance=1):
     return all(abs(a - b) <= tolerance for a, b in zip(rgb, expected))
 
 
-def check_matrix_cells(browser, w, rows, cols, what, per_row=False, first=0):
+def check_matrix_cells(browser, w, rows, cols, what, per_row=False, first=0, share=True):
     """The matrix canvas, cell by cell: each cell's colour (read at its corner,
     away from the number) is its weight's on the scale (the largest weight shown,
     or per_row its row's largest), and a cell of at least 0.5 % shows text in its
     middle, one below it none (when the cells are large enough for numbers).
-    Hovering reads out every row's and every column's tokens. Returns the
-    geometry."""
+    Hovering reads out every row's and every column's tokens, and the value to
+    4 decimals. A map of values that are no shares (share False: gradient-weighted
+    attention, relevance) prints no numbers in its cells and reads out 4
+    significant digits. Returns the geometry."""
     geometry = matrix_geometry(browser, len(rows), len(cols), what)
     left, top, cell, _ = geometry
     vmax = max(max(r) for r in w) or 1.0
@@ -514,7 +404,7 @@ def check_matrix_cells(browser, w, rows, cols, what, per_row=False, first=0):
             corners.append([x + 1, y + 1])
             middles.append([[x + dx, y + int(cell // 2)] for dx in range(3, int(cell) - 3)])
     got = canvas_pixels(browser, "#matrix", corners)
-    numbered = cell >= 24
+    numbered = cell >= 24 and share
     mids = canvas_pixels(browser, "#matrix", [p for m in middles for p in m]) if numbered else []
     per_cell = max(0, int(cell) - 6)
     for k, rgba in enumerate(got):
@@ -538,7 +428,8 @@ def check_matrix_cells(browser, w, rows, cols, what, per_row=False, first=0):
         text = readout(browser)
         check(("query %d \u201c%s\u201d" % (first + i, shown(rows[i]))).lower() in text.lower() and
               "key %d \u201c%s\u201d" % (j, shown(cols[j])) in text and
-              abs(float(text.rsplit(": ", 1)[-1]) - w[i][j]) <= 5e-5 + 1e-7,
+              abs(float(text.rsplit(": ", 1)[-1]) - w[i][j]) <=
+              (5e-5 if share else 5e-4 * abs(w[i][j])) + 1e-7,
               "%s: hovering cell (%d, %d) of weight %.6f reads '%s'" % (what, i, j, w[i][j], text))
     for j in range(len(cols)):
         i = (j * 5) % len(rows)
@@ -666,7 +557,7 @@ def check_model_view(browser, record, tmp, rng):
     i, j = max(((i, j) for i in range(len(rows)) for j in range(len(cols))),
                key=lambda p: w[p[0]][p[1]])
     browser.mouse("mouseMoved", 2, 2)
-    pixels = browser.screenshot(os.path.join(tmp, "5-opened.png"))
+    pixels = screenshot(browser, os.path.join(tmp, "5-opened.png"))
     x, y = int(box[0] + left + j * cell + 2), int(box[1] + top + i * cell + 2)
     check(near(pixels[y][x], TOP_RGB, 2),
           "after the click, the screenshot's cell (%d, %d) of the largest weight is %s, not %s" %
@@ -764,20 +655,34 @@ def check_slider(browser, record, page_path, rng):
     check_quiet(browser, url)
 
 
-def write_lm_record(path, n, layers, heads):
+def lm_vector(h, i, d, layer, which):
+    """Value d of head h's q (which 0) or k (which 1) of token i in the long
+    record: small integers over 4, exact in float32, of both signs."""
+    return ((i * 7 + d * 3 + h * 5 + layer + which * 2) % 11 - 5) / 4.0
+
+
+def write_lm_record(path, n, layers, heads, head_dim=0):
     """A language model's record of n tokens, layers x heads as safetensors: every
     head attends evenly to the tokens so far, so row i holds 1 / (i + 1) up to the
-    diagonal. Returns its tokens."""
+    diagonal; with head_dim, q and k of lm_vector. Returns its tokens."""
     header, offset = {}, 0
     size = heads * n * n * 4
+    vectors = heads * n * head_dim * 4
     maps = []
     for layer in range(layers):
         name = "transformer.h.%d.attn" % layer
-        maps.append({"name": name, "layer": layer, "kind": "self", "hard": False,
-                     "heads": heads, "rows": n, "cols": n})
+        maps.append({"name": name, "site": "transformer.h.*.attn", "layer": layer,
+                     "kind": "self", "hard": False, "heads": heads, "rows": n, "cols": n})
         header["attention." + name] = {"dtype": "F32", "shape": [heads, n, n],
                                        "data_offsets": [offset, offset + size]}
         offset += size
+        if head_dim:
+            maps[-1]["head_dim"] = head_dim
+            for which in ("query", "key"):
+                header["%s.%s" % (which, name)] = {
+                    "dtype": "F32", "shape": [heads, n, head_dim],
+                    "data_offsets": [offset, offset + vectors]}
+                offset += vectors
     tokens = [PLAIN[i % len(PLAIN)] for i in range(n)]
     header["__metadata__"] = {"attn.kind": "attention", "record": json.dumps(
         {"format": "attn-attention", "version": 1, "model": "gpt", "task": "text",
@@ -789,12 +694,17 @@ def write_lm_record(path, n, layers, heads):
         plane += struct.pack("<f", 1.0 / (i + 1)) * (i + 1) + bytes(4 * (n - 1 - i))
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text)
-        for _ in range(layers * heads):
-            f.write(plane)
+        for layer in range(layers):
+            for _ in range(heads):
+                f.write(plane)
+            for which in range(2 if head_dim else 0):
+                f.write(struct.pack("<%df" % (heads * n * head_dim),
+                                    *(lm_vector(h, i, d, layer, which) for h in range(heads)
+                                      for i in range(n) for d in range(head_dim))))
     return tokens
 
 
-LONG, LONG_LAYERS, LONG_HEADS = 2048, 6, 6
+LONG, LONG_LAYERS, LONG_HEADS, LONG_DIM = 2048, 6, 6, 8
 WEIGHTS_MAX = 1 << 19  # html_page.h: the exact weights a page holds
 LOAD_BOUND_MS = 2000  # issue 18: the long record opens in under 2 s
 
@@ -879,12 +789,29 @@ def check_long_lines(browser, tokens, first):
                    " e.dispatchEvent(new Event('change')); })()")
 
 
+def check_long_neuron(browser, tokens, first, box):
+    """A click on a cell of the long matrix (layer 5, head 3) picks its query for
+    the neuron view, which shows the 32 keys it weighs most of the 2,048 (all
+    weigh 1 / (q + 1): the first 32), their scores those of lm_vector's q and k."""
+    i = 2
+    q = first + i
+    click_at(browser, math.ceil(box[0] + 10), math.ceil(box[1] + i))
+    vector = [lm_vector(3, q, d, 5, 0) for d in range(LONG_DIM)]
+    state = check_neuron(browser, vector, lambda j: [lm_vector(3, j, d, 5, 1)
+                                                     for d in range(LONG_DIM)],
+                         [1.0 / (q + 1)] * LONG, list(range(32)), 1 / math.sqrt(LONG_DIM), q,
+                         tokens, "the long record's query %d" % q, random.Random(q))
+    check("Shown: the 32 keys this query weighs most, of the %d it sees, in key order (the page "
+          "holds k of those alone)" % (q + 1) in state["note"],
+          "the long record's neuron view says '%s'" % state["note"])
+
+
 def check_long(browser, attn, tmp):
     """The 2,048-token record of 6 x 6 heads: a page of a few MB holding its last
     rows exactly, open within LOAD_BOUND_MS, responsive, and honest about what it
     holds. Returns the load time in ms."""
     tokens = write_lm_record(os.path.join(tmp, "long.safetensors"), LONG, LONG_LAYERS,
-                             LONG_HEADS)
+                             LONG_HEADS, LONG_DIM)
     run = run_attn(attn, ["show", "long.safetensors", "--html", "long.html"], tmp)
     check(run.returncode == 0, "attn show --html of the long record failed (%d): %s" %
           (run.returncode, run.stderr))
@@ -892,7 +819,8 @@ def check_long(browser, attn, tmp):
     page_path = os.path.join(tmp, "long.html")
     size = os.path.getsize(page_path)
     check(size < 4 << 20, "the long record's page is %d bytes" % size)
-    held = WEIGHTS_MAX // (LONG_LAYERS * LONG_HEADS * LONG)
+    # Every head of every layer, and the rollout over the layers.
+    held = WEIGHTS_MAX // ((LONG_LAYERS * LONG_HEADS + 1) * LONG)
     first = LONG - held
     for e in embedded_record(page_path)["maps"]:
         check((e["first"], e["count"], e["thumb_rows"], e["thumb_cols"]) == (first, held, 64, 64),
@@ -933,6 +861,7 @@ def check_long(browser, attn, tmp):
                               (q, tokens[q], j, tokens[j])) and
               abs(float(text.rsplit(": ", 1)[-1]) - expected) <= 5e-5,
               "the long matrix at (%d, %d) reads '%s', not %.4f" % (i, j, text, expected))
+    check_long_neuron(browser, tokens, first, box)
     check(browser.js("document.getElementById('step').value") == str(LONG - 1) and
           browser.js("document.getElementById('step').min") == str(first),
           "the long record's slider does not cover rows %d to %d" % (first, LONG - 1))
@@ -999,7 +928,272 @@ def check_window_page(browser, record, page_path):
     check_quiet(browser, url)
 
 
+# ---- the neuron view and the derived maps ------------------------------------------------
+
+def gauss_vectors(rng, heads, n, dim):
+    return [[[rng.gauss(0, 1) for _ in range(dim)] for _ in range(n)] for _ in range(heads)]
+
+
+def make_neuron_record(rng):
+    """A language model's record with q, k and gradients: causal self-attention
+    of 2 heads in 2 layers at one site, from which the page derives each map's
+    gradient-weighted attention, the rollout and the relevance."""
+    n, heads, dim = rng.randint(8, 12), 2, rng.choice([4, 8, 16])
+    tokens = [rng.choice(PLAIN) for _ in range(n)]
+    tokens[rng.randrange(n)] = "</script>"
+    maps = [{"name": "transformer.h.%d.attn" % layer, "site": "transformer.h.*.attn",
+             "layer": layer, "kind": "self", "hard": False, "heads": heads, "rows": n, "cols": n,
+             "weights": [[soft_row(rng, n, i + 1) for i in range(n)] for _ in range(heads)],
+             "head_dim": dim, "q": gauss_vectors(rng, heads, n, dim),
+             "k": gauss_vectors(rng, heads, n, dim),
+             "gradient": [[[rng.gauss(0, 1) if j <= i else 0.0 for j in range(n)]
+                           for i in range(n)] for _ in range(heads)]}
+            for layer in range(2)]
+    return {"format": "attn-attention", "version": 1, "model": "gpt", "task": "text",
+            "queries": tokens, "keys": tokens, "maps": maps, "gradient_step": -1}
+
+
+def make_rnn_record(rng, model, qk):
+    """An RNN decoder's record: one cross map of one head; with qk (Luong's
+    decoders) its q and k, which it scores unscaled."""
+    n_keys, n_queries, dim = rng.randint(8, 14), rng.randint(5, 9), 6
+    m = {"name": "decoder.attention", "layer": 0, "kind": "cross", "hard": False, "heads": 1,
+         "rows": n_queries, "cols": n_keys,
+         "weights": [[soft_row(rng, n_keys, n_keys) for _ in range(n_queries)]]}
+    if qk:
+        m.update(head_dim=dim, q=gauss_vectors(rng, 1, n_queries, dim),
+                 k=gauss_vectors(rng, 1, n_keys, dim))
+    return {"format": "attn-attention", "version": 1, "model": model, "task": "dates",
+            "queries": [rng.choice(PLAIN) for _ in range(n_queries)],
+            "keys": [rng.choice(PLAIN) for _ in range(n_keys)], "maps": [m]}
+
+
+NEURON_STATE = """(() => {
+  const c = document.getElementById('neuron-canvas');
+  return {note: document.getElementById('neuron-note').textContent,
+    query: document.getElementById('neuron-query').value,
+    shown: !c.hidden, geometry: c.hidden ? null : JSON.parse(c.dataset.geometry),
+    table: [...document.querySelectorAll('#neuron-table tbody tr')].map((r) =>
+      [...r.cells].map((c) => c.hidden ? null : c.textContent))};
+})()"""
+
+
+def check_neuron(browser, q, k_of, weights_row, keys, scale, i, tokens, what, rng):
+    """The neuron view of query i shows `keys` in its table, each with its score
+    (q . k_j times scale, computed here from the record's float32 q and k) to
+    its 6 significant digits, its recorded weight, and when every key the query
+    sees is shown, the softmax of the scores; hovering the canvas reads out q_d,
+    k_d and q_d k_d scale for dimensions chosen at random."""
+    state = browser.js(NEURON_STATE)
+    check(state["shown"] and state["query"] == str(i),
+          "%s: the neuron view shows query %s, not %d: '%s'" % (what, state["query"], i,
+                                                                state["note"]))
+    got = [int(r[0]) for r in state["table"]]
+    check(got == keys, "%s: the neuron view shows keys %s, not %s" % (what, got, keys))
+    scores = [sum(reference.score_terms(q, k_of(j), scale)) for j in keys]
+    soft = reference.softmax(scores)
+    for row, j, score, p in zip(state["table"], keys, scores, soft):
+        check(row[1] == shown(tokens[j]), "%s: key %d is shown as '%s'" % (what, j, row[1]))
+        check(abs(float(row[2]) - score) <= 1e-5 * abs(score) + 1e-9,
+              "%s: key %d's score reads %s, not q . k x %.6g = %.9g" %
+              (what, j, row[2], scale, score))
+        check(abs(float(row[3]) - as_float32(weights_row[j])) <= 5e-5 + 1e-7,
+              "%s: key %d's weight reads %s, not %.6f" % (what, j, row[3], weights_row[j]))
+        check(row[4] is None or abs(float(row[4]) - p) <= 5e-5 + 1e-7,
+              "%s: key %d's softmax reads %s, not %.6f" % (what, j, row[4], p))
+    browser.js("document.getElementById('neuron-canvas').scrollIntoView({block: 'center'})")
+    box, g = rect(browser, "#neuron-canvas"), state["geometry"]
+    dim = len(q)
+    for _ in range(3):
+        r, d = rng.randrange(len(keys)), rng.randrange(dim)
+        j, y = keys[r], box[1] + g["top"] + (r + 1.5) * g["row"]
+        name = "Key %d \u201c%s\u201d, dimension %d: " % (j, shown(tokens[j]), d)
+        term = reference.score_terms(q, k_of(j), scale)[d]
+        for x, expected in ((g["xt"], term), (g["xk"], as_float32(k_of(j)[d]))):
+            browser.mouse("mouseMoved", 2, 2)
+            browser.mouse("mouseMoved", box[0] + x + (d + 0.5) * g["cell"], y)
+            text = readout(browser)
+            value = text.split(" = ")[1].split(" ")[0] if " = " in text else "nan"
+            check(text.startswith(name) and abs(float(value) - expected) <= 1e-5 * abs(expected) +
+                  1e-9, "%s: hovering key %d dimension %d reads '%s', not %.9g" %
+                  (what, j, d, text, expected))
+        browser.mouse("mouseMoved", box[0] + g["xk"] + (d + 0.5) * g["cell"],
+                      box[1] + g["top"] + 0.5 * g["row"])
+        text = readout(browser)
+        check(text.startswith("Query %d, dimension %d: q_d = " % (i, d)) and
+              abs(float(text.rsplit(" ", 1)[1]) - as_float32(q[d])) <= 1e-5 * abs(q[d]) + 1e-9,
+              "%s: hovering q's dimension %d reads '%s'" % (what, d, text))
+    return state
+
+
+def click_at(browser, x, y):
+    browser.mouse("mouseMoved", x, y)
+    browser.mouse("mousePressed", x, y)
+    browser.mouse("mouseReleased", x, y)
+
+
+def check_neuron_page(browser, attn, record, page_path, tmp, rng):
+    """The neuron view of a language model's record, opened by real clicks: a
+    thumbnail of the model view, then a matrix cell picks its query, a query
+    token of the lines view another; the mean of the heads asks for one head;
+    then the derived maps."""
+    browser.events = []
+    url = "file://" + os.path.abspath(page_path)
+    browser.navigate(url)
+    maps, tokens = record["maps"], record["keys"]
+    k, h = 1, rng.randrange(maps[1]["heads"])
+    click(browser, "#grid .thumb:nth-of-type(%d)" % (thumb_index(record, k, h) + 1))
+    check(selected(browser) == [str(k), str(h), True],
+          "a click on the thumbnail of map %d head %d shows %s" % (k, h, selected(browser)))
+    m, n = maps[k], maps[k]["rows"]
+    scale = 1 / math.sqrt(m["head_dim"])
+    left, top, cell, box = matrix_geometry(browser, n, n, "neuron record")
+    i = rng.randrange(n)
+    click_at(browser, box[0] + left + (rng.randrange(i + 1) + 0.5) * cell,
+             box[1] + top + (i + 0.5) * cell)
+    what = "%s head %d query %d" % (m["name"], h, i)
+    state = check_neuron(browser, m["q"][h][i], lambda j: m["k"][h][j], m["weights"][h][i],
+                         list(range(i + 1)), scale, i, tokens, what, rng)
+    check("1/\u221a%d" % m["head_dim"] in state["note"] and "Every key the query sees (%s)" %
+          ("1 key" if i == 0 else "%d keys" % (i + 1)) in state["note"],
+          "%s: the neuron view says '%s'" % (what, state["note"]))
+    click(browser, "input[name=view][value=lines]")
+    i = rng.randrange(n)
+    click_at(browser, *centre(browser, "#lines .tok.query", i))
+    check_neuron(browser, m["q"][h][i], lambda j: m["k"][h][j], m["weights"][h][i],
+                 list(range(i + 1)), scale, i, tokens, "%s head %d query %d by its token" %
+                 (m["name"], h, i), rng)
+    choose(browser, "head", -1)
+    state = browser.js(NEURON_STATE)
+    check(not state["shown"] and "choose one under Head" in state["note"],
+          "the mean of the heads' neuron view says '%s'" % state["note"])
+    check_derived(browser, attn, record, page_path, tmp)
+    check_quiet(browser, url)
+
+
+def check_derived(browser, attn, record, page_path, tmp):
+    """The gradient-weighted, rollout and relevance maps the page offers: the
+    values it holds are those computed here (reference.py) and those attn
+    analyze reports (each row's top key and its value), and its matrix, chosen
+    in the map menu, draws and reads them out."""
+    run = run_attn(attn, ["analyze", "--json", "neuron.json"], tmp)
+    check(run.returncode == 0, "attn analyze failed (%d): %s" % (run.returncode, run.stderr))
+    analysis = json.loads(run.stdout)
+    maps, site = record["maps"], "transformer.h.*.attn"
+    tops = {("rollout", site): analysis["rollout"][0]["top_key"],
+            ("relevance", site): analysis["rollout"][0]["gradient_top_key"]}
+    for e in analysis["gradient_weighted"]:
+        tops["gradient-weighted", e["map"]] = e["top_key"]
+    expected = {("rollout", site): reference.rollout(maps),
+                ("relevance", site): reference.relevance(maps)}
+    for m in maps:
+        expected["gradient-weighted", m["name"]] = reference.gradient_weighted(m)
+    embedded = embedded_record(page_path)["maps"]
+    derived = {(e["derived"], e["name"]): (k, e) for k, e in enumerate(embedded) if "derived" in e}
+    check(sorted(derived) == sorted(expected) == sorted(tops),
+          "the page derives %s, attn analyze %s, not %s" % (sorted(derived), sorted(tops),
+                                                            sorted(expected)))
+    tokens = record["keys"]
+    for key in sorted(expected):
+        k, e = derived[key]
+        n, ref = e["rows"], expected[key]
+        held = decode_floats(e["weights"])
+        rows = [held[i * n:(i + 1) * n] for i in range(n)]
+        for i in range(n):
+            for j in range(n):
+                check(abs(rows[i][j] - ref[i][j]) <= 1e-5 * abs(ref[i][j]) + 1e-7,
+                      "%s of %s: the page holds %.9g at (%d, %d), not %.9g" %
+                      (key[0], key[1], rows[i][j], i, j, ref[i][j]))
+            top = tops[key][i]
+            check(top is None and max(rows[i]) <= 0 or top is not None and
+                  rows[i][top[0]] == max(rows[i]) and
+                  abs(rows[i][top[0]] - top[1]) <= 5e-6 * abs(top[1]) + 1e-12,
+                  "%s of %s, row %d: attn analyze's top key is %s, the page's row %s" %
+                  (key[0], key[1], i, top, rows[i]))
+        choose(browser, "map", k)
+        click(browser, "input[name=view][value=matrix]")
+        what = "%s of %s" % key
+        note = browser.js("document.getElementById('note').textContent")
+        check("as attn analyze computes it" in note, "%s: the note reads '%s'" % (what, note))
+        check_matrix_cells(browser, ref, tokens, tokens, what, share=key[0] == "rollout")
+        state = browser.js(NEURON_STATE)
+        check(not state["shown"] and "choose one of the attention weights' maps" in state["note"],
+              "%s: the neuron view says '%s'" % (what, state["note"]))
+
+
+def check_rnn_pages(browser, attn, tmp, rng):
+    """Luong's decoder: the neuron view of its one head, every key, scores
+    unscaled; query picked by a click on a matrix cell. Bahdanau's: not
+    available, and why."""
+    record = make_rnn_record(rng, "lstm-luong-general", True)
+    browser.events = []
+    url = "file://" + os.path.abspath(show_page(attn, record, "luong", tmp))
+    browser.navigate(url)
+    m = record["maps"][0]
+    rows, cols = labels(record, m)
+    last = m["rows"] - 1
+    state = check_neuron(browser, m["q"][0][last], lambda j: m["k"][0][j], m["weights"][0][last],
+                         list(range(m["cols"])), 1.0, last, cols, "Luong, the last query", rng)
+    check("unscaled (Luong's score)" in state["note"], "Luong's neuron view says '%s'" %
+          state["note"])
+    click(browser, "input[name=view][value=matrix]")
+    left, top, cell, box = matrix_geometry(browser, len(rows), len(cols), "Luong")
+    i = rng.randrange(m["rows"])
+    click_at(browser, box[0] + left + 0.5 * cell, box[1] + top + (i + 0.5) * cell)
+    check_neuron(browser, m["q"][0][i], lambda j: m["k"][0][j], m["weights"][0][i],
+                 list(range(m["cols"])), 1.0, i, cols, "Luong, query %d" % i, rng)
+    check_quiet(browser, url)
+
+    browser.navigate("file://" + os.path.abspath(
+        show_page(attn, make_rnn_record(rng, "gru-bahdanau", False), "bahdanau", tmp)))
+    state = browser.js(NEURON_STATE)
+    check(not state["shown"] and state["note"].startswith(
+        "Not available for this map: Bahdanau's additive attention"),
+          "Bahdanau's neuron view says '%s'" % state["note"])
+
+
+def check_qk_budget(attn, tmp, rng):
+    """q and k past what a page holds (HTML_QK_MAX values): a record of 300
+    tokens with q and k of 1,500 dimensions. Holding rows 0 to 59 (--window
+    0:60), each head keeps k of the keys among each held row's 4 largest
+    weights (ties to the first key; 524,288 / (60 x 1,500) - 1 = 4), with their
+    exact values; holding every row, not even q fits, and the map says so."""
+    n, dim, rows, top = 300, 1500, 60, 4
+    weights = [[soft_row(rng, n, i + 1) for i in range(n)]]
+    m = {"name": "transformer.h.0.attn", "layer": 0, "kind": "self", "hard": False,
+         "heads": 1, "rows": n, "cols": n, "weights": weights, "head_dim": dim,
+         "q": [[[float((i + d) % 7 - 3) for d in range(dim)] for i in range(n)]],
+         "k": [[[float((i * 3 + d) % 5 - 2) for d in range(dim)] for i in range(n)]]}
+    record = {"format": "attn-attention", "version": 1, "model": "gpt", "task": "text",
+              "queries": ["a"] * n, "keys": ["a"] * n, "maps": [m]}
+    e = embedded_record(show_page(attn, record, "qk", tmp))["maps"][0]
+    check(e.get("qk_not_held") and "q" not in e,
+          "q and k of %d dimensions for every row: the page holds %s" % (dim, sorted(e)))
+    run = run_attn(attn, ["show", "qk.json", "--html", "qk.html", "--window", "0:%d" % rows], tmp)
+    check(run.returncode == 0, "--window 0:%d failed (%d): %s" % (rows, run.returncode, run.stderr))
+    e = embedded_record(os.path.join(tmp, "qk.html"))["maps"][0]
+    held = set()
+    for row in weights[0][:rows]:
+        held.update(sorted(range(n), key=lambda j: (-as_float32(row[j]), j))[:top])
+    held = sorted(held)
+    check(e["k_keys"] == [held], "q and k of %d dimensions: the page holds k of keys %s, not %s" %
+          (dim, e["k_keys"], held))
+    check(decode_floats(e["k"]) == [m["k"][0][j][d] for j in held for d in range(dim)] and
+          decode_floats(e["q"]) == [x for q in m["q"][0][:rows] for x in q],
+          "q and k of %d dimensions: the page's values are not the record's" % dim)
+
+
 # ---- the test -------------------------------------------------------------------------
+
+def show_page(attn, record, name, tmp):
+    """Writes record as name.json in tmp and its page name.html; the page's path."""
+    with open(os.path.join(tmp, name + ".json"), "w", encoding="utf-8") as f:
+        json.dump(record, f)
+    run = run_attn(attn, ["show", name + ".json", "--html", name + ".html"], tmp)
+    check(run.returncode == 0, "attn show --html of the record %s failed (%d): %s" %
+          (name, run.returncode, run.stderr))
+    return os.path.join(tmp, name + ".html")
+
 
 def run_attn(attn, args, tmp):
     return subprocess.run([os.path.abspath(attn)] + args, cwd=tmp, capture_output=True,
@@ -1011,15 +1205,12 @@ def decode_floats(text):
     return list(struct.unpack("<%df" % (len(data) // 4), data))
 
 
-def as_float32(x):
-    return struct.unpack("<f", struct.pack("<f", x))[0]
-
-
 def embedded_record(page_path):
     with open(page_path, encoding="utf-8") as f:
         page = f.read()
-    check(page.count("</script>") == 2,
-          "the page holds %d '</script>': a token ended its element" % page.count("</script>"))
+    check(page.count("</script>") == page.count("<script") == 3,
+          "the page holds %d '</script>' for %d '<script': a token ended its element" %
+          (page.count("</script>"), page.count("<script")))
     check(re.search(r"<(?:link|img|iframe|object|embed|audio|video|source)\b|\bsrc=|@import|url\(",
                     page) is None, "the page refers to another resource")
     data = re.search(r'<script type="application/json" id="record">(.*?)</script>', page, re.S)
@@ -1066,7 +1257,7 @@ def check_page(browser, record, page_path, tmp, rng):
     options = browser.js("[...document.querySelectorAll('#map option')].map((o) => o.textContent)")
     check(len(options) == len(maps) and all(mm["name"] in o for mm, o in zip(maps, options)),
           "the map choices %s are not the record's maps" % options)
-    before = browser.screenshot(os.path.join(tmp, "1-lines.png"))
+    before = screenshot(browser, os.path.join(tmp, "1-lines.png"))
 
     w = weights(m, 0)
     i = rng.randrange(len(rows))
@@ -1076,7 +1267,7 @@ def check_page(browser, record, page_path, tmp, rng):
                      " const l = document.querySelector('#lines line');"
                      " return [r.x + +l.getAttribute('x1') + 2, r.y,"
                      " r.x + +l.getAttribute('x2') - 2, r.bottom]; })()")
-    tinted = newly_tinted(before, browser.screenshot(os.path.join(tmp, "2-hover.png")), gap)
+    tinted = newly_tinted(before, screenshot(browser, os.path.join(tmp, "2-hover.png")), gap)
     check(tinted > 500, "the screenshot after hovering query %d shows no lines (%d pixels "
           "newly drawn in the accent colour)" % (i, tinted))
     browser.mouse("mouseMoved", 2, 2)
@@ -1112,6 +1303,10 @@ def check_page(browser, record, page_path, tmp, rng):
     heads = browser.js("[...document.querySelectorAll('#head option')].map((o) => o.value)")
     check(heads == ["-1"] + [str(h) for h in range(m["heads"])],
           "map %s offers the heads %s" % (m["name"], heads))
+    state = browser.js(NEURON_STATE)
+    check(not state["shown"] and "This record holds no q and k. Record them with --qk: attn "
+          "translate --model MODEL --attention REC.json --qk" in state["note"],
+          "a record without q and k: the neuron view says '%s'" % state["note"])
     for head in (2, -1):
         choose(browser, "head", head)
         w = weights(m, head)
@@ -1127,7 +1322,7 @@ def check_page(browser, record, page_path, tmp, rng):
     i, j = rng.randrange(len(rows)), rng.randrange(len(cols))
     check_cell_tip(browser, geometry, w, i, j, "%s head 1" % m["name"])
     check_cell_keys(browser, geometry, w, rows, cols, "%s head 1" % m["name"])
-    browser.screenshot(os.path.join(tmp, "3-matrix.png"))
+    screenshot(browser, os.path.join(tmp, "3-matrix.png"))
     check_matrix_per_row(browser, w, rows, cols, "%s head 1" % m["name"])
 
     # The decoder's causal self-attention over the queries: zeros above the diagonal.
@@ -1149,7 +1344,7 @@ def check_page(browser, record, page_path, tmp, rng):
         state = check_query_lines(browser, w, rows, cols, i, "%s head 1" % m["name"])
         check(len(state["lines"]) == 1,
               "hard map: query %d has %d lines" % (i, len(state["lines"])))
-    browser.screenshot(os.path.join(tmp, "4-hard.png"))
+    screenshot(browser, os.path.join(tmp, "4-hard.png"))
 
     check(browser.js("document.getElementById('steps').hidden"),
           "a record with cross-attention has a step slider")
@@ -1197,12 +1392,11 @@ def main():
             check(sorted(os.listdir(tmp)) == ["page.html", "rec.json"],
                   "files left behind: %s" % os.listdir(tmp))
             check_window_options(args.attn, record, tmp)
+            check_qk_budget(args.attn, tmp, rng)
+            neuron_record = make_neuron_record(rng)
+            show_page(args.attn, neuron_record, "neuron", tmp)
             lm_record = make_lm_record(rng)
-            with open(os.path.join(tmp, "lm.json"), "w", encoding="utf-8") as f:
-                json.dump(lm_record, f)
-            run = run_attn(args.attn, ["show", "lm.json", "--html", "lm.html"], tmp)
-            check(run.returncode == 0, "attn show --html of a language model's record failed "
-                  "(%d): %s" % (run.returncode, run.stderr))
+            show_page(args.attn, lm_record, "lm", tmp)
 
             if not os.access(args.chromium, os.X_OK):
                 print("check_page: skipped, no Chromium at %s (apt-get install chromium)" %
@@ -1216,6 +1410,9 @@ def main():
                     check_page(browser, record, os.path.join(tmp, "page.html"), tmp, rng)
                     check_window_page(browser, record, os.path.join(tmp, "window.html"))
                     check_slider(browser, lm_record, os.path.join(tmp, "lm.html"), rng)
+                    check_neuron_page(browser, args.attn, neuron_record,
+                                      os.path.join(tmp, "neuron.html"), tmp, rng)
+                    check_rnn_pages(browser, args.attn, tmp, rng)
                     load_ms = check_long(browser, args.attn, tmp)
                 finally:
                     browser.close()
@@ -1230,7 +1427,9 @@ def main():
                     if name.endswith((".png", ".html", ".json", ".log")):
                         shutil.copy(os.path.join(tmp, name), args.keep)
     print("check_page: ok (seed %d, %.1f s): page, screenshots, lines, heads, matrix canvas, "
-          "per-row scale, hard attention, model view, --window, step slider, no requests; the "
+          "per-row scale, hard attention, model view, --window, step slider, neuron view (q . k "
+          "of GPT, Luong and long records), gradient-weighted, rollout and relevance maps "
+          "against attn analyze, no requests; the "
           "2,048-token record of 6 x 6 heads opened in %d ms (bound %d)" %
           (args.seed, time.monotonic() - start, load_ms, LOAD_BOUND_MS))
     return 0

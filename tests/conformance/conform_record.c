@@ -19,6 +19,15 @@
  * gradient.<i>; for seq2seq and rnn also out (steps) as floats, the decoded
  * tokens then EOS if it ended the output (the targets the gradient explains),
  * and step (1), the step explained.
+ * Interventions over the same tokens (attn_gpt_intervene, attn_seq2seq_intervene):
+ * probs.none, the output distributions (steps, V) of the teacher-forced pass;
+ * probs.uniform, with map "edit_map"'s weights uniform (head "edit_head", -1 for
+ * all); probs.erase, with input token "erase" deleted (none when it is -1);
+ * probs.permute, with its weights permuted (seed "edit_seed"), and permutation
+ * (heads x rows, cols): for each row of the map, the key whose weight the
+ * permutation puts at each key (attn_weights_edit_row on the row's key indices,
+ * over the keys the row sees: a causal map's up to the row, within a GPT's
+ * window; identity in the heads not edited). The GPT's steps are its n - 1 rows.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +80,58 @@ static void add_maps(bool qk)
     }
 }
 
+/* The permutation the edit makes of each row of the record's map m (a GPT's
+ * window: window, 0 for none) -> (heads x rows, cols) as floats. */
+static void add_permutation(const attn_attention_map *m, const attn_intervention *iv, int window)
+{
+    const bool causal = m->kind == ATTN_MAP_SELF && (gpt != NULL || m->over_queries);
+    const attn_weights_edit edit = {ATTN_EDIT_PERMUTE, iv->head, iv->seed, 0};
+    float *perm = alloc((size_t)m->heads * m->rows * m->cols, sizeof *perm);
+    int *seen = alloc((size_t)m->cols, sizeof *seen);
+    for (int h = 0; h < m->heads; h++)
+        for (int i = 0; i < m->rows; i++) {
+            float *row = perm + ((size_t)h * m->rows + i) * m->cols;
+            int n_seen = 0;
+            for (int j = 0; j < m->cols; j++) {
+                row[j] = (float)j;
+                if (!causal || (j <= i && (window == 0 || i - j < window))) seen[n_seen++] = j;
+            }
+            if (iv->head < 0 || iv->head == h)
+                attn_weights_edit_row(row, seen, n_seen, &edit, (int64_t)h * m->rows + i);
+        }
+    const int64_t shape[2] = {(int64_t)m->heads * m->rows, m->cols};
+    add_output("permutation", perm, 2, shape);
+}
+
+/* probs.none, probs.uniform, probs.permute and probs.erase (attn_gpt_intervene
+ * when gpt is set, else attn_seq2seq_intervene over src and outputs); steps x V
+ * each; and the permutation. */
+static void add_interventions(const int32_t *src, int n_in, const int32_t *outputs, int steps,
+                              int V, int window)
+{
+    const attn_intervention none = {.kind = ATTN_INTERVENE_NONE},
+                            uniform = {.kind = ATTN_INTERVENE_UNIFORM,
+                                       .map = meta_int("edit_map"),
+                                       .head = meta_int("edit_head")},
+                            permute = {.kind = ATTN_INTERVENE_PERMUTE,
+                                       .map = meta_int("edit_map"),
+                                       .head = meta_int("edit_head"),
+                                       .seed = (uint64_t)meta_int("edit_seed")},
+                            erase = {.kind = ATTN_INTERVENE_ERASE, .token = meta_int("erase")};
+    const attn_intervention *ivs[4] = {&none, &uniform, &permute, &erase};
+    const char *names[4] = {"probs.none", "probs.uniform", "probs.permute", "probs.erase"};
+    const int64_t shape[2] = {steps, V};
+    add_permutation(&record.maps[permute.map], &permute, window);
+    for (int k = 0; k < 4; k++) {
+        if (ivs[k] == &erase && erase.token < 0) continue;
+        float *probs = alloc((size_t)steps * V, sizeof *probs);
+        if (gpt) check(attn_gpt_intervene(gpt, probs, src, n_in, ivs[k]), names[k]);
+        else check(attn_seq2seq_intervene(seq2seq, probs, src, n_in, outputs, steps, ivs[k]),
+                   names[k]);
+        add_output(names[k], probs, 2, shape);
+    }
+}
+
 static void run_gpt(const char *dir, const attn_record_options *opt)
 {
     attn_gpt_config cfg = conform_gpt_config();
@@ -88,6 +149,7 @@ static void run_gpt(const char *dir, const attn_record_options *opt)
     if (memcmp(plain, with, (size_t)T * V * sizeof *plain) != 0)
         die("the logits differ with q, k and gradients recorded");
     add_maps(opt->qk);
+    add_interventions(ids, T, NULL, T - 1, V, cfg.window);
 }
 
 static void run_seq2seq(const char *dir, const attn_seq2seq_config *config,
@@ -124,6 +186,9 @@ static void run_seq2seq(const char *dir, const attn_seq2seq_config *config,
     const int64_t one[1] = {1};
     add_output("step", step, 1, one);
     add_maps(opt->qk);
+    int32_t *outputs = alloc((size_t)steps, sizeof *outputs);
+    for (int t = 0; t < steps; t++) outputs[t] = (int32_t)out[t];
+    add_interventions(src, S, outputs, steps, cfg.tgt_vocab, 0);
 }
 
 void conform_record(const char *dir)

@@ -87,6 +87,8 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(cfg["dropout"])
         self.position = cfg["position"]
         self.kept = None  # a dict to receive q, k (after RoPE) and the weights, or None
+        # replace(weights, allowed) -> the weights that multiply v, or None (an intervention)
+        self.replace = None
         T = cfg["block_size"]
         i = torch.arange(T)[:, None]
         j = torch.arange(T)[None, :]
@@ -119,6 +121,8 @@ class CausalSelfAttention(nn.Module):
             scores = scores + self.alibi[:, :T, :T].to(x.dtype)
         scores = scores.masked_fill(~self.allowed[:T, :T], float("-inf"))
         probs = F.softmax(scores, dim=-1)
+        if self.replace is not None:
+            probs = self.replace(probs, self.allowed[:T, :T])
         if self.kept is not None:
             self.kept.update(q=q, k=k, weights=probs, allowed=self.allowed[:T, :T])
         weights = self.attn_dropout(probs)

@@ -126,6 +126,8 @@ class Seq2Seq(nn.Module):
     @staticmethod
     def attend(scores, st):
         weights = torch.softmax(scores.masked_fill(~st["mask"], float("-inf")), dim=-1)
+        if "replace" in st:  # an intervention: replace(weights, mask)
+            weights = st["replace"](weights, st["mask"])
         return weights, torch.bmm(weights[:, None, :], st["values"])[:, 0]
 
     def step(self, st, tokens):

@@ -168,3 +168,42 @@ def test_bad_input(rng):
         attn.scaled_dot_product_attention_backward(out, q, q, q, lse, dropout_p=0.1)
     with pytest.raises(attn.AttnValueError, match="thread count 0 is outside 1..1024"):
         attn.set_num_threads(0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_bf16(rng, causal):
+    """precision="bf16" runs the bf16 kernels: float32 inputs rounded to bfloat16
+    (to_bf16, as torch rounds), or bfloat16 bits given as uint16, the same results;
+    every element within its derived bound of float64 attention on the rounded
+    inputs (reference.bf16_sdpa_bounds)."""
+    lead, L, D = (2, 3), 70, 16
+    q, k, v, dout = (randn(rng, *lead, L, D) for _ in range(4))
+    bits = [attn.functional.to_bf16(a) for a in (q, k, v, dout)]
+    for a, b in zip((q, k, v, dout), bits):
+        torch_bits = torch.from_numpy(a).to(torch.bfloat16).view(torch.int16).numpy()
+        assert np.array_equal(b.view(np.int16), torch_bits)
+    wide = [torch.from_numpy((b.astype(np.uint32) << 16).view(np.float32).astype(np.float64))
+            for b in bits]
+    want, bound = reference.bf16_sdpa_bounds(*wide, is_causal=causal)
+    for inputs in ((q, k, v), bits[:3]):
+        out, lse = attn.scaled_dot_product_attention(*inputs, is_causal=causal, return_lse=True,
+                                                     precision="bf16")
+        grads = attn.scaled_dot_product_attention_backward(
+            dout if inputs[0] is q else bits[3], *inputs, lse, is_causal=causal,
+            precision="bf16")
+        for name, got, w, b in zip(("out", "dq", "dk", "dv"), (out, *grads), want, bound):
+            assert got.dtype == np.float32
+            err = np.abs(got - w.numpy())
+            worst = np.unravel_index(np.argmax(err / b.numpy()), err.shape)
+            assert np.all(err <= b.numpy()), (
+                f"{name}{worst}: error {err[worst]:.3g} exceeds its bound {b.numpy()[worst]:.3g}")
+
+
+def test_bf16_bad_input(rng):
+    q = randn(rng, 2, 5, 8)
+    with pytest.raises(ValueError, match="precision must be one of float32, bf16, not 'fp16'"):
+        attn.scaled_dot_product_attention(q, q, q, precision="fp16")
+    with pytest.raises(TypeError, match="q must hold bfloat16 bits as uint16, not int16"):
+        attn.scaled_dot_product_attention(q.view(np.int16), q, q, precision="bf16")
+    with pytest.raises(TypeError, match="q must be float32, not uint16"):
+        attn.scaled_dot_product_attention(attn.functional.to_bf16(q), q, q)

@@ -190,9 +190,47 @@ def test_training_matches_pytorch(seed):
     assert gap <= 1e-4, f"loss curves differ by {gap:.3g}"
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_bf16(seed, causal):
+    """bfloat16 tensors run attn's bf16 kernels and come back bfloat16, gradients
+    too: each element within its derived bound (reference.bf16_sdpa_bounds) of
+    float64 attention on the same bfloat16 values, plus u = 2^-8 of the value for
+    the result's own rounding to bfloat16."""
+    shape = (2, 3, 40, 16)
+    q, k, v, dout = (torch.randn(*shape).bfloat16() for _ in range(4))
+    leaves_ = [t.clone().requires_grad_() for t in (q, k, v)]
+    got = attn.torch.scaled_dot_product_attention(*leaves_, is_causal=causal)
+    got.backward(dout)
+    want, bound = reference.bf16_sdpa_bounds(*(t.double() for t in (q, k, v, dout)),
+                                             is_causal=causal)
+    for name, g, w, b in zip(("out", "dq", "dk", "dv"),
+                             (got, *(t.grad for t in leaves_)), want, bound):
+        assert g.dtype == torch.bfloat16, name
+        limit = b + reference.U * (w.abs() + b)
+        err = (g.double() - w).abs()
+        assert bool((err <= limit).all()), (
+            f"{name}: error {float(err.max()):.3g}, worst error / bound "
+            f"{float((err / limit).max()):.3g}")
+
+
+def test_multihead_attention_bf16(seed):
+    """A bfloat16 module: attn's bf16 attention between PyTorch's projections,
+    gradients into its bfloat16 parameters; asked for the weights, PyTorch's own
+    forward (attn forms them in float32 only)."""
+    mha = attn.torch.MultiheadAttention(16, 4, batch_first=True).bfloat16()
+    x = torch.randn(2, 9, 16).bfloat16()
+    out, weights = mha(x, x, x, need_weights=False)
+    assert out.dtype == torch.bfloat16 and weights is None
+    out.float().square().sum().backward()
+    assert mha.in_proj_weight.grad.dtype == torch.bfloat16
+    assert float(mha.in_proj_weight.grad.abs().sum()) > 0
+    _, weights = mha(x, x, x, need_weights=True)
+    assert weights.shape == (2, 9, 9)
+
+
 def test_bad_input(seed):
     q = torch.randn(2, 3, 5, 8)
-    with pytest.raises(TypeError, match="query must be float32, not torch.float64"):
+    with pytest.raises(TypeError, match="query must be float32 or bfloat16, not torch.float64"):
         attn.torch.scaled_dot_product_attention(q.double(), q, q)
     with pytest.raises(TypeError, match="key must be a torch.Tensor, not ndarray"):
         attn.torch.scaled_dot_product_attention(q, q.numpy(), q)
@@ -203,6 +241,8 @@ def test_bad_input(seed):
         attn.torch.scaled_dot_product_attention(q, q, q, attn_mask=torch.ones(4, 5) > 0)
     with pytest.raises(attn.AttnValueError, match="dropout_p"):
         attn.torch.scaled_dot_product_attention(q, q, q, dropout_p=1.5)
+    with pytest.raises(TypeError, match="query, key and value must have one dtype"):
+        attn.torch.scaled_dot_product_attention(q.bfloat16(), q, q)
     mha = attn.torch.MultiheadAttention(8, 2)
     with pytest.raises(TypeError, match="must be float32"):
         mha.double()(q[0].double(), q[0].double(), q[0].double())

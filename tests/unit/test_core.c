@@ -43,27 +43,6 @@ static void test_philox_known_answers(void **state)
     assert_int_equal(out[3], 0x6d5451fdu);
 }
 
-/* The lane form draws what attn_uniform_at draws, element by element, at any
- * start and length (the attention kernels' dropout); counters whose low word
- * wraps included. */
-static void test_dropout_factors_match_uniform_at(void **state)
-{
-    (void)state;
-    attn_rng rng;
-    attn_rng_init(&rng, test_seed());
-    float factor[300];
-    for (int trial = 0; trial < 200; trial++) {
-        const uint64_t seed = ((uint64_t)attn_rng_u32(&rng) << 32) | attn_rng_u32(&rng);
-        uint64_t first = ((uint64_t)attn_rng_u32(&rng) << 20) + attn_rng_below(&rng, 64);
-        if (trial % 10 == 0) first = (0xffffffffull << 2) - attn_rng_below(&rng, 200);
-        const size_t n = attn_rng_below(&rng, 300) + 1;
-        const float p = attn_rng_uniform(&rng);
-        philox_dropout_factors(factor, n, seed, first, p, 2.5f);
-        for (size_t i = 0; i < n; i++)
-            assert_true(factor[i] == (attn_uniform_at(seed, first + i) < p ? 0.0f : 2.5f));
-    }
-}
-
 static void test_streams_match_index_access(void **state)
 {
     (void)state;
@@ -231,7 +210,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_message_names_value),
         cmocka_unit_test(test_philox_known_answers),
-        cmocka_unit_test(test_dropout_factors_match_uniform_at),
         cmocka_unit_test(test_streams_match_index_access),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_cpu_describe),

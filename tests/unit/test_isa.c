@@ -244,6 +244,39 @@ static void test_additive_terms_agree(void **state)
 
 /* ---- the one tanh ----------------------------------------------------------------- */
 
+/* Every variant's dropout keeps what attn_uniform_at draws, element by element,
+ * at any start and length (the runs of dropout layers and the attention kernels'
+ * rows share its draws), counters whose low word wraps included, and adds into
+ * out when asked. */
+static void test_dropout_matches_uniform_at(void **state)
+{
+    (void)state;
+    attn_rng rng = test_rng(34);
+    enum { MOST = 600 };
+    float in[MOST], out[MOST], sums[MOST];
+    for (int i = 0; i < MOST; i++) in[i] = attn_rng_uniform(&rng) + 0.5f;
+    for (int trial = 0; trial < 200; trial++) {
+        const uint64_t seed = ((uint64_t)attn_rng_u32(&rng) << 32) | attn_rng_u32(&rng);
+        uint64_t first = ((uint64_t)attn_rng_u32(&rng) << 20) + attn_rng_below(&rng, 64);
+        if (trial % 10 == 0) first = (0xffffffffull << 2) - attn_rng_below(&rng, 200);
+        const size_t n = attn_rng_below(&rng, MOST) + 1;
+        const float p = attn_rng_uniform(&rng), scale = 1.0f / (1.0f - p);
+        for (int k = 0; k < VARIANTS; k++) {
+            if (!all_variants[k]->supported()) continue;
+            all_variants[k]->vec->dropout_run(out, in, n, seed, first, p, scale, false);
+            for (size_t i = 0; i < n; i++) sums[i] = 1.0f;
+            all_variants[k]->vec->dropout_run(sums, in, n, seed, first, p, scale, true);
+            for (size_t i = 0; i < n; i++) {
+                const float kept = attn_uniform_at(seed, first + i) < p ? 0.0f : in[i] * scale;
+                if (out[i] != kept || sums[i] != 1.0f + kept)
+                    fail_msg("%s: element %zu of %zu from %llu (seed %llu, p %g): %g, not %g",
+                             all_variants[k]->name, i, n, (unsigned long long)first,
+                             (unsigned long long)seed, (double)p, (double)out[i], (double)kept);
+            }
+        }
+    }
+}
+
 static void test_tanh_accuracy(void **state)
 {
     (void)state;
@@ -274,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_rnn_rows_agree),
         cmocka_unit_test(test_adamw_agrees),
         cmocka_unit_test(test_additive_terms_agree),
+        cmocka_unit_test(test_dropout_matches_uniform_at),
         cmocka_unit_test(test_tanh_accuracy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
