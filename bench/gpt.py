@@ -16,10 +16,13 @@ encoded by characters (attn train's default).
 
 1. Training speed, (layers, heads, embd, block, batch) = (4, 4, 128, 64, 12) and
    (6, 6, 384, 256, 8): `attn train --task text ... --eval-every 0 --json` for
-   30 and 10 steps (times --scale), and bench/torch_gpt.py train with the same
-   model, batches (`attn data`), AdamW and schedule. Both sides time whole
-   training steps (forward, backward, clipping, AdamW; attn's also gather the
-   step's batch), every step included, and report the mean.
+   30 and 10 steps (times --scale), in float32 and with --precision bf16, and
+   bench/torch_gpt.py train with the same model, batches (`attn data`), AdamW
+   and schedule. Every side times whole training steps (forward, backward,
+   clipping, AdamW; attn's also gather the step's batch), every step included,
+   and reports the mean. Beside them, `attn bench gemm`'s float32 and bf16 GEMM
+   rates in the same run, and each model's bf16 floor, 6 x parameters x tokens
+   at the bf16 rate, with the fraction of it bf16 training reaches.
 2. Generation with the larger model at block size 1024 (its weights from a 1-step
    `attn train --block 1024`): for contexts 64, 256 and 1024, a prompt of
    (context - n) characters of the corpus and n new tokens, greedy: attn generate
@@ -38,7 +41,8 @@ encoded by characters (attn train's default).
    windows of attn_text_valid_windows.
 
 Goals (issue 6): training at least 4x PyTorch's speed for the small model and 3x
-for the larger; the cache at least 5x faster than no cache at context 1024; the
+for the larger; (issue 16) in bf16 at least 1.6x float32 attn for the larger and 3x
+PyTorch for both; the cache at least 5x faster than no cache at context 1024; the
 validation losses within 0.05. The machine may be shared: compare within one run.
 
 PyTorch does its matrix products in whatever libblas.so.3 it loads; Debian's default,
@@ -56,6 +60,7 @@ import glob
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -74,6 +79,9 @@ SPEED_CONFIGS = [
     ("small", {"layers": 4, "heads": 4, "embd": 128, "block": 64}, 12, 30, 4.0),
     ("large", {"layers": 6, "heads": 6, "embd": 384, "block": 256}, 8, 10, 3.0),
 ]
+# bf16 training's goals (issue 16): (x float32 attn or 0 for none, x PyTorch)
+BF16_GOALS = {"small": (0, 3.0), "large": (1.6, 3.0)}
+GEMM_SIZES = [512, 2048]
 GEN_MODEL = {"layers": 6, "heads": 6, "embd": 384, "block": 1024}
 GEN_CONTEXTS = [64, 256, 1024]
 CACHE_GOAL = 5.0
@@ -155,10 +163,17 @@ def pytorch_env():
 
 
 def attn_train(corpus, model, batch, steps, out, extra=None):
+    """attn train's report, with cpu_seconds: the processor time the run took (user
+    and system, every thread; the tool's OpenMP threads wait passively), which
+    other jobs on a shared machine inflate far less than its wall time."""
     command = [ARGS.attn, "train", "--task", "text", "--data", corpus,
                *options(model, batch, steps, extra), "--eval-every", "0",
                "--threads", str(ARGS.threads), "--out", out, "--json"]
-    return run_json(command, attn_env())[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = run_json(command, attn_env())[0]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return report
 
 
 def torch_train(corpus, model, batch, steps, extra=None):
@@ -180,43 +195,84 @@ def describe(model, batch=None):
     return text if batch is None else f"{text}, batch {batch}"
 
 
+def gemm_rates():
+    """attn bench gemm in this run: {size: {"float32_gflops", "bf16_gflops", ...}}."""
+    command = [ARGS.attn, "bench", "gemm", "--sizes", ",".join(map(str, GEMM_SIZES)),
+               "--threads", str(ARGS.threads), "--json"]
+    log("+ " + " ".join(command))
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=attn_env())
+    if done.returncode != 0:
+        sys.exit(f"gpt.py: attn bench gemm exited with status {done.returncode}")
+    return {r["n"]: r for r in map(json.loads, done.stdout.splitlines()) if r}
+
+
+def floor_ms(parameters, batch, block, gflops):
+    """ms/step if a step cost only its GEMM flops, 6 x parameters x tokens (2 for the
+    forward, 4 for the backward), at the GEMM rate gflops."""
+    return 6.0 * parameters * batch * block / (gflops * 1e9) * 1e3
+
+
 def speed(corpus, directory):
     rows = []
+    rates = gemm_rates()
+    emit("gemm", {"rates": rates})
+    best = {p: max(r[f"{p}_gflops"] for r in rates.values()) for p in ("float32", "bf16")}
     for name, model, batch, steps, goal in SPEED_CONFIGS:
         steps = max(3, round(steps * ARGS.scale))
         log(f"training speed, {name}: {describe(model, batch)}, {steps} steps")
         a = attn_train(corpus, model, batch, steps, os.path.join(directory, f"{name}.st"),
                        {"eval-windows": 1})
+        b = attn_train(corpus, model, batch, steps, os.path.join(directory, f"{name}-bf16.st"),
+                       {"eval-windows": 1, "precision": "bf16"})
         t = torch_train(corpus, model, batch, steps, {"eval-windows": 0})
         if a["parameters"] != t["parameters"]:
             sys.exit(f"gpt.py: attn's model has {a['parameters']} parameters, PyTorch's "
                      f"{t['parameters']}: not the same model")
-        emit("train_speed", {"config": name, "attn": a, "torch": t})
-        rows.append((name, model, batch, steps, goal, a, t))
+        emit("train_speed", {"config": name, "attn": a, "attn_bf16": b, "torch": t})
+        rows.append((name, model, batch, steps, goal, a, b, t))
     if ARGS.json:
         return
     print(f"### Training speed ({ARGS.threads} threads)")
     print()
-    print(blas_note(rows[0][6]["torch_version"], rows[0][6]["blas"]))
+    print(blas_note(rows[0][7]["torch_version"], rows[0][7]["blas"]))
     print()
-    print("| config | parameters | steps | attn ms/step | attn tokens/s | PyTorch ms/step "
-          "| PyTorch tokens/s | speed-up | goal | met? |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for name, model, batch, steps, goal, a, t in rows:
+    print("| config | parameters | steps | attn float32 ms/step | attn bf16 ms/step "
+          "| PyTorch ms/step | float32 / PyTorch (goal) | bf16 / float32 (goal) "
+          "| bf16 / float32 by CPU time | bf16 / PyTorch (goal) | bf16 tokens/s | bf16 floor ms "
+          "| bf16 / floor |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| ---: |")
+    for name, model, batch, steps, goal, a, b, t in rows:
         ratio = t["ms_per_step"] / a["ms_per_step"]
+        bf16_ratio = a["ms_per_step"] / b["ms_per_step"]
+        bf16_torch = t["ms_per_step"] / b["ms_per_step"]
+        floor = floor_ms(a["parameters"], batch, model["block"], best["bf16"])
+        mark = lambda x, g: f"{x:.2f}x ({g:g}x {'met' if x >= g else 'not met'})"  # noqa: E731
+        bf16_goal = BF16_GOALS[name]
         print(f"| {describe(model, batch)} | {a['parameters']:,} | {steps} "
-              f"| {a['ms_per_step']:.1f} | {a['tokens_per_s']:,.0f} | {t['ms_per_step']:.1f} "
-              f"| {t['tokens_per_s']:,.0f} | {ratio:.1f}x | {goal:g}x "
-              f"| {'yes' if ratio >= goal else 'no'} |")
+              f"| {a['ms_per_step']:.1f} | {b['ms_per_step']:.1f} | {t['ms_per_step']:.1f} "
+              f"| {mark(ratio, goal)} "
+              f"| {mark(bf16_ratio, bf16_goal[0]) if bf16_goal[0] else f'{bf16_ratio:.2f}x'} "
+              f"| {a['cpu_seconds'] / b['cpu_seconds']:.2f}x "
+              f"| {mark(bf16_torch, bf16_goal[1])} | {b['tokens_per_s']:,.0f} "
+              f"| {floor:.1f} | {100 * floor / b['ms_per_step']:.0f} % |")
     print()
     steady = ", ".join(
         f"{sum(t['step_ms'][WARM_STEPS:]) / (len(t['step_ms']) - WARM_STEPS):.1f} ({name})"
-        for name, _, _, _, _, _, t in rows if len(t["step_ms"]) > WARM_STEPS)
+        for name, _, _, _, _, _, _, t in rows if len(t["step_ms"]) > WARM_STEPS)
+    gemm = "; ".join(f"{n}^3: float32 {r['float32_gflops']:.0f}, bf16 {r['bf16_gflops']:.0f}"
+                     for n, r in sorted(rates.items()))
     print("ms/step: the mean over every step, the first included, of forward, backward, "
           "clipping and AdamW (attn's steps also gather their batch); tokens/s = batch x "
-          "block / that. Same model (parameter "
-          "counts checked), batches, optimizer and schedule on both sides. "
-          f"PyTorch's ms/step without its first {WARM_STEPS} steps: {steady}.")
+          "block / that. Same model (parameter counts checked), batches, optimizer and "
+          "schedule on every side; bf16 is `attn train --precision bf16` (mixed precision: "
+          f"bf16 products, float32 sums and state). GEMM GFLOP/s in this run ({gemm}; "
+          "`attn bench gemm`). By CPU time: the ratio of the two attn train processes' "
+          "processor seconds (every thread, the whole run), which other jobs on a shared "
+          "machine inflate far less than wall time. The bf16 floor: 6 x parameters x tokens at the best bf16 "
+          f"GEMM rate ({best['bf16']:.0f} GFLOP/s), the step if it were GEMM flops alone; "
+          f"bf16 / floor is the fraction of that reached. PyTorch's ms/step without its "
+          f"first {WARM_STEPS} steps: {steady}.")
     print()
 
 

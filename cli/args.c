@@ -92,3 +92,16 @@ int cli_parse_json_and_help(int argc, char **argv, const char *command, void (*p
     }
     return CLI_CONTINUE;
 }
+
+/* Shared by the training options' field tables of both model kinds (cli.h). */
+static const char *precision_name(int value) { return attn_precision_name((attn_precision)value); }
+
+static attn_status precision_parse(int *value, const char *name)
+{
+    attn_precision p;
+    attn_status s = attn_precision_parse(&p, name);
+    if (s == ATTN_OK) *value = (int)p;
+    return s;
+}
+
+const attn_enum_names cli_precision_names = {precision_name, precision_parse};

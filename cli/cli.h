@@ -41,6 +41,7 @@ typedef struct cli_train_options {
     int64_t steps, batch, warmup, eval_every;
     float lr, min_lr, weight_decay, clip, label_smoothing;
     uint64_t seed;
+    attn_precision precision; /* of the model's products (--precision; language models) */
 } cli_train_options;
 
 /* A model with what it was trained on. */
@@ -198,7 +199,11 @@ void cli_json_string(FILE *out, const char *s);
     ATTN_FIELD_INT64(config, warmup, member warmup, 0, INT32_MAX),                              \
     ATTN_FIELD_FLOAT(config, weight_decay, member weight_decay, 0, 10),                         \
     ATTN_FIELD_FLOAT(config, clip, member clip, 0, 1e6),                                        \
-    ATTN_FIELD_UINT64(config, seed, member seed, 0, INT64_MAX)
+    ATTN_FIELD_UINT64(config, seed, member seed, 0, INT64_MAX),                                 \
+    ATTN_FIELD_NAME_OPTIONAL(config, precision, member precision, &cli_precision_names)
+
+/* The precisions by name, for CLI_TRAIN_FIELDS (args.c). */
+extern const attn_enum_names cli_precision_names;
 
 /* A model file being read. */
 typedef struct cli_reader {

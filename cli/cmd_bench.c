@@ -5,6 +5,7 @@
  *                         (--precision bf16: the bf16 kernel beside the float32 one)
  *   attn bench mha        attn_mha (torch.nn.MultiheadAttention), self-attention
  *   attn bench memory     the memory read rate, and decoding's product at that size
+ *   attn bench gemm       the matrix product's rate in float32 and in bf16
  *
  * Each time is the best of repeated runs lasting --min-time seconds in all (at least
  * two runs; the reference kernel once, it is slow). The machine may be shared, so
@@ -310,6 +311,7 @@ static int attention_parse(int argc, char **argv, attention_options *o)
 }
 
 typedef struct gemm_problem {
+    attn_precision precision;
     int n;
     float *a, *b, *c;
 } gemm_problem;
@@ -317,23 +319,26 @@ typedef struct gemm_problem {
 static attn_status gemm_once(void *ctx)
 {
     gemm_problem *g = ctx;
-    attn_sgemm(false, false, g->n, g->n, g->n, 1.0f, g->a, g->n, g->b, g->n, 0.0f, g->c, g->n);
+    attn_gemm(g->precision, false, false, g->n, g->n, g->n, 1.0f, g->a, g->n, g->b, g->n, 0.0f,
+              g->c, g->n);
     return ATTN_OK;
 }
 
-/* GFLOP/s of attn_sgemm on n^3: the best of three runs after one to warm up. */
-static int gemm_rate(int n, double *gflops)
+/* GFLOP/s of attn_gemm at `precision` on n^3 (bf16: its rounding of the operands
+ * included): the best of three runs lasting min_time in all, after one to warm up. */
+static int gemm_rate(const char *command, attn_precision precision, int n, double min_time,
+                     double *gflops)
 {
     const size_t nn = (size_t)n * n;
     attn_rng rng;
     attn_rng_init(&rng, 1);
-    gemm_problem g = {n, random_floats(ATTENTION, &rng, nn), random_floats(ATTENTION, &rng, nn),
-                      random_floats(ATTENTION, &rng, nn)};
+    gemm_problem g = {precision, n, random_floats(command, &rng, nn),
+                      random_floats(command, &rng, nn), random_floats(command, &rng, nn)};
     int status = EXIT_RUNTIME;
     double seconds;
     if (g.a != NULL && g.b != NULL && g.c != NULL) {
         gemm_once(&g);
-        time_best(gemm_once, &g, 0.0, 3, &seconds);
+        time_best(gemm_once, &g, min_time, 3, &seconds);
         *gflops = 2.0 * (double)n * n * n / seconds * 1e-9;
         status = EXIT_OK;
     }
@@ -573,7 +578,8 @@ static int bench_attention(int argc, char **argv)
     if ((status = set_threads(ATTENTION, o.common.threads)) != EXIT_OK) return status;
     const int threads = attn_get_num_threads();
     double gemm;
-    if ((status = gemm_rate((int)o.gemm_size, &gemm)) != EXIT_OK) return status;
+    if ((status = gemm_rate(ATTENTION, ATTN_FLOAT32, (int)o.gemm_size, 0.0, &gemm)) != EXIT_OK)
+        return status;
     if (!o.common.json) {
         printf("fused attention: %s kernels, %d threads%s; GEMM %s: %.0f GFLOP/s on %ld^3\n",
                attn_sdpa_kernel(), threads, no_openmp_note(), attn_gemm_backend(), gemm,
@@ -908,16 +914,90 @@ static int bench_memory(int argc, char **argv)
     return status;
 }
 
+/* ---- attn bench gemm ------------------------------------------------------------------ */
+
+#define GEMM "bench gemm"
+
+static void gemm_help(void)
+{
+    printf("usage: attn bench gemm [--sizes N,...] [--threads N] [--min-time S] [--json]\n"
+           "\n"
+           "The matrix product's rate in float32 (attn_sgemm) and in bf16 (attn_gemm at\n"
+           "ATTN_BF16: operands rounded to bfloat16, float32 sums; the rounding included),\n"
+           "side by side on N^3 products: GFLOP/s = 2 N^3 / the best time. The bf16 rate\n"
+           "is the floor of mixed-precision training (bench/gpt.py).\n"
+           "\n"
+           "  --sizes N,...  the sizes N (default 512,2048; 1 to %d)\n"
+           "  --threads N    threads (default: ATTN_NUM_THREADS or all cores)\n"
+           "  --min-time S   seconds of runs for each measurement, the best taken (0.5)\n"
+           "  --json         one JSON object per size\n"
+           "  -h, --help     this help\n",
+           MAX_DIM);
+}
+
+static int bench_gemm(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"sizes", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"min-time", required_argument, NULL, OPT_MIN_TIME},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    common_options common = {.min_time = 0.5};
+    int sizes[MAX_LIST] = {512, 2048}, size_count = 2, c, status;
+    opterr = 0;
+    for (optind = 1; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        if (c == 'h') {
+            gemm_help();
+            return EXIT_OK;
+        }
+        status = c == 's' ? parse_list_option(GEMM, "sizes", MAX_DIM, sizes, &size_count)
+                          : parse_common(c, GEMM, &common);
+        if (status == -1) return unknown_option(GEMM, c, argv);
+        if (status != EXIT_OK) return status;
+    }
+    if (optind < argc) return cli_usage_error(GEMM, "unexpected argument '%s'", argv[optind]);
+    if ((status = set_threads(GEMM, common.threads)) != EXIT_OK) return status;
+    const int threads = attn_get_num_threads();
+    for (int i = 0; i < size_count; i++) {
+        const int n = sizes[i];
+        if (!fits_in_memory(GEMM, 3.0 * n * n * sizeof(float))) return EXIT_RUNTIME;
+        double f32, bf16;
+        if ((status = gemm_rate(GEMM, ATTN_FLOAT32, n, common.min_time, &f32)) != EXIT_OK ||
+            (status = gemm_rate(GEMM, ATTN_BF16, n, common.min_time, &bf16)) != EXIT_OK)
+            return status;
+        if (common.json) {
+            printf("{\"bench\": \"gemm\", \"n\": %d, \"threads\": %d, "
+                   "\"float32_gflops\": %.1f, \"bf16_gflops\": %.1f, \"float32_backend\": ",
+                   n, threads, f32, bf16);
+            cli_json_string(stdout, attn_gemm_backend());
+            printf(", \"bf16_backend\": ");
+            cli_json_string(stdout, attn_gemm_bf16_backend());
+            printf("}\n");
+        } else {
+            if (i == 0)
+                printf("%d threads%s\nfloat32: %s\nbf16:    %s\n\n%6s %14s %14s %8s\n",
+                       threads, no_openmp_note(), attn_gemm_backend(), attn_gemm_bf16_backend(),
+                       "N", "float32 GFLOP/s", "bf16 GFLOP/s", "x f32");
+            printf("%6d %14.1f %14.1f %8.2f\n", n, f32, bf16, bf16 / f32);
+        }
+        fflush(stdout);
+    }
+    return EXIT_OK;
+}
+
 /* ---- attn bench ----------------------------------------------------------------------- */
 
 static void bench_help(FILE *out)
 {
-    fprintf(out, "usage: attn bench <attention|mha|memory> [options]\n"
+    fprintf(out, "usage: attn bench <attention|mha|memory|gemm> [options]\n"
                  "\n"
                  "  attention   the fused attention kernel against the reference and the\n"
                  "              SGEMM rate of the same run\n"
                  "  mha         the nn.MultiheadAttention module, forward and backward\n"
                  "  memory      the memory read rate, and decoding's product over it\n"
+                 "  gemm        the matrix product's rate in float32 and in bf16\n"
                  "\n"
                  "'attn bench <name> --help' lists each one's options; bench/compare.py\n"
                  "runs both beside PyTorch.\n");
@@ -937,5 +1017,7 @@ int cmd_bench(int argc, char **argv)
     if (strcmp(name, "attention") == 0) return bench_attention(argc - 1, argv + 1);
     if (strcmp(name, "mha") == 0) return bench_mha(argc - 1, argv + 1);
     if (strcmp(name, "memory") == 0) return bench_memory(argc - 1, argv + 1);
-    return cli_usage_error("bench", "unknown benchmark '%s' (attention, mha or memory)", name);
+    if (strcmp(name, "gemm") == 0) return bench_gemm(argc - 1, argv + 1);
+    return cli_usage_error("bench", "unknown benchmark '%s' (attention, mha, memory or gemm)",
+                           name);
 }

@@ -10,7 +10,7 @@ static void print_help(void)
     printf("usage: attn info [--json]\n"
            "\n"
            "Prints the version, the CPU features found, the thread count, the GEMM\n"
-           "backend, the instruction set that all vector code runs (ATTN_SIMD) and the\n"
+           "backends (float32 and bf16), the instruction set that all vector code runs (ATTN_SIMD) and the\n"
            "MPI that attn train runs data-parallel on under mpirun, if built with one.\n"
            "\n"
            "  --json      machine-readable output\n"
@@ -38,6 +38,8 @@ int cmd_info(int argc, char **argv)
         printf(", \"threads\": %d, \"openmp\": %s, \"gemm\": ", threads,
                attn_built_with_openmp() ? "true" : "false");
         cli_json_string(stdout, attn_gemm_backend());
+        printf(", \"gemm_bf16\": ");
+        cli_json_string(stdout, attn_gemm_bf16_backend());
         printf(", \"simd\": ");
         cli_json_string(stdout, attn_simd_variant());
         printf(", \"attention_kernel\": ");
@@ -56,6 +58,8 @@ int cmd_info(int argc, char **argv)
     printf("cpu features  %s\n", features[0] ? features : "(none detected)");
     printf("threads       %d (OpenMP: %s; set with ATTN_NUM_THREADS)\n", threads, openmp);
     printf("gemm          %s\n", attn_gemm_backend());
+    printf("gemm bf16     %s (attn_gemm, attn train --precision bf16)\n",
+           attn_gemm_bf16_backend());
     /* One choice covers every vector loop, the attention kernel's included. */
     printf("simd          %s: all vector code (attention kernel, activations, RNN cells,\n"
            "              AdamW, additive scores); set with ATTN_SIMD=avx512bf16|avx512|avx2|scalar\n",

@@ -98,7 +98,11 @@ static void print_help(void)
            "  --no-bias          no biases in the Linears and LayerNorms\n"
            "  --no-tie           an output layer of its own, not the token embedding\n"
            "  --dropout P        dropout probability (0)\n"
-           "  --eval-windows N   validation windows of --block tokens (64)\n");
+           "  --eval-windows N   validation windows of --block tokens (64)\n"
+           "  --precision P      float32, or bf16: mixed precision, the products of the\n"
+           "                     Linears, attention and the output layer on bfloat16\n"
+           "                     operands with float32 sums; weights, optimizer and\n"
+           "                     checkpoint float32 (float32; kept by --resume)\n");
 }
 
 /* Steps that reach the accuracy targets on the dates task: REINFORCE's sampled
@@ -149,7 +153,7 @@ enum {
     OPT_FF, OPT_DROPOUT, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WD, OPT_CLIP,
     OPT_SMOOTHING, OPT_EVAL_EVERY, OPT_SEED, OPT_THREADS, OPT_OUT, OPT_RESUME, OPT_STOP_AT,
     OPT_BEAM, OPT_JSON, OPT_DATA, OPT_UNIT, OPT_KV_HEADS, OPT_EMBD, OPT_BLOCK, OPT_POSITIONS,
-    OPT_WINDOW, OPT_NO_BIAS, OPT_NO_TIE, OPT_EVAL_WINDOWS, OPT_ACCUMULATE, OPT_ZERO,
+    OPT_WINDOW, OPT_NO_BIAS, OPT_NO_TIE, OPT_EVAL_WINDOWS, OPT_ACCUMULATE, OPT_ZERO, OPT_PRECISION,
 };
 
 static const struct option options[] = {
@@ -190,6 +194,7 @@ static const struct option options[] = {
     {"eval-windows", required_argument, NULL, OPT_EVAL_WINDOWS},
     {"accumulate", required_argument, NULL, OPT_ACCUMULATE},
     {"zero", required_argument, NULL, OPT_ZERO},
+    {"precision", required_argument, NULL, OPT_PRECISION},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -216,6 +221,7 @@ static int option_runs(int c)
     case OPT_WINDOW:
     case OPT_NO_BIAS:
     case OPT_NO_TIE:
+    case OPT_PRECISION:
     case OPT_EVAL_WINDOWS: return FOR_TEXT;
     default: return FOR_BOTH;
     }
@@ -314,6 +320,10 @@ static int parse_run(train_options *o, int c)
         o->lm.zero = v == 1;
         break;
     case OPT_DATA: o->lm.data = optarg; break;
+    case OPT_PRECISION:
+        if (attn_precision_parse(&t->precision, optarg) != ATTN_OK)
+            return BAD_VALUE("precision", "float32 or bf16");
+        break;
     case OPT_EVAL_WINDOWS:
         if (!cli_parse_int(optarg, 1, 1000000, &v)) return BAD_VALUE("eval-windows", "1 to 1e6");
         o->lm.train.eval_windows = v;

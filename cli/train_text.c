@@ -159,12 +159,12 @@ static void print_report(const text_run *r, const cli_train_totals *s, const cha
         cli_json_string(stdout, run->train.data);
         printf(", \"unit\": \"%s\", \"vocab_size\": %d, \"layers\": %d, \"heads\": %d, "
                "\"kv_heads\": %d, \"embd\": %d, \"block\": %d, \"positions\": \"%s\", "
-               "\"window\": %d, \"batch\": %lld, \"steps\": %lld, \"parameters\": %zu, "
-               "\"train_loss\": ",
+               "\"window\": %d, \"precision\": \"%s\", \"batch\": %lld, \"steps\": %lld, "
+               "\"parameters\": %zu, \"train_loss\": ",
                attn_text_unit_name(run->vocab.unit), c->vocab_size, c->n_layer, c->n_head,
                c->n_kv_head ? c->n_kv_head : c->n_head, c->n_embd, c->block_size,
-               attn_position_name(c->position), c->window, (long long)t->batch,
-               (long long)run->step, parameters);
+               attn_position_name(c->position), c->window, attn_precision_name(t->precision),
+               (long long)t->batch, (long long)run->step, parameters);
         print_number(s->last_loss);
         printf(", \"valid_loss\": ");
         print_number(r->valid_loss);
@@ -180,10 +180,10 @@ static void print_report(const text_run *r, const cli_train_totals *s, const cha
         return;
     }
     printf("GPT, %d layers, %d heads, %d wide, block %d, %s positions, %d %s: %lld steps, "
-           "%.2fM parameters\n",
+           "%.2fM parameters, %s\n",
            c->n_layer, c->n_head, c->n_embd, c->block_size, attn_position_name(c->position),
            c->vocab_size, attn_text_unit_name(run->vocab.unit), (long long)run->step,
-           (double)parameters / 1e6);
+           (double)parameters / 1e6, attn_precision_name(t->precision));
     printf("train loss %.4f, valid loss %.4f over %lld windows; %.1f ms/step, %.1fk tokens/s\n",
            s->last_loss, r->valid_loss, (long long)r->valid_windows, ms_per_step,
            tokens_per_s / 1000.0);
@@ -308,6 +308,9 @@ int cli_train_text(const cli_text_run *o)
     if (status == EXIT_OK && o->resume && o->data == NULL)
         status = cli_check_paths("train", &(cli_path){"the checkpoint's data", run.train.data}, 1,
                                  &checkpoint, 1);
+    /* The products' precision is how the run trains (a resumed run's, its file's). */
+    if (status == EXIT_OK && attn_gpt_set_precision(run.model, run.train.opt.precision) != ATTN_OK)
+        status = cli_fail("train");
     if (status == EXIT_OK) status = train(o, &run, &opt, &text, out, wall_start);
     attn_text_free(&text);
     cli_gpt_free(&run);

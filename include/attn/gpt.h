@@ -100,6 +100,20 @@ ATTN_API void attn_gpt_free(attn_gpt *m);
 ATTN_API const attn_gpt_config *attn_gpt_get_config(const attn_gpt *m);
 ATTN_API attn_params *attn_gpt_params(attn_gpt *m);
 
+/* The precision of the matrix products of attn_gpt_forward and _backward (the
+ * training pass): ATTN_FLOAT32 (the default) or ATTN_BF16, mixed precision:
+ * the Linears' and lm_head's products (forward and backward) on
+ * bf16-rounded operands with float32 sums (attn_gemm), and attention through
+ * attn_sdpa_bf16_forward / _backward (q, k, v and dout rounded; scores, softmax
+ * and sums float32). The parameters, their gradients, the embeddings, LayerNorms,
+ * GELU, the softmax and the loss stay float32, so an optimizer and a checkpoint
+ * see float32 state as ever. reference_attention passes stay float32 in
+ * attention. The key-value cache runs the same blocks, so its Linears follow
+ * this setting too, its attention and lm_head stay float32. Fails on a value
+ * that is no attn_precision. */
+ATTN_API attn_status attn_gpt_set_precision(attn_gpt *m, attn_precision precision);
+ATTN_API attn_precision attn_gpt_get_precision(const attn_gpt *m);
+
 /* One pass; dropout is drawn from (seed, step) so a step repeats exactly.
  * reference_attention runs attention through attn_sdpa_reference_* (the oracle
  * the fused kernel is tested against) instead of the fused kernel. */

@@ -84,6 +84,16 @@ ATTN_API attn_status attn_linear_forward(float *y, const float *x, const float *
  * Any of dx, dw, db may be NULL. */
 ATTN_API attn_status attn_linear_backward(float *dx, float *dw, float *db, const float *dy,
                                           const float *x, const float *w, int N, int in, int out);
+/* The same with the three products at a precision (attn_gemm of attn/kernels.h:
+ * in bf16, x, w and dy are rounded to bfloat16 for each product, the sums and
+ * the bias stay float32); attn_linear_forward and _backward are these at
+ * ATTN_FLOAT32. A precision that is no attn_precision fails, naming it. */
+ATTN_API attn_status attn_linear_forward_at(attn_precision precision, float *y, const float *x,
+                                            const float *w, const float *b, int N, int in,
+                                            int out);
+ATTN_API attn_status attn_linear_backward_at(attn_precision precision, float *dx, float *dw,
+                                             float *db, const float *dy, const float *x,
+                                             const float *w, int N, int in, int out);
 
 /* ---- embedding, nn.Embedding ----------------------------------------------------------
  * weight: (num, dim), ids: (N) -> y: (N, dim) = weight[ids]. An id outside

@@ -170,7 +170,8 @@ attn_status attn_metadata_fields(const attn_safetensors *st, const char *key,
     cJSON *o = NULL;
     attn_status s = attn_metadata_object(st, key, &o);
     for (const attn_field *f = fields; s == ATTN_OK && f < fields + count; f++)
-        s = get_field(o, key, f, base);
+        if (!f->optional || cJSON_GetObjectItemCaseSensitive(o, f->key) != NULL)
+            s = get_field(o, key, f, base);
     cJSON_Delete(o);
     return s;
 }

@@ -7,6 +7,7 @@
 #ifndef ATTN_SRC_IO_METADATA_FIELDS_H
 #define ATTN_SRC_IO_METADATA_FIELDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,8 @@ typedef struct attn_field {
     size_t offset; /* in the struct */
     int64_t lo, hi;
     const attn_enum_names *names; /* ATTN_FIELD_TYPE_NAME only */
+    bool optional; /* reading leaves the field as it is when the key is missing
+                      (a field files written before it was added lack) */
     double min, max;              /* ATTN_FIELD_TYPE_FLOAT only */
 } attn_field;
 
@@ -73,6 +76,10 @@ typedef struct attn_field {
     {.key = #name, .type = ATTN_FIELD_TYPE_BOOL, .offset = offsetof(config, field)}
 #define ATTN_FIELD_NAME(config, name, field, table)                                                \
     {.key = #name, .type = ATTN_FIELD_TYPE_NAME, .offset = offsetof(config, field), .names = table}
+/* An enum field that files may lack: they read as the struct's value before (0). */
+#define ATTN_FIELD_NAME_OPTIONAL(config, name, field, table)                                       \
+    {.key = #name, .type = ATTN_FIELD_TYPE_NAME, .offset = offsetof(config, field), .names = table, \
+     .optional = true}
 #define ATTN_FIELD_STRING(config, name, field, longest)                                            \
     {.key = #name, .type = ATTN_FIELD_TYPE_STRING, .offset = offsetof(config, field), .hi = longest}
 

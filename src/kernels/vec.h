@@ -67,6 +67,9 @@ typedef struct attn_vec_kernels {
     /* CRC-32C of n bytes continuing from crc (0 to start): the checksum of the
      * files attn writes (io/checksum.c). */
     uint32_t (*crc32c)(uint32_t crc, const void *bytes, size_t n);
+    /* dst: (n) = src rounded to bfloat16 as attn_bf16_from_float (subnormals
+     * kept), the operands of the bf16 GEMM (gemm_bf16.c). */
+    void (*bf16_round)(uint16_t *dst, const float *src, size_t n);
 } attn_vec_kernels;
 
 #endif

@@ -6,6 +6,7 @@
 #include "kernels/vec_activations_impl.h"
 #include "kernels/vec_adamw_impl.h"
 #include "kernels/vec_additive_impl.h"
+#include "kernels/vec_bf16_impl.h"
 #include "kernels/vec_crc32c_impl.h"
 #include "kernels/vec_dot_impl.h"
 #include "kernels/vec_dropout_impl.h"
@@ -24,4 +25,5 @@ static const attn_vec_kernels vec_kernels = {
     .dot_rows_bf16 = dot_rows_bf16,
     .dropout_run = dropout_run,
     .crc32c = crc32c_update,
+    .bf16_round = bf16_round,
 };

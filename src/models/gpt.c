@@ -239,6 +239,16 @@ const attn_gpt_config *attn_gpt_get_config(const attn_gpt *m) { return m ? &m->c
 
 attn_params *attn_gpt_params(attn_gpt *m) { return m ? &m->params : NULL; }
 
+attn_status attn_gpt_set_precision(attn_gpt *m, attn_precision precision)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(m, "gpt")) || (s = attn_check_precision(precision))) return s;
+    m->precision = precision;
+    return ATTN_OK;
+}
+
+attn_precision attn_gpt_get_precision(const attn_gpt *m) { return m ? m->precision : ATTN_FLOAT32; }
+
 /* ---- pieces the passes share ---- */
 
 attn_status attn_gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n, const char *what)
@@ -277,7 +287,7 @@ void attn_gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int 
     }
 }
 
-void attn_gpt_residual_linear(float *y, const float *residual, const float *x,
+void attn_gpt_residual_linear(attn_precision precision, float *y, const float *residual, const float *x,
                               const gpt_affine *a, int N, int in, int out)
 {
     for (int n = 0; n < N; n++) {
@@ -288,7 +298,7 @@ void attn_gpt_residual_linear(float *y, const float *residual, const float *x,
         else if (row != r)
             memcpy(row, r, (size_t)out * sizeof *row);
     }
-    attn_sgemm(false, true, N, out, in, 1.0f, x, in, a->w, in, 1.0f, y, out);
+    attn_gemm(precision, false, true, N, out, in, 1.0f, x, in, a->w, in, 1.0f, y, out);
 }
 
 void attn_gpt_gelu(float *y, const float *x, size_t n)

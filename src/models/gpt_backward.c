@@ -5,15 +5,16 @@
 #include "attn/kernels.h"
 #include "attn/train.h"
 #include "core/error.h"
+#include "kernels/bf16_rows.h"
 #include "models/gpt_impl.h"
 
 /* Of y = x w^T + b with dy: (N, out): dx: (N, in) = dy w (overwritten, when dx is
  * not NULL), dw += dy^T x, db += the column sums of dy. */
-static void linear_backward(float *dx, const gpt_affine *a, const float *dy, const float *x,
-                            int N, int in, int out)
+static void linear_backward(const attn_gpt *m, float *dx, const gpt_affine *a, const float *dy,
+                            const float *x, int N, int in, int out)
 {
-    if (dx) attn_sgemm(false, false, N, in, out, 1.0f, dy, out, a->w, in, 0.0f, dx, in);
-    attn_linear_backward(NULL, a->dw, a->db, dy, x, a->w, N, in, out);
+    if (dx) attn_gemm(m->precision, false, false, N, in, out, 1.0f, dy, out, a->w, in, 0.0f, dx, in);
+    attn_linear_backward_at(m->precision, NULL, a->dw, a->db, dy, x, a->w, N, in, out);
 }
 
 /* The gradient reaching a residual branch's linear output: dy, or dy through the
@@ -84,28 +85,34 @@ static attn_status block_backward(attn_gpt *m, int l)
 
     /* y = mid + dropout(mlp_proj(gelu(c_fc(ln_2(mid))))) */
     const float *dy = through_dropout(m, m->dln, m->dstream, NC, GPT_SITE_MLP_OUT(l));
-    linear_backward(m->dwide, &L->mlp_proj, dy, a->gelu, N, 4 * C, C);
+    linear_backward(m, m->dwide, &L->mlp_proj, dy, a->gelu, N, 4 * C, C);
     memset(m->dwide2, 0, 4 * NC * sizeof *m->dwide2);
     if ((s = attn_activation_backward(ATTN_ACT_GELU, m->dwide2, m->dwide, a->fc, 4 * NC)))
         return s;
-    linear_backward(m->dln, &L->c_fc, m->dwide2, a->ln2, N, C, 4 * C);
+    linear_backward(m, m->dln, &L->c_fc, m->dwide2, a->ln2, N, C, 4 * C);
     if ((s = attn_layernorm_backward(m->dstream, L->ln_2.dw, L->ln_2.db, m->dln, a->mid,
                                      a->ln2_mean, a->ln2_rstd, L->ln_2.w, N, C)))
         return s;
 
     /* mid = x + dropout(c_proj(attention(ln_1(x)))) */
     dy = through_dropout(m, m->dln, m->dstream, NC, GPT_SITE_ATTENTION_OUT(l));
-    linear_backward(m->dwide, &L->attn_proj, dy, a->merged, N, C, C);
+    linear_backward(m, m->dwide, &L->attn_proj, dy, a->merged, N, C, C);
     float *datt = m->dwide + NC; /* dwide holds 4 NC floats: dmerged, then datt */
     split_merged(m, datt, m->dwide);
     memset(m->dq, 0, NC * sizeof *m->dq);
     memset(m->dk, 0, NC * sizeof *m->dk);
     memset(m->dv, 0, NC * sizeof *m->dv);
     const attn_sdpa_config sc = attn_gpt_sdpa_config(m, l);
-    s = m->pass.reference_attention
-            ? attn_sdpa_reference_backward(m->dq, m->dk, m->dv, datt, a->q, a->k, a->v, a->lse,
-                                           &sc)
-            : attn_sdpa_backward(m->dq, m->dk, m->dv, datt, a->q, a->k, a->v, a->lse, &sc);
+    if (m->pass.reference_attention) {
+        s = attn_sdpa_reference_backward(m->dq, m->dk, m->dv, datt, a->q, a->k, a->v, a->lse,
+                                         &sc);
+    } else if (m->precision == ATTN_BF16) {
+        attn_bf16_round_rows(m->datt16, datt, N, C, C);
+        s = attn_sdpa_bf16_backward(m->dq, m->dk, m->dv, m->datt16, a->q16, a->k16, a->v16,
+                                    a->lse, &sc);
+    } else {
+        s = attn_sdpa_backward(m->dq, m->dk, m->dv, datt, a->q, a->k, a->v, a->lse, &sc);
+    }
     if (s) return s;
     if (m->weights_grad &&
         (s = attn_sdpa_weights_backward(m->weights_grad[l], datt, a->q, a->k, a->v, &sc)))
@@ -116,7 +123,7 @@ static attn_status block_backward(attn_gpt *m, int l)
     gather_heads(m, m->dqkv, m->dq, 0, H, 1);
     gather_heads(m, m->dqkv, m->dk, H * hd, Hkv, H / Hkv);
     gather_heads(m, m->dqkv, m->dv, (H + Hkv) * hd, Hkv, H / Hkv);
-    linear_backward(m->dln, &L->c_attn, m->dqkv, a->ln1, N, C, m->qkv_width);
+    linear_backward(m, m->dln, &L->c_attn, m->dqkv, a->ln1, N, C, m->qkv_width);
     return attn_layernorm_backward(m->dstream, L->ln_1.dw, L->ln_1.db, m->dln, x, a->ln1_mean,
                                    a->ln1_rstd, L->ln_1.w, N, C);
 }
@@ -160,8 +167,10 @@ attn_status attn_gpt_backward_logits(attn_gpt *m)
     const int N = m->B * m->T, C = m->cfg.n_embd, V = m->cfg.vocab_size;
     const size_t NC = (size_t)N * C;
     /* logits = lnf head^T */
-    attn_sgemm(false, false, N, C, V, 1.0f, m->dlogits, V, m->head, C, 0.0f, m->dln, C);
-    attn_sgemm(true, false, V, C, N, 1.0f, m->dlogits, V, m->lnf, C, 1.0f, m->dhead, C);
+    attn_gemm(m->precision, false, false, N, C, V, 1.0f, m->dlogits, V, m->head, C, 0.0f, m->dln,
+              C);
+    attn_gemm(m->precision, true, false, V, C, N, 1.0f, m->dlogits, V, m->lnf, C, 1.0f, m->dhead,
+              C);
     memset(m->dstream, 0, NC * sizeof *m->dstream);
     const float *top = m->stream + (size_t)m->cfg.n_layer * NC;
     if ((s = attn_layernorm_backward(m->dstream, m->ln_f.dw, m->ln_f.db, m->dln, top, m->lnf_mean,

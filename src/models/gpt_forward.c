@@ -9,6 +9,7 @@
 #include "attn/kernels.h"
 #include "attn/train.h"
 #include "core/error.h"
+#include "kernels/bf16_rows.h"
 #include "models/gpt_impl.h"
 
 enum { ALIGN_FLOATS = 16 };
@@ -20,11 +21,18 @@ static size_t layout(attn_gpt *m, float *base, int B, int T)
 {
     const size_t N = (size_t)B * T, C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
     const size_t H = (size_t)m->cfg.n_head, L = (size_t)m->cfg.n_layer;
+    const bool bf16 = m->precision == ATTN_BF16;
     size_t used = 0;
 #define TAKE(ptr, count)                                                                          \
     do {                                                                                         \
         if (base) (ptr) = base + used;                                                          \
         used += aligned(count);                                                                 \
+    } while (0)
+/* count bf16 values, two to a float, only in bf16 precision (else NULL) */
+#define TAKE_BF16(ptr, count)                                                                     \
+    do {                                                                                         \
+        if (base) (ptr) = bf16 ? (uint16_t *)(void *)(base + used) : NULL;                      \
+        if (bf16) used += aligned(((count) + 1) / 2);                                           \
     } while (0)
     TAKE(m->stream, (L + 1) * N * C);
     for (size_t l = 0; l < L; l++) {
@@ -36,6 +44,9 @@ static size_t layout(attn_gpt *m, float *base, int B, int T)
         TAKE(a->q, N * C);
         TAKE(a->k, N * C);
         TAKE(a->v, N * C);
+        TAKE_BF16(a->q16, N * C);
+        TAKE_BF16(a->k16, N * C);
+        TAKE_BF16(a->v16, N * C);
         TAKE(a->att, N * C);
         TAKE(a->lse, N * H);
         TAKE(a->merged, N * C);
@@ -61,6 +72,8 @@ static size_t layout(attn_gpt *m, float *base, int B, int T)
     TAKE(m->dv, N * C);
     TAKE(m->drot, N * C);
     TAKE(m->dlogits, N * V);
+    TAKE_BF16(m->datt16, N * C);
+#undef TAKE_BF16
 #undef TAKE
     return used;
 }
@@ -138,6 +151,17 @@ static void merge_heads(const attn_gpt *m, float *merged, const float *att)
                        att + (((size_t)b * H + h) * T + t) * hd, (size_t)hd * sizeof(float));
 }
 
+/* Attention in bf16: q, k and v rounded (kept for backward), scores, softmax
+ * and sums float32 in the bf16 kernel. */
+static attn_status attend_bf16(attn_gpt *m, gpt_layer_acts *a, const attn_sdpa_config *sc)
+{
+    const int rows = m->B * m->T, C = m->cfg.n_embd;
+    attn_bf16_round_rows(a->q16, a->q, rows, C, C);
+    attn_bf16_round_rows(a->k16, a->k, rows, C, C);
+    attn_bf16_round_rows(a->v16, a->v, rows, C, C);
+    return attn_sdpa_bf16_forward(a->att, a->lse, a->q16, a->k16, a->v16, sc);
+}
+
 /* Training's attention for block l, keeping what backward needs in acts[l]:
  * qkv: (B T, qkv_width) -> q, k, v: (B, H, T, hd) after RoPE, att: (B, H, T, hd),
  * lse: (B, H, T) -> merged: (B T, C). */
@@ -156,10 +180,12 @@ static attn_status attend_batch(void *ctx, int l, float *merged, const float *qk
     const attn_sdpa_config sc = attn_gpt_sdpa_config(m, l);
     if (m->edit != NULL && m->edit_layer == l)
         s = attn_sdpa_edited_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc, m->edit);
+    else if (m->pass.reference_attention)
+        s = attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
+    else if (m->precision == ATTN_BF16)
+        s = attend_bf16(m, a, &sc);
     else
-        s = m->pass.reference_attention
-                ? attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc)
-                : attn_sdpa_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
+        s = attn_sdpa_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
     if (s) return s;
     merge_heads(m, merged, a->att);
     return ATTN_OK;
@@ -216,7 +242,8 @@ attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const
     if ((s = attn_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, top, m->ln_f.w, m->ln_f.b,
                                     (int)N, C, GPT_LN_EPS)))
         return s;
-    attn_sgemm(false, true, (int)N, V, C, 1.0f, m->lnf, C, m->head, C, 0.0f, m->logits, V);
+    attn_gemm(m->precision, false, true, (int)N, V, C, 1.0f, m->lnf, C, m->head, C, 0.0f,
+              m->logits, V);
     if (targets) {
         if ((s = attn_cross_entropy_forward(loss, m->probs, NULL, m->logits, targets, (int)N, V,
                                             GPT_IGNORE_NONE, 0.0f)))

@@ -24,6 +24,7 @@ typedef struct gpt_layer_acts {
     float *mid;               /* (N, C) the stream after the attention sublayer */
     float *ln1, *ln1_mean, *ln1_rstd; /* (N, C), (N), (N) */
     float *q, *k, *v;         /* (B, H, T, hd) after RoPE; k and v repeated per group */
+    uint16_t *q16, *k16, *v16; /* in bf16 precision: q, k, v rounded, which attention reads */
     float *att, *lse;         /* (B, H, T, hd), (B, H, T) */
     float *merged;            /* (N, C) the heads side by side */
     float *ln2, *ln2_mean, *ln2_rstd;
@@ -32,6 +33,9 @@ typedef struct gpt_layer_acts {
 
 struct attn_gpt {
     attn_gpt_config cfg; /* n_kv_head resolved */
+    /* Of the products of every pass: the Linears, attention and lm_head
+     * (attn_gpt_set_precision); everything else is float32. */
+    attn_precision precision;
     int head_dim, qkv_width; /* hd, (H + 2 Hkv) hd */
     attn_params params;
     float *wte, *dwte, *wpe, *dwpe; /* wpe: learned positions, else NULL */
@@ -58,6 +62,7 @@ struct attn_gpt {
     float *dwide, *dwide2;  /* (N, 4C) */
     float *dqkv;            /* (N, qkv_width) */
     float *dq, *dk, *dv, *drot; /* (B, H, T, hd) */
+    uint16_t *datt16;       /* (B, H, T, hd) in bf16 precision: attention's dout rounded */
     float *dlogits;         /* (N, V) */
     /* When not NULL (recording, B = 1): per block, (H, T, T), where backward adds
      * the gradient with respect to the block's attention weights. */
@@ -92,8 +97,8 @@ attn_status attn_gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n,
  * x = wte[ids] + the position term (learned or sinusoidal; none for RoPE and ALiBi). */
 void attn_gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0);
 
-/* y: (N, out) = residual + x w^T + b. */
-void attn_gpt_residual_linear(float *y, const float *residual, const float *x,
+/* y: (N, out) = residual + x w^T + b, the product at `precision`. */
+void attn_gpt_residual_linear(attn_precision precision, float *y, const float *residual, const float *x,
                               const gpt_affine *a, int N, int in, int out);
 
 /* GELU (erf form) of n values, y may be x. */

@@ -32,11 +32,16 @@ expect 2 "option .--seed. needs a value" -- "$attn" demo --seed
 expect 2 "has no words" -- "$attn" demo --sentence "   "
 
 # attn bench: tiny sizes and --min-time 0 (two runs a row), so nothing is really timed.
-expect 0 "usage: attn bench <attention\|mha\|memory>" -- "$attn" bench --help
+expect 0 "usage: attn bench <attention\|mha\|memory\|gemm>" -- "$attn" bench --help
 expect 0 "usage: attn bench memory" -- "$attn" bench memory --help
 expect 0 '^\{"mb": 8, "threads": 1, "read_gb_per_s": [0-9.]+, "decode_product_gb_per_s": [0-9.]+\}$' \
   -- "$attn" bench memory --mb 8 --threads 1 --min-time 0 --json
 expect 2 "--mb takes 8 to 65536, not '4'" -- "$attn" bench memory --mb 4
+expect 0 "usage: attn bench gemm" -- "$attn" bench gemm --help
+expect 0 '^\{"bench": "gemm", "n": 64, "threads": 1, "float32_gflops": [0-9.]+, "bf16_gflops": [0-9.]+, "float32_backend": ".+", "bf16_backend": ".+"\}$' \
+  -- "$attn" bench gemm --sizes 64 --threads 1 --min-time 0 --json
+expect 2 "--sizes takes up to 32 comma-separated integers from 1 to 4096, not '0'" -- \
+  "$attn" bench gemm --sizes 0
 expect 0 "usage: attn bench attention" -- "$attn" bench attention --help
 expect 0 "^ +16 +64 no +fwd +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9.]+$" -- \
   "$attn" bench attention --lengths 64 --dims 16 --min-time 0 --gemm-size 64
@@ -53,7 +58,7 @@ expect 0 "^bf16 attention scalar: bf16 widened to float32$" -- env ATTN_SIMD=sca
 expect 2 "--causal takes both, yes or no, not 'maybe'" -- "$attn" bench attention --causal maybe
 expect 2 "--pass takes fwd, fwd\+bwd or both, not 'back'" -- "$attn" bench attention --pass back
 expect 2 "--min-time takes 0 to 3600 seconds, not '-1'" -- "$attn" bench attention --min-time -1
-expect 2 "unknown benchmark 'gemm'" -- "$attn" bench gemm
+expect 2 "unknown benchmark 'gemv'" -- "$attn" bench gemv
 expect 2 "unknown option .--bogus." -- "$attn" bench mha --bogus
 expect 1 "out of memory" -- "$attn" bench attention --lengths 1048576 --dims 4096 --gemm-size 8
 expect 0 "usage: attn bench mha" -- "$attn" bench mha --help

@@ -43,6 +43,42 @@ expect_same_bytes "$work/whole.safetensors" "$work/parts.safetensors" \
 expect 2 "--resume continues a run with its own model" -- \
   "$attn" train --resume "$work/parts.safetensors" --embd 64
 
+# Mixed precision: --precision bf16 trains (its report says so, and its weights
+# differ from float32's), is kept in the checkpoint so that --resume continues
+# in bf16 to the same bytes as one run, and is refused where it does not apply.
+expect 0 '"precision": "bf16", .*"train_loss": [0-9.]+, "valid_loss": [0-9.]+' -- \
+  "$attn" train "${text[@]}" "${tiny[@]}" --dropout 0.1 --steps 20 --eval-every 10 \
+  --precision bf16 --json --out "$work/bf16.safetensors"
+expect 0 "stopped after step 9 of 20" -- \
+  "$attn" train "${text[@]}" "${tiny[@]}" --dropout 0.1 --steps 20 --eval-every 10 \
+  --precision bf16 --stop-at 9 --out "$work/bf16-parts.safetensors"
+expect 0 "step +20/20 +loss [0-9.]+ +valid loss [0-9.]+" -- \
+  "$attn" train --resume "$work/bf16-parts.safetensors" --threads 2
+expect_same_bytes "$work/bf16.safetensors" "$work/bf16-parts.safetensors" \
+  "a resumed bf16 run ends with the same checkpoint as one bf16 run"
+expect 0 "saved .*f32.safetensors" -- "$attn" train "${text[@]}" "${tiny[@]}" --dropout 0.1 \
+  --steps 20 --eval-every 10 --precision float32 --out "$work/f32.safetensors"
+if cmp -s "$work/bf16.safetensors" "$work/f32.safetensors"; then
+  echo "FAIL: --precision bf16 trained the same weights as float32"
+  failures=$((failures + 1))
+else
+  echo "ok:   --precision bf16 trains other weights than float32"
+fi
+expect 2 "--precision takes float32 or bf16, not 'fp16'" -- \
+  "$attn" train "${text[@]}" "${tiny[@]}" --precision fp16
+expect 2 "--precision is for a language model" -- "$attn" train --precision bf16 --steps 3
+expect 2 "--resume continues a run with its own model" -- \
+  "$attn" train --resume "$work/bf16-parts.safetensors" --precision float32
+# A checkpoint written before --precision existed has no such option: it
+# continues in float32 (to the bytes of a float32 run); a bad value is refused.
+/usr/bin/python3 "$(dirname "$0")/edit_meta.py" "$work/bf16-parts.safetensors" \
+  "$work/old.safetensors" train.precision train.steps=30
+expect 0 "30 steps, [0-9.]+M parameters, float32" -- "$attn" train --resume "$work/old.safetensors"
+/usr/bin/python3 "$(dirname "$0")/edit_meta.py" "$work/bf16-parts.safetensors" \
+  "$work/fp16.safetensors" 'train.precision="fp16"'
+expect 1 "fp16.safetensors: .*metadata 'train'.*unknown precision 'fp16'; the precisions are float32 and bf16" -- \
+  "$attn" train --resume "$work/fp16.safetensors"
+
 # Generation: greedy is deterministic, and the cache changes nothing while the
 # context fits the block (a 4-token prompt and 12 new tokens in a block of 16).
 model=(--model "$work/whole.safetensors")

@@ -2,8 +2,8 @@
 """Copies a safetensors file with metadata values changed, for the checks of bad
 model files: edit_meta.py IN OUT KEY=VALUE ..., where KEY is a metadata key
 ("step") or a key's JSON object and one of its fields ("model.hidden_dim"), and
-VALUE is JSON for a field, the string itself for a key; a KEY without "=VALUE"
-is removed. The copy gets its checksum ("attn.crc32c", attn/io.h) anew, as
+VALUE is JSON for a field, the string itself for a key; a KEY (or field) without
+"=VALUE" is removed. The copy gets its checksum ("attn.crc32c", attn/io.h) anew, as
 attn would write it, unless one of its two keys is removed."""
 import json
 import os
@@ -19,15 +19,18 @@ data = open(source, "rb").read()
 header = json.loads(data[8:8 + n])
 meta = header["__metadata__"]
 for change in changes:
-    if "=" not in change:
-        del meta[change]
-        continue
-    key, value = change.split("=", 1)
+    key, value = change.split("=", 1) if "=" in change else (change, None)
     if "." in key and key.split(".", 1)[0] in meta and meta[key.split(".", 1)[0]].startswith("{"):
         outer, field = key.split(".", 1)
         obj = json.loads(meta[outer])
-        obj[field] = json.loads(value)
+        if value is None:
+            del obj[field]
+        else:
+            obj[field] = json.loads(value)
         meta[outer] = json.dumps(obj)
+        continue
+    if value is None:
+        del meta[key]
     else:
         meta[key] = value
 

@@ -128,47 +128,132 @@ static void test_cache_matches_full_pass(void **state)
     }
 }
 
+/* A model of a test variant (dropout 0.2, random weights), a batch, and two
+ * training steps on it to compare: their losses, logits (B, T, V) and gradients. */
+typedef struct two_steps {
+    attn_gpt *m;
+    attn_gpt_config cfg;
+    int B, T;
+    int32_t *ids, *targets;
+    float loss[2];
+    float *logits[2], *grads[2];
+} two_steps;
+
+static void two_steps_setup(two_steps *t, int variant, attn_rng *rng)
+{
+    t->cfg = test_gpt_variant(variant);
+    t->cfg.dropout = 0.2f;
+    assert_int_equal(attn_gpt_create(&t->m, &t->cfg, rng->seed), ATTN_OK);
+    randomise(t->m, rng);
+    t->B = 3;
+    t->T = t->cfg.block_size;
+    t->ids = random_ids(rng, (size_t)t->B * t->T, t->cfg.vocab_size);
+    t->targets = random_ids(rng, (size_t)t->B * t->T, t->cfg.vocab_size);
+}
+
+/* Step i: a training forward and backward from zeroed gradients, copied out. */
+static void two_steps_run(two_steps *t, int i, const attn_gpt_pass *pass)
+{
+    attn_params *p = attn_gpt_params(t->m);
+    const size_t n_logits = (size_t)t->B * t->T * t->cfg.vocab_size;
+    attn_params_zero_grad(p);
+    assert_int_equal(attn_gpt_forward(t->m, &t->loss[i], t->ids, t->targets, t->B, t->T, pass),
+                     ATTN_OK);
+    assert_int_equal(attn_gpt_backward(t->m), ATTN_OK);
+    t->logits[i] = malloc(n_logits * sizeof(float));
+    memcpy(t->logits[i], attn_gpt_logits(t->m), n_logits * sizeof(float));
+    t->grads[i] = malloc(p->total * sizeof(float));
+    memcpy(t->grads[i], p->grad, p->total * sizeof(float));
+}
+
+static void two_steps_free(two_steps *t)
+{
+    for (int i = 0; i < 2; i++) {
+        free(t->grads[i]);
+        free(t->logits[i]);
+    }
+    free(t->ids);
+    free(t->targets);
+    attn_gpt_free(t->m);
+}
+
 static void test_fused_matches_reference(void **state)
 {
     (void)state;
     for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng(200 + (uint64_t)variant);
-        attn_gpt_config cfg = test_gpt_variant(variant);
-        cfg.dropout = 0.2f;
-        attn_gpt *m;
-        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
-        randomise(m, &rng);
-        const int B = 3, T = cfg.block_size, V = cfg.vocab_size;
-        int32_t *ids = random_ids(&rng, (size_t)B * T, V);
-        int32_t *targets = random_ids(&rng, (size_t)B * T, V);
-        attn_params *p = attn_gpt_params(m);
-        float loss[2];
-        float *grads[2], *logits[2];
+        two_steps t;
+        two_steps_setup(&t, variant, &rng);
         for (int reference = 0; reference < 2; reference++) {
             attn_gpt_pass pass = {.training = true, .step = 3, .seed = rng.seed,
                                   .reference_attention = reference};
-            attn_params_zero_grad(p);
-            assert_int_equal(attn_gpt_forward(m, &loss[reference], ids, targets, B, T, &pass),
-                             ATTN_OK);
-            assert_int_equal(attn_gpt_backward(m), ATTN_OK);
-            logits[reference] = malloc((size_t)B * T * V * sizeof(float));
-            memcpy(logits[reference], attn_gpt_logits(m), (size_t)B * T * V * sizeof(float));
-            grads[reference] = malloc(p->total * sizeof(float));
-            memcpy(grads[reference], p->grad, p->total * sizeof(float));
+            two_steps_run(&t, reference, &pass);
         }
-        assert_true(fabsf(loss[0] - loss[1]) <= 1e-5f * fabsf(loss[1]));
-        assert_true(test_rel_error(logits[0], logits[1], (size_t)B * T * V) <= 1e-5);
-        double err = test_rel_error(grads[0], grads[1], p->total);
+        const size_t total = attn_gpt_params(t.m)->total;
+        assert_true(fabsf(t.loss[0] - t.loss[1]) <= 1e-5f * fabsf(t.loss[1]));
+        assert_true(test_rel_error(t.logits[0], t.logits[1],
+                                   (size_t)t.B * t.T * t.cfg.vocab_size) <= 1e-5);
+        double err = test_rel_error(t.grads[0], t.grads[1], total);
         if (err > 1e-5) print_error("variant %d: fused gradients differ by %g\n", variant, err);
         assert_true(err <= 1e-5);
-        for (int r = 0; r < 2; r++) {
-            free(grads[r]);
-            free(logits[r]);
-        }
-        free(ids);
-        free(targets);
-        attn_gpt_free(m);
+        two_steps_free(&t);
     }
+}
+
+/* One training step in bf16 precision against the same step in float32.
+ * Every product of the bf16 step reads operands rounded to bfloat16, each such
+ * rounding a relative change of at most u = 2^-8 of the terms it enters. The
+ * logits' path crosses, per block, four Linears (two rounded operands each) and
+ * attention (q, k, v and P rounded), then lm_head: R_fwd = 12 L + 2 roundings; a
+ * gradient's path adds the backward's (dy, or dout and dS, rounded besides the
+ * forward's operands): R = 2 R_fwd. To first order the result moves by at most
+ * R u times the scale of the terms summed, which LayerNorm keeps near the
+ * result's own, so each tensor is held to R u relative to its largest value
+ * (test_rel_error). A step that did not round (float32 in disguise) differs
+ * from float32 by float32's noise, under 1e-5: the bf16 step must differ by more. */
+static void test_bf16_step_near_float32(void **state)
+{
+    (void)state;
+    const double u = 1.0 / 256.0;
+    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
+        attn_rng rng = test_rng(900 + (uint64_t)variant);
+        two_steps t;
+        two_steps_setup(&t, variant, &rng);
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            assert_int_equal(attn_gpt_set_precision(t.m, bf16 ? ATTN_BF16 : ATTN_FLOAT32),
+                             ATTN_OK);
+            attn_gpt_pass pass = {.training = true, .step = 5, .seed = rng.seed};
+            two_steps_run(&t, bf16, &pass);
+        }
+        assert_int_equal(attn_gpt_get_precision(t.m), ATTN_BF16);
+        const attn_params *p = attn_gpt_params(t.m);
+        const double r_fwd = 12.0 * t.cfg.n_layer + 2.0, r_grad = 2.0 * r_fwd;
+        const double loss_err = fabs((double)t.loss[1] - t.loss[0]) / fabs((double)t.loss[0]);
+        const double logits_err =
+            test_rel_error(t.logits[1], t.logits[0], (size_t)t.B * t.T * t.cfg.vocab_size);
+        double worst_grad = 0.0;
+        for (int i = 0; i < p->count; i++) {
+            const attn_param *q = &p->items[i];
+            const double err =
+                test_rel_error(t.grads[1] + q->offset, t.grads[0] + q->offset, q->numel);
+            if (err > r_grad * u)
+                fail_msg("variant %d: bf16 gradient of %s differs from float32's by %.3g > "
+                         "R u = %.3g", variant, q->name, err, r_grad * u);
+            if (err > worst_grad) worst_grad = err;
+        }
+        if (loss_err > r_fwd * u || logits_err > r_fwd * u)
+            fail_msg("variant %d: bf16 loss %.6g vs %.6g (%.3g), logits %.3g; bound R u = %.3g",
+                     variant, (double)t.loss[1], (double)t.loss[0], loss_err, logits_err,
+                     r_fwd * u);
+        if (!(logits_err > 1e-5 && worst_grad > 1e-5))
+            fail_msg("variant %d: the bf16 step is float32's within %.3g, %.3g: not rounded",
+                     variant, logits_err, worst_grad);
+        print_message("variant %d: bf16 vs float32: loss %.2e, logits %.2e, worst gradient %.2e "
+                      "(bounds %.2e, %.2e)\n", variant, loss_err, logits_err, worst_grad,
+                      r_fwd * u, r_grad * u);
+        two_steps_free(&t);
+    }
+    test_expect_invalid(attn_gpt_set_precision(NULL, ATTN_BF16), "gpt");
 }
 
 static void test_dropout_repeats_per_step(void **state)
@@ -366,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_cache_matches_full_pass),
         cmocka_unit_test(test_fused_matches_reference),
+        cmocka_unit_test(test_bf16_step_near_float32),
         cmocka_unit_test(test_dropout_repeats_per_step),
         cmocka_unit_test(test_generation),
         cmocka_unit_test(test_bad_input),
