@@ -332,8 +332,10 @@ ATTN_API const char *attn_sdpa_kernel(void);
 /* The memory, in bytes, that a fused attn_sdpa_forward (backward false) or
  * attn_sdpa_forward then attn_sdpa_backward (backward true) needs beyond q, k, v,
  * out and their gradients: the lse buffer (B·H·Lq floats) the caller allocates,
- * plus the scratch the kernel allocates and frees inside each call at the current
- * thread count (attn_get_num_threads). It grows as B·H·Lq, never as Lq·Lk.
+ * plus the scratch the kernel uses inside each call at the current thread count
+ * (attn_get_num_threads). That scratch is kept for the next call (the largest
+ * one yet stays allocated, so that calls in a loop do not map fresh pages each
+ * time); a call made while another holds it allocates and frees its own. It grows as B·H·Lq, never as Lq·Lk.
  * Returns 0 if cfg fails attn_sdpa_check or no kernel can run (a bad ATTN_SIMD). */
 ATTN_API size_t attn_sdpa_workspace_bytes(const attn_sdpa_config *cfg, bool backward);
 

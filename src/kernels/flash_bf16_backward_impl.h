@@ -288,8 +288,9 @@ static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const ui
     bf16_backward_operands op;
     row_terms terms;
     size_t per_thread;
-    float *scratch = alloc_tiles(
+    const kernel_scratch held = kernel_scratch_take(
         bf16_backward_scratch(NULL, cfg, threads, q, k, v, dout, &op, &terms, &per_thread));
+    float *scratch = held.data;
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY,
                           "no memory for %d threads' bf16 attention tiles, row terms and packed "
@@ -327,7 +328,7 @@ static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const ui
         }
         subnormals_restore(mxcsr);
     }
-    free(scratch);
+    kernel_scratch_give(held);
     return ATTN_OK;
 }
 

@@ -301,7 +301,9 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
     const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
     const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
     bf16_operand ops[3];
-    float *scratch = alloc_tiles(bf16_forward_scratch(NULL, cfg, threads, q, k, v, ops));
+    const kernel_scratch held =
+        kernel_scratch_take(bf16_forward_scratch(NULL, cfg, threads, q, k, v, ops));
+    float *scratch = held.data;
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY,
                           "no memory for %d threads' bf16 attention tiles and packed q, k, v",
@@ -328,6 +330,6 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
         }
         subnormals_restore(mxcsr);
     }
-    free(scratch);
+    kernel_scratch_give(held);
     return ATTN_OK;
 }

@@ -41,6 +41,7 @@
 #include "core/threads.h"
 #include "kernels/dropout_draws_impl.h"
 #include "kernels/flash.h"
+#include "kernels/kept_buffer.h"
 #include "kernels/simd.h"
 
 enum {
@@ -551,12 +552,6 @@ static size_t flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bo
     return floats * sizeof(float);
 }
 
-static float *alloc_tiles(size_t floats)
-{
-    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    return aligned_alloc(64, bytes ? bytes : 64);
-}
-
 /* ---- forward ----------------------------------------------------------------------- */
 
 /* S = scale (q . k): the scale multiplies the finished dot product, never one
@@ -735,7 +730,8 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
     const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
     forward_tiles layout;
     const size_t per_thread = forward_tiles_at(&layout, NULL, cfg);
-    float *scratch = alloc_tiles((size_t)threads * per_thread);
+    const kernel_scratch held = kernel_scratch_take((size_t)threads * per_thread);
+    float *scratch = held.data;
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d threads' attention tiles",
                           threads);
@@ -751,7 +747,7 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
             forward_block(out, lse, q, k, v, cfg, bh, block * QUERY_BLOCK, &tiles);
         }
     }
-    free(scratch);
+    kernel_scratch_give(held);
     return ATTN_OK;
 }
 
@@ -1216,7 +1212,9 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
     const int threads = attn_get_num_threads();
     const size_t per_thread = tiles_per_thread(cfg, true);
     const size_t rows = (size_t)heads * cfg->len_q;
-    float *scratch = alloc_tiles((size_t)threads * per_thread + ROW_TERMS * rows);
+    const kernel_scratch held =
+        kernel_scratch_take((size_t)threads * per_thread + ROW_TERMS * rows);
+    float *scratch = held.data;
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY,
                           "no memory for %d threads' attention tiles and %zu rows", threads, rows);
@@ -1274,7 +1272,7 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
             }
         }
     }
-    free(scratch);
+    kernel_scratch_give(held);
     return ATTN_OK;
 }
 

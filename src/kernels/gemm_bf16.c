@@ -21,6 +21,7 @@
 #include "attn/kernels.h"
 #include "kernels/bf16_rows.h"
 #include "kernels/isa.h"
+#include "kernels/kept_buffer.h"
 
 #if defined(ATTN_GEMM_DNNL)
 #include <oneapi/dnnl/dnnl.h>
@@ -52,26 +53,8 @@ static mtx_t lock;
 static once_flag lock_once = ONCE_FLAG_INIT;
 static void make_lock(void) { (void)mtx_init(&lock, mtx_plain); }
 
-/* A buffer of at least `bytes`, grown as needed and kept for the next product. */
-typedef struct scratch {
-    void *data;
-    size_t bytes;
-} scratch;
-
-static void *scratch_reserve(scratch *s, size_t bytes)
-{
-    if (bytes > s->bytes) {
-        free(s->data);
-        s->bytes = 0;
-        s->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (s->data == NULL) return NULL;
-        s->bytes = bytes;
-    }
-    return s->data;
-}
-
 /* The rounded operands, and (portable path) their values widened to float32. */
-static scratch rounded_a, rounded_b, widened_a, widened_b;
+static kept_buffer rounded_a, rounded_b, widened_a, widened_b;
 
 /* The operands of an (m, k) x (k, n) product as the caller stores them: A as m
  * rows of k (k rows of m when transposed), B as k rows of n (n rows of k). */
@@ -92,10 +75,10 @@ static bool gemm_rounded_sgemm(bool trans_a, bool trans_b, int m, int n, int k, 
 {
     const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
     const size_t na = (size_t)sa.rows * sa.cols, nb = (size_t)sb.rows * sb.cols;
-    uint16_t *a16 = scratch_reserve(&rounded_a, na * sizeof *a16);
-    uint16_t *b16 = scratch_reserve(&rounded_b, nb * sizeof *b16);
-    float *a32 = scratch_reserve(&widened_a, na * sizeof *a32);
-    float *b32 = scratch_reserve(&widened_b, nb * sizeof *b32);
+    uint16_t *a16 = kept_buffer_reserve(&rounded_a, na * sizeof *a16);
+    uint16_t *b16 = kept_buffer_reserve(&rounded_b, nb * sizeof *b16);
+    float *a32 = kept_buffer_reserve(&widened_a, na * sizeof *a32);
+    float *b32 = kept_buffer_reserve(&widened_b, nb * sizeof *b32);
     if (a16 == NULL || b16 == NULL || a32 == NULL || b32 == NULL) return false;
     attn_bf16_round_rows(a16, a, sa.rows, sa.cols, lda);
     attn_bf16_round_rows(b16, b, sb.rows, sb.cols, ldb);
@@ -213,8 +196,8 @@ static bool gemm_dnnl(bool trans_a, bool trans_b, int m, int n, int k, float alp
     matmul_plan *p = plan_find(&key, &spare);
     if (p == NULL || p->reference) return false;
     const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
-    uint16_t *a16 = scratch_reserve(&rounded_a, (size_t)sa.rows * sa.cols * sizeof(uint16_t));
-    uint16_t *b16 = scratch_reserve(&rounded_b, (size_t)sb.rows * sb.cols * sizeof(uint16_t));
+    uint16_t *a16 = kept_buffer_reserve(&rounded_a, (size_t)sa.rows * sa.cols * sizeof(uint16_t));
+    uint16_t *b16 = kept_buffer_reserve(&rounded_b, (size_t)sb.rows * sb.cols * sizeof(uint16_t));
     dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
     bool ok = a16 != NULL && b16 != NULL;
     if (ok) {
