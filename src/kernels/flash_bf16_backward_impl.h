@@ -288,7 +288,7 @@ static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const ui
     bf16_backward_operands op;
     row_terms terms;
     size_t per_thread;
-    const kernel_scratch held = kernel_scratch_take(
+    const kernel_scratch held = attn_kernel_scratch_take(
         bf16_backward_scratch(NULL, cfg, threads, q, k, v, dout, &op, &terms, &per_thread));
     float *scratch = held.data;
     if (scratch == NULL)
@@ -328,7 +328,7 @@ static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const ui
         }
         subnormals_restore(mxcsr);
     }
-    kernel_scratch_give(held);
+    attn_kernel_scratch_give(held);
     return ATTN_OK;
 }
 

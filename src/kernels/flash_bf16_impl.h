@@ -302,7 +302,7 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
     const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
     bf16_operand ops[3];
     const kernel_scratch held =
-        kernel_scratch_take(bf16_forward_scratch(NULL, cfg, threads, q, k, v, ops));
+        attn_kernel_scratch_take(bf16_forward_scratch(NULL, cfg, threads, q, k, v, ops));
     float *scratch = held.data;
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY,
@@ -330,6 +330,6 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
         }
         subnormals_restore(mxcsr);
     }
-    kernel_scratch_give(held);
+    attn_kernel_scratch_give(held);
     return ATTN_OK;
 }

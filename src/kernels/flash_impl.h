@@ -730,7 +730,7 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
     const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
     forward_tiles layout;
     const size_t per_thread = forward_tiles_at(&layout, NULL, cfg);
-    const kernel_scratch held = kernel_scratch_take((size_t)threads * per_thread);
+    const kernel_scratch held = attn_kernel_scratch_take((size_t)threads * per_thread);
     float *scratch = held.data;
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d threads' attention tiles",
@@ -747,7 +747,7 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
             forward_block(out, lse, q, k, v, cfg, bh, block * QUERY_BLOCK, &tiles);
         }
     }
-    kernel_scratch_give(held);
+    attn_kernel_scratch_give(held);
     return ATTN_OK;
 }
 
@@ -1213,7 +1213,7 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
     const size_t per_thread = tiles_per_thread(cfg, true);
     const size_t rows = (size_t)heads * cfg->len_q;
     const kernel_scratch held =
-        kernel_scratch_take((size_t)threads * per_thread + ROW_TERMS * rows);
+        attn_kernel_scratch_take((size_t)threads * per_thread + ROW_TERMS * rows);
     float *scratch = held.data;
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY,
@@ -1272,7 +1272,7 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
             }
         }
     }
-    kernel_scratch_give(held);
+    attn_kernel_scratch_give(held);
     return ATTN_OK;
 }
 

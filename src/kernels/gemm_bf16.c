@@ -75,10 +75,10 @@ static bool gemm_rounded_sgemm(bool trans_a, bool trans_b, int m, int n, int k, 
 {
     const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
     const size_t na = (size_t)sa.rows * sa.cols, nb = (size_t)sb.rows * sb.cols;
-    uint16_t *a16 = kept_buffer_reserve(&rounded_a, na * sizeof *a16);
-    uint16_t *b16 = kept_buffer_reserve(&rounded_b, nb * sizeof *b16);
-    float *a32 = kept_buffer_reserve(&widened_a, na * sizeof *a32);
-    float *b32 = kept_buffer_reserve(&widened_b, nb * sizeof *b32);
+    uint16_t *a16 = attn_kept_buffer_reserve(&rounded_a, na * sizeof *a16);
+    uint16_t *b16 = attn_kept_buffer_reserve(&rounded_b, nb * sizeof *b16);
+    float *a32 = attn_kept_buffer_reserve(&widened_a, na * sizeof *a32);
+    float *b32 = attn_kept_buffer_reserve(&widened_b, nb * sizeof *b32);
     if (a16 == NULL || b16 == NULL || a32 == NULL || b32 == NULL) return false;
     attn_bf16_round_rows(a16, a, sa.rows, sa.cols, lda);
     attn_bf16_round_rows(b16, b, sb.rows, sb.cols, ldb);
@@ -196,8 +196,10 @@ static bool gemm_dnnl(bool trans_a, bool trans_b, int m, int n, int k, float alp
     matmul_plan *p = plan_find(&key, &spare);
     if (p == NULL || p->reference) return false;
     const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
-    uint16_t *a16 = kept_buffer_reserve(&rounded_a, (size_t)sa.rows * sa.cols * sizeof(uint16_t));
-    uint16_t *b16 = kept_buffer_reserve(&rounded_b, (size_t)sb.rows * sb.cols * sizeof(uint16_t));
+    uint16_t *a16 =
+        attn_kept_buffer_reserve(&rounded_a, (size_t)sa.rows * sa.cols * sizeof(uint16_t));
+    uint16_t *b16 =
+        attn_kept_buffer_reserve(&rounded_b, (size_t)sb.rows * sb.cols * sizeof(uint16_t));
     dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
     bool ok = a16 != NULL && b16 != NULL;
     if (ok) {

@@ -4,7 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-void *kept_buffer_reserve(kept_buffer *b, size_t bytes)
+void *attn_kept_buffer_reserve(kept_buffer *b, size_t bytes)
 {
     if (bytes > b->bytes || b->data == NULL) {
         free(b->data);
@@ -26,16 +26,16 @@ static float *own_buffer(size_t floats)
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
-kernel_scratch kernel_scratch_take(size_t floats)
+kernel_scratch attn_kernel_scratch_take(size_t floats)
 {
     if (atomic_flag_test_and_set_explicit(&kernel_kept_held, memory_order_acquire))
         return (kernel_scratch){own_buffer(floats), false};
-    float *data = kept_buffer_reserve(&kernel_kept, floats * sizeof(float));
+    float *data = attn_kept_buffer_reserve(&kernel_kept, floats * sizeof(float));
     if (data == NULL) atomic_flag_clear_explicit(&kernel_kept_held, memory_order_release);
     return (kernel_scratch){data, data != NULL};
 }
 
-void kernel_scratch_give(kernel_scratch s)
+void attn_kernel_scratch_give(kernel_scratch s)
 {
     if (s.kept)
         atomic_flag_clear_explicit(&kernel_kept_held, memory_order_release);

@@ -17,7 +17,7 @@ typedef struct kept_buffer {
 
 /* b's data, grown to at least `bytes` (aligned to 64), or NULL when out of
  * memory (b is then empty). The caller serialises the uses of b. */
-void *kept_buffer_reserve(kept_buffer *b, size_t bytes);
+void *attn_kept_buffer_reserve(kept_buffer *b, size_t bytes);
 
 /* The attention kernels' scratch for one call: the library's kept buffer when no
  * other call holds it, else a buffer of the call's own (concurrent calls from
@@ -27,7 +27,7 @@ typedef struct kernel_scratch {
     bool kept;
 } kernel_scratch;
 
-kernel_scratch kernel_scratch_take(size_t floats);
-void kernel_scratch_give(kernel_scratch s);
+kernel_scratch attn_kernel_scratch_take(size_t floats);
+void attn_kernel_scratch_give(kernel_scratch s);
 
 #endif
