@@ -47,15 +47,15 @@ static int parse_options(int argc, char **argv, export_options *o)
     while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (c) {
         case 'o': o->out = optarg; break;
-        case 'd':
-            if (strcmp(optarg, "float32") == 0)
-                o->dtype = ATTN_DTYPE_F32;
-            else if (strcmp(optarg, "bf16") == 0)
-                o->dtype = ATTN_DTYPE_BF16;
-            else
+        case 'd': {
+            /* The dtypes offered are the precisions, by the same names. */
+            attn_precision precision;
+            if (attn_precision_parse(&precision, optarg) != ATTN_OK)
                 return cli_usage_error("export", "--dtype takes float32 or bf16, not '%s'",
                                        optarg);
+            o->dtype = precision == ATTN_BF16 ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F32;
             break;
+        }
         case 'h': print_help(); return -1;
         case ':': return cli_usage_error("export", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("export", "unknown option '%s'", argv[optind - 1]);
