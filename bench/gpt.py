@@ -3,9 +3,9 @@
 training speed, generation speed with and without the KV cache, and what 2000 steps
 of training reach.
 
-    bench/gpt.py build/attn [--threads 2] [--scale 1] [--gen-tokens 32]
+    bench/gpt.py build/attn [--threads 2] [--scale 1] [--gen-tokens 32] [--gen-repeats 3]
                             [--no-quality] [--quality-steps 2000] [--torch-blas DIR]
-                            [--json]
+                            [--parts speed,generation,quality] [--json]
 
 The corpus is about 1 MB of English text that every Debian machine has: the files
 under /usr/share/common-licenses, then /usr/share/doc/*/copyright, in sorted order,
@@ -19,8 +19,10 @@ encoded by characters (attn train's default).
    30 and 10 steps (times --scale), in float32 and with --precision bf16, and
    bench/torch_gpt.py train with the same model, batches (`attn data`), AdamW
    and schedule. Every side times whole training steps (forward, backward,
-   clipping, AdamW; attn's also gather the step's batch), every step included,
-   and reports the mean. Beside them, `attn bench gemm`'s float32 and bf16 GEMM
+   clipping, AdamW; attn's also gather the step's batch); the table shows the mean
+   over every step and the steady mean (without attn's first step, which faults
+   in its buffers and creates its GEMM primitives, and without PyTorch's first
+   3), and compares the steady ones. Beside them, `attn bench gemm`'s float32 and bf16 GEMM
    rates in the same run, and each model's bf16 floor, 6 x parameters x tokens
    at the bf16 rate, with the fraction of it bf16 training reaches.
 2. Generation with the larger model at block size 1024 (its weights from a 1-step
@@ -28,14 +30,15 @@ encoded by characters (attn train's default).
    (context - n) characters of the corpus and n new tokens, greedy: attn generate
    with and without the cache, and PyTorch's nanoGPT-style uncached loop on the
    same weights. Each side times prefill (the prompt's pass, to the first new
-   token) and decoding (the n - 1 tokens after it) apart; decoding tokens/s is
+   token) and decoding (the n - 1 tokens after it) apart, the best of
+   --gen-repeats runs with the four commands taken by turns; decoding tokens/s is
    shown beside the memory floor: the tokens/s of reading the weights and the
    key-value cache once per token at the read rate that `attn bench memory`
    measures in the same run, and the fraction attn reaches (goal 70 %), in float32
    and in bf16 (`attn generate --precision bf16`, whose floor counts 2 bytes a
    value). Then the agreement of bf16 with float32: greedy continuations of 40
    prompts from the last 10 % of the corpus by the small model trained 300 steps.
-3. Learning quality (skip with --no-quality; it takes minutes): the small model
+3. Learning quality (skip with --no-quality, or --parts without it; it takes minutes): the small model
    trained --quality-steps steps on both sides (lr 1e-3, warm-up 100, cosine to
    1e-4, dropout 0, the same batches); the validation loss over the same 64
    windows of attn_text_valid_windows.
@@ -88,7 +91,7 @@ CACHE_GOAL = 5.0
 DECODE_FLOOR_GOAL = 0.7  # cached decoding's fraction of the memory floor (issue 16)
 AGREEMENT_STEPS, AGREEMENT_PROMPTS = 300, 40  # bf16 against float32 greedy tokens
 QUALITY_GOAL = 0.05
-WARM_STEPS = 3  # PyTorch's steady state is also shown without its first steps
+WARM_STEPS = 3  # PyTorch's steady state: its steps without the first few
 # The schedule and optimizer of every training run, on both sides.
 TRAIN_OPTIONS = {"lr": 1e-3, "min-lr": 1e-4, "warmup": 100, "weight-decay": 0.1, "clip": 1.0,
                  "seed": 1, "eval-windows": 64}
@@ -158,8 +161,8 @@ def attn_env():
     return {**os.environ, "ATTN_NUM_THREADS": str(ARGS.threads)}
 
 
-def pytorch_env():
-    return torch_env(ARGS.threads, ARGS.torch_blas)
+def pytorch_env(generation=False):
+    return torch_env(ARGS.threads, ARGS.torch_blas, generation)
 
 
 def attn_train(corpus, model, batch, steps, out, extra=None):
@@ -182,6 +185,13 @@ def torch_train(corpus, model, batch, steps, extra=None):
     report, wall = run_json(command, pytorch_env())
     report["wall_seconds"] = wall
     return report
+
+
+def torch_steady_ms(report):
+    """PyTorch's ms/step without its first WARM_STEPS steps (all of them if it took
+    no more)."""
+    steps = report["step_ms"][WARM_STEPS:] or report["step_ms"]
+    return sum(steps) / len(steps)
 
 
 def emit(kind, report):
@@ -236,43 +246,45 @@ def speed(corpus, directory):
     print()
     print(blas_note(rows[0][7]["torch_version"], rows[0][7]["blas"]))
     print()
-    print("| config | parameters | steps | attn float32 ms/step | attn bf16 ms/step "
-          "| PyTorch ms/step | float32 / PyTorch (goal) | bf16 / float32 (goal) "
+    print("| config | parameters | steps | every step: attn float32 / attn bf16 / PyTorch ms "
+          "| steady: attn float32 ms | attn bf16 ms | PyTorch ms "
+          "| float32 / PyTorch (goal) | bf16 / float32 (goal) "
           "| bf16 / float32 by CPU time | bf16 / PyTorch (goal) | bf16 tokens/s | bf16 floor ms "
           "| bf16 / floor |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-          "| ---: |")
+          "| ---: | ---: |")
     for name, model, batch, steps, goal, a, b, t in rows:
-        ratio = t["ms_per_step"] / a["ms_per_step"]
-        bf16_ratio = a["ms_per_step"] / b["ms_per_step"]
-        bf16_torch = t["ms_per_step"] / b["ms_per_step"]
+        steady_a, steady_b, steady_t = (a["steady_ms_per_step"], b["steady_ms_per_step"],
+                                        torch_steady_ms(t))
+        ratio = steady_t / steady_a
+        bf16_ratio = steady_a / steady_b
+        bf16_torch = steady_t / steady_b
         floor = floor_ms(a["parameters"], batch, model["block"], best["bf16"])
         mark = lambda x, g: f"{x:.2f}x ({g:g}x {'met' if x >= g else 'not met'})"  # noqa: E731
         bf16_goal = BF16_GOALS[name]
         print(f"| {describe(model, batch)} | {a['parameters']:,} | {steps} "
-              f"| {a['ms_per_step']:.1f} | {b['ms_per_step']:.1f} | {t['ms_per_step']:.1f} "
+              f"| {a['ms_per_step']:.1f} / {b['ms_per_step']:.1f} / {t['ms_per_step']:.1f} "
+              f"| {steady_a:.1f} | {steady_b:.1f} | {steady_t:.1f} "
               f"| {mark(ratio, goal)} "
               f"| {mark(bf16_ratio, bf16_goal[0]) if bf16_goal[0] else f'{bf16_ratio:.2f}x'} "
               f"| {a['cpu_seconds'] / b['cpu_seconds']:.2f}x "
-              f"| {mark(bf16_torch, bf16_goal[1])} | {b['tokens_per_s']:,.0f} "
-              f"| {floor:.1f} | {100 * floor / b['ms_per_step']:.0f} % |")
+              f"| {mark(bf16_torch, bf16_goal[1])} | {1e3 * batch * model['block'] / steady_b:,.0f} "
+              f"| {floor:.1f} | {100 * floor / steady_b:.0f} % |")
     print()
-    steady = ", ".join(
-        f"{sum(t['step_ms'][WARM_STEPS:]) / (len(t['step_ms']) - WARM_STEPS):.1f} ({name})"
-        for name, _, _, _, _, _, _, t in rows if len(t["step_ms"]) > WARM_STEPS)
     gemm = "; ".join(f"{n}^3: float32 {r['float32_gflops']:.0f}, bf16 {r['bf16_gflops']:.0f}"
                      for n, r in sorted(rates.items()))
-    print("ms/step: the mean over every step, the first included, of forward, backward, "
-          "clipping and AdamW (attn's steps also gather their batch); tokens/s = batch x "
-          "block / that. Same model (parameter counts checked), batches, optimizer and "
+    print("ms/step: the mean of forward, backward, clipping and AdamW (attn's steps also "
+          "gather their batch) over every step, and steady: without attn's first step (which "
+          "also faults in every buffer and creates the GEMM primitives) and without "
+          f"PyTorch's first {WARM_STEPS}; the ratios, tokens/s = batch x block / ms and the "
+          "floor's fraction are the steady ones, as a long run sees them. Same model (parameter counts checked), batches, optimizer and "
           "schedule on every side; bf16 is `attn train --precision bf16` (mixed precision: "
           f"bf16 products, float32 sums and state). GEMM GFLOP/s in this run ({gemm}; "
           "`attn bench gemm`). By CPU time: the ratio of the two attn train processes' "
           "processor seconds (every thread, the whole run), which other jobs on a shared "
           "machine inflate far less than wall time. The bf16 floor: 6 x parameters x tokens at the best bf16 "
           f"GEMM rate ({best['bf16']:.0f} GFLOP/s), the step if it were GEMM flops alone; "
-          f"bf16 / floor is the fraction of that reached. PyTorch's ms/step without its "
-          f"first {WARM_STEPS} steps: {steady}.")
+          "bf16 / floor is the fraction of that reached.")
     print()
 
 
@@ -288,6 +300,27 @@ def decode_floor(parameters, cache_tokens, read_gb_per_s, value_bytes=4):
     values) once, at the read rate; value_bytes 4 for float32, 2 for bf16."""
     cache = 2 * GEN_MODEL["layers"] * cache_tokens * GEN_MODEL["embd"]
     return read_gb_per_s * 1e9 / (value_bytes * (weights_read(parameters) + cache))
+
+
+def best_generations(commands):
+    """Runs every (command, env) of one context ARGS.gen_repeats times, taking
+    them by turns, so that a busy spell of a shared machine falls on all of them
+    alike; returns each command's result with its best prefill and its best
+    decoding rate over the runs (one run is a single generation, whose figures
+    move by 10-20 % from run to run here). Greedy decoding must give one text."""
+    runs = [[] for _ in commands]
+    for _ in range(ARGS.gen_repeats):
+        for i, (command, env) in enumerate(commands):
+            runs[i].append(run_json(command, env)[0])
+    best = []
+    for command_runs in runs:
+        if any(r["text"] != command_runs[0]["text"] for r in command_runs):
+            sys.exit("gpt.py: one greedy generation gave different texts from run to run")
+        result = dict(command_runs[0])
+        for key in ("prefill_tokens_per_s", "decode_tokens_per_s"):
+            result[key] = max(r[key] for r in command_runs)
+        best.append(result)
+    return best
 
 
 def generation(corpus, directory):
@@ -311,12 +344,13 @@ def generation(corpus, directory):
         base = [ARGS.attn, "generate", "--model", model_file, "--prompt-file", prompt_file,
                 "--tokens", str(n_new), "--temperature", "0", "--threads", str(ARGS.threads),
                 "--json"]
-        cached, _ = run_json(base, attn_env())
-        cached16, _ = run_json(base + ["--precision", "bf16"], attn_env())
-        uncached, _ = run_json(base + ["--no-cache"], attn_env())
-        t, _ = run_json(["/usr/bin/python3", TORCH_SCRIPT, "generate", "--model", model_file,
-                         "--prompt-file", prompt_file, "--tokens", str(n_new),
-                         "--threads", str(ARGS.threads)], pytorch_env())
+        cached, cached16, uncached, t = best_generations([
+            (base, attn_env()),
+            (base + ["--precision", "bf16"], attn_env()),
+            (base + ["--no-cache"], attn_env()),
+            (["/usr/bin/python3", TORCH_SCRIPT, "generate", "--model", model_file,
+              "--prompt-file", prompt_file, "--tokens", str(n_new),
+              "--threads", str(ARGS.threads)], pytorch_env(generation=True))])
         # Decoding step i (1 .. n - 1) reads the cache of prompt + i tokens.
         mean_cache = cached["prompt_tokens"] + n_new / 2
         floor = decode_floor(trained["parameters"], mean_cache, memory["read_gb_per_s"])
@@ -370,7 +404,8 @@ def generation(corpus, directory):
     print("Both sides time the same two parts of one generation (attn generate --json and "
           "bench/torch_gpt.py generate): prefill from the start to the first new token, "
           f"decoding from the first new token to the last ({n_new - 1} steps); model "
-          "loading excluded. Uncached, every token reruns the whole context (nanoGPT's "
+          f"loading excluded; each rate the best of {ARGS.gen_repeats} runs, the four "
+          "commands of a context taken by turns. Uncached, every token reruns the whole context (nanoGPT's "
           "generate on the PyTorch side). The memory floor: decoding one token reads every "
           "weight (of the position table one row) and the cache's keys and values once, so "
           "it cannot beat read rate / (4 x weights read + 8 x layers x tokens cached x embd) "
@@ -470,19 +505,29 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiplies the steps of the speed runs (30 and 10)")
+    parser.add_argument("--gen-repeats", type=int, default=3,
+                        help="runs of each generation command, the best rates kept (default 3)")
     parser.add_argument("--gen-tokens", type=int, default=32,
                         help="new tokens per generation (default 32)")
     parser.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
                         help="train the small model --quality-steps steps on both sides "
                              "(default on; minutes)")
     parser.add_argument("--quality-steps", type=int, default=2000)
+    parser.add_argument("--parts", default="speed,generation,quality",
+                        help="which parts to run, comma-separated (default all three)")
     add_blas_option(parser)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per measurement instead of the tables")
     ARGS = parser.parse_args()
     ARGS.attn = os.path.abspath(ARGS.attn)
-    if ARGS.threads < 1 or ARGS.gen_tokens < 1 or ARGS.quality_steps < 1 or ARGS.scale <= 0:
-        sys.exit("gpt.py: --threads, --gen-tokens, --quality-steps and --scale must be positive")
+    if (ARGS.threads < 1 or ARGS.gen_tokens < 1 or ARGS.gen_repeats < 1
+            or ARGS.quality_steps < 1 or ARGS.scale <= 0):
+        sys.exit("gpt.py: --threads, --gen-tokens, --gen-repeats, --quality-steps and --scale "
+                 "must be positive")
+    parts = ARGS.parts.split(",")
+    unknown = [p for p in parts if p not in ("speed", "generation", "quality")]
+    if unknown or not parts:
+        sys.exit(f"gpt.py: --parts takes speed, generation and quality, not {ARGS.parts!r}")
 
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="attn-gpt-bench-") as directory:
@@ -494,9 +539,11 @@ def main():
                   f"/usr/share/doc/*/copyright, {size:,} bytes, {chars:,} characters, "
                   f"vocabulary of {vocab} characters.")
             print()
-        speed(corpus, directory)
-        generation(corpus, directory)
-        if ARGS.quality:
+        if "speed" in parts:
+            speed(corpus, directory)
+        if "generation" in parts:
+            generation(corpus, directory)
+        if ARGS.quality and "quality" in parts:
             quality(corpus, directory)
     log(f"gpt.py: done in {time.monotonic() - start:.0f} s")
 

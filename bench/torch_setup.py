@@ -45,9 +45,10 @@ def add_blas_option(parser):
                              "the system's)")
 
 
-def torch_env(threads, blas_dir):
+def torch_env(threads, blas_dir, generation=False):
     """The environment of a PyTorch process on threads threads, loading the
-    libblas.so.3 in blas_dir (None: the system's)."""
+    libblas.so.3 in blas_dir (None: the system's); for generation, its threads
+    spin as briefly before they sleep as attn generate's."""
     threads = str(threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "OPENBLAS_NUM_THREADS": threads}
@@ -55,6 +56,8 @@ def torch_env(threads, blas_dir):
         env["OPENBLAS_CORETYPE"] = openblas_coretype()
     # The attn tool waits passively for work (cli/main.c), so PyTorch's OpenMP does too.
     env.setdefault("OMP_WAIT_POLICY", "passive")
+    if generation:
+        env.setdefault("GOMP_SPINCOUNT", "1000")
     if blas_dir:
         # PyTorch links libblas.so.3: the loader looks here before the system's.
         env["LD_LIBRARY_PATH"] = os.pathsep.join(

@@ -41,7 +41,7 @@ typedef struct cli_train_options {
     int64_t steps, batch, warmup, eval_every;
     float lr, min_lr, weight_decay, clip, label_smoothing;
     uint64_t seed;
-    attn_precision precision; /* of the model's products (--precision; language models) */
+    attn_precision precision; /* of the model's products (--precision) */
 } cli_train_options;
 
 /* A model with what it was trained on. */

@@ -65,6 +65,11 @@ static void print_help(void)
            "                     their gradients summed into one update (1)\n"
            "  --zero 1           under mpirun, shard AdamW's moments over the ranks\n"
            "                     (ZeRO stage 1; the same result in 1/N of their memory)\n"
+           "  --precision P      float32, or bf16: mixed precision, the products of the\n"
+           "                     Linears, the RNN cells, attention and the output layer\n"
+           "                     on bfloat16 operands with float32 sums; weights,\n"
+           "                     optimizer and checkpoint float32 (float32; kept by\n"
+           "                     --resume)\n"
            "  --json             print the final report as JSON\n"
            "  -h, --help         this help\n"
            "\n"
@@ -98,11 +103,7 @@ static void print_help(void)
            "  --no-bias          no biases in the Linears and LayerNorms\n"
            "  --no-tie           an output layer of its own, not the token embedding\n"
            "  --dropout P        dropout probability (0)\n"
-           "  --eval-windows N   validation windows of --block tokens (64)\n"
-           "  --precision P      float32, or bf16: mixed precision, the products of the\n"
-           "                     Linears, attention and the output layer on bfloat16\n"
-           "                     operands with float32 sums; weights, optimizer and\n"
-           "                     checkpoint float32 (float32; kept by --resume)\n");
+           "  --eval-windows N   validation windows of --block tokens (64)\n");
 }
 
 /* Steps that reach the accuracy targets on the dates task: REINFORCE's sampled
@@ -221,7 +222,6 @@ static int option_runs(int c)
     case OPT_WINDOW:
     case OPT_NO_BIAS:
     case OPT_NO_TIE:
-    case OPT_PRECISION:
     case OPT_EVAL_WINDOWS: return FOR_TEXT;
     default: return FOR_BOTH;
     }
@@ -583,25 +583,29 @@ static void print_report(const train_options *o, const cli_model *run, const cli
     double accuracy = 100.0 * (double)test->exact / (double)test->examples;
     if (o->json) {
         printf("{\"task\": \"%s\", \"model\": \"%s\", \"attention\": \"%s\", \"steps\": %lld, "
-               "\"batch\": %lld, \"test_examples\": %lld, \"test_exact\": %lld, "
+               "\"batch\": %lld, \"precision\": \"%s\", \"test_examples\": %lld, "
+               "\"test_exact\": %lld, "
                "\"test_accuracy\": %.4f, \"train_seconds\": %.3f, \"tokens_per_second\": %.1f, "
-               "\"parameters\": %zu, \"ms_per_step\": %.3f, \"ranks\": %d, \"accumulate\": %d, "
+               "\"parameters\": %zu, \"ms_per_step\": %.3f, \"steady_ms_per_step\": %.3f, "
+               "\"ranks\": %d, \"accumulate\": %d, "
                "\"exchange_ms_per_step\": %.3f, \"wait_ms_per_step\": %.3f, \"checkpoint\": ",
                attn_task_name(run->task.kind), attn_seq2seq_arch_name(cfg->arch),
                attn_attention_kind_name(cfg->attention), (long long)run->step,
-               (long long)run->train.batch, (long long)test->examples, (long long)test->exact,
+               (long long)run->train.batch, attn_precision_name(run->train.precision),
+               (long long)test->examples, (long long)test->exact,
                accuracy, seconds, tokens_per_second, attn_seq2seq_params(run->model)->total,
-               cli_ms_per_step(totals, totals->step_seconds), totals->ranks, totals->accumulate,
+               cli_ms_per_step(totals, totals->step_seconds), cli_steady_ms_per_step(totals),
+               totals->ranks, totals->accumulate,
                cli_ms_per_step(totals, totals->exchange_seconds),
                cli_ms_per_step(totals, totals->wait_seconds));
         cli_json_string(stdout, out);
         printf("}\n");
         return;
     }
-    printf("%s, %s attention, %s: %lld steps in %.1f s (%.1fk tokens/s)\n",
+    printf("%s, %s attention, %s, %s: %lld steps in %.1f s (%.1fk tokens/s)\n",
            attn_seq2seq_arch_name(cfg->arch), attn_attention_kind_name(cfg->attention),
-           attn_task_name(run->task.kind), (long long)run->step, seconds,
-           tokens_per_second / 1000.0);
+           attn_task_name(run->task.kind), attn_precision_name(run->train.precision),
+           (long long)run->step, seconds, tokens_per_second / 1000.0);
     printf("test exact match: %.2f%% (%lld of %lld)\n", accuracy, (long long)test->exact,
            (long long)test->examples);
     cli_print_ranks(totals);
@@ -680,7 +684,12 @@ static int train_seq2seq(const train_options *o)
     } else if ((status = start_run(o, &run, &opt))) {
         return status;
     }
-    status = train(o, &run, &opt, out);
+    /* The products' precision is how the run trains (a resumed run's, its file's);
+     * its validation and the test decoding run at it too. */
+    if (attn_seq2seq_set_precision(run.model, run.train.precision) != ATTN_OK)
+        status = cli_fail("train");
+    else
+        status = train(o, &run, &opt, out);
     cli_model_free(&run);
     attn_adamw_free(&opt);
     return status;

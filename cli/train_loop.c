@@ -72,6 +72,13 @@ double cli_ms_per_step(const cli_train_totals *totals, double seconds)
     return totals->steps ? 1000.0 * seconds / (double)totals->steps : 0.0;
 }
 
+double cli_steady_ms_per_step(const cli_train_totals *totals)
+{
+    if (totals->steps < 2) return 0.0;
+    return 1000.0 * (totals->step_seconds - totals->first_step_seconds) /
+           (double)(totals->steps - 1);
+}
+
 void cli_print_ranks(const cli_train_totals *totals)
 {
     if (totals->ranks == 1) return;
@@ -131,7 +138,8 @@ static int check_ranks_agree(const cli_trainer *t)
         {"--clip", o->clip, NULL},
         {"--label-smoothing", o->label_smoothing, NULL},
         {"--seed", (double)o->seed, NULL},
-        {"--precision", (double)o->precision, NULL},
+        {"--precision", checksum_string(attn_precision_name(o->precision)),
+         attn_precision_name(o->precision)},
         {"--stop-at", (double)t->stop_at, NULL},
         {"--accumulate", t->accumulate, NULL},
         {"--zero", t->zero, NULL},
@@ -258,7 +266,7 @@ int cli_train(const cli_trainer *t)
         saved = false;
         double seconds = cli_now() - start;
         add_step(&w, &s, seconds);
-        totals.steps++;
+        if (totals.steps++ == 0) totals.first_step_seconds = seconds;
         totals.step_seconds += seconds;
         totals.tokens += s.tokens;
         totals.last_loss = s.loss;

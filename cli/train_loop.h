@@ -18,7 +18,8 @@ typedef struct cli_train_window {
 /* What this invocation's steps did, for the final report. */
 typedef struct cli_train_totals {
     int64_t steps;
-    double step_seconds; /* the steps alone */
+    double step_seconds;       /* the steps alone */
+    double first_step_seconds; /* of them the first, which also faults in every buffer */
     double loop_seconds; /* the loop, validations and checkpoints included */
     double tokens;
     double last_loss; /* NaN when no step was taken */
@@ -26,6 +27,10 @@ typedef struct cli_train_totals {
     double wait_seconds;     /* of the steps, rank 0's waiting for the other ranks */
     double exchange_seconds; /* and in the ranks' exchanges once all are there */
 } cli_train_totals;
+
+/* ms per step without the first (0 when only one was taken): the steady rate
+ * of a long run, which a short timing run's first step would hide. */
+double cli_steady_ms_per_step(const cli_train_totals *totals);
 
 /* What differs between the model kinds. Every function gets the kind's run
  * (cli_trainer.run); those returning int return an exit status and print what

@@ -168,11 +168,13 @@ static void print_report(const text_run *r, const cli_train_totals *s, const cha
         print_number(s->last_loss);
         printf(", \"valid_loss\": ");
         print_number(r->valid_loss);
-        printf(", \"valid_windows\": %lld, \"ms_per_step\": %.3f, \"tokens_per_s\": %.1f, "
+        printf(", \"valid_windows\": %lld, \"ms_per_step\": %.3f, \"steady_ms_per_step\": %.3f, "
+               "\"tokens_per_s\": %.1f, "
                "\"train_seconds\": %.3f, \"wall_seconds\": %.3f, \"ranks\": %d, "
                "\"accumulate\": %d, \"exchange_ms_per_step\": %.3f, \"wait_ms_per_step\": %.3f, "
                "\"checkpoint\": ",
-               (long long)r->valid_windows, ms_per_step, tokens_per_s, s->step_seconds,
+               (long long)r->valid_windows, ms_per_step, cli_steady_ms_per_step(s), tokens_per_s,
+               s->step_seconds,
                cli_now() - r->wall_start, s->ranks, s->accumulate,
                cli_ms_per_step(s, s->exchange_seconds), cli_ms_per_step(s, s->wait_seconds));
         cli_json_string(stdout, out);

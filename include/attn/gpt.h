@@ -142,14 +142,17 @@ ATTN_API attn_status attn_gpt_backward(attn_gpt *m);
  * a new token costs O(length), not a pass over the whole context. Dropout is off. */
 typedef struct attn_gpt_cache attn_gpt_cache;
 
-/* Room for `capacity` tokens, 1 <= capacity <= block_size, float32. */
+/* Room for `capacity` tokens, 1 <= capacity <= block_size, float32. The keys and
+ * values of a cache of 256 KB or more are on huge pages where Linux offers them
+ * (no page fault per step), whose first pass clears all of them: make a cache
+ * as large as the tokens it will hold, not larger. */
 ATTN_API attn_status attn_gpt_cache_create(attn_gpt_cache **out, const attn_gpt *m, int capacity);
 /* The same at a precision. ATTN_BF16 is bf16 inference: the cache keeps its keys
  * and values in bfloat16 (half the memory) and rounds m's Linear weights and
  * lm_head.weight to bfloat16 once, here (the weights as they are now; a cache
  * made before they change keeps the old ones). Its passes multiply those by
  * their inputs rounded to bfloat16, with float32 products and sums, and attend
- * through attn_sdpa_bf16_forward (q rounded too; scores, softmax and sums
+ * through attn_sdpa_bf16_forward's kernel (q rounded too; scores, softmax and sums
  * float32); the embeddings, LayerNorms, GELU, the residual stream and the logits
  * stay float32. Its logits differ from float32's by the roundings (the bound:
  * tests/unit/test_gpt_bf16.c). Fails on a value that is no attn_precision. */
@@ -159,7 +162,8 @@ ATTN_API void attn_gpt_cache_free(attn_gpt_cache *c);
 ATTN_API int attn_gpt_cache_length(const attn_gpt_cache *c);
 /* The bytes of the keys and values of m's cache of `capacity` tokens at
  * `precision`: 2 x layers x Hkv x capacity x hd values of 4 bytes (float32) or
- * 2 (bf16); 0 for NULL m. */
+ * 2 (bf16; its values are stored in pairs of rows, each row padded to a multiple
+ * of 16 values, which this count leaves out); 0 for NULL m. */
 ATTN_API size_t attn_gpt_cache_bytes(const attn_gpt *m, int capacity, attn_precision precision);
 /* Empties it (length 0). */
 ATTN_API void attn_gpt_cache_reset(attn_gpt_cache *c);
@@ -192,8 +196,9 @@ ATTN_API attn_status attn_sample(int32_t *token, const float *logits, int V, con
 /* ---- generation ----------------------------------------------------------------------------
  * Continues prompt: (n_prompt >= 1) by n_new tokens -> out: (n_new). Token i is
  * drawn with attn_uniform_at(seed, i). With use_cache the prompt runs once and
- * each new token once; without, every new token reruns the whole context (the
- * reference the cache is checked against). When the context would exceed
+ * each new token once; without, every new token reruns the whole context (an
+ * inference pass over all of it, nothing kept from one token's pass to the
+ * next). When the context would exceed
  * block_size, the oldest tokens are dropped: uncached, the context is always the
  * last block_size tokens (nanoGPT's crop); cached, the last block_size / 2 are kept
  * and run again, so the cache refills without a pass per token.

@@ -76,8 +76,8 @@ ATTN_API attn_status attn_gpt_save(const char *path, attn_gpt *m, const attn_tex
                                    const attn_metadata_pair *extra, int extra_count);
 
 /* Reads the metadata of an open model file: its kind, its vocabulary (*vocab),
- * its config; creates the model (*out, attn_gpt_free it) with its parameters not
- * yet loaded. */
+ * its config; creates the model (*out, attn_gpt_free it) with its parameters
+ * zero, not yet loaded. */
 ATTN_API attn_status attn_gpt_from_file(attn_gpt **out, attn_text_vocab *vocab,
                                         const attn_safetensors *st);
 

@@ -64,6 +64,20 @@ ATTN_API attn_status attn_rnn_cell_backward(attn_rnn_mode mode, float *dgx, floa
                                             const float *dh_out, const float *dc_out,
                                             const float *saved, const float *h, const float *c,
                                             const float *w_hh, int B, int H);
+/* The same with the recurrent products (h W_hh^T, and in backward dgh W_hh and
+ * dgh^T h) at a precision (attn_gemm of attn/kernels.h: bf16 operands, float32
+ * sums); the gates, the states and the bias stay float32. The two above are these
+ * at ATTN_FLOAT32. A precision that is no attn_precision fails, naming it. */
+ATTN_API attn_status attn_rnn_cell_forward_at(attn_precision precision, attn_rnn_mode mode,
+                                              float *h_out, float *c_out, float *saved,
+                                              const float *gx, const float *h, const float *c,
+                                              const float *w_hh, const float *b_hh, int B, int H);
+ATTN_API attn_status attn_rnn_cell_backward_at(attn_precision precision, attn_rnn_mode mode,
+                                               float *dgx, float *dh, float *dc, float *dw_hh,
+                                               float *db_hh, float *scratch, const float *dh_out,
+                                               const float *dc_out, const float *saved,
+                                               const float *h, const float *c, const float *w_hh,
+                                               int B, int H);
 
 /* ---- whole layers, torch.nn.RNN / LSTM / GRU ---------------------------------------------
  * Parameters (state_dict keys), k the layer, "_reverse" for the backward direction:

@@ -156,6 +156,25 @@ ATTN_API const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *
 ATTN_API attn_params *attn_seq2seq_params(attn_seq2seq *m);
 ATTN_API attn_params *attn_seq2seq_buffers(attn_seq2seq *m);
 
+/* The precision of the model's matrix products: ATTN_FLOAT32 (the default) or
+ * ATTN_BF16, mixed precision as attn_gpt_set_precision's: each product's operands
+ * rounded to bf16, its sums float32 (attn_gemm). In bf16 these run so, forward
+ * and backward: every Linear (the RNN models' initial-state, key and output
+ * layers, the transformer's projections, feed-forward and generator), the RNN
+ * cells' input and recurrent products (encoder and decoder), Bahdanau's query
+ * and Luong's combine, and the transformer's attention through
+ * attn_sdpa_bf16_forward / _backward (q, k, v and dout rounded; scores, softmax
+ * and sums float32). The parameters, their gradients, the embeddings, the RNN
+ * models' attention scores and weights (small per-source products), the gates,
+ * LayerNorm, the softmax and the loss stay float32, so an optimizer and a
+ * checkpoint see float32 state as ever. Decoding runs the same code, so its
+ * products follow this setting too, except the transformer's attention over its
+ * key-value cache (float32); a pass asked to record weights or to edit them
+ * (recording, interventions) runs that attention in float32. Fails on a value
+ * that is no attn_precision. */
+ATTN_API attn_status attn_seq2seq_set_precision(attn_seq2seq *m, attn_precision precision);
+ATTN_API attn_precision attn_seq2seq_get_precision(const attn_seq2seq *m);
+
 /* One training or validation pass. Dropout, hard-attention samples and Gumbel
  * noise are drawn from (seed, step), so a step repeats exactly. */
 typedef struct attn_seq2seq_pass {

@@ -2,6 +2,7 @@
  * variant the library chose (isa.h), on a config the attention layer checked. */
 #include "kernels/flash.h"
 #include "kernels/isa.h"
+#include "core/bf16.h"
 
 size_t attn_flash_workspace_bytes(const attn_sdpa_config *cfg, int threads, bool backward)
 {
@@ -39,7 +40,27 @@ attn_status attn_flash_bf16_forward(float *out, float *lse, const uint16_t *q, c
 {
     const attn_isa *isa;
     attn_status s = attn_isa_current(&isa);
-    return s ? s : isa->flash->forward_bf16(out, lse, q, k, v, cfg);
+    return s ? s : isa->flash->forward_bf16(out, lse, q, k, v, NULL, cfg);
+}
+
+attn_status attn_flash_bf16_forward_pairs(float *out, float *lse, const uint16_t *q,
+                                          const uint16_t *k, const uint16_t *v_pairs,
+                                          const attn_sdpa_config *cfg)
+{
+    const attn_isa *isa;
+    attn_status s = attn_isa_current(&isa);
+    return s ? s : isa->flash->forward_bf16(out, lse, q, k, NULL, v_pairs, cfg);
+}
+
+void attn_flash_bf16_pair_rows(uint16_t *pairs, const float *src, int64_t first, int rows,
+                               int width)
+{
+    const int64_t padded = attn_flash_pair_width(width);
+    for (int r = 0; r < rows; r++) {
+        const int64_t row = first + r;
+        uint16_t *dst = pairs + row / 2 * padded * 2 + (row & 1);
+        for (int c = 0; c < width; c++) dst[2 * c] = attn_bf16_round(src[(size_t)r * width + c]);
+    }
 }
 
 attn_status attn_flash_bf16_backward(float *dq, float *dk, float *dv, const uint16_t *dout,

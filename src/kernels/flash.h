@@ -52,6 +52,29 @@ attn_status attn_flash_backward(float *dq, float *dk, float *dv, const float *do
 attn_status attn_flash_bf16_forward(float *out, float *lse, const uint16_t *q, const uint16_t *k,
                                     const uint16_t *v, const attn_sdpa_config *cfg);
 
+/* The same forward with v given as the kernel reads it, pairs of rows (so that a
+ * caller keeping v, as a key-value cache does, lays it out once, not per call):
+ *   v_pairs: (B H, ceil(Lk / 2), attn_flash_pair_width(Dv), 2), rows 2t and 2t + 1
+ *   of each head interleaved column by column, zero padded (a missing last row
+ *   too), the layout attn_flash_bf16_pair_rows writes. The same bits as the
+ *   forward on v itself. */
+attn_status attn_flash_bf16_forward_pairs(float *out, float *lse, const uint16_t *q,
+                                          const uint16_t *k, const uint16_t *v_pairs,
+                                          const attn_sdpa_config *cfg);
+/* The padded width of a row in the pairs-of-rows layout: whole vectors of every
+ * instruction set (16 floats), so that one layout serves every variant. */
+enum { ATTN_FLASH_PAIR_ALIGN = 16 };
+static inline int attn_flash_pair_width(int width)
+{
+    return (width + ATTN_FLASH_PAIR_ALIGN - 1) / ATTN_FLASH_PAIR_ALIGN * ATTN_FLASH_PAIR_ALIGN;
+}
+/* Rows first .. first + rows - 1 of one head's v in pairs of rows: src (rows,
+ * width) float32, rounded to bfloat16 (attn_bf16_from_float's rounding), into
+ * pairs: (ceil(length / 2), attn_flash_pair_width(width), 2); the padding columns
+ * and the partner of a row not yet written must already be zero (or any finite
+ * value: they multiply zeros). */
+void attn_flash_bf16_pair_rows(uint16_t *pairs, const float *src, int64_t first, int rows,
+                               int width);
 attn_status attn_flash_bf16_backward(float *dq, float *dk, float *dv, const uint16_t *dout,
                                      const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                      const float *lse, const attn_sdpa_config *cfg);
@@ -76,8 +99,10 @@ typedef struct attn_flash_kernels {
                             const float *k, const float *v, const float *lse,
                             const attn_sdpa_config *cfg);
     size_t (*workspace_bytes)(const attn_sdpa_config *cfg, int threads, bool backward);
+    /* v as given, or (v NULL) v_pairs laid out as attn_flash_bf16_forward_pairs's */
     attn_status (*forward_bf16)(float *out, float *lse, const uint16_t *q, const uint16_t *k,
-                                const uint16_t *v, const attn_sdpa_config *cfg);
+                                const uint16_t *v, const uint16_t *v_pairs,
+                                const attn_sdpa_config *cfg);
     attn_status (*backward_bf16)(float *dq, float *dk, float *dv, const uint16_t *dout,
                                  const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                  const float *lse, const attn_sdpa_config *cfg);

@@ -54,7 +54,7 @@ static size_t bf16_query_tiles_at(bf16_query_tiles *t, float *base, const attn_s
     t->ds_pairs = carve_pairs(base, &used, tile);
     t->s_work = carve(base, &used, cache > 0 ? 0 : tile);
     t->dp_work = carve(base, &used, cache > 0 ? 0 : tile);
-    t->dq_acc = carve(base, &used, (size_t)QUERY_BLOCK * round_up(cfg->dim_qk, VF_WIDTH));
+    t->dq_acc = carve(base, &used, (size_t)QUERY_BLOCK * attn_flash_pair_width(cfg->dim_qk));
     float **rows[] = {&t->shift, &t->inv_sum, &t->delta, &t->delta_lo, &t->row_max, &t->row_sum};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         *rows[i] = carve(base, &used, QUERY_BLOCK);
@@ -82,8 +82,8 @@ static void query_scores(float *s_t, const bf16_backward_operands *op, const bf1
 {
     const int d_even = op->q.width_even;
     tile_product_pairs(keys, QUERY_BLOCK, d_even / 2, operand_rows(&op->k, bh, j0), d_even, 2,
-                       t->q_cols, QUERY_BLOCK * 2, s_t, QUERY_BLOCK, false);
-    scale_tile(s_t, keys, QUERY_BLOCK, QUERY_BLOCK, attn_flash_scale(cfg));
+                       t->q_cols, QUERY_BLOCK * 2, s_t, QUERY_BLOCK,
+                       (c_update){false, attn_flash_scale(cfg), NULL});
     score_tile tile = {s_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads, i0, j0, rows, keys};
     mask_tile(&tile, cfg);
 }
@@ -96,7 +96,7 @@ static void query_probabilities(float *s_t, float *dp_t, const bf16_backward_ope
     const int dv_even = op->v.width_even;
     probabilities_transposed(s_t, keys, t->shift, t->inv_sum);
     tile_product_pairs(keys, QUERY_BLOCK, dv_even / 2, operand_rows(&op->v, bh, j0), dv_even, 2,
-                       t->dout_cols, QUERY_BLOCK * 2, dp_t, QUERY_BLOCK, false);
+                       t->dout_cols, QUERY_BLOCK * 2, dp_t, QUERY_BLOCK, FRESH);
     if (cfg->dropout_p > 0.0f) {
         score_tile dp_tile = {dp_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads,
                               i0, j0, rows, keys};
@@ -129,7 +129,8 @@ static void bf16_query_block(const row_terms *terms, float *dq, const bf16_backw
     for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, n++) {
         const int keys = min_int(KEY_BLOCK, end - j0);
         query_scores(s_tile(t, n), op, t, cfg, bh, i0, rows, j0, keys);
-        softmax_tile_statistics(s_tile(t, n), keys, t->row_max, t->row_sum);
+        softmax_tile_update(s_tile(t, n), NULL, NULL, keys, QUERY_BLOCK, t->row_max, t->row_sum,
+                            NULL);
     }
     set_row_terms(terms, t->shift, t->inv_sum, t->row_max, t->row_sum, lse, first, rows);
 
@@ -163,7 +164,7 @@ static void bf16_query_block(const row_terms *terms, float *dq, const bf16_backw
         round_row_pairs(t->ds_pairs, dp_t, keys, QUERY_BLOCK, QUERY_BLOCK);
         tile_product_pairs(rows, d_pad, (keys + 1) / 2, t->ds_pairs, 2, QUERY_BLOCK * 2,
                            operand_pairs(&op->k, bh, j0), (ptrdiff_t)d_pad * 2, t->dq_acc, d_pad,
-                           true);
+                           ADD);
     }
     const float scale = attn_flash_scale(cfg);
     for (int r = 0; r < rows; r++)
@@ -188,8 +189,8 @@ static size_t bf16_key_tiles_at(bf16_key_tiles *t, float *base, const attn_sdpa_
     t->pairs = carve_pairs(base, &used, tile);
     t->p = carve(base, &used, tile);
     t->ds = carve(base, &used, tile);
-    t->dk_acc = carve(base, &used, (size_t)KEY_BLOCK * round_up(cfg->dim_qk, VF_WIDTH));
-    t->dv_acc = carve(base, &used, (size_t)KEY_BLOCK * round_up(cfg->dim_v, VF_WIDTH));
+    t->dk_acc = carve(base, &used, (size_t)KEY_BLOCK * attn_flash_pair_width(cfg->dim_qk));
+    t->dv_acc = carve(base, &used, (size_t)KEY_BLOCK * attn_flash_pair_width(cfg->dim_v));
     return used;
 }
 
@@ -218,13 +219,13 @@ static void bf16_key_block(float *dk, float *dv, const bf16_backward_operands *o
 
         /* S = scale Q_i K_j^T, masked; P; dP' = dout_i V_j^T; dS and P'. */
         tile_product_pairs(rows, KEY_BLOCK, d_even / 2, operand_rows(&op->q, bh, i0), d_even, 2,
-                           t->k_cols, KEY_BLOCK * 2, t->p, KEY_BLOCK, false);
-        scale_tile(t->p, rows, KEY_BLOCK, KEY_BLOCK, scale);
+                           t->k_cols, KEY_BLOCK * 2, t->p, KEY_BLOCK,
+                           (c_update){false, scale, NULL});
         score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
         probabilities_by_rows(t->p, rows, terms->shift + at, terms->inv_sum + at);
         tile_product_pairs(rows, KEY_BLOCK, dv_even / 2, operand_rows(&op->dout, bh, i0), dv_even,
-                           2, t->v_cols, KEY_BLOCK * 2, t->ds, KEY_BLOCK, false);
+                           2, t->v_cols, KEY_BLOCK * 2, t->ds, KEY_BLOCK, FRESH);
         if (cfg->dropout_p > 0.0f)
             dropout_softmax_gradient(&tile, t->ds, terms->delta + at, terms->delta_lo + at, cfg);
         else
@@ -239,16 +240,16 @@ static void bf16_key_block(float *dk, float *dv, const bf16_backward_operands *o
             round_row_pairs(t->pairs, t->p, rows, KEY_BLOCK, KEY_BLOCK);
             tile_product_pairs(keys, dv_pad, (rows + 1) / 2, t->pairs, 2, KEY_BLOCK * 2,
                                operand_pairs(&op->dout, bh, i0), (ptrdiff_t)dv_pad * 2,
-                               t->dv_acc, dv_pad, true);
+                               t->dv_acc, dv_pad, ADD);
         }
         if (dk != NULL) {
             round_row_pairs(t->pairs, t->ds, rows, KEY_BLOCK, KEY_BLOCK);
             tile_product_pairs(keys, d_pad, (rows + 1) / 2, t->pairs, 2, KEY_BLOCK * 2,
                                operand_pairs(&op->q, bh, i0), (ptrdiff_t)d_pad * 2, t->dk_acc,
-                               d_pad, true);
+                               d_pad, ADD);
         }
     }
-    add_key_gradients(dk, dv, t->dk_acc, t->dv_acc, cfg, bh, j0, keys);
+    add_key_gradients(dk, dv, t->dk_acc, d_pad, t->dv_acc, dv_pad, cfg, bh, j0, keys);
 }
 
 /* ---- the whole backward ------------------------------------------------------------ */
@@ -303,28 +304,39 @@ static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const ui
         float *mine = scratch + (size_t)attn_thread_index() * per_thread;
         /* Subnormals flushed as vdpbf16ps flushes them, in every variant (simd.h). */
         const unsigned mxcsr = subnormals_flush();
+        /* Before the query pass: what it reads, k as pairs of rows and the copies
+         * of odd widths. q and dout as pairs of rows are read by the key pass
+         * only: each query task lays out its own rows, which it reads first. */
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < heads; bh++) {
-            const bf16_operand *all[] = {&op.q, &op.k, &op.v, &op.dout};
-            for (int o = 0; o < 4; o++) lay_out_operand(all[o], bh);
+            lay_out_operand(&op.k, bh);
+            const bf16_operand *rows_only[] = {&op.q, &op.v, &op.dout};
+            for (int o = 0; o < 3; o++) lay_out_rows(rows_only[o], bh);
         }
-        /* (the implicit barrier: every operand is laid out) */
+        /* (the implicit barrier: the query pass's operands are laid out) */
         bf16_query_tiles query_tiles;
         bf16_query_tiles_at(&query_tiles, mine, cfg);
         /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < heads * query_blocks; task++) {
-            int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+            int64_t bh, block;
+            task_block(task, query_blocks, true, &bh, &block);
+            const int rows = min_int(QUERY_BLOCK, cfg->len_q - block * QUERY_BLOCK);
+            lay_out_pairs(&op.q, bh, block * QUERY_BLOCK, rows);
+            lay_out_pairs(&op.dout, bh, block * QUERY_BLOCK, rows);
             bf16_query_block(&terms, dq, &op, lse, cfg, bh, block * QUERY_BLOCK, &query_tiles);
         }
-        /* (the implicit barrier: every row's terms are ready for the key pass) */
+        /* (the implicit barrier: every row's terms are ready for the key pass, and
+         * q and dout are laid out) */
         if (dk != NULL || dv != NULL) {
             bf16_key_tiles key_tiles;
             bf16_key_tiles_at(&key_tiles, mine, cfg);
 #pragma omp for schedule(dynamic)
-            for (int64_t task = 0; task < heads * key_blocks; task++)
-                bf16_key_block(dk, dv, &op, &terms, cfg, task % heads, task / heads * KEY_BLOCK,
-                               &key_tiles);
+            for (int64_t task = 0; task < heads * key_blocks; task++) {
+                int64_t bh, block;
+                task_block(task, key_blocks, false, &bh, &block);
+                bf16_key_block(dk, dv, &op, &terms, cfg, bh, block * KEY_BLOCK, &key_tiles);
+            }
         }
         subnormals_restore(mxcsr);
     }
@@ -336,7 +348,8 @@ static size_t flash_workspace_bytes_bf16(const attn_sdpa_config *cfg, int thread
 {
     bf16_operand forward_ops[3];
     const size_t forward =
-        bf16_forward_scratch(NULL, cfg, threads, NULL, NULL, NULL, forward_ops) * sizeof(float);
+        bf16_forward_scratch(NULL, cfg, threads, NULL, NULL, NULL, NULL, forward_ops) *
+        sizeof(float);
     if (!backward) return forward;
     bf16_backward_operands op;
     row_terms terms;

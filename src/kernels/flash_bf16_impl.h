@@ -31,7 +31,8 @@
  *   pairs of rows   (B H, ceil(L / 2), width padded, 2): rows 2t and 2t + 1
  *                   interleaved, the operand B of a product that sums over rows
  *                   (v in the forward's P V)
- * and per task pack_column_pairs (q of a query block as the lanes of B) and
+ * (v may come laid out so: attn_flash_bf16_forward_pairs, which a key-value cache
+ * uses) and per task pack_column_pairs (q of a query block as the lanes of B) and
  * round_row_pairs (P, dS rounded to bf16 as the pairs A reads). Key tiles start
  * at even keys, so a tile's pairs are the layout's pairs.
  *
@@ -40,21 +41,39 @@
 
 /* ---- tile products on pairs --------------------------------------------------- */
 
+/* How a tile product on pairs writes C: fresh, C = scale (A B) (the finished
+ * sums times the scale, as scale_tile multiplies them), or accumulating,
+ * C = diag(rescale) C + A B (each row of C times its factor before the sums, as
+ * rescale_rows multiplies it; rescale NULL: C as it is). Done in the registers
+ * of the product, the same bits as those passes over the tile. */
+typedef struct c_update {
+    bool accumulate;
+    float scale;
+    const float *rescale;
+} c_update;
+
+static const c_update FRESH = {false, 1.0f, NULL}, ADD = {true, 1.0f, NULL};
+
 /* C[r][0, nvec * VF_WIDTH) (+)= sum_t A(r, t) . B[t][0, nvec * VF_WIDTH) for r < rows,
  * t < pairs, where A(r, t) is the pair a[r * a_row + t * a_pair], [+1] and B[t]
- * the pairs from b + t * ldb (all strides in uint16_t). The register block is
- * micro_tile's; rows from `rows` to mrows repeat the last row of A. */
+ * the pairs from b + t * ldb (all strides in uint16_t), written as u says. The
+ * register block is micro_tile's; rows from `rows` to mrows repeat the last row
+ * of A. */
 VF_INLINE void micro_tile_pairs(const int nvec, const int mrows, int rows, int pairs,
                                 const uint16_t *a, ptrdiff_t a_row, ptrdiff_t a_pair,
                                 const uint16_t *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
-                                bool accumulate)
+                                c_update u)
 {
     const uint16_t *a_rows[MICRO_ROWS];
     vf acc[MICRO_ROWS][MICRO_VECS];
     for (int r = 0; r < mrows; r++) {
         a_rows[r] = a + (r < rows ? r : rows - 1) * a_row;
-        for (int v = 0; v < nvec; v++)
-            acc[r][v] = accumulate && r < rows ? vf_load(c + r * ldc + v * VF_WIDTH) : vf_zero();
+        const vf factor = vf_set1(u.rescale != NULL && r < rows ? u.rescale[r] : 1.0f);
+        for (int v = 0; v < nvec; v++) {
+            acc[r][v] = vf_zero();
+            if (u.accumulate && r < rows) acc[r][v] = vf_load(c + r * ldc + v * VF_WIDTH);
+            if (u.accumulate && u.rescale != NULL) acc[r][v] = vf_mul(acc[r][v], factor);
+        }
     }
     for (int t = 0; t < pairs; t++) {
         vp b_t[MICRO_VECS];
@@ -64,8 +83,11 @@ VF_INLINE void micro_tile_pairs(const int nvec, const int mrows, int rows, int p
             for (int v = 0; v < nvec; v++) acc[r][v] = vp_dot(acc[r][v], a_rt, b_t[v]);
         }
     }
+    const vf scale = vf_set1(u.scale);
     for (int r = 0; r < rows; r++)
-        for (int v = 0; v < nvec; v++) vf_store(c + r * ldc + v * VF_WIDTH, acc[r][v]);
+        for (int v = 0; v < nvec; v++)
+            vf_store(c + r * ldc + v * VF_WIDTH,
+                     u.accumulate ? acc[r][v] : vf_mul(acc[r][v], scale));
 }
 
 /* GCC 12 at -O3 vectorizes the scalar variant's loop over pairs (two dependent
@@ -81,11 +103,13 @@ VF_INLINE void micro_tile_pairs(const int nvec, const int mrows, int rows, int p
 #endif
 
 /* C (rows x cols) (+)= A (rows x pairs) B (pairs x cols) on pairs, as tile_product
- * on floats: cols a multiple of VF_WIDTH, register blocks of MICRO_VECS vectors
- * where they fit, else one. */
-PAIR_PRODUCT_ATTRIBUTES static void tile_product_pairs(int rows, int cols, int pairs, const uint16_t *a, ptrdiff_t a_row,
-                               ptrdiff_t a_pair, const uint16_t *b, ptrdiff_t ldb, float *c,
-                               ptrdiff_t ldc, bool accumulate)
+ * on floats, written as u says: cols a multiple of VF_WIDTH, register blocks of
+ * MICRO_VECS vectors where they fit, else one, and of one row for a single row. */
+PAIR_PRODUCT_ATTRIBUTES static void tile_product_pairs(int rows, int cols, int pairs,
+                                                       const uint16_t *a, ptrdiff_t a_row,
+                                                       ptrdiff_t a_pair, const uint16_t *b,
+                                                       ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                                       c_update u)
 {
     const int vectors = cols / VF_WIDTH;
     for (int v0 = 0; v0 < vectors;) {
@@ -94,12 +118,20 @@ PAIR_PRODUCT_ATTRIBUTES static void tile_product_pairs(int rows, int cols, int p
             const int nrows = min_int(MICRO_ROWS, rows - r0);
             const uint16_t *a_r = a + r0 * a_row, *b_v = b + v0 * 2 * VF_WIDTH;
             float *c_rv = c + r0 * ldc + v0 * VF_WIDTH;
-            if (nvec == MICRO_VECS)
+            c_update u_r = u;
+            if (u.rescale != NULL) u_r.rescale = u.rescale + r0;
+            if (nvec == MICRO_VECS && nrows == 1)
+                micro_tile_pairs(MICRO_VECS, 1, nrows, pairs, a_r, a_row, a_pair, b_v, ldb, c_rv,
+                                 ldc, u_r);
+            else if (nvec == MICRO_VECS)
                 micro_tile_pairs(MICRO_VECS, MICRO_ROWS, nrows, pairs, a_r, a_row, a_pair, b_v,
-                                 ldb, c_rv, ldc, accumulate);
+                                 ldb, c_rv, ldc, u_r);
+            else if (nrows == 1)
+                micro_tile_pairs(1, 1, nrows, pairs, a_r, a_row, a_pair, b_v, ldb, c_rv, ldc,
+                                 u_r);
             else
                 micro_tile_pairs(1, MICRO_ROWS, nrows, pairs, a_r, a_row, a_pair, b_v, ldb, c_rv,
-                                 ldc, accumulate);
+                                 ldc, u_r);
         }
         v0 += nvec;
     }
@@ -127,24 +159,51 @@ static void pack_row_pairs(uint16_t *dst, const uint16_t *src, int64_t rows, int
     for (int64_t t = 0; 2 * t < rows; t++) {
         uint16_t *pair_row = dst + t * cols_pad * 2;
         const uint16_t *even = src + 2 * t * cols, *odd = even + cols;
-        const bool has_odd = 2 * t + 1 < rows;
-        for (int c = 0; c < cols_pad; c++) {
-            pair_row[2 * c] = c < cols ? even[c] : 0;
-            pair_row[2 * c + 1] = c < cols && has_odd ? odd[c] : 0;
-        }
+        /* Loops without a choice per element, which the compiler vectorizes. */
+        if (2 * t + 1 < rows)
+            for (int c = 0; c < cols; c++) {
+                pair_row[2 * c] = even[c];
+                pair_row[2 * c + 1] = odd[c];
+            }
+        else
+            for (int c = 0; c < cols; c++) {
+                pair_row[2 * c] = even[c];
+                pair_row[2 * c + 1] = 0;
+            }
+        memset(pair_row + 2 * cols, 0, (size_t)(cols_pad - cols) * 2 * sizeof *pair_row);
     }
 }
 
 /* Columns 2t and 2t + 1 of each of `rows` rows of src (leading dimension
  * cols_even, an even number of columns) as the pairs of one lane:
- * dst (cols_even / 2, lanes, 2), zero for lanes past `rows`. */
+ * dst (cols_even / 2, lanes, 2), zero for lanes past `rows`. A pair is moved
+ * as one 32-bit word, so this is the transpose of a (rows, cols_even / 2)
+ * matrix of words. It runs once per query (or key) block: read a word down
+ * the rows at a time (a load per word 2 cols_even bytes from the last), it cost
+ * 3 % of a bf16 forward's block; four rows at a time, each of their words read
+ * along the row and the four of a pair index written as one 16-byte store, it
+ * takes a quarter of that. */
 static void pack_column_pairs(uint16_t *dst, int lanes, const uint16_t *src, int rows,
                               int cols_even)
 {
-    for (int d = 0; d < cols_even; d++) {
-        uint16_t *dst_d = dst + (ptrdiff_t)(d / 2) * lanes * 2 + (d & 1);
-        for (int r = 0; r < lanes; r++) dst_d[2 * r] = r < rows ? src[r * cols_even + d] : 0;
-    }
+    enum { ROWS = 4 };
+    const int pairs = cols_even / 2;
+    int r = 0;
+    for (; r + ROWS <= rows; r += ROWS)
+        for (int t = 0; t < pairs; t++) {
+            uint32_t words[ROWS];
+            for (int i = 0; i < ROWS; i++)
+                memcpy(&words[i], src + (ptrdiff_t)(r + i) * cols_even + 2 * t, sizeof words[i]);
+            memcpy(dst + ((ptrdiff_t)t * lanes + r) * 2, words, sizeof words);
+        }
+    for (; r < rows; r++)
+        for (int t = 0; t < pairs; t++)
+            memcpy(dst + ((ptrdiff_t)t * lanes + r) * 2, src + (ptrdiff_t)r * cols_even + 2 * t,
+                   2 * sizeof *src);
+    if (rows < lanes)
+        for (int t = 0; t < pairs; t++)
+            memset(dst + ((ptrdiff_t)t * lanes + rows) * 2, 0,
+                   (size_t)(lanes - rows) * 2 * sizeof *src);
 }
 
 /* Rows 2t and 2t + 1 of a float tile src (`rows` rows, leading dimension ld)
@@ -170,11 +229,13 @@ static uint16_t *carve_pairs(float *base, size_t *used, size_t n)
 /* One input, (B H, length, width) bf16, in the layouts the tile products read:
  * `rows` as pairs along the width (the input itself when the width is even, else
  * `copy`, padded), and, when asked for, `pairs`, its rows 2t and 2t + 1
- * interleaved (pack_row_pairs, width padded to whole vectors). Laid out once per
- * call, a head at a time (lay_out_operand). */
+ * interleaved (pack_row_pairs into pairs_copy, width padded to
+ * attn_flash_pair_width), or the caller's when it gave them so. Laid out once per
+ * call, a head at a time (lay_out_operand), or its pairs a block of rows at a
+ * time by the task that owns them (lay_out_pairs). */
 typedef struct bf16_operand {
-    const uint16_t *input, *rows;
-    uint16_t *copy, *pairs; /* NULL when not needed */
+    const uint16_t *input, *rows, *pairs;
+    uint16_t *copy, *pairs_copy; /* NULL when not needed */
     int64_t length;
     int width, width_even, width_pad;
 } bf16_operand;
@@ -185,21 +246,47 @@ static bf16_operand carve_operand(float *base, size_t *used, const uint16_t *inp
 {
     const size_t heads = (size_t)cfg->batch * cfg->heads;
     bf16_operand o = {.input = input, .length = length, .width = width,
-                      .width_even = even_dim(width), .width_pad = round_up(width, VF_WIDTH)};
+                      .width_even = even_dim(width), .width_pad = attn_flash_pair_width(width)};
     if (width & 1) o.copy = carve_pairs(base, used, heads * (size_t)length * o.width_even);
     o.rows = width & 1 ? o.copy : input;
     if (with_pairs)
-        o.pairs = carve_pairs(base, used, heads * (size_t)((length + 1) / 2) * o.width_pad * 2);
+        o.pairs = o.pairs_copy =
+            carve_pairs(base, used, heads * (size_t)((length + 1) / 2) * o.width_pad * 2);
     return o;
 }
 
+/* An input given only as pairs of rows (attn_flash_bf16_forward_pairs' v_pairs). */
+static bf16_operand given_pairs(const uint16_t *pairs, int64_t length, int width)
+{
+    return (bf16_operand){.pairs = pairs, .length = length, .width = width,
+                          .width_even = even_dim(width),
+                          .width_pad = attn_flash_pair_width(width)};
+}
+
+/* Head bh's rows as pairs along the width, when that takes a copy (odd width). */
+static void lay_out_rows(const bf16_operand *o, int64_t bh)
+{
+    if (o->copy != NULL)
+        pack_even_rows(o->copy + bh * o->length * o->width_even, o->input + bh * o->length * o->width,
+                       o->length, o->width);
+}
+
+/* Rows first .. first + rows of head bh (first even) as pairs of rows, when asked
+ * for: a part of the layout, so that a task can lay out the rows it owns. */
+static void lay_out_pairs(const bf16_operand *o, int64_t bh, int64_t first, int64_t rows)
+{
+    if (o->pairs_copy != NULL)
+        pack_row_pairs(o->pairs_copy + (bh * ((o->length + 1) / 2) + first / 2) * o->width_pad * 2,
+                       o->input + (bh * o->length + first) * o->width, rows, o->width,
+                       o->width_pad);
+}
+
+/* Head bh of an input in every layout it was carved for. */
 static void lay_out_operand(const bf16_operand *o, int64_t bh)
 {
-    const uint16_t *head = o->input + bh * o->length * o->width;
-    if (o->copy != NULL) pack_even_rows(o->copy + bh * o->length * o->width_even, head, o->length, o->width);
-    if (o->pairs != NULL)
-        pack_row_pairs(o->pairs + bh * ((o->length + 1) / 2) * o->width_pad * 2, head, o->length,
-                       o->width, o->width_pad);
+    if (o->input == NULL) return; /* given laid out */
+    lay_out_rows(o, bh);
+    lay_out_pairs(o, bh, 0, o->length);
 }
 
 /* Head bh's rows from `first` as pairs along the width, and its pairs of rows
@@ -231,7 +318,7 @@ static size_t bf16_forward_tiles_at(bf16_forward_tiles *t, float *base,
     t->q_pairs = carve_pairs(base, &used, (size_t)even_dim(cfg->dim_qk) * QUERY_BLOCK);
     t->p_pairs = carve_pairs(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
     t->s_t = carve(base, &used, (size_t)KEY_BLOCK * QUERY_BLOCK);
-    t->o_acc = carve(base, &used, (size_t)QUERY_BLOCK * round_up(cfg->dim_v, VF_WIDTH));
+    t->o_acc = carve(base, &used, (size_t)QUERY_BLOCK * attn_flash_pair_width(cfg->dim_v));
     t->row_max = carve(base, &used, QUERY_BLOCK);
     t->row_sum = carve(base, &used, QUERY_BLOCK);
     t->rescale = carve(base, &used, QUERY_BLOCK);
@@ -263,52 +350,133 @@ static void bf16_forward_block(float *out, float *lse, const bf16_operand *q,
         const int keys = min_int(KEY_BLOCK, end - j0);
         /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. */
         tile_product_pairs(keys, lanes, d_even / 2, operand_rows(k, bh, j0), d_even, 2,
-                           t->q_pairs, (ptrdiff_t)lanes * 2, t->s_t, QUERY_BLOCK, false);
-        scale_tile(t->s_t, keys, lanes, QUERY_BLOCK, attn_flash_scale(cfg));
+                           t->q_pairs, (ptrdiff_t)lanes * 2, t->s_t, QUERY_BLOCK,
+                           (c_update){false, attn_flash_scale(cfg), NULL});
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
-        softmax_tile_update(t->s_t, keys, lanes, t->row_max, t->row_sum, t->rescale);
-        if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
+        /* P rounded to bf16 as the exponentials are taken, or, under dropout, which
+         * acts on the probabilities in float32, after it. */
+        if (cfg->dropout_p > 0.0f) {
+            softmax_tile_update(t->s_t, t->s_t, NULL, keys, lanes, t->row_max, t->row_sum,
+                                t->rescale);
+            apply_dropout(&tile, cfg);
+            round_row_pairs(t->p_pairs, t->s_t, keys, lanes, QUERY_BLOCK);
+        } else {
+            softmax_tile_update(t->s_t, NULL, t->p_pairs, keys, lanes, t->row_max, t->row_sum,
+                                t->rescale);
+        }
 
         /* O = diag(rescale) O + round(P) V_j. */
-        rescale_rows(t->o_acc, rows, dv_pad, t->rescale);
-        round_row_pairs(t->p_pairs, t->s_t, keys, lanes, QUERY_BLOCK);
         tile_product_pairs(rows, dv_pad, (keys + 1) / 2, t->p_pairs, 2, QUERY_BLOCK * 2,
                            operand_pairs(v, bh, j0), (ptrdiff_t)dv_pad * 2, t->o_acc, dv_pad,
-                           true);
+                           (c_update){true, 1.0f, t->rescale});
     }
-    finish_rows(out, lse, cfg, bh, i0, t->o_acc, t->row_max, t->row_sum);
+    finish_rows(out, lse, cfg, bh, i0, t->o_acc, dv_pad, t->row_max, t->row_sum);
+}
+
+/* s[c] = scale (q . k_c) for keys c < keys of k, rows of pairs (leading dimension
+ * d_even), and q one such row: per key a vector of pair products along d (vp_dot,
+ * one load of k per VF_WIDTH pairs), then its lanes summed (single_row_scores'
+ * form on pairs). A last part of fewer than VF_WIDTH pairs is read through a
+ * zero-padded copy, never past the row. (Not loop-vectorized in the scalar
+ * variant: GCC 12 turns this loop, too, into a wrong reduction.) */
+PAIR_PRODUCT_ATTRIBUTES static void single_row_scores_pairs(float *s, const uint16_t *k,
+                                                             const uint16_t *q, int keys,
+                                                             int d_even, float scale)
+{
+    enum { STEP = 2 * VF_WIDTH };
+    const int whole = d_even / STEP * STEP;
+    uint16_t q_tail[STEP] = {0}, k_tail[STEP] = {0};
+    memcpy(q_tail, q + whole, (size_t)(d_even - whole) * sizeof *q);
+    for (int c = 0; c < keys; c++) {
+        const uint16_t *kc = k + (ptrdiff_t)c * d_even;
+        vf acc = vf_zero();
+        for (int d = 0; d < whole; d += STEP) acc = vp_dot(acc, vp_load(q + d), vp_load(kc + d));
+        if (whole < d_even) {
+            memcpy(k_tail, kc + whole, (size_t)(d_even - whole) * sizeof *kc);
+            acc = vp_dot(acc, vp_load(q_tail), vp_load(k_tail));
+        }
+        s[c] = scale * vf_sum(acc);
+    }
+}
+
+/* out and lse of the one query row i0 of head bh (a decoding step):
+ * single_row_forward's steps on pairs, P rounded to bf16 as in the tiles. */
+static void bf16_single_row_forward(float *out, float *lse, const bf16_operand *q,
+                                    const bf16_operand *k, const bf16_operand *v,
+                                    const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                                    const bf16_forward_tiles *t)
+{
+    const int64_t H = cfg->heads;
+    const int d_even = q->width_even, dv_pad = v->width_pad;
+    const uint16_t *q_row = operand_rows(q, bh, i0);
+    t->row_max[0] = -INFINITY;
+    t->row_sum[0] = 0.0f;
+    memset(t->o_acc, 0, (size_t)dv_pad * sizeof *t->o_acc);
+    const int64_t end = key_end(cfg, i0, 1);
+    for (int64_t j0 = key_begin(cfg, i0) & ~(int64_t)1; j0 < end; j0 += KEY_BLOCK) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        single_row_scores_pairs(t->s_t, operand_rows(k, bh, j0), q_row, keys, d_even,
+                                attn_flash_scale(cfg));
+        score_tile tile = {t->s_t, 0, 1, bh / H, bh % H, i0, j0, 1, keys};
+        mask_tile(&tile, cfg);
+        t->rescale[0] = softmax_row_update(t->s_t, keys, t->row_max, t->row_sum);
+        if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
+        /* o = rescale o + round(p) V_j: p's keys 2t and 2t + 1 are a pair, as v's. */
+        for (int c = 0; c < keys; c++) t->p_pairs[c] = bf16_round_flushing(t->s_t[c]);
+        t->p_pairs[keys] = 0;
+        tile_product_pairs(1, dv_pad, (keys + 1) / 2, t->p_pairs, 0, 2, operand_pairs(v, bh, j0),
+                           (ptrdiff_t)dv_pad * 2, t->o_acc, dv_pad,
+                           (c_update){true, 1.0f, t->rescale});
+    }
+    finish_rows(out, lse, cfg, bh, i0, t->o_acc, dv_pad, t->row_max, t->row_sum);
 }
 
 /* The forward's scratch: `threads` tiles, then q and k as rows of pairs (copies
- * for odd D) and v as pairs of keys; its size in floats (base NULL: only counted). */
+ * for odd D) and v as pairs of keys (unless given so, v NULL); its size in floats
+ * (base NULL: only counted). */
 static size_t bf16_forward_scratch(float *base, const attn_sdpa_config *cfg, int threads,
                                    const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                                   bf16_operand operands[3])
+                                   const uint16_t *v_pairs, bf16_operand operands[3])
 {
     bf16_forward_tiles layout;
     size_t used = (size_t)threads * bf16_forward_tiles_at(&layout, NULL, cfg);
     operands[0] = carve_operand(base, &used, q, cfg, cfg->len_q, cfg->dim_qk, false);
     operands[1] = carve_operand(base, &used, k, cfg, cfg->len_k, cfg->dim_qk, false);
-    operands[2] = carve_operand(base, &used, v, cfg, cfg->len_k, cfg->dim_v, true);
+    operands[2] = v_pairs == NULL
+                      ? carve_operand(base, &used, v, cfg, cfg->len_k, cfg->dim_v, true)
+                      : given_pairs(v_pairs, cfg->len_k, cfg->dim_v);
     return used;
 }
 
+/* A block of one query row runs on a row of scores (single_row_forward's reason). */
+static void bf16_forward_task(float *out, float *lse, const bf16_operand *q,
+                              const bf16_operand *k, const bf16_operand *v,
+                              const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
+                              const bf16_forward_tiles *t)
+{
+    if (cfg->len_q - i0 == 1)
+        bf16_single_row_forward(out, lse, q, k, v, cfg, bh, i0, t);
+    else
+        bf16_forward_block(out, lse, q, k, v, cfg, bh, i0, t);
+}
+
 static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q, const uint16_t *k,
-                                     const uint16_t *v, const attn_sdpa_config *cfg)
+                                     const uint16_t *v, const uint16_t *v_pairs,
+                                     const attn_sdpa_config *cfg)
 {
     const int64_t heads = (int64_t)cfg->batch * cfg->heads;
     const int64_t query_blocks = (cfg->len_q + QUERY_BLOCK - 1) / QUERY_BLOCK;
     const int threads = min_int(attn_get_num_threads(), heads * query_blocks);
     bf16_operand ops[3];
     const kernel_scratch held =
-        attn_kernel_scratch_take(bf16_forward_scratch(NULL, cfg, threads, q, k, v, ops));
+        attn_kernel_scratch_take(bf16_forward_scratch(NULL, cfg, threads, q, k, v, v_pairs, ops));
     float *scratch = held.data;
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY,
                           "no memory for %d threads' bf16 attention tiles and packed q, k, v",
                           threads);
-    bf16_forward_scratch(scratch, cfg, threads, q, k, v, ops);
+    bf16_forward_scratch(scratch, cfg, threads, q, k, v, v_pairs, ops);
     bf16_forward_tiles layout;
     const size_t per_thread = bf16_forward_tiles_at(&layout, NULL, cfg);
 
@@ -324,9 +492,10 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
         /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < heads * query_blocks; task++) {
-            int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
-            bf16_forward_block(out, lse, &ops[0], &ops[1], &ops[2], cfg, bh, block * QUERY_BLOCK,
-                               &tiles);
+            int64_t bh, block;
+            task_block(task, query_blocks, true, &bh, &block);
+            bf16_forward_task(out, lse, &ops[0], &ops[1], &ops[2], cfg, bh, block * QUERY_BLOCK,
+                              &tiles);
         }
         subnormals_restore(mxcsr);
     }

@@ -64,6 +64,21 @@ static int min_int(int64_t a, int64_t b) { return (int)(a < b ? a : b); }
 
 static int round_up(int n, int multiple) { return (n + multiple - 1) / multiple * multiple; }
 
+/* The tasks of a pass, one per (b, h, block) of `blocks` blocks, are handed out
+ * head by head, so that the threads work on one head at a time and its k and v
+ * (or q and dout: 256 KB in bf16, 512 KB in float32 at L 1024, D 64) stay in
+ * each core's L2 cache over its blocks. Handed out across the heads (every next
+ * task another head) they came from L3 for every task: at two threads on a busy
+ * machine that cost 5-8 % of the CPU time of both kernels, bf16 and float32.
+ * Task `task` is block *block of head *bh, a head's blocks counted down when
+ * `last_first` (later query blocks see more keys under a causal mask: run first,
+ * they leave the short ones to even out the end). */
+static void task_block(int64_t task, int64_t blocks, bool last_first, int64_t *bh, int64_t *block)
+{
+    *bh = task / blocks;
+    *block = last_first ? blocks - 1 - task % blocks : task % blocks;
+}
+
 /* ---- tile products ------------------------------------------------------------ */
 
 /* C[r][0, nvec * VF_WIDTH) (+)= sum_k A(r, k) B[k][0, nvec * VF_WIDTH) for r < rows.
@@ -575,12 +590,20 @@ static void scale_tile(float *data, int rows, int cols_padded, ptrdiff_t ld, flo
  *   p_ij = exp(s_ij - m_new)                    (every p <= 1: no overflow)
  *   l_new = exp(m_old - m_new) l_old + sum_j p_ij
  *   O_new = exp(m_old - m_new) O_old + P V_j     (the caller's, by rescale_rows)
- * s_t gets the p, row_max and row_sum the new m and l, rescale exp(m_old - m_new).
+ * p_t gets the p (p_t may be s_t; NULL: not kept, as the backward's recomputed
+ * statistics need only m and l), p_pairs the p rounded to bf16 as round_row_pairs
+ * lays them out, keys 2t and 2t + 1 of a lane side by side (the bf16 forward's P
+ * for its P V product, never stored as floats; NULL: not made), row_max and
+ * row_sum the new m and l, rescale exp(m_old - m_new) (NULL: not kept). Every
+ * caller runs these operations in this order (the keys taken two at a time, a
+ * missing last one adding exactly 0 to the sum), so the forward and the
+ * backward's recomputation get the same bits.
  * A row with no finite score yet has m_new = -inf; exponents are then taken
  * relative to 0 instead, so that exp(-inf - (-inf)) never makes a NaN: its p are
- * exp(-inf) = 0 and the rescale factor exp(-inf - 0) is 0. */
-static void softmax_tile_update(float *s_t, int keys, int lanes, float *row_max, float *row_sum,
-                                float *rescale)
+ * exp(-inf) = 0 and the rescale factor exp(-inf - 0) is 0. Inlined, so that a
+ * NULL p_t or rescale costs no branch. */
+VF_INLINE void softmax_tile_update(const float *s_t, float *p_t, uint16_t *p_pairs, int keys,
+                                   int lanes, float *row_max, float *row_sum, float *rescale)
 {
     for (int lane = 0; lane < lanes; lane += VF_WIDTH) {
         const vf m_old = vf_load(row_max + lane);
@@ -589,15 +612,20 @@ static void softmax_tile_update(float *s_t, int keys, int lanes, float *row_max,
         const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
         const vf factor = vf_exp(vf_sub(m_old, m_ref));
         vf sum = vf_zero();
-        for (int j = 0; j < keys; j++) {
-            float *s = s_t + j * QUERY_BLOCK + lane;
-            vf p = vf_exp(vf_sub(vf_load(s), m_ref));
-            vf_store(s, p);
-            sum = vf_add(sum, p);
+        for (int j = 0; j < keys; j += 2) {
+            const bool odd = j + 1 < keys;
+            const float *s_j = s_t + j * QUERY_BLOCK + lane;
+            const vf p_even = vf_exp(vf_sub(vf_load(s_j), m_ref));
+            const vf p_odd = odd ? vf_exp(vf_sub(vf_load(s_j + QUERY_BLOCK), m_ref)) : vf_zero();
+            if (p_t != NULL) vf_store(p_t + j * QUERY_BLOCK + lane, p_even);
+            if (p_t != NULL && odd) vf_store(p_t + (j + 1) * QUERY_BLOCK + lane, p_odd);
+            if (p_pairs != NULL)
+                vp_store_rounded(p_pairs + j * QUERY_BLOCK + 2 * lane, p_even, p_odd);
+            sum = vf_add(vf_add(sum, p_even), p_odd);
         }
         vf_store(row_sum + lane, vf_fma(vf_load(row_sum + lane), factor, sum));
         vf_store(row_max + lane, m_new);
-        vf_store(rescale + lane, factor);
+        if (rescale != NULL) vf_store(rescale + lane, factor);
     }
 }
 
@@ -616,39 +644,23 @@ static void rescale_rows(float *o, int rows, int cols_pad, const float *rescale)
  * dimension dv_pad), row_max and row_sum; a row that saw no finite score has
  * l_i = 0 and gets zeros and -inf. */
 static void finish_rows(float *out, float *lse, const attn_sdpa_config *cfg, int64_t bh,
-                        int64_t i0, const float *o_acc, const float *row_max,
+                        int64_t i0, const float *o_acc, int dv_pad, const float *row_max,
                         const float *row_sum)
 {
     const int64_t Lq = cfg->len_q;
-    const int Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
+    const int Dv = cfg->dim_v;
     for (int r = 0; r < min_int(QUERY_BLOCK, Lq - i0); r++) {
         const float l = row_sum[r];
         float *out_r = out + (bh * Lq + i0 + r) * Dv;
         const float *o_r = o_acc + r * dv_pad;
         const float shift = alibi_row_shift(cfg, bh % cfg->heads, i0 + r);
         lse[bh * Lq + i0 + r] = l == 0.0f ? -INFINITY : (row_max[r] - shift) + logf(l);
-        for (int c = 0; c < Dv; c++) out_r[c] = l == 0.0f ? 0.0f : o_r[c] / l;
-    }
-}
-
-/* S^T (keys x VF_WIDTH lanes) of a single query row q: (D) against k: (keys, D),
- * its scores in lane 0 (the other lanes 0): each a vector dot product along d,
- * one load of k per VF_WIDTH of its values, where the transposed tile product
- * would broadcast every k value against a vector holding one live lane (a
- * decoding step's 16-fold waste). The sum runs in another order than the tile
- * product's, so the scores differ from that product's by rounding. */
-static void single_row_scores(float *s_t, const float *k, const float *q, int keys, int D)
-{
-    for (int j = 0; j < keys; j++) {
-        const float *kj = k + (ptrdiff_t)j * D;
-        vf acc = vf_zero();
-        int d = 0;
-        for (; d + VF_WIDTH <= D; d += VF_WIDTH) acc = vf_fma(vf_load(kj + d), vf_load(q + d), acc);
-        float score = vf_sum(acc);
-        for (; d < D; d++) score += kj[d] * q[d];
-        float *row = s_t + (ptrdiff_t)j * QUERY_BLOCK;
-        vf_store(row, vf_zero());
-        row[0] = score;
+        /* Two loops rather than a choice per element, so that the division runs
+         * on vectors. */
+        if (l == 0.0f)
+            memset(out_r, 0, (size_t)Dv * sizeof *out_r);
+        else
+            for (int c = 0; c < Dv; c++) out_r[c] = o_r[c] / l;
     }
 }
 
@@ -684,19 +696,14 @@ static void online_softmax(const float *q, const float *k, const float *v,
     const int64_t end = key_end(cfg, i0, rows);
     for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. A forward
-         * of one row (a decoding step) takes dot products along d instead;
-         * backward's recomputed statistics stay the tile product's, like its P. */
-        if (rows == 1 && with_values)
-            single_row_scores(t->s_t, k_head + j0 * D, q + (bh * Lq + i0) * D, keys, D);
-        else
-            tile_product(keys, lanes, D, k_head + j0 * D, D, 1, t->q_t, lanes, t->s_t,
-                         QUERY_BLOCK, false);
+        /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. */
+        tile_product(keys, lanes, D, k_head + j0 * D, D, 1, t->q_t, lanes, t->s_t, QUERY_BLOCK,
+                     false);
         scale_tile(t->s_t, keys, lanes, QUERY_BLOCK, attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
 
-        softmax_tile_update(t->s_t, keys, lanes, t->row_max, t->row_sum, t->rescale);
+        softmax_tile_update(t->s_t, t->s_t, NULL, keys, lanes, t->row_max, t->row_sum, t->rescale);
         if (!with_values) continue;
         /* Dropout acts on the probabilities that multiply v, not on the sum l,
          * which normalises the undropped softmax. */
@@ -710,13 +717,107 @@ static void online_softmax(const float *q, const float *k, const float *v,
     }
 }
 
+/* ---- one query row: a decoding step ---------------------------------------------- */
+
+/* A block of one query row (a decoding step, or a last block of one row)
+ * holds its scores as a row, the keys as the lanes: the transposed tile would
+ * spend a vector of which one lane lives on every score, its exponential and its
+ * reloads. The same online softmax, summed in another order (so the bits differ
+ * from a block of many rows by rounding; the backward recomputes its statistics
+ * with the tile products, as for every block). */
+
+/* s[c] = scale (q . k_c) for keys c < keys of k: (keys, D), each a vector dot
+ * product along d, one load of k per VF_WIDTH of its values. */
+static void single_row_scores(float *s, const float *k, const float *q, int keys, int D,
+                              float scale)
+{
+    for (int c = 0; c < keys; c++) {
+        const float *kc = k + (ptrdiff_t)c * D;
+        vf acc = vf_zero();
+        int d = 0;
+        for (; d + VF_WIDTH <= D; d += VF_WIDTH) acc = vf_fma(vf_load(kc + d), vf_load(q + d), acc);
+        float score = vf_sum(acc);
+        for (; d < D; d++) score += kc[d] * q[d];
+        s[c] = scale * score;
+    }
+}
+
+/* The largest lane of x. */
+static float lanes_max(vf x)
+{
+    float lanes[VF_WIDTH];
+    vf_store(lanes, x);
+    float most = lanes[0];
+    for (int i = 1; i < VF_WIDTH; i++) most = lanes[i] > most ? lanes[i] : most;
+    return most;
+}
+
+/* softmax_tile_update's step for one row of scores s[0, keys), which has room for
+ * keys rounded up to whole vectors (the padding is set to -inf, so p = 0): s gets
+ * the p, *row_max and *row_sum the new m and l; returns exp(m_old - m_new). */
+static float softmax_row_update(float *s, int keys, float *row_max, float *row_sum)
+{
+    const int padded = round_up(keys, VF_WIDTH);
+    for (int c = keys; c < padded; c++) s[c] = -INFINITY;
+    vf most = vf_set1(*row_max);
+    for (int c = 0; c < padded; c += VF_WIDTH) most = vf_max(vf_load(s + c), most);
+    const float m_new = lanes_max(most);
+    const vf m_ref = vf_set1(m_new == -INFINITY ? 0.0f : m_new);
+    float factor[VF_WIDTH];
+    vf_store(factor, vf_exp(vf_sub(vf_set1(*row_max), m_ref)));
+    vf sum = vf_zero();
+    for (int c = 0; c < padded; c += VF_WIDTH) {
+        const vf p = vf_exp(vf_sub(vf_load(s + c), m_ref));
+        vf_store(s + c, p);
+        sum = vf_add(sum, p);
+    }
+    *row_sum = *row_sum * factor[0] + vf_sum(sum);
+    *row_max = m_new;
+    return factor[0];
+}
+
+/* out and lse of the one query row i0 of head bh: online_softmax's steps on a row. */
+static void single_row_forward(float *out, float *lse, const float *q, const float *k,
+                               const float *v, const attn_sdpa_config *cfg, int64_t bh,
+                               int64_t i0, const forward_tiles *t)
+{
+    const int64_t H = cfg->heads;
+    const int D = cfg->dim_qk, Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
+    const float *q_row = q + (bh * cfg->len_q + i0) * D;
+    const float *k_head = k + bh * cfg->len_k * D, *v_head = v + bh * cfg->len_k * Dv;
+    t->row_max[0] = -INFINITY;
+    t->row_sum[0] = 0.0f;
+    memset(t->o_acc, 0, (size_t)dv_pad * sizeof *t->o_acc);
+    const int64_t end = key_end(cfg, i0, 1);
+    for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
+        const int keys = min_int(KEY_BLOCK, end - j0);
+        single_row_scores(t->s_t, k_head + j0 * D, q_row, keys, D, attn_flash_scale(cfg));
+        score_tile tile = {t->s_t, 0, 1, bh / H, bh % H, i0, j0, 1, keys};
+        mask_tile(&tile, cfg);
+        t->rescale[0] = softmax_row_update(t->s_t, keys, t->row_max, t->row_sum);
+        if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
+        /* o = rescale o + p V_j */
+        rescale_rows(t->o_acc, 1, dv_pad, t->rescale);
+        ptrdiff_t ldv;
+        const float *v_j = vector_rows(t->v_padded, dv_pad, v_head + j0 * Dv, keys, Dv, &ldv);
+        tile_product(1, dv_pad, keys, t->s_t, 0, 1, v_j, ldv, t->o_acc, dv_pad, true);
+    }
+    finish_rows(out, lse, cfg, bh, i0, t->o_acc, round_up(cfg->dim_v, VF_WIDTH), t->row_max,
+                t->row_sum);
+}
+
 /* out and lse of query rows i0 .. i0 + QUERY_BLOCK of head bh. */
 static void forward_block(float *out, float *lse, const float *q, const float *k, const float *v,
                           const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
                           const forward_tiles *t)
 {
+    if (cfg->len_q - i0 == 1) {
+        single_row_forward(out, lse, q, k, v, cfg, bh, i0, t);
+        return;
+    }
     online_softmax(q, k, v, cfg, bh, i0, t, true);
-    finish_rows(out, lse, cfg, bh, i0, t->o_acc, t->row_max, t->row_sum);
+    finish_rows(out, lse, cfg, bh, i0, t->o_acc, round_up(cfg->dim_v, VF_WIDTH), t->row_max,
+                t->row_sum);
 }
 
 static attn_status flash_forward(float *out, float *lse, const float *q, const float *k,
@@ -743,7 +844,8 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
         /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < heads * query_blocks; task++) {
-            int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+            int64_t bh, block;
+            task_block(task, query_blocks, true, &bh, &block);
             forward_block(out, lse, q, k, v, cfg, bh, block * QUERY_BLOCK, &tiles);
         }
     }
@@ -778,25 +880,6 @@ static void block_row_terms(const row_terms *terms, const float *q, const float 
         bool masked = lse[first + r] == -INFINITY || t->row_sum[r] == 0.0f;
         terms->shift[first + r] = masked ? INFINITY : t->row_max[r];
         terms->inv_sum[first + r] = masked ? 1.0f : 1.0f / t->row_sum[r];
-    }
-}
-
-/* The online softmax's running max and sum of a transposed tile of scores s_t
- * (keys x QUERY_BLOCK lanes), without keeping the p: online_softmax's operations
- * in its order, so the same bits. */
-static void softmax_tile_statistics(const float *s_t, int keys, float *row_max, float *row_sum)
-{
-    for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH) {
-        const vf m_old = vf_load(row_max + lane);
-        vf m_new = m_old;
-        for (int j = 0; j < keys; j++) m_new = vf_max(vf_load(s_t + j * QUERY_BLOCK + lane), m_new);
-        const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
-        const vf rescale = vf_exp(vf_sub(m_old, m_ref));
-        vf sum = vf_zero();
-        for (int j = 0; j < keys; j++)
-            sum = vf_add(sum, vf_exp(vf_sub(vf_load(s_t + j * QUERY_BLOCK + lane), m_ref)));
-        vf_store(row_sum + lane, vf_fma(vf_load(row_sum + lane), rescale, sum));
-        vf_store(row_max + lane, m_new);
     }
 }
 
@@ -874,13 +957,13 @@ static void score_gradient_by_rows(float *ds, const float *p, int rows, const fl
 }
 
 /* dk += scale dk_acc and dv += dv_acc for keys j0 .. j0 + keys of head bh (either
- * may be NULL); the accumulators are (KEY_BLOCK, D | Dv padded). */
-static void add_key_gradients(float *dk, float *dv, const float *dk_acc, const float *dv_acc,
-                              const attn_sdpa_config *cfg, int64_t bh, int64_t j0, int keys)
+ * may be NULL); the accumulators are (KEY_BLOCK, d_pad | dv_pad). */
+static void add_key_gradients(float *dk, float *dv, const float *dk_acc, int d_pad,
+                              const float *dv_acc, int dv_pad, const attn_sdpa_config *cfg,
+                              int64_t bh, int64_t j0, int keys)
 {
     const int64_t Lk = cfg->len_k;
     const int D = cfg->dim_qk, Dv = cfg->dim_v;
-    const int d_pad = round_up(D, VF_WIDTH), dv_pad = round_up(Dv, VF_WIDTH);
     const float scale = attn_flash_scale(cfg);
     for (int c = 0; c < keys; c++) {
         if (dk != NULL)
@@ -953,7 +1036,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
                          true);
         }
     }
-    add_key_gradients(dk, dv, t->dk_acc, t->dv_acc, cfg, bh, j0, keys);
+    add_key_gradients(dk, dv, t->dk_acc, d_pad, t->dv_acc, dv_pad, cfg, bh, j0, keys);
 }
 
 /* Loads query rows i0 .. i0 + rows of head bh into the dq pass's tiles: q and
@@ -1159,7 +1242,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         scale_tile(s_t, keys, QUERY_BLOCK, QUERY_BLOCK, scale);
         score_tile tile = {s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
-        softmax_tile_statistics(s_t, keys, row_max, row_sum);
+        softmax_tile_update(s_t, NULL, NULL, keys, QUERY_BLOCK, row_max, row_sum, NULL);
     }
     /* The row terms, as block_row_terms and load_query_block set them, in place. */
     set_row_terms(terms, t->shift, t->inv_sum, row_max, row_sum, lse, first, rows);
@@ -1232,7 +1315,8 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
             /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
             for (int64_t task = 0; task < heads * query_blocks; task++) {
-                int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+                int64_t bh, block;
+                task_block(task, query_blocks, true, &bh, &block);
                 query_block_fused(&terms, dq, dout, q, k, v, lse, cfg, bh, block * QUERY_BLOCK,
                                   &tiles);
             }
@@ -1240,16 +1324,20 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
             forward_tiles softmax_tiles;
             forward_tiles_at(&softmax_tiles, mine, cfg);
 #pragma omp for schedule(dynamic)
-            for (int64_t task = 0; task < heads * query_blocks; task++)
-                block_row_terms(&terms, q, k, v, lse, cfg, task % heads, task / heads * QUERY_BLOCK,
-                                &softmax_tiles);
+            for (int64_t task = 0; task < heads * query_blocks; task++) {
+                int64_t bh, block;
+                task_block(task, query_blocks, false, &bh, &block);
+                block_row_terms(&terms, q, k, v, lse, cfg, bh, block * QUERY_BLOCK, &softmax_tiles);
+            }
             /* (the implicit barrier of `omp for`: every row's shift and sum are ready) */
             query_pass_tiles delta_tiles;
             query_pass_tiles_at(&delta_tiles, mine, cfg);
 #pragma omp for schedule(dynamic)
-            for (int64_t task = 0; task < heads * query_blocks; task++)
-                block_delta(&terms, dout, q, k, v, cfg, task % heads, task / heads * QUERY_BLOCK,
-                            &delta_tiles);
+            for (int64_t task = 0; task < heads * query_blocks; task++) {
+                int64_t bh, block;
+                task_block(task, query_blocks, false, &bh, &block);
+                block_delta(&terms, dout, q, k, v, cfg, bh, block * QUERY_BLOCK, &delta_tiles);
+            }
         }
         /* (the implicit barrier: every row's terms are ready for the dk, dv pass) */
         if (dk != NULL || dv != NULL) {
@@ -1257,16 +1345,20 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
             key_pass_tiles_at(&tiles, mine, cfg);
             /* Earlier key blocks are seen by more queries under a causal mask. */
 #pragma omp for schedule(dynamic)
-            for (int64_t task = 0; task < heads * key_blocks; task++)
-                key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, task % heads,
-                                    task / heads * KEY_BLOCK, &tiles);
+            for (int64_t task = 0; task < heads * key_blocks; task++) {
+                int64_t bh, block;
+                task_block(task, key_blocks, false, &bh, &block);
+                key_block_gradients(dk, dv, dout, q, k, v, &terms, cfg, bh, block * KEY_BLOCK,
+                                    &tiles);
+            }
         }
         if (!fused && dq != NULL) {
             query_pass_tiles tiles;
             query_pass_tiles_at(&tiles, mine, cfg);
 #pragma omp for schedule(dynamic)
             for (int64_t task = 0; task < heads * query_blocks; task++) {
-                int64_t bh = task % heads, block = query_blocks - 1 - task / heads;
+                int64_t bh, block;
+                task_block(task, query_blocks, true, &bh, &block);
                 query_block_gradient(dq, dout, q, k, v, &terms, cfg, bh, block * QUERY_BLOCK,
                                      &tiles);
             }

@@ -1,6 +1,8 @@
 /* The matrix product at a precision (attn_gemm of attn/kernels.h): float32 is
  * attn_sgemm; bf16 rounds A and B to bfloat16 and multiplies them with float32
- * products and sums.
+ * products and sums. Beside it (gemm_bf16.h), the same product on operands the
+ * caller rounded once for several products, and a Linear's product with its bias
+ * and residual added in the product's epilogue, at either precision.
  *
  * With oneDNN the bf16 product is its matmul primitive (brgemm kernels on
  * vdpbf16ps where the CPU has AVX512_BF16): a primitive is specialised to its
@@ -13,13 +15,22 @@
  * the rounded values, widened back to float32 exactly, go through attn_sgemm:
  * the same bound, other bits.
  *
- * One lock serialises the bf16 products (their buffers and the cache): attn
- * calls its GEMMs from one thread at a time, each product using every thread. */
+ * A Linear's product (attn_affine_product) runs on the same primitive in float32
+ * too, its bias the primitive's bias and its residual a binary-add post-op (a sum
+ * post-op when the output is the residual): the bias and the residual are added
+ * while each output tile is in registers, not by passes over the output before
+ * the product, and the primitive, made once per shape, does not repack its
+ * operands' descriptors each call as dnnl_sgemm does (on a small model's
+ * products it ran at 1.3 to 1.9 times dnnl_sgemm's rate here).
+ *
+ * One lock serialises these products (their buffers and the cache): attn calls
+ * its GEMMs from one thread at a time, each product using every thread. */
 #include <stdlib.h>
 #include <threads.h>
 
 #include "attn/kernels.h"
 #include "kernels/bf16_rows.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/isa.h"
 #include "kernels/kept_buffer.h"
 
@@ -33,19 +44,65 @@
 /* Below this many elements a conversion is not worth waking the threads. */
 #define CONVERT_PARALLEL_MIN (1 << 15)
 
-void attn_bf16_round_rows(uint16_t *dst, const float *src, int rows, int cols, int ld)
+void attn_bf16_round_tile(uint16_t *dst, int ld_dst, const float *src, int ld_src, int rows,
+                          int cols)
 {
     const attn_isa *isa = NULL;
     const bool vector = attn_isa_current(&isa) == ATTN_OK;
-#pragma omp parallel for schedule(static) \
-    if ((size_t)rows * cols >= CONVERT_PARALLEL_MIN) num_threads(attn_get_num_threads())
     for (int r = 0; r < rows; r++) {
-        const float *s = src + (size_t)r * ld;
-        uint16_t *d = dst + (size_t)r * cols;
+        const float *s = src + (size_t)r * ld_src;
+        uint16_t *d = dst + (size_t)r * ld_dst;
         if (vector)
             isa->vec->bf16_round(d, s, (size_t)cols);
         else /* a bad ATTN_SIMD: the same rounding, one value at a time */
             attn_bf16_from_float(d, s, (size_t)cols);
+    }
+}
+
+void attn_bf16_round_rows(uint16_t *dst, const float *src, int rows, int cols, int ld)
+{
+    enum { ROWS_PER_TASK = 16 };
+    const int tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+#pragma omp parallel for schedule(static) \
+    if ((size_t)rows * cols >= CONVERT_PARALLEL_MIN) num_threads(attn_get_num_threads())
+    for (int t = 0; t < tasks; t++) {
+        const int first = t * ROWS_PER_TASK;
+        const int count = rows - first < ROWS_PER_TASK ? rows - first : ROWS_PER_TASK;
+        attn_bf16_round_tile(dst + (size_t)first * cols, cols, src + (size_t)first * ld, ld,
+                             count, cols);
+    }
+}
+
+void attn_bf16_round_rows_sum_columns(uint16_t *dst, float *sums, const float *src,
+                                      const float *scale, int rows, int cols)
+{
+    const attn_isa *isa = NULL;
+    if (attn_isa_current(&isa) != ATTN_OK) { /* a bad ATTN_SIMD: the same values, plainly */
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) {
+                const size_t i = (size_t)r * cols + c;
+                const float v = scale ? src[i] * scale[i] : src[i];
+                if (dst) attn_bf16_from_float(dst + i, &v, 1);
+                if (sums) sums[c] += v;
+            }
+        return;
+    }
+    /* One block of columns per thread, a multiple of 16 wide: each column's sum
+     * runs over the rows in order whatever the blocks, so the thread count does
+     * not change the bits, and wide blocks keep each call's row piece long. */
+    const bool parallel = (size_t)rows * cols >= CONVERT_PARALLEL_MIN;
+    const int threads = parallel ? attn_get_num_threads() : 1;
+    const int width = ((cols + threads - 1) / threads + 15) / 16 * 16;
+    const int blocks = (cols + width - 1) / width;
+#pragma omp parallel for schedule(static) if (parallel) num_threads(threads)
+    for (int block = 0; block < blocks; block++) {
+        const int lo = block * width, n = lo + width < cols ? width : cols - lo;
+        for (int r = 0; r < rows; r++) {
+            const size_t first = (size_t)r * cols + lo;
+            isa->vec->bf16_round_scaled_sum(dst ? dst + first : NULL, sums ? sums + lo : NULL,
+                                            src + first, scale ? scale + first : NULL,
+                                            (size_t)n);
+        }
     }
 }
 
@@ -67,21 +124,31 @@ static operand_shape shape_a(bool trans, int m, int k)
     return trans ? (operand_shape){k, m} : (operand_shape){m, k};
 }
 
+/* An operand in bf16: `given` when the caller rounded it, else x (stored as s,
+ * row stride ld) rounded into kept; NULL when out of memory. Called with the
+ * lock held. */
+static const uint16_t *rounded(const uint16_t *given, kept_buffer *kept, const float *x,
+                               operand_shape s, int ld)
+{
+    if (given) return given;
+    uint16_t *r = attn_kept_buffer_reserve(kept, (size_t)s.rows * s.cols * sizeof *r);
+    if (r) attn_bf16_round_rows(r, x, s.rows, s.cols, ld);
+    return r;
+}
+
 /* The bf16 product through attn_sgemm on the rounded values; false when out of
  * memory for them. Called with the lock held. */
 static bool gemm_rounded_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                               const float *a, int lda, const float *b, int ldb, float beta,
-                               float *c, int ldc)
+                               const float *a, const uint16_t *a16, int lda, const float *b,
+                               const uint16_t *b16, int ldb, float beta, float *c, int ldc)
 {
     const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
     const size_t na = (size_t)sa.rows * sa.cols, nb = (size_t)sb.rows * sb.cols;
-    uint16_t *a16 = attn_kept_buffer_reserve(&rounded_a, na * sizeof *a16);
-    uint16_t *b16 = attn_kept_buffer_reserve(&rounded_b, nb * sizeof *b16);
+    a16 = rounded(a16, &rounded_a, a, sa, lda);
+    b16 = rounded(b16, &rounded_b, b, sb, ldb);
     float *a32 = attn_kept_buffer_reserve(&widened_a, na * sizeof *a32);
     float *b32 = attn_kept_buffer_reserve(&widened_b, nb * sizeof *b32);
     if (a16 == NULL || b16 == NULL || a32 == NULL || b32 == NULL) return false;
-    attn_bf16_round_rows(a16, a, sa.rows, sa.cols, lda);
-    attn_bf16_round_rows(b16, b, sb.rows, sb.cols, ldb);
     attn_float_from_bf16(a32, a16, na);
     attn_float_from_bf16(b32, b16, nb);
     attn_sgemm(trans_a, trans_b, m, n, k, alpha, a32, sa.cols, b32, sb.cols, beta, c, ldc);
@@ -89,19 +156,29 @@ static bool gemm_rounded_sgemm(bool trans_a, bool trans_b, int m, int n, int k, 
 }
 
 #if defined(ATTN_GEMM_DNNL)
-/* One shape's primitive. `reference` marks a shape for which oneDNN offered only
- * its reference implementation, which the portable path beats. */
+/* One shape's primitive: A (m, k) and B (k, n) of `type` at row strides lda and
+ * ldb as stored (the transposes in the strides), C (m, n) float32 at ldc; alpha
+ * the output scale, beta C a sum post-op; with `bias` a (1, n) float32 bias, with
+ * `residual` an (m, n) float32 tensor at row stride ldc added by a binary post-op.
+ * `reference` marks a shape for which oneDNN offered only its reference
+ * implementation, which the portable path beats. */
 typedef struct matmul_plan {
-    bool trans_a, trans_b;
-    int m, n, k, ldc;
+    dnnl_data_type_t type;
+    bool trans_a, trans_b, bias, residual;
+    int m, n, k, lda, ldb, ldc;
     float alpha, beta;
     bool reference;
     dnnl_primitive_t primitive;
-    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
 } matmul_plan;
 
-/* Enough for the shapes of a few models' training and validation passes; a
- * shape past the last is created, run and destroyed each call (correct, slow). */
+/* Enough for the shapes of a few models' training and validation passes (a
+ * language model's step has a few dozen). A shape past the last is created, run
+ * and destroyed each call; oneDNN keeps primitives of its own (1024 by default),
+ * so that creation finds the one made before. A recurrent model in bf16 meets
+ * 400 to 700 shapes, as many rows as sequences are running at a time step: a
+ * dates run of lstm-luong-general with beam 4 took the same time within noise
+ * with the shapes past 192 on primitives taking m at run time instead. */
 enum { MAX_PLANS = 256 };
 static matmul_plan plans[MAX_PLANS];
 static int plan_count;
@@ -112,13 +189,14 @@ static char implementation[96];
 
 static bool same_shape(const matmul_plan *p, const matmul_plan *q)
 {
-    return p->trans_a == q->trans_a && p->trans_b == q->trans_b && p->m == q->m &&
-           p->n == q->n && p->k == q->k && p->ldc == q->ldc && p->alpha == q->alpha &&
-           p->beta == q->beta;
+    return p->type == q->type && p->trans_a == q->trans_a && p->trans_b == q->trans_b &&
+           p->bias == q->bias && p->residual == q->residual && p->m == q->m && p->n == q->n &&
+           p->k == q->k && p->lda == q->lda && p->ldb == q->ldb && p->ldc == q->ldc &&
+           p->alpha == q->alpha && p->beta == q->beta;
 }
 
-/* The strides of a (rows, cols) matrix stored compactly as the caller lays it
- * out: row-major, or (transposed) as cols rows of rows. */
+/* The strides of a (rows, cols) matrix as the caller lays it out: row-major, or
+ * (transposed) as cols rows of rows, at row stride ld. */
 static dnnl_status_t matrix_md(dnnl_memory_desc_t *md, int rows, int cols, bool transposed,
                                dnnl_dim_t ld, dnnl_data_type_t type)
 {
@@ -127,34 +205,37 @@ static dnnl_status_t matrix_md(dnnl_memory_desc_t *md, int rows, int cols, bool 
     return dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
 }
 
-/* Creates p's primitive: A (m, k) and B (k, n) in bf16, C (m, n) float32 with
- * row stride ldc; alpha as the output scale, beta C as a sum post-op. */
+/* Creates p's primitive (see matmul_plan). */
 static bool plan_create(matmul_plan *p)
 {
     dnnl_matmul_desc_t desc;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t post_ops = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    bool ok = matrix_md(&p->a_md, p->m, p->k, p->trans_a, p->trans_a ? p->m : p->k,
-                        dnnl_bf16) == dnnl_success &&
-              matrix_md(&p->b_md, p->k, p->n, p->trans_b, p->trans_b ? p->k : p->n,
-                        dnnl_bf16) == dnnl_success &&
+    bool ok = matrix_md(&p->a_md, p->m, p->k, p->trans_a, p->lda, p->type) == dnnl_success &&
+              matrix_md(&p->b_md, p->k, p->n, p->trans_b, p->ldb, p->type) == dnnl_success &&
               matrix_md(&p->c_md, p->m, p->n, false, p->ldc, dnnl_f32) == dnnl_success &&
-              dnnl_matmul_desc_init(&desc, &p->a_md, &p->b_md, NULL, &p->c_md) == dnnl_success &&
+              (!p->bias ||
+               matrix_md(&p->bias_md, 1, p->n, false, p->n, dnnl_f32) == dnnl_success) &&
+              dnnl_matmul_desc_init(&desc, &p->a_md, &p->b_md, p->bias ? &p->bias_md : NULL,
+                                    &p->c_md) == dnnl_success &&
               dnnl_primitive_attr_create(&attr) == dnnl_success;
     if (ok && p->alpha != 1.0f)
         ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &p->alpha) == dnnl_success;
-    if (ok && p->beta != 0.0f)
+    if (ok && (p->beta != 0.0f || p->residual)) {
         ok = dnnl_post_ops_create(&post_ops) == dnnl_success &&
-             dnnl_post_ops_append_sum(post_ops, p->beta) == dnnl_success &&
+             (p->beta == 0.0f || dnnl_post_ops_append_sum(post_ops, p->beta) == dnnl_success) &&
+             (!p->residual ||
+              dnnl_post_ops_append_binary(post_ops, dnnl_binary_add, &p->c_md) == dnnl_success) &&
              dnnl_primitive_attr_set_post_ops(attr, post_ops) == dnnl_success;
+    }
     ok = ok && dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL) == dnnl_success;
     const char *impl = NULL;
     if (ok) ok = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success;
     p->reference = ok && (impl == NULL || strncmp(impl, "ref", 3) == 0);
     if (ok && !p->reference) {
         ok = dnnl_primitive_create(&p->primitive, pd) == dnnl_success;
-        if (ok && implementation[0] == '\0')
+        if (ok && p->type == dnnl_bf16 && implementation[0] == '\0')
             snprintf(implementation, sizeof implementation, "oneDNN %d.%d.%d matmul (%s)",
                      DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, DNNL_VERSION_PATCH, impl);
     }
@@ -184,71 +265,172 @@ static matmul_plan *plan_find(const matmul_plan *key, matmul_plan *spare)
     return p;
 }
 
-/* The bf16 product on oneDNN's matmul; false when it cannot run it (the caller
- * then takes the portable path). Called with the lock held. */
-static bool gemm_dnnl(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                      int ldc)
+/* Appends to args a memory object over data for the argument `which`. */
+static bool add_arg(dnnl_exec_arg_t *args, int *count, int which, const dnnl_memory_desc_t *md,
+                    const void *data)
 {
-    const matmul_plan key = {.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
-                             .ldc = ldc, .alpha = alpha, .beta = beta};
+    dnnl_memory_t memory = NULL;
+    if (dnnl_memory_create(&memory, md, engine, (void *)data) != dnnl_success) return false;
+    args[(*count)++] = (dnnl_exec_arg_t){which, memory};
+    return true;
+}
+
+/* Runs the plan of `key` on a, b (float or bf16 as key->type), bias and residual
+ * (as the key asks) into c; false when oneDNN cannot run it (the caller then
+ * takes the portable path). Called with the lock held. */
+static bool matmul_run(const matmul_plan *key, const void *a, const void *b, const float *bias,
+                       const float *residual, float *c)
+{
     matmul_plan spare;
-    matmul_plan *p = plan_find(&key, &spare);
+    matmul_plan *p = plan_find(key, &spare);
     if (p == NULL || p->reference) return false;
-    const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
-    uint16_t *a16 =
-        attn_kept_buffer_reserve(&rounded_a, (size_t)sa.rows * sa.cols * sizeof(uint16_t));
-    uint16_t *b16 =
-        attn_kept_buffer_reserve(&rounded_b, (size_t)sb.rows * sb.cols * sizeof(uint16_t));
-    dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
-    bool ok = a16 != NULL && b16 != NULL;
-    if (ok) {
-        attn_bf16_round_rows(a16, a, sa.rows, sa.cols, lda);
-        attn_bf16_round_rows(b16, b, sb.rows, sb.cols, ldb);
-        ok = dnnl_memory_create(&am, &p->a_md, engine, a16) == dnnl_success &&
-             dnnl_memory_create(&bm, &p->b_md, engine, b16) == dnnl_success &&
-             dnnl_memory_create(&cm, &p->c_md, engine, c) == dnnl_success;
-    }
-    if (ok) {
-        const dnnl_exec_arg_t args[] = {
-            {DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
-        ok = dnnl_primitive_execute(p->primitive, stream, 3, args) == dnnl_success &&
-             dnnl_stream_wait(stream) == dnnl_success;
-    }
-    if (am) dnnl_memory_destroy(am);
-    if (bm) dnnl_memory_destroy(bm);
-    if (cm) dnnl_memory_destroy(cm);
+    dnnl_exec_arg_t args[5];
+    int count = 0;
+    bool ok = add_arg(args, &count, DNNL_ARG_SRC, &p->a_md, a) &&
+              add_arg(args, &count, DNNL_ARG_WEIGHTS, &p->b_md, b) &&
+              add_arg(args, &count, DNNL_ARG_DST, &p->c_md, c) &&
+              (!p->bias || add_arg(args, &count, DNNL_ARG_BIAS, &p->bias_md, bias)) &&
+              (!p->residual || add_arg(args, &count, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) |
+                                                         DNNL_ARG_SRC_1,
+                                       &p->c_md, residual));
+    ok = ok && dnnl_primitive_execute(p->primitive, stream, count, args) == dnnl_success &&
+         dnnl_stream_wait(stream) == dnnl_success;
+    for (int i = 0; i < count; i++) dnnl_memory_destroy(args[i].memory);
     if (p == &spare) dnnl_primitive_destroy(spare.primitive);
     return ok;
 }
+
+/* The bf16 product on oneDNN's matmul; false when it cannot run it. Called with
+ * the lock held. */
+static bool gemm_dnnl(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                      const float *a, const uint16_t *a16, int lda, const float *b,
+                      const uint16_t *b16, int ldb, float beta, float *c, int ldc)
+{
+    const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
+    const matmul_plan key = {.type = dnnl_bf16, .trans_a = trans_a, .trans_b = trans_b,
+                             .m = m, .n = n, .k = k, .lda = sa.cols, .ldb = sb.cols,
+                             .ldc = ldc, .alpha = alpha, .beta = beta};
+    a16 = rounded(a16, &rounded_a, a, sa, lda);
+    b16 = rounded(b16, &rounded_b, b, sb, ldb);
+    return a16 != NULL && b16 != NULL && matmul_run(&key, a16, b16, NULL, NULL, c);
+}
+
+/* attn_affine_product on oneDNN's matmul; false when it cannot run it. */
+static bool affine_dnnl(attn_precision precision, float *y, const float *residual,
+                        const float *x, const uint16_t *x16, const float *w,
+                        const uint16_t *w16, const float *bias, int N, int in, int out)
+{
+    const bool bf16 = precision == ATTN_BF16;
+    const matmul_plan key = {.type = bf16 ? dnnl_bf16 : dnnl_f32, .trans_b = true,
+                             .bias = bias != NULL, .residual = residual && residual != y,
+                             .m = N, .n = out, .k = in, .lda = in, .ldb = in, .ldc = out,
+                             .alpha = 1.0f, .beta = residual == y ? 1.0f : 0.0f};
+    call_once(&lock_once, make_lock);
+    mtx_lock(&lock);
+    const void *a = x, *b = w;
+    if (bf16) {
+        a = rounded(x16, &rounded_a, x, (operand_shape){N, in}, in);
+        b = rounded(w16, &rounded_b, w, (operand_shape){out, in}, in);
+    }
+    const bool done = a != NULL && b != NULL && matmul_run(&key, a, b, bias, residual, y);
+    mtx_unlock(&lock);
+    return done;
+}
 #endif
 
+/* Element (r, c) of an operand stored as `s` rows: its rounded copy x16 (compact)
+ * widened, or else x at row stride ld. */
+static float stored_value(const float *x, const uint16_t *x16, operand_shape s, int ld, int r,
+                          int c)
+{
+    float v;
+    if (x16)
+        attn_float_from_bf16(&v, x16 + (size_t)r * s.cols + c, 1);
+    else
+        v = x[(size_t)r * ld + c];
+    return v;
+}
+
+/* The product by plain loops on operands some of which the caller gave only
+ * rounded: the last resort when out of memory for widening them. */
+static void gemm_loop_given(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                            const float *a, const uint16_t *a16, int lda, const float *b,
+                            const uint16_t *b16, int ldb, float beta, float *c, int ldc)
+{
+    const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float sum = 0.0f;
+            for (int p = 0; p < k; p++)
+                sum += (trans_a ? stored_value(a, a16, sa, lda, p, i)
+                                : stored_value(a, a16, sa, lda, i, p)) *
+                       (trans_b ? stored_value(b, b16, sb, ldb, j, p)
+                                : stored_value(b, b16, sb, ldb, p, j));
+            float *cij = c + (size_t)i * ldc + j;
+            *cij = alpha * sum + (beta == 0.0f ? 0.0f : beta * *cij);
+        }
+}
+
 static void gemm_bf16(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                      int ldc)
+                      const float *a, const uint16_t *a16, int lda, const float *b,
+                      const uint16_t *b16, int ldb, float beta, float *c, int ldc)
 {
     call_once(&lock_once, make_lock);
     mtx_lock(&lock);
     bool done = false;
 #if defined(ATTN_GEMM_DNNL)
-    done = gemm_dnnl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    done = gemm_dnnl(trans_a, trans_b, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c, ldc);
 #endif
     if (!done)
-        done = gemm_rounded_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        done = gemm_rounded_sgemm(trans_a, trans_b, m, n, k, alpha, a, a16, lda, b, b16, ldb,
+                                  beta, c, ldc);
     mtx_unlock(&lock);
     /* Out of memory for the rounded copies: the float32 product, the one left
-     * (within the bound against the unrounded operands). */
-    if (!done) attn_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+     * (within the bound against the unrounded operands), or where the caller gave
+     * an operand only rounded, a loop over its values. */
+    if (!done && a && b) attn_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (!done)
+        gemm_loop_given(trans_a, trans_b, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c, ldc);
+}
+
+void attn_gemm_rounded(attn_precision precision, bool trans_a, bool trans_b, int m, int n, int k,
+                       float alpha, const float *a, const uint16_t *a16, int lda, const float *b,
+                       const uint16_t *b16, int ldb, float beta, float *c, int ldc)
+{
+    if (precision == ATTN_BF16 && m > 0 && n > 0 && k > 0)
+        gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c, ldc);
+    else
+        attn_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void attn_gemm(attn_precision precision, bool trans_a, bool trans_b, int m, int n, int k,
                float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
                int ldc)
 {
-    if (precision == ATTN_BF16 && m > 0 && n > 0 && k > 0)
-        gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
-        attn_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    attn_gemm_rounded(precision, trans_a, trans_b, m, n, k, alpha, a, NULL, lda, b, NULL, ldb,
+                      beta, c, ldc);
+}
+
+/* At most this many rows (decoding one token or a few) keep attn_sgemm's
+ * few-rows path, whose bits do not depend on the thread count. */
+enum { AFFINE_FEW_ROWS = 4 };
+
+void attn_affine_product(attn_precision precision, float *y, const float *residual,
+                         const float *x, const uint16_t *x16, const float *w,
+                         const uint16_t *w16, const float *bias, int N, int in, int out)
+{
+#if defined(ATTN_GEMM_DNNL)
+    if (N > AFFINE_FEW_ROWS &&
+        affine_dnnl(precision, y, residual, x, x16, w, w16, bias, N, in, out))
+        return;
+#endif
+    for (int n = 0; n < N; n++) {
+        float *row = y + (size_t)n * out;
+        const float *r = residual ? residual + (size_t)n * out : NULL;
+        for (int o = 0; o < out; o++) row[o] = (r ? r[o] : 0.0f) + (bias ? bias[o] : 0.0f);
+    }
+    attn_gemm_rounded(precision, false, true, N, out, in, 1.0f, x, x16, in, w, w16, in, 1.0f, y,
+                      out);
 }
 
 const char *attn_gemm_bf16_backend(void)
@@ -258,7 +440,8 @@ const char *attn_gemm_bf16_backend(void)
     call_once(&lock_once, make_lock);
     mtx_lock(&lock);
     /* Before any product, a small one's primitive (kept) says what oneDNN offers. */
-    const matmul_plan probe = {.m = 64, .n = 64, .k = 64, .ldc = 64, .alpha = 1.0f};
+    const matmul_plan probe = {.type = dnnl_bf16, .m = 64, .n = 64, .k = 64, .lda = 64,
+                               .ldb = 64, .ldc = 64, .alpha = 1.0f};
     matmul_plan spare;
     const matmul_plan *p = implementation[0] == '\0' ? plan_find(&probe, &spare) : NULL;
     if (p == &spare) dnnl_primitive_destroy(spare.primitive);

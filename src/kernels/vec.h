@@ -28,6 +28,21 @@ typedef struct attn_vec_kernels {
     void (*activation_forward)(attn_activation f, float *y, const float *x, size_t n);
     void (*activation_backward)(attn_activation f, float *dx, const float *dy, const float *x,
                                 size_t n);
+    /* GELU (erf form) y: (n), or (y16 not NULL) only y rounded to bf16 in y16,
+     * and its slope (n), which may be x; and the backward from that slope,
+     * dx: (n) = dy slope (overwritten). (nonlinearity.c) */
+    void (*gelu_forward_slope)(float *y, uint16_t *y16, float *slope, const float *x, size_t n);
+    void (*gelu_backward_slope)(float *dx, const float *dy, const float *slope, size_t n);
+    /* LayerNorm (nn/layernorm.c): one row's forward, y: (D), mean, rstd; one
+     * row's refined mean (returned) and dx: (D) += (dx may be NULL); and
+     * columns lo .. hi - 1 of dweight, dbias += over N rows (either NULL). */
+    void (*layernorm_row_forward)(float *y, float *mean, float *rstd, const float *x,
+                                  const float *weight, const float *bias, int D, float eps);
+    double (*layernorm_row_backward)(float *dx, const float *dy, const float *x,
+                                     const float *weight, int D, float mean, float rstd);
+    void (*layernorm_columns_backward)(float *dweight, float *dbias, const float *dy,
+                                       const float *x, const double *mu, const float *rstd, int N,
+                                       int D, int lo, int hi);
     /* The recurrent cell's pass over the B rows of one step after the GEMM, and
      * its backward before the GEMMs, with the layouts of rnn_cell.c; GH and S are
      * the row lengths of gx and saved. Rows are split across threads here. */
@@ -70,6 +85,12 @@ typedef struct attn_vec_kernels {
     /* dst: (n) = src rounded to bfloat16 as attn_bf16_from_float (subnormals
      * kept), the operands of the bf16 GEMM (gemm_bf16.c). */
     void (*bf16_round)(uint16_t *dst, const float *src, size_t n);
+    /* v = src, times scale (elementwise) when scale is not NULL (one float32
+     * multiply); dst: (n) = v rounded as bf16_round (dst may be NULL), sums: (n)
+     * += v (sums may be NULL): one row's piece of a Linear's output gradient
+     * (attn_bf16_round_rows_sum_columns, gemm_bf16.c). */
+    void (*bf16_round_scaled_sum)(uint16_t *dst, float *sums, const float *src,
+                                  const float *scale, size_t n);
 } attn_vec_kernels;
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "attn/nn.h"
+#include "core/bf16.h"
 #include "kernels/lane_math.h"
 
 #define SQRT1_2 0.70710678118654752440f      /* 1 / sqrt(2) */
@@ -116,4 +117,54 @@ static void activation_backward(attn_activation f, float *restrict dx, const flo
         }
         break;
     }
+}
+
+/* GELU (erf form) at x: *value = x Phi(x), returned: the slope Phi(x) + x phi(x),
+ * each the same bits as activation_forward's y and the factor of dy in
+ * activation_backward. */
+LANE_INLINE float gelu_value_slope(float x, float *value)
+{
+    float cdf = normal_cdf(x);
+    float pdf = INV_SQRT_2PI * lane_exp(-0.5f * x * x);
+    *value = x * cdf;
+    return cdf + x * pdf;
+}
+
+/* GELU and its slope over xs: (n), the slope written over xs, the value into y
+ * or, rounded as attn_bf16_round rounds it, y16 (the other NULL). Element i is
+ * read and written through the one pointer, so the loop vectorises with no
+ * check for overlap, and the outputs go straight to memory. */
+static void gelu_slope_in_place(float *restrict y, uint16_t *restrict y16, float *restrict xs,
+                                size_t n)
+{
+    float value;
+    if (y16)
+        for (size_t i = 0; i < n; i++) {
+            xs[i] = gelu_value_slope(xs[i], &value);
+            y16[i] = attn_bf16_round(value);
+        }
+    else
+        for (size_t i = 0; i < n; i++) {
+            xs[i] = gelu_value_slope(xs[i], &value);
+            y[i] = value;
+        }
+}
+
+/* GELU (erf form) and its slope, for a training pass that keeps the slope
+ * rather than the input: y = x Phi(x) and slope = Phi(x) + x phi(x)
+ * (gelu_value_slope); y in float32 (y16 NULL) or only rounded to bfloat16 as
+ * attn_bf16_round rounds it (y NULL), the input of a bf16 product. slope may be
+ * x (the training pass writes it over c_fc's output): then gelu_slope_in_place;
+ * else x is first copied to slope, which costs a pass but keeps one loop. */
+static void gelu_forward_slope(float *y, uint16_t *y16, float *slope, const float *x, size_t n)
+{
+    if (slope != x) memmove(slope, x, n * sizeof *slope);
+    gelu_slope_in_place(y, y16, slope, n);
+}
+
+/* dx = dy slope, overwritten (the GELU backward from gelu_forward_slope's slope). */
+static void gelu_backward_slope(float *restrict dx, const float *restrict dy,
+                                const float *restrict slope, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * slope[i];
 }

@@ -12,3 +12,30 @@ static void bf16_round(uint16_t *restrict dst, const float *restrict src, size_t
 {
     for (size_t i = 0; i < n; i++) dst[i] = attn_bf16_round(src[i]);
 }
+
+/* See attn_vec_kernels.bf16_round_scaled_sum: each case its own loop, so that
+ * each is a plain elementwise loop the compiler vectorises. */
+static void bf16_round_scaled_sum(uint16_t *restrict dst, float *restrict sums,
+                                  const float *restrict src, const float *restrict scale,
+                                  size_t n)
+{
+    if (scale && dst && sums)
+        for (size_t i = 0; i < n; i++) {
+            const float v = src[i] * scale[i];
+            dst[i] = attn_bf16_round(v);
+            sums[i] += v;
+        }
+    else if (scale && dst)
+        for (size_t i = 0; i < n; i++) dst[i] = attn_bf16_round(src[i] * scale[i]);
+    else if (dst && sums)
+        for (size_t i = 0; i < n; i++) {
+            dst[i] = attn_bf16_round(src[i]);
+            sums[i] += src[i];
+        }
+    else if (dst)
+        bf16_round(dst, src, n);
+    else if (scale && sums)
+        for (size_t i = 0; i < n; i++) sums[i] += src[i] * scale[i];
+    else if (sums)
+        for (size_t i = 0; i < n; i++) sums[i] += src[i];
+}

@@ -10,11 +10,17 @@
 #include "kernels/vec_crc32c_impl.h"
 #include "kernels/vec_dot_impl.h"
 #include "kernels/vec_dropout_impl.h"
+#include "kernels/vec_layernorm_impl.h"
 #include "kernels/vec_rnn_impl.h"
 
 static const attn_vec_kernels vec_kernels = {
     .activation_forward = activation_forward,
     .activation_backward = activation_backward,
+    .gelu_forward_slope = gelu_forward_slope,
+    .gelu_backward_slope = gelu_backward_slope,
+    .layernorm_row_forward = layernorm_row_forward,
+    .layernorm_row_backward = layernorm_row_backward,
+    .layernorm_columns_backward = layernorm_columns_backward,
     .rnn_rows_forward = rnn_rows_forward,
     .rnn_rows_backward = rnn_rows_backward,
     .adamw_update = adamw_update,
@@ -26,4 +32,5 @@ static const attn_vec_kernels vec_kernels = {
     .dropout_run = dropout_run,
     .crc32c = crc32c_update,
     .bf16_round = bf16_round,
+    .bf16_round_scaled_sum = bf16_round_scaled_sum,
 };

@@ -190,7 +190,7 @@ attn_status attn_gpt_param_count(const attn_gpt_config *cfg, int64_t *count)
     return attn_specs_count(&specs, count);
 }
 
-attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t seed)
+attn_status attn_gpt_allocate(attn_gpt **out, const attn_gpt_config *cfg)
 {
     attn_status s;
     if ((s = attn_check_not_null(out, "gpt output")) || (s = attn_gpt_check_config(cfg))) return s;
@@ -220,9 +220,15 @@ attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t
         return s;
     }
     bind_all(m);
-    init_params(m, seed);
     *out = m;
     return ATTN_OK;
+}
+
+attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t seed)
+{
+    attn_status s = attn_gpt_allocate(out, cfg);
+    if (s == ATTN_OK) init_params(*out, seed);
+    return s;
 }
 
 void attn_gpt_free(attn_gpt *m)
@@ -232,6 +238,7 @@ void attn_gpt_free(attn_gpt *m)
     free(m->sinusoids);
     free(m->slopes);
     free(m->arena);
+    free(m->params16);
     free(m);
 }
 
@@ -271,6 +278,12 @@ float attn_gpt_dropout(const attn_gpt *m)
     return m->pass.training ? m->cfg.dropout : 0.0f;
 }
 
+void attn_gpt_copy_tile(float *dst, int ld_dst, const float *src, int ld_src, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++)
+        memcpy(dst + (size_t)r * ld_dst, src + (size_t)r * ld_src, (size_t)cols * sizeof *dst);
+}
+
 void attn_gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0)
 {
     const int C = m->cfg.n_embd;
@@ -287,21 +300,7 @@ void attn_gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int 
     }
 }
 
-void attn_gpt_residual_linear(attn_precision precision, float *y, const float *residual, const float *x,
-                              const gpt_affine *a, int N, int in, int out)
+const uint16_t *attn_gpt_rounded(const attn_gpt *m, const uint16_t *params16, const float *w)
 {
-    for (int n = 0; n < N; n++) {
-        float *row = y + (size_t)n * out;
-        const float *r = residual + (size_t)n * out;
-        if (a->b)
-            for (int o = 0; o < out; o++) row[o] = r[o] + a->b[o];
-        else if (row != r)
-            memcpy(row, r, (size_t)out * sizeof *row);
-    }
-    attn_gemm(precision, false, true, N, out, in, 1.0f, x, in, a->w, in, 1.0f, y, out);
-}
-
-void attn_gpt_gelu(float *y, const float *x, size_t n)
-{
-    attn_activation_forward(ATTN_ACT_GELU, y, x, n);
+    return params16 ? params16 + (w - m->params.data) : NULL;
 }

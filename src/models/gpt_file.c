@@ -10,6 +10,7 @@
 #include "attn/checkpoint.h"
 #include "core/error.h"
 #include "io/metadata_fields.h"
+#include "models/gpt_impl.h"
 #include "models/model_file.h"
 
 ATTN_ENUM_NAMES(position_names, attn_position_kind, attn_position_name, attn_position_parse);
@@ -138,8 +139,8 @@ attn_status attn_gpt_from_file(attn_gpt **out, attn_text_vocab *vocab, const att
                           cfg.vocab_size, vocab->size);
     int64_t params = 0;
     if ((s = attn_model_file_fits(st, attn_gpt_param_count(&cfg, &params), &params))) return s;
-    /* The seed draws the initial parameters, which the file's replace. */
-    if ((s = attn_gpt_create(out, &cfg, 0)) != ATTN_OK)
+    /* The parameters stay zero: the caller reads the file's into them. */
+    if ((s = attn_gpt_allocate(out, &cfg)) != ATTN_OK)
         return attn_error_about(s == ATTN_ERR_OUT_OF_MEMORY ? s : ATTN_ERR_FORMAT,
                                 "metadata 'model'");
     return ATTN_OK;

@@ -9,31 +9,27 @@
 #include "attn/kernels.h"
 #include "attn/train.h"
 #include "core/error.h"
+#include "core/large_alloc.h"
 #include "kernels/bf16_rows.h"
+#include "kernels/gemm_bf16.h"
 #include "models/gpt_impl.h"
+#include "nn/layernorm.h"
 
-enum { ALIGN_FLOATS = 16 };
-
-static size_t aligned(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
-
-/* Carves the arena into the buffers of a B x T pass; with base NULL only counts. */
-static size_t layout(attn_gpt *m, float *base, int B, int T)
+/* Carves the arena into the buffers of a B x T pass (attn_carve); with base NULL
+ * only counts. Returns the bytes used. */
+static size_t layout(attn_gpt *m, void *base, int B, int T)
 {
     const size_t N = (size_t)B * T, C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
     const size_t H = (size_t)m->cfg.n_head, L = (size_t)m->cfg.n_layer;
     const bool bf16 = m->precision == ATTN_BF16;
     size_t used = 0;
-#define TAKE(ptr, count)                                                                          \
-    do {                                                                                         \
-        if (base) (ptr) = base + used;                                                          \
-        used += aligned(count);                                                                 \
-    } while (0)
-/* count bf16 values, two to a float, only in bf16 precision (else NULL) */
+#define TAKE(ptr, count) ((ptr) = attn_carve(base, &used, (count) * sizeof(float)))
+/* count bf16 values only in bf16 precision (else NULL) */
 #define TAKE_BF16(ptr, count)                                                                     \
-    do {                                                                                         \
-        if (base) (ptr) = bf16 ? (uint16_t *)(void *)(base + used) : NULL;                      \
-        if (bf16) used += aligned(((count) + 1) / 2);                                           \
-    } while (0)
+    ((ptr) = attn_carve(base, &used, bf16 ? (count) * sizeof(uint16_t) : 0))
+/* count floats only in float32 precision (else NULL: bf16 keeps a bf16 copy) */
+#define TAKE_FLOAT32(ptr, count)                                                                  \
+    ((ptr) = attn_carve(base, &used, bf16 ? 0 : (count) * sizeof(float)))
     TAKE(m->stream, (L + 1) * N * C);
     for (size_t l = 0; l < L; l++) {
         gpt_layer_acts *a = &m->acts[l];
@@ -47,25 +43,30 @@ static size_t layout(attn_gpt *m, float *base, int B, int T)
         TAKE_BF16(a->q16, N * C);
         TAKE_BF16(a->k16, N * C);
         TAKE_BF16(a->v16, N * C);
-        TAKE(a->att, N * C);
         TAKE(a->lse, N * H);
         TAKE(a->merged, N * C);
         TAKE(a->ln2, N * C);
         TAKE(a->ln2_mean, N);
         TAKE(a->ln2_rstd, N);
-        TAKE(a->fc, 4 * N * C);
-        TAKE(a->gelu, 4 * N * C);
+        TAKE(a->fc_slope, 4 * N * C);
+        TAKE_FLOAT32(a->gelu, 4 * N * C);
+        TAKE_BF16(a->ln1_16, N * C);
+        TAKE_BF16(a->merged16, N * C);
+        TAKE_BF16(a->ln2_16, N * C);
+        TAKE_BF16(a->gelu16, 4 * N * C);
     }
     TAKE(m->lnf, N * C);
+    TAKE_BF16(m->lnf16, N * C);
     TAKE(m->lnf_mean, N);
     TAKE(m->lnf_rstd, N);
     TAKE(m->logits, N * V);
     TAKE(m->probs, N * V);
     TAKE(m->qkv, N * (size_t)m->qkv_width);
+    TAKE(m->att, N * C);
     TAKE(m->dstream, N * C);
     TAKE(m->dln, N * C);
     TAKE(m->dwide, 4 * N * C);
-    TAKE(m->dwide2, 4 * N * C);
+    TAKE_FLOAT32(m->dwide2, 4 * N * C);
     TAKE(m->dqkv, N * (size_t)m->qkv_width);
     TAKE(m->dq, N * C);
     TAKE(m->dk, N * C);
@@ -73,6 +74,9 @@ static size_t layout(attn_gpt *m, float *base, int B, int T)
     TAKE(m->drot, N * C);
     TAKE(m->dlogits, N * V);
     TAKE_BF16(m->datt16, N * C);
+    size_t widest = (size_t)m->qkv_width > 4 * C ? (size_t)m->qkv_width : 4 * C;
+    TAKE_BF16(m->dy16, N * (widest > V ? widest : V));
+#undef TAKE_FLOAT32
 #undef TAKE_BF16
 #undef TAKE
     return used;
@@ -86,20 +90,37 @@ static attn_status prepare(attn_gpt *m, int B, int T)
     size_t need = layout(m, NULL, B, T);
     if (need > m->capacity) {
         if (need < 2 * m->capacity) need = 2 * m->capacity;
-        /* aligned_alloc takes a multiple of the alignment */
-        need = (need + 15) / 16 * 16;
         free(m->arena);
         m->capacity = 0;
-        m->arena = aligned_alloc(64, need * sizeof(float));
+        m->arena = attn_alloc_large(need);
         if (m->arena == NULL)
             return attn_error(ATTN_ERR_OUT_OF_MEMORY,
                               "no memory for a batch of %d x %d tokens (%zu MB)", B, T,
-                              need * sizeof(float) >> 20);
+                              need >> 20);
         m->capacity = need;
     }
     layout(m, m->arena, B, T);
     m->B = B;
     m->T = T;
+    return ATTN_OK;
+}
+
+/* In bf16 precision, every parameter rounded into m->params16, once for all the
+ * products of the pass and its backward. */
+static attn_status round_params(attn_gpt *m)
+{
+    if (m->precision != ATTN_BF16) return ATTN_OK;
+    const size_t total = m->params.total;
+    if (m->params16 == NULL &&
+        (m->params16 = attn_alloc_large(total * sizeof *m->params16)) == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu parameters in bf16", total);
+    /* As rows, so that the threads share the rounding. */
+    enum { ROW = 4096 };
+    const size_t rows = total / ROW, rest = total % ROW;
+    if (rows > 0) attn_bf16_round_rows(m->params16, m->params.data, (int)rows, ROW, ROW);
+    if (rest > 0)
+        attn_bf16_round_rows(m->params16 + rows * ROW, m->params.data + rows * ROW, 1, (int)rest,
+                             (int)rest);
     return ATTN_OK;
 }
 
@@ -121,74 +142,112 @@ attn_sdpa_config attn_gpt_sdpa_config(const attn_gpt *m, int l)
 }
 
 /* qkv: (B, T, (H + 2 Hkv) hd) -> q: (B, H, T, hd), and k, v: (B, H, T, hd) with
- * key/value head h / (H / Hkv) repeated for every query head of its group. */
-static void split_heads(const attn_gpt *m, float *q, float *k, float *v, const float *qkv)
+ * key/value head h / (H / Hkv) repeated for every query head of its group; as
+ * float32 (q, k, v) or, with q16 not NULL, rounded to bf16 (q16, k16, v16: the
+ * bf16 kernel's operands, written in the same pass over qkv). The (b, h) planes
+ * are independent, so the threads share them. */
+static void split_heads(const attn_gpt *m, float *q, float *k, float *v, uint16_t *q16,
+                        uint16_t *k16, uint16_t *v16, const float *qkv)
 {
     const int B = m->B, T = m->T, H = m->cfg.n_head, group = H / m->cfg.n_kv_head;
     const int hd = m->head_dim, W = m->qkv_width;
-    const size_t bytes = (size_t)hd * sizeof(float);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const int g = h / group;
-            for (int t = 0; t < T; t++) {
-                const float *row = qkv + ((size_t)b * T + t) * W;
-                const size_t dst = (((size_t)b * H + h) * T + t) * hd;
-                memcpy(q + dst, row + (size_t)h * hd, bytes);
-                memcpy(k + dst, row + (size_t)(H + g) * hd, bytes);
-                memcpy(v + dst, row + (size_t)(H + m->cfg.n_kv_head + g) * hd, bytes);
-            }
+    const int column[3] = {0, H * hd, (H + m->cfg.n_kv_head) * hd};
+#pragma omp parallel for schedule(static) num_threads(attn_get_num_threads())
+    for (int bh = 0; bh < B * H; bh++) {
+        const int b = bh / H, h = bh % H, g = h / group;
+        const float *rows = qkv + (size_t)b * T * W;
+        const int offset[3] = {column[0] + h * hd, column[1] + g * hd, column[2] + g * hd};
+        const size_t plane = (size_t)bh * T * hd;
+        if (q16 != NULL) {
+            uint16_t *dst[3] = {q16 + plane, k16 + plane, v16 + plane};
+            for (int i = 0; i < 3; i++) attn_bf16_round_tile(dst[i], hd, rows + offset[i], W, T, hd);
+            continue;
         }
+        float *dst[3] = {q + plane, k + plane, v + plane};
+        for (int i = 0; i < 3; i++) attn_gpt_copy_tile(dst[i], hd, rows + offset[i], W, T, hd);
+    }
 }
 
-/* att: (B, H, T, hd) -> merged: (B, T, H hd). */
-static void merge_heads(const attn_gpt *m, float *merged, const float *att)
+/* att: (B, H, T, hd) -> merged: (B, T, H hd) as float32, or with merged16 not
+ * NULL only rounded to bf16 there; the threads share the (b, h) planes. */
+static void merge_heads(const attn_gpt *m, float *merged, uint16_t *merged16, const float *att)
 {
-    const int B = m->B, T = m->T, H = m->cfg.n_head, hd = m->head_dim;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int t = 0; t < T; t++)
-                memcpy(merged + ((size_t)b * T + t) * H * hd + (size_t)h * hd,
-                       att + (((size_t)b * H + h) * T + t) * hd, (size_t)hd * sizeof(float));
+    const int B = m->B, T = m->T, H = m->cfg.n_head, hd = m->head_dim, C = H * hd;
+#pragma omp parallel for schedule(static) num_threads(attn_get_num_threads())
+    for (int bh = 0; bh < B * H; bh++) {
+        const int b = bh / H, h = bh % H;
+        const float *plane = att + (size_t)bh * T * hd;
+        const size_t first = (size_t)b * T * C + (size_t)h * hd; /* row (b, 0), head h */
+        if (merged16 != NULL) {
+            attn_bf16_round_tile(merged16 + first, C, plane, hd, T, hd);
+            continue;
+        }
+        attn_gpt_copy_tile(merged + first, C, plane, hd, T, hd);
+    }
 }
 
-/* Attention in bf16: q, k and v rounded (kept for backward), scores, softmax
- * and sums float32 in the bf16 kernel. */
-static attn_status attend_bf16(attn_gpt *m, gpt_layer_acts *a, const attn_sdpa_config *sc)
+/* Whether block attention keeps its operands only in bf16 (split_heads rounds
+ * them as it lays them out): a training pass in bf16 on the fused kernel without
+ * RoPE, which rotates them in float32 first. Nothing of such a pass reads the
+ * float32 q, k, v (recording and interventions are not training passes). */
+static bool heads_only_bf16(const attn_gpt *m)
 {
-    const int rows = m->B * m->T, C = m->cfg.n_embd;
-    attn_bf16_round_rows(a->q16, a->q, rows, C, C);
-    attn_bf16_round_rows(a->k16, a->k, rows, C, C);
-    attn_bf16_round_rows(a->v16, a->v, rows, C, C);
-    return attn_sdpa_bf16_forward(a->att, a->lse, a->q16, a->k16, a->v16, sc);
+    return m->precision == ATTN_BF16 && m->pass.training && !m->pass.reference_attention &&
+           m->edit == NULL && m->cfg.position != ATTN_POS_ROPE;
 }
+
+/* Whether attention's merged output is kept only rounded to bf16 (merged16):
+ * in bf16 precision, where attn_proj's product and its weight gradient read
+ * nothing else of it. */
+static bool merged_only_bf16(const attn_gpt *m) { return m->precision == ATTN_BF16; }
 
 /* Training's attention for block l, keeping what backward needs in acts[l]:
- * qkv: (B T, qkv_width) -> q, k, v: (B, H, T, hd) after RoPE, att: (B, H, T, hd),
- * lse: (B, H, T) -> merged: (B T, C). */
+ * qkv: (B T, qkv_width) -> q, k, v: (B, H, T, hd) after RoPE (in bf16 precision
+ * also rounded into q16, k16, v16, or only there: heads_only_bf16), m->att:
+ * (B, H, T, hd) (scratch), lse: (B, H, T) -> merged: (B T, C). In bf16 the
+ * scores, softmax and sums are float32 in the bf16 kernel. */
 static attn_status attend_batch(void *ctx, int l, float *merged, const float *qkv)
 {
     attn_gpt *m = ctx;
     gpt_layer_acts *a = &m->acts[l];
     attn_status s;
-    split_heads(m, a->q, a->k, a->v, qkv);
-    if (m->cfg.position == ATTN_POS_ROPE &&
-        ((s = attn_rope_forward(a->q, a->q, m->B, m->cfg.n_head, m->T, m->head_dim, 0,
-                                m->cfg.rope_theta)) ||
-         (s = attn_rope_forward(a->k, a->k, m->B, m->cfg.n_head, m->T, m->head_dim, 0,
-                                m->cfg.rope_theta))))
-        return s;
+    const bool edited = m->edit != NULL && m->edit_layer == l;
+    const bool bf16 = m->precision == ATTN_BF16 && !m->pass.reference_attention && !edited;
+    if (heads_only_bf16(m)) {
+        split_heads(m, NULL, NULL, NULL, a->q16, a->k16, a->v16, qkv);
+    } else {
+        split_heads(m, a->q, a->k, a->v, NULL, NULL, NULL, qkv);
+        if (m->cfg.position == ATTN_POS_ROPE &&
+            ((s = attn_rope_forward(a->q, a->q, m->B, m->cfg.n_head, m->T, m->head_dim, 0,
+                                    m->cfg.rope_theta)) ||
+             (s = attn_rope_forward(a->k, a->k, m->B, m->cfg.n_head, m->T, m->head_dim, 0,
+                                    m->cfg.rope_theta))))
+            return s;
+        if (bf16) {
+            const int rows = m->B * m->T, C = m->cfg.n_embd;
+            attn_bf16_round_rows(a->q16, a->q, rows, C, C);
+            attn_bf16_round_rows(a->k16, a->k, rows, C, C);
+            attn_bf16_round_rows(a->v16, a->v, rows, C, C);
+        }
+    }
     const attn_sdpa_config sc = attn_gpt_sdpa_config(m, l);
-    if (m->edit != NULL && m->edit_layer == l)
-        s = attn_sdpa_edited_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc, m->edit);
+    if (edited)
+        s = attn_sdpa_edited_forward(m->att, a->lse, NULL, a->q, a->k, a->v, &sc, m->edit);
     else if (m->pass.reference_attention)
-        s = attn_sdpa_reference_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
-    else if (m->precision == ATTN_BF16)
-        s = attend_bf16(m, a, &sc);
+        s = attn_sdpa_reference_forward(m->att, a->lse, NULL, a->q, a->k, a->v, &sc);
+    else if (bf16)
+        s = attn_sdpa_bf16_forward(m->att, a->lse, a->q16, a->k16, a->v16, &sc);
     else
-        s = attn_sdpa_forward(a->att, a->lse, NULL, a->q, a->k, a->v, &sc);
+        s = attn_sdpa_forward(m->att, a->lse, NULL, a->q, a->k, a->v, &sc);
     if (s) return s;
-    merge_heads(m, merged, a->att);
+    merge_heads(m, merged, merged_only_bf16(m) ? a->merged16 : NULL, m->att);
     return ATTN_OK;
+}
+
+/* The rounded parameters of the pass: m->params16 in bf16 precision, else NULL. */
+static const uint16_t *params16(const attn_gpt *m)
+{
+    return m->precision == ATTN_BF16 ? m->params16 : NULL;
 }
 
 /* Block l over the batch, each intermediate kept in acts[l] for backward. */
@@ -199,7 +258,11 @@ static attn_status block_forward(attn_gpt *m, int l)
     const gpt_block_buffers b = {.ln1 = a->ln1, .ln1_mean = a->ln1_mean, .ln1_rstd = a->ln1_rstd,
                                  .qkv = m->qkv, .merged = a->merged, .mid = a->mid,
                                  .ln2 = a->ln2, .ln2_mean = a->ln2_mean, .ln2_rstd = a->ln2_rstd,
-                                 .fc = a->fc, .gelu = a->gelu};
+                                 .fc = a->fc_slope, .gelu = a->gelu,
+                                 .gelu_slope = a->fc_slope, .ln1_16 = a->ln1_16,
+                                 .merged16 = a->merged16, .ln2_16 = a->ln2_16,
+                                 .gelu16 = a->gelu16, .params16 = params16(m),
+                                 .merged_rounded = merged_only_bf16(m)};
     const gpt_block_attention att = {attend_batch, m, attn_gpt_dropout(m), NULL};
     return attn_gpt_block_forward(m, l, m->stream + (l + 1) * NC, m->stream + l * NC,
                                   m->B * m->T, &b, &att);
@@ -224,7 +287,7 @@ attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const
         return s;
     m->has_targets = false;
     m->has_backward_input = false;
-    if ((s = prepare(m, B, T))) return s;
+    if ((s = prepare(m, B, T)) || (s = round_params(m))) return s;
     m->pass = *pass;
     m->ids = ids;
     m->targets = targets;
@@ -239,11 +302,12 @@ attn_status attn_gpt_forward(attn_gpt *m, float *loss, const int32_t *ids, const
     for (int l = 0; l < m->cfg.n_layer; l++)
         if ((s = block_forward(m, l))) return s;
     const float *top = m->stream + (size_t)m->cfg.n_layer * N * C;
-    if ((s = attn_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, top, m->ln_f.w, m->ln_f.b,
-                                    (int)N, C, GPT_LN_EPS)))
+    if ((s = attn_layernorm_forward_rounded(m->lnf, m->lnf16, m->lnf_mean, m->lnf_rstd, top,
+                                            m->ln_f.w, m->ln_f.b, (int)N, C, GPT_LN_EPS)))
         return s;
-    attn_gemm(m->precision, false, true, (int)N, V, C, 1.0f, m->lnf, C, m->head, C, 0.0f,
-              m->logits, V);
+    const uint16_t *lnf16 = m->lnf16;
+    attn_affine_product(m->precision, m->logits, NULL, m->lnf, lnf16, m->head,
+                        attn_gpt_rounded(m, params16(m), m->head), NULL, (int)N, C, V);
     if (targets) {
         if ((s = attn_cross_entropy_forward(loss, m->probs, NULL, m->logits, targets, (int)N, V,
                                             GPT_IGNORE_NONE, 0.0f)))

@@ -1,5 +1,9 @@
 /* Generation: sample a token from the last position's logits, append it, run the
- * model on it, repeat; with the key-value cache or by rerunning the context. */
+ * model on it, repeat; with the key-value cache or by rerunning the context.
+ * Both run the inference pass of the cache (gpt_cache.c): no work kept for a
+ * backward, and ln_f and lm_head on the last row alone. Rerunning empties the
+ * cache before each pass, so that nothing of one token's pass is reused by the
+ * next: the cache is then only the pass's buffers. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,44 +12,42 @@
 
 typedef struct generator {
     attn_gpt *m;
-    attn_gpt_cache *cache; /* NULL without the cache */
-    int32_t *context;      /* every token so far, prompt included */
+    attn_gpt_cache *cache;
+    bool rerun;       /* without the cache: every token's pass runs the context again */
+    int capacity;     /* the cache's tokens */
+    int32_t *context; /* every token so far, prompt included */
     int length;
     float *logits; /* (V) of the last position */
-    float *rows;   /* (block_size, V): the logits of a cached call's rows */
 } generator;
 
-/* Uncached: the logits after the last block_size tokens of the context. */
+/* Uncached: the logits after the last block_size tokens of the context, from a
+ * pass over all of them through the emptied cache. */
 static attn_status rerun(generator *g)
 {
-    const int block = g->m->cfg.block_size, V = g->m->cfg.vocab_size;
+    const int block = g->m->cfg.block_size;
     const int T = g->length < block ? g->length : block;
-    const attn_gpt_pass pass = {.training = false};
-    attn_status s = attn_gpt_forward(g->m, NULL, g->context + g->length - T, NULL, 1, T, &pass);
-    if (!s) memcpy(g->logits, attn_gpt_logits(g->m) + (size_t)(T - 1) * V, (size_t)V * sizeof(float));
-    return s;
+    attn_gpt_cache_reset(g->cache);
+    return attn_gpt_cache_forward_last(g->m, g->cache, g->logits, g->context + g->length - T, T);
 }
 
 /* Cached: runs the tokens from `first` on; when they do not fit, starts the
  * cache again from the last block_size / 2 tokens (at least the new ones). */
 static attn_status advance(generator *g, int first)
 {
-    const int block = g->m->cfg.block_size, V = g->m->cfg.vocab_size;
+    const int block = g->m->cfg.block_size;
     int n = g->length - first;
-    if (attn_gpt_cache_length(g->cache) + n > block) {
+    if (attn_gpt_cache_length(g->cache) + n > g->capacity) {
         attn_gpt_cache_reset(g->cache);
         const int keep = block / 2 > n ? block / 2 : n;
         n = keep < block ? keep : block;
         n = n < g->length ? n : g->length;
     }
-    attn_status s = attn_gpt_cache_forward(g->m, g->cache, g->rows, g->context + g->length - n, n);
-    if (!s) memcpy(g->logits, g->rows + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
-    return s;
+    return attn_gpt_cache_forward_last(g->m, g->cache, g->logits, g->context + g->length - n, n);
 }
 
 static attn_status step(generator *g, int first)
 {
-    return g->cache ? advance(g, first) : rerun(g);
+    return g->rerun ? rerun(g) : advance(g, first);
 }
 
 static attn_status check_options(const attn_gpt *m, const int32_t *out, const int32_t *prompt,
@@ -74,16 +76,18 @@ attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const in
     if (produced) *produced = 0;
     if (opt->n_new == 0) return ATTN_OK;
 
-    generator g = {.m = m};
+    generator g = {.m = m, .rerun = !opt->use_cache};
     g.context = malloc(((size_t)n_prompt + opt->n_new) * sizeof *g.context);
     g.logits = malloc((size_t)m->cfg.vocab_size * sizeof *g.logits);
     if (g.context == NULL || g.logits == NULL)
         s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d tokens", n_prompt + opt->n_new);
-    if (!s && opt->use_cache) {
-        g.rows = malloc((size_t)m->cfg.block_size * m->cfg.vocab_size * sizeof *g.rows);
-        s = g.rows ? attn_gpt_cache_create_at(&g.cache, m, m->cfg.block_size, opt->precision)
-                   : attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d logits rows",
-                                m->cfg.block_size);
+    if (!s) {
+        /* As many tokens as the generation holds, up to the block size: a cache
+         * for the whole block would have its memory cleared (huge pages) for a
+         * short generation that touches a fraction of it. */
+        const int block = m->cfg.block_size;
+        g.capacity = n_prompt < block - opt->n_new ? n_prompt + opt->n_new : block;
+        s = attn_gpt_cache_create_at(&g.cache, m, g.capacity, opt->precision);
     }
     if (!s) {
         memcpy(g.context, prompt, (size_t)n_prompt * sizeof *g.context);
@@ -104,6 +108,5 @@ attn_status attn_gpt_generate(attn_gpt *m, int32_t *out, int *produced, const in
     attn_gpt_cache_free(g.cache);
     free(g.context);
     free(g.logits);
-    free(g.rows);
     return s;
 }

@@ -25,10 +25,17 @@ typedef struct gpt_layer_acts {
     float *ln1, *ln1_mean, *ln1_rstd; /* (N, C), (N), (N) */
     float *q, *k, *v;         /* (B, H, T, hd) after RoPE; k and v repeated per group */
     uint16_t *q16, *k16, *v16; /* in bf16 precision: q, k, v rounded, which attention reads */
-    float *att, *lse;         /* (B, H, T, hd), (B, H, T) */
+    float *lse;               /* (B, H, T) attention's log-sum-exp */
     float *merged;            /* (N, C) the heads side by side */
     float *ln2, *ln2_mean, *ln2_rstd;
-    float *fc, *gelu;         /* (N, 4C) */
+    /* (N, 4C): c_fc's output, replaced by the forward with GELU's slope there
+     * (what backward needs of it), and GELU's output (float32 precision only;
+     * bf16 keeps it only rounded, in gelu16) */
+    float *fc_slope, *gelu;
+    /* in bf16 precision: the Linears' inputs rounded, as the forward's products
+     * read them and the weights' gradients read them again; else NULL */
+    uint16_t *ln1_16, *merged16, *ln2_16; /* (N, C) */
+    uint16_t *gelu16;                     /* (N, 4C) */
 } gpt_layer_acts;
 
 struct attn_gpt {
@@ -45,8 +52,8 @@ struct attn_gpt {
     float *sinusoids; /* (block_size, C) for sinusoidal positions, else NULL */
     float *slopes;    /* (H) for ALiBi, else NULL */
 
-    /* The last forward, sized for `capacity` rows. */
-    float *arena;
+    /* The last forward's buffers, carved from arena (capacity bytes). */
+    void *arena;
     size_t capacity;
     int B, T;
     bool has_targets, has_backward_input;
@@ -55,14 +62,22 @@ struct attn_gpt {
     float *stream;  /* (L + 1, N, C): the input of each block, then the last output */
     gpt_layer_acts acts[ATTN_GPT_MAX_LAYERS];
     float *lnf, *lnf_mean, *lnf_rstd;
+    uint16_t *lnf16;       /* (N, C) lnf rounded, in bf16 precision */
     float *logits, *probs; /* (N, V) */
     float *qkv;             /* (N, qkv_width) scratch */
+    float *att;             /* (B, H, T, hd) scratch: attention's output before merge_heads */
     /* backward scratch */
     float *dstream, *dln;   /* (N, C) */
-    float *dwide, *dwide2;  /* (N, 4C) */
+    float *dwide, *dwide2;  /* (N, 4C); dwide2 float32 precision only (else NULL) */
     float *dqkv;            /* (N, qkv_width) */
     float *dq, *dk, *dv, *drot; /* (B, H, T, hd) */
     uint16_t *datt16;       /* (B, H, T, hd) in bf16 precision: attention's dout rounded */
+    uint16_t *dy16;         /* in bf16 precision: a Linear's output gradient rounded, which
+                             * both of its products read: (N, max(qkv_width, 4C, V)) */
+    /* In bf16 precision, every parameter rounded to bf16 (params.total values,
+     * laid out as params.data) by each training-pass forward, once for all the
+     * products of its step; NULL until the first. */
+    uint16_t *params16;
     float *dlogits;         /* (N, V) */
     /* When not NULL (recording, B = 1): per block, (H, T, T), where backward adds
      * the gradient with respect to the block's attention weights. */
@@ -72,6 +87,10 @@ struct attn_gpt {
     const attn_weights_edit *edit;
     int edit_layer;
 };
+
+/* The model with its parameters laid out and zero, for a caller that writes
+ * them: attn_gpt_create draws them, attn_gpt_from_file's caller reads them. */
+attn_status attn_gpt_allocate(attn_gpt **out, const attn_gpt_config *cfg);
 
 /* ---- shared by the passes ---- */
 
@@ -93,16 +112,18 @@ attn_sdpa_config attn_gpt_sdpa_config(const attn_gpt *m, int l);
 /* Checks ids (N) are in [0, V), naming the first bad one and its position. */
 attn_status attn_gpt_check_ids(const attn_gpt *m, const int32_t *ids, int64_t n, const char *what);
 
+/* src: rows of cols floats at stride ld_src -> dst: the same rows at stride
+ * ld_dst: the float32 twin of attn_bf16_round_tile (kernels/bf16_rows.h), for the
+ * head layouts of the training pass (each (b, h) plane one tile). */
+void attn_gpt_copy_tile(float *dst, int ld_dst, const float *src, int ld_src, int rows, int cols);
+
 /* x: (T, C) rows of one sequence at positions pos0 .. pos0 + T - 1:
  * x = wte[ids] + the position term (learned or sinusoidal; none for RoPE and ALiBi). */
 void attn_gpt_embed(const attn_gpt *m, float *x, const int32_t *ids, int T, int pos0);
 
-/* y: (N, out) = residual + x w^T + b, the product at `precision`. */
-void attn_gpt_residual_linear(attn_precision precision, float *y, const float *residual, const float *x,
-                              const gpt_affine *a, int N, int in, int out);
-
-/* GELU (erf form) of n values, y may be x. */
-void attn_gpt_gelu(float *y, const float *x, size_t n);
+/* Parameter w of m in params16 (m->params16 or a pass's copy of it); NULL when
+ * params16 is NULL. */
+const uint16_t *attn_gpt_rounded(const attn_gpt *m, const uint16_t *params16, const float *w);
 
 /* Backward of the last forward from the gradient the caller put in m->dlogits
  * (N, V), with respect to the logits: parameters' gradients += and, if set,
@@ -122,6 +143,18 @@ typedef struct gpt_block_buffers {
     float *ln2, *ln2_mean, *ln2_rstd; /* (N, C), (N), (N) */
     float *fc, *gelu;                 /* (N, 4C) */
     uint16_t *x16;                    /* (N, 4C) a Linear's input in bf16 (bf16 weights only) */
+    /* Inference only (else 0): the rows the last block runs past attention, its
+     * last last_rows; their output alone is written, the others' left as it was. */
+    int last_rows;
+    /* Training only (else NULL): GELU's slope at fc, written over fc; and in
+     * bf16 precision the Linears' inputs rounded (kept for backward) and the
+     * weights rounded (m->params16). */
+    float *gelu_slope;
+    uint16_t *ln1_16, *merged16, *ln2_16, *gelu16;
+    const uint16_t *params16;
+    /* Training in bf16: attention writes merged only rounded, into merged16 (the
+     * products read nothing else of it) */
+    bool merged_rounded;
 } gpt_block_buffers;
 
 /* One block's Linear weights rounded to bfloat16, each laid out as its float32
@@ -155,5 +188,10 @@ attn_status attn_gpt_block_forward(const attn_gpt *m, int l, float *y, const flo
  * cache's before the call. */
 attn_status attn_gpt_cache_forward_weights(attn_gpt *m, attn_gpt_cache *c, float *logits,
                                            const int32_t *ids, int n, float *const *weights);
+
+/* attn_gpt_cache_forward with logits: (V) of the last new token only, what
+ * generation draws from: ln_f and lm_head run on that row alone. */
+attn_status attn_gpt_cache_forward_last(attn_gpt *m, attn_gpt_cache *c, float *logits,
+                                        const int32_t *ids, int n);
 
 #endif

@@ -182,6 +182,21 @@ attn_params *attn_seq2seq_params(attn_seq2seq *m) { return m ? &m->params : NULL
 
 attn_params *attn_seq2seq_buffers(attn_seq2seq *m) { return m ? &m->buffers : NULL; }
 
+attn_status attn_seq2seq_set_precision(attn_seq2seq *m, attn_precision precision)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(m, "seq2seq model")) || (s = attn_check_precision(precision)))
+        return s;
+    m->precision = precision;
+    m->ops->set_precision(m, precision);
+    return ATTN_OK;
+}
+
+attn_precision attn_seq2seq_get_precision(const attn_seq2seq *m)
+{
+    return m ? m->precision : ATTN_FLOAT32;
+}
+
 /* Lengths: (n) each in [1, max], named `what` in the message. */
 static attn_status check_lengths(const int32_t *len, int n, int max, const char *what)
 {

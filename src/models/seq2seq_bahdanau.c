@@ -25,7 +25,7 @@ static attn_status step_forward(s2s_rnn *r, int t)
     attn_status s;
     const float *query = attn_s2s_state(run, run->hs, d->L - 1, t, H);
     float *qp = run->qp + (size_t)t * R * A;
-    attn_sgemm(false, true, R, A, H, 1.0f, query, H, r->w.query, H, 0.0f, qp, A);
+    attn_gemm(r->precision, false, true, R, A, H, 1.0f, query, H, r->w.query, H, 0.0f, qp, A);
     /* The rows of a source are its queries: (Bs, beam, A) against keys (Bs, S, A). */
     if ((s = attn_score_additive_projected_forward(run->scores, run->u + (size_t)t * R * run->S * A,
                                                    qp, run->keys, r->w.v, run->Bs, run->beam,
@@ -33,8 +33,8 @@ static attn_status step_forward(s2s_rnn *r, int t)
         (s = attn_s2s_attend(r, t)))
         return s;
     const float *ctx = run->ctx + (size_t)t * R * Dv;
-    attn_sgemm(false, true, R, d->GH, Dv, 1.0f, ctx, Dv, r->w.w_ih[0] + d->E, d->in0, 1.0f,
-               attn_s2s_at(run, run->gx0, 0, t, (size_t)d->GH), d->GH);
+    attn_gemm(r->precision, false, true, R, d->GH, Dv, 1.0f, ctx, Dv, r->w.w_ih[0] + d->E, d->in0,
+              1.0f, attn_s2s_at(run, run->gx0, 0, t, (size_t)d->GH), d->GH);
     if ((s = attn_s2s_cells_forward(r, t))) return s;
     const float *top = attn_s2s_state(run, run->hs, d->L - 1, t + 1, H);
     float *feat = run->feat + (size_t)t * R * F;
@@ -63,8 +63,9 @@ static attn_status step_backward(s2s_rnn *r, int t)
     }
     if ((s = attn_s2s_cells_backward(r, t))) return s;
     /* The context's share of layer 0's input. */
-    attn_sgemm(false, false, R, Dv, d->GH, 1.0f, attn_s2s_at(run, run->dgx, 0, t, (size_t)d->GH),
-               d->GH, r->w.w_ih[0] + d->E, d->in0, 1.0f, dctx, Dv);
+    attn_gemm(r->precision, false, false, R, Dv, d->GH, 1.0f,
+              attn_s2s_at(run, run->dgx, 0, t, (size_t)d->GH), d->GH, r->w.w_ih[0] + d->E, d->in0,
+              1.0f, dctx, Dv);
     float *dqp = run->dqp + (size_t)t * R * A;
     memset(dqp, 0, (size_t)R * A * sizeof *dqp);
     if ((s = attn_s2s_attend_backward(r, t)) ||
@@ -73,8 +74,8 @@ static attn_status step_backward(s2s_rnn *r, int t)
              run->Bs, run->beam, run->S, A)))
         return s;
     /* The query was the top state at t - 1. */
-    attn_sgemm(false, false, R, H, A, 1.0f, dqp, A, r->w.query, H, 1.0f,
-               run->dh_prev + (size_t)(d->L - 1) * RH, H);
+    attn_gemm(r->precision, false, false, R, H, A, 1.0f, dqp, A, r->w.query, H, 1.0f,
+              run->dh_prev + (size_t)(d->L - 1) * RH, H);
     return ATTN_OK;
 }
 
@@ -84,8 +85,8 @@ static void weight_grads(s2s_rnn *r)
     const s2s_dims *d = &r->d;
     s2s_run *run = &r->run;
     const int rows = run->T * run->R, H = d->H;
-    attn_sgemm(true, false, d->Ka, H, rows, 1.0f, run->dqp, d->Ka,
-               attn_s2s_state(run, run->hs, d->L - 1, 0, H), H, 1.0f, r->g.query, H);
+    attn_gemm(r->precision, true, false, d->Ka, H, rows, 1.0f, run->dqp, d->Ka,
+              attn_s2s_state(run, run->hs, d->L - 1, 0, H), H, 1.0f, r->g.query, H);
 }
 
 static void dims(s2s_dims *d)

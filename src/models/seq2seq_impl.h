@@ -29,6 +29,8 @@ typedef struct attn_seq2seq_ops {
      * (checked) -> probs: (T, tgt_vocab), the output distributions. */
     attn_status (*probe)(attn_seq2seq *m, float *probs, const attn_batch *batch, int map,
                          const attn_weights_edit *edit);
+    /* The checked precision of the products from now on (attn_seq2seq_set_precision). */
+    void (*set_precision)(attn_seq2seq *m, attn_precision precision);
     void (*destroy)(attn_seq2seq *m);
 } attn_seq2seq_ops;
 
@@ -37,6 +39,7 @@ struct attn_seq2seq {
     const attn_seq2seq_ops *ops;
     attn_params params;
     attn_params buffers;
+    attn_precision precision; /* of the products: ATTN_FLOAT32 unless set */
     void *impl; /* the architecture's own state */
 };
 

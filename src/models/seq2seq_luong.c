@@ -25,9 +25,9 @@ static attn_status step_forward(s2s_rnn *r, int t)
     const int R = run->R, S = run->S, H = d->H, Dv = d->Dv, Z = d->Dv + d->H;
     attn_status s;
     /* Input feeding: h~ of step t - 1 (zeros at t = 0). */
-    attn_sgemm(false, true, R, d->GH, H, 1.0f, run->feed + (size_t)t * R * H, H,
-               r->w.w_ih[0] + d->E, d->in0, 1.0f, attn_s2s_at(run, run->gx0, 0, t, (size_t)d->GH),
-               d->GH);
+    attn_gemm(r->precision, false, true, R, d->GH, H, 1.0f, run->feed + (size_t)t * R * H, H,
+              r->w.w_ih[0] + d->E, d->in0, 1.0f, attn_s2s_at(run, run->gx0, 0, t, (size_t)d->GH),
+              d->GH);
     if ((s = attn_s2s_cells_forward(r, t))) return s;
     const float *top = attn_s2s_state(run, run->hs, d->L - 1, t + 1, H);
     /* The rows of a source are its queries: (Bs, beam, H) against keys (Bs, S, H). */
@@ -41,7 +41,7 @@ static attn_status step_forward(s2s_rnn *r, int t)
         memcpy(z + (size_t)row * Z + Dv, top + (size_t)row * H, (size_t)H * sizeof(float));
     }
     float *ht = run->feed + (size_t)(t + 1) * R * H;
-    attn_sgemm(false, true, R, H, Z, 1.0f, z, Z, r->w.combine, Z, 0.0f, ht, H);
+    attn_gemm(r->precision, false, true, R, H, Z, 1.0f, z, Z, r->w.combine, Z, 0.0f, ht, H);
     return attn_activation_forward(ATTN_ACT_TANH, ht, ht, (size_t)R * H);
 }
 
@@ -57,7 +57,8 @@ static attn_status step_backward(s2s_rnn *r, int t)
     const float *dht = run->dfeed + (size_t)(t + 1) * R * H;
     float *dpre = run->dpre + (size_t)t * R * H;
     for (size_t i = 0; i < (size_t)R * H; i++) dpre[i] = dht[i] * (1.0f - ht[i] * ht[i]);
-    attn_sgemm(false, false, R, Z, H, 1.0f, dpre, H, r->w.combine, Z, 0.0f, run->dz, Z);
+    attn_gemm(r->precision, false, false, R, Z, H, 1.0f, dpre, H, r->w.combine, Z, 0.0f, run->dz,
+              Z);
     const float *top = attn_s2s_state(run, run->hs, d->L - 1, t + 1, H);
     float *dtop = run->dh + (size_t)(d->L - 1) * R * H;
     for (int row = 0; row < R; row++) {
@@ -72,9 +73,9 @@ static attn_status step_backward(s2s_rnn *r, int t)
         return s;
     /* Layer 0's input had h~ of step t - 1; h~_0 is the constant zero. */
     if (t > 0)
-        attn_sgemm(false, false, R, H, d->GH, 1.0f,
-                   attn_s2s_at(run, run->dgx, 0, t, (size_t)d->GH), d->GH, r->w.w_ih[0] + d->E,
-                   d->in0, 1.0f, run->dfeed + (size_t)t * R * H, H);
+        attn_gemm(r->precision, false, false, R, H, d->GH, 1.0f,
+                  attn_s2s_at(run, run->dgx, 0, t, (size_t)d->GH), d->GH, r->w.w_ih[0] + d->E,
+                  d->in0, 1.0f, run->dfeed + (size_t)t * R * H, H);
     return ATTN_OK;
 }
 
@@ -84,7 +85,8 @@ static void weight_grads(s2s_rnn *r)
     const s2s_dims *d = &r->d;
     s2s_run *run = &r->run;
     const int rows = run->T * run->R, H = d->H, Z = d->Dv + d->H;
-    attn_sgemm(true, false, H, Z, rows, 1.0f, run->dpre, H, run->z, Z, 1.0f, r->g.combine, Z);
+    attn_gemm(r->precision, true, false, H, Z, rows, 1.0f, run->dpre, H, run->z, Z, 1.0f,
+              r->g.combine, Z);
 }
 
 /* The context is Dv wide: the bridged states (H) for "dot", the encoder's (2H)

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "models/seq2seq_rnn.h"
+#include "nn/rnn_impl.h"
 
 static const s2s_family *family_of(attn_seq2seq_arch arch)
 {
@@ -42,6 +43,14 @@ static void rnn_destroy(attn_seq2seq *m)
     m->impl = NULL;
 }
 
+/* The encoder's products follow the model's, set in its layer. */
+static void rnn_set_precision(attn_seq2seq *m, attn_precision precision)
+{
+    s2s_rnn *r = attn_s2s_rnn(m);
+    r->precision = precision;
+    attn_rnn_set_precision(r->encoder, precision);
+}
+
 static const attn_seq2seq_ops RNN_OPS = {
     .forward = attn_s2s_rnn_forward,
     .backward = attn_s2s_rnn_backward,
@@ -49,6 +58,7 @@ static const attn_seq2seq_ops RNN_OPS = {
     .step = attn_s2s_rnn_step,
     .reorder = attn_s2s_rnn_reorder,
     .probe = attn_s2s_rnn_probe,
+    .set_precision = rnn_set_precision,
     .destroy = rnn_destroy,
 };
 

@@ -213,6 +213,7 @@ extern const s2s_family attn_s2s_bahdanau, attn_s2s_luong_dot, attn_s2s_luong_ge
 struct s2s_rnn {
     const s2s_family *family;
     s2s_dims d;
+    attn_precision precision; /* of every product but attention's (attn_seq2seq_set_precision) */
     attn_rnn *encoder; /* bound into the model's block as "encoder.rnn." */
     s2s_weights w, g;  /* parameters, gradients */
     float *baseline;   /* hard-reinforce's buffer, else NULL */

@@ -22,8 +22,8 @@ attn_status attn_s2s_embed_targets(s2s_rnn *r, const int32_t *tokens)
     /* gx0 = emb W_ih0[:, :E]^T + b_ih0: the embedding columns of layer 0's weight. */
     for (int i = 0; i < rows; i++)
         memcpy(run->gx0 + (size_t)i * d->GH, r->w.b_ih[0], (size_t)d->GH * sizeof(float));
-    attn_sgemm(false, true, rows, d->GH, d->E, 1.0f, run->emb, d->E, r->w.w_ih[0], d->in0, 1.0f,
-               run->gx0, d->GH);
+    attn_gemm(r->precision, false, true, rows, d->GH, d->E, 1.0f, run->emb, d->E, r->w.w_ih[0],
+              d->in0, 1.0f, run->gx0, d->GH);
     return ATTN_OK;
 }
 
@@ -32,8 +32,8 @@ attn_status attn_s2s_embed_targets_backward(s2s_rnn *r)
     const s2s_dims *d = &r->d;
     s2s_run *run = &r->run;
     const int rows = run->T * run->R;
-    attn_sgemm(false, false, rows, d->E, d->GH, 1.0f, run->dgx, d->GH, r->w.w_ih[0], d->in0, 0.0f,
-               run->demb, d->E);
+    attn_gemm(r->precision, false, false, rows, d->E, d->GH, 1.0f, run->dgx, d->GH, r->w.w_ih[0],
+              d->in0, 0.0f, run->demb, d->E);
     const float *demb = run->demb;
     attn_status s;
     if (run->p > 0.0f) {

@@ -37,10 +37,12 @@ attn_status attn_s2s_encode(s2s_rnn *r)
         memcpy(run->final + (size_t)b * 2 * H, fwd + (size_t)b * H, (size_t)H * sizeof(float));
         memcpy(run->final + (size_t)b * 2 * H + H, bwd + (size_t)b * H, (size_t)H * sizeof(float));
     }
-    if ((s = attn_linear_forward(run->init, run->final, r->w.init_w, r->w.init_b, Bs, 2 * H, LH)) ||
+    if ((s = attn_linear_forward_at(r->precision, run->init, run->final, r->w.init_w, r->w.init_b,
+                                    Bs, 2 * H, LH)) ||
         (s = attn_activation_forward(ATTN_ACT_TANH, run->init, run->init, (size_t)Bs * LH)))
         return s;
-    if ((s = attn_linear_forward(run->keys, run->enc, r->w.key, r->w.key_b, (int)n, 2 * H, d->Ka)))
+    if ((s = attn_linear_forward_at(r->precision, run->keys, run->enc, r->w.key, r->w.key_b, (int)n,
+                                    2 * H, d->Ka)))
         return s;
     /* Every row of source b starts from its initial state. */
     for (int l = 0; l < d->L; l++) {
@@ -67,8 +69,8 @@ attn_status attn_s2s_encode_backward(s2s_rnn *r)
     for (size_t i = 0; i < (size_t)Bs * LH; i++)
         run->dinit[i] *= 1.0f - run->init[i] * run->init[i];
     memset(run->dfinal, 0, (size_t)Bs * 2 * H * sizeof(float));
-    if ((s = attn_linear_backward(run->dfinal, r->g.init_w, r->g.init_b, run->dinit, run->final,
-                                  r->w.init_w, Bs, 2 * H, LH)))
+    if ((s = attn_linear_backward_at(r->precision, run->dfinal, r->g.init_w, r->g.init_b,
+                                     run->dinit, run->final, r->w.init_w, Bs, 2 * H, LH)))
         return s;
     memset(run->dh_n, 0, (size_t)2 * d->Le * Bs * H * sizeof(float));
     float *dfwd = run->dh_n + (size_t)(2 * (d->Le - 1)) * Bs * H;
@@ -80,8 +82,8 @@ attn_status attn_s2s_encode_backward(s2s_rnn *r)
     }
     /* The keys (and for luong-dot the values: the same array) back to the states;
      * the other architectures' value gradients are already in denc. */
-    if ((s = attn_linear_backward(run->denc, r->g.key, r->g.key_b, run->dkeys, run->enc, r->w.key,
-                                  (int)n, 2 * H, d->Ka)))
+    if ((s = attn_linear_backward_at(r->precision, run->denc, r->g.key, r->g.key_b, run->dkeys,
+                                     run->enc, r->w.key, (int)n, 2 * H, d->Ka)))
         return s;
     /* The encoder adds its parameter gradients straight into the model's block. */
     memset(run->dsrc_emb, 0, n * d->E * sizeof(float));

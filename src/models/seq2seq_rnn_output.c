@@ -20,7 +20,8 @@ attn_status attn_s2s_output(s2s_rnn *r)
             return s;
         in = run->feat_drop;
     }
-    return attn_linear_forward(run->logits, in, r->w.out_w, r->w.out_b, rows, d->F, d->V);
+    return attn_linear_forward_at(r->precision, run->logits, in, r->w.out_w, r->w.out_b, rows, d->F,
+                                  d->V);
 }
 
 /* Of the output layer and the cross-entropy: dfeat. */
@@ -44,11 +45,11 @@ attn_status attn_s2s_output_backward_logits(s2s_rnn *r)
     attn_status s;
     memset(run->dfeat, 0, feat * sizeof(float));
     if (run->p == 0.0f)
-        return attn_linear_backward(run->dfeat, r->g.out_w, r->g.out_b, run->dlogits, run->feat,
-                                    r->w.out_w, rows, d->F, d->V);
+        return attn_linear_backward_at(r->precision, run->dfeat, r->g.out_w, r->g.out_b,
+                                       run->dlogits, run->feat, r->w.out_w, rows, d->F, d->V);
     memset(run->dfeat_drop, 0, feat * sizeof(float));
-    if ((s = attn_linear_backward(run->dfeat_drop, r->g.out_w, r->g.out_b, run->dlogits,
-                                  run->feat_drop, r->w.out_w, rows, d->F, d->V)))
+    if ((s = attn_linear_backward_at(r->precision, run->dfeat_drop, r->g.out_w, r->g.out_b,
+                                     run->dlogits, run->feat_drop, r->w.out_w, rows, d->F, d->V)))
         return s;
     return attn_dropout_backward(run->dfeat, run->dfeat_drop, feat, run->p,
                                  attn_s2s_key(run->seed, run->step, S2S_SITE_OUTPUT, 0));

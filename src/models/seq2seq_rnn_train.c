@@ -142,20 +142,21 @@ static void recurrence_weight_grads(s2s_rnn *r)
         const float *dgh = d->mode == ATTN_GRU ? attn_s2s_at(run, run->dgh, l, 0, (size_t)GH) : dgx;
         /* States t = 0 .. T-1 of layer l are contiguous: the cells' h inputs. */
         const float *h_in = attn_s2s_state(run, run->hs, l, 0, H);
-        attn_sgemm(true, false, GH, H, rows, 1.0f, dgh, GH, h_in, H, 1.0f, r->g.w_hh[l], H);
+        attn_gemm(r->precision, true, false, GH, H, rows, 1.0f, dgh, GH, h_in, H, 1.0f,
+                  r->g.w_hh[l], H);
         add_column_sums(r->g.b_hh[l], dgh, (size_t)rows, GH);
         add_column_sums(r->g.b_ih[l], dgx, (size_t)rows, GH);
         if (l > 0) {
-            attn_sgemm(true, false, GH, H, rows, 1.0f, dgx, GH, attn_s2s_at(run, run->x, l, 0, H),
-                       H, 1.0f, r->g.w_ih[l], H);
+            attn_gemm(r->precision, true, false, GH, H, rows, 1.0f, dgx, GH,
+                      attn_s2s_at(run, run->x, l, 0, H), H, 1.0f, r->g.w_ih[l], H);
             continue;
         }
         /* Layer 0's input is [emb; ctx] (Bahdanau) or [emb; h~ of the step before]. */
-        attn_sgemm(true, false, GH, d->E, rows, 1.0f, dgx, GH, run->emb, d->E, 1.0f, r->g.w_ih[0],
-                   d->in0);
+        attn_gemm(r->precision, true, false, GH, d->E, rows, 1.0f, dgx, GH, run->emb, d->E, 1.0f,
+                  r->g.w_ih[0], d->in0);
         const int width = d->in0 - d->E;
-        attn_sgemm(true, false, GH, width, rows, 1.0f, dgx, GH, run->in0_rest, width, 1.0f,
-                   r->g.w_ih[0] + d->E, d->in0);
+        attn_gemm(r->precision, true, false, GH, width, rows, 1.0f, dgx, GH, run->in0_rest, width,
+                  1.0f, r->g.w_ih[0] + d->E, d->in0);
     }
 }
 

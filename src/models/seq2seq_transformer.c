@@ -50,6 +50,7 @@ typedef struct s2s_transformer {
     float *src_embed, *tgt_embed;   /* (src_vocab, E), (V, E) */
     float *dsrc_embed, *dtgt_embed; /* their gradients */
     float *gen_w, *gen_b, *dgen_w, *dgen_b;
+    attn_precision precision; /* of the products (set_precision) */
 
     /* The last training forward, kept for backward. */
     bool has_forward;
@@ -347,7 +348,8 @@ static attn_status forward(attn_seq2seq *m, attn_seq2seq_stats *stats, const att
     };
     float loss;
     if ((s = attn_tf_transformer_forward(&t->tf, t->dec_out, &in)) ||
-        (s = attn_linear_forward(t->logits, t->dec_out, t->gen_w, t->gen_b, B * T, E, V)) ||
+        (s = attn_linear_forward_at(t->precision, t->logits, t->dec_out, t->gen_w, t->gen_b, B * T,
+                                    E, V)) ||
         (s = attn_cross_entropy_forward(&loss, t->probs, NULL, t->logits, t->targets, B * T, V,
                                         ATTN_TOKEN_PAD, t->label_smoothing)))
         return s;
@@ -385,8 +387,8 @@ static attn_status backward_from_logits(s2s_transformer *t)
     memset(t->dsrc_x, 0, src * sizeof *t->dsrc_x);
     memset(t->dtgt_x, 0, tgt * sizeof *t->dtgt_x);
     attn_status s;
-    if ((s = attn_linear_backward(t->ddec_out, t->dgen_w, t->dgen_b, t->dlogits, t->dec_out,
-                                  t->gen_w, B * T, E, V)) ||
+    if ((s = attn_linear_backward_at(t->precision, t->ddec_out, t->dgen_w, t->dgen_b, t->dlogits,
+                                     t->dec_out, t->gen_w, B * T, E, V)) ||
         (s = attn_tf_transformer_backward(&t->tf, t->dsrc_x, t->dtgt_x, t->ddec_out)) ||
         (s = embed_backward(t, t->dsrc_embed, t->dsrc_x, t->src_ids, t->src_vocab, B, S, t->p,
                             t->seed_src, t->scratch)) ||
@@ -548,7 +550,8 @@ static attn_status step(attn_seq2seq *m, float *logprobs, float *attention, cons
     attn_transformer_input in = decoder_input(t, rows, 1);
     in.cross_weights = attention ? t->step_weights : NULL;
     if ((s = attn_tf_stack_step(&t->tf.decoder, t->last, t->step_x, &t->cache, &in)) ||
-        (s = attn_linear_forward(t->step_logits, t->last, t->gen_w, t->gen_b, rows, E, V)))
+        (s = attn_linear_forward_at(t->precision, t->step_logits, t->last, t->gen_w, t->gen_b, rows,
+                                    E, V)))
         return s;
     t->decoded_len = position + 1;
     log_softmax(logprobs, t->step_logits, rows, V);
@@ -694,6 +697,13 @@ static attn_status reorder(attn_seq2seq *m, const int32_t *parent)
     return ATTN_OK;
 }
 
+static void set_precision(attn_seq2seq *m, attn_precision precision)
+{
+    s2s_transformer *t = impl(m);
+    t->precision = precision;
+    attn_tf_transformer_set_precision(&t->tf, precision);
+}
+
 static const attn_seq2seq_ops transformer_ops = {
     .forward = forward,
     .backward = backward,
@@ -701,5 +711,6 @@ static const attn_seq2seq_ops transformer_ops = {
     .step = step,
     .reorder = reorder,
     .probe = probe,
+    .set_precision = set_precision,
     .destroy = destroy,
 };

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "kernels/bf16_rows.h"
+
 /* The first float of row (b, l) of a (L, B, E) or (B, L, E) array, in units of E. */
 static size_t row_index(int b, int l, int B, int L, bool batch_first)
 {
@@ -33,10 +35,9 @@ void attn_heads_merge(float *rows, const float *heads, int B, int L, int H, int 
                        heads + (((size_t)b * H + h) * L + l) * hd, (size_t)hd * sizeof *rows);
 }
 
-attn_status attn_heads_sdpa_backward(const attn_heads_grads *g, const float *dout_rows,
-                                     const float *q, const float *k, const float *v,
-                                     const float *lse, const attn_sdpa_config *cfg,
-                                     bool batch_first)
+/* dout_rows split into g->dout; g->dq, g->dk, g->dv zeroed for SDPA to add into. */
+static void prepare_backward(const attn_heads_grads *g, const float *dout_rows,
+                             const attn_sdpa_config *cfg, bool batch_first)
 {
     const int B = cfg->batch, H = cfg->heads, hd = cfg->dim_qk;
     const size_t n_q = (size_t)B * H * cfg->len_q * hd, n_k = (size_t)B * H * cfg->len_k * hd;
@@ -44,5 +45,28 @@ attn_status attn_heads_sdpa_backward(const attn_heads_grads *g, const float *dou
     memset(g->dq, 0, n_q * sizeof *g->dq);
     memset(g->dk, 0, n_k * sizeof *g->dk);
     memset(g->dv, 0, n_k * sizeof *g->dv);
+}
+
+attn_status attn_heads_sdpa_backward(const attn_heads_grads *g, const float *dout_rows,
+                                     const float *q, const float *k, const float *v,
+                                     const float *lse, const attn_sdpa_config *cfg,
+                                     bool batch_first)
+{
+    prepare_backward(g, dout_rows, cfg, batch_first);
     return attn_sdpa_backward(g->dq, g->dk, g->dv, g->dout, q, k, v, lse, cfg);
+}
+
+void attn_heads_round(uint16_t *dst, const float *heads, int B, int H, int L, int hd)
+{
+    attn_bf16_round_rows(dst, heads, B * H, L * hd, L * hd);
+}
+
+attn_status attn_heads_sdpa_bf16_backward(const attn_heads_grads *g, uint16_t *dout16,
+                                          const float *dout_rows, const uint16_t *q,
+                                          const uint16_t *k, const uint16_t *v, const float *lse,
+                                          const attn_sdpa_config *cfg, bool batch_first)
+{
+    prepare_backward(g, dout_rows, cfg, batch_first);
+    attn_heads_round(dout16, g->dout, cfg->batch, cfg->heads, cfg->len_q, cfg->dim_qk);
+    return attn_sdpa_bf16_backward(g->dq, g->dk, g->dv, dout16, q, k, v, lse, cfg);
 }

@@ -3,6 +3,7 @@
 #define ATTN_SRC_NN_HEADS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "attn/attention.h"
 
@@ -27,5 +28,17 @@ attn_status attn_heads_sdpa_backward(const attn_heads_grads *g, const float *dou
                                      const float *q, const float *k, const float *v,
                                      const float *lse, const attn_sdpa_config *cfg,
                                      bool batch_first);
+
+/* heads: (B, H, L, hd) -> dst: (B, H, L, hd) rounded to bfloat16, the operands of
+ * attn_sdpa_bf16_forward. */
+void attn_heads_round(uint16_t *dst, const float *heads, int B, int H, int L, int hd);
+
+/* The same backward through attn_sdpa_bf16_backward, after a forward through
+ * attn_sdpa_bf16_forward on the rounded heads q, k, v: g->dout is also rounded
+ * into dout16: (B, H, Lq, hd). */
+attn_status attn_heads_sdpa_bf16_backward(const attn_heads_grads *g, uint16_t *dout16,
+                                          const float *dout_rows, const uint16_t *q,
+                                          const uint16_t *k, const uint16_t *v, const float *lse,
+                                          const attn_sdpa_config *cfg, bool batch_first);
 
 #endif

@@ -2,6 +2,7 @@
 #include "attn/kernels.h"
 #include "attn/nn.h"
 #include "core/error.h"
+#include "kernels/gemm_bf16.h"
 
 static attn_status check_sizes(attn_precision precision, int N, int in, int out)
 {
@@ -21,10 +22,8 @@ attn_status attn_linear_forward_at(attn_precision precision, float *y, const flo
     if ((s = check_sizes(precision, N, in, out)) || (s = attn_check_not_null(y, "linear y")) ||
         (s = attn_check_not_null(x, "linear x")) || (s = attn_check_not_null(w, "linear w")))
         return s;
-    /* The bias goes into y first, and the product is added to it (beta = 1). */
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < out; o++) y[(size_t)n * out + o] = b ? b[o] : 0.0f;
-    attn_gemm(precision, false, true, N, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+    /* The bias in the product's epilogue (attn_affine_product). */
+    attn_affine_product(precision, y, NULL, x, NULL, w, NULL, b, N, in, out);
     return ATTN_OK;
 }
 

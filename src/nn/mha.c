@@ -23,6 +23,7 @@ typedef struct mha_weights {
 struct attn_mha {
     attn_mha_config cfg; /* kdim and vdim resolved */
     int head_dim;
+    attn_precision precision; /* of the products (attn_mha_set_precision) */
     attn_params own;        /* its block when used alone; empty inside a parent's */
     mha_weights data, grad; /* views into the block it is bound to */
 
@@ -32,6 +33,7 @@ struct attn_mha {
     int batch, len_q, len_k;
     attn_mask attn_mask, key_padding_mask;
     attn_sdpa_config sdpa; /* its mask pointers point at the two above */
+    bool bf16_attention;   /* its SDPA ran on the heads rounded to bf16 */
 
     attn_activations acts;
     float *q_heads, *k_heads, *v_heads; /* (B, H, Lq, hd), (B, H, Lk, hd) x 2 */
@@ -42,6 +44,10 @@ struct attn_mha {
     float *d_attn_heads, *dq_heads;     /* (B, H, Lq, hd) */
     float *dk_heads, *dv_heads;         /* (B, H, Lk, hd) */
     float *head_weights;                /* (B, H, Lq, Lk), only when averaging */
+    /* In bf16 precision (else NULL), SDPA's operands rounded: q16 and dout16
+     * (B, H, Lq, hd), k16 and v16 (B, H, Lk, hd), in the block's view bf16. */
+    float *bf16;
+    uint16_t *q16, *k16, *v16, *dout16;
     const attn_weights_edit *edit;      /* attn_mha_set_edit's, or NULL */
 };
 
@@ -259,6 +265,8 @@ static attn_status prepare_sdpa(attn_mha *m, const attn_mha_input *in)
 static attn_status layout_activations(attn_mha *m, size_t rows_q, size_t rows_k, size_t weights)
 {
     const size_t E = (size_t)m->cfg.embed_dim;
+    /* two bf16 values to a float: 2 rows_q E + 2 rows_k E of them */
+    const size_t bf16_floats = m->precision == ATTN_BF16 ? (rows_q + rows_k) * E : 0;
     const attn_activation_view views[] = {
         {&m->q_heads, rows_q * E},
         {&m->k_heads, rows_k * E},
@@ -272,8 +280,15 @@ static attn_status layout_activations(attn_mha *m, size_t rows_q, size_t rows_k,
         {&m->dk_heads, rows_k * E},
         {&m->dv_heads, rows_k * E},
         {&m->head_weights, weights},
+        {&m->bf16, bf16_floats},
     };
-    return attn_activations_layout(&m->acts, views, (int)(sizeof views / sizeof views[0]));
+    attn_status s = attn_activations_layout(&m->acts, views, (int)(sizeof views / sizeof views[0]));
+    if (s || bf16_floats == 0) return s;
+    m->q16 = (uint16_t *)(void *)m->bf16;
+    m->dout16 = m->q16 + rows_q * E;
+    m->k16 = m->dout16 + rows_q * E;
+    m->v16 = m->k16 + rows_k * E;
+    return ATTN_OK;
 }
 
 /* weights: (B, Lq, Lk) = sum over h of head_weights (B, H, Lq, Lk), divided by H
@@ -313,25 +328,36 @@ attn_status attn_mha_forward(attn_mha *m, float *out, const attn_mha_input *in)
     const int Lq = in->len_q, Lk = in->len_k, bf = cfg->batch_first;
     const mha_weights *w = &m->data;
 
-    attn_linear_forward(m->rows, in->query, w->w_q, w->b_q, B * Lq, E, E);
+    const attn_precision p = m->precision;
+    attn_linear_forward_at(p, m->rows, in->query, w->w_q, w->b_q, B * Lq, E, E);
     attn_heads_split(m->q_heads, m->rows, B, Lq, H, hd, bf);
-    attn_linear_forward(m->rows, in->key, w->w_k, w->b_k, B * Lk, cfg->kdim, E);
+    attn_linear_forward_at(p, m->rows, in->key, w->w_k, w->b_k, B * Lk, cfg->kdim, E);
     attn_heads_split(m->k_heads, m->rows, B, Lk, H, hd, bf);
-    attn_linear_forward(m->rows, in->value, w->w_v, w->b_v, B * Lk, cfg->vdim, E);
+    attn_linear_forward_at(p, m->rows, in->value, w->w_v, w->b_v, B * Lk, cfg->vdim, E);
     attn_heads_split(m->v_heads, m->rows, B, Lk, H, hd, bf);
 
     float *weights = in->weights && in->average_attn_weights ? m->head_weights : in->weights;
-    if ((s = m->edit != NULL ? attn_sdpa_edited_forward(m->attn_heads, m->lse, weights,
-                                                         m->q_heads, m->k_heads, m->v_heads,
-                                                         &m->sdpa, m->edit)
-                             : attn_sdpa_forward(m->attn_heads, m->lse, weights, m->q_heads,
-                                                 m->k_heads, m->v_heads, &m->sdpa)))
-        return s;
+    /* The fused bf16 kernel gives no weights and takes no edit: asked for either,
+     * attention runs in float32. */
+    m->bf16_attention = p == ATTN_BF16 && weights == NULL && m->edit == NULL;
+    if (m->bf16_attention) {
+        attn_heads_round(m->q16, m->q_heads, B, H, Lq, hd);
+        attn_heads_round(m->k16, m->k_heads, B, H, Lk, hd);
+        attn_heads_round(m->v16, m->v_heads, B, H, Lk, hd);
+        s = attn_sdpa_bf16_forward(m->attn_heads, m->lse, m->q16, m->k16, m->v16, &m->sdpa);
+    } else if (m->edit != NULL) {
+        s = attn_sdpa_edited_forward(m->attn_heads, m->lse, weights, m->q_heads, m->k_heads,
+                                     m->v_heads, &m->sdpa, m->edit);
+    } else {
+        s = attn_sdpa_forward(m->attn_heads, m->lse, weights, m->q_heads, m->k_heads, m->v_heads,
+                              &m->sdpa);
+    }
+    if (s) return s;
     if (in->weights && in->average_attn_weights)
         average_heads(in->weights, m->head_weights, B, H, Lq, Lk);
 
     attn_heads_merge(m->merged, m->attn_heads, B, Lq, H, hd, bf);
-    attn_linear_forward(out, m->merged, w->w_out, w->b_out, B * Lq, E, E);
+    attn_linear_forward_at(p, out, m->merged, w->w_out, w->b_out, B * Lq, E, E);
 
     m->query = in->query;
     m->key = in->key;
@@ -362,20 +388,24 @@ attn_status attn_mha_backward(attn_mha *m, float *dquery, float *dkey, float *dv
     const size_t n_q = (size_t)B * Lq * E;
     const mha_weights *w = &m->data, *g = &m->grad;
 
+    const attn_precision p = m->precision;
     memset(m->rows, 0, n_q * sizeof *m->rows);
-    attn_linear_backward(m->rows, g->w_out, g->b_out, dout, m->merged, w->w_out, B * Lq, E, E);
+    attn_linear_backward_at(p, m->rows, g->w_out, g->b_out, dout, m->merged, w->w_out, B * Lq, E,
+                            E);
     const attn_heads_grads heads = {m->d_attn_heads, m->dq_heads, m->dk_heads, m->dv_heads};
-    if ((s = attn_heads_sdpa_backward(&heads, m->rows, m->q_heads, m->k_heads, m->v_heads, m->lse,
-                                      &m->sdpa, bf)))
+    if ((s = m->bf16_attention ? attn_heads_sdpa_bf16_backward(&heads, m->dout16, m->rows, m->q16,
+                                                               m->k16, m->v16, m->lse, &m->sdpa, bf)
+                               : attn_heads_sdpa_backward(&heads, m->rows, m->q_heads, m->k_heads,
+                                                          m->v_heads, m->lse, &m->sdpa, bf)))
         return s;
 
     attn_heads_merge(m->rows, m->dq_heads, B, Lq, H, hd, bf);
-    attn_linear_backward(dquery, g->w_q, g->b_q, m->rows, m->query, w->w_q, B * Lq, E, E);
+    attn_linear_backward_at(p, dquery, g->w_q, g->b_q, m->rows, m->query, w->w_q, B * Lq, E, E);
     attn_heads_merge(m->rows, m->dk_heads, B, Lk, H, hd, bf);
-    attn_linear_backward(dkey, g->w_k, g->b_k, m->rows, m->key, w->w_k, B * Lk, cfg->kdim, E);
+    attn_linear_backward_at(p, dkey, g->w_k, g->b_k, m->rows, m->key, w->w_k, B * Lk, cfg->kdim, E);
     attn_heads_merge(m->rows, m->dv_heads, B, Lk, H, hd, bf);
-    attn_linear_backward(dvalue, g->w_v, g->b_v, m->rows, m->value, w->w_v, B * Lk, cfg->vdim,
-                         E);
+    attn_linear_backward_at(p, dvalue, g->w_v, g->b_v, m->rows, m->value, w->w_v, B * Lk, cfg->vdim,
+                            E);
     return ATTN_OK;
 }
 
@@ -386,6 +416,8 @@ void attn_mha_last_qk(const attn_mha *m, const float **q, const float **k)
 }
 
 void attn_mha_set_edit(attn_mha *m, const attn_weights_edit *edit) { m->edit = edit; }
+
+void attn_mha_set_precision(attn_mha *m, attn_precision precision) { m->precision = precision; }
 
 /* d_attn_heads still holds the backward's dO per head, v_heads the forward's V. */
 attn_status attn_mha_weights_backward(const attn_mha *m, float *dweights)
@@ -451,10 +483,10 @@ attn_status attn_mha_cache_append(attn_mha *m, attn_mha_cache *c, const float *k
     const int B = c->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
     const mha_weights *w = &m->data;
     m->has_forward = false;
-    attn_linear_forward(m->rows, key, w->w_k, w->b_k, B * n, cfg->kdim, E);
+    attn_linear_forward_at(m->precision, m->rows, key, w->w_k, w->b_k, B * n, cfg->kdim, E);
     attn_heads_split(m->k_heads, m->rows, B, n, H, hd, cfg->batch_first);
     cache_store(c, c->k_heads, m->k_heads, n);
-    attn_linear_forward(m->rows, value, w->w_v, w->b_v, B * n, cfg->vdim, E);
+    attn_linear_forward_at(m->precision, m->rows, value, w->w_v, w->b_v, B * n, cfg->vdim, E);
     attn_heads_split(m->v_heads, m->rows, B, n, H, hd, cfg->batch_first);
     cache_store(c, c->v_heads, m->v_heads, n);
     c->length += n;
@@ -505,7 +537,7 @@ attn_status attn_mha_cached_forward(attn_mha *m, float *out, const attn_mha_cach
     const attn_mha_config *cfg = &m->cfg;
     const int B = c->batch, H = cfg->num_heads, hd = m->head_dim, E = cfg->embed_dim;
     const mha_weights *w = &m->data;
-    attn_linear_forward(m->rows, q.query, w->w_q, w->b_q, B, E, E);
+    attn_linear_forward_at(m->precision, m->rows, q.query, w->w_q, w->b_q, B, E, E);
     attn_heads_split(m->q_heads, m->rows, B, 1, H, hd, cfg->batch_first);
     if ((s = attn_sdpa_forward(m->attn_heads, m->lse, NULL, m->q_heads, c->k_heads, c->v_heads,
                                &m->sdpa)))
@@ -518,6 +550,6 @@ attn_status attn_mha_cached_forward(attn_mha *m, float *out, const attn_mha_cach
         if (q.average_attn_weights) average_heads(q.weights, m->head_weights, B, H, 1, c->capacity);
     }
     attn_heads_merge(m->merged, m->attn_heads, B, 1, H, hd, cfg->batch_first);
-    attn_linear_forward(out, m->merged, w->w_out, w->b_out, B, E, E);
+    attn_linear_forward_at(m->precision, out, m->merged, w->w_out, w->b_out, B, E, E);
     return ATTN_OK;
 }

@@ -29,6 +29,14 @@ attn_status attn_mha_weights_backward(const attn_mha *m, float *dweights);
  * copied: it must outlive the forwards). The cached forward does not edit. */
 void attn_mha_set_edit(attn_mha *m, const attn_weights_edit *edit);
 
+/* The precision of its products from now on (checked by the caller; ATTN_FLOAT32
+ * at creation). In bf16 the four projections, forward and backward, run through
+ * attn_linear_*_at, and the attention of attn_mha_forward and _backward through
+ * attn_sdpa_bf16_forward / _backward on the heads rounded to bf16, unless the
+ * call asks for the weights or an edit is set (then SDPA runs in float32). The
+ * cached forward's attention stays float32, its projections follow. */
+void attn_mha_set_precision(attn_mha *m, attn_precision precision);
+
 /* ---- incremental decoding -------------------------------------------------------------- */
 /* The keys and values an attention has projected, split into heads, for `batch`
  * sequences of up to `capacity` positions: (batch, H, capacity, hd) each, filled

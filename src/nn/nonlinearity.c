@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/names.h"
 #include "kernels/isa.h"
+#include "nn/nonlinearity.h"
 
 /* Below this many elements one thread is faster; above, runs of CHUNK elements
  * are the threads' tasks. */
@@ -66,6 +67,42 @@ attn_status attn_activation_backward(attn_activation f, float *dx, const float *
     for (long c = 0; c < chunks; c++) {
         const size_t first = (size_t)c * CHUNK;
         isa->vec->activation_backward(f, dx + first, dy + first, x + first,
+                                      n - first < CHUNK ? n - first : CHUNK);
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_gelu_forward_slope(float *y, uint16_t *y16, float *slope, const float *x,
+                                    size_t n)
+{
+    attn_status s;
+    const attn_isa *isa;
+    if ((s = check_args(ATTN_ACT_GELU, y16 ? (const void *)y16 : y, x)) ||
+        (s = attn_check_not_null(slope, "gelu slope")) || (s = attn_isa_current(&isa)))
+        return s;
+    const long chunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+    for (long c = 0; c < chunks; c++) {
+        const size_t first = (size_t)c * CHUNK;
+        isa->vec->gelu_forward_slope(y16 ? NULL : y + first, y16 ? y16 + first : NULL,
+                                     slope + first, x + first,
+                                     n - first < CHUNK ? n - first : CHUNK);
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_gelu_backward_slope(float *dx, const float *dy, const float *slope, size_t n)
+{
+    attn_status s;
+    const attn_isa *isa;
+    if ((s = check_args(ATTN_ACT_GELU, dx, dy)) ||
+        (s = attn_check_not_null(slope, "gelu slope")) || (s = attn_isa_current(&isa)))
+        return s;
+    const long chunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+    for (long c = 0; c < chunks; c++) {
+        const size_t first = (size_t)c * CHUNK;
+        isa->vec->gelu_backward_slope(dx + first, dy + first, slope + first,
                                       n - first < CHUNK ? n - first : CHUNK);
     }
     return ATTN_OK;

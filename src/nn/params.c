@@ -4,6 +4,8 @@
 
 #include "attn/nn.h"
 #include "core/error.h"
+#include "core/large_alloc.h"
+#include "nn/params_read.h"
 
 enum { PARAM_ALIGN_FLOATS = 16 }; /* each parameter starts on a 64-byte boundary */
 
@@ -41,27 +43,18 @@ static attn_status check_spec(const attn_param *specs, int i)
     return ATTN_OK;
 }
 
-attn_status attn_params_init(attn_params *p, const attn_param *specs, int count)
+attn_status attn_params_plan(attn_params *p, const attn_param *specs, int count)
 {
     attn_status s;
     if ((s = attn_check_not_null(p, "params")) || (s = attn_check_not_null(specs, "specs")) ||
         (s = attn_check_at_least(count, 1, "parameter count")))
         return s;
     memset(p, 0, sizeof *p);
-    size_t total = 0;
-    for (int i = 0; i < count; i++) {
+    for (int i = 0; i < count; i++)
         if ((s = check_spec(specs, i))) return s;
-        total += padded(param_numel(&specs[i]));
-    }
     attn_param *items = calloc((unsigned)count, sizeof *items);
-    size_t bytes = total * sizeof(float);
-    float *data = aligned_alloc(64, bytes), *grad = aligned_alloc(64, bytes);
-    if (items == NULL || data == NULL || grad == NULL) {
-        free(items);
-        free(data);
-        free(grad);
-        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu parameter floats", total);
-    }
+    if (items == NULL)
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d parameter views", count);
     size_t offset = 0;
     for (int i = 0; i < count; i++) {
         items[i] = specs[i];
@@ -69,9 +62,27 @@ attn_status attn_params_init(attn_params *p, const attn_param *specs, int count)
         items[i].offset = offset;
         offset += padded(items[i].numel);
     }
+    *p = (attn_params){.total = offset, .items = items, .count = count};
+    return ATTN_OK;
+}
+
+attn_status attn_params_init(attn_params *p, const attn_param *specs, int count)
+{
+    attn_status s = attn_params_plan(p, specs, count);
+    if (s) return s;
+    const size_t bytes = p->total * sizeof(float);
+    float *data = attn_alloc_large(bytes), *grad = attn_alloc_large(bytes);
+    if (data == NULL || grad == NULL) {
+        free(data);
+        free(grad);
+        const size_t total = p->total;
+        attn_params_free(p);
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu parameter floats", total);
+    }
     memset(data, 0, bytes);
     memset(grad, 0, bytes);
-    *p = (attn_params){.data = data, .grad = grad, .total = total, .items = items, .count = count};
+    p->data = data;
+    p->grad = grad;
     return ATTN_OK;
 }
 

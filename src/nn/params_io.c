@@ -10,6 +10,7 @@
 
 #include "attn/nn.h"
 #include "core/error.h"
+#include "nn/params_read.h"
 
 static bool same_shape(const attn_param *param, const attn_tensor_view *t)
 {
@@ -74,26 +75,33 @@ static attn_status check_tensor_fits(const attn_param *param, const attn_tensor_
     return ATTN_OK;
 }
 
-attn_status attn_params_load_from(attn_params *p, const attn_safetensors *st)
+attn_status attn_params_read_strict(const attn_params *p, int read_count,
+                                   const attn_safetensors *st, float *into)
 {
     attn_status s;
-    if ((s = attn_check_not_null(p, "params")) || (s = attn_check_not_null(st, "safetensors")) ||
-        (s = check_missing(p, st)) || (s = check_unexpected(p, st)))
-        return s;
+    if ((s = check_missing(p, st)) || (s = check_unexpected(p, st))) return s;
     for (int i = 0; i < p->count; i++) {
         s = check_tensor_fits(&p->items[i], attn_safetensors_find(st, p->items[i].name));
         if (s != ATTN_OK) return s;
     }
+    for (int i = 0; i < read_count && s == ATTN_OK; i++) {
+        const attn_param *param = &p->items[i];
+        s = attn_tensor_read_f32(attn_safetensors_find(st, param->name), into + param->offset,
+                                 param->numel);
+    }
+    return s;
+}
+
+attn_status attn_params_load_from(attn_params *p, const attn_safetensors *st)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(p, "params")) || (s = attn_check_not_null(st, "safetensors")))
+        return s;
     float *scratch = malloc((p->total + 1) * sizeof *scratch);
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to load %zu parameter floats",
                           p->total);
-    for (int i = 0; i < p->count && s == ATTN_OK; i++) {
-        const attn_param *param = &p->items[i];
-        s = attn_tensor_read_f32(attn_safetensors_find(st, param->name), scratch + param->offset,
-                                 param->numel);
-    }
-    if (s == ATTN_OK) {
+    if ((s = attn_params_read_strict(p, p->count, st, scratch)) == ATTN_OK) {
         for (int i = 0; i < p->count; i++) {
             const attn_param *param = &p->items[i];
             memcpy(p->data + param->offset, scratch + param->offset,

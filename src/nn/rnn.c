@@ -45,6 +45,7 @@ typedef struct rnn_track {
 
 struct attn_rnn {
     attn_rnn_config cfg;
+    attn_precision precision; /* of the products (attn_rnn_set_precision) */
     int gates, dirs;
     size_t saved_size; /* S, floats per row of the cell's saved */
     attn_params own;          /* its block when used alone; empty inside a parent's */
@@ -242,6 +243,8 @@ void attn_rnn_free(attn_rnn *m)
 attn_params *attn_rnn_params(attn_rnn *m) { return m && m->own.items ? &m->own : NULL; }
 
 const attn_rnn_config *attn_rnn_get_config(const attn_rnn *m) { return m ? &m->cfg : NULL; }
+
+void attn_rnn_set_precision(attn_rnn *m, attn_precision precision) { m->precision = precision; }
 
 /* ---- rows and buffers ------------------------------------------------------------- */
 
@@ -447,8 +450,8 @@ static attn_status run_direction(attn_rnn *m, int l, int d, const float *xin,
     const rnn_weights *w = &m->data[k];
     rnn_track *tr = &m->tracks[k];
     attn_status s;
-    if ((s = attn_linear_forward(m->gx, xin, w->w_ih, w->b_ih, T * B, layer_input_size(m, l),
-                                 GH)))
+    if ((s = attn_linear_forward_at(m->precision, m->gx, xin, w->w_ih, w->b_ih, T * B,
+                                    layer_input_size(m, l), GH)))
         return s;
     memset(tr->h, 0, (size_t)(T + 1) * BH * sizeof *tr->h);
     if (lstm) memset(tr->c, 0, (size_t)(T + 1) * BH * sizeof *tr->c);
@@ -464,10 +467,10 @@ static attn_status run_direction(attn_rnn *m, int l, int d, const float *xin,
             load_rows(m, tr->h + prev, in->h0, k, m->active[t + 1], n);
             if (lstm) load_rows(m, tr->c + prev, in->c0, k, m->active[t + 1], n);
         }
-        if ((s = attn_rnn_cell_forward(cfg->mode, tr->h + next, lstm ? tr->c + next : NULL,
-                                       tr->saved + (size_t)t * B * S,
-                                       m->gx + (size_t)t * B * GH, tr->h + prev,
-                                       lstm ? tr->c + prev : NULL, w->w_hh, w->b_hh, n, H)))
+        if ((s = attn_rnn_cell_forward_at(m->precision, cfg->mode, tr->h + next,
+                                          lstm ? tr->c + next : NULL, tr->saved + (size_t)t * B * S,
+                                          m->gx + (size_t)t * B * GH, tr->h + prev,
+                                          lstm ? tr->c + prev : NULL, w->w_hh, w->b_hh, n, H)))
             return s;
     }
     const bool top = l == cfg->num_layers - 1;
@@ -563,8 +566,8 @@ static attn_status backward_direction(attn_rnn *m, int l, int d, const float *do
         memset(carry, 0, (size_t)n * H * sizeof *carry);
         if (lstm) memset(dc_prev, 0, (size_t)n * H * sizeof *dc_prev);
         const size_t prev = (size_t)(d ? t + 1 : t) * BH;
-        attn_status s = attn_rnn_cell_backward(
-            cfg->mode, dgx, carry, lstm ? dc_prev : NULL, NULL, NULL, dgh, dh_out,
+        attn_status s = attn_rnn_cell_backward_at(
+            m->precision, cfg->mode, dgx, carry, lstm ? dc_prev : NULL, NULL, NULL, dgh, dh_out,
             lstm ? dc_out : NULL, tr->saved + (size_t)t * B * S, tr->h + prev,
             lstm ? tr->c + prev : NULL, w_hh, n, H);
         if (s) return s;
@@ -616,11 +619,11 @@ attn_status attn_rnn_backward(attn_rnn *m, float *dx, float *dh0, float *dc0, co
             const int k = l * m->dirs + d;
             const rnn_weights *w = &m->data[k], *g = &m->grad[k];
             if ((s = backward_direction(m, l, d, dout, to_caller, dh_n, dc_n, dh0, dc0)) ||
-                (s = attn_linear_backward(NULL, g->w_hh, g->b_hh,
-                                          cfg->mode == ATTN_GRU ? m->dgh : m->gx,
-                                          m->tracks[k].h + (d ? BH : 0), NULL, T * B, H, GH)) ||
-                (s = attn_linear_backward(dxin, g->w_ih, g->b_ih, m->gx, xin, w->w_ih, T * B,
-                                          in_size, GH)))
+                (s = attn_linear_backward_at(m->precision, NULL, g->w_hh, g->b_hh,
+                                             cfg->mode == ATTN_GRU ? m->dgh : m->gx,
+                                             m->tracks[k].h + (d ? BH : 0), NULL, T * B, H, GH)) ||
+                (s = attn_linear_backward_at(m->precision, dxin, g->w_ih, g->b_ih, m->gx, xin,
+                                             w->w_ih, T * B, in_size, GH)))
                 return s;
         }
         if (l == 0) {

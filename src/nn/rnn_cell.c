@@ -60,12 +60,14 @@ static attn_status check_step(attn_rnn_mode mode, int B, int H)
 
 /* ---- forward ------------------------------------------------------------------------ */
 
-attn_status attn_rnn_cell_forward(attn_rnn_mode mode, float *h_out, float *c_out, float *saved,
-                                  const float *gx, const float *h, const float *c,
-                                  const float *w_hh, const float *b_hh, int B, int H)
+attn_status attn_rnn_cell_forward_at(attn_precision precision, attn_rnn_mode mode, float *h_out,
+                                     float *c_out, float *saved, const float *gx, const float *h,
+                                     const float *c, const float *w_hh, const float *b_hh, int B,
+                                     int H)
 {
     attn_status s;
-    if ((s = check_step(mode, B, H)) || (s = attn_check_not_null(h_out, "rnn cell h_out")) ||
+    if ((s = attn_check_precision(precision)) || (s = check_step(mode, B, H)) ||
+        (s = attn_check_not_null(h_out, "rnn cell h_out")) ||
         (s = attn_check_not_null(saved, "rnn cell saved")) ||
         (s = attn_check_not_null(gx, "rnn cell gx")) ||
         (s = attn_check_not_null(h, "rnn cell h")) ||
@@ -82,21 +84,30 @@ attn_status attn_rnn_cell_forward(attn_rnn_mode mode, float *h_out, float *c_out
     const int GH = attn_rnn_gates(mode) * H, S = (int)attn_rnn_cell_saved_size(mode, H);
     if (b_hh)
         for (int b = 0; b < B; b++) memcpy(saved + (size_t)b * S, b_hh, (size_t)GH * sizeof *b_hh);
-    attn_sgemm(false, true, B, GH, H, 1.0f, h, H, w_hh, H, b_hh ? 1.0f : 0.0f, saved, S);
+    attn_gemm(precision, false, true, B, GH, H, 1.0f, h, H, w_hh, H, b_hh ? 1.0f : 0.0f, saved, S);
     isa->vec->rnn_rows_forward(mode, h_out, c_out, saved, gx, h, c, B, H, (size_t)GH, (size_t)S);
     return ATTN_OK;
 }
 
+attn_status attn_rnn_cell_forward(attn_rnn_mode mode, float *h_out, float *c_out, float *saved,
+                                  const float *gx, const float *h, const float *c,
+                                  const float *w_hh, const float *b_hh, int B, int H)
+{
+    return attn_rnn_cell_forward_at(ATTN_FLOAT32, mode, h_out, c_out, saved, gx, h, c, w_hh, b_hh,
+                                    B, H);
+}
+
 /* ---- backward ----------------------------------------------------------------------- */
 
-attn_status attn_rnn_cell_backward(attn_rnn_mode mode, float *dgx, float *dh, float *dc,
-                                   float *dw_hh, float *db_hh, float *scratch,
-                                   const float *dh_out, const float *dc_out, const float *saved,
-                                   const float *h, const float *c, const float *w_hh, int B,
-                                   int H)
+attn_status attn_rnn_cell_backward_at(attn_precision precision, attn_rnn_mode mode, float *dgx,
+                                      float *dh, float *dc, float *dw_hh, float *db_hh,
+                                      float *scratch, const float *dh_out, const float *dc_out,
+                                      const float *saved, const float *h, const float *c,
+                                      const float *w_hh, int B, int H)
 {
     attn_status s;
-    if ((s = check_step(mode, B, H)) || (s = attn_check_not_null(dgx, "rnn cell dgx")) ||
+    if ((s = attn_check_precision(precision)) || (s = check_step(mode, B, H)) ||
+        (s = attn_check_not_null(dgx, "rnn cell dgx")) ||
         (s = attn_check_not_null(dh_out, "rnn cell dh_out")) ||
         (s = attn_check_not_null(saved, "rnn cell saved")) ||
         (s = attn_check_not_null(h, "rnn cell h")) ||
@@ -112,10 +123,19 @@ attn_status attn_rnn_cell_backward(attn_rnn_mode mode, float *dgx, float *dh, fl
     isa->vec->rnn_rows_backward(mode, dgx, dgh, dh, dc, dh_out, dc_out, saved, h, c, B, H,
                                 (size_t)GH, attn_rnn_cell_saved_size(mode, H));
     /* gh = h W_hh^T + b_hh: dh += dgh W_hh, dw_hh += dgh^T h, db_hh += column sums. */
-    if (dh) attn_sgemm(false, false, B, H, GH, 1.0f, dgh, GH, w_hh, H, 1.0f, dh, H);
-    if (dw_hh) attn_sgemm(true, false, GH, H, B, 1.0f, dgh, GH, h, H, 1.0f, dw_hh, H);
+    if (dh) attn_gemm(precision, false, false, B, H, GH, 1.0f, dgh, GH, w_hh, H, 1.0f, dh, H);
+    if (dw_hh) attn_gemm(precision, true, false, GH, H, B, 1.0f, dgh, GH, h, H, 1.0f, dw_hh, H);
     if (db_hh)
         for (int b = 0; b < B; b++)
             for (int j = 0; j < GH; j++) db_hh[j] += dgh[(size_t)b * GH + j];
     return ATTN_OK;
+}
+
+attn_status attn_rnn_cell_backward(attn_rnn_mode mode, float *dgx, float *dh, float *dc,
+                                   float *dw_hh, float *db_hh, float *scratch, const float *dh_out,
+                                   const float *dc_out, const float *saved, const float *h,
+                                   const float *c, const float *w_hh, int B, int H)
+{
+    return attn_rnn_cell_backward_at(ATTN_FLOAT32, mode, dgx, dh, dc, dw_hh, db_hh, scratch, dh_out,
+                                     dc_out, saved, h, c, w_hh, B, H);
 }

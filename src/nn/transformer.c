@@ -47,6 +47,12 @@ void attn_tf_transformer_free(attn_tf_transformer *t)
     memset(t, 0, sizeof *t);
 }
 
+void attn_tf_transformer_set_precision(attn_tf_transformer *t, attn_precision precision)
+{
+    attn_tf_stack_set_precision(&t->encoder, precision);
+    attn_tf_stack_set_precision(&t->decoder, precision);
+}
+
 /* "<prefix>encoder." and "<prefix>decoder.", or a message if they do not fit. */
 static attn_status half_prefix(char *buf, size_t size, const char *prefix, const char *half)
 {

@@ -50,6 +50,7 @@ typedef struct attn_tf_sublayer {
     uint64_t mha_seed;               /* its initialisation's */
     attn_tf_affine linear1, linear2; /* the feed-forward role */
     attn_tf_affine norm;
+    attn_precision precision; /* of the linears' products (attn_tf_transformer_set_precision) */
 
     /* The last forward, kept for backward. */
     const float *x;     /* input (rows, E) */
@@ -136,6 +137,11 @@ attn_status attn_tf_stack_forward(attn_tf_stack *st, float *out, const float *x,
                                   uint64_t seed);
 /* dout shaped as out -> dx (+=, or NULL), dmemory (+=, or NULL; the decoder's). */
 attn_status attn_tf_stack_backward(attn_tf_stack *st, float *dx, float *dmemory, const float *dout);
+/* The precision of every sublayer's products from now on (checked by the caller;
+ * ATTN_FLOAT32 at creation): the feed-forward linears (attn_linear_*_at) and the
+ * attentions (attn_mha_set_precision); LayerNorm, activations and dropout stay
+ * float32. */
+void attn_tf_stack_set_precision(attn_tf_stack *st, attn_precision precision);
 
 /* ---- incremental decoding: a decoder stack one position at a time --------------------- */
 /* Layer l's attentions' caches: self[l] grows by a position each step; cross[l]
@@ -173,6 +179,8 @@ typedef struct attn_tf_transformer {
 attn_status attn_tf_transformer_init(attn_tf_transformer *t, const attn_transformer_config *cfg,
                                      uint64_t seed);
 void attn_tf_transformer_free(attn_tf_transformer *t);
+/* attn_tf_stack_set_precision of both stacks. */
+void attn_tf_transformer_set_precision(attn_tf_transformer *t, attn_precision precision);
 void attn_tf_transformer_specs(const attn_tf_transformer *t, attn_specs *specs,
                                const char *prefix);
 /* Binds and initialises as nn.Transformer: the layers' own init, then every

@@ -54,6 +54,15 @@ void attn_tf_stack_free(attn_tf_stack *st)
     memset(st, 0, sizeof *st);
 }
 
+void attn_tf_stack_set_precision(attn_tf_stack *st, attn_precision precision)
+{
+    for (int k = 0; k < st->count; k++) {
+        attn_tf_sublayer *s = &st->sub[k];
+        s->precision = precision;
+        if (s->mha != NULL) attn_mha_set_precision(s->mha, precision);
+    }
+}
+
 /* "<prefix>layers.<i>." in a stack, "<prefix>" for one layer alone. */
 static void layer_prefix(char *buf, size_t size, const attn_tf_stack *st, const char *prefix,
                          int layer)

@@ -213,11 +213,12 @@ static attn_status feedforward_forward(attn_tf_sublayer *s, float *out, const fl
     const int rows = s->rows, E = s->cfg.d_model, F = s->cfg.dim_feedforward;
     const size_t n = (size_t)rows * (size_t)F;
     attn_status st;
-    if ((st = attn_linear_forward(s->f1, u, s->linear1.w, s->linear1.b, rows, E, F)) ||
+    if ((st = attn_linear_forward_at(s->precision, s->f1, u, s->linear1.w, s->linear1.b, rows, E,
+                                     F)) ||
         (st = attn_activation_forward(s->cfg.activation, s->a, s->f1, n)) ||
         (s->p > 0.0f && (st = attn_dropout_forward(s->a, s->a, n, s->p, s->seed_inner))))
         return st;
-    return attn_linear_forward(out, s->a, s->linear2.w, s->linear2.b, rows, F, E);
+    return attn_linear_forward_at(s->precision, out, s->a, s->linear2.w, s->linear2.b, rows, F, E);
 }
 
 attn_status attn_tf_sublayer_forward(attn_tf_sublayer *s, const float *x, const attn_tf_call *c)
@@ -269,8 +270,8 @@ static attn_status feedforward_backward(attn_tf_sublayer *s, float *du, const fl
     float *da = scratch->dff[0], *other = scratch->dff[1];
     attn_status st;
     memset(da, 0, n * sizeof *da);
-    if ((st = attn_linear_backward(da, s->linear2.dw, s->linear2.db, df, s->a, s->linear2.w, rows,
-                                   F, E)))
+    if ((st = attn_linear_backward_at(s->precision, da, s->linear2.dw, s->linear2.db, df, s->a,
+                                      s->linear2.w, rows, F, E)))
         return st;
     if (s->p > 0.0f) { /* da becomes the activation's output gradient in `other` */
         memset(other, 0, n * sizeof *other);
@@ -281,8 +282,8 @@ static attn_status feedforward_backward(attn_tf_sublayer *s, float *du, const fl
     }
     memset(other, 0, n * sizeof *other);
     if ((st = attn_activation_backward(s->cfg.activation, other, da, s->f1, n))) return st;
-    return attn_linear_backward(du, s->linear1.dw, s->linear1.db, other, u, s->linear1.w, rows, E,
-                                F);
+    return attn_linear_backward_at(s->precision, du, s->linear1.dw, s->linear1.db, other, u,
+                                   s->linear1.w, rows, E, F);
 }
 
 attn_status attn_tf_sublayer_backward(attn_tf_sublayer *s, float *dx, float *dmemory,

@@ -12,6 +12,7 @@
 
 #include "attn/train.h"
 #include "core/error.h"
+#include "core/large_alloc.h"
 #include "kernels/isa.h"
 
 enum { PARALLEL_MIN_ELEMENTS = 1 << 16 }; /* below this a parallel region costs more */
@@ -49,13 +50,15 @@ attn_status attn_adamw_init(attn_adamw *opt, size_t n, const attn_adamw_config *
         (s = check_config(cfg)))
         return s;
     memset(opt, 0, sizeof *opt);
-    opt->m = calloc(n, sizeof *opt->m);
-    opt->v = calloc(n, sizeof *opt->v);
+    opt->m = attn_alloc_large(n * sizeof *opt->m);
+    opt->v = attn_alloc_large(n * sizeof *opt->v);
     if (opt->m == NULL || opt->v == NULL) {
         attn_adamw_free(opt);
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for AdamW moments of %zu parameters",
                           n);
     }
+    memset(opt->m, 0, n * sizeof *opt->m);
+    memset(opt->v, 0, n * sizeof *opt->v);
     opt->cfg = *cfg;
     opt->n = n;
     return ATTN_OK;

@@ -1,10 +1,12 @@
 /* A training run's state as one safetensors file: parameters, buffers and
  * AdamW's moments under their own keys.
  *
- * Loading builds one combined parameter block holding every key the file must
- * have and loads it with attn_params_load_from, which checks names, shapes and
- * dtypes strictly and changes nothing on failure; only then are the values
- * copied into the caller's blocks. */
+ * Loading lays out one combined block of every key the file must have, checks
+ * the file against it strictly (names, shapes, dtypes) and reads the keys it
+ * keeps into one scratch array; only then are the values copied into the
+ * caller's blocks, so a failed load changes nothing. Without an optimizer the
+ * file's moments are checked but never read: they are two thirds of a training
+ * checkpoint, and a model loaded to generate or evaluate has no use for them. */
 #include "attn/checkpoint.h"
 
 #include <inttypes.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "nn/params_read.h"
 
 static const char *const MOMENT_PREFIX[2] = {"optimizer.exp_avg.", "optimizer.exp_avg_sq."};
 static const char STEP_KEY[] = "optimizer.step";
@@ -122,11 +125,12 @@ static attn_status expected_keys(attn_param *specs, int *count, const attn_safet
     return ATTN_OK;
 }
 
-static void copy_block(attn_params *dst, float *dst_data, const attn_params *all, int first)
+static void copy_block(attn_params *dst, float *dst_data, const attn_params *all,
+                       const float *read, int first)
 {
     for (int i = 0; i < count_of(dst); i++) {
         const attn_param *from = &all->items[first + i];
-        memcpy(dst_data + dst->items[i].offset, all->data + from->offset,
+        memcpy(dst_data + dst->items[i].offset, read + from->offset,
                from->numel * sizeof(float));
     }
 }
@@ -144,18 +148,28 @@ attn_status attn_checkpoint_load(const attn_safetensors *st, attn_params *params
     if (specs == NULL) return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for a checkpoint");
     int count = 0;
     attn_params all = {0};
+    float *read = NULL;
     if ((s = expected_keys(specs, &count, st, params, buffers, opt != NULL)) ||
-        (s = attn_params_init(&all, specs, count)) || (s = attn_params_load_from(&all, st)))
+        (s = attn_params_plan(&all, specs, count)))
         goto done;
-    copy_block(params, params->data, &all, 0);
-    if (buffers) copy_block(buffers, buffers->data, &all, params->count);
+    /* The keys come in order: parameters, buffers, then the moments. */
+    const int read_count = opt ? count : params->count + count_of(buffers);
+    const size_t read_floats = read_count < count ? all.items[read_count].offset : all.total;
+    if ((read = malloc((read_floats + 1) * sizeof *read)) == NULL) {
+        s = attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory to load %zu floats", read_floats);
+        goto done;
+    }
+    if ((s = attn_params_read_strict(&all, read_count, st, read))) goto done;
+    copy_block(params, params->data, &all, read, 0);
+    if (buffers) copy_block(buffers, buffers->data, &all, read, params->count);
     if (opt) {
         int first = params->count + count_of(buffers);
-        copy_block(params, opt->m, &all, first);
-        copy_block(params, opt->v, &all, first + params->count);
+        copy_block(params, opt->m, &all, read, first);
+        copy_block(params, opt->v, &all, read, first + params->count);
         opt->step = step;
     }
 done:
+    free(read);
     attn_params_free(&all);
     free(specs);
     return s;

@@ -15,19 +15,12 @@ import math
 import os
 import random
 import subprocess
-import sys
 import tempfile
 
-ATTN = sys.argv[1]
+from analyze_checks import ATTN, analyze, check, expect, finish
+
 SEED = int(os.environ.get("ATTN_TEST_SEED", random.randrange(1 << 30)))
 RNG = random.Random(SEED)
-FAILURES = []
-
-
-def check(condition, what):
-    if not condition:
-        FAILURES.append(what)
-        print(f"FAIL: {what}")
 
 
 def close(a, b, what, tol=1e-5):
@@ -74,20 +67,6 @@ def self_map(site, layer, weights, tokens="keys"):
     m["kind"] = "self"
     m["tokens"] = tokens
     return m
-
-
-def analyze(*files):
-    done = subprocess.run([ATTN, "analyze", "--json", *files], capture_output=True, text=True)
-    check(done.returncode == 0, f"analyze {files}: status {done.returncode}: {done.stderr}")
-    return json.loads(done.stdout) if done.returncode == 0 else None
-
-
-def expect(status, fragment, *arguments):
-    done = subprocess.run([ATTN, "analyze", *arguments], capture_output=True, text=True)
-    output = done.stdout + done.stderr
-    check(done.returncode == status and fragment in output,
-          f"analyze {arguments}: status {done.returncode} (want {status}), output {output!r} "
-          f"(want {fragment!r})")
 
 
 def rnn_records(directory):
@@ -384,10 +363,7 @@ def main():
         for part in (check_rnn, check_transformer, check_gradient, check_errors):
             os.makedirs(os.path.join(directory, part.__name__))
             part(os.path.join(directory, part.__name__))
-    if FAILURES:
-        print(f"{len(FAILURES)} failures (repeat with ATTN_TEST_SEED={SEED})")
-        sys.exit(1)
-    print("all analyze checks passed")
+    finish("analyze", f" (repeat with ATTN_TEST_SEED={SEED})")
 
 
 if __name__ == "__main__":

@@ -37,36 +37,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fuzz"))
 from make_seed_corpus import sealed  # noqa: E402
-
-ATTN = sys.argv[1]
-FAILURES = []
-
-
-def check(condition, what):
-    if not condition:
-        FAILURES.append(what)
-        print(f"FAIL: {what}")
-
-
-def run(*arguments):
-    done = subprocess.run([ATTN, *arguments], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"attn {' '.join(arguments)}: status {done.returncode}: {done.stderr}")
-    return done.stdout
-
-
-def analyze(*arguments):
-    done = subprocess.run([ATTN, "analyze", "--json", *arguments], capture_output=True, text=True)
-    check(done.returncode == 0, f"analyze {arguments}: status {done.returncode}: {done.stderr}")
-    return json.loads(done.stdout) if done.returncode == 0 else None
-
-
-def expect(status, fragment, *arguments):
-    done = subprocess.run([ATTN, "analyze", *arguments], capture_output=True, text=True)
-    output = done.stdout + done.stderr
-    check(done.returncode == status and fragment in output,
-          f"analyze {arguments}: status {done.returncode} (want {status}), output {output!r} "
-          f"(want {fragment!r})")
+from analyze_checks import ATTN, analyze, check, expect, finish, run  # noqa: E402
 
 
 def kendall_tau_b(x, y):
@@ -300,10 +271,7 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         check_dates(directory)
         check_language_model(directory)
-    if FAILURES:
-        print(f"{len(FAILURES)} failures")
-        sys.exit(1)
-    print("all faithfulness checks passed")
+    finish("faithfulness")
 
 
 if __name__ == "__main__":

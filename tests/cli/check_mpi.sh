@@ -49,6 +49,7 @@ train() {
 head -c 100000 /usr/share/common-licenses/GPL-3 >"$work/text.txt"
 gru=(train --steps 24 --eval-every 12 --batch 12)
 transformer=(train --model transformer --dropout 0.1 --steps 16 --eval-every 8 --batch 12)
+transformer_bf16=("${transformer[@]}" --precision bf16)
 reinforce=(train --model lstm-bahdanau --attention hard-reinforce --steps 24 --eval-every 12
   --batch 12)
 gpt=(train --task text --data "$work/text.txt" --layers 2 --embd 64 --heads 4 --block 32
@@ -57,7 +58,7 @@ gpt_dropout=("${gpt[@]}" --dropout 0.1)
 
 echo "== N ranks = --accumulate N in one process, byte for byte"
 for n in 2 3; do
-  for model in gru transformer reinforce gpt_dropout; do
+  for model in gru transformer transformer_bf16 reinforce gpt_dropout; do
     unset -n args
     declare -n args=$model
     train "$model-acc$n" "$attn" "${args[@]}" --accumulate "$n"
@@ -163,6 +164,9 @@ echo "== ranks that differ are refused at the start"
 expect 2 "rank 1 differs from rank 0 in its --batch \(16, not 8\)" -- \
   "${mpi[@]}" -np 1 "$attn" train --steps 4 --batch 8 --out "$work/x.st" : \
   -np 1 "$attn" train --steps 4 --batch 16 --out "$work/x.st"
+expect 2 "rank 1 differs from rank 0 in its --precision \(rank 0's: float32\)" -- \
+  "${mpi[@]}" -np 1 "$attn" train --steps 4 --out "$work/x.st" : \
+  -np 1 "$attn" train --steps 4 --precision bf16 --out "$work/x.st"
 expect 2 "rank 1 differs from rank 0 in its instruction set .*rank 0's: avx2" -- \
   "${mpi[@]}" -np 1 -x ATTN_SIMD=avx2 "$attn" train --steps 4 --out "$work/x.st" : \
   -np 1 -x ATTN_SIMD=scalar "$attn" train --steps 4 --out "$work/x.st"

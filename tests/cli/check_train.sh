@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # attn train, eval and translate: their options and messages, exact resume, an
-# interrupted run's checkpoint, and files that are not good models. The models
-# are tiny and train for a few steps: this checks behaviour, not learning.
+# interrupted run's checkpoint, mixed precision, and files that are not good
+# models. The models are tiny and train for a few steps: this checks behaviour,
+# not learning.
 #   check_train.sh PATH_TO_ATTN
 set -uo pipefail
 attn=$1
@@ -33,6 +34,34 @@ expect 0 "stopped after step 13 of 30; continue with: attn train --resume" -- \
 expect 0 "test exact match" -- "$attn" train --resume "$work/parts.safetensors" --threads 2
 expect_same_bytes "$work/whole.safetensors" "$work/parts.safetensors" \
   "a resumed run ends with the same checkpoint as one run"
+
+# Mixed precision for the sequence models: --precision bf16 trains (the report says
+# so, the weights differ from float32's), is kept in the checkpoint so that
+# --resume continues in bf16 to the bytes of one run (dropout on, so its masks
+# repeat too), and a bad value or a new precision on --resume is refused.
+for model in gru-bahdanau lstm-luong-general transformer; do
+  expect 0 "^$model, soft attention, dates, bf16: 20 steps" -- \
+    "$attn" train "${tiny[@]}" --model "$model" --dropout 0.1 --steps 20 --precision bf16 \
+    --out "$work/$model-bf16.safetensors"
+done
+expect 0 "stopped after step 13 of 20" -- \
+  "$attn" train "${tiny[@]}" --model transformer --dropout 0.1 --steps 20 --precision bf16 \
+  --stop-at 13 --out "$work/bf16-parts.safetensors"
+expect 0 '"precision": "bf16", "test_examples": 2000' -- \
+  "$attn" train --resume "$work/bf16-parts.safetensors" --threads 2 --json
+expect_same_bytes "$work/transformer-bf16.safetensors" "$work/bf16-parts.safetensors" \
+  "a resumed bf16 run ends with the same checkpoint as one bf16 run"
+expect 0 "^transformer, soft attention, dates, float32: 20 steps" -- \
+  "$attn" train "${tiny[@]}" --model transformer --dropout 0.1 --steps 20 \
+  --out "$work/transformer-f32.safetensors"
+expect_other_bytes "$work/transformer-bf16.safetensors" "$work/transformer-f32.safetensors" \
+  "--precision bf16 trains other weights than float32"
+expect 2 "--precision takes float32 or bf16, not 'fp16'" -- \
+  "$attn" train "${tiny[@]}" --precision fp16
+expect 2 "--resume continues a run with its own model" -- \
+  "$attn" train --resume "$work/bf16-parts.safetensors" --precision float32
+expect 0 "^test exact match: [0-9.]+% \([0-9]+ of 2000\), beam 1" -- \
+  "$attn" eval --model "$work/gru-bahdanau-bf16.safetensors"
 
 expect 0 '"test_examples": 1000, "test_exact": [0-9]+' -- \
   "$attn" train "${tiny[@]}" --task reverse --steps 5 --json --out "$work/reverse.safetensors"

@@ -55,3 +55,13 @@ expect_same_bytes() {
     failures=$((failures + 1))
   fi
 }
+
+# expect_other_bytes A B WHAT: A and B differ; WHAT says what that means.
+expect_other_bytes() {
+  if cmp -s "$1" "$2"; then
+    echo "FAIL: not so: $3 ($1 and $2 are the same)"
+    failures=$((failures + 1))
+  else
+    echo "ok:   $3"
+  fi
+}

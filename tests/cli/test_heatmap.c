@@ -4,7 +4,7 @@
  * text, PDF is a PDF; bad maps, sizes and paths fail naming the problem. The
  * model view of every map is read back the same way, and one of a long record
  * stays within its bounds, averaging soft weights and keeping hard ones. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#define _POSIX_C_SOURCE 200809L /* access */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,7 +34,7 @@ static const char *const QUERIES[ROWS] = {"alpha", "b&<", "\u03b3", "de lta",
 static const char *const KEYS[COLS] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6"};
 
 typedef struct fixture {
-    char dir[64];
+    char *dir;
     attn_record r;
     float *w;           /* (HEADS, ROWS, COLS) in the record */
     int head, row, col; /* the largest weight */
@@ -50,8 +50,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/attn_test_heatmap_XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
+    f->dir = test_temp_dir("heatmap");
     attn_record_init(&f->r, "gru-bahdanau", "dates");
     if (attn_record_set_queries(&f->r, QUERIES, ROWS) != ATTN_OK ||
         attn_record_set_keys(&f->r, KEYS, COLS) != ATTN_OK ||
@@ -71,18 +70,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.') continue;
-            snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    test_temp_dir_remove(f->dir);
     attn_record_free(&f->r);
     free(f);
     return 0;

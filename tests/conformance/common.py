@@ -222,6 +222,18 @@ class Case:
         if self.condition:
             self.tags.add("ill-conditioned")
 
+    def measured_reference(self, run, module, tensors):
+        """The reference: run(module, tensors, dtype) in float64, after measuring
+        its condition (measure_condition) from run in float32 and in float64 with
+        module's weights (module may be None) and the floating-point arrays of
+        tensors perturbed."""
+        reference = run(module, tensors, torch.float64)
+        self.measure_condition(
+            reference, run(module, tensors, torch.float32),
+            lambda perturb: run(None if module is None else perturbed_module(module, perturb),
+                                perturbed_tensors(tensors, perturb), torch.float64))
+        return reference
+
     def write_inputs(self, tensors):
         """inputs.safetensors: the tensors and the config, one JSON value per key."""
         metadata = {k: json.dumps(v) for k, v in self.config.items()}

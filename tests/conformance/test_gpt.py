@@ -157,11 +157,7 @@ def run_case(case, driver):
         if flag:
             case.tags.add(tag)
 
-    reference = run_reference(model32, tensors, torch.float64)
-    case.measure_condition(
-        reference, run_reference(model32, tensors, torch.float32),
-        lambda perturb: run_reference(common.perturbed_module(model32, perturb), tensors,
-                                      torch.float64))
+    reference = case.measured_reference(run_reference, model32, tensors)
     for name in list(reference):
         share_condition(case, "reference." + name, name)
         share_condition(case, "fused_vs_reference." + name, name)

@@ -255,11 +255,8 @@ def run_case(case, driver):
         case.tags.add("is_causal")
 
     forward = torch_forward if use_torch else transcription
-    reference = run_reference(forward, module32, cfg, tensors, torch.float64)
-    case.measure_condition(
-        reference, run_reference(forward, module32, cfg, tensors, torch.float32),
-        lambda perturb: run_reference(forward, common.perturbed_module(module32, perturb), cfg,
-                                      common.perturbed_tensors(tensors, perturb), torch.float64))
+    reference = case.measured_reference(
+        lambda m, t, dtype: run_reference(forward, m, cfg, t, dtype), module32, tensors)
     if use_torch:
         written = run_reference(transcription, module32, cfg, tensors, torch.float64)
         for name, want in reference.items():

@@ -192,11 +192,8 @@ def run_gpt_case(case, driver):
     case.write_inputs({"ids": ids})
     outputs = case.run_driver(driver, "record")
     permutation = case.output(outputs, "permutation")
-    reference = run_gpt_reference(model32, ids, step, torch.float64, cfg, permutation)
-    case.measure_condition(
-        reference, run_gpt_reference(model32, ids, step, torch.float32, cfg, permutation),
-        lambda perturb: run_gpt_reference(common.perturbed_module(model32, perturb), ids, step,
-                                          torch.float64, cfg, permutation))
+    reference = case.measured_reference(
+        lambda m, _, dtype: run_gpt_reference(m, ids, step, dtype, cfg, permutation), model32, {})
     case.compare_outputs({k: v for k, v in outputs.items() if k != "permutation"}, reference)
 
 
@@ -312,12 +309,9 @@ def run_seq2seq_case(case, driver):
                  f"the driver explained step {step}, not {cfg['step']} of {len(out)}")
     case.tags.add("seq2seq")
     permutation = case.output(outputs, "permutation")
-    reference = run_seq2seq_reference(module32, src, out, step, torch.float64, cfg, permutation)
-    case.measure_condition(
-        reference, run_seq2seq_reference(module32, src, out, step, torch.float32, cfg,
-                                         permutation),
-        lambda perturb: run_seq2seq_reference(common.perturbed_module(module32, perturb), src,
-                                              out, step, torch.float64, cfg, permutation))
+    reference = case.measured_reference(
+        lambda m, _, dtype: run_seq2seq_reference(m, src, out, step, dtype, cfg, permutation),
+        module32, {})
     case.compare_outputs({k: v for k, v in outputs.items()
                           if k not in ("out", "step", "permutation")}, reference)
 
@@ -382,11 +376,9 @@ def run_rnn_case(case, driver):
     step = int(case.output(outputs, "step")[0])
     case.tags.add(cfg["arch"])
     permutation = case.output(outputs, "permutation")
-    reference = run_rnn_reference(model32, src, out, step, torch.float64, cfg, permutation)
-    case.measure_condition(
-        reference, run_rnn_reference(model32, src, out, step, torch.float32, cfg, permutation),
-        lambda perturb: run_rnn_reference(common.perturbed_module(model32, perturb), src, out,
-                                          step, torch.float64, cfg, permutation))
+    reference = case.measured_reference(
+        lambda m, _, dtype: run_rnn_reference(m, src, out, step, dtype, cfg, permutation),
+        model32, {})
     case.compare_outputs({k: v for k, v in outputs.items()
                           if k not in ("out", "step", "permutation")}, reference)
 

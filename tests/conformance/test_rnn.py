@@ -145,11 +145,8 @@ def run_case(case, driver):
     if cfg["bidirectional"]:
         case.tags.add("bidirectional")
 
-    reference = run_reference(module32, cfg, tensors, torch.float64)
-    case.measure_condition(
-        reference, run_reference(module32, cfg, tensors, torch.float32),
-        lambda perturb: run_reference(common.perturbed_module(module32, perturb), cfg,
-                                      common.perturbed_tensors(tensors, perturb), torch.float64))
+    reference = case.measured_reference(
+        lambda m, t, dtype: run_reference(m, cfg, t, dtype), module32, tensors)
 
     case.write_inputs(tensors)
     outputs = case.run_driver(driver, "rnn")

@@ -233,11 +233,7 @@ def run_case(case, driver):
     batch = make_batch(cfg, case.rng)
     case.tags.add(cfg["arch"])
 
-    reference = run_reference(model32, batch, torch.float64)
-    case.measure_condition(
-        reference, run_reference(model32, batch, torch.float32),
-        lambda perturb: run_reference(common.perturbed_module(model32, perturb), batch,
-                                      torch.float64))
+    reference = case.measured_reference(run_reference, model32, batch)
     case.write_inputs(batch)
     outputs = case.run_driver(driver, "seq2seq")
 

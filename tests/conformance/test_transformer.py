@@ -206,19 +206,9 @@ def run_seq2seq_case(case, driver):
     case.write_weights(state32)
     tensors = random_batch(rng, cfg)
     case.tags.add("seq2seq model")
-    reference = run_seq2seq_reference(module32, tensors, torch.float64)
-    case.measure_condition(
-        reference, run_seq2seq_reference(module32, tensors, torch.float32),
-        lambda perturb: run_seq2seq_reference(common.perturbed_module(module32, perturb),
-                                              tensors, torch.float64))
+    reference = case.measured_reference(run_seq2seq_reference, module32, tensors)
     case.write_inputs(tensors)
-    outputs = case.run_driver(driver, "transformer")
-    got = {name: case.output(outputs, name) for name in reference}
-    extra = set(outputs) - set(got)
-    case.require(not extra, f"unexpected outputs: {sorted(extra)}")
-    for name, want in reference.items():
-        if got.get(name) is not None:
-            case.compare(name, got[name], want)
+    case.compare_outputs(case.run_driver(driver, "transformer"), reference)
     case.check_saved_state(lambda: Seq2SeqTransformer(cfg), state32)
 
 
@@ -425,11 +415,8 @@ def run_case(case, driver):
             out, _ = base(module, cfg_, inputs, masks)
             _, weights = transcription(module, cfg_, inputs, masks)
             return out, weights
-    reference = run_reference(forward, module32, cfg, tensors, torch.float64)
-    case.measure_condition(
-        reference, run_reference(forward, module32, cfg, tensors, torch.float32),
-        lambda perturb: run_reference(forward, common.perturbed_module(module32, perturb), cfg,
-                                      common.perturbed_tensors(tensors, perturb), torch.float64))
+    reference = case.measured_reference(
+        lambda m, t, dtype: run_reference(forward, m, cfg, t, dtype), module32, tensors)
     if use_torch:
         written = run_reference(transcription, module32, cfg, tensors, torch.float64)
         for name, want in reference.items():
@@ -437,13 +424,7 @@ def run_case(case, driver):
                          TRANSCRIPTION_TOLERANCE)
 
     case.write_inputs(tensors)
-    outputs = case.run_driver(driver, "transformer")
-    got = {name: case.output(outputs, name) for name in reference}
-    extra = set(outputs) - set(got)
-    case.require(not extra, f"unexpected outputs: {sorted(extra)}")
-    for name, want in reference.items():
-        if got.get(name) is not None:
-            case.compare(name, got[name], want)
+    case.compare_outputs(case.run_driver(driver, "transformer"), reference)
 
     case.check_saved_state(lambda: make_module(cfg), state32)
 

@@ -26,7 +26,7 @@ static const attn_param BUFFER_SPECS[] = {
 };
 
 typedef struct fixture {
-    char dir[64], path[128];
+    char *dir, path[128];
     attn_params params, buffers;
     attn_adamw opt;
 } fixture;
@@ -61,8 +61,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/attn_test_checkpoint_XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
+    f->dir = test_temp_dir("checkpoint");
     snprintf(f->path, sizeof f->path, "%s/run.safetensors", f->dir);
     *state = f;
     return 0;
@@ -71,8 +70,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    remove(f->path);
-    rmdir(f->dir);
+    test_temp_dir_remove(f->dir);
     free(f);
     return 0;
 }

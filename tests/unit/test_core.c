@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/philox.h"
+#include "kernels/isa.h"
 #include "testutil.h"
 
 static void test_error_message_names_value(void **state)
@@ -193,6 +194,50 @@ static void test_sgemm_bits_do_not_depend_on_threads(void **state)
         }
 }
 
+/* Decoding's float32 dot products (vec.h's dot_rows: attn_sgemm's few-rows path)
+ * give the scalar variant's bits in every instruction set, for n not a multiple
+ * of 4, strided rows and k with and without a tail past the 64 lanes; and each is within gamma_k sum_p |x_p w_p| of float64, gamma_k =
+ * k 2^-24 / (1 - k 2^-24) for the k products and k additions rounded to float32
+ * (Higham 3.1; 2k roundings, so gamma_2k). */
+static void test_dot_rows_same_bits_in_every_variant(void **state)
+{
+    (void)state;
+    static const attn_isa *const variants[] = {&attn_isa_avx512bf16, &attn_isa_avx512,
+                                               &attn_isa_avx2, &attn_isa_scalar};
+    for (int c = 0; c < 24; c++) {
+        attn_rng rng = test_rng(200 + (uint64_t)c);
+        const int k = 1 + (int)attn_rng_below(&rng, c < 12 ? 200 : 1600);
+        const int n = 1 + (int)attn_rng_below(&rng, 40);
+        const size_t ldw = (size_t)k + attn_rng_below(&rng, 3);
+        float *x = test_random(&rng, (size_t)k, -1.0f, 1.0f);
+        float *w = test_random(&rng, (size_t)n * ldw, -1.0f, 1.0f);
+        float *scalar = test_zeros((size_t)n), *y = test_zeros((size_t)n);
+        attn_isa_scalar.vec->dot_rows(scalar, x, w, ldw, n, k);
+        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+            if (!variants[v]->supported()) continue;
+            variants[v]->vec->dot_rows(y, x, w, ldw, n, k);
+            if (memcmp(y, scalar, (size_t)n * sizeof *y) != 0)
+                fail_msg("seed %llu: %s's dot products differ from the scalar variant's bits "
+                         "(n %d, k %d)", (unsigned long long)rng.seed, variants[v]->name, n, k);
+        }
+        const double e = 2.0 * k * ldexp(1.0, -24), gamma = e / (1.0 - e);
+        for (int j = 0; j < n; j++) {
+            double exact = 0.0, magnitude = 0.0;
+            for (int p = 0; p < k; p++) {
+                exact += (double)x[p] * w[(size_t)j * ldw + p];
+                magnitude += fabs((double)x[p] * w[(size_t)j * ldw + p]);
+            }
+            if (fabs(scalar[j] - exact) > gamma * magnitude)
+                fail_msg("seed %llu: k %d: %.9g vs %.9g (bound %.3g)", (unsigned long long)rng.seed,
+                         k, scalar[j], exact, gamma * magnitude);
+        }
+        free(x);
+        free(w);
+        free(scalar);
+        free(y);
+    }
+}
+
 /* The version a binding checks, and the sizes of the structs it mirrors. */
 static void test_version_and_struct_sizes(void **state)
 {
@@ -216,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_utf8_char),
         cmocka_unit_test(test_gemm_matches_reference),
         cmocka_unit_test(test_sgemm_bits_do_not_depend_on_threads),
+        cmocka_unit_test(test_dot_rows_same_bits_in_every_variant),
         cmocka_unit_test(test_version_and_struct_sizes),
     };
     test_seed();

@@ -35,7 +35,8 @@
  *
  * Also: conversion to bf16 (rounding to nearest even, NaN, overflow), the same
  * bits from 1 and 2 threads, and from the AVX-512 variant (products widened) and
- * the AVX512_BF16 one (vdpbf16ps) when both run. */
+ * the AVX512_BF16 one (vdpbf16ps) when both run, and the same forward bits with v
+ * given laid out as pairs of rows (attn_flash_bf16_forward_pairs). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -451,12 +452,37 @@ typedef struct results {
     float *out, *lse, *dq, *dk, *dv;
 } results;
 
+/* The forward on v given as pairs of rows (attn_flash_bf16_forward_pairs, as the
+ * language model's bf16 cache keeps its values) gives the bits of the forward on
+ * v itself: out and lse of r. */
+static void check_given_pairs(const attn_isa *kern, const bf16_case *c, const results *r)
+{
+    const size_t heads = (size_t)c->B * c->H;
+    const size_t plane = (size_t)(c->Lk + 1) / 2 * attn_flash_pair_width(c->Dv) * 2;
+    uint16_t *pairs = calloc(heads * plane, sizeof *pairs);
+    for (size_t bh = 0; bh < heads; bh++)
+        attn_flash_bf16_pair_rows(pairs + bh * plane, c->vr + bh * c->Lk * c->Dv, 0, c->Lk, c->Dv);
+    float *out = test_zeros(out_size(c)), *lse = test_zeros(lse_size(c));
+    assert_int_equal(kern->flash->forward_bf16(out, lse, c->qh, c->kh, NULL, pairs, &c->cfg),
+                     ATTN_OK);
+    if (memcmp(out, r->out, out_size(c) * sizeof *out) != 0 ||
+        memcmp(lse, r->lse, lse_size(c) * sizeof *lse) != 0) {
+        print_error("%s [%s]: the forward on v laid out as pairs of rows differs from the "
+                    "forward on v\n", c->label, kern->name);
+        fail();
+    }
+    free(pairs);
+    free(out);
+    free(lse);
+}
+
 static results run_bf16(const attn_isa *kern, const bf16_case *c)
 {
     results r = {test_zeros(out_size(c)), test_zeros(lse_size(c)), test_zeros(q_size(c)),
                  test_zeros(k_size(c)), test_zeros(v_size(c))};
-    assert_int_equal(kern->flash->forward_bf16(r.out, r.lse, c->qh, c->kh, c->vh, &c->cfg),
+    assert_int_equal(kern->flash->forward_bf16(r.out, r.lse, c->qh, c->kh, c->vh, NULL, &c->cfg),
                      ATTN_OK);
+    check_given_pairs(kern, c, &r);
     assert_int_equal(kern->flash->backward_bf16(r.dq, r.dk, r.dv, c->douth, c->qh, c->kh, c->vh,
                                                 r.lse, &c->cfg),
                      ATTN_OK);

@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "kernels/bf16_rows.h"
+#include "kernels/gemm_bf16.h"
 #include "testutil.h"
 
 static const double U_BF16 = 1.0 / 256.0, U_F32 = 1.0 / 16777216.0;
@@ -184,6 +186,115 @@ static void test_edges_and_float32(void **state)
     assert_non_null(attn_gemm_bf16_backend());
 }
 
+/* attn_affine_product, y = [residual +] x w^T [+ bias], at both precisions, with
+ * and without bias, with the residual apart, in place (y is the residual) or
+ * none, on a few rows (the fill-then-product path) and many (oneDNN's epilogue),
+ * bf16 operands rounded by the call or given rounded. The result is a sum of
+ * in + 2 terms in float32 (the products, exact on bf16 operands, the bias and the
+ * residual), so per element
+ *   |y - exact| <= gamma(in + 2) (sum_p |x'_p w'_p| + |bias| + |residual|)
+ * against float64 on the operands the product multiplies (x', w': rounded to
+ * bf16 at ATTN_BF16, as given at ATTN_FLOAT32). */
+static void test_affine_product_within_bound(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 48; c++) {
+        attn_rng rng = test_rng(1000 + (uint64_t)c);
+        const attn_precision precision = c % 2 ? ATTN_BF16 : ATTN_FLOAT32;
+        const int N = c % 3 == 0 ? 1 + (int)attn_rng_below(&rng, 4)
+                                 : 5 + (int)attn_rng_below(&rng, 200);
+        const int in = 1 + (int)attn_rng_below(&rng, 300), out = 1 + (int)attn_rng_below(&rng, 200);
+        const int residual_kind = (c / 2) % 3; /* 0 none, 1 apart, 2 in place */
+        const bool with_bias = (c / 6) % 2 == 0, given_rounded = (c / 12) % 2 == 0;
+        float *x = test_random(&rng, (size_t)N * in, -1, 1);
+        float *w = test_random(&rng, (size_t)out * in, -1, 1);
+        float *bias = with_bias ? test_random(&rng, out, -1, 1) : NULL;
+        float *r = test_random(&rng, (size_t)N * out, -1, 1);
+        float *y = malloc((size_t)N * out * sizeof *y);
+        assert_non_null(y);
+        if (residual_kind == 2)
+            memcpy(y, r, (size_t)N * out * sizeof *y);
+        else
+            for (size_t i = 0; i < (size_t)N * out; i++) y[i] = NAN; /* must not be read */
+        uint16_t *x16 = NULL, *w16 = NULL;
+        if (precision == ATTN_BF16 && given_rounded) {
+            x16 = malloc((size_t)N * in * sizeof *x16);
+            w16 = malloc((size_t)out * in * sizeof *w16);
+            assert_non_null(x16), assert_non_null(w16);
+            attn_bf16_from_float(x16, x, (size_t)N * in);
+            attn_bf16_from_float(w16, w, (size_t)out * in);
+        }
+        const float *residual = residual_kind == 1 ? r : residual_kind == 2 ? y : NULL;
+        /* given rounded, the float32 values may be left out */
+        const float *x_arg = x16 && c % 4 == 1 ? NULL : x;
+        attn_affine_product(precision, y, residual, x_arg, x16, w, w16, bias, N, in, out);
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++) {
+                double exact = 0, sum_abs = 0;
+                for (int p = 0; p < in; p++) {
+                    double xp = x[(size_t)n * in + p], wp = w[(size_t)o * in + p];
+                    if (precision == ATTN_BF16) xp = rounded((float)xp), wp = rounded((float)wp);
+                    exact += xp * wp;
+                    sum_abs += fabs(xp * wp);
+                }
+                const double b = bias ? bias[o] : 0.0, res = residual_kind ? r[(size_t)n * out + o] : 0.0;
+                const double got = y[(size_t)n * out + o];
+                const double bound = gamma_n(in + 2) * (sum_abs + fabs(b) + fabs(res));
+                if (!(fabs(got - (exact + b + res)) <= bound))
+                    fail_msg("case %d (%s, N %d in %d out %d, bias %d, residual %d, given "
+                             "rounded %d) y[%d,%d] = %.9g, float64 %.9g, bound %.3g",
+                             c, attn_precision_name(precision), N, in, out, with_bias,
+                             residual_kind, given_rounded, n, o, got, exact + b + res, bound);
+            }
+        free(x), free(w), free(bias), free(r), free(y), free(x16), free(w16);
+    }
+}
+
+/* attn_bf16_round_rows_sum_columns against plain loops, bit for bit: each value
+ * (times its scale, one float32 multiply) rounded as attn_bf16_from_float, and
+ * each column's sum over the rows in order from the sums given; on 1, 2 and 3
+ * threads, with and without each of scale, dst and sums, and on shapes both
+ * below and above the size at which the threads share the work. */
+static void test_round_rows_sum_columns(void **state)
+{
+    (void)state;
+    const int threads_before = attn_get_num_threads();
+    for (int c = 0; c < 36; c++) {
+        attn_rng rng = test_rng(2000 + (uint64_t)c);
+        const int rows = 1 + (int)attn_rng_below(&rng, c % 2 ? 400 : 20);
+        const int cols = 1 + (int)attn_rng_below(&rng, c % 3 ? 700 : 40);
+        const bool with_scale = c % 4 < 2, with_dst = (c / 2) % 3 != 2, with_sums = c % 3 != 1;
+        const int threads = 1 + c % 3;
+        const size_t n = (size_t)rows * cols;
+        float *src = test_random(&rng, n, -4, 4);
+        float *scale = with_scale ? test_random(&rng, n, -2, 2) : NULL;
+        float *sums = test_random(&rng, cols, -1, 1);
+        float *expect_sums = malloc(cols * sizeof *expect_sums);
+        uint16_t *dst = malloc(n * sizeof *dst), *expect = malloc(n * sizeof *expect);
+        assert_non_null(expect_sums), assert_non_null(dst), assert_non_null(expect);
+        memcpy(expect_sums, sums, cols * sizeof *sums);
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < cols; k++) {
+                const size_t i = (size_t)r * cols + k;
+                float v = src[i];
+                if (scale) v = v * scale[i];
+                attn_bf16_from_float(expect + i, &v, 1);
+                expect_sums[k] += v;
+            }
+        assert_int_equal(attn_set_num_threads(threads), ATTN_OK);
+        attn_bf16_round_rows_sum_columns(with_dst ? dst : NULL, with_sums ? sums : NULL, src,
+                                         scale, rows, cols);
+        if (with_dst && memcmp(dst, expect, n * sizeof *dst) != 0)
+            fail_msg("case %d (%d x %d, scale %d, %d threads): a rounded value differs", c, rows,
+                     cols, with_scale, threads);
+        if (with_sums && memcmp(sums, expect_sums, cols * sizeof *sums) != 0)
+            fail_msg("case %d (%d x %d, scale %d, %d threads): a column sum differs", c, rows,
+                     cols, with_scale, threads);
+        free(src), free(scale), free(sums), free(expect_sums), free(dst), free(expect);
+    }
+    assert_int_equal(attn_set_num_threads(threads_before), ATTN_OK);
+}
+
 static void test_precision_names(void **state)
 {
     (void)state;
@@ -202,6 +313,8 @@ int main(void)
         cmocka_unit_test(test_bf16_model_shapes_within_bound),
         cmocka_unit_test(test_bf16_many_shapes),
         cmocka_unit_test(test_edges_and_float32),
+        cmocka_unit_test(test_affine_product_within_bound),
+        cmocka_unit_test(test_round_rows_sum_columns),
         cmocka_unit_test(test_precision_names),
     };
     test_seed();

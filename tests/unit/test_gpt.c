@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "models/gpt_impl.h"
 #include "testutil.h"
 
 
@@ -177,6 +178,56 @@ static void two_steps_free(two_steps *t)
     attn_gpt_free(t->m);
 }
 
+/* The pass generation runs (attn_gpt_cache_forward_last): the last row's logits
+ * alone, its last block past attention on that row only, against the full
+ * forward's; a model wide enough that a prompt's heads, and past 256 tokens a
+ * decoding step's, attend side by side on the threads (the unit models' heads
+ * are all below the parallel threshold). */
+static void test_cache_last_row(void **state)
+{
+    (void)state;
+    attn_rng rng = test_rng(150);
+    attn_gpt_config cfg = test_gpt_variant(0);
+    cfg.block_size = 300;
+    cfg.n_embd = 128;
+    cfg.n_head = 8;
+    attn_gpt *m;
+    assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
+    randomise(m, &rng);
+    const int T = cfg.block_size, V = cfg.vocab_size, prompt = 250;
+    int32_t *ids = random_ids(&rng, (size_t)T, V);
+    attn_gpt_pass pass = {.training = false};
+    assert_int_equal(attn_gpt_forward(m, NULL, ids, NULL, 1, T, &pass), ATTN_OK);
+    const float *full = attn_gpt_logits(m);
+    float *every = malloc((size_t)T * V * sizeof *every), *last = malloc((size_t)V * sizeof *last);
+    attn_gpt_cache *cache;
+    assert_int_equal(attn_gpt_cache_create(&cache, m, T), ATTN_OK);
+    /* The whole context in one pass, as generation without the cache runs it. */
+    assert_int_equal(attn_gpt_cache_forward_last(m, cache, last, ids, T), ATTN_OK);
+    double err = test_rel_error(last, full + (size_t)(T - 1) * V, (size_t)V);
+    if (err > 1e-5) print_error("last row of %d differs by %g\n", T, err);
+    assert_true(err <= 1e-5);
+    /* A prompt, then one token at a time, each step's row against the full pass
+     * and against the cache's pass with every row's logits. */
+    attn_gpt_cache_reset(cache);
+    assert_int_equal(attn_gpt_cache_forward(m, cache, every, ids, prompt), ATTN_OK);
+    attn_gpt_cache_reset(cache);
+    assert_int_equal(attn_gpt_cache_forward_last(m, cache, last, ids, prompt), ATTN_OK);
+    err = test_rel_error(last, every + (size_t)(prompt - 1) * V, (size_t)V);
+    assert_true(err <= 1e-5);
+    for (int t = prompt; t < T; t++) {
+        assert_int_equal(attn_gpt_cache_forward_last(m, cache, last, ids + t, 1), ATTN_OK);
+        err = test_rel_error(last, full + (size_t)t * V, (size_t)V);
+        if (err > 1e-5) print_error("step %d differs by %g\n", t, err);
+        assert_true(err <= 1e-5);
+    }
+    attn_gpt_cache_free(cache);
+    free(every);
+    free(last);
+    free(ids);
+    attn_gpt_free(m);
+}
+
 static void test_fused_matches_reference(void **state)
 {
     (void)state;
@@ -313,6 +364,13 @@ static void test_generation(void **state)
         opt.use_cache = false;
         assert_int_equal(attn_gpt_generate(m, uncached, &produced, prompt, 3, &opt), ATTN_OK);
         assert_memory_equal(cached, uncached, (size_t)n * sizeof *cached);
+        /* So does a shorter generation, whose cache holds only its own tokens. */
+        opt.n_new = n / 2;
+        assert_int_equal(attn_gpt_generate(m, uncached, &produced, prompt, 3, &opt), ATTN_OK);
+        opt.use_cache = true;
+        assert_int_equal(attn_gpt_generate(m, cached, &produced, prompt, 3, &opt), ATTN_OK);
+        assert_int_equal(produced, n / 2);
+        assert_memory_equal(cached, uncached, (size_t)(n / 2) * sizeof *cached);
 
         /* Past the block: the context shifts, tokens stay valid, sampling repeats. */
         opt = (attn_generate_options){.n_new = 40, .sampling = {.temperature = 1.0f, .top_k = 5,
@@ -450,6 +508,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_cache_matches_full_pass),
+        cmocka_unit_test(test_cache_last_row),
         cmocka_unit_test(test_fused_matches_reference),
         cmocka_unit_test(test_bf16_step_near_float32),
         cmocka_unit_test(test_dropout_repeats_per_step),

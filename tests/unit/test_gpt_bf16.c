@@ -31,6 +31,7 @@
 #include "core/bf16.h"
 #include "kernels/gemv_bf16.h"
 #include "kernels/isa.h"
+#include "models/gpt_impl.h"
 #include "testutil.h"
 
 static const attn_isa *const all_variants[] = {&attn_isa_avx512bf16, &attn_isa_avx512,
@@ -141,11 +142,8 @@ static void test_cache_bf16_near_float32(void **state)
     (void)state;
     for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng(300 + (uint64_t)variant);
-        attn_gpt_config cfg = test_gpt_variant(variant);
-        attn_gpt *m;
-        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
-        attn_params *p = attn_gpt_params(m);
-        attn_rng_fill_uniform(&rng, p->data, p->total, -0.5f, 0.5f);
+        const attn_gpt_config cfg = test_gpt_variant(variant);
+        attn_gpt *m = test_gpt_random(&rng, variant);
         const int T = cfg.block_size, prefill = 1 + (int)attn_rng_below(&rng, (uint32_t)T - 1);
         int32_t *ids = random_ids(&rng, (size_t)T, cfg.vocab_size);
         const size_t n = (size_t)T * cfg.vocab_size;
@@ -160,6 +158,16 @@ static void test_cache_bf16_near_float32(void **state)
                       variant, err, R * U);
         assert_true(attn_gpt_cache_bytes(m, T, ATTN_BF16) * 2 ==
                     attn_gpt_cache_bytes(m, T, ATTN_FLOAT32));
+        /* Generation's pass (the last row alone past the last block's attention)
+         * gives the last row's bits: bf16 products run row by row. */
+        attn_gpt_cache *c;
+        float *last = test_zeros((size_t)cfg.vocab_size);
+        assert_int_equal(attn_gpt_cache_create_at(&c, m, T, ATTN_BF16), ATTN_OK);
+        assert_int_equal(attn_gpt_cache_forward_last(m, c, last, ids, prefill), ATTN_OK);
+        assert_memory_equal(last, b16 + (size_t)(prefill - 1) * cfg.vocab_size,
+                            (size_t)cfg.vocab_size * sizeof *last);
+        attn_gpt_cache_free(c);
+        free(last);
         free(ids);
         free(f32);
         free(b16);

@@ -230,11 +230,8 @@ static void test_gpt_interventions(void **state)
     (void)state;
     for (int variant = 0; variant < 2; variant++) {
         attn_rng rng = test_rng(300 + (uint64_t)variant);
-        attn_gpt_config cfg = test_gpt_variant(variant);
-        attn_gpt *m;
-        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
-        attn_params *p = attn_gpt_params(m);
-        attn_rng_fill_uniform(&rng, p->data, p->total, -0.5f, 0.5f);
+        const attn_gpt_config cfg = test_gpt_variant(variant);
+        attn_gpt *m = test_gpt_random(&rng, variant);
         const int n = 6, V = cfg.vocab_size, C = cfg.n_embd;
         int32_t ids[6];
         for (int i = 0; i < n; i++) ids[i] = below(&rng, V);
@@ -255,6 +252,7 @@ static void test_gpt_interventions(void **state)
         assert_int_equal(attn_gpt_intervene(m, probs, ids, n, &first), ATTN_OK);
         for (int v = 0; v < V; v++) assert_true(probs[v] == 0.0f);
         /* zero queries: uniform causal rows */
+        attn_params *p = attn_gpt_params(m);
         for (int l = 0; l < cfg.n_layer; l++) {
             char name[64];
             snprintf(name, sizeof name, "transformer.h.%d.attn.c_attn.weight", l);
@@ -283,24 +281,6 @@ static void test_gpt_interventions(void **state)
     }
 }
 
-static attn_seq2seq *make_model(attn_rng *rng, attn_seq2seq_arch arch, attn_attention_kind kind)
-{
-    attn_seq2seq_config cfg = attn_seq2seq_defaults(arch, kind);
-    cfg.src_vocab = 9;
-    cfg.tgt_vocab = 8;
-    cfg.max_src_len = 8;
-    cfg.max_tgt_len = 6;
-    cfg.hidden_dim = 8;
-    cfg.heads = 2;
-    cfg.embed_dim = 6;
-    cfg.dropout = 0.1f; /* off in the interventions */
-    attn_seq2seq *m;
-    assert_int_equal(attn_seq2seq_create(&m, &cfg, attn_rng_u32(rng)), ATTN_OK);
-    attn_params *p = attn_seq2seq_params(m);
-    attn_rng_fill_uniform(rng, p->data, p->total, -1.0f, 1.0f);
-    return m;
-}
-
 /* A source of one character: every cross-attention row has one key, so editing
  * it changes nothing (bit for bit in the RNN decoders, whose edited soft
  * attention is the plain one plus the edit; the transformer's edited site runs
@@ -313,7 +293,7 @@ static void test_seq2seq_interventions(void **state)
                                               ATTN_S2S_TRANSFORMER};
     for (int c = 0; c < 3; c++) {
         attn_rng rng = test_rng(400 + (uint64_t)c);
-        attn_seq2seq *m = make_model(&rng, archs[c], ATTN_ATTEND_SOFT);
+        attn_seq2seq *m = test_seq2seq_random(&rng, archs[c], ATTN_ATTEND_SOFT, 0.1f);
         const bool tf = archs[c] == ATTN_S2S_TRANSFORMER;
         /* the first cross-attention: after the encoder's layers and a self-attention */
         const int steps = 4, cross = tf ? attn_seq2seq_get_config(m)->enc_layers + 1 : 0;
@@ -346,7 +326,7 @@ static void test_seq2seq_interventions(void **state)
         attn_seq2seq_free(m);
     }
     attn_rng rng = test_rng(500);
-    attn_seq2seq *hard = make_model(&rng, ATTN_S2S_GRU_BAHDANAU, ATTN_ATTEND_HARD_GUMBEL);
+    attn_seq2seq *hard = test_seq2seq_random(&rng, ATTN_S2S_GRU_BAHDANAU, ATTN_ATTEND_HARD_GUMBEL, 0.1f);
     const int32_t src[2] = {3, 4}, outputs[2] = {4, ATTN_TOKEN_EOS};
     float probs[2 * 8];
     const attn_intervention iv = {.kind = ATTN_INTERVENE_UNIFORM, .head = -1};

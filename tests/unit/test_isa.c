@@ -97,13 +97,20 @@ static float *copy_of(const float *x, size_t n)
 /* Odd lengths, so that every vector loop's tail runs too. */
 enum { N = 4099, B = 3, H = 45, S = 7, A = 37 };
 
+/* N activation inputs over [-12, 12], the first ones special values. */
+static float *activation_inputs(attn_rng *rng)
+{
+    float *x = test_random(rng, N, -12.0f, 12.0f);
+    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 0.7f, -0.7f};
+    memcpy(x, special, sizeof special);
+    return x;
+}
+
 static void test_activations_agree(void **state)
 {
     (void)state;
     attn_rng rng = test_rng(31);
-    float *x = test_random(&rng, N, -12.0f, 12.0f), *dy = test_random(&rng, N, -1.0f, 1.0f);
-    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 0.7f, -0.7f};
-    memcpy(x, special, sizeof special);
+    float *x = activation_inputs(&rng), *dy = test_random(&rng, N, -1.0f, 1.0f);
     const attn_activation kinds[] = {ATTN_ACT_RELU, ATTN_ACT_GELU, ATTN_ACT_GELU_TANH,
                                      ATTN_ACT_TANH};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
@@ -123,6 +130,94 @@ static void test_activations_agree(void **state)
         free(y0), free(dx0), free(dx_start);
     }
     free(x), free(dy);
+}
+
+/* GELU with its slope gives activation_forward's values and, times dy,
+ * activation_backward's gradient from 0, bit for bit, in every variant; the slope
+ * may overwrite x. */
+static void test_gelu_slope_agrees(void **state)
+{
+    (void)state;
+    attn_rng rng = test_rng(37);
+    float *x = activation_inputs(&rng), *dy = test_random(&rng, N, -1.0f, 1.0f);
+    float *y0 = test_zeros(N), *dx0 = test_zeros(N);
+    attn_isa_scalar.vec->activation_forward(ATTN_ACT_GELU, y0, x, N);
+    attn_isa_scalar.vec->activation_backward(ATTN_ACT_GELU, dx0, dy, x, N);
+    for (int v = 0; v < VARIANTS; v++) {
+        if (!all_variants[v]->supported()) continue;
+        const attn_vec_kernels *vec = all_variants[v]->vec;
+        float *y = test_zeros(N), *slope = copy_of(x, N), *dx = test_random(&rng, N, -1, 1);
+        vec->gelu_forward_slope(y, NULL, slope, slope, N); /* in place, as the GPT runs it */
+        vec->gelu_backward_slope(dx, dy, slope, N);
+        /* the bf16 output: y rounded */
+        uint16_t *y16 = malloc(N * sizeof *y16), *want16 = malloc(N * sizeof *want16);
+        float *slope_again = copy_of(x, N);
+        assert_non_null(y16), assert_non_null(want16);
+        vec->gelu_forward_slope(NULL, y16, slope_again, slope_again, N);
+        attn_bf16_from_float(want16, y0, N);
+        for (size_t i = 0; i < N; i++) {
+            const bool both_nan = (y16[i] & 0x7fff) > 0x7f80 && (want16[i] & 0x7fff) > 0x7f80;
+            if (!both_nan && y16[i] != want16[i])
+                fail_msg("gelu in bf16, %s: element %zu is 0x%04x, the rounded value 0x%04x",
+                         all_variants[v]->name, i, y16[i], want16[i]);
+        }
+        assert_same(slope_again, slope, N, "gelu slope beside bf16 values", all_variants[v]->name);
+        free(y16), free(want16), free(slope_again);
+        /* activation_backward added into zeros, which turns -0 into +0 */
+        for (size_t i = 0; i < N; i++) dx[i] += 0.0f;
+        assert_same(y, y0, N, "gelu with slope", all_variants[v]->name);
+        assert_same(dx, dx0, N, "gelu backward from the slope", all_variants[v]->name);
+        free(y), free(slope), free(dx);
+    }
+    free(x), free(dy), free(y0), free(dx0);
+}
+
+/* LayerNorm's rows: forward, the refined means and dx, dweight and dbias, with
+ * and without an affine transform, the same bits in every variant. */
+static void test_layernorm_rows_agree(void **state)
+{
+    (void)state;
+    enum { ROWS = 5, D = 203 };
+    attn_rng rng = test_rng(41);
+    float *x = test_random(&rng, (size_t)ROWS * D, -3.0f, 5.0f);
+    float *dy = test_random(&rng, (size_t)ROWS * D, -1.0f, 1.0f);
+    float *w = test_random(&rng, D, 0.5f, 1.5f), *b = test_random(&rng, D, -1.0f, 1.0f);
+    for (int affine = 0; affine < 2; affine++) {
+        const float *wt = affine ? w : NULL, *bt = affine ? b : NULL;
+        float *out[VARIANTS][5] = {{0}}; /* y, mean, rstd, dx, dweight ++ dbias */
+        double mu[VARIANTS][ROWS];
+        int first = -1;
+        for (int v = 0; v < VARIANTS; v++) {
+            if (!all_variants[v]->supported()) continue;
+            const attn_vec_kernels *vec = all_variants[v]->vec;
+            float *y = test_zeros((size_t)ROWS * D), *mean = test_zeros(ROWS),
+                  *rstd = test_zeros(ROWS), *dx = test_zeros((size_t)ROWS * D),
+                  *dwb = test_zeros(2 * D);
+            for (int r = 0; r < ROWS; r++) {
+                const size_t row = (size_t)r * D;
+                vec->layernorm_row_forward(y + row, mean + r, rstd + r, x + row, wt, bt, D, 1e-5f);
+                mu[v][r] = vec->layernorm_row_backward(dx + row, dy + row, x + row, wt, D, mean[r],
+                                                       rstd[r]);
+            }
+            vec->layernorm_columns_backward(dwb, dwb + D, dy, x, mu[v], rstd, ROWS, D, 0, D);
+            float *kept[5] = {y, mean, rstd, dx, dwb};
+            memcpy(out[v], kept, sizeof kept);
+            if (first < 0) {
+                first = v;
+                continue;
+            }
+            const size_t sizes[5] = {(size_t)ROWS * D, ROWS, ROWS, (size_t)ROWS * D, 2 * D};
+            static const char *const names[5] = {"layernorm y", "layernorm mean",
+                                                 "layernorm rstd", "layernorm dx",
+                                                 "layernorm dweight, dbias"};
+            for (int o = 0; o < 5; o++)
+                assert_same(out[v][o], out[first][o], sizes[o], names[o], all_variants[v]->name);
+            assert_memory_equal(mu[v], mu[first], sizeof mu[v]);
+        }
+        for (int v = 0; v < VARIANTS; v++)
+            for (int o = 0; o < 5; o++) free(out[v][o]);
+    }
+    free(x), free(dy), free(w), free(b);
 }
 
 /* One step of each cell kind, forward and backward, from the same inputs. */
@@ -304,6 +399,8 @@ int main(void)
         cmocka_unit_test(test_select_names_each_variant),
         cmocka_unit_test(test_current_follows_the_environment),
         cmocka_unit_test(test_activations_agree),
+        cmocka_unit_test(test_gelu_slope_agrees),
+        cmocka_unit_test(test_layernorm_rows_agree),
         cmocka_unit_test(test_rnn_rows_agree),
         cmocka_unit_test(test_adamw_agrees),
         cmocka_unit_test(test_additive_terms_agree),

@@ -3,7 +3,7 @@
  * vocabulary, steps and config; the writer's own pairs are kept; the metadata
  * is checked before anything is built (a wrong kind, a damaged config, a config
  * larger than the file, steps that disagree) with messages that name the key. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,22 +14,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "attn/attn.h"
 #include "attn/checkpoint.h"
 #include "testutil.h"
 
 typedef struct fixture {
-    char dir[64], path[128], other[128];
+    char *dir, path[128], other[128];
 } fixture;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/attn_test_model_file_XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
+    f->dir = test_temp_dir("model_file");
     snprintf(f->path, sizeof f->path, "%s/model.safetensors", f->dir);
     snprintf(f->other, sizeof f->other, "%s/other.safetensors", f->dir);
     *state = f;
@@ -39,9 +37,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    remove(f->path);
-    remove(f->other);
-    rmdir(f->dir);
+    test_temp_dir_remove(f->dir);
     free(f);
     return 0;
 }

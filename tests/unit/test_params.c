@@ -26,7 +26,7 @@ static const attn_param MHA_SPECS[] = {
 enum { MHA_COUNT = sizeof MHA_SPECS / sizeof MHA_SPECS[0] };
 
 typedef struct fixture {
-    char dir[64];
+    char *dir;
     char path[128];
     attn_params params;
     float *before; /* a copy of params.data, to check that failures change nothing */
@@ -36,8 +36,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/attn_test_params_XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
+    f->dir = test_temp_dir("params");
     snprintf(f->path, sizeof f->path, "%s/state.safetensors", f->dir);
     if (attn_params_init(&f->params, MHA_SPECS, MHA_COUNT) != ATTN_OK) return -1;
     attn_rng rng = test_rng(7);
@@ -52,8 +51,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    remove(f->path);
-    rmdir(f->dir);
+    test_temp_dir_remove(f->dir);
     attn_params_free(&f->params);
     free(f->before);
     free(f);

@@ -4,7 +4,7 @@
  * language model's logits are the same bits with and without a record, and the
  * recorded weights are what the model computes (checked in float64 for the first
  * layer of the transformer and the language model). */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#define _POSIX_C_SOURCE 200809L /* unlink, access */
 
 #include <math.h>
 #include <setjmp.h>
@@ -21,19 +21,20 @@
 #include "io/record_internal.h"
 #include "testutil.h"
 
-static char temp_dir[64];
+static char *temp_dir;
 
 static int make_temp_dir(void **state)
 {
     (void)state;
-    snprintf(temp_dir, sizeof temp_dir, "/tmp/attn_test_record.XXXXXX");
-    return mkdtemp(temp_dir) == NULL ? -1 : 0;
+    temp_dir = test_temp_dir("record");
+    return 0;
 }
 
 static int remove_temp_dir(void **state)
 {
     (void)state;
-    return rmdir(temp_dir);
+    test_temp_dir_remove(temp_dir);
+    return 0;
 }
 
 static void temp_path(char *buf, size_t size, const char *name)
@@ -651,27 +652,6 @@ static const attn_seq2seq_arch ARCHS[] = {
 };
 enum { ARCH_COUNT = sizeof ARCHS / sizeof ARCHS[0] };
 
-static attn_seq2seq *make_seq2seq(attn_rng *rng, attn_seq2seq_arch arch, attn_attention_kind kind)
-{
-    attn_seq2seq_config cfg = attn_seq2seq_defaults(arch, kind);
-    cfg.src_vocab = 9;
-    cfg.tgt_vocab = 8;
-    cfg.max_src_len = 9;
-    cfg.max_tgt_len = 7;
-    cfg.embed_dim = 6;
-    cfg.hidden_dim = 8;
-    cfg.enc_layers = 1 + below(rng, 2);
-    cfg.dec_layers = 1 + below(rng, 2);
-    cfg.heads = 2;
-    cfg.ff_dim = 12;
-    cfg.dropout = 0.0f;
-    attn_seq2seq *m;
-    assert_int_equal(attn_seq2seq_create(&m, &cfg, attn_rng_u32(rng)), ATTN_OK);
-    attn_params *p = attn_seq2seq_params(m);
-    attn_rng_fill_uniform(rng, p->data, p->total, -1.0f, 1.0f);
-    return m;
-}
-
 /* Rows of a map: distributions over the columns each may see, or one-hot. */
 static void expect_rows(const attn_attention_map *m, bool causal)
 {
@@ -802,7 +782,7 @@ static void test_seq2seq_record(void **state)
                     (kind == ATTN_ATTEND_SOFT && sample))
                     continue;
                 attn_rng rng = test_rng(300 + (uint64_t)case_number++);
-                attn_seq2seq *m = make_seq2seq(&rng, arch, kind);
+                attn_seq2seq *m = test_seq2seq_random(&rng, arch, kind, 0.0f);
                 const attn_seq2seq_config *cfg = attn_seq2seq_get_config(m);
                 const int S = cfg->max_src_len, T = cfg->max_tgt_len;
                 const int src_len = 1 + below(&rng, S);
@@ -931,11 +911,8 @@ static void test_gpt_record(void **state)
     double worst = 0.0;
     for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng(400 + (uint64_t)variant);
-        attn_gpt_config cfg = test_gpt_variant(variant);
-        attn_gpt *m;
-        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
-        attn_params *p = attn_gpt_params(m);
-        attn_rng_fill_uniform(&rng, p->data, p->total, -0.5f, 0.5f);
+        const attn_gpt_config cfg = test_gpt_variant(variant);
+        attn_gpt *m = test_gpt_random(&rng, variant);
         const int n = 1 + below(&rng, cfg.block_size), V = cfg.vocab_size, H = cfg.n_head;
         int32_t ids[16];
         for (int i = 0; i < n; i++) ids[i] = below(&rng, V);

@@ -8,7 +8,7 @@
  * explained output. Gradient-weighted attention and its relevance against
  * float64 loops. The values themselves are held to PyTorch autograd by
  * tests/conformance/test_record.py. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#define _POSIX_C_SOURCE 200809L /* unlink */
 
 #include <math.h>
 #include <setjmp.h>
@@ -25,19 +25,20 @@
 #include "io/record_internal.h"
 #include "testutil.h"
 
-static char temp_dir[64];
+static char *temp_dir;
 
 static int make_temp_dir(void **state)
 {
     (void)state;
-    snprintf(temp_dir, sizeof temp_dir, "/tmp/attn_test_extras.XXXXXX");
-    return mkdtemp(temp_dir) == NULL ? -1 : 0;
+    temp_dir = test_temp_dir("extras");
+    return 0;
 }
 
 static int remove_temp_dir(void **state)
 {
     (void)state;
-    return rmdir(temp_dir);
+    test_temp_dir_remove(temp_dir);
+    return 0;
 }
 
 static int below(attn_rng *rng, int n) { return (int)attn_rng_below(rng, (uint32_t)n); }
@@ -276,11 +277,9 @@ static void test_gpt_extras(void **state)
     (void)state;
     for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
         attn_rng rng = test_rng(500 + (uint64_t)variant);
-        attn_gpt_config cfg = test_gpt_variant(variant);
-        attn_gpt *m;
-        assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
+        const attn_gpt_config cfg = test_gpt_variant(variant);
+        attn_gpt *m = test_gpt_random(&rng, variant);
         attn_params *p = attn_gpt_params(m);
-        attn_rng_fill_uniform(&rng, p->data, p->total, -0.5f, 0.5f);
         attn_rng_fill_uniform(&rng, p->grad, p->total, -1.0f, 1.0f);
         float *grads = test_zeros(p->total);
         memcpy(grads, p->grad, p->total * sizeof *grads);
@@ -322,26 +321,6 @@ static void test_gpt_extras(void **state)
         free(plain), free(with), free(grads);
         attn_gpt_free(m);
     }
-}
-
-static attn_seq2seq *make_model(attn_rng *rng, attn_seq2seq_arch arch, attn_attention_kind kind)
-{
-    attn_seq2seq_config cfg = attn_seq2seq_defaults(arch, kind);
-    cfg.src_vocab = 9;
-    cfg.tgt_vocab = 8;
-    cfg.max_src_len = 8;
-    cfg.max_tgt_len = 6;
-    cfg.hidden_dim = 8;
-    cfg.heads = 2;
-    cfg.enc_layers = 1 + below(rng, 2);
-    cfg.dec_layers = 1 + below(rng, 2);
-    cfg.embed_dim = 6;
-    cfg.dropout = 0.1f; /* off in recording */
-    attn_seq2seq *m;
-    assert_int_equal(attn_seq2seq_create(&m, &cfg, attn_rng_u32(rng)), ATTN_OK);
-    attn_params *p = attn_seq2seq_params(m);
-    attn_rng_fill_uniform(rng, p->data, p->total, -1.0f, 1.0f);
-    return m;
 }
 
 /* One source decoded with and without q, k and gradients (as the family has
@@ -407,7 +386,7 @@ static void test_seq2seq_extras(void **state)
                   {ATTN_S2S_LSTM_LUONG_GENERAL, true, 1.0}};
     for (int c = 0; c < 16; c++) {
         attn_rng rng = test_rng(600 + (uint64_t)c);
-        attn_seq2seq *m = make_model(&rng, models[c % 4].arch, ATTN_ATTEND_SOFT);
+        attn_seq2seq *m = test_seq2seq_random(&rng, models[c % 4].arch, ATTN_ATTEND_SOFT, 0.1f);
         check_seq2seq_extras(m, &rng, models[c % 4].qk, models[c % 4].scale);
         attn_seq2seq_free(m);
     }
@@ -426,7 +405,7 @@ static void test_seq2seq_extras(void **state)
          "no gradient to record"},
     };
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
-        attn_seq2seq *m = make_model(&rng, refused[i].arch, refused[i].kind);
+        attn_seq2seq *m = test_seq2seq_random(&rng, refused[i].arch, refused[i].kind, 0.1f);
         attn_record r;
         attn_record_init(&r, "", "test");
         const attn_status s =

@@ -929,6 +929,12 @@ static void test_bad_input_is_rejected(void **state)
     test_expect_invalid(attn_rnn_cell_backward(ATTN_LSTM, s, h, NULL, NULL, NULL, NULL, h, NULL,
                                                s, h, NULL, w, 2, 2),
                         "c (LSTM) is NULL");
+    test_expect_invalid(attn_rnn_cell_forward_at((attn_precision)9, ATTN_GRU, h, NULL, s, x, h,
+                                                 NULL, w, NULL, 2, 2),
+                        "precision 9");
+    test_expect_invalid(attn_rnn_cell_backward_at((attn_precision)9, ATTN_RNN_TANH, s, h, NULL,
+                                                  NULL, NULL, NULL, h, NULL, s, h, NULL, w, 2, 2),
+                        "precision 9");
     assert_int_equal(attn_rnn_cell_saved_size(ATTN_LSTM, 3), 15);
     assert_int_equal(attn_rnn_cell_saved_size(ATTN_GRU, 3), 12);
     assert_int_equal(attn_rnn_cell_saved_size(ATTN_RNN_RELU, 3), 3);

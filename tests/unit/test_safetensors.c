@@ -80,15 +80,6 @@ static bool file_exists(const char *path)
     return stat(path, &info) == 0;
 }
 
-/* A fresh directory under /tmp for one test; removed by remove_dir. */
-static char *make_temp_dir(void)
-{
-    char *dir = strdup("/tmp/attn_test_st_XXXXXX");
-    assert_non_null(dir);
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
 /* Number of entries of dir whose name contains ".tmp.". */
 static int count_temp_files(const char *dir)
 {
@@ -99,22 +90,6 @@ static int count_temp_files(const char *dir)
         if (strstr(e->d_name, ".tmp.") != NULL) n++;
     closedir(d);
     return n;
-}
-
-static void remove_dir(char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        char path[1024];
-        for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            if (remove(path) != 0) rmdir(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-    free(dir);
 }
 
 /* Parses one tensor of a hand-built file and converts it to float32. */
@@ -275,7 +250,7 @@ static void test_dtype_names_and_sizes(void **state)
 static void test_save_round_trip_every_dtype(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512];
     snprintf(path, sizeof path, "%s/all.safetensors", dir);
 
@@ -351,7 +326,7 @@ static void test_save_round_trip_every_dtype(void **state)
     assert_null(attn_safetensors_metadata_at(st, 4, &value));
     attn_safetensors_close(st);
     free(f32);
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 /* CRC-32C a bit at a time, written apart from the library's. */
@@ -372,7 +347,7 @@ static uint32_t crc32c_bitwise(const unsigned char *p, size_t n)
 static void test_saved_bytes_match_reference_layout(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512];
     snprintf(path, sizeof path, "%s/a.safetensors", dir);
     const float a[2] = {1.0f, 2.0f};
@@ -403,14 +378,14 @@ static void test_saved_bytes_match_reference_layout(void **state)
     assert_memory_equal(bytes + 8 + header_len, a, sizeof a);
     free(bytes);
     assert_int_equal(count_temp_files(dir), 0);
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 /* Offsets beyond 2^31 must be written as plain integers (not 3e+09). */
 static void test_large_shape_written_as_integer(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512];
     snprintf(path, sizeof path, "%s/big.safetensors", dir);
     const int64_t shape[2] = {0, 3000000000LL};
@@ -424,13 +399,13 @@ static void test_large_shape_written_as_integer(void **state)
     assert_int_equal(attn_safetensors_open(&st, path), ATTN_OK);
     assert_int_equal(attn_safetensors_at(st, 0)->shape[1], 3000000000LL);
     attn_safetensors_close(st);
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 static void test_empty_file_set(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512];
     snprintf(path, sizeof path, "%s/none.safetensors", dir);
     assert_int_equal(attn_safetensors_save(path, NULL, 0, NULL, 0), ATTN_OK);
@@ -439,7 +414,7 @@ static void test_empty_file_set(void **state)
     assert_int_equal(attn_safetensors_count(st), 0);
     assert_int_equal(attn_safetensors_metadata_count(st), 2); /* the checksum's keys */
     attn_safetensors_close(st);
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 /* CRC-32C's check value, and a long random run against the bitwise one (every
@@ -463,7 +438,7 @@ static void test_crc32c(void **state)
 static void test_changed_byte_is_caught(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512], bad[512];
     snprintf(path, sizeof path, "%s/c.safetensors", dir);
     snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
@@ -498,7 +473,7 @@ static void test_changed_byte_is_caught(void **state)
     const attn_metadata_pair forged[2] = {{"attn.crc32c", "00000000"}, {"attn.sealed", "no"}};
     test_expect_invalid(attn_safetensors_save(path, &t, 1, &forged[0], 1), "the file's checksum");
     test_expect_invalid(attn_safetensors_save(path, &t, 1, &forged[1], 1), "the file's checksum");
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 /* ---- corrupt files ----------------------------------------------------------------- */
@@ -690,7 +665,7 @@ static void test_padded_header_and_extra_fields_accepted(void **state)
 static void test_open_errors(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512];
     attn_safetensors *st = NULL;
 
@@ -722,7 +697,7 @@ static void test_open_errors(void **state)
     assert_int_equal(attn_safetensors_count(NULL), 0);
     assert_null(attn_safetensors_find(NULL, "a"));
     attn_safetensors_close(NULL);
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 /* ---- saving: bad arguments and atomicity ---------------------------------------- */
@@ -738,7 +713,7 @@ typedef struct save_case {
 static void test_save_rejects_bad_arguments(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512];
     snprintf(path, sizeof path, "%s/x.safetensors", dir);
     static const float data[4] = {0};
@@ -781,13 +756,13 @@ static void test_save_rejects_bad_arguments(void **state)
     assert_int_equal(attn_safetensors_save(path, cases[0].tensors, 1, NULL, 1),
                      ATTN_ERR_INVALID_ARGUMENT);
     assert_int_equal(count_temp_files(dir), 0);
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 static void test_save_into_missing_directory_fails_cleanly(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512], tmp[600];
     snprintf(path, sizeof path, "%s/missing/x.safetensors", dir);
     const float data[2] = {1, 2};
@@ -799,7 +774,7 @@ static void test_save_into_missing_directory_fails_cleanly(void **state)
     assert_false(file_exists(tmp));
     assert_false(file_exists(path));
     assert_int_equal(count_temp_files(dir), 0);
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 /* Writes a one-tensor file at path holding `value` in every element. */
@@ -835,7 +810,7 @@ static void assert_file_holds(const char *path, size_t n, float value)
 static void test_failed_save_keeps_old_file(void **state)
 {
     (void)state;
-    char *dir = make_temp_dir();
+    char *dir = test_temp_dir("st");
     char path[512];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     assert_int_equal(save_filled(path, 16, 1.0f), ATTN_OK);
@@ -877,7 +852,7 @@ static void test_failed_save_keeps_old_file(void **state)
     assert_int_equal(save_filled(path, 8, 4.0f), ATTN_OK);
     assert_file_holds(path, 8, 4.0f);
     assert_int_equal(count_temp_files(dir), 0);
-    remove_dir(dir);
+    test_temp_dir_remove(dir);
 }
 
 int main(void)

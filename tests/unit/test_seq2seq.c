@@ -556,22 +556,33 @@ static void test_beam_search(void **state)
     printf("beam search beat greedy decoding on %d sources\n", better);
 }
 
+/* arch with soft attention, vocabularies of vocab + 0..3 ids, S source and T
+ * target positions, width E (embeddings, RNN states, d_model; feed-forward 2 E),
+ * `heads` heads and 1-2 layers each side. */
+static attn_seq2seq_config sized_config(attn_rng *rng, attn_seq2seq_arch arch, int vocab, int S,
+                                        int T, int E, int heads)
+{
+    attn_seq2seq_config g = attn_seq2seq_defaults(arch, ATTN_ATTEND_SOFT);
+    g.src_vocab = vocab + below(rng, 4);
+    g.tgt_vocab = vocab + below(rng, 4);
+    g.max_src_len = S;
+    g.max_tgt_len = T;
+    g.embed_dim = E;
+    g.hidden_dim = E;
+    g.heads = heads;
+    g.ff_dim = 2 * E;
+    g.enc_layers = 1 + below(rng, 2);
+    g.dec_layers = 1 + below(rng, 2);
+    return g;
+}
+
 /* A small Transformer (E 8, 2 heads, 1-2 layers each side) whose outputs are far
  * from uniform, and sources to decode. */
 static void make_transformer_case(model_case *c, attn_rng *rng)
 {
     memset(c, 0, sizeof *c);
     attn_seq2seq_config *g = &c->cfg;
-    *g = attn_seq2seq_defaults(ATTN_S2S_TRANSFORMER, ATTN_ATTEND_SOFT);
-    g->src_vocab = 6 + below(rng, 4);
-    g->tgt_vocab = 6 + below(rng, 4);
-    g->max_src_len = 7;
-    g->max_tgt_len = 8;
-    g->hidden_dim = 8;
-    g->heads = 2;
-    g->ff_dim = 16;
-    g->enc_layers = 1 + below(rng, 2);
-    g->dec_layers = 1 + below(rng, 2);
+    *g = sized_config(rng, ATTN_S2S_TRANSFORMER, 6, 7, 8, 8, 2);
     assert_int_equal(attn_seq2seq_create(&c->m, g, attn_rng_u32(rng)), ATTN_OK);
     attn_params *p = attn_seq2seq_params(c->m);
     for (size_t e = 0; e < p->total; e++) p->data[e] *= 2.0f;
@@ -849,6 +860,139 @@ static void test_bad_input(void **state)
     free_case(&c);
 }
 
+/* ---- mixed precision -------------------------------------------------------------------- */
+
+/* A model of a dates-like width for arch (width 32, 4 heads, dropout 0.1, 1-2
+ * layers each side) and a batch of 4-8 examples for it. */
+static void make_bf16_case(model_case *c, attn_rng *rng, attn_seq2seq_arch arch)
+{
+    memset(c, 0, sizeof *c);
+    attn_seq2seq_config *g = &c->cfg;
+    *g = sized_config(rng, arch, 12, 12, 8, 32, 4);
+    g->dropout = 0.1f;
+    assert_int_equal(attn_seq2seq_create(&c->m, g, attn_rng_u32(rng)), ATTN_OK);
+    make_batch(&c->batch, rng, 4 + below(rng, 5), g->max_src_len, g->max_tgt_len, g->src_vocab,
+               g->tgt_vocab);
+    c->pass = (attn_seq2seq_pass){.training = true, .step = 7, .seed = attn_rng_u32(rng)};
+    snprintf(c->desc, sizeof c->desc, "%s layers %d/%d B=%d", attn_seq2seq_arch_name(arch),
+             g->enc_layers, g->dec_layers, c->batch.batch);
+}
+
+/* ReLU's derivative jumps at 0, so a pre-activation within rounding of 0 may
+ * open the gate in one precision and close it in the other, and no first-order
+ * bound holds across the jump: the Transformer's feed-forward biases are raised
+ * so that every gate is open. linear1's input u is a LayerNorm's output at its
+ * initial weight 1 and bias 0 (post-norm), so |u| <= sqrt(E) and
+ * |w_j . u| <= |w_j| sqrt(E): bias_j = |w_j| sqrt(E) + 1 keeps every
+ * pre-activation at 1 or more in either precision. */
+static void open_relu_gates(model_case *c)
+{
+    const attn_params *p = attn_seq2seq_params(c->m);
+    const double root_e = sqrt((double)c->cfg.hidden_dim);
+    int raised = 0;
+    for (int i = 0; i < p->count; i++) {
+        const attn_param *bias = &p->items[i];
+        const char *suffix = strstr(bias->name, "linear1.bias");
+        if (suffix == NULL) continue;
+        char name[ATTN_PARAM_NAME_MAX];
+        snprintf(name, sizeof name, "%.*sweight", (int)(suffix - bias->name) + 8, bias->name);
+        const attn_param *weight = attn_params_find(p, name);
+        assert_non_null(weight);
+        const int64_t rows = weight->shape[0], cols = weight->shape[1];
+        for (int64_t j = 0; j < rows; j++) {
+            double norm = 0.0;
+            for (int64_t k = 0; k < cols; k++) {
+                const double w = p->data[weight->offset + (size_t)(j * cols + k)];
+                norm += w * w;
+            }
+            p->data[bias->offset + (size_t)j] = (float)(sqrt(norm) * root_e + 1.0);
+        }
+        raised++;
+    }
+    assert_int_equal(raised, c->cfg.enc_layers + c->cfg.dec_layers);
+}
+
+/* P, the matrix products on the longest chain from the inputs to the logits, for
+ * S source and T target positions. An RNN encoder layer: its input projection,
+ * then one recurrent product per position; then the initial state or the keys
+ * (1); a decoder step: at most L + 1 products lead from one step's top state to
+ * the next's (Bahdanau: the query, the context's part of layer 0's input, the
+ * input projections of the layers above; Luong: combine, the feed's part of
+ * layer 0's input, the layers above), counted as L + 2 with the recurrent one;
+ * then the output layer (1). A Transformer encoder layer: the projections, q k^T,
+ * P v, out_proj, the two feed-forward linears (6); a decoder layer: two
+ * attentions and the feed-forward (10); then the generator (1). */
+static double longest_products(const attn_seq2seq_config *g)
+{
+    const double Le = g->enc_layers, L = g->dec_layers;
+    if (g->arch == ATTN_S2S_TRANSFORMER) return 6.0 * Le + 10.0 * L + 1.0;
+    return Le * (g->max_src_len + 1.0) + 1.0 + g->max_tgt_len * (L + 2.0) + 1.0;
+}
+
+/* One training step in bf16 precision against the same step (weights, batch,
+ * dropout) in float32, for every architecture. Each product of the bf16 step
+ * reads its two operands rounded to bfloat16, a relative change of at most
+ * u = 2^-8 of each term it sums; to first order the errors of the R_fwd = 2 P
+ * roundings on the longest path add (the gates, tanh and LayerNorm keep the
+ * states at the scale of the terms summed), so the loss is held to R_fwd u of
+ * float32's; a gradient's path also rounds the backward's dy (or dout and dS)
+ * for each product: R_grad = 2 R_fwd, each parameter's gradient held to R_grad u
+ * relative to its largest value (test_rel_error). A step that did not round
+ * (float32 in disguise) would differ by float32's noise, under 1e-5: the bf16
+ * step must differ by more. */
+static void test_bf16_step_near_float32(void **state)
+{
+    (void)state;
+    const double u = 1.0 / 256.0;
+    static const attn_seq2seq_arch archs[] = {
+        ATTN_S2S_RNN_BAHDANAU,   ATTN_S2S_GRU_BAHDANAU,       ATTN_S2S_LSTM_BAHDANAU,
+        ATTN_S2S_LSTM_LUONG_DOT, ATTN_S2S_LSTM_LUONG_GENERAL, ATTN_S2S_TRANSFORMER,
+    };
+    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++) {
+        attn_rng rng = test_rng(1000 + a);
+        model_case c;
+        make_bf16_case(&c, &rng, archs[a]);
+        if (archs[a] == ATTN_S2S_TRANSFORMER) open_relu_gates(&c);
+        assert_int_equal(attn_seq2seq_get_precision(c.m), ATTN_FLOAT32);
+        float loss[2], *grads[2];
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            assert_int_equal(attn_seq2seq_set_precision(c.m, bf16 ? ATTN_BF16 : ATTN_FLOAT32),
+                             ATTN_OK);
+            grads[bf16] = gradients_of(&c, &loss[bf16]);
+        }
+        assert_int_equal(attn_seq2seq_get_precision(c.m), ATTN_BF16);
+        const double r_fwd = 2.0 * longest_products(&c.cfg), r_grad = 2.0 * r_fwd;
+        const double loss_err = fabs((double)loss[1] - loss[0]) / fabs((double)loss[0]);
+        if (loss_err > r_fwd * u)
+            fail_msg("%s: bf16 loss %.6g vs float32 %.6g (%.3g) > R u = %.3g", c.desc,
+                     (double)loss[1], (double)loss[0], loss_err, r_fwd * u);
+        const attn_params *p = attn_seq2seq_params(c.m);
+        double worst = 0.0;
+        for (int i = 0; i < p->count; i++) {
+            const attn_param *q = &p->items[i];
+            const double err = test_rel_error(grads[1] + q->offset, grads[0] + q->offset, q->numel);
+            if (err > r_grad * u)
+                fail_msg("%s: bf16 gradient of %s differs from float32's by %.3g > R u = %.3g",
+                         c.desc, q->name, err, r_grad * u);
+            if (err > worst) worst = err;
+        }
+        if (!(worst > 1e-5))
+            fail_msg("%s: the bf16 step's gradients are float32's within %.3g: not rounded", c.desc,
+                     worst);
+        print_message("%s: bf16 vs float32: loss %.2e, worst gradient %.2e (bounds %.2e, %.2e)\n",
+                      c.desc, loss_err, worst, r_fwd * u, r_grad * u);
+        free(grads[0]), free(grads[1]);
+        free_case(&c);
+    }
+    test_expect_invalid(attn_seq2seq_set_precision(NULL, ATTN_BF16), "seq2seq model");
+    attn_rng rng = test_rng(1100);
+    model_case c;
+    make_bf16_case(&c, &rng, ATTN_S2S_GRU_BAHDANAU);
+    test_expect_invalid(attn_seq2seq_set_precision(c.m, (attn_precision)7), "precision 7");
+    assert_int_equal(attn_seq2seq_get_precision(c.m), ATTN_FLOAT32);
+    free_case(&c);
+}
+
 int main(void)
 {
     test_seed();
@@ -866,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_beam_search),
         cmocka_unit_test(test_decoding_is_teacher_forced),
         cmocka_unit_test(test_sample_hard),
+        cmocka_unit_test(test_bf16_step_near_float32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

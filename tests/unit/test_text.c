@@ -1,7 +1,6 @@
 /* Text for language models: UTF-8 and byte round trips on random text, vocabularies,
  * the train / validation split and its minimum size, files and their messages, and
  * the training and validation windows. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "testutil.h"
 
@@ -406,8 +404,7 @@ static void expect_io_error(attn_status status, const char *fragment)
 static void test_load_files(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/attn_test_text_XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = test_temp_dir("text");
     char path[64], message[256];
 
     attn_rng rng = test_rng(4);
@@ -424,9 +421,9 @@ static void test_load_files(void **state)
     assert_memory_equal(loaded.ids, direct.ids, (size_t)direct.count * sizeof direct.ids[0]);
     attn_text_free(&loaded);
     attn_text_free(&direct);
-    assert_int_equal(unlink(path), 0);
     free_random(&c);
 
+    assert_int_equal(remove(path), 0); /* a file that is not there */
     expect_io_error(attn_text_load(&loaded, path, ATTN_TEXT_CHARS, 64), "cannot open '");
     assert_non_null(strstr(attn_last_error(), "random.txt': No such file or directory"));
     assert_null(loaded.ids);
@@ -436,7 +433,6 @@ static void test_load_files(void **state)
     write_file(path, "", 0);
     snprintf(message, sizeof message, "%s is empty", path);
     test_expect_invalid(attn_text_load(&loaded, path, ATTN_TEXT_BYTES, 64), message);
-    assert_int_equal(unlink(path), 0);
 
     snprintf(path, sizeof path, "%s/tiny.txt", dir);
     write_file(path, "Forty characters, of which é is one.....",
@@ -446,15 +442,13 @@ static void test_load_files(void **state)
     test_expect_invalid(attn_text_load(&loaded, path, ATTN_TEXT_CHARS, 64), message);
     snprintf(message, sizeof message, "%s has 41 bytes", path);
     test_expect_invalid(attn_text_load(&loaded, path, ATTN_TEXT_BYTES, 64), message);
-    assert_int_equal(unlink(path), 0);
 
     snprintf(path, sizeof path, "%s/latin1.txt", dir);
     write_file(path, "caf\xe9 au lait", 12);
     snprintf(message, sizeof message, "%s: invalid UTF-8 at byte 3 (0xe9)", path);
     test_expect_invalid(attn_text_load(&loaded, path, ATTN_TEXT_CHARS, 1), message);
-    assert_int_equal(unlink(path), 0);
 
-    assert_int_equal(rmdir(dir), 0);
+    test_temp_dir_remove(dir);
     test_expect_invalid(attn_text_load(&loaded, NULL, ATTN_TEXT_CHARS, 1), "text path is NULL");
 }
 

@@ -50,12 +50,15 @@ static void make_case(tf_case *c, attn_rng *rng, module_kind kind, bool dropout)
     c->kind = kind;
     attn_transformer_layer_config *l = &c->cfg.layer;
     *l = attn_transformer_layer_defaults(0, 1 + (int)attn_rng_below(rng, 2));
-    /* d_model >= 5: over a few features a LayerNorm's output is too curved a
-     * function of its input for a finite difference of step 1e-2 (over two it is
-     * nearly a step function), most of all where two norms follow each other, as
-     * a post-norm stack's last layer and its final norm do. */
+    /* d_model >= 9: over a few features a LayerNorm's output is too curved a
+     * function of its input for a finite difference (over two it is nearly a step
+     * function), most of all where two norms follow each other, as a post-norm
+     * stack's last layer and its final norm do. At 5 features one seed in a few
+     * hundred failed so, a final norm's weight at 1.6e-3 (truncation: 7.2e-5 /
+     * 1.6e-3 / 2.1e-2 at steps 5e-3 / 1e-2 / 2e-2); the chance that a norm's input
+     * has a variance under v falls as v^((E-1)/2) with E features. */
     l->d_model =
-        l->nhead == 1 ? 5 + (int)attn_rng_below(rng, 2) : 6 + 2 * (int)attn_rng_below(rng, 2);
+        l->nhead == 1 ? 9 + (int)attn_rng_below(rng, 2) : 10 + 2 * (int)attn_rng_below(rng, 2);
     l->dim_feedforward = 2 + (int)attn_rng_below(rng, 6);
     l->dropout = dropout ? 0.2f + 0.3f * attn_rng_uniform(rng) : 0.0f;
     /* Smooth activations: a relu kink inside the finite-difference step would
@@ -174,21 +177,35 @@ static double case_loss(void *ctx)
 
 static double worst_fd;
 enum { WINDOW = 16 };
+static const double FD_BOUND = 1e-3; /* relative to the gradient's scale */
 
 /* The finite-difference error of count entries of x from `first`, measured
  * against the scale of the whole gradient g (numel entries) floored at `floor`,
- * as gradcheck_error does for a whole tensor. */
+ * as gradcheck_error does for a whole tensor.
+ *
+ * The estimate's own error has two parts: truncation, which grows as h^4 with
+ * the step h, and the float32 forward's rounding divided by the step, which
+ * grows as it shrinks. Either can reach the bound alone at any one step, so a
+ * window passes if it passes at any of the steps 1e-2, 2e-2 and 5e-3, tried in
+ * that order until one does: a wrong gradient is wrong at all three. Two seeds
+ * that failed at a single step show the two sides (errors at 5e-3 / 1e-2 / 2e-2):
+ * - a key bias (true gradient 0), by rounding: 1.8e-3 / 1.1e-3 / 4.6e-4;
+ * - the final norm's weight of a 2-layer stack 5 wide, by truncation:
+ *   7.2e-5 / 1.6e-3 / 2.1e-2. */
 static double window_error(float *x, const float *g, size_t numel, size_t first, size_t count,
                            double (*loss)(void *ctx), void *ctx, double floor)
 {
     double window_scale = 1e-6; /* test_gradcheck's own floor */
     for (size_t e = first; e < first + count; e++)
         window_scale = fmax(window_scale, fabs((double)g[e]));
-    const double absolute =
-        test_gradcheck(x + first, count, g + first, loss, ctx, 1e-2f) * window_scale;
     double scale = floor;
     for (size_t e = 0; e < numel; e++) scale = fmax(scale, fabs((double)g[e]));
-    return absolute / scale;
+    static const float steps[] = {1e-2f, 2e-2f, 5e-3f};
+    double best = INFINITY;
+    for (size_t k = 0; k < sizeof steps / sizeof *steps && !(best <= FD_BOUND); k++)
+        best = fmin(best, test_gradcheck(x + first, count, g + first, loss, ctx, steps[k]) *
+                              window_scale / scale);
+    return best;
 }
 
 static void check_gradient(tf_case *c, int n, const char *name, float *x, const float *grad,
@@ -197,9 +214,9 @@ static void check_gradient(tf_case *c, int n, const char *name, float *x, const 
     const double err =
         window_error(x, grad, numel, first, count, case_loss, c, fmax(0.05, 0.05 * magnitude));
     if (err > worst_fd) worst_fd = err;
-    if (!(err <= 1e-3))
+    if (!(err <= FD_BOUND))
         print_error("case %d (%s): %s finite-difference error %g\n", n, c->desc, name, err);
-    assert_true(err <= 1e-3);
+    assert_true(err <= FD_BOUND);
 }
 
 static void test_gradients_match_finite_differences(void **state)
@@ -584,7 +601,10 @@ static void make_model(model_case *c, attn_rng *rng, float dropout)
     g->max_src_len = 3 + (int)attn_rng_below(rng, 4);
     g->max_tgt_len = 3 + (int)attn_rng_below(rng, 3);
     g->heads = 1 + (int)attn_rng_below(rng, 2);
-    g->hidden_dim = g->heads == 1 ? 6 : 8; /* wide enough for finite differences, see make_case */
+    /* Wide enough for finite differences, see make_case: at 6 and 8 dropout's
+     * zeros left a norm's input nearly constant in one seed of a few hundred (the
+     * loss's slope swung from -0.01 to -0.68 within 3e-3 of the point). */
+    g->hidden_dim = g->heads == 1 ? 12 : 16;
     g->ff_dim = 4 + (int)attn_rng_below(rng, 5);
     g->enc_layers = 1 + (int)attn_rng_below(rng, 2);
     g->dec_layers = 1 + (int)attn_rng_below(rng, 2);
@@ -653,12 +673,12 @@ static void test_model_gradients_match_finite_differences(void **state)
             const double err = window_error(p->data + it->offset, p->grad + it->offset, it->numel,
                                             first, count, model_loss, &c, 0.05 * fmax(1.0, loss));
             worst = fmax(worst, err);
-            if (!(err <= 1e-3))
+            if (!(err <= FD_BOUND))
                 print_error("model case %d (dropout %g, layers %d+%d): %s finite-difference "
                             "error %g\n",
                             n, (double)c.cfg.dropout, c.cfg.enc_layers, c.cfg.dec_layers, it->name,
                             err);
-            assert_true(err <= 1e-3);
+            assert_true(err <= FD_BOUND);
         }
         free_model(&c);
     }

@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, mkdtemp */
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -6,12 +6,14 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t test_seed(void)
 {
@@ -152,4 +154,61 @@ attn_gpt_config test_gpt_variant(int variant)
     default: c.position = ATTN_POS_ALIBI; c.n_head = 3; c.n_embd = 18; c.n_kv_head = 1; break;
     }
     return c;
+}
+
+attn_gpt *test_gpt_random(attn_rng *rng, int variant)
+{
+    const attn_gpt_config cfg = test_gpt_variant(variant);
+    attn_gpt *m;
+    assert_int_equal(attn_gpt_create(&m, &cfg, rng->seed), ATTN_OK);
+    attn_params *p = attn_gpt_params(m);
+    attn_rng_fill_uniform(rng, p->data, p->total, -0.5f, 0.5f);
+    return m;
+}
+
+attn_seq2seq *test_seq2seq_random(attn_rng *rng, attn_seq2seq_arch arch, attn_attention_kind kind,
+                                  float dropout)
+{
+    attn_seq2seq_config cfg = attn_seq2seq_defaults(arch, kind);
+    cfg.src_vocab = 9;
+    cfg.tgt_vocab = 8;
+    cfg.max_src_len = 9;
+    cfg.max_tgt_len = 7;
+    cfg.embed_dim = 6;
+    cfg.hidden_dim = 8;
+    cfg.enc_layers = 1 + (int)attn_rng_below(rng, 2);
+    cfg.dec_layers = 1 + (int)attn_rng_below(rng, 2);
+    cfg.heads = 2;
+    cfg.ff_dim = 12;
+    cfg.dropout = dropout;
+    attn_seq2seq *m;
+    assert_int_equal(attn_seq2seq_create(&m, &cfg, attn_rng_u32(rng)), ATTN_OK);
+    attn_params *p = attn_seq2seq_params(m);
+    attn_rng_fill_uniform(rng, p->data, p->total, -1.0f, 1.0f);
+    return m;
+}
+
+char *test_temp_dir(const char *name)
+{
+    char *dir = malloc(strlen(name) + sizeof "/tmp/attn_test__XXXXXX");
+    assert_non_null(dir);
+    sprintf(dir, "/tmp/attn_test_%s_XXXXXX", name);
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+void test_temp_dir_remove(char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            remove(path);
+        }
+        closedir(d);
+    }
+    assert_int_equal(rmdir(dir), 0);
+    free(dir);
 }

@@ -52,6 +52,21 @@ int64_t test_params_numel(const attn_params *p);
 enum { TEST_GPT_VARIANTS = 6 };
 attn_gpt_config test_gpt_variant(int variant);
 
+/* test_gpt_variant(variant) created with rng's seed, its parameters uniform in
+ * [-0.5, 0.5): weights large enough that every path of the model shows. */
+attn_gpt *test_gpt_random(attn_rng *rng, int variant);
+
+/* A small encoder-decoder of arch and kind (vocabularies 9 and 8, sources up to
+ * 9 tokens, outputs up to 7, width 8, 2 heads, 1 or 2 layers each side drawn from
+ * rng), its parameters uniform in [-1, 1). */
+attn_seq2seq *test_seq2seq_random(attn_rng *rng, attn_seq2seq_arch arch, attn_attention_kind kind,
+                                  float dropout);
+
+/* A fresh directory /tmp/attn_test_<name>_XXXXXX (free with test_temp_dir_remove,
+ * which removes it with the files in it). */
+char *test_temp_dir(const char *name);
+void test_temp_dir_remove(char *dir);
+
 /* sum(out * probe) in float64, for writing `loss` callbacks. */
 double test_dot(const float *out, const float *probe, size_t n);
 
