@@ -45,10 +45,14 @@ def add_blas_option(parser):
                              "the system's)")
 
 
+KEEP_FREED_MEMORY = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+
+
 def torch_env(threads, blas_dir, generation=False):
     """The environment of a PyTorch process on threads threads, loading the
     libblas.so.3 in blas_dir (None: the system's); for generation, its threads
-    spin as briefly before they sleep as attn generate's."""
+    spin as briefly before they sleep as attn generate's. Its malloc keeps freed
+    memory as the attn tool's does."""
     threads = str(threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "OPENBLAS_NUM_THREADS": threads}
@@ -58,6 +62,9 @@ def torch_env(threads, blas_dir, generation=False):
     env.setdefault("OMP_WAIT_POLICY", "passive")
     if generation:
         env.setdefault("GOMP_SPINCOUNT", "1000")
+    # The attn tool keeps freed memory for reuse (keep_freed_memory in cli/main.c),
+    # so PyTorch's process does too.
+    env.setdefault("GLIBC_TUNABLES", KEEP_FREED_MEMORY)
     if blas_dir:
         # PyTorch links libblas.so.3: the loader looks here before the system's.
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
