@@ -109,8 +109,10 @@ typedef struct attn_flash_kernels {
     size_t (*workspace_bytes_bf16)(const attn_sdpa_config *cfg, int threads, bool backward);
     /* How the bf16 kernels multiply: "vdpbf16ps" or "widened to float32". */
     const char *bf16_products;
-    /* y[i] = e^x[i] with the variant's vector exponential (for its tests). */
+    /* y[i] = e^x[i] with the variant's vector exponential, the float32 kernels'
+     * and the bf16 kernels' (for their tests). */
     void (*exp)(float *y, const float *x, size_t n);
+    void (*exp_bf16)(float *y, const float *x, size_t n);
 } attn_flash_kernels;
 
 #endif

@@ -94,7 +94,7 @@ static void query_probabilities(float *s_t, float *dp_t, const bf16_backward_ope
                                 int64_t bh, int64_t i0, int rows, int64_t j0, int keys)
 {
     const int dv_even = op->v.width_even;
-    probabilities_transposed(s_t, keys, t->shift, t->inv_sum);
+    probabilities_transposed(SOFTMAX_EXP_BF16, s_t, keys, t->shift, t->inv_sum);
     tile_product_pairs(keys, QUERY_BLOCK, dv_even / 2, operand_rows(&op->v, bh, j0), dv_even, 2,
                        t->dout_cols, QUERY_BLOCK * 2, dp_t, QUERY_BLOCK, FRESH);
     if (cfg->dropout_p > 0.0f) {
@@ -129,7 +129,8 @@ static void bf16_query_block(const row_terms *terms, float *dq, const bf16_backw
     for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, n++) {
         const int keys = min_int(KEY_BLOCK, end - j0);
         query_scores(s_tile(t, n), op, t, cfg, bh, i0, rows, j0, keys);
-        softmax_tile_update(s_tile(t, n), NULL, NULL, keys, QUERY_BLOCK, t->row_max, t->row_sum,
+        softmax_tile_update(SOFTMAX_EXP_BF16, s_tile(t, n), NULL, NULL, keys, QUERY_BLOCK,
+                            t->row_max, t->row_sum,
                             NULL);
     }
     set_row_terms(terms, t->shift, t->inv_sum, t->row_max, t->row_sum, lse, first, rows);
@@ -223,7 +224,8 @@ static void bf16_key_block(float *dk, float *dv, const bf16_backward_operands *o
                            (c_update){false, scale, NULL});
         score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
-        probabilities_by_rows(t->p, rows, terms->shift + at, terms->inv_sum + at);
+        probabilities_by_rows(SOFTMAX_EXP_BF16, t->p, rows, terms->shift + at,
+                              terms->inv_sum + at);
         tile_product_pairs(rows, KEY_BLOCK, dv_even / 2, operand_rows(&op->dout, bh, i0), dv_even,
                            2, t->v_cols, KEY_BLOCK * 2, t->ds, KEY_BLOCK, FRESH);
         if (cfg->dropout_p > 0.0f)

@@ -357,12 +357,14 @@ static void bf16_forward_block(float *out, float *lse, const bf16_operand *q,
         /* P rounded to bf16 as the exponentials are taken, or, under dropout, which
          * acts on the probabilities in float32, after it. */
         if (cfg->dropout_p > 0.0f) {
-            softmax_tile_update(t->s_t, t->s_t, NULL, keys, lanes, t->row_max, t->row_sum,
+            softmax_tile_update(SOFTMAX_EXP_BF16, t->s_t, t->s_t, NULL, keys, lanes, t->row_max,
+                                t->row_sum,
                                 t->rescale);
             apply_dropout(&tile, cfg);
             round_row_pairs(t->p_pairs, t->s_t, keys, lanes, QUERY_BLOCK);
         } else {
-            softmax_tile_update(t->s_t, NULL, t->p_pairs, keys, lanes, t->row_max, t->row_sum,
+            softmax_tile_update(SOFTMAX_EXP_BF16, t->s_t, NULL, t->p_pairs, keys, lanes,
+                                t->row_max, t->row_sum,
                                 t->rescale);
         }
 
@@ -420,7 +422,7 @@ static void bf16_single_row_forward(float *out, float *lse, const bf16_operand *
                                 attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 0, 1, bh / H, bh % H, i0, j0, 1, keys};
         mask_tile(&tile, cfg);
-        t->rescale[0] = softmax_row_update(t->s_t, keys, t->row_max, t->row_sum);
+        t->rescale[0] = softmax_row_update(SOFTMAX_EXP_BF16, t->s_t, keys, t->row_max, t->row_sum);
         if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
         /* o = rescale o + round(p) V_j: p's keys 2t and 2t + 1 are a pair, as v's. */
         for (int c = 0; c < keys; c++) t->p_pairs[c] = bf16_round_flushing(t->s_t[c]);

@@ -584,6 +584,17 @@ static void scale_tile(float *data, int rows, int cols_padded, ptrdiff_t ld, flo
             vf_store(data + r * ld + c, vf_mul(vf_load(data + r * ld + c), scale_v));
 }
 
+/* The exponential of a kernel's softmax: vf_exp (1 ulp) in the float32 kernels,
+ * vf_exp_bf16 (2^-17) in the bf16 ones, which round every probability to bf16
+ * (see lane_exp_bf16). A kernel passes its own to every softmax step, forward and
+ * backward, so that the backward's recomputation gets the forward's bits. */
+typedef enum softmax_exp { SOFTMAX_EXP_FLOAT32, SOFTMAX_EXP_BF16 } softmax_exp;
+
+VF_INLINE vf softmax_exp_of(softmax_exp kind, vf x)
+{
+    return kind == SOFTMAX_EXP_BF16 ? vf_exp_bf16(x) : vf_exp(x);
+}
+
 /* The online softmax update of a transposed tile of scores s_t (keys x lanes,
  * leading dimension QUERY_BLOCK), every lane a query row:
  *   m_new = max(m_old, max_j s_ij)
@@ -601,22 +612,24 @@ static void scale_tile(float *data, int rows, int cols_padded, ptrdiff_t ld, flo
  * A row with no finite score yet has m_new = -inf; exponents are then taken
  * relative to 0 instead, so that exp(-inf - (-inf)) never makes a NaN: its p are
  * exp(-inf) = 0 and the rescale factor exp(-inf - 0) is 0. Inlined, so that a
- * NULL p_t or rescale costs no branch. */
-VF_INLINE void softmax_tile_update(const float *s_t, float *p_t, uint16_t *p_pairs, int keys,
-                                   int lanes, float *row_max, float *row_sum, float *rescale)
+ * NULL p_t or rescale costs no branch. The exponential is `kind`'s. */
+VF_INLINE void softmax_tile_update(softmax_exp kind, const float *s_t, float *p_t,
+                                   uint16_t *p_pairs, int keys, int lanes, float *row_max,
+                                   float *row_sum, float *rescale)
 {
     for (int lane = 0; lane < lanes; lane += VF_WIDTH) {
         const vf m_old = vf_load(row_max + lane);
         vf m_new = m_old;
         for (int j = 0; j < keys; j++) m_new = vf_max(vf_load(s_t + j * QUERY_BLOCK + lane), m_new);
         const vf m_ref = vf_replace(m_new, -INFINITY, 0.0f);
-        const vf factor = vf_exp(vf_sub(m_old, m_ref));
+        const vf factor = softmax_exp_of(kind, vf_sub(m_old, m_ref));
         vf sum = vf_zero();
         for (int j = 0; j < keys; j += 2) {
             const bool odd = j + 1 < keys;
             const float *s_j = s_t + j * QUERY_BLOCK + lane;
-            const vf p_even = vf_exp(vf_sub(vf_load(s_j), m_ref));
-            const vf p_odd = odd ? vf_exp(vf_sub(vf_load(s_j + QUERY_BLOCK), m_ref)) : vf_zero();
+            const vf p_even = softmax_exp_of(kind, vf_sub(vf_load(s_j), m_ref));
+            const vf p_odd =
+                odd ? softmax_exp_of(kind, vf_sub(vf_load(s_j + QUERY_BLOCK), m_ref)) : vf_zero();
             if (p_t != NULL) vf_store(p_t + j * QUERY_BLOCK + lane, p_even);
             if (p_t != NULL && odd) vf_store(p_t + (j + 1) * QUERY_BLOCK + lane, p_odd);
             if (p_pairs != NULL)
@@ -703,7 +716,8 @@ static void online_softmax(const float *q, const float *k, const float *v,
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
 
-        softmax_tile_update(t->s_t, t->s_t, NULL, keys, lanes, t->row_max, t->row_sum, t->rescale);
+        softmax_tile_update(SOFTMAX_EXP_FLOAT32, t->s_t, t->s_t, NULL, keys, lanes, t->row_max,
+                            t->row_sum, t->rescale);
         if (!with_values) continue;
         /* Dropout acts on the probabilities that multiply v, not on the sum l,
          * which normalises the undropped softmax. */
@@ -754,8 +768,10 @@ static float lanes_max(vf x)
 
 /* softmax_tile_update's step for one row of scores s[0, keys), which has room for
  * keys rounded up to whole vectors (the padding is set to -inf, so p = 0): s gets
- * the p, *row_max and *row_sum the new m and l; returns exp(m_old - m_new). */
-static float softmax_row_update(float *s, int keys, float *row_max, float *row_sum)
+ * the p, *row_max and *row_sum the new m and l; returns exp(m_old - m_new), the
+ * exponential `kind`'s. */
+static float softmax_row_update(softmax_exp kind, float *s, int keys, float *row_max,
+                                float *row_sum)
 {
     const int padded = round_up(keys, VF_WIDTH);
     for (int c = keys; c < padded; c++) s[c] = -INFINITY;
@@ -764,10 +780,10 @@ static float softmax_row_update(float *s, int keys, float *row_max, float *row_s
     const float m_new = lanes_max(most);
     const vf m_ref = vf_set1(m_new == -INFINITY ? 0.0f : m_new);
     float factor[VF_WIDTH];
-    vf_store(factor, vf_exp(vf_sub(vf_set1(*row_max), m_ref)));
+    vf_store(factor, softmax_exp_of(kind, vf_sub(vf_set1(*row_max), m_ref)));
     vf sum = vf_zero();
     for (int c = 0; c < padded; c += VF_WIDTH) {
-        const vf p = vf_exp(vf_sub(vf_load(s + c), m_ref));
+        const vf p = softmax_exp_of(kind, vf_sub(vf_load(s + c), m_ref));
         vf_store(s + c, p);
         sum = vf_add(sum, p);
     }
@@ -794,7 +810,8 @@ static void single_row_forward(float *out, float *lse, const float *q, const flo
         single_row_scores(t->s_t, k_head + j0 * D, q_row, keys, D, attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 0, 1, bh / H, bh % H, i0, j0, 1, keys};
         mask_tile(&tile, cfg);
-        t->rescale[0] = softmax_row_update(t->s_t, keys, t->row_max, t->row_sum);
+        t->rescale[0] =
+            softmax_row_update(SOFTMAX_EXP_FLOAT32, t->s_t, keys, t->row_max, t->row_sum);
         if (cfg->dropout_p > 0.0f) apply_dropout(&tile, cfg);
         /* o = rescale o + p V_j */
         rescale_rows(t->o_acc, 1, dv_pad, t->rescale);
@@ -903,15 +920,16 @@ static void set_row_terms(const row_terms *terms, float *shift, float *inv_sum,
 }
 
 /* P^T = exp(S^T - shift) inv_sum in place, a transposed tile of `keys` rows of
- * QUERY_BLOCK lanes. */
-static void probabilities_transposed(float *s_t, int keys, const float *shift,
+ * QUERY_BLOCK lanes, exp `kind`'s. */
+static void probabilities_transposed(softmax_exp kind, float *s_t, int keys, const float *shift,
                                      const float *inv_sum)
 {
     for (int j = 0; j < keys; j++) {
         float *p_j = s_t + j * QUERY_BLOCK;
         for (int lane = 0; lane < QUERY_BLOCK; lane += VF_WIDTH)
-            vf_store(p_j + lane, vf_mul(vf_exp(vf_sub(vf_load(p_j + lane), vf_load(shift + lane))),
-                                        vf_load(inv_sum + lane)));
+            vf_store(p_j + lane,
+                     vf_mul(softmax_exp_of(kind, vf_sub(vf_load(p_j + lane), vf_load(shift + lane))),
+                            vf_load(inv_sum + lane)));
     }
 }
 
@@ -931,14 +949,17 @@ static void score_gradient_transposed(float *dp_t, const float *p_t, int keys,
     }
 }
 
-/* P = exp(S - shift_r) inv_sum_r in place, `rows` rows of KEY_BLOCK keys. */
-static void probabilities_by_rows(float *p, int rows, const float *shift, const float *inv_sum)
+/* P = exp(S - shift_r) inv_sum_r in place, `rows` rows of KEY_BLOCK keys, exp
+ * `kind`'s. */
+static void probabilities_by_rows(softmax_exp kind, float *p, int rows, const float *shift,
+                                  const float *inv_sum)
 {
     for (int r = 0; r < rows; r++) {
         const vf shift_r = vf_set1(shift[r]), inv_sum_r = vf_set1(inv_sum[r]);
         float *p_r = p + r * KEY_BLOCK;
         for (int c = 0; c < KEY_BLOCK; c += VF_WIDTH)
-            vf_store(p_r + c, vf_mul(vf_exp(vf_sub(vf_load(p_r + c), shift_r)), inv_sum_r));
+            vf_store(p_r + c,
+                     vf_mul(softmax_exp_of(kind, vf_sub(vf_load(p_r + c), shift_r)), inv_sum_r));
     }
 }
 
@@ -1008,7 +1029,7 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
         scale_tile(t->p, rows, KEY_BLOCK, KEY_BLOCK, scale);
         score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
-        probabilities_by_rows(t->p, rows, shift, inv_sum);
+        probabilities_by_rows(SOFTMAX_EXP_FLOAT32, t->p, rows, shift, inv_sum);
         /* dP' (rows x KEY_BLOCK) = dout_i V_j^T. */
         tile_product(rows, KEY_BLOCK, Dv, dout_i, Dv, 1, t->v_t, KEY_BLOCK, t->ds, KEY_BLOCK,
                      false);
@@ -1073,7 +1094,7 @@ static score_tile query_block_probabilities(const query_pass_tiles *t, const flo
     score_tile tile = {t->p_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads,
                        i0, j0, rows, keys};
     mask_tile(&tile, cfg);
-    probabilities_transposed(t->p_t, keys, t->shift, t->inv_sum);
+    probabilities_transposed(SOFTMAX_EXP_FLOAT32, t->p_t, keys, t->shift, t->inv_sum);
     tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK, t->ds_t,
                  QUERY_BLOCK, false);
     return tile;
@@ -1242,7 +1263,8 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         scale_tile(s_t, keys, QUERY_BLOCK, QUERY_BLOCK, scale);
         score_tile tile = {s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
-        softmax_tile_update(s_t, NULL, NULL, keys, QUERY_BLOCK, row_max, row_sum, NULL);
+        softmax_tile_update(SOFTMAX_EXP_FLOAT32, s_t, NULL, NULL, keys, QUERY_BLOCK, row_max,
+                            row_sum, NULL);
     }
     /* The row terms, as block_row_terms and load_query_block set them, in place. */
     set_row_terms(terms, t->shift, t->inv_sum, row_max, row_sum, lse, first, rows);
@@ -1253,7 +1275,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
     float *dp_t = ft->dp_cache;
     for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats, dp_t += tile_floats) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        probabilities_transposed(s_t, keys, t->shift, t->inv_sum);
+        probabilities_transposed(SOFTMAX_EXP_FLOAT32, s_t, keys, t->shift, t->inv_sum);
         tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK, dp_t,
                      QUERY_BLOCK, false);
         if (cfg->dropout_p > 0.0f) {
@@ -1368,17 +1390,24 @@ static attn_status flash_backward(float *dq, float *dk, float *dv, const float *
     return ATTN_OK;
 }
 
-/* y = e^x with this variant's vector exponential and a scalar tail. */
-static void flash_exp(float *y, const float *x, size_t n)
+/* y = e^x with this variant's vector exponential of `kind` and a scalar tail. */
+static void exp_of(softmax_exp kind, float *y, const float *x, size_t n)
 {
     size_t i = 0;
-    for (; i + VF_WIDTH <= n; i += VF_WIDTH) vf_store(y + i, vf_exp(vf_load(x + i)));
+    for (; i + VF_WIDTH <= n; i += VF_WIDTH) vf_store(y + i, softmax_exp_of(kind, vf_load(x + i)));
     for (; i < n; i++) {
         float lanes[VF_WIDTH] = {0};
         lanes[0] = x[i];
-        vf_store(lanes, vf_exp(vf_load(lanes)));
+        vf_store(lanes, softmax_exp_of(kind, vf_load(lanes)));
         y[i] = lanes[0];
     }
+}
+
+static void flash_exp(float *y, const float *x, size_t n) { exp_of(SOFTMAX_EXP_FLOAT32, y, x, n); }
+
+static void flash_exp_bf16(float *y, const float *x, size_t n)
+{
+    exp_of(SOFTMAX_EXP_BF16, y, x, n);
 }
 
 /* The kernels on bfloat16 inputs, built on the ones above. */
@@ -1399,4 +1428,5 @@ static const attn_flash_kernels flash_kernels = {
     .backward_bf16 = flash_backward_bf16,
     .workspace_bytes_bf16 = flash_workspace_bytes_bf16,
     .bf16_products = BF16_PRODUCTS,
-    .exp = flash_exp};
+    .exp = flash_exp,
+    .exp_bf16 = flash_exp_bf16};

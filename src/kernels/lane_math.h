@@ -41,16 +41,21 @@
  * (ties to even), as rintf does. */
 #define LANE_EXP_ROUNDER 12582912.0f
 
-LANE_INLINE float lane_exp(float x)
+/* The scalar exponentials' reduction: x clamped (NaN included) so that 2^n is a
+ * normal float, *nf = n, and r returned. */
+LANE_INLINE float lane_exp_reduce(float x, float *nf)
 {
-    /* Clamped, NaN included, so that 2^n below is a normal float. */
     float c = x > VF_EXP_MIN_ARG ? x : VF_EXP_MIN_ARG;
     c = c < VF_EXP_MAX_ARG ? c : VF_EXP_MAX_ARG;
-    float nf = (c * VF_EXP_LOG2E + LANE_EXP_ROUNDER) - LANE_EXP_ROUNDER;
-    float r = c - nf * VF_EXP_LN2_HI; /* exact: the high part has few bits */
-    r = r - nf * VF_EXP_LN2_LO;
-    float g = (((VF_EXP_C4 * r + VF_EXP_C3) * r + VF_EXP_C2) * r + VF_EXP_C1) * r + VF_EXP_C0;
-    float er = (g * (r * r) + r) + 1.0f;
+    *nf = (c * VF_EXP_LOG2E + LANE_EXP_ROUNDER) - LANE_EXP_ROUNDER;
+    float r = c - *nf * VF_EXP_LN2_HI; /* exact: the high part has few bits */
+    return r - *nf * VF_EXP_LN2_LO;
+}
+
+/* e^x from er = e^r and n: er 2^n, 0 below ln(FLT_MIN), +inf above ln(FLT_MAX),
+ * NaN kept. */
+LANE_INLINE float lane_exp_scale(float x, float nf, float er)
+{
     int32_t bits = ((int32_t)nf + 127) * (1 << 23);
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
@@ -58,6 +63,39 @@ LANE_INLINE float lane_exp(float x)
     y = x < VF_EXP_MIN_ARG ? 0.0f : y;
     y = x > VF_EXP_MAX_ARG ? INFINITY : y;
     return x != x ? x : y;
+}
+
+LANE_INLINE float lane_exp(float x)
+{
+    float nf;
+    const float r = lane_exp_reduce(x, &nf);
+    float g = (((VF_EXP_C4 * r + VF_EXP_C3) * r + VF_EXP_C2) * r + VF_EXP_C1) * r + VF_EXP_C0;
+    return lane_exp_scale(x, nf, (g * (r * r) + r) + 1.0f);
+}
+
+/* The bf16 attention kernels' exponential, of a shifted score x <= 0: e^x within
+ * 2^-17 relative on [ln(FLT_MIN), 0] (0 below it, NaN stays NaN), where lane_exp
+ * keeps 1 ulp. Those kernels round every probability to bf16 (2^-9) before P V,
+ * so that the ulp buys nothing there, and the softmax's exponentials were a
+ * quarter of the forward's vector instructions. It takes fewer: ln 2 in one
+ * constant in a fused multiply-add (off by 1.9e-9, so r by at most 2.4e-7 at
+ * x = -87; this scalar form keeps lane_exp's split), and e^r = 1 + r + r^2 h(r)
+ * with h of degree 2 fitted as lane_exp's g (5.3e-6 in exact arithmetic), in
+ * Horner's form; measured 5.6e-6 (2^-17.4) at worst. (Degree 3, 2^-21, ran the
+ * bf16 forward 2-3 % slower.) The wide forms (simd.h) use the same constants. */
+#define VF_EXP_BF16_LN2 0.693147181f
+#define VF_EXP_BF16_C0 0.500051141f
+#define VF_EXP_BF16_C1 0.167535141f
+#define VF_EXP_BF16_C2 0.0412777476f
+
+LANE_INLINE float lane_exp_bf16(float x)
+{
+    /* Without a fused multiply-add nf ln 2 would round (by up to 3.8e-6 at x = -87):
+     * lane_exp's split reduction instead, as exact as the wide forms' fused one. */
+    float nf;
+    const float r = lane_exp_reduce(x, &nf);
+    float h = (VF_EXP_BF16_C2 * r + VF_EXP_BF16_C1) * r + VF_EXP_BF16_C0;
+    return lane_exp_scale(x, nf, (h * r + 1.0f) * r + 1.0f);
 }
 
 /* Within 2.5 ulp (the rounding of 1 + e^-x and the division added to exp's). */

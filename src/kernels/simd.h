@@ -13,6 +13,8 @@
  *   vf_fma(a, b, c)             a * b + c, rounded once
  *   vf_replace(x, match, with)  lanes of x equal to `match` become `with`
  *   vf_exp(x)                   e^x to about 1 ulp (see lane_math.h)
+ *   vf_exp_bf16(x)              e^x for x <= 0 within 2^-17, the bf16 kernels'
+ *                               (lane_exp_bf16 in lane_math.h)
  *   vf_sum(x)                   the sum of the lanes, as a tree of halves: lane
  *                               l + lane l + VF_WIDTH / 2, then l + l + VF_WIDTH / 4,
  *                               ..., so that a sum spread over vectors of any
@@ -173,6 +175,22 @@ VF_INLINE vf vf_exp(vf x)
     y = _mm512_mask_blend_ps(tiny, y, _mm512_setzero_ps());
     return _mm512_mask_blend_ps(huge, y, _mm512_set1_ps(INFINITY));
 }
+/* The lanes below ln(FLT_MIN) (-inf's among them, whose reduction makes a NaN)
+ * are zeroed by vscalefps's mask; NaN compares unordered and stays. vscalefps
+ * takes any n, so no clamp. */
+VF_INLINE vf vf_exp_bf16(vf x)
+{
+    const __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(VF_EXP_MIN_ARG), _CMP_NLT_UQ);
+    __m512 nf = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(VF_EXP_LOG2E)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(VF_EXP_BF16_LN2), x);
+    __m512 h = _mm512_set1_ps(VF_EXP_BF16_C2);
+    h = _mm512_fmadd_ps(h, r, _mm512_set1_ps(VF_EXP_BF16_C1));
+    h = _mm512_fmadd_ps(h, r, _mm512_set1_ps(VF_EXP_BF16_C0));
+    h = _mm512_fmadd_ps(h, r, _mm512_set1_ps(1.0f));
+    h = _mm512_fmadd_ps(h, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps(kept, h, nf);
+}
 
 
 typedef __m512i vu;
@@ -299,6 +317,18 @@ VF_INLINE vfd vfd_add(vfd c, vf a)
     return (vfd){_mm256_add_pd(c.lo, vfd_widen_low(a)), _mm256_add_pd(c.hi, vfd_widen_high(a))};
 }
 
+/* e^x from er = e^r and n: er 2^n, 0 below ln(FLT_MIN), +inf above ln(FLT_MAX). */
+VF_INLINE vf vf_exp_scale(vf x, __m256i n, vf er)
+{
+    __m256 two_n =
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+    __m256 y = _mm256_mul_ps(er, two_n);
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(VF_EXP_MIN_ARG), _CMP_LT_OQ);
+    __m256 huge = _mm256_cmp_ps(x, _mm256_set1_ps(VF_EXP_MAX_ARG), _CMP_GT_OQ);
+    y = _mm256_andnot_ps(tiny, y);
+    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), huge);
+}
+
 VF_INLINE vf vf_exp(vf x)
 {
     __m256i n = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(VF_EXP_LOG2E)));
@@ -311,13 +341,19 @@ VF_INLINE vf vf_exp(vf x)
     g = _mm256_fmadd_ps(g, r, _mm256_set1_ps(VF_EXP_C1));
     g = _mm256_fmadd_ps(g, r, _mm256_set1_ps(VF_EXP_C0));
     __m256 er = _mm256_add_ps(_mm256_fmadd_ps(g, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256 two_n =
-        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
-    __m256 y = _mm256_mul_ps(er, two_n);
-    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(VF_EXP_MIN_ARG), _CMP_LT_OQ);
-    __m256 huge = _mm256_cmp_ps(x, _mm256_set1_ps(VF_EXP_MAX_ARG), _CMP_GT_OQ);
-    y = _mm256_andnot_ps(tiny, y);
-    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), huge);
+    return vf_exp_scale(x, n, er);
+}
+VF_INLINE vf vf_exp_bf16(vf x)
+{
+    __m256i n = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(VF_EXP_LOG2E)));
+    __m256 nf = _mm256_cvtepi32_ps(n);
+    __m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(VF_EXP_BF16_LN2), x);
+    __m256 h = _mm256_set1_ps(VF_EXP_BF16_C2);
+    h = _mm256_fmadd_ps(h, r, _mm256_set1_ps(VF_EXP_BF16_C1));
+    h = _mm256_fmadd_ps(h, r, _mm256_set1_ps(VF_EXP_BF16_C0));
+    h = _mm256_fmadd_ps(h, r, _mm256_set1_ps(1.0f));
+    h = _mm256_fmadd_ps(h, r, _mm256_set1_ps(1.0f));
+    return vf_exp_scale(x, n, h);
 }
 
 
@@ -394,6 +430,7 @@ VF_INLINE vfd vfd_fma(vf a, vf b, vfd c) { return (double)a * (double)b + c; }
 VF_INLINE vfd vfd_add(vfd c, vf a) { return c + (double)a; }
 
 VF_INLINE vf vf_exp(vf x) { return lane_exp(x); }
+VF_INLINE vf vf_exp_bf16(vf x) { return lane_exp_bf16(x); }
 
 typedef uint32_t vu;
 VF_INLINE vu vu_load(const uint32_t *p) { return *p; }

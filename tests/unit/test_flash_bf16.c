@@ -15,12 +15,16 @@
  *                   (the bias, masks and max subtracted in float32);
  *                   from the original inputs E_i + (2u + u^2) S_i as well;
  *   probabilities   |P~ - P| <= (e^{2E} - 1) P: every score off by at most E;
- *   out             |out - ref| <= [(1 + u)(e^{2E} - 1) + u + 2 g(n_L)] sum_j P_ij |v_jc|
+ *   out             |out - ref| <= [(1 + u)(e^{2E} - 1) + u + 2 g(n_L) + 2 e_exp]
+ *                                  sum_j P_ij |v_jc|
  *                   u: P rounded to bf16 before P v; n_L = Lk + 3 ceil(Lk / 64) + 8
- *                   (the sums l and P v, a rescale per key block, exp and division);
+ *                   (the sums l and P v, a rescale per key block, and division);
+ *                   e_exp = 2^-17 the bf16 kernels' exponential's relative error
+ *                   (lane_exp_bf16), in each p of the sum l and of P v (a rescale
+ *                   factor's scales both alike);
  *                   from the original inputs (1 + u)^2 (e^{2E} - 1) + 2u + u^2 + 2 g(n_L)
- *                   (v's rounding too);
- *   gradients       with e_P = (e^{2E} - 1) + 2 g(n_L),
+ *                   + 2 e_exp (v's rounding too);
+ *   gradients       with e_P = (e^{2E} - 1) + 2 g(n_L) + 2 e_exp,
  *                   e_dP = g(Dv) (+ 2u + u^2 from the inputs), W_ij = z_ij dP_ij:
  *                   |dS~ - dS|_ij <= P_ij [e_P (|W_ij| + |delta_i|) + z_ij e_dP T_ij + e_delta_i],
  *                   T_ij = sum_c |dout_ic v_jc|,
@@ -33,10 +37,11 @@
  * rounding, and 2^-100 for float32's underflow, see UNDERFLOW); the failure message names the element, both values and the bound.
  * The largest error / bound seen is printed.
  *
- * Also: conversion to bf16 (rounding to nearest even, NaN, overflow), the same
- * bits from 1 and 2 threads, and from the AVX-512 variant (products widened) and
- * the AVX512_BF16 one (vdpbf16ps) when both run, and the same forward bits with v
- * given laid out as pairs of rows (attn_flash_bf16_forward_pairs). */
+ * Also: the exponential within e_exp; conversion to bf16 (rounding to nearest
+ * even, NaN, overflow); the same bits from 1 and 2 threads, and from the AVX-512
+ * variant (products widened) and the AVX512_BF16 one (vdpbf16ps) when both run;
+ * and the same forward bits with v given laid out as pairs of rows
+ * (attn_flash_bf16_forward_pairs). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,6 +64,48 @@ enum { VARIANTS = sizeof all_variants / sizeof all_variants[0] };
 static const double U = 0x1p-8, U32 = 0x1p-24;
 
 static double gamma_n(double n) { return n * U32 / (1.0 - n * U32); }
+
+/* The relative error of the bf16 kernels' exponential (lane_exp_bf16, simd.h's
+ * vf_exp_bf16) on [ln(FLT_MIN), 0], held by test_exp_within_bound. */
+static const double EXP_ERROR = 0x1p-17;
+
+/* ---- the exponential ------------------------------------------------------------- */
+
+/* Every variant's vf_exp_bf16 against exp() in float64 over the shifted scores'
+ * range, 0 below ln(FLT_MIN) (and for -inf, a masked score), NaN kept. */
+static void test_exp_within_bound(void **state)
+{
+    (void)state;
+    enum { N = 400003 };
+    const float lowest = -87.33f; /* just above ln(FLT_MIN) */
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    assert_non_null(x);
+    assert_non_null(y);
+    for (int i = 0; i < N; i++) x[i] = lowest - lowest * (float)i / (N - 1);
+    for (int v = 0; v < VARIANTS; v++) {
+        const attn_isa *kern = all_variants[v];
+        if (!kern->supported()) continue;
+        kern->flash->exp_bf16(y, x, N);
+        double worst = 0.0;
+        for (int i = 0; i < N; i++) {
+            const double want = exp((double)x[i]), err = fabs(y[i] - want) / want;
+            if (!(err <= EXP_ERROR))
+                fail_msg("%s: exp(%.9g) = %.9g, relative error %.3g > 2^-17", kern->name,
+                         (double)x[i], (double)y[i], err);
+            if (err > worst) worst = err;
+        }
+        print_message("bf16 exp %s: max relative error %.3g (2^%.2f)\n", kern->name, worst,
+                      log2(worst));
+        const float special[] = {-INFINITY, -1000.0f, -88.0f, 0.0f, NAN};
+        float got[5];
+        kern->flash->exp_bf16(got, special, 5);
+        assert_true(got[0] == 0.0f && got[1] == 0.0f && got[2] == 0.0f);
+        assert_true(got[3] == 1.0f);
+        assert_true(isnan(got[4]));
+    }
+    free(x);
+    free(y);
+}
 
 /* ---- conversion ------------------------------------------------------------------ */
 
@@ -351,8 +398,8 @@ static exact reference(const bf16_case *c, const float *q, const float *k, const
                 const double out_factor =
                     (from_original ? (1 + U) * (1 + U) * spread + 2 * U + U * U
                                    : (1 + U) * spread + U) +
-                    2 * gamma_n(n_l);
-                const double e_p = spread + 2 * gamma_n(n_l);
+                    2 * gamma_n(n_l) + 2 * EXP_ERROR;
+                const double e_p = spread + 2 * gamma_n(n_l) + 2 * EXP_ERROR;
                 const double e_dp = gamma_n(Dv) + 2 * in_u + in_u * in_u;
                 /* + U: P' and dS are rounded to bf16 before the products. */
                 const double e_lq = gamma_n(Lq + 2) + in_u + U, e_lk = gamma_n(Lk + 2) + in_u + U;
@@ -618,6 +665,7 @@ int main(void)
 {
     test_seed();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exp_within_bound),
         cmocka_unit_test(test_conversion_rounds_to_nearest_even),
         cmocka_unit_test(test_random_cases_within_bounds),
         cmocka_unit_test(test_long_cases_within_bounds),
