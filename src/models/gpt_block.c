@@ -16,11 +16,16 @@
 #include "nn/nonlinearity.h"
 
 /* y: (N, out) = [residual +] x w^T + b with the weight in bf16 (w16) and x
- * rounded to bf16 in x16 (N, in); y may be residual. */
+ * rounded to bf16 in x16 (N, in); y may be residual. A long prompt's rows run as
+ * a matrix product (see GPT_BF16_PRODUCT_ROWS), fewer rows as dot products. */
 static attn_status linear_bf16(float *y, const float *residual, const float *x, uint16_t *x16,
                                const uint16_t *w16, const float *bias, int N, int in, int out)
 {
     attn_bf16_from_float(x16, x, (size_t)N * in);
+    if (N >= GPT_BF16_PRODUCT_ROWS) {
+        attn_affine_product(ATTN_BF16, y, residual, NULL, x16, NULL, w16, bias, N, in, out);
+        return ATTN_OK;
+    }
     if (residual)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < out; o++)

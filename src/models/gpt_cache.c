@@ -15,7 +15,8 @@
  * (kernels/flash.h: rows 2t and 2t + 1 interleaved), so that a step attends over
  * them in place; and it rounds the model's Linear weights and lm_head to bf16 once,
  * at creation: each token then reads 2 bytes per weight and per cached value. The
- * Linears multiply them by their input rounded to bf16 (kernels/gemv_bf16.h),
+ * Linears multiply them by their input rounded to bf16 (kernels/gemv_bf16.h; a
+ * long prompt's as a matrix product, see GPT_BF16_PRODUCT_ROWS),
  * attention is the fused bf16 kernel (q rounded too; scores, softmax and sums
  * float32); embeddings, LayerNorms, GELU and the residual stream stay float32.
  *

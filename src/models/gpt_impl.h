@@ -97,6 +97,15 @@ attn_status attn_gpt_allocate(attn_gpt **out, const attn_gpt_config *cfg);
 #define GPT_LN_EPS 1e-5f
 enum { GPT_IGNORE_NONE = -100 }; /* no target is ignored */
 
+/* In bf16 inference, a Linear over this many rows or more (a long prompt's pass)
+ * runs as a matrix product (attn_affine_product: oneDNN's bf16 matmul), fewer
+ * rows (decoding, short prompts) as dot products on the bf16 weights
+ * (attn_bf16_weights_product, each weight read once, the same bits for any row
+ * count). A new row count first creates the matmul's primitives, about 5 ms for
+ * a prompt's four shapes in a fresh process; the faster product repays that from
+ * about 96 rows (a 224-token prompt's pass 36 -> 26 ms). */
+enum { GPT_BF16_PRODUCT_ROWS = 96 };
+
 /* Dropout sites: each draws from its own stream of the pass's (seed, step). */
 #define GPT_SITE_EMBEDDING 0u
 #define GPT_SITE_ATTENTION(l) (3u * (uint64_t)(l) + 1u)

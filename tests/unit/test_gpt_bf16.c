@@ -134,45 +134,78 @@ static void cache_logits(attn_gpt *m, attn_precision precision, const int32_t *i
     attn_gpt_cache_free(c);
 }
 
+/* A model of the variant with a block long enough for prompts past
+ * GPT_BF16_PRODUCT_ROWS, its parameters drawn as test_gpt_random draws them. */
+static attn_gpt *long_block_model(attn_rng *rng, int variant)
+{
+    attn_gpt_config cfg = test_gpt_variant(variant);
+    cfg.block_size = 2 * GPT_BF16_PRODUCT_ROWS + 8;
+    attn_gpt *m;
+    assert_int_equal(attn_gpt_create(&m, &cfg, rng->seed), ATTN_OK);
+    attn_params *p = attn_gpt_params(m);
+    attn_rng_fill_uniform(rng, p->data, p->total, -0.5f, 0.5f);
+    return m;
+}
+
 /* Every model variant (positions, grouped heads, windows, no biases, untied
- * head), prefill and decoding: the bf16 cache's logits within R u of float32's,
- * and farther than float32's own noise (it did round). */
+ * head), a prompt shorter than GPT_BF16_PRODUCT_ROWS (its Linears as dot
+ * products) and one as long or longer (as bf16 matrix products), then decoding:
+ * the bf16 cache's logits within R u of float32's, and farther than float32's
+ * own noise (it did round). Generation's pass (the last row alone past the last
+ * block's attention) gives the last row's bits when the products run row by
+ * row; over a long prompt the last block's Linears multiply one row where the
+ * full pass multiplies the prompt's, in another order of float32 sums, which
+ * can move a bf16 rounding: within R u as well. */
 static void test_cache_bf16_near_float32(void **state)
 {
     (void)state;
-    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++) {
-        attn_rng rng = test_rng(300 + (uint64_t)variant);
-        const attn_gpt_config cfg = test_gpt_variant(variant);
-        attn_gpt *m = test_gpt_random(&rng, variant);
-        const int T = cfg.block_size, prefill = 1 + (int)attn_rng_below(&rng, (uint32_t)T - 1);
-        int32_t *ids = random_ids(&rng, (size_t)T, cfg.vocab_size);
-        const size_t n = (size_t)T * cfg.vocab_size;
-        float *f32 = test_zeros(n), *b16 = test_zeros(n);
-        cache_logits(m, ATTN_FLOAT32, ids, T, prefill, f32);
-        cache_logits(m, ATTN_BF16, ids, T, prefill, b16);
-        const double R = 12.0 * cfg.n_layer + 2.0, err = test_rel_error(b16, f32, n);
-        if (!(err <= R * U) || !(err > 1e-5))
-            fail_msg("seed %llu, variant %d: bf16 logits differ from float32's by %.3g, not in "
-                     "(1e-5, R u = %.3g]", (unsigned long long)rng.seed, variant, err, R * U);
-        print_message("variant %d: bf16 cache vs float32: logits %.2e (bound R u = %.2e)\n",
-                      variant, err, R * U);
-        assert_true(attn_gpt_cache_bytes(m, T, ATTN_BF16) * 2 ==
-                    attn_gpt_cache_bytes(m, T, ATTN_FLOAT32));
-        /* Generation's pass (the last row alone past the last block's attention)
-         * gives the last row's bits: bf16 products run row by row. */
-        attn_gpt_cache *c;
-        float *last = test_zeros((size_t)cfg.vocab_size);
-        assert_int_equal(attn_gpt_cache_create_at(&c, m, T, ATTN_BF16), ATTN_OK);
-        assert_int_equal(attn_gpt_cache_forward_last(m, c, last, ids, prefill), ATTN_OK);
-        assert_memory_equal(last, b16 + (size_t)(prefill - 1) * cfg.vocab_size,
-                            (size_t)cfg.vocab_size * sizeof *last);
-        attn_gpt_cache_free(c);
-        free(last);
-        free(ids);
-        free(f32);
-        free(b16);
-        attn_gpt_free(m);
-    }
+    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++)
+        for (int longer = 0; longer < 2; longer++) {
+            attn_rng rng = test_rng(300 + 2 * (uint64_t)variant + (uint64_t)longer);
+            attn_gpt *m = long_block_model(&rng, variant);
+            const attn_gpt_config cfg = *attn_gpt_get_config(m);
+            const int T = cfg.block_size, V = cfg.vocab_size;
+            const int prefill =
+                longer ? GPT_BF16_PRODUCT_ROWS +
+                             (int)attn_rng_below(&rng, (uint32_t)(T - GPT_BF16_PRODUCT_ROWS))
+                       : 1 + (int)attn_rng_below(&rng, GPT_BF16_PRODUCT_ROWS - 1);
+            int32_t *ids = random_ids(&rng, (size_t)T, V);
+            const size_t n = (size_t)T * V;
+            float *f32 = test_zeros(n), *b16 = test_zeros(n);
+            cache_logits(m, ATTN_FLOAT32, ids, T, prefill, f32);
+            cache_logits(m, ATTN_BF16, ids, T, prefill, b16);
+            const double R = 12.0 * cfg.n_layer + 2.0, err = test_rel_error(b16, f32, n);
+            if (!(err <= R * U) || !(err > 1e-5))
+                fail_msg("seed %llu, variant %d, prompt %d: bf16 logits differ from float32's "
+                         "by %.3g, not in (1e-5, R u = %.3g]",
+                         (unsigned long long)rng.seed, variant, prefill, err, R * U);
+            print_message("variant %d, prompt %d: bf16 cache vs float32: logits %.2e (bound R u "
+                          "= %.2e)\n",
+                          variant, prefill, err, R * U);
+            assert_true(attn_gpt_cache_bytes(m, T, ATTN_BF16) * 2 ==
+                        attn_gpt_cache_bytes(m, T, ATTN_FLOAT32));
+            attn_gpt_cache *c;
+            float *last = test_zeros((size_t)V);
+            const float *full_last = b16 + (size_t)(prefill - 1) * V;
+            assert_int_equal(attn_gpt_cache_create_at(&c, m, T, ATTN_BF16), ATTN_OK);
+            assert_int_equal(attn_gpt_cache_forward_last(m, c, last, ids, prefill), ATTN_OK);
+            if (prefill < GPT_BF16_PRODUCT_ROWS) {
+                assert_memory_equal(last, full_last, (size_t)V * sizeof *last);
+            } else {
+                const double moved = test_rel_error(last, full_last, (size_t)V);
+                print_message("  last-row pass against the full pass: %.2e\n", moved);
+                if (!(moved <= R * U))
+                    fail_msg("seed %llu, variant %d, prompt %d: the last-row pass moved the "
+                             "logits by %.3g > R u = %.3g",
+                             (unsigned long long)rng.seed, variant, prefill, moved, R * U);
+            }
+            attn_gpt_cache_free(c);
+            free(last);
+            free(ids);
+            free(f32);
+            free(b16);
+            attn_gpt_free(m);
+        }
 }
 
 /* Generation in bf16 runs through the cache; without it, and with a value that is
