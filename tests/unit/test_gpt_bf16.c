@@ -135,16 +135,12 @@ static void cache_logits(attn_gpt *m, attn_precision precision, const int32_t *i
 }
 
 /* A model of the variant with a block long enough for prompts past
- * GPT_BF16_PRODUCT_ROWS, its parameters drawn as test_gpt_random draws them. */
+ * GPT_BF16_PRODUCT_ROWS. */
 static attn_gpt *long_block_model(attn_rng *rng, int variant)
 {
     attn_gpt_config cfg = test_gpt_variant(variant);
     cfg.block_size = 2 * GPT_BF16_PRODUCT_ROWS + 8;
-    attn_gpt *m;
-    assert_int_equal(attn_gpt_create(&m, &cfg, rng->seed), ATTN_OK);
-    attn_params *p = attn_gpt_params(m);
-    attn_rng_fill_uniform(rng, p->data, p->total, -0.5f, 0.5f);
-    return m;
+    return test_gpt_random_config(rng, &cfg);
 }
 
 /* Every model variant (positions, grouped heads, windows, no biases, untied

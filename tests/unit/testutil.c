@@ -156,14 +156,19 @@ attn_gpt_config test_gpt_variant(int variant)
     return c;
 }
 
-attn_gpt *test_gpt_random(attn_rng *rng, int variant)
+attn_gpt *test_gpt_random_config(attn_rng *rng, const attn_gpt_config *cfg)
 {
-    const attn_gpt_config cfg = test_gpt_variant(variant);
     attn_gpt *m;
-    assert_int_equal(attn_gpt_create(&m, &cfg, rng->seed), ATTN_OK);
+    assert_int_equal(attn_gpt_create(&m, cfg, rng->seed), ATTN_OK);
     attn_params *p = attn_gpt_params(m);
     attn_rng_fill_uniform(rng, p->data, p->total, -0.5f, 0.5f);
     return m;
+}
+
+attn_gpt *test_gpt_random(attn_rng *rng, int variant)
+{
+    const attn_gpt_config cfg = test_gpt_variant(variant);
+    return test_gpt_random_config(rng, &cfg);
 }
 
 attn_seq2seq *test_seq2seq_random(attn_rng *rng, attn_seq2seq_arch arch, attn_attention_kind kind,

@@ -52,8 +52,11 @@ int64_t test_params_numel(const attn_params *p);
 enum { TEST_GPT_VARIANTS = 6 };
 attn_gpt_config test_gpt_variant(int variant);
 
-/* test_gpt_variant(variant) created with rng's seed, its parameters uniform in
- * [-0.5, 0.5): weights large enough that every path of the model shows. */
+/* A model of cfg created with rng's seed, its parameters uniform in [-0.5, 0.5):
+ * weights large enough that every path of the model shows. */
+attn_gpt *test_gpt_random_config(attn_rng *rng, const attn_gpt_config *cfg);
+
+/* test_gpt_random_config of test_gpt_variant(variant). */
 attn_gpt *test_gpt_random(attn_rng *rng, int variant);
 
 /* A small encoder-decoder of arch and kind (vocabularies 9 and 8, sources up to
