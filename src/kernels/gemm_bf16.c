@@ -26,6 +26,7 @@
  * One lock serialises these products (their buffers and the cache): attn calls
  * its GEMMs from one thread at a time, each product using every thread. */
 #include <stdlib.h>
+#include <string.h>
 #include <threads.h>
 
 #include "attn/kernels.h"
@@ -48,15 +49,13 @@ void attn_bf16_round_tile(uint16_t *dst, int ld_dst, const float *src, int ld_sr
                           int cols)
 {
     const attn_isa *isa = NULL;
-    const bool vector = attn_isa_current(&isa) == ATTN_OK;
-    for (int r = 0; r < rows; r++) {
-        const float *s = src + (size_t)r * ld_src;
-        uint16_t *d = dst + (size_t)r * ld_dst;
-        if (vector)
-            isa->vec->bf16_round(d, s, (size_t)cols);
-        else /* a bad ATTN_SIMD: the same rounding, one value at a time */
-            attn_bf16_from_float(d, s, (size_t)cols);
+    if (attn_isa_current(&isa) == ATTN_OK) {
+        isa->vec->bf16_round_tile(dst, (size_t)ld_dst, src, (size_t)ld_src, (size_t)rows,
+                                  (size_t)cols);
+        return;
     }
+    for (int r = 0; r < rows; r++) /* a bad ATTN_SIMD: the same rounding, one value at a time */
+        attn_bf16_from_float(dst + (size_t)r * ld_dst, src + (size_t)r * ld_src, (size_t)cols);
 }
 
 void attn_bf16_round_rows(uint16_t *dst, const float *src, int rows, int cols, int ld)
@@ -73,37 +72,55 @@ void attn_bf16_round_rows(uint16_t *dst, const float *src, int rows, int cols, i
     }
 }
 
-void attn_bf16_round_rows_sum_columns(uint16_t *dst, float *sums, const float *src,
-                                      const float *scale, int rows, int cols)
+/* One row of attn_bf16_round_rows_sum_columns on the calling thread: the
+ * instruction set's kernel, or with a bad ATTN_SIMD the same values plainly. */
+static void round_scaled_sum_row(const attn_isa *isa, uint16_t *dst, float *sums,
+                                 const float *src, const float *scale, int n)
 {
-    const attn_isa *isa = NULL;
-    if (attn_isa_current(&isa) != ATTN_OK) { /* a bad ATTN_SIMD: the same values, plainly */
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) {
-                const size_t i = (size_t)r * cols + c;
-                const float v = scale ? src[i] * scale[i] : src[i];
-                if (dst) attn_bf16_from_float(dst + i, &v, 1);
-                if (sums) sums[c] += v;
-            }
+    if (isa != NULL) {
+        isa->vec->bf16_round_scaled_sum(dst, sums, src, scale, (size_t)n);
         return;
     }
-    /* One block of columns per thread, a multiple of 16 wide: each column's sum
-     * runs over the rows in order whatever the blocks, so the thread count does
-     * not change the bits, and wide blocks keep each call's row piece long. */
-    const bool parallel = (size_t)rows * cols >= CONVERT_PARALLEL_MIN;
-    const int threads = parallel ? attn_get_num_threads() : 1;
-    const int width = ((cols + threads - 1) / threads + 15) / 16 * 16;
-    const int blocks = (cols + width - 1) / width;
-#pragma omp parallel for schedule(static) if (parallel) num_threads(threads)
-    for (int block = 0; block < blocks; block++) {
-        const int lo = block * width, n = lo + width < cols ? width : cols - lo;
-        for (int r = 0; r < rows; r++) {
-            const size_t first = (size_t)r * cols + lo;
-            isa->vec->bf16_round_scaled_sum(dst ? dst + first : NULL, sums ? sums + lo : NULL,
-                                            src + first, scale ? scale + first : NULL,
-                                            (size_t)n);
+    for (int c = 0; c < n; c++) {
+        const float v = scale ? src[c] * scale[c] : src[c];
+        if (dst) attn_bf16_from_float(dst + c, &v, 1);
+        if (sums) sums[c] += v;
+    }
+}
+
+void attn_bf16_round_rows_sum_columns(uint16_t *dst, float *sums, float *block_sums,
+                                      const float *src, const float *scale, int rows, int cols)
+{
+    const attn_isa *isa = NULL;
+    if (attn_isa_current(&isa) != ATTN_OK) isa = NULL;
+    /* The threads share blocks of whole rows: sharing the columns of every row
+     * instead (each column's sum then in one thread, in row order) had each
+     * thread write parts of the other's cache lines, and ran 3 to 7 times slower
+     * on two threads than on one here. A block's column sums go to block_sums,
+     * and the blocks' sums are added in block order, so the bits do not depend
+     * on the thread count. */
+    const int blocks = attn_bf16_sum_blocks(rows);
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols >= CONVERT_PARALLEL_MIN) \
+    num_threads(attn_get_num_threads())
+    for (int b = 0; b < blocks; b++) {
+        float *block = sums ? block_sums + (size_t)b * cols : NULL;
+        if (block) memset(block, 0, (size_t)cols * sizeof *block);
+        const int first = b * ATTN_BF16_SUM_BLOCK_ROWS;
+        const int last =
+            first + ATTN_BF16_SUM_BLOCK_ROWS < rows ? first + ATTN_BF16_SUM_BLOCK_ROWS : rows;
+        for (int r = first; r < last; r++) {
+            const size_t at = (size_t)r * cols;
+            round_scaled_sum_row(isa, dst ? dst + at : NULL, block, src + at,
+                                 scale ? scale + at : NULL, cols);
         }
     }
+    /* A few thousand additions: cheaper here than in a second parallel loop. */
+    if (sums)
+        for (int c = 0; c < cols; c++) {
+            float total = block_sums[c];
+            for (int b = 1; b < blocks; b++) total += block_sums[(size_t)b * cols + c];
+            sums[c] += total;
+        }
 }
 
 static mtx_t lock;

@@ -82,15 +82,20 @@ typedef struct attn_vec_kernels {
     /* CRC-32C of n bytes continuing from crc (0 to start): the checksum of the
      * files attn writes (io/checksum.c). */
     uint32_t (*crc32c)(uint32_t crc, const void *bytes, size_t n);
-    /* dst: (n) = src rounded to bfloat16 as attn_bf16_from_float (subnormals
-     * kept), the operands of the bf16 GEMM (gemm_bf16.c). */
-    void (*bf16_round)(uint16_t *dst, const float *src, size_t n);
+    /* dst: rows of cols at stride ld_dst = src: rows of cols at stride ld_src
+     * rounded to bfloat16 as attn_bf16_from_float (subnormals kept): the
+     * operands of the bf16 GEMM and attention (gemm_bf16.c). */
+    void (*bf16_round_tile)(uint16_t *dst, size_t ld_dst, const float *src, size_t ld_src,
+                            size_t rows, size_t cols);
     /* v = src, times scale (elementwise) when scale is not NULL (one float32
-     * multiply); dst: (n) = v rounded as bf16_round (dst may be NULL), sums: (n)
+     * multiply); dst: (n) = v rounded as bf16_round_tile (dst may be NULL), sums: (n)
      * += v (sums may be NULL): one row's piece of a Linear's output gradient
      * (attn_bf16_round_rows_sum_columns, gemm_bf16.c). */
     void (*bf16_round_scaled_sum)(uint16_t *dst, float *sums, const float *src,
                                   const float *scale, size_t n);
+    /* p: (n) = e^(x - shift) (lane_exp), returned: their sum in double, in a
+     * fixed order: a softmax row's exponentials (train/cross_entropy.c). */
+    double (*exp_shifted_sum)(float *p, const float *x, size_t n, float shift);
 } attn_vec_kernels;
 
 #endif

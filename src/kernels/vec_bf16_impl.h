@@ -13,6 +13,15 @@ static void bf16_round(uint16_t *restrict dst, const float *restrict src, size_t
     for (size_t i = 0; i < n; i++) dst[i] = attn_bf16_round(src[i]);
 }
 
+/* See attn_vec_kernels.bf16_round_tile: the rows in one call, since the tiles
+ * of a head's columns have short rows (a head's 32 or 64 values), where a call
+ * per row cost more than its rounding. */
+static void bf16_round_tile(uint16_t *dst, size_t ld_dst, const float *src, size_t ld_src,
+                            size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++) bf16_round(dst + r * ld_dst, src + r * ld_src, cols);
+}
+
 /* See attn_vec_kernels.bf16_round_scaled_sum: each case its own loop, so that
  * each is a plain elementwise loop the compiler vectorises. */
 static void bf16_round_scaled_sum(uint16_t *restrict dst, float *restrict sums,

@@ -12,6 +12,7 @@
 #include "kernels/vec_dropout_impl.h"
 #include "kernels/vec_layernorm_impl.h"
 #include "kernels/vec_rnn_impl.h"
+#include "kernels/vec_softmax_impl.h"
 
 static const attn_vec_kernels vec_kernels = {
     .activation_forward = activation_forward,
@@ -31,6 +32,7 @@ static const attn_vec_kernels vec_kernels = {
     .dot_rows_bf16 = dot_rows_bf16,
     .dropout_run = dropout_run,
     .crc32c = crc32c_update,
-    .bf16_round = bf16_round,
+    .bf16_round_tile = bf16_round_tile,
     .bf16_round_scaled_sum = bf16_round_scaled_sum,
+    .exp_shifted_sum = exp_shifted_sum,
 };

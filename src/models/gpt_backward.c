@@ -23,7 +23,8 @@ static void linear_backward(const attn_gpt *m, float *dx, const gpt_affine *a, c
 {
     uint16_t *dy16 = m->precision == ATTN_BF16 ? m->dy16 : NULL;
     const uint16_t *w16 = dy16 ? attn_gpt_rounded(m, m->params16, a->w) : NULL;
-    if (dy16 || a->db) attn_bf16_round_rows_sum_columns(dy16, a->db, dy, dy_scale, N, out);
+    if (dy16 || a->db)
+        attn_bf16_round_rows_sum_columns(dy16, a->db, m->bias_block_sums, dy, dy_scale, N, out);
     if (dy16) dy = NULL; /* the products read dy16 */
     if (dx)
         attn_gemm_rounded(m->precision, false, false, N, in, out, 1.0f, dy, dy16, out, a->w, w16,

@@ -75,7 +75,9 @@ static size_t layout(attn_gpt *m, void *base, int B, int T)
     TAKE(m->dlogits, N * V);
     TAKE_BF16(m->datt16, N * C);
     size_t widest = (size_t)m->qkv_width > 4 * C ? (size_t)m->qkv_width : 4 * C;
-    TAKE_BF16(m->dy16, N * (widest > V ? widest : V));
+    widest = widest > V ? widest : V;
+    TAKE_BF16(m->dy16, N * widest);
+    TAKE(m->bias_block_sums, (size_t)attn_bf16_sum_blocks((int)N) * widest);
 #undef TAKE_FLOAT32
 #undef TAKE_BF16
 #undef TAKE

@@ -74,6 +74,8 @@ struct attn_gpt {
     uint16_t *datt16;       /* (B, H, T, hd) in bf16 precision: attention's dout rounded */
     uint16_t *dy16;         /* in bf16 precision: a Linear's output gradient rounded, which
                              * both of its products read: (N, max(qkv_width, 4C, V)) */
+    float *bias_block_sums; /* a Linear's bias gradient by blocks of rows:
+                             * (attn_bf16_sum_blocks(N), max(qkv_width, 4C, V)) */
     /* In bf16 precision, every parameter rounded to bf16 (params.total values,
      * laid out as params.data) by each training-pass forward, once for all the
      * products of its step; NULL until the first. */

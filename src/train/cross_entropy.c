@@ -9,6 +9,7 @@
 
 #include "attn/train.h"
 #include "core/error.h"
+#include "kernels/isa.h"
 
 enum {
     /* Rows are summed in this many fixed slices, each slice's sum then added in
@@ -49,17 +50,15 @@ static attn_status check_args(const float *rows, const char *rows_name, const in
 /* One row: p = softmax(x) and the row's loss (0 if ignored), in double.
  * The sum of exp(x - max) is kept in double so that log(sum) stays exact when
  * one class takes nearly all the mass: there -log p[target] = log(sum) is a
- * small number, and a float sum would round away most of it. */
-static double row_forward(float *p, const float *x, int C, int target, bool ignored, double e)
+ * small number, and a float sum would round away most of it. The exponentials
+ * and their sum are the instruction set's vector kernel. */
+static double row_forward(const attn_vec_kernels *vec, float *p, const float *x, int C,
+                          int target, bool ignored, double e)
 {
     float max = -INFINITY;
     for (int c = 0; c < C; c++)
         if (x[c] > max || isnan(x[c])) max = x[c];
-    double sum = 0.0;
-    for (int c = 0; c < C; c++) {
-        p[c] = expf(x[c] - max);
-        sum += p[c];
-    }
+    const double sum = vec->exp_shifted_sum(p, x, (size_t)C, max);
     const float inv = (float)(1.0 / sum);
     for (int c = 0; c < C; c++) p[c] *= inv;
     if (ignored) return 0.0;
@@ -76,13 +75,14 @@ static double row_forward(float *p, const float *x, int C, int target, bool igno
 /* The message for a loss that is not finite: the first counted row whose loss is
  * not, and the logit to blame in it: a NaN or +inf one, else a -inf target, else
  * any -inf one (which only the smoothing term sees). */
-static attn_status non_finite_error(float *probs, const float *logits, const int32_t *targets,
-                                    int N, int C, int ignore_index, double e)
+static attn_status non_finite_error(const attn_vec_kernels *vec, float *probs,
+                                    const float *logits, const int32_t *targets, int N, int C,
+                                    int ignore_index, double e)
 {
     for (int n = 0; n < N; n++) {
         if (targets[n] == ignore_index) continue;
         const float *x = logits + (size_t)n * C;
-        const double l = row_forward(probs + (size_t)n * C, x, C, targets[n], false, e);
+        const double l = row_forward(vec, probs + (size_t)n * C, x, C, targets[n], false, e);
         if (isfinite(l)) continue;
         int bad = -1;
         for (int c = 0; c < C && bad < 0; c++)
@@ -106,10 +106,12 @@ attn_status attn_cross_entropy_forward(float *loss, float *probs, float *row_los
 {
     attn_status s;
     int counted = 0;
+    const attn_isa *isa;
     if ((s = attn_check_not_null(loss, "cross-entropy loss")) ||
         (s = attn_check_not_null(probs, "cross-entropy probs")) ||
         (s = check_args(logits, "cross-entropy logits", targets, N, C, ignore_index,
-                        label_smoothing, &counted)))
+                        label_smoothing, &counted)) ||
+        (s = attn_isa_current(&isa)))
         return s;
     const double e = label_smoothing;
     double slice_sum[ROW_SLICES];
@@ -121,7 +123,7 @@ attn_status attn_cross_entropy_forward(float *loss, float *probs, float *row_los
         double sum = 0.0;
         for (int n = first; n < last; n++) {
             const bool ignored = targets[n] == ignore_index;
-            double l = row_forward(probs + (size_t)n * C, logits + (size_t)n * C, C,
+            double l = row_forward(isa->vec, probs + (size_t)n * C, logits + (size_t)n * C, C,
                                    ignored ? 0 : targets[n], ignored, e);
             if (row_loss) row_loss[n] = (float)l;
             sum += l;
@@ -131,7 +133,8 @@ attn_status attn_cross_entropy_forward(float *loss, float *probs, float *row_los
     double total = 0.0;
     for (int slice = 0; slice < ROW_SLICES; slice++) total += slice_sum[slice];
     *loss = counted ? (float)(total / counted) : 0.0f;
-    if (!isfinite(total)) return non_finite_error(probs, logits, targets, N, C, ignore_index, e);
+    if (!isfinite(total))
+        return non_finite_error(isa->vec, probs, logits, targets, N, C, ignore_index, e);
     return ATTN_OK;
 }
 

@@ -252,7 +252,8 @@ static void test_affine_product_within_bound(void **state)
 
 /* attn_bf16_round_rows_sum_columns against plain loops, bit for bit: each value
  * (times its scale, one float32 multiply) rounded as attn_bf16_from_float, and
- * each column's sum over the rows in order from the sums given; on 1, 2 and 3
+ * each column's sum over the rows of each block of ATTN_BF16_SUM_BLOCK_ROWS in
+ * order, the blocks' sums in order, added to the sums given; on 1, 2 and 3
  * threads, with and without each of scale, dst and sums, and on shapes both
  * below and above the size at which the threads share the work. */
 static void test_round_rows_sum_columns(void **state)
@@ -272,18 +273,27 @@ static void test_round_rows_sum_columns(void **state)
         float *expect_sums = malloc(cols * sizeof *expect_sums);
         uint16_t *dst = malloc(n * sizeof *dst), *expect = malloc(n * sizeof *expect);
         assert_non_null(expect_sums), assert_non_null(dst), assert_non_null(expect);
-        memcpy(expect_sums, sums, cols * sizeof *sums);
-        for (int r = 0; r < rows; r++)
-            for (int k = 0; k < cols; k++) {
+        for (int k = 0; k < cols; k++) {
+            float total = 0.0f, block = 0.0f;
+            for (int r = 0; r < rows; r++) {
                 const size_t i = (size_t)r * cols + k;
                 float v = src[i];
                 if (scale) v = v * scale[i];
                 attn_bf16_from_float(expect + i, &v, 1);
-                expect_sums[k] += v;
+                block += v;
+                if ((r + 1) % ATTN_BF16_SUM_BLOCK_ROWS == 0 || r + 1 == rows) {
+                    total = r < ATTN_BF16_SUM_BLOCK_ROWS ? block : total + block;
+                    block = 0.0f;
+                }
             }
+            expect_sums[k] = sums[k] + total;
+        }
+        float *block_sums = malloc((size_t)attn_bf16_sum_blocks(rows) * cols * sizeof *block_sums);
+        assert_non_null(block_sums);
         assert_int_equal(attn_set_num_threads(threads), ATTN_OK);
-        attn_bf16_round_rows_sum_columns(with_dst ? dst : NULL, with_sums ? sums : NULL, src,
-                                         scale, rows, cols);
+        attn_bf16_round_rows_sum_columns(with_dst ? dst : NULL, with_sums ? sums : NULL,
+                                         block_sums, src, scale, rows, cols);
+        free(block_sums);
         if (with_dst && memcmp(dst, expect, n * sizeof *dst) != 0)
             fail_msg("case %d (%d x %d, scale %d, %d threads): a rounded value differs", c, rows,
                      cols, with_scale, threads);

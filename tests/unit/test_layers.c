@@ -502,6 +502,31 @@ static void test_activations_match_float64(void **state)
     printf("activations: largest error against float64: %g\n", worst);
 }
 
+/* GELU keeps its relative accuracy element by element, in the left tail too,
+ * where x Phi(x) is tiny: the value within 1e-6 of float64 at every x, and the
+ * slope wherever it is not near its zero (x about -0.75, where it cancels). */
+static void test_gelu_elements_match_float64(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    attn_rng rng = test_rng(810);
+    float *x = test_random(&rng, N, -13.0f, 13.0f), *y = test_zeros(N), *dx = test_zeros(N);
+    float *ones = test_random(&rng, N, 1.0f, 1.0f);
+    assert_int_equal(attn_activation_forward(ATTN_ACT_GELU, y, x, N), ATTN_OK);
+    assert_int_equal(attn_activation_backward(ATTN_ACT_GELU, dx, ones, x, N), ATTN_OK);
+    double worst_y = 0.0, worst_dx = 0.0;
+    for (size_t i = 0; i < N; i++) {
+        double ry, rdx;
+        reference_activation(ATTN_ACT_GELU, x[i], &ry, &rdx);
+        if (ry != 0.0) worst_y = fmax(worst_y, fabs(y[i] - ry) / fabs(ry));
+        if (fabs(rdx) > 1e-2) worst_dx = fmax(worst_dx, fabs(dx[i] - rdx) / fabs(rdx));
+    }
+    printf("gelu element by element: value %g, slope %g\n", worst_y, worst_dx);
+    assert_true(worst_y < 1e-6);
+    assert_true(worst_dx < 1e-5);
+    free(x), free(y), free(dx), free(ones);
+}
+
 typedef struct act_case {
     attn_activation f;
     float *x, *y, *probe;
@@ -587,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_dropout_is_independent_of_threads),
         cmocka_unit_test(test_dropout_rejects_bad_input),
         cmocka_unit_test(test_activations_match_float64),
+        cmocka_unit_test(test_gelu_elements_match_float64),
         cmocka_unit_test(test_activation_gradients_match_finite_differences),
         cmocka_unit_test(test_activation_names_and_edges),
     };
