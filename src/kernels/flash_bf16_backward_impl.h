@@ -280,6 +280,28 @@ static size_t bf16_backward_scratch(float *base, const attn_sdpa_config *cfg, in
     return used;
 }
 
+/* Before head bh's query pass: what it reads, k as pairs of rows and the copies
+ * of odd widths. q and dout as pairs of rows are read by the key pass only: each
+ * query task lays out its own rows (bf16_query_task), which it reads first. */
+static void bf16_head_layouts(const bf16_backward_operands *op, int64_t bh)
+{
+    lay_out_operand(&op->k, bh);
+    const bf16_operand *rows_only[] = {&op->q, &op->v, &op->dout};
+    for (int o = 0; o < 3; o++) lay_out_rows(rows_only[o], bh);
+}
+
+/* Query block `block` of head bh: its q and dout laid out as pairs of rows, then
+ * its dq and row terms. */
+static void bf16_query_task(const row_terms *terms, float *dq, const bf16_backward_operands *op,
+                            const float *lse, const attn_sdpa_config *cfg, int64_t bh,
+                            int64_t block, const bf16_query_tiles *tiles)
+{
+    const int rows = min_int(QUERY_BLOCK, cfg->len_q - block * QUERY_BLOCK);
+    lay_out_pairs(&op->q, bh, block * QUERY_BLOCK, rows);
+    lay_out_pairs(&op->dout, bh, block * QUERY_BLOCK, rows);
+    bf16_query_block(terms, dq, op, lse, cfg, bh, block * QUERY_BLOCK, tiles);
+}
+
 static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const uint16_t *dout,
                                       const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                       const float *lse, const attn_sdpa_config *cfg)
@@ -301,43 +323,50 @@ static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const ui
                           threads);
     bf16_backward_scratch(scratch, cfg, threads, q, k, v, dout, &op, &terms, &per_thread);
 
+    const bool by_head = head_tasks(heads, threads);
+
 #pragma omp parallel num_threads(threads)
     {
         float *mine = scratch + (size_t)attn_thread_index() * per_thread;
         /* Subnormals flushed as vdpbf16ps flushes them, in every variant (simd.h). */
         const unsigned mxcsr = subnormals_flush();
-        /* Before the query pass: what it reads, k as pairs of rows and the copies
-         * of odd widths. q and dout as pairs of rows are read by the key pass
-         * only: each query task lays out its own rows, which it reads first. */
-#pragma omp for schedule(static)
-        for (int64_t bh = 0; bh < heads; bh++) {
-            lay_out_operand(&op.k, bh);
-            const bf16_operand *rows_only[] = {&op.q, &op.v, &op.dout};
-            for (int o = 0; o < 3; o++) lay_out_rows(rows_only[o], bh);
-        }
-        /* (the implicit barrier: the query pass's operands are laid out) */
+        /* The query and key passes' tiles share the thread's scratch: a task
+         * finishes the one pass before the other starts. */
         bf16_query_tiles query_tiles;
         bf16_query_tiles_at(&query_tiles, mine, cfg);
-        /* Later query blocks see more keys under a causal mask: hand them out first. */
+        bf16_key_tiles key_tiles;
+        bf16_key_tiles_at(&key_tiles, mine, cfg);
+        if (by_head) {
+#pragma omp for schedule(static)
+            for (int64_t bh = 0; bh < heads; bh++) {
+                bf16_head_layouts(&op, bh);
+                for (int64_t block = 0; block < query_blocks; block++)
+                    bf16_query_task(&terms, dq, &op, lse, cfg, bh, block, &query_tiles);
+                if (dk != NULL || dv != NULL)
+                    for (int64_t block = 0; block < key_blocks; block++)
+                        bf16_key_block(dk, dv, &op, &terms, cfg, bh, block * KEY_BLOCK,
+                                       &key_tiles);
+            }
+        } else {
+#pragma omp for schedule(static)
+            for (int64_t bh = 0; bh < heads; bh++) bf16_head_layouts(&op, bh);
+            /* (the implicit barrier: the query pass's operands are laid out) */
+            /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
-        for (int64_t task = 0; task < heads * query_blocks; task++) {
-            int64_t bh, block;
-            task_block(task, query_blocks, true, &bh, &block);
-            const int rows = min_int(QUERY_BLOCK, cfg->len_q - block * QUERY_BLOCK);
-            lay_out_pairs(&op.q, bh, block * QUERY_BLOCK, rows);
-            lay_out_pairs(&op.dout, bh, block * QUERY_BLOCK, rows);
-            bf16_query_block(&terms, dq, &op, lse, cfg, bh, block * QUERY_BLOCK, &query_tiles);
-        }
-        /* (the implicit barrier: every row's terms are ready for the key pass, and
-         * q and dout are laid out) */
-        if (dk != NULL || dv != NULL) {
-            bf16_key_tiles key_tiles;
-            bf16_key_tiles_at(&key_tiles, mine, cfg);
-#pragma omp for schedule(dynamic)
-            for (int64_t task = 0; task < heads * key_blocks; task++) {
+            for (int64_t task = 0; task < heads * query_blocks; task++) {
                 int64_t bh, block;
-                task_block(task, key_blocks, false, &bh, &block);
-                bf16_key_block(dk, dv, &op, &terms, cfg, bh, block * KEY_BLOCK, &key_tiles);
+                task_block(task, query_blocks, true, &bh, &block);
+                bf16_query_task(&terms, dq, &op, lse, cfg, bh, block, &query_tiles);
+            }
+            /* (the implicit barrier: every row's terms are ready for the key pass, and
+             * q and dout are laid out) */
+            if (dk != NULL || dv != NULL) {
+#pragma omp for schedule(dynamic)
+                for (int64_t task = 0; task < heads * key_blocks; task++) {
+                    int64_t bh, block;
+                    task_block(task, key_blocks, false, &bh, &block);
+                    bf16_key_block(dk, dv, &op, &terms, cfg, bh, block * KEY_BLOCK, &key_tiles);
+                }
             }
         }
         subnormals_restore(mxcsr);

@@ -234,15 +234,17 @@ static void make_mask(bf16_case *c, attn_rng *rng, case_kind kind)
 static const int dims[] = {8, 16, 33, 64, 80, 7, 128};
 enum { DIMS = sizeof dims / sizeof dims[0] };
 
-/* Case n: the kind and D cycle; Lq in 1 .. max_q, Lk = Lq or in min_k .. max_k. */
-static void make_case_sized(bf16_case *c, uint64_t n, int max_q, int min_k, int max_k)
+/* Case n: the kind and D cycle; Lq in 1 .. max_q, Lk = Lq or in min_k .. max_k; B
+ * of 1 or 2 times batch_factor. */
+static void make_case_sized(bf16_case *c, uint64_t n, int max_q, int min_k, int max_k,
+                            int batch_factor)
 {
     memset(c, 0, sizeof *c);
     attn_rng rng = test_rng(n);
     const case_kind kind = (case_kind)(n % KINDS);
     c->D = dims[n % DIMS];
     c->Dv = attn_rng_below(&rng, 2) ? c->D : dims[attn_rng_below(&rng, DIMS)];
-    c->B = 1 + (int)attn_rng_below(&rng, 2);
+    c->B = (1 + (int)attn_rng_below(&rng, 2)) * batch_factor;
     c->H = 1 + (int)attn_rng_below(&rng, 2);
     c->Lq = 1 + (int)attn_rng_below(&rng, (uint32_t)max_q);
     c->Lk = attn_rng_below(&rng, 2) && c->Lq >= min_k
@@ -280,7 +282,7 @@ static void make_case_sized(bf16_case *c, uint64_t n, int max_q, int min_k, int 
 /* Lengths up to max_length (past the 64-key blocks). */
 static void make_case(bf16_case *c, uint64_t n, int max_length)
 {
-    make_case_sized(c, n, max_length, 1, max_length);
+    make_case_sized(c, n, max_length, 1, max_length, 1);
 }
 
 static void free_case(bf16_case *c)
@@ -631,6 +633,20 @@ static void test_long_cases_within_bounds(void **state)
     print_worst();
 }
 
+/* Heads enough that two threads run the kernels one task per head (head_tasks),
+ * against one thread's tasks and the bounds: 8 to 32 heads. */
+static void test_many_heads_within_bounds(void **state)
+{
+    (void)state;
+    for (uint64_t n = 300; n < 300 + KINDS; n++) {
+        bf16_case c;
+        make_case_sized(&c, n, 130, 1, 130, 8);
+        check_case(&c);
+        free_case(&c);
+    }
+    print_worst();
+}
+
 /* A few query rows over more keys than the backward's query pass keeps tiles for
  * (FUSED_CACHE_BYTES, 256 key blocks): it recomputes them in each step instead. */
 static void test_long_key_ranges_within_bounds(void **state)
@@ -640,7 +656,7 @@ static void test_long_key_ranges_within_bounds(void **state)
     const uint64_t cases[] = {200, 203, 206, 207};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bf16_case c;
-        make_case_sized(&c, cases[i], 9, 16500, 17000);
+        make_case_sized(&c, cases[i], 9, 16500, 17000, 1);
         check_case(&c);
         free_case(&c);
     }
@@ -669,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_conversion_rounds_to_nearest_even),
         cmocka_unit_test(test_random_cases_within_bounds),
         cmocka_unit_test(test_long_cases_within_bounds),
+        cmocka_unit_test(test_many_heads_within_bounds),
         cmocka_unit_test(test_long_key_ranges_within_bounds),
         cmocka_unit_test(test_bad_arguments_are_reported),
     };
