@@ -323,7 +323,8 @@ static attn_status flash_backward_bf16(float *dq, float *dk, float *dv, const ui
                           threads);
     bf16_backward_scratch(scratch, cfg, threads, q, k, v, dout, &op, &terms, &per_thread);
 
-    const bool by_head = head_tasks(heads, threads);
+    const bool by_head =
+        head_tasks(heads, query_blocks > key_blocks ? query_blocks : key_blocks, threads);
 
 #pragma omp parallel num_threads(threads)
     {

@@ -482,7 +482,7 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
     bf16_forward_tiles layout;
     const size_t per_thread = bf16_forward_tiles_at(&layout, NULL, cfg);
 
-    const bool by_head = head_tasks(heads, threads);
+    const bool by_head = head_tasks(heads, query_blocks, threads);
 
 #pragma omp parallel num_threads(threads)
     {
