@@ -35,14 +35,14 @@ typedef struct attn_vec_kernels {
     void (*gelu_backward_slope)(float *dx, const float *dy, const float *slope, size_t n);
     /* LayerNorm (nn/layernorm.c): one row's forward, y: (D), mean, rstd; one
      * row's refined mean (returned) and dx: (D) += (dx may be NULL); and
-     * columns lo .. hi - 1 of dweight, dbias += over N rows (either NULL). */
+     * dweight, dbias: (D) += over N rows (either NULL). */
     void (*layernorm_row_forward)(float *y, float *mean, float *rstd, const float *x,
                                   const float *weight, const float *bias, int D, float eps);
     double (*layernorm_row_backward)(float *dx, const float *dy, const float *x,
                                      const float *weight, int D, float mean, float rstd);
     void (*layernorm_columns_backward)(float *dweight, float *dbias, const float *dy,
                                        const float *x, const double *mu, const float *rstd, int N,
-                                       int D, int lo, int hi);
+                                       int D);
     /* The recurrent cell's pass over the B rows of one step after the GEMM, and
      * its backward before the GEMMs, with the layouts of rnn_cell.c; GH and S are
      * the row lengths of gx and saved. Rows are split across threads here. */

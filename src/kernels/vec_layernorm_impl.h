@@ -109,19 +109,19 @@ static double layernorm_row_backward(float *dx, const float *dy, const float *x,
     return mu;
 }
 
-/* Columns lo .. hi - 1 of dweight += sum over the N rows of dy * xhat and dbias
- * += sum of dy (either may be NULL), rows in order; mu: (N) the refined means,
- * rstd: (N), dy, x: (N, D). */
+/* dweight: (D) += sum over the N rows of dy * xhat and dbias: (D) += sum of dy
+ * (either may be NULL), rows in order; mu: (N) the refined means, rstd: (N),
+ * dy, x: (N, D). */
 static void layernorm_columns_backward(float *dweight, float *dbias, const float *dy,
                                        const float *x, const double *mu, const float *rstd,
-                                       int N, int D, int lo, int hi)
+                                       int N, int D)
 {
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * D, *dyr = dy + (size_t)n * D;
         const double m = mu[n], rs = rstd[n];
         if (dweight)
-            for (int i = lo; i < hi; i++) dweight[i] += dyr[i] * (float)(((double)xr[i] - m) * rs);
+            for (int i = 0; i < D; i++) dweight[i] += dyr[i] * (float)(((double)xr[i] - m) * rs);
         if (dbias)
-            for (int i = lo; i < hi; i++) dbias[i] += dyr[i];
+            for (int i = 0; i < D; i++) dbias[i] += dyr[i];
     }
 }

@@ -100,8 +100,8 @@ attn_status attn_layernorm_backward(float *dx, float *dweight, float *dbias, con
     /* per block: its dweight sums (D), then its dbias sums (D) */
     float *block_sums = NULL;
     if (columns && (block_sums = malloc((size_t)blocks * 2 * D * sizeof *block_sums)) == NULL)
-        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d layernorm column sums",
-                          blocks * 2 * D);
+        return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %zu layernorm column sums",
+                          (size_t)blocks * 2 * D);
 #pragma omp parallel for schedule(static) if ((size_t)N * D >= PARALLEL_MIN_ELEMENTS) \
     num_threads(attn_get_num_threads())
     for (int b = 0; b < blocks; b++) {
@@ -118,8 +118,7 @@ attn_status attn_layernorm_backward(float *dx, float *dweight, float *dbias, con
             memset(sums, 0, 2 * (size_t)D * sizeof *sums);
             const size_t at = (size_t)first * D;
             isa->vec->layernorm_columns_backward(dweight ? sums : NULL, dbias ? sums + D : NULL,
-                                                 dy + at, x + at, mu, rstd + first, rows, D, 0,
-                                                 D);
+                                                 dy + at, x + at, mu, rstd + first, rows, D);
         }
     }
     if (columns)
