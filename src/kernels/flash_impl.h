@@ -79,24 +79,6 @@ static void task_block(int64_t task, int64_t blocks, bool last_first, int64_t *b
     *block = last_first ? blocks - 1 - task % blocks : task % blocks;
 }
 
-/* Whether the bf16 kernels (flash_bf16_impl.h, flash_bf16_backward_impl.h) run one
- * task per head, a static share of the heads per thread: the head's operands laid
- * out, then all of its blocks, every phase of the pass, in one task. Otherwise a
- * task is a block, and the threads meet at a barrier between laying the operands
- * out and each pass that reads them, and read layouts that the other threads
- * wrote. With heads enough to share out evenly, and a head's blocks few (up to
- * 16 of a side, 1024 rows), per-head tasks keep a head's layouts in one core's
- * cache: at 48 heads, the bf16 forward and backward ran 10-25 % faster at 64 and
- * 256 rows (per-block tasks had run them only 1.25x and 1.33x faster on two
- * threads than on one at 64 rows), and the same at 1024. At 4096 rows the
- * forward ran 3-4 % slower so: there the threads do better working on one head
- * at a time (task_block's reason). (The float32 kernels lay nothing out, and
- * per-head tasks did not speed them up.) */
-static bool head_tasks(int64_t heads, int64_t blocks, int threads)
-{
-    return heads >= 4 * (int64_t)threads && blocks <= 16;
-}
-
 /* ---- tile products ------------------------------------------------------------ */
 
 /* C[r][0, nvec * VF_WIDTH) (+)= sum_k A(r, k) B[k][0, nvec * VF_WIDTH) for r < rows.
