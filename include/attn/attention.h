@@ -200,7 +200,20 @@ ATTN_API attn_status attn_hard_attention_backward(float *dscores, float *dvalues
  *   P = softmax(S); P' = dropout(P) with keep probability 1 - dropout_p, kept
  *   entries scaled by 1 / (1 - dropout_p), the keep decision for (b, h, i, j) drawn
  *   as attn_uniform_at(dropout_seed, ((b * H + h) * Lq + i) * Lk + j) >= dropout_p;
- *   out = P' v. */
+ *   out = P' v.
+ * Where the rows lie (row_stride): each of q, k, v and out is (B, H, L, D)
+ * contiguous when its stride is 0, the default. A stride s > 0 makes it
+ * (B, L, H, D) with a position's heads side by side and consecutive positions s
+ * elements apart: element (b, h, i, d) at (b L + i) s + h D + d, what PyTorch's
+ * x.view(B, L, H, D).transpose(1, 2) reads of a (B, L, s) tensor. So q, k and v
+ * can be the column slices of one (B, L, 3 H D) projection (stride 3 H D, k
+ * starting H D in) and out the (B, L, H Dv) input of the output projection
+ * (stride H Dv), with no copy to or from heads. dq, dk, dv and dout lie as q, k,
+ * v and out do; lse is always (B, H, Lq). */
+typedef struct attn_sdpa_strides {
+    int64_t q, k, v, out; /* 0, or at least H D (H Dv for v and out) */
+} attn_sdpa_strides;
+
 typedef struct attn_sdpa_config {
     int batch, heads, len_q, len_k, dim_qk, dim_v; /* B, H, Lq, Lk, D, Dv */
     float scale;                  /* 0 means 1 / sqrt(D) */
@@ -224,11 +237,13 @@ typedef struct attn_sdpa_config {
     const attn_mask *key_padding_mask; /* optional; a second mask, usually (B, 1, 1, Lk) */
     float dropout_p;                   /* in [0, 1) */
     uint64_t dropout_seed;
+    attn_sdpa_strides row_stride; /* {0}: every tensor (B, H, L, D); see above */
 } attn_sdpa_config;
 
 /* Checks sizes, scale, dropout_p, window (>= 0), q_offset (>= 0, with the last
- * row's position q_offset + Lq - 1 an int), alibi_slopes (finite) and the two
- * masks (a known type, with data); names the offending field (and head). */
+ * row's position q_offset + Lq - 1 an int), alibi_slopes (finite), the two
+ * masks (a known type, with data) and the row strides (0 or wide enough for the
+ * heads); names the offending field (and head). */
 ATTN_API attn_status attn_sdpa_check(const attn_sdpa_config *cfg);
 
 /* The scale in use: cfg->scale, or 1 / sqrt(D) when it is 0. */

@@ -35,7 +35,7 @@ class _SdpaConfig(ctypes.Structure):
                 ("q_offset", ctypes.c_int), ("alibi_slopes", ctypes.c_void_p),
                 ("attn_mask", ctypes.POINTER(_Mask)),
                 ("key_padding_mask", ctypes.POINTER(_Mask)), ("dropout_p", ctypes.c_float),
-                ("dropout_seed", ctypes.c_uint64)]
+                ("dropout_seed", ctypes.c_uint64), ("row_stride", ctypes.c_int64 * 4)]
 
 
 check_sizes((_Mask, "attn_mask"), (_SdpaConfig, "attn_sdpa_config"))

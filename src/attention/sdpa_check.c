@@ -38,6 +38,21 @@ attn_status attn_sdpa_check(const attn_sdpa_config *cfg)
     if ((s = attn_mask_check(cfg->attn_mask, "attn_mask")) ||
         (s = attn_mask_check(cfg->key_padding_mask, "key_padding_mask")))
         return s;
+    const struct {
+        int64_t stride;
+        int dim;
+        const char *name;
+    } tensors[] = {{cfg->row_stride.q, cfg->dim_qk, "q"},
+                   {cfg->row_stride.k, cfg->dim_qk, "k"},
+                   {cfg->row_stride.v, cfg->dim_v, "v"},
+                   {cfg->row_stride.out, cfg->dim_v, "out"}};
+    for (size_t t = 0; t < sizeof tensors / sizeof tensors[0]; t++) {
+        const int64_t stride = tensors[t].stride, row = (int64_t)cfg->heads * tensors[t].dim;
+        if (stride != 0 && stride < row)
+            return attn_error(ATTN_ERR_INVALID_ARGUMENT,
+                              "row_stride.%s %lld is neither 0 nor at least heads * dim %lld",
+                              tensors[t].name, (long long)stride, (long long)row);
+    }
     return ATTN_OK;
 }
 

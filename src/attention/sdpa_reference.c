@@ -17,6 +17,7 @@
 #include "attn/core.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "kernels/flash.h"
 
 static float dot(const float *a, const float *b, int n)
 {
@@ -96,17 +97,17 @@ static float dropout_factor(const attn_sdpa_config *cfg, uint64_t flat_index)
 
 /* P of row i of one (b, h): row[j] = softmax_j of the masked scores, from_fill[j]
  * as in masked_score; *lse = max + log(sum) of the unshifted scores. False (with *lse = -inf and row
- * undefined) when every key is masked out. k_bh: (Lk, D). With seen not NULL,
+ * undefined) when every key is masked out. k_bh: (Lk, D), its rows ldk apart. With seen not NULL,
  * seen: (*n_seen) the keys whose masked score is not -inf, ascending. */
 static bool row_softmax(float *row, bool *from_fill, float *lse, const attn_sdpa_config *cfg,
-                        float scale, const float *q_i, const float *k_bh, int64_t b, int64_t h,
-                        int64_t i, int *seen, int *n_seen)
+                        float scale, const float *q_i, const float *k_bh, int64_t ldk, int64_t b,
+                        int64_t h, int64_t i, int *seen, int *n_seen)
 {
-    const int64_t Lk = cfg->len_k, D = cfg->dim_qk;
+    const int64_t Lk = cfg->len_k;
     bool any_key = false;
     float max = -INFINITY;
     for (int64_t j = 0; j < Lk; j++) {
-        row[j] = masked_score(cfg, scale, q_i, k_bh + j * D, b, h, i, j, &from_fill[j]);
+        row[j] = masked_score(cfg, scale, q_i, k_bh + j * ldk, b, h, i, j, &from_fill[j]);
         if (row[j] != -INFINITY) any_key = true; /* NaN counts: it must propagate */
         if (row[j] > max) max = row[j];
     }
@@ -172,7 +173,8 @@ static bool worth_threads(const attn_sdpa_config *cfg)
 }
 
 /* q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv)
- * -> out: (B, H, Lq, Dv), lse: (B, H, Lq), weights: (B, H, Lq, Lk) or NULL;
+ * -> out: (B, H, Lq, Dv), lse: (B, H, Lq), weights: (B, H, Lq, Lk) or NULL
+ * (q, k, v and out where cfg's row strides put their rows);
  * with edit not NULL (checked, dropout off), the rows of the heads it names
  * edited (attn_weights_edit_row) before they multiply v. */
 static attn_status forward(float *out, float *lse, float *weights, const float *q, const float *k,
@@ -182,7 +184,9 @@ static attn_status forward(float *out, float *lse, float *weights, const float *
     attn_status s;
     if ((s = attn_sdpa_check_forward(cfg, out, lse, q, k, v))) return s;
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
-    const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
+    const int64_t Dv = cfg->dim_v;
+    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const attn_rows out_rows = attn_out_rows(cfg);
     const float scale = attn_sdpa_scale(cfg);
     const int threads = worth_threads(cfg) ? attn_get_num_threads() : 1;
     row_scratch scratch;
@@ -197,12 +201,15 @@ static attn_status forward(float *out, float *lse, float *weights, const float *
         const bool edited = edit != NULL && (edit->head < 0 || edit->head == bh % H);
         int *seen = edited ? scratch.seen + (size_t)attn_thread_index() * (size_t)Lk : NULL;
         int n_seen = 0;
+        const float *q_h = q + attn_rows_at(&q_rows, bh, 0), *k_h = k + attn_rows_at(&k_rows, bh, 0);
+        const float *v_h = v + attn_rows_at(&v_rows, bh, 0);
+        float *out_h = out + attn_rows_at(&out_rows, bh, 0);
         for (int64_t i = 0; i < Lq; i++) {
-            float *out_i = out + (bh * Lq + i) * Dv;
+            float *out_i = out_h + i * out_rows.step;
             float *w_i = weights ? weights + (bh * Lq + i) * Lk : NULL;
             for (int64_t c = 0; c < Dv; c++) out_i[c] = 0.0f;
-            if (!row_softmax(p, from_fill, &lse[bh * Lq + i], cfg, scale, q + (bh * Lq + i) * D,
-                             k + bh * Lk * D, bh / H, bh % H, i, seen, &n_seen)) {
+            if (!row_softmax(p, from_fill, &lse[bh * Lq + i], cfg, scale, q_h + i * q_rows.step,
+                             k_h, k_rows.step, bh / H, bh % H, i, seen, &n_seen)) {
                 if (w_i)
                     for (int64_t j = 0; j < Lk; j++) w_i[j] = 0.0f;
                 continue;
@@ -211,7 +218,7 @@ static attn_status forward(float *out, float *lse, float *weights, const float *
             for (int64_t j = 0; j < Lk; j++) {
                 float p_dropped = p[j] * dropout_factor(cfg, (uint64_t)((bh * Lq + i) * Lk + j));
                 if (w_i) w_i[j] = p_dropped;
-                const float *v_j = v + (bh * Lk + j) * Dv;
+                const float *v_j = v_h + j * v_rows.step;
                 for (int64_t c = 0; c < Dv; c++) out_i[c] += p_dropped * v_j[c];
             }
         }
@@ -254,6 +261,8 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
     if ((s = attn_sdpa_check_backward(cfg, dout, q, k, v, lse))) return s;
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
     const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
+    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const attn_rows out_rows = attn_out_rows(cfg);
     const float scale = attn_sdpa_scale(cfg);
     const int threads = worth_threads(cfg) ? attn_get_num_threads() : 1;
     row_scratch scratch;
@@ -265,35 +274,41 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
         float *p = scratch.p + (size_t)attn_thread_index() * (size_t)Lk;
         float *dp = scratch.dp + (size_t)attn_thread_index() * (size_t)Lk;
         bool *from_fill = scratch.from_fill + (size_t)attn_thread_index() * (size_t)Lk;
+        const float *q_h = q + attn_rows_at(&q_rows, bh, 0), *k_h = k + attn_rows_at(&k_rows, bh, 0);
+        const float *v_h = v + attn_rows_at(&v_rows, bh, 0);
+        const float *dout_h = dout + attn_rows_at(&out_rows, bh, 0);
+        float *dq_h = dq ? dq + attn_rows_at(&q_rows, bh, 0) : NULL;
+        float *dk_h = dk ? dk + attn_rows_at(&k_rows, bh, 0) : NULL;
+        float *dv_h = dv ? dv + attn_rows_at(&v_rows, bh, 0) : NULL;
         for (int64_t i = 0; i < Lq; i++) {
-            const float *q_i = q + (bh * Lq + i) * D;
+            const float *q_i = q_h + i * q_rows.step;
             float lse_again;
             if (lse[bh * Lq + i] == -INFINITY || /* fully masked row: no gradient */
-                !row_softmax(p, from_fill, &lse_again, cfg, scale, q_i, k + bh * Lk * D, bh / H,
+                !row_softmax(p, from_fill, &lse_again, cfg, scale, q_i, k_h, k_rows.step, bh / H,
                              bh % H, i, NULL, NULL))
                 continue;
-            const float *dout_i = dout + (bh * Lq + i) * Dv;
+            const float *dout_i = dout_h + i * out_rows.step;
             float delta_i = 0.0f;
             for (int64_t j = 0; j < Lk; j++) {
                 float keep = dropout_factor(cfg, (uint64_t)((bh * Lq + i) * Lk + j));
-                dp[j] = keep * dot(dout_i, v + (bh * Lk + j) * Dv, (int)Dv);
+                dp[j] = keep * dot(dout_i, v_h + j * v_rows.step, (int)Dv);
                 delta_i += p[j] * dp[j];
             }
             for (int64_t j = 0; j < Lk; j++) {
-                const float *k_j = k + (bh * Lk + j) * D;
+                const float *k_j = k_h + j * k_rows.step;
                 float keep = dropout_factor(cfg, (uint64_t)((bh * Lq + i) * Lk + j));
                 if (dv) {
-                    float *dv_j = dv + (bh * Lk + j) * Dv;
+                    float *dv_j = dv_h + j * v_rows.step;
                     for (int64_t c = 0; c < Dv; c++) dv_j[c] += p[j] * keep * dout_i[c];
                 }
                 if (from_fill[j]) continue;
                 float ds = p[j] * (dp[j] - delta_i);
                 if (dq) {
-                    float *dq_i = dq + (bh * Lq + i) * D;
+                    float *dq_i = dq_h + i * q_rows.step;
                     for (int64_t d = 0; d < D; d++) dq_i[d] += scale * ds * k_j[d];
                 }
                 if (dk) {
-                    float *dk_j = dk + (bh * Lk + j) * D;
+                    float *dk_j = dk_h + j * k_rows.step;
                     for (int64_t d = 0; d < D; d++) dk_j[d] += scale * ds * q_i[d];
                 }
             }
@@ -320,21 +335,27 @@ attn_status attn_sdpa_weights_backward(float *dweights, const float *dout, const
                           "the gradient with respect to the weights needs dropout off, not %g",
                           (double)cfg->dropout_p);
     const int64_t B = cfg->batch, H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
-    const int64_t D = cfg->dim_qk, Dv = cfg->dim_v;
+    const int64_t Dv = cfg->dim_v;
+    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const attn_rows out_rows = attn_out_rows(cfg);
     const float scale = attn_sdpa_scale(cfg);
 #pragma omp parallel for num_threads(worth_threads(cfg) ? attn_get_num_threads() : 1) \
     schedule(static)
-    for (int64_t bh = 0; bh < B * H; bh++)
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        const float *q_h = q + attn_rows_at(&q_rows, bh, 0), *k_h = k + attn_rows_at(&k_rows, bh, 0);
+        const float *v_h = v + attn_rows_at(&v_rows, bh, 0);
+        const float *dout_h = dout + attn_rows_at(&out_rows, bh, 0);
         for (int64_t i = 0; i < Lq; i++) {
-            const float *dout_i = dout + (bh * Lq + i) * Dv, *q_i = q + (bh * Lq + i) * D;
+            const float *dout_i = dout_h + i * out_rows.step, *q_i = q_h + i * q_rows.step;
             float *dw_i = dweights + (bh * Lq + i) * Lk;
             for (int64_t j = 0; j < Lk; j++) {
                 bool from_fill;
                 const float score =
-                    masked_score(cfg, scale, q_i, k + (bh * Lk + j) * D, bh / H, bh % H, i, j,
+                    masked_score(cfg, scale, q_i, k_h + j * k_rows.step, bh / H, bh % H, i, j,
                                  &from_fill);
-                if (score != -INFINITY) dw_i[j] += dot(dout_i, v + (bh * Lk + j) * Dv, (int)Dv);
+                if (score != -INFINITY) dw_i[j] += dot(dout_i, v_h + j * v_rows.step, (int)Dv);
             }
         }
+    }
     return ATTN_OK;
 }

@@ -10,7 +10,8 @@
  *   q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv)
  *   out, dout: (B, H, Lq, Dv), lse: (B, H, Lq)
  *   dq: (B, H, Lq, D), dk: (B, H, Lk, D), dv: (B, H, Lk, Dv)
- * Results are bitwise the same for any thread count; they differ between
+ * each (B, L, H, D) at a row stride instead when the config's row_stride says so
+ * (attn_rows below). Results are bitwise the same for any thread count; they differ between
  * instruction sets only by rounding.
  *
  * The instruction set is the library's one run-time choice (isa.h), which the
@@ -36,6 +37,47 @@
 static inline float attn_flash_scale(const attn_sdpa_config *cfg)
 {
     return cfg->scale != 0.0f ? cfg->scale : 1.0f / sqrtf((float)cfg->dim_qk);
+}
+
+/* Where one tensor's rows lie (attn_sdpa_config's row_stride): row i of head
+ * bh = b H + h starts at attn_rows_at(bh, i), and a head's rows are `step`
+ * apart, so the kernels read and write a head as rows at a leading dimension. */
+typedef struct attn_rows {
+    int64_t step, head, batch; /* between rows of a head, heads, batch entries */
+    int heads;
+} attn_rows;
+
+/* The rows of a tensor of `length` rows of `width` per head at row stride
+ * `stride` (0: (B, H, L, width) contiguous). */
+static inline attn_rows attn_rows_of(int64_t stride, int heads, int64_t length, int width)
+{
+    if (stride == 0) return (attn_rows){width, length * width, heads * length * width, heads};
+    return (attn_rows){stride, width, length * stride, heads};
+}
+
+static inline int64_t attn_rows_at(const attn_rows *r, int64_t bh, int64_t i)
+{
+    /* Contiguous heads need no division (the kernels ask per tile). */
+    if (r->batch == r->heads * r->head) return bh * r->head + i * r->step;
+    return bh / r->heads * r->batch + bh % r->heads * r->head + i * r->step;
+}
+
+/* The rows of q (and dq), k (dk), v (dv) and out (dout) under cfg. */
+static inline attn_rows attn_q_rows(const attn_sdpa_config *cfg)
+{
+    return attn_rows_of(cfg->row_stride.q, cfg->heads, cfg->len_q, cfg->dim_qk);
+}
+static inline attn_rows attn_k_rows(const attn_sdpa_config *cfg)
+{
+    return attn_rows_of(cfg->row_stride.k, cfg->heads, cfg->len_k, cfg->dim_qk);
+}
+static inline attn_rows attn_v_rows(const attn_sdpa_config *cfg)
+{
+    return attn_rows_of(cfg->row_stride.v, cfg->heads, cfg->len_k, cfg->dim_v);
+}
+static inline attn_rows attn_out_rows(const attn_sdpa_config *cfg)
+{
+    return attn_rows_of(cfg->row_stride.out, cfg->heads, cfg->len_q, cfg->dim_v);
 }
 
 attn_status attn_flash_forward(float *out, float *lse, const float *q, const float *k,

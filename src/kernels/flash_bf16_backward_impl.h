@@ -81,7 +81,8 @@ static void query_scores(float *s_t, const bf16_backward_operands *op, const bf1
                          int64_t j0, int keys)
 {
     const int d_even = op->q.width_even;
-    tile_product_pairs(keys, QUERY_BLOCK, d_even / 2, operand_rows(&op->k, bh, j0), d_even, 2,
+    tile_product_pairs(keys, QUERY_BLOCK, d_even / 2, operand_rows(&op->k, bh, j0), op->k.rows_step,
+                       2,
                        t->q_cols, QUERY_BLOCK * 2, s_t, QUERY_BLOCK,
                        (c_update){false, attn_flash_scale(cfg), NULL});
     score_tile tile = {s_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads, i0, j0, rows, keys};
@@ -95,8 +96,8 @@ static void query_probabilities(float *s_t, float *dp_t, const bf16_backward_ope
 {
     const int dv_even = op->v.width_even;
     probabilities_transposed(SOFTMAX_EXP_BF16, s_t, keys, t->shift, t->inv_sum);
-    tile_product_pairs(keys, QUERY_BLOCK, dv_even / 2, operand_rows(&op->v, bh, j0), dv_even, 2,
-                       t->dout_cols, QUERY_BLOCK * 2, dp_t, QUERY_BLOCK, FRESH);
+    tile_product_pairs(keys, QUERY_BLOCK, dv_even / 2, operand_rows(&op->v, bh, j0),
+                       op->v.rows_step, 2, t->dout_cols, QUERY_BLOCK * 2, dp_t, QUERY_BLOCK, FRESH);
     if (cfg->dropout_p > 0.0f) {
         score_tile dp_tile = {dp_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads,
                               i0, j0, rows, keys};
@@ -115,10 +116,10 @@ static void bf16_query_block(const row_terms *terms, float *dq, const bf16_backw
     const bool kept = t->s_cache != NULL;
     const int64_t begin = key_begin(cfg, i0) & ~(int64_t)1, end = key_end(cfg, i0, rows);
 
-    pack_column_pairs(t->q_cols, QUERY_BLOCK, operand_rows(&op->q, bh, i0), rows,
-                      op->q.width_even);
-    pack_column_pairs(t->dout_cols, QUERY_BLOCK, operand_rows(&op->dout, bh, i0), rows,
-                      op->dout.width_even);
+    pack_column_pairs(t->q_cols, QUERY_BLOCK, operand_rows(&op->q, bh, i0), op->q.rows_step,
+                      rows, op->q.width_even);
+    pack_column_pairs(t->dout_cols, QUERY_BLOCK, operand_rows(&op->dout, bh, i0),
+                      op->dout.rows_step, rows, op->dout.width_even);
 
     /* The rows' max and sum, as the forward's online softmax finds them. */
     for (int r = 0; r < QUERY_BLOCK; r++) {
@@ -168,8 +169,12 @@ static void bf16_query_block(const row_terms *terms, float *dq, const bf16_backw
                            ADD);
     }
     const float scale = attn_flash_scale(cfg);
-    for (int r = 0; r < rows; r++)
-        for (int d = 0; d < D; d++) dq[(first + r) * D + d] += scale * t->dq_acc[r * d_pad + d];
+    const attn_rows q_rows = attn_q_rows(cfg);
+    float *dq_i = dq + attn_rows_at(&q_rows, bh, i0);
+    for (int r = 0; r < rows; r++) {
+        float *dq_r = dq_i + r * q_rows.step;
+        for (int d = 0; d < D; d++) dq_r[d] += scale * t->dq_acc[r * d_pad + d];
+    }
 }
 
 /* ---- the key pass ------------------------------------------------------------------ */
@@ -207,8 +212,10 @@ static void bf16_key_block(float *dk, float *dv, const bf16_backward_operands *o
     const int keys = min_int(KEY_BLOCK, Lk - j0);
     const float scale = attn_flash_scale(cfg);
 
-    pack_column_pairs(t->k_cols, KEY_BLOCK, operand_rows(&op->k, bh, j0), keys, d_even);
-    pack_column_pairs(t->v_cols, KEY_BLOCK, operand_rows(&op->v, bh, j0), keys, dv_even);
+    pack_column_pairs(t->k_cols, KEY_BLOCK, operand_rows(&op->k, bh, j0), op->k.rows_step, keys,
+                      d_even);
+    pack_column_pairs(t->v_cols, KEY_BLOCK, operand_rows(&op->v, bh, j0), op->v.rows_step, keys,
+                      dv_even);
     memset(t->dk_acc, 0, (size_t)KEY_BLOCK * d_pad * sizeof *t->dk_acc);
     memset(t->dv_acc, 0, (size_t)KEY_BLOCK * dv_pad * sizeof *t->dv_acc);
 
@@ -219,15 +226,15 @@ static void bf16_key_block(float *dk, float *dv, const bf16_backward_operands *o
         const int64_t at = bh * Lq + i0;
 
         /* S = scale Q_i K_j^T, masked; P; dP' = dout_i V_j^T; dS and P'. */
-        tile_product_pairs(rows, KEY_BLOCK, d_even / 2, operand_rows(&op->q, bh, i0), d_even, 2,
-                           t->k_cols, KEY_BLOCK * 2, t->p, KEY_BLOCK,
+        tile_product_pairs(rows, KEY_BLOCK, d_even / 2, operand_rows(&op->q, bh, i0),
+                           op->q.rows_step, 2, t->k_cols, KEY_BLOCK * 2, t->p, KEY_BLOCK,
                            (c_update){false, scale, NULL});
         score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
         probabilities_by_rows(SOFTMAX_EXP_BF16, t->p, rows, terms->shift + at,
                               terms->inv_sum + at);
-        tile_product_pairs(rows, KEY_BLOCK, dv_even / 2, operand_rows(&op->dout, bh, i0), dv_even,
-                           2, t->v_cols, KEY_BLOCK * 2, t->ds, KEY_BLOCK, FRESH);
+        tile_product_pairs(rows, KEY_BLOCK, dv_even / 2, operand_rows(&op->dout, bh, i0),
+                           op->dout.rows_step, 2, t->v_cols, KEY_BLOCK * 2, t->ds, KEY_BLOCK, FRESH);
         if (cfg->dropout_p > 0.0f)
             dropout_softmax_gradient(&tile, t->ds, terms->delta + at, terms->delta_lo + at, cfg);
         else
@@ -273,10 +280,11 @@ static size_t bf16_backward_scratch(float *base, const attn_sdpa_config *cfg, in
     float *row_area = carve(base, &used, ROW_TERMS * rows);
     if (row_area != NULL)
         *terms = (row_terms){row_area, row_area + rows, row_area + 2 * rows, row_area + 3 * rows};
-    op->q = carve_operand(base, &used, q, cfg, cfg->len_q, cfg->dim_qk, true);
-    op->k = carve_operand(base, &used, k, cfg, cfg->len_k, cfg->dim_qk, true);
-    op->v = carve_operand(base, &used, v, cfg, cfg->len_k, cfg->dim_v, false);
-    op->dout = carve_operand(base, &used, dout, cfg, cfg->len_q, cfg->dim_v, true);
+    op->q = carve_operand(base, &used, q, attn_q_rows(cfg), cfg, cfg->len_q, cfg->dim_qk, true);
+    op->k = carve_operand(base, &used, k, attn_k_rows(cfg), cfg, cfg->len_k, cfg->dim_qk, true);
+    op->v = carve_operand(base, &used, v, attn_v_rows(cfg), cfg, cfg->len_k, cfg->dim_v, false);
+    op->dout =
+        carve_operand(base, &used, dout, attn_out_rows(cfg), cfg, cfg->len_q, cfg->dim_v, true);
     return used;
 }
 

@@ -172,16 +172,17 @@ static void pack_padded(float *dst, int cols_pad, const float *src, int rows, in
     }
 }
 
-/* A row-major operand read as whole vectors: in place when its rows already are a
- * multiple of VF_WIDTH long, else a zero-padded copy in `spare`. */
-static const float *vector_rows(float *spare, int cols_pad, const float *src, int rows, int cols,
-                                ptrdiff_t *ld)
+/* A row-major operand (leading dimension lds) read as whole vectors: in place
+ * when its rows already are a multiple of VF_WIDTH long, else a zero-padded copy
+ * in `spare`. */
+static const float *vector_rows(float *spare, int cols_pad, const float *src, ptrdiff_t lds,
+                                int rows, int cols, ptrdiff_t *ld)
 {
     if (cols == cols_pad) {
-        *ld = cols;
+        *ld = lds;
         return src;
     }
-    pack_padded(spare, cols_pad, src, rows, cols, cols);
+    pack_padded(spare, cols_pad, src, rows, cols, lds);
     *ld = cols_pad;
     return spare;
 }
@@ -662,9 +663,11 @@ static void finish_rows(float *out, float *lse, const attn_sdpa_config *cfg, int
 {
     const int64_t Lq = cfg->len_q;
     const int Dv = cfg->dim_v;
+    const attn_rows out_rows = attn_out_rows(cfg);
+    float *out_i = out + attn_rows_at(&out_rows, bh, i0);
     for (int r = 0; r < min_int(QUERY_BLOCK, Lq - i0); r++) {
         const float l = row_sum[r];
-        float *out_r = out + (bh * Lq + i0 + r) * Dv;
+        float *out_r = out_i + r * out_rows.step;
         const float *o_r = o_acc + r * dv_pad;
         const float shift = alibi_row_shift(cfg, bh % cfg->heads, i0 + r);
         lse[bh * Lq + i0 + r] = l == 0.0f ? -INFINITY : (row_max[r] - shift) + logf(l);
@@ -685,17 +688,18 @@ static void online_softmax(const float *q, const float *k, const float *v,
                            const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
                            const forward_tiles *t, bool with_values)
 {
-    const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int64_t H = cfg->heads, Lq = cfg->len_q;
     const int D = cfg->dim_qk, Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
     /* The lanes that hold a row: a block of one query row (a decoding step) works
      * on one vector of lanes rather than QUERY_BLOCK. Each lane is computed alone,
      * so its bits do not depend on how many are. */
     const int lanes = round_up(rows, VF_WIDTH);
-    const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
+    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
 
     /* Q of the block, transposed so that a query row is a vector lane: (D, lanes). */
-    pack_transposed(t->q_t, lanes, q + (bh * Lq + i0) * D, rows, D, D, 1.0f);
+    pack_transposed(t->q_t, lanes, q + attn_rows_at(&q_rows, bh, i0), rows, D, q_rows.step, 1.0f);
     /* Running statistics of the online softmax: m_i = -inf (nothing seen yet),
      * l_i = 0, and the accumulator of sum_j exp(s_ij - m_i) v_j is 0. */
     for (int r = 0; r < QUERY_BLOCK; r++) {
@@ -710,8 +714,8 @@ static void online_softmax(const float *q, const float *k, const float *v,
     for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
         /* S^T (keys x lanes) = scale K_j Q^T, then the bias and masks. */
-        tile_product(keys, lanes, D, k_head + j0 * D, D, 1, t->q_t, lanes, t->s_t, QUERY_BLOCK,
-                     false);
+        tile_product(keys, lanes, D, k_head + j0 * k_rows.step, k_rows.step, 1, t->q_t, lanes,
+                     t->s_t, QUERY_BLOCK, false);
         scale_tile(t->s_t, keys, lanes, QUERY_BLOCK, attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
@@ -726,7 +730,8 @@ static void online_softmax(const float *q, const float *k, const float *v,
         /* O = diag(rescale) O + P V_j. */
         rescale_rows(t->o_acc, rows, dv_pad, t->rescale);
         ptrdiff_t ldv;
-        const float *v_j = vector_rows(t->v_padded, dv_pad, v_head + j0 * Dv, keys, Dv, &ldv);
+        const float *v_j = vector_rows(t->v_padded, dv_pad, v_head + j0 * v_rows.step,
+                                       v_rows.step, keys, Dv, &ldv);
         tile_product(rows, dv_pad, keys, t->s_t, 1, QUERY_BLOCK, v_j, ldv, t->o_acc, dv_pad, true);
     }
 }
@@ -740,13 +745,14 @@ static void online_softmax(const float *q, const float *k, const float *v,
  * from a block of many rows by rounding; the backward recomputes its statistics
  * with the tile products, as for every block). */
 
-/* s[c] = scale (q . k_c) for keys c < keys of k: (keys, D), each a vector dot
- * product along d, one load of k per VF_WIDTH of its values. */
-static void single_row_scores(float *s, const float *k, const float *q, int keys, int D,
-                              float scale)
+/* s[c] = scale (q . k_c) for keys c < keys of k: (keys, D) at leading dimension
+ * ldk, each a vector dot product along d, one load of k per VF_WIDTH of its
+ * values. */
+static void single_row_scores(float *s, const float *k, ptrdiff_t ldk, const float *q, int keys,
+                              int D, float scale)
 {
     for (int c = 0; c < keys; c++) {
-        const float *kc = k + (ptrdiff_t)c * D;
+        const float *kc = k + (ptrdiff_t)c * ldk;
         vf acc = vf_zero();
         int d = 0;
         for (; d + VF_WIDTH <= D; d += VF_WIDTH) acc = vf_fma(vf_load(kc + d), vf_load(q + d), acc);
@@ -799,15 +805,17 @@ static void single_row_forward(float *out, float *lse, const float *q, const flo
 {
     const int64_t H = cfg->heads;
     const int D = cfg->dim_qk, Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
-    const float *q_row = q + (bh * cfg->len_q + i0) * D;
-    const float *k_head = k + bh * cfg->len_k * D, *v_head = v + bh * cfg->len_k * Dv;
+    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const float *q_row = q + attn_rows_at(&q_rows, bh, i0);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
     t->row_max[0] = -INFINITY;
     t->row_sum[0] = 0.0f;
     memset(t->o_acc, 0, (size_t)dv_pad * sizeof *t->o_acc);
     const int64_t end = key_end(cfg, i0, 1);
     for (int64_t j0 = key_begin(cfg, i0); j0 < end; j0 += KEY_BLOCK) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        single_row_scores(t->s_t, k_head + j0 * D, q_row, keys, D, attn_flash_scale(cfg));
+        single_row_scores(t->s_t, k_head + j0 * k_rows.step, k_rows.step, q_row, keys, D,
+                          attn_flash_scale(cfg));
         score_tile tile = {t->s_t, 0, 1, bh / H, bh % H, i0, j0, 1, keys};
         mask_tile(&tile, cfg);
         t->rescale[0] =
@@ -816,7 +824,8 @@ static void single_row_forward(float *out, float *lse, const float *q, const flo
         /* o = rescale o + p V_j */
         rescale_rows(t->o_acc, 1, dv_pad, t->rescale);
         ptrdiff_t ldv;
-        const float *v_j = vector_rows(t->v_padded, dv_pad, v_head + j0 * Dv, keys, Dv, &ldv);
+        const float *v_j = vector_rows(t->v_padded, dv_pad, v_head + j0 * v_rows.step,
+                                       v_rows.step, keys, Dv, &ldv);
         tile_product(1, dv_pad, keys, t->s_t, 0, 1, v_j, ldv, t->o_acc, dv_pad, true);
     }
     finish_rows(out, lse, cfg, bh, i0, t->o_acc, round_up(cfg->dim_v, VF_WIDTH), t->row_max,
@@ -983,15 +992,19 @@ static void add_key_gradients(float *dk, float *dv, const float *dk_acc, int d_p
                               const float *dv_acc, int dv_pad, const attn_sdpa_config *cfg,
                               int64_t bh, int64_t j0, int keys)
 {
-    const int64_t Lk = cfg->len_k;
     const int D = cfg->dim_qk, Dv = cfg->dim_v;
+    const attn_rows k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
     const float scale = attn_flash_scale(cfg);
+    const int64_t dk_j = attn_rows_at(&k_rows, bh, j0), dv_j = attn_rows_at(&v_rows, bh, j0);
     for (int c = 0; c < keys; c++) {
-        if (dk != NULL)
-            for (int d = 0; d < D; d++)
-                dk[(bh * Lk + j0 + c) * D + d] += scale * dk_acc[c * d_pad + d];
-        if (dv != NULL)
-            for (int d = 0; d < Dv; d++) dv[(bh * Lk + j0 + c) * Dv + d] += dv_acc[c * dv_pad + d];
+        if (dk != NULL) {
+            float *dk_c = dk + dk_j + c * k_rows.step;
+            for (int d = 0; d < D; d++) dk_c[d] += scale * dk_acc[c * d_pad + d];
+        }
+        if (dv != NULL) {
+            float *dv_c = dv + dv_j + c * v_rows.step;
+            for (int d = 0; d < Dv; d++) dv_c[d] += dv_acc[c * dv_pad + d];
+        }
     }
 }
 
@@ -1006,9 +1019,13 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
     const int d_pad = round_up(D, VF_WIDTH), dv_pad = round_up(Dv, VF_WIDTH);
     const int keys = min_int(KEY_BLOCK, Lk - j0);
     const float scale = attn_flash_scale(cfg);
+    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const attn_rows out_rows = attn_out_rows(cfg);
 
-    pack_transposed(t->k_t, KEY_BLOCK, k + (bh * Lk + j0) * D, keys, D, D, 1.0f);
-    pack_transposed(t->v_t, KEY_BLOCK, v + (bh * Lk + j0) * Dv, keys, Dv, Dv, 1.0f);
+    pack_transposed(t->k_t, KEY_BLOCK, k + attn_rows_at(&k_rows, bh, j0), keys, D, k_rows.step,
+                    1.0f);
+    pack_transposed(t->v_t, KEY_BLOCK, v + attn_rows_at(&v_rows, bh, j0), keys, Dv, v_rows.step,
+                    1.0f);
     memset(t->dk_acc, 0, (size_t)KEY_BLOCK * d_pad * sizeof *t->dk_acc);
     memset(t->dv_acc, 0, (size_t)KEY_BLOCK * dv_pad * sizeof *t->dv_acc);
 
@@ -1018,21 +1035,23 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
     query_range(cfg, j0, keys, &first, &last);
     for (int64_t i0 = first; i0 < last; i0 += QUERY_BLOCK) {
         const int rows = min_int(QUERY_BLOCK, Lq - i0);
-        const float *q_i = q + (bh * Lq + i0) * D, *dout_i = dout + (bh * Lq + i0) * Dv;
+        const float *q_i = q + attn_rows_at(&q_rows, bh, i0);
+        const float *dout_i = dout + attn_rows_at(&out_rows, bh, i0);
         const float *shift = terms->shift + bh * Lq + i0, *inv_sum = terms->inv_sum + bh * Lq + i0;
         const float *delta = terms->delta + bh * Lq + i0;
         const float *delta_lo = terms->delta_lo + bh * Lq + i0;
 
         /* S (rows x KEY_BLOCK) = scale Q_i K_j^T, masked as in the forward;
          * P = exp(S - shift_i) inv_sum_i, the forward's probabilities. */
-        tile_product(rows, KEY_BLOCK, D, q_i, D, 1, t->k_t, KEY_BLOCK, t->p, KEY_BLOCK, false);
+        tile_product(rows, KEY_BLOCK, D, q_i, q_rows.step, 1, t->k_t, KEY_BLOCK, t->p, KEY_BLOCK,
+                     false);
         scale_tile(t->p, rows, KEY_BLOCK, KEY_BLOCK, scale);
         score_tile tile = {t->p, KEY_BLOCK, 1, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
         probabilities_by_rows(SOFTMAX_EXP_FLOAT32, t->p, rows, shift, inv_sum);
         /* dP' (rows x KEY_BLOCK) = dout_i V_j^T. */
-        tile_product(rows, KEY_BLOCK, Dv, dout_i, Dv, 1, t->v_t, KEY_BLOCK, t->ds, KEY_BLOCK,
-                     false);
+        tile_product(rows, KEY_BLOCK, Dv, dout_i, out_rows.step, 1, t->v_t, KEY_BLOCK, t->ds,
+                     KEY_BLOCK, false);
         /* dS = P (dP - delta_i), P' = P, or their dropout forms. */
         if (cfg->dropout_p > 0.0f) {
             dropout_softmax_gradient(&tile, t->ds, delta, delta_lo, cfg);
@@ -1047,13 +1066,14 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
         /* dV_j += P'^T dout_i and dK_j += dS^T Q_i (scale applied at the end). */
         ptrdiff_t ld;
         if (dv != NULL) {
-            const float *dout_rows = vector_rows(t->dout_padded, dv_pad, dout_i, rows, Dv, &ld);
+            const float *dout_rows =
+                vector_rows(t->dout_padded, dv_pad, dout_i, out_rows.step, rows, Dv, &ld);
             tile_product(keys, dv_pad, rows, t->p, 1, KEY_BLOCK, dout_rows, ld, t->dv_acc, dv_pad,
                          true);
         }
         if (dk != NULL) {
-            const float *q_rows = vector_rows(t->q_padded, d_pad, q_i, rows, D, &ld);
-            tile_product(keys, d_pad, rows, t->ds, 1, KEY_BLOCK, q_rows, ld, t->dk_acc, d_pad,
+            const float *q_vectors = vector_rows(t->q_padded, d_pad, q_i, q_rows.step, rows, D, &ld);
+            tile_product(keys, d_pad, rows, t->ds, 1, KEY_BLOCK, q_vectors, ld, t->dk_acc, d_pad,
                          true);
         }
     }
@@ -1067,9 +1087,11 @@ static void load_query_block(const query_pass_tiles *t, const float *dout, const
                              int64_t i0, int rows)
 {
     const int64_t Lq = cfg->len_q;
-    const int D = cfg->dim_qk, Dv = cfg->dim_v;
-    pack_transposed(t->q_t, QUERY_BLOCK, q + (bh * Lq + i0) * D, rows, D, D, 1.0f);
-    pack_transposed(t->dout_t, QUERY_BLOCK, dout + (bh * Lq + i0) * Dv, rows, Dv, Dv, 1.0f);
+    const attn_rows q_rows = attn_q_rows(cfg), out_rows = attn_out_rows(cfg);
+    pack_transposed(t->q_t, QUERY_BLOCK, q + attn_rows_at(&q_rows, bh, i0), rows, cfg->dim_qk,
+                    q_rows.step, 1.0f);
+    pack_transposed(t->dout_t, QUERY_BLOCK, dout + attn_rows_at(&out_rows, bh, i0), rows,
+                    cfg->dim_v, out_rows.step, 1.0f);
     for (int r = 0; r < QUERY_BLOCK; r++) {
         t->shift[r] = r < rows ? terms->shift[bh * Lq + i0 + r] : INFINITY;
         t->inv_sum[r] = r < rows ? terms->inv_sum[bh * Lq + i0 + r] : 1.0f;
@@ -1078,7 +1100,8 @@ static void load_query_block(const query_pass_tiles *t, const float *dout, const
     }
 }
 
-/* For the loaded query block and keys j0 .. j0 + keys, transposed:
+/* For the loaded query block and keys j0 .. j0 + keys of k_head and v_head (the
+ * head's rows), transposed:
  *   P^T = exp(S^T - shift) inv_sum with S^T = scale K_j Q_i^T, masked,
  *   dP'^T = V_j dout_i^T.
  * Returns the tile of P^T (its data is t->p_t; dP'^T is in t->ds_t). */
@@ -1088,14 +1111,15 @@ static score_tile query_block_probabilities(const query_pass_tiles *t, const flo
                                             int keys)
 {
     const int D = cfg->dim_qk, Dv = cfg->dim_v;
-    tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, t->p_t,
+    const int64_t ldk = attn_k_rows(cfg).step, ldv = attn_v_rows(cfg).step;
+    tile_product(keys, QUERY_BLOCK, D, k_head + j0 * ldk, ldk, 1, t->q_t, QUERY_BLOCK, t->p_t,
                  QUERY_BLOCK, false);
     scale_tile(t->p_t, keys, QUERY_BLOCK, QUERY_BLOCK, attn_flash_scale(cfg));
     score_tile tile = {t->p_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads,
                        i0, j0, rows, keys};
     mask_tile(&tile, cfg);
     probabilities_transposed(SOFTMAX_EXP_FLOAT32, t->p_t, keys, t->shift, t->inv_sum);
-    tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK, t->ds_t,
+    tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * ldv, ldv, 1, t->dout_t, QUERY_BLOCK, t->ds_t,
                  QUERY_BLOCK, false);
     return tile;
 }
@@ -1160,9 +1184,10 @@ static void block_delta(const row_terms *terms, const float *dout, const float *
                         const float *k, const float *v, const attn_sdpa_config *cfg, int64_t bh,
                         int64_t i0, const query_pass_tiles *t)
 {
-    const int64_t Lq = cfg->len_q, Lk = cfg->len_k;
+    const int64_t Lq = cfg->len_q;
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
-    const float *k_head = k + bh * Lk * cfg->dim_qk, *v_head = v + bh * Lk * cfg->dim_v;
+    const attn_rows k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
     load_query_block(t, dout, q, terms, cfg, bh, i0, rows);
     double num[QUERY_BLOCK] = {0}, den[QUERY_BLOCK] = {0};
 
@@ -1186,11 +1211,12 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
                                  const attn_sdpa_config *cfg, int64_t bh, int64_t i0,
                                  const query_pass_tiles *t)
 {
-    const int64_t Lq = cfg->len_q, Lk = cfg->len_k;
+    const int64_t Lq = cfg->len_q;
     const int D = cfg->dim_qk, d_pad = round_up(D, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
     const float scale = attn_flash_scale(cfg);
-    const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * cfg->dim_v;
+    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
 
     load_query_block(t, dout, q, terms, cfg, bh, i0, rows);
     memset(t->dq_acc, 0, (size_t)QUERY_BLOCK * d_pad * sizeof *t->dq_acc);
@@ -1212,13 +1238,16 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
 
         /* dQ_i += dS K_j (scale applied at the end). */
         ptrdiff_t ldk;
-        const float *k_rows = vector_rows(t->k_padded, d_pad, k_head + j0 * D, keys, D, &ldk);
-        tile_product(rows, d_pad, keys, t->ds_t, 1, QUERY_BLOCK, k_rows, ldk, t->dq_acc, d_pad,
+        const float *k_vectors = vector_rows(t->k_padded, d_pad, k_head + j0 * k_rows.step,
+                                             k_rows.step, keys, D, &ldk);
+        tile_product(rows, d_pad, keys, t->ds_t, 1, QUERY_BLOCK, k_vectors, ldk, t->dq_acc, d_pad,
                      true);
     }
-    for (int r = 0; r < rows; r++)
-        for (int d = 0; d < D; d++)
-            dq[(bh * Lq + i0 + r) * D + d] += scale * t->dq_acc[r * d_pad + d];
+    float *dq_i = dq + attn_rows_at(&q_rows, bh, i0);
+    for (int r = 0; r < rows; r++) {
+        float *dq_r = dq_i + r * q_rows.step;
+        for (int d = 0; d < D; d++) dq_r[d] += scale * t->dq_acc[r * d_pad + d];
+    }
 }
 
 /* Row terms and dq of query rows i0 .. i0 + rows of head bh in one task, with each
@@ -1237,17 +1266,21 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
                               const fused_tiles *ft)
 {
     const query_pass_tiles *t = &ft->pass;
-    const int64_t H = cfg->heads, Lq = cfg->len_q, Lk = cfg->len_k;
+    const int64_t H = cfg->heads, Lq = cfg->len_q;
     const int D = cfg->dim_qk, Dv = cfg->dim_v, d_pad = round_up(D, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
     const float scale = attn_flash_scale(cfg);
-    const float *k_head = k + bh * Lk * D, *v_head = v + bh * Lk * Dv;
-    const int64_t first = bh * Lq + i0;
+    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const attn_rows out_rows = attn_out_rows(cfg);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
+    const int64_t first = bh * Lq + i0; /* of the row terms and lse: (B H, Lq) */
     const ptrdiff_t tile_floats = (ptrdiff_t)KEY_BLOCK * QUERY_BLOCK;
     const int64_t begin = key_begin(cfg, i0), end = key_end(cfg, i0, rows);
 
-    pack_transposed(t->q_t, QUERY_BLOCK, q + first * D, rows, D, D, 1.0f);
-    pack_transposed(t->dout_t, QUERY_BLOCK, dout + first * Dv, rows, Dv, Dv, 1.0f);
+    pack_transposed(t->q_t, QUERY_BLOCK, q + attn_rows_at(&q_rows, bh, i0), rows, D, q_rows.step,
+                    1.0f);
+    pack_transposed(t->dout_t, QUERY_BLOCK, dout + attn_rows_at(&out_rows, bh, i0), rows, Dv,
+                    out_rows.step, 1.0f);
 
     /* A: t->shift and t->inv_sum hold the running max and sum meanwhile. */
     float *row_max = t->shift, *row_sum = t->inv_sum;
@@ -1258,8 +1291,8 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
     float *s_t = ft->s_cache;
     for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats) {
         const int keys = min_int(KEY_BLOCK, end - j0);
-        tile_product(keys, QUERY_BLOCK, D, k_head + j0 * D, D, 1, t->q_t, QUERY_BLOCK, s_t,
-                     QUERY_BLOCK, false);
+        tile_product(keys, QUERY_BLOCK, D, k_head + j0 * k_rows.step, k_rows.step, 1, t->q_t,
+                     QUERY_BLOCK, s_t, QUERY_BLOCK, false);
         scale_tile(s_t, keys, QUERY_BLOCK, QUERY_BLOCK, scale);
         score_tile tile = {s_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
         mask_tile(&tile, cfg);
@@ -1276,8 +1309,8 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
     for (int64_t j0 = begin; j0 < end; j0 += KEY_BLOCK, s_t += tile_floats, dp_t += tile_floats) {
         const int keys = min_int(KEY_BLOCK, end - j0);
         probabilities_transposed(SOFTMAX_EXP_FLOAT32, s_t, keys, t->shift, t->inv_sum);
-        tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * Dv, Dv, 1, t->dout_t, QUERY_BLOCK, dp_t,
-                     QUERY_BLOCK, false);
+        tile_product(keys, QUERY_BLOCK, Dv, v_head + j0 * v_rows.step, v_rows.step, 1, t->dout_t,
+                     QUERY_BLOCK, dp_t, QUERY_BLOCK, false);
         if (cfg->dropout_p > 0.0f) {
             score_tile dp_tile = {dp_t, 1, QUERY_BLOCK, bh / H, bh % H, i0, j0, rows, keys};
             apply_dropout(&dp_tile, cfg);
@@ -1299,12 +1332,16 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         zero_filled(&ds_tile, cfg->attn_mask);
         zero_filled(&ds_tile, cfg->key_padding_mask);
         ptrdiff_t ldk;
-        const float *k_rows = vector_rows(t->k_padded, d_pad, k_head + j0 * D, keys, D, &ldk);
-        tile_product(rows, d_pad, keys, dp_t, 1, QUERY_BLOCK, k_rows, ldk, t->dq_acc, d_pad, true);
+        const float *k_vectors = vector_rows(t->k_padded, d_pad, k_head + j0 * k_rows.step,
+                                             k_rows.step, keys, D, &ldk);
+        tile_product(rows, d_pad, keys, dp_t, 1, QUERY_BLOCK, k_vectors, ldk, t->dq_acc, d_pad,
+                     true);
     }
-    for (int r = 0; r < rows; r++)
-        for (int d = 0; d < D; d++)
-            dq[(first + r) * D + d] += scale * t->dq_acc[r * d_pad + d];
+    float *dq_i = dq + attn_rows_at(&q_rows, bh, i0);
+    for (int r = 0; r < rows; r++) {
+        float *dq_r = dq_i + r * q_rows.step;
+        for (int d = 0; d < D; d++) dq_r[d] += scale * t->dq_acc[r * d_pad + d];
+    }
 }
 
 static attn_status flash_backward(float *dq, float *dk, float *dv, const float *dout,
