@@ -282,8 +282,9 @@ ATTN_API attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *d
  * on the softmax's output gives it (what gradient-weighted attention multiplies
  * the weights by): dweights: (B, H, Lq, Lk) += dout v^T per (b, h), except where
  * the masks exclude key j from row i (causal, window, either mask), where P is a
- * constant 0 and the gradient stays 0. dout: (B, H, Lq, Dv); q, k, v as for the
- * forward (q and k only decide the masked cells). Needs dropout_p 0. */
+ * constant 0 and the gradient stays 0. dout: (B, H, Lq, Dv), where row_stride.out
+ * puts out; q, k, v as for the forward (q and k only decide the masked cells).
+ * Needs dropout_p 0. */
 ATTN_API attn_status attn_sdpa_weights_backward(float *dweights, const float *dout,
                                                 const float *q, const float *k, const float *v,
                                                 const attn_sdpa_config *cfg);

@@ -57,7 +57,9 @@ static inline attn_rows attn_rows_of(int64_t stride, int heads, int64_t length, 
 
 static inline int64_t attn_rows_at(const attn_rows *r, int64_t bh, int64_t i)
 {
-    /* Contiguous heads need no division (the kernels ask per tile). */
+    /* When a batch entry's heads follow each other (batch = heads * head, as in
+     * (B, H, L, D)), b * batch + h * head = bh * head: no division, which the
+     * kernels would otherwise pay per tile. */
     if (r->batch == r->heads * r->head) return bh * r->head + i * r->step;
     return bh / r->heads * r->batch + bh % r->heads * r->head + i * r->step;
 }
