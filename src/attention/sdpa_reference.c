@@ -201,7 +201,8 @@ static attn_status forward(float *out, float *lse, float *weights, const float *
         const bool edited = edit != NULL && (edit->head < 0 || edit->head == bh % H);
         int *seen = edited ? scratch.seen + (size_t)attn_thread_index() * (size_t)Lk : NULL;
         int n_seen = 0;
-        const float *q_h = q + attn_rows_at(&q_rows, bh, 0), *k_h = k + attn_rows_at(&k_rows, bh, 0);
+        const float *q_h = q + attn_rows_at(&q_rows, bh, 0);
+        const float *k_h = k + attn_rows_at(&k_rows, bh, 0);
         const float *v_h = v + attn_rows_at(&v_rows, bh, 0);
         float *out_h = out + attn_rows_at(&out_rows, bh, 0);
         for (int64_t i = 0; i < Lq; i++) {
@@ -274,7 +275,8 @@ attn_status attn_sdpa_reference_backward(float *dq, float *dk, float *dv, const 
         float *p = scratch.p + (size_t)attn_thread_index() * (size_t)Lk;
         float *dp = scratch.dp + (size_t)attn_thread_index() * (size_t)Lk;
         bool *from_fill = scratch.from_fill + (size_t)attn_thread_index() * (size_t)Lk;
-        const float *q_h = q + attn_rows_at(&q_rows, bh, 0), *k_h = k + attn_rows_at(&k_rows, bh, 0);
+        const float *q_h = q + attn_rows_at(&q_rows, bh, 0);
+        const float *k_h = k + attn_rows_at(&k_rows, bh, 0);
         const float *v_h = v + attn_rows_at(&v_rows, bh, 0);
         const float *dout_h = dout + attn_rows_at(&out_rows, bh, 0);
         float *dq_h = dq ? dq + attn_rows_at(&q_rows, bh, 0) : NULL;
@@ -342,7 +344,8 @@ attn_status attn_sdpa_weights_backward(float *dweights, const float *dout, const
 #pragma omp parallel for num_threads(worth_threads(cfg) ? attn_get_num_threads() : 1) \
     schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
-        const float *q_h = q + attn_rows_at(&q_rows, bh, 0), *k_h = k + attn_rows_at(&k_rows, bh, 0);
+        const float *q_h = q + attn_rows_at(&q_rows, bh, 0);
+        const float *k_h = k + attn_rows_at(&k_rows, bh, 0);
         const float *v_h = v + attn_rows_at(&v_rows, bh, 0);
         const float *dout_h = dout + attn_rows_at(&out_rows, bh, 0);
         for (int64_t i = 0; i < Lq; i++) {

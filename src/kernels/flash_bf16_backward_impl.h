@@ -81,9 +81,8 @@ static void query_scores(float *s_t, const bf16_backward_operands *op, const bf1
                          int64_t j0, int keys)
 {
     const int d_even = op->q.width_even;
-    tile_product_pairs(keys, QUERY_BLOCK, d_even / 2, operand_rows(&op->k, bh, j0), op->k.rows_step,
-                       2,
-                       t->q_cols, QUERY_BLOCK * 2, s_t, QUERY_BLOCK,
+    tile_product_pairs(keys, QUERY_BLOCK, d_even / 2, operand_rows(&op->k, bh, j0),
+                       op->k.rows_step, 2, t->q_cols, QUERY_BLOCK * 2, s_t, QUERY_BLOCK,
                        (c_update){false, attn_flash_scale(cfg), NULL});
     score_tile tile = {s_t, 1, QUERY_BLOCK, bh / cfg->heads, bh % cfg->heads, i0, j0, rows, keys};
     mask_tile(&tile, cfg);
@@ -234,7 +233,8 @@ static void bf16_key_block(float *dk, float *dv, const bf16_backward_operands *o
         probabilities_by_rows(SOFTMAX_EXP_BF16, t->p, rows, terms->shift + at,
                               terms->inv_sum + at);
         tile_product_pairs(rows, KEY_BLOCK, dv_even / 2, operand_rows(&op->dout, bh, i0),
-                           op->dout.rows_step, 2, t->v_cols, KEY_BLOCK * 2, t->ds, KEY_BLOCK, FRESH);
+                           op->dout.rows_step, 2, t->v_cols, KEY_BLOCK * 2, t->ds, KEY_BLOCK,
+                           FRESH);
         if (cfg->dropout_p > 0.0f)
             dropout_softmax_gradient(&tile, t->ds, terms->delta + at, terms->delta_lo + at, cfg);
         else

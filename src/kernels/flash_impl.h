@@ -696,7 +696,8 @@ static void online_softmax(const float *q, const float *k, const float *v,
      * so its bits do not depend on how many are. */
     const int lanes = round_up(rows, VF_WIDTH);
     const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
-    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0);
+    const float *v_head = v + attn_rows_at(&v_rows, bh, 0);
 
     /* Q of the block, transposed so that a query row is a vector lane: (D, lanes). */
     pack_transposed(t->q_t, lanes, q + attn_rows_at(&q_rows, bh, i0), rows, D, q_rows.step, 1.0f);
@@ -807,7 +808,8 @@ static void single_row_forward(float *out, float *lse, const float *q, const flo
     const int D = cfg->dim_qk, Dv = cfg->dim_v, dv_pad = round_up(Dv, VF_WIDTH);
     const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
     const float *q_row = q + attn_rows_at(&q_rows, bh, i0);
-    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0);
+    const float *v_head = v + attn_rows_at(&v_rows, bh, 0);
     t->row_max[0] = -INFINITY;
     t->row_sum[0] = 0.0f;
     memset(t->o_acc, 0, (size_t)dv_pad * sizeof *t->o_acc);
@@ -1072,7 +1074,8 @@ static void key_block_gradients(float *dk, float *dv, const float *dout, const f
                          true);
         }
         if (dk != NULL) {
-            const float *q_vectors = vector_rows(t->q_padded, d_pad, q_i, q_rows.step, rows, D, &ld);
+            const float *q_vectors =
+                vector_rows(t->q_padded, d_pad, q_i, q_rows.step, rows, D, &ld);
             tile_product(keys, d_pad, rows, t->ds, 1, KEY_BLOCK, q_vectors, ld, t->dk_acc, d_pad,
                          true);
         }
@@ -1187,7 +1190,8 @@ static void block_delta(const row_terms *terms, const float *dout, const float *
     const int64_t Lq = cfg->len_q;
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
     const attn_rows k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
-    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0);
+    const float *v_head = v + attn_rows_at(&v_rows, bh, 0);
     load_query_block(t, dout, q, terms, cfg, bh, i0, rows);
     double num[QUERY_BLOCK] = {0}, den[QUERY_BLOCK] = {0};
 
@@ -1216,7 +1220,8 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
     const float scale = attn_flash_scale(cfg);
     const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
-    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0);
+    const float *v_head = v + attn_rows_at(&v_rows, bh, 0);
 
     load_query_block(t, dout, q, terms, cfg, bh, i0, rows);
     memset(t->dq_acc, 0, (size_t)QUERY_BLOCK * d_pad * sizeof *t->dq_acc);
@@ -1272,7 +1277,8 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
     const float scale = attn_flash_scale(cfg);
     const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
     const attn_rows out_rows = attn_out_rows(cfg);
-    const float *k_head = k + attn_rows_at(&k_rows, bh, 0), *v_head = v + attn_rows_at(&v_rows, bh, 0);
+    const float *k_head = k + attn_rows_at(&k_rows, bh, 0);
+    const float *v_head = v + attn_rows_at(&v_rows, bh, 0);
     const int64_t first = bh * Lq + i0; /* of the row terms and lse: (B H, Lq) */
     const ptrdiff_t tile_floats = (ptrdiff_t)KEY_BLOCK * QUERY_BLOCK;
     const int64_t begin = key_begin(cfg, i0), end = key_end(cfg, i0, rows);

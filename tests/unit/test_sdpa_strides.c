@@ -46,8 +46,8 @@ static tensor make_tensor(const stride_case *c, int64_t length, int width, int64
 {
     const int64_t heads_width = (int64_t)c->H * width;
     const size_t contiguous = (size_t)(c->B * heads_width * length);
-    return (tensor){length, stride, width, contiguous,
-                    stride == 0 ? contiguous : (size_t)((c->B * length - 1) * stride + heads_width)};
+    const size_t strided = (size_t)((c->B * length - 1) * stride + heads_width);
+    return (tensor){length, stride, width, contiguous, stride == 0 ? contiguous : strided};
 }
 
 /* Where element (bh, i, d) of t lies in its strided buffer. */
