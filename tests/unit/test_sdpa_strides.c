@@ -239,8 +239,8 @@ static void check_implementation(const implementation *im, const stride_case *c,
             strided_in[t] = spread(c, shapes[t], inputs[t]);
         }
     }
-    /* Packed: q, k and v as the column slices of one buffer, the others' columns
-     * NaN; each tensor's gaps are the other two's columns. */
+    /* Packed: q, k and v as the column slices of one buffer, each one's gaps the
+     * other two's columns. */
     void *projection = NULL;
     const void *sq = strided_in[0], *sk = strided_in[1], *sv = strided_in[2];
     if (packed) {
