@@ -111,7 +111,7 @@ static void bf16_query_block(const row_terms *terms, float *dq, const bf16_backw
                              int64_t i0, const bf16_query_tiles *t)
 {
     const int64_t Lq = cfg->len_q, first = bh * Lq + i0;
-    const int rows = min_int(QUERY_BLOCK, Lq - i0), D = cfg->dim_qk, d_pad = op->k.width_pad;
+    const int rows = min_int(QUERY_BLOCK, Lq - i0), d_pad = op->k.width_pad;
     const bool kept = t->s_cache != NULL;
     const int64_t begin = key_begin(cfg, i0) & ~(int64_t)1, end = key_end(cfg, i0, rows);
 
@@ -167,13 +167,7 @@ static void bf16_query_block(const row_terms *terms, float *dq, const bf16_backw
                            operand_pairs(&op->k, bh, j0), (ptrdiff_t)d_pad * 2, t->dq_acc, d_pad,
                            ADD);
     }
-    const float scale = attn_flash_scale(cfg);
-    const attn_rows q_rows = attn_q_rows(cfg);
-    float *dq_i = dq + attn_rows_at(&q_rows, bh, i0);
-    for (int r = 0; r < rows; r++) {
-        float *dq_r = dq_i + r * q_rows.step;
-        for (int d = 0; d < D; d++) dq_r[d] += scale * t->dq_acc[r * d_pad + d];
-    }
+    add_query_gradient(dq, t->dq_acc, d_pad, cfg, bh, i0, rows);
 }
 
 /* ---- the key pass ------------------------------------------------------------------ */

@@ -1010,6 +1010,21 @@ static void add_key_gradients(float *dk, float *dv, const float *dk_acc, int d_p
     }
 }
 
+/* dq += scale dq_acc for query rows i0 .. i0 + rows of head bh; the accumulator
+ * is (QUERY_BLOCK, d_pad). */
+static void add_query_gradient(float *dq, const float *dq_acc, int d_pad,
+                               const attn_sdpa_config *cfg, int64_t bh, int64_t i0, int rows)
+{
+    const int D = cfg->dim_qk;
+    const attn_rows q_rows = attn_q_rows(cfg);
+    const float scale = attn_flash_scale(cfg);
+    float *dq_i = dq + attn_rows_at(&q_rows, bh, i0);
+    for (int r = 0; r < rows; r++) {
+        float *dq_r = dq_i + r * q_rows.step;
+        for (int d = 0; d < D; d++) dq_r[d] += scale * dq_acc[r * d_pad + d];
+    }
+}
+
 /* dk, dv of keys j0 .. j0 + keys of head bh, over every query block that sees them. */
 static void key_block_gradients(float *dk, float *dv, const float *dout, const float *q,
                                 const float *k, const float *v, const row_terms *terms,
@@ -1218,8 +1233,7 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
     const int64_t Lq = cfg->len_q;
     const int D = cfg->dim_qk, d_pad = round_up(D, VF_WIDTH);
     const int rows = min_int(QUERY_BLOCK, Lq - i0);
-    const float scale = attn_flash_scale(cfg);
-    const attn_rows q_rows = attn_q_rows(cfg), k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
+    const attn_rows k_rows = attn_k_rows(cfg), v_rows = attn_v_rows(cfg);
     const float *k_head = k + attn_rows_at(&k_rows, bh, 0);
     const float *v_head = v + attn_rows_at(&v_rows, bh, 0);
 
@@ -1248,11 +1262,7 @@ static void query_block_gradient(float *dq, const float *dout, const float *q, c
         tile_product(rows, d_pad, keys, t->ds_t, 1, QUERY_BLOCK, k_vectors, ldk, t->dq_acc, d_pad,
                      true);
     }
-    float *dq_i = dq + attn_rows_at(&q_rows, bh, i0);
-    for (int r = 0; r < rows; r++) {
-        float *dq_r = dq_i + r * q_rows.step;
-        for (int d = 0; d < D; d++) dq_r[d] += scale * t->dq_acc[r * d_pad + d];
-    }
+    add_query_gradient(dq, t->dq_acc, d_pad, cfg, bh, i0, rows);
 }
 
 /* Row terms and dq of query rows i0 .. i0 + rows of head bh in one task, with each
@@ -1343,11 +1353,7 @@ static void query_block_fused(const row_terms *terms, float *dq, const float *do
         tile_product(rows, d_pad, keys, dp_t, 1, QUERY_BLOCK, k_vectors, ldk, t->dq_acc, d_pad,
                      true);
     }
-    float *dq_i = dq + attn_rows_at(&q_rows, bh, i0);
-    for (int r = 0; r < rows; r++) {
-        float *dq_r = dq_i + r * q_rows.step;
-        for (int d = 0; d < D; d++) dq_r[d] += scale * t->dq_acc[r * d_pad + d];
-    }
+    add_query_gradient(dq, t->dq_acc, d_pad, cfg, bh, i0, rows);
 }
 
 static attn_status flash_backward(float *dq, float *dk, float *dv, const float *dout,
