@@ -3,7 +3,8 @@
 training speed, generation speed with and without the KV cache, and what 2000 steps
 of training reach.
 
-    bench/gpt.py build/attn [--threads 2] [--scale 1] [--gen-tokens 32] [--gen-repeats 3]
+    bench/gpt.py build/attn [--threads 2] [--replicas 2] [--scale 1] [--gen-tokens 32]
+                            [--gen-repeats 3]
                             [--no-quality] [--quality-steps 2000] [--torch-blas DIR]
                             [--parts speed,generation,quality] [--json]
 
@@ -18,7 +19,10 @@ encoded by characters (attn train's default).
    (6, 6, 384, 256, 8): `attn train --task text ... --eval-every 0 --json` for
    30 and 10 steps (times --scale), in float32 and with --precision bf16, and
    bench/torch_gpt.py train with the same model, batches (`attn data`), AdamW
-   and schedule. Every side times whole training steps (forward, backward,
+   and schedule. attn trains with --replicas R (default: as many as --threads):
+   R copies of the model each run 1/R of the batch on a thread of its own,
+   the checkpoint of --accumulate R; beside it, bf16 with one model on the
+   threads. Every side times whole training steps (forward, backward,
    clipping, AdamW; attn's also gather the step's batch); the table shows the mean
    over every step and the steady mean (without attn's first step, which faults
    in its buffers and creates its GEMM primitives, and without PyTorch's first
@@ -224,6 +228,7 @@ def floor_ms(parameters, batch, block, gflops):
 
 def speed(corpus, directory):
     rows = []
+    replicas = {"replicas": ARGS.replicas} if ARGS.replicas > 1 else {}
     rates = gemm_rates()
     emit("gemm", {"rates": rates})
     best = {p: max(r[f"{p}_gflops"] for r in rates.values()) for p in ("float32", "bf16")}
@@ -231,29 +236,32 @@ def speed(corpus, directory):
         steps = max(3, round(steps * ARGS.scale))
         log(f"training speed, {name}: {describe(model, batch)}, {steps} steps")
         a = attn_train(corpus, model, batch, steps, os.path.join(directory, f"{name}.st"),
-                       {"eval-windows": 1})
+                       {"eval-windows": 1, **replicas})
         b = attn_train(corpus, model, batch, steps, os.path.join(directory, f"{name}-bf16.st"),
-                       {"eval-windows": 1, "precision": "bf16"})
+                       {"eval-windows": 1, "precision": "bf16", **replicas})
+        one = attn_train(corpus, model, batch, steps, os.path.join(directory, f"{name}-1.st"),
+                         {"eval-windows": 1, "precision": "bf16"}) if replicas else b
         t = torch_train(corpus, model, batch, steps, {"eval-windows": 0})
         if a["parameters"] != t["parameters"]:
             sys.exit(f"gpt.py: attn's model has {a['parameters']} parameters, PyTorch's "
                      f"{t['parameters']}: not the same model")
-        emit("train_speed", {"config": name, "attn": a, "attn_bf16": b, "torch": t})
-        rows.append((name, model, batch, steps, goal, a, b, t))
+        emit("train_speed", {"config": name, "attn": a, "attn_bf16": b, "attn_bf16_one_model": one,
+                             "torch": t})
+        rows.append((name, model, batch, steps, goal, a, b, one, t))
     if ARGS.json:
         return
-    print(f"### Training speed ({ARGS.threads} threads)")
+    print(f"### Training speed ({ARGS.threads} threads, attn with --replicas {ARGS.replicas})")
     print()
-    print(blas_note(rows[0][7]["torch_version"], rows[0][7]["blas"]))
+    print(blas_note(rows[0][8]["torch_version"], rows[0][8]["blas"]))
     print()
     print("| config | parameters | steps | every step: attn float32 / attn bf16 / PyTorch ms "
-          "| steady: attn float32 ms | attn bf16 ms | PyTorch ms "
+          "| steady: attn float32 ms | attn bf16 ms | attn bf16, one model ms | PyTorch ms "
           "| float32 / PyTorch (goal) | bf16 / float32 (goal) "
           "| bf16 / float32 by CPU time | bf16 / PyTorch (goal) | bf16 tokens/s | bf16 floor ms "
           "| bf16 / floor |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-          "| ---: | ---: |")
-    for name, model, batch, steps, goal, a, b, t in rows:
+          "| ---: | ---: | ---: |")
+    for name, model, batch, steps, goal, a, b, one, t in rows:
         steady_a, steady_b, steady_t = (a["steady_ms_per_step"], b["steady_ms_per_step"],
                                         torch_steady_ms(t))
         ratio = steady_t / steady_a
@@ -264,7 +272,8 @@ def speed(corpus, directory):
         bf16_goal = BF16_GOALS[name]
         print(f"| {describe(model, batch)} | {a['parameters']:,} | {steps} "
               f"| {a['ms_per_step']:.1f} / {b['ms_per_step']:.1f} / {t['ms_per_step']:.1f} "
-              f"| {steady_a:.1f} | {steady_b:.1f} | {steady_t:.1f} "
+              f"| {steady_a:.1f} | {steady_b:.1f} | {one['steady_ms_per_step']:.1f} "
+              f"| {steady_t:.1f} "
               f"| {mark(ratio, goal)} "
               f"| {mark(bf16_ratio, bf16_goal[0]) if bf16_goal[0] else f'{bf16_ratio:.2f}x'} "
               f"| {a['cpu_seconds'] / b['cpu_seconds']:.2f}x "
@@ -279,7 +288,11 @@ def speed(corpus, directory):
           f"PyTorch's first {WARM_STEPS}; the ratios, tokens/s = batch x block / ms and the "
           "floor's fraction are the steady ones, as a long run sees them. Same model (parameter counts checked), batches, optimizer and "
           "schedule on every side; bf16 is `attn train --precision bf16` (mixed precision: "
-          f"bf16 products, float32 sums and state). GEMM GFLOP/s in this run ({gemm}; "
+          f"bf16 products, float32 sums and state). attn trains with --replicas "
+          f"{ARGS.replicas}: that many copies of the model, each running its part of the "
+          "batch on a thread of its own (the checkpoint of --accumulate "
+          f"{ARGS.replicas}); one model: bf16 with the model's products and kernels "
+          f"parallel over the {ARGS.threads} threads instead. GEMM GFLOP/s in this run ({gemm}; "
           "`attn bench gemm`). By CPU time: the ratio of the two attn train processes' "
           "processor seconds (every thread, the whole run), which other jobs on a shared "
           "machine inflate far less than wall time. The bf16 floor: 6 x parameters x tokens at the best bf16 "
@@ -503,6 +516,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("attn", help="path of the attn tool")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--replicas", type=int,
+                        help="attn train --replicas in the speed part (default: --threads)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiplies the steps of the speed runs (30 and 10)")
     parser.add_argument("--gen-repeats", type=int, default=3,
@@ -520,10 +535,12 @@ def main():
                         help="print one JSON object per measurement instead of the tables")
     ARGS = parser.parse_args()
     ARGS.attn = os.path.abspath(ARGS.attn)
-    if (ARGS.threads < 1 or ARGS.gen_tokens < 1 or ARGS.gen_repeats < 1
+    if ARGS.replicas is None:
+        ARGS.replicas = ARGS.threads
+    if (ARGS.threads < 1 or ARGS.replicas < 1 or ARGS.gen_tokens < 1 or ARGS.gen_repeats < 1
             or ARGS.quality_steps < 1 or ARGS.scale <= 0):
-        sys.exit("gpt.py: --threads, --gen-tokens, --gen-repeats, --quality-steps and --scale "
-                 "must be positive")
+        sys.exit("gpt.py: --threads, --replicas, --gen-tokens, --gen-repeats, --quality-steps "
+                 "and --scale must be positive")
     parts = ARGS.parts.split(",")
     unknown = [p for p in parts if p not in ("speed", "generation", "quality")]
     if unknown or not parts:

@@ -292,7 +292,8 @@ typedef struct cli_text_run {
     bool json;
     bool steps_given, eval_every_given, eval_windows_given;
     cli_ranks *ranks;       /* the run's processes */
-    int accumulate;         /* micro-batches per rank and step */
+    int accumulate;         /* micro-batches per rank, step and replica */
+    int replicas;           /* models training micro-batches at a time, a thread each */
     bool zero;              /* AdamW's moments sharded over the ranks */
 } cli_text_run;
 

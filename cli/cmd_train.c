@@ -63,6 +63,9 @@ static void print_help(void)
            "  --stop-at N        stop after step N and save, as if interrupted\n"
            "  --accumulate K     gradient accumulation: each step's batch in K micro-batches,\n"
            "                     their gradients summed into one update (1)\n"
+           "  --replicas R       (text) R copies of the model, each on a thread of its own,\n"
+           "                     train R micro-batches at a time: the checkpoint of\n"
+           "                     --accumulate R, faster on a small model (1)\n"
            "  --zero 1           under mpirun, shard AdamW's moments over the ranks\n"
            "                     (ZeRO stage 1; the same result in 1/N of their memory)\n"
            "  --precision P      float32, or bf16: mixed precision, the products of the\n"
@@ -138,6 +141,7 @@ static void set_defaults(train_options *o, bool text)
                                    .seed = 1};
     o->beam = 1;
     o->lm.accumulate = 1;
+    o->lm.replicas = 1;
     o->lm.model = attn_gpt_defaults();
     o->lm.unit = ATTN_TEXT_CHARS;
     o->lm.train.eval_windows = 64;
@@ -155,6 +159,7 @@ enum {
     OPT_SMOOTHING, OPT_EVAL_EVERY, OPT_SEED, OPT_THREADS, OPT_OUT, OPT_RESUME, OPT_STOP_AT,
     OPT_BEAM, OPT_JSON, OPT_DATA, OPT_UNIT, OPT_KV_HEADS, OPT_EMBD, OPT_BLOCK, OPT_POSITIONS,
     OPT_WINDOW, OPT_NO_BIAS, OPT_NO_TIE, OPT_EVAL_WINDOWS, OPT_ACCUMULATE, OPT_ZERO, OPT_PRECISION,
+    OPT_REPLICAS,
 };
 
 static const struct option options[] = {
@@ -194,6 +199,7 @@ static const struct option options[] = {
     {"no-tie", no_argument, NULL, OPT_NO_TIE},
     {"eval-windows", required_argument, NULL, OPT_EVAL_WINDOWS},
     {"accumulate", required_argument, NULL, OPT_ACCUMULATE},
+    {"replicas", required_argument, NULL, OPT_REPLICAS},
     {"zero", required_argument, NULL, OPT_ZERO},
     {"precision", required_argument, NULL, OPT_PRECISION},
     {"help", no_argument, NULL, 'h'},
@@ -222,7 +228,8 @@ static int option_runs(int c)
     case OPT_WINDOW:
     case OPT_NO_BIAS:
     case OPT_NO_TIE:
-    case OPT_EVAL_WINDOWS: return FOR_TEXT;
+    case OPT_EVAL_WINDOWS:
+    case OPT_REPLICAS: return FOR_TEXT;
     default: return FOR_BOTH;
     }
 }
@@ -245,6 +252,7 @@ static bool shapes_run(const train_options *o, int c)
     case OPT_STOP_AT:
     case OPT_BEAM:
     case OPT_ACCUMULATE:
+    case OPT_REPLICAS:
     case OPT_ZERO:
     case OPT_JSON: return false;
     case OPT_TASK: return !o->text;
@@ -314,6 +322,11 @@ static int parse_run(train_options *o, int c)
     case OPT_ACCUMULATE:
         if (!cli_parse_int(optarg, 1, 65536, &v)) return BAD_VALUE("accumulate", "1 to 65536");
         o->lm.accumulate = (int)v;
+        break;
+    case OPT_REPLICAS:
+        if (!cli_parse_int(optarg, 1, CLI_MAX_REPLICAS, &v))
+            return BAD_VALUE("replicas", "1 to 64");
+        o->lm.replicas = (int)v;
         break;
     case OPT_ZERO:
         if (!cli_parse_int(optarg, 0, 1, &v)) return BAD_VALUE("zero", "0 or 1");
@@ -486,7 +499,7 @@ static int parse_options(int argc, char **argv, train_options *o)
             "train", "--resume continues a run with its own model and options; only %s may be "
                      "given with it",
             o->text ? "--data, --steps, --eval-every, --eval-windows, --out, --threads, "
-                      "--stop-at, --accumulate, --zero and --json"
+                      "--stop-at, --accumulate, --replicas, --zero and --json"
                     : "--steps, --eval-every, --out, --threads, --stop-at, --accumulate, --zero, "
                       "--beam and --json");
     o->lm.train.opt = o->train;
@@ -646,6 +659,7 @@ static int train(const train_options *o, cli_model *model, attn_adamw *opt, cons
                            .opt = opt,
                            .ranks = o->lm.ranks,
                            .accumulate = o->lm.accumulate,
+                           .replicas = 1,
                            .zero = o->lm.zero,
                            .train = &model->train,
                            .step = &model->step,

@@ -1,6 +1,7 @@
 /* Data-parallel training steps (data_parallel.h): micro-batches, their weighted
  * sums in a fixed order over the ranks, and ZeRO-1's sharded update. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,21 +43,25 @@ static int shard_optimizer(const cli_parallel *p, attn_adamw *opt)
     return EXIT_OK;
 }
 
-int cli_parallel_init(cli_parallel *p, const cli_ranks *ranks, int accumulate, bool zero,
-                      int64_t batch, attn_params *params, attn_params *buffers, attn_adamw *opt)
+int cli_parallel_init(cli_parallel *p, const cli_ranks *ranks, int accumulate, int replicas,
+                      bool zero, int64_t batch, attn_params *params, attn_params *buffers,
+                      attn_adamw *opt)
 {
     *p = (cli_parallel){.ranks = *ranks,
-                        .accumulate = accumulate,
-                        .micro_batches = ranks->size * accumulate,
+                        .accumulate = accumulate * replicas,
+                        .replicas = replicas,
+                        .micro_batches = ranks->size * accumulate * replicas,
                         .sharded = zero && ranks->size > 1,
                         .params = params,
                         .buffers = buffers && buffers->total > 0 ? buffers : NULL};
     if (batch < p->micro_batches) {
+        char by_replicas[32] = "";
+        if (replicas > 1) snprintf(by_replicas, sizeof by_replicas, " x --replicas %d", replicas);
         if (ranks->rank == 0)
             fprintf(stderr,
                     "attn train: --batch %lld cannot be cut into %d micro-batches (%d ranks x "
-                    "--accumulate %d): each needs a row at least\n",
-                    (long long)batch, p->micro_batches, ranks->size, accumulate);
+                    "--accumulate %d%s): each needs a row at least\n",
+                    (long long)batch, p->micro_batches, ranks->size, accumulate, by_replicas);
         return EXIT_USAGE;
     }
     const int P = ranks->size;
@@ -120,9 +125,11 @@ cli_micro_batch cli_parallel_micro_batch(const cli_parallel *p, int k, int64_t b
                              .seed = seed + ((uint64_t)m << 32)};
 }
 
-void cli_parallel_begin(cli_parallel *p, int k)
+void cli_parallel_begin(cli_parallel *p, int k, attn_params *model)
 {
-    attn_params_zero_grad(p->params);
+    attn_params_zero_grad(model);
+    if (model->data != p->params->data)
+        memcpy(model->data, p->params->data, p->params->total * sizeof *model->data);
     if (k == 0) memset(p->local, 0, shared_values(p) * sizeof *p->local);
     if (p->buffers == NULL || p->micro_batches == 1) return;
     float *value = p->buffers->data;
@@ -133,28 +140,42 @@ void cli_parallel_begin(cli_parallel *p, int k)
         memcpy(value, p->buffers_step, count);
 }
 
-void cli_parallel_add(cli_parallel *p, int k, const cli_step_stats *s)
+void cli_parallel_add(cli_parallel *p, int k, int count, attn_params *const *models,
+                      const cli_step_stats *s)
 {
     double *local = p->local;
-    local[SUM_LOSS] += s->loss * s->loss_weight;
-    local[SUM_WEIGHT] += s->loss_weight;
-    local[SUM_CORRECT] += s->correct;
-    local[SUM_PREDICTED] += s->predicted;
-    local[SUM_TOKENS] += s->tokens;
+    for (int i = 0; i < count; i++) {
+        local[SUM_LOSS] += s[i].loss * s[i].loss_weight;
+        local[SUM_WEIGHT] += s[i].loss_weight;
+        local[SUM_CORRECT] += s[i].correct;
+        local[SUM_PREDICTED] += s[i].predicted;
+        local[SUM_TOKENS] += s[i].tokens;
+    }
     if (p->micro_batches == 1) {
-        p->only = *s;
+        p->only = s[0];
         return;
     }
-    const float w = (float)s->loss_weight; /* a count of tokens: exact */
-    const float *g = p->params->grad;
-    const size_t n = p->params->total;
-    if (k == 0)
-        for (size_t i = 0; i < n; i++) p->sum[i] = w * g[i];
-    else
-        for (size_t i = 0; i < n; i++) p->sum[i] += w * g[i];
+    /* Each sum gets the micro-batches' terms in their order, whichever thread
+     * adds its element: every loop below splits the elements alike, so a thread
+     * goes on with its own without waiting. The weights are counts of tokens:
+     * exact as floats. */
+    const ptrdiff_t n = (ptrdiff_t)p->params->total;
+    float *sum = p->sum;
+#pragma omp parallel num_threads(attn_get_num_threads()) if (n >= 1 << 15)
+    for (int i = 0; i < count; i++) {
+        const float w = (float)s[i].loss_weight, *g = models[i]->grad;
+        if (k + i == 0) {
+#pragma omp for schedule(static) nowait
+            for (ptrdiff_t e = 0; e < n; e++) sum[e] = w * g[e];
+        } else {
+#pragma omp for schedule(static) nowait
+            for (ptrdiff_t e = 0; e < n; e++) sum[e] += w * g[e];
+        }
+    }
     if (p->buffers)
-        for (size_t j = 0; j < p->buffers->total; j++)
-            local[SUMS + j] += s->loss_weight * p->buffers->data[j];
+        for (int i = 0; i < count; i++)
+            for (size_t j = 0; j < p->buffers->total; j++)
+                local[SUMS + j] += s[i].loss_weight * p->buffers->data[j];
 }
 
 void cli_parallel_reduce(cli_parallel *p, cli_step_stats *s, int *stop)
@@ -198,7 +219,11 @@ void cli_parallel_reduce(cli_parallel *p, cli_step_stats *s, int *stop)
     cli_ranks_sum_shards(&p->ranks, p->sum, p->shard, p->scratch);
     const float N = (float)weight;
     float *grad = p->params->grad;
-    for (size_t i = p->shard[me]; i < p->shard[me + 1]; i++) grad[i] = p->sum[i] / N;
+    const float *sum = p->sum;
+    const ptrdiff_t first = (ptrdiff_t)p->shard[me], end = (ptrdiff_t)p->shard[me + 1];
+#pragma omp parallel for schedule(static) num_threads(attn_get_num_threads()) \
+    if (end - first >= 1 << 15)
+    for (ptrdiff_t i = first; i < end; i++) grad[i] = sum[i] / N;
     if (!p->sharded) cli_ranks_gather_shards(&p->ranks, grad, p->shard);
     p->exchange_seconds += cli_now() - start;
 }

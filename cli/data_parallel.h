@@ -16,6 +16,12 @@
  * Micro-batch m draws its dropout and samples from the seed + m 2^32, so
  * micro-batch 0 draws as an undivided batch does.
  *
+ * With replicas (--replicas R) a rank runs its micro-batches R at a time, each
+ * on a replica of the model on a thread of its own (the first replica is the
+ * model itself; the others read its parameters' values), and adds them in the
+ * same order: the sums, and so the checkpoints, are those of --accumulate R,
+ * bit for bit.
+ *
  * With zero (ZeRO stage 1), AdamW's moments are sharded: rank r keeps the
  * moments of its shard of the parameters, clips and updates only that shard
  * (the gradient norm from every shard's block sums is the norm of the whole,
@@ -44,7 +50,8 @@ typedef struct cli_step_stats {
 
 typedef struct cli_parallel {
     cli_ranks ranks;
-    int accumulate;    /* micro-batches per rank */
+    int accumulate;    /* micro-batches per rank: --accumulate x --replicas */
+    int replicas;      /* of them run at a time */
     int micro_batches; /* of a step, over every rank */
     bool sharded;      /* ZeRO-1 with more than one rank: opt holds this rank's shard */
     attn_params *params, *buffers;
@@ -60,22 +67,30 @@ typedef struct cli_parallel {
     double exchange_seconds; /* in the ranks' collectives once all are there */
 } cli_parallel;
 
-/* Prepares the steps of a run of `batch` rows over the ranks; with zero, opt
- * (whole, as a checkpoint holds it) becomes this rank's shard. Prints what is
- * wrong (too few rows) and returns an exit status. */
-int cli_parallel_init(cli_parallel *p, const cli_ranks *ranks, int accumulate, bool zero,
-                      int64_t batch, attn_params *params, attn_params *buffers, attn_adamw *opt);
+/* Prepares the steps of a run of `batch` rows over the ranks, each running
+ * accumulate x replicas micro-batches a step; with zero, opt (whole, as a
+ * checkpoint holds it) becomes this rank's shard. Prints what is wrong (too few
+ * rows) and returns an exit status. */
+int cli_parallel_init(cli_parallel *p, const cli_ranks *ranks, int accumulate, int replicas,
+                      bool zero, int64_t batch, attn_params *params, attn_params *buffers,
+                      attn_adamw *opt);
 void cli_parallel_free(cli_parallel *p);
 
 /* This rank's k-th micro-batch of a step. */
 cli_micro_batch cli_parallel_micro_batch(const cli_parallel *p, int k, int64_t batch,
                                          uint64_t seed);
 
-/* Before this rank's k-th micro-batch: the gradients zeroed, the buffers at the
- * step's value. */
-void cli_parallel_begin(cli_parallel *p, int k);
-/* After it: its weighted gradient and buffers added to the step's. */
-void cli_parallel_add(cli_parallel *p, int k, const cli_step_stats *s);
+/* Before this rank's k-th micro-batch, run by the model whose parameters are
+ * `model` (p->params, or a replica's): its gradients zeroed, a replica's values
+ * made those of p->params unless it reads them there, the buffers at the
+ * step's value. Replicas call it at the same time for the micro-batches of a
+ * wave (each with its own model). */
+void cli_parallel_begin(cli_parallel *p, int k, attn_params *model);
+/* After micro-batches k .. k + count - 1 (a wave: micro-batch k + i run by the
+ * model of parameters models[i], its stats s[i]): their weighted gradients and
+ * buffers added to the step's, in micro-batch order. */
+void cli_parallel_add(cli_parallel *p, int k, int count, attn_params *const *models,
+                      const cli_step_stats *s);
 
 /* After this rank's last micro-batch: the sums over every rank, so that every
  * rank holds the step's gradient (with sharded moments, only its shard's) and

@@ -142,6 +142,7 @@ static int check_ranks_agree(const cli_trainer *t)
          attn_precision_name(o->precision)},
         {"--stop-at", (double)t->stop_at, NULL},
         {"--accumulate", t->accumulate, NULL},
+        {"--replicas", t->replicas, NULL},
         {"--zero", t->zero, NULL},
         {"checkpoint path", checksum_string(t->out), t->out},
     };
@@ -187,24 +188,89 @@ static int save(const cli_trainer *t, const cli_parallel *par)
     return status;
 }
 
+/* The run and its replicas: replica 0 is the run itself. */
+typedef struct replica_set {
+    int count;
+    void *runs[CLI_MAX_REPLICAS];
+    attn_params *params[CLI_MAX_REPLICAS];
+} replica_set;
+
+static void free_replicas(const cli_trainer *t, replica_set *set)
+{
+    for (int r = 1; r < set->count; r++) t->ops->free_replica(set->runs[r]);
+    set->count = 0;
+}
+
+/* The run and t->replicas - 1 replicas of it; prints why not and returns an
+ * exit status. */
+static int make_replicas(const cli_trainer *t, replica_set *set)
+{
+    *set = (replica_set){.count = 1, .runs = {t->run}, .params = {t->params}};
+    if (t->replicas > 1 && (t->ops->replicate == NULL || t->buffers)) {
+        fprintf(stderr, "attn train: --replicas is for a language model (--task text)\n");
+        return EXIT_USAGE;
+    }
+    for (; set->count < t->replicas; set->count++) {
+        void *replica = t->ops->replicate(t->run, &set->params[set->count]);
+        if (replica == NULL) {
+            free_replicas(t, set);
+            return EXIT_RUNTIME;
+        }
+        set->runs[set->count] = replica;
+    }
+    return EXIT_OK;
+}
+
+/* Micro-batch k + r of the step on replica r. */
+static int run_micro_batch(const cli_trainer *t, const replica_set *set, cli_parallel *par,
+                           int k, int r, bool count_correct, cli_step_stats *stats)
+{
+    const cli_train_options *o = t->train;
+    const cli_micro_batch mb = cli_parallel_micro_batch(par, k + r, o->batch, o->seed);
+    cli_parallel_begin(par, k + r, set->params[r]);
+    return t->ops->step(set->runs[r], *t->step, &mb, count_correct, stats);
+}
+
+/* Micro-batches k .. k + count - 1 of the step, micro-batch k + r run by
+ * replica r, each on a thread of its own, and their sums. */
+static int run_wave(const cli_trainer *t, const replica_set *set, cli_parallel *par, int k,
+                    int count, bool count_correct)
+{
+    cli_step_stats stats[CLI_MAX_REPLICAS] = {0};
+    int status[CLI_MAX_REPLICAS] = {0};
+    /* One model runs on the calling thread: its parallel regions, nested in
+     * even an inactive region of one thread, would not find the threads that
+     * wait for the outermost regions and cost several times as much. */
+    if (count == 1) {
+        status[0] = run_micro_batch(t, set, par, k, 0, count_correct, &stats[0]);
+    } else {
+        /* A replica's own parallel regions are nested in this one, so they run
+         * on its thread alone. */
+#pragma omp parallel for schedule(static, 1) num_threads(count)
+        for (int r = 0; r < count; r++)
+            status[r] = run_micro_batch(t, set, par, k, r, count_correct, &stats[r]);
+    }
+    for (int r = 0; r < count; r++)
+        if (status[r] != EXIT_OK) return status[r];
+    cli_parallel_add(par, k, count, set->params, stats);
+    return EXIT_OK;
+}
+
 /* One step: this rank's micro-batches, the sums over the ranks, the update. A
  * failure of this rank alone ends every rank (cli_ranks_abort); the others
  * cannot leave the collective they wait in. */
-static int take_step(const cli_trainer *t, cli_parallel *par, const uint8_t *decay, bool count,
-                     cli_step_stats *s, int *stop, double *norm)
+static int take_step(const cli_trainer *t, const replica_set *set, cli_parallel *par,
+                     const uint8_t *decay, bool count, cli_step_stats *s, int *stop,
+                     double *norm)
 {
     const cli_train_options *o = t->train;
     const int64_t step = *t->step;
-    for (int k = 0; k < par->accumulate; k++) {
-        cli_micro_batch mb = cli_parallel_micro_batch(par, k, o->batch, o->seed);
-        cli_step_stats micro = {0};
-        cli_parallel_begin(par, k);
-        int status = t->ops->step(t->run, step, &mb, count, &micro);
+    for (int k = 0; k < par->accumulate; k += set->count) {
+        int status = run_wave(t, set, par, k, set->count, count);
         if (status != EXIT_OK) {
             cli_ranks_abort(t->ranks, status);
             return status;
         }
-        cli_parallel_add(par, k, &micro);
     }
     *stop = cli_interrupt_status();
     cli_parallel_reduce(par, s, stop);
@@ -232,12 +298,18 @@ int cli_train(const cli_trainer *t)
     int status = check_ranks_agree(t);
     if (status != EXIT_OK) return status;
     cli_parallel par;
-    status = cli_parallel_init(&par, t->ranks, t->accumulate, t->zero, o->batch, t->params,
-                                   t->buffers, t->opt);
+    status = cli_parallel_init(&par, t->ranks, t->accumulate, t->replicas, t->zero, o->batch,
+                               t->params, t->buffers, t->opt);
     if (status != EXIT_OK) return status;
+    replica_set replicas;
+    if ((status = make_replicas(t, &replicas)) != EXIT_OK) {
+        cli_parallel_free(&par);
+        return status;
+    }
     uint8_t *decay = NULL;
     if (ops->decay_matrices_only && (decay = matrices_mask(t->params)) == NULL) {
         fprintf(stderr, "attn train: out of memory\n");
+        free_replicas(t, &replicas);
         cli_parallel_free(&par);
         return EXIT_RUNTIME;
     }
@@ -246,8 +318,10 @@ int cli_train(const cli_trainer *t)
     cli_progress_init(&progress, *t->step, o->steps);
     if (!root) progress.active = false;
     cli_train_window w = {0};
-    cli_train_totals totals = {
-        .last_loss = NAN, .ranks = t->ranks->size, .accumulate = t->accumulate};
+    cli_train_totals totals = {.last_loss = NAN,
+                               .ranks = t->ranks->size,
+                               .accumulate = t->accumulate,
+                               .replicas = t->replicas};
     double loop_start = cli_now();
     bool saved = false; /* the checkpoint holds the current step */
     int stop = 0;       /* a rank's signal: all stop after this step, with its status */
@@ -256,7 +330,7 @@ int cli_train(const cli_trainer *t)
         double start = cli_now();
         cli_step_stats s;
         double norm;
-        status = take_step(t, &par, decay, progress.active, &s, &stop, &norm);
+        status = take_step(t, &replicas, &par, decay, progress.active, &s, &stop, &norm);
         if (status == EXIT_OK && (!isfinite(s.loss) || !isfinite(norm))) {
             cli_progress_clear(&progress);
             status = root ? diverged(*t->step, s.loss, norm, last_good) : EXIT_RUNTIME;
@@ -292,6 +366,7 @@ int cli_train(const cli_trainer *t)
     totals.wait_seconds = par.wait_seconds;
     totals.exchange_seconds = par.exchange_seconds;
     free(decay);
+    free_replicas(t, &replicas);
     if (status == EXIT_OK && !saved && (status = save(t, &par)))
         cli_ranks_abort(t->ranks, status);
     cli_parallel_free(&par);

@@ -9,6 +9,9 @@
 #include "cli.h"
 #include "data_parallel.h"
 
+/* The most models a step runs at a time (--replicas). */
+enum { CLI_MAX_REPLICAS = 64 }; /* --replicas says "1 to 64" */
+
 /* The sums since the last validation. */
 typedef struct cli_train_window {
     double loss, loss_weight, correct, predicted, tokens;
@@ -23,7 +26,7 @@ typedef struct cli_train_totals {
     double loop_seconds; /* the loop, validations and checkpoints included */
     double tokens;
     double last_loss; /* NaN when no step was taken */
-    int ranks, accumulate;
+    int ranks, accumulate, replicas;
     double wait_seconds;     /* of the steps, rank 0's waiting for the other ranks */
     double exchange_seconds; /* and in the ranks' exchanges once all are there */
 } cli_train_totals;
@@ -55,6 +58,14 @@ typedef struct cli_train_ops {
     int (*save)(const void *run, const char *out, const attn_adamw *opt);
     /* After the schedule's last step: the final evaluation and report (rank 0). */
     int (*finish)(void *run, const cli_train_totals *totals, const char *out);
+    /* For --replicas (NULL: the kind has none; it must then have no buffers): a
+     * replica of the run for a thread of its own, with the run's data and
+     * options and a model of its own, whose parameters *params hold the run's
+     * values (in the run's memory, or given them before each micro-batch).
+     * NULL after saying why. step may run on the run and its replicas at the
+     * same time. */
+    void *(*replicate)(void *run, attn_params **params);
+    void (*free_replica)(void *replica);
 } cli_train_ops;
 
 /* A run for the loop: a kind's table and state, and what every run has. */
@@ -65,7 +76,8 @@ typedef struct cli_trainer {
     attn_params *buffers; /* saved but not trained (may be NULL) */
     attn_adamw *opt;
     cli_ranks *ranks;       /* the run's processes: rank 0 reports and saves */
-    int accumulate;         /* micro-batches per rank and step */
+    int accumulate;         /* micro-batches per rank, step and replica */
+    int replicas;           /* models running micro-batches at a time (--replicas) */
     bool zero;              /* shard AdamW's moments over the ranks (ZeRO-1) */
     const cli_train_options *train;
     int64_t *step;   /* the run's count of steps done, advanced by the loop */

@@ -171,11 +171,11 @@ static void print_report(const text_run *r, const cli_train_totals *s, const cha
         printf(", \"valid_windows\": %lld, \"ms_per_step\": %.3f, \"steady_ms_per_step\": %.3f, "
                "\"tokens_per_s\": %.1f, "
                "\"train_seconds\": %.3f, \"wall_seconds\": %.3f, \"ranks\": %d, "
-               "\"accumulate\": %d, \"exchange_ms_per_step\": %.3f, \"wait_ms_per_step\": %.3f, "
-               "\"checkpoint\": ",
+               "\"accumulate\": %d, \"replicas\": %d, \"exchange_ms_per_step\": %.3f, "
+               "\"wait_ms_per_step\": %.3f, \"checkpoint\": ",
                (long long)r->valid_windows, ms_per_step, cli_steady_ms_per_step(s), tokens_per_s,
                s->step_seconds,
-               cli_now() - r->wall_start, s->ranks, s->accumulate,
+               cli_now() - r->wall_start, s->ranks, s->accumulate, s->replicas,
                cli_ms_per_step(s, s->exchange_seconds), cli_ms_per_step(s, s->wait_seconds));
         cli_json_string(stdout, out);
         printf("}\n");
@@ -245,6 +245,47 @@ static int text_finish(void *run, const cli_train_totals *totals, const char *ou
     return status;
 }
 
+/* A replica of a run: its text and options, a batch of its own and a model
+ * that reads the run's parameter values and has gradients of its own. */
+typedef struct text_replica {
+    text_run run;
+    cli_gpt_model model;
+} text_replica;
+
+static void text_free_replica(void *replica)
+{
+    text_replica *c = replica;
+    cli_gpt_free(&c->model);
+    free(c->run.b.x);
+    free(c->run.b.y);
+    free(c);
+}
+
+static void *text_replicate(void *run, attn_params **params)
+{
+    const text_run *r = run;
+    text_replica *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        fprintf(stderr, "attn train: out of memory for a replica\n");
+        return NULL;
+    }
+    c->model = *r->model;
+    c->model.model = NULL;
+    c->run = *r;
+    c->run.model = &c->model;
+    const size_t n = (size_t)r->b.B * (size_t)r->b.T;
+    c->run.b.x = malloc(n * sizeof *c->run.b.x);
+    c->run.b.y = malloc(n * sizeof *c->run.b.y);
+    if (c->run.b.x == NULL || c->run.b.y == NULL ||
+        attn_gpt_replicate(&c->model.model, r->model->model) != ATTN_OK) {
+        cli_fail("train: a replica");
+        text_free_replica(c);
+        return NULL;
+    }
+    *params = attn_gpt_params(c->model.model);
+    return c;
+}
+
 /* AdamW decays only the weights and embeddings, as nanoGPT groups them. */
 static const cli_train_ops text_ops = {
     .decay_matrices_only = true,
@@ -253,6 +294,8 @@ static const cli_train_ops text_ops = {
     .print_validation = text_print_validation,
     .save = text_save,
     .finish = text_finish,
+    .replicate = text_replicate,
+    .free_replica = text_free_replica,
 };
 
 static int train(const cli_text_run *o, cli_gpt_model *model, attn_adamw *opt,
@@ -280,6 +323,7 @@ static int train(const cli_text_run *o, cli_gpt_model *model, attn_adamw *opt,
                                .opt = opt,
                                .ranks = o->ranks,
                                .accumulate = o->accumulate,
+                               .replicas = o->replicas,
                                .zero = o->zero,
                                .train = t,
                                .step = &model->step,

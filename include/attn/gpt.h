@@ -96,6 +96,13 @@ ATTN_API attn_status attn_gpt_param_count(const attn_gpt_config *cfg, int64_t *c
 typedef struct attn_gpt attn_gpt;
 
 ATTN_API attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t seed);
+/* A replica of m for data-parallel threads: a model of m's config and precision
+ * that reads m's parameter values (the same memory, not a copy) and has
+ * gradients, activations and buffers of its own. Threads may run forward and
+ * backward passes on m and its replicas at the same time, each into its own
+ * gradients (attn train --replicas sums them); m's values must not change
+ * during those passes, and m must outlive its replicas. */
+ATTN_API attn_status attn_gpt_replicate(attn_gpt **out, const attn_gpt *m);
 ATTN_API void attn_gpt_free(attn_gpt *m);
 ATTN_API const attn_gpt_config *attn_gpt_get_config(const attn_gpt *m);
 ATTN_API attn_params *attn_gpt_params(attn_gpt *m);

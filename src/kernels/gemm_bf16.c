@@ -23,8 +23,11 @@
  * operands' descriptors each call as dnnl_sgemm does (on a small model's
  * products it ran at 1.3 to 1.9 times dnnl_sgemm's rate here).
  *
- * One lock serialises these products (their buffers and the cache): attn calls
- * its GEMMs from one thread at a time, each product using every thread. */
+ * Each thread that calls these products has its own state (gemm_state: the
+ * buffers, the primitives and a stream), so that threads running a model each
+ * (data-parallel replicas) multiply at the same time: oneDNN's primitives, as
+ * Debian builds it, share a scratchpad per thread and must run on the thread
+ * that created them. The engine is shared. */
 #include <stdlib.h>
 #include <string.h>
 #include <threads.h>
@@ -123,13 +126,6 @@ void attn_bf16_round_rows_sum_columns(uint16_t *dst, float *sums, float *block_s
         }
 }
 
-static mtx_t lock;
-static once_flag lock_once = ONCE_FLAG_INIT;
-static void make_lock(void) { (void)mtx_init(&lock, mtx_plain); }
-
-/* The rounded operands, and (portable path) their values widened to float32. */
-static kept_buffer rounded_a, rounded_b, widened_a, widened_b;
-
 /* The operands of an (m, k) x (k, n) product as the caller stores them: A as m
  * rows of k (k rows of m when transposed), B as k rows of n (n rows of k). */
 typedef struct operand_shape {
@@ -139,37 +135,6 @@ typedef struct operand_shape {
 static operand_shape shape_a(bool trans, int m, int k)
 {
     return trans ? (operand_shape){k, m} : (operand_shape){m, k};
-}
-
-/* An operand in bf16: `given` when the caller rounded it, else x (stored as s,
- * row stride ld) rounded into kept; NULL when out of memory. Called with the
- * lock held. */
-static const uint16_t *rounded(const uint16_t *given, kept_buffer *kept, const float *x,
-                               operand_shape s, int ld)
-{
-    if (given) return given;
-    uint16_t *r = attn_kept_buffer_reserve(kept, (size_t)s.rows * s.cols * sizeof *r);
-    if (r) attn_bf16_round_rows(r, x, s.rows, s.cols, ld);
-    return r;
-}
-
-/* The bf16 product through attn_sgemm on the rounded values; false when out of
- * memory for them. Called with the lock held. */
-static bool gemm_rounded_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                               const float *a, const uint16_t *a16, int lda, const float *b,
-                               const uint16_t *b16, int ldb, float beta, float *c, int ldc)
-{
-    const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
-    const size_t na = (size_t)sa.rows * sa.cols, nb = (size_t)sb.rows * sb.cols;
-    a16 = rounded(a16, &rounded_a, a, sa, lda);
-    b16 = rounded(b16, &rounded_b, b, sb, ldb);
-    float *a32 = attn_kept_buffer_reserve(&widened_a, na * sizeof *a32);
-    float *b32 = attn_kept_buffer_reserve(&widened_b, nb * sizeof *b32);
-    if (a16 == NULL || b16 == NULL || a32 == NULL || b32 == NULL) return false;
-    attn_float_from_bf16(a32, a16, na);
-    attn_float_from_bf16(b32, b16, nb);
-    attn_sgemm(trans_a, trans_b, m, n, k, alpha, a32, sa.cols, b32, sb.cols, beta, c, ldc);
-    return true;
 }
 
 #if defined(ATTN_GEMM_DNNL)
@@ -197,12 +162,97 @@ typedef struct matmul_plan {
  * dates run of lstm-luong-general with beam 4 took the same time within noise
  * with the shapes past 192 on primitives taking m at run time instead. */
 enum { MAX_PLANS = 256 };
-static matmul_plan plans[MAX_PLANS];
-static int plan_count;
+
+/* The engine every thread's primitives run on, made once; NULL if oneDNN failed. */
 static dnnl_engine_t engine;
-static dnnl_stream_t stream;
-static bool engine_failed;
-static char implementation[96];
+static once_flag engine_once = ONCE_FLAG_INIT;
+static void make_engine(void)
+{
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
+}
+#endif
+
+/* A calling thread's state: its kept buffers and (oneDNN) its stream and
+ * primitives, made on its first product and freed when the thread ends. */
+typedef struct gemm_state {
+    kept_buffer rounded_a, rounded_b; /* the operands rounded to bf16 */
+    kept_buffer widened_a, widened_b; /* the portable path's, widened back to float32 */
+#if defined(ATTN_GEMM_DNNL)
+    dnnl_stream_t stream; /* NULL if oneDNN failed */
+    int plan_count;
+    matmul_plan plans[MAX_PLANS];
+#endif
+} gemm_state;
+
+static tss_t state_key;
+static once_flag state_once = ONCE_FLAG_INIT;
+static _Thread_local gemm_state *state;
+
+static void state_free(void *data)
+{
+    gemm_state *g = data;
+    free(g->rounded_a.data);
+    free(g->rounded_b.data);
+    free(g->widened_a.data);
+    free(g->widened_b.data);
+#if defined(ATTN_GEMM_DNNL)
+    for (int i = 0; i < g->plan_count; i++) dnnl_primitive_destroy(g->plans[i].primitive);
+    if (g->stream) dnnl_stream_destroy(g->stream);
+#endif
+    free(g);
+}
+
+static void make_state_key(void) { (void)tss_create(&state_key, state_free); }
+
+/* This thread's state, or NULL when out of memory. */
+static gemm_state *this_thread(void)
+{
+    if (state) return state;
+    call_once(&state_once, make_state_key);
+    state = calloc(1, sizeof *state);
+    if (state == NULL) return NULL;
+    (void)tss_set(state_key, state);
+#if defined(ATTN_GEMM_DNNL)
+    call_once(&engine_once, make_engine);
+    if (engine == NULL ||
+        dnnl_stream_create(&state->stream, engine, dnnl_stream_default_flags) != dnnl_success)
+        state->stream = NULL;
+#endif
+    return state;
+}
+
+/* An operand in bf16: `given` when the caller rounded it, else x (stored as s,
+ * row stride ld) rounded into kept; NULL when out of memory. */
+static const uint16_t *rounded(const uint16_t *given, kept_buffer *kept, const float *x,
+                               operand_shape s, int ld)
+{
+    if (given) return given;
+    uint16_t *r = attn_kept_buffer_reserve(kept, (size_t)s.rows * s.cols * sizeof *r);
+    if (r) attn_bf16_round_rows(r, x, s.rows, s.cols, ld);
+    return r;
+}
+
+/* The bf16 product through attn_sgemm on the rounded values; false when out of
+ * memory for them. */
+static bool gemm_rounded_sgemm(gemm_state *g, bool trans_a, bool trans_b, int m, int n, int k,
+                               float alpha, const float *a, const uint16_t *a16, int lda,
+                               const float *b, const uint16_t *b16, int ldb, float beta, float *c,
+                               int ldc)
+{
+    const operand_shape sa = shape_a(trans_a, m, k), sb = shape_a(!trans_b, n, k);
+    const size_t na = (size_t)sa.rows * sa.cols, nb = (size_t)sb.rows * sb.cols;
+    a16 = rounded(a16, &g->rounded_a, a, sa, lda);
+    b16 = rounded(b16, &g->rounded_b, b, sb, ldb);
+    float *a32 = attn_kept_buffer_reserve(&g->widened_a, na * sizeof *a32);
+    float *b32 = attn_kept_buffer_reserve(&g->widened_b, nb * sizeof *b32);
+    if (a16 == NULL || b16 == NULL || a32 == NULL || b32 == NULL) return false;
+    attn_float_from_bf16(a32, a16, na);
+    attn_float_from_bf16(b32, b16, nb);
+    attn_sgemm(trans_a, trans_b, m, n, k, alpha, a32, sa.cols, b32, sb.cols, beta, c, ldc);
+    return true;
+}
+
+#if defined(ATTN_GEMM_DNNL)
 
 static bool same_shape(const matmul_plan *p, const matmul_plan *q)
 {
@@ -252,9 +302,6 @@ static bool plan_create(matmul_plan *p)
     p->reference = ok && (impl == NULL || strncmp(impl, "ref", 3) == 0);
     if (ok && !p->reference) {
         ok = dnnl_primitive_create(&p->primitive, pd) == dnnl_success;
-        if (ok && p->type == dnnl_bf16 && implementation[0] == '\0')
-            snprintf(implementation, sizeof implementation, "oneDNN %d.%d.%d matmul (%s)",
-                     DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, DNNL_VERSION_PATCH, impl);
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (post_ops) dnnl_post_ops_destroy(post_ops);
@@ -262,23 +309,19 @@ static bool plan_create(matmul_plan *p)
     return ok;
 }
 
-/* The cached plan of this shape, or a new one: in the cache while there is room,
- * else in *spare (whose primitive the caller destroys). NULL if oneDNN refused. */
-static matmul_plan *plan_find(const matmul_plan *key, matmul_plan *spare)
+/* g's cached plan of this shape, or a new one: in the cache while there is
+ * room, else in *spare (whose primitive the caller destroys). NULL if oneDNN
+ * refused. */
+static matmul_plan *plan_find(gemm_state *g, const matmul_plan *key, matmul_plan *spare)
 {
-    for (int i = 0; i < plan_count; i++)
-        if (same_shape(&plans[i], key)) return &plans[i];
-    if (engine == NULL && !engine_failed) {
-        engine_failed = dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success ||
-                        dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) !=
-                            dnnl_success;
-    }
-    if (engine_failed) return NULL;
-    matmul_plan *p = plan_count < MAX_PLANS ? &plans[plan_count] : spare;
+    for (int i = 0; i < g->plan_count; i++)
+        if (same_shape(&g->plans[i], key)) return &g->plans[i];
+    if (g->stream == NULL) return NULL;
+    matmul_plan *p = g->plan_count < MAX_PLANS ? &g->plans[g->plan_count] : spare;
     *p = *key;
     p->primitive = NULL;
     if (!plan_create(p)) return NULL;
-    if (p != spare) plan_count++;
+    if (p != spare) g->plan_count++;
     return p;
 }
 
@@ -294,12 +337,12 @@ static bool add_arg(dnnl_exec_arg_t *args, int *count, int which, const dnnl_mem
 
 /* Runs the plan of `key` on a, b (float or bf16 as key->type), bias and residual
  * (as the key asks) into c; false when oneDNN cannot run it (the caller then
- * takes the portable path). Called with the lock held. */
-static bool matmul_run(const matmul_plan *key, const void *a, const void *b, const float *bias,
-                       const float *residual, float *c)
+ * takes the portable path). */
+static bool matmul_run(gemm_state *g, const matmul_plan *key, const void *a, const void *b,
+                       const float *bias, const float *residual, float *c)
 {
     matmul_plan spare;
-    matmul_plan *p = plan_find(key, &spare);
+    matmul_plan *p = plan_find(g, key, &spare);
     if (p == NULL || p->reference) return false;
     dnnl_exec_arg_t args[5];
     int count = 0;
@@ -310,16 +353,15 @@ static bool matmul_run(const matmul_plan *key, const void *a, const void *b, con
               (!p->residual || add_arg(args, &count, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) |
                                                          DNNL_ARG_SRC_1,
                                        &p->c_md, residual));
-    ok = ok && dnnl_primitive_execute(p->primitive, stream, count, args) == dnnl_success &&
-         dnnl_stream_wait(stream) == dnnl_success;
+    ok = ok && dnnl_primitive_execute(p->primitive, g->stream, count, args) == dnnl_success &&
+         dnnl_stream_wait(g->stream) == dnnl_success;
     for (int i = 0; i < count; i++) dnnl_memory_destroy(args[i].memory);
     if (p == &spare) dnnl_primitive_destroy(spare.primitive);
     return ok;
 }
 
-/* The bf16 product on oneDNN's matmul; false when it cannot run it. Called with
- * the lock held. */
-static bool gemm_dnnl(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+/* The bf16 product on oneDNN's matmul; false when it cannot run it. */
+static bool gemm_dnnl(gemm_state *g, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                       const float *a, const uint16_t *a16, int lda, const float *b,
                       const uint16_t *b16, int ldb, float beta, float *c, int ldc)
 {
@@ -327,9 +369,9 @@ static bool gemm_dnnl(bool trans_a, bool trans_b, int m, int n, int k, float alp
     const matmul_plan key = {.type = dnnl_bf16, .trans_a = trans_a, .trans_b = trans_b,
                              .m = m, .n = n, .k = k, .lda = sa.cols, .ldb = sb.cols,
                              .ldc = ldc, .alpha = alpha, .beta = beta};
-    a16 = rounded(a16, &rounded_a, a, sa, lda);
-    b16 = rounded(b16, &rounded_b, b, sb, ldb);
-    return a16 != NULL && b16 != NULL && matmul_run(&key, a16, b16, NULL, NULL, c);
+    a16 = rounded(a16, &g->rounded_a, a, sa, lda);
+    b16 = rounded(b16, &g->rounded_b, b, sb, ldb);
+    return a16 != NULL && b16 != NULL && matmul_run(g, &key, a16, b16, NULL, NULL, c);
 }
 
 /* attn_affine_product on oneDNN's matmul; false when it cannot run it. */
@@ -342,16 +384,14 @@ static bool affine_dnnl(attn_precision precision, float *y, const float *residua
                              .bias = bias != NULL, .residual = residual && residual != y,
                              .m = N, .n = out, .k = in, .lda = in, .ldb = in, .ldc = out,
                              .alpha = 1.0f, .beta = residual == y ? 1.0f : 0.0f};
-    call_once(&lock_once, make_lock);
-    mtx_lock(&lock);
+    gemm_state *g = this_thread();
+    if (g == NULL) return false;
     const void *a = x, *b = w;
     if (bf16) {
-        a = rounded(x16, &rounded_a, x, (operand_shape){N, in}, in);
-        b = rounded(w16, &rounded_b, w, (operand_shape){out, in}, in);
+        a = rounded(x16, &g->rounded_a, x, (operand_shape){N, in}, in);
+        b = rounded(w16, &g->rounded_b, w, (operand_shape){out, in}, in);
     }
-    const bool done = a != NULL && b != NULL && matmul_run(&key, a, b, bias, residual, y);
-    mtx_unlock(&lock);
-    return done;
+    return a != NULL && b != NULL && matmul_run(g, &key, a, b, bias, residual, y);
 }
 #endif
 
@@ -392,16 +432,15 @@ static void gemm_bf16(bool trans_a, bool trans_b, int m, int n, int k, float alp
                       const float *a, const uint16_t *a16, int lda, const float *b,
                       const uint16_t *b16, int ldb, float beta, float *c, int ldc)
 {
-    call_once(&lock_once, make_lock);
-    mtx_lock(&lock);
+    gemm_state *g = this_thread();
     bool done = false;
 #if defined(ATTN_GEMM_DNNL)
-    done = gemm_dnnl(trans_a, trans_b, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c, ldc);
+    done = g && gemm_dnnl(g, trans_a, trans_b, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c,
+                          ldc);
 #endif
-    if (!done)
-        done = gemm_rounded_sgemm(trans_a, trans_b, m, n, k, alpha, a, a16, lda, b, b16, ldb,
+    if (!done && g)
+        done = gemm_rounded_sgemm(g, trans_a, trans_b, m, n, k, alpha, a, a16, lda, b, b16, ldb,
                                   beta, c, ldc);
-    mtx_unlock(&lock);
     /* Out of memory for the rounded copies: the float32 product, the one left
      * (within the bound against the unrounded operands), or where the caller gave
      * an operand only rounded, a loop over its values. */
@@ -450,20 +489,35 @@ void attn_affine_product(attn_precision precision, float *y, const float *residu
                       out);
 }
 
-const char *attn_gemm_bf16_backend(void)
-{
-    const char *name = "bf16-rounded operands through the float32 GEMM";
 #if defined(ATTN_GEMM_DNNL)
-    call_once(&lock_once, make_lock);
-    mtx_lock(&lock);
-    /* Before any product, a small one's primitive (kept) says what oneDNN offers. */
+/* What oneDNN runs the bf16 products with, as a small product's primitive (kept)
+ * says; empty when it offers only its reference loops or failed. */
+static char implementation[96];
+static once_flag implementation_once = ONCE_FLAG_INIT;
+
+static void name_implementation(void)
+{
     const matmul_plan probe = {.type = dnnl_bf16, .m = 64, .n = 64, .k = 64, .lda = 64,
                                .ldb = 64, .ldc = 64, .alpha = 1.0f};
+    gemm_state *g = this_thread();
     matmul_plan spare;
-    const matmul_plan *p = implementation[0] == '\0' ? plan_find(&probe, &spare) : NULL;
+    const matmul_plan *p = g ? plan_find(g, &probe, &spare) : NULL;
+    const_dnnl_primitive_desc_t pd = NULL;
+    const char *impl = NULL;
+    if (p && !p->reference &&
+        dnnl_primitive_get_primitive_desc(p->primitive, &pd) == dnnl_success &&
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success)
+        snprintf(implementation, sizeof implementation, "oneDNN %d.%d.%d matmul (%s)",
+                 DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, DNNL_VERSION_PATCH, impl);
     if (p == &spare) dnnl_primitive_destroy(spare.primitive);
-    if (implementation[0] != '\0') name = implementation; /* set once, then constant */
-    mtx_unlock(&lock);
+}
 #endif
-    return name;
+
+const char *attn_gemm_bf16_backend(void)
+{
+#if defined(ATTN_GEMM_DNNL)
+    call_once(&implementation_once, name_implementation);
+    if (implementation[0] != '\0') return implementation;
+#endif
+    return "bf16-rounded operands through the float32 GEMM";
 }

@@ -19,9 +19,10 @@ typedef struct kept_buffer {
  * memory (b is then empty). The caller serialises the uses of b. */
 void *attn_kept_buffer_reserve(kept_buffer *b, size_t bytes);
 
-/* The attention kernels' scratch for one call: the library's kept buffer when no
- * other call holds it, else a buffer of the call's own (concurrent calls from
- * several threads stay concurrent). data is NULL when out of memory. */
+/* The attention kernels' scratch for one call: the calling thread's kept buffer
+ * (each thread has one, so calls from several threads run concurrently, each
+ * on its own), or a buffer of the call's own when a call of the same thread
+ * holds it. data is NULL when out of memory. */
 typedef struct kernel_scratch {
     float *data;
     bool kept;

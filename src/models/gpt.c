@@ -231,9 +231,23 @@ attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *cfg, uint64_t
     return s;
 }
 
+attn_status attn_gpt_replicate(attn_gpt **out, const attn_gpt *m)
+{
+    attn_status s;
+    if ((s = attn_check_not_null(m, "gpt")) || (s = attn_gpt_allocate(out, &m->cfg))) return s;
+    attn_gpt *replica = *out;
+    free(replica->params.data);
+    replica->params.data = m->params.data;
+    replica->shares_values = true;
+    replica->precision = m->precision;
+    bind_all(replica);
+    return ATTN_OK;
+}
+
 void attn_gpt_free(attn_gpt *m)
 {
     if (m == NULL) return;
+    if (m->shares_values) m->params.data = NULL;
     attn_params_free(&m->params);
     free(m->sinusoids);
     free(m->slopes);

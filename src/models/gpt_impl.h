@@ -45,6 +45,7 @@ struct attn_gpt {
     attn_precision precision;
     int head_dim, qkv_width; /* hd, (H + 2 Hkv) hd */
     attn_params params;
+    bool shares_values; /* params.data is another model's (attn_gpt_replicate) */
     float *wte, *dwte, *wpe, *dwpe; /* wpe: learned positions, else NULL */
     float *head, *dhead;            /* lm_head: wte's when tied */
     gpt_affine ln_f;

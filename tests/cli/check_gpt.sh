@@ -74,6 +74,38 @@ expect 0 "30 steps, [0-9.]+M parameters, float32" -- "$attn" train --resume "$wo
 expect 1 "fp16.safetensors: .*metadata 'train'.*unknown precision 'fp16'; the precisions are float32 and bf16" -- \
   "$attn" train --resume "$work/fp16.safetensors"
 
+# Replicas: --replicas R runs a step's micro-batches R at a time, each on a
+# model of its own on a thread of its own, and must give --accumulate R's
+# checkpoint byte for byte (float32 and bf16, dropout on), also with several
+# waves a step and across a resume; what cannot be split is refused.
+for precision in float32 bf16; do
+  common=("${text[@]}" "${tiny[@]}" --dropout 0.1 --steps 12 --eval-every 6
+    --precision "$precision")
+  expect 0 '"accumulate": 1, "replicas": 2,' -- "$attn" train "${common[@]}" --replicas 2 \
+    --json --out "$work/replicas-$precision.safetensors"
+  expect 0 '"accumulate": 2, "replicas": 1,' -- "$attn" train "${common[@]}" --accumulate 2 \
+    --json --out "$work/accumulate-$precision.safetensors"
+  expect_same_bytes "$work/replicas-$precision.safetensors" \
+    "$work/accumulate-$precision.safetensors" "$precision: --replicas 2 = --accumulate 2"
+done
+common=("${text[@]}" "${tiny[@]}" --dropout 0.1 --steps 12 --eval-every 6)
+expect 0 "saved" -- "$attn" train "${common[@]}" --accumulate 4 --out "$work/acc4.safetensors"
+expect 0 "saved" -- "$attn" train "${common[@]}" --replicas 2 --accumulate 2 \
+  --out "$work/rep2acc2.safetensors"
+expect_same_bytes "$work/acc4.safetensors" "$work/rep2acc2.safetensors" \
+  "--replicas 2 --accumulate 2 (two waves a step) = --accumulate 4"
+expect 0 "stopped after step 5 of 12" -- "$attn" train "${common[@]}" --replicas 2 \
+  --accumulate 2 --stop-at 5 --out "$work/rep-parts.safetensors"
+expect 0 "step +12/12 +loss" -- "$attn" train --resume "$work/rep-parts.safetensors" \
+  --replicas 2 --accumulate 2
+expect_same_bytes "$work/acc4.safetensors" "$work/rep-parts.safetensors" \
+  "a run with replicas, stopped and resumed with them, = --accumulate 4"
+expect 2 "--batch 4 cannot be cut into 6 micro-batches \(1 ranks x --accumulate 2 x --replicas 3\)" -- \
+  "$attn" train "${common[@]}" --replicas 3 --accumulate 2
+expect 2 "--replicas takes 1 to 64, not '0'" -- "$attn" train "${common[@]}" --replicas 0
+expect 2 "--replicas is for a language model: add --task text" -- \
+  "$attn" train --steps 2 --replicas 2
+
 # Generation: greedy is deterministic, and the cache changes nothing while the
 # context fits the block (a 4-token prompt and 12 new tokens in a block of 16).
 model=(--model "$work/whole.safetensors")

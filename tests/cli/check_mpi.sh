@@ -4,7 +4,7 @@
 #   - N ranks give the checkpoint, byte for byte, that one process gives with
 #     --accumulate N, for N = 2 and 3, for the dates models (a GRU, a Transformer
 #     with dropout, hard-reinforce with its baseline buffer) and a language model
-#     with dropout;
+#     with dropout; 2 ranks of 2 replicas each, that of 2 ranks of --accumulate 2;
 #   - against the undivided batch of one process the losses agree to 1e-4
 #     (relative; rounding is all that differs: the sums are made in another order);
 #   - ZeRO-1 (--zero 1) gives the checkpoint of the unsharded run, on 2 and 3 ranks;
@@ -67,6 +67,12 @@ for n in 2 3; do
       "$model: mpirun -np $n = --accumulate $n"
   done
 done
+# Replicas on each rank: 2 ranks of 2 replicas run the micro-batches of 2 ranks
+# of --accumulate 2, and sum them the same way.
+train gpt_dropout-np2-acc2 "${mpi[@]}" -np 2 "$attn" "${gpt_dropout[@]}" --accumulate 2
+train gpt_dropout-np2-replicas2 "${mpi[@]}" -np 2 "$attn" "${gpt_dropout[@]}" --replicas 2
+expect_same_bytes "$work/gpt_dropout-np2-acc2.st" "$work/gpt_dropout-np2-replicas2.st" \
+  "gpt_dropout: mpirun -np 2 --replicas 2 = -np 2 --accumulate 2"
 saved=$(grep -c "^saved " "$work/gpt_dropout-np3.log")
 [ "$saved" -eq 1 ] && echo "ok:   rank 0 alone reports" ||
   { echo "FAIL: $saved ranks reported"; failures=$((failures + 1)); }

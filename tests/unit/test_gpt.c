@@ -332,6 +332,74 @@ static void test_dropout_repeats_per_step(void **state)
     attn_gpt_free(m);
 }
 
+/* A replica reads its model's values and keeps gradients of its own: two
+ * threads, one running the model on one half of a batch and one a replica on
+ * the other, give each half's loss and gradient, bit for bit, that the model
+ * alone gives one after the other, in float32 and bf16, with dropout; a change
+ * of the model's values is the replica's; freeing the replica leaves the model
+ * whole. */
+static void test_replica_runs_beside_its_model(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < TEST_GPT_VARIANTS; variant++)
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            attn_rng rng = test_rng(1100 + 2 * (uint64_t)variant + (uint64_t)bf16);
+            attn_gpt_config cfg = test_gpt_variant(variant);
+            cfg.dropout = 0.2f;
+            attn_gpt *m, *replica;
+            assert_int_equal(attn_gpt_create(&m, &cfg, rng.seed), ATTN_OK);
+            assert_int_equal(attn_gpt_set_precision(m, bf16 ? ATTN_BF16 : ATTN_FLOAT32),
+                             ATTN_OK);
+            randomise(m, &rng);
+            assert_int_equal(attn_gpt_replicate(&replica, m), ATTN_OK);
+            assert_int_equal(attn_gpt_get_precision(replica), attn_gpt_get_precision(m));
+            attn_params *p = attn_gpt_params(m), *q = attn_gpt_params(replica);
+            assert_ptr_equal(p->data, q->data);
+            assert_ptr_not_equal(p->grad, q->grad);
+            const int B = 2, T = 8;
+            const size_t n = (size_t)B * T, total = p->total;
+            int32_t *ids = random_ids(&rng, 2 * n, cfg.vocab_size);
+            float serial[2], together[2];
+            float *grads = malloc(2 * total * sizeof *grads);
+            for (int half = 0; half < 2; half++) { /* the model alone, one after the other */
+                attn_gpt_pass pass = {.training = true, .step = 4, .seed = 7 + (uint64_t)half};
+                attn_params_zero_grad(p);
+                assert_int_equal(attn_gpt_forward(m, &serial[half], ids + half * n,
+                                                  ids + half * n, B, T, &pass), ATTN_OK);
+                assert_int_equal(attn_gpt_backward(m), ATTN_OK);
+                memcpy(grads + half * total, p->grad, total * sizeof *grads);
+            }
+            attn_gpt *models[2] = {m, replica};
+            int status[2];
+#pragma omp parallel for num_threads(2)
+            for (int half = 0; half < 2; half++) {
+                attn_gpt_pass pass = {.training = true, .step = 4, .seed = 7 + (uint64_t)half};
+                attn_params_zero_grad(attn_gpt_params(models[half]));
+                status[half] = attn_gpt_forward(models[half], &together[half], ids + half * n,
+                                                ids + half * n, B, T, &pass);
+                if (status[half] == ATTN_OK) status[half] = attn_gpt_backward(models[half]);
+            }
+            for (int half = 0; half < 2; half++) {
+                assert_int_equal(status[half], ATTN_OK);
+                assert_true(together[half] == serial[half]);
+                const float *g = attn_gpt_params(models[half])->grad;
+                assert_memory_equal(g, grads + half * total, total * sizeof *g);
+            }
+            p->data[0] += 1.0f;
+            assert_true(q->data[0] == p->data[0]);
+            attn_gpt_free(replica);
+            float loss;
+            attn_gpt_pass eval = {.training = false};
+            assert_int_equal(attn_gpt_forward(m, &loss, ids, ids, B, T, &eval), ATTN_OK);
+            assert_true(isfinite(loss));
+            free(grads);
+            free(ids);
+            attn_gpt_free(m);
+        }
+    attn_gpt *replica = NULL;
+    test_expect_invalid(attn_gpt_replicate(&replica, NULL), "gpt");
+}
+
 typedef struct collected {
     int32_t tokens[64];
     int count, stop_after;
@@ -512,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_fused_matches_reference),
         cmocka_unit_test(test_bf16_step_near_float32),
         cmocka_unit_test(test_dropout_repeats_per_step),
+        cmocka_unit_test(test_replica_runs_beside_its_model),
         cmocka_unit_test(test_generation),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_parameter_names),
