@@ -98,7 +98,10 @@ ATTN_API uint32_t attn_rng_below(attn_rng *rng, uint32_t n);
 
 /* ---- threads ------------------------------------------------------------------
  * The count starts from the environment variable ATTN_NUM_THREADS if it is set
- * (a positive integer), else from OpenMP's default. Results do not depend on it. */
+ * (a positive integer), else from OpenMP's default. Results do not depend on it.
+ * attn_get_num_threads is the count the library's calls use: 1 when called
+ * inside a parallel region of the caller's whose nested regions get one thread
+ * (OpenMP's default), as when threads each run a model (attn_gpt_replicate). */
 ATTN_API attn_status attn_set_num_threads(int n);
 ATTN_API int attn_get_num_threads(void);
 /* Whether the library was built with OpenMP (else everything runs on one thread). */

@@ -57,6 +57,12 @@ attn_status attn_set_num_threads(int n)
 int attn_get_num_threads(void)
 {
     if (configured_threads == 0) attn_set_num_threads(default_threads());
+#ifdef _OPENMP
+    /* A region opened here would run on this thread alone: the kernels then
+     * size their scratch for one thread and take their paths without a region,
+     * whose barriers cost a system call each even for a team of one. */
+    if (omp_get_active_level() >= omp_get_max_active_levels()) return 1;
+#endif
     return configured_threads;
 }
 

@@ -494,6 +494,16 @@ static void bf16_forward_task(float *out, float *lse, const bf16_operand *q,
         bf16_forward_block(out, lse, q, k, v, cfg, bh, i0, t);
 }
 
+/* Head bh: its operands laid out, then each of its query blocks. */
+static void bf16_forward_head(float *out, float *lse, const bf16_operand ops[3],
+                              const attn_sdpa_config *cfg, int64_t bh, int64_t query_blocks,
+                              const bf16_forward_tiles *t)
+{
+    for (int o = 0; o < 3; o++) lay_out_operand(&ops[o], bh);
+    for (int64_t block = 0; block < query_blocks; block++)
+        bf16_forward_task(out, lse, &ops[0], &ops[1], &ops[2], cfg, bh, block * QUERY_BLOCK, t);
+}
+
 static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q, const uint16_t *k,
                                      const uint16_t *v, const uint16_t *v_pairs,
                                      const attn_sdpa_config *cfg)
@@ -515,6 +525,16 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
 
     const bool by_head = head_tasks(heads, query_blocks, threads);
 
+    if (threads == 1) { /* no parallel region: see flash_forward */
+        const unsigned mxcsr = subnormals_flush();
+        bf16_forward_tiles tiles;
+        bf16_forward_tiles_at(&tiles, scratch, cfg);
+        for (int64_t bh = 0; bh < heads; bh++)
+            bf16_forward_head(out, lse, ops, cfg, bh, query_blocks, &tiles);
+        subnormals_restore(mxcsr);
+        attn_kernel_scratch_give(held);
+        return ATTN_OK;
+    }
 #pragma omp parallel num_threads(threads)
     {
         /* Subnormals flushed as vdpbf16ps flushes them, in every variant (simd.h). */
@@ -523,12 +543,8 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
         bf16_forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
         if (by_head) {
 #pragma omp for schedule(static)
-            for (int64_t bh = 0; bh < heads; bh++) {
-                for (int o = 0; o < 3; o++) lay_out_operand(&ops[o], bh);
-                for (int64_t block = 0; block < query_blocks; block++)
-                    bf16_forward_task(out, lse, &ops[0], &ops[1], &ops[2], cfg, bh,
-                                      block * QUERY_BLOCK, &tiles);
-            }
+            for (int64_t bh = 0; bh < heads; bh++)
+                bf16_forward_head(out, lse, ops, cfg, bh, query_blocks, &tiles);
         } else {
 #pragma omp for schedule(static)
             for (int64_t bh = 0; bh < heads; bh++)

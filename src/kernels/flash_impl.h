@@ -848,6 +848,16 @@ static void forward_block(float *out, float *lse, const float *q, const float *k
                 t->row_sum);
 }
 
+/* Query block `task` of the forward (task_block's order). */
+static void forward_task(float *out, float *lse, const float *q, const float *k, const float *v,
+                         const attn_sdpa_config *cfg, int64_t task, int64_t query_blocks,
+                         const forward_tiles *t)
+{
+    int64_t bh, block;
+    task_block(task, query_blocks, true, &bh, &block);
+    forward_block(out, lse, q, k, v, cfg, bh, block * QUERY_BLOCK, t);
+}
+
 static attn_status flash_forward(float *out, float *lse, const float *q, const float *k,
                                  const float *v, const attn_sdpa_config *cfg)
 {
@@ -864,18 +874,29 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
     if (scratch == NULL)
         return attn_error(ATTN_ERR_OUT_OF_MEMORY, "no memory for %d threads' attention tiles",
                           threads);
+    const int64_t tasks = heads * query_blocks;
 
+    /* One thread runs the tasks with no parallel region: a region's barriers make
+     * a system call each even in a team of one (libgomp wakes any waiters with
+     * futex), about 1.5 us apiece in this virtual machine, more than a decoding
+     * step's attention of one head computes; its heads run side by side, each
+     * call on a thread of the caller's region. */
+    if (threads == 1) {
+        forward_tiles tiles;
+        forward_tiles_at(&tiles, scratch, cfg);
+        for (int64_t task = 0; task < tasks; task++)
+            forward_task(out, lse, q, k, v, cfg, task, query_blocks, &tiles);
+        attn_kernel_scratch_give(held);
+        return ATTN_OK;
+    }
 #pragma omp parallel num_threads(threads)
     {
         forward_tiles tiles;
         forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
         /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
-        for (int64_t task = 0; task < heads * query_blocks; task++) {
-            int64_t bh, block;
-            task_block(task, query_blocks, true, &bh, &block);
-            forward_block(out, lse, q, k, v, cfg, bh, block * QUERY_BLOCK, &tiles);
-        }
+        for (int64_t task = 0; task < tasks; task++)
+            forward_task(out, lse, q, k, v, cfg, task, query_blocks, &tiles);
     }
     attn_kernel_scratch_give(held);
     return ATTN_OK;
