@@ -128,8 +128,6 @@ cli_micro_batch cli_parallel_micro_batch(const cli_parallel *p, int k, int64_t b
 void cli_parallel_begin(cli_parallel *p, int k, attn_params *model)
 {
     attn_params_zero_grad(model);
-    if (model->data != p->params->data)
-        memcpy(model->data, p->params->data, p->params->total * sizeof *model->data);
     if (k == 0) memset(p->local, 0, shared_values(p) * sizeof *p->local);
     if (p->buffers == NULL || p->micro_batches == 1) return;
     float *value = p->buffers->data;

@@ -81,10 +81,9 @@ cli_micro_batch cli_parallel_micro_batch(const cli_parallel *p, int k, int64_t b
                                          uint64_t seed);
 
 /* Before this rank's k-th micro-batch, run by the model whose parameters are
- * `model` (p->params, or a replica's): its gradients zeroed, a replica's values
- * made those of p->params unless it reads them there, the buffers at the
- * step's value. Replicas call it at the same time for the micro-batches of a
- * wave (each with its own model). */
+ * `model` (p->params, or a replica's, whose values are p->params'): its
+ * gradients zeroed, the buffers at the step's value. Replicas call it at the
+ * same time for the micro-batches of a wave (each with its own model). */
 void cli_parallel_begin(cli_parallel *p, int k, attn_params *model);
 /* After micro-batches k .. k + count - 1 (a wave: micro-batch k + i run by the
  * model of parameters models[i], its stats s[i]): their weighted gradients and

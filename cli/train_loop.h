@@ -60,10 +60,9 @@ typedef struct cli_train_ops {
     int (*finish)(void *run, const cli_train_totals *totals, const char *out);
     /* For --replicas (NULL: the kind has none; it must then have no buffers): a
      * replica of the run for a thread of its own, with the run's data and
-     * options and a model of its own, whose parameters *params hold the run's
-     * values (in the run's memory, or given them before each micro-batch).
-     * NULL after saying why. step may run on the run and its replicas at the
-     * same time. */
+     * options and a model of its own whose parameters *params read the run's
+     * values in place (the same data, their own gradients). NULL after saying
+     * why. step may run on the run and its replicas at the same time. */
     void *(*replicate)(void *run, attn_params **params);
     void (*free_replica)(void *replica);
 } cli_train_ops;
