@@ -878,9 +878,9 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
 
     /* One thread runs the tasks with no parallel region: a region's barriers make
      * a system call each even in a team of one (libgomp wakes any waiters with
-     * futex), about 1.5 us apiece in this virtual machine, more than a decoding
-     * step's attention of one head computes; its heads run side by side, each
-     * call on a thread of the caller's region. */
+     * futex), about 1.5 us apiece in this virtual machine, more than the
+     * attention of one head of a decoding step computes (a step runs its heads
+     * side by side, each call on a thread of the caller's region). */
     if (threads == 1) {
         forward_tiles tiles;
         forward_tiles_at(&tiles, scratch, cfg);
