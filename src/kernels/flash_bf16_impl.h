@@ -532,33 +532,32 @@ static attn_status flash_forward_bf16(float *out, float *lse, const uint16_t *q,
         for (int64_t bh = 0; bh < heads; bh++)
             bf16_forward_head(out, lse, ops, cfg, bh, query_blocks, &tiles);
         subnormals_restore(mxcsr);
-        attn_kernel_scratch_give(held);
-        return ATTN_OK;
-    }
+    } else {
 #pragma omp parallel num_threads(threads)
-    {
-        /* Subnormals flushed as vdpbf16ps flushes them, in every variant (simd.h). */
-        const unsigned mxcsr = subnormals_flush();
-        bf16_forward_tiles tiles;
-        bf16_forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
-        if (by_head) {
+        {
+            /* Subnormals flushed as vdpbf16ps flushes them, in every variant (simd.h). */
+            const unsigned mxcsr = subnormals_flush();
+            bf16_forward_tiles tiles;
+            bf16_forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
+            if (by_head) {
 #pragma omp for schedule(static)
-            for (int64_t bh = 0; bh < heads; bh++)
-                bf16_forward_head(out, lse, ops, cfg, bh, query_blocks, &tiles);
-        } else {
+                for (int64_t bh = 0; bh < heads; bh++)
+                    bf16_forward_head(out, lse, ops, cfg, bh, query_blocks, &tiles);
+            } else {
 #pragma omp for schedule(static)
-            for (int64_t bh = 0; bh < heads; bh++)
-                for (int o = 0; o < 3; o++) lay_out_operand(&ops[o], bh);
-            /* Later query blocks see more keys under a causal mask: hand them out first. */
+                for (int64_t bh = 0; bh < heads; bh++)
+                    for (int o = 0; o < 3; o++) lay_out_operand(&ops[o], bh);
+                /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
-            for (int64_t task = 0; task < heads * query_blocks; task++) {
-                int64_t bh, block;
-                task_block(task, query_blocks, true, &bh, &block);
-                bf16_forward_task(out, lse, &ops[0], &ops[1], &ops[2], cfg, bh,
-                                  block * QUERY_BLOCK, &tiles);
+                for (int64_t task = 0; task < heads * query_blocks; task++) {
+                    int64_t bh, block;
+                    task_block(task, query_blocks, true, &bh, &block);
+                    bf16_forward_task(out, lse, &ops[0], &ops[1], &ops[2], cfg, bh,
+                                      block * QUERY_BLOCK, &tiles);
+                }
             }
+            subnormals_restore(mxcsr);
         }
-        subnormals_restore(mxcsr);
     }
     attn_kernel_scratch_give(held);
     return ATTN_OK;

@@ -886,17 +886,16 @@ static attn_status flash_forward(float *out, float *lse, const float *q, const f
         forward_tiles_at(&tiles, scratch, cfg);
         for (int64_t task = 0; task < tasks; task++)
             forward_task(out, lse, q, k, v, cfg, task, query_blocks, &tiles);
-        attn_kernel_scratch_give(held);
-        return ATTN_OK;
-    }
+    } else {
 #pragma omp parallel num_threads(threads)
-    {
-        forward_tiles tiles;
-        forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
-        /* Later query blocks see more keys under a causal mask: hand them out first. */
+        {
+            forward_tiles tiles;
+            forward_tiles_at(&tiles, scratch + (size_t)attn_thread_index() * per_thread, cfg);
+            /* Later query blocks see more keys under a causal mask: hand them out first. */
 #pragma omp for schedule(dynamic)
-        for (int64_t task = 0; task < tasks; task++)
-            forward_task(out, lse, q, k, v, cfg, task, query_blocks, &tiles);
+            for (int64_t task = 0; task < tasks; task++)
+                forward_task(out, lse, q, k, v, cfg, task, query_blocks, &tiles);
+        }
     }
     attn_kernel_scratch_give(held);
     return ATTN_OK;

@@ -184,9 +184,9 @@ typedef struct gemm_state {
 #endif
 } gemm_state;
 
+/* Each thread's gemm_state is its value of state_key. */
 static tss_t state_key;
 static once_flag state_once = ONCE_FLAG_INIT;
-static _Thread_local gemm_state *state;
 
 static void state_free(void *data)
 {
@@ -207,18 +207,21 @@ static void make_state_key(void) { (void)tss_create(&state_key, state_free); }
 /* This thread's state, or NULL when out of memory. */
 static gemm_state *this_thread(void)
 {
-    if (state) return state;
     call_once(&state_once, make_state_key);
-    state = calloc(1, sizeof *state);
-    if (state == NULL) return NULL;
-    (void)tss_set(state_key, state);
+    gemm_state *g = tss_get(state_key);
+    if (g) return g;
+    if ((g = calloc(1, sizeof *g)) == NULL) return NULL;
+    if (tss_set(state_key, g) != thrd_success) {
+        free(g);
+        return NULL;
+    }
 #if defined(ATTN_GEMM_DNNL)
     call_once(&engine_once, make_engine);
     if (engine == NULL ||
-        dnnl_stream_create(&state->stream, engine, dnnl_stream_default_flags) != dnnl_success)
-        state->stream = NULL;
+        dnnl_stream_create(&g->stream, engine, dnnl_stream_default_flags) != dnnl_success)
+        g->stream = NULL;
 #endif
-    return state;
+    return g;
 }
 
 /* An operand in bf16: `given` when the caller rounded it, else x (stored as s,
